@@ -1,0 +1,57 @@
+"""Durations and points in time as users write them: 30, "90s", "1h30m", "2d", or a datetime.
+
+Pure functions; nothing here reads the clock except `resolve_when`, which is given `now`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(value: float | int | str, *, name: str = "duration") -> float:
+    """Seconds from a number of seconds or a string such as "90s", "1h30m", "2d", "1w"."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be seconds or a string like '1h30m', not a boolean")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{name} must not be negative")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            return float(text)
+        pos, total = 0, 0.0
+        for match in _PART.finditer(text):
+            if match.start() != pos:
+                break
+            total += float(match.group(1)) * _UNITS[match.group(2)]
+            pos = match.end()
+        if text and pos == len(text):
+            return total
+        raise ValueError(f"{name} {value!r} is not a duration; write seconds or e.g. '30s', '5m', '1h30m', '2d'")
+    raise ValueError(f"{name} must be seconds or a string like '1h30m', not {type(value).__name__}")
+
+
+def resolve_when(value: float | int | str | datetime, now: float, *, name: str = "delay") -> float:
+    """An absolute epoch time from a delay (seconds or duration string) or a datetime."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return now + parse_duration(value, name=name)
+        return resolve_when(moment, now, name=name)
+    return now + parse_duration(value, name=name)
+
+
+def iso(ts: float | None) -> str | None:
+    """An epoch time as an ISO 8601 string in UTC, or None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,608 @@
+"""The Engine: environments and keys, task registry, triggering, and the run state machine.
+
+Every public method is one transaction in the store. Run state changes only here:
+
+    trigger ─▶ DELAYED ─(tick)─▶ QUEUED ─(lease)─▶ EXECUTING ─(complete)─▶ COMPLETED
+                  │                 │  ▲                 │               FAILED / TIMED_OUT /
+                  │                 │  └── retry delay ──┘               CRASHED / SYSTEM_FAILURE
+                  └──── cancel ─────┴─▶ CANCELED   QUEUED past ttl ─(tick)─▶ EXPIRED
+
+A run that ends owing a lifecycle hook (on_success, on_failure, on_cancel) keeps it in its `hook`
+column until a worker reports it ran, so a hook fires even when the run ended without a worker
+(expired, canceled while queued, crashed, timed out by a kill).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from conveyor.durations import parse_duration, resolve_when
+from conveyor.engine import policy
+from conveyor.engine.scheduling import Candidate, choose_runs, fetch_size
+from conveyor.engine.views import attempt_view, log_view, run_view
+from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
+from conveyor.ids import new_id
+from conveyor.models import (
+    FAILURE_STATUSES,
+    Attempt,
+    LogLine,
+    QueueInfo,
+    RetryPolicy,
+    Run,
+    RunStatus,
+    TaskDefinition,
+    TriggerOptions,
+)
+from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LeaseReply, LogEntry
+from conveyor.store import Row, Store, Tx
+
+MAX_BATCH = 1000
+DEFAULT_IDEMPOTENCY_TTL = 30 * 86400.0
+HOOK_LEASE_SECONDS = 60.0
+
+# outcome kind -> (status when final, retried?)
+_OUTCOMES: dict[str, tuple[RunStatus, bool]] = {
+    "completed": (RunStatus.COMPLETED, False),
+    "failed": (RunStatus.FAILED, True),
+    "aborted": (RunStatus.FAILED, False),
+    "payload_invalid": (RunStatus.FAILED, False),
+    "timed_out": (RunStatus.TIMED_OUT, False),
+    "crashed": (RunStatus.CRASHED, True),
+    "system_failure": (RunStatus.SYSTEM_FAILURE, False),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    id: str
+    project: str
+    slug: str
+    kind: str
+    concurrency_limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    batch_id: str
+    runs: list[Run]
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Engine:
+    """The run state machine over a store. Thread-safe; each method is one transaction."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, worker_timeout: float = 30.0) -> None:
+        self.store = store
+        self.clock = clock
+        self.worker_timeout = worker_timeout
+        self._listeners: list[Callable[[str, str, str | None], None]] = []
+        self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self._validators_lock = threading.Lock()
+
+    # -- events ---------------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[str, str, str | None], None]) -> None:
+        """Call `listener(event, env_id, run_id)` on "available" (runs may start) and "stop"
+        (a worker must stop a run). In-process wake-ups; remote workers learn the same by polling."""
+        self._listeners.append(listener)
+
+    def _emit(self, event: str, env_id: str, run_id: str | None = None) -> None:
+        for listener in self._listeners:
+            listener(event, env_id, run_id)
+
+    # -- environments and keys ------------------------------------------------------------
+
+    def ensure_environment(self, project: str, slug: str, kind: str, concurrency_limit: int | None = None) -> Environment:
+        now = self.clock()
+        with self.store.transaction() as tx:
+            row = tx.one("find_environment", project=project, slug=slug)
+            if row is None:
+                env_id = new_id("env")
+                tx.run("insert_environment", id=env_id, project=project, slug=slug, kind=kind,
+                       concurrency_limit=concurrency_limit, now=now)
+                row = tx.one("get_environment", id=env_id)
+            elif concurrency_limit is not None and row["concurrency_limit"] != concurrency_limit:
+                tx.run("set_environment_limit", id=row["id"], concurrency_limit=concurrency_limit)
+                row = tx.one("get_environment", id=row["id"])
+        assert row is not None
+        return _env(row)
+
+    def add_api_key(self, env_id: str, secret: str) -> None:
+        with self.store.transaction() as tx:
+            tx.run("insert_api_key", key_hash=hash_key(secret), env_id=env_id, prefix=secret[:12], now=self.clock())
+
+    def authenticate(self, secret: str) -> Environment | None:
+        with self.store.read() as tx:
+            row = tx.one("environment_for_key", key_hash=hash_key(secret))
+        return _env(row) if row else None
+
+    def get_environment(self, env_id: str) -> Environment:
+        with self.store.read() as tx:
+            row = tx.one("get_environment", id=env_id)
+        if row is None:
+            raise NotFound(f"environment {env_id} not found")
+        return _env(row)
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def register_worker(self, env_id: str, worker_id: str, name: str, tasks: list[TaskDefinition] | None = None) -> None:
+        """A worker (re)starts. Runs it held in an earlier life cannot still be running: they
+        fail as crashed and are retried per their policy."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            tx.run("upsert_worker", id=worker_id, env_id=env_id, name=name, now=now)
+            for row in tx.all("runs_of_worker", worker_id=worker_id):
+                self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
+                    "name": "WorkerRestarted", "code": "crashed",
+                    "message": "The worker running this attempt stopped before it finished."}), now)
+            if tasks is not None:
+                self._put_tasks(tx, env_id, tasks, now)
+        self._emit("available", env_id)
+
+    def set_tasks(self, env_id: str, tasks: list[TaskDefinition]) -> None:
+        """Replace the environment's task definitions (a reload or a deploy)."""
+        with self.store.transaction() as tx:
+            self._put_tasks(tx, env_id, tasks, self.clock())
+        self._emit("available", env_id)
+
+    def _put_tasks(self, tx: Tx, env_id: str, tasks: list[TaskDefinition], now: float) -> None:
+        for task in tasks:
+            tx.run("upsert_task", env_id=env_id, task_id=task.id, queue=task.queue.name,
+                   definition=task.model_dump_json(), now=now)
+            if task.queue.concurrency_limit is not None:
+                tx.run("set_queue_limit", env_id=env_id, name=task.queue.name,
+                       concurrency_limit=task.queue.concurrency_limit, now=now)
+            else:
+                tx.run("ensure_queue", env_id=env_id, name=task.queue.name, concurrency_limit=None, now=now)
+        if tasks:
+            tx.run("delete_tasks_except", env_id=env_id, keep=[t.id for t in tasks])
+        else:
+            tx.run("delete_all_tasks", env_id=env_id)
+
+    def list_tasks(self, env_id: str) -> list[TaskDefinition]:
+        with self.store.read() as tx:
+            rows = tx.all("list_tasks", env_id=env_id)
+        return [TaskDefinition.model_validate_json(r["definition"]) for r in rows]
+
+    def get_task(self, env_id: str, task_id: str) -> TaskDefinition:
+        with self.store.read() as tx:
+            row = tx.one("get_task", env_id=env_id, task_id=task_id)
+        if row is None:
+            raise NotFound(f"task {task_id!r} is not defined in this environment; check its id, or that the worker has loaded it")
+        return TaskDefinition.model_validate_json(row["definition"])
+
+    # -- triggering -----------------------------------------------------------------------
+
+    def trigger(self, env_id: str, task_id: str, payload: Any, options: TriggerOptions | None = None,
+                *, parent_id: str | None = None) -> Run:
+        """Create a run (or return the run holding the same idempotency key)."""
+        return self.batch_trigger(env_id, [(task_id, payload, options or TriggerOptions())], parent_id=parent_id,
+                                  record_batch=False).runs[0]
+
+    def batch_trigger(self, env_id: str, items: list[tuple[str, Any, TriggerOptions]], *,
+                      parent_id: str | None = None, record_batch: bool = True,
+                      replayed_from: str | None = None) -> BatchResult:
+        """Create up to 1,000 runs in one transaction: all of them, or none if any is invalid."""
+        if not items:
+            raise InvalidRequest("a batch needs at least one item")
+        if len(items) > MAX_BATCH:
+            raise InvalidRequest(f"a batch holds at most {MAX_BATCH} items, got {len(items)}")
+        now = self.clock()
+        batch_id = new_id("batch") if record_batch else None
+        definitions: dict[str, TaskDefinition] = {}
+        with self.store.transaction() as tx:
+            parent = tx.one("get_run_by_id", id=parent_id) if parent_id else None
+            runs: list[Run] = []
+            rows: list[dict[str, Any]] = []
+            fresh_keys: dict[tuple[str, str], Run] = {}
+            queued_envs = False
+            for index, (task_id, payload, options) in enumerate(items):
+                where = f"items[{index}]: " if record_batch else ""
+                task = definitions.get(task_id)
+                if task is None:
+                    row = tx.one("get_task", env_id=env_id, task_id=task_id)
+                    if row is None:
+                        raise NotFound(f"{where}task {task_id!r} is not defined in this environment; "
+                                       "check its id, or that the worker has loaded it")
+                    task = definitions[task_id] = TaskDefinition.model_validate_json(row["definition"])
+                self._validate_payload(task, payload, where)
+                if options.idempotency_key:
+                    existing = tx.one("find_idempotent_run", env_id=env_id, task_id=task_id, key=options.idempotency_key)
+                    if existing is not None:
+                        expires = existing["idempotency_expires_at"]
+                        if expires is None or expires > now:
+                            run = run_view(existing)
+                            run.is_cached = True
+                            runs.append(run)
+                            continue
+                        tx.run("release_idempotency_key", id=existing["id"])
+                    twin = fresh_keys.get((task_id, options.idempotency_key))
+                    if twin is not None:  # the same key twice in one batch: one run
+                        runs.append(twin)
+                        continue
+                row = self._new_run_row(env_id, task, payload, options, now, parent, batch_id, where)
+                row["replayed_from"] = replayed_from
+                if options.queue is not None:
+                    if options.queue.concurrency_limit is not None:
+                        tx.run("set_queue_limit", env_id=env_id, name=options.queue.name,
+                               concurrency_limit=options.queue.concurrency_limit, now=now)
+                    else:
+                        tx.run("ensure_queue", env_id=env_id, name=options.queue.name, concurrency_limit=None, now=now)
+                queued_envs = queued_envs or row["status"] == RunStatus.QUEUED
+                rows.append(row)
+                runs.append(run_view(row))
+                if options.idempotency_key:
+                    fresh_keys[(task_id, options.idempotency_key)] = runs[-1]
+            tx.run_many("insert_run", rows)
+            if batch_id is not None:
+                tx.run("insert_batch", id=batch_id, env_id=env_id, task_id=items[0][0] if len({i[0] for i in items}) == 1 else None,
+                       run_count=len(items), parent_id=parent_id, now=now)
+        if queued_envs:
+            self._emit("available", env_id)
+        return BatchResult(batch_id or "", runs)
+
+    def _validate_payload(self, task: TaskDefinition, payload: Any, where: str) -> None:
+        if task.payload_schema is None:
+            return
+        key = task.id + "\0" + _dumps(task.payload_schema)
+        with self._validators_lock:
+            validator = self._validators.get(key)
+            if validator is None:
+                cls = jsonschema.validators.validator_for(task.payload_schema)
+                validator = self._validators[key] = cls(task.payload_schema)
+        errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
+        if errors:
+            parts = []
+            for error in errors[:5]:
+                field = ".".join(str(p) for p in error.absolute_path) or "payload"
+                parts.append(f"{field}: {error.message}")
+            raise PayloadError(f"{where}payload does not match the schema of task {task.id!r}: " + "; ".join(parts))
+
+    def _new_run_row(self, env_id: str, task: TaskDefinition, payload: Any, options: TriggerOptions, now: float,
+                     parent: Row | None, batch_id: str | None, where: str) -> dict[str, Any]:
+        try:
+            payload_json = _dumps(payload)
+            metadata_json = _dumps(options.metadata or {})
+        except (TypeError, ValueError) as exc:
+            raise PayloadError(f"{where}payload is not JSON: {exc}") from exc
+        try:
+            available_at = resolve_when(options.delay, now) if options.delay is not None else now
+            ttl = parse_duration(options.ttl, name="ttl") if options.ttl is not None else task.ttl
+            key_ttl = (parse_duration(options.idempotency_key_ttl, name="idempotency_key_ttl")
+                       if options.idempotency_key_ttl is not None else DEFAULT_IDEMPOTENCY_TTL)
+        except ValueError as exc:
+            raise InvalidRequest(f"{where}{exc}") from exc
+        delayed = available_at > now
+        queue = options.queue.name if options.queue else task.queue.name
+        run_id = new_id("run", now)
+        return {
+            "id": run_id, "env_id": env_id, "task_id": task.id,
+            "status": RunStatus.DELAYED if delayed else RunStatus.QUEUED,
+            "payload": payload_json, "queue": queue, "concurrency_key": options.concurrency_key,
+            "priority": options.priority, "score": available_at - options.priority, "available_at": available_at,
+            "ttl": ttl, "expires_at": None if delayed or ttl is None else available_at + ttl,
+            "tags": _dumps(options.tags), "metadata": metadata_json,
+            "idempotency_key": options.idempotency_key,
+            "idempotency_expires_at": now + key_ttl if options.idempotency_key else None,
+            "max_attempts": options.max_attempts or task.retry.max_attempts,
+            "retry": task.retry.model_dump_json(),
+            "max_duration": options.max_duration if options.max_duration is not None else task.max_duration,
+            "machine": options.machine or task.machine, "hooks": ",".join(task.hooks),
+            "parent_id": parent["id"] if parent else None,
+            "root_id": (parent["root_id"] or parent["id"]) if parent else None,
+            "batch_id": batch_id, "replayed_from": None, "now": now,
+            # columns the view reads that the insert leaves to their defaults
+            "created_at": now, "updated_at": now, "attempt_count": 0, "output": None, "error": None,
+            "started_at": None, "completed_at": None,
+        }
+
+    def replay(self, env_id: str, run_id: str, payload: Any = None, *, use_payload: bool = False) -> Run:
+        """A new run of the same task with the same payload (or `payload`) and options."""
+        with self.store.read() as tx:
+            old = tx.one("get_run", env_id=env_id, id=run_id)
+        if old is None:
+            raise NotFound(f"run {run_id} not found")
+        options = TriggerOptions(tags=json.loads(old["tags"]), metadata=json.loads(old["metadata"]),
+                                 queue={"name": old["queue"]}, concurrency_key=old["concurrency_key"],  # type: ignore[arg-type]
+                                 priority=old["priority"], max_attempts=old["max_attempts"],
+                                 max_duration=old["max_duration"], machine=old["machine"])
+        new_payload = payload if use_payload else json.loads(old["payload"])
+        return self.batch_trigger(env_id, [(old["task_id"], new_payload, options)], parent_id=old["parent_id"],
+                                  record_batch=False, replayed_from=run_id).runs[0]
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get_run(self, env_id: str, run_id: str, *, with_attempts: bool = False) -> Run:
+        with self.store.read() as tx:
+            row = tx.one("get_run", env_id=env_id, id=run_id)
+            if row is None:
+                raise NotFound(f"run {run_id} not found")
+            attempts = tx.all("list_attempts", run_id=run_id) if with_attempts else None
+        run = run_view(row)
+        if attempts is not None:
+            run.attempt_list = [attempt_view(a) for a in attempts]
+        return run
+
+    def list_runs(self, env_id: str, *, statuses: Iterable[str] = (), task_id: str | None = None,
+                  tag: str | None = None, created_from: float | None = None, created_to: float | None = None,
+                  limit: int = 50, cursor: str | None = None) -> tuple[list[Run], str | None]:
+        statuses = list(statuses)
+        for status in statuses:
+            if status not in RunStatus.__members__:
+                raise InvalidRequest(f"unknown status {status!r}; one of {', '.join(RunStatus)}")
+        if not 1 <= limit <= 1000:
+            raise InvalidRequest("limit must be between 1 and 1000")
+        tag_pattern = None
+        if tag is not None:
+            escaped = _dumps(tag)
+            tag_pattern = "%" + escaped + "%"
+        with self.store.read() as tx:
+            rows = tx.all("list_runs", env_id=env_id, any_status=1 if statuses else 0, statuses=statuses or [""],
+                          task_id=task_id, tag=tag_pattern, cursor=cursor, created_from=created_from,
+                          created_to=created_to, limit=limit + 1)
+        runs = [run_view(r) for r in rows[:limit]]
+        if tag is not None:  # LIKE over the JSON text can over-match (a tag containing the tag); be exact
+            runs = [r for r in runs if tag in r.tags]
+        next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
+        return runs, next_cursor
+
+    def list_attempts(self, env_id: str, run_id: str) -> list[Attempt]:
+        self.get_run(env_id, run_id)
+        with self.store.read() as tx:
+            return [attempt_view(a) for a in tx.all("list_attempts", run_id=run_id)]
+
+    def list_logs(self, env_id: str, run_id: str, limit: int = 5000) -> list[LogLine]:
+        self.get_run(env_id, run_id)
+        with self.store.read() as tx:
+            return [log_view(r) for r in tx.all("list_logs", run_id=run_id, limit=limit)]
+
+    # -- cancel ---------------------------------------------------------------------------
+
+    def cancel(self, env_id: str, run_id: str) -> Run:
+        """Cancel a run that has not ended. An executing attempt is stopped by its worker."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            row = tx.one("get_run", env_id=env_id, id=run_id)
+            if row is None:
+                raise NotFound(f"run {run_id} not found")
+            status = RunStatus(row["status"])
+            if status.is_final:
+                raise Conflict(f"run {run_id} already ended {status.value}; only unfinished runs can be canceled")
+            error = {"name": "Canceled", "code": "canceled", "message": "The run was canceled."}
+            if status == RunStatus.EXECUTING:
+                tx.run("insert_attempt", run_id=run_id, number=row["attempt_count"], status="CANCELED",
+                       worker_id=row["worker_id"], started_at=row["attempt_started_at"] or now, now=now,
+                       error=_dumps(error))
+            self._finish(tx, row, RunStatus.CANCELED, None, error, now)
+            row = tx.one("get_run", env_id=env_id, id=run_id)
+        assert row is not None
+        if status == RunStatus.EXECUTING:
+            self._emit("stop", env_id, run_id)
+        if "on_cancel" in row["hooks"]:
+            self._emit("available", env_id)
+        return run_view(row)
+
+    # -- queues ---------------------------------------------------------------------------
+
+    def list_queues(self, env_id: str) -> list[QueueInfo]:
+        with self.store.read() as tx:
+            rows = tx.all("list_queues", env_id=env_id)
+        return [QueueInfo(name=r["name"], concurrency_limit=r["concurrency_limit"], paused=bool(r["paused"]),
+                          running=r["running"], queued=r["queued"]) for r in rows]
+
+    def get_queue(self, env_id: str, name: str) -> QueueInfo:
+        for queue in self.list_queues(env_id):
+            if queue.name == name:
+                return queue
+        raise NotFound(f"queue {name!r} not found")
+
+    def set_queue_paused(self, env_id: str, name: str, paused: bool) -> QueueInfo:
+        with self.store.transaction() as tx:
+            if not tx.run("set_queue_paused", env_id=env_id, name=name, paused=1 if paused else 0):
+                raise NotFound(f"queue {name!r} not found")
+        if not paused:
+            self._emit("available", env_id)
+        return self.get_queue(env_id, name)
+
+    def set_queue_limit(self, env_id: str, name: str, limit: int | None) -> QueueInfo:
+        with self.store.transaction() as tx:
+            if tx.one("get_queue", env_id=env_id, name=name) is None:
+                raise NotFound(f"queue {name!r} not found")
+            tx.run("set_queue_limit", env_id=env_id, name=name, concurrency_limit=limit, now=self.clock())
+        self._emit("available", env_id)
+        return self.get_queue(env_id, name)
+
+    # -- the worker protocol --------------------------------------------------------------
+
+    def lease(self, env_id: str, worker_id: str, capacity: int, hook_capacity: int = 50) -> LeaseReply:
+        """Start up to `capacity` queued runs on a worker, within every concurrency limit, and
+        hand it lifecycle hooks still owed. One transaction: limits cannot be overshot."""
+        now = self.clock()
+        reply = LeaseReply()
+        with self.store.transaction() as tx:
+            env = tx.one("get_environment", id=env_id)
+            if env is None:
+                raise NotFound(f"environment {env_id} not found")
+            if capacity > 0:
+                queue_limits = {q["name"]: q["concurrency_limit"] for q in tx.all("active_queues", env_id=env_id)}
+                executing: dict[tuple[str, str | None], int] = {}
+                per_queue: dict[str, int] = {}
+                total = 0
+                for row in tx.all("executing_counts", env_id=env_id):
+                    executing[(row["queue"], row["concurrency_key"])] = row["n"]
+                    per_queue[row["queue"]] = per_queue.get(row["queue"], 0) + row["n"]
+                    total += row["n"]
+                env_limit = env["concurrency_limit"]
+                env_free = None if env_limit is None else env_limit - total
+                candidates = []
+                for name, limit in queue_limits.items():
+                    size = fetch_size(capacity, limit)
+                    if size <= 0:
+                        continue
+                    rows = tx.all("queued_candidates", env_id=env_id, queue=name, now=now, limit=size)
+                    if rows:
+                        candidates.append([Candidate(r["id"], name, r["concurrency_key"], r["score"]) for r in rows])
+                chosen = choose_runs(capacity=capacity, env_free=env_free, queue_limits=queue_limits,
+                                     executing=executing, candidates=candidates)
+                if chosen:
+                    order = {c.id: i for i, c in enumerate(chosen)}
+                    leased = tx.all("lease_runs", ids=[c.id for c in chosen], worker_id=worker_id, now=now)
+                    leased.sort(key=lambda r: order[r["id"]])
+                    reply.attempts = [self._attempt_spec(r, env["kind"]) for r in leased]
+                due = tx.one("next_available_at", env_id=env_id, now=now)
+                reply.next_due = due["at"] if due else None
+            if hook_capacity > 0:
+                rows = tx.all("lease_hooks", env_id=env_id, now=now, until=now + HOOK_LEASE_SECONDS, limit=hook_capacity)
+                reply.hooks = [self._hook_job(r, env["kind"]) for r in rows]
+        return reply
+
+    @staticmethod
+    def _attempt_spec(row: Row, environment: str) -> AttemptSpec:
+        return AttemptSpec(
+            run_id=row["id"], task_id=row["task_id"], attempt=row["attempt_count"], payload_json=row["payload"],
+            max_attempts=row["max_attempts"], max_duration=row["max_duration"], machine=row["machine"],
+            tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]), queue=row["queue"],
+            concurrency_key=row["concurrency_key"], environment=environment,
+            run_on_start=row["attempt_count"] == 1 and "on_start" in row["hooks"],
+            parent_id=row["parent_id"], root_id=row["root_id"], batch_id=row["batch_id"],
+            created_at=row["created_at"], started_at=row["started_at"],
+        )
+
+    @staticmethod
+    def _hook_job(row: Row, environment: str) -> HookJob:
+        return HookJob(
+            run_id=row["id"], task_id=row["task_id"], hook=row["hook"], status=row["status"],
+            payload_json=row["payload"], output_json=row["output"],
+            error=json.loads(row["error"]) if row["error"] else None, attempt=row["attempt_count"],
+            tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]), machine=row["machine"],
+            environment=environment,
+        )
+
+    def heartbeat(self, worker_id: str, running: list[str]) -> list[str]:
+        """A worker is alive. Returns the ids among `running` it must stop (canceled or taken back)."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            tx.run("touch_worker", id=worker_id, now=now)
+            if not running:
+                return []
+            return [r["id"] for r in tx.all("runs_taken_from", ids=running, worker_id=worker_id)]
+
+    def complete(self, worker_id: str, outcomes: list[AttemptOutcome]) -> None:
+        """Record how attempts ended. An outcome for an attempt the worker no longer holds
+        (canceled, or taken back after a lost heartbeat) is ignored."""
+        if not outcomes:
+            return
+        now = self.clock()
+        envs: set[str] = set()
+        with self.store.transaction() as tx:
+            rows = {r["id"]: r for r in tx.all("get_runs_by_id", ids=[o.run_id for o in outcomes])}
+            for outcome in outcomes:
+                row = rows.get(outcome.run_id)
+                if (row is None or row["status"] != RunStatus.EXECUTING or row["worker_id"] != worker_id
+                        or row["attempt_count"] != outcome.attempt):
+                    continue
+                if self._settle(tx, row, outcome, now):
+                    envs.add(row["env_id"])
+        for env_id in envs:
+            self._emit("available", env_id)
+
+    def _settle(self, tx: Tx, row: Row, outcome: AttemptOutcome, now: float) -> bool:
+        """Apply one attempt's outcome to its run. True when the run went back to its queue or
+        now owes a hook (so workers should look again)."""
+        final_status, retriable = _OUTCOMES[outcome.kind]
+        attempt = row["attempt_count"]
+        attempt_status = "COMPLETED" if outcome.kind == "completed" else final_status.value
+        error_json = _dumps(outcome.error) if outcome.error is not None else None
+        tx.run("insert_attempt", run_id=row["id"], number=attempt, status=attempt_status, worker_id=row["worker_id"],
+               started_at=row["attempt_started_at"] or now, now=now, error=error_json)
+        if retriable and attempt < row["max_attempts"]:
+            retry = RetryPolicy.model_validate_json(row["retry"])
+            delay = policy.retry_delay_ms(retry, attempt) / 1000.0
+            tx.run("requeue_run", id=row["id"], error=error_json, available_at=now + delay, now=now)
+            return True
+        output = outcome.output_json if outcome.kind == "completed" else None
+        return self._finish(tx, row, final_status, output, outcome.error, now)
+
+    def _finish(self, tx: Tx, row: Row, status: RunStatus, output_json: str | None,
+                error: dict[str, Any] | None, now: float) -> bool:
+        hooks = row["hooks"]
+        hook = None
+        if status == RunStatus.COMPLETED and "on_success" in hooks:
+            hook = "on_success"
+        elif status in FAILURE_STATUSES and "on_failure" in hooks:
+            hook = "on_failure"
+        elif status == RunStatus.CANCELED and "on_cancel" in hooks:
+            hook = "on_cancel"
+        tx.run("finish_run", id=row["id"], status=status.value, output=output_json,
+               error=_dumps(error) if error is not None else None, hook=hook, now=now)
+        return hook is not None
+
+    def hook_done(self, run_id: str, hook: str) -> None:
+        with self.store.transaction() as tx:
+            tx.run("finish_hook", id=run_id, hook=hook)
+
+    def append_logs(self, entries: list[LogEntry]) -> None:
+        if not entries:
+            return
+        rows = [{"run_id": e.run_id, "attempt": e.attempt, "seq": e.seq, "ts": e.ts, "level": e.level,
+                 "message": e.message, "attributes": _dumps(e.attributes) if e.attributes else None} for e in entries]
+        with self.store.transaction() as tx:
+            tx.run_many("insert_log", rows)
+
+    def worker_stopped(self, worker_id: str) -> None:
+        """A worker shut down cleanly; runs it still held are retried elsewhere."""
+        self._reclaim(worker_id, "The worker running this attempt shut down before it finished.")
+
+    def _reclaim(self, worker_id: str, message: str) -> None:
+        now = self.clock()
+        envs = set()
+        with self.store.transaction() as tx:
+            tx.run("stop_worker", id=worker_id, now=now)
+            for row in tx.all("runs_of_worker", worker_id=worker_id):
+                self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
+                    "name": "WorkerLost", "code": "crashed", "message": message}), now)
+                envs.add(row["env_id"])
+        for env_id in envs:
+            self._emit("available", env_id)
+
+    # -- time-driven changes --------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Advance time: queue delayed runs that are due, expire runs past their ttl, and take
+        back runs of workers that stopped heartbeating. Safe to call from several servers."""
+        now = self.clock()
+        envs: set[str] = set()
+        with self.store.transaction() as tx:
+            for row in tx.all("promote_delayed", now=now):
+                envs.add(row["env_id"])
+            expired = tx.all("expired_runs", now=now)
+            if expired:
+                for row in tx.all("get_runs_by_id", ids=[r["id"] for r in expired]):
+                    if self._finish(tx, row, RunStatus.EXPIRED, None, {
+                            "name": "Expired", "code": "expired",
+                            "message": f"The run was not started within its ttl of {row['ttl']:g}s."}, now):
+                        envs.add(row["env_id"])
+            lost = [r["id"] for r in tx.all("lost_workers", before=now - self.worker_timeout)]
+        for worker_id in lost:
+            self._reclaim(worker_id, f"The worker running this attempt stopped heartbeating for {self.worker_timeout:g}s.")
+        for env_id in envs:
+            self._emit("available", env_id)
+
+
+def _env(row: Row) -> Environment:
+    return Environment(row["id"], row["project"], row["slug"], row["kind"], row["concurrency_limit"])

@@ -1,0 +1,116 @@
+"""Every error Conveyor raises, in one tree.
+
+    ConveyorError                     root: catch this to catch anything of ours
+    ├── ConfigError                   the project's config is missing or wrong
+    ├── TaskDefinitionError           a task is defined wrongly (duplicate id, bad option)
+    ├── PayloadError                  a payload or output is not JSON, or fails its schema
+    ├── NotFound                      a run, task or queue does not exist (in this environment)
+    ├── Conflict                      the request contradicts the current state (cancel a finished run)
+    ├── InvalidRequest                a request is malformed or an option is out of range
+    ├── AuthenticationError           the API key is missing, unknown or revoked
+    ├── ApiError                      the server answered with an error the client cannot map
+    └── TaskRunError                  raised inside task code to steer the run
+        ├── AbortTaskRunError         fail the run now, without retrying
+        └── TaskRunFailed             `Result.unwrap()` on a run that did not complete
+
+Each class's docstring is its default message, so the text a user reads is the
+documentation. Every error carries a short machine `code` used by the HTTP API
+(`{"error": {"code": ..., "message": ...}}`) and an HTTP `status`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ConveyorError(Exception):
+    """Something went wrong in Conveyor."""
+
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (self.__doc__ or self.__class__.__name__).strip()
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+class ConfigError(ConveyorError):
+    """The Conveyor config is invalid. Check [tool.conveyor] in pyproject.toml or conveyor.toml."""
+
+    code = "config_invalid"
+
+
+class TaskDefinitionError(ConveyorError):
+    """A task is defined wrongly."""
+
+    code = "task_definition_invalid"
+
+
+class PayloadError(ConveyorError):
+    """The payload is not valid for this task."""
+
+    code = "payload_invalid"
+    status = 422
+
+
+class InvalidRequest(ConveyorError):
+    """The request is malformed."""
+
+    code = "invalid_request"
+
+
+class NotFound(ConveyorError):
+    """Nothing by that id exists in this environment."""
+
+    code = "not_found"
+    status = 404
+
+
+class Conflict(ConveyorError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    status = 409
+
+
+class AuthenticationError(ConveyorError):
+    """The API key is missing, unknown or revoked. Pass it as `Authorization: Bearer <key>`."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class ApiError(ConveyorError):
+    """The Conveyor server answered with an error."""
+
+    code = "api_error"
+
+    def __init__(self, message: str | None = None, *, status: int = 500, code: str = "api_error") -> None:
+        super().__init__(message)
+        self.http_status = status
+        self.api_code = code
+
+
+class TaskRunError(ConveyorError):
+    """Raised inside task code to steer the run."""
+
+
+class AbortTaskRunError(TaskRunError):
+    """The run was aborted by its task. It is not retried."""
+
+    code = "aborted"
+
+
+class TaskRunFailed(TaskRunError):
+    """A child run did not complete; `error` holds what it failed with."""
+
+    code = "task_run_failed"
+
+    def __init__(self, message: str | None = None, *, run_id: str = "", task_id: str = "", error: Any = None) -> None:
+        super().__init__(message or f"run {run_id} of task {task_id!r} did not complete")
+        self.run_id = run_id
+        self.task_id = task_id
+        self.error = error

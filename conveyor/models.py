@@ -1,0 +1,248 @@
+"""The domain's vocabulary: run statuses, retry policies, trigger options, task definitions.
+
+Plain value objects shared by every layer (sdk, engine, server, client). They validate
+themselves and do no I/O. The engine decides what they mean; this module only says what
+they are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from conveyor.durations import parse_duration
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life. See docs/reference/statuses.md."""
+
+    PENDING_VERSION = "PENDING_VERSION"  # no deployed version defines its task yet
+    DELAYED = "DELAYED"  # triggered with a delay that has not passed
+    QUEUED = "QUEUED"  # waiting for a slot (or for its next attempt time after a failure)
+    DEQUEUED = "DEQUEUED"  # claimed by a worker that has not started it yet
+    EXECUTING = "EXECUTING"  # an attempt is running and holds a concurrency slot
+    WAITING = "WAITING"  # suspended on a durable wait; holds no slot and no process
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    CRASHED = "CRASHED"  # its process died (kill -9, segfault, out of memory) on the last attempt
+    SYSTEM_FAILURE = "SYSTEM_FAILURE"  # Conveyor could not run it (task missing from the code, ...)
+    TIMED_OUT = "TIMED_OUT"  # exceeded max_duration
+    EXPIRED = "EXPIRED"  # its ttl passed before it started
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {
+        RunStatus.COMPLETED,
+        RunStatus.FAILED,
+        RunStatus.CANCELED,
+        RunStatus.CRASHED,
+        RunStatus.SYSTEM_FAILURE,
+        RunStatus.TIMED_OUT,
+        RunStatus.EXPIRED,
+    }
+)
+FAILURE_STATUSES = frozenset(
+    {RunStatus.FAILED, RunStatus.CRASHED, RunStatus.SYSTEM_FAILURE, RunStatus.TIMED_OUT, RunStatus.EXPIRED}
+)
+
+MACHINES: dict[str, tuple[float, float]] = {
+    # preset: (vCPU, memory in GB)
+    "micro": (0.25, 0.25),
+    "small-1x": (0.5, 0.5),
+    "small-2x": (1, 1),
+    "medium-1x": (1, 2),
+    "medium-2x": (2, 4),
+    "large-1x": (4, 8),
+    "large-2x": (8, 16),
+}
+MachineName = Literal["micro", "small-1x", "small-2x", "medium-1x", "medium-2x", "large-1x", "large-2x"]
+
+
+class RetryPolicy(BaseModel):
+    """How a failed attempt is retried; the delay formula lives in `conveyor.engine.policy`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(3, ge=1, le=250)
+    factor: float = Field(2.0, gt=0)
+    min_timeout_ms: int = Field(1000, ge=0)
+    max_timeout_ms: int = Field(60_000, ge=0)
+    randomize: bool = True
+
+
+class QueueSpec(BaseModel):
+    """A queue named by a trigger option or a task: its name and, optionally, its limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=128)
+    concurrency_limit: int | None = Field(None, ge=0, le=100_000)
+
+
+class TriggerOptions(BaseModel):
+    """Options of one trigger. The same names in Python (`task.trigger(p, **options)`) and HTTP."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idempotency_key: str | None = Field(None, min_length=1, max_length=2048)
+    idempotency_key_ttl: float | str | None = None
+    delay: float | str | datetime | None = None
+    ttl: float | str | None = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    queue: QueueSpec | None = None
+    concurrency_key: str | None = Field(None, min_length=1, max_length=256)
+    priority: float = Field(0, ge=0, le=86400 * 365)
+    max_attempts: int | None = Field(None, ge=1, le=250)
+    max_duration: float | None = Field(None, gt=0)
+    machine: MachineName | None = None
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            if len(value) > 10:
+                raise ValueError("at most 10 tags per run")
+            for tag in value:
+                if not isinstance(tag, str) or not 1 <= len(tag) <= 128:
+                    raise ValueError("each tag must be a string of 1 to 128 characters")
+        return value
+
+    @field_validator("queue", mode="before")
+    @classmethod
+    def _queue(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        if hasattr(value, "name") and hasattr(value, "concurrency_limit") and not isinstance(value, dict):
+            return {"name": value.name, "concurrency_limit": value.concurrency_limit}
+        return value
+
+    @field_validator("ttl", "idempotency_key_ttl")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is not None:
+            parse_duration(value, name="ttl")
+        return value
+
+    @field_validator("delay")
+    @classmethod
+    def _delay(cls, value: Any) -> Any:
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            if isinstance(value, str):
+                try:
+                    datetime.fromisoformat(value)
+                    return value
+                except ValueError:
+                    pass
+            parse_duration(value, name="delay")
+        return value
+
+
+class TaskDefinition(BaseModel):
+    """What a worker tells the platform about one task it can run (its effective settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    queue: QueueSpec
+    retry: RetryPolicy
+    max_duration: float | None = None
+    machine: MachineName = "small-1x"
+    ttl: float | None = None
+    hooks: list[Literal["on_start", "on_success", "on_failure", "on_cancel"]] = Field(default_factory=list)
+    payload_schema: dict[str, Any] | None = None
+    description: str | None = None
+    file: str | None = None
+    is_async: bool = True
+
+
+class RunError(BaseModel):
+    """Why an attempt or a run failed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = "Error"
+    message: str = ""
+    stack: str | None = None
+    code: str | None = None  # aborted, timed_out, crashed, payload_invalid, expired, canceled, ...
+
+
+class Attempt(BaseModel):
+    """One finished attempt of a run."""
+
+    number: int
+    status: str
+    worker_id: str | None = None
+    started_at: datetime
+    completed_at: datetime
+    error: RunError | None = None
+
+
+class Run(BaseModel):
+    """A run as the API shows it."""
+
+    id: str
+    task_id: str
+    status: RunStatus
+    payload: Any = None
+    output: Any = None
+    error: RunError | None = None
+    attempts: int = 0
+    max_attempts: int = 1
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    queue: str = ""
+    concurrency_key: str | None = None
+    priority: float = 0
+    idempotency_key: str | None = None
+    machine: str | None = None
+    max_duration: float | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    batch_id: str | None = None
+    replayed_from: str | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    delayed_until: datetime | None = None
+    next_attempt_at: datetime | None = None
+    expires_at: datetime | None = None
+    is_cached: bool = False  # this trigger returned an existing run for its idempotency key
+    attempt_list: list[Attempt] | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+
+class LogLine(BaseModel):
+    """One log line of an attempt (`logger`, `print`, or standard `logging`)."""
+
+    run_id: str
+    attempt: int
+    seq: int
+    ts: datetime
+    level: str
+    message: str
+    attributes: dict[str, Any] | None = None
+
+
+class QueueInfo(BaseModel):
+    """A queue with its limit, its state and what is in it now."""
+
+    name: str
+    concurrency_limit: int | None = None
+    paused: bool = False
+    running: int = 0
+    queued: int = 0

@@ -1,0 +1,97 @@
+"""The worker protocol: what a worker's supervisor and the engine say to each other.
+
+    lease(capacity)           -> LeaseReply(attempts to start, hooks to run, when to ask again)
+    heartbeat(running ids)    -> ids the worker must stop (canceled, or taken back)
+    complete([AttemptOutcome])
+    hook_done(run_id, hook)
+    append_logs([LogEntry])
+
+In `conveyor dev` the supervisor calls the engine in-process; a remote worker sends the same
+messages over HTTP. Payloads and outputs travel as JSON text, parsed only where they are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+OutcomeKind = Literal[
+    "completed",  # returned normally
+    "failed",  # raised; retried per policy
+    "aborted",  # raised AbortTaskRunError; not retried
+    "payload_invalid",  # failed its schema before the attempt; not retried
+    "timed_out",  # exceeded max_duration; not retried
+    "crashed",  # its process died or its worker was lost; retried per policy
+    "system_failure",  # Conveyor could not run it; not retried
+]
+
+
+@dataclass(slots=True)
+class AttemptSpec:
+    """An attempt the engine hands to a worker."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+    payload_json: str
+    max_attempts: int
+    max_duration: float | None
+    machine: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    queue: str
+    concurrency_key: str | None
+    environment: str
+    run_on_start: bool
+    parent_id: str | None = None
+    root_id: str | None = None
+    batch_id: str | None = None
+    created_at: float = 0.0
+    started_at: float = 0.0
+
+
+@dataclass(slots=True)
+class HookJob:
+    """A lifecycle hook the engine asks a worker to run for a run that has ended."""
+
+    run_id: str
+    task_id: str
+    hook: Literal["on_success", "on_failure", "on_cancel"]
+    status: str
+    payload_json: str
+    output_json: str | None
+    error: dict[str, Any] | None
+    attempt: int
+    tags: list[str]
+    metadata: dict[str, Any]
+    machine: str
+    environment: str
+
+
+@dataclass(slots=True)
+class LeaseReply:
+    attempts: list[AttemptSpec] = field(default_factory=list)
+    hooks: list[HookJob] = field(default_factory=list)
+    next_due: float | None = None  # the earliest time a queued run becomes startable
+
+
+@dataclass(slots=True)
+class AttemptOutcome:
+    """How an attempt ended, as the worker saw it."""
+
+    run_id: str
+    attempt: int
+    kind: OutcomeKind
+    output_json: str | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class LogEntry:
+    run_id: str
+    attempt: int
+    seq: int
+    ts: float
+    level: str
+    message: str
+    attributes: dict[str, Any] | None = None

@@ -1,0 +1,91 @@
+"""The store's interface: transactions that run named queries, and versioned migrations."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterator
+from importlib.resources import files
+from typing import Any
+
+Row = dict[str, Any]
+
+
+class Tx(abc.ABC):
+    """One transaction. Runs named queries from queries.sql; nothing else."""
+
+    @abc.abstractmethod
+    def all(self, query: str, /, **params: Any) -> list[Row]:
+        """Every row the query returns."""
+
+    def one(self, query: str, /, **params: Any) -> Row | None:
+        """The first row the query returns, or None."""
+        rows = self.all(query, **params)
+        return rows[0] if rows else None
+
+    @abc.abstractmethod
+    def run(self, query: str, /, **params: Any) -> int:
+        """Run a statement; the number of rows it changed."""
+
+    @abc.abstractmethod
+    def run_many(self, query: str, rows: list[dict[str, Any]]) -> None:
+        """Run a statement once per parameter set."""
+
+
+class Store(abc.ABC):
+    """A database holding Conveyor's state."""
+
+    dialect: str
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[Tx]:
+        """A write transaction: everything in it commits together or not at all."""
+
+    @abc.abstractmethod
+    def read(self) -> contextlib.AbstractContextManager[Tx]:
+        """A read-only snapshot."""
+
+    @abc.abstractmethod
+    def _apply_migration(self, version: int, sql: str) -> None: ...
+
+    @abc.abstractmethod
+    def _applied_versions(self) -> set[int]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional for backends
+        """Release connections."""
+
+    def migrate(self) -> list[int]:
+        """Apply every migration not applied yet, in order; the versions applied now."""
+        applied = self._applied_versions()
+        done = []
+        for version, sql in migrations():
+            if version not in applied:
+                self._apply_migration(version, sql)
+                done.append(version)
+        return done
+
+
+def migrations() -> Iterator[tuple[int, str]]:
+    """(version, sql) of every migration file, in order. Files are named NNNN_what.sql."""
+    folder = files("conveyor.store").joinpath("migrations")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql"):
+            yield int(entry.name.split("_", 1)[0]), entry.read_text()
+
+
+def open_store(url: str) -> Store:
+    """A store for `postgresql://...`, `sqlite:///path`, or a plain file path (SQLite)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from conveyor.store.postgres import PostgresStore
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            from conveyor.errors import ConfigError
+
+            raise ConfigError(
+                "PostgreSQL support needs the postgres extra: pip install 'conveyor[postgres]'"
+            ) from exc
+        return PostgresStore(url)
+    from conveyor.store.sqlite import SqliteStore
+
+    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    return SqliteStore(path)

@@ -1,0 +1,71 @@
+"""Loads the named queries of queries.sql and turns them into each database's parameter style."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+_HEADER = re.compile(r"^-- name: (\w+)(?: \[(\w+)\])?\s*$", re.MULTILINE)
+_PARAM = re.compile(r"(?<![:\w]):([a-zA-Z_]\w*)")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    name: str
+    description: str
+    sql: str
+    params: tuple[str, ...]
+
+
+def _parse(text: str) -> dict[tuple[str, str], Query]:
+    found: dict[tuple[str, str], Query] = {}
+    headers = list(_HEADER.finditer(text))
+    for i, match in enumerate(headers):
+        end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
+        body = text[match.end() : end].strip()
+        lines = body.splitlines()
+        description = lines[0].removeprefix("--").strip() if lines and lines[0].startswith("--") else ""
+        sql = "\n".join(line for line in lines if not line.lstrip().startswith("--")).strip().rstrip(";")
+        dialect = match.group(2) or "any"
+        found[(match.group(1), dialect)] = Query(match.group(1), description, sql, tuple(dict.fromkeys(_PARAM.findall(sql))))
+    return found
+
+
+@cache
+def all_queries() -> dict[tuple[str, str], Query]:
+    return _parse(files("conveyor.store").joinpath("queries.sql").read_text())
+
+
+def get_query(name: str, dialect: str) -> Query:
+    queries = all_queries()
+    query = queries.get((name, dialect)) or queries.get((name, "any"))
+    if query is None:
+        raise KeyError(f"no query named {name!r}")
+    return query
+
+
+def bind(query: Query, params: dict[str, object], style: str) -> tuple[str, dict[str, object]]:
+    """SQL text and parameters for one call: lists in `IN (:x)` are expanded to one parameter each.
+
+    `style` is "named" (`:x`, SQLite) or "pyformat" (`%(x)s`, psycopg).
+    """
+    missing = [p for p in query.params if p not in params]
+    if missing:
+        raise KeyError(f"query {query.name!r} needs parameters {missing}")
+    values: dict[str, object] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = params[name]
+        if isinstance(value, list | tuple | set | frozenset):
+            items = list(value) or [None]  # `IN (NULL)` matches nothing, as an empty list should
+            names = [f"{name}__{i}" for i in range(len(items))]
+            values.update(zip(names, items, strict=True))
+            return ", ".join(f":{n}" if style == "named" else f"%({n})s" for n in names)
+        values[name] = value
+        return f":{name}" if style == "named" else f"%({name})s"
+
+    text = query.sql.replace("%", "%%") if style == "pyformat" else query.sql
+    return _PARAM.sub(replace, text), values

@@ -1,0 +1,229 @@
+-- Named queries. Each starts with `-- name: NAME` and a one-line description.
+-- Parameters are :name. A list parameter inside `IN (:name)` is expanded by the store.
+-- A query may have a PostgreSQL variant written `-- name: NAME [postgres]`.
+
+-- name: get_environment
+-- One environment by id.
+SELECT * FROM environments WHERE id = :id;
+
+-- name: find_environment
+-- One environment by project and slug.
+SELECT * FROM environments WHERE project = :project AND slug = :slug;
+
+-- name: insert_environment
+-- Create an environment.
+INSERT INTO environments (id, project, slug, kind, concurrency_limit, created_at)
+VALUES (:id, :project, :slug, :kind, :concurrency_limit, :now);
+
+-- name: set_environment_limit
+-- Change the environment-wide concurrency limit.
+UPDATE environments SET concurrency_limit = :concurrency_limit WHERE id = :id;
+
+-- name: insert_api_key
+-- Store a key's hash for an environment (ignored when it exists).
+INSERT INTO api_keys (key_hash, env_id, prefix, created_at) VALUES (:key_hash, :env_id, :prefix, :now)
+ON CONFLICT (key_hash) DO NOTHING;
+
+-- name: environment_for_key
+-- The environment a live key belongs to.
+SELECT e.* FROM api_keys k JOIN environments e ON e.id = k.env_id
+WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL;
+
+-- name: upsert_task
+-- Record (or update) a task a worker can run.
+INSERT INTO tasks (env_id, task_id, queue, definition, updated_at) VALUES (:env_id, :task_id, :queue, :definition, :now)
+ON CONFLICT (env_id, task_id) DO UPDATE SET queue = excluded.queue, definition = excluded.definition, updated_at = excluded.updated_at;
+
+-- name: delete_tasks_except
+-- Forget tasks that the current code no longer defines.
+DELETE FROM tasks WHERE env_id = :env_id AND task_id NOT IN (:keep);
+
+-- name: delete_all_tasks
+-- Forget every task of an environment.
+DELETE FROM tasks WHERE env_id = :env_id;
+
+-- name: get_task
+-- One task definition.
+SELECT * FROM tasks WHERE env_id = :env_id AND task_id = :task_id;
+
+-- name: list_tasks
+-- Every task of an environment.
+SELECT * FROM tasks WHERE env_id = :env_id ORDER BY task_id;
+
+-- name: ensure_queue
+-- Create a queue if it does not exist.
+INSERT INTO queues (env_id, name, concurrency_limit, created_at) VALUES (:env_id, :name, :concurrency_limit, :now)
+ON CONFLICT (env_id, name) DO NOTHING;
+
+-- name: set_queue_limit
+-- Create a queue or change its concurrency limit.
+INSERT INTO queues (env_id, name, concurrency_limit, created_at) VALUES (:env_id, :name, :concurrency_limit, :now)
+ON CONFLICT (env_id, name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit;
+
+-- name: set_queue_paused
+-- Pause or resume a queue.
+UPDATE queues SET paused = :paused WHERE env_id = :env_id AND name = :name;
+
+-- name: get_queue
+-- One queue.
+SELECT * FROM queues WHERE env_id = :env_id AND name = :name;
+
+-- name: list_queues
+-- Every queue of an environment with its running and queued counts.
+SELECT q.name, q.concurrency_limit, q.paused,
+       (SELECT COUNT(*) FROM runs r WHERE r.env_id = q.env_id AND r.queue = q.name AND r.status = 'EXECUTING') AS running,
+       (SELECT COUNT(*) FROM runs r WHERE r.env_id = q.env_id AND r.queue = q.name AND r.status = 'QUEUED') AS queued
+FROM queues q WHERE q.env_id = :env_id ORDER BY q.name;
+
+-- name: active_queues
+-- Queues of an environment that are not paused.
+SELECT name, concurrency_limit FROM queues WHERE env_id = :env_id AND paused = 0;
+
+-- name: executing_counts
+-- Runs holding a slot, per queue and concurrency key.
+SELECT queue, concurrency_key, COUNT(*) AS n FROM runs
+WHERE env_id = :env_id AND status = 'EXECUTING' GROUP BY queue, concurrency_key;
+
+-- name: queued_candidates
+-- The next runs of one queue that may start now, best first.
+SELECT id, concurrency_key, score FROM runs
+WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND available_at <= :now
+ORDER BY score LIMIT :limit;
+
+-- name: next_available_at
+-- When the next queued run of an environment becomes startable.
+SELECT MIN(available_at) AS at FROM runs WHERE env_id = :env_id AND status = 'QUEUED' AND available_at > :now;
+
+-- name: lease_runs
+-- Hand queued runs to a worker: start their next attempt.
+UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, attempt_count = attempt_count + 1,
+       attempt_started_at = :now, started_at = COALESCE(started_at, :now), updated_at = :now
+WHERE id IN (:ids) AND status = 'QUEUED'
+RETURNING id, task_id, payload, tags, metadata, attempt_count, max_attempts, max_duration, machine, hooks,
+          queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at;
+
+-- name: lease_hooks
+-- Hand runs whose lifecycle hook has not run yet to a worker.
+UPDATE runs SET hook_lease_until = :until
+WHERE id IN (SELECT id FROM runs WHERE env_id = :env_id AND hook IS NOT NULL
+             AND (hook_lease_until IS NULL OR hook_lease_until < :now) LIMIT :limit)
+RETURNING id, task_id, payload, output, error, status, hook, tags, metadata, attempt_count, max_duration, machine,
+          parent_id, root_id, batch_id, created_at, started_at;
+
+-- name: finish_hook
+-- A lifecycle hook ran: forget it.
+UPDATE runs SET hook = NULL, hook_lease_until = NULL WHERE id = :id AND hook = :hook;
+
+-- name: insert_run
+-- Create a run.
+INSERT INTO runs (id, env_id, task_id, status, payload, queue, concurrency_key, priority, score, available_at, ttl,
+                  expires_at, tags, metadata, idempotency_key, idempotency_expires_at, max_attempts, retry,
+                  max_duration, machine, hooks, parent_id, root_id, batch_id, replayed_from, created_at, updated_at)
+VALUES (:id, :env_id, :task_id, :status, :payload, :queue, :concurrency_key, :priority, :score, :available_at, :ttl,
+        :expires_at, :tags, :metadata, :idempotency_key, :idempotency_expires_at, :max_attempts, :retry,
+        :max_duration, :machine, :hooks, :parent_id, :root_id, :batch_id, :replayed_from, :now, :now);
+
+-- name: insert_batch
+-- Record a batch of runs.
+INSERT INTO batches (id, env_id, task_id, run_count, parent_id, created_at) VALUES (:id, :env_id, :task_id, :run_count, :parent_id, :now);
+
+-- name: find_idempotent_run
+-- The run that holds an idempotency key, if any.
+SELECT * FROM runs WHERE env_id = :env_id AND task_id = :task_id AND idempotency_key = :key;
+
+-- name: release_idempotency_key
+-- Let an expired idempotency key be used again.
+UPDATE runs SET idempotency_key = NULL, idempotency_expires_at = NULL WHERE id = :id;
+
+-- name: get_run
+-- One run of an environment.
+SELECT * FROM runs WHERE env_id = :env_id AND id = :id;
+
+-- name: get_run_by_id
+-- One run, whatever its environment (for workers holding it).
+SELECT * FROM runs WHERE id = :id;
+
+-- name: get_runs_by_id
+-- Several runs by id.
+SELECT * FROM runs WHERE id IN (:ids);
+
+-- name: list_runs
+-- A page of runs, newest first, with optional filters.
+SELECT * FROM runs
+WHERE env_id = :env_id
+  AND (:any_status = 0 OR status IN (:statuses))
+  AND (:task_id IS NULL OR task_id = :task_id)
+  AND (:tag IS NULL OR tags LIKE :tag)
+  AND (:cursor IS NULL OR id < :cursor)
+  AND (:created_from IS NULL OR created_at >= :created_from)
+  AND (:created_to IS NULL OR created_at < :created_to)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: finish_run
+-- End a run (any final status) and record the hook it still owes.
+UPDATE runs SET status = :status, output = :output, error = :error, completed_at = :now, updated_at = :now,
+       hook = :hook, hook_lease_until = NULL, expires_at = NULL
+WHERE id = :id;
+
+-- name: requeue_run
+-- Put a run back in its queue for its next attempt.
+UPDATE runs SET status = 'QUEUED', worker_id = NULL, attempt_started_at = NULL, error = :error,
+       available_at = :available_at, score = :available_at - priority, updated_at = :now
+WHERE id = :id;
+
+-- name: insert_attempt
+-- Record a finished attempt.
+INSERT INTO attempts (run_id, number, status, worker_id, started_at, completed_at, error)
+VALUES (:run_id, :number, :status, :worker_id, :started_at, :now, :error)
+ON CONFLICT (run_id, number) DO NOTHING;
+
+-- name: list_attempts
+-- The finished attempts of a run.
+SELECT * FROM attempts WHERE run_id = :run_id ORDER BY number;
+
+-- name: promote_delayed
+-- Queue delayed runs whose time has come.
+UPDATE runs SET status = 'QUEUED', expires_at = CASE WHEN ttl IS NULL THEN NULL ELSE available_at + ttl END,
+       updated_at = :now
+WHERE status = 'DELAYED' AND available_at <= :now
+RETURNING env_id;
+
+-- name: expired_runs
+-- Queued runs whose ttl has passed.
+SELECT id FROM runs WHERE status = 'QUEUED' AND expires_at IS NOT NULL AND expires_at <= :now LIMIT 1000;
+
+-- name: upsert_worker
+-- A worker starts (or starts again with the same id).
+INSERT INTO workers (id, env_id, name, started_at, heartbeat_at) VALUES (:id, :env_id, :name, :now, :now)
+ON CONFLICT (id) DO UPDATE SET env_id = excluded.env_id, name = excluded.name, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at, stopped_at = NULL;
+
+-- name: touch_worker
+-- A worker's heartbeat.
+UPDATE workers SET heartbeat_at = :now WHERE id = :id;
+
+-- name: stop_worker
+-- A worker stopped (or was declared lost).
+UPDATE workers SET stopped_at = :now WHERE id = :id;
+
+-- name: lost_workers
+-- Workers that stopped heartbeating.
+SELECT id FROM workers WHERE stopped_at IS NULL AND heartbeat_at < :before;
+
+-- name: runs_of_worker
+-- Runs a worker holds.
+SELECT * FROM runs WHERE worker_id = :worker_id AND status = 'EXECUTING';
+
+-- name: runs_taken_from
+-- Of the runs a worker thinks it runs, those it no longer holds.
+SELECT id FROM runs WHERE id IN (:ids) AND (status != 'EXECUTING' OR worker_id IS NULL OR worker_id != :worker_id);
+
+-- name: insert_log
+-- Store one log line of an attempt.
+INSERT INTO logs (run_id, attempt, seq, ts, level, message, attributes)
+VALUES (:run_id, :attempt, :seq, :ts, :level, :message, :attributes)
+ON CONFLICT (run_id, attempt, seq) DO NOTHING;
+
+-- name: list_logs
+-- The log lines of a run, oldest first.
+SELECT * FROM logs WHERE run_id = :run_id ORDER BY attempt, seq LIMIT :limit;
