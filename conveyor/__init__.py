@@ -1,0 +1,70 @@
+"""Conveyor: durable background tasks for Python.
+
+    from conveyor import task, queue, logger
+
+    @task(id="hello")
+    async def hello(payload: dict, ctx) -> dict:
+        logger.info("hello", name=payload["name"])
+        return {"greeting": f"hello {payload['name']}"}
+
+The names below are the whole public surface; everything else is internal.
+"""
+
+from conveyor.client import AsyncClient, Client
+from conveyor.client.default import runs, tasks
+from conveyor.errors import (
+    AbortTaskRunError,
+    ApiError,
+    AuthenticationError,
+    ConfigError,
+    Conflict,
+    ConveyorError,
+    InvalidRequest,
+    NotFound,
+    PayloadError,
+    TaskDefinitionError,
+    TaskRunFailed,
+)
+from conveyor.models import QueueInfo, RetryPolicy, Run, RunStatus
+from conveyor.sdk.context import Context
+from conveyor.sdk.logger import logger
+from conveyor.sdk.queue import Queue, queue
+from conveyor.sdk.results import BatchHandle, Result, RunHandle
+from conveyor.sdk.retry import retry
+from conveyor.sdk.task import Task, schema_task, task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbortTaskRunError",
+    "ApiError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BatchHandle",
+    "Client",
+    "ConfigError",
+    "Conflict",
+    "Context",
+    "ConveyorError",
+    "InvalidRequest",
+    "NotFound",
+    "PayloadError",
+    "Queue",
+    "QueueInfo",
+    "Result",
+    "RetryPolicy",
+    "Run",
+    "RunHandle",
+    "RunStatus",
+    "Task",
+    "TaskDefinitionError",
+    "TaskRunFailed",
+    "__version__",
+    "logger",
+    "queue",
+    "retry",
+    "runs",
+    "schema_task",
+    "task",
+    "tasks",
+]

@@ -1,0 +1,153 @@
+"""The project's config: `[tool.conveyor]` in pyproject.toml, or the same keys in conveyor.toml.
+
+    [tool.conveyor]
+    project = "proj_local"
+    dirs = ["tasks"]
+    max_duration = 300
+    machine = "small-1x"
+    [tool.conveyor.retries]
+    enabled_in_dev = true
+    [tool.conveyor.retries.default]
+    max_attempts = 3
+    ...
+
+Loading never raises anything but ConfigError, whose message names the file and the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from conveyor.errors import ConfigError
+from conveyor.models import MACHINES, MachineName, RetryPolicy
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryDefaults(_Section):
+    max_attempts: int = Field(3, ge=1, le=250)
+    min_timeout_ms: int = Field(1000, ge=0)
+    max_timeout_ms: int = Field(60_000, ge=0)
+    factor: float = Field(2.0, gt=0)
+    randomize: bool = True
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(**self.model_dump())
+
+
+class Retries(_Section):
+    enabled_in_dev: bool = True
+    default: RetryDefaults = RetryDefaults()
+
+
+class Build(_Section):
+    external: list[str] = Field(default_factory=list)
+
+
+class Config(_Section):
+    """A project's settings. `root` is the folder of the file they came from."""
+
+    project: str = Field("proj_local", min_length=1, max_length=128)
+    dirs: list[str] = Field(default_factory=lambda: ["tasks"], min_length=1)
+    max_duration: float | None = Field(None, gt=0)
+    machine: MachineName = "small-1x"
+    concurrency_limit: int | None = Field(None, ge=1)  # environment-wide cap on executing runs
+    retries: Retries = Retries()
+    build: Build = Build()
+    root: Path = Field(default=Path("."), exclude=True)
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("dirs")
+    @classmethod
+    def _dirs(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not entry or Path(entry).is_absolute() or ".." in Path(entry).parts:
+                raise ValueError(f"each dir is a folder inside the project, got {entry!r}")
+        return value
+
+    def task_dirs(self) -> list[Path]:
+        return [self.root / d for d in self.dirs]
+
+
+_KNOWN: dict[str, set[str]] = {
+    "": set(Config.model_fields) - {"root", "source"},
+    "retries": set(Retries.model_fields),
+    "retries.default": set(RetryDefaults.model_fields),
+    "build": set(Build.model_fields),
+}
+
+
+def find_config_file(start: Path) -> tuple[Path, str] | None:
+    """The nearest conveyor.toml, or pyproject.toml with [tool.conveyor], from `start` upwards."""
+    for folder in [start, *start.parents]:
+        candidate = folder / "conveyor.toml"
+        if candidate.is_file():
+            return candidate, ""
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text())
+            except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+                return candidate, "tool.conveyor."  # let load_config report the syntax error
+            if isinstance(data.get("tool"), dict) and "conveyor" in data["tool"]:
+                return candidate, "tool.conveyor."
+    return None
+
+
+def load_config(start: Path | str = ".") -> Config:
+    """The config of the project containing `start`; ConfigError when there is none or it is wrong."""
+    start = Path(start).resolve()
+    found = find_config_file(start)
+    if found is None:
+        raise ConfigError(f"no Conveyor config found in {start} or its parents; run `conveyor init` "
+                          "or add [tool.conveyor] to pyproject.toml")
+    path, prefix = found
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    section: Any = data.get("tool", {}).get("conveyor", {}) if prefix else data
+    return parse_config(section, path, prefix)
+
+
+def parse_config(section: Any, path: Path, prefix: str = "") -> Config:
+    """Validate a config table; errors name the file and the full key."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: {prefix.rstrip('.') or 'the file'} must be a table")
+    _check_keys(section, path, prefix, "")
+    try:
+        return Config.model_validate({**section, "root": path.parent, "source": path})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = prefix + ".".join(str(p) for p in error["loc"] if not isinstance(p, int))
+        got = error.get("input")
+        message = error["msg"]
+        if error["type"] == "literal_error" and error["loc"][-1] == "machine":
+            message = f"must be one of {', '.join(MACHINES)}"
+        raise ConfigError(f"{path}: {key} {message.lower()} (got {got!r})") from exc
+
+
+def _check_keys(table: dict[str, Any], path: Path, prefix: str, where: str) -> None:
+    known = _KNOWN.get(where)
+    if known is None:
+        return
+    for key, value in table.items():
+        full = f"{where}.{key}" if where else key
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {prefix}{where + '.' if where else ''}{close[0]}?" if close else \
+                f"; known keys: {', '.join(sorted(known))}"
+            raise ConfigError(f"{path}: unknown key {prefix}{full}{hint}")
+        if isinstance(value, dict):
+            if full not in _KNOWN:
+                raise ConfigError(f"{path}: {prefix}{full} must be a value, not a table")
+            _check_keys(value, path, prefix, full)

@@ -1,0 +1,100 @@
+"""`ctx`: what a run function knows about its run, and the scope of the attempt it runs in.
+
+The executor enters an `AttemptScope` around each attempt (and each hook). Logs, `print`,
+standard `logging` and triggers made inside find it through a context variable, so many
+attempts can share one process and one event loop without mixing their logs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    id: str
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    started_at: float = 0.0
+    max_attempts: int = 1
+    max_duration: float | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    batch_id: str | None = None
+    concurrency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptInfo:
+    number: int  # 1-based
+    started_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    id: str
+    file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Passed as the run function's second argument: `ctx.run.id`, `ctx.attempt.number`, ..."""
+
+    run: RunInfo
+    attempt: AttemptInfo
+    task: TaskInfo
+    environment: str  # dev, staging, prod or preview
+    queue: str = ""
+    machine: str = ""
+
+
+class Runtime(Protocol):
+    """The platform as seen from inside an attempt (the executor provides it)."""
+
+    def log(self, scope: AttemptScope, level: str, message: str, attributes: dict[str, Any] | None) -> None: ...
+
+    def call(self, scope: AttemptScope, op: str, args: dict[str, Any]) -> Awaitable[Any]: ...
+
+
+@dataclass(slots=True)
+class AttemptScope:
+    """One attempt (or hook) in progress: its context and where its logs and calls go."""
+
+    ctx: Context
+    runtime: Runtime
+    _seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def next_seq(self) -> int:
+        return next(self._seq)
+
+    def log(self, level: str, message: str, attributes: dict[str, Any] | None = None) -> None:
+        self.runtime.log(self, level, message, attributes)
+
+
+_current: contextvars.ContextVar[AttemptScope | None] = contextvars.ContextVar("conveyor_attempt", default=None)
+
+
+def current_scope() -> AttemptScope | None:
+    """The attempt this code runs in, or None outside a run."""
+    return _current.get()
+
+
+def enter_scope(scope: AttemptScope) -> contextvars.Token[AttemptScope | None]:
+    return _current.set(scope)
+
+
+def leave_scope(token: contextvars.Token[AttemptScope | None]) -> None:
+    _current.reset(token)
+
+
+def monotonic_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
+CallbackT = Callable[..., Any]

@@ -1,0 +1,221 @@
+"""`task` and `schema_task`: turn a function into a task that can be triggered and run.
+
+    @task(id="send-email", queue=emails, max_duration=60, retry={"max_attempts": 5})
+    async def send_email(payload: dict, ctx) -> dict: ...
+
+A `Task` only describes: running it is the worker's job, triggering it goes through the
+attempt's runtime (inside a run) or the HTTP client (anywhere else).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from conveyor.errors import PayloadError, TaskDefinitionError
+from conveyor.models import MACHINES, QueueSpec, RetryPolicy, TaskDefinition, TriggerOptions
+from conveyor.sdk.context import current_scope
+from conveyor.sdk.queue import Queue, as_queue
+from conveyor.sdk.results import BatchHandle, RunHandle
+from conveyor.sdk.serialization import to_json_value
+
+F = TypeVar("F", bound=Callable[..., Any])
+HOOKS = ("on_start", "on_success", "on_failure", "on_cancel")
+_RETRY_KEYS = set(RetryPolicy.model_fields)
+
+
+class Task(Generic[F]):
+    """A task: an id, a run function, and how its runs are queued, retried and limited."""
+
+    def __init__(self, fn: F, *, id: str, queue: Queue | str | dict[str, Any] | None = None,
+                 retry: dict[str, Any] | None = None, max_duration: float | None = None,
+                 machine: str | None = None, ttl: float | str | None = None,
+                 schema: type[BaseModel] | None = None, description: str | None = None,
+                 on_start: Callable[..., Any] | None = None, on_success: Callable[..., Any] | None = None,
+                 on_failure: Callable[..., Any] | None = None, on_cancel: Callable[..., Any] | None = None) -> None:
+        if not isinstance(id, str) or not id or len(id) > 128 or any(c.isspace() for c in id) or "/" in id:
+            raise TaskDefinitionError(f"task id must be 1 to 128 characters without spaces or '/', got {id!r}")
+        if not callable(fn):
+            raise TaskDefinitionError(f"task {id!r}: the run function is not callable")
+        self.id = id
+        self.fn = fn
+        self.queue = as_queue(queue, id)
+        self.retry = dict(retry or {})
+        unknown = set(self.retry) - _RETRY_KEYS
+        if unknown:
+            raise TaskDefinitionError(f"task {id!r}: unknown retry option(s) {sorted(unknown)}; "
+                                      f"use {sorted(_RETRY_KEYS)}")
+        try:
+            RetryPolicy(**self.retry)
+        except ValidationError as exc:
+            raise TaskDefinitionError(f"task {id!r}: invalid retry option: {_first_error(exc)}") from exc
+        if max_duration is not None and (isinstance(max_duration, bool) or not isinstance(max_duration, int | float)
+                                         or max_duration <= 0):
+            raise TaskDefinitionError(f"task {id!r}: max_duration is seconds > 0, got {max_duration!r}")
+        if machine is not None and machine not in MACHINES:
+            raise TaskDefinitionError(f"task {id!r}: unknown machine {machine!r}; one of {', '.join(MACHINES)}")
+        self.max_duration = max_duration
+        self.machine = machine
+        self.ttl = ttl
+        self.schema = schema
+        self.description = description or (inspect.getdoc(fn) or None)
+        self.hooks = {"on_start": on_start, "on_success": on_success, "on_failure": on_failure, "on_cancel": on_cancel}
+        for name, hook in self.hooks.items():
+            if hook is not None and not callable(hook):
+                raise TaskDefinitionError(f"task {id!r}: {name} must be a function")
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.takes_ctx = _takes_ctx(fn, id)
+        code = getattr(fn, "__code__", None)
+        self.file: str | None = code.co_filename if code else None
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Task {self.id!r}>"
+
+    # -- what the platform needs to know ---------------------------------------------------
+
+    def definition(self, *, default_retry: RetryPolicy, max_duration: float | None, machine: str,
+                   retries_enabled: bool = True) -> TaskDefinition:
+        """The task's effective settings: its own options over the project's defaults."""
+        retry = default_retry.model_copy(update=self.retry)
+        if not retries_enabled:
+            retry = retry.model_copy(update={"max_attempts": 1})
+        ttl = None
+        if self.ttl is not None:
+            from conveyor.durations import parse_duration
+
+            ttl = parse_duration(self.ttl, name="ttl")
+        return TaskDefinition(
+            id=self.id, queue=QueueSpec(name=self.queue.name, concurrency_limit=self.queue.concurrency_limit),
+            retry=retry, max_duration=self.max_duration if self.max_duration is not None else max_duration,
+            machine=self.machine or machine, ttl=ttl,  # type: ignore[arg-type]
+            hooks=[h for h, fn in self.hooks.items() if fn is not None],  # type: ignore[misc]
+            payload_schema=self.schema.model_json_schema() if self.schema is not None else None,
+            description=self.description, file=self.file, is_async=self.is_async,
+        )
+
+    def prepare_payload(self, payload: Any) -> Any:
+        """The payload as JSON, validated against the schema when the task has one."""
+        if self.schema is not None:
+            if isinstance(payload, self.schema):
+                return payload.model_dump(mode="json")
+            try:
+                model = self.schema.model_validate(payload)
+            except ValidationError as exc:
+                raise PayloadError(f"payload does not match the schema of task {self.id!r}: {_first_error(exc)}") from exc
+            return model.model_dump(mode="json")
+        return to_json_value(payload)
+
+    def parse_payload(self, payload: Any) -> Any:
+        """What the run function receives: the schema's model, or the JSON payload as is."""
+        if self.schema is None:
+            return payload
+        try:
+            return self.schema.model_validate(payload)
+        except ValidationError as exc:
+            raise PayloadError(f"payload does not match the schema of task {self.id!r}: {_first_error(exc)}") from exc
+
+    # -- triggering ------------------------------------------------------------------------
+
+    async def trigger(self, payload: Any = None, **options: Any) -> RunHandle:
+        """Start a run of this task; returns at once with its handle."""
+        body = self.prepare_payload(payload)
+        opts = trigger_options(options)
+        scope = current_scope()
+        if scope is not None:
+            runs = await scope.runtime.call(scope, "trigger", {"items": [(self.id, body, opts)]})
+            run = runs[0]
+            return RunHandle(run["id"], self.id, run.get("is_cached", False))
+        from conveyor.client.default import default_client
+
+        return await default_client().tasks.trigger(self.id, body, **opts)
+
+    async def batch_trigger(self, items: list[dict[str, Any]]) -> BatchHandle:
+        """Start one run per item (`{"payload": ..., "options": {...}}`), up to 1,000 at once."""
+        prepared = [(self.id, self.prepare_payload(item.get("payload")), trigger_options(item.get("options") or {}))
+                    for item in _items(items)]
+        scope = current_scope()
+        if scope is not None:
+            result = await scope.runtime.call(scope, "batch_trigger", {"items": prepared})
+            return BatchHandle(result["batch_id"], [RunHandle(r["id"], self.id, r.get("is_cached", False))
+                                                    for r in result["runs"]])
+        from conveyor.client.default import default_client
+
+        return await default_client().tasks.batch_trigger(
+            self.id, [{"payload": p, "options": o} for _, p, o in prepared])
+
+
+def trigger_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Options checked against TriggerOptions and reduced to JSON (Queue objects become dicts)."""
+    try:
+        parsed = TriggerOptions.model_validate(options)
+    except ValidationError as exc:
+        raise PayloadError(f"invalid trigger option: {_first_error(exc)}") from exc
+    return parsed.model_dump(mode="json", exclude_defaults=True)
+
+
+def _items(items: Any) -> list[dict[str, Any]]:
+    if not isinstance(items, list):
+        raise PayloadError("batch items must be a list of {'payload': ..., 'options': {...}}")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) - {"payload", "options"}:
+            raise PayloadError(f"items[{index}] must be a dict with 'payload' and optionally 'options'")
+    return items
+
+
+def _first_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "value"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _takes_ctx(fn: Callable[..., Any], task_id: str) -> bool:
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return False
+    if len(params) not in (1, 2):
+        raise TaskDefinitionError(f"task {task_id!r}: the run function takes (payload) or (payload, ctx), "
+                                  f"not {len(params)} arguments")
+    return len(params) == 2
+
+
+def task(*, id: str, queue: Queue | str | dict[str, Any] | None = None, retry: dict[str, Any] | None = None,
+         max_duration: float | None = None, machine: str | None = None, ttl: float | str | None = None,
+         description: str | None = None, on_start: Callable[..., Any] | None = None,
+         on_success: Callable[..., Any] | None = None, on_failure: Callable[..., Any] | None = None,
+         on_cancel: Callable[..., Any] | None = None) -> Callable[[F], Task[F]]:
+    """Make a task of a function taking `(payload)` or `(payload, ctx)`, sync or async."""
+
+    def wrap(fn: F) -> Task[F]:
+        return Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine, ttl=ttl,
+                    description=description, on_start=on_start, on_success=on_success, on_failure=on_failure,
+                    on_cancel=on_cancel)
+
+    return wrap
+
+
+def schema_task(*, id: str, schema: type[BaseModel], queue: Queue | str | dict[str, Any] | None = None,
+                retry: dict[str, Any] | None = None, max_duration: float | None = None, machine: str | None = None,
+                ttl: float | str | None = None, description: str | None = None,
+                on_start: Callable[..., Any] | None = None, on_success: Callable[..., Any] | None = None,
+                on_failure: Callable[..., Any] | None = None,
+                on_cancel: Callable[..., Any] | None = None) -> Callable[[F], Task[F]]:
+    """Like `task`, with a pydantic model that validates the payload when it is triggered and
+    again before each attempt; the run function receives the model."""
+    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        raise TaskDefinitionError(f"schema_task {id!r}: schema must be a pydantic BaseModel class")
+
+    def wrap(fn: F) -> Task[F]:
+        return Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine, ttl=ttl,
+                    schema=schema, description=description, on_start=on_start, on_success=on_success,
+                    on_failure=on_failure, on_cancel=on_cancel)
+
+    return wrap
