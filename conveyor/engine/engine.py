@@ -56,6 +56,7 @@ _OUTCOMES: dict[str, tuple[RunStatus, bool]] = {
     "payload_invalid": (RunStatus.FAILED, False),
     "timed_out": (RunStatus.TIMED_OUT, False),
     "crashed": (RunStatus.CRASHED, True),
+    "interrupted": (RunStatus.CRASHED, True),
     "system_failure": (RunStatus.SYSTEM_FAILURE, False),
 }
 
@@ -526,10 +527,13 @@ class Engine:
         now owes a hook (so workers should look again)."""
         final_status, retriable = _OUTCOMES[outcome.kind]
         attempt = row["attempt_count"]
-        attempt_status = "COMPLETED" if outcome.kind == "completed" else final_status.value
+        attempt_status = {"completed": "COMPLETED", "interrupted": "INTERRUPTED"}.get(outcome.kind, final_status.value)
         error_json = _dumps(outcome.error) if outcome.error is not None else None
         tx.run("insert_attempt", run_id=row["id"], number=attempt, status=attempt_status, worker_id=row["worker_id"],
                started_at=row["attempt_started_at"] or now, now=now, error=error_json)
+        if outcome.kind == "interrupted":
+            tx.run("requeue_interrupted", id=row["id"], error=error_json, now=now)
+            return True
         if retriable and attempt < row["max_attempts"]:
             retry = RetryPolicy.model_validate_json(row["retry"])
             delay = policy.retry_delay_ms(retry, attempt) / 1000.0

@@ -171,6 +171,12 @@ UPDATE runs SET status = 'QUEUED', worker_id = NULL, attempt_started_at = NULL, 
        available_at = :available_at, score = :available_at - priority, updated_at = :now
 WHERE id = :id;
 
+-- name: requeue_interrupted
+-- Put back a run whose attempt the platform stopped; that attempt does not count against its retries.
+UPDATE runs SET status = 'QUEUED', worker_id = NULL, attempt_started_at = NULL, error = :error,
+       max_attempts = max_attempts + 1, available_at = :now, score = :now - priority, updated_at = :now
+WHERE id = :id;
+
 -- name: insert_attempt
 -- Record a finished attempt.
 INSERT INTO attempts (run_id, number, status, worker_id, started_at, completed_at, error)

@@ -1,0 +1,337 @@
+"""An executor process: imports the task code once, then runs many attempts on one event loop.
+
+Started by the supervisor as `python -m conveyor.worker.executor`, it talks over an inherited
+socket (pickled tuples, see `channel.py`). Sync task functions run in threads so the loop stays
+free. `print`, standard `logging` and `logger` lines go to the attempt they were written in.
+
+It must never decide a run's fate by itself: it reports what happened, the engine decides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import json
+import logging
+import os
+import resource
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
+
+from conveyor.config import load_config
+from conveyor.errors import AbortTaskRunError, ConveyorError, PayloadError
+from conveyor.models import MACHINES
+from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LogEntry
+from conveyor.sdk import context as ctxmod
+from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, TaskInfo
+from conveyor.sdk.serialization import dumps
+from conveyor.sdk.task import Task
+from conveyor.worker.capture import flush_partial_lines, install_capture
+from conveyor.worker.discovery import discover
+
+FLUSH_INTERVAL = 0.05
+
+
+def error_dict(exc: BaseException, code: str | None = None) -> dict[str, Any]:
+    """An exception as the JSON error a run stores: name, message, stack, code."""
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    message = exc.message if isinstance(exc, ConveyorError) else str(exc)
+    return {"name": type(exc).__name__, "message": message, "stack": stack, "code": code}
+
+
+class Executor:
+    def __init__(self, conn: Connection, tasks: dict[str, Task], environment: str) -> None:
+        self.conn = conn
+        self.tasks = tasks
+        self.environment = environment
+        self.loop = asyncio.get_running_loop()
+        self.running: dict[str, tuple[asyncio.Task[None], AttemptSpec]] = {}
+        self.scopes: dict[str, AttemptScope] = {}
+        self.cancel_reasons: dict[str, str] = {}
+        self.pending_calls: dict[int, asyncio.Future[Any]] = {}
+        self._next_call = 0
+        self._logs: list[LogEntry] = []
+        self._logs_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self.stopped = asyncio.Event()
+        self.tainted = False
+
+    # -- the channel ----------------------------------------------------------------------
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            self.conn.send(message)
+
+    def on_readable(self) -> None:
+        try:
+            while self.conn.poll():
+                self.dispatch(self.conn.recv())
+        except (EOFError, OSError):
+            # the supervisor is gone: nobody can receive our results, so stop at once
+            os._exit(3)
+
+    def dispatch(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "attempt":
+            spec: AttemptSpec = message[1]
+            task = self.loop.create_task(self.run_attempt(spec))
+            self.running[spec.run_id] = (task, spec)
+        elif kind == "hook":
+            self.loop.create_task(self.run_hook(message[1]))
+        elif kind == "cancel":
+            run_id, reason = message[1], message[2]
+            entry = self.running.get(run_id)
+            if entry is not None:
+                self.cancel_reasons[run_id] = reason
+                entry[0].cancel()
+        elif kind == "reply":
+            future = self.pending_calls.pop(message[1], None)
+            if future is not None and not future.done():
+                if message[2]:
+                    future.set_result(message[3])
+                else:
+                    future.set_exception(_rebuild_error(message[3]))
+        elif kind == "stop":
+            self.stopped.set()
+
+    # -- Runtime (what AttemptScope calls) ---------------------------------------------------
+
+    def log(self, scope: AttemptScope, level: str, message: str, attributes: dict[str, Any] | None) -> None:
+        entry = LogEntry(scope.ctx.run.id, scope.ctx.attempt.number, scope.next_seq(), time.time(), level,
+                         message, _jsonable(attributes))
+        with self._logs_lock:
+            self._logs.append(entry)
+
+    def call(self, scope: AttemptScope, op: str, args: dict[str, Any]) -> asyncio.Future[Any]:
+        """Ask the platform something on behalf of the attempt (trigger a run, ...)."""
+        self._next_call += 1
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.pending_calls[self._next_call] = future
+        self.flush_logs()
+        self.send(("call", self._next_call, scope.ctx.run.id, scope.ctx.attempt.number, op, args))
+        return future
+
+    def flush_logs(self) -> None:
+        with self._logs_lock:
+            logs, self._logs = self._logs, []
+        if logs:
+            self.send(("logs", logs))
+
+    async def flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            self.flush_logs()
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    def context(self, spec: AttemptSpec, task: Task | None) -> Context:
+        run = RunInfo(id=spec.run_id, tags=spec.tags, metadata=spec.metadata, created_at=spec.created_at,
+                      started_at=spec.started_at, max_attempts=spec.max_attempts, max_duration=spec.max_duration,
+                      parent_id=spec.parent_id, root_id=spec.root_id, batch_id=spec.batch_id,
+                      concurrency_key=spec.concurrency_key)
+        return Context(run=run, attempt=AttemptInfo(spec.attempt, time.time()),
+                       task=TaskInfo(spec.task_id, task.file if task else None), environment=spec.environment,
+                       queue=spec.queue, machine=spec.machine)
+
+    async def run_attempt(self, spec: AttemptSpec) -> None:
+        outcome = await self._attempt(spec)
+        scope = self.scopes.pop(spec.run_id, None)
+        if scope is not None:
+            flush_partial_lines(scope)
+        self.running.pop(spec.run_id, None)
+        reason = self.cancel_reasons.pop(spec.run_id, None)
+        self.flush_logs()
+        if reason == "canceled":
+            return  # the engine already ended the run; nothing to report
+        self.send(("outcome", outcome, self.tainted))
+
+    async def _attempt(self, spec: AttemptSpec) -> AttemptOutcome:
+        task = self.tasks.get(spec.task_id)
+        if task is None:
+            return AttemptOutcome(spec.run_id, spec.attempt, "system_failure", error={
+                "name": "TaskNotFound", "code": "task_not_found",
+                "message": f"task {spec.task_id!r} is not defined in the worker's code (was it renamed or deleted?)"})
+        ctx = self.context(spec, task)
+        scope = self.scopes[spec.run_id] = AttemptScope(ctx, self)
+        ctxmod.enter_scope(scope)  # this asyncio task has its own context: no reset needed
+        try:
+            payload = task.parse_payload(json.loads(spec.payload_json))
+        except PayloadError as exc:
+            return AttemptOutcome(spec.run_id, spec.attempt, "payload_invalid", error=error_dict(exc, "payload_invalid"))
+        if spec.run_on_start:
+            await self.call_hook(task, "on_start", (payload, ctx), scope)
+        timeout_cm = asyncio.timeout(spec.max_duration) if spec.max_duration else contextlib.nullcontext()
+        try:
+            async with timeout_cm:
+                args = (payload, ctx) if task.takes_ctx else (payload,)
+                if task.is_async:
+                    output = await task.fn(*args)
+                else:
+                    output = await self.loop.run_in_executor(None, contextvars.copy_context().run, task.fn, *args)
+            try:
+                output_json = dumps(output, "output")
+            except PayloadError as exc:
+                return AttemptOutcome(spec.run_id, spec.attempt, "failed", error=error_dict(exc, "output_invalid"))
+            return AttemptOutcome(spec.run_id, spec.attempt, "completed", output_json=output_json)
+        except AbortTaskRunError as exc:
+            return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "aborted"))
+        except TimeoutError as exc:
+            if isinstance(timeout_cm, asyncio.Timeout) and timeout_cm.expired():
+                if not task.is_async:
+                    self.tainted = True  # its thread cannot be stopped; the supervisor replaces us
+                return AttemptOutcome(spec.run_id, spec.attempt, "timed_out", error={
+                    "name": "MaxDurationExceeded", "code": "timed_out",
+                    "message": f"The attempt ran longer than its max_duration of {spec.max_duration:g}s."})
+            return AttemptOutcome(spec.run_id, spec.attempt, "failed", error=error_dict(exc))
+        except asyncio.CancelledError:
+            reason = self.cancel_reasons.get(spec.run_id, "canceled")
+            if reason == "timed_out":
+                return AttemptOutcome(spec.run_id, spec.attempt, "timed_out", error={
+                    "name": "MaxDurationExceeded", "code": "timed_out",
+                    "message": f"The attempt ran longer than its max_duration of {spec.max_duration:g}s."})
+            return AttemptOutcome(spec.run_id, spec.attempt, "crashed", error={
+                "name": "Interrupted", "code": "crashed", "message": f"The attempt was stopped ({reason})."})
+        except Exception as exc:
+            return AttemptOutcome(spec.run_id, spec.attempt, "failed", error=error_dict(exc))
+
+    async def call_hook(self, task: Task, name: str, args: tuple[Any, ...], scope: AttemptScope) -> None:
+        """Run a lifecycle hook; an error in it is logged and changes nothing else."""
+        hook = task.hooks.get(name)
+        if hook is None:
+            return
+        try:
+            if inspect.iscoroutinefunction(hook):
+                await hook(*args)
+            else:
+                await self.loop.run_in_executor(None, contextvars.copy_context().run, hook, *args)
+        except Exception as exc:
+            scope.log("error", f"{name} hook raised {type(exc).__name__}: {exc}",
+                      {"stack": "".join(traceback.format_exception(exc))})
+
+    async def run_hook(self, job: HookJob) -> None:
+        task = self.tasks.get(job.task_id)
+        if task is not None:
+            spec = AttemptSpec(run_id=job.run_id, task_id=job.task_id, attempt=max(job.attempt, 1),
+                               payload_json=job.payload_json, max_attempts=0, max_duration=None, machine=job.machine,
+                               tags=job.tags, metadata=job.metadata, queue="", concurrency_key=None,
+                               environment=job.environment, run_on_start=False)
+            ctx = self.context(spec, task)
+            scope = AttemptScope(ctx, self)
+            ctxmod.enter_scope(scope)
+            try:
+                payload: Any = task.parse_payload(json.loads(job.payload_json))
+            except PayloadError:
+                payload = json.loads(job.payload_json)
+            if job.hook == "on_success":
+                output = json.loads(job.output_json) if job.output_json else None
+                await self.call_hook(task, "on_success", (payload, output, ctx), scope)
+            elif job.hook == "on_failure":
+                await self.call_hook(task, "on_failure", (payload, _error_object(job), ctx), scope)
+            else:
+                await self.call_hook(task, "on_cancel", (payload, ctx), scope)
+        self.flush_logs()
+        self.send(("hook_done", job.run_id, job.hook))
+
+
+class RunFailure(Exception):
+    """How a run failed, as handed to on_failure: `.status`, `.code`, `.message`, `.stack`."""
+
+    def __init__(self, status: str, error: dict[str, Any] | None) -> None:
+        error = error or {}
+        self.status = status
+        self.name = error.get("name", "Error")
+        self.code = error.get("code")
+        self.message = error.get("message", status)
+        self.stack = error.get("stack")
+        super().__init__(f"{self.name}: {self.message}" if self.name else self.message)
+
+
+def _error_object(job: HookJob) -> RunFailure:
+    return RunFailure(job.status, job.error)
+
+
+def _jsonable(attributes: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not attributes:
+        return None
+    out = {}
+    for key, value in attributes.items():
+        try:
+            json.dumps(value)
+            out[str(key)] = value
+        except (TypeError, ValueError):
+            out[str(key)] = repr(value)
+    return out
+
+
+def _rebuild_error(data: dict[str, Any]) -> BaseException:
+    from conveyor import errors
+
+    cls = getattr(errors, data.get("type", ""), None)
+    if isinstance(cls, type) and issubclass(cls, ConveyorError):
+        return cls(data.get("message"))
+    return ConveyorError(data.get("message"))
+
+
+def limit_memory(machine: str) -> None:
+    """Cap the address space at a margin over the machine's memory: a runaway allocation
+    fails with MemoryError here; the supervisor's RSS check catches the rest."""
+    gigabytes = MACHINES.get(machine, (0, 0))[1]
+    if gigabytes:
+        limit = int((gigabytes * 4 + 1) * 1024**3)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+async def serve(conn: Connection, root: str, environment: str, machine: str) -> None:
+    try:
+        config = load_config(root)
+        tasks = discover(config)
+        retries_enabled = environment != "dev" or config.retries.enabled_in_dev
+        manifest = [t.definition(default_retry=config.retries.default.policy(), max_duration=config.max_duration,
+                                 machine=config.machine, retries_enabled=retries_enabled).model_dump(mode="json")
+                    for t in tasks.values()]
+    except ConveyorError as exc:
+        conn.send(("load_error", exc.message))
+        return
+    except Exception as exc:
+        conn.send(("load_error", f"{type(exc).__name__}: {exc}"))
+        return
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="conveyor-sync"))
+    executor = Executor(conn, tasks, environment)
+    loop.add_reader(conn.fileno(), executor.on_readable)
+    flusher = loop.create_task(executor.flush_forever())
+    executor.send(("ready", manifest, os.getpid()))
+    await executor.stopped.wait()
+    # finish what runs (the supervisor drains us after a reload); it kills us if that takes too long
+    while executor.running:
+        await asyncio.gather(*(task for task, _ in list(executor.running.values())), return_exceptions=True)
+    flusher.cancel()
+    executor.flush_logs()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="conveyor-executor")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--environment", default="dev")
+    parser.add_argument("--machine", default="small-1x")
+    args = parser.parse_args(argv)
+    limit_memory(args.machine)
+    conn = Connection(args.fd)
+    install_capture()
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    asyncio.run(serve(conn, args.root, args.environment, args.machine))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

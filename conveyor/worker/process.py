@@ -1,0 +1,150 @@
+"""One executor process as the supervisor sees it: start it, talk to it, watch it, kill it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from conveyor.protocol import AttemptSpec
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+@dataclass(slots=True)
+class Inflight:
+    spec: AttemptSpec
+    started: float  # monotonic
+    deadline: float | None  # monotonic; past it (and a grace) the process is killed
+
+
+@dataclass
+class ExecutorProcess:
+    """A pre-started executor. `ready` resolves with its task manifest, or raises LoadFailed."""
+
+    root: Path
+    environment: str
+    machine: str
+    generation: int
+    on_message: Callable[[ExecutorProcess, tuple[Any, ...]], None]
+    on_exit: Callable[[ExecutorProcess, int | None], None]
+    inflight: dict[str, Inflight] = field(default_factory=dict)
+    hooks: set[str] = field(default_factory=set)
+    draining: bool = False
+    tainted: bool = False
+    kill_reason: str | None = None
+    started_at: float = 0.0
+    proc: subprocess.Popen[bytes] | None = None
+    conn: Connection | None = None
+    ready: asyncio.Future[list[dict[str, Any]]] | None = None
+    _exited: bool = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def load(self) -> int:
+        return len(self.inflight) + len(self.hooks)
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        parent, child = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "conveyor.worker.executor", "--fd", str(child.fileno()), "--root", str(self.root),
+             "--environment", self.environment, "--machine", self.machine],
+            pass_fds=[child.fileno()], cwd=self.root, env=env, start_new_session=True,
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.started_at = time.monotonic()
+        self.ready = loop.create_future()
+        loop.add_reader(self.conn.fileno(), self._on_readable)
+
+    def _on_readable(self) -> None:
+        assert self.conn is not None
+        try:
+            while self.conn.poll():
+                message = self.conn.recv()
+                if message[0] == "ready":
+                    if self.ready and not self.ready.done():
+                        self.ready.set_result(message[1])
+                elif message[0] == "load_error":
+                    if self.ready and not self.ready.done():
+                        self.ready.set_exception(LoadFailed(message[1]))
+                else:
+                    self.on_message(self, message)
+        except (EOFError, OSError):
+            self._closed()
+
+    def _closed(self) -> None:
+        if self._exited:
+            return
+        self._exited = True
+        loop = asyncio.get_running_loop()
+        if self.conn is not None:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(self.conn.fileno())
+            with contextlib.suppress(OSError):
+                self.conn.close()
+        if self.ready and not self.ready.done():
+            self.ready.set_exception(LoadFailed("the executor exited while loading the task code"))
+        loop.create_task(self._reap())
+
+    async def _reap(self) -> None:
+        code = None
+        if self.proc is not None:
+            code = await asyncio.to_thread(self.proc.wait)
+        self.on_exit(self, code)
+
+    def send(self, message: tuple[Any, ...]) -> bool:
+        if self._exited or self.conn is None:
+            return False
+        try:
+            self.conn.send(message)
+            return True
+        except (OSError, ValueError):
+            self._closed()
+            return False
+
+    def kill(self, reason: str) -> None:
+        """Stop the process now (SIGKILL to its whole session: threads and children too)."""
+        if self.kill_reason is None:
+            self.kill_reason = reason
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def rss_bytes(self) -> int:
+        if self.proc is None:
+            return 0
+        try:
+            with open(f"/proc/{self.proc.pid}/statm") as f:
+                return int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    @property
+    def exited(self) -> bool:
+        return self._exited
+
+
+class LoadFailed(Exception):
+    """The task code failed to load in an executor."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

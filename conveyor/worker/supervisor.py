@@ -1,0 +1,391 @@
+"""The supervisor: leases runs, hands attempts to executors, reports what happened.
+
+    lease loop ──▶ executors (per machine preset, pre-started) ──▶ outcomes, logs, calls
+         ▲ wake-ups (new runs, freed capacity)                        │ batched
+         └────────────────────────────── link (engine) ◀──────────────┘
+
+It enforces what an executor cannot enforce on itself: a deadline past `max_duration` (a
+CPU-bound loop blocks the executor's event loop, so the process is killed) and the machine's
+memory. An executor that dies takes its attempts with it; they are reported as crashed and the
+engine retries them per their policy. It never imports task code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import ConveyorError
+from conveyor.models import MACHINES, TaskDefinition
+from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LogEntry
+from conveyor.worker.link import WorkerLink
+from conveyor.worker.process import ExecutorProcess, Inflight, LoadFailed
+
+log = logging.getLogger("conveyor.worker")
+
+KILL_GRACE = 1.0  # seconds past max_duration before a stuck executor is killed
+IDLE_POLL = 1.0
+
+
+class Supervisor:
+    def __init__(self, link: WorkerLink, *, root: Path, worker_id: str, name: str = "worker",
+                 environment: str = "dev", default_machine: str = "small-1x", executors: int = 2,
+                 capacity: int = 200, heartbeat_interval: float = 5.0,
+                 reporter: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.link = link
+        self.root = root
+        self.worker_id = worker_id
+        self.name = name
+        self.environment = environment
+        self.default_machine = default_machine
+        self.executors_per_machine = executors
+        self.capacity = capacity
+        self.heartbeat_interval = heartbeat_interval
+        self.reporter = reporter or (lambda event, data: None)
+        self.generation = 0
+        self.pools: dict[str, list[ExecutorProcess]] = {}
+        self.draining: list[ExecutorProcess] = []
+        self.waiting_for_executor: dict[str, list[AttemptSpec | HookJob]] = {}
+        self.tasks: list[TaskDefinition] | None = None
+        self.registered = False
+        self._outcomes: list[AttemptOutcome] = []
+        self._logs: list[LogEntry] = []
+        self._hooks_done: list[tuple[str, str]] = []
+        self._wake = asyncio.Event()
+        self._flush = asyncio.Event()
+        self._stopping = False
+        self._restarts: list[float] = []
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def inflight_count(self) -> int:
+        return sum(len(p.inflight) for p in self._all_processes()) + sum(
+            1 for items in self.waiting_for_executor.values() for i in items if isinstance(i, AttemptSpec))
+
+    def _all_processes(self) -> list[ExecutorProcess]:
+        return [p for pool in self.pools.values() for p in pool] + self.draining
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Load the code, register, and serve until `stop()`."""
+        await self.load()
+        loops = [self._lease_loop(), self._flush_loop(), self._heartbeat_loop(), self._watch_loop()]
+        tasks = [asyncio.create_task(c) for c in loops]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def load(self) -> bool:
+        """Start executors of a new generation with the current code. On success they replace
+        the old ones (which finish their attempts first); on failure the old ones keep serving."""
+        self.generation += 1
+        generation = self.generation
+        machines = set(self.pools) | {self.default_machine}
+        fresh: dict[str, list[ExecutorProcess]] = {}
+        for machine in machines:
+            count = self.executors_per_machine if machine == self.default_machine else 1
+            fresh[machine] = [self._spawn(machine, generation) for _ in range(count)]
+        try:
+            manifests = await asyncio.gather(*(p.ready for pool in fresh.values() for p in pool if p.ready))
+        except LoadFailed as exc:
+            for pool in fresh.values():
+                for proc in pool:
+                    proc.kill("load failed")
+            self.reporter("load_error", {"message": exc.message})
+            return False
+        tasks = [TaskDefinition.model_validate(t) for t in manifests[0]]
+        old = self._all_processes()
+        self.pools = fresh
+        for proc in old:
+            if proc not in self.draining:
+                self.draining.append(proc)
+            proc.draining = True
+            self._retire_if_idle(proc)
+        if not self.registered:
+            await self.link.register(self.worker_id, self.name, tasks)
+            self.registered = True
+        else:
+            await self.link.set_tasks(tasks)
+        self.tasks = tasks
+        self.reporter("loaded", {"tasks": [t.id for t in tasks], "generation": generation})
+        for machine in list(self.waiting_for_executor):
+            self._dispatch_waiting(machine)
+        self.wake()
+        return True
+
+    async def stop(self, grace: float = 3.0) -> None:
+        """Stop leasing, let running attempts finish for `grace` seconds, then stop executors.
+        Attempts still running are handed back to the engine, which retries them."""
+        self._stopping = True
+        self.wake()
+        deadline = time.monotonic() + grace
+        while self.inflight_count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for proc in self._all_processes():
+            for run_id, entry in list(proc.inflight.items()):
+                self._record(AttemptOutcome(run_id, entry.spec.attempt, "interrupted", error={
+                    "name": "Interrupted", "code": "interrupted",
+                    "message": "The worker shut down before this attempt finished; it runs again."}), entry)
+            proc.inflight.clear()
+            proc.kill("worker stopping")
+        await self._flush_now()
+        with contextlib.suppress(ConveyorError, OSError):
+            await self.link.stopped(self.worker_id)
+
+    def _spawn(self, machine: str, generation: int) -> ExecutorProcess:
+        proc = ExecutorProcess(self.root, self.environment, machine, generation, self._on_message, self._on_exit)
+        proc.start()
+        return proc
+
+    def _retire_if_idle(self, proc: ExecutorProcess) -> None:
+        if proc.draining and proc.load == 0:
+            if not proc.send(("stop",)):
+                proc.kill("retired")
+
+    # -- leasing and dispatch ---------------------------------------------------------------
+
+    async def _lease_loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            timeout = IDLE_POLL
+            if self.tasks is not None:
+                free = self.capacity - self.inflight_count
+                try:
+                    reply = await self.link.lease(self.worker_id, max(free, 0))
+                except (ConveyorError, OSError) as exc:
+                    self.reporter("link_error", {"message": str(exc)})
+                    await asyncio.sleep(1.0)
+                    continue
+                for spec in reply.attempts:
+                    self._dispatch(spec, spec.machine)
+                for job in reply.hooks:
+                    self._dispatch(job, job.machine)
+                if reply.attempts and len(reply.attempts) >= free:
+                    continue  # full: more may be waiting, but capacity decides when
+                if reply.next_due is not None:
+                    timeout = min(IDLE_POLL, max(0.0, reply.next_due - time.time()) + 0.001)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _dispatch(self, item: AttemptSpec | HookJob, machine: str) -> None:
+        if machine not in MACHINES:
+            machine = self.default_machine
+        pool = [p for p in self.pools.get(machine, []) if not p.exited and not p.tainted and p.ready and p.ready.done()]
+        if not pool:
+            self.waiting_for_executor.setdefault(machine, []).append(item)
+            if machine not in self.pools:
+                self.pools[machine] = [self._spawn(machine, self.generation)]
+                proc = self.pools[machine][0]
+                assert proc.ready is not None
+                proc.ready.add_done_callback(lambda _f, m=machine: self._dispatch_waiting(m))
+            return
+        proc = min(pool, key=lambda p: p.load)
+        if isinstance(item, AttemptSpec):
+            now = time.monotonic()
+            deadline = now + item.max_duration if item.max_duration else None
+            proc.inflight[item.run_id] = Inflight(item, now, deadline)
+            self.reporter("started", {"run_id": item.run_id, "task_id": item.task_id, "attempt": item.attempt})
+            if not proc.send(("attempt", item)):
+                return  # the exit handler reports it as crashed
+        else:
+            proc.hooks.add(item.run_id)
+            proc.send(("hook", item))
+
+    def _dispatch_waiting(self, machine: str) -> None:
+        items = self.waiting_for_executor.pop(machine, [])
+        for item in items:
+            self._dispatch(item, machine)
+
+    # -- messages from executors -------------------------------------------------------------
+
+    def _on_message(self, proc: ExecutorProcess, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "outcome":
+            outcome: AttemptOutcome = message[1]
+            entry = proc.inflight.pop(outcome.run_id, None)
+            if message[2]:
+                self._taint(proc)
+            if entry is not None:
+                self._record(outcome, entry)
+            self._retire_if_idle(proc)
+            self.wake()
+        elif kind == "logs":
+            self._logs.extend(message[1])
+            self.reporter("logs", {"entries": message[1]})
+            self._flush.set()
+        elif kind == "hook_done":
+            proc.hooks.discard(message[1])
+            self._hooks_done.append((message[1], message[2]))
+            self._flush.set()
+            self._retire_if_idle(proc)
+        elif kind == "call":
+            task = asyncio.create_task(self._serve_call(proc, *message[1:]))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def _record(self, outcome: AttemptOutcome, entry: Inflight) -> None:
+        self._outcomes.append(outcome)
+        self.reporter("finished", {"run_id": outcome.run_id, "task_id": entry.spec.task_id, "kind": outcome.kind,
+                                   "attempt": outcome.attempt, "seconds": time.monotonic() - entry.started,
+                                   "error": outcome.error})
+        self._flush.set()
+
+    async def _serve_call(self, proc: ExecutorProcess, call_id: int, run_id: str, attempt: int, op: str,
+                          args: dict[str, Any]) -> None:
+        try:
+            result = await self.link.call(run_id, op, args)
+            proc.send(("reply", call_id, True, result))
+        except ConveyorError as exc:
+            proc.send(("reply", call_id, False, {"type": type(exc).__name__, "message": exc.message}))
+        except Exception as exc:  # a bug of ours: the attempt gets an error it can show
+            log.exception("call %s failed", op)
+            proc.send(("reply", call_id, False, {"type": "ConveyorError", "message": f"{op} failed: {exc}"}))
+
+    def _taint(self, proc: ExecutorProcess) -> None:
+        """A sync attempt overran its deadline in this executor: its thread cannot be stopped,
+        so the executor takes no new work and is replaced."""
+        if proc.tainted:
+            return
+        proc.tainted = True
+        pool = self.pools.get(proc.machine, [])
+        if proc in pool:
+            pool.remove(proc)
+            pool.append(self._spawn(proc.machine, self.generation))
+        proc.draining = True
+        if proc not in self.draining:
+            self.draining.append(proc)
+        self._retire_if_idle(proc)
+
+    def _on_exit(self, proc: ExecutorProcess, code: int | None) -> None:
+        reason = proc.kill_reason
+        for run_id, entry in list(proc.inflight.items()):
+            if reason == f"timed_out:{run_id}":
+                outcome = AttemptOutcome(run_id, entry.spec.attempt, "timed_out", error={
+                    "name": "MaxDurationExceeded", "code": "timed_out",
+                    "message": f"The attempt ran longer than its max_duration of {entry.spec.max_duration:g}s "
+                               "and its process was stopped."})
+            elif reason and reason.startswith("timed_out:"):
+                outcome = AttemptOutcome(run_id, entry.spec.attempt, "interrupted", error={
+                    "name": "Interrupted", "code": "interrupted",
+                    "message": "Another attempt in the same executor overran its max_duration and the executor "
+                               "was stopped; this attempt runs again and keeps its retries."})
+            elif reason and reason.startswith("out_of_memory"):
+                outcome = AttemptOutcome(run_id, entry.spec.attempt, "crashed", error={
+                    "name": "OutOfMemory", "code": "out_of_memory",
+                    "message": f"The executor ran out of memory: {reason.split(':', 1)[1]}."})
+            else:
+                how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+                cause = f" ({reason})" if reason else ""
+                outcome = AttemptOutcome(run_id, entry.spec.attempt, "crashed", error={
+                    "name": "ExecutorCrashed", "code": "crashed",
+                    "message": f"The process running this attempt {how}{cause}."})
+            self._record(outcome, entry)
+        proc.inflight.clear()
+        proc.hooks.clear()  # their leases expire and another worker (or we) run them again
+        if proc in self.draining:
+            self.draining.remove(proc)
+        pool = self.pools.get(proc.machine, [])
+        if proc in pool:
+            pool.remove(proc)
+            if not self._stopping and proc.generation == self.generation:
+                self._restart(proc.machine)
+        self.wake()
+
+    def _restart(self, machine: str) -> None:
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < 10] + [now]
+        delay = 0.0 if len(self._restarts) < 5 else 2.0  # a crash loop must not spin the CPU
+        generation = self.generation
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            if not self._stopping and generation == self.generation:
+                proc = self._spawn(machine, generation)
+                self.pools.setdefault(machine, []).append(proc)
+                with contextlib.suppress(LoadFailed):
+                    assert proc.ready is not None
+                    await proc.ready
+                self._dispatch_waiting(machine)
+                self.wake()
+
+        task = asyncio.create_task(later())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- reporting, heartbeats, watchdog -----------------------------------------------------
+
+    async def _flush_now(self) -> None:
+        logs, self._logs = self._logs, []
+        outcomes, self._outcomes = self._outcomes, []
+        hooks, self._hooks_done = self._hooks_done, []
+        try:
+            if logs:  # before outcomes, so a finished run's logs are already there when it shows as done
+                await self.link.append_logs(logs)
+            if outcomes:
+                await self.link.complete(self.worker_id, outcomes)
+            for run_id, hook in hooks:
+                await self.link.hook_done(run_id, hook)
+        except (ConveyorError, OSError) as exc:
+            # keep them for the next flush: the engine ignores duplicates
+            self._logs[:0], self._outcomes[:0], self._hooks_done[:0] = logs, outcomes, hooks
+            self.reporter("link_error", {"message": str(exc)})
+            await asyncio.sleep(0.5)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            await self._flush_now()
+            if self._stopping and not (self._logs or self._outcomes or self._hooks_done):
+                if not self.inflight_count:
+                    return
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.heartbeat_interval)
+            running = [run_id for p in self._all_processes() for run_id in p.inflight]
+            try:
+                stop = await self.link.heartbeat(self.worker_id, running)
+            except (ConveyorError, OSError) as exc:
+                self.reporter("link_error", {"message": str(exc)})
+                continue
+            for run_id in stop:
+                self.stop_run(run_id, "canceled")
+
+    def stop_run(self, run_id: str, reason: str = "canceled") -> None:
+        """Stop an attempt the engine no longer wants (canceled or taken back)."""
+        for proc in self._all_processes():
+            entry = proc.inflight.pop(run_id, None)
+            if entry is not None:
+                proc.send(("cancel", run_id, reason))
+                self.wake()
+                self._retire_if_idle(proc)
+
+    async def _watch_loop(self) -> None:
+        last_memory_check = 0.0
+        while not self._stopping:
+            await asyncio.sleep(0.2)
+            now = time.monotonic()
+            for proc in self._all_processes():
+                for run_id, entry in proc.inflight.items():
+                    if entry.deadline is not None and now > entry.deadline + KILL_GRACE and proc.kill_reason is None:
+                        proc.kill(f"timed_out:{run_id}")
+            if now - last_memory_check >= 0.5:
+                last_memory_check = now
+                for proc in self._all_processes():
+                    limit = MACHINES.get(proc.machine, (0, 0))[1] * 1024**3
+                    rss = proc.rss_bytes()
+                    if limit and rss > limit and proc.kill_reason is None:
+                        proc.kill(f"out_of_memory:{rss / 1024**2:.0f} MB used, machine {proc.machine} has "
+                                  f"{limit / 1024**2:.0f} MB")

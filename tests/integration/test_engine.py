@@ -1,0 +1,271 @@
+"""The engine against a real SQLite database: state changes, limits, retries, hooks, time."""
+
+from __future__ import annotations
+
+import pytest
+
+from conveyor.engine.engine import Engine
+from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
+from conveyor.models import QueueSpec, RetryPolicy, RunStatus, TaskDefinition, TriggerOptions
+from conveyor.protocol import AttemptOutcome
+from conveyor.store import open_store
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def engine(tmp_path, clock):
+    store = open_store(str(tmp_path / "engine.db"))
+    store.migrate()
+    engine = Engine(store, clock=clock, worker_timeout=10)
+    yield engine
+    store.close()
+
+
+def define(task_id: str, *, limit: int | None = None, queue: str | None = None, hooks=(), retry=None, schema=None):
+    return TaskDefinition(id=task_id, queue=QueueSpec(name=queue or task_id, concurrency_limit=limit),
+                          retry=retry or RetryPolicy(max_attempts=3, min_timeout_ms=1000, factor=2, randomize=False),
+                          hooks=list(hooks), payload_schema=schema)
+
+
+@pytest.fixture
+def env(engine):
+    env = engine.ensure_environment("proj", "dev", "dev")
+    engine.register_worker(env.id, "w1", "w1", [
+        define("plain"), define("limited", limit=2), define("hooked", hooks=["on_success", "on_failure", "on_cancel"]),
+        define("schema", schema={"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}),
+    ])
+    return env
+
+
+def lease_ids(engine, env, capacity=100, worker="w1"):
+    return [a.run_id for a in engine.lease(env.id, worker, capacity).attempts]
+
+
+def test_trigger_creates_a_queued_run_with_its_options(engine, env):
+    run = engine.trigger(env.id, "plain", {"a": 1}, TriggerOptions(tags=["x", "y"], metadata={"m": 1},
+                                                                   max_attempts=5, machine="micro", priority=3))
+    got = engine.get_run(env.id, run.id)
+    assert got.status == RunStatus.QUEUED
+    assert (got.payload, got.tags, got.metadata, got.max_attempts, got.machine, got.priority) == (
+        {"a": 1}, ["x", "y"], {"m": 1}, 5, "micro", 3)
+
+
+def test_unknown_task_is_not_found_and_creates_nothing(engine, env):
+    with pytest.raises(NotFound, match="nope"):
+        engine.trigger(env.id, "nope", {})
+    assert engine.list_runs(env.id)[0] == []
+
+
+def test_schema_violation_names_the_field_and_creates_no_run(engine, env):
+    with pytest.raises(PayloadError, match="url"):
+        engine.trigger(env.id, "schema", {"url": 5})
+    assert engine.list_runs(env.id)[0] == []
+
+
+def test_same_idempotency_key_returns_the_same_run_until_its_ttl(engine, env, clock):
+    first = engine.trigger(env.id, "plain", {}, TriggerOptions(idempotency_key="k", idempotency_key_ttl="1h"))
+    again = engine.trigger(env.id, "plain", {}, TriggerOptions(idempotency_key="k"))
+    assert again.id == first.id and again.is_cached
+    clock.advance(3601)
+    later = engine.trigger(env.id, "plain", {}, TriggerOptions(idempotency_key="k"))
+    assert later.id != first.id and not later.is_cached
+
+
+def test_delayed_run_is_delayed_until_its_time_then_queued(engine, env, clock):
+    run = engine.trigger(env.id, "plain", {}, TriggerOptions(delay="30s"))
+    assert run.status == RunStatus.DELAYED
+    engine.tick()
+    assert lease_ids(engine, env) == []
+    clock.advance(31)
+    engine.tick()
+    assert engine.get_run(env.id, run.id).status == RunStatus.QUEUED
+    assert lease_ids(engine, env) == [run.id]
+
+
+def test_canceled_delayed_run_never_runs(engine, env, clock):
+    run = engine.trigger(env.id, "plain", {}, TriggerOptions(delay=10))
+    engine.cancel(env.id, run.id)
+    clock.advance(20)
+    engine.tick()
+    assert lease_ids(engine, env) == []
+    assert engine.get_run(env.id, run.id).status == RunStatus.CANCELED
+
+
+def test_ttl_expires_a_run_that_did_not_start_and_owes_on_failure(engine, env, clock):
+    run = engine.trigger(env.id, "hooked", {}, TriggerOptions(ttl="5s"))
+    clock.advance(6)
+    engine.tick()
+    got = engine.get_run(env.id, run.id)
+    assert got.status == RunStatus.EXPIRED and got.error.code == "expired"
+    hooks = engine.lease(env.id, "w1", 0).hooks
+    assert [(h.run_id, h.hook) for h in hooks] == [(run.id, "on_failure")]
+    engine.hook_done(run.id, "on_failure")
+    clock.advance(120)
+    assert engine.lease(env.id, "w1", 0).hooks == []
+
+
+def test_queue_limit_holds_within_one_lease_and_across_leases(engine, env):
+    for _ in range(5):
+        engine.trigger(env.id, "limited", {})
+    assert len(lease_ids(engine, env, worker="w1")) == 2
+    engine.register_worker(env.id, "w2", "w2")
+    assert lease_ids(engine, env, worker="w2") == []
+
+
+def test_concurrency_key_gets_its_own_copy_of_the_limit(engine, env):
+    for key in ["a", "a", "a", "b", "b", "b"]:
+        engine.trigger(env.id, "limited", {}, TriggerOptions(concurrency_key=key))
+    assert len(lease_ids(engine, env)) == 4
+
+
+def test_environment_limit_caps_all_queues(engine):
+    env = engine.ensure_environment("proj", "staging", "staging", concurrency_limit=3)
+    engine.register_worker(env.id, "w9", "w9", [define("a"), define("b")])
+    for task in ["a", "b"] * 4:
+        engine.trigger(env.id, task, {})
+    assert len(lease_ids(engine, env, worker="w9")) == 3
+
+
+def test_priority_gives_a_head_start_within_a_queue(engine, env, clock):
+    first = engine.trigger(env.id, "limited", {})
+    clock.advance(5)
+    urgent = engine.trigger(env.id, "limited", {}, TriggerOptions(priority=10))
+    assert lease_ids(engine, env, capacity=1) == [urgent.id]
+    assert lease_ids(engine, env, capacity=1) == [first.id]
+
+
+def test_paused_queue_starts_nothing_until_resumed(engine, env):
+    run = engine.trigger(env.id, "plain", {})
+    engine.set_queue_paused(env.id, "plain", True)
+    assert lease_ids(engine, env) == []
+    engine.set_queue_paused(env.id, "plain", False)
+    assert lease_ids(engine, env) == [run.id]
+
+
+def test_failed_attempt_is_retried_after_the_policy_delay_then_fails_for_good(engine, env, clock):
+    run = engine.trigger(env.id, "plain", {})
+    delays = []
+    for attempt in (1, 2, 3):
+        assert lease_ids(engine, env) == [run.id]
+        engine.complete("w1", [AttemptOutcome(run.id, attempt, "failed", error={"message": f"boom {attempt}"})])
+        got = engine.get_run(env.id, run.id)
+        if attempt < 3:
+            assert got.status == RunStatus.QUEUED
+            delays.append(got.next_attempt_at.timestamp() - clock.now)
+            assert lease_ids(engine, env) == []
+            clock.advance(delays[-1])
+    assert delays == [1.0, 2.0]
+    got = engine.get_run(env.id, run.id, with_attempts=True)
+    assert got.status == RunStatus.FAILED and got.attempts == 3
+    assert [a.error.message for a in got.attempt_list] == ["boom 1", "boom 2", "boom 3"]
+
+
+@pytest.mark.parametrize(("kind", "status"), [("aborted", RunStatus.FAILED), ("timed_out", RunStatus.TIMED_OUT),
+                                              ("payload_invalid", RunStatus.FAILED),
+                                              ("system_failure", RunStatus.SYSTEM_FAILURE)])
+def test_outcomes_that_are_never_retried(engine, env, kind, status):
+    run = engine.trigger(env.id, "hooked", {})
+    lease_ids(engine, env)
+    engine.complete("w1", [AttemptOutcome(run.id, 1, kind, error={"message": "x"})])
+    assert engine.get_run(env.id, run.id).status == status
+    assert [h.hook for h in engine.lease(env.id, "w1", 0).hooks] == ["on_failure"]
+
+
+def test_success_records_output_and_owes_on_success(engine, env):
+    run = engine.trigger(env.id, "hooked", {})
+    lease_ids(engine, env)
+    engine.complete("w1", [AttemptOutcome(run.id, 1, "completed", output_json='{"ok":true}')])
+    got = engine.get_run(env.id, run.id)
+    assert got.status == RunStatus.COMPLETED and got.output == {"ok": True}
+    assert [h.hook for h in engine.lease(env.id, "w1", 0).hooks] == ["on_success"]
+
+
+def test_cancel_of_executing_run_tells_its_worker_and_ignores_its_late_outcome(engine, env):
+    run = engine.trigger(env.id, "hooked", {})
+    lease_ids(engine, env)
+    engine.cancel(env.id, run.id)
+    assert engine.heartbeat("w1", [run.id]) == [run.id]
+    engine.complete("w1", [AttemptOutcome(run.id, 1, "completed", output_json="1")])
+    got = engine.get_run(env.id, run.id)
+    assert got.status == RunStatus.CANCELED and got.output is None
+    with pytest.raises(Conflict):
+        engine.cancel(env.id, run.id)
+
+
+def test_runs_of_a_worker_that_stops_heartbeating_are_taken_back(engine, env, clock):
+    run = engine.trigger(env.id, "plain", {})
+    lease_ids(engine, env)
+    clock.advance(11)
+    engine.tick()
+    got = engine.get_run(env.id, run.id, with_attempts=True)
+    assert got.status == RunStatus.QUEUED
+    assert got.attempt_list[0].status == "CRASHED"
+
+
+def test_a_restarting_worker_gives_back_what_it_held(engine, env):
+    run = engine.trigger(env.id, "plain", {})
+    lease_ids(engine, env)
+    engine.register_worker(env.id, "w1", "w1")
+    assert engine.get_run(env.id, run.id).status == RunStatus.QUEUED
+
+
+def test_batch_is_all_or_nothing_and_keeps_input_order(engine, env):
+    good = [("plain", {"i": i}, TriggerOptions()) for i in range(50)]
+    result = engine.batch_trigger(env.id, good)
+    assert [r.payload["i"] for r in result.runs] == list(range(50))
+    assert all(r.batch_id == result.batch_id for r in result.runs)
+    with pytest.raises(PayloadError, match=r"items\[1\]"):
+        engine.batch_trigger(env.id, [("schema", {"url": "a"}, TriggerOptions()), ("schema", {}, TriggerOptions())])
+    assert len(engine.list_runs(env.id, limit=1000)[0]) == 50
+    with pytest.raises(InvalidRequest, match="1000"):
+        engine.batch_trigger(env.id, [("plain", {}, TriggerOptions())] * 1001)
+
+
+def test_replay_copies_the_run_with_an_optional_new_payload(engine, env):
+    run = engine.trigger(env.id, "plain", {"a": 1}, TriggerOptions(tags=["t"]))
+    same = engine.replay(env.id, run.id)
+    edited = engine.replay(env.id, run.id, {"a": 2}, use_payload=True)
+    assert (same.payload, same.tags, same.replayed_from) == ({"a": 1}, ["t"], run.id)
+    assert edited.payload == {"a": 2}
+
+
+def test_list_runs_filters_and_pages(engine, env, clock):
+    for i in range(25):
+        clock.advance(0.01)
+        engine.trigger(env.id, "plain" if i % 2 else "limited", {}, TriggerOptions(tags=["even"] if i % 2 == 0 else []))
+    page, cursor = engine.list_runs(env.id, limit=10)
+    seen = [r.id for r in page]
+    while cursor:
+        page, cursor = engine.list_runs(env.id, limit=10, cursor=cursor)
+        seen += [r.id for r in page]
+    assert len(seen) == len(set(seen)) == 25
+    assert seen == sorted(seen, reverse=True)
+    assert len(engine.list_runs(env.id, tag="even", limit=100)[0]) == 13
+    assert len(engine.list_runs(env.id, task_id="plain", limit=100)[0]) == 12
+    assert len(engine.list_runs(env.id, statuses=["QUEUED"], limit=100)[0]) == 25
+    with pytest.raises(InvalidRequest):
+        engine.list_runs(env.id, statuses=["DONE"])
+
+
+def test_one_environment_sees_nothing_of_another(engine, env):
+    other = engine.ensure_environment("proj", "prod", "prod")
+    run = engine.trigger(env.id, "plain", {})
+    with pytest.raises(NotFound):
+        engine.get_run(other.id, run.id)
+    with pytest.raises(NotFound):
+        engine.trigger(other.id, "plain", {})

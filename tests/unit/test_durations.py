@@ -1,0 +1,26 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from conveyor.durations import parse_duration, resolve_when
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    (30, 30.0), ("45", 45.0), ("90s", 90.0), ("5m", 300.0), ("1h30m", 5400.0), ("2d", 172800.0),
+    ("1w", 604800.0), ("250ms", 0.25), ("1h 5s", 3605.0),
+])
+def test_durations_parse(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "5 minutes", "1x", -3, True, "m5"])
+def test_bad_durations_are_refused_with_a_hint(bad):
+    with pytest.raises(ValueError, match="duration|negative|boolean|seconds"):
+        parse_duration(bad)
+
+
+def test_delay_as_datetime_or_iso_string():
+    moment = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    assert resolve_when(moment, 0) == moment.timestamp()
+    assert resolve_when("2030-01-01T00:00:00+00:00", 0) == moment.timestamp()
+    assert resolve_when("1h", 100.0) == 3700.0
