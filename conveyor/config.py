@@ -32,10 +32,10 @@ class _Section(BaseModel):
 
 
 class RetryDefaults(_Section):
-    max_attempts: int = Field(3, ge=1, le=250)
-    min_timeout_ms: int = Field(1000, ge=0)
-    max_timeout_ms: int = Field(60_000, ge=0)
-    factor: float = Field(2.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=250)
+    min_timeout_ms: int = Field(default=1000, ge=0)
+    max_timeout_ms: int = Field(default=60_000, ge=0)
+    factor: float = Field(default=2.0, gt=0)
     randomize: bool = True
 
     def policy(self) -> RetryPolicy:

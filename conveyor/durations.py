@@ -6,7 +6,7 @@ Pure functions; nothing here reads the clock except `resolve_when`, which is giv
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -39,7 +39,7 @@ def parse_duration(value: float | int | str, *, name: str = "duration") -> float
 def resolve_when(value: float | int | str | datetime, now: float, *, name: str = "delay") -> float:
     """An absolute epoch time from a delay (seconds or duration string) or a datetime."""
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         return moment.timestamp()
     if isinstance(value, str):
         try:
@@ -54,4 +54,4 @@ def iso(ts: float | None) -> str | None:
     """An epoch time as an ISO 8601 string in UTC, or None."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")

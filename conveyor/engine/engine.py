@@ -319,7 +319,7 @@ class Engine:
         if old is None:
             raise NotFound(f"run {run_id} not found")
         options = TriggerOptions(tags=json.loads(old["tags"]), metadata=json.loads(old["metadata"]),
-                                 queue={"name": old["queue"]}, concurrency_key=old["concurrency_key"],  # type: ignore[arg-type]
+                                 queue={"name": old["queue"]}, concurrency_key=old["concurrency_key"],
                                  priority=old["priority"], max_attempts=old["max_attempts"],
                                  max_duration=old["max_duration"], machine=old["machine"])
         new_payload = payload if use_payload else json.loads(old["payload"])

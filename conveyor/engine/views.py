@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.models import Attempt, LogLine, Run, RunError, RunStatus
@@ -11,7 +11,7 @@ from conveyor.store import Row
 
 
 def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)
 
 
 def _json(text: str | None) -> Any:
@@ -30,7 +30,7 @@ def run_view(row: Row) -> Run:
         priority=row.get("priority") or 0, idempotency_key=row.get("idempotency_key"), machine=row.get("machine"),
         max_duration=row.get("max_duration"), parent_id=row.get("parent_id"), root_id=row.get("root_id"),
         batch_id=row.get("batch_id"), replayed_from=row.get("replayed_from"),
-        created_at=_dt(row["created_at"]), updated_at=_dt(row.get("updated_at")),  # type: ignore[arg-type]
+        created_at=_dt(row["created_at"]), updated_at=_dt(row.get("updated_at")),
         started_at=_dt(row.get("started_at")), completed_at=_dt(row.get("completed_at")),
         delayed_until=_dt(available_at) if status == RunStatus.DELAYED else None,
         next_attempt_at=_dt(available_at) if status == RunStatus.QUEUED and (row.get("attempt_count") or 0) > 0 else None,
@@ -41,10 +41,10 @@ def run_view(row: Row) -> Run:
 def attempt_view(row: Row) -> Attempt:
     error = _json(row["error"])
     return Attempt(number=row["number"], status=row["status"], worker_id=row["worker_id"],
-                   started_at=_dt(row["started_at"]), completed_at=_dt(row["completed_at"]),  # type: ignore[arg-type]
+                   started_at=_dt(row["started_at"]), completed_at=_dt(row["completed_at"]),
                    error=RunError.model_validate(error) if error else None)
 
 
 def log_view(row: Row) -> LogLine:
-    return LogLine(run_id=row["run_id"], attempt=row["attempt"], seq=row["seq"], ts=_dt(row["ts"]),  # type: ignore[arg-type]
+    return LogLine(run_id=row["run_id"], attempt=row["attempt"], seq=row["seq"], ts=_dt(row["ts"]),
                    level=row["level"], message=row["message"], attributes=_json(row["attributes"]))

@@ -20,7 +20,9 @@ import os
 import secrets
 import signal
 import socket
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -91,6 +93,14 @@ def _check_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the platform stops its parts in order itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class DevReporter:
     """Prints what happens to runs, one line each, like a log you can read."""
 
@@ -154,9 +164,8 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int, cap
                 loop.call_soon_threadsafe(supervisor.stop_run, run_id, "canceled")
 
     engine.subscribe(on_engine_event)
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning",
+    server = _Server(uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning",
                                            access_log=False, lifespan="off"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -208,6 +217,8 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int, cap
 def run_dev(config: Config, *, host: str = "127.0.0.1", port: int = 3030, executors: int | None = None,
             capacity: int = 500, quiet: bool = False) -> None:
     """Run the dev platform until Ctrl-C (blocking)."""
-    console = Console(highlight=False)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # a log someone tails or pipes, line by line
+    console = Console(highlight=False, soft_wrap=True)
     asyncio.run(serve_dev(config, host=host, port=port, executors=executors or max(2, os.cpu_count() or 2),
                           capacity=capacity, console=console, quiet=quiet))

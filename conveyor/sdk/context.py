@@ -68,7 +68,11 @@ class AttemptScope:
 
     ctx: Context
     runtime: Runtime
-    _seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+    seq_start: int = 1  # hooks of a finished run log after its attempt's lines, never over them
+    _seq: itertools.count = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._seq = itertools.count(self.seq_start)
 
     def next_seq(self) -> int:
         return next(self._seq)

@@ -92,8 +92,8 @@ class Task(Generic[F]):
         return TaskDefinition(
             id=self.id, queue=QueueSpec(name=self.queue.name, concurrency_limit=self.queue.concurrency_limit),
             retry=retry, max_duration=self.max_duration if self.max_duration is not None else max_duration,
-            machine=self.machine or machine, ttl=ttl,  # type: ignore[arg-type]
-            hooks=[h for h, fn in self.hooks.items() if fn is not None],  # type: ignore[misc]
+            machine=self.machine or machine, ttl=ttl,
+            hooks=[h for h, fn in self.hooks.items() if fn is not None],
             payload_schema=self.schema.model_json_schema() if self.schema is not None else None,
             description=self.description, file=self.file, is_async=self.is_async,
         )

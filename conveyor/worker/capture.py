@@ -90,8 +90,8 @@ class _OutsideAttempts(logging.Filter):
 
 def install_capture() -> None:
     """Route print and logging inside attempts to their logs (call once per executor)."""
-    sys.stdout = ScopedStream(sys.__stdout__, "info")  # type: ignore[arg-type, assignment]
-    sys.stderr = ScopedStream(sys.__stderr__, "error")  # type: ignore[arg-type, assignment]
+    sys.stdout = ScopedStream(sys.__stdout__, "info")  # type: ignore[arg-type]
+    sys.stderr = ScopedStream(sys.__stderr__, "error")  # type: ignore[arg-type]
     root = logging.getLogger()
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)

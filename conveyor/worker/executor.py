@@ -38,6 +38,7 @@ from conveyor.worker.capture import flush_partial_lines, install_capture
 from conveyor.worker.discovery import discover
 
 FLUSH_INTERVAL = 0.05
+HOOK_LOG_SEQ = 1_000_000  # log lines of a hook job follow those of the run's last attempt
 
 
 def error_dict(exc: BaseException, code: str | None = None) -> dict[str, Any]:
@@ -224,7 +225,7 @@ class Executor:
                                tags=job.tags, metadata=job.metadata, queue="", concurrency_key=None,
                                environment=job.environment, run_on_start=False)
             ctx = self.context(spec, task)
-            scope = AttemptScope(ctx, self)
+            scope = AttemptScope(ctx, self, seq_start=HOOK_LOG_SEQ)
             ctxmod.enter_scope(scope)
             try:
                 payload: Any = task.parse_payload(json.loads(job.payload_json))

@@ -48,6 +48,7 @@ class ExecutorProcess:
     conn: Connection | None = None
     ready: asyncio.Future[list[dict[str, Any]]] | None = None
     _exited: bool = False
+    _reaper: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -102,7 +103,7 @@ class ExecutorProcess:
                 self.conn.close()
         if self.ready and not self.ready.done():
             self.ready.set_exception(LoadFailed("the executor exited while loading the task code"))
-        loop.create_task(self._reap())
+        self._reaper = loop.create_task(self._reap())
 
     async def _reap(self) -> None:
         code = None

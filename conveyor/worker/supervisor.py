@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -188,7 +189,7 @@ class Supervisor:
                 self.pools[machine] = [self._spawn(machine, self.generation)]
                 proc = self.pools[machine][0]
                 assert proc.ready is not None
-                proc.ready.add_done_callback(lambda _f, m=machine: self._dispatch_waiting(m))
+                proc.ready.add_done_callback(functools.partial(self._on_ready, machine))
             return
         proc = min(pool, key=lambda p: p.load)
         if isinstance(item, AttemptSpec):
@@ -201,6 +202,9 @@ class Supervisor:
         else:
             proc.hooks.add(item.run_id)
             proc.send(("hook", item))
+
+    def _on_ready(self, machine: str, _future: asyncio.Future[Any]) -> None:
+        self._dispatch_waiting(machine)
 
     def _dispatch_waiting(self, machine: str) -> None:
         items = self.waiting_for_executor.pop(machine, [])

@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,12 +15,12 @@ def test_durations_parse(text, seconds):
 
 @pytest.mark.parametrize("bad", ["", "abc", "5 minutes", "1x", -3, True, "m5"])
 def test_bad_durations_are_refused_with_a_hint(bad):
-    with pytest.raises(ValueError, match="duration|negative|boolean|seconds"):
+    with pytest.raises(ValueError, match=r"duration|negative|boolean|seconds"):
         parse_duration(bad)
 
 
 def test_delay_as_datetime_or_iso_string():
-    moment = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    moment = datetime(2030, 1, 1, tzinfo=UTC)
     assert resolve_when(moment, 0) == moment.timestamp()
     assert resolve_when("2030-01-01T00:00:00+00:00", 0) == moment.timestamp()
     assert resolve_when("1h", 100.0) == 3700.0

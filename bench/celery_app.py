@@ -1,0 +1,32 @@
+"""The Celery side of the benchmark: one app on Redis (broker and result backend) and the two
+tasks Conveyor's bench project has, `noop` and `stamp`.
+
+Settings are Celery's defaults (prefork pool, prefetch multiplier 4, acks on receipt, JSON) apart
+from where Redis is; nothing is turned off to make it look slower or faster. The harness starts
+the worker as `celery -A celery_app worker --pool prefork --concurrency 2` from this folder.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from celery import Celery
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+app = Celery("bench", broker=REDIS_URL, backend=REDIS_URL)
+app.conf.update(
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+
+@app.task(name="noop")
+def noop() -> None:
+    return None
+
+
+@app.task(name="stamp")
+def stamp() -> float:
+    return time.time()

@@ -1,0 +1,162 @@
+"""Conveyor against Celery on Redis, the same workloads in the same run. See bench/README.md.
+
+    .venv/bin/python bench/run.py [--runs 10000] [--latency-samples 300] [--only conveyor|celery]
+
+Each system is started on fresh state, measured, and stopped (its whole process group, and every
+pid seen under it) before the next starts, so they never share the two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import report  # noqa: E402
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    import psutil
+    import redis
+
+    found = {"python": platform.python_version(), "os": platform.platform(),
+             "cpus": str(psutil.cpu_count()), "cpu": _cpu_name(), "memory": f"{psutil.virtual_memory().total / 1024**3:.0f} GB"}
+    for package in ("conveyor", "celery", "kombu", "redis", "uvicorn", "fastapi"):
+        try:
+            found[package] = version(package)
+        except Exception:
+            found[package] = "?"
+    try:
+        found["redis-server"] = str(redis.Redis.from_url("redis://127.0.0.1:6379/0").info("server")["redis_version"])
+    except Exception:
+        found["redis-server"] = "?"
+    return found
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def summarize(raw: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"throughput": raw["throughput"]}
+    if "latency" in raw:
+        out["latency_ms"] = report.latency_summary(raw["latency"]["start_latency"])
+        out["trigger_call_ms"] = report.latency_summary(raw["latency"]["trigger_call"])
+    return out
+
+
+def run_conveyor(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    import conveyor_side
+
+    platform_ = conveyor_side.ConveyorPlatform(log_dir, launch=args.conveyor_launch)
+    print(f"conveyor: starting `{platform_.launch_note}` on port {platform_.port}", flush=True)
+    profiler = None
+    try:
+        platform_.start()
+        if args.profile:
+            import profiling
+
+            profiler = profiling.Recorder(platform_.service.pid, Path(args.profile), "conveyor-dev")
+        print(f"conveyor: {args.runs} no-op runs in batches of {args.batch_size}", flush=True)
+        tp = conveyor_side.throughput(platform_, args.runs, args.batch_size, timeout=args.timeout,
+                                      profiler=profiler)
+        print(f"conveyor: {tp['runs_per_second']:.0f} runs/s ({tp['completed']} completed in {tp['seconds']:.2f} s)",
+              flush=True)
+        raw: dict[str, Any] = {"throughput": tp, "launch": platform_.launch_note}
+        if args.latency_samples:
+            time.sleep(1.0)  # let it settle: latency is measured at idle
+            print(f"conveyor: trigger-to-start latency, {args.latency_samples} samples", flush=True)
+            raw["latency"] = conveyor_side.latency(platform_, args.latency_samples, warmup=args.warmup)
+        return raw
+    finally:
+        if profiler is not None:
+            profiler.stop()
+        platform_.stop()
+
+
+def run_celery(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    import celery_side
+
+    worker = celery_side.CeleryWorker(log_dir)
+    print(f"celery: starting `{worker.command}` (Redis {celery_side.REDIS_URL})", flush=True)
+    try:
+        worker.start()
+        print(f"celery: {args.runs} no-op tasks enqueued in chunks of {args.batch_size}", flush=True)
+        tp = celery_side.throughput(worker, args.runs, args.batch_size, timeout=args.timeout)
+        print(f"celery: {tp['runs_per_second']:.0f} runs/s ({tp['completed']} completed in {tp['seconds']:.2f} s)",
+              flush=True)
+        raw: dict[str, Any] = {"throughput": tp, "command": worker.command}
+        if args.latency_samples:
+            time.sleep(1.0)
+            print(f"celery: trigger-to-start latency, {args.latency_samples} samples", flush=True)
+            raw["latency"] = celery_side.latency(worker, args.latency_samples, warmup=args.warmup)
+        return raw
+    finally:
+        worker.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10_000, help="no-op runs in the throughput workload")
+    parser.add_argument("--batch-size", type=int, default=1000, help="runs per batch call (Conveyor's limit: 1000)")
+    parser.add_argument("--latency-samples", type=int, default=300, help="measured single runs (0 to skip)")
+    parser.add_argument("--warmup", type=int, default=20, help="single runs before the latency samples")
+    parser.add_argument("--only", choices=["conveyor", "celery"], help="measure one system only")
+    parser.add_argument("--conveyor-launch", choices=["auto", "cli"], default="auto",
+                        help="auto: quiet platform (no line per run); cli: plain `conveyor dev`, output to a file")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds a throughput run may take at most")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="record the Conveyor dev process (and its executors) with py-spy during throughput")
+    parser.add_argument("--json", metavar="PATH", help="also write every measurement here")
+    args = parser.parse_args(argv)
+    if not 1 <= args.batch_size <= 1000:
+        parser.error("--batch-size must be 1 to 1000")
+
+    log_dir = Path(tempfile.mkdtemp(prefix="conveyor-bench-"))
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    print(f"logs in {log_dir}", flush=True)
+    raw: dict[str, Any] = {}
+    failed = False
+    for name, fn in (("conveyor", run_conveyor), ("celery", run_celery)):
+        if args.only and args.only != name:
+            continue
+        try:
+            raw[name] = fn(args, log_dir)
+        except Exception:
+            failed = True
+            print(f"{name}: FAILED (logs in {log_dir})", file=sys.stderr)
+            traceback.print_exc()
+    results = {name: summarize(r) for name, r in raw.items()}
+    command = "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    print()
+    print(f"{started}  ·  {command.strip()}")
+    print("  ".join(f"{k} {v}" for k, v in versions().items()))
+    for name, r in raw.items():
+        print(f"{name}: {r.get('launch') or r.get('command')}")
+    print()
+    print(report.table(results))
+    if args.json:
+        out = {"date": started, "command": command.strip(), "versions": versions(), "results": results, "raw": raw}
+        Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""`conveyor dev`: run the whole platform for the project in this folder.
+
+Loads the project's config (so a bad config is one clear error before anything starts) and
+hands over to `conveyor.platform.dev.run_dev`, which owns the embedded SQLite under
+`.conveyor/`, the API and dashboard, the reloading worker, and what is printed while it runs.
+This module only reads options; it must not start anything itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from conveyor.config import load_config
+
+
+@click.command(short_help="Run the platform locally (API, dashboard, worker).")
+@click.option("--port", type=click.IntRange(1, 65535), default=3030, show_default=True,
+              help="Port of the API and dashboard.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on (0.0.0.0 to reach it from other machines).")
+@click.option("--dir", "project_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Project folder (default: the current folder or the nearest parent "
+                                 "with a Conveyor config).")
+def dev(port: int, host: str, project_dir: Path | None) -> None:
+    """Run the platform locally: API and dashboard on http://127.0.0.1:3030, an embedded SQLite
+    database under .conveyor/, and a worker that reloads when your task files change.
+
+    Prints the dashboard URL and the dev secret key (cv_dev_...), which stays the same across
+    restarts of the same project. Stop it with Ctrl-C.
+    """
+    config = load_config(project_dir or Path.cwd())
+    from conveyor.platform.dev import run_dev
+
+    run_dev(config, host=host, port=port)

@@ -1,0 +1,267 @@
+"""How the CLI shows things: run tables, one run in detail, logs, statuses in color,
+relative times, and `--json` for scripts.
+
+Tables and colors go through rich on stdout; `--json` output is plain JSON, one document
+per command, so `conveyor runs list --json | jq` works. Errors never come through here:
+they are one line on stderr, written by `conveyor.cli.main`. Nothing here talks to a server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from conveyor.models import LogLine, Run
+
+STATUS_STYLES: dict[str, str] = {
+    "PENDING_VERSION": "yellow",
+    "DELAYED": "cyan",
+    "QUEUED": "yellow",
+    "DEQUEUED": "yellow",
+    "EXECUTING": "bold blue",
+    "WAITING": "magenta",
+    "COMPLETED": "bold green",
+    "FAILED": "bold red",
+    "CANCELED": "dim",
+    "CRASHED": "bold red",
+    "SYSTEM_FAILURE": "bold red",
+    "TIMED_OUT": "bold red",
+    "EXPIRED": "dim red",
+}
+LEVEL_STYLES: dict[str, str] = {"debug": "dim", "info": "", "log": "", "warn": "yellow", "error": "red"}
+
+
+def console() -> Console:
+    """A console on the current stdout (looked up at call time, so test runners capture it)."""
+    return Console(highlight=False, soft_wrap=False)
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout."""
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    """A run as plain JSON, the same shape as the HTTP API's."""
+    return run.model_dump(mode="json")
+
+
+def status_text(status: Any) -> Text:
+    """A run status in its color: green done, red failed, yellow queued, blue running."""
+    name = str(getattr(status, "value", status))
+    return Text(name, style=STATUS_STYLES.get(name, ""))
+
+
+def relative_time(moment: datetime | None, now: datetime | None = None) -> str:
+    """'12s ago', '3m ago', 'in 2h', or '-' for no time."""
+    if moment is None:
+        return "-"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    seconds = (now - moment).total_seconds()
+    if abs(seconds) < 1:
+        return "just now"
+    text = duration_text(abs(seconds), precise=False)
+    return f"{text} ago" if seconds > 0 else f"in {text}"
+
+
+def duration_text(seconds: float | None, *, precise: bool = True) -> str:
+    """A span of time for people: '850ms', '4.2s', '3m 12s', '2h 5m', '3d 4h'."""
+    if seconds is None:
+        return "-"
+    if seconds < 1 and precise:
+        return f"{round(seconds * 1000)}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s" if precise and seconds < 10 else f"{int(seconds)}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs}s" if precise and secs else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h" if hours else f"{days}d"
+
+
+def timestamp(moment: datetime | None) -> str:
+    """An absolute time with its relative form: '2025-01-02 10:11:12 UTC (3m ago)'."""
+    if moment is None:
+        return "-"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({relative_time(moment)})"
+
+
+def run_duration(run: Run) -> float | None:
+    """Seconds from the run's start to its end (or to now while it runs)."""
+    if run.started_at is None:
+        return None
+    end = run.completed_at or datetime.now(UTC)
+    start = run.started_at if run.started_at.tzinfo else run.started_at.replace(tzinfo=UTC)
+    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    return max(0.0, (end - start).total_seconds())
+
+
+def json_block(value: Any) -> RenderableType:
+    """A JSON value, pretty and highlighted."""
+    text = json.dumps(value, indent=2, default=str, ensure_ascii=False)
+    return Syntax(text, "json", theme="ansi_dark", background_color="default", word_wrap=True)
+
+
+# -- commands' views ------------------------------------------------------------------------
+
+
+def render_run_list(runs: Sequence[Run], next_cursor: str | None) -> None:
+    """`conveyor runs list`: one row per run, newest first as the server sends them."""
+    out = console()
+    if not runs:
+        out.print("No runs found.", style="dim")
+        return
+    # Ids are what people copy, and statuses what they scan: those never shrink; the task
+    # name is cut with an ellipsis first, and the tags column only shows when a run has tags.
+    with_tags = any(run.tags for run in runs)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("ID", no_wrap=True, min_width=max(len(run.id) for run in runs))
+    table.add_column("TASK", no_wrap=True, overflow="ellipsis", min_width=8)
+    table.add_column("STATUS", no_wrap=True, min_width=max(len(str(run.status)) for run in runs))
+    table.add_column("CREATED", no_wrap=True, min_width=7)
+    table.add_column("TOOK", no_wrap=True, justify="right", min_width=6)
+    table.add_column("TRIES", no_wrap=True, justify="right", min_width=5)
+    if with_tags:
+        table.add_column("TAGS", overflow="ellipsis", no_wrap=True)
+    for run in runs:
+        row: list[str | Text] = [run.id, run.task_id, status_text(run.status), relative_time(run.created_at),
+                                 duration_text(run_duration(run)), str(run.attempts)]
+        if with_tags:
+            row.append(", ".join(run.tags))
+        table.add_row(*row)
+    out.print(table)
+    if next_cursor:
+        out.print(f"\nMore runs: conveyor runs list --cursor {next_cursor}", style="dim")
+
+
+def render_run(run: Run, logs: Sequence[LogLine] | None = None) -> None:
+    """`conveyor runs show`: the run's facts, payload, output or error, attempts and logs."""
+    out = console()
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    facts.add_row("Run", run.id)
+    facts.add_row("Task", run.task_id)
+    facts.add_row("Status", status_text(run.status))
+    facts.add_row("Attempts", f"{run.attempts} of {run.max_attempts}")
+    if run.queue:
+        queue = run.queue + (f" (key {run.concurrency_key})" if run.concurrency_key else "")
+        facts.add_row("Queue", queue)
+    facts.add_row("Created", timestamp(run.created_at))
+    if run.delayed_until and run.started_at is None:
+        facts.add_row("Delayed until", timestamp(run.delayed_until))
+    facts.add_row("Started", timestamp(run.started_at))
+    facts.add_row("Completed", timestamp(run.completed_at))
+    if run.started_at is not None:
+        facts.add_row("Duration", duration_text(run_duration(run)))
+    if run.next_attempt_at and not run.is_final:
+        facts.add_row("Next attempt", timestamp(run.next_attempt_at))
+    if run.tags:
+        facts.add_row("Tags", ", ".join(run.tags))
+    for label, value in (("Parent", run.parent_id), ("Batch", run.batch_id), ("Replay of", run.replayed_from),
+                         ("Idempotency key", run.idempotency_key)):
+        if value:
+            facts.add_row(label, value)
+    if run.is_cached:
+        facts.add_row("Cached", "an existing run was returned for this idempotency key")
+    out.print(facts)
+
+    out.print(Panel(json_block(run.payload), title="Payload", title_align="left", expand=False, border_style="dim"))
+    if run.metadata:
+        out.print(Panel(json_block(run.metadata), title="Metadata", title_align="left", expand=False, border_style="dim"))
+    if run.error is not None:
+        out.print(Panel(_error_view(run.error), title="Error", title_align="left", expand=False, border_style="red"))
+    elif run.status == "COMPLETED" or run.output is not None:
+        out.print(Panel(json_block(run.output), title="Output", title_align="left", expand=False, border_style="green"))
+    if run.attempt_list:
+        out.print(_attempts_table(run))
+    if logs is not None:
+        out.print(Text("Logs", style="bold"))
+        render_logs(logs, out)
+
+
+def _error_view(error: Any) -> RenderableType:
+    head = Text()
+    head.append(f"{error.name}", style="bold red")
+    if error.code:
+        head.append(f" [{error.code}]", style="red")
+    head.append(f": {error.message}" if error.message else "")
+    if error.stack:
+        return Group(head, Text(""), Text(error.stack.rstrip(), style="dim"))
+    return head
+
+
+def _attempts_table(run: Run) -> Table:
+    table = Table(title="Attempts", title_justify="left", title_style="bold", box=None, header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("STARTED", no_wrap=True)
+    table.add_column("DURATION", justify="right", no_wrap=True)
+    table.add_column("ERROR", overflow="fold")
+    for attempt in run.attempt_list or []:
+        took = (attempt.completed_at - attempt.started_at).total_seconds()
+        error = f"{attempt.error.name}: {attempt.error.message}" if attempt.error else ""
+        table.add_row(str(attempt.number), status_text(attempt.status), relative_time(attempt.started_at),
+                      duration_text(took), error)
+    return table
+
+
+def render_logs(logs: Iterable[LogLine], out: Console | None = None) -> None:
+    """Log lines: time, attempt, level, message and attributes."""
+    out = out or console()
+    lines = list(logs)
+    if not lines:
+        out.print("  (no logs)", style="dim")
+        return
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(no_wrap=True, style="dim")
+    table.add_column(no_wrap=True, style="dim")
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for line in lines:
+        ts = line.ts if line.ts.tzinfo else line.ts.replace(tzinfo=UTC)
+        message = Text(line.message)
+        if line.attributes:
+            message.append("  " + " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in line.attributes.items()),
+                           style="dim")
+        level = line.level.lower()
+        table.add_row(f"{ts.astimezone(UTC):%H:%M:%S.%f}"[:-3], f"#{line.attempt}",
+                      Text(level.upper(), style=LEVEL_STYLES.get(level, "")), message)
+    out.print(table)
+
+
+def render_final(run: Run) -> None:
+    """What `conveyor trigger --wait` prints when the run ends: its status and output or error."""
+    out = console()
+    line = Text()
+    line.append("Run ")
+    line.append(run.id, style="bold")
+    line.append(" ended ")
+    line.append_text(status_text(run.status))
+    took = run_duration(run)
+    if took is not None:
+        line.append(f" after {duration_text(took)}")
+    if run.attempts > 1:
+        line.append(f" ({run.attempts} attempts)")
+    out.print(line)
+    if run.error is not None:
+        out.print(_error_view(run.error))
+    else:
+        out.print(json_block(run.output))

@@ -1,0 +1,134 @@
+"""`conveyor runs list|show|cancel|replay`: look at runs and act on them from a terminal.
+
+Each command is one Client call and one view from `conveyor.cli.output`; `--json` prints
+the API's own shape for scripts. Errors (unknown run, finished run, unreachable server)
+come from the Client as ConveyorError and are shown by `conveyor.cli.main`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from conveyor.cli.options import connection_options, json_option, open_client
+from conveyor.cli.output import (
+    console,
+    print_json,
+    render_logs,
+    render_run,
+    render_run_list,
+    run_json,
+)
+from conveyor.models import RunStatus
+
+
+class StatusChoice(click.ParamType):
+    """A run status, any case: `--status failed` means FAILED."""
+
+    name = "status"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip().upper().replace("-", "_")
+        if text not in RunStatus.__members__:
+            self.fail(f"{value!r} is not a run status; one of {', '.join(RunStatus.__members__)}", param, ctx)
+        return text
+
+
+@click.group(no_args_is_help=True)
+def runs() -> None:
+    """List, inspect, cancel and replay runs."""
+
+
+@runs.command("list")
+@click.option("--status", "-s", type=StatusChoice(), default=None, metavar="STATUS",
+              help="Only runs in this status (QUEUED, EXECUTING, WAITING, COMPLETED, FAILED, ...).")
+@click.option("--task", metavar="TASK", default=None, help="Only runs of this task.")
+@click.option("--tag", metavar="TAG", default=None, help="Only runs with this tag.")
+@click.option("--limit", "-n", type=click.IntRange(1, 1000), default=50, show_default=True,
+              help="How many runs per page.")
+@click.option("--cursor", metavar="CURSOR", default=None, help="Next page, as printed after the previous one.")
+@json_option
+@connection_options
+def list_runs(status: str | None, task: str | None, tag: str | None, limit: int, cursor: str | None,
+              as_json: bool, api_url: str | None, secret_key: str | None) -> None:
+    """List runs, newest first.
+
+    \b
+    Examples:
+      conveyor runs list --status failed
+      conveyor runs list --task hello-world --limit 10 --json
+    """
+    with open_client(api_url, secret_key) as client:
+        page = client.runs.list(status=status, task=task, tag=tag,
+                                limit=limit, cursor=cursor)
+    if as_json:
+        print_json({"data": [run_json(run) for run in page.data], "next_cursor": page.next_cursor})
+    else:
+        render_run_list(page.data, page.next_cursor)
+
+
+@runs.command("show")
+@click.argument("run_id", metavar="RUN_ID")
+@click.option("--logs", "-l", "with_logs", is_flag=True, help="Also print the run's logs.")
+@json_option
+@connection_options
+def show_run(run_id: str, with_logs: bool, as_json: bool, api_url: str | None, secret_key: str | None) -> None:
+    """Show one run: status, task, times, attempts, payload, output or error, and logs."""
+    with open_client(api_url, secret_key) as client:
+        run = client.runs.retrieve(run_id)
+        logs = client.runs.logs(run_id) if with_logs else None
+    if as_json:
+        data = run_json(run)
+        if logs is not None:
+            data["logs"] = [line.model_dump(mode="json") for line in logs]
+        print_json(data)
+    else:
+        render_run(run, logs)
+
+
+@runs.command("logs")
+@click.argument("run_id", metavar="RUN_ID")
+@json_option
+@connection_options
+def run_logs(run_id: str, as_json: bool, api_url: str | None, secret_key: str | None) -> None:
+    """Print a run's logs (every attempt, oldest first)."""
+    with open_client(api_url, secret_key) as client:
+        logs = client.runs.logs(run_id)
+    if as_json:
+        print_json([line.model_dump(mode="json") for line in logs])
+    else:
+        render_logs(logs)
+
+
+@runs.command("cancel")
+@click.argument("run_id", metavar="RUN_ID")
+@json_option
+@connection_options
+def cancel_run(run_id: str, as_json: bool, api_url: str | None, secret_key: str | None) -> None:
+    """Cancel a run that has not ended; its on_cancel hook runs."""
+    with open_client(api_url, secret_key) as client:
+        run = client.runs.cancel(run_id)
+    if as_json:
+        print_json(run_json(run))
+        return
+    out = console()
+    status = getattr(run.status, "value", run.status)
+    if status == "CANCELED":
+        out.print(f"Canceled [bold]{run.id}[/] ({run.task_id})")
+    else:
+        out.print(f"Asked [bold]{run.id}[/] to cancel; it is {status} now")
+
+
+@runs.command("replay")
+@click.argument("run_id", metavar="RUN_ID")
+@json_option
+@connection_options
+def replay_run(run_id: str, as_json: bool, api_url: str | None, secret_key: str | None) -> None:
+    """Start a new run of the same task with the same payload and options."""
+    with open_client(api_url, secret_key) as client:
+        handle = client.runs.replay(run_id)
+    if as_json:
+        print_json({"id": handle.id, "task_id": handle.task_id, "replayed_from": run_id})
+        return
+    out = console()
+    out.print(f"Replayed {run_id} as [bold]{handle.id}[/]")
+    out.print(f"Follow it: conveyor runs show {handle.id} --logs", style="dim")

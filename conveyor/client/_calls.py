@@ -1,0 +1,315 @@
+"""Every HTTP call of the API, defined once: method, path, body, and how to read the answer.
+
+A function here builds a `Call` (sans I/O); `Client` sends it with httpx.Client and
+`AsyncClient` with httpx.AsyncClient, then both hand the answer to `read_response`. So the
+two clients cannot drift apart: a call, its checks and its parsing exist in one place.
+Arguments are checked here, before any request: a wrong option or a payload JSON cannot hold
+is an error at the call site, not a round trip later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
+
+from pydantic import TypeAdapter, ValidationError
+
+from conveyor.errors import (
+    ApiError,
+    AuthenticationError,
+    Conflict,
+    ConveyorError,
+    InvalidRequest,
+    NotFound,
+    PayloadError,
+)
+from conveyor.models import LogLine, QueueInfo, Run, RunStatus, TaskDefinition, TriggerOptions
+from conveyor.sdk.results import BatchHandle, RunHandle
+from conveyor.sdk.serialization import to_json_value
+
+T = TypeVar("T")
+
+MAX_BATCH_ITEMS = 1000
+OPTION_NAMES = tuple(TriggerOptions.model_fields)
+
+
+class _Unset:
+    """Marks an argument that was not given, where None is a meaningful value (a null payload)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One request to send and how to turn its JSON answer into a `T`."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    parse: Callable[[Any], T]
+    params: tuple[tuple[str, str], ...] = ()
+    body: dict[str, Any] | None = None  # None sends no body at all
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of `runs.list`: the runs (newest first) and the cursor of the next page, if any.
+    Iterating a page iterates its runs."""
+
+    data: list[Run]
+    next_cursor: str | None = None
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_cursor is not None
+
+
+# -- checking arguments -------------------------------------------------------------------
+
+
+def trigger_options(options: Mapping[str, Any] | TriggerOptions | None, where: str = "") -> dict[str, Any]:
+    """Options checked against TriggerOptions, as the JSON the API takes (defaults left out)."""
+    if options is None:
+        return {}
+    if isinstance(options, TriggerOptions):
+        parsed = options
+    else:
+        if not isinstance(options, Mapping):
+            raise InvalidRequest(f"{where}options must be a dict of trigger options, not {type(options).__name__}")
+        unknown = sorted(str(name) for name in options if name not in OPTION_NAMES)
+        if unknown:
+            raise InvalidRequest(f"{where}unknown trigger option {', '.join(map(repr, unknown))}; "
+                                 f"the options are {', '.join(OPTION_NAMES)}")
+        if options.get("metadata") is not None:
+            to_json_value(options["metadata"], f"{where}options.metadata")
+        try:
+            parsed = TriggerOptions.model_validate(dict(options))
+        except ValidationError as exc:
+            raise InvalidRequest(f"{where}invalid trigger option {_first_error(exc)}") from exc
+    return parsed.model_dump(mode="json", exclude_defaults=True)
+
+
+def merge_options(options: Mapping[str, Any] | TriggerOptions | None, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`options=` and keyword options together; a keyword wins over the same name in `options`."""
+    base = trigger_options(options)
+    return trigger_options({**base, **extra}) if extra else base
+
+
+def _first_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error["loc"]) or "value"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _segment(value: Any, what: str) -> str:
+    """One path segment; an empty id would silently turn into another route."""
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{what} must be a non-empty string, got {value!r}")
+    return quote(value, safe="")
+
+
+def _time_param(value: datetime | str | float, name: str) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return datetime.fromtimestamp(value, tz=UTC).isoformat()
+    raise InvalidRequest(f"{name} must be a datetime, an ISO string or epoch seconds, not {value!r}")
+
+
+# -- the calls ----------------------------------------------------------------------------
+
+_tasks = TypeAdapter(list[TaskDefinition])
+_logs = TypeAdapter(list[LogLine])
+_queues = TypeAdapter(list[QueueInfo])
+
+
+def _handle(task_id: str) -> Callable[[Any], RunHandle]:
+    return lambda data: RunHandle(str(data["id"]), str(data.get("task_id") or task_id), bool(data.get("is_cached")))
+
+
+def trigger(task_id: str, payload: Any, options: Mapping[str, Any] | TriggerOptions | None) -> Call[RunHandle]:
+    body = {"payload": to_json_value(payload), "options": trigger_options(options)}
+    return Call("POST", f"/api/v1/tasks/{_segment(task_id, 'task id')}/trigger", _handle(task_id), body=body)
+
+
+def batch_trigger(task_id: str, items: Iterable[Mapping[str, Any]]) -> Call[BatchHandle]:
+    if isinstance(items, Mapping | str | bytes) or not isinstance(items, Iterable):
+        raise InvalidRequest("batch items must be a list of {'payload': ..., 'options': {...}}")
+    items = list(items)
+    if not 1 <= len(items) <= MAX_BATCH_ITEMS:
+        raise InvalidRequest(f"a batch holds 1 to {MAX_BATCH_ITEMS} items, got {len(items)}")
+    wire = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping) or set(item) - {"payload", "options"}:
+            raise InvalidRequest(f"items[{index}] must be a dict with 'payload' and optionally 'options'")
+        wire.append({"payload": to_json_value(item.get("payload"), f"items[{index}].payload"),
+                     "options": trigger_options(item.get("options"), f"items[{index}]: ")})
+    handle = _handle(task_id)
+
+    def parse(data: Any) -> BatchHandle:
+        return BatchHandle(str(data["batch_id"]), [handle(run) for run in data["runs"]])
+
+    return Call("POST", f"/api/v1/tasks/{_segment(task_id, 'task id')}/batch", parse, body={"items": wire})
+
+
+def list_tasks() -> Call[list[TaskDefinition]]:
+    return Call("GET", "/api/v1/tasks", lambda data: _tasks.validate_python(data["data"]))
+
+
+def retrieve_task(task_id: str) -> Call[TaskDefinition]:
+    return Call("GET", f"/api/v1/tasks/{_segment(task_id, 'task id')}", TaskDefinition.model_validate)
+
+
+def retrieve_run(run_id: str) -> Call[Run]:
+    return Call("GET", f"/api/v1/runs/{_segment(run_id, 'run id')}", Run.model_validate)
+
+
+def list_runs(*, status: str | RunStatus | Iterable[str | RunStatus] | None = None, task: str | None = None,
+              tag: str | None = None, limit: int = 50, cursor: str | None = None,
+              created_from: datetime | str | float | None = None,
+              created_to: datetime | str | float | None = None) -> Call[RunPage]:
+    params: list[tuple[str, str]] = []
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else list(status)
+        params.extend(("status", str(s.value if isinstance(s, RunStatus) else s)) for s in statuses)
+    for name, value in (("task", task), ("tag", tag), ("cursor", cursor)):
+        if value is not None:
+            params.append((name, value))
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise InvalidRequest(f"limit must be a whole number from 1 to 1000, got {limit!r}")
+    params.append(("limit", str(limit)))
+    if created_from is not None:
+        params.append(("created_from", _time_param(created_from, "created_from")))
+    if created_to is not None:
+        params.append(("created_to", _time_param(created_to, "created_to")))
+
+    def parse(data: Any) -> RunPage:
+        return RunPage([Run.model_validate(run) for run in data["data"]], data.get("next_cursor"))
+
+    return Call("GET", "/api/v1/runs", parse, params=tuple(params))
+
+
+def cancel_run(run_id: str) -> Call[Run]:
+    return Call("POST", f"/api/v1/runs/{_segment(run_id, 'run id')}/cancel", Run.model_validate)
+
+
+def replay_run(run_id: str, payload: Any = UNSET) -> Call[RunHandle]:
+    """Without `payload` the server reuses the run's payload; `payload=None` replays with null."""
+    body = {} if payload is UNSET else {"payload": to_json_value(payload)}
+    return Call("POST", f"/api/v1/runs/{_segment(run_id, 'run id')}/replay", _handle(""), body=body)
+
+
+def run_logs(run_id: str) -> Call[list[LogLine]]:
+    return Call("GET", f"/api/v1/runs/{_segment(run_id, 'run id')}/logs", lambda data: _logs.validate_python(data["data"]))
+
+
+def list_queues() -> Call[list[QueueInfo]]:
+    return Call("GET", "/api/v1/queues", lambda data: _queues.validate_python(data["data"]))
+
+
+def retrieve_queue(name: str) -> Call[QueueInfo]:
+    return Call("GET", f"/api/v1/queues/{_segment(name, 'queue name')}", QueueInfo.model_validate)
+
+
+def pause_queue(name: str) -> Call[QueueInfo]:
+    return Call("POST", f"/api/v1/queues/{_segment(name, 'queue name')}/pause", QueueInfo.model_validate)
+
+
+def resume_queue(name: str) -> Call[QueueInfo]:
+    return Call("POST", f"/api/v1/queues/{_segment(name, 'queue name')}/resume", QueueInfo.model_validate)
+
+
+def set_queue_concurrency(name: str, limit: int | None) -> Call[QueueInfo]:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidRequest(f"a concurrency limit is a whole number >= 0, or None for no limit; got {limit!r}")
+    return Call("POST", f"/api/v1/queues/{_segment(name, 'queue name')}/concurrency", QueueInfo.model_validate,
+                body={"concurrency_limit": limit})
+
+
+# -- answers ------------------------------------------------------------------------------
+
+_BY_CODE: dict[str, type[ConveyorError]] = {
+    "not_found": NotFound,
+    "unauthorized": AuthenticationError,
+    "conflict": Conflict,
+    "payload_invalid": PayloadError,
+    "invalid_request": InvalidRequest,
+    "malformed_json": InvalidRequest,
+}
+_BY_STATUS: dict[int, type[ConveyorError]] = {404: NotFound, 401: AuthenticationError, 409: Conflict,
+                                              422: PayloadError}
+
+
+def error_from_response(status: int, content: bytes) -> ConveyorError:
+    """The error an error answer stands for: mapped by its code, then by its status."""
+    code, message = "api_error", ""
+    try:
+        error = json.loads(content)["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        message = f"HTTP {status}: {content[:300].decode('utf-8', 'replace') or 'no body'}"
+    cls = _BY_CODE.get(code) or _BY_STATUS.get(status)
+    if cls is None and 400 <= status < 500:
+        cls = InvalidRequest
+    if cls is None:
+        return ApiError(message, status=status, code=code)
+    return cls(message)
+
+
+def read_response(call: Call[T], status: int, content: bytes) -> T:
+    """The call's result from an answer, or the error the answer stands for."""
+    if not 200 <= status < 300:
+        raise error_from_response(status, content)
+    try:
+        return call.parse(json.loads(content))
+    except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ApiError(f"unexpected answer to {call.method} {call.path}: {exc}; are the client and the "
+                       "server the same Conveyor version?", status=status, code="bad_response") from exc
+
+
+def unreachable(api_url: str, exc: Exception) -> ApiError:
+    return ApiError(f"cannot reach Conveyor at {api_url}: is `conveyor dev` running? ({exc.__class__.__name__}: {exc})",
+                    status=0, code="unreachable")
+
+
+def timed_out(api_url: str, call: Call[Any], exc: Exception) -> ApiError:
+    return ApiError(f"Conveyor at {api_url} did not answer {call.method} {call.path} in time "
+                    f"({exc.__class__.__name__}); retry, or raise the client's timeout", status=0, code="timeout")
+
+
+def headers(secret_key: str) -> dict[str, str]:
+    from conveyor import __version__
+
+    return {"Authorization": f"Bearer {secret_key}", "Accept": "application/json",
+            "User-Agent": f"conveyor-python/{__version__}"}
+
+
+def poll_delay(run: Run, interval: float, deadline: float | None, now: float, timeout: float | None) -> float | None:
+    """How long `runs.poll` sleeps before looking again: None once the run has ended,
+    TimeoutError once the deadline has passed."""
+    if run.status.is_final:
+        return None
+    if deadline is None:
+        return interval
+    remaining = deadline - now
+    if remaining <= 0:
+        raise TimeoutError(f"run {run.id} is still {run.status.value} after {timeout:g}s")
+    return min(interval, remaining)

@@ -1,0 +1,164 @@
+"""`Client`: the API over httpx.Client, for synchronous code (Django, Flask, scripts, the CLI).
+
+Every call is built and read by `conveyor.client._calls`; this module only sends it. Keep it
+in step with `_async.py`, which offers the same surface asynchronously.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from conveyor.client import _calls as calls
+from conveyor.client._calls import UNSET, RunPage
+from conveyor.client.settings import resolve_settings
+from conveyor.models import LogLine, QueueInfo, Run, RunStatus, TaskDefinition, TriggerOptions
+from conveyor.sdk.results import BatchHandle, RunHandle
+
+T = TypeVar("T")
+
+
+class Client:
+    """The Conveyor API, synchronously: `client.trigger("my-task", {...})`.
+
+    `api_url` and `secret_key` default to CONVEYOR_API_URL / CONVEYOR_SECRET_KEY, then to the
+    nearest `.conveyor/dev.json` (written by `conveyor dev`). Close it with `close()`
+    or use it as `with Client() as client:`."""
+
+    def __init__(self, api_url: str | None = None, secret_key: str | None = None, *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.api_url, key = resolve_settings(api_url, secret_key)
+        self._http = httpx.Client(base_url=self.api_url, headers=calls.headers(key), timeout=timeout,
+                                       transport=transport)
+        self.tasks = Tasks(self)
+        self.runs = Runs(self)
+        self.queues = Queues(self)
+
+    def __repr__(self) -> str:
+        return f"<Client {self.api_url}>"
+
+    def trigger(self, task_id: str, payload: Any = None, *,
+                      options: Mapping[str, Any] | TriggerOptions | None = None, **kwargs: Any) -> RunHandle:
+        """Start a run of `task_id`; the same as `client.tasks.trigger`."""
+        return self.tasks.trigger(task_id, payload, options=options, **kwargs)
+
+    def batch_trigger(self, task_id: str, items: Iterable[Mapping[str, Any]]) -> BatchHandle:
+        """Start one run per `{"payload": ..., "options": {...}}`; the same as `client.tasks.batch_trigger`."""
+        return self.tasks.batch_trigger(task_id, items)
+
+    def send(self, call: calls.Call[T]) -> T:
+        """Send one call and read its answer (the lower level every method goes through)."""
+        try:
+            response = self._http.request(call.method, call.path, params=call.params or None, json=call.body)
+        except httpx.TimeoutException as exc:
+            raise calls.timed_out(self.api_url, call, exc) from exc
+        except httpx.TransportError as exc:
+            raise calls.unreachable(self.api_url, exc) from exc
+        return calls.read_response(call, response.status_code, response.content)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._http.is_closed
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.close()
+
+
+class Tasks:
+    """`client.tasks`: trigger tasks and read their definitions."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def trigger(self, task_id: str, payload: Any = None, *,
+                      options: Mapping[str, Any] | TriggerOptions | None = None, **kwargs: Any) -> RunHandle:
+        """Start a run of `task_id` with `payload` (JSON; pydantic models and datetimes are
+        converted). Options go as keywords (`tags=["a"]`, `delay="1h"`) or as `options=`."""
+        return self._client.send(calls.trigger(task_id, payload, calls.merge_options(options, kwargs)))
+
+    def batch_trigger(self, task_id: str, items: Iterable[Mapping[str, Any]]) -> BatchHandle:
+        """Start one run per item (`{"payload": ..., "options": {...}}`), 1 to 1,000, all or none."""
+        return self._client.send(calls.batch_trigger(task_id, items))
+
+    def list(self) -> list[TaskDefinition]:
+        return self._client.send(calls.list_tasks())
+
+    def retrieve(self, task_id: str) -> TaskDefinition:
+        return self._client.send(calls.retrieve_task(task_id))
+
+
+class Runs:
+    """`client.runs`: read, list, cancel, replay and wait for runs."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def retrieve(self, run_id: str) -> Run:
+        """The run with its attempt count and finished attempts (`attempt_list`)."""
+        return self._client.send(calls.retrieve_run(run_id))
+
+    def cancel(self, run_id: str) -> Run:
+        """Cancel a run that has not ended; Conflict if it has."""
+        return self._client.send(calls.cancel_run(run_id))
+
+    def replay(self, run_id: str, payload: Any = UNSET) -> RunHandle:
+        """A new run of the same task and options, with the same payload unless `payload` is given."""
+        return self._client.send(calls.replay_run(run_id, payload))
+
+    def logs(self, run_id: str) -> list[LogLine]:
+        return self._client.send(calls.run_logs(run_id))
+
+    def poll(self, run_id: str, interval: float = 0.5, timeout: float | None = None) -> Run:
+        """The run once it has ended (any final status); TimeoutError after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = self.retrieve(run_id)
+            delay = calls.poll_delay(run, interval, deadline, time.monotonic(), timeout)
+            if delay is None:
+                return run
+            time.sleep(delay)
+
+    # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
+    def list(self, status: str | RunStatus | Iterable[str | RunStatus] | None = None, task: str | None = None,
+             tag: str | None = None, limit: int = 50, cursor: str | None = None,
+             created_from: datetime | str | float | None = None,
+             created_to: datetime | str | float | None = None) -> RunPage:
+        """One page of runs, newest first; pass `page.next_cursor` as `cursor` for the next."""
+        return self._client.send(calls.list_runs(status=status, task=task, tag=tag, limit=limit, cursor=cursor,
+                                                 created_from=created_from, created_to=created_to))
+
+
+class Queues:
+    """`client.queues`: list queues, pause and resume them, change their limit."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(self) -> list[QueueInfo]:
+        return self._client.send(calls.list_queues())
+
+    def retrieve(self, name: str) -> QueueInfo:
+        return self._client.send(calls.retrieve_queue(name))
+
+    def pause(self, name: str) -> QueueInfo:
+        """No new run of the queue starts until it is resumed."""
+        return self._client.send(calls.pause_queue(name))
+
+    def resume(self, name: str) -> QueueInfo:
+        return self._client.send(calls.resume_queue(name))
+
+    def set_concurrency(self, name: str, limit: int | None) -> QueueInfo:
+        """At most `limit` runs of the queue execute at once; None removes the limit."""
+        return self._client.send(calls.set_queue_concurrency(name, limit))

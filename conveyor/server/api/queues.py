@@ -1,0 +1,45 @@
+"""Queue routes: list and show queues, pause and resume them, change their limit.
+
+Queue names may contain '/', so names are matched with the `path` converter; the action
+routes end in a fixed word, which the router tells apart from a name ending in it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from conveyor.models import QueueInfo
+from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.schemas import ERROR_RESPONSES, ConcurrencyBody, QueueList
+
+router = APIRouter(prefix="/api/v1/queues", tags=["queues"], responses=ERROR_RESPONSES)
+
+
+@router.get("", response_model=QueueList, summary="List queues")
+def list_queues(env: EnvironmentDep, engine: EngineDep) -> QueueList:
+    """Every queue with its limit, whether it is paused, and how many runs execute and wait in it."""
+    return QueueList(data=engine.list_queues(env.id))
+
+
+@router.post("/{name:path}/pause", response_model=QueueInfo, summary="Pause a queue")
+def pause_queue(name: str, env: EnvironmentDep, engine: EngineDep) -> QueueInfo:
+    """No new run of the queue starts until it is resumed; executing runs go on."""
+    return engine.set_queue_paused(env.id, name, True)
+
+
+@router.post("/{name:path}/resume", response_model=QueueInfo, summary="Resume a queue")
+def resume_queue(name: str, env: EnvironmentDep, engine: EngineDep) -> QueueInfo:
+    return engine.set_queue_paused(env.id, name, False)
+
+
+@router.post("/{name:path}/concurrency", response_model=QueueInfo, summary="Set a queue's concurrency limit")
+def set_queue_concurrency(name: str, body: ConcurrencyBody, env: EnvironmentDep, engine: EngineDep) -> QueueInfo:
+    """At most `concurrency_limit` runs of the queue execute at once (per concurrency key);
+    null removes the limit."""
+    return engine.set_queue_limit(env.id, name, body.concurrency_limit)
+
+
+# Registered after the actions so a name-swallowing `{name:path}` is always the last resort.
+@router.get("/{name:path}", response_model=QueueInfo, summary="Retrieve a queue")
+def retrieve_queue(name: str, env: EnvironmentDep, engine: EngineDep) -> QueueInfo:
+    return engine.get_queue(env.id, name)

@@ -1,0 +1,90 @@
+"""Run routes: list (filtered, paginated), show, logs, cancel and replay.
+
+The environment always comes from the API key, so a run of another environment is simply
+not found here. State changes (cancel, replay) are the engine's; this module only maps HTTP.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, status
+
+from conveyor.models import Run
+from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.schemas import (
+    CONFLICT_RESPONSE,
+    ERROR_RESPONSES,
+    LogList,
+    ReplayBody,
+    RunList,
+    Triggered,
+    triggered,
+)
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=ERROR_RESPONSES)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # the API speaks UTC; a bare datetime is read as UTC
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _statuses(values: list[str] | None) -> list[str]:
+    """`?status=QUEUED&status=FAILED` and `?status=QUEUED,FAILED` mean the same."""
+    out: list[str] = []
+    for value in values or []:
+        out.extend(part.strip().upper() for part in value.split(",") if part.strip())
+    return out
+
+
+@router.get("", response_model=RunList, summary="List runs")
+def list_runs(
+    env: EnvironmentDep,
+    engine: EngineDep,
+    status_: Annotated[list[str] | None, Query(alias="status", description="Run status; repeat it or separate with commas")] = None,
+    task: Annotated[str | None, Query(description="Only runs of this task id")] = None,
+    tag: Annotated[str | None, Query(description="Only runs carrying this tag")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Runs per page")] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    created_from: Annotated[datetime | None, Query(description="ISO datetime; runs created at or after it")] = None,
+    created_to: Annotated[datetime | None, Query(description="ISO datetime; runs created before it")] = None,
+) -> RunList:
+    """Runs of the environment, newest first, one page at a time."""
+    runs, next_cursor = engine.list_runs(
+        env.id, statuses=_statuses(status_), task_id=task, tag=tag, limit=limit, cursor=cursor,
+        created_from=_epoch(created_from), created_to=_epoch(created_to))
+    return RunList(data=runs, next_cursor=next_cursor)
+
+
+@router.get("/{run_id}", response_model=Run, summary="Retrieve a run")
+def retrieve_run(run_id: str, env: EnvironmentDep, engine: EngineDep) -> Run:
+    """The run with its attempt count (`attempts`) and finished attempts (`attempt_list`)."""
+    return engine.get_run(env.id, run_id, with_attempts=True)
+
+
+@router.get("/{run_id}/logs", response_model=LogList, summary="A run's logs")
+def run_logs(run_id: str, env: EnvironmentDep, engine: EngineDep) -> LogList:
+    return LogList(data=engine.list_logs(env.id, run_id))
+
+
+@router.post("/{run_id}/cancel", response_model=Run, summary="Cancel a run", responses=CONFLICT_RESPONSE)
+def cancel_run(run_id: str, env: EnvironmentDep, engine: EngineDep) -> Run:
+    """Cancel a run that has not ended (409 if it has). An executing attempt is stopped."""
+    return engine.cancel(env.id, run_id)
+
+
+@router.post("/{run_id}/replay", response_model=Triggered, status_code=status.HTTP_201_CREATED,
+             summary="Replay a run")
+def replay_run(run_id: str, env: EnvironmentDep, engine: EngineDep,
+               body: Annotated[ReplayBody | None, Body()] = None) -> Triggered:
+    """A new run of the same task with the same options, and the same payload unless the
+    body gives `payload` (which may be null)."""
+    # "payload" present (even null) replaces the payload; absent keeps the original
+    use_payload = body is not None and "payload" in body.model_fields_set
+    run = engine.replay(env.id, run_id, body.payload if body is not None else None, use_payload=use_payload)
+    return triggered(run)

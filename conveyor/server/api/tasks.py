@@ -1,0 +1,58 @@
+"""Task routes: trigger a task, trigger a batch of it, list and show task definitions.
+
+Routes translate HTTP to engine calls and back; validation of payloads against a task's
+schema, idempotency and batching all-or-nothing are the engine's, never done here.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from conveyor.models import TaskDefinition
+from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.schemas import (
+    ERROR_RESPONSES,
+    BatchBody,
+    BatchTriggered,
+    TaskList,
+    TriggerBody,
+    Triggered,
+    triggered,
+)
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
+
+
+@router.post(
+    "/{task_id}/trigger", response_model=Triggered, status_code=status.HTTP_201_CREATED,
+    summary="Trigger a task",
+    responses={200: {"model": Triggered, "description": "The idempotency key already has a run; that run is returned"}},
+)
+def trigger_task(task_id: str, body: TriggerBody, env: EnvironmentDep, engine: EngineDep,
+                 response: Response) -> Triggered:
+    """Create a run of `task_id` with `payload` and `options` (the Python option names).
+    201 with the new run's id, or 200 with the existing run when the idempotency key has one."""
+    run = engine.trigger(env.id, task_id, body.payload, body.options)
+    if run.is_cached:
+        response.status_code = status.HTTP_200_OK
+    return triggered(run)
+
+
+@router.post("/{task_id}/batch", response_model=BatchTriggered, status_code=status.HTTP_201_CREATED,
+             summary="Trigger a batch of runs of a task")
+def batch_trigger_task(task_id: str, body: BatchBody, env: EnvironmentDep, engine: EngineDep) -> BatchTriggered:
+    """Create one run per item, 1 to 1,000 items, in one transaction: all or none. An invalid
+    item fails the whole batch with an error naming it (`items[3]: ...`)."""
+    result = engine.batch_trigger(env.id, [(task_id, item.payload, item.options) for item in body.items])
+    return BatchTriggered(batch_id=result.batch_id, runs=[triggered(run) for run in result.runs])
+
+
+@router.get("", response_model=TaskList, summary="List tasks")
+def list_tasks(env: EnvironmentDep, engine: EngineDep) -> TaskList:
+    """Every task the environment's workers have registered, with its effective settings."""
+    return TaskList(data=engine.list_tasks(env.id))
+
+
+@router.get("/{task_id}", response_model=TaskDefinition, summary="Retrieve a task")
+def retrieve_task(task_id: str, env: EnvironmentDep, engine: EngineDep) -> TaskDefinition:
+    return engine.get_task(env.id, task_id)

@@ -1,0 +1,116 @@
+"""The HTTP API's wire format: request bodies and response envelopes.
+
+Resources themselves (Run, TaskDefinition, QueueInfo, LogLine) are the domain models of
+`conveyor.models`, shown as they are; this module only adds what exists on the wire alone:
+bodies, `{data: [...]}` envelopes and the error shape. Models here validate; they do no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from conveyor.models import LogLine, QueueInfo, Run, TaskDefinition, TriggerOptions
+
+MAX_BATCH_ITEMS = 1000
+
+
+class TriggerBody(BaseModel):
+    """`POST /api/v1/tasks/{task_id}/trigger`: the payload (any JSON) and the trigger options."""
+
+    # a misspelt top-level key ("option") must fail loudly, not trigger without its options
+    model_config = ConfigDict(extra="forbid")
+
+    payload: Any = None
+    options: TriggerOptions = Field(default_factory=lambda: TriggerOptions.model_validate({}))
+
+
+class BatchBody(BaseModel):
+    """`POST /api/v1/tasks/{task_id}/batch`: 1 to 1,000 items, each created or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[TriggerBody] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
+class ReplayBody(BaseModel):
+    """`POST /api/v1/runs/{id}/replay`: without `payload` the replay reuses the run's payload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payload: Any = None
+
+
+class ConcurrencyBody(BaseModel):
+    """`POST /api/v1/queues/{name}/concurrency`: a new limit, or null for none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # required although nullable: an empty body must not silently lift the limit
+    concurrency_limit: int | None = Field(..., ge=0, le=100_000)
+
+
+class Triggered(BaseModel):
+    """A run a trigger created, or the existing run its idempotency key points at (`is_cached`)."""
+
+    id: str
+    task_id: str
+    is_cached: bool = False
+
+
+class BatchTriggered(BaseModel):
+    """The runs of a batch, one per item, in input order."""
+
+    batch_id: str
+    runs: list[Triggered]
+
+
+class TaskList(BaseModel):
+    data: list[TaskDefinition]
+
+
+class RunList(BaseModel):
+    """One page of runs, newest first; pass `next_cursor` back as `cursor` for the next page."""
+
+    data: list[Run]
+    next_cursor: str | None = None
+
+
+class LogList(BaseModel):
+    data: list[LogLine]
+
+
+class QueueList(BaseModel):
+    data: list[QueueInfo]
+
+
+class Health(BaseModel):
+    ok: bool = True
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="A short machine code: not_found, unauthorized, payload_invalid, ...")
+    message: str = Field(description="What went wrong and what to do about it.")
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx and 5xx answer of the API."""
+
+    error: ErrorDetail
+
+
+def triggered(run: Run) -> Triggered:
+    return Triggered(id=run.id, task_id=run.task_id, is_cached=run.is_cached)
+
+
+# Documented on every authenticated route so the OpenAPI document shows the error shape.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed request (bad JSON, unknown filter value)"},
+    401: {"model": ErrorResponse, "description": "Missing or unknown API key"},
+    404: {"model": ErrorResponse, "description": "No such task, run or queue in this environment"},
+    422: {"model": ErrorResponse, "description": "The body or a parameter is invalid; the message names it"},
+}
+CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "The run's state does not allow this"},
+}

@@ -1,0 +1,132 @@
+"""End-to-end fixtures: a real `conveyor dev` process on a copy of tests/e2e/project."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conveyor import Client
+
+PROJECT = Path(__file__).parent / "project"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class DevServer:
+    """A running `conveyor dev` in its own process group."""
+
+    root: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.root / "dev.out"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def secret_key(self) -> str:
+        return json.loads((self.root / ".conveyor" / "dev.json").read_text())["secret_key"]
+
+    def start(self, timeout: float = 30) -> None:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "conveyor.cli.main", "dev", "--port", str(self.port)],
+            cwd=self.root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"conveyor dev exited early:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.api_url}/healthz", timeout=0.5).status_code == 200 and "Loaded tasks" in self.output():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"conveyor dev did not start in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def kill9(self) -> None:
+        """SIGKILL the whole platform: server, supervisor and executors."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def client(self) -> Client:
+        return Client(api_url=self.api_url, secret_key=self.secret_key)
+
+    def hooks(self) -> list[str]:
+        path = self.root / "hooks.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+
+def make_project(tmp: Path) -> Path:
+    root = tmp / "project"
+    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(".conveyor", "__pycache__", "hooks.log"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    server = DevServer(make_project(tmp_path_factory.mktemp("e2e")), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def client(dev: DevServer) -> Iterator[Client]:
+    with dev.client() as c:
+        yield c
+
+
+@pytest.fixture
+def fresh_dev(tmp_path: Path) -> Iterator[DevServer]:
+    """A dev server of its own, for tests that kill or restart it."""
+    server = DevServer(make_project(tmp_path), free_port())
+    yield server
+    server.stop()
+
+
+def wait_for(predicate, timeout: float = 20, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

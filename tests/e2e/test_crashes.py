@@ -1,0 +1,46 @@
+"""Processes killed for real: an executor, or the whole platform."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from tests.e2e.conftest import wait_for
+
+
+def executor_pid(client, run_id: str) -> int:
+    def find():
+        for line in client.runs.logs(run_id):
+            if line.message == "pid":
+                return line.attributes["pid"]
+        return None
+
+    return wait_for(find, what="the attempt to log its pid")
+
+
+def test_kill_9_of_an_executor_mid_attempt_is_retried(client):
+    handle = client.trigger("pid", {})
+    pid = executor_pid(client, handle.id)
+    os.kill(pid, signal.SIGKILL)
+    run = client.runs.poll(handle.id, timeout=30)
+    assert run.status == "COMPLETED" and run.output == {"attempt": 2}
+    assert run.attempt_list[0].status == "CRASHED"
+    assert "signal 9" in run.attempt_list[0].error.message
+
+
+def test_an_executor_over_its_machine_memory_is_stopped_with_a_clear_error(client):
+    run = client.runs.poll(client.trigger("hog", {}).id, timeout=30)
+    assert run.status == "CRASHED"
+    assert run.error.code == "out_of_memory" and "micro" in run.error.message
+
+
+def test_kill_9_of_the_whole_platform_then_restart_finishes_the_run(fresh_dev):
+    fresh_dev.start()
+    with fresh_dev.client() as client:
+        handle = client.trigger("pid", {})
+        executor_pid(client, handle.id)
+    fresh_dev.kill9()
+    fresh_dev.start()
+    with fresh_dev.client() as client:
+        run = client.runs.poll(handle.id, timeout=30)
+    assert run.status == "COMPLETED" and run.output == {"attempt": 2}

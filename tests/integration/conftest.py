@@ -1,0 +1,139 @@
+"""Fixtures for the HTTP API and client tests: a real SQLite store in tmp_path, an engine with
+a keyed environment and registered tasks, the app in-process (TestClient), and the app behind
+a real uvicorn server on a free port (for Client and AsyncClient)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from conveyor.engine.engine import Engine, Environment
+from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition
+from conveyor.server import create_app
+from conveyor.store import Store, open_store
+
+KEY = "cv_dev_" + "k" * 32
+OTHER_KEY = "cv_dev_" + "o" * 32
+
+
+class Video(BaseModel):
+    video_url: str
+    format: Literal["mp4", "webm"] = "mp4"
+
+
+class Clock:
+    """The engine's clock: real time, but strictly increasing by at least 2 ms per reading, so
+    runs made one after another get ids (and created_at) in creation order; `advance` jumps."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.last = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self.lock:
+            self.last = max(time.time() + self.offset, self.last + 0.002)
+            return self.last
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.offset += seconds
+
+
+def task_definitions() -> list[TaskDefinition]:
+    retry = RetryPolicy(max_attempts=1)
+    return [
+        TaskDefinition(id="hello", queue=QueueSpec(name="task/hello"), retry=retry),
+        TaskDefinition(id="other", queue=QueueSpec(name="task/other"), retry=retry),
+        TaskDefinition(id="encode", queue=QueueSpec(name="media/encode", concurrency_limit=2), retry=retry),
+        TaskDefinition(id="process-video", queue=QueueSpec(name="task/process-video"), retry=retry,
+                       payload_schema=Video.model_json_schema()),
+    ]
+
+
+@dataclass
+class Backend:
+    """A real engine over a real SQLite file, with one environment keyed by KEY."""
+
+    store: Store
+    engine: Engine
+    env: Environment
+    clock: Clock
+    key: str = KEY
+
+    def other_environment(self) -> str:
+        """A second environment of the same project; returns its key."""
+        other = self.engine.ensure_environment("proj_test", "staging", "staging")
+        self.engine.add_api_key(other.id, OTHER_KEY)
+        return OTHER_KEY
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[Backend]:
+    store = open_store(str(tmp_path / "conveyor.db"))
+    store.migrate()
+    clock = Clock()
+    engine = Engine(store, clock=clock)
+    env = engine.ensure_environment("proj_test", "dev", "dev")
+    engine.add_api_key(env.id, KEY)
+    engine.register_worker(env.id, "worker-1", "worker-1", task_definitions())
+    yield Backend(store, engine, env, clock)
+    store.close()
+
+
+@pytest.fixture
+def api(backend: Backend) -> Iterator[TestClient]:
+    """The app in-process, authenticated. Server exceptions are raised, so a 500 fails loudly."""
+    with TestClient(create_app(backend.engine), headers={"Authorization": f"Bearer {KEY}"}) as client:
+        yield client
+
+
+@pytest.fixture
+def live_server(backend: Backend) -> Iterator[str]:
+    """The app behind a real uvicorn server on a free port; yields its base URL."""
+    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets that say they are TCP,
+    # and without it every keep-alive request waits ~40 ms for a delayed ACK
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(backend.engine), log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+def free_url() -> str:
+    """A URL where nothing listens."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The test cannot pick up a developer's CONVEYOR_* variables or a .conveyor/dev.json above."""
+    monkeypatch.delenv("CONVEYOR_API_URL", raising=False)
+    monkeypatch.delenv("CONVEYOR_SECRET_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
