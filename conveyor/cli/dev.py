@@ -2,7 +2,7 @@
 
 Loads the project's config (so a bad config is one clear error before anything starts) and
 hands over to `conveyor.platform.dev.run_dev`, which owns the embedded SQLite under
-`.conveyor/`, the API and dashboard, the reloading worker, and what is printed while it runs.
+`.conveyor/`, the API, the reloading worker, and what is printed while it runs.
 This module only reads options; it must not start anything itself.
 """
 
@@ -15,22 +15,27 @@ import click
 from conveyor.config import load_config
 
 
-@click.command(short_help="Run the platform locally (API, dashboard, worker).")
+@click.command(short_help="Run the platform locally (API and worker).")
 @click.option("--port", type=click.IntRange(1, 65535), default=3030, show_default=True,
-              help="Port of the API and dashboard.")
+              help="Port of the API.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on (0.0.0.0 to reach it from other machines).")
 @click.option("--dir", "project_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Project folder (default: the current folder or the nearest parent "
                                  "with a Conveyor config).")
-def dev(port: int, host: str, project_dir: Path | None) -> None:
-    """Run the platform locally: API and dashboard on http://127.0.0.1:3030, an embedded SQLite
+@click.option("--executors", type=click.IntRange(1, 64), default=None,
+              help="Executor processes for the default machine (default: one per CPU, at least 2).")
+@click.option("--capacity", type=click.IntRange(1, 10_000), default=500, show_default=True,
+              help="Attempts the worker runs at once.")
+@click.option("--quiet", is_flag=True, help="Do not print a line per run.")
+def dev(port: int, host: str, project_dir: Path | None, executors: int | None, capacity: int, quiet: bool) -> None:
+    """Run the platform locally: API on http://127.0.0.1:3030, an embedded SQLite
     database under .conveyor/, and a worker that reloads when your task files change.
 
-    Prints the dashboard URL and the dev secret key (cv_dev_...), which stays the same across
+    Prints the API URL and the dev secret key (cv_dev_...), which stays the same across
     restarts of the same project. Stop it with Ctrl-C.
     """
     config = load_config(project_dir or Path.cwd())
     from conveyor.platform.dev import run_dev
 
-    run_dev(config, host=host, port=port)
+    run_dev(config, host=host, port=port, executors=executors, capacity=capacity, quiet=quiet)

@@ -97,7 +97,7 @@ def main(ctx: click.Context, api_url: str | None, secret_key: str | None) -> Non
     \b
     Start here:
       conveyor init              add a config and an example task to this folder
-      conveyor dev               run the platform locally (API, dashboard, worker)
+      conveyor dev               run the platform locally (API and worker)
       conveyor trigger TASK --payload '{"name": "Ada"}' --wait
       conveyor runs list
 

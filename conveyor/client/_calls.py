@@ -34,7 +34,7 @@ from conveyor.sdk.serialization import to_json_value
 
 T = TypeVar("T")
 
-MAX_BATCH_ITEMS = 1000
+MAX_BATCH_ITEMS = 1000  # the engine's limit, repeated: the client must not import the engine
 OPTION_NAMES = tuple(TriggerOptions.model_fields)
 
 

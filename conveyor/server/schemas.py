@@ -11,9 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from conveyor.engine.engine import MAX_BATCH
 from conveyor.models import LogLine, QueueInfo, Run, TaskDefinition, TriggerOptions
-
-MAX_BATCH_ITEMS = 1000
 
 
 class TriggerBody(BaseModel):
@@ -31,7 +30,7 @@ class BatchBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[TriggerBody] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    items: list[TriggerBody] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class ReplayBody(BaseModel):

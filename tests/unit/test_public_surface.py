@@ -1,0 +1,29 @@
+"""The public surface is exactly what `conveyor.__all__` lists (DESIGN 1.2-1.3 names)."""
+
+import conveyor
+
+EXPECTED = {
+    "AbortTaskRunError", "ApiError", "AsyncClient", "AuthenticationError", "BatchHandle", "Client", "ConfigError",
+    "Conflict", "Context", "ConveyorError", "InvalidRequest", "NotFound", "PayloadError", "Queue", "QueueInfo",
+    "Result", "RetryPolicy", "Run", "RunHandle", "RunStatus", "Task", "TaskDefinitionError", "TaskRunFailed",
+    "__version__", "logger", "queue", "retry", "runs", "schema_task", "task", "tasks",
+}
+
+
+def test_all_is_exactly_the_public_surface():
+    assert set(conveyor.__all__) == EXPECTED
+    public = {name for name in vars(conveyor) if not name.startswith("_")} - {
+        "client", "errors", "models", "sdk", "durations", "ids", "engine", "store", "protocol", "config", "worker"}
+    assert public <= EXPECTED | {"__version__"}
+
+
+def test_every_listed_name_exists():
+    for name in conveyor.__all__:
+        assert hasattr(conveyor, name), name
+
+
+def test_every_error_derives_from_one_root():
+    for name in conveyor.__all__:
+        value = getattr(conveyor, name)
+        if isinstance(value, type) and issubclass(value, Exception):
+            assert issubclass(value, conveyor.ConveyorError), name
