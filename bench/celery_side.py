@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from processes import MemorySampler, Service, wait_until
+from processes import Usage, Service, wait_until
 
 BENCH_DIR = Path(__file__).resolve().parent
 REDIS_URL = os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -93,7 +93,7 @@ def wait_results(client: redis.Redis, ids: list[str], timeout: float, interval: 
 
 def throughput(worker: CeleryWorker, runs: int, batch_size: int = 1000, timeout: float = 600.0) -> dict[str, Any]:
     ids: list[str] = []
-    with MemorySampler(worker.service) as memory:
+    with Usage(worker.service, redis_client=worker.redis) as usage:
         t0 = time.time()
         left = runs
         while left:
@@ -109,7 +109,7 @@ def throughput(worker: CeleryWorker, runs: int, batch_size: int = 1000, timeout:
         "runs": runs, "statuses": statuses, "completed": completed,
         "t0": t0, "enqueue_seconds": enqueued - t0, "seconds": last - t0, "observed_seconds": seen - t0,
         "runs_per_second": completed / (last - t0),
-        "peak_rss": memory.peak_rss, "peak_pss": memory.peak_pss, "processes": memory.peak_processes,
+        **usage.as_dict(),
     }
 
 

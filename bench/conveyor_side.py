@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from processes import MemorySampler, Service, free_port, wait_until
+from processes import Usage, Service, free_port, wait_until
 
 from conveyor import Client
 
@@ -108,7 +108,7 @@ def throughput(platform: ConveyorPlatform, runs: int, batch_size: int = 1000, ti
     assert client is not None
     items = [{"payload": {}}] * batch_size
     batch_ids: set[str] = set()
-    with MemorySampler(platform.service) as memory:
+    with Usage(platform.service) as usage:
         if profiler is not None:
             profiler.start()
         t0 = time.time()
@@ -144,12 +144,12 @@ def throughput(platform: ConveyorPlatform, runs: int, batch_size: int = 1000, ti
         "t0": t0, "enqueue_seconds": enqueued - t0, "seconds": last - t0, "observed_seconds": seen - t0,
         "first_start_after": (min(started_at) - t0) if started_at else None,
         "runs_per_second": statuses.get("COMPLETED", 0) / (last - t0),
-        "peak_rss": memory.peak_rss, "peak_pss": memory.peak_pss, "processes": memory.peak_processes,
+        **usage.as_dict(),
     }
 
 
 def latency(platform: ConveyorPlatform, samples: int, warmup: int = 20, gap: float = 0.02,
-            poll: float = 0.01, timeout: float = 30.0) -> dict[str, Any]:
+            poll: float = 0.01, timeout: float = 30.0, profiler: Any = None) -> dict[str, Any]:
     """Trigger `stamp` one run at a time; latency = its own time.time() at start minus the
     client's time.time() just before the trigger call. The run is polled until it ends (first
     poll `poll` s after the trigger, so polling does not compete with the start)."""
@@ -158,6 +158,8 @@ def latency(platform: ConveyorPlatform, samples: int, warmup: int = 20, gap: flo
     starts: list[float] = []
     calls: list[float] = []
     for i in range(warmup + samples):
+        if i == warmup and profiler is not None:
+            profiler.start()
         before = time.time()
         handle = client.trigger("stamp", {})
         returned = time.time()
@@ -175,4 +177,6 @@ def latency(platform: ConveyorPlatform, samples: int, warmup: int = 20, gap: flo
             starts.append(run.output["started"] - before)
             calls.append(returned - before)
         time.sleep(gap)
+    if profiler is not None:
+        profiler.stop()
     return {"start_latency": starts, "trigger_call": calls}

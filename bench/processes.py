@@ -98,26 +98,42 @@ class Service:
             self.proc.wait(5)
 
 
-class MemorySampler:
-    """Peak memory of a service's process tree, sampled in a thread while a workload runs.
+class Usage:
+    """What a service's process tree used while a workload ran, sampled in a thread.
 
-    `peak_rss` is the largest sum of RSS over the tree (what was asked for; it counts pages
-    shared between forked processes once per process). `peak_pss` is the largest sum of PSS
-    (shared pages split between the processes sharing them), sampled less often as it is costly.
+    `peak_rss` is the largest sum of RSS over the tree (it counts pages shared between forked
+    processes once per process). `peak_pss` is the largest sum of PSS (shared pages split between
+    the processes sharing them), sampled less often as it is costly. `cpu` is the CPU seconds the
+    tree used (user + system, per pid at its last sample). Around it, the CPU seconds of the whole
+    machine, of Redis (from INFO) and of this process are recorded, so CPU taken by processes
+    outside the benchmark (noise) shows in `cpu_other`.
     """
 
-    def __init__(self, service: Service, interval: float = 0.05, pss_every: int = 10) -> None:
+    def __init__(self, service: Service, interval: float = 0.05, pss_every: int = 10,
+                 redis_client: object | None = None) -> None:
         self.service = service
         self.interval = interval
         self.pss_every = pss_every
+        self.redis = redis_client
         self.peak_rss = 0
         self.peak_pss = 0
         self.peak_processes = 0
+        self._cpu_first: dict[int, float] = {}
+        self._cpu_last: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._baseline = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"memory-{service.name}", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"usage-{service.name}", daemon=True)
+        self.seconds = 0.0
+        self.cpu = self.cpu_machine = self.cpu_redis = self.cpu_client = self.cpu_other = 0.0
 
-    def __enter__(self) -> MemorySampler:
+    def __enter__(self) -> Usage:
+        self._t0 = time.monotonic()
+        self._machine0 = _busy(psutil.cpu_times())
+        self._client0 = _own_cpu()
+        self._redis0 = _redis_cpu(self.redis)
         self.sample(with_pss=True)
+        self._baseline = True
         self._thread.start()
         return self
 
@@ -125,6 +141,18 @@ class MemorySampler:
         self._stop.set()
         self._thread.join(5)
         self.sample(with_pss=True)
+        self.seconds = time.monotonic() - self._t0
+        self.cpu_machine = _busy(psutil.cpu_times()) - self._machine0
+        self.cpu_client = _own_cpu() - self._client0
+        self.cpu_redis = _redis_cpu(self.redis) - self._redis0
+        with self._lock:
+            self.cpu = sum(self._cpu_last[pid] - self._cpu_first.get(pid, 0.0) for pid in self._cpu_last)
+        self.cpu_other = max(0.0, self.cpu_machine - self.cpu - self.cpu_client - self.cpu_redis)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"peak_rss": self.peak_rss, "peak_pss": self.peak_pss, "processes": self.peak_processes,
+                "cpu": self.cpu, "cpu_machine": self.cpu_machine, "cpu_redis": self.cpu_redis,
+                "cpu_client": self.cpu_client, "cpu_other": self.cpu_other, "window": self.seconds}
 
     def _loop(self) -> None:
         count = 0
@@ -143,10 +171,35 @@ class MemorySampler:
                     pss += getattr(info, "pss", 0)
                 else:
                     rss += proc.memory_info().rss
+                times = proc.cpu_times()
+                with self._lock:
+                    # a process seen for the first time after the start: count it from its birth
+                    self._cpu_first.setdefault(proc.pid, 0.0 if self._baseline else times.user + times.system)
+                    self._cpu_last[proc.pid] = times.user + times.system
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_processes = max(self.peak_processes, len(procs))
         if with_pss:
             self.peak_pss = max(self.peak_pss, pss)
+
+
+def _busy(times: object) -> float:
+    total = sum(times)  # type: ignore[call-overload]
+    return float(total - times.idle - getattr(times, "iowait", 0.0))  # type: ignore[attr-defined]
+
+
+def _own_cpu() -> float:
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
+def _redis_cpu(client: object | None) -> float:
+    if client is None:
+        return 0.0
+    try:
+        info = client.info("cpu")  # type: ignore[attr-defined]
+        return float(info["used_cpu_user"] + info["used_cpu_sys"])
+    except Exception:
+        return 0.0
 
 
 def wait_until(condition, timeout: float, interval: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]

@@ -54,39 +54,50 @@ def _cpu_name() -> str:
     return platform.processor() or "?"
 
 
-def summarize(raw: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"throughput": raw["throughput"]}
-    if "latency" in raw:
-        out["latency_ms"] = report.latency_summary(raw["latency"]["start_latency"])
-        out["trigger_call_ms"] = report.latency_summary(raw["latency"]["trigger_call"])
+def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One system's figures over every round: the median round for throughput (by runs/s), the
+    latency samples of all rounds pooled."""
+    ordered = sorted(rounds, key=lambda r: r["throughput"]["runs_per_second"])
+    out: dict[str, Any] = {"throughput": ordered[len(ordered) // 2]["throughput"],
+                           "throughput_rounds": [r["throughput"]["runs_per_second"] for r in rounds]}
+    starts = [s for r in rounds if "latency" in r for s in r["latency"]["start_latency"]]
+    calls = [s for r in rounds if "latency" in r for s in r["latency"]["trigger_call"]]
+    if starts:
+        out["latency_ms"] = report.latency_summary(starts)
+        out["trigger_call_ms"] = report.latency_summary(calls)
+        out["latency_p50_rounds"] = [report.latency_summary(r["latency"]["start_latency"])["p50"]
+                                     for r in rounds if "latency" in r]
     return out
 
 
-def run_conveyor(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+def run_conveyor(args: argparse.Namespace, log_dir: Path, profile: str | None = None) -> dict[str, Any]:
     import conveyor_side
 
     platform_ = conveyor_side.ConveyorPlatform(log_dir, launch=args.conveyor_launch)
     print(f"conveyor: starting `{platform_.launch_note}` on port {platform_.port}", flush=True)
-    profiler = None
+    profilers: dict[str, Any] = {}
     try:
         platform_.start()
-        if args.profile:
+        if profile is not None:
             import profiling
 
-            profiler = profiling.Recorder(platform_.service.pid, Path(args.profile), "conveyor-dev")
+            profilers = {name: profiling.Recorder(platform_.service.pid, Path(args.profile), f"conveyor-{name}-{profile}",
+                                                  gil=profile == "gil")
+                         for name in ("throughput", "latency")}
         print(f"conveyor: {args.runs} no-op runs in batches of {args.batch_size}", flush=True)
         tp = conveyor_side.throughput(platform_, args.runs, args.batch_size, timeout=args.timeout,
-                                      profiler=profiler)
+                                      profiler=profilers.get("throughput"))
         print(f"conveyor: {tp['runs_per_second']:.0f} runs/s ({tp['completed']} completed in {tp['seconds']:.2f} s)",
               flush=True)
         raw: dict[str, Any] = {"throughput": tp, "launch": platform_.launch_note}
         if args.latency_samples:
             time.sleep(1.0)  # let it settle: latency is measured at idle
             print(f"conveyor: trigger-to-start latency, {args.latency_samples} samples", flush=True)
-            raw["latency"] = conveyor_side.latency(platform_, args.latency_samples, warmup=args.warmup)
+            raw["latency"] = conveyor_side.latency(platform_, args.latency_samples, warmup=args.warmup,
+                                                   profiler=profilers.get("latency"))
         return raw
     finally:
-        if profiler is not None:
+        for profiler in profilers.values():
             profiler.stop()
         platform_.stop()
 
@@ -121,35 +132,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["conveyor", "celery"], help="measure one system only")
     parser.add_argument("--conveyor-launch", choices=["auto", "cli"], default="auto",
                         help="auto: quiet platform (no line per run); cli: plain `conveyor dev`, output to a file")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat both systems this many times, alternating which goes first (median reported)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a throughput run may take at most")
     parser.add_argument("--profile", metavar="DIR",
                         help="record the Conveyor dev process (and its executors) with py-spy during throughput")
     parser.add_argument("--json", metavar="PATH", help="also write every measurement here")
     args = parser.parse_args(argv)
+    if args.rounds < (0 if args.profile else 1):
+        parser.error("--rounds must be at least 1 (0 is allowed with --profile: profiling passes only)")
     if not 1 <= args.batch_size <= 1000:
         parser.error("--batch-size must be 1 to 1000")
 
     log_dir = Path(tempfile.mkdtemp(prefix="conveyor-bench-"))
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     print(f"logs in {log_dir}", flush=True)
-    raw: dict[str, Any] = {}
+    raw: dict[str, list[dict[str, Any]]] = {}
     failed = False
-    for name, fn in (("conveyor", run_conveyor), ("celery", run_celery)):
-        if args.only and args.only != name:
-            continue
-        try:
-            raw[name] = fn(args, log_dir)
-        except Exception:
-            failed = True
-            print(f"{name}: FAILED (logs in {log_dir})", file=sys.stderr)
-            traceback.print_exc()
+    systems = [("conveyor", run_conveyor), ("celery", run_celery)]
+    for round_ in range(args.rounds):
+        order = systems if round_ % 2 == 0 else systems[::-1]
+        for name, fn in order:
+            if args.only and args.only != name or failed:
+                continue
+            if args.rounds > 1:
+                print(f"-- round {round_ + 1} of {args.rounds}: {name}", flush=True)
+            try:
+                raw.setdefault(name, []).append(fn(args, log_dir))
+            except Exception:
+                failed = True
+                print(f"{name}: FAILED (logs in {log_dir})", file=sys.stderr)
+                traceback.print_exc()
+    if args.profile and not failed and args.only != "celery":
+        for mode in ("threads", "gil"):
+            print(f"-- profiling pass ({mode}), not counted: py-spy into {args.profile}", flush=True)
+            try:
+                run_conveyor(args, log_dir, profile=mode)
+            except Exception:
+                failed = True
+                traceback.print_exc()
     results = {name: summarize(r) for name, r in raw.items()}
     command = "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print()
     print(f"{started}  ·  {command.strip()}")
     print("  ".join(f"{k} {v}" for k, v in versions().items()))
-    for name, r in raw.items():
-        print(f"{name}: {r.get('launch') or r.get('command')}")
+    for name, rounds in raw.items():
+        print(f"{name}: {rounds[0].get('launch') or rounds[0].get('command')}")
     print()
     print(report.table(results))
     if args.json:

@@ -1,6 +1,6 @@
 """Conveyor: durable background tasks for Python.
 
-    from conveyor import task, queue, logger
+    from conveyor import task, queue, logger, wait, step
 
     @task(id="hello")
     async def hello(payload: dict, ctx) -> dict:
@@ -25,13 +25,16 @@ from conveyor.errors import (
     TaskDefinitionError,
     TaskRunFailed,
 )
-from conveyor.models import QueueInfo, RetryPolicy, Run, RunStatus
+from conveyor.models import QueueInfo, RetryPolicy, Run, RunStatus, Token
+from conveyor.sdk.batch import BatchResult, batch
 from conveyor.sdk.context import Context
 from conveyor.sdk.logger import logger
 from conveyor.sdk.queue import Queue, queue
 from conveyor.sdk.results import BatchHandle, Result, RunHandle
 from conveyor.sdk.retry import retry
+from conveyor.sdk.step import step
 from conveyor.sdk.task import Task, schema_task, task
+from conveyor.sdk.wait import wait
 
 __version__ = "0.1.0"
 
@@ -41,6 +44,7 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BatchHandle",
+    "BatchResult",
     "Client",
     "ConfigError",
     "Conflict",
@@ -59,12 +63,16 @@ __all__ = [
     "Task",
     "TaskDefinitionError",
     "TaskRunFailed",
+    "Token",
     "__version__",
+    "batch",
     "logger",
     "queue",
     "retry",
     "runs",
     "schema_task",
+    "step",
     "task",
     "tasks",
+    "wait",
 ]

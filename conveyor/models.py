@@ -246,3 +246,19 @@ class QueueInfo(BaseModel):
     paused: bool = False
     running: int = 0
     queued: int = 0
+
+
+class Token(BaseModel):
+    """A waitpoint token: a run waits on it with `wait.for_token`; anything completes it with
+    `wait.complete_token`, the API, or a plain POST of JSON to its signed `url`."""
+
+    id: str
+    url: str | None = None
+    status: Literal["PENDING", "COMPLETED", "TIMED_OUT"] = "PENDING"
+    idempotency_key: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    timeout_at: datetime | None = None
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+    output: Any = None
+    error: dict[str, Any] | None = None

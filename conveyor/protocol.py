@@ -50,6 +50,21 @@ class AttemptSpec:
     batch_id: str | None = None
     created_at: float = 0.0
     started_at: float = 0.0
+    compute_used: float = 0.0  # seconds this attempt already ran before it was suspended
+    journal: list[JournalEntry] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class JournalEntry:
+    """A durable call the run already made: its answer, or the waitpoint that will hold it."""
+
+    key: str
+    value_json: str | None = None
+    waitpoint_id: str | None = None
+    waitpoint_status: str | None = None  # PENDING, COMPLETED, TIMED_OUT
+    waitpoint_result_json: str | None = None
+    waitpoint_kind: str | None = None
+    complete_at: float | None = None
 
 
 @dataclass(slots=True)

@@ -18,7 +18,15 @@ import httpx
 from conveyor.client import _calls as calls
 from conveyor.client._calls import UNSET, RunPage
 from conveyor.client.settings import resolve_settings
-from conveyor.models import LogLine, QueueInfo, Run, RunStatus, TaskDefinition, TriggerOptions
+from conveyor.models import (
+    LogLine,
+    QueueInfo,
+    Run,
+    RunStatus,
+    TaskDefinition,
+    Token,
+    TriggerOptions,
+)
 from conveyor.sdk.results import BatchHandle, RunHandle
 
 T = TypeVar("T")
@@ -39,6 +47,7 @@ class AsyncClient:
         self.tasks = AsyncTasks(self)
         self.runs = AsyncRuns(self)
         self.queues = AsyncQueues(self)
+        self.waitpoints = AsyncWaitpoints(self)
 
     def __repr__(self) -> str:
         return f"<AsyncClient {self.api_url}>"
@@ -163,3 +172,24 @@ class AsyncQueues:
     async def set_concurrency(self, name: str, limit: int | None) -> QueueInfo:
         """At most `limit` runs of the queue execute at once; None removes the limit."""
         return await self._client.send(calls.set_queue_concurrency(name, limit))
+
+
+class AsyncWaitpoints:
+    """Waitpoint tokens: `client.waitpoints.create_token(...)`, `.complete_token(id, data)`."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create_token(self, *, timeout: float | str | None = None, idempotency_key: str | None = None,
+                           tags: list[str] | None = None) -> Token:
+        return await self._client.send(calls.create_token(timeout=timeout, idempotency_key=idempotency_key, tags=tags))
+
+    async def complete_token(self, token_id: str, data: Any = None) -> Token:
+        """Complete a token; every run waiting on it resumes with `data` as the output."""
+        return await self._client.send(calls.complete_token(token_id, data))
+
+    async def retrieve_token(self, token_id: str) -> Token:
+        return await self._client.send(calls.retrieve_token(token_id))
+
+    async def list_tokens(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> list[Token]:
+        return await self._client.send(calls.list_tokens(status=status, limit=limit, cursor=cursor))

@@ -28,7 +28,15 @@ from conveyor.errors import (
     NotFound,
     PayloadError,
 )
-from conveyor.models import LogLine, QueueInfo, Run, RunStatus, TaskDefinition, TriggerOptions
+from conveyor.models import (
+    LogLine,
+    QueueInfo,
+    Run,
+    RunStatus,
+    TaskDefinition,
+    Token,
+    TriggerOptions,
+)
 from conveyor.sdk.results import BatchHandle, RunHandle
 from conveyor.sdk.serialization import to_json_value
 
@@ -242,6 +250,32 @@ def set_queue_concurrency(name: str, limit: int | None) -> Call[QueueInfo]:
         raise InvalidRequest(f"a concurrency limit is a whole number >= 0, or None for no limit; got {limit!r}")
     return Call("POST", f"/api/v1/queues/{_segment(name, 'queue name')}/concurrency", QueueInfo.model_validate,
                 body={"concurrency_limit": limit})
+
+
+def create_token(*, timeout: float | str | None = None, idempotency_key: str | None = None,
+                 tags: list[str] | None = None) -> Call[Token]:
+    body: dict[str, Any] = {"timeout": timeout, "idempotency_key": idempotency_key, "tags": tags}
+    return Call("POST", "/api/v1/waitpoints/tokens", Token.model_validate,
+                body={k: v for k, v in body.items() if v is not None})
+
+
+def complete_token(token_id: str, data: Any = None) -> Call[Token]:
+    return Call("POST", f"/api/v1/waitpoints/tokens/{_segment(token_id, 'token id')}/complete", Token.model_validate,
+                body={"data": to_json_value(data, "data")})
+
+
+def retrieve_token(token_id: str) -> Call[Token]:
+    return Call("GET", f"/api/v1/waitpoints/tokens/{_segment(token_id, 'token id')}", Token.model_validate)
+
+
+def list_tokens(*, status: str | None = None, limit: int = 50, cursor: str | None = None) -> Call[list[Token]]:
+    params = [("limit", str(limit))]
+    if status:
+        params.append(("status", status))
+    if cursor:
+        params.append(("cursor", cursor))
+    return Call("GET", "/api/v1/waitpoints/tokens", lambda data: [Token.model_validate(t) for t in data["data"]],
+                params=tuple(params))
 
 
 # -- answers ------------------------------------------------------------------------------

@@ -17,7 +17,15 @@ import httpx
 from conveyor.client import _calls as calls
 from conveyor.client._calls import UNSET, RunPage
 from conveyor.client.settings import resolve_settings
-from conveyor.models import LogLine, QueueInfo, Run, RunStatus, TaskDefinition, TriggerOptions
+from conveyor.models import (
+    LogLine,
+    QueueInfo,
+    Run,
+    RunStatus,
+    TaskDefinition,
+    Token,
+    TriggerOptions,
+)
 from conveyor.sdk.results import BatchHandle, RunHandle
 
 T = TypeVar("T")
@@ -38,6 +46,7 @@ class Client:
         self.tasks = Tasks(self)
         self.runs = Runs(self)
         self.queues = Queues(self)
+        self.waitpoints = Waitpoints(self)
 
     def __repr__(self) -> str:
         return f"<Client {self.api_url}>"
@@ -162,3 +171,24 @@ class Queues:
     def set_concurrency(self, name: str, limit: int | None) -> QueueInfo:
         """At most `limit` runs of the queue execute at once; None removes the limit."""
         return self._client.send(calls.set_queue_concurrency(name, limit))
+
+
+class Waitpoints:
+    """Waitpoint tokens: `client.waitpoints.create_token(...)`, `.complete_token(id, data)`."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create_token(self, *, timeout: float | str | None = None, idempotency_key: str | None = None,
+                           tags: list[str] | None = None) -> Token:
+        return self._client.send(calls.create_token(timeout=timeout, idempotency_key=idempotency_key, tags=tags))
+
+    def complete_token(self, token_id: str, data: Any = None) -> Token:
+        """Complete a token; every run waiting on it resumes with `data` as the output."""
+        return self._client.send(calls.complete_token(token_id, data))
+
+    def retrieve_token(self, token_id: str) -> Token:
+        return self._client.send(calls.retrieve_token(token_id))
+
+    def list_tokens(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> list[Token]:
+        return self._client.send(calls.list_tokens(status=status, limit=limit, cursor=cursor))

@@ -26,6 +26,7 @@ import jsonschema
 
 from conveyor.durations import parse_duration, resolve_when
 from conveyor.engine import policy
+from conveyor.engine.durable import DurableExecution
 from conveyor.engine.scheduling import Candidate, choose_runs, fetch_size
 from conveyor.engine.views import attempt_view, log_view, run_view
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
@@ -41,7 +42,14 @@ from conveyor.models import (
     TaskDefinition,
     TriggerOptions,
 )
-from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LeaseReply, LogEntry
+from conveyor.protocol import (
+    AttemptOutcome,
+    AttemptSpec,
+    HookJob,
+    JournalEntry,
+    LeaseReply,
+    LogEntry,
+)
 from conveyor.store import Row, Store, Tx
 
 MAX_BATCH = 1000
@@ -84,7 +92,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-class Engine:
+class Engine(DurableExecution):
     """The run state machine over a store. Thread-safe; each method is one transaction."""
 
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, worker_timeout: float = 30.0) -> None:
@@ -199,63 +207,69 @@ class Engine:
                       parent_id: str | None = None, record_batch: bool = True,
                       replayed_from: str | None = None) -> BatchResult:
         """Create up to 1,000 runs in one transaction: all of them, or none if any is invalid."""
+        now = self.clock()
+        batch_id = new_id("batch") if record_batch else None
+        with self.store.transaction() as tx:
+            parent = tx.one("get_run_by_id", id=parent_id) if parent_id else None
+            runs, queued = self._create_runs(tx, env_id, items, now=now, parent=parent, batch_id=batch_id,
+                                             replayed_from=replayed_from)
+        if queued:
+            self._emit("available", env_id)
+        return BatchResult(batch_id or "", runs)
+
+    def _create_runs(self, tx: Tx, env_id: str, items: list[tuple[str, Any, TriggerOptions]], *, now: float,
+                     parent: Row | None, batch_id: str | None, replayed_from: str | None = None) -> tuple[list[Run], bool]:
+        """Insert the runs of a trigger or batch inside `tx`. Returns the runs in input order (an
+        existing run where an idempotency key matched) and whether any is queued now."""
         if not items:
             raise InvalidRequest("a batch needs at least one item")
         if len(items) > MAX_BATCH:
             raise InvalidRequest(f"a batch holds at most {MAX_BATCH} items, got {len(items)}")
-        now = self.clock()
-        batch_id = new_id("batch") if record_batch else None
         definitions: dict[str, TaskDefinition] = {}
-        with self.store.transaction() as tx:
-            parent = tx.one("get_run_by_id", id=parent_id) if parent_id else None
-            runs: list[Run] = []
-            rows: list[dict[str, Any]] = []
-            fresh_keys: dict[tuple[str, str], Run] = {}
-            queued_envs = False
-            for index, (task_id, payload, options) in enumerate(items):
-                where = f"items[{index}]: " if record_batch else ""
-                task = definitions.get(task_id)
-                if task is None:
-                    row = tx.one("get_task", env_id=env_id, task_id=task_id)
-                    if row is None:
-                        raise NotFound(f"{where}task {task_id!r} is not defined in this environment; "
-                                       "check its id, or that the worker has loaded it")
-                    task = definitions[task_id] = TaskDefinition.model_validate_json(row["definition"])
-                self._validate_payload(task, payload, where)
-                if options.idempotency_key:
-                    existing = tx.one("find_idempotent_run", env_id=env_id, task_id=task_id, key=options.idempotency_key)
-                    if existing is not None:
-                        expires = existing["idempotency_expires_at"]
-                        if expires is None or expires > now:
-                            run = run_view(existing)
-                            run.is_cached = True
-                            runs.append(run)
-                            continue
-                        tx.run("release_idempotency_key", id=existing["id"])
-                    twin = fresh_keys.get((task_id, options.idempotency_key))
-                    if twin is not None:  # the same key twice in one batch: one run
-                        runs.append(twin)
+        runs: list[Run] = []
+        rows: list[dict[str, Any]] = []
+        fresh_keys: dict[tuple[str, str], Run] = {}
+        for index, (task_id, payload, options) in enumerate(items):
+            where = f"items[{index}]: " if batch_id else ""
+            task = definitions.get(task_id)
+            if task is None:
+                row = tx.one("get_task", env_id=env_id, task_id=task_id)
+                if row is None:
+                    raise NotFound(f"{where}task {task_id!r} is not defined in this environment; "
+                                   "check its id, or that the worker has loaded it")
+                task = definitions[task_id] = TaskDefinition.model_validate_json(row["definition"])
+            self._validate_payload(task, payload, where)
+            if options.idempotency_key:
+                existing = tx.one("find_idempotent_run", env_id=env_id, task_id=task_id, key=options.idempotency_key)
+                if existing is not None:
+                    expires = existing["idempotency_expires_at"]
+                    if expires is None or expires > now:
+                        run = run_view(existing)
+                        run.is_cached = True
+                        runs.append(run)
                         continue
-                row = self._new_run_row(env_id, task, payload, options, now, parent, batch_id, where)
-                row["replayed_from"] = replayed_from
-                if options.queue is not None:
-                    if options.queue.concurrency_limit is not None:
-                        tx.run("set_queue_limit", env_id=env_id, name=options.queue.name,
-                               concurrency_limit=options.queue.concurrency_limit, now=now)
-                    else:
-                        tx.run("ensure_queue", env_id=env_id, name=options.queue.name, concurrency_limit=None, now=now)
-                queued_envs = queued_envs or row["status"] == RunStatus.QUEUED
-                rows.append(row)
-                runs.append(run_view(row))
-                if options.idempotency_key:
-                    fresh_keys[(task_id, options.idempotency_key)] = runs[-1]
-            tx.run_many("insert_run", rows)
-            if batch_id is not None:
-                tx.run("insert_batch", id=batch_id, env_id=env_id, task_id=items[0][0] if len({i[0] for i in items}) == 1 else None,
-                       run_count=len(items), parent_id=parent_id, now=now)
-        if queued_envs:
-            self._emit("available", env_id)
-        return BatchResult(batch_id or "", runs)
+                    tx.run("release_idempotency_key", id=existing["id"])
+                twin = fresh_keys.get((task_id, options.idempotency_key))
+                if twin is not None:  # the same key twice in one batch: one run
+                    runs.append(twin)
+                    continue
+            row = self._new_run_row(env_id, task, payload, options, now, parent, batch_id, where)
+            row["replayed_from"] = replayed_from
+            if options.queue is not None:
+                if options.queue.concurrency_limit is not None:
+                    tx.run("set_queue_limit", env_id=env_id, name=options.queue.name,
+                           concurrency_limit=options.queue.concurrency_limit, now=now)
+                else:
+                    tx.run("ensure_queue", env_id=env_id, name=options.queue.name, concurrency_limit=None, now=now)
+            rows.append(row)
+            runs.append(run_view(row))
+            if options.idempotency_key:
+                fresh_keys[(task_id, options.idempotency_key)] = runs[-1]
+        tx.run_many("insert_run", rows)
+        if batch_id is not None:
+            tx.run("insert_batch", id=batch_id, env_id=env_id, task_id=items[0][0] if len({i[0] for i in items}) == 1 else None,
+                   run_count=len(items), parent_id=parent["id"] if parent else None, now=now)
+        return runs, any(row["status"] == RunStatus.QUEUED for row in rows)
 
     def _validate_payload(self, task: TaskDefinition, payload: Any, where: str) -> None:
         if task.payload_schema is None:
@@ -375,8 +389,10 @@ class Engine:
     # -- cancel ---------------------------------------------------------------------------
 
     def cancel(self, env_id: str, run_id: str) -> Run:
-        """Cancel a run that has not ended. An executing attempt is stopped by its worker."""
+        """Cancel a run that has not ended, and its unfinished children. An executing attempt
+        is stopped by its worker."""
         now = self.clock()
+        stopped: list[str] = []
         with self.store.transaction() as tx:
             row = tx.one("get_run", env_id=env_id, id=run_id)
             if row is None:
@@ -384,19 +400,27 @@ class Engine:
             status = RunStatus(row["status"])
             if status.is_final:
                 raise Conflict(f"run {run_id} already ended {status.value}; only unfinished runs can be canceled")
-            error = {"name": "Canceled", "code": "canceled", "message": "The run was canceled."}
-            if status == RunStatus.EXECUTING:
-                tx.run("insert_attempt", run_id=run_id, number=row["attempt_count"], status="CANCELED",
-                       worker_id=row["worker_id"], started_at=row["attempt_started_at"] or now, now=now,
-                       error=_dumps(error))
-            self._finish(tx, row, RunStatus.CANCELED, None, error, now)
+            envs = self._cancel_row(tx, row, now, stopped)
             row = tx.one("get_run", env_id=env_id, id=run_id)
         assert row is not None
-        if status == RunStatus.EXECUTING:
-            self._emit("stop", env_id, run_id)
-        if "on_cancel" in row["hooks"]:
-            self._emit("available", env_id)
+        for stopped_id in stopped:
+            self._emit("stop", env_id, stopped_id)
+        for env in envs:
+            self._emit("available", env)
         return run_view(row)
+
+    def _cancel_row(self, tx: Tx, row: Row, now: float, stopped: list[str], depth: int = 0) -> set[str]:
+        error = {"name": "Canceled", "code": "canceled",
+                 "message": "The run was canceled." if depth == 0 else "Its parent run was canceled."}
+        if row["status"] == RunStatus.EXECUTING:
+            tx.run("insert_attempt", run_id=row["id"], number=row["attempt_count"], status="CANCELED",
+                   worker_id=row["worker_id"], started_at=row["attempt_started_at"] or now, now=now,
+                   error=_dumps(error))
+            stopped.append(row["id"])
+        envs = self._finish(tx, row, RunStatus.CANCELED, None, error, now)
+        for child in tx.all("unfinished_children", parent_id=row["id"]):
+            envs |= self._cancel_row(tx, child, now, stopped, depth + 1)
+        return envs
 
     # -- queues ---------------------------------------------------------------------------
 
@@ -451,6 +475,7 @@ class Engine:
                 env_limit = env["concurrency_limit"]
                 env_free = None if env_limit is None else env_limit - total
                 candidates = []
+                resuming: set[str] = set()
                 for name, limit in queue_limits.items():
                     size = fetch_size(capacity, limit)
                     if size <= 0:
@@ -458,13 +483,20 @@ class Engine:
                     rows = tx.all("queued_candidates", env_id=env_id, queue=name, now=now, limit=size)
                     if rows:
                         candidates.append([Candidate(r["id"], name, r["concurrency_key"], r["score"]) for r in rows])
+                        resuming.update(r["id"] for r in rows if r["resuming"])
                 chosen = choose_runs(capacity=capacity, env_free=env_free, queue_limits=queue_limits,
                                      executing=executing, candidates=candidates)
                 if chosen:
                     order = {c.id: i for i, c in enumerate(chosen)}
                     leased = tx.all("lease_runs", ids=[c.id for c in chosen], worker_id=worker_id, now=now)
                     leased.sort(key=lambda r: order[r["id"]])
-                    reply.attempts = [self._attempt_spec(r, env["kind"]) for r in leased]
+                    journals: dict[str, list[JournalEntry]] = {}
+                    for entry in tx.all("journal_for_runs", ids=[r["id"] for r in leased]):
+                        journals.setdefault(entry["run_id"], []).append(JournalEntry(
+                            entry["key"], entry["value"], entry["waitpoint_id"], entry["waitpoint_status"],
+                            entry["waitpoint_result"], entry["waitpoint_kind"], entry["waitpoint_complete_at"]))
+                    reply.attempts = [self._attempt_spec(r, env["kind"], r["id"] in resuming, journals.get(r["id"], []))
+                                      for r in leased]
                 due = tx.one("next_available_at", env_id=env_id, now=now)
                 reply.next_due = due["at"] if due else None
             if hook_capacity > 0:
@@ -473,15 +505,16 @@ class Engine:
         return reply
 
     @staticmethod
-    def _attempt_spec(row: Row, environment: str) -> AttemptSpec:
+    def _attempt_spec(row: Row, environment: str, resumed: bool, journal: list[JournalEntry]) -> AttemptSpec:
         return AttemptSpec(
             run_id=row["id"], task_id=row["task_id"], attempt=row["attempt_count"], payload_json=row["payload"],
             max_attempts=row["max_attempts"], max_duration=row["max_duration"], machine=row["machine"],
             tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]), queue=row["queue"],
             concurrency_key=row["concurrency_key"], environment=environment,
-            run_on_start=row["attempt_count"] == 1 and "on_start" in row["hooks"],
+            run_on_start=row["attempt_count"] == 1 and not resumed and "on_start" in row["hooks"],
             parent_id=row["parent_id"], root_id=row["root_id"], batch_id=row["batch_id"],
-            created_at=row["created_at"], started_at=row["started_at"],
+            created_at=row["created_at"], started_at=row["started_at"], compute_used=row["compute_used"],
+            journal=journal,
         )
 
     @staticmethod
@@ -517,14 +550,13 @@ class Engine:
                 if (row is None or row["status"] != RunStatus.EXECUTING or row["worker_id"] != worker_id
                         or row["attempt_count"] != outcome.attempt):
                     continue
-                if self._settle(tx, row, outcome, now):
-                    envs.add(row["env_id"])
+                envs |= self._settle(tx, row, outcome, now)
         for env_id in envs:
             self._emit("available", env_id)
 
-    def _settle(self, tx: Tx, row: Row, outcome: AttemptOutcome, now: float) -> bool:
-        """Apply one attempt's outcome to its run. True when the run went back to its queue or
-        now owes a hook (so workers should look again)."""
+    def _settle(self, tx: Tx, row: Row, outcome: AttemptOutcome, now: float) -> set[str]:
+        """Apply one attempt's outcome to its run. Returns the environments where workers
+        should look again (a run went back to its queue, a hook is owed, a parent resumed)."""
         final_status, retriable = _OUTCOMES[outcome.kind]
         attempt = row["attempt_count"]
         attempt_status = {"completed": "COMPLETED", "interrupted": "INTERRUPTED"}.get(outcome.kind, final_status.value)
@@ -533,17 +565,18 @@ class Engine:
                started_at=row["attempt_started_at"] or now, now=now, error=error_json)
         if outcome.kind == "interrupted":
             tx.run("requeue_interrupted", id=row["id"], error=error_json, now=now)
-            return True
+            return {row["env_id"]}
         if retriable and attempt < row["max_attempts"]:
             retry = RetryPolicy.model_validate_json(row["retry"])
             delay = policy.retry_delay_ms(retry, attempt) / 1000.0
             tx.run("requeue_run", id=row["id"], error=error_json, available_at=now + delay, now=now)
-            return True
+            return {row["env_id"]}
         output = outcome.output_json if outcome.kind == "completed" else None
         return self._finish(tx, row, final_status, output, outcome.error, now)
 
     def _finish(self, tx: Tx, row: Row, status: RunStatus, output_json: str | None,
-                error: dict[str, Any] | None, now: float) -> bool:
+                error: dict[str, Any] | None, now: float) -> set[str]:
+        """End a run: its final status, the hook it owes, and the waitpoints waiting for it."""
         hooks = row["hooks"]
         hook = None
         if status == RunStatus.COMPLETED and "on_success" in hooks:
@@ -554,7 +587,12 @@ class Engine:
             hook = "on_cancel"
         tx.run("finish_run", id=row["id"], status=status.value, output=output_json,
                error=_dumps(error) if error is not None else None, hook=hook, now=now)
-        return hook is not None
+        if row["status"] == RunStatus.WAITING:
+            tx.run("delete_run_waits", run_id=row["id"])
+        envs = self._run_ended(tx, row["id"], now)
+        if hook is not None:
+            envs.add(row["env_id"])
+        return envs
 
     def hook_done(self, run_id: str, hook: str) -> None:
         with self.store.transaction() as tx:
@@ -574,33 +612,33 @@ class Engine:
 
     def _reclaim(self, worker_id: str, message: str) -> None:
         now = self.clock()
-        envs = set()
+        envs: set[str] = set()
         with self.store.transaction() as tx:
             tx.run("stop_worker", id=worker_id, now=now)
             for row in tx.all("runs_of_worker", worker_id=worker_id):
-                self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
+                envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
                     "name": "WorkerLost", "code": "crashed", "message": message}), now)
-                envs.add(row["env_id"])
         for env_id in envs:
             self._emit("available", env_id)
 
     # -- time-driven changes --------------------------------------------------------------
 
     def tick(self) -> None:
-        """Advance time: queue delayed runs that are due, expire runs past their ttl, and take
-        back runs of workers that stopped heartbeating. Safe to call from several servers."""
+        """Advance time: queue delayed runs that are due, complete durations that have passed and
+        time out tokens, expire runs past their ttl, and take back runs of workers that stopped
+        heartbeating. Safe to call from several servers at once."""
         now = self.clock()
         envs: set[str] = set()
         with self.store.transaction() as tx:
             for row in tx.all("promote_delayed", now=now):
                 envs.add(row["env_id"])
+            envs |= self._due_waitpoints(tx, now)
             expired = tx.all("expired_runs", now=now)
             if expired:
                 for row in tx.all("get_runs_by_id", ids=[r["id"] for r in expired]):
-                    if self._finish(tx, row, RunStatus.EXPIRED, None, {
-                            "name": "Expired", "code": "expired",
-                            "message": f"The run was not started within its ttl of {row['ttl']:g}s."}, now):
-                        envs.add(row["env_id"])
+                    envs |= self._finish(tx, row, RunStatus.EXPIRED, None, {
+                        "name": "Expired", "code": "expired",
+                        "message": f"The run was not started within its ttl of {row['ttl']:g}s."}, now)
             lost = [r["id"] for r in tx.all("lost_workers", before=now - self.worker_timeout)]
         for worker_id in lost:
             self._reclaim(worker_id, f"The worker running this attempt stopped heartbeating for {self.worker_timeout:g}s.")

@@ -147,6 +147,7 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int, cap
     env = engine.ensure_environment(config.project, "dev", "dev", concurrency_limit=config.concurrency_limit)
     engine.add_api_key(env.id, state.secret_key)
     api_url = f"http://{host}:{port}"
+    engine.public_url = api_url
     state.write(api_url)
 
     supervisor = Supervisor(LocalLink(engine, env.id), root=config.root, worker_id=state.worker_id, name="dev",

@@ -62,12 +62,33 @@ class Runtime(Protocol):
     def call(self, scope: AttemptScope, op: str, args: dict[str, Any]) -> Awaitable[Any]: ...
 
 
+class Durable(Protocol):
+    """The durable calls of an attempt (the executor's replay of its journal)."""
+
+    async def step(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any: ...
+
+    async def remembered(self, kind: str, make: Callable[[], Any]) -> Any: ...
+
+    async def trigger(self, kind: str, name: str, items: list[tuple[str, Any, dict[str, Any]]], *,
+                      wait: bool, batch: bool) -> dict[str, Any]: ...
+
+    async def sleep_until(self, kind: str, until: float) -> None: ...
+
+    async def create_token(self, timeout: float | None, idempotency_key: str | None,
+                           tags: list[str] | None) -> dict[str, Any]: ...
+
+    async def wait_token(self, token_id: str) -> dict[str, Any]: ...
+
+    async def complete_token(self, token_id: str, data: Any) -> None: ...
+
+
 @dataclass(slots=True)
 class AttemptScope:
     """One attempt (or hook) in progress: its context and where its logs and calls go."""
 
     ctx: Context
     runtime: Runtime
+    durable: Durable | None = None  # None in hooks: they run after the run ended
     seq_start: int = 1  # hooks of a finished run log after its attempt's lines, never over them
     _seq: itertools.count = field(init=False)
 

@@ -15,11 +15,12 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from conveyor.errors import PayloadError, TaskDefinitionError
+from conveyor.errors import ConveyorError, PayloadError, TaskDefinitionError
 from conveyor.models import MACHINES, QueueSpec, RetryPolicy, TaskDefinition, TriggerOptions
+from conveyor.sdk.batch import BatchResult, batch_result_from, result_from
 from conveyor.sdk.context import current_scope
 from conveyor.sdk.queue import Queue, as_queue
-from conveyor.sdk.results import BatchHandle, RunHandle
+from conveyor.sdk.results import BatchHandle, Result, RunHandle
 from conveyor.sdk.serialization import to_json_value
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -122,13 +123,14 @@ class Task(Generic[F]):
     # -- triggering ------------------------------------------------------------------------
 
     async def trigger(self, payload: Any = None, **options: Any) -> RunHandle:
-        """Start a run of this task; returns at once with its handle."""
+        """Start a run of this task; returns at once with its handle. Inside a run it is a
+        durable call: a replay of the parent does not trigger the child again."""
         body = self.prepare_payload(payload)
         opts = trigger_options(options)
         scope = current_scope()
-        if scope is not None:
-            runs = await scope.runtime.call(scope, "trigger", {"items": [(self.id, body, opts)]})
-            run = runs[0]
+        if scope is not None and scope.durable is not None:
+            answer = await scope.durable.trigger("trigger", self.id, [(self.id, body, opts)], wait=False, batch=False)
+            run = answer["runs"][0]
             return RunHandle(run["id"], self.id, run.get("is_cached", False))
         from conveyor.client.default import default_client
 
@@ -136,17 +138,50 @@ class Task(Generic[F]):
 
     async def batch_trigger(self, items: list[dict[str, Any]]) -> BatchHandle:
         """Start one run per item (`{"payload": ..., "options": {...}}`), up to 1,000 at once."""
-        prepared = [(self.id, self.prepare_payload(item.get("payload")), trigger_options(item.get("options") or {}))
-                    for item in _items(items)]
+        prepared = self._prepare_items(items)
         scope = current_scope()
-        if scope is not None:
-            result = await scope.runtime.call(scope, "batch_trigger", {"items": prepared})
-            return BatchHandle(result["batch_id"], [RunHandle(r["id"], self.id, r.get("is_cached", False))
-                                                    for r in result["runs"]])
+        if scope is not None and scope.durable is not None:
+            answer = await scope.durable.trigger("batch_trigger", self.id, prepared, wait=False, batch=True)
+            return BatchHandle(answer["batch_id"], [RunHandle(r["id"], self.id, r.get("is_cached", False))
+                                                    for r in answer["runs"]])
         from conveyor.client.default import default_client
 
         return await default_client().tasks.batch_trigger(
             self.id, [{"payload": p, "options": o} for _, p, o in prepared])
+
+    async def trigger_and_wait(self, payload: Any = None, **options: Any) -> Result:
+        """Start a run and wait for it to end. Inside a run the parent suspends meanwhile (no
+        slot held); from a backend this polls. Never raises for the child's failure: check
+        `result.ok`, or `result.unwrap()` to raise TaskRunFailed."""
+        body = self.prepare_payload(payload)
+        opts = trigger_options(options)
+        scope = current_scope()
+        if scope is not None and scope.durable is not None:
+            answer = await scope.durable.trigger("trigger_and_wait", self.id, [(self.id, body, opts)],
+                                                 wait=True, batch=False)
+            return result_from(answer["result"])
+        from conveyor.client.default import default_client
+
+        client = default_client()
+        handle = await client.tasks.trigger(self.id, body, **opts)
+        run = await client.runs.poll(handle.id)
+        ok = run.status == "COMPLETED"
+        return Result(ok=ok, id=run.id, task_id=self.id, output=run.output if ok else None,
+                      error=None if ok else (run.error.model_dump() if run.error else {"message": run.status}))
+
+    async def batch_trigger_and_wait(self, items: list[dict[str, Any]]) -> BatchResult:
+        """Start one run per item and wait for all of them; `results.runs` is in input order."""
+        prepared = self._prepare_items(items)
+        scope = current_scope()
+        if scope is None or scope.durable is None:
+            raise ConveyorError("batch_trigger_and_wait waits durably, so it only works inside a task's run "
+                                "function; from a backend, use batch_trigger and poll the runs")
+        answer = await scope.durable.trigger("batch_trigger_and_wait", self.id, prepared, wait=True, batch=True)
+        return batch_result_from(answer)
+
+    def _prepare_items(self, items: Any) -> list[tuple[str, Any, dict[str, Any]]]:
+        return [(self.id, self.prepare_payload(item.get("payload")), trigger_options(item.get("options") or {}))
+                for item in _items(items)]
 
 
 def trigger_options(options: dict[str, Any]) -> dict[str, Any]:

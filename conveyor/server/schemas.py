@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.engine.engine import MAX_BATCH
-from conveyor.models import LogLine, QueueInfo, Run, TaskDefinition, TriggerOptions
+from conveyor.models import LogLine, QueueInfo, Run, TaskDefinition, Token, TriggerOptions
 
 
 class TriggerBody(BaseModel):
@@ -113,3 +113,26 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "The run's state does not allow this"},
 }
+
+
+class CreateTokenBody(BaseModel):
+    """Body of POST /api/v1/waitpoints/tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: float | str | None = Field(None, description='Seconds, or a duration such as "24h"')
+    idempotency_key: str | None = Field(None, min_length=1, max_length=2048)
+    tags: list[str] | None = Field(None, max_length=10)
+
+
+class CompleteTokenBody(BaseModel):
+    """Body of POST /api/v1/waitpoints/tokens/{id}/complete."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Any = None
+
+
+class TokenList(BaseModel):
+    data: list[Token]
+    next_cursor: str | None = None

@@ -86,7 +86,7 @@ WHERE env_id = :env_id AND status = 'EXECUTING' GROUP BY queue, concurrency_key;
 
 -- name: queued_candidates
 -- The next runs of one queue that may start now, best first.
-SELECT id, concurrency_key, score FROM runs
+SELECT id, concurrency_key, score, resuming FROM runs
 WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND available_at <= :now
 ORDER BY score LIMIT :limit;
 
@@ -95,12 +95,14 @@ ORDER BY score LIMIT :limit;
 SELECT MIN(available_at) AS at FROM runs WHERE env_id = :env_id AND status = 'QUEUED' AND available_at > :now;
 
 -- name: lease_runs
--- Hand queued runs to a worker: start their next attempt.
-UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, attempt_count = attempt_count + 1,
-       attempt_started_at = :now, started_at = COALESCE(started_at, :now), updated_at = :now
+-- Hand queued runs to a worker: start their next attempt, or continue one that was suspended.
+UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, attempt_count = attempt_count + 1 - resuming,
+       attempt_started_at = CASE WHEN resuming = 1 THEN attempt_started_at ELSE :now END,
+       compute_used = CASE WHEN resuming = 1 THEN compute_used ELSE 0 END, resuming = 0,
+       started_at = COALESCE(started_at, :now), updated_at = :now
 WHERE id IN (:ids) AND status = 'QUEUED'
 RETURNING id, task_id, payload, tags, metadata, attempt_count, max_attempts, max_duration, machine, hooks,
-          queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at;
+          queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at, compute_used;
 
 -- name: lease_hooks
 -- Hand runs whose lifecycle hook has not run yet to a worker.
@@ -233,3 +235,108 @@ ON CONFLICT (run_id, attempt, seq) DO NOTHING;
 -- name: list_logs
 -- The log lines of a run, oldest first.
 SELECT * FROM logs WHERE run_id = :run_id ORDER BY attempt, seq LIMIT :limit;
+
+-- name: insert_waitpoint
+-- Create a waitpoint.
+INSERT INTO waitpoints (id, env_id, kind, status, owner_run_id, complete_at, batch_id, run_count, done_count,
+                        idempotency_key, tags, result, created_at, completed_at)
+VALUES (:id, :env_id, :kind, :status, :owner_run_id, :complete_at, :batch_id, :run_count, :done_count,
+        :idempotency_key, :tags, :result, :now, :completed_at);
+
+-- name: insert_waitpoint_run
+-- A run a run or batch waitpoint waits for, at its place in the input.
+INSERT INTO waitpoint_runs (waitpoint_id, idx, run_id) VALUES (:waitpoint_id, :idx, :run_id);
+
+-- name: count_waitpoint_runs_done
+-- A run ended: count it in every pending waitpoint waiting for it; their counts after it.
+UPDATE waitpoints SET done_count = done_count + (
+    SELECT COUNT(*) FROM waitpoint_runs wr WHERE wr.waitpoint_id = waitpoints.id AND wr.run_id = :run_id)
+WHERE status = 'PENDING' AND id IN (SELECT waitpoint_id FROM waitpoint_runs WHERE run_id = :run_id)
+RETURNING id, kind, done_count, run_count;
+
+-- name: waitpoint_run_results
+-- The runs a waitpoint waited for, in input order, with how they ended.
+SELECT r.id, r.task_id, r.status, r.output, r.error FROM waitpoint_runs wr JOIN runs r ON r.id = wr.run_id
+WHERE wr.waitpoint_id = :waitpoint_id ORDER BY wr.idx;
+
+-- name: get_waitpoint
+-- One waitpoint of an environment.
+SELECT * FROM waitpoints WHERE env_id = :env_id AND id = :id;
+
+-- name: get_waitpoints_by_id
+-- Several waitpoints by id.
+SELECT * FROM waitpoints WHERE id IN (:ids);
+
+-- name: find_token_by_key
+-- The token holding an idempotency key.
+SELECT * FROM waitpoints WHERE env_id = :env_id AND idempotency_key = :key;
+
+-- name: list_tokens
+-- A page of tokens, newest first.
+SELECT * FROM waitpoints
+WHERE env_id = :env_id AND kind = 'token' AND (:status IS NULL OR status = :status) AND (:cursor IS NULL OR id < :cursor)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: complete_waitpoint
+-- Complete a pending waitpoint with its result.
+UPDATE waitpoints SET status = :status, result = :result, completed_at = :now WHERE id = :id AND status = 'PENDING';
+
+-- name: due_waitpoints
+-- Durations that have passed and tokens whose timeout has passed.
+SELECT id, kind FROM waitpoints WHERE status = 'PENDING' AND complete_at IS NOT NULL AND complete_at <= :now LIMIT 1000;
+
+-- name: insert_journal
+-- Record the answer to a durable call (ignored if the call is already journaled).
+INSERT INTO journal (run_id, key, value, waitpoint_id, created_at) VALUES (:run_id, :key, :value, :waitpoint_id, :now)
+ON CONFLICT (run_id, key) DO NOTHING;
+
+-- name: get_journal_entry
+-- One journal entry of a run.
+SELECT * FROM journal WHERE run_id = :run_id AND key = :key;
+
+-- name: journal_for_runs
+-- The journals of several runs, with the state of the waitpoints their entries wait on.
+SELECT j.run_id, j.key, j.value, j.waitpoint_id, w.status AS waitpoint_status, w.result AS waitpoint_result,
+       w.kind AS waitpoint_kind, w.complete_at AS waitpoint_complete_at
+FROM journal j LEFT JOIN waitpoints w ON w.id = j.waitpoint_id
+WHERE j.run_id IN (:ids) ORDER BY j.created_at;
+
+-- name: insert_run_wait
+-- A suspended run waits on a waitpoint.
+INSERT INTO run_waits (run_id, waitpoint_id) VALUES (:run_id, :waitpoint_id) ON CONFLICT DO NOTHING;
+
+-- name: delete_run_waits
+-- Forget what a run waited on.
+DELETE FROM run_waits WHERE run_id = :run_id;
+
+-- name: runs_waiting_on
+-- Runs suspended on any of these waitpoints.
+SELECT DISTINCT run_id FROM run_waits WHERE waitpoint_id IN (:ids);
+
+-- name: pending_waits_of_run
+-- How many of the waitpoints a suspended run waits on are still pending.
+SELECT COUNT(*) AS n FROM run_waits rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+WHERE rw.run_id = :run_id AND w.status = 'PENDING';
+
+-- name: suspend_run
+-- Suspend an executing run: it gives back its slot and its worker.
+UPDATE runs SET status = 'WAITING', worker_id = NULL, compute_used = :compute_used, updated_at = :now
+WHERE id = :id AND status = 'EXECUTING';
+
+-- name: resume_run
+-- Queue a suspended run again; its next lease continues the same attempt.
+UPDATE runs SET status = 'QUEUED', resuming = 1, available_at = :now, updated_at = :now
+WHERE id = :id AND status = 'WAITING';
+
+-- name: unfinished_children
+-- Children of a run that have not ended.
+SELECT * FROM runs WHERE parent_id = :parent_id
+  AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELED', 'CRASHED', 'SYSTEM_FAILURE', 'TIMED_OUT', 'EXPIRED');
+
+-- name: get_setting
+-- A platform setting.
+SELECT value FROM settings WHERE name = :name;
+
+-- name: put_setting
+-- Store a platform setting unless it exists.
+INSERT INTO settings (name, value) VALUES (:name, :value) ON CONFLICT (name) DO NOTHING;

@@ -36,6 +36,7 @@ from conveyor.sdk.serialization import dumps
 from conveyor.sdk.task import Task
 from conveyor.worker.capture import flush_partial_lines, install_capture
 from conveyor.worker.discovery import discover
+from conveyor.worker.replay import JournalMismatch, Replay
 
 FLUSH_INTERVAL = 0.05
 HOOK_LOG_SEQ = 1_000_000  # log lines of a hook job follow those of the run's last attempt
@@ -56,7 +57,7 @@ class Executor:
         self.loop = asyncio.get_running_loop()
         self.running: dict[str, tuple[asyncio.Task[None], AttemptSpec]] = {}
         self.scopes: dict[str, AttemptScope] = {}
-        self.cancel_reasons: dict[str, str] = {}
+        self.cancel_reasons: dict[asyncio.Task[None], str] = {}  # why an attempt's task was canceled
         self.pending_calls: dict[int, asyncio.Future[Any]] = {}
         self._next_call = 0
         self._logs: list[LogEntry] = []
@@ -91,7 +92,7 @@ class Executor:
             run_id, reason = message[1], message[2]
             entry = self.running.get(run_id)
             if entry is not None:
-                self.cancel_reasons[run_id] = reason
+                self.cancel_reasons[entry[0]] = reason
                 entry[0].cancel()
         elif kind == "reply":
             future = self.pending_calls.pop(message[1], None)
@@ -147,11 +148,15 @@ class Executor:
         scope = self.scopes.pop(spec.run_id, None)
         if scope is not None:
             flush_partial_lines(scope)
-        self.running.pop(spec.run_id, None)
-        reason = self.cancel_reasons.pop(spec.run_id, None)
+            if isinstance(scope.durable, Replay):
+                scope.durable.close()
+        this = asyncio.current_task()
+        if self.running.get(spec.run_id, (None,))[0] is this:
+            self.running.pop(spec.run_id, None)
+        reason = self.cancel_reasons.pop(this, None)  # type: ignore[arg-type]
         self.flush_logs()
-        if reason == "canceled":
-            return  # the engine already ended the run; nothing to report
+        if reason in ("canceled", "suspended"):
+            return  # the engine already ended or suspended the run; nothing to report
         self.send(("outcome", outcome, self.tainted))
 
     async def _attempt(self, spec: AttemptSpec) -> AttemptOutcome:
@@ -162,6 +167,25 @@ class Executor:
                 "message": f"task {spec.task_id!r} is not defined in the worker's code (was it renamed or deleted?)"})
         ctx = self.context(spec, task)
         scope = self.scopes[spec.run_id] = AttemptScope(ctx, self)
+        remaining = spec.max_duration - spec.compute_used if spec.max_duration else None
+        timeout_cm = asyncio.timeout(max(remaining, 0.001)) if remaining is not None else contextlib.nullcontext()
+
+        def extend_deadline(seconds: float) -> None:
+            """Durable waits slept here are not compute time: push the deadline back."""
+            if isinstance(timeout_cm, asyncio.Timeout) and timeout_cm.when() is not None:
+                timeout_cm.reschedule(timeout_cm.when() + seconds)  # type: ignore[operator]
+            self.send(("extend", spec.run_id, seconds))
+
+        async def suspend(waiting: list[str], compute_used: float) -> dict[str, Any]:
+            reply: dict[str, Any] = await self.call(scope, "suspend", {"waitpoints": waiting, "compute_used": compute_used})
+            if (reply.get("suspended") or reply.get("gone")) and attempt_task is not None and not attempt_task.done():
+                self.cancel_reasons[attempt_task] = "suspended" if reply.get("suspended") else "canceled"
+                attempt_task.cancel()
+            return reply
+
+        attempt_task = asyncio.current_task()
+        replay = Replay(spec, lambda op, args: self.call(scope, op, args), suspend, extend_deadline)
+        scope.durable = replay
         ctxmod.enter_scope(scope)  # this asyncio task has its own context: no reset needed
         try:
             payload = task.parse_payload(json.loads(spec.payload_json))
@@ -169,7 +193,6 @@ class Executor:
             return AttemptOutcome(spec.run_id, spec.attempt, "payload_invalid", error=error_dict(exc, "payload_invalid"))
         if spec.run_on_start:
             await self.call_hook(task, "on_start", (payload, ctx), scope)
-        timeout_cm = asyncio.timeout(spec.max_duration) if spec.max_duration else contextlib.nullcontext()
         try:
             async with timeout_cm:
                 args = (payload, ctx) if task.takes_ctx else (payload,)
@@ -179,9 +202,14 @@ class Executor:
                     output = await self.loop.run_in_executor(None, contextvars.copy_context().run, task.fn, *args)
             try:
                 output_json = dumps(output, "output")
+                replay.check_complete()
             except PayloadError as exc:
                 return AttemptOutcome(spec.run_id, spec.attempt, "failed", error=error_dict(exc, "output_invalid"))
+            except JournalMismatch as exc:
+                return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "journal_mismatch"))
             return AttemptOutcome(spec.run_id, spec.attempt, "completed", output_json=output_json)
+        except JournalMismatch as exc:
+            return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "journal_mismatch"))
         except AbortTaskRunError as exc:
             return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "aborted"))
         except TimeoutError as exc:
@@ -193,7 +221,7 @@ class Executor:
                     "message": f"The attempt ran longer than its max_duration of {spec.max_duration:g}s."})
             return AttemptOutcome(spec.run_id, spec.attempt, "failed", error=error_dict(exc))
         except asyncio.CancelledError:
-            reason = self.cancel_reasons.get(spec.run_id, "canceled")
+            reason = self.cancel_reasons.get(asyncio.current_task(), "canceled")  # type: ignore[arg-type]
             if reason == "timed_out":
                 return AttemptOutcome(spec.run_id, spec.attempt, "timed_out", error={
                     "name": "MaxDurationExceeded", "code": "timed_out",

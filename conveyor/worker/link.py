@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from conveyor.engine.engine import Engine
 from conveyor.errors import InvalidRequest
-from conveyor.models import TaskDefinition, TriggerOptions
+from conveyor.models import TaskDefinition
 from conveyor.protocol import AttemptOutcome, LeaseReply, LogEntry
 
 
@@ -31,6 +31,9 @@ class WorkerLink(Protocol):
     async def append_logs(self, entries: list[LogEntry]) -> None: ...
 
     async def call(self, run_id: str, op: str, args: dict[str, Any]) -> Any: ...
+
+    async def suspend(self, worker_id: str, run_id: str, attempt: int, waitpoints: list[str],
+                      compute_used: float) -> dict[str, Any]: ...
 
     async def stopped(self, worker_id: str) -> None: ...
 
@@ -69,11 +72,26 @@ class LocalLink:
     async def call(self, run_id: str, op: str, args: dict[str, Any]) -> Any:
         return await asyncio.to_thread(self._call, run_id, op, args)
 
+    async def suspend(self, worker_id: str, run_id: str, attempt: int, waitpoints: list[str],
+                      compute_used: float) -> dict[str, Any]:
+        return await asyncio.to_thread(self.engine.suspend, worker_id, run_id, attempt, waitpoints, compute_used)
+
     def _call(self, run_id: str, op: str, args: dict[str, Any]) -> Any:
-        if op in ("trigger", "batch_trigger"):
-            items = [(task_id, payload, TriggerOptions.model_validate(options))
-                     for task_id, payload, options in args["items"]]
-            result = self.engine.batch_trigger(self.env_id, items, parent_id=run_id, record_batch=op == "batch_trigger")
-            runs = [{"id": r.id, "is_cached": r.is_cached} for r in result.runs]
-            return runs if op == "trigger" else {"batch_id": result.batch_id, "runs": runs}
+        """A durable call made by a run (see conveyor.worker.replay)."""
+        engine = self.engine
+        if op == "journal":
+            return engine.journal_put(run_id, args["key"], args["value"])
+        if op == "durable_trigger":
+            return engine.durable_trigger(run_id, args["key"], [tuple(i) for i in args["items"]],
+                                          wait=args["wait"], batch=args["batch"])
+        if op == "wait_until":
+            return engine.wait_until(run_id, args["key"], args["until"])
+        if op == "create_token":
+            return engine.create_token(self.env_id, timeout=args["timeout"], idempotency_key=args["idempotency_key"],
+                                       tags=args["tags"], run_id=run_id, key=args["key"])
+        if op == "wait_token":
+            return engine.wait_token(run_id, args["key"], args["token_id"])
+        if op == "complete_token":
+            engine.complete_token(self.env_id, args["token_id"], args["data"])
+            return engine.journal_put(run_id, args["key"], {})
         raise InvalidRequest(f"unknown call {op!r}")

@@ -194,7 +194,7 @@ class Supervisor:
         proc = min(pool, key=lambda p: p.load)
         if isinstance(item, AttemptSpec):
             now = time.monotonic()
-            deadline = now + item.max_duration if item.max_duration else None
+            deadline = now + item.max_duration - item.compute_used if item.max_duration else None
             proc.inflight[item.run_id] = Inflight(item, now, deadline)
             self.reporter("started", {"run_id": item.run_id, "task_id": item.task_id, "attempt": item.attempt})
             if not proc.send(("attempt", item)):
@@ -233,6 +233,10 @@ class Supervisor:
             self._hooks_done.append((message[1], message[2]))
             self._flush.set()
             self._retire_if_idle(proc)
+        elif kind == "extend":
+            entry = proc.inflight.get(message[1])
+            if entry is not None and entry.deadline is not None:
+                entry.deadline += message[2]
         elif kind == "call":
             task = asyncio.create_task(self._serve_call(proc, *message[1:]))
             self._background.add(task)
@@ -248,7 +252,17 @@ class Supervisor:
     async def _serve_call(self, proc: ExecutorProcess, call_id: int, run_id: str, attempt: int, op: str,
                           args: dict[str, Any]) -> None:
         try:
-            result = await self.link.call(run_id, op, args)
+            if op == "suspend":
+                result = await self.link.suspend(self.worker_id, run_id, attempt, args["waitpoints"], args["compute_used"])
+                if result.get("suspended") or result.get("gone"):
+                    entry = proc.inflight.pop(run_id, None)
+                    if entry is not None and result.get("suspended"):
+                        self.reporter("suspended", {"run_id": run_id, "task_id": entry.spec.task_id,
+                                                    "waiting": len(args["waitpoints"])})
+                    self._retire_if_idle(proc)
+                    self.wake()
+            else:
+                result = await self.link.call(run_id, op, args)
             proc.send(("reply", call_id, True, result))
         except ConveyorError as exc:
             proc.send(("reply", call_id, False, {"type": type(exc).__name__, "message": exc.message}))

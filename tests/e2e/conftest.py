@@ -89,6 +89,11 @@ class DevServer:
     def client(self) -> Client:
         return Client(api_url=self.api_url, secret_key=self.secret_key)
 
+    def effects(self) -> list[str]:
+        """Lines written by the `effect` side effect of tests/e2e/project/tasks/durable.py."""
+        path = self.root / "effects.log"
+        return path.read_text().splitlines() if path.exists() else []
+
     def hooks(self) -> list[str]:
         path = self.root / "hooks.log"
         return path.read_text().splitlines() if path.exists() else []
@@ -96,7 +101,7 @@ class DevServer:
 
 def make_project(tmp: Path) -> Path:
     root = tmp / "project"
-    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(".conveyor", "__pycache__", "hooks.log"))
+    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(".conveyor", "__pycache__", "hooks.log", "effects.log", "dev.out"))
     return root
 
 

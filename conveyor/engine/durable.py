@@ -1,0 +1,331 @@
+"""Durable execution in the engine: the journal, waitpoints, suspending and resuming runs.
+
+A durable call of a run (a step, a trigger, a wait, a token) is journaled under its key
+(`kind:name#occurrence`) in the same transaction as its effect, so a call made once is never
+made again: a replay of the run finds the answer in the journal. A call that has to wait
+(a duration, a child run, a batch, a token) journals the waitpoint whose result will be its
+answer. A run suspended on waitpoints is WAITING: no slot, no process. Completing the last
+pending waitpoint it waits on queues it again, and its next lease continues the same attempt.
+
+This is part of `Engine` (a base class of it), kept apart because it is one concept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
+from conveyor.ids import new_id
+from conveyor.models import FINAL_STATUSES, RunStatus, TriggerOptions
+from conveyor.store import Row, Store, Tx
+
+TOKEN_TIMEOUT_MAX = 365 * 86400.0
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def run_result(row: Row) -> dict[str, Any]:
+    """How a run ended, as the parent waiting for it sees it (a Result)."""
+    ok = row["status"] == RunStatus.COMPLETED
+    return {"ok": ok, "id": row["id"], "task_id": row["task_id"], "status": row["status"],
+            "output": json.loads(row["output"]) if ok and row["output"] is not None else None,
+            "error": None if ok else (json.loads(row["error"]) if row["error"] else {"message": row["status"]})}
+
+
+class DurableExecution:
+    """The durable half of the Engine (see the module docstring)."""
+
+    store: Store
+    clock: Callable[[], float]
+    _emit: Callable[..., None]
+    _create_runs: Callable[..., Any]
+
+    # -- the journal ------------------------------------------------------------------------
+
+    def journal_put(self, run_id: str, key: str, value: Any) -> Any:
+        """Record the answer to a call that needs no waiting (a step, now, uuid). If the key is
+        already journaled, the recorded answer wins and is returned."""
+        with self.store.transaction() as tx:
+            tx.run("insert_journal", run_id=run_id, key=key, value=_dumps(value), waitpoint_id=None, now=self.clock())
+            row = tx.one("get_journal_entry", run_id=run_id, key=key)
+        assert row is not None
+        return json.loads(row["value"])
+
+    def durable_trigger(self, run_id: str, key: str, items: list[tuple[str, Any, dict[str, Any]]], *,
+                        wait: bool, batch: bool) -> dict[str, Any]:
+        """Trigger children of a run as one journaled call; with `wait`, also the waitpoint the
+        run will wait on (one run, or the whole batch in input order)."""
+        now = self.clock()
+        options = []
+        for index, (_, _, raw) in enumerate(items):
+            try:
+                options.append(TriggerOptions.model_validate(raw))
+            except ValueError as exc:
+                raise InvalidRequest(f"items[{index}]: invalid trigger options: {exc}") from exc
+        envs: set[str] = set()
+        with self.store.transaction() as tx:
+            existing = tx.one("get_journal_entry", run_id=run_id, key=key)
+            if existing is not None:
+                return self._answer(tx, existing)
+            parent = tx.one("get_run_by_id", id=run_id)
+            if parent is None:
+                raise NotFound(f"run {run_id} not found")
+            env_id = parent["env_id"]
+            batch_id = new_id("batch") if batch else None
+            runs, queued = self._create_runs(tx, env_id, [(t, p, o) for (t, p, _), o in zip(items, options, strict=True)],
+                                             now=now, parent=parent, batch_id=batch_id)
+            if queued:
+                envs.add(env_id)
+            waitpoint_id = None
+            if wait:
+                waitpoint_id = new_id("wait", now)
+                done = sum(1 for r in runs if r.status in FINAL_STATUSES)
+                tx.run("insert_waitpoint", id=waitpoint_id, env_id=env_id, kind="batch" if batch else "run",
+                       status="PENDING", owner_run_id=run_id, complete_at=None, batch_id=batch_id,
+                       run_count=len(runs), done_count=done, idempotency_key=None, tags="[]", result=None,
+                       now=now, completed_at=None)
+                tx.run_many("insert_waitpoint_run", [{"waitpoint_id": waitpoint_id, "idx": i, "run_id": r.id}
+                                                      for i, r in enumerate(runs)])
+                if done == len(runs):  # every child was an already finished idempotent run
+                    envs |= self._complete_run_waitpoint(tx, waitpoint_id, batch, now)
+            answer = {"runs": [{"id": r.id, "is_cached": r.is_cached} for r in runs], "batch_id": batch_id}
+            tx.run("insert_journal", run_id=run_id, key=key, value=_dumps(answer), waitpoint_id=waitpoint_id, now=now)
+            entry = tx.one("get_journal_entry", run_id=run_id, key=key)
+            assert entry is not None
+            result = self._answer(tx, entry)
+        for env in envs:
+            self._emit("available", env)
+        return result
+
+    def _answer(self, tx: Tx, entry: Row) -> dict[str, Any]:
+        answer: dict[str, Any] = json.loads(entry["value"]) if entry["value"] else {}
+        if entry["waitpoint_id"]:
+            rows = tx.all("get_waitpoints_by_id", ids=[entry["waitpoint_id"]])
+            answer["waitpoint"] = _waitpoint_state(rows[0]) if rows else None
+        return answer
+
+    def wait_until(self, run_id: str, key: str, until: float) -> dict[str, Any]:
+        """A journaled duration wait: the waitpoint completes at `until`."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            existing = tx.one("get_journal_entry", run_id=run_id, key=key)
+            if existing is None:
+                run = tx.one("get_run_by_id", id=run_id)
+                if run is None:
+                    raise NotFound(f"run {run_id} not found")
+                waitpoint_id = new_id("wait", now)
+                done = until <= now
+                tx.run("insert_waitpoint", id=waitpoint_id, env_id=run["env_id"], kind="duration",
+                       status="COMPLETED" if done else "PENDING", owner_run_id=run_id, complete_at=until,
+                       batch_id=None, run_count=0, done_count=0, idempotency_key=None, tags="[]",
+                       result=_dumps({"ok": True}) if done else None, now=now, completed_at=now if done else None)
+                tx.run("insert_journal", run_id=run_id, key=key, value=_dumps({"until": until}),
+                       waitpoint_id=waitpoint_id, now=now)
+                existing = tx.one("get_journal_entry", run_id=run_id, key=key)
+            assert existing is not None
+            return self._answer(tx, existing)
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    def token_secret(self) -> bytes:
+        """The key that signs token callback URLs (made once per database)."""
+        secret: bytes | None = getattr(self, "_token_secret", None)
+        if secret is None:
+            with self.store.transaction() as tx:
+                tx.run("put_setting", name="token_secret", value=secrets.token_hex(32))
+                row = tx.one("get_setting", name="token_secret")
+            assert row is not None
+            secret = self._token_secret = bytes.fromhex(row["value"])
+        return secret
+
+    def token_signature(self, token_id: str) -> str:
+        return hmac.new(self.token_secret(), token_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def check_token_signature(self, token_id: str, signature: str) -> bool:
+        return hmac.compare_digest(self.token_signature(token_id), signature)
+
+    def create_token(self, env_id: str, *, timeout: float | None = None, idempotency_key: str | None = None,
+                     tags: list[str] | None = None, run_id: str | None = None, key: str | None = None) -> dict[str, Any]:
+        """A token: a waitpoint that something outside completes (or that times out)."""
+        now = self.clock()
+        if timeout is not None and not 0 < timeout <= TOKEN_TIMEOUT_MAX:
+            raise InvalidRequest(f"token timeout must be between 0 and {TOKEN_TIMEOUT_MAX:g} seconds")
+        if tags is not None and (len(tags) > 10 or any(not isinstance(t, str) or not 1 <= len(t) <= 128 for t in tags)):
+            raise InvalidRequest("at most 10 tags of 1 to 128 characters")
+        with self.store.transaction() as tx:
+            if run_id and key:
+                entry = tx.one("get_journal_entry", run_id=run_id, key=key)
+                if entry is not None:
+                    view = self._token_view(tx.one("get_waitpoint", env_id=env_id, id=json.loads(entry["value"])["id"]))
+                    return self._with_url(view)
+            row = tx.one("find_token_by_key", env_id=env_id, key=idempotency_key) if idempotency_key else None
+            if row is None:
+                token_id = new_id("token", now)
+                tx.run("insert_waitpoint", id=token_id, env_id=env_id, kind="token", status="PENDING",
+                       owner_run_id=run_id, complete_at=now + timeout if timeout else None, batch_id=None,
+                       run_count=0, done_count=0, idempotency_key=idempotency_key, tags=_dumps(tags or []),
+                       result=None, now=now, completed_at=None)
+                row = tx.one("get_waitpoint", env_id=env_id, id=token_id)
+            assert row is not None
+            if run_id and key:
+                tx.run("insert_journal", run_id=run_id, key=key, value=_dumps({"id": row["id"]}), waitpoint_id=None, now=now)
+            view = self._token_view(row)
+        return self._with_url(view)
+
+    def wait_token(self, run_id: str, key: str, token_id: str) -> dict[str, Any]:
+        """Journal that a run waits on a token; the token's state now."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            run = tx.one("get_run_by_id", id=run_id)
+            if run is None:
+                raise NotFound(f"run {run_id} not found")
+            if tx.one("get_waitpoint", env_id=run["env_id"], id=token_id) is None:
+                raise NotFound(f"token {token_id} not found")
+            tx.run("insert_journal", run_id=run_id, key=key, value=_dumps({"token_id": token_id}),
+                   waitpoint_id=token_id, now=now)
+            entry = tx.one("get_journal_entry", run_id=run_id, key=key)
+            assert entry is not None
+            return self._answer(tx, entry)
+
+    def complete_token(self, env_id: str, token_id: str, data: Any) -> dict[str, Any]:
+        """Complete a token with JSON `data`; runs waiting on it resume."""
+        try:
+            _dumps(data)
+        except (TypeError, ValueError) as exc:
+            raise PayloadError(f"token data is not JSON: {exc}") from exc
+        now = self.clock()
+        with self.store.transaction() as tx:
+            row = tx.one("get_waitpoint", env_id=env_id, id=token_id)
+            if row is None or row["kind"] != "token":
+                raise NotFound(f"token {token_id} not found")
+            if row["status"] != "PENDING":
+                raise Conflict(f"token {token_id} is already {row['status'].lower()}")
+            envs = self._complete_waitpoints(tx, [(token_id, "COMPLETED", _dumps({"ok": True, "output": data}))], now)
+            row = tx.one("get_waitpoint", env_id=env_id, id=token_id)
+        for env in envs:
+            self._emit("available", env)
+        return self._with_url(self._token_view(row))
+
+    def token_environment(self, token_id: str) -> str:
+        """The environment of a token (for its signed callback, which carries no key)."""
+        with self.store.read() as tx:
+            rows = tx.all("get_waitpoints_by_id", ids=[token_id])
+        if not rows or rows[0]["kind"] != "token":
+            raise NotFound(f"token {token_id} not found")
+        env_id: str = rows[0]["env_id"]
+        return env_id
+
+    def get_token(self, env_id: str, token_id: str) -> dict[str, Any]:
+        with self.store.read() as tx:
+            row = tx.one("get_waitpoint", env_id=env_id, id=token_id)
+        if row is None or row["kind"] != "token":
+            raise NotFound(f"token {token_id} not found")
+        return self._with_url(self._token_view(row))
+
+    def list_tokens(self, env_id: str, *, status: str | None = None, limit: int = 50,
+                    cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        if status is not None and status not in ("PENDING", "COMPLETED", "TIMED_OUT"):
+            raise InvalidRequest("status is one of PENDING, COMPLETED, TIMED_OUT")
+        if not 1 <= limit <= 1000:
+            raise InvalidRequest("limit must be between 1 and 1000")
+        with self.store.read() as tx:
+            rows = tx.all("list_tokens", env_id=env_id, status=status, cursor=cursor, limit=limit + 1)
+        tokens = [self._with_url(self._token_view(r)) for r in rows[:limit]]
+        return tokens, rows[limit - 1]["id"] if len(rows) > limit else None
+
+    public_url: str | None = None  # where token callback URLs point (the API's base URL)
+
+    def token_url(self, token_id: str) -> str | None:
+        if not self.public_url:
+            return None
+        return f"{self.public_url.rstrip('/')}/api/v1/waitpoints/tokens/{token_id}/callback/{self.token_signature(token_id)}"
+
+    def _with_url(self, view: dict[str, Any]) -> dict[str, Any]:
+        view["url"] = self.token_url(view["id"])
+        return view
+
+    @staticmethod
+    def _token_view(row: Row | None) -> dict[str, Any]:
+        assert row is not None
+        result = json.loads(row["result"]) if row["result"] else None
+        return {"id": row["id"], "url": None, "status": row["status"], "idempotency_key": row["idempotency_key"],
+                "tags": json.loads(row["tags"]), "timeout_at": row["complete_at"], "created_at": row["created_at"],
+                "completed_at": row["completed_at"], "output": (result or {}).get("output"),
+                "error": (result or {}).get("error")}
+
+    # -- suspending and resuming ------------------------------------------------------------
+
+    def suspend(self, worker_id: str, run_id: str, attempt: int, waitpoint_ids: list[str],
+                compute_used: float) -> dict[str, Any]:
+        """Suspend an executing run on waitpoints: WAITING, no slot, no worker. If every one of
+        them has completed meanwhile, the run is not suspended and gets their results."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            row = tx.one("get_run_by_id", id=run_id)
+            if (row is None or row["status"] != RunStatus.EXECUTING or row["worker_id"] != worker_id
+                    or row["attempt_count"] != attempt):
+                return {"suspended": False, "gone": True}
+            waitpoints = tx.all("get_waitpoints_by_id", ids=waitpoint_ids)
+            if len(waitpoints) != len(set(waitpoint_ids)):
+                raise NotFound("a waitpoint the run waits on does not exist")
+            pending = [w["id"] for w in waitpoints if w["status"] == "PENDING"]
+            if not pending:
+                return {"suspended": False, "results": {w["id"]: _waitpoint_state(w) for w in waitpoints}}
+            tx.run("suspend_run", id=run_id, compute_used=compute_used, now=now)
+            tx.run_many("insert_run_wait", [{"run_id": run_id, "waitpoint_id": w} for w in pending])
+        self._emit("available", row["env_id"])  # its slot is free
+        return {"suspended": True}
+
+    def _complete_waitpoints(self, tx: Tx, completions: list[tuple[str, str, str]], now: float) -> set[str]:
+        """Complete waitpoints (id, status, result JSON) and queue again every suspended run that
+        no longer waits on anything pending. Returns the environments with runs to start."""
+        done = [c for c in completions if tx.run("complete_waitpoint", id=c[0], status=c[1], result=c[2], now=now)]
+        if not done:
+            return set()
+        envs = set()
+        for row in tx.all("runs_waiting_on", ids=[c[0] for c in done]):
+            pending = tx.one("pending_waits_of_run", run_id=row["run_id"])
+            if pending is not None and pending["n"] == 0:
+                tx.run("delete_run_waits", run_id=row["run_id"])
+                if tx.run("resume_run", id=row["run_id"], now=now):
+                    resumed = tx.one("get_run_by_id", id=row["run_id"])
+                    assert resumed is not None
+                    envs.add(resumed["env_id"])
+        return envs
+
+    def _complete_run_waitpoint(self, tx: Tx, waitpoint_id: str, batch: bool, now: float) -> set[str]:
+        results = [run_result(r) for r in tx.all("waitpoint_run_results", waitpoint_id=waitpoint_id)]
+        result = {"ok": True, "runs": results} if batch else results[0]
+        return self._complete_waitpoints(tx, [(waitpoint_id, "COMPLETED", _dumps(result))], now)
+
+    def _run_ended(self, tx: Tx, run_id: str, now: float) -> set[str]:
+        """A run ended: the run and batch waitpoints waiting for it count it, and complete when
+        it was the last one they waited for."""
+        envs: set[str] = set()
+        for w in tx.all("count_waitpoint_runs_done", run_id=run_id):
+            if w["done_count"] >= w["run_count"]:
+                envs |= self._complete_run_waitpoint(tx, w["id"], w["kind"] == "batch", now)
+        return envs
+
+    def _due_waitpoints(self, tx: Tx, now: float) -> set[str]:
+        """Durations that have passed complete; tokens past their timeout time out."""
+        completions = []
+        for w in tx.all("due_waitpoints", now=now):
+            if w["kind"] == "duration":
+                completions.append((w["id"], "COMPLETED", _dumps({"ok": True})))
+            elif w["kind"] == "token":
+                completions.append((w["id"], "TIMED_OUT", _dumps({"ok": False, "error": {
+                    "name": "WaitpointTimeout", "code": "timed_out", "message": "The token was not completed in time."}})))
+        return self._complete_waitpoints(tx, completions, now) if completions else set()
+
+
+def _waitpoint_state(row: Row) -> dict[str, Any]:
+    return {"id": row["id"], "kind": row["kind"], "status": row["status"], "complete_at": row["complete_at"],
+            "result": json.loads(row["result"]) if row["result"] else None}

@@ -1,0 +1,84 @@
+"""`batch`: trigger runs of different tasks together, and wait for all of them.
+
+    results = await batch.trigger_by_task_and_wait([
+        {"task": resize, "payload": {"url": u}},
+        {"task": transcribe, "payload": {"url": u}, "options": {"queue": "gpu"}},
+    ])
+    for result in results.runs: ...          # Result each, in input order
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from conveyor.errors import ConveyorError, PayloadError
+from conveyor.sdk.context import current_scope
+from conveyor.sdk.results import BatchHandle, Result, RunHandle
+
+if TYPE_CHECKING:
+    from conveyor.sdk.task import Task
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """How every run of a batch ended: `runs` in input order."""
+
+    id: str
+    runs: list[Result] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.runs)
+
+
+def result_from(data: dict[str, Any]) -> Result:
+    return Result(ok=bool(data.get("ok")), id=data.get("id", ""), task_id=data.get("task_id", ""),
+                  output=data.get("output"), error=data.get("error"))
+
+
+def batch_result_from(answer: dict[str, Any]) -> BatchResult:
+    return BatchResult(id=answer.get("batch_id") or "", runs=[result_from(r) for r in answer["result"]["runs"]])
+
+
+def prepare_items(items: Any) -> list[tuple[str, Any, dict[str, Any]]]:
+    from conveyor.sdk.task import Task, trigger_options
+
+    if not isinstance(items, list):
+        raise PayloadError("batch items must be a list of {'task': ..., 'payload': ..., 'options': {...}}")
+    prepared = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("task"), Task) or set(item) - {"task", "payload", "options"}:
+            raise PayloadError(f"items[{index}] must be {{'task': <a task>, 'payload': ..., 'options': {{...}}}}")
+        task: Task[Any] = item["task"]
+        prepared.append((task.id, task.prepare_payload(item.get("payload")), trigger_options(item.get("options") or {})))
+    return prepared
+
+
+class Batch:
+    async def trigger_by_task(self, items: list[dict[str, Any]]) -> BatchHandle:
+        """Start one run per item, each of its own task; returns at once."""
+        prepared = prepare_items(items)
+        scope = current_scope()
+        if scope is not None and scope.durable is not None:
+            answer = await scope.durable.trigger("batch.trigger_by_task", "", prepared, wait=False, batch=True)
+            return BatchHandle(answer["batch_id"], [RunHandle(r["id"], t, r.get("is_cached", False))
+                                                    for r, (t, _, _) in zip(answer["runs"], prepared, strict=True)])
+        from conveyor.client.default import default_client
+
+        client = default_client()
+        handles = [await client.tasks.trigger(t, p, **o) for t, p, o in prepared]
+        return BatchHandle("", handles)
+
+    async def trigger_by_task_and_wait(self, items: list[dict[str, Any]]) -> BatchResult:
+        """Start one run per item and wait for all of them (the run suspends meanwhile)."""
+        prepared = prepare_items(items)
+        scope = current_scope()
+        if scope is None or scope.durable is None:
+            raise ConveyorError("batch.trigger_by_task_and_wait waits durably, so it only works inside a task's "
+                                "run function; from a backend, trigger and then poll the runs")
+        answer = await scope.durable.trigger("batch.trigger_by_task_and_wait", "", prepared, wait=True, batch=True)
+        return batch_result_from(answer)
+
+
+batch = Batch()

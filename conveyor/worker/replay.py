@@ -1,0 +1,252 @@
+"""Replay: the durable calls of one attempt, answered from the journal or made for real.
+
+Every durable call gets a key: its kind and name plus an occurrence counter for that pair
+(`step:charge-card#2`, `trigger_and_wait:resize#1`, `wait.for#3`). A run resumed after a
+suspension or a crash runs its function again from the top; calls whose key is journaled are
+answered at once, without repeating their effect. New calls go to the engine, which journals
+them in the same transaction as their effect.
+
+The attempt suspends (WAITING: no slot, no process) once it is blocked only on durable waits:
+waitpoints pending, no durable call in flight, no step running, nothing else changing for a
+moment. Duration waits of at most SHORT_WAIT seconds are slept in the process instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from conveyor.errors import ConveyorError, PayloadError
+from conveyor.protocol import AttemptSpec, JournalEntry
+from conveyor.sdk.serialization import to_json_value
+
+SHORT_WAIT = 5.0  # seconds: shorter duration waits keep the process, longer ones suspend
+SETTLE = 0.02  # seconds of no change before a blocked attempt suspends
+
+
+class JournalMismatch(ConveyorError):
+    """The run's code no longer makes the durable calls its journal recorded."""
+
+    code = "journal_mismatch"
+
+
+class Suspended(Exception):
+    """The attempt was suspended; its task is canceled with this as the reason."""
+
+
+def describe(key: str) -> str:
+    """A journal key as a person reads it: `step 'charge-card' (#2)`."""
+    head, _, occurrence = key.rpartition("#")
+    kind, _, name = head.partition(":")
+    kind = kind.replace("_", " ").replace(".", " ")
+    return f"{kind} {name!r} (#{occurrence})" if name else f"{kind} (#{occurrence})"
+
+
+class Replay:
+    """The durable side of one attempt execution. The SDK reaches it as `scope.durable`."""
+
+    def __init__(self, spec: AttemptSpec, call: Callable[[str, dict[str, Any]], Awaitable[Any]],
+                 on_suspend: Callable[[list[str], float], Awaitable[dict[str, Any]]],
+                 extend_deadline: Callable[[float], None]) -> None:
+        self.spec = spec
+        self._call = call
+        self._on_suspend = on_suspend
+        self._extend_deadline = extend_deadline
+        self.journal: dict[str, JournalEntry] = {e.key: e for e in spec.journal}
+        self.used: set[str] = set()
+        self._counters: Counter[tuple[str, str]] = Counter()
+        self.pending: dict[str, asyncio.Future[Any]] = {}
+        self.busy = 0
+        self._version = 0
+        self._suspending = False
+        self._closed = False
+        self.segment_started = time.monotonic()
+        self.slept = 0.0  # seconds of durable waits slept in the process: not compute time
+        self.loop = asyncio.get_running_loop()
+
+    # -- keys and the journal -----------------------------------------------------------------
+
+    def key(self, kind: str, name: str = "") -> str:
+        self._counters[(kind, name)] += 1
+        n = self._counters[(kind, name)]
+        key = f"{kind}:{name}#{n}" if name else f"{kind}#{n}"
+        self.used.add(key)
+        return key
+
+    def recorded(self, key: str) -> JournalEntry | None:
+        return self.journal.get(key)
+
+    def unused_keys(self) -> list[str]:
+        return [k for k in self.journal if k not in self.used]
+
+    def check_complete(self) -> None:
+        """At the end of a run: every journaled call must have been made again."""
+        unused = self.unused_keys()
+        if unused:
+            calls = ", ".join(describe(k) for k in unused[:5])
+            raise JournalMismatch(
+                f"journal mismatch: this run already made {calls}, but its code no longer makes "
+                f"{'that call' if len(unused) == 1 else 'those calls'}. The code changed while the run was in "
+                "flight; finish or cancel runs in flight before changing their durable calls, then replay them.")
+
+    def compute_used(self) -> float:
+        return self.spec.compute_used + (time.monotonic() - self.segment_started) - self.slept
+
+    # -- talking to the engine ------------------------------------------------------------------
+
+    async def request(self, op: str, args: dict[str, Any]) -> Any:
+        self.busy += 1
+        self._changed()
+        try:
+            return await self._call(op, args)
+        finally:
+            self.busy -= 1
+            self._changed()
+
+    # -- the durable calls ----------------------------------------------------------------------
+
+    async def step(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        key = self.key("step", name)
+        entry = self.recorded(key)
+        if entry is not None and entry.value_json is not None:
+            return json.loads(entry.value_json)
+        self.busy += 1
+        try:
+            value = fn(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+            try:
+                encoded = to_json_value(value, f"step {name!r} result")
+            except PayloadError as exc:
+                raise PayloadError(f"{exc.message}: a step's result is journaled, so it must be JSON") from exc
+            return await self._call("journal", {"key": key, "value": encoded})
+        finally:
+            self.busy -= 1
+            self._changed()
+
+    async def remembered(self, kind: str, make: Callable[[], Any]) -> Any:
+        """A value made once per run and journaled (step.now, step.uuid)."""
+        key = self.key(kind)
+        entry = self.recorded(key)
+        if entry is not None and entry.value_json is not None:
+            return json.loads(entry.value_json)
+        return await self.request("journal", {"key": key, "value": make()})
+
+    async def trigger(self, kind: str, name: str, items: list[tuple[str, Any, dict[str, Any]]], *,
+                      wait: bool, batch: bool) -> dict[str, Any]:
+        """Trigger children once per run; with `wait`, wait for them and return the waitpoint result."""
+        key = self.key(kind, name)
+        entry = self.recorded(key)
+        if entry is not None:
+            answer = _answer(entry)
+        else:
+            answer = await self.request("durable_trigger", {"key": key, "items": items, "wait": wait, "batch": batch})
+        if wait:
+            answer["result"] = await self.wait_for(answer["waitpoint"])
+        return answer
+
+    async def sleep_until(self, kind: str, until: float) -> None:
+        key = self.key(kind)
+        entry = self.recorded(key)
+        answer = _answer(entry) if entry is not None else await self.request("wait_until", {"key": key, "until": until})
+        await self.wait_for(answer["waitpoint"])
+
+    async def create_token(self, timeout: float | None, idempotency_key: str | None, tags: list[str] | None) -> dict[str, Any]:
+        key = self.key("token.create")
+        return await self.request("create_token", {"key": key, "timeout": timeout, "idempotency_key": idempotency_key,
+                                                   "tags": tags})
+
+    async def wait_token(self, token_id: str) -> dict[str, Any]:
+        key = self.key("token.wait")
+        entry = self.recorded(key)
+        answer = _answer(entry) if entry is not None else await self.request("wait_token", {"key": key, "token_id": token_id})
+        result: dict[str, Any] = await self.wait_for(answer["waitpoint"])
+        return result
+
+    async def complete_token(self, token_id: str, data: Any) -> None:
+        key = self.key("token.complete")
+        if self.recorded(key) is not None:
+            return
+        await self.request("complete_token", {"key": key, "token_id": token_id, "data": data})
+
+    # -- waiting and suspending -----------------------------------------------------------------
+
+    async def wait_for(self, waitpoint: dict[str, Any]) -> Any:
+        """The result of a waitpoint: at once if it completed, else after it does."""
+        if waitpoint["status"] != "PENDING":
+            return waitpoint["result"]
+        if waitpoint["kind"] == "duration" and waitpoint["complete_at"] is not None:
+            remaining = waitpoint["complete_at"] - time.time()
+            if remaining <= 0:
+                return {"ok": True}
+            if remaining <= SHORT_WAIT:
+                await asyncio.sleep(remaining)
+                self.slept += remaining
+                self._extend_deadline(remaining)
+                return {"ok": True}
+        future = self.pending.get(waitpoint["id"])
+        if future is None:
+            future = self.pending[waitpoint["id"]] = self.loop.create_future()
+        self._changed()
+        try:
+            return await asyncio.shield(future)
+        finally:
+            self._changed()
+
+    def close(self) -> None:
+        """The attempt ended (or was suspended): this replay decides nothing more."""
+        self._closed = True
+        self.pending.clear()
+
+    def _changed(self) -> None:
+        if self._closed:
+            return
+        self._version += 1
+        version = self._version
+        self.loop.call_later(SETTLE, self._maybe_suspend, version)
+
+    def _maybe_suspend(self, version: int) -> None:
+        if version != self._version or self._suspending or self.busy or self._closed:
+            return
+        waiting = [wid for wid, fut in self.pending.items() if not fut.done()]
+        if not waiting:
+            return
+        self._suspending = True
+        task = self.loop.create_task(self._suspend(waiting))
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def _suspend(self, waiting: list[str]) -> None:
+        try:
+            reply = await self._on_suspend(waiting, self.compute_used())
+        finally:
+            self._suspending = False
+        for waitpoint_id, state in (reply.get("results") or {}).items():
+            future = self.pending.pop(waitpoint_id, None)
+            if future is not None and not future.done():
+                future.set_result(state["result"])
+
+
+def _answer(entry: JournalEntry) -> dict[str, Any]:
+    answer: dict[str, Any] = json.loads(entry.value_json) if entry.value_json else {}
+    if entry.waitpoint_id:
+        answer["waitpoint"] = {
+            "id": entry.waitpoint_id, "kind": entry.waitpoint_kind, "status": entry.waitpoint_status,
+            "complete_at": entry.complete_at,
+            "result": json.loads(entry.waitpoint_result_json) if entry.waitpoint_result_json else None,
+        }
+    return answer
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())

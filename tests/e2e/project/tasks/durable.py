@@ -1,0 +1,153 @@
+"""Tasks for the durable-execution tests: steps, children, batches, waits, tokens."""
+
+import asyncio
+import time
+from pathlib import Path
+
+from conveyor import batch, logger, queue, step, task, wait
+
+EFFECTS = Path(__file__).resolve().parent.parent / "effects.log"
+
+
+def effect(name: str) -> str:
+    """A side effect the tests count: one line per call."""
+    with EFFECTS.open("a") as f:
+        f.write(name + "\n")
+    return name
+
+
+solo = queue("solo", concurrency_limit=1)
+
+
+@task(id="double", queue=solo)
+async def double(payload):
+    await asyncio.sleep(payload.get("sleep", 0.05))
+    if payload.get("fail"):
+        raise ValueError(f"cannot double {payload['n']}")
+    return payload["n"] * 2
+
+
+@task(id="fan-out", queue=solo)
+async def fan_out(payload, ctx):
+    one = await double.trigger_and_wait({"n": 21})
+    results = await double.batch_trigger_and_wait(
+        [{"payload": {"n": i, "fail": i == payload.get("fail_index")}, "options": {"max_attempts": payload.get("max_attempts", 1)}}
+         for i in range(payload.get("count", 5))])
+    return {"one": one.unwrap(), "ok": [r.ok for r in results.runs], "outputs": [r.output for r in results.runs],
+            "ids": [r.id for r in results.runs], "errors": [r.error and r.error.get("message") for r in results.runs]}
+
+
+@task(id="by-task")
+async def by_task(payload):
+    results = await batch.trigger_by_task_and_wait([
+        {"task": double, "payload": {"n": 1}},
+        {"task": echo_child, "payload": {"hello": "world"}},
+    ])
+    return [r.output for r in results.runs]
+
+
+@task(id="echo-child")
+async def echo_child(payload):
+    return payload
+
+
+@task(id="unwrapper")
+async def unwrapper(payload):
+    result = await double.trigger_and_wait({"n": 1, "fail": True}, max_attempts=1)
+    try:
+        result.unwrap()
+    except Exception as exc:
+        return {"raised": type(exc).__name__, "run_id": exc.run_id, "error": exc.error["message"]}
+    return {"raised": None}
+
+
+@task(id="napper", max_duration=3)
+async def napper(payload, ctx):
+    first = await step.run("first", effect, f"first {ctx.run.id}")
+    started = await step.now()
+    await wait.for_(seconds=payload.get("seconds", 6))
+    second = await step.run("second", effect, f"second {ctx.run.id}")
+    return {"first": first, "second": second, "started": started.isoformat(), "waited": time.time() - started.timestamp()}
+
+
+@task(id="short-nap")
+async def short_nap(payload):
+    t0 = time.time()
+    await wait.for_(seconds=1)
+    return time.time() - t0
+
+
+@task(id="approval")
+async def approval(payload, ctx):
+    token = await wait.create_token(timeout=payload.get("timeout", "1h"), tags=["approval"],
+                                    idempotency_key=payload.get("key"))
+    logger.info("token", id=token.id, url=token.url)
+    result = await wait.for_token(token)
+    await step.run("after", effect, f"after {ctx.run.id}")
+    return {"ok": result.ok, "output": result.output, "error": result.error and result.error.get("code")}
+
+
+@task(id="parallel")
+async def parallel(payload, ctx):
+    a, b, _, s = await asyncio.gather(
+        double.trigger_and_wait({"n": 2}),
+        double.trigger_and_wait({"n": 3}),
+        wait.for_(seconds=6),
+        step.run("side", effect, f"side {ctx.run.id}"),
+    )
+    u1 = await step.uuid()
+    return {"a": a.output, "b": b.output, "side": s, "uuid": u1}
+
+
+@task(id="crash-after-step", retry={"max_attempts": 3, "min_timeout_ms": 100, "randomize": False})
+async def crash_after_step(payload, ctx):
+    await step.run("once", effect, f"once {ctx.run.id}")
+    import os
+
+    logger.info("pid", pid=os.getpid(), attempt=ctx.attempt.number)
+    if ctx.attempt.number == 1:
+        await asyncio.sleep(30)
+    return ctx.attempt.number
+
+
+@task(id="renamed")
+async def renamed(payload, ctx):
+    await step.run("original-name", effect, f"original {ctx.run.id}")
+    await wait.for_(seconds=8)
+    return "done"
+
+
+@task(id="grand-parent")
+async def grand_parent(payload):
+    await blocker_child.trigger_and_wait({})
+    return "never"
+
+
+@task(id="blocker-child")
+async def blocker_child(payload):
+    await wait.for_(seconds=600)
+
+
+@task(id="sleeper")
+async def sleeper(payload, ctx):
+    await wait.for_(seconds=payload.get("seconds", 8))
+    return ctx.run.id
+
+
+@task(id="chaos")
+async def chaos(payload, ctx):
+    """A mix of every durable call, for the kill-at-random test."""
+    kind = payload["kind"]
+    await step.run("begin", effect, f"begin {ctx.run.id}")
+    if kind == "fan-out":
+        results = await double.batch_trigger_and_wait([{"payload": {"n": i, "sleep": 0.2}} for i in range(4)])
+        value = sum(r.output for r in results.runs)
+    elif kind == "wait":
+        await wait.for_(seconds=payload.get("seconds", 3))
+        value = 0
+    else:
+        token = await wait.create_token(idempotency_key=f"chaos-{ctx.run.id}", timeout="10m")
+        result = await wait.for_token(token)
+        value = result.output["n"]
+    await step.run("end", effect, f"end {ctx.run.id}")
+    return value

@@ -1,0 +1,82 @@
+"""Waits and tokens: they suspend the run, free its slot, and resume it on time."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from conveyor import Conflict, NotFound
+from tests.e2e.conftest import wait_for
+
+
+def test_a_long_wait_suspends_and_max_duration_excludes_it(client, dev):
+    handle = client.trigger("napper", {"seconds": 6})  # max_duration=3 but it waits 6 s
+    wait_for(lambda: client.runs.retrieve(handle.id).status == "WAITING", what="WAITING")
+    run = client.runs.poll(handle.id, timeout=30)
+    assert run.status == "COMPLETED", run.error
+    assert run.output["waited"] >= 5.9 and run.attempts == 1
+    assert dev.effects().count(f"first {handle.id}") == 1
+    assert dev.effects().count(f"second {handle.id}") == 1
+
+
+def test_a_short_wait_stays_in_the_process(client):
+    run = client.runs.poll(client.trigger("short-nap", {}).id, timeout=20)
+    assert run.status == "COMPLETED" and 0.95 <= run.output < 2.5
+
+
+def token_of(client, run_id):
+    def find():
+        for line in client.runs.logs(run_id):
+            if line.message == "token":
+                return line.attributes
+        return None
+
+    return wait_for(find, what="the run to create its token")
+
+
+def test_a_token_completed_through_the_api_resumes_the_run(client, dev):
+    handle = client.trigger("approval", {})
+    token = token_of(client, handle.id)
+    wait_for(lambda: client.runs.retrieve(handle.id).status == "WAITING", what="WAITING")
+    assert client.waitpoints.retrieve_token(token["id"]).status == "PENDING"
+    assert any(t.id == token["id"] for t in client.waitpoints.list_tokens(status="PENDING"))
+    client.waitpoints.complete_token(token["id"], {"approved": True})
+    run = client.runs.poll(handle.id, timeout=20)
+    assert run.output == {"ok": True, "output": {"approved": True}, "error": None}
+    with pytest.raises(Conflict):
+        client.waitpoints.complete_token(token["id"], {"again": True})
+    assert dev.effects().count(f"after {handle.id}") == 1
+
+
+def test_a_token_url_completes_it_with_a_plain_post_and_no_key(client, dev):
+    handle = client.trigger("approval", {})
+    token = token_of(client, handle.id)
+    assert token["url"].startswith(dev.api_url)
+    forged = httpx.post(token["url"][:-4] + "0000", json={"x": 1})
+    assert forged.status_code == 404
+    assert httpx.post(token["url"], json={"approved": "by url"}).status_code == 200
+    run = client.runs.poll(handle.id, timeout=20)
+    assert run.output["output"] == {"approved": "by url"}
+
+
+def test_a_token_that_times_out_gives_ok_false(client):
+    run = client.runs.poll(client.trigger("approval", {"timeout": 1}).id, timeout=20)
+    assert run.output == {"ok": False, "output": None, "error": "timed_out"}
+
+
+def test_tokens_made_outside_runs_and_their_errors(client):
+    token = client.waitpoints.create_token(timeout="1h", idempotency_key="outside-1", tags=["t"])
+    again = client.waitpoints.create_token(idempotency_key="outside-1")
+    assert again.id == token.id and token.tags == ["t"] and token.url
+    done = client.waitpoints.complete_token(token.id, [1, 2])
+    assert done.status == "COMPLETED" and done.output == [1, 2]
+    with pytest.raises(NotFound):
+        client.waitpoints.complete_token("token_missing", {})
+
+
+def test_parallel_waits_children_durations_and_steps_in_one_run(client, dev):
+    handle = client.trigger("parallel", {})
+    run = client.runs.poll(handle.id, timeout=40)
+    assert run.status == "COMPLETED", run.error
+    assert (run.output["a"], run.output["b"]) == (4, 6)
+    assert dev.effects().count(f"side {handle.id}") == 1
