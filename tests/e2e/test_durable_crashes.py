@@ -75,10 +75,9 @@ def test_a_thousand_waiting_runs_hold_no_process(fresh_dev):
     platform = psutil.Process(fresh_dev.proc.pid)
     before = len(platform.children(recursive=True))
     with fresh_dev.client() as client:
-        handles = []
-        for start in range(0, 1000, 500):
-            handles += client.batch_trigger("sleeper", [{"payload": {"seconds": 8}}] * 500).runs
-        wait_for(lambda: client.runs.list(status="WAITING", limit=1000, task="sleeper").data.__len__() == 1000,
+        for _ in range(2):
+            client.batch_trigger("sleeper", [{"payload": {"seconds": 8}}] * 500)
+        wait_for(lambda: len(client.runs.list(status="WAITING", limit=1000, task="sleeper").data) == 1000,
                  timeout=40, interval=0.5, what="1,000 runs WAITING")
         assert len(platform.children(recursive=True)) == before
         assert {q.name: q.running for q in client.queues.list()}["sleeper"] == 0
