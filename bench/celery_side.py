@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from processes import Usage, Service, wait_until
+from processes import Service, Usage, wait_until
 
 BENCH_DIR = Path(__file__).resolve().parent
 REDIS_URL = os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -55,7 +55,7 @@ class CeleryWorker:
         self.redis.close()
 
 
-def _done_at(raw: bytes) -> tuple[str, float]:
+def _done_at(raw: bytes | str) -> tuple[str, float]:
     meta = json.loads(raw)
     return meta["status"], datetime.fromisoformat(meta["date_done"]).timestamp()
 
@@ -119,13 +119,14 @@ def latency(worker: CeleryWorker, samples: int, warmup: int = 20, gap: float = 0
     time.time() at start minus the client's time.time() just before apply_async."""
     starts: list[float] = []
     calls: list[float] = []
-    for i in range(warmup + samples):
-        before = time.time()
-        result = stamp.apply_async()
-        returned = time.time()
-        started = result.get(timeout=timeout)
-        if i >= warmup:
-            starts.append(started - before)
-            calls.append(returned - before)
-        time.sleep(gap)
-    return {"start_latency": starts, "trigger_call": calls}
+    with Usage(worker.service, redis_client=worker.redis) as usage:
+        for i in range(warmup + samples):
+            before = time.time()
+            result = stamp.apply_async()
+            returned = time.time()
+            started = result.get(timeout=timeout)
+            if i >= warmup:
+                starts.append(started - before)
+                calls.append(returned - before)
+            time.sleep(gap)
+    return {"start_latency": starts, "trigger_call": calls, **usage.as_dict()}

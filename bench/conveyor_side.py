@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from processes import Usage, Service, free_port, wait_until
+from processes import Service, Usage, free_port, wait_until
 
 from conveyor import Client
 
@@ -106,7 +106,7 @@ def throughput(platform: ConveyorPlatform, runs: int, batch_size: int = 1000, ti
     A `profiler` (profiling.Recorder) records from just before the first trigger until all ended."""
     client = platform.client
     assert client is not None
-    items = [{"payload": {}}] * batch_size
+    items: list[dict[str, Any]] = [{"payload": {}}] * batch_size
     batch_ids: set[str] = set()
     with Usage(platform.service) as usage:
         if profiler is not None:
@@ -157,26 +157,27 @@ def latency(platform: ConveyorPlatform, samples: int, warmup: int = 20, gap: flo
     assert client is not None
     starts: list[float] = []
     calls: list[float] = []
-    for i in range(warmup + samples):
-        if i == warmup and profiler is not None:
-            profiler.start()
-        before = time.time()
-        handle = client.trigger("stamp", {})
-        returned = time.time()
-        deadline = time.monotonic() + timeout
-        while True:
-            time.sleep(poll)
-            run = client.runs.retrieve(handle.id)
-            if run.status.value in FINAL:
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"run {handle.id} did not end within {timeout:g}s")
-        if run.status.value != "COMPLETED":
-            raise RuntimeError(f"stamp run {handle.id} ended {run.status.value}: {run.error}")
-        if i >= warmup:
-            starts.append(run.output["started"] - before)
-            calls.append(returned - before)
-        time.sleep(gap)
-    if profiler is not None:
-        profiler.stop()
-    return {"start_latency": starts, "trigger_call": calls}
+    with Usage(platform.service) as usage:
+        for i in range(warmup + samples):
+            if i == warmup and profiler is not None:
+                profiler.start()
+            before = time.time()
+            handle = client.trigger("stamp", {})
+            returned = time.time()
+            deadline = time.monotonic() + timeout
+            while True:
+                time.sleep(poll)
+                run = client.runs.retrieve(handle.id)
+                if run.status.value in FINAL:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"run {handle.id} did not end within {timeout:g}s")
+            if run.status.value != "COMPLETED":
+                raise RuntimeError(f"stamp run {handle.id} ended {run.status.value}: {run.error}")
+            if i >= warmup:
+                starts.append(run.output["started"] - before)
+                calls.append(returned - before)
+            time.sleep(gap)
+        if profiler is not None:
+            profiler.stop()
+    return {"start_latency": starts, "trigger_call": calls, **usage.as_dict()}

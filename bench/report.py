@@ -57,17 +57,22 @@ def table(results: dict[str, Any]) -> str:
     add("time to enqueue all runs", lambda v: f"{v:.2f} s", lambda s: tp(s) and tp(s)["enqueue_seconds"])
     add("runs completed", lambda v: f"{v}", lambda s: tp(s) and tp(s)["completed"])
     add("CPU seconds: platform / worker processes", lambda v: f"{v:.1f} s", lambda s: tp(s) and tp(s).get("cpu"))
+    add("  of which the main process (Conveyor: dev process; Celery: main worker process)",
+        lambda v: f"{v:.1f} s", lambda s: tp(s) and tp(s).get("cpu_main"))
     add("CPU ms per 1,000 runs: platform / worker processes", lambda v: f"{v:.0f} ms",
         lambda s: tp(s) and tp(s).get("cpu") is not None and 1e6 * tp(s)["cpu"] / max(tp(s)["runs"], 1), ratio=True)
     add("CPU seconds: Redis", lambda v: f"{v:.1f} s", lambda s: tp(s) and tp(s).get("cpu_redis"))
     add("CPU seconds: the benchmark client", lambda v: f"{v:.1f} s", lambda s: tp(s) and tp(s).get("cpu_client"))
-    add("CPU seconds: other processes on the machine (noise)", lambda v: f"{v:.1f} s",
-        lambda s: tp(s) and tp(s).get("cpu_other"))
+    add("CPU of other processes on the machine during throughput (noise)",
+        lambda v: f"{v[0]:.1f} s ({v[1]:.2f} cores)",
+        lambda s: tp(s) and (tp(s)["cpu_other"], tp(s)["cpu_other"] / max(tp(s)["window"], 1e-9)))
     add("peak RSS, platform/worker processes summed", _mb, lambda s: tp(s) and tp(s)["peak_rss"])
     add("peak PSS, same processes", _mb, lambda s: tp(s) and tp(s)["peak_pss"])
     for q in ("p50", "p90", "p99"):
         add(f"trigger-to-start latency {q}", lambda v: f"{v:.2f} ms", lambda s, q=q: lat(s) and lat(s)[q], ratio=True)
     add("trigger call returns (p50)", lambda v: f"{v:.2f} ms", lambda s: call(s) and call(s)["p50"])
+    add("CPU of other processes during the latency runs (noise)", lambda v: f"{v:.2f} cores",
+        lambda s: s.get("latency_other_cores"))
     if len(cv.get("throughput_rounds", [])) > 1 or len(ce.get("throughput_rounds", [])) > 1:
         rounds = lambda side: side and ", ".join(f"{v:.0f}" for v in side["throughput_rounds"])  # noqa: E731
         rows.insert(1, ("runs/s of each round (the median round is shown)", rounds(cv) or "-", rounds(ce) or "-", ""))

@@ -67,6 +67,8 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         out["trigger_call_ms"] = report.latency_summary(calls)
         out["latency_p50_rounds"] = [report.latency_summary(r["latency"]["start_latency"])["p50"]
                                      for r in rounds if "latency" in r]
+        window = sum(r["latency"]["window"] for r in rounds if "latency" in r)
+        out["latency_other_cores"] = sum(r["latency"]["cpu_other"] for r in rounds if "latency" in r) / max(window, 1e-9)
     return out
 
 
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     for round_ in range(args.rounds):
         order = systems if round_ % 2 == 0 else systems[::-1]
         for name, fn in order:
-            if args.only and args.only != name or failed:
+            if (args.only and args.only != name) or failed:
                 continue
             if args.rounds > 1:
                 print(f"-- round {round_ + 1} of {args.rounds}: {name}", flush=True)

@@ -160,12 +160,13 @@ class DurableExecution:
         if tags is not None and (len(tags) > 10 or any(not isinstance(t, str) or not 1 <= len(t) <= 128 for t in tags)):
             raise InvalidRequest("at most 10 tags of 1 to 128 characters")
         with self.store.transaction() as tx:
-            if run_id and key:
-                entry = tx.one("get_journal_entry", run_id=run_id, key=key)
-                if entry is not None:
-                    view = self._token_view(tx.one("get_waitpoint", env_id=env_id, id=json.loads(entry["value"])["id"]))
-                    return self._with_url(view)
-            row = tx.one("find_token_by_key", env_id=env_id, key=idempotency_key) if idempotency_key else None
+            entry = tx.one("get_journal_entry", run_id=run_id, key=key) if run_id and key else None
+            if entry is not None:  # made before this replay: the same token
+                row = tx.one("get_waitpoint", env_id=env_id, id=json.loads(entry["value"])["id"])
+            elif idempotency_key:
+                row = tx.one("find_token_by_key", env_id=env_id, key=idempotency_key)
+            else:
+                row = None
             if row is None:
                 token_id = new_id("token", now)
                 tx.run("insert_waitpoint", id=token_id, env_id=env_id, kind="token", status="PENDING",
@@ -174,7 +175,7 @@ class DurableExecution:
                        result=None, now=now, completed_at=None)
                 row = tx.one("get_waitpoint", env_id=env_id, id=token_id)
             assert row is not None
-            if run_id and key:
+            if run_id and key and entry is None:
                 tx.run("insert_journal", run_id=run_id, key=key, value=_dumps({"id": row["id"]}), waitpoint_id=None, now=now)
             view = self._token_view(row)
         return self._with_url(view)

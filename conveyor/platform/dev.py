@@ -148,6 +148,7 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int, cap
     engine.add_api_key(env.id, state.secret_key)
     api_url = f"http://{host}:{port}"
     engine.public_url = api_url
+    engine.token_secret()  # made once, before anything needs to sign a token URL
     state.write(api_url)
 
     supervisor = Supervisor(LocalLink(engine, env.id), root=config.root, worker_id=state.worker_id, name="dev",

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import resource
+import signal
 import sys
 import threading
 import time
@@ -347,6 +348,21 @@ async def serve(conn: Connection, root: str, environment: str, machine: str) -> 
     executor.flush_logs()
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the supervisor dies: an executor must never run task code
+    for a worker that is gone (its results could not be recorded, and the run is retried)."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the closed socket still stops us
+        pass
+    if os.getppid() != parent:  # the supervisor died before we asked
+        os._exit(3)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="conveyor-executor")
     parser.add_argument("--fd", type=int, required=True)
@@ -354,6 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--environment", default="dev")
     parser.add_argument("--machine", default="small-1x")
     args = parser.parse_args(argv)
+    die_with_parent()
     limit_memory(args.machine)
     conn = Connection(args.fd)
     install_capture()

@@ -71,10 +71,19 @@ class DevServer:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def kill9(self) -> None:
-        """SIGKILL the whole platform: server, supervisor and executors."""
+        """SIGKILL the whole platform at once, as a machine crash would: server, supervisor and
+        every executor."""
+        import psutil
+
         assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        processes = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+        for process in processes:
+            try:
+                process.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
         self.proc.wait(10)
+        psutil.wait_procs(processes, timeout=10)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
