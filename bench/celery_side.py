@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from processes import Service, Usage, wait_until
+from processes import Service, ServiceExited, Usage, drain_rate, wait_until
 
 BENCH_DIR = Path(__file__).resolve().parent
 REDIS_URL = os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -43,7 +43,7 @@ class CeleryWorker:
 
         def answers() -> bool:
             if not self.service.alive():
-                raise RuntimeError(f"celery worker exited:\n{self.service.log_tail()}")
+                raise ServiceExited(f"celery worker exited:\n{self.service.log_tail()}")
             return bool(app.control.ping(timeout=0.5))
 
         wait_until(answers, timeout, interval=0.2, what="the Celery worker to answer a ping")
@@ -107,6 +107,8 @@ def throughput(worker: CeleryWorker, runs: int, batch_size: int = 1000, timeout:
     completed = statuses.get("SUCCESS", 0)
     return {
         "runs": runs, "statuses": statuses, "completed": completed,
+        "done_by_enqueue_end": sum(1 for at in done_at if at <= enqueued),
+        "drain_runs_per_second": drain_rate(done_at, enqueued, last),
         "t0": t0, "enqueue_seconds": enqueued - t0, "seconds": last - t0, "observed_seconds": seen - t0,
         "runs_per_second": completed / (last - t0),
         **usage.as_dict(),

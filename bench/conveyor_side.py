@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from processes import Service, Usage, free_port, wait_until
+from processes import Service, ServiceExited, Usage, drain_rate, free_port, wait_until
 
 from conveyor import Client
 
@@ -65,7 +65,7 @@ class ConveyorPlatform:
 
         def state() -> dict[str, Any] | None:
             if not self.service.alive():
-                raise RuntimeError(f"conveyor dev exited:\n{self.service.log_tail()}")
+                raise ServiceExited(f"conveyor dev exited:\n{self.service.log_tail()}")
             data = json.loads(state_file.read_text())
             return data if data.get("api_url") == api_url else None
 
@@ -75,7 +75,7 @@ class ConveyorPlatform:
 
         def tasks_loaded() -> bool:
             if not self.service.alive():
-                raise RuntimeError(f"conveyor dev exited:\n{self.service.log_tail()}")
+                raise ServiceExited(f"conveyor dev exited:\n{self.service.log_tail()}")
             return {"noop", "stamp"} <= {t.id for t in client.tasks.list()}
 
         wait_until(tasks_loaded, timeout, what="conveyor dev to load the noop and stamp tasks")
@@ -141,6 +141,8 @@ def throughput(platform: ConveyorPlatform, runs: int, batch_size: int = 1000, ti
     last = max(completed_at) if completed_at else seen
     return {
         "runs": runs, "statuses": dict(statuses), "completed": statuses.get("COMPLETED", 0),
+        "done_by_enqueue_end": sum(1 for at in completed_at if at <= enqueued),
+        "drain_runs_per_second": drain_rate(completed_at, enqueued, last),
         "t0": t0, "enqueue_seconds": enqueued - t0, "seconds": last - t0, "observed_seconds": seen - t0,
         "first_start_after": (min(started_at) - t0) if started_at else None,
         "runs_per_second": statuses.get("COMPLETED", 0) / (last - t0),

@@ -19,6 +19,10 @@ from pathlib import Path
 import psutil
 
 
+class ServiceExited(RuntimeError):
+    """A service the harness started exited while it was waited for; `wait_until` stops at once."""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -206,6 +210,15 @@ def _redis_cpu(client: object | None) -> float:
         return 0.0
 
 
+def drain_rate(done_at: list[float], enqueued: float, last: float) -> float | None:
+    """Runs/s completed after the last trigger call returned: the worker's pace once the client
+    no longer competes for the cores (None if too little was left to time)."""
+    after = sum(1 for at in done_at if at > enqueued)
+    if after < 100 or last - enqueued < 0.05:
+        return None
+    return after / (last - enqueued)
+
+
 def wait_until(condition, timeout: float, interval: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]
     """Call `condition()` until it returns something truthy (returned), for at most `timeout` s."""
     deadline = time.monotonic() + timeout
@@ -215,6 +228,8 @@ def wait_until(condition, timeout: float, interval: float = 0.1, what: str = "co
             value = condition()
             if value:
                 return value
+        except ServiceExited:
+            raise
         except Exception as exc:  # the service is still starting
             last_error = exc
         time.sleep(interval)

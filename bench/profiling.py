@@ -100,6 +100,9 @@ def summarize(raw: Path, top: int = 30) -> str:
         lines += [f"    {c:7d} {100 * c / n:5.1f}%  {f}" for f, c in counter.most_common(top)]
         lines += ["  inclusive:"]
         lines += [f"    {c:7d} {100 * c / n:5.1f}%  {f}" for f, c in inclusive[process].most_common(top)]
+        ours = [(f, c) for f, c in inclusive[process].most_common() if "(conveyor/" in f][:top]
+        lines += ["  inclusive, Conveyor's own functions:"]
+        lines += [f"    {c:7d} {100 * c / n:5.1f}%  {f}" for f, c in ours]
     return "\n".join(lines) + "\n"
 
 

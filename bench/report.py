@@ -52,10 +52,14 @@ def table(results: dict[str, Any]) -> str:
     call = lambda side: side.get("trigger_call_ms")  # noqa: E731
     add("no-op throughput (runs/s, first trigger to last completion)", lambda v: f"{v:.0f}",
         lambda s: tp(s) and tp(s)["runs_per_second"], ratio=True)
+    add("  pace after the last trigger call returned (runs/s; the client no longer competing)",
+        lambda v: f"{v:.0f}", lambda s: tp(s) and tp(s).get("drain_runs_per_second"), ratio=True)
     add("time to last completion", lambda v: f"{v:.2f} s", lambda s: tp(s) and tp(s)["seconds"])
     add("time until seen done by polling", lambda v: f"{v:.2f} s", lambda s: tp(s) and tp(s)["observed_seconds"])
     add("time to enqueue all runs", lambda v: f"{v:.2f} s", lambda s: tp(s) and tp(s)["enqueue_seconds"])
     add("runs completed", lambda v: f"{v}", lambda s: tp(s) and tp(s)["completed"])
+    add("  of which by the time the last trigger call returned", lambda v: f"{v}",
+        lambda s: tp(s) and tp(s).get("done_by_enqueue_end"))
     add("CPU seconds: platform / worker processes", lambda v: f"{v:.1f} s", lambda s: tp(s) and tp(s).get("cpu"))
     add("  of which the main process (Conveyor: dev process; Celery: main worker process)",
         lambda v: f"{v:.1f} s", lambda s: tp(s) and tp(s).get("cpu_main"))

@@ -20,7 +20,10 @@ documentation. Every error carries a short machine `code` used by the HTTP API
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class ConveyorError(Exception):
@@ -114,3 +117,12 @@ class TaskRunFailed(TaskRunError):
         self.run_id = run_id
         self.task_id = task_id
         self.error = error
+
+
+def validation_summary(exc: ValidationError, limit: int = 3) -> str:
+    """The first problems of a pydantic ValidationError as `where: what; ...`, for messages."""
+    parts = []
+    for error in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in error["loc"]) or "value"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)

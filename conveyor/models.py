@@ -7,13 +7,16 @@ they are.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from conveyor.durations import parse_duration
+from conveyor.errors import InvalidRequest, validation_summary
+from conveyor.serialization import to_json_value
 
 
 class RunStatus(StrEnum):
@@ -146,6 +149,32 @@ class TriggerOptions(BaseModel):
                     pass
             parse_duration(value, name="delay")
         return value
+
+
+OPTION_NAMES = tuple(TriggerOptions.model_fields)
+
+
+def dump_trigger_options(options: Mapping[str, Any] | TriggerOptions | None, where: str = "") -> dict[str, Any]:
+    """Trigger options checked against TriggerOptions, as the JSON the API takes (defaults left
+    out). InvalidRequest names an unknown or invalid option."""
+    if options is None:
+        return {}
+    if isinstance(options, TriggerOptions):
+        parsed = options
+    else:
+        if not isinstance(options, Mapping):
+            raise InvalidRequest(f"{where}options must be a dict of trigger options, not {type(options).__name__}")
+        unknown = sorted(str(name) for name in options if name not in OPTION_NAMES)
+        if unknown:
+            raise InvalidRequest(f"{where}unknown trigger option {', '.join(map(repr, unknown))}; "
+                                 f"the options are {', '.join(OPTION_NAMES)}")
+        if options.get("metadata") is not None:
+            to_json_value(options["metadata"], f"{where}options.metadata")
+        try:
+            parsed = TriggerOptions.model_validate(dict(options))
+        except ValidationError as exc:
+            raise InvalidRequest(f"{where}invalid trigger option {validation_summary(exc)}") from exc
+    return parsed.model_dump(mode="json", exclude_defaults=True)
 
 
 class TaskDefinition(BaseModel):

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from conveyor.errors import (
     ApiError,
@@ -37,13 +37,13 @@ from conveyor.models import (
     Token,
     TriggerOptions,
 )
+from conveyor.models import dump_trigger_options as trigger_options
 from conveyor.sdk.results import BatchHandle, RunHandle
-from conveyor.sdk.serialization import to_json_value
+from conveyor.serialization import to_json_value
 
 T = TypeVar("T")
 
 MAX_BATCH_ITEMS = 1000  # the engine's limit, repeated: the client must not import the engine
-OPTION_NAMES = tuple(TriggerOptions.model_fields)
 
 
 class _Unset:
@@ -89,40 +89,10 @@ class RunPage:
 # -- checking arguments -------------------------------------------------------------------
 
 
-def trigger_options(options: Mapping[str, Any] | TriggerOptions | None, where: str = "") -> dict[str, Any]:
-    """Options checked against TriggerOptions, as the JSON the API takes (defaults left out)."""
-    if options is None:
-        return {}
-    if isinstance(options, TriggerOptions):
-        parsed = options
-    else:
-        if not isinstance(options, Mapping):
-            raise InvalidRequest(f"{where}options must be a dict of trigger options, not {type(options).__name__}")
-        unknown = sorted(str(name) for name in options if name not in OPTION_NAMES)
-        if unknown:
-            raise InvalidRequest(f"{where}unknown trigger option {', '.join(map(repr, unknown))}; "
-                                 f"the options are {', '.join(OPTION_NAMES)}")
-        if options.get("metadata") is not None:
-            to_json_value(options["metadata"], f"{where}options.metadata")
-        try:
-            parsed = TriggerOptions.model_validate(dict(options))
-        except ValidationError as exc:
-            raise InvalidRequest(f"{where}invalid trigger option {_first_error(exc)}") from exc
-    return parsed.model_dump(mode="json", exclude_defaults=True)
-
-
 def merge_options(options: Mapping[str, Any] | TriggerOptions | None, extra: Mapping[str, Any]) -> dict[str, Any]:
     """`options=` and keyword options together; a keyword wins over the same name in `options`."""
     base = trigger_options(options)
     return trigger_options({**base, **extra}) if extra else base
-
-
-def _first_error(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:3]:
-        where = ".".join(str(p) for p in error["loc"]) or "value"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
 
 
 def _segment(value: Any, what: str) -> str:

@@ -42,7 +42,8 @@ def batch_result_from(answer: dict[str, Any]) -> BatchResult:
 
 
 def prepare_items(items: Any) -> list[tuple[str, Any, dict[str, Any]]]:
-    from conveyor.sdk.task import Task, trigger_options
+    from conveyor.models import dump_trigger_options as trigger_options
+    from conveyor.sdk.task import Task
 
     if not isinstance(items, list):
         raise PayloadError("batch items must be a list of {'task': ..., 'payload': ..., 'options': {...}}")

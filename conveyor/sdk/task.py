@@ -15,13 +15,14 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from conveyor.errors import ConveyorError, PayloadError, TaskDefinitionError
-from conveyor.models import MACHINES, QueueSpec, RetryPolicy, TaskDefinition, TriggerOptions
+from conveyor.errors import ConveyorError, PayloadError, TaskDefinitionError, validation_summary
+from conveyor.models import MACHINES, QueueSpec, RetryPolicy, TaskDefinition
+from conveyor.models import dump_trigger_options as trigger_options
 from conveyor.sdk.batch import BatchResult, batch_result_from, result_from
 from conveyor.sdk.context import current_scope
 from conveyor.sdk.queue import Queue, as_queue
 from conveyor.sdk.results import BatchHandle, Result, RunHandle
-from conveyor.sdk.serialization import to_json_value
+from conveyor.serialization import to_json_value
 
 F = TypeVar("F", bound=Callable[..., Any])
 HOOKS = ("on_start", "on_success", "on_failure", "on_cancel")
@@ -52,7 +53,7 @@ class Task(Generic[F]):
         try:
             RetryPolicy(**self.retry)
         except ValidationError as exc:
-            raise TaskDefinitionError(f"task {id!r}: invalid retry option: {_first_error(exc)}") from exc
+            raise TaskDefinitionError(f"task {id!r}: invalid retry option: {validation_summary(exc)}") from exc
         if max_duration is not None and (isinstance(max_duration, bool) or not isinstance(max_duration, int | float)
                                          or max_duration <= 0):
             raise TaskDefinitionError(f"task {id!r}: max_duration is seconds > 0, got {max_duration!r}")
@@ -107,7 +108,7 @@ class Task(Generic[F]):
             try:
                 model = self.schema.model_validate(payload)
             except ValidationError as exc:
-                raise PayloadError(f"payload does not match the schema of task {self.id!r}: {_first_error(exc)}") from exc
+                raise PayloadError(f"payload does not match the schema of task {self.id!r}: {validation_summary(exc)}") from exc
             return model.model_dump(mode="json")
         return to_json_value(payload)
 
@@ -118,7 +119,7 @@ class Task(Generic[F]):
         try:
             return self.schema.model_validate(payload)
         except ValidationError as exc:
-            raise PayloadError(f"payload does not match the schema of task {self.id!r}: {_first_error(exc)}") from exc
+            raise PayloadError(f"payload does not match the schema of task {self.id!r}: {validation_summary(exc)}") from exc
 
     # -- triggering ------------------------------------------------------------------------
 
@@ -184,15 +185,6 @@ class Task(Generic[F]):
                 for item in _items(items)]
 
 
-def trigger_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Options checked against TriggerOptions and reduced to JSON (Queue objects become dicts)."""
-    try:
-        parsed = TriggerOptions.model_validate(options)
-    except ValidationError as exc:
-        raise PayloadError(f"invalid trigger option: {_first_error(exc)}") from exc
-    return parsed.model_dump(mode="json", exclude_defaults=True)
-
-
 def _items(items: Any) -> list[dict[str, Any]]:
     if not isinstance(items, list):
         raise PayloadError("batch items must be a list of {'payload': ..., 'options': {...}}")
@@ -200,14 +192,6 @@ def _items(items: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict) or set(item) - {"payload", "options"}:
             raise PayloadError(f"items[{index}] must be a dict with 'payload' and optionally 'options'")
     return items
-
-
-def _first_error(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "value"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
 
 
 def _takes_ctx(fn: Callable[..., Any], task_id: str) -> bool:

@@ -21,7 +21,7 @@ from conveyor.errors import ConveyorError, InvalidRequest
 from conveyor.models import Token
 from conveyor.sdk.context import current_scope
 from conveyor.sdk.results import Result
-from conveyor.sdk.serialization import to_json_value
+from conveyor.serialization import to_json_value
 
 
 def _durable(what: str) -> Any:

@@ -33,8 +33,8 @@ from conveyor.models import MACHINES
 from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LogEntry
 from conveyor.sdk import context as ctxmod
 from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, TaskInfo
-from conveyor.sdk.serialization import dumps
 from conveyor.sdk.task import Task
+from conveyor.serialization import dumps
 from conveyor.worker.capture import flush_partial_lines, install_capture
 from conveyor.worker.discovery import discover
 from conveyor.worker.replay import JournalMismatch, Replay

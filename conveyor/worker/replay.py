@@ -25,7 +25,7 @@ from typing import Any
 
 from conveyor.errors import ConveyorError, PayloadError
 from conveyor.protocol import AttemptSpec, JournalEntry
-from conveyor.sdk.serialization import to_json_value
+from conveyor.serialization import to_json_value
 
 SHORT_WAIT = 5.0  # seconds: shorter duration waits keep the process, longer ones suspend
 SETTLE = 0.02  # seconds of no change before a blocked attempt suspends

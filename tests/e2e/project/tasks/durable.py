@@ -134,13 +134,15 @@ async def sleeper(payload, ctx):
     return ctx.run.id
 
 
-@task(id="chaos")
+@task(id="chaos", retry={"max_attempts": 10, "min_timeout_ms": 100, "randomize": False})
 async def chaos(payload, ctx):
-    """A mix of every durable call, for the kill-at-random test."""
+    """A mix of every durable call, for the kill-at-random test. Each kill crashes the attempts
+    in flight, and a crashed attempt counts against the retries: hence 10 of them."""
     kind = payload["kind"]
     await step.run("begin", effect, f"begin {ctx.run.id}")
     if kind == "fan-out":
-        results = await double.batch_trigger_and_wait([{"payload": {"n": i, "sleep": 0.2}} for i in range(4)])
+        results = await double.batch_trigger_and_wait(
+            [{"payload": {"n": i, "sleep": 0.2}, "options": {"max_attempts": 10}} for i in range(4)])
         value = sum(r.output for r in results.runs)
     elif kind == "wait":
         await wait.for_(seconds=payload.get("seconds", 3))
