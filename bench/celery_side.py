@@ -52,6 +52,10 @@ class CeleryWorker:
 
     def stop(self) -> None:
         self.service.stop()
+        try:
+            self.redis.flushdb()  # leave the bench's database empty
+        except redis.RedisError:
+            pass
         self.redis.close()
 
 

@@ -28,7 +28,12 @@ from conveyor.config import load_config
 @click.option("--capacity", type=click.IntRange(1, 10_000), default=500, show_default=True,
               help="Attempts the worker runs at once.")
 @click.option("--quiet", is_flag=True, help="Do not print a line per run.")
-def dev(port: int, host: str, project_dir: Path | None, executors: int | None, capacity: int, quiet: bool) -> None:
+@click.option("--no-worker", is_flag=True,
+              help="Serve the API only; run the tasks with `conveyor worker` processes instead.")
+@click.option("--worker-timeout", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
+              help="Seconds without a heartbeat after which a worker's runs are taken back.")
+def dev(port: int, host: str, project_dir: Path | None, executors: int | None, capacity: int, quiet: bool,
+        no_worker: bool, worker_timeout: float) -> None:
     """Run the platform locally: API on http://127.0.0.1:3030, an embedded SQLite
     database under .conveyor/, and a worker that reloads when your task files change.
 
@@ -38,4 +43,5 @@ def dev(port: int, host: str, project_dir: Path | None, executors: int | None, c
     config = load_config(project_dir or Path.cwd())
     from conveyor.platform.dev import run_dev
 
-    run_dev(config, host=host, port=port, executors=executors, capacity=capacity, quiet=quiet)
+    run_dev(config, host=host, port=port, executors=executors, capacity=capacity, quiet=quiet,
+            worker=not no_worker, worker_timeout=worker_timeout)

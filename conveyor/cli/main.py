@@ -23,6 +23,7 @@ from conveyor.cli.init import init
 from conveyor.cli.options import BadArgument, Connection, connection_options
 from conveyor.cli.runs import runs
 from conveyor.cli.trigger import trigger
+from conveyor.cli.worker import worker
 from conveyor.errors import ConveyorError
 
 USAGE_EXIT = 2
@@ -111,6 +112,7 @@ main.add_command(init)
 main.add_command(dev)
 main.add_command(trigger)
 main.add_command(runs)
+main.add_command(worker)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,6 +38,7 @@ from conveyor.models import (
     TriggerOptions,
 )
 from conveyor.models import dump_trigger_options as trigger_options
+from conveyor.protocol import AttemptOutcome, LeaseReply, LogEntry
 from conveyor.sdk.results import BatchHandle, RunHandle
 from conveyor.serialization import to_json_value
 
@@ -246,6 +247,62 @@ def list_tokens(*, status: str | None = None, limit: int = 50, cursor: str | Non
         params.append(("cursor", cursor))
     return Call("GET", "/api/v1/waitpoints/tokens", lambda data: [Token.model_validate(t) for t in data["data"]],
                 params=tuple(params))
+
+
+# -- the worker protocol (conveyor worker) --------------------------------------------------
+
+_lease_reply = TypeAdapter(LeaseReply)
+_outcomes = TypeAdapter(list[AttemptOutcome])
+_log_entries = TypeAdapter(list[LogEntry])
+
+
+def _worker(worker_id: str, action: str) -> str:
+    return f"/api/v1/workers/{_segment(worker_id, 'worker id')}/{action}"
+
+
+def register_worker(worker_id: str, name: str, tasks: list[TaskDefinition] | None) -> Call[dict[str, Any]]:
+    return Call("POST", _worker(worker_id, "register"), dict,
+                body={"name": name, "tasks": None if tasks is None else [t.model_dump(mode="json") for t in tasks]})
+
+
+def set_worker_tasks(worker_id: str, tasks: list[TaskDefinition]) -> Call[Any]:
+    return Call("POST", _worker(worker_id, "tasks"), dict, body={"tasks": [t.model_dump(mode="json") for t in tasks]})
+
+
+def lease(worker_id: str, capacity: int, wait: float) -> Call[LeaseReply]:
+    return Call("POST", _worker(worker_id, "lease"), _lease_reply.validate_python,
+                body={"capacity": capacity, "wait": wait})
+
+
+def heartbeat(worker_id: str, running: list[str]) -> Call[list[str]]:
+    return Call("POST", _worker(worker_id, "heartbeat"), lambda data: list(data["stop"]), body={"running": running})
+
+
+def complete(worker_id: str, outcomes: list[AttemptOutcome]) -> Call[Any]:
+    return Call("POST", _worker(worker_id, "complete"), dict,
+                body={"outcomes": _outcomes.dump_python(outcomes, mode="json")})
+
+
+def hooks_done(worker_id: str, done: list[tuple[str, str]]) -> Call[Any]:
+    return Call("POST", _worker(worker_id, "hooks"), dict, body={"done": [list(d) for d in done]})
+
+
+def append_logs(worker_id: str, entries: list[LogEntry]) -> Call[Any]:
+    return Call("POST", _worker(worker_id, "logs"), dict, body={"entries": _log_entries.dump_python(entries, mode="json")})
+
+
+def run_call(worker_id: str, run_id: str, op: str, args: dict[str, Any]) -> Call[Any]:
+    return Call("POST", _worker(worker_id, "calls"), lambda data: data["result"],
+                body={"run_id": run_id, "op": op, "args": args})
+
+
+def suspend(worker_id: str, run_id: str, attempt: int, waitpoints: list[str], compute_used: float) -> Call[dict[str, Any]]:
+    return Call("POST", _worker(worker_id, "suspend"), dict,
+                body={"run_id": run_id, "attempt": attempt, "waitpoints": waitpoints, "compute_used": compute_used})
+
+
+def worker_stopped(worker_id: str) -> Call[Any]:
+    return Call("POST", _worker(worker_id, "stop"), dict)
 
 
 # -- answers ------------------------------------------------------------------------------

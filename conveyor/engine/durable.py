@@ -47,6 +47,31 @@ class DurableExecution:
     _emit: Callable[..., None]
     _create_runs: Callable[..., Any]
 
+    # -- calls made by runs -----------------------------------------------------------------
+
+    def run_call(self, env_id: str, run_id: str, op: str, args: dict[str, Any]) -> Any:
+        """A durable call made by a run of `env_id`, as a worker relays it (see worker/replay.py)."""
+        with self.store.read() as tx:
+            run = tx.one("get_run", env_id=env_id, id=run_id)
+        if run is None:
+            raise NotFound(f"run {run_id} not found")
+        if op == "journal":
+            return self.journal_put(run_id, args["key"], args["value"])
+        if op == "durable_trigger":
+            return self.durable_trigger(run_id, args["key"], [tuple(i) for i in args["items"]],
+                                        wait=args["wait"], batch=args["batch"])
+        if op == "wait_until":
+            return self.wait_until(run_id, args["key"], args["until"])
+        if op == "create_token":
+            return self.create_token(env_id, timeout=args["timeout"], idempotency_key=args["idempotency_key"],
+                                     tags=args["tags"], run_id=run_id, key=args["key"])
+        if op == "wait_token":
+            return self.wait_token(run_id, args["key"], args["token_id"])
+        if op == "complete_token":
+            self.complete_token(env_id, args["token_id"], args["data"])
+            return self.journal_put(run_id, args["key"], {})
+        raise InvalidRequest(f"unknown call {op!r}")
+
     # -- the journal ------------------------------------------------------------------------
 
     def journal_put(self, run_id: str, key: str, value: Any) -> Any:

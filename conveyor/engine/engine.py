@@ -463,6 +463,11 @@ class Engine(DurableExecution):
             env = tx.one("get_environment", id=env_id)
             if env is None:
                 raise NotFound(f"environment {env_id} not found")
+            worker = tx.one("get_worker", id=worker_id)
+            if worker is None or worker["stopped_at"] is not None:
+                # a worker that stopped or was declared lost (a dead worker's long poll, say)
+                # must not take runs nobody would run; its next heartbeat revives it
+                return reply
             if capacity > 0:
                 queue_limits = {q["name"]: q["concurrency_limit"] for q in tx.all("active_queues", env_id=env_id)}
                 executing: dict[tuple[str, str | None], int] = {}
@@ -536,7 +541,7 @@ class Engine(DurableExecution):
                 return []
             return [r["id"] for r in tx.all("runs_taken_from", ids=running, worker_id=worker_id)]
 
-    def complete(self, worker_id: str, outcomes: list[AttemptOutcome]) -> None:
+    def complete(self, worker_id: str, outcomes: list[AttemptOutcome], env_id: str | None = None) -> None:
         """Record how attempts ended. An outcome for an attempt the worker no longer holds
         (canceled, or taken back after a lost heartbeat) is ignored."""
         if not outcomes:
@@ -548,7 +553,7 @@ class Engine(DurableExecution):
             for outcome in outcomes:
                 row = rows.get(outcome.run_id)
                 if (row is None or row["status"] != RunStatus.EXECUTING or row["worker_id"] != worker_id
-                        or row["attempt_count"] != outcome.attempt):
+                        or row["attempt_count"] != outcome.attempt or (env_id is not None and row["env_id"] != env_id)):
                     continue
                 envs |= self._settle(tx, row, outcome, now)
         for env_id in envs:
@@ -594,11 +599,19 @@ class Engine(DurableExecution):
             envs.add(row["env_id"])
         return envs
 
-    def hook_done(self, run_id: str, hook: str) -> None:
+    def hook_done(self, run_id: str, hook: str, env_id: str | None = None) -> None:
         with self.store.transaction() as tx:
+            if env_id is not None and tx.one("get_run", env_id=env_id, id=run_id) is None:
+                return
             tx.run("finish_hook", id=run_id, hook=hook)
 
-    def append_logs(self, entries: list[LogEntry]) -> None:
+    def append_logs(self, entries: list[LogEntry], env_id: str | None = None) -> None:
+        """Store log lines of attempts (with `env_id`, only those of runs of that environment)."""
+        if env_id is not None and entries:
+            with self.store.read() as tx:
+                mine = {r["id"] for r in tx.all("get_runs_by_id", ids=list({e.run_id for e in entries}))
+                        if r["env_id"] == env_id}
+            entries = [e for e in entries if e.run_id in mine]
         if not entries:
             return
         rows = [{"run_id": e.run_id, "attempt": e.attempt, "seq": e.seq, "ts": e.ts, "level": e.level,
@@ -640,6 +653,10 @@ class Engine(DurableExecution):
                         "name": "Expired", "code": "expired",
                         "message": f"The run was not started within its ttl of {row['ttl']:g}s."}, now)
             lost = [r["id"] for r in tx.all("lost_workers", before=now - self.worker_timeout)]
+            for row in tx.all("orphaned_runs"):
+                envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
+                    "name": "WorkerLost", "code": "crashed",
+                    "message": "The worker holding this attempt had stopped."}), now)
         for worker_id in lost:
             self._reclaim(worker_id, f"The worker running this attempt stopped heartbeating for {self.worker_timeout:g}s.")
         for env_id in envs:

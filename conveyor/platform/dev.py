@@ -21,7 +21,6 @@ import secrets
 import signal
 import socket
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from rich.console import Console
 from conveyor.config import Config
 from conveyor.engine.engine import Engine
 from conveyor.errors import ConfigError, ConveyorError
+from conveyor.platform.console import RunReporter
 from conveyor.server.app import create_app
 from conveyor.store import open_store
 from conveyor.worker.link import LocalLink
@@ -101,49 +101,14 @@ class _Server(uvicorn.Server):
         yield
 
 
-class DevReporter:
-    """Prints what happens to runs, one line each, like a log you can read."""
-
-    def __init__(self, console: Console, quiet: bool = False) -> None:
-        self.console = console
-        self.quiet = quiet
-
-    def __call__(self, event: str, data: dict[str, Any]) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        if event == "load_error":
-            self.console.print(f"[dim]{stamp}[/] [bold red]Task code failed to load:[/] {data['message']}", highlight=False)
-            self.console.print("[dim]         Fix it and save: the worker reloads on changes.[/]")
-        elif event == "loaded":
-            tasks = ", ".join(data["tasks"]) or "(none found)"
-            verb = "Loaded" if data["generation"] == 1 else "Reloaded"
-            self.console.print(f"[dim]{stamp}[/] {verb} tasks: [cyan]{tasks}[/]", highlight=False)
-        elif event == "link_error":
-            self.console.print(f"[dim]{stamp}[/] [yellow]engine error:[/] {data['message']}", highlight=False)
-        elif self.quiet:
-            return
-        elif event == "started":
-            self.console.print(f"[dim]{stamp}[/] [blue]▶[/] {data['task_id']} [dim]{data['run_id']}[/] "
-                               f"attempt {data['attempt']}", highlight=False)
-        elif event == "finished":
-            kind = data["kind"]
-            ms = data["seconds"] * 1000
-            if kind == "completed":
-                self.console.print(f"[dim]{stamp}[/] [green]✔[/] {data['task_id']} [dim]{data['run_id']}[/] "
-                                   f"{ms:.0f} ms", highlight=False)
-            else:
-                message = (data.get("error") or {}).get("message", "")
-                self.console.print(f"[dim]{stamp}[/] [red]✘[/] {data['task_id']} [dim]{data['run_id']}[/] "
-                                   f"{kind}: {message}", highlight=False)
-
-
 async def serve_dev(config: Config, *, host: str, port: int, executors: int, capacity: int,
-                    console: Console, quiet: bool = False) -> None:
+                    console: Console, quiet: bool = False, worker: bool = True, worker_timeout: float = 30.0) -> None:
     state = DevState.load(config.root)
     lock = _lock(state.folder)
     _check_port(host, port)
     store = open_store(str(state.folder / "dev.db"))
     store.migrate()
-    engine = Engine(store)
+    engine = Engine(store, worker_timeout=worker_timeout)
     env = engine.ensure_environment(config.project, "dev", "dev", concurrency_limit=config.concurrency_limit)
     engine.add_api_key(env.id, state.secret_key)
     api_url = f"http://{host}:{port}"
@@ -153,7 +118,7 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int, cap
 
     supervisor = Supervisor(LocalLink(engine, env.id), root=config.root, worker_id=state.worker_id, name="dev",
                             environment="dev", default_machine=config.machine, executors=executors,
-                            capacity=capacity, heartbeat_interval=2.0, reporter=DevReporter(console, quiet))
+                            capacity=capacity, heartbeat_interval=2.0, reporter=RunReporter(console, quiet))
     loop = asyncio.get_running_loop()
 
     def on_engine_event(event: str, env_id: str, run_id: str | None) -> None:
@@ -199,7 +164,10 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int, cap
         async for _ in awatch(*paths, watch_filter=relevant, debounce=300, stop_event=stop):
             await supervisor.load()
 
-    background = [asyncio.create_task(c) for c in (server.serve(), supervisor.run(), tick(), watch())]
+    parts = [server.serve(), tick()] + ([supervisor.run(), watch()] if worker else [])
+    if not worker:
+        console.print("  No worker here (--no-worker): start `conveyor worker` to run tasks.\n")
+    background = [asyncio.create_task(c) for c in parts]
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*background, stopper], return_when=asyncio.FIRST_COMPLETED)
     for task in done:
@@ -207,7 +175,8 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int, cap
             exc = task.exception()
             console.print(f"[red]error:[/] {exc}")
     console.print("\nStopping…")
-    await supervisor.stop()
+    if worker:
+        await supervisor.stop()
     server.should_exit = True
     for task in background:
         task.cancel()
@@ -217,10 +186,11 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int, cap
 
 
 def run_dev(config: Config, *, host: str = "127.0.0.1", port: int = 3030, executors: int | None = None,
-            capacity: int = 500, quiet: bool = False) -> None:
+            capacity: int = 500, quiet: bool = False, worker: bool = True, worker_timeout: float = 30.0) -> None:
     """Run the dev platform until Ctrl-C (blocking)."""
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # a log someone tails or pipes, line by line
     console = Console(highlight=False, soft_wrap=True)
     asyncio.run(serve_dev(config, host=host, port=port, executors=executors or max(2, os.cpu_count() or 2),
-                          capacity=capacity, console=console, quiet=quiet))
+                          capacity=capacity, console=console, quiet=quiet, worker=worker,
+                          worker_timeout=worker_timeout))

@@ -13,6 +13,7 @@ from conveyor.engine.engine import Engine
 from conveyor.server.api import api_router
 from conveyor.server.errors import install_error_handlers
 from conveyor.server.schemas import Health
+from conveyor.server.wakeups import Wakeups
 
 API_DESCRIPTION = """\
 Trigger tasks and inspect, cancel and replay runs of a Conveyor environment.
@@ -29,6 +30,7 @@ def create_app(engine: Engine, *, title: str = "Conveyor") -> FastAPI:
 
     app = FastAPI(title=title, version=__version__, description=API_DESCRIPTION)
     app.state.engine = engine
+    app.state.wakeups = Wakeups(engine)
     install_error_handlers(app)
     app.include_router(api_router)
 

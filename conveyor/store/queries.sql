@@ -207,8 +207,17 @@ ON CONFLICT (id) DO UPDATE SET env_id = excluded.env_id, name = excluded.name, s
     heartbeat_at = excluded.heartbeat_at, stopped_at = NULL;
 
 -- name: touch_worker
--- A worker's heartbeat.
-UPDATE workers SET heartbeat_at = :now WHERE id = :id;
+-- A worker's heartbeat (a worker declared lost that heartbeats again is alive again).
+UPDATE workers SET heartbeat_at = :now, stopped_at = NULL WHERE id = :id;
+
+-- name: get_worker
+-- One worker.
+SELECT * FROM workers WHERE id = :id;
+
+-- name: orphaned_runs
+-- Executing runs held by a worker that has stopped or was declared lost.
+SELECT r.* FROM runs r JOIN workers w ON w.id = r.worker_id
+WHERE r.status = 'EXECUTING' AND w.stopped_at IS NOT NULL LIMIT 1000;
 
 -- name: stop_worker
 -- A worker stopped (or was declared lost).

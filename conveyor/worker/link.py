@@ -1,7 +1,8 @@
 """How a supervisor reaches the engine: the worker protocol as async calls.
 
 `LocalLink` calls an in-process Engine (what `conveyor dev` uses), moving each call off the
-event loop because the store is synchronous. A remote worker uses the same interface over HTTP.
+event loop because the store is synchronous. `HttpLink` sends the same messages to a server
+(`conveyor worker`), through the client's one definition of each call.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+from conveyor.client import _calls as calls
 from conveyor.engine.engine import Engine
-from conveyor.errors import InvalidRequest
 from conveyor.models import TaskDefinition
 from conveyor.protocol import AttemptOutcome, LeaseReply, LogEntry
 
@@ -70,28 +71,57 @@ class LocalLink:
         await asyncio.to_thread(self.engine.worker_stopped, worker_id)
 
     async def call(self, run_id: str, op: str, args: dict[str, Any]) -> Any:
-        return await asyncio.to_thread(self._call, run_id, op, args)
+        return await asyncio.to_thread(self.engine.run_call, self.env_id, run_id, op, args)
 
     async def suspend(self, worker_id: str, run_id: str, attempt: int, waitpoints: list[str],
                       compute_used: float) -> dict[str, Any]:
         return await asyncio.to_thread(self.engine.suspend, worker_id, run_id, attempt, waitpoints, compute_used)
 
-    def _call(self, run_id: str, op: str, args: dict[str, Any]) -> Any:
-        """A durable call made by a run (see conveyor.worker.replay)."""
-        engine = self.engine
-        if op == "journal":
-            return engine.journal_put(run_id, args["key"], args["value"])
-        if op == "durable_trigger":
-            return engine.durable_trigger(run_id, args["key"], [tuple(i) for i in args["items"]],
-                                          wait=args["wait"], batch=args["batch"])
-        if op == "wait_until":
-            return engine.wait_until(run_id, args["key"], args["until"])
-        if op == "create_token":
-            return engine.create_token(self.env_id, timeout=args["timeout"], idempotency_key=args["idempotency_key"],
-                                       tags=args["tags"], run_id=run_id, key=args["key"])
-        if op == "wait_token":
-            return engine.wait_token(run_id, args["key"], args["token_id"])
-        if op == "complete_token":
-            engine.complete_token(self.env_id, args["token_id"], args["data"])
-            return engine.journal_put(run_id, args["key"], {})
-        raise InvalidRequest(f"unknown call {op!r}")
+
+class HttpLink:
+    """The worker protocol over HTTP, to a Conveyor server (`conveyor worker`). Leases are long
+    polls: the server answers as soon as runs may start."""
+
+    LEASE_WAIT = 20.0
+
+    def __init__(self, api_url: str | None = None, secret_key: str | None = None) -> None:
+        from conveyor.client import AsyncClient
+
+        self.client = AsyncClient(api_url, secret_key, timeout=self.LEASE_WAIT + 30)
+        self.environment: str | None = None
+        self.heartbeat_interval = 5.0
+
+    async def register(self, worker_id: str, name: str, tasks: list[TaskDefinition] | None) -> None:
+        reply = await self.client.send(calls.register_worker(worker_id, name, tasks))
+        self.environment = reply.get("environment")
+        self.heartbeat_interval = float(reply.get("heartbeat_interval") or 5.0)
+        self.worker_id = worker_id
+
+    async def set_tasks(self, tasks: list[TaskDefinition]) -> None:
+        await self.client.send(calls.set_worker_tasks(self.worker_id, tasks))
+
+    async def lease(self, worker_id: str, capacity: int) -> LeaseReply:
+        return await self.client.send(calls.lease(worker_id, capacity, self.LEASE_WAIT if capacity else 0))
+
+    async def heartbeat(self, worker_id: str, running: list[str]) -> list[str]:
+        return await self.client.send(calls.heartbeat(worker_id, running))
+
+    async def complete(self, worker_id: str, outcomes: list[AttemptOutcome]) -> None:
+        await self.client.send(calls.complete(worker_id, outcomes))
+
+    async def hook_done(self, run_id: str, hook: str) -> None:
+        await self.client.send(calls.hooks_done(self.worker_id, [(run_id, hook)]))
+
+    async def append_logs(self, entries: list[LogEntry]) -> None:
+        await self.client.send(calls.append_logs(self.worker_id, entries))
+
+    async def call(self, run_id: str, op: str, args: dict[str, Any]) -> Any:
+        return await self.client.send(calls.run_call(self.worker_id, run_id, op, args))
+
+    async def suspend(self, worker_id: str, run_id: str, attempt: int, waitpoints: list[str],
+                      compute_used: float) -> dict[str, Any]:
+        return await self.client.send(calls.suspend(worker_id, run_id, attempt, waitpoints, compute_used))
+
+    async def stopped(self, worker_id: str) -> None:
+        await self.client.send(calls.worker_stopped(worker_id))
+        await self.client.aclose()

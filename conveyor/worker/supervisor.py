@@ -60,6 +60,7 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._flush = asyncio.Event()
         self._stopping = False
+        self._closed = False
         self._restarts: list[float] = []
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -141,6 +142,7 @@ class Supervisor:
             proc.inflight.clear()
             proc.kill("worker stopping")
         await self._flush_now()
+        self._closed = True
         with contextlib.suppress(ConveyorError, OSError):
             await self.link.stopped(self.worker_id)
 
@@ -370,7 +372,7 @@ class Supervisor:
                     return
 
     async def _heartbeat_loop(self) -> None:
-        while not self._stopping:
+        while not self._closed:  # through a graceful stop too: its runs are still ours until then
             await asyncio.sleep(self.heartbeat_interval)
             running = [run_id for p in self._all_processes() for run_id in p.inflight]
             try:

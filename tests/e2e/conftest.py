@@ -36,6 +36,7 @@ class DevServer:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
+    args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.log = self.root / "dev.out"
@@ -51,7 +52,7 @@ class DevServer:
     def start(self, timeout: float = 30) -> None:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli.main", "dev", "--port", str(self.port)],
+            [sys.executable, "-m", "conveyor.cli.main", "dev", "--port", str(self.port), *self.args],
             cwd=self.root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
@@ -60,7 +61,8 @@ class DevServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"conveyor dev exited early:\n{self.output()}")
             try:
-                if httpx.get(f"{self.api_url}/healthz", timeout=0.5).status_code == 200 and "Loaded tasks" in self.output():
+                ready = "Loaded tasks" in self.output() or "--no-worker" in self.args
+                if httpx.get(f"{self.api_url}/healthz", timeout=0.5).status_code == 200 and ready:
                     return
             except httpx.HTTPError:
                 pass
@@ -106,6 +108,52 @@ class DevServer:
     def hooks(self) -> list[str]:
         path = self.root / "hooks.log"
         return path.read_text().splitlines() if path.exists() else []
+
+
+@dataclass
+class WorkerProcess:
+    """A running `conveyor worker` for a dev server, in its own process group."""
+
+    dev: DevServer
+    name: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.dev.root / f"worker-{self.name}.out"
+
+    def start(self, timeout: float = 30) -> None:
+        out = self.log.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "CONVEYOR_API_URL": self.dev.api_url,
+               "CONVEYOR_SECRET_KEY": self.dev.secret_key}
+        self.proc = subprocess.Popen([sys.executable, "-m", "conveyor.cli.main", "worker", "--name", self.name,
+                                      "--executors", "1"],
+                                     cwd=self.dev.root, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        wait_for(lambda: "Loaded tasks" in self.output(), timeout=timeout, what=f"worker {self.name} to load")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def kill9(self) -> None:
+        import psutil
+
+        assert self.proc is not None
+        processes = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+        for process in processes:
+            try:
+                process.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def make_project(tmp: Path) -> Path:

@@ -53,6 +53,7 @@ def env(engine):
 
 
 def lease_ids(engine, env, capacity=100, worker="w1"):
+    engine.heartbeat(worker, [])  # a live worker: the tests' clock jumps past its heartbeat timeout
     return [a.run_id for a in engine.lease(env.id, worker, capacity).attempts]
 
 
@@ -215,6 +216,12 @@ def test_runs_of_a_worker_that_stops_heartbeating_are_taken_back(engine, env, cl
     got = engine.get_run(env.id, run.id, with_attempts=True)
     assert got.status == RunStatus.QUEUED
     assert got.attempt_list[0].status == "CRASHED"
+    # a lost worker's late lease (a long poll still open) takes nothing
+    assert engine.lease(env.id, "w1", 10).attempts == []
+    # until it heartbeats again: then it is alive and may lease
+    engine.heartbeat("w1", [])
+    clock.advance(2)
+    assert [a.run_id for a in engine.lease(env.id, "w1", 10).attempts] == [run.id]
 
 
 def test_a_restarting_worker_gives_back_what_it_held(engine, env):

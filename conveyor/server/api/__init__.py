@@ -6,7 +6,7 @@ inside the key's environment.
 
 from fastapi import APIRouter
 
-from conveyor.server.api import queues, runs, tasks, waitpoints
+from conveyor.server.api import queues, runs, tasks, waitpoints, workers
 
 api_router = APIRouter()
 api_router.include_router(tasks.router)
@@ -14,5 +14,6 @@ api_router.include_router(runs.router)
 api_router.include_router(queues.router)
 api_router.include_router(waitpoints.router)
 api_router.include_router(waitpoints.callback_router)
+api_router.include_router(workers.router)
 
 __all__ = ["api_router"]

@@ -1,0 +1,46 @@
+"""What `conveyor dev` and `conveyor worker` print while they run: one readable line per event."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+
+
+class RunReporter:
+    """Prints what happens to runs, one line each, like a log you can read."""
+
+    def __init__(self, console: Console, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if event == "load_error":
+            self.console.print(f"[dim]{stamp}[/] [bold red]Task code failed to load:[/] {data['message']}", highlight=False)
+            self.console.print("[dim]         Fix it and save: the worker reloads on changes.[/]")
+        elif event == "loaded":
+            tasks = ", ".join(data["tasks"]) or "(none found)"
+            verb = "Loaded" if data["generation"] == 1 else "Reloaded"
+            self.console.print(f"[dim]{stamp}[/] {verb} tasks: [cyan]{tasks}[/]", highlight=False)
+        elif event == "link_error":
+            self.console.print(f"[dim]{stamp}[/] [yellow]engine error:[/] {data['message']}", highlight=False)
+        elif self.quiet:
+            return
+        elif event == "started":
+            self.console.print(f"[dim]{stamp}[/] [blue]▶[/] {data['task_id']} [dim]{data['run_id']}[/] "
+                               f"attempt {data['attempt']}", highlight=False)
+        elif event == "finished":
+            kind = data["kind"]
+            ms = data["seconds"] * 1000
+            if kind == "completed":
+                self.console.print(f"[dim]{stamp}[/] [green]✔[/] {data['task_id']} [dim]{data['run_id']}[/] "
+                                   f"{ms:.0f} ms", highlight=False)
+            else:
+                message = (data.get("error") or {}).get("message", "")
+                self.console.print(f"[dim]{stamp}[/] [red]✘[/] {data['task_id']} [dim]{data['run_id']}[/] "
+                                   f"{kind}: {message}", highlight=False)
+        elif event == "suspended":
+            self.console.print(f"[dim]{stamp}[/] [yellow]⏸[/] {data['task_id']} [dim]{data['run_id']}[/] "
+                               f"waiting on {data['waiting']}", highlight=False)

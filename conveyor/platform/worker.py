@@ -1,0 +1,63 @@
+"""`conveyor worker`: a worker on any machine, running the project's tasks for a server.
+
+    supervisor ─ HttpLink (long-poll leases, heartbeats, outcomes) ─▶ conveyor server / dev
+        └─ executors running the task code of the project folder it was started in
+
+It registers with the environment of its key, takes runs within every concurrency limit,
+and gives back what it holds when it stops; if it dies instead, the server takes its runs back
+once its heartbeat is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import sys
+
+from rich.console import Console
+
+from conveyor.config import Config
+from conveyor.platform.console import RunReporter
+from conveyor.worker.link import HttpLink
+from conveyor.worker.supervisor import Supervisor
+
+
+async def serve_worker(config: Config, *, api_url: str | None, secret_key: str | None, name: str,
+                       worker_id: str, executors: int, capacity: int, console: Console, quiet: bool) -> None:
+    link = HttpLink(api_url, secret_key)
+    await link.register(worker_id, name, None)  # who we are, before loading the code
+    environment = link.environment or "dev"
+    supervisor = Supervisor(link, root=config.root, worker_id=worker_id, name=name, environment=environment,
+                            default_machine=config.machine, executors=executors, capacity=capacity,
+                            heartbeat_interval=link.heartbeat_interval, reporter=RunReporter(console, quiet))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    console.print(f"[bold]Conveyor worker[/] {name} ({worker_id})  →  {link.client.api_url}  "
+                  f"environment [cyan]{environment}[/]", highlight=False)
+    runner = asyncio.create_task(supervisor.run())
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([runner, stopper], return_when=asyncio.FIRST_COMPLETED)
+    if runner in done and runner.exception() is not None:
+        console.print(f"[red]error:[/] {runner.exception()}")
+    console.print("\nStopping…")
+    await supervisor.stop()
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+
+
+def run_worker(config: Config, *, api_url: str | None = None, secret_key: str | None = None,
+               name: str | None = None, worker_id: str | None = None, executors: int | None = None,
+               capacity: int = 500, quiet: bool = False) -> None:
+    """Run a worker until Ctrl-C (blocking)."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+    console = Console(highlight=False, soft_wrap=True)
+    asyncio.run(serve_worker(
+        config, api_url=api_url, secret_key=secret_key, name=name or socket.gethostname(),
+        worker_id=worker_id or "wrk_" + secrets.token_hex(8), executors=executors or max(2, os.cpu_count() or 2),
+        capacity=capacity, console=console, quiet=quiet))

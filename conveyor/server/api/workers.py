@@ -1,0 +1,168 @@
+"""The worker protocol over HTTP, for `conveyor worker` on other machines.
+
+The same messages as the in-process link (conveyor/protocol.py): register, lease (a long poll:
+it answers as soon as runs may start, or after `wait` seconds with nothing), heartbeat,
+complete, hooks, logs, the durable calls of runs, suspend, stop. A worker authenticates with
+its environment's key and only ever touches runs of that environment.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from conveyor.models import TaskDefinition
+from conveyor.protocol import AttemptOutcome, LeaseReply, LogEntry
+from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.schemas import ERROR_RESPONSES
+
+router = APIRouter(prefix="/api/v1/workers/{worker_id}", tags=["workers"], responses=ERROR_RESPONSES)
+
+MAX_WAIT = 30.0
+_lease_reply = TypeAdapter(LeaseReply)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterBody(_Body):
+    name: str = Field("worker", max_length=200)
+    tasks: list[TaskDefinition] | None = None  # None: the worker has not loaded its code yet
+
+
+class Registered(BaseModel):
+    environment: str
+    project: str
+    heartbeat_interval: float
+
+
+class TasksBody(_Body):
+    tasks: list[TaskDefinition]
+
+
+class LeaseBody(_Body):
+    capacity: int = Field(ge=0, le=10_000)
+    wait: float = Field(0, ge=0, le=MAX_WAIT)
+
+
+class HeartbeatBody(_Body):
+    running: list[str] = Field(max_length=10_000)
+
+
+class StopList(BaseModel):
+    stop: list[str]
+
+
+class CompleteBody(_Body):
+    outcomes: list[AttemptOutcome] = Field(max_length=10_000)
+
+
+class HooksBody(_Body):
+    done: list[tuple[str, str]] = Field(max_length=10_000)
+
+
+class LogsBody(_Body):
+    entries: list[LogEntry] = Field(max_length=100_000)
+
+
+class CallBody(_Body):
+    run_id: str
+    op: str
+    args: dict[str, Any]
+
+
+class CallResult(BaseModel):
+    result: Any = None
+
+
+class SuspendBody(_Body):
+    run_id: str
+    attempt: int
+    waitpoints: list[str] = Field(min_length=1, max_length=10_000)
+    compute_used: float = Field(ge=0)
+
+
+class Ok(BaseModel):
+    ok: bool = True
+
+
+@router.post("/register", response_model=Registered, summary="A worker starts")
+def register(worker_id: str, body: RegisterBody, env: EnvironmentDep, engine: EngineDep) -> Registered:
+    """Register the worker and the tasks its code defines. Runs a worker of the same id held
+    before it restarted are given back."""
+    engine.register_worker(env.id, worker_id, body.name, body.tasks)
+    # three heartbeats fit in the timeout after which the server takes a silent worker's runs back
+    return Registered(environment=env.kind, project=env.project, heartbeat_interval=engine.worker_timeout / 3)
+
+
+@router.post("/tasks", response_model=Ok, summary="The worker's code changed")
+def set_tasks(worker_id: str, body: TasksBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
+    engine.set_tasks(env.id, body.tasks)
+    return Ok()
+
+
+@router.post("/lease", summary="Take runs to start (long poll)")
+async def lease(worker_id: str, body: LeaseBody, env: EnvironmentDep, engine: EngineDep,
+                request: Request) -> Any:
+    """Attempts to start and hooks to run, within every concurrency limit. With `wait`, answers
+    as soon as there is something, or after `wait` seconds with nothing."""
+    wakeups = request.app.state.wakeups
+    deadline = time.monotonic() + body.wait
+    while True:
+        reply = await run_in_threadpool(engine.lease, env.id, worker_id, body.capacity)
+        remaining = deadline - time.monotonic()
+        if reply.attempts or reply.hooks or remaining <= 0 or body.capacity == 0:
+            return _lease_reply.dump_python(reply, mode="json")
+        if await request.is_disconnected():  # the worker went away: take nothing for it
+            return _lease_reply.dump_python(reply, mode="json")
+        if reply.next_due is not None:
+            remaining = min(remaining, max(0.0, reply.next_due - time.time()) + 0.001)
+        await wakeups.wait(env.id, remaining)
+
+
+@router.post("/heartbeat", response_model=StopList, summary="The worker is alive")
+def heartbeat(worker_id: str, body: HeartbeatBody, env: EnvironmentDep, engine: EngineDep) -> StopList:
+    """Returns the runs among `running` the worker must stop (canceled, or taken back)."""
+    return StopList(stop=engine.heartbeat(worker_id, body.running))
+
+
+@router.post("/complete", response_model=Ok, summary="Attempts ended")
+def complete(worker_id: str, body: CompleteBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
+    engine.complete(worker_id, body.outcomes, env_id=env.id)
+    return Ok()
+
+
+@router.post("/hooks", response_model=Ok, summary="Lifecycle hooks ran")
+def hooks_done(worker_id: str, body: HooksBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
+    for run_id, hook in body.done:
+        engine.hook_done(run_id, hook, env_id=env.id)
+    return Ok()
+
+
+@router.post("/logs", response_model=Ok, summary="Log lines of attempts")
+def logs(worker_id: str, body: LogsBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
+    engine.append_logs(body.entries, env_id=env.id)
+    return Ok()
+
+
+@router.post("/calls", response_model=CallResult, summary="A durable call made by a run")
+def call(worker_id: str, body: CallBody, env: EnvironmentDep, engine: EngineDep) -> CallResult:
+    return CallResult(result=engine.run_call(env.id, body.run_id, body.op, body.args))
+
+
+@router.post("/suspend", summary="Suspend a run on waitpoints")
+def suspend(worker_id: str, body: SuspendBody, env: EnvironmentDep, engine: EngineDep) -> dict[str, Any]:
+    engine.get_run(env.id, body.run_id)  # NotFound outside the key's environment
+    return engine.suspend(worker_id, body.run_id, body.attempt, body.waitpoints, body.compute_used)
+
+
+@router.post("/stop", response_model=Ok, summary="The worker shuts down")
+def stop(worker_id: str, env: EnvironmentDep, engine: EngineDep) -> Ok:
+    """Runs it still held are retried elsewhere."""
+    engine.worker_stopped(worker_id)
+    return Ok()
