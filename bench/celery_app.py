@@ -30,3 +30,20 @@ def noop() -> None:
 @app.task(name="stamp")
 def stamp() -> float:
     return time.time()
+
+
+# -- the durable workloads (workloads.py) -----------------------------------------------------
+
+
+@app.task(name="work")
+def work() -> dict[str, float]:
+    """100 ms of waiting, like Conveyor's `work-100ms`; returns its own start and end."""
+    started = time.time()
+    time.sleep(0.1)
+    return {"started": started, "ended": time.time()}
+
+
+@app.task(name="count_results")
+def count_results(results: list[object]) -> int:
+    """The chord callback: runs once every header task has a result."""
+    return len(results)

@@ -9,6 +9,7 @@ result is in the backend (`celery-task-meta-<id>`, status SUCCESS); its `date_do
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -23,18 +24,21 @@ from processes import Service, ServiceExited, Usage, drain_rate, wait_until
 BENCH_DIR = Path(__file__).resolve().parent
 REDIS_URL = os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
-from celery_app import app, noop, stamp  # noqa: E402 - reads BENCH_REDIS_URL
+from celery_app import app, count_results, noop, stamp, work  # noqa: E402 - reads BENCH_REDIS_URL
 
 
 class CeleryWorker:
     """`celery worker --pool prefork --concurrency 2` on an emptied Redis database."""
 
-    def __init__(self, log_dir: Path, concurrency: int = 2) -> None:
+    def __init__(self, log_dir: Path, concurrency: int = 2, queues: str | None = None,
+                 log_name: str = "celery-worker") -> None:
         argv = [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork",
-                "--concurrency", str(concurrency), "--loglevel", "WARNING", "--hostname", f"bench-{os.getpid()}@%h"]
+                "--concurrency", str(concurrency), "--loglevel", "WARNING", "--hostname", f"bench-{os.getpid()}@%h",
+                *(["--queues", queues] if queues else [])]
         env = dict(os.environ, BENCH_REDIS_URL=REDIS_URL)
+        self.concurrency = concurrency
         self.command = " ".join(["celery", *argv[3:]])
-        self.service = Service("celery", argv, cwd=BENCH_DIR, log_path=log_dir / "celery-worker.log", env=env)
+        self.service = Service("celery", argv, cwd=BENCH_DIR, log_path=log_dir / f"{log_name}.log", env=env)
         self.redis = redis.Redis.from_url(REDIS_URL)
 
     def start(self, timeout: float = 60.0) -> None:
@@ -48,7 +52,8 @@ class CeleryWorker:
 
         wait_until(answers, timeout, interval=0.2, what="the Celery worker to answer a ping")
         # the pool processes are forked once the consumer is up; wait for both
-        wait_until(lambda: len(self.service.processes()) >= 3, timeout, what="the Celery pool processes")
+        wait_until(lambda: len(self.service.processes()) >= 1 + self.concurrency, timeout,
+                   what="the Celery pool processes")
 
     def stop(self) -> None:
         self.service.stop()
@@ -136,3 +141,92 @@ def latency(worker: CeleryWorker, samples: int, warmup: int = 20, gap: float = 0
                 calls.append(returned - before)
             time.sleep(gap)
     return {"start_latency": starts, "trigger_call": calls, **usage.as_dict()}
+
+
+# -- the durable workloads (workloads.py) ----------------------------------------------------
+# Celery has no durable parent that waits: a chord (a group of tasks plus a callback that runs
+# once all of them have a result) is the closest. The client publishes it; "the parent
+# completed" is the callback's result in the backend (its date_done).
+
+
+def _meta(client: redis.Redis, ids: list[str]) -> list[dict[str, Any] | None]:
+    out: list[dict[str, Any] | None] = []
+    for start in range(0, len(ids), 1000):
+        values = client.mget([f"celery-task-meta-{i}" for i in ids[start:start + 1000]])
+        out.extend(json.loads(v) if v is not None else None for v in values)
+    return out
+
+
+def _wait_one(client: redis.Redis, task_id: str, timeout: float, interval: float = 0.05) -> dict[str, Any]:
+    """Poll the backend for one result every `interval` s (as Conveyor's runs.poll(interval=0.05))."""
+    def ready() -> dict[str, Any] | None:
+        raw = client.get(f"celery-task-meta-{task_id}")
+        return json.loads(raw) if raw is not None else None
+
+    meta: dict[str, Any] = wait_until(ready, timeout, interval=interval, what=f"Celery result {task_id}")
+    return meta
+
+
+def _chord(worker: CeleryWorker, header: list[Any], timeout: float) -> tuple[dict[str, Any], list[dict[str, Any] | None], float, float]:
+    from celery import chord
+
+    t0 = time.time()
+    result = chord(header)(count_results.s())
+    meta = _wait_one(worker.redis, result.id, timeout)
+    seen = time.time()
+    children = _meta(worker.redis, [r.id for r in result.parent.results])
+    # the result asked the backend to tell it when it is ready (a Redis subscription): drop it
+    # now, not at interpreter exit, when its __del__ can no longer unsubscribe
+    for pending in (result, *result.parent.results):
+        with contextlib.suppress(Exception):
+            app.backend.remove_pending_result(pending)
+    del result
+    return meta, children, t0, seen
+
+
+def _chord_figures(meta: dict[str, Any], children: list[dict[str, Any] | None], t0: float, seen: float) -> dict[str, Any]:
+    done = [datetime.fromisoformat(c["date_done"]).timestamp() for c in children if c is not None]
+    last_parent = datetime.fromisoformat(meta["date_done"]).timestamp()
+    return {"status": meta["status"], "output": meta["result"], "t0": t0, "seconds": last_parent - t0,
+            "observed_seconds": seen - t0, "children": len(children),
+            "children_ok": sum(1 for c in children if c is not None and c["status"] == "SUCCESS"),
+            "children_last_end": (max(done) - t0) if done else None,
+            "resume_after_last_child": (last_parent - max(done)) if done else None}
+
+
+def fanout(worker: CeleryWorker, n: int, timeout: float = 300.0) -> dict[str, Any]:
+    """chord([noop.s()] * n)(count_results.s()) on the worker of the throughput workload."""
+    with Usage(worker.service, redis_client=worker.redis) as usage:
+        meta, children, t0, seen = _chord(worker, [noop.s() for _ in range(n)], timeout)
+    return {**_chord_figures(meta, children, t0, seen), **usage.as_dict()}
+
+
+def limited(worker: CeleryWorker, n: int, limit: int, timeout: float = 300.0) -> dict[str, Any]:
+    """chord([work.s() on queue `five`] * n)(count_results.s()), the worker started with
+    `--concurrency 5 --queues five,celery`: the limit of 5 is its pool size. Celery records no
+    start time (task_track_started is off by default), so the peak concurrency comes from the
+    tasks' own time.time() stamps."""
+    from workloads import interval_figures
+
+    with Usage(worker.service, redis_client=worker.redis) as usage:
+        meta, children, t0, seen = _chord(worker, [work.s().set(queue="five") for _ in range(n)], timeout)
+    own = [(c["result"]["started"], c["result"]["ended"]) for c in children if c is not None and c["status"] == "SUCCESS"]
+    return {**_chord_figures(meta, children, t0, seen), **interval_figures("own", own, t0, limit), **usage.as_dict()}
+
+
+def countdown_sleep(worker: CeleryWorker, n: int, seconds: float, timeout: float = 300.0) -> dict[str, Any]:
+    """n noop tasks published with countdown=seconds (an ETA): the worker takes every message at
+    once and holds it in memory until its ETA, unacknowledged in Redis. Clock: time.time() before
+    the first publish to the largest date_done."""
+    ids: list[str] = []
+    with Usage(worker.service, redis_client=worker.redis) as usage:
+        t0 = time.time()
+        for start in range(0, n, 1000):
+            with app.producer_or_acquire() as producer:
+                ids.extend(noop.apply_async(countdown=seconds, producer=producer).id for _ in range(min(1000, n - start)))
+        triggered = time.time()
+        statuses, done_at, seen = wait_results(worker.redis, ids, timeout)
+    last = max(done_at) if done_at else seen
+    return {"t0": t0, "runs": n, "children_ok": statuses.get("SUCCESS", 0), "trigger_seconds": triggered - t0,
+            "seconds": last - t0, "observed_seconds": seen - t0, "first_end": (min(done_at) - t0) if done_at else None,
+            **usage.as_dict()}

@@ -20,6 +20,8 @@ from processes import Service, ServiceExited, Usage, drain_rate, free_port, wait
 from conveyor import Client
 
 PROJECT = Path(__file__).resolve().parent / "projects" / "noop"
+DURABLE_PROJECT = Path(__file__).resolve().parent / "projects" / "durable"
+DURABLE_TASKS = frozenset({"noop", "fan-parent", "work-100ms", "limited-parent", "durable-sleep"})
 FINAL = {"COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE", "TIMED_OUT", "EXPIRED"}
 
 
@@ -50,11 +52,13 @@ def dev_command(port: int, launch: str) -> tuple[list[str], str]:
 class ConveyorPlatform:
     """`conveyor dev` for the bench project, on fresh state (its .conveyor folder deleted first)."""
 
-    def __init__(self, log_dir: Path, launch: str = "auto", project: Path = PROJECT) -> None:
+    def __init__(self, log_dir: Path, launch: str = "auto", project: Path = PROJECT,
+                 tasks: frozenset[str] = frozenset({"noop", "stamp"}), log_name: str = "conveyor-dev") -> None:
         self.project = project
+        self.tasks = tasks
         self.port = free_port()
         argv, self.launch_note = dev_command(self.port, launch)
-        self.service = Service("conveyor", argv, cwd=project, log_path=log_dir / "conveyor-dev.log")
+        self.service = Service("conveyor", argv, cwd=project, log_path=log_dir / f"{log_name}.log")
         self.client: Client | None = None
 
     def start(self, timeout: float = 60.0) -> Client:
@@ -76,15 +80,16 @@ class ConveyorPlatform:
         def tasks_loaded() -> bool:
             if not self.service.alive():
                 raise ServiceExited(f"conveyor dev exited:\n{self.service.log_tail()}")
-            return {"noop", "stamp"} <= {t.id for t in client.tasks.list()}
+            return self.tasks <= {t.id for t in client.tasks.list()}
 
-        wait_until(tasks_loaded, timeout, what="conveyor dev to load the noop and stamp tasks")
+        wait_until(tasks_loaded, timeout, what=f"conveyor dev to load the tasks {sorted(self.tasks)}")
         return self.client
 
     def stop(self) -> None:
         if self.client is not None:
             self.client.close()
         self.service.stop()
+        shutil.rmtree(self.project / ".conveyor", ignore_errors=True)  # its database, key and lock: temp state
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -183,3 +188,113 @@ def latency(platform: ConveyorPlatform, samples: int, warmup: int = 20, gap: flo
         if profiler is not None:
             profiler.stop()
     return {"start_latency": starts, "trigger_call": calls, **usage.as_dict()}
+
+
+# -- the durable workloads (workloads.py) ----------------------------------------------------
+
+
+def all_runs(client: Client, task: str, limit_pages: int = 100) -> list[Any]:
+    """Every run of `task`, newest first, page by page (bounded)."""
+    runs: list[Any] = []
+    cursor = None
+    for _ in range(limit_pages):
+        page = client.runs.list(task=task, limit=1000, cursor=cursor)
+        runs.extend(page.data)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return runs
+
+
+def _parent_figures(run: Any, t0: float, seen: float) -> dict[str, Any]:
+    return {"status": run.status.value, "output": run.output, "t0": t0,
+            "seconds": run.completed_at.timestamp() - t0 if run.completed_at else seen - t0,
+            "observed_seconds": seen - t0,
+            "parent_started": _epoch(run.started_at) - t0 if run.started_at else None}
+
+
+def fanout(platform: ConveyorPlatform, n: int, timeout: float = 300.0) -> dict[str, Any]:
+    """`fan-parent` with n: one batch_trigger_and_wait of n no-op children (1,000 per call).
+    Clock: the client's time.time() before the trigger call to the parent's completed_at."""
+    client = platform.client
+    assert client is not None
+    with Usage(platform.service) as usage:
+        t0 = time.time()
+        handle = client.trigger("fan-parent", {"n": n})
+        run = client.runs.poll(handle.id, interval=0.05, timeout=timeout)
+        seen = time.time()
+    out = _parent_figures(run, t0, seen)
+    children = all_runs(client, "noop")
+    done = [c.completed_at.timestamp() for c in children if c.completed_at is not None]
+    out.update({
+        "children": len(children), "children_ok": sum(1 for c in children if c.status.value == "COMPLETED"),
+        "children_first_start": min((c.started_at.timestamp() for c in children if c.started_at), default=t0) - t0,
+        "children_last_end": (max(done) - t0) if done else None,
+        **usage.as_dict(),
+    })
+    if done and run.completed_at:
+        out["resume_after_last_child"] = run.completed_at.timestamp() - max(done)
+    return out
+
+
+def limited(platform: ConveyorPlatform, n: int, limit: int, timeout: float = 300.0) -> dict[str, Any]:
+    """`limited-parent` with n: batch_trigger_and_wait of n `work-100ms` children in queue `five`
+    (concurrency_limit 5). Peak concurrency from the runs' started_at/completed_at (recorded by the
+    platform) and from the children's own time.time() stamps (their output)."""
+    from workloads import interval_figures
+
+    client = platform.client
+    assert client is not None
+    with Usage(platform.service) as usage:
+        t0 = time.time()
+        handle = client.trigger("limited-parent", {"n": n})
+        run = client.runs.poll(handle.id, interval=0.05, timeout=timeout)
+        seen = time.time()
+    out = _parent_figures(run, t0, seen)
+    children = all_runs(client, "work-100ms")
+    recorded = [(c.started_at.timestamp(), c.completed_at.timestamp()) for c in children
+                if c.started_at is not None and c.completed_at is not None]
+    own = [(c.output["started"], c.output["ended"]) for c in children if isinstance(c.output, dict)]
+    out.update({"children": len(children), "children_ok": sum(1 for c in children if c.status.value == "COMPLETED"),
+                **interval_figures("recorded", recorded, t0, limit), **interval_figures("own", own, t0, limit),
+                **usage.as_dict()})
+    return out
+
+
+def durable_sleep(platform: ConveyorPlatform, n: int, seconds: float, timeout: float = 300.0) -> dict[str, Any]:
+    """n runs of `durable-sleep` (wait.for_(seconds): each run suspends, WAITING with no process
+    and no slot, and is resumed when the wait is over), triggered in batches of 1,000. Clock: the
+    client's time.time() before the first batch call to the largest completed_at."""
+    client = platform.client
+    assert client is not None
+    items = [{"payload": {"seconds": seconds}}] * min(n, 1000)
+    with Usage(platform.service) as usage:
+        t0 = time.time()
+        left = n
+        while left:
+            client.batch_trigger("durable-sleep", items[:min(1000, left)])
+            left -= min(1000, left)
+        triggered = time.time()
+
+        def suspended() -> bool:  # nothing queued or executing: every run is WAITING (or done)
+            return not client.runs.list(status=["QUEUED", "EXECUTING"], limit=1).data
+
+        all_waiting = None
+        try:
+            wait_until(suspended, seconds, interval=0.1, what="every durable-sleep run to suspend")
+            all_waiting = time.time()
+        except TimeoutError:
+            pass
+
+        def finished() -> bool:
+            return not client.runs.list(status=["QUEUED", "EXECUTING", "WAITING"], limit=1).data
+
+        wait_until(finished, timeout, interval=0.2, what="every durable-sleep run to end")
+        seen = time.time()
+    runs = all_runs(client, "durable-sleep")
+    done = [r.completed_at.timestamp() for r in runs if r.completed_at is not None]
+    last = max(done) if done else seen
+    return {"t0": t0, "runs": len(runs), "children_ok": sum(1 for r in runs if r.status.value == "COMPLETED"),
+            "trigger_seconds": triggered - t0, "all_waiting_after": all_waiting - t0 if all_waiting else None,
+            "seconds": last - t0, "observed_seconds": seen - t0,
+            "first_end": (min(done) - t0) if done else None, **usage.as_dict()}

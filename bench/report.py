@@ -86,3 +86,96 @@ def table(results: dict[str, Any]) -> str:
     lines = ["| | Conveyor | Celery | Conveyor / Celery |", "|---|---:|---:|---:|"]
     lines += [f"| {label} | {a} | {b} | {r} |" for label, a, b, r in rows]
     return "\n".join(lines)
+
+
+# -- the durable workloads --------------------------------------------------------------------
+
+SYSTEMS = [("conveyor", "Conveyor"), ("celery", "Celery"), ("dbos-postgres", "DBOS (Postgres)"),
+           ("dbos-sqlite", "DBOS (SQLite)")]
+
+
+def durable_table(results: dict[str, dict[str, Any]], sizes: dict[str, Any]) -> str:
+    """The three durable workloads, one block each: systems as columns, then Conveyor / each
+    other system. `results[system][workload]` is that system's (median) figures."""
+    ideal_limited, sleep_seconds, tuned_poll = sizes["ideal_limited"], sizes["sleep_seconds"], sizes["tuned_poll"]
+    present = [(key, label) for key, label in SYSTEMS if key in results]
+    others = [(key, label) for key, label in present if key != "conveyor"]
+    rows: list[list[str]] = []
+
+    def add(label: str, workload: str, f: Any, key: Any, ratio: bool = False, base_workload: str | None = None) -> None:
+        """A row; with `ratio`, Conveyor's value (of `base_workload`, if given) over each other's."""
+        values = []
+        for system, _ in present:
+            figures = results[system].get(workload)
+            values.append(key(figures) if figures else None)
+        row = [label, *(f(v) if v is not None else "-" for v in values)]
+        if "conveyor" in results:
+            base_figures = results["conveyor"].get(base_workload or workload)
+            base = key(base_figures) if base_figures else None
+            row += [_ratio(base, v) if ratio else "" for (system, _), v in zip(present, values, strict=True)
+                    if system != "conveyor"]
+        rows.append(row)
+
+    def section(title: str) -> None:
+        rows.append([f"**{title}**", *[""] * len(present), *[""] * (len(others) if "conveyor" in results else 0)])
+
+    s = lambda v: f"{v:.2f} s"  # noqa: E731
+    ms = lambda v: f"{v * 1000:.0f} ms"  # noqa: E731
+    n = lambda v: f"{v}"  # noqa: E731
+    get = lambda k: (lambda fig: fig.get(k))  # noqa: E731
+
+    section(f"1. fan-out: {sizes['fanout']:,} no-op children, the parent waits for all")
+    add("**parent triggered → parent completed**", "fanout", s, get("seconds"), ratio=True)
+    add("  seen completed by the client", "fanout", s, get("observed_seconds"))
+    add("  children completed", "fanout", n, get("children_ok"))
+    add("  last child ended (after the trigger)", "fanout", s, get("children_last_end"))
+    add("  parent completed after the last child ended", "fanout", ms, get("resume_after_last_child"))
+    add("  CPU seconds, platform / worker / DBOS process", "fanout", lambda v: f"{v:.1f} s", get("cpu"), ratio=True)
+    add("  peak RSS (PSS)", "fanout", lambda v: f"{v[0] / 1024**2:.0f} MB ({v[1] / 1024**2:.0f} MB)",
+        lambda fig: (fig["peak_rss"], fig["peak_pss"]))
+    add("  CPU of other processes meanwhile (noise, cores)", "fanout", lambda v: f"{v:.2f}",
+        lambda fig: fig["cpu_other"] / max(fig["window"], 1e-9))
+
+    section(f"2. limited: {sizes['limited']} children of 100 ms, queue concurrency {sizes['limit']} "
+            f"(ideal {ideal_limited:.1f} s)")
+    add("**parent triggered → parent completed**", "limited", s, get("seconds"), ratio=True)
+    add(f"  overhead over the ideal {ideal_limited:.1f} s", "limited", s,
+        lambda fig: fig["seconds"] - ideal_limited, ratio=True)
+    add("  **peak concurrency** (recorded start/end of the children)", "limited", n, get("recorded_peak"))
+    add("  peak concurrency (the children's own time.time() stamps)", "limited", n, get("own_peak"))
+    add("  slots busy between first start and last end", "limited", lambda v: f"{v:.0%}", get("own_busy"))
+    add("  slot handover, p50 (a child's end to the next start)", "limited", ms, get("own_handoff_p50"), ratio=True)
+    add("  first child started (after the trigger)", "limited", ms, get("own_first_start"))
+    add("  children completed", "limited", n, get("children_ok"))
+    add("  CPU seconds, platform / worker / DBOS process", "limited", lambda v: f"{v:.1f} s", get("cpu"), ratio=True)
+    add(f"  DBOS with polling {tuned_poll:g} s (queue and get_result): triggered → completed", "limited-tuned", s,
+        get("seconds"), ratio=True, base_workload="limited")
+    add(f"  DBOS with polling {tuned_poll:g} s: peak concurrency (recorded; own stamps)", "limited-tuned",
+        lambda v: f"{v[0] if v[0] is not None else '-'}; {v[1]}", lambda fig: (fig.get("recorded_peak"), fig.get("own_peak")))
+
+    section(f"3. {sizes['sleepers']:,} runs sleeping {sleep_seconds:g} s durably")
+    add("**first trigger → all completed**", "sleep", s, get("seconds"), ratio=True)
+    add(f"  over the ideal {sleep_seconds:g} s", "sleep", s, lambda fig: fig["seconds"] - sleep_seconds, ratio=True)
+    add(f"  time to trigger all {sizes['sleepers']:,}", "sleep", s, get("trigger_seconds"), ratio=True)
+    add("  every run suspended (WAITING) after", "sleep", s, get("all_waiting_after"))
+    add("  completed", "sleep", n, get("children_ok"))
+    add("  **peak RSS**, platform / worker / DBOS process", "sleep", _mb, get("peak_rss"), ratio=True)
+    add("  peak PSS, same processes", "sleep", _mb, get("peak_pss"), ratio=True)
+    add("  processes (peak)", "sleep", n, get("processes"))
+    add("  CPU seconds, platform / worker / DBOS process", "sleep", lambda v: f"{v:.1f} s", get("cpu"), ratio=True)
+    add("  CPU of other processes meanwhile (noise, cores)", "sleep", lambda v: f"{v:.2f}",
+        lambda fig: fig["cpu_other"] / max(fig["window"], 1e-9))
+
+    if any(len(r.get("rounds", {}).get(w, [])) > 1 for r in results.values() for w in ("fanout", "limited", "sleep")):
+        for workload, label in (("fanout", "fan-out"), ("limited", "limited"), ("sleep", "sleep")):
+            cells = [", ".join(f"{v:.2f}" for v in results[k].get("rounds", {}).get(workload, [])) or "-"
+                     for k, _ in present]
+            rows.append([f"{label}: seconds of each round (the median round is shown)", *cells,
+                         *([""] * len(others) if "conveyor" in results else [])])
+
+    header = ["", *[label for _, label in present]]
+    if "conveyor" in results:
+        header += [f"Conveyor / {label}" for _, label in others]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)

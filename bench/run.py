@@ -1,6 +1,11 @@
-"""Conveyor against Celery on Redis, the same workloads in the same run. See bench/README.md.
+"""Conveyor against Celery on Redis (and DBOS for the durable workloads), the same workloads in
+the same run. See bench/README.md.
 
-    .venv/bin/python bench/run.py [--runs 10000] [--latency-samples 300] [--only conveyor|celery]
+    .venv/bin/python bench/run.py [--suite all|throughput|durable] [--only conveyor|celery|dbos]
+
+Suites: `throughput` is the no-op throughput and trigger-to-start latency against Celery;
+`durable` is fan-out with a waiting parent, a concurrency-limited queue and durable sleeps
+against Celery and DBOS (Postgres and SQLite). `all` (the default) runs both.
 
 Each system is started on fresh state, measured, and stopped (its whole process group, and every
 pid seen under it) before the next starts, so they never share the two cores.
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -32,7 +38,7 @@ def versions() -> dict[str, str]:
 
     found = {"python": platform.python_version(), "os": platform.platform(),
              "cpus": str(psutil.cpu_count()), "cpu": _cpu_name(), "memory": f"{psutil.virtual_memory().total / 1024**3:.0f} GB"}
-    for package in ("conveyor", "celery", "kombu", "redis", "uvicorn", "fastapi"):
+    for package in ("conveyor", "celery", "kombu", "redis", "uvicorn", "fastapi", "dbos", "sqlalchemy", "psycopg"):
         try:
             found[package] = version(package)
         except Exception:
@@ -126,46 +132,71 @@ def run_celery(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import durable_suite
+    import workloads
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=["all", "throughput", "durable"], default="all",
+                        help="throughput: no-op throughput and start latency; durable: fan-out, limited queue, "
+                             "durable sleep (with DBOS); all: both")
     parser.add_argument("--runs", type=int, default=10_000, help="no-op runs in the throughput workload")
     parser.add_argument("--batch-size", type=int, default=1000, help="runs per batch call (Conveyor's limit: 1000)")
     parser.add_argument("--latency-samples", type=int, default=300, help="measured single runs (0 to skip)")
     parser.add_argument("--warmup", type=int, default=20, help="single runs before the latency samples")
-    parser.add_argument("--only", choices=["conveyor", "celery"], help="measure one system only")
+    parser.add_argument("--only", choices=["conveyor", "celery", "dbos"], help="measure one system only")
     parser.add_argument("--conveyor-launch", choices=["auto", "cli"], default="auto",
                         help="auto: quiet platform (no line per run); cli: plain `conveyor dev`, output to a file")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="repeat both systems this many times, alternating which goes first (median reported)")
+                        help="repeat every system this many times, alternating the order (median reported)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a throughput run may take at most")
     parser.add_argument("--profile", metavar="DIR",
                         help="record the Conveyor dev process (and its executors) with py-spy during throughput")
+    parser.add_argument("--fanout", type=int, default=workloads.FANOUT, help="durable: children of the fan-out parent")
+    parser.add_argument("--limited", type=int, default=workloads.LIMITED,
+                        help="durable: 100 ms children in the queue of concurrency 5")
+    parser.add_argument("--sleepers", type=int, default=workloads.SLEEPERS, help="durable: runs sleeping durably")
+    parser.add_argument("--sleep-seconds", type=float, default=workloads.SLEEP_SECONDS, help="durable: how long each sleeps")
+    parser.add_argument("--dbos-databases", default="postgres,sqlite",
+                        help="durable: DBOS system databases to measure, comma-separated (postgres, sqlite; empty: none)")
+    parser.add_argument("--dbos-tuned-poll", type=float, default=0.05,
+                        help="durable: also run DBOS's limited workload with this queue/get_result polling (0: skip)")
+    parser.add_argument("--durable-timeout", type=float, default=300.0, help="seconds a durable workload may take at most")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the log folder (it is kept anyway on failure)")
     parser.add_argument("--json", metavar="PATH", help="also write every measurement here")
     args = parser.parse_args(argv)
     if args.rounds < (0 if args.profile else 1):
         parser.error("--rounds must be at least 1 (0 is allowed with --profile: profiling passes only)")
     if not 1 <= args.batch_size <= 1000:
         parser.error("--batch-size must be 1 to 1000")
+    if not set(filter(None, args.dbos_databases.split(","))) <= {"postgres", "sqlite"}:
+        parser.error("--dbos-databases takes postgres, sqlite or both")
 
     log_dir = Path(tempfile.mkdtemp(prefix="conveyor-bench-"))
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     print(f"logs in {log_dir}", flush=True)
     raw: dict[str, list[dict[str, Any]]] = {}
+    raw_durable: dict[str, list[dict[str, Any]]] = {}
     failed = False
-    systems = [("conveyor", run_conveyor), ("celery", run_celery)]
-    for round_ in range(args.rounds):
-        order = systems if round_ % 2 == 0 else systems[::-1]
-        for name, fn in order:
-            if (args.only and args.only != name) or failed:
-                continue
-            if args.rounds > 1:
-                print(f"-- round {round_ + 1} of {args.rounds}: {name}", flush=True)
-            try:
-                raw.setdefault(name, []).append(fn(args, log_dir))
-            except Exception:
-                failed = True
-                print(f"{name}: FAILED (logs in {log_dir})", file=sys.stderr)
-                traceback.print_exc()
-    if args.profile and not failed and args.only != "celery":
+    suites: list[tuple[str, list[tuple[str, Any]], dict[str, list[dict[str, Any]]]]] = []
+    if args.suite in ("all", "throughput"):
+        suites.append(("throughput", [("conveyor", run_conveyor), ("celery", run_celery)], raw))
+    if args.suite in ("all", "durable"):
+        suites.append(("durable", durable_suite.systems(args), raw_durable))
+    for suite, systems, into in suites:
+        for round_ in range(args.rounds):
+            order = systems if round_ % 2 == 0 else systems[::-1]
+            for name, fn in order:
+                if (args.only and not name.startswith(args.only)) or failed:
+                    continue
+                if args.rounds > 1 or len(suites) > 1:
+                    print(f"-- {suite}, round {round_ + 1} of {args.rounds}: {name}", flush=True)
+                try:
+                    into.setdefault(name, []).append(fn(args, log_dir))
+                except Exception:
+                    failed = True
+                    print(f"{name}: FAILED (logs in {log_dir})", file=sys.stderr)
+                    traceback.print_exc()
+    if args.profile and not failed and args.only in (None, "conveyor") and args.suite != "durable":
         for mode in ("threads", "gil"):
             print(f"-- profiling pass ({mode}), not counted: py-spy into {args.profile}", flush=True)
             try:
@@ -174,17 +205,30 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
                 traceback.print_exc()
     results = {name: summarize(r) for name, r in raw.items()}
+    durable = {name: durable_suite.summarize(r) for name, r in raw_durable.items()}
     command = "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    found = versions()
     print()
     print(f"{started}  ·  {command.strip()}")
-    print("  ".join(f"{k} {v}" for k, v in versions().items()))
+    print("  ".join(f"{k} {v}" for k, v in found.items()))
     for name, rounds in raw.items():
         print(f"{name}: {rounds[0].get('launch') or rounds[0].get('command')}")
-    print()
-    print(report.table(results))
+    for name, summary in durable.items():
+        print(f"{name} (durable): {summary.get('launch') or summary.get('database') or ''}")
+    if results:
+        print()
+        print(report.table(results))
+    if durable:
+        print()
+        print(report.durable_table(durable, durable_suite.sizes(args)))
     if args.json:
-        out = {"date": started, "command": command.strip(), "versions": versions(), "results": results, "raw": raw}
+        out = {"date": started, "command": command.strip(), "versions": found, "results": results, "raw": raw,
+               "durable": durable, "raw_durable": raw_durable}
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+    if failed or args.keep_logs:
+        print(f"logs kept in {log_dir}")
+    else:
+        shutil.rmtree(log_dir, ignore_errors=True)
     return 1 if failed else 0
 
 

@@ -55,6 +55,7 @@ from conveyor.store import Row, Store, Tx
 MAX_BATCH = 1000
 DEFAULT_IDEMPOTENCY_TTL = 30 * 86400.0
 HOOK_LEASE_SECONDS = 60.0
+AUTH_CACHE_SECONDS = 5.0
 
 # outcome kind -> (status when final, retried?)
 _OUTCOMES: dict[str, tuple[RunStatus, bool]] = {
@@ -101,6 +102,8 @@ class Engine(DurableExecution):
         self.worker_timeout = worker_timeout
         self._listeners: list[Callable[[str, str, str | None], None]] = []
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self._auth_cache: dict[str, tuple[float, Environment | None]] = {}
+        self._definitions: dict[str, TaskDefinition] = {}
         self._validators_lock = threading.Lock()
 
     # -- events ---------------------------------------------------------------------------
@@ -136,9 +139,27 @@ class Engine(DurableExecution):
             tx.run("insert_api_key", key_hash=hash_key(secret), env_id=env_id, prefix=secret[:12], now=self.clock())
 
     def authenticate(self, secret: str) -> Environment | None:
+        """The environment of a live key. Answers from memory for a few seconds after a lookup
+        (every request authenticates), so a revoked key stops working within AUTH_CACHE_SECONDS."""
+        digest = hash_key(secret)
+        now = time.monotonic()
+        cached = self._auth_cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         with self.store.read() as tx:
-            row = tx.one("environment_for_key", key_hash=hash_key(secret))
-        return _env(row) if row else None
+            row = tx.one("environment_for_key", key_hash=digest)
+        env = _env(row) if row else None
+        if len(self._auth_cache) > 10_000:
+            self._auth_cache.clear()
+        self._auth_cache[digest] = (now + AUTH_CACHE_SECONDS, env)
+        return env
+
+    def cached_environment(self, secret: str) -> tuple[bool, Environment | None]:
+        """(known, environment) from the authentication cache alone, without a query."""
+        cached = self._auth_cache.get(hash_key(secret))
+        if cached is not None and cached[0] > time.monotonic():
+            return True, cached[1]
+        return False, None
 
     def get_environment(self, env_id: str) -> Environment:
         with self.store.read() as tx:
@@ -237,7 +258,7 @@ class Engine(DurableExecution):
                 if row is None:
                     raise NotFound(f"{where}task {task_id!r} is not defined in this environment; "
                                    "check its id, or that the worker has loaded it")
-                task = definitions[task_id] = TaskDefinition.model_validate_json(row["definition"])
+                task = definitions[task_id] = self._definition(row["definition"])
             self._validate_payload(task, payload, where)
             if options.idempotency_key:
                 existing = tx.one("find_idempotent_run", env_id=env_id, task_id=task_id, key=options.idempotency_key)
@@ -270,6 +291,15 @@ class Engine(DurableExecution):
             tx.run("insert_batch", id=batch_id, env_id=env_id, task_id=items[0][0] if len({i[0] for i in items}) == 1 else None,
                    run_count=len(items), parent_id=parent["id"] if parent else None, now=now)
         return runs, any(row["status"] == RunStatus.QUEUED for row in rows)
+
+    def _definition(self, text: str) -> TaskDefinition:
+        """A task definition parsed once per distinct text (a trigger reads it every time)."""
+        task = self._definitions.get(text)
+        if task is None:
+            if len(self._definitions) > 10_000:
+                self._definitions.clear()
+            task = self._definitions[text] = TaskDefinition.model_validate_json(text)
+        return task
 
     def _validate_payload(self, task: TaskDefinition, payload: Any, where: str) -> None:
         if task.payload_schema is None:
@@ -496,14 +526,17 @@ class Engine(DurableExecution):
                     leased = tx.all("lease_runs", ids=[c.id for c in chosen], worker_id=worker_id, now=now)
                     leased.sort(key=lambda r: order[r["id"]])
                     journals: dict[str, list[JournalEntry]] = {}
-                    for entry in tx.all("journal_for_runs", ids=[r["id"] for r in leased]):
+                    # only a resumed or retried attempt can have a journal to replay
+                    replaying = [r["id"] for r in leased if r["id"] in resuming or r["attempt_count"] > 1]
+                    for entry in tx.all("journal_for_runs", ids=replaying) if replaying else ():
                         journals.setdefault(entry["run_id"], []).append(JournalEntry(
                             entry["key"], entry["value"], entry["waitpoint_id"], entry["waitpoint_status"],
                             entry["waitpoint_result"], entry["waitpoint_kind"], entry["waitpoint_complete_at"]))
                     reply.attempts = [self._attempt_spec(r, env["kind"], r["id"] in resuming, journals.get(r["id"], []))
                                       for r in leased]
-                due = tx.one("next_available_at", env_id=env_id, now=now)
-                reply.next_due = due["at"] if due else None
+                if len(reply.attempts) < capacity:  # a full lease asks again at once anyway
+                    due = tx.one("next_available_at", env_id=env_id, now=now)
+                    reply.next_due = due["at"] if due else None
             if hook_capacity > 0:
                 rows = tx.all("lease_hooks", env_id=env_id, now=now, until=now + HOOK_LEASE_SECONDS, limit=hook_capacity)
                 reply.hooks = [self._hook_job(r, env["kind"]) for r in rows]

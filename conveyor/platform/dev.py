@@ -32,6 +32,7 @@ from rich.console import Console
 from conveyor.config import Config
 from conveyor.engine.engine import Engine
 from conveyor.errors import ConfigError, ConveyorError
+from conveyor.eventloop import use_fast_event_loop
 from conveyor.platform.console import RunReporter
 from conveyor.server.app import create_app
 from conveyor.store import open_store
@@ -191,6 +192,8 @@ def run_dev(config: Config, *, host: str = "127.0.0.1", port: int = 3030, execut
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # a log someone tails or pipes, line by line
     console = Console(highlight=False, soft_wrap=True)
+    use_fast_event_loop()
     asyncio.run(serve_dev(config, host=host, port=port, executors=executors or max(2, os.cpu_count() or 2),
                           capacity=capacity, console=console, quiet=quiet, worker=worker,
                           worker_timeout=worker_timeout))
+

@@ -20,6 +20,7 @@ import sys
 from rich.console import Console
 
 from conveyor.config import Config
+from conveyor.eventloop import use_fast_event_loop
 from conveyor.platform.console import RunReporter
 from conveyor.worker.link import HttpLink
 from conveyor.worker.supervisor import Supervisor
@@ -57,6 +58,7 @@ def run_worker(config: Config, *, api_url: str | None = None, secret_key: str | 
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
     console = Console(highlight=False, soft_wrap=True)
+    use_fast_event_loop()
     asyncio.run(serve_worker(
         config, api_url=api_url, secret_key=secret_key, name=name or socket.gethostname(),
         worker_id=worker_id or "wrk_" + secrets.token_hex(8), executors=executors or max(2, os.cpu_count() or 2),

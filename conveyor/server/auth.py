@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from conveyor.engine.engine import Engine, Environment
@@ -19,13 +20,13 @@ from conveyor.errors import AuthenticationError
 _bearer = HTTPBearer(auto_error=False, description="An environment's secret key, e.g. cv_dev_...")
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     """The engine `create_app` was given."""
     engine: Engine = request.app.state.engine
     return engine
 
 
-def current_environment(
+async def current_environment(
     engine: Annotated[Engine, Depends(get_engine)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Environment:
@@ -34,7 +35,12 @@ def current_environment(
         raise AuthenticationError(
             "missing API key: send `Authorization: Bearer <key>` with the environment's secret key "
             "(`conveyor dev` prints the dev key)")
-    environment = engine.authenticate(credentials.credentials.strip())
+    key = credentials.credentials.strip()
+    # async with a cache: every request authenticates, and a thread hop per request costs more
+    # than the lookup; only a cache miss goes to the database, off the event loop
+    known, environment = engine.cached_environment(key)
+    if not known:
+        environment = await run_in_threadpool(engine.authenticate, key)
     if environment is None:
         raise AuthenticationError(
             "unknown API key: check the secret key of the environment you mean (it starts with cv_)")

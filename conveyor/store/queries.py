@@ -54,6 +54,8 @@ def bind(query: Query, params: dict[str, object], style: str) -> tuple[str, dict
     missing = [p for p in query.params if p not in params]
     if missing:
         raise KeyError(f"query {query.name!r} needs parameters {missing}")
+    if style == "named" and not any(isinstance(params[p], list | tuple | set | frozenset) for p in query.params):
+        return query.sql, params  # the common case: SQLite takes the text and the values as they are
     values: dict[str, object] = {}
 
     def replace(match: re.Match[str]) -> str:

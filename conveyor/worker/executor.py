@@ -29,6 +29,7 @@ from typing import Any
 
 from conveyor.config import load_config
 from conveyor.errors import AbortTaskRunError, ConveyorError, PayloadError
+from conveyor.eventloop import use_fast_event_loop
 from conveyor.models import MACHINES
 from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LogEntry
 from conveyor.sdk import context as ctxmod
@@ -375,6 +376,7 @@ def main(argv: list[str] | None = None) -> None:
     conn = Connection(args.fd)
     install_capture()
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    use_fast_event_loop()
     asyncio.run(serve(conn, args.root, args.environment, args.machine))
     sys.stdout.flush()
 
