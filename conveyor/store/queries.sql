@@ -1,6 +1,7 @@
 -- Named queries. Each starts with `-- name: NAME` and a one-line description.
 -- Parameters are :name. A list parameter inside `IN (:name)` is expanded by the store.
--- A query may have a PostgreSQL variant written `-- name: NAME [postgres]`.
+-- A query may have a PostgreSQL variant written `-- name: NAME [postgres]`; the plain one is
+-- SQLite's then (e.g. where it names an index with INDEXED BY).
 
 -- name: get_environment
 -- One environment by id.
@@ -86,8 +87,10 @@ WHERE env_id = :env_id AND status = 'EXECUTING' GROUP BY queue, concurrency_key;
 
 -- name: queued_candidates
 -- The next runs of one queue that may start now, best first.
+-- (`+available_at`: keep the planner on runs_dequeue, which is already in score order, rather than
+-- scanning every queued run by time and sorting them)
 SELECT id, concurrency_key, score, resuming FROM runs
-WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND available_at <= :now
+WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND +available_at <= :now
 ORDER BY score LIMIT :limit;
 
 -- name: next_available_at
@@ -198,7 +201,8 @@ RETURNING env_id;
 
 -- name: expired_runs
 -- Queued runs whose ttl has passed.
-SELECT id FROM runs WHERE status = 'QUEUED' AND expires_at IS NOT NULL AND expires_at <= :now LIMIT 1000;
+SELECT id FROM runs INDEXED BY runs_expiry
+WHERE status = 'QUEUED' AND expires_at IS NOT NULL AND expires_at <= :now LIMIT 1000;
 
 -- name: upsert_worker
 -- A worker starts (or starts again with the same id).
