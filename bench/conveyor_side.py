@@ -6,6 +6,7 @@ HTTP API with the public `conveyor.Client`, as a user's backend would.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from processes import Service, ServiceExited, Usage, drain_rate, free_port, wait
 from conveyor import Client
 
 PROJECT = Path(__file__).resolve().parent / "projects" / "noop"
+ASYNCIO_SHIM = Path(__file__).resolve().parent / "shims" / "asyncio_loop"
 DURABLE_PROJECT = Path(__file__).resolve().parent / "projects" / "durable"
 DURABLE_TASKS = frozenset({"noop", "fan-parent", "work-100ms", "limited-parent", "durable-sleep"})
 FINAL = {"COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE", "TIMED_OUT", "EXPIRED"}
@@ -53,12 +55,18 @@ class ConveyorPlatform:
     """`conveyor dev` for the bench project, on fresh state (its .conveyor folder deleted first)."""
 
     def __init__(self, log_dir: Path, launch: str = "auto", project: Path = PROJECT,
-                 tasks: frozenset[str] = frozenset({"noop", "stamp"}), log_name: str = "conveyor-dev") -> None:
+                 tasks: frozenset[str] = frozenset({"noop", "stamp"}), log_name: str = "conveyor-dev",
+                 loop: str = "default") -> None:
         self.project = project
         self.tasks = tasks
         self.port = free_port()
         argv, self.launch_note = dev_command(self.port, launch)
-        self.service = Service("conveyor", argv, cwd=project, log_path=log_dir / f"{log_name}.log")
+        env = None
+        if loop == "asyncio":  # hide uvloop from the dev process and its executors (shims/asyncio_loop)
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ASYNCIO_SHIM),
+                                                                             os.environ.get("PYTHONPATH")])))
+            self.launch_note += " (asyncio event loop: uvloop hidden)"
+        self.service = Service("conveyor", argv, cwd=project, log_path=log_dir / f"{log_name}.log", env=env)
         self.client: Client | None = None
 
     def start(self, timeout: float = 60.0) -> Client:
@@ -208,6 +216,7 @@ def all_runs(client: Client, task: str, limit_pages: int = 100) -> list[Any]:
 
 def _parent_figures(run: Any, t0: float, seen: float) -> dict[str, Any]:
     return {"status": run.status.value, "output": run.output, "t0": t0,
+            "error": f"{run.error.name}: {run.error.message}" if run.error else None,
             "seconds": run.completed_at.timestamp() - t0 if run.completed_at else seen - t0,
             "observed_seconds": seen - t0,
             "parent_started": _epoch(run.started_at) - t0 if run.started_at else None}

@@ -22,7 +22,16 @@ def sizes(args: argparse.Namespace) -> dict[str, Any]:
             "sleepers": args.sleepers, "sleep_seconds": args.sleep_seconds, "tuned_poll": args.dbos_tuned_poll}
 
 
+def _check(args: argparse.Namespace, workload: str, figures: dict[str, Any]) -> dict[str, Any]:
+    n = {"fanout": args.fanout, "sleep": args.sleepers}.get(workload, args.limited)
+    figures["problem"] = workloads.problem(workload, figures, n)
+    return figures
+
+
 def _say(system: str, workload: str, figures: dict[str, Any]) -> None:
+    if figures.get("problem"):
+        print(f"{system}: {workload}: FAILED: {figures['problem']} ({figures['seconds']:.2f} s)", flush=True)
+        return
     extra = ""
     if "own_peak" in figures:
         extra = f", peak concurrency {figures.get('recorded_peak', figures.get('own_peak'))}"
@@ -45,11 +54,12 @@ def run_conveyor(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     for workload, measure in steps:
         platform_ = conveyor_side.ConveyorPlatform(log_dir, launch=args.conveyor_launch,
                                                    project=conveyor_side.DURABLE_PROJECT,
-                                                   tasks=conveyor_side.DURABLE_TASKS, log_name=f"conveyor-{workload}")
+                                                   tasks=conveyor_side.DURABLE_TASKS, log_name=f"conveyor-{workload}",
+                                                   loop=args.conveyor_loop)
         print(f"conveyor: {workload}: starting `{platform_.launch_note}` on projects/durable", flush=True)
         try:
             platform_.start()
-            out[workload] = measure(platform_)
+            out[workload] = _check(args, workload, measure(platform_))
             out["launch"] = platform_.launch_note
         finally:
             platform_.stop()
@@ -74,7 +84,7 @@ def run_celery(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
         print(f"celery: {workload}: starting `{worker.command}`", flush=True)
         try:
             worker.start()
-            out[workload] = measure(worker)
+            out[workload] = _check(args, workload, measure(worker))
             out[workload]["command"] = worker.command
             out["launch"] = "; ".join(filter(None, [out.get("launch"), f"{workload}: {worker.command}"]))
         finally:
@@ -100,7 +110,7 @@ def run_dbos(backend: str, args: argparse.Namespace, log_dir: Path) -> dict[str,
                                                            timeout=args.durable_timeout)))
     for workload, measure in steps:
         print(f"{name}: {workload}: starting bench/dbos_app.py on a fresh {out['database']} database", flush=True)
-        out[workload] = measure()
+        out[workload] = _check(args, workload, measure())
         _say(name, workload, out[workload])
     return out
 
@@ -114,14 +124,16 @@ def systems(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 
 def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """One system's figures: per workload, the median round by `seconds`; every round's seconds."""
+    """One system's figures: per workload, the median round by `seconds` (a failed round, if
+    any, instead: a failure is never hidden by a median); every round's seconds."""
     out: dict[str, Any] = {"rounds": {}}
     for workload in ("fanout", "limited", "limited-tuned", "sleep"):
         measured = [r[workload] for r in rounds if workload in r]
         if not measured:
             continue
         ordered = sorted(measured, key=lambda f: f["seconds"])
-        out[workload] = ordered[len(ordered) // 2]
+        failed = [f for f in measured if f.get("problem")]
+        out[workload] = failed[0] if failed else ordered[len(ordered) // 2]
         out["rounds"][workload] = [f["seconds"] for f in measured]
     for key in ("launch", "database"):
         if rounds and key in rounds[0]:

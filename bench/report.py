@@ -50,8 +50,12 @@ def table(results: dict[str, Any]) -> str:
     tp = lambda side: side.get("throughput")  # noqa: E731
     lat = lambda side: side.get("latency_ms")  # noqa: E731
     call = lambda side: side.get("trigger_call_ms")  # noqa: E731
-    add("no-op throughput (runs/s, first trigger to last completion)", lambda v: f"{v:.0f}",
-        lambda s: tp(s) and tp(s)["runs_per_second"], ratio=True)
+    add("no-op throughput (runs/s, first trigger to last completion)",
+        lambda v: f"{v[0]:.0f}" if v[1] >= v[2] else f"{v[0]:.0f} (**FAILED**: {v[1]} of {v[2]} runs completed)",
+        lambda s: tp(s) and (tp(s)["runs_per_second"], tp(s)["completed"], tp(s)["runs"]))
+    if cv.get("throughput") and ce.get("throughput") and all(
+            side["throughput"]["completed"] >= side["throughput"]["runs"] for side in (cv, ce)):
+        rows[-1] = (*rows[-1][:3], _ratio(cv["throughput"]["runs_per_second"], ce["throughput"]["runs_per_second"]))
     add("  pace after the last trigger call returned (runs/s; the client no longer competing)",
         lambda v: f"{v:.0f}", lambda s: tp(s) and tp(s).get("drain_runs_per_second"), ratio=True)
     add("time to last completion", lambda v: f"{v:.2f} s", lambda s: tp(s) and tp(s)["seconds"])
@@ -102,18 +106,24 @@ def durable_table(results: dict[str, dict[str, Any]], sizes: dict[str, Any]) -> 
     others = [(key, label) for key, label in present if key != "conveyor"]
     rows: list[list[str]] = []
 
-    def add(label: str, workload: str, f: Any, key: Any, ratio: bool = False, base_workload: str | None = None) -> None:
-        """A row; with `ratio`, Conveyor's value (of `base_workload`, if given) over each other's."""
+    def add(label: str, workload: str, f: Any, key: Any, ratio: bool = False, base_workload: str | None = None,
+            headline: bool = False) -> None:
+        """A row; with `ratio`, Conveyor's value (of `base_workload`, if given) over each other's. A
+        `headline` row shows FAILED instead of the figure of a workload that did not complete."""
         values = []
+        failed = []
         for system, _ in present:
             figures = results[system].get(workload)
             values.append(key(figures) if figures else None)
-        row = [label, *(f(v) if v is not None else "-" for v in values)]
+            failed.append(bool(figures and figures.get("problem")))
+        row = [label, *(f"**FAILED**: {results[system][workload]['problem']}" if headline and bad
+                        else f(v) if v is not None else "-"
+                        for (system, _), v, bad in zip(present, values, failed, strict=True))]
         if "conveyor" in results:
             base_figures = results["conveyor"].get(base_workload or workload)
-            base = key(base_figures) if base_figures else None
-            row += [_ratio(base, v) if ratio else "" for (system, _), v in zip(present, values, strict=True)
-                    if system != "conveyor"]
+            base = key(base_figures) if base_figures and not base_figures.get("problem") else None
+            row += [_ratio(base, v) if ratio and not bad else ""
+                    for (system, _), v, bad in zip(present, values, failed, strict=True) if system != "conveyor"]
         rows.append(row)
 
     def section(title: str) -> None:
@@ -125,7 +135,7 @@ def durable_table(results: dict[str, dict[str, Any]], sizes: dict[str, Any]) -> 
     get = lambda k: (lambda fig: fig.get(k))  # noqa: E731
 
     section(f"1. fan-out: {sizes['fanout']:,} no-op children, the parent waits for all")
-    add("**parent triggered → parent completed**", "fanout", s, get("seconds"), ratio=True)
+    add("**parent triggered → parent completed**", "fanout", s, get("seconds"), ratio=True, headline=True)
     add("  seen completed by the client", "fanout", s, get("observed_seconds"))
     add("  children completed", "fanout", n, get("children_ok"))
     add("  last child ended (after the trigger)", "fanout", s, get("children_last_end"))
@@ -138,7 +148,7 @@ def durable_table(results: dict[str, dict[str, Any]], sizes: dict[str, Any]) -> 
 
     section(f"2. limited: {sizes['limited']} children of 100 ms, queue concurrency {sizes['limit']} "
             f"(ideal {ideal_limited:.1f} s)")
-    add("**parent triggered → parent completed**", "limited", s, get("seconds"), ratio=True)
+    add("**parent triggered → parent completed**", "limited", s, get("seconds"), ratio=True, headline=True)
     add(f"  overhead over the ideal {ideal_limited:.1f} s", "limited", s,
         lambda fig: fig["seconds"] - ideal_limited, ratio=True)
     add("  **peak concurrency** (recorded start/end of the children)", "limited", n, get("recorded_peak"))
@@ -149,12 +159,12 @@ def durable_table(results: dict[str, dict[str, Any]], sizes: dict[str, Any]) -> 
     add("  children completed", "limited", n, get("children_ok"))
     add("  CPU seconds, platform / worker / DBOS process", "limited", lambda v: f"{v:.1f} s", get("cpu"), ratio=True)
     add(f"  DBOS with polling {tuned_poll:g} s (queue and get_result): triggered → completed", "limited-tuned", s,
-        get("seconds"), ratio=True, base_workload="limited")
+        get("seconds"), ratio=True, base_workload="limited", headline=True)
     add(f"  DBOS with polling {tuned_poll:g} s: peak concurrency (recorded; own stamps)", "limited-tuned",
         lambda v: f"{v[0] if v[0] is not None else '-'}; {v[1]}", lambda fig: (fig.get("recorded_peak"), fig.get("own_peak")))
 
     section(f"3. {sizes['sleepers']:,} runs sleeping {sleep_seconds:g} s durably")
-    add("**first trigger → all completed**", "sleep", s, get("seconds"), ratio=True)
+    add("**first trigger → all completed**", "sleep", s, get("seconds"), ratio=True, headline=True)
     add(f"  over the ideal {sleep_seconds:g} s", "sleep", s, lambda fig: fig["seconds"] - sleep_seconds, ratio=True)
     add(f"  time to trigger all {sizes['sleepers']:,}", "sleep", s, get("trigger_seconds"), ratio=True)
     add("  every run suspended (WAITING) after", "sleep", s, get("all_waiting_after"))

@@ -81,7 +81,7 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def run_conveyor(args: argparse.Namespace, log_dir: Path, profile: str | None = None) -> dict[str, Any]:
     import conveyor_side
 
-    platform_ = conveyor_side.ConveyorPlatform(log_dir, launch=args.conveyor_launch)
+    platform_ = conveyor_side.ConveyorPlatform(log_dir, launch=args.conveyor_launch, loop=args.conveyor_loop)
     print(f"conveyor: starting `{platform_.launch_note}` on port {platform_.port}", flush=True)
     profilers: dict[str, Any] = {}
     try:
@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["conveyor", "celery", "dbos"], help="measure one system only")
     parser.add_argument("--conveyor-launch", choices=["auto", "cli"], default="auto",
                         help="auto: quiet platform (no line per run); cli: plain `conveyor dev`, output to a file")
+    parser.add_argument("--conveyor-loop", choices=["default", "asyncio"], default="default",
+                        help="default: the event loop Conveyor picks (uvloop if installed); asyncio: hide uvloop "
+                             "(bench/shims/asyncio_loop) so Conveyor runs on asyncio's own loop")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat every system this many times, alternating the order (median reported)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a throughput run may take at most")

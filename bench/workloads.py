@@ -65,3 +65,23 @@ def interval_figures(prefix: str, intervals: list[tuple[float, float]], t0: floa
         f"{prefix}_handoff_p50": gaps[len(gaps) // 2] if gaps else None,
         f"{prefix}_count": len(intervals),
     }
+
+
+def problem(workload: str, figures: dict[str, Any], n: int) -> str | None:
+    """What went wrong in a measured workload (None if nothing): a figure is only a figure if
+    every run completed, the parent counted all of its children, and the limit held."""
+    issues = []
+    status = figures.get("status")
+    if status is not None and status not in ("COMPLETED", "SUCCESS"):
+        detail = f" ({figures['error']})" if figures.get("error") else ""
+        issues.append(f"parent {status}{detail}")
+    elif workload != "sleep" and figures.get("output") != n:
+        issues.append(f"parent counted {figures.get('output')} of {n}")
+    ok = figures.get("children_ok")
+    if ok != n:
+        issues.append(f"{ok} of {n} {'runs' if workload == 'sleep' else 'children'} completed")
+    if workload.startswith("limited"):
+        peaks = [figures.get(k) for k in ("recorded_peak", "own_peak") if figures.get(k) is not None]
+        if peaks and max(peaks) > LIMIT:
+            issues.append(f"{max(peaks)} ran at once (limit {LIMIT})")
+    return "; ".join(issues) or None

@@ -271,7 +271,9 @@ class QueueInfo(BaseModel):
     """A queue with its limit, its state and what is in it now."""
 
     name: str
-    concurrency_limit: int | None = None
+    concurrency_limit: int | None = None  # the limit in force
+    code_limit: int | None = None  # what the task code declares
+    override_limit: int | None = None  # set through the API; wins over the code's until cleared
     paused: bool = False
     running: int = 0
     queued: int = 0

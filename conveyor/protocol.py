@@ -51,6 +51,7 @@ class AttemptSpec:
     created_at: float = 0.0
     started_at: float = 0.0
     compute_used: float = 0.0  # seconds this attempt already ran before it was suspended
+    resumed: bool = False  # this continues an attempt that was suspended
     journal: list[JournalEntry] = field(default_factory=list)
 
 

@@ -32,6 +32,9 @@ def to_json_value(value: Any, path: str = "payload") -> Any:
         return out
     if isinstance(value, list | tuple):
         return [to_json_value(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    hint = getattr(type(value), "__conveyor_json_hint__", None)
+    if hint:
+        raise PayloadError(f"{path} is a {type(value).__name__}, which is not a value to store: {hint}")
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, datetime | date | time):

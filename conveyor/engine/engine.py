@@ -191,14 +191,15 @@ class Engine(DurableExecution):
         self._emit("available", env_id)
 
     def _put_tasks(self, tx: Tx, env_id: str, tasks: list[TaskDefinition], now: float) -> None:
+        declared: dict[str, int | None] = {}
         for task in tasks:
             tx.run("upsert_task", env_id=env_id, task_id=task.id, queue=task.queue.name,
                    definition=task.model_dump_json(), now=now)
-            if task.queue.concurrency_limit is not None:
-                tx.run("set_queue_limit", env_id=env_id, name=task.queue.name,
-                       concurrency_limit=task.queue.concurrency_limit, now=now)
-            else:
-                tx.run("ensure_queue", env_id=env_id, name=task.queue.name, concurrency_limit=None, now=now)
+            # a queue shared by tasks takes the limit any of them declares
+            limit = task.queue.concurrency_limit
+            declared[task.queue.name] = declared.get(task.queue.name) if limit is None else limit
+        for name, limit in declared.items():
+            tx.run("set_queue_limit", env_id=env_id, name=name, concurrency_limit=limit, now=now)
         if tasks:
             tx.run("delete_tasks_except", env_id=env_id, keep=[t.id for t in tasks])
         else:
@@ -282,6 +283,8 @@ class Engine(DurableExecution):
                            concurrency_limit=options.queue.concurrency_limit, now=now)
                 else:
                     tx.run("ensure_queue", env_id=env_id, name=options.queue.name, concurrency_limit=None, now=now)
+            if options.concurrency_key is not None:
+                tx.run("mark_queue_keyed", env_id=env_id, name=row["queue"])
             rows.append(row)
             runs.append(run_view(row))
             if options.idempotency_key:
@@ -457,8 +460,9 @@ class Engine(DurableExecution):
     def list_queues(self, env_id: str) -> list[QueueInfo]:
         with self.store.read() as tx:
             rows = tx.all("list_queues", env_id=env_id)
-        return [QueueInfo(name=r["name"], concurrency_limit=r["concurrency_limit"], paused=bool(r["paused"]),
-                          running=r["running"], queued=r["queued"]) for r in rows]
+        return [QueueInfo(name=r["name"], concurrency_limit=r["concurrency_limit"], code_limit=r["code_limit"],
+                          override_limit=r["override_limit"], paused=bool(r["paused"]), running=r["running"],
+                          queued=r["queued"]) for r in rows]
 
     def get_queue(self, env_id: str, name: str) -> QueueInfo:
         for queue in self.list_queues(env_id):
@@ -475,12 +479,18 @@ class Engine(DurableExecution):
         return self.get_queue(env_id, name)
 
     def set_queue_limit(self, env_id: str, name: str, limit: int | None) -> QueueInfo:
+        """Override a queue's limit (None clears the override, so the code's limit applies again)."""
         with self.store.transaction() as tx:
-            if tx.one("get_queue", env_id=env_id, name=name) is None:
+            if not tx.run("set_queue_override", env_id=env_id, name=name, override_limit=limit):
                 raise NotFound(f"queue {name!r} not found")
-            tx.run("set_queue_limit", env_id=env_id, name=name, concurrency_limit=limit, now=self.clock())
         self._emit("available", env_id)
         return self.get_queue(env_id, name)
+
+    def set_environment_limit(self, env_id: str, limit: int | None) -> None:
+        """The cap on executing runs across the environment (None: no cap)."""
+        with self.store.transaction() as tx:
+            tx.run("set_environment_limit", id=env_id, concurrency_limit=limit)
+        self._emit("available", env_id)
 
     # -- the worker protocol --------------------------------------------------------------
 
@@ -499,7 +509,9 @@ class Engine(DurableExecution):
                 # must not take runs nobody would run; its next heartbeat revives it
                 return reply
             if capacity > 0:
-                queue_limits = {q["name"]: q["concurrency_limit"] for q in tx.all("active_queues", env_id=env_id)}
+                active = tx.all("active_queues", env_id=env_id)
+                queue_limits = {q["name"]: q["concurrency_limit"] for q in active}
+                keyed = {q["name"] for q in active if q["keyed"]}
                 executing: dict[tuple[str, str | None], int] = {}
                 per_queue: dict[str, int] = {}
                 total = 0
@@ -516,6 +528,8 @@ class Engine(DurableExecution):
                     if size <= 0:
                         continue
                     rows = tx.all("queued_candidates", env_id=env_id, queue=name, now=now, limit=size)
+                    if limit is not None and name in keyed and len(rows) == size:
+                        rows = self._rows_of_free_keys(tx, env_id, name, limit, executing, now)
                     if rows:
                         candidates.append([Candidate(r["id"], name, r["concurrency_key"], r["score"]) for r in rows])
                         resuming.update(r["id"] for r in rows if r["resuming"])
@@ -543,6 +557,20 @@ class Engine(DurableExecution):
         return reply
 
     @staticmethod
+    def _rows_of_free_keys(tx: Tx, env_id: str, queue: str, limit: int,
+                           executing: dict[tuple[str, str | None], int], now: float) -> list[Row]:
+        """Candidates of a queue whose first runs all belong to full concurrency keys: one
+        tenant's backlog must not hide another tenant's runs, so read per key with room."""
+        rows: list[Row] = []
+        for head in tx.all("queued_key_heads", env_id=env_id, queue=queue, now=now):
+            room = limit - executing.get((queue, head["concurrency_key"]), 0)
+            if room > 0:
+                rows += tx.all("queued_candidates_of_key", env_id=env_id, queue=queue, now=now,
+                               key=head["concurrency_key"], limit=room)
+        rows.sort(key=lambda r: r["score"])
+        return rows
+
+    @staticmethod
     def _attempt_spec(row: Row, environment: str, resumed: bool, journal: list[JournalEntry]) -> AttemptSpec:
         return AttemptSpec(
             run_id=row["id"], task_id=row["task_id"], attempt=row["attempt_count"], payload_json=row["payload"],
@@ -552,7 +580,7 @@ class Engine(DurableExecution):
             run_on_start=row["attempt_count"] == 1 and not resumed and "on_start" in row["hooks"],
             parent_id=row["parent_id"], root_id=row["root_id"], batch_id=row["batch_id"],
             created_at=row["created_at"], started_at=row["started_at"], compute_used=row["compute_used"],
-            journal=journal,
+            resumed=resumed, journal=journal,
         )
 
     @staticmethod

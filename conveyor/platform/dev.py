@@ -104,16 +104,22 @@ class _Server(uvicorn.Server):
 
 async def serve_dev(config: Config, *, host: str, port: int, executors: int, capacity: int,
                     console: Console, quiet: bool = False, worker: bool = True, worker_timeout: float = 30.0) -> None:
+    missing = [d for d in config.dirs if not (config.root / d).is_dir()]
+    if missing:
+        raise ConfigError(f"{config.source}: dirs names {', '.join(missing)}, which is not a folder of "
+                          f"{config.root}; create it or fix dirs")
     state = DevState.load(config.root)
     lock = _lock(state.folder)
     _check_port(host, port)
     store = open_store(str(state.folder / "dev.db"))
     store.migrate()
     engine = Engine(store, worker_timeout=worker_timeout)
-    env = engine.ensure_environment(config.project, "dev", "dev", concurrency_limit=config.concurrency_limit)
+    env = engine.ensure_environment(config.project, "dev", "dev")
+    engine.set_environment_limit(env.id, config.concurrency_limit)  # what the config says now, even nothing
     engine.add_api_key(env.id, state.secret_key)
-    api_url = f"http://{host}:{port}"
-    engine.public_url = api_url
+    api_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    # token callback URLs must reach this server from wherever they are used
+    engine.public_url = os.environ.get("CONVEYOR_PUBLIC_URL") or api_url
     engine.token_secret()  # made once, before anything needs to sign a token URL
     state.write(api_url)
 

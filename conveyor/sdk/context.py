@@ -89,11 +89,13 @@ class AttemptScope:
     ctx: Context
     runtime: Runtime
     durable: Durable | None = None  # None in hooks: they run after the run ended
-    seq_start: int = 1  # hooks of a finished run log after its attempt's lines, never over them
     _seq: itertools.count = field(init=False)
 
     def __post_init__(self) -> None:
-        self._seq = itertools.count(self.seq_start)
+        # Log lines are keyed (run, attempt, seq). An attempt may run in several segments (it
+        # suspends and resumes) and a hook logs after it: starting each scope's count at the
+        # clock in nanoseconds keeps every line's seq unique and in time order.
+        self._seq = itertools.count(time.time_ns())
 
     def next_seq(self) -> int:
         return next(self._seq)

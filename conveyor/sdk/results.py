@@ -35,6 +35,9 @@ class Result:
     output: Any = None
     error: Any = None
 
+    # a Result is how a run ended, not a value to pass on: serialization refuses it with this hint
+    __conveyor_json_hint__ = "return result.output, or result.unwrap() to fail when the child failed"
+
     def unwrap(self) -> Any:
         """The output; raises TaskRunFailed (carrying the run's error) if the run did not complete."""
         if self.ok:

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from conveyor.durations import parse_duration
 from conveyor.errors import ConveyorError, PayloadError, TaskDefinitionError, validation_summary
 from conveyor.models import MACHINES, QueueSpec, RetryPolicy, TaskDefinition
 from conveyor.models import dump_trigger_options as trigger_options
@@ -59,6 +60,11 @@ class Task(Generic[F]):
             raise TaskDefinitionError(f"task {id!r}: max_duration is seconds > 0, got {max_duration!r}")
         if machine is not None and machine not in MACHINES:
             raise TaskDefinitionError(f"task {id!r}: unknown machine {machine!r}; one of {', '.join(MACHINES)}")
+        if ttl is not None:
+            try:
+                parse_duration(ttl, name="ttl")
+            except ValueError as exc:
+                raise TaskDefinitionError(f"task {id!r}: {exc}") from exc
         self.max_duration = max_duration
         self.machine = machine
         self.ttl = ttl
@@ -86,11 +92,7 @@ class Task(Generic[F]):
         retry = default_retry.model_copy(update=self.retry)
         if not retries_enabled:
             retry = retry.model_copy(update={"max_attempts": 1})
-        ttl = None
-        if self.ttl is not None:
-            from conveyor.durations import parse_duration
-
-            ttl = parse_duration(self.ttl, name="ttl")
+        ttl = parse_duration(self.ttl, name="ttl") if self.ttl is not None else None
         return TaskDefinition(
             id=self.id, queue=QueueSpec(name=self.queue.name, concurrency_limit=self.queue.concurrency_limit),
             retry=retry, max_duration=self.max_duration if self.max_duration is not None else max_duration,

@@ -52,7 +52,10 @@ class Wait:
                            tags: list[str] | None = None) -> Token:
         """A token that something outside the run completes; `timeout` ("24h", seconds) ends the
         wait with ok=False. The same idempotency_key gives the same token."""
-        seconds = parse_duration(timeout, name="timeout") if timeout is not None else None
+        try:
+            seconds = parse_duration(timeout, name="timeout") if timeout is not None else None
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
         scope = current_scope()
         if scope is not None and scope.durable is not None:
             return Token.model_validate(await scope.durable.create_token(seconds, idempotency_key, tags))

@@ -61,6 +61,10 @@ ON CONFLICT (env_id, name) DO NOTHING;
 INSERT INTO queues (env_id, name, concurrency_limit, created_at) VALUES (:env_id, :name, :concurrency_limit, :now)
 ON CONFLICT (env_id, name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit;
 
+-- name: set_queue_override
+-- Override a queue's limit from the API (NULL clears the override).
+UPDATE queues SET override_limit = :override_limit WHERE env_id = :env_id AND name = :name;
+
 -- name: set_queue_paused
 -- Pause or resume a queue.
 UPDATE queues SET paused = :paused WHERE env_id = :env_id AND name = :name;
@@ -71,14 +75,20 @@ SELECT * FROM queues WHERE env_id = :env_id AND name = :name;
 
 -- name: list_queues
 -- Every queue of an environment with its running and queued counts.
-SELECT q.name, q.concurrency_limit, q.paused,
+SELECT q.name, COALESCE(q.override_limit, q.concurrency_limit) AS concurrency_limit, q.paused,
+       q.concurrency_limit AS code_limit, q.override_limit,
        (SELECT COUNT(*) FROM runs r WHERE r.env_id = q.env_id AND r.queue = q.name AND r.status = 'EXECUTING') AS running,
        (SELECT COUNT(*) FROM runs r WHERE r.env_id = q.env_id AND r.queue = q.name AND r.status = 'QUEUED') AS queued
 FROM queues q WHERE q.env_id = :env_id ORDER BY q.name;
 
 -- name: active_queues
--- Queues of an environment that are not paused.
-SELECT name, concurrency_limit FROM queues WHERE env_id = :env_id AND paused = 0;
+-- Queues of an environment that are not paused, with the limit in force.
+SELECT name, COALESCE(override_limit, concurrency_limit) AS concurrency_limit, keyed FROM queues
+WHERE env_id = :env_id AND paused = 0;
+
+-- name: mark_queue_keyed
+-- A run with a concurrency key entered the queue (writes only the first time).
+UPDATE queues SET keyed = 1 WHERE env_id = :env_id AND name = :name AND keyed = 0;
 
 -- name: executing_counts
 -- Runs holding a slot, per queue and concurrency key.
@@ -93,16 +103,30 @@ SELECT id, concurrency_key, score, resuming FROM runs
 WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND +available_at <= :now
 ORDER BY score LIMIT :limit;
 
+-- name: queued_key_heads
+-- Each concurrency key of one queue with the score of its best startable run.
+SELECT concurrency_key, MIN(score) AS score FROM runs
+WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND +available_at <= :now
+GROUP BY concurrency_key ORDER BY MIN(score) LIMIT 1000;
+
+-- name: queued_candidates_of_key
+-- The next runs of one concurrency key of a queue that may start now, best first.
+SELECT id, concurrency_key, score, resuming FROM runs
+WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND +available_at <= :now
+  AND (concurrency_key = :key OR (concurrency_key IS NULL AND :key IS NULL))
+ORDER BY score LIMIT :limit;
+
 -- name: next_available_at
 -- When the next queued run of an environment becomes startable.
 SELECT MIN(available_at) AS at FROM runs WHERE env_id = :env_id AND status = 'QUEUED' AND available_at > :now;
 
 -- name: lease_runs
 -- Hand queued runs to a worker: start their next attempt, or continue one that was suspended.
+-- A run that has started can no longer expire: its ttl is about waiting to start.
 UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, attempt_count = attempt_count + 1 - resuming,
        attempt_started_at = CASE WHEN resuming = 1 THEN attempt_started_at ELSE :now END,
        compute_used = CASE WHEN resuming = 1 THEN compute_used ELSE 0 END, resuming = 0,
-       started_at = COALESCE(started_at, :now), updated_at = :now
+       started_at = COALESCE(started_at, :now), expires_at = NULL, updated_at = :now
 WHERE id IN (:ids) AND status = 'QUEUED'
 RETURNING id, task_id, payload, tags, metadata, attempt_count, max_attempts, max_duration, machine, hooks,
           queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at, compute_used;

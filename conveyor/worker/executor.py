@@ -41,7 +41,6 @@ from conveyor.worker.discovery import discover
 from conveyor.worker.replay import JournalMismatch, Replay
 
 FLUSH_INTERVAL = 0.05
-HOOK_LOG_SEQ = 1_000_000  # log lines of a hook job follow those of the run's last attempt
 
 
 def error_dict(exc: BaseException, code: str | None = None) -> dict[str, Any]:
@@ -109,6 +108,8 @@ class Executor:
     # -- Runtime (what AttemptScope calls) ---------------------------------------------------
 
     def log(self, scope: AttemptScope, level: str, message: str, attributes: dict[str, Any] | None) -> None:
+        if isinstance(scope.durable, Replay) and scope.durable.replaying:
+            return
         entry = LogEntry(scope.ctx.run.id, scope.ctx.attempt.number, scope.next_seq(), time.time(), level,
                          message, _jsonable(attributes))
         with self._logs_lock:
@@ -205,8 +206,8 @@ class Executor:
             try:
                 output_json = dumps(output, "output")
                 replay.check_complete()
-            except PayloadError as exc:
-                return AttemptOutcome(spec.run_id, spec.attempt, "failed", error=error_dict(exc, "output_invalid"))
+            except PayloadError as exc:  # the same code returns the same kind of value: no retry
+                return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "output_invalid"))
             except JournalMismatch as exc:
                 return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "journal_mismatch"))
             return AttemptOutcome(spec.run_id, spec.attempt, "completed", output_json=output_json)
@@ -255,7 +256,7 @@ class Executor:
                                tags=job.tags, metadata=job.metadata, queue="", concurrency_key=None,
                                environment=job.environment, run_on_start=False)
             ctx = self.context(spec, task)
-            scope = AttemptScope(ctx, self, seq_start=HOOK_LOG_SEQ)
+            scope = AttemptScope(ctx, self)
             ctxmod.enter_scope(scope)
             try:
                 payload: Any = task.parse_payload(json.loads(job.payload_json))

@@ -61,6 +61,7 @@ class Replay:
         self._extend_deadline = extend_deadline
         self.journal: dict[str, JournalEntry] = {e.key: e for e in spec.journal}
         self.used: set[str] = set()
+        self._replayed = 0  # journal entries this execution has come to again
         self._counters: Counter[tuple[str, str]] = Counter()
         self.pending: dict[str, asyncio.Future[Any]] = {}
         self.busy = 0
@@ -77,8 +78,16 @@ class Replay:
         self._counters[(kind, name)] += 1
         n = self._counters[(kind, name)]
         key = f"{kind}:{name}#{n}" if name else f"{kind}#{n}"
+        if key in self.journal and key not in self.used:
+            self._replayed += 1
         self.used.add(key)
         return key
+
+    @property
+    def replaying(self) -> bool:
+        """A resumed attempt re-running what it did before it was suspended: its log lines were
+        already written then, so they are not written twice."""
+        return self.spec.resumed and self._replayed < len(self.journal)
 
     def recorded(self, key: str) -> JournalEntry | None:
         return self.journal.get(key)
@@ -101,7 +110,17 @@ class Replay:
 
     # -- talking to the engine ------------------------------------------------------------------
 
+    def _check_loop(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not self.loop:
+            raise ConveyorError("durable calls (step, wait, trigger_and_wait, tokens, triggers) need an "
+                                "`async def` task; this one is a plain `def` running in a thread")
+
     async def request(self, op: str, args: dict[str, Any]) -> Any:
+        self._check_loop()
         self.busy += 1
         self._changed()
         try:
@@ -113,6 +132,7 @@ class Replay:
     # -- the durable calls ----------------------------------------------------------------------
 
     async def step(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self._check_loop()
         key = self.key("step", name)
         entry = self.recorded(key)
         if entry is not None and entry.value_json is not None:
@@ -180,6 +200,7 @@ class Replay:
 
     async def wait_for(self, waitpoint: dict[str, Any]) -> Any:
         """The result of a waitpoint: at once if it completed, else after it does."""
+        self._check_loop()
         if waitpoint["status"] != "PENDING":
             return waitpoint["result"]
         if waitpoint["kind"] == "duration" and waitpoint["complete_at"] is not None:
@@ -187,9 +208,9 @@ class Replay:
             if remaining <= 0:
                 return {"ok": True}
             if remaining <= SHORT_WAIT:
-                await asyncio.sleep(remaining)
+                self._extend_deadline(remaining)  # before the sleep: a wait is never compute time
                 self.slept += remaining
-                self._extend_deadline(remaining)
+                await asyncio.sleep(remaining)
                 return {"ok": True}
         future = self.pending.get(waitpoint["id"])
         if future is None:

@@ -152,9 +152,12 @@ class Supervisor:
         return proc
 
     def _retire_if_idle(self, proc: ExecutorProcess) -> None:
-        if proc.draining and proc.load == 0:
-            if not proc.send(("stop",)):
-                proc.kill("retired")
+        if not proc.draining or proc.load:
+            return
+        if proc.tainted:  # a thread that overran its deadline still spins in it: only a kill stops it
+            proc.kill("retired after a timed-out sync attempt")
+        elif not proc.send(("stop",)):
+            proc.kill("retired")
 
     # -- leasing and dispatch ---------------------------------------------------------------
 

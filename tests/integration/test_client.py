@@ -223,7 +223,8 @@ def test_tasks_and_queues(client: Client) -> None:
     assert client.queues.retrieve("media/encode").paused is True
     assert client.queues.resume("media/encode").paused is False
     assert client.queues.set_concurrency("media/encode", 7).concurrency_limit == 7
-    assert client.queues.set_concurrency("media/encode", None).concurrency_limit is None
+    cleared = client.queues.set_concurrency("media/encode", None)
+    assert (cleared.concurrency_limit, cleared.override_limit) == (cleared.code_limit, None)
     with pytest.raises(InvalidRequest, match="whole number"):
         client.queues.set_concurrency("media/encode", -3)
 

@@ -276,3 +276,39 @@ def test_one_environment_sees_nothing_of_another(engine, env):
         engine.get_run(other.id, run.id)
     with pytest.raises(NotFound):
         engine.trigger(other.id, "plain", {})
+
+
+def test_queue_limits_follow_the_code_unless_overridden(engine, env):
+    engine.set_queue_limit(env.id, "limited", 5)  # an operator's override
+    engine.set_tasks(env.id, [define("limited", limit=1)])  # a reload declares 1
+    assert engine.get_queue(env.id, "limited").concurrency_limit == 5  # the override holds
+    engine.set_queue_limit(env.id, "limited", None)
+    assert engine.get_queue(env.id, "limited").concurrency_limit == 1
+    engine.set_tasks(env.id, [define("limited")])  # the code drops its limit: so does the queue
+    assert engine.get_queue(env.id, "limited").concurrency_limit is None
+
+
+def test_a_shared_queue_takes_the_limit_any_of_its_tasks_declares(engine, env):
+    engine.set_tasks(env.id, [define("a", queue="shared", limit=2), define("b", queue="shared")])
+    assert engine.get_queue(env.id, "shared").concurrency_limit == 2
+    engine.set_tasks(env.id, [define("b", queue="shared"), define("a", queue="shared", limit=2)])
+    assert engine.get_queue(env.id, "shared").concurrency_limit == 2
+
+
+def test_a_started_run_no_longer_expires(engine, env, clock):
+    run = engine.trigger(env.id, "plain", {}, TriggerOptions(ttl=2))
+    lease_ids(engine, env)
+    engine.complete("w1", [AttemptOutcome(run.id, 1, "failed", error={"message": "x"})])
+    clock.advance(5)  # past the ttl while it waits out its retry delay
+    engine.tick()
+    assert engine.get_run(env.id, run.id).status == RunStatus.QUEUED
+
+
+def test_one_keys_backlog_does_not_hide_another_keys_runs(engine, env):
+    engine.set_tasks(env.id, [define("tenants", limit=1)])
+    for _ in range(80):
+        engine.trigger(env.id, "tenants", {}, TriggerOptions(concurrency_key="big"))
+    small = engine.trigger(env.id, "tenants", {}, TriggerOptions(concurrency_key="small"))
+    first = lease_ids(engine, env)
+    assert len(first) == 2 and small.id in first  # one of "big", and "small" although it came last
+    assert lease_ids(engine, env) == []

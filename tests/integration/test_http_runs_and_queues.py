@@ -191,8 +191,8 @@ def test_queues_list_pause_resume_and_concurrency(api: TestClient, backend: Back
     trigger(api, "encode")
     trigger(api, "encode")
     queues = {q["name"]: q for q in api.get("/api/v1/queues").json()["data"]}
-    assert queues["media/encode"] == {"name": "media/encode", "concurrency_limit": 2, "paused": False,
-                                      "running": 0, "queued": 2}
+    assert queues["media/encode"] == {"name": "media/encode", "concurrency_limit": 2, "code_limit": 2,
+                                      "override_limit": None, "paused": False, "running": 0, "queued": 2}
 
     paused = api.post("/api/v1/queues/media/encode/pause")
     assert paused.status_code == 200 and paused.json()["paused"] is True
@@ -207,8 +207,8 @@ def test_queues_list_pause_resume_and_concurrency(api: TestClient, backend: Back
     leased = backend.engine.lease(backend.env.id, "worker-1", capacity=10).attempts
     assert len(leased) == 1  # the new limit holds
     assert api.get("/api/v1/queues/media/encode").json()["running"] == 1
-    unlimited = api.post("/api/v1/queues/media/encode/concurrency", json={"concurrency_limit": None}).json()
-    assert unlimited["concurrency_limit"] is None
+    cleared = api.post("/api/v1/queues/media/encode/concurrency", json={"concurrency_limit": None}).json()
+    assert (cleared["concurrency_limit"], cleared["override_limit"]) == (2, None)  # the code's limit again
 
 
 def test_queue_errors(api: TestClient) -> None:

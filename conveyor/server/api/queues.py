@@ -34,8 +34,9 @@ def resume_queue(name: str, env: EnvironmentDep, engine: EngineDep) -> QueueInfo
 
 @router.post("/{name:path}/concurrency", response_model=QueueInfo, summary="Set a queue's concurrency limit")
 def set_queue_concurrency(name: str, body: ConcurrencyBody, env: EnvironmentDep, engine: EngineDep) -> QueueInfo:
-    """At most `concurrency_limit` runs of the queue execute at once (per concurrency key);
-    null removes the limit."""
+    """Override the queue's limit: at most `concurrency_limit` runs of it execute at once (per
+    concurrency key). The override survives code reloads; null clears it, so the limit the
+    task code declares applies again."""
     return engine.set_queue_limit(env.id, name, body.concurrency_limit)
 
 

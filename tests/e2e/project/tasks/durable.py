@@ -153,3 +153,36 @@ async def chaos(payload, ctx):
         value = result.output["n"]
     await step.run("end", effect, f"end {ctx.run.id}")
     return value
+
+
+@task(id="short-wait-in-budget", max_duration=2)
+async def short_wait_in_budget(payload):
+    await wait.for_(seconds=3)  # longer than max_duration, but waits are not compute time
+    return "done"
+
+
+@task(id="logs-across-resume")
+async def logs_across_resume(payload):
+    logger.info("before 1")
+    logger.info("before 2")
+    await wait.for_(seconds=6)
+    for i in range(3):
+        logger.info(f"after {i}")
+    return "done"
+
+
+@task(id="returns-result")
+async def returns_result(payload):
+    return await double.trigger_and_wait({"n": 2})
+
+
+@task(id="returns-set")
+async def returns_set(payload):
+    return {1, 2}
+
+
+@task(id="sync-durable")
+def sync_durable(payload):
+    import asyncio as aio
+
+    return aio.run(step.run("x", effect, "never"))

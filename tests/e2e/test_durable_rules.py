@@ -1,0 +1,49 @@
+"""What durable execution promises at its edges: waits are not compute time, logs survive a
+resume, and mistakes in task code fail clearly instead of silently."""
+
+from __future__ import annotations
+
+import psutil
+
+from tests.e2e.conftest import wait_for
+
+
+def test_a_short_wait_does_not_count_against_max_duration(client):
+    run = client.runs.poll(client.trigger("short-wait-in-budget", {}).id, timeout=20)
+    assert run.status == "COMPLETED", run.error
+
+
+def test_log_lines_written_before_and_after_a_suspension_are_all_kept(client):
+    handle = client.trigger("logs-across-resume", {})
+    assert client.runs.poll(handle.id, timeout=30).status == "COMPLETED"
+    messages = [line.message for line in client.runs.logs(handle.id)]
+    assert messages == ["before 1", "before 2", "after 0", "after 1", "after 2"]
+
+
+def test_returning_a_result_fails_with_a_hint_and_is_not_retried(client):
+    run = client.runs.poll(client.trigger("returns-result", {}).id, timeout=30)
+    assert run.status == "FAILED" and run.attempts == 1
+    assert "result.output" in run.error.message
+
+
+def test_an_output_that_is_not_json_fails_once(client):
+    run = client.runs.poll(client.trigger("returns-set", {}).id, timeout=20)
+    assert run.status == "FAILED" and run.attempts == 1 and run.error.code == "output_invalid"
+
+
+def test_durable_calls_in_a_sync_task_are_a_clear_error(client, dev):
+    run = client.runs.poll(client.trigger("sync-durable", {}).id, timeout=30)
+    assert run.status == "FAILED"
+    assert "async def" in run.error.message
+    assert "never" not in dev.effects()
+
+
+def test_a_timed_out_sync_task_leaves_no_spinning_process(client, dev):
+    platform = psutil.Process(dev.proc.pid)
+    before = {p.pid for p in platform.children(recursive=True)}
+    run = client.runs.poll(client.trigger("sync-spinner", {}).id, timeout=20)
+    assert run.status == "TIMED_OUT"
+    # the executor with the runaway thread is replaced and killed, not left spinning
+    wait_for(lambda: all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+                         for pid in before - {p.pid for p in platform.children(recursive=True)})
+             and len(platform.children(recursive=True)) == len(before), timeout=20, what="the old executor to go")
