@@ -26,17 +26,16 @@ from conveyor.errors import (
     TaskRunFailed,
 )
 from conveyor.models import QueueInfo, RetryPolicy, Run, RunStatus, Token
-from conveyor.sdk.batch import BatchResult, batch
+from conveyor.results import BatchHandle, BatchResult, Result, RunHandle
+from conveyor.sdk.batch import batch
 from conveyor.sdk.context import Context
 from conveyor.sdk.logger import logger
 from conveyor.sdk.queue import Queue, queue
-from conveyor.sdk.results import BatchHandle, Result, RunHandle
 from conveyor.sdk.retry import retry
 from conveyor.sdk.step import step
 from conveyor.sdk.task import Task, schema_task, task
 from conveyor.sdk.wait import wait
-
-__version__ = "0.1.0"
+from conveyor.version import __version__
 
 __all__ = [
     "AbortTaskRunError",

@@ -17,7 +17,6 @@ from typing import Any, NoReturn
 import click
 from click.exceptions import NoArgsIsHelpError
 
-from conveyor import __version__
 from conveyor.cli.dev import dev
 from conveyor.cli.init import init
 from conveyor.cli.options import BadArgument, Connection, connection_options
@@ -25,6 +24,7 @@ from conveyor.cli.runs import runs
 from conveyor.cli.trigger import trigger
 from conveyor.cli.worker import worker
 from conveyor.errors import ConveyorError
+from conveyor.version import __version__
 
 USAGE_EXIT = 2
 ERROR_EXIT = 1

@@ -39,7 +39,7 @@ from conveyor.models import (
 )
 from conveyor.models import dump_trigger_options as trigger_options
 from conveyor.protocol import AttemptOutcome, LeaseReply, LogEntry
-from conveyor.sdk.results import BatchHandle, RunHandle
+from conveyor.results import BatchHandle, RunHandle
 from conveyor.serialization import to_json_value
 
 T = TypeVar("T")
@@ -357,7 +357,7 @@ def timed_out(api_url: str, call: Call[Any], exc: Exception) -> ApiError:
 
 
 def headers(secret_key: str) -> dict[str, str]:
-    from conveyor import __version__
+    from conveyor.version import __version__
 
     return {"Authorization": f"Bearer {secret_key}", "Accept": "application/json",
             "User-Agent": f"conveyor-python/{__version__}"}

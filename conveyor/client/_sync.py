@@ -26,7 +26,7 @@ from conveyor.models import (
     Token,
     TriggerOptions,
 )
-from conveyor.sdk.results import BatchHandle, RunHandle
+from conveyor.results import BatchHandle, RunHandle
 
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ from typing import Any
 from conveyor.client._async import AsyncClient
 from conveyor.client._calls import UNSET, RunPage
 from conveyor.models import LogLine, QueueInfo, Run, RunStatus, TaskDefinition, TriggerOptions
-from conveyor.sdk.results import BatchHandle, RunHandle
+from conveyor.results import BatchHandle, RunHandle
 
 _lock = threading.Lock()
 _clients: dict[asyncio.AbstractEventLoop, AsyncClient] = {}

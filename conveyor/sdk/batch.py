@@ -9,36 +9,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError, PayloadError
+from conveyor.results import BatchHandle, BatchResult, RunHandle, batch_result_from
 from conveyor.sdk.context import current_scope
-from conveyor.sdk.results import BatchHandle, Result, RunHandle
 
 if TYPE_CHECKING:
     from conveyor.sdk.task import Task
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    """How every run of a batch ended: `runs` in input order."""
-
-    id: str
-    runs: list[Result] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.runs)
-
-
-def result_from(data: dict[str, Any]) -> Result:
-    return Result(ok=bool(data.get("ok")), id=data.get("id", ""), task_id=data.get("task_id", ""),
-                  output=data.get("output"), error=data.get("error"))
-
-
-def batch_result_from(answer: dict[str, Any]) -> BatchResult:
-    return BatchResult(id=answer.get("batch_id") or "", runs=[result_from(r) for r in answer["result"]["runs"]])
 
 
 def prepare_items(items: Any) -> list[tuple[str, Any, dict[str, Any]]]:

@@ -19,10 +19,16 @@ from conveyor.durations import parse_duration
 from conveyor.errors import ConveyorError, PayloadError, TaskDefinitionError, validation_summary
 from conveyor.models import MACHINES, QueueSpec, RetryPolicy, TaskDefinition
 from conveyor.models import dump_trigger_options as trigger_options
-from conveyor.sdk.batch import BatchResult, batch_result_from, result_from
+from conveyor.results import (
+    BatchHandle,
+    BatchResult,
+    Result,
+    RunHandle,
+    batch_result_from,
+    result_from,
+)
 from conveyor.sdk.context import current_scope
 from conveyor.sdk.queue import Queue, as_queue
-from conveyor.sdk.results import BatchHandle, Result, RunHandle
 from conveyor.serialization import to_json_value
 
 F = TypeVar("F", bound=Callable[..., Any])

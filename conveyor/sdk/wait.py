@@ -19,8 +19,8 @@ from typing import Any
 from conveyor.durations import parse_duration
 from conveyor.errors import ConveyorError, InvalidRequest
 from conveyor.models import Token
+from conveyor.results import Result
 from conveyor.sdk.context import current_scope
-from conveyor.sdk.results import Result
 from conveyor.serialization import to_json_value
 
 

@@ -26,7 +26,7 @@ environment. Errors are `{"error": {"code": ..., "message": ...}}` with a 4xx st
 def create_app(engine: Engine, *, title: str = "Conveyor") -> FastAPI:
     """The API app over `engine`. Other parts (dashboard, worker protocol) add their own
     routers to it; they share the JSON error handling installed here."""
-    from conveyor import __version__
+    from conveyor.version import __version__
 
     app = FastAPI(title=title, version=__version__, description=API_DESCRIPTION)
     app.state.engine = engine

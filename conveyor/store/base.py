@@ -71,21 +71,3 @@ def migrations() -> Iterator[tuple[int, str]]:
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".sql"):
             yield int(entry.name.split("_", 1)[0]), entry.read_text()
-
-
-def open_store(url: str) -> Store:
-    """A store for `postgresql://...`, `sqlite:///path`, or a plain file path (SQLite)."""
-    if url.startswith(("postgresql://", "postgres://")):
-        try:
-            from conveyor.store.postgres import PostgresStore
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            from conveyor.errors import ConfigError
-
-            raise ConfigError(
-                "PostgreSQL support needs the postgres extra: pip install 'conveyor[postgres]'"
-            ) from exc
-        return PostgresStore(url)
-    from conveyor.store.sqlite import SqliteStore
-
-    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
-    return SqliteStore(path)

@@ -25,8 +25,8 @@ from conveyor.errors import (
 )
 from conveyor.models import RunStatus, TriggerOptions
 from conveyor.protocol import AttemptOutcome, LogEntry
+from conveyor.results import BatchHandle, RunHandle
 from conveyor.sdk.queue import queue
-from conveyor.sdk.results import BatchHandle, RunHandle
 
 if TYPE_CHECKING:
     from conftest import Backend

@@ -46,3 +46,24 @@ class Result:
         if isinstance(self.error, dict) and self.error.get("message"):
             message = f"run {self.id} of task {self.task_id!r} failed: {self.error['message']}"
         raise TaskRunFailed(message, run_id=self.id, task_id=self.task_id, error=self.error)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """How every run of a batch ended: `runs` in input order."""
+
+    id: str
+    runs: list[Result] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.runs)
+
+
+def result_from(data: dict[str, Any]) -> Result:
+    return Result(ok=bool(data.get("ok")), id=data.get("id", ""), task_id=data.get("task_id", ""),
+                  output=data.get("output"), error=data.get("error"))
+
+
+def batch_result_from(answer: dict[str, Any]) -> BatchResult:
+    return BatchResult(id=answer.get("batch_id") or "", runs=[result_from(r) for r in answer["result"]["runs"]])
