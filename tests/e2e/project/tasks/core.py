@@ -86,7 +86,7 @@ def sync_sleep(payload):
     return time.time()
 
 
-@task(id="hog", machine="micro", retry={"max_attempts": 1})
+@task(id="hog", machine="micro", retry={"max_attempts": 1}, on_failure=on_failure)
 def hog(payload):
     data = bytearray(600 * 1024 * 1024)
     time.sleep(3)
@@ -110,3 +110,8 @@ async def retry_block(payload):
         return len(calls)
 
     return await retry.on_throw(sometimes, max_attempts=5, min_timeout_ms=10, randomize=False)
+
+
+@task(id="expiring", queue=queue("parked"), on_failure=on_failure)
+async def expiring(payload):
+    return "never runs: its queue is paused in the test"
