@@ -9,7 +9,7 @@ result is in the backend (`celery-task-meta-<id>`, status SUCCESS); its `date_do
 
 from __future__ import annotations
 
-import contextlib
+import gc
 import json
 import os
 import sys
@@ -175,12 +175,11 @@ def _chord(worker: CeleryWorker, header: list[Any], timeout: float) -> tuple[dic
     meta = _wait_one(worker.redis, result.id, timeout)
     seen = time.time()
     children = _meta(worker.redis, [r.id for r in result.parent.results])
-    # the result asked the backend to tell it when it is ready (a Redis subscription): drop it
-    # now, not at interpreter exit, when its __del__ can no longer unsubscribe
-    for pending in (result, *result.parent.results):
-        with contextlib.suppress(Exception):
-            app.backend.remove_pending_result(pending)
+    # the results are registered with the backend, to be told when they are ready (a Redis
+    # subscription): unregister and free them now, not at interpreter exit, when their __del__
+    # can no longer unsubscribe (and prints a traceback)
     del result
+    _forget_pending()
     return meta, children, t0, seen
 
 
@@ -192,6 +191,15 @@ def _chord_figures(meta: dict[str, Any], children: list[dict[str, Any] | None], 
             "children_ok": sum(1 for c in children if c is not None and c["status"] == "SUCCESS"),
             "children_last_end": (max(done) - t0) if done else None,
             "resume_after_last_child": (last_parent - max(done)) if done else None}
+
+
+def _forget_pending() -> None:
+    backend = app.backend
+    for mapping in getattr(backend, "_pending_results", ()):  # (concrete, weak): task id -> {id: result}
+        for waiters in list(mapping.values()):
+            for pending in list(waiters.values()):
+                backend.remove_pending_result(pending)
+    gc.collect()
 
 
 def fanout(worker: CeleryWorker, n: int, timeout: float = 300.0) -> dict[str, Any]:

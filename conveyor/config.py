@@ -75,6 +75,13 @@ class Config(_Section):
     def task_dirs(self) -> list[Path]:
         return [self.root / d for d in self.dirs]
 
+    def check_dirs(self) -> None:
+        """ConfigError unless every entry of `dirs` is a folder of the project."""
+        missing = [d for d in self.dirs if not (self.root / d).is_dir()]
+        if missing:
+            raise ConfigError(f"{self.source}: dirs names {', '.join(missing)}, which is not a folder of "
+                              f"{self.root}; create it or fix dirs")
+
 
 _KNOWN: dict[str, set[str]] = {
     "": set(Config.model_fields) - {"root", "source"},

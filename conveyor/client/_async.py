@@ -170,7 +170,7 @@ class AsyncQueues:
         return await self._client.send(calls.resume_queue(name))
 
     async def set_concurrency(self, name: str, limit: int | None) -> QueueInfo:
-        """At most `limit` runs of the queue execute at once; None removes the limit."""
+        """Override the queue's concurrency limit; None clears the override (the code's limit applies again)."""
         return await self._client.send(calls.set_queue_concurrency(name, limit))
 
 

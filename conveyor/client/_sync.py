@@ -169,7 +169,7 @@ class Queues:
         return self._client.send(calls.resume_queue(name))
 
     def set_concurrency(self, name: str, limit: int | None) -> QueueInfo:
-        """At most `limit` runs of the queue execute at once; None removes the limit."""
+        """Override the queue's concurrency limit; None clears the override (the code's limit applies again)."""
         return self._client.send(calls.set_queue_concurrency(name, limit))
 
 

@@ -175,6 +175,9 @@ class Engine(DurableExecution):
         fail as crashed and are retried per their policy."""
         now = self.clock()
         with self.store.transaction() as tx:
+            existing = tx.one("get_worker", id=worker_id)
+            if existing is not None and existing["env_id"] != env_id:
+                raise Conflict(f"worker id {worker_id!r} belongs to another environment; use another id")
             tx.run("upsert_worker", id=worker_id, env_id=env_id, name=name, now=now)
             for row in tx.all("runs_of_worker", worker_id=worker_id):
                 self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
@@ -593,6 +596,13 @@ class Engine(DurableExecution):
             environment=environment,
         )
 
+    def check_worker(self, env_id: str, worker_id: str) -> None:
+        """NotFound unless the worker registered in this environment."""
+        with self.store.read() as tx:
+            row = tx.one("get_worker", id=worker_id)
+        if row is None or row["env_id"] != env_id:
+            raise NotFound(f"worker {worker_id!r} is not registered in this environment; register it first")
+
     def heartbeat(self, worker_id: str, running: list[str]) -> list[str]:
         """A worker is alive. Returns the ids among `running` it must stop (canceled or taken back)."""
         now = self.clock()
@@ -681,17 +691,20 @@ class Engine(DurableExecution):
             tx.run_many("insert_log", rows)
 
     def worker_stopped(self, worker_id: str) -> None:
-        """A worker shut down cleanly; runs it still held are retried elsewhere."""
-        self._reclaim(worker_id, "The worker running this attempt shut down before it finished.")
+        """A worker shut down cleanly: it takes no more runs, and the attempts it still held
+        run again without using up one of their retries (the worker stopped, not the code)."""
+        self._reclaim(worker_id, "The worker shut down before this attempt finished; it runs again.",
+                      kind="interrupted")
 
-    def _reclaim(self, worker_id: str, message: str) -> None:
+    def _reclaim(self, worker_id: str, message: str, kind: str = "crashed") -> None:
         now = self.clock()
         envs: set[str] = set()
         with self.store.transaction() as tx:
             tx.run("stop_worker", id=worker_id, now=now)
             for row in tx.all("runs_of_worker", worker_id=worker_id):
-                envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
-                    "name": "WorkerLost", "code": "crashed", "message": message}), now)
+                name = "Interrupted" if kind == "interrupted" else "WorkerLost"
+                envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], kind, error={  # type: ignore[arg-type]
+                    "name": name, "code": kind, "message": message}), now)
         for env_id in envs:
             self._emit("available", env_id)
 

@@ -11,15 +11,17 @@ from rich.console import Console
 class RunReporter:
     """Prints what happens to runs, one line each, like a log you can read."""
 
-    def __init__(self, console: Console, quiet: bool = False) -> None:
+    def __init__(self, console: Console, quiet: bool = False, reloads: bool = False) -> None:
         self.console = console
         self.quiet = quiet
+        self.reloads = reloads  # the process reloads the code when files change (conveyor dev)
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         stamp = time.strftime("%H:%M:%S")
         if event == "load_error":
             self.console.print(f"[dim]{stamp}[/] [bold red]Task code failed to load:[/] {data['message']}", highlight=False)
-            self.console.print("[dim]         Fix it and save: the worker reloads on changes.[/]")
+            if self.reloads:
+                self.console.print("[dim]         Fix it and save: the worker reloads on changes.[/]")
         elif event == "loaded":
             tasks = ", ".join(data["tasks"]) or "(none found)"
             verb = "Loaded" if data["generation"] == 1 else "Reloaded"

@@ -104,10 +104,7 @@ class _Server(uvicorn.Server):
 
 async def serve_dev(config: Config, *, host: str, port: int, executors: int, capacity: int,
                     console: Console, quiet: bool = False, worker: bool = True, worker_timeout: float = 30.0) -> None:
-    missing = [d for d in config.dirs if not (config.root / d).is_dir()]
-    if missing:
-        raise ConfigError(f"{config.source}: dirs names {', '.join(missing)}, which is not a folder of "
-                          f"{config.root}; create it or fix dirs")
+    config.check_dirs()
     state = DevState.load(config.root)
     lock = _lock(state.folder)
     _check_port(host, port)
@@ -125,7 +122,8 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int, cap
 
     supervisor = Supervisor(LocalLink(engine, env.id), root=config.root, worker_id=state.worker_id, name="dev",
                             environment="dev", default_machine=config.machine, executors=executors,
-                            capacity=capacity, heartbeat_interval=2.0, reporter=RunReporter(console, quiet))
+                            capacity=capacity, heartbeat_interval=min(2.0, worker_timeout / 3),
+                            reporter=RunReporter(console, quiet, reloads=True))
     loop = asyncio.get_running_loop()
 
     def on_engine_event(event: str, env_id: str, run_id: str | None) -> None:

@@ -20,6 +20,7 @@ import sys
 from rich.console import Console
 
 from conveyor.config import Config
+from conveyor.errors import ConfigError
 from conveyor.eventloop import use_fast_event_loop
 from conveyor.platform.console import RunReporter
 from conveyor.worker.link import HttpLink
@@ -28,6 +29,7 @@ from conveyor.worker.supervisor import Supervisor
 
 async def serve_worker(config: Config, *, api_url: str | None, secret_key: str | None, name: str,
                        worker_id: str, executors: int, capacity: int, console: Console, quiet: bool) -> None:
+    config.check_dirs()
     link = HttpLink(api_url, secret_key)
     await link.register(worker_id, name, None)  # who we are, before loading the code
     environment = link.environment or "dev"
@@ -40,6 +42,9 @@ async def serve_worker(config: Config, *, api_url: str | None, secret_key: str |
         loop.add_signal_handler(sig, stop.set)
     console.print(f"[bold]Conveyor worker[/] {name} ({worker_id})  →  {link.client.api_url}  "
                   f"environment [cyan]{environment}[/]", highlight=False)
+    if not await supervisor.load():  # a worker that cannot load its code would only sit there
+        await supervisor.stop(grace=0)
+        raise ConfigError(f"the task code failed to load: {supervisor.load_error}")
     runner = asyncio.create_task(supervisor.run())
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([runner, stopper], return_when=asyncio.FIRST_COMPLETED)

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from conveyor.errors import ConveyorError, PayloadError
+from conveyor.errors import AbortTaskRunError, ConveyorError, PayloadError
 from conveyor.protocol import AttemptSpec, JournalEntry
 from conveyor.serialization import to_json_value
 
@@ -115,8 +115,8 @@ class Replay:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if loop is not self.loop:
-            raise ConveyorError("durable calls (step, wait, trigger_and_wait, tokens, triggers) need an "
+        if loop is not self.loop:  # the same code fails the same way: an abort, not retried
+            raise AbortTaskRunError("durable calls (step, wait, trigger_and_wait, tokens, triggers) need an "
                                 "`async def` task; this one is a plain `def` running in a thread")
 
     async def request(self, op: str, args: dict[str, Any]) -> Any:

@@ -53,6 +53,7 @@ class Supervisor:
         self.draining: list[ExecutorProcess] = []
         self.waiting_for_executor: dict[str, list[AttemptSpec | HookJob]] = {}
         self.tasks: list[TaskDefinition] | None = None
+        self.load_error: str | None = None
         self.registered = False
         self._outcomes: list[AttemptOutcome] = []
         self._logs: list[LogEntry] = []
@@ -78,8 +79,9 @@ class Supervisor:
         self._wake.set()
 
     async def run(self) -> None:
-        """Load the code, register, and serve until `stop()`."""
-        await self.load()
+        """Load the code (unless `load()` already did), register, and serve until `stop()`."""
+        if self.tasks is None:
+            await self.load()
         loops = [self._lease_loop(), self._flush_loop(), self._heartbeat_loop(), self._watch_loop()]
         tasks = [asyncio.create_task(c) for c in loops]
         try:
@@ -104,6 +106,7 @@ class Supervisor:
             for pool in fresh.values():
                 for proc in pool:
                     proc.kill("load failed")
+            self.load_error = exc.message
             self.reporter("load_error", {"message": exc.message})
             return False
         tasks = [TaskDefinition.model_validate(t) for t in manifests[0]]
@@ -128,23 +131,20 @@ class Supervisor:
 
     async def stop(self, grace: float = 3.0) -> None:
         """Stop leasing, let running attempts finish for `grace` seconds, then stop executors.
-        Attempts still running are handed back to the engine, which retries them."""
+        Attempts still running are handed back: the engine retries them without using up one
+        of their attempts, and takes nothing more for this worker (a lease still open, say)."""
         self._stopping = True
         self.wake()
         deadline = time.monotonic() + grace
         while self.inflight_count and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        for proc in self._all_processes():
-            for run_id, entry in list(proc.inflight.items()):
-                self._record(AttemptOutcome(run_id, entry.spec.attempt, "interrupted", error={
-                    "name": "Interrupted", "code": "interrupted",
-                    "message": "The worker shut down before this attempt finished; it runs again."}), entry)
-            proc.inflight.clear()
-            proc.kill("worker stopping")
-        await self._flush_now()
+        await self._flush_now()  # what finished during the grace period first
         self._closed = True
         with contextlib.suppress(ConveyorError, OSError):
             await self.link.stopped(self.worker_id)
+        for proc in self._all_processes():
+            proc.inflight.clear()
+            proc.kill("worker stopping")
 
     def _spawn(self, machine: str, generation: int) -> ExecutorProcess:
         proc = ExecutorProcess(self.root, self.environment, machine, generation, self._on_message, self._on_exit)

@@ -78,8 +78,8 @@ def test_a_thousand_waiting_runs_hold_no_process(fresh_dev):
         for _ in range(2):
             client.batch_trigger("sleeper", [{"payload": {"seconds": 8}}] * 500)
         wait_for(lambda: len(client.runs.list(status="WAITING", limit=1000, task="sleeper").data) == 1000,
-                 timeout=40, interval=0.5, what="1,000 runs WAITING")
+                 timeout=90, interval=0.5, what="1,000 runs WAITING")
         assert len(platform.children(recursive=True)) == before
         assert {q.name: q.running for q in client.queues.list()}["sleeper"] == 0
         wait_for(lambda: len(client.runs.list(status="COMPLETED", limit=1000, task="sleeper").data) == 1000,
-                 timeout=60, interval=0.5, what="all to complete")
+                 timeout=150, interval=0.5, what="all to complete")

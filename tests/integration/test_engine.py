@@ -312,3 +312,21 @@ def test_one_keys_backlog_does_not_hide_another_keys_runs(engine, env):
     first = lease_ids(engine, env)
     assert len(first) == 2 and small.id in first  # one of "big", and "small" although it came last
     assert lease_ids(engine, env) == []
+
+
+def test_a_worker_id_belongs_to_one_environment(engine, env):
+    other = engine.ensure_environment("proj", "prod", "prod")
+    with pytest.raises(Conflict, match="another environment"):
+        engine.register_worker(other.id, "w1", "w1")
+    with pytest.raises(NotFound):
+        engine.check_worker(other.id, "w1")
+    engine.check_worker(env.id, "w1")
+
+
+def test_a_cleanly_stopped_worker_hands_its_runs_back_without_using_retries(engine, env):
+    run = engine.trigger(env.id, "plain", {}, TriggerOptions(max_attempts=1))
+    lease_ids(engine, env)
+    engine.worker_stopped("w1")
+    got = engine.get_run(env.id, run.id, with_attempts=True)
+    assert got.status == RunStatus.QUEUED and got.attempt_list[0].status == "INTERRUPTED"
+    assert engine.lease(env.id, "w1", 10).attempts == []  # a stopped worker's open lease takes nothing

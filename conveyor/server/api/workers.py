@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -20,7 +20,14 @@ from conveyor.protocol import AttemptOutcome, LeaseReply, LogEntry
 from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.schemas import ERROR_RESPONSES
 
+
+def registered_worker(worker_id: str, env: EnvironmentDep, engine: EngineDep) -> None:
+    """Every route but register acts only for a worker of the key's own environment."""
+    engine.check_worker(env.id, worker_id)
+
+
 router = APIRouter(prefix="/api/v1/workers/{worker_id}", tags=["workers"], responses=ERROR_RESPONSES)
+WorkerDep = Depends(registered_worker)
 
 MAX_WAIT = 30.0
 _lease_reply = TypeAdapter(LeaseReply)
@@ -100,13 +107,13 @@ def register(worker_id: str, body: RegisterBody, env: EnvironmentDep, engine: En
     return Registered(environment=env.kind, project=env.project, heartbeat_interval=engine.worker_timeout / 3)
 
 
-@router.post("/tasks", response_model=Ok, summary="The worker's code changed")
+@router.post("/tasks", dependencies=[WorkerDep], response_model=Ok, summary="The worker's code changed")
 def set_tasks(worker_id: str, body: TasksBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
     engine.set_tasks(env.id, body.tasks)
     return Ok()
 
 
-@router.post("/lease", summary="Take runs to start (long poll)")
+@router.post("/lease", dependencies=[WorkerDep], summary="Take runs to start (long poll)")
 async def lease(worker_id: str, body: LeaseBody, env: EnvironmentDep, engine: EngineDep,
                 request: Request) -> Any:
     """Attempts to start and hooks to run, within every concurrency limit. With `wait`, answers
@@ -125,43 +132,43 @@ async def lease(worker_id: str, body: LeaseBody, env: EnvironmentDep, engine: En
         await wakeups.wait(env.id, remaining)
 
 
-@router.post("/heartbeat", response_model=StopList, summary="The worker is alive")
+@router.post("/heartbeat", dependencies=[WorkerDep], response_model=StopList, summary="The worker is alive")
 def heartbeat(worker_id: str, body: HeartbeatBody, env: EnvironmentDep, engine: EngineDep) -> StopList:
     """Returns the runs among `running` the worker must stop (canceled, or taken back)."""
     return StopList(stop=engine.heartbeat(worker_id, body.running))
 
 
-@router.post("/complete", response_model=Ok, summary="Attempts ended")
+@router.post("/complete", dependencies=[WorkerDep], response_model=Ok, summary="Attempts ended")
 def complete(worker_id: str, body: CompleteBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
     engine.complete(worker_id, body.outcomes, env_id=env.id)
     return Ok()
 
 
-@router.post("/hooks", response_model=Ok, summary="Lifecycle hooks ran")
+@router.post("/hooks", dependencies=[WorkerDep], response_model=Ok, summary="Lifecycle hooks ran")
 def hooks_done(worker_id: str, body: HooksBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
     for run_id, hook in body.done:
         engine.hook_done(run_id, hook, env_id=env.id)
     return Ok()
 
 
-@router.post("/logs", response_model=Ok, summary="Log lines of attempts")
+@router.post("/logs", dependencies=[WorkerDep], response_model=Ok, summary="Log lines of attempts")
 def logs(worker_id: str, body: LogsBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
     engine.append_logs(body.entries, env_id=env.id)
     return Ok()
 
 
-@router.post("/calls", response_model=CallResult, summary="A durable call made by a run")
+@router.post("/calls", dependencies=[WorkerDep], response_model=CallResult, summary="A durable call made by a run")
 def call(worker_id: str, body: CallBody, env: EnvironmentDep, engine: EngineDep) -> CallResult:
     return CallResult(result=engine.run_call(env.id, body.run_id, body.op, body.args))
 
 
-@router.post("/suspend", summary="Suspend a run on waitpoints")
+@router.post("/suspend", dependencies=[WorkerDep], summary="Suspend a run on waitpoints")
 def suspend(worker_id: str, body: SuspendBody, env: EnvironmentDep, engine: EngineDep) -> dict[str, Any]:
     engine.get_run(env.id, body.run_id)  # NotFound outside the key's environment
     return engine.suspend(worker_id, body.run_id, body.attempt, body.waitpoints, body.compute_used)
 
 
-@router.post("/stop", response_model=Ok, summary="The worker shuts down")
+@router.post("/stop", dependencies=[WorkerDep], response_model=Ok, summary="The worker shuts down")
 def stop(worker_id: str, env: EnvironmentDep, engine: EngineDep) -> Ok:
     """Runs it still held are retried elsewhere."""
     engine.worker_stopped(worker_id)
