@@ -56,8 +56,10 @@ def table(results: dict[str, Any]) -> str:
     if cv.get("throughput") and ce.get("throughput") and all(
             side["throughput"]["completed"] >= side["throughput"]["runs"] for side in (cv, ce)):
         rows[-1] = (*rows[-1][:3], _ratio(cv["throughput"]["runs_per_second"], ce["throughput"]["runs_per_second"]))
+    complete = all(side["throughput"]["completed"] >= side["throughput"]["runs"]
+                   for side in (cv, ce) if side.get("throughput"))  # no ratio of a failed workload
     add("  pace after the last trigger call returned (runs/s; the client no longer competing)",
-        lambda v: f"{v:.0f}", lambda s: tp(s) and tp(s).get("drain_runs_per_second"), ratio=True)
+        lambda v: f"{v:.0f}", lambda s: tp(s) and tp(s).get("drain_runs_per_second"), ratio=complete)
     add("time to last completion", lambda v: f"{v:.2f} s", lambda s: tp(s) and tp(s)["seconds"])
     add("time until seen done by polling", lambda v: f"{v:.2f} s", lambda s: tp(s) and tp(s)["observed_seconds"])
     add("time to enqueue all runs", lambda v: f"{v:.2f} s", lambda s: tp(s) and tp(s)["enqueue_seconds"])
@@ -68,7 +70,7 @@ def table(results: dict[str, Any]) -> str:
     add("  of which the main process (Conveyor: dev process; Celery: main worker process)",
         lambda v: f"{v:.1f} s", lambda s: tp(s) and tp(s).get("cpu_main"))
     add("CPU ms per 1,000 runs: platform / worker processes", lambda v: f"{v:.0f} ms",
-        lambda s: tp(s) and tp(s).get("cpu") is not None and 1e6 * tp(s)["cpu"] / max(tp(s)["runs"], 1), ratio=True)
+        lambda s: tp(s) and tp(s).get("cpu") is not None and 1e6 * tp(s)["cpu"] / max(tp(s)["runs"], 1), ratio=complete)
     add("CPU seconds: Redis", lambda v: f"{v:.1f} s", lambda s: tp(s) and tp(s).get("cpu_redis"))
     add("CPU seconds: the benchmark client", lambda v: f"{v:.1f} s", lambda s: tp(s) and tp(s).get("cpu_client"))
     add("CPU of other processes on the machine during throughput (noise)",

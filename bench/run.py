@@ -50,6 +50,21 @@ def versions() -> dict[str, str]:
     return found
 
 
+def conveyor_tree() -> tuple[float, str]:
+    """The newest modification time among the conveyor package's files, and which file: other
+    people edit the tree while benchmarks run, and figures straddling an edit are suspect."""
+    import conveyor
+
+    root = Path(conveyor.__file__).resolve().parent
+    newest, name = 0.0, "?"
+    for path in root.rglob("*"):
+        if path.suffix in (".py", ".sql") and "__pycache__" not in path.parts:
+            mtime = path.stat().st_mtime
+            if mtime > newest:
+                newest, name = mtime, str(path.relative_to(root.parent))
+    return newest, name
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -176,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 
     log_dir = Path(tempfile.mkdtemp(prefix="conveyor-bench-"))
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    tree_before = conveyor_tree()
     print(f"logs in {log_dir}", flush=True)
     raw: dict[str, list[dict[str, Any]]] = {}
     raw_durable: dict[str, list[dict[str, Any]]] = {}
@@ -211,9 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     durable = {name: durable_suite.summarize(r) for name, r in raw_durable.items()}
     command = "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     found = versions()
+    tree_after = conveyor_tree()
+    stamp = time.strftime("%H:%M:%S", time.localtime(tree_after[0]))
+    tree_note = (f"conveyor tree: newest file {tree_after[1]} ({stamp}), unchanged during the run"
+                 if tree_after == tree_before else
+                 f"conveyor tree: CHANGED during the run ({tree_after[1]} at {stamp}): the figures mix code versions")
     print()
     print(f"{started}  ·  {command.strip()}")
     print("  ".join(f"{k} {v}" for k, v in found.items()))
+    print(tree_note)
     for name, rounds in raw.items():
         print(f"{name}: {rounds[0].get('launch') or rounds[0].get('command')}")
     for name, summary in durable.items():
@@ -225,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(report.durable_table(durable, durable_suite.sizes(args)))
     if args.json:
-        out = {"date": started, "command": command.strip(), "versions": found, "results": results, "raw": raw,
+        out = {"date": started, "command": command.strip(), "versions": found, "tree": tree_note,
+               "results": results, "raw": raw,
                "durable": durable, "raw_durable": raw_durable}
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))
     if failed or args.keep_logs:

@@ -5,8 +5,11 @@ Pure functions; nothing here reads the clock except `resolve_when`, which is giv
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
+
+MAX_SECONDS = 100 * 365 * 86400.0  # a century: beyond it a duration is a mistake, not a plan
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -17,8 +20,12 @@ def parse_duration(value: float | int | str, *, name: str = "duration") -> float
     if isinstance(value, bool):
         raise ValueError(f"{name} must be seconds or a string like '1h30m', not a boolean")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number of seconds")
         if value < 0:
             raise ValueError(f"{name} must not be negative")
+        if value > MAX_SECONDS:
+            raise ValueError(f"{name} of {value:g} seconds is over a century; that is not a plan")
         return float(value)
     if isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
@@ -31,7 +38,7 @@ def parse_duration(value: float | int | str, *, name: str = "duration") -> float
             total += float(match.group(1)) * _UNITS[match.group(2)]
             pos = match.end()
         if text and pos == len(text):
-            return total
+            return parse_duration(total, name=name)
         raise ValueError(f"{name} {value!r} is not a duration; write seconds or e.g. '30s', '5m', '1h30m', '2d'")
     raise ValueError(f"{name} must be seconds or a string like '1h30m', not {type(value).__name__}")
 

@@ -124,5 +124,5 @@ def validation_summary(exc: ValidationError, limit: int = 3) -> str:
     parts = []
     for error in exc.errors()[:limit]:
         where = ".".join(str(p) for p in error["loc"]) or "value"
-        parts.append(f"{where}: {error['msg']}")
+        parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)

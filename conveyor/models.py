@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from conveyor.durations import parse_duration
+from conveyor.durations import MAX_SECONDS, parse_duration
 from conveyor.errors import InvalidRequest, validation_summary
 from conveyor.serialization import to_json_value
 
@@ -55,6 +55,9 @@ FINAL_STATUSES = frozenset(
 FAILURE_STATUSES = frozenset(
     {RunStatus.FAILED, RunStatus.CRASHED, RunStatus.SYSTEM_FAILURE, RunStatus.TIMED_OUT, RunStatus.EXPIRED}
 )
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # a payload, an output or a step's result, as JSON
+MAX_PAYLOAD_HINT = "keep large data elsewhere (a file, an object store) and pass a reference to it"
 
 MACHINES: dict[str, tuple[float, float]] = {
     # preset: (vCPU, memory in GB)
@@ -105,7 +108,7 @@ class TriggerOptions(BaseModel):
     concurrency_key: str | None = Field(None, min_length=1, max_length=256)
     priority: float = Field(0, ge=0, le=86400 * 365)
     max_attempts: int | None = Field(None, ge=1, le=250)
-    max_duration: float | None = Field(None, gt=0)
+    max_duration: float | None = Field(None, gt=0, le=MAX_SECONDS)
     machine: MachineName | None = None
 
     @field_validator("tags", mode="before")

@@ -33,6 +33,8 @@ from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.ids import new_id
 from conveyor.models import (
     FAILURE_STATUSES,
+    MAX_PAYLOAD_BYTES,
+    MAX_PAYLOAD_HINT,
     Attempt,
     LogLine,
     QueueInfo,
@@ -331,6 +333,11 @@ class Engine(DurableExecution):
             metadata_json = _dumps(options.metadata or {})
         except (TypeError, ValueError) as exc:
             raise PayloadError(f"{where}payload is not JSON: {exc}") from exc
+        if len(payload_json) > MAX_PAYLOAD_BYTES:
+            raise PayloadError(f"{where}payload is {len(payload_json) / 1024**2:.1f} MB of JSON; the limit is "
+                               f"{MAX_PAYLOAD_BYTES // 1024**2} MB: {MAX_PAYLOAD_HINT}")
+        if len(metadata_json) > 256 * 1024:
+            raise PayloadError(f"{where}metadata is {len(metadata_json) // 1024} KB of JSON; the limit is 256 KB")
         try:
             available_at = resolve_when(options.delay, now) if options.delay is not None else now
             ttl = parse_duration(options.ttl, name="ttl") if options.ttl is not None else task.ttl

@@ -52,7 +52,7 @@ def field_name(loc: Sequence[Any]) -> str:
 
 
 def _describe(error: dict[str, Any]) -> str:
-    message = str(error.get("msg", "invalid"))
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     if error.get("type") == "extra_forbidden":
         message = "unknown field; check its spelling against the API reference (/docs)"
     elif error.get("type") == "missing":

@@ -19,24 +19,25 @@ import logging
 import os
 import resource
 import signal
+import socket
 import sys
 import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from multiprocessing.connection import Connection
 from typing import Any
 
 from conveyor.config import load_config
 from conveyor.errors import AbortTaskRunError, ConveyorError, PayloadError
 from conveyor.eventloop import use_fast_event_loop
-from conveyor.models import MACHINES
+from conveyor.models import MACHINES, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_HINT
 from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LogEntry
 from conveyor.sdk import context as ctxmod
 from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, TaskInfo
 from conveyor.sdk.task import Task
 from conveyor.serialization import dumps
 from conveyor.worker.capture import flush_partial_lines, install_capture
+from conveyor.worker.channel import Channel, ChannelClosed
 from conveyor.worker.discovery import discover
 from conveyor.worker.replay import JournalMismatch, Replay
 
@@ -51,8 +52,8 @@ def error_dict(exc: BaseException, code: str | None = None) -> dict[str, Any]:
 
 
 class Executor:
-    def __init__(self, conn: Connection, tasks: dict[str, Task], environment: str) -> None:
-        self.conn = conn
+    def __init__(self, channel: Channel, tasks: dict[str, Task], environment: str) -> None:
+        self.channel = channel
         self.tasks = tasks
         self.environment = environment
         self.loop = asyncio.get_running_loop()
@@ -63,23 +64,25 @@ class Executor:
         self._next_call = 0
         self._logs: list[LogEntry] = []
         self._logs_lock = threading.Lock()
-        self._send_lock = threading.Lock()
         self.stopped = asyncio.Event()
         self.tainted = False
 
     # -- the channel ----------------------------------------------------------------------
 
     def send(self, message: tuple[Any, ...]) -> None:
-        with self._send_lock:
-            self.conn.send(message)
-
-    def on_readable(self) -> None:
+        """To the supervisor (on the loop's thread, like everything that sends)."""
         try:
-            while self.conn.poll():
-                self.dispatch(self.conn.recv())
-        except (EOFError, OSError):
-            # the supervisor is gone: nobody can receive our results, so stop at once
-            os._exit(3)
+            self.channel.send(message)
+        except ChannelClosed:
+            os._exit(3)  # the supervisor is gone: nobody can receive our results, so stop at once
+
+    async def read_forever(self) -> None:
+        while True:
+            try:
+                message = await self.channel.receive()
+            except ChannelClosed:
+                os._exit(3)
+            self.dispatch(message)
 
     def dispatch(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -205,6 +208,9 @@ class Executor:
                     output = await self.loop.run_in_executor(None, contextvars.copy_context().run, task.fn, *args)
             try:
                 output_json = dumps(output, "output")
+                if len(output_json) > MAX_PAYLOAD_BYTES:
+                    raise PayloadError(f"output is {len(output_json) / 1024**2:.1f} MB of JSON; the limit is "
+                                       f"{MAX_PAYLOAD_BYTES // 1024**2} MB: {MAX_PAYLOAD_HINT}")
                 replay.check_complete()
             except PayloadError as exc:  # the same code returns the same kind of value: no retry
                 return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "output_invalid"))
@@ -322,7 +328,8 @@ def limit_memory(machine: str) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-async def serve(conn: Connection, root: str, environment: str, machine: str) -> None:
+async def serve(sock: socket.socket, root: str, environment: str, machine: str) -> None:
+    channel = await Channel.open(sock)
     try:
         config = load_config(root)
         tasks = discover(config)
@@ -330,16 +337,15 @@ async def serve(conn: Connection, root: str, environment: str, machine: str) -> 
         manifest = [t.definition(default_retry=config.retries.default.policy(), max_duration=config.max_duration,
                                  machine=config.machine, retries_enabled=retries_enabled).model_dump(mode="json")
                     for t in tasks.values()]
-    except ConveyorError as exc:
-        conn.send(("load_error", exc.message))
-        return
     except Exception as exc:
-        conn.send(("load_error", f"{type(exc).__name__}: {exc}"))
+        message = exc.message if isinstance(exc, ConveyorError) else f"{type(exc).__name__}: {exc}"
+        channel.send(("load_error", message))
+        await channel.drain()
         return
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="conveyor-sync"))
-    executor = Executor(conn, tasks, environment)
-    loop.add_reader(conn.fileno(), executor.on_readable)
+    executor = Executor(channel, tasks, environment)
+    reader = loop.create_task(executor.read_forever())
     flusher = loop.create_task(executor.flush_forever())
     executor.send(("ready", manifest, os.getpid()))
     await executor.stopped.wait()
@@ -347,7 +353,9 @@ async def serve(conn: Connection, root: str, environment: str, machine: str) -> 
     while executor.running:
         await asyncio.gather(*(task for task, _ in list(executor.running.values())), return_exceptions=True)
     flusher.cancel()
+    reader.cancel()
     executor.flush_logs()
+    await channel.drain()
 
 
 def die_with_parent() -> None:
@@ -374,11 +382,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     die_with_parent()
     limit_memory(args.machine)
-    conn = Connection(args.fd)
+    sock = socket.socket(fileno=args.fd)
     install_capture()
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     use_fast_event_loop()
-    asyncio.run(serve(conn, args.root, args.environment, args.machine))
+    asyncio.run(serve(sock, args.root, args.environment, args.machine))
     sys.stdout.flush()
 
 

@@ -12,11 +12,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from conveyor.protocol import AttemptSpec
+from conveyor.worker.channel import Channel, ChannelClosed
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -45,9 +45,10 @@ class ExecutorProcess:
     kill_reason: str | None = None
     started_at: float = 0.0
     proc: subprocess.Popen[bytes] | None = None
-    conn: Connection | None = None
+    channel: Channel | None = None
     ready: asyncio.Future[list[dict[str, Any]]] | None = None
     _exited: bool = False
+    _reader: asyncio.Task[None] | None = None
     _reaper: asyncio.Task[None] | None = None
 
     @property
@@ -70,16 +71,15 @@ class ExecutorProcess:
             pass_fds=[child.fileno()], cwd=self.root, env=env, start_new_session=True,
         )
         child.close()
-        self.conn = Connection(parent.detach())
         self.started_at = time.monotonic()
         self.ready = loop.create_future()
-        loop.add_reader(self.conn.fileno(), self._on_readable)
+        self._reader = loop.create_task(self._read(parent))
 
-    def _on_readable(self) -> None:
-        assert self.conn is not None
+    async def _read(self, sock: socket.socket) -> None:
         try:
-            while self.conn.poll():
-                message = self.conn.recv()
+            self.channel = await Channel.open(sock)
+            while True:
+                message = await self.channel.receive()
                 if message[0] == "ready":
                     if self.ready and not self.ready.done():
                         self.ready.set_result(message[1])
@@ -88,22 +88,19 @@ class ExecutorProcess:
                         self.ready.set_exception(LoadFailed(message[1]))
                 else:
                     self.on_message(self, message)
-        except (EOFError, OSError):
-            self._closed()
+        except ChannelClosed:
+            pass
+        self._closed()
 
     def _closed(self) -> None:
         if self._exited:
             return
         self._exited = True
-        loop = asyncio.get_running_loop()
-        if self.conn is not None:
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(self.conn.fileno())
-            with contextlib.suppress(OSError):
-                self.conn.close()
+        if self.channel is not None:
+            self.channel.close()
         if self.ready and not self.ready.done():
             self.ready.set_exception(LoadFailed("the executor exited while loading the task code"))
-        self._reaper = loop.create_task(self._reap())
+        self._reaper = asyncio.get_running_loop().create_task(self._reap())
 
     async def _reap(self) -> None:
         code = None
@@ -112,12 +109,12 @@ class ExecutorProcess:
         self.on_exit(self, code)
 
     def send(self, message: tuple[Any, ...]) -> bool:
-        if self._exited or self.conn is None:
+        if self._exited or self.channel is None:
             return False
         try:
-            self.conn.send(message)
+            self.channel.send(message)
             return True
-        except (OSError, ValueError):
+        except ChannelClosed:
             self._closed()
             return False
 

@@ -24,3 +24,9 @@ def test_delay_as_datetime_or_iso_string():
     assert resolve_when(moment, 0) == moment.timestamp()
     assert resolve_when("2030-01-01T00:00:00+00:00", 0) == moment.timestamp()
     assert resolve_when("1h", 100.0) == 3700.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e300, "9999999999d", 1e18])
+def test_absurd_durations_are_refused_not_overflowed(bad):
+    with pytest.raises(ValueError, match="finite|century"):
+        parse_duration(bad)

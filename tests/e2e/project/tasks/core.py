@@ -115,3 +115,9 @@ async def retry_block(payload):
 @task(id="expiring", queue=queue("parked"), on_failure=on_failure)
 async def expiring(payload):
     return "never runs: its queue is paused in the test"
+
+
+@task(id="big-output", queue=queue("big", concurrency_limit=10))
+async def big_output(payload):
+    await asyncio.sleep(payload.get("sleep", 0))
+    return {"blob": "x" * payload["size"], "echo": len(payload.get("blob", ""))}
