@@ -405,6 +405,8 @@ class Engine(DurableExecution):
                 raise InvalidRequest(f"unknown status {status!r}; one of {', '.join(RunStatus)}")
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000")
+        if cursor is not None and not cursor.startswith("run_"):
+            raise InvalidRequest("cursor must be the next_cursor of a previous page (a run id)")
         tag_pattern = None
         if tag is not None:
             escaped = _dumps(tag)

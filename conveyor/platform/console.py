@@ -27,7 +27,11 @@ class RunReporter:
             verb = "Loaded" if data["generation"] == 1 else "Reloaded"
             self.console.print(f"[dim]{stamp}[/] {verb} tasks: [cyan]{tasks}[/]", highlight=False)
         elif event == "link_error":
-            self.console.print(f"[dim]{stamp}[/] [yellow]engine error:[/] {data['message']}", highlight=False)
+            still = " (still)" if data.get("again") else ""
+            self.console.print(f"[dim]{stamp}[/] [yellow]engine error{still}:[/] {data['message']}", highlight=False)
+        elif event == "link_ok":
+            self.console.print(f"[dim]{stamp}[/] [green]engine reachable again[/] after {data['seconds']:.0f} s",
+                               highlight=False)
         elif self.quiet:
             return
         elif event == "started":

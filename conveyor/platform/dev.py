@@ -136,7 +136,8 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int, cap
                 loop.call_soon_threadsafe(supervisor.stop_run, run_id, "canceled")
 
     engine.subscribe(on_engine_event)
-    server = _Server(uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning",
+    app = create_app(engine)
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5,
                                            access_log=False, lifespan="off"))
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -182,7 +183,11 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int, cap
     console.print("\nStopping…")
     if worker:
         await supervisor.stop()
+    app.state.wakeups.close()  # workers' long polls answer now, so the server can stop cleanly
     server.should_exit = True
+    serving = background[0]
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(serving), 10)
     for task in background:
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)

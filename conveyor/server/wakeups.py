@@ -16,6 +16,7 @@ from conveyor.engine.engine import Engine
 
 class Wakeups:
     def __init__(self, engine: Engine) -> None:
+        self.closed = False
         self._events: dict[str, set[asyncio.Event]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         engine.subscribe(self._on_event)
@@ -31,9 +32,17 @@ class Wakeups:
         for event in self._events.get(env_id, ()):
             event.set()
 
+    def close(self) -> None:
+        """The server is stopping: every long poll returns now, and new ones do not wait."""
+        self.closed = True
+        for env_id in list(self._events):
+            self._wake(env_id)
+
     async def wait(self, env_id: str, timeout: float) -> None:
         """Return when something may have become startable in `env_id`, or after `timeout`."""
         self._loop = asyncio.get_running_loop()
+        if self.closed:
+            return
         event = asyncio.Event()
         self._events.setdefault(env_id, set()).add(event)
         try:

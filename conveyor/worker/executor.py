@@ -28,7 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from conveyor.config import load_config
-from conveyor.errors import AbortTaskRunError, ConveyorError, PayloadError
+from conveyor.errors import (
+    AbortTaskRunError,
+    ConveyorError,
+    InvalidRequest,
+    PayloadError,
+    TaskDefinitionError,
+)
 from conveyor.eventloop import use_fast_event_loop
 from conveyor.models import MACHINES, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_HINT
 from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LogEntry
@@ -237,6 +243,10 @@ class Executor:
                     "message": f"The attempt ran longer than its max_duration of {spec.max_duration:g}s."})
             return AttemptOutcome(spec.run_id, spec.attempt, "crashed", error={
                 "name": "Interrupted", "code": "crashed", "message": f"The attempt was stopped ({reason})."})
+        except (PayloadError, InvalidRequest, TaskDefinitionError) as exc:
+            # a Conveyor call used wrongly (a payload that is not JSON, a negative wait, ...): the
+            # same code does it again on every attempt, so the run fails now instead of retrying
+            return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, exc.code))
         except Exception as exc:
             return AttemptOutcome(spec.run_id, spec.attempt, "failed", error=error_dict(exc))
 

@@ -31,6 +31,7 @@ log = logging.getLogger("conveyor.worker")
 
 KILL_GRACE = 1.0  # seconds past max_duration before a stuck executor is killed
 IDLE_POLL = 1.0
+LINK_REPORT_EVERY = 30.0  # seconds between reports while the engine stays unreachable
 
 
 class Supervisor:
@@ -64,6 +65,8 @@ class Supervisor:
         self._closed = False
         self._restarts: list[float] = []
         self._background: set[asyncio.Task[Any]] = set()
+        self._link_down_since: float | None = None
+        self._link_reported = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -170,9 +173,10 @@ class Supervisor:
                 try:
                     reply = await self.link.lease(self.worker_id, max(free, 0))
                 except (ConveyorError, OSError) as exc:
-                    self.reporter("link_error", {"message": str(exc)})
+                    self._link_failed(exc)
                     await asyncio.sleep(1.0)
                     continue
+                self._link_ok()
                 for spec in reply.attempts:
                     self._dispatch(spec, spec.machine)
                 for job in reply.hooks:
@@ -183,6 +187,20 @@ class Supervisor:
                     timeout = min(IDLE_POLL, max(0.0, reply.next_due - time.time()) + 0.001)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _link_failed(self, exc: Exception) -> None:
+        """Report an unreachable engine once, then every LINK_REPORT_EVERY seconds, not per retry."""
+        now = time.monotonic()
+        if self._link_down_since is None or now - self._link_reported >= LINK_REPORT_EVERY:
+            self.reporter("link_error", {"message": str(exc), "again": self._link_down_since is not None})
+            self._link_reported = now
+        if self._link_down_since is None:
+            self._link_down_since = now
+
+    def _link_ok(self) -> None:
+        if self._link_down_since is not None:
+            self.reporter("link_ok", {"seconds": time.monotonic() - self._link_down_since})
+            self._link_down_since = None
 
     def _dispatch(self, item: AttemptSpec | HookJob, machine: str) -> None:
         if machine not in MACHINES:
@@ -362,7 +380,7 @@ class Supervisor:
         except (ConveyorError, OSError) as exc:
             # keep them for the next flush: the engine ignores duplicates
             self._logs[:0], self._outcomes[:0], self._hooks_done[:0] = logs, outcomes, hooks
-            self.reporter("link_error", {"message": str(exc)})
+            self._link_failed(exc)
             await asyncio.sleep(0.5)
 
     async def _flush_loop(self) -> None:
@@ -381,7 +399,7 @@ class Supervisor:
             try:
                 stop = await self.link.heartbeat(self.worker_id, running)
             except (ConveyorError, OSError) as exc:
-                self.reporter("link_error", {"message": str(exc)})
+                self._link_failed(exc)
                 continue
             for run_id in stop:
                 self.stop_run(run_id, "canceled")

@@ -19,6 +19,16 @@ def server_only(tmp_path) -> Iterator[DevServer]:
     server.stop()
 
 
+@pytest.fixture
+def patient_server(tmp_path) -> Iterator[DevServer]:
+    """A server that gives workers 20 s of silence: on a loaded machine a late heartbeat must
+    not look like a lost worker here (that case has its own test)."""
+    server = DevServer(make_project(tmp_path), free_port(), args=("--no-worker", "--worker-timeout", "20"))
+    server.start()
+    yield server
+    server.stop()
+
+
 def peak(runs) -> int:
     edges = sorted([(r.started_at.timestamp(), 1) for r in runs] + [(r.completed_at.timestamp(), -1) for r in runs])
     current = top = 0
@@ -28,15 +38,16 @@ def peak(runs) -> int:
     return top
 
 
-def test_two_workers_share_runs_within_the_queue_limit(server_only):
-    workers = [WorkerProcess(server_only, name) for name in ("alpha", "beta")]
+def test_two_workers_share_runs_within_the_queue_limit(patient_server):
+    workers = [WorkerProcess(patient_server, name) for name in ("alpha", "beta")]
     try:
         for w in workers:
             w.start()
-        with server_only.client() as client:
+        with patient_server.client() as client:
             handles = [client.trigger("sleepy", {"seconds": 0.5}) for _ in range(12)]
             runs = [client.runs.poll(h.id, timeout=60) for h in handles]
         assert [r.status for r in runs] == ["COMPLETED"] * 12
+        assert [r.attempts for r in runs] == [1] * 12  # so each run's span is its one attempt
         assert peak(runs) == 3  # queue "three" has limit 3, across both workers
         assert all(w.output().count("✔ sleepy") >= 1 for w in workers), "both workers ran some"
     finally:

@@ -330,3 +330,8 @@ def test_a_cleanly_stopped_worker_hands_its_runs_back_without_using_retries(engi
     got = engine.get_run(env.id, run.id, with_attempts=True)
     assert got.status == RunStatus.QUEUED and got.attempt_list[0].status == "INTERRUPTED"
     assert engine.lease(env.id, "w1", 10).attempts == []  # a stopped worker's open lease takes nothing
+
+
+def test_a_cursor_that_is_not_a_run_id_is_refused(engine, env):
+    with pytest.raises(InvalidRequest, match="cursor"):
+        engine.list_runs(env.id, cursor="zzz")

@@ -123,7 +123,7 @@ async def lease(worker_id: str, body: LeaseBody, env: EnvironmentDep, engine: En
     while True:
         reply = await run_in_threadpool(engine.lease, env.id, worker_id, body.capacity)
         remaining = deadline - time.monotonic()
-        if reply.attempts or reply.hooks or remaining <= 0 or body.capacity == 0:
+        if reply.attempts or reply.hooks or remaining <= 0 or body.capacity == 0 or wakeups.closed:
             return _lease_reply.dump_python(reply, mode="json")
         if await request.is_disconnected():  # the worker went away: take nothing for it
             return _lease_reply.dump_python(reply, mode="json")
