@@ -220,6 +220,17 @@ class Attempt(BaseModel):
     error: RunError | None = None
 
 
+class WaitInfo(BaseModel):
+    """A waitpoint a suspended run waits on: a duration (until `complete_at`), a child run, a
+    batch (`done` of `total` children ended) or a token (its id: complete it to resume the run)."""
+
+    id: str
+    kind: Literal["duration", "run", "batch", "token"]
+    complete_at: datetime | None = None
+    done: int | None = None
+    total: int | None = None
+
+
 class Run(BaseModel):
     """A run as the API shows it."""
 
@@ -252,6 +263,7 @@ class Run(BaseModel):
     expires_at: datetime | None = None
     is_cached: bool = False  # this trigger returned an existing run for its idempotency key
     attempt_list: list[Attempt] | None = None
+    waiting_on: list[WaitInfo] | None = None  # what a WAITING run waits for (with the run's details)
 
     @property
     def is_final(self) -> bool:

@@ -181,6 +181,14 @@ def render_run(run: Run, logs: Sequence[LogLine] | None = None) -> None:
             facts.add_row(label, value)
     if run.is_cached:
         facts.add_row("Cached", "an existing run was returned for this idempotency key")
+    for wait in run.waiting_on or []:
+        if wait.kind == "duration":
+            what = f"a wait until {timestamp(wait.complete_at)}"
+        elif wait.kind == "token":
+            what = f"token {wait.id} (complete it to resume the run)"
+        else:
+            what = f"{'child run' if wait.kind == 'run' else 'batch'}: {wait.done} of {wait.total} ended"
+        facts.add_row("Waiting on", what)
     out.print(facts)
 
     out.print(Panel(json_block(run.payload), title="Payload", title_align="left", expand=False, border_style="dim"))

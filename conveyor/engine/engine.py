@@ -28,7 +28,7 @@ from conveyor.durations import parse_duration, resolve_when
 from conveyor.engine import policy
 from conveyor.engine.durable import DurableExecution
 from conveyor.engine.scheduling import Candidate, choose_runs, fetch_size
-from conveyor.engine.views import attempt_view, log_view, run_view
+from conveyor.engine.views import attempt_view, log_view, run_view, wait_view
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.ids import new_id
 from conveyor.models import (
@@ -391,9 +391,12 @@ class Engine(DurableExecution):
             if row is None:
                 raise NotFound(f"run {run_id} not found")
             attempts = tx.all("list_attempts", run_id=run_id) if with_attempts else None
+            waits = tx.all("waits_of_run", run_id=run_id) if with_attempts and row["status"] == "WAITING" else None
         run = run_view(row)
         if attempts is not None:
             run.attempt_list = [attempt_view(a) for a in attempts]
+        if waits is not None:
+            run.waiting_on = [wait_view(w) for w in waits]
         return run
 
     def list_runs(self, env_id: str, *, statuses: Iterable[str] = (), task_id: str | None = None,

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from conveyor.models import Attempt, LogLine, Run, RunError, RunStatus
+from conveyor.models import Attempt, LogLine, Run, RunError, RunStatus, WaitInfo
 from conveyor.store import Row
 
 
@@ -48,3 +48,9 @@ def attempt_view(row: Row) -> Attempt:
 def log_view(row: Row) -> LogLine:
     return LogLine(run_id=row["run_id"], attempt=row["attempt"], seq=row["seq"], ts=_dt(row["ts"]),
                    level=row["level"], message=row["message"], attributes=_json(row["attributes"]))
+
+
+def wait_view(row: Row) -> WaitInfo:
+    counted = row["kind"] in ("run", "batch")
+    return WaitInfo(id=row["id"], kind=row["kind"], complete_at=_dt(row["complete_at"]),
+                    done=row["done_count"] if counted else None, total=row["run_count"] if counted else None)

@@ -342,6 +342,11 @@ WHERE j.run_id IN (:ids) ORDER BY j.created_at;
 -- A suspended run waits on a waitpoint.
 INSERT INTO run_waits (run_id, waitpoint_id) VALUES (:run_id, :waitpoint_id) ON CONFLICT DO NOTHING;
 
+-- name: waits_of_run
+-- What a suspended run waits on.
+SELECT w.id, w.kind, w.status, w.complete_at, w.run_count, w.done_count
+FROM run_waits rw JOIN waitpoints w ON w.id = rw.waitpoint_id WHERE rw.run_id = :run_id ORDER BY w.id;
+
 -- name: delete_run_waits
 -- Forget what a run waited on.
 DELETE FROM run_waits WHERE run_id = :run_id;

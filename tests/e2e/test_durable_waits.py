@@ -80,3 +80,13 @@ def test_parallel_waits_children_durations_and_steps_in_one_run(client, dev):
     assert run.status == "COMPLETED", run.error
     assert (run.output["a"], run.output["b"]) == (4, 6)
     assert dev.effects().count(f"side {handle.id}") == 1
+
+
+def test_a_waiting_run_says_what_it_waits_on(client):
+    handle = client.trigger("approval", {})
+    token = token_of(client, handle.id)
+    wait_for(lambda: client.runs.retrieve(handle.id).status == "WAITING", what="WAITING")
+    run = client.runs.retrieve(handle.id)
+    assert [(w.kind, w.id) for w in run.waiting_on] == [("token", token["id"])]
+    client.waitpoints.complete_token(token["id"], {"ok": 1})
+    assert client.runs.poll(handle.id, timeout=20).status == "COMPLETED"
