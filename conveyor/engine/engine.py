@@ -638,7 +638,8 @@ class Engine(DurableExecution):
                 if (row is None or row["status"] != RunStatus.EXECUTING or row["worker_id"] != worker_id
                         or row["attempt_count"] != outcome.attempt or (env_id is not None and row["env_id"] != env_id)):
                     continue
-                envs |= self._settle(tx, row, outcome, now)
+                self._settle(tx, row, outcome, now)
+                envs.add(row["env_id"])  # it left EXECUTING: its slot is free for the next run
         for env_id in envs:
             self._emit("available", env_id)
 

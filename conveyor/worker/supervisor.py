@@ -375,6 +375,7 @@ class Supervisor:
                 await self.link.append_logs(logs)
             if outcomes:
                 await self.link.complete(self.worker_id, outcomes)
+                self.wake()  # their slots are free now that the engine knows: lease again
             for run_id, hook in hooks:
                 await self.link.hook_done(run_id, hook)
         except (ConveyorError, OSError) as exc:
