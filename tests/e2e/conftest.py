@@ -75,17 +75,8 @@ class DevServer:
     def kill9(self) -> None:
         """SIGKILL the whole platform at once, as a machine crash would: server, supervisor and
         every executor."""
-        import psutil
-
         assert self.proc is not None
-        processes = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
-        for process in processes:
-            try:
-                process.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        self.proc.wait(10)
-        psutil.wait_procs(processes, timeout=10)
+        kill_tree(self.proc)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -136,16 +127,8 @@ class WorkerProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def kill9(self) -> None:
-        import psutil
-
         assert self.proc is not None
-        processes = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
-        for process in processes:
-            try:
-                process.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        self.proc.wait(10)
+        kill_tree(self.proc)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -154,6 +137,30 @@ class WorkerProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process and every process under it at once, as a machine crash would."""
+    import psutil
+
+    processes = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    for process in processes:
+        try:
+            process.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait(10)
+    psutil.wait_procs(processes, timeout=10)
+
+
+def peak_overlap(runs) -> int:
+    """The most runs executing at once, from their start and end times."""
+    edges = sorted([(r.started_at.timestamp(), 1) for r in runs] + [(r.completed_at.timestamp(), -1) for r in runs])
+    current = peak = 0
+    for _, step in edges:
+        current += step
+        peak = max(peak, current)
+    return peak
 
 
 def make_project(tmp: Path) -> Path:

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-
-def peak_overlap(runs) -> int:
-    edges = sorted([(r.started_at.timestamp(), 1) for r in runs] + [(r.completed_at.timestamp(), -1) for r in runs])
-    current = peak = 0
-    for _, step in edges:
-        current += step
-        peak = max(peak, current)
-    return peak
+from tests.e2e.conftest import peak_overlap
 
 
 def test_nine_runs_in_a_queue_of_limit_three_overlap_exactly_three(client):

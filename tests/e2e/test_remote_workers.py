@@ -8,7 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import DevServer, WorkerProcess, free_port, make_project, wait_for
+from tests.e2e.conftest import (
+    DevServer,
+    WorkerProcess,
+    free_port,
+    make_project,
+    peak_overlap,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -29,15 +36,6 @@ def patient_server(tmp_path) -> Iterator[DevServer]:
     server.stop()
 
 
-def peak(runs) -> int:
-    edges = sorted([(r.started_at.timestamp(), 1) for r in runs] + [(r.completed_at.timestamp(), -1) for r in runs])
-    current = top = 0
-    for _, step in edges:
-        current += step
-        top = max(top, current)
-    return top
-
-
 def test_two_workers_share_runs_within_the_queue_limit(patient_server):
     workers = [WorkerProcess(patient_server, name) for name in ("alpha", "beta")]
     try:
@@ -48,7 +46,7 @@ def test_two_workers_share_runs_within_the_queue_limit(patient_server):
             runs = [client.runs.poll(h.id, timeout=60) for h in handles]
         assert [r.status for r in runs] == ["COMPLETED"] * 12
         assert [r.attempts for r in runs] == [1] * 12  # so each run's span is its one attempt
-        assert peak(runs) == 3  # queue "three" has limit 3, across both workers
+        assert peak_overlap(runs) == 3  # queue "three" has limit 3, across both workers
         assert all(w.output().count("✔ sleepy") >= 1 for w in workers), "both workers ran some"
     finally:
         for w in workers:
