@@ -21,6 +21,7 @@ from conveyor.cli.dev import dev
 from conveyor.cli.init import init
 from conveyor.cli.options import BadArgument, Connection, connection_options
 from conveyor.cli.runs import runs
+from conveyor.cli.tokens import tokens
 from conveyor.cli.trigger import trigger
 from conveyor.cli.worker import worker
 from conveyor.errors import ConveyorError
@@ -112,6 +113,7 @@ main.add_command(init)
 main.add_command(dev)
 main.add_command(trigger)
 main.add_command(runs)
+main.add_command(tokens)
 main.add_command(worker)
 
 

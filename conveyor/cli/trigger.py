@@ -25,28 +25,28 @@ from conveyor.cli.output import console, print_json, render_final, run_json
 POLL_INTERVAL = 0.5
 
 
-def parse_payload(text: str) -> Any:
-    """The payload from `--payload`: inline JSON, `@file.json`, or `@-` for stdin."""
-    source = "--payload"
+def parse_payload(text: str, option: str = "--payload") -> Any:
+    """JSON from an option such as `--payload`: inline, `@file.json`, or `@-` for stdin."""
+    source = option
     if text.startswith("@"):
         name = text[1:]
         if name == "-":
-            text, source = sys.stdin.read(), "--payload (stdin)"
+            text, source = sys.stdin.read(), f"{option} (stdin)"
         else:
             path = Path(name).expanduser()
             try:
                 text = path.read_text(encoding="utf-8")
             except FileNotFoundError:
-                raise BadArgument(f"--payload file not found: {path}") from None
+                raise BadArgument(f"{option} file not found: {path}") from None
             except (OSError, UnicodeDecodeError) as exc:
-                raise BadArgument(f"--payload file {path} cannot be read: {exc}") from None
-            source = f"--payload file {path}"
+                raise BadArgument(f"{option} file {path} cannot be read: {exc}") from None
+            source = f"{option} file {path}"
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         hint = ""
         if not text.startswith("@") and ("{" in text or "[" in text) and '"' not in text:
-            hint = " (quote it for the shell: --payload '{\"key\": \"value\"}')"
+            hint = f" (quote it for the shell: {option} '{{\"key\": \"value\"}}')"
         raise BadArgument(f"{source} is not valid JSON: {exc}{hint}") from None
 
 

@@ -90,3 +90,28 @@ def test_a_waiting_run_says_what_it_waits_on(client):
     assert [(w.kind, w.id) for w in run.waiting_on] == [("token", token["id"])]
     client.waitpoints.complete_token(token["id"], {"ok": 1})
     assert client.runs.poll(handle.id, timeout=20).status == "COMPLETED"
+
+
+def test_a_person_completes_a_token_from_the_command_line(client, dev):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    handle = client.trigger("approval", {})
+    token = token_of(client, handle.id)
+    env = {**os.environ, "CONVEYOR_API_URL": dev.api_url, "CONVEYOR_SECRET_KEY": dev.secret_key}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "conveyor.cli.main", "tokens", *args], capture_output=True,
+                              text=True, timeout=60, env=env)
+
+    listed = cli("list", "--status", "pending", "--json")
+    assert listed.returncode == 0 and token["id"] in [t["id"] for t in json.loads(listed.stdout)]
+    bad = cli("complete", token["id"], "--data", "{nope")
+    assert bad.returncode != 0 and "--data is not valid JSON" in bad.stderr and "Traceback" not in bad.stderr
+    done = cli("complete", token["id"], "--data", '{"approved": "from the terminal"}')
+    assert done.returncode == 0, done.stderr
+    assert client.runs.poll(handle.id, timeout=20).output["output"] == {"approved": "from the terminal"}
+    again = cli("complete", token["id"])
+    assert again.returncode == 1 and "already completed" in again.stderr
