@@ -62,6 +62,7 @@ class Replay:
         self.journal: dict[str, JournalEntry] = {e.key: e for e in spec.journal}
         self.used: set[str] = set()
         self._replayed = 0  # journal entries this execution has come to again
+        self._past_journal = False
         self._counters: Counter[tuple[str, str]] = Counter()
         self.pending: dict[str, asyncio.Future[Any]] = {}
         self.busy = 0
@@ -80,6 +81,8 @@ class Replay:
         key = f"{kind}:{name}#{n}" if name else f"{kind}#{n}"
         if key in self.journal and key not in self.used:
             self._replayed += 1
+        elif key not in self.journal:
+            self._past_journal = True  # a call the journal never saw: this is new code running
         self.used.add(key)
         return key
 
@@ -87,7 +90,7 @@ class Replay:
     def replaying(self) -> bool:
         """A resumed attempt re-running what it did before it was suspended: its log lines were
         already written then, so they are not written twice."""
-        return self.spec.resumed and self._replayed < len(self.journal)
+        return self.spec.resumed and not self._past_journal and self._replayed < len(self.journal)
 
     def recorded(self, key: str) -> JournalEntry | None:
         return self.journal.get(key)
