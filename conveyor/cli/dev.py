@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from conveyor.cli.options import project_dir_option, worker_options
 from conveyor.config import load_config
 
 
@@ -20,14 +21,8 @@ from conveyor.config import load_config
               help="Port of the API.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on (0.0.0.0 to reach it from other machines).")
-@click.option("--dir", "project_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="Project folder (default: the current folder or the nearest parent "
-                                 "with a Conveyor config).")
-@click.option("--executors", type=click.IntRange(1, 64), default=None,
-              help="Executor processes for the default machine (default: one per CPU, at least 2).")
-@click.option("--capacity", type=click.IntRange(1, 10_000), default=500, show_default=True,
-              help="Attempts the worker runs at once.")
-@click.option("--quiet", is_flag=True, help="Do not print a line per run.")
+@project_dir_option
+@worker_options
 @click.option("--no-worker", is_flag=True,
               help="Serve the API only; run the tasks with `conveyor worker` processes instead.")
 @click.option("--worker-timeout", type=click.FloatRange(1, 3600), default=30.0, show_default=True,

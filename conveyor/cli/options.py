@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -68,3 +69,19 @@ def open_client(api_url: str | None, secret_key: str | None) -> Iterator[Client]
 
 class BadArgument(click.UsageError):
     """A command-line value that cannot be used; shown as one line, exit 2, without the --help hint."""
+
+
+def project_dir_option(fn: F) -> F:
+    """Add `--dir`: the project folder, else the current folder or its nearest configured parent."""
+    return click.option("--dir", "project_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                        default=None, help="Project folder (default: the current folder or the nearest parent "
+                                           "with a Conveyor config).")(fn)
+
+
+def worker_options(fn: F) -> F:
+    """Add the options of a process that runs tasks: `--executors`, `--capacity`, `--quiet`."""
+    fn = click.option("--quiet", is_flag=True, help="Do not print a line per run.")(fn)
+    fn = click.option("--capacity", type=click.IntRange(1, 10_000), default=500, show_default=True,
+                      help="Attempts the worker runs at once.")(fn)
+    return click.option("--executors", type=click.IntRange(1, 64), default=None,
+                        help="Executor processes for the default machine (default: one per CPU, at least 2).")(fn)

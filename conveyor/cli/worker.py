@@ -6,22 +6,22 @@ from pathlib import Path
 
 import click
 
-from conveyor.cli.options import connection_options, resolve_connection
+from conveyor.cli.options import (
+    connection_options,
+    project_dir_option,
+    resolve_connection,
+    worker_options,
+)
 from conveyor.config import load_config
 
 
 @click.command(short_help="Run this project's tasks for a server (any machine).")
 @connection_options
-@click.option("--dir", "project_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Project folder (default: the current folder or the nearest parent with a Conveyor config).")
+@project_dir_option
 @click.option("--name", default=None, help="A name to recognise this worker by (default: the host name).")
 @click.option("--worker-id", default=None, help="A stable id: a worker restarting with the same id gives back "
                                                 "the runs it held at once, without waiting for its heartbeat to lapse.")
-@click.option("--executors", type=click.IntRange(1, 64), default=None,
-              help="Executor processes for the default machine (default: one per CPU, at least 2).")
-@click.option("--capacity", type=click.IntRange(1, 10_000), default=500, show_default=True,
-              help="Attempts this worker runs at once.")
-@click.option("--quiet", is_flag=True, help="Do not print a line per run.")
+@worker_options
 def worker(api_url: str | None, secret_key: str | None, project_dir: Path | None, name: str | None,
            worker_id: str | None, executors: int | None, capacity: int, quiet: bool) -> None:
     """Lease runs from the server at --api-url (or CONVEYOR_API_URL) with the environment key

@@ -51,6 +51,7 @@ from conveyor.protocol import (
     JournalEntry,
     LeaseReply,
     LogEntry,
+    OutcomeKind,
 )
 from conveyor.store import Row, Store, Tx
 
@@ -709,14 +710,14 @@ class Engine(DurableExecution):
         self._reclaim(worker_id, "The worker shut down before this attempt finished; it runs again.",
                       kind="interrupted")
 
-    def _reclaim(self, worker_id: str, message: str, kind: str = "crashed") -> None:
+    def _reclaim(self, worker_id: str, message: str, kind: OutcomeKind = "crashed") -> None:
         now = self.clock()
         envs: set[str] = set()
         with self.store.transaction() as tx:
             tx.run("stop_worker", id=worker_id, now=now)
             for row in tx.all("runs_of_worker", worker_id=worker_id):
                 name = "Interrupted" if kind == "interrupted" else "WorkerLost"
-                envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], kind, error={  # type: ignore[arg-type]
+                envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], kind, error={
                     "name": name, "code": kind, "message": message}), now)
         for env_id in envs:
             self._emit("available", env_id)

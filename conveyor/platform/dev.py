@@ -102,7 +102,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve_dev(config: Config, *, host: str, port: int, executors: int, capacity: int,
+async def serve_dev(config: Config, *, host: str, port: int, executors: int | None, capacity: int,
                     console: Console, quiet: bool = False, worker: bool = True, worker_timeout: float = 30.0) -> None:
     config.check_dirs()
     state = DevState.load(config.root)
@@ -202,7 +202,7 @@ def run_dev(config: Config, *, host: str = "127.0.0.1", port: int = 3030, execut
         sys.stdout.reconfigure(line_buffering=True)  # a log someone tails or pipes, line by line
     console = Console(highlight=False, soft_wrap=True)
     use_fast_event_loop()
-    asyncio.run(serve_dev(config, host=host, port=port, executors=executors or max(2, os.cpu_count() or 2),
+    asyncio.run(serve_dev(config, host=host, port=port, executors=executors,
                           capacity=capacity, console=console, quiet=quiet, worker=worker,
                           worker_timeout=worker_timeout))
 

@@ -11,7 +11,6 @@ once its heartbeat is missed.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
 import socket
@@ -28,7 +27,7 @@ from conveyor.worker.supervisor import Supervisor
 
 
 async def serve_worker(config: Config, *, api_url: str | None, secret_key: str | None, name: str,
-                       worker_id: str, executors: int, capacity: int, console: Console, quiet: bool) -> None:
+                       worker_id: str, executors: int | None, capacity: int, console: Console, quiet: bool) -> None:
     config.check_dirs()
     link = HttpLink(api_url, secret_key)
     await link.register(worker_id, name, None)  # who we are, before loading the code
@@ -66,5 +65,5 @@ def run_worker(config: Config, *, api_url: str | None = None, secret_key: str | 
     use_fast_event_loop()
     asyncio.run(serve_worker(
         config, api_url=api_url, secret_key=secret_key, name=name or socket.gethostname(),
-        worker_id=worker_id or "wrk_" + secrets.token_hex(8), executors=executors or max(2, os.cpu_count() or 2),
+        worker_id=worker_id or "wrk_" + secrets.token_hex(8), executors=executors,
         capacity=capacity, console=console, quiet=quiet))

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +37,7 @@ LINK_REPORT_EVERY = 30.0  # seconds between reports while the engine stays unrea
 
 class Supervisor:
     def __init__(self, link: WorkerLink, *, root: Path, worker_id: str, name: str = "worker",
-                 environment: str = "dev", default_machine: str = "small-1x", executors: int = 2,
+                 environment: str = "dev", default_machine: str = "small-1x", executors: int | None = None,
                  capacity: int = 200, heartbeat_interval: float = 5.0,
                  reporter: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self.link = link
@@ -45,7 +46,7 @@ class Supervisor:
         self.name = name
         self.environment = environment
         self.default_machine = default_machine
-        self.executors_per_machine = executors
+        self.executors_per_machine = executors or max(2, os.cpu_count() or 2)  # one per CPU, at least 2
         self.capacity = capacity
         self.heartbeat_interval = heartbeat_interval
         self.reporter = reporter or (lambda event, data: None)
