@@ -131,7 +131,7 @@ def render_run_list(runs: Sequence[Run], next_cursor: str | None) -> None:
     # Ids are what people copy, and statuses what they scan: those never shrink; the task
     # name is cut with an ellipsis first, and the tags column only shows when a run has tags.
     with_tags = any(run.tags for run in runs)
-    table = Table(box=None, header_style="bold", pad_edge=False)
+    table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("ID", no_wrap=True, min_width=max(len(run.id) for run in runs))
     table.add_column("TASK", no_wrap=True, overflow="ellipsis", min_width=8)
     table.add_column("STATUS", no_wrap=True, min_width=max(len(str(run.status)) for run in runs))
