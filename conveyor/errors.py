@@ -8,6 +8,7 @@
     ├── Conflict                      the request contradicts the current state (cancel a finished run)
     ├── InvalidRequest                a request is malformed or an option is out of range
     ├── AuthenticationError           the API key is missing, unknown or revoked
+    ├── StoreUnavailable              the database cannot be reached right now (503: try again)
     ├── ApiError                      the server answered with an error the client cannot map
     └── TaskRunError                  raised inside task code to steer the run
         ├── AbortTaskRunError         fail the run now, without retrying
@@ -84,6 +85,14 @@ class AuthenticationError(ConveyorError):
 
     code = "unauthorized"
     status = 401
+
+
+class StoreUnavailable(ConveyorError):
+    """The database cannot be reached right now; nothing was changed. Try again shortly."""
+
+    code = "unavailable"
+    status = 503
+    retry_after = 1
 
 
 class ApiError(ConveyorError):

@@ -96,13 +96,14 @@ class DurableExecution:
                 raise InvalidRequest(f"items[{index}]: invalid trigger options: {exc}") from exc
         envs: set[str] = set()
         with self.store.transaction() as tx:
-            existing = tx.one("get_journal_entry", run_id=run_id, key=key)
-            if existing is not None:
-                return self._answer(tx, existing)
             parent = tx.one("get_run_by_id", id=run_id)
             if parent is None:
                 raise NotFound(f"run {run_id} not found")
             env_id = parent["env_id"]
+            tx.lock(env_id)
+            existing = tx.one("get_journal_entry", run_id=run_id, key=key)
+            if existing is not None:
+                return self._answer(tx, existing)
             batch_id = new_id("batch") if batch else None
             runs, queued = self._create_runs(tx, env_id, [(t, p, o) for (t, p, _), o in zip(items, options, strict=True)],
                                              now=now, parent=parent, batch_id=batch_id)
@@ -185,6 +186,7 @@ class DurableExecution:
         if tags is not None and (len(tags) > 10 or any(not isinstance(t, str) or not 1 <= len(t) <= 128 for t in tags)):
             raise InvalidRequest("at most 10 tags of 1 to 128 characters")
         with self.store.transaction() as tx:
+            tx.lock(env_id)
             entry = tx.one("get_journal_entry", run_id=run_id, key=key) if run_id and key else None
             if entry is not None:  # made before this replay: the same token
                 row = tx.one("get_waitpoint", env_id=env_id, id=json.loads(entry["value"])["id"])
@@ -228,6 +230,7 @@ class DurableExecution:
             raise PayloadError(f"token data is not JSON: {exc}") from exc
         now = self.clock()
         with self.store.transaction() as tx:
+            tx.lock(env_id)
             row = tx.one("get_waitpoint", env_id=env_id, id=token_id)
             if row is None or row["kind"] != "token":
                 raise NotFound(f"token {token_id} not found")
@@ -295,6 +298,9 @@ class DurableExecution:
         now = self.clock()
         with self.store.transaction() as tx:
             row = tx.one("get_run_by_id", id=run_id)
+            if row is not None:  # a waitpoint completing meanwhile must see the run suspended, or it must not
+                tx.lock(row["env_id"])
+                row = tx.one("get_run_by_id", id=run_id)
             if (row is None or row["status"] != RunStatus.EXECUTING or row["worker_id"] != worker_id
                     or row["attempt_count"] != attempt):
                 return {"suspended": False, "gone": True}
@@ -340,10 +346,10 @@ class DurableExecution:
                 envs |= self._complete_run_waitpoint(tx, w["id"], w["kind"] == "batch", now)
         return envs
 
-    def _due_waitpoints(self, tx: Tx, now: float) -> set[str]:
+    def _due_waitpoints(self, tx: Tx, env_id: str, now: float) -> set[str]:
         """Durations that have passed complete; tokens past their timeout time out."""
         completions = []
-        for w in tx.all("due_waitpoints", now=now):
+        for w in tx.all("due_waitpoints", env_id=env_id, now=now):
             if w["kind"] == "duration":
                 completions.append((w["id"], "COMPLETED", _dumps({"ok": True})))
             elif w["kind"] == "token":

@@ -7,6 +7,14 @@ Every public method is one transaction in the store. Run state changes only here
                   │                 │  └── retry delay ──┘               CRASHED / SYSTEM_FAILURE
                   └──── cancel ─────┴─▶ CANCELED   QUEUED past ttl ─(tick)─▶ EXPIRED
 
+Every transaction that reads runs in order to change them first locks their environment
+(`tx.lock(env_id)`): on SQLite, which has one writer, that costs nothing; on PostgreSQL it makes
+several servers' changes to one environment take turns, so checks such as "the run is still
+QUEUED" or "this was the last child" hold until the change commits. Leasing is the exception:
+it locks the queues it starts runs from (skipping queues another lease holds) and the runs it
+picks (skipping runs another transaction holds), so workers lease in parallel and every queue
+limit is still checked by one lease at a time.
+
 A run that ends owing a lifecycle hook (on_success, on_failure, on_cancel) keeps it in its `hook`
 column until a worker reports it ran, so a hook fires even when the run ended without a worker
 (expired, canceled while queued, crashed, timed out by a kill).
@@ -16,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -58,6 +68,7 @@ from conveyor.store import Row, Store, Tx
 MAX_BATCH = 1000
 DEFAULT_IDEMPOTENCY_TTL = 30 * 86400.0
 HOOK_LEASE_SECONDS = 60.0
+SKIPPED_QUEUE_RETRY = 0.02  # seconds before a lease looks again at queues another lease held
 AUTH_CACHE_SECONDS = 5.0
 
 # outcome kind -> (status when final, retried?)
@@ -108,23 +119,41 @@ class Engine(DurableExecution):
         self._auth_cache: dict[str, tuple[float, Environment | None]] = {}
         self._definitions: dict[str, TaskDefinition] = {}
         self._validators_lock = threading.Lock()
+        self._origin = secrets.token_hex(6)  # tells this engine's published events from others'
 
     # -- events ---------------------------------------------------------------------------
 
     def subscribe(self, listener: Callable[[str, str, str | None], None]) -> None:
         """Call `listener(event, env_id, run_id)` on "available" (runs may start) and "stop"
-        (a worker must stop a run). In-process wake-ups; remote workers learn the same by polling."""
+        (a worker must stop a run), whichever server's engine made the change: events of
+        other processes on the same database arrive through the store (LISTEN/NOTIFY), and
+        after a lost database connection an "available" for every environment ("*")."""
+        if not self._listeners:
+            self.store.listen(self._on_published)
         self._listeners.append(listener)
 
     def _emit(self, event: str, env_id: str, run_id: str | None = None) -> None:
+        self._dispatch(event, env_id, run_id)
+        self.store.publish(f"{self._origin} {event} {env_id} {run_id or ''}")
+
+    def _dispatch(self, event: str, env_id: str, run_id: str | None) -> None:
         for listener in self._listeners:
             listener(event, env_id, run_id)
+
+    def _on_published(self, message: str) -> None:
+        if not message:  # the connection was lost meanwhile: anything may have changed
+            self._dispatch("available", "*", None)
+            return
+        origin, event, env_id, run_id = [*message.split(" "), "", "", ""][:4]
+        if origin != self._origin:  # our own changes were dispatched when they were made
+            self._dispatch(event, env_id, run_id or None)
 
     # -- environments and keys ------------------------------------------------------------
 
     def ensure_environment(self, project: str, slug: str, kind: str, concurrency_limit: int | None = None) -> Environment:
         now = self.clock()
         with self.store.transaction() as tx:
+            tx.lock(f"environment:{project}:{slug}")
             row = tx.one("find_environment", project=project, slug=slug)
             if row is None:
                 env_id = new_id("env")
@@ -178,6 +207,7 @@ class Engine(DurableExecution):
         fail as crashed and are retried per their policy."""
         now = self.clock()
         with self.store.transaction() as tx:
+            tx.lock(env_id)
             existing = tx.one("get_worker", id=worker_id)
             if existing is not None and existing["env_id"] != env_id:
                 raise Conflict(f"worker id {worker_id!r} belongs to another environment; use another id")
@@ -193,6 +223,7 @@ class Engine(DurableExecution):
     def set_tasks(self, env_id: str, tasks: list[TaskDefinition]) -> None:
         """Replace the environment's task definitions (a reload or a deploy)."""
         with self.store.transaction() as tx:
+            tx.lock(env_id)
             self._put_tasks(tx, env_id, tasks, self.clock())
         self._emit("available", env_id)
 
@@ -238,6 +269,9 @@ class Engine(DurableExecution):
         now = self.clock()
         batch_id = new_id("batch") if record_batch else None
         with self.store.transaction() as tx:
+            if parent_id or any(options.idempotency_key for _, _, options in items):
+                # a plain trigger only inserts; a keyed one must see the key's holder, a child its parent
+                tx.lock(env_id)
             parent = tx.one("get_run_by_id", id=parent_id) if parent_id else None
             runs, queued = self._create_runs(tx, env_id, items, now=now, parent=parent, batch_id=batch_id,
                                              replayed_from=replayed_from)
@@ -443,6 +477,7 @@ class Engine(DurableExecution):
         now = self.clock()
         stopped: list[str] = []
         with self.store.transaction() as tx:
+            tx.lock(env_id)
             row = tx.one("get_run", env_id=env_id, id=run_id)
             if row is None:
                 raise NotFound(f"run {run_id} not found")
@@ -525,7 +560,12 @@ class Engine(DurableExecution):
                 # must not take runs nobody would run; its next heartbeat revives it
                 return reply
             if capacity > 0:
+                if env["concurrency_limit"] is not None:  # the cap spans queues: one lease at a time
+                    env = tx.one("lock_environment", id=env_id)
+                    assert env is not None
                 active = tx.all("active_queues", env_id=env_id)
+                # another server's lease holds some queues: look again shortly unless this one is full
+                skipped = self.store.concurrent_writers and len(active) < _count(tx.one("count_active_queues", env_id=env_id))
                 queue_limits = {q["name"]: q["concurrency_limit"] for q in active}
                 keyed = {q["name"] for q in active if q["keyed"]}
                 executing: dict[tuple[str, str | None], int] = {}
@@ -567,6 +607,8 @@ class Engine(DurableExecution):
                 if len(reply.attempts) < capacity:  # a full lease asks again at once anyway
                     due = tx.one("next_available_at", env_id=env_id, now=now)
                     reply.next_due = due["at"] if due else None
+                    if skipped:
+                        reply.next_due = min(reply.next_due or math.inf, now + SKIPPED_QUEUE_RETRY)
             if hook_capacity > 0:
                 rows = tx.all("lease_hooks", env_id=env_id, now=now, until=now + HOOK_LEASE_SECONDS, limit=hook_capacity)
                 reply.hooks = [self._hook_job(r, env["kind"]) for r in rows]
@@ -633,6 +675,10 @@ class Engine(DurableExecution):
         now = self.clock()
         envs: set[str] = set()
         with self.store.transaction() as tx:
+            worker = tx.one("get_worker", id=worker_id)
+            if worker is None:
+                return
+            tx.lock(worker["env_id"])
             rows = {r["id"]: r for r in tx.all("get_runs_by_id", ids=[o.run_id for o in outcomes])}
             for outcome in outcomes:
                 row = rows.get(outcome.run_id)
@@ -714,6 +760,10 @@ class Engine(DurableExecution):
         now = self.clock()
         envs: set[str] = set()
         with self.store.transaction() as tx:
+            worker = tx.one("get_worker", id=worker_id)
+            if worker is None:
+                return
+            tx.lock(worker["env_id"])
             tx.run("stop_worker", id=worker_id, now=now)
             for row in tx.all("runs_of_worker", worker_id=worker_id):
                 name = "Interrupted" if kind == "interrupted" else "WorkerLost"
@@ -730,25 +780,34 @@ class Engine(DurableExecution):
         heartbeating. Safe to call from several servers at once."""
         now = self.clock()
         envs: set[str] = set()
-        with self.store.transaction() as tx:
-            for row in tx.all("promote_delayed", now=now):
-                envs.add(row["env_id"])
-            envs |= self._due_waitpoints(tx, now)
-            expired = tx.all("expired_runs", now=now)
-            if expired:
-                for row in tx.all("get_runs_by_id", ids=[r["id"] for r in expired]):
-                    envs |= self._finish(tx, row, RunStatus.EXPIRED, None, {
-                        "name": "Expired", "code": "expired",
-                        "message": f"The run was not started within its ttl of {row['ttl']:g}s."}, now)
+        with self.store.read() as tx:
+            due = sorted(r["env_id"] for r in tx.all("environments_with_due_work", now=now))
             lost = [r["id"] for r in tx.all("lost_workers", before=now - self.worker_timeout)]
-            for row in tx.all("orphaned_runs"):
-                envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
-                    "name": "WorkerLost", "code": "crashed",
-                    "message": "The worker holding this attempt had stopped."}), now)
+        for env_id in due:  # one transaction per environment, under its lock
+            with self.store.transaction() as tx:
+                tx.lock(env_id)
+                envs |= self._tick_environment(tx, env_id, now)
         for worker_id in lost:
             self._reclaim(worker_id, f"The worker running this attempt stopped heartbeating for {self.worker_timeout:g}s.")
         for env_id in envs:
             self._emit("available", env_id)
+
+    def _tick_environment(self, tx: Tx, env_id: str, now: float) -> set[str]:
+        envs = {env_id} if tx.all("promote_delayed", env_id=env_id, now=now) else set()
+        envs |= self._due_waitpoints(tx, env_id, now)
+        for row in tx.all("expired_runs", env_id=env_id, now=now):
+            envs |= self._finish(tx, row, RunStatus.EXPIRED, None, {
+                "name": "Expired", "code": "expired",
+                "message": f"The run was not started within its ttl of {row['ttl']:g}s."}, now)
+        for row in tx.all("orphaned_runs", env_id=env_id):
+            envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
+                "name": "WorkerLost", "code": "crashed",
+                "message": "The worker holding this attempt had stopped."}), now)
+        return envs
+
+
+def _count(row: Row | None) -> int:
+    return int(row["n"]) if row else 0
 
 
 def _env(row: Row) -> Environment:

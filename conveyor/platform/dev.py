@@ -127,7 +127,7 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int | No
     loop = asyncio.get_running_loop()
 
     def on_engine_event(event: str, env_id: str, run_id: str | None) -> None:
-        if env_id != env.id or loop.is_closed():
+        if env_id not in (env.id, "*") or loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):
             if event == "available":

@@ -1,6 +1,7 @@
 """How the API answers when something goes wrong: always `{"error": {"code", "message"}}`.
 
-    ConveyorError            its own .status and .code (404 not_found, 409 conflict, 422 payload_invalid, ...)
+    ConveyorError            its own .status and .code (404 not_found, 409 conflict, 422 payload_invalid, ...;
+                             503 unavailable with Retry-After while the database is unreachable)
     RequestValidationError   422 invalid_request naming the field ("options.priority: ...");
                              a body that is not JSON at all is 400 malformed_json, JSON sent
                              under another Content-Type is 415 unsupported_media_type
@@ -23,7 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, StoreUnavailable
 
 log = logging.getLogger("conveyor.server")
 
@@ -62,7 +63,8 @@ def _describe(error: dict[str, Any]) -> str:
 
 async def _conveyor_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ConveyorError)
-    return error_response(exc.status, exc.code, exc.message)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, StoreUnavailable) else None
+    return error_response(exc.status, exc.code, exc.message, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,9 +1,8 @@
 """Wake-ups for long polls: the engine says "runs may start in environment X" from whatever
 thread changed the state; workers waiting on a lease in that environment return at once.
 
-Only for the server's own process: a worker long-polling another server of the same database
-wakes at its poll's end at the latest (LISTEN/NOTIFY carries wake-ups across servers on
-PostgreSQL).
+The engine delivers other servers' changes too (LISTEN/NOTIFY on PostgreSQL), so a worker
+long-polling one server wakes when a run is triggered through another.
 """
 
 from __future__ import annotations
@@ -23,13 +22,15 @@ class Wakeups:
 
     def _on_event(self, event: str, env_id: str, run_id: str | None) -> None:
         loop = self._loop
-        if loop is None or loop.is_closed() or env_id not in self._events:
+        if loop is None or loop.is_closed() or (env_id not in self._events and env_id != "*"):
             return
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(self._wake, env_id)
 
     def _wake(self, env_id: str) -> None:
-        for event in self._events.get(env_id, ()):
+        """Wake the long polls of `env_id` ("*": of every environment)."""
+        waiting = [e for events in self._events.values() for e in events] if env_id == "*" else self._events.get(env_id, ())
+        for event in waiting:
             event.set()
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.resources import files
 from typing import Any
 
@@ -31,11 +31,22 @@ class Tx(abc.ABC):
     def run_many(self, query: str, rows: list[dict[str, Any]]) -> None:
         """Run a statement once per parameter set."""
 
+    def lock(self, key: str) -> None:  # noqa: B027 - a single-writer database needs nothing
+        """Hold `key` until this transaction ends; another transaction locking the same key
+        waits. The engine locks an environment before it reads runs it is going to change."""
+
+    def try_lock(self, key: str) -> bool:
+        """Lock `key` if nobody holds it; False (and no lock) otherwise."""
+        return True
+
 
 class Store(abc.ABC):
     """A database holding Conveyor's state."""
 
     dialect: str
+    # whether other processes write at the same time (PostgreSQL), so that locks in one
+    # transaction can make another skip rows rather than wait for them
+    concurrent_writers: bool = False
 
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[Tx]:
@@ -53,6 +64,13 @@ class Store(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for backends
         """Release connections."""
+
+    def publish(self, message: str) -> None:  # noqa: B027 - one process: nobody else to tell
+        """Tell every other process using this database about `message` (see `listen`)."""
+
+    def listen(self, callback: Callable[[str], None]) -> None:  # noqa: B027
+        """Call `callback(message)` for each message another process publishes, and with ""
+        when messages may have been missed (a reconnect)."""
 
     def migrate(self) -> list[int]:
         """Apply every migration not applied yet, in order; the versions applied now."""

@@ -7,6 +7,13 @@
 -- One environment by id.
 SELECT * FROM environments WHERE id = :id;
 
+-- name: lock_environment
+-- One environment by id, locked until the transaction ends (a lease that must respect its limit).
+SELECT * FROM environments WHERE id = :id;
+
+-- name: lock_environment [postgres]
+SELECT * FROM environments WHERE id = :id FOR UPDATE;
+
 -- name: find_environment
 -- One environment by project and slug.
 SELECT * FROM environments WHERE project = :project AND slug = :slug;
@@ -82,9 +89,19 @@ SELECT q.name, COALESCE(q.override_limit, q.concurrency_limit) AS concurrency_li
 FROM queues q WHERE q.env_id = :env_id ORDER BY q.name;
 
 -- name: active_queues
--- Queues of an environment that are not paused, with the limit in force.
+-- Queues of an environment that are not paused, with the limit in force. On PostgreSQL each is
+-- locked for the lease that reads it, and a queue another lease holds is skipped: concurrent
+-- leases share out the queues, and each queue's limit is checked by one lease at a time.
 SELECT name, COALESCE(override_limit, concurrency_limit) AS concurrency_limit, keyed FROM queues
 WHERE env_id = :env_id AND paused = 0;
+
+-- name: active_queues [postgres]
+SELECT name, COALESCE(override_limit, concurrency_limit) AS concurrency_limit, keyed FROM queues
+WHERE env_id = :env_id AND paused = 0 ORDER BY name FOR UPDATE SKIP LOCKED;
+
+-- name: count_active_queues
+-- How many queues of an environment are not paused (to tell whether a lease skipped some).
+SELECT COUNT(*) AS n FROM queues WHERE env_id = :env_id AND paused = 0;
 
 -- name: mark_queue_keyed
 -- A run with a concurrency key entered the queue (writes only the first time).
@@ -103,6 +120,12 @@ SELECT id, concurrency_key, score, resuming FROM runs
 WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND +available_at <= :now
 ORDER BY score LIMIT :limit;
 
+-- name: queued_candidates [postgres]
+-- (a run another transaction has locked, a cancel say, is skipped rather than waited for)
+SELECT id, concurrency_key, score, resuming FROM runs
+WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND available_at <= :now
+ORDER BY score LIMIT :limit FOR UPDATE SKIP LOCKED;
+
 -- name: queued_key_heads
 -- Each concurrency key of one queue with the score of its best startable run.
 SELECT concurrency_key, MIN(score) AS score FROM runs
@@ -115,6 +138,12 @@ SELECT id, concurrency_key, score, resuming FROM runs
 WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND +available_at <= :now
   AND (concurrency_key = :key OR (concurrency_key IS NULL AND :key IS NULL))
 ORDER BY score LIMIT :limit;
+
+-- name: queued_candidates_of_key [postgres]
+SELECT id, concurrency_key, score, resuming FROM runs
+WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND available_at <= :now
+  AND concurrency_key IS NOT DISTINCT FROM :key
+ORDER BY score LIMIT :limit FOR UPDATE SKIP LOCKED;
 
 -- name: next_available_at
 -- When the next queued run of an environment becomes startable.
@@ -136,6 +165,15 @@ RETURNING id, task_id, payload, tags, metadata, attempt_count, max_attempts, max
 UPDATE runs SET hook_lease_until = :until
 WHERE id IN (SELECT id FROM runs WHERE env_id = :env_id AND hook IS NOT NULL
              AND (hook_lease_until IS NULL OR hook_lease_until < :now) LIMIT :limit)
+RETURNING id, task_id, payload, output, error, status, hook, tags, metadata, attempt_count, max_duration, machine,
+          parent_id, root_id, batch_id, created_at, started_at;
+
+-- name: lease_hooks [postgres]
+-- (two servers leasing at once must not hand out the same hook)
+UPDATE runs SET hook_lease_until = :until
+WHERE id IN (SELECT id FROM runs WHERE env_id = :env_id AND hook IS NOT NULL
+             AND (hook_lease_until IS NULL OR hook_lease_until < :now) LIMIT :limit FOR UPDATE SKIP LOCKED)
+  AND hook IS NOT NULL AND (hook_lease_until IS NULL OR hook_lease_until < :now)
 RETURNING id, task_id, payload, output, error, status, hook, tags, metadata, attempt_count, max_duration, machine,
           parent_id, root_id, batch_id, created_at, started_at;
 
@@ -216,17 +254,38 @@ ON CONFLICT (run_id, number) DO NOTHING;
 -- The finished attempts of a run.
 SELECT * FROM attempts WHERE run_id = :run_id ORDER BY number;
 
+-- name: environments_with_due_work
+-- Environments where time has made something due: delayed runs to queue, waits and token
+-- timeouts to complete, queued runs past their ttl, runs held by workers that stopped.
+SELECT env_id FROM runs WHERE status = 'DELAYED' AND available_at <= :now
+UNION SELECT env_id FROM waitpoints WHERE status = 'PENDING' AND complete_at IS NOT NULL AND complete_at <= :now
+UNION SELECT env_id FROM runs INDEXED BY runs_expiry WHERE status = 'QUEUED' AND expires_at IS NOT NULL AND expires_at <= :now
+UNION SELECT r.env_id FROM runs r JOIN workers w ON w.id = r.worker_id
+      WHERE r.status = 'EXECUTING' AND w.stopped_at IS NOT NULL;
+
+-- name: environments_with_due_work [postgres]
+SELECT env_id FROM runs WHERE status = 'DELAYED' AND available_at <= :now
+UNION SELECT env_id FROM waitpoints WHERE status = 'PENDING' AND complete_at IS NOT NULL AND complete_at <= :now
+UNION SELECT env_id FROM runs WHERE status = 'QUEUED' AND expires_at IS NOT NULL AND expires_at <= :now
+UNION SELECT r.env_id FROM runs r JOIN workers w ON w.id = r.worker_id
+      WHERE r.status = 'EXECUTING' AND w.stopped_at IS NOT NULL;
+
 -- name: promote_delayed
--- Queue delayed runs whose time has come.
+-- Queue an environment's delayed runs whose time has come.
 UPDATE runs SET status = 'QUEUED', expires_at = CASE WHEN ttl IS NULL THEN NULL ELSE available_at + ttl END,
        updated_at = :now
-WHERE status = 'DELAYED' AND available_at <= :now
+WHERE env_id = :env_id AND status = 'DELAYED' AND available_at <= :now
 RETURNING env_id;
 
 -- name: expired_runs
--- Queued runs whose ttl has passed.
-SELECT id FROM runs INDEXED BY runs_expiry
-WHERE status = 'QUEUED' AND expires_at IS NOT NULL AND expires_at <= :now LIMIT 1000;
+-- An environment's queued runs whose ttl has passed.
+SELECT * FROM runs INDEXED BY runs_expiry
+WHERE status = 'QUEUED' AND expires_at IS NOT NULL AND expires_at <= :now AND env_id = :env_id LIMIT 1000;
+
+-- name: expired_runs [postgres]
+SELECT * FROM runs
+WHERE status = 'QUEUED' AND expires_at IS NOT NULL AND expires_at <= :now AND env_id = :env_id LIMIT 1000
+FOR UPDATE SKIP LOCKED;
 
 -- name: upsert_worker
 -- A worker starts (or starts again with the same id).
@@ -243,9 +302,9 @@ UPDATE workers SET heartbeat_at = :now, stopped_at = NULL WHERE id = :id;
 SELECT * FROM workers WHERE id = :id;
 
 -- name: orphaned_runs
--- Executing runs held by a worker that has stopped or was declared lost.
+-- An environment's executing runs held by a worker that has stopped or was declared lost.
 SELECT r.* FROM runs r JOIN workers w ON w.id = r.worker_id
-WHERE r.status = 'EXECUTING' AND w.stopped_at IS NOT NULL LIMIT 1000;
+WHERE r.env_id = :env_id AND r.status = 'EXECUTING' AND w.stopped_at IS NOT NULL LIMIT 1000;
 
 -- name: stop_worker
 -- A worker stopped (or was declared lost).
@@ -319,8 +378,9 @@ ORDER BY id DESC LIMIT :limit;
 UPDATE waitpoints SET status = :status, result = :result, completed_at = :now WHERE id = :id AND status = 'PENDING';
 
 -- name: due_waitpoints
--- Durations that have passed and tokens whose timeout has passed.
-SELECT id, kind FROM waitpoints WHERE status = 'PENDING' AND complete_at IS NOT NULL AND complete_at <= :now LIMIT 1000;
+-- An environment's durations that have passed and tokens whose timeout has passed.
+SELECT id, kind FROM waitpoints
+WHERE status = 'PENDING' AND complete_at IS NOT NULL AND complete_at <= :now AND env_id = :env_id LIMIT 1000;
 
 -- name: insert_journal
 -- Record the answer to a durable call (ignored if the call is already journaled).

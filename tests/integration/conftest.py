@@ -21,6 +21,7 @@ from conveyor.engine.engine import Engine, Environment
 from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition
 from conveyor.server import create_app
 from conveyor.store import Store, open_store
+from tests.databases import database_url
 
 KEY = "cv_dev_" + "k" * 32
 OTHER_KEY = "cv_dev_" + "o" * 32
@@ -78,9 +79,16 @@ class Backend:
         return OTHER_KEY
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every test that uses the backend runs on SQLite and on PostgreSQL."""
+    with database_url(request.param, tmp_path) as url:
+        yield url
+
+
 @pytest.fixture
-def backend(tmp_path: Path) -> Iterator[Backend]:
-    store = open_store(str(tmp_path / "conveyor.db"))
+def backend(database: str) -> Iterator[Backend]:
+    store = open_store(database)
     store.migrate()
     clock = Clock()
     engine = Engine(store, clock=clock)

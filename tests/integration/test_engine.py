@@ -9,6 +9,7 @@ from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.models import QueueSpec, RetryPolicy, RunStatus, TaskDefinition, TriggerOptions
 from conveyor.protocol import AttemptOutcome
 from conveyor.store import open_store
+from tests.databases import database_url
 
 
 class Clock:
@@ -27,9 +28,14 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def engine(tmp_path, clock):
-    store = open_store(str(tmp_path / "engine.db"))
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request, tmp_path, clock):
+    with database_url(request.param, tmp_path) as url:
+        yield from _engine(url, clock)
+
+
+def _engine(url, clock):
+    store = open_store(url)
     store.migrate()
     engine = Engine(store, clock=clock, worker_timeout=10)
     yield engine

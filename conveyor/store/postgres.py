@@ -1,0 +1,235 @@
+"""PostgreSQL backend: for many servers and workers on many machines.
+
+A psycopg 3 connection pool; every transaction checks its connection out and back in, and a
+connection PostgreSQL dropped (a restart, a failover) is replaced, not reused. Values are bound
+on the client (`ClientCursor`): the named queries use `:x IS NULL` tests whose parameter types
+PostgreSQL could not infer on its own.
+
+Two things SQLite gets for free from having one writer are explicit here:
+- `Tx.lock(key)`: a transaction-scoped advisory lock, so the engine's read-then-write steps on
+  one environment's runs see a state nobody else is changing (see engine.py).
+- `publish`/`listen`: LISTEN/NOTIFY, so a change made by one server wakes the long polls of
+  workers connected to another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from conveyor.errors import StoreUnavailable
+from conveyor.store.base import Row, Store, Tx
+from conveyor.store.queries import bind, get_query
+
+log = logging.getLogger("conveyor.store")
+
+CHANNEL = "conveyor_events"
+_CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+class _PgTx(Tx):
+    def __init__(self, conn: psycopg.Connection[Row]) -> None:
+        self._conn = conn
+
+    def _execute(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[Row]:
+        text, values = bind(get_query(query, "postgres"), params, "pyformat")
+        return self._conn.execute(text, values)
+
+    def all(self, query: str, /, **params: Any) -> list[Row]:
+        return self._execute(query, params).fetchall()
+
+    def run(self, query: str, /, **params: Any) -> int:
+        return self._execute(query, params).rowcount
+
+    def run_many(self, query: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        text, _ = bind(get_query(query, "postgres"), rows[0], "pyformat")
+        with self._conn.cursor() as cursor:
+            cursor.executemany(text, rows)
+
+    def lock(self, key: str) -> None:
+        self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+
+    def try_lock(self, key: str) -> bool:
+        row = self._conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s)) AS ok", (key,)).fetchone()
+        return bool(row and row["ok"])
+
+
+class PostgresStore(Store):
+    dialect = "postgres"
+    concurrent_writers = True
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 30.0) -> None:
+        self.url = url
+        self._local = threading.local()
+        self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
+            url, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
+            kwargs={"row_factory": dict_row, "cursor_factory": psycopg.ClientCursor},
+            check=ConnectionPool.check_connection, name="conveyor",
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+        except Exception as exc:  # psycopg_pool raises PoolTimeout with the cause logged
+            self._pool.close()
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {_safe(url)}: {exc}") from exc
+        self._listener: _Listener | None = None
+        self._outbox: dict[str, None] = {}
+        self._outbox_lock = threading.Lock()
+        self._outbox_ready = threading.Event()
+        self._publisher: threading.Thread | None = None
+        self._closed = False
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Row]]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except _CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(f"the database connection failed: {exc}".strip()) from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        current = getattr(self._local, "tx", None)
+        if current is not None:  # nested: part of the transaction this thread already has
+            yield current
+            return
+        with self._connection() as conn, conn.transaction():
+            tx = _PgTx(conn)
+            self._local.tx = tx
+            try:
+                yield tx
+            finally:
+                self._local.tx = None
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Tx]:
+        current = getattr(self._local, "tx", None)
+        if current is not None:  # a read inside this thread's write transaction
+            yield current
+            return
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield _PgTx(conn)
+
+    def _applied_versions(self) -> set[int]:
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('conveyor:migrate'))")
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                         "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+            return {row["version"] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+
+    def migrate(self) -> list[int]:
+        # several servers may start at once: one applies the migrations, the others wait for it
+        with self._connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext('conveyor:migrate-all'))")
+            try:
+                conn.commit()
+                return super().migrate()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext('conveyor:migrate-all'))")
+                conn.commit()
+
+    def _apply_migration(self, version: int, sql: str) -> None:
+        with self._connection() as conn, conn.transaction():
+            if conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone():
+                return
+            conn.execute(sql.encode())  # a migration file: several statements, no parameters
+            conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
+                         (version, time.time()))
+
+    # -- events across servers -------------------------------------------------------------
+
+    def publish(self, message: str) -> None:
+        # sent from a thread of its own, so a change never waits for its notification; messages
+        # queued meanwhile go out together, each once
+        with self._outbox_lock:
+            self._outbox[message] = None
+            if self._publisher is None or not self._publisher.is_alive():
+                self._publisher = threading.Thread(target=self._send_outbox, name="conveyor-notify", daemon=True)
+                self._publisher.start()
+        self._outbox_ready.set()
+
+    def _send_outbox(self) -> None:
+        while not self._closed:
+            self._outbox_ready.wait(1.0)
+            self._outbox_ready.clear()
+            with self._outbox_lock:
+                messages, self._outbox = list(self._outbox), {}
+            if not messages:
+                continue
+            try:
+                with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                    cursor.executemany("SELECT pg_notify(%s, %s)", [(CHANNEL, m) for m in messages])
+            except (StoreUnavailable, psycopg.Error) as exc:
+                # a wake-up lost with the database: long polls end by their own timeout
+                log.warning("could not send %d notifications: %s", len(messages), exc)
+
+    def listen(self, callback: Callable[[str], None]) -> None:
+        if self._listener is None:
+            self._listener = _Listener(self.url, callback)
+            self._listener.start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._outbox_ready.set()
+        if self._publisher is not None:
+            self._publisher.join(timeout=3)
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        self._pool.close()
+
+
+class _Listener(threading.Thread):
+    """LISTENs on its own connection and hands each notification to `callback`; reconnects
+    after the database went away (and then says so with an empty message: anything may have
+    changed while it was gone)."""
+
+    def __init__(self, url: str, callback: Callable[[str], None]) -> None:
+        super().__init__(name="conveyor-listen", daemon=True)
+        self.url = url
+        self.callback = callback
+        self._stopping = threading.Event()
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def run(self) -> None:
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    self._conn = conn
+                    conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(CHANNEL)))
+                    self.callback("")
+                    delay = 0.1
+                    while not self._stopping.is_set():
+                        for note in conn.notifies(timeout=0.25):
+                            self.callback(note.payload)
+            except _CONNECTION_ERRORS as exc:
+                if self._stopping.is_set():
+                    return
+                log.warning("lost the PostgreSQL notification connection (%s); reconnecting", exc)
+            self._conn = None
+            self._stopping.wait(delay)
+            delay = min(delay * 2, 2.0)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(timeout=0.5)
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    with contextlib.suppress(Exception):
+        info = psycopg.conninfo.conninfo_to_dict(url)
+        return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+    return "the given URL"
