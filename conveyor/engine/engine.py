@@ -478,7 +478,7 @@ class Engine(DurableExecution):
         stopped: list[str] = []
         with self.store.transaction() as tx:
             tx.lock(env_id)
-            row = tx.one("get_run", env_id=env_id, id=run_id)
+            row = tx.one("lock_run", env_id=env_id, id=run_id)
             if row is None:
                 raise NotFound(f"run {run_id} not found")
             status = RunStatus(row["status"])

@@ -206,6 +206,13 @@ UPDATE runs SET idempotency_key = NULL, idempotency_expires_at = NULL WHERE id =
 -- One run of an environment.
 SELECT * FROM runs WHERE env_id = :env_id AND id = :id;
 
+-- name: lock_run
+-- One run of an environment, to change it: on PostgreSQL a lease starting it finishes first.
+SELECT * FROM runs WHERE env_id = :env_id AND id = :id;
+
+-- name: lock_run [postgres]
+SELECT * FROM runs WHERE env_id = :env_id AND id = :id FOR UPDATE;
+
 -- name: get_run_by_id
 -- One run, whatever its environment (for workers holding it).
 SELECT * FROM runs WHERE id = :id;
@@ -431,9 +438,14 @@ UPDATE runs SET status = 'QUEUED', resuming = 1, available_at = :now, updated_at
 WHERE id = :id AND status = 'WAITING';
 
 -- name: unfinished_children
--- Children of a run that have not ended.
+-- Children of a run that have not ended (to cancel them: on PostgreSQL, locked).
 SELECT * FROM runs WHERE parent_id = :parent_id
   AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELED', 'CRASHED', 'SYSTEM_FAILURE', 'TIMED_OUT', 'EXPIRED');
+
+-- name: unfinished_children [postgres]
+SELECT * FROM runs WHERE parent_id = :parent_id
+  AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELED', 'CRASHED', 'SYSTEM_FAILURE', 'TIMED_OUT', 'EXPIRED')
+ORDER BY id FOR UPDATE;
 
 -- name: get_setting
 -- A platform setting.
