@@ -27,6 +27,7 @@ from conveyor.errors import (
     InvalidRequest,
     NotFound,
     PayloadError,
+    StoreUnavailable,
 )
 from conveyor.models import (
     LogLine,
@@ -308,6 +309,7 @@ def worker_stopped(worker_id: str) -> Call[Any]:
 # -- answers ------------------------------------------------------------------------------
 
 _BY_CODE: dict[str, type[ConveyorError]] = {
+    "unavailable": StoreUnavailable,
     "not_found": NotFound,
     "unauthorized": AuthenticationError,
     "conflict": Conflict,
@@ -316,7 +318,7 @@ _BY_CODE: dict[str, type[ConveyorError]] = {
     "malformed_json": InvalidRequest,
 }
 _BY_STATUS: dict[int, type[ConveyorError]] = {404: NotFound, 401: AuthenticationError, 409: Conflict,
-                                              422: PayloadError}
+                                              422: PayloadError, 503: StoreUnavailable}
 
 
 def error_from_response(status: int, content: bytes) -> ConveyorError:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ApiError, ConveyorError, StoreUnavailable
 from conveyor.models import MACHINES, TaskDefinition
 from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LogEntry
 from conveyor.worker.link import WorkerLink
@@ -33,6 +33,7 @@ log = logging.getLogger("conveyor.worker")
 KILL_GRACE = 1.0  # seconds past max_duration before a stuck executor is killed
 IDLE_POLL = 1.0
 LINK_REPORT_EVERY = 30.0  # seconds between reports while the engine stays unreachable
+CALL_OUTAGE_LIMIT = 120.0  # seconds a run's durable call waits out an unreachable server or database
 
 
 class Supervisor:
@@ -286,13 +287,30 @@ class Supervisor:
                     self._retire_if_idle(proc)
                     self.wake()
             else:
-                result = await self.link.call(run_id, op, args)
+                result = await self._call_through_outages(run_id, op, args)
             proc.send(("reply", call_id, True, result))
         except ConveyorError as exc:
             proc.send(("reply", call_id, False, {"type": type(exc).__name__, "message": exc.message}))
         except Exception as exc:  # a bug of ours: the attempt gets an error it can show
             log.exception("call %s failed", op)
             proc.send(("reply", call_id, False, {"type": "ConveyorError", "message": f"{op} failed: {exc}"}))
+
+    async def _call_through_outages(self, run_id: str, op: str, args: dict[str, Any]) -> Any:
+        """A durable call, sent again while the server or its database is briefly away (a
+        restart): the run waits rather than failing an attempt. Only answers that say nothing
+        was done are retried; every call is keyed in the run's journal anyway."""
+        delay, waited = 0.2, 0.0
+        while True:
+            try:
+                return await self.link.call(run_id, op, args)
+            except (StoreUnavailable, ApiError) as exc:
+                transient = isinstance(exc, StoreUnavailable) or exc.api_code == "unreachable"
+                if not transient or waited >= CALL_OUTAGE_LIMIT or self._closed:
+                    raise
+                self._link_failed(exc)
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 5.0)
 
     def _taint(self, proc: ExecutorProcess) -> None:
         """A sync attempt overran its deadline in this executor: its thread cannot be stopped,
