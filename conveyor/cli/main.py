@@ -21,6 +21,7 @@ from conveyor.cli.dev import dev
 from conveyor.cli.init import init
 from conveyor.cli.options import BadArgument, Connection, connection_options
 from conveyor.cli.runs import runs
+from conveyor.cli.server import server
 from conveyor.cli.tokens import tokens
 from conveyor.cli.trigger import trigger
 from conveyor.cli.worker import worker
@@ -111,6 +112,7 @@ def main(ctx: click.Context, api_url: str | None, secret_key: str | None) -> Non
 
 main.add_command(init)
 main.add_command(dev)
+main.add_command(server)
 main.add_command(trigger)
 main.add_command(runs)
 main.add_command(tokens)
