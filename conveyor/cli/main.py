@@ -19,7 +19,10 @@ from click.exceptions import NoArgsIsHelpError
 
 from conveyor.cli.dev import dev
 from conveyor.cli.init import init
+from conveyor.cli.keys import keys
+from conveyor.cli.login import login
 from conveyor.cli.options import BadArgument, Connection, connection_options
+from conveyor.cli.projects import projects
 from conveyor.cli.runs import runs
 from conveyor.cli.server import server
 from conveyor.cli.tokens import tokens
@@ -117,6 +120,9 @@ main.add_command(trigger)
 main.add_command(runs)
 main.add_command(tokens)
 main.add_command(worker)
+main.add_command(login)
+main.add_command(projects)
+main.add_command(keys)
 
 
 if __name__ == "__main__":  # pragma: no cover
