@@ -66,7 +66,8 @@ def list_environments(ref: str, caller: CallerDep, engine: EngineDep) -> Environ
     return EnvironmentList(data=engine.accounts.get_project(caller, ref).environments)
 
 
-@router.post("/{ref}/environments", response_model=ProjectEnvironment, summary="Get or create a preview environment")
+@router.post("/{ref}/environments", response_model=ProjectEnvironment, summary="Get or create a preview environment",
+             responses={201: {"model": ProjectEnvironment, "description": "The preview environment, made now"}})
 def preview_environment(ref: str, body: PreviewBody, caller: CallerDep, engine: EngineDep,
                         response: Response) -> ProjectEnvironment:
     """The preview environment of a git branch (slug `preview-<branch>`), made with its own key
