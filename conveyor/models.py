@@ -308,3 +308,58 @@ class Token(BaseModel):
     completed_at: datetime | None = None
     output: Any = None
     error: dict[str, Any] | None = None
+
+
+# -- accounts: who may act on which project, and the environments' keys --------------------
+
+EnvironmentKind = Literal["dev", "staging", "prod", "preview"]
+
+
+class Organization(BaseModel):
+    """An organization: it owns projects; its members may act on all of them."""
+
+    id: str
+    slug: str
+    name: str
+    role: str | None = Field(None, description="The caller's role in it: owner or member")
+
+
+class User(BaseModel):
+    """The person a personal access token (cv_pat_...) belongs to."""
+
+    id: str
+    name: str
+    is_admin: bool = False
+    organizations: list[Organization] = Field(default_factory=list)
+
+
+class ProjectEnvironment(BaseModel):
+    """One environment of a project: dev, staging, prod, or preview-<branch>."""
+
+    id: str
+    project: str
+    slug: str = Field(description="dev, staging, prod, or preview-<branch>")
+    kind: EnvironmentKind
+    branch: str | None = Field(None, description="The git branch a preview environment serves")
+    created_at: datetime
+
+
+class Project(BaseModel):
+    """A project: its tasks run in its environments, each with its own runs, queues and key."""
+
+    id: str = Field(description="The project ref, proj_...")
+    slug: str
+    name: str
+    organization: str = Field(description="Slug of the organization that owns it")
+    created_at: datetime
+    environments: list[ProjectEnvironment] = Field(default_factory=list)
+
+
+class EnvironmentKey(BaseModel):
+    """An environment's secret key: what `CONVEYOR_SECRET_KEY` holds for a backend or a worker."""
+
+    project: str
+    environment: str = Field(description="The environment's slug")
+    kind: EnvironmentKind
+    secret_key: str
+    rotated: bool = Field(False, description="True when this answer comes from a rotation: the previous key is revoked")

@@ -19,8 +19,12 @@ from click.exceptions import NoArgsIsHelpError
 
 from conveyor.cli.dev import dev
 from conveyor.cli.init import init
+from conveyor.cli.keys import keys
+from conveyor.cli.login import login
 from conveyor.cli.options import BadArgument, Connection, connection_options
+from conveyor.cli.projects import projects
 from conveyor.cli.runs import runs
+from conveyor.cli.server import server
 from conveyor.cli.tokens import tokens
 from conveyor.cli.trigger import trigger
 from conveyor.cli.worker import worker
@@ -111,10 +115,14 @@ def main(ctx: click.Context, api_url: str | None, secret_key: str | None) -> Non
 
 main.add_command(init)
 main.add_command(dev)
+main.add_command(server)
 main.add_command(trigger)
 main.add_command(runs)
 main.add_command(tokens)
 main.add_command(worker)
+main.add_command(login)
+main.add_command(projects)
+main.add_command(keys)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,6 +39,12 @@ def connection_options(fn: F) -> F:
     return fn
 
 
+def account_options(fn: F) -> F:
+    """Add `--api-url` to an account command (projects, keys); its token comes from `conveyor login`."""
+    return click.option("--api-url", metavar="URL", default=None,
+                        help="The server (default: CONVEYOR_API_URL, else the one you logged in to last).")(fn)
+
+
 def json_option(fn: F) -> F:
     """Add `--json`: print machine-readable JSON on stdout instead of tables."""
     return click.option("--json", "as_json", is_flag=True, default=False,

@@ -19,13 +19,17 @@ from conveyor.client import _calls as calls
 from conveyor.client._calls import UNSET, RunPage
 from conveyor.client.settings import resolve_settings
 from conveyor.models import (
+    EnvironmentKey,
     LogLine,
+    Project,
+    ProjectEnvironment,
     QueueInfo,
     Run,
     RunStatus,
     TaskDefinition,
     Token,
     TriggerOptions,
+    User,
 )
 from conveyor.results import BatchHandle, RunHandle
 
@@ -48,6 +52,7 @@ class AsyncClient:
         self.runs = AsyncRuns(self)
         self.queues = AsyncQueues(self)
         self.waitpoints = AsyncWaitpoints(self)
+        self.projects = AsyncProjects(self)
 
     def __repr__(self) -> str:
         return f"<AsyncClient {self.api_url}>"
@@ -193,3 +198,43 @@ class AsyncWaitpoints:
 
     async def list_tokens(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> list[Token]:
         return await self._client.send(calls.list_tokens(status=status, limit=limit, cursor=cursor))
+
+
+class AsyncProjects:
+    """`client.projects`: projects, their environments and keys. These calls need a personal
+    access token (cv_pat_...) as the client's key, not an environment's key."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def whoami(self) -> User:
+        """The user of the token and their organizations."""
+        return await self._client.send(calls.whoami())
+
+    async def create(self, name: str, *, slug: str | None = None, organization: str | None = None) -> Project:
+        """A project with its dev, staging and prod environments; Conflict if the slug is taken."""
+        return await self._client.send(calls.create_project(name, slug=slug, organization=organization))
+
+    async def retrieve(self, ref: str) -> Project:
+        """A project by ref (proj_...) or slug."""
+        return await self._client.send(calls.retrieve_project(ref))
+
+    async def environments(self, ref: str) -> list[ProjectEnvironment]:
+        return await self._client.send(calls.list_environments(ref))
+
+    async def preview_environment(self, ref: str, branch: str) -> ProjectEnvironment:
+        """The preview environment of a git branch, made if it does not exist yet."""
+        return await self._client.send(calls.preview_environment(ref, branch))
+
+    async def key(self, ref: str, env: str) -> EnvironmentKey:
+        """The secret key of environment `env` (dev, staging, prod or preview-<branch>)."""
+        return await self._client.send(calls.environment_key(ref, env))
+
+    async def rotate_key(self, ref: str, env: str) -> EnvironmentKey:
+        """A new secret key for the environment; the old one stops working."""
+        return await self._client.send(calls.rotate_environment_key(ref, env))
+
+    # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
+    async def list(self) -> list[Project]:
+        """Every project of your organizations."""
+        return await self._client.send(calls.list_projects())

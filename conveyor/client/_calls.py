@@ -30,13 +30,17 @@ from conveyor.errors import (
     StoreUnavailable,
 )
 from conveyor.models import (
+    EnvironmentKey,
     LogLine,
+    Project,
+    ProjectEnvironment,
     QueueInfo,
     Run,
     RunStatus,
     TaskDefinition,
     Token,
     TriggerOptions,
+    User,
 )
 from conveyor.models import dump_trigger_options as trigger_options
 from conveyor.protocol import AttemptOutcome, LeaseReply, LogEntry
@@ -248,6 +252,58 @@ def list_tokens(*, status: str | None = None, limit: int = 50, cursor: str | Non
         params.append(("cursor", cursor))
     return Call("GET", "/api/v1/waitpoints/tokens", lambda data: [Token.model_validate(t) for t in data["data"]],
                 params=tuple(params))
+
+
+# -- accounts: sent with a personal access token (cv_pat_...), not an environment key --------
+
+_projects = TypeAdapter(list[Project])
+_environments = TypeAdapter(list[ProjectEnvironment])
+
+
+def whoami() -> Call[User]:
+    return Call("GET", "/api/v1/me", User.model_validate)
+
+
+def create_project(name: str, *, slug: str | None = None, organization: str | None = None) -> Call[Project]:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidRequest(f"a project needs a name, got {name!r}")
+    body: dict[str, Any] = {"name": name.strip(), "slug": slug, "organization": organization}
+    return Call("POST", "/api/v1/projects", Project.model_validate,
+                body={k: v for k, v in body.items() if v is not None})
+
+
+def list_projects() -> Call[list[Project]]:
+    return Call("GET", "/api/v1/projects", lambda data: _projects.validate_python(data["data"]))
+
+
+def retrieve_project(ref: str) -> Call[Project]:
+    return Call("GET", f"/api/v1/projects/{_segment(ref, 'project')}", Project.model_validate)
+
+
+def list_environments(ref: str) -> Call[list[ProjectEnvironment]]:
+    return Call("GET", f"/api/v1/projects/{_segment(ref, 'project')}/environments",
+                lambda data: _environments.validate_python(data["data"]))
+
+
+def preview_environment(ref: str, branch: str) -> Call[ProjectEnvironment]:
+    """The preview environment of `branch`, made on the server if it does not exist yet."""
+    if not isinstance(branch, str) or not branch.strip():
+        raise InvalidRequest(f"a preview environment needs a branch name, got {branch!r}")
+    return Call("POST", f"/api/v1/projects/{_segment(ref, 'project')}/environments",
+                ProjectEnvironment.model_validate, body={"branch": branch.strip()})
+
+
+def _key_path(ref: str, env: str) -> str:
+    return f"/api/v1/projects/{_segment(ref, 'project')}/environments/{_segment(env, 'environment')}/key"
+
+
+def environment_key(ref: str, env: str) -> Call[EnvironmentKey]:
+    """`env` is the environment's slug: dev, staging, prod or preview-<branch>."""
+    return Call("GET", _key_path(ref, env), EnvironmentKey.model_validate)
+
+
+def rotate_environment_key(ref: str, env: str) -> Call[EnvironmentKey]:
+    return Call("POST", _key_path(ref, env) + "/rotate", EnvironmentKey.model_validate)
 
 
 # -- the worker protocol (conveyor worker) --------------------------------------------------

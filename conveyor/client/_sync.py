@@ -18,13 +18,17 @@ from conveyor.client import _calls as calls
 from conveyor.client._calls import UNSET, RunPage
 from conveyor.client.settings import resolve_settings
 from conveyor.models import (
+    EnvironmentKey,
     LogLine,
+    Project,
+    ProjectEnvironment,
     QueueInfo,
     Run,
     RunStatus,
     TaskDefinition,
     Token,
     TriggerOptions,
+    User,
 )
 from conveyor.results import BatchHandle, RunHandle
 
@@ -47,6 +51,7 @@ class Client:
         self.runs = Runs(self)
         self.queues = Queues(self)
         self.waitpoints = Waitpoints(self)
+        self.projects = Projects(self)
 
     def __repr__(self) -> str:
         return f"<Client {self.api_url}>"
@@ -192,3 +197,43 @@ class Waitpoints:
 
     def list_tokens(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> list[Token]:
         return self._client.send(calls.list_tokens(status=status, limit=limit, cursor=cursor))
+
+
+class Projects:
+    """`client.projects`: projects, their environments and keys. These calls need a personal
+    access token (cv_pat_...) as the client's key, not an environment's key."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def whoami(self) -> User:
+        """The user of the token and their organizations."""
+        return self._client.send(calls.whoami())
+
+    def create(self, name: str, *, slug: str | None = None, organization: str | None = None) -> Project:
+        """A project with its dev, staging and prod environments; Conflict if the slug is taken."""
+        return self._client.send(calls.create_project(name, slug=slug, organization=organization))
+
+    def retrieve(self, ref: str) -> Project:
+        """A project by ref (proj_...) or slug."""
+        return self._client.send(calls.retrieve_project(ref))
+
+    def environments(self, ref: str) -> list[ProjectEnvironment]:
+        return self._client.send(calls.list_environments(ref))
+
+    def preview_environment(self, ref: str, branch: str) -> ProjectEnvironment:
+        """The preview environment of a git branch, made if it does not exist yet."""
+        return self._client.send(calls.preview_environment(ref, branch))
+
+    def key(self, ref: str, env: str) -> EnvironmentKey:
+        """The secret key of environment `env` (dev, staging, prod or preview-<branch>)."""
+        return self._client.send(calls.environment_key(ref, env))
+
+    def rotate_key(self, ref: str, env: str) -> EnvironmentKey:
+        """A new secret key for the environment; the old one stops working."""
+        return self._client.send(calls.rotate_environment_key(ref, env))
+
+    # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
+    def list(self) -> list[Project]:
+        """Every project of your organizations."""
+        return self._client.send(calls.list_projects())

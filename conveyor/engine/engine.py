@@ -22,7 +22,6 @@ column until a worker reports it ran, so a hook fires even when the run ended wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import secrets
@@ -36,6 +35,7 @@ import jsonschema
 
 from conveyor.durations import parse_duration, resolve_when
 from conveyor.engine import policy
+from conveyor.engine.accounts import Accounts, hash_secret
 from conveyor.engine.durable import DurableExecution
 from conveyor.engine.scheduling import Candidate, choose_runs, fetch_size
 from conveyor.engine.views import attempt_view, log_view, run_view, wait_view
@@ -99,8 +99,7 @@ class BatchResult:
     runs: list[Run]
 
 
-def hash_key(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+hash_key = hash_secret  # keys are stored as their sha256 (conveyor.engine.accounts)
 
 
 def _dumps(value: Any) -> str:
@@ -120,6 +119,8 @@ class Engine(DurableExecution):
         self._definitions: dict[str, TaskDefinition] = {}
         self._validators_lock = threading.Lock()
         self._origin = secrets.token_hex(6)  # tells this engine's published events from others'
+        # organizations, projects, personal access tokens and environment keys
+        self.accounts = Accounts(store, clock=clock, forget_keys=self._auth_cache.clear)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -159,6 +160,7 @@ class Engine(DurableExecution):
                 env_id = new_id("env")
                 tx.run("insert_environment", id=env_id, project=project, slug=slug, kind=kind,
                        concurrency_limit=concurrency_limit, now=now)
+                Accounts.adopt_project(tx, project, now)  # every environment belongs to a project
                 row = tx.one("get_environment", id=env_id)
             elif concurrency_limit is not None and row["concurrency_limit"] != concurrency_limit:
                 tx.run("set_environment_limit", id=row["id"], concurrency_limit=concurrency_limit)

@@ -1,8 +1,11 @@
-"""Who is calling: the `Authorization: Bearer <key>` header resolved to an Environment.
+"""Who is calling: the `Authorization: Bearer <key>` header resolved to an Environment, or,
+on the account routes (projects, environments, keys), to the user of a personal access token.
 
-The key alone decides the project and environment, so every route takes the Environment
-from here and passes its id to the engine; a route never accepts an environment from the
-request. This module never stores or logs a key.
+An environment key alone decides the project and environment, so every run route takes the
+Environment from here and passes its id to the engine; a route never accepts an environment
+from the request. The two kinds of credential never stand in for each other: a personal access
+token is no environment key, and an environment key opens no account route. This module never
+stores or logs a key.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from conveyor.engine.accounts import TOKEN_PREFIX, Caller
 from conveyor.engine.engine import Engine, Environment
 from conveyor.errors import AuthenticationError
 
@@ -42,10 +46,33 @@ async def current_environment(
     if not known:
         environment = await run_in_threadpool(engine.authenticate, key)
     if environment is None:
+        if key.startswith(TOKEN_PREFIX):
+            raise AuthenticationError(
+                "a personal access token (cv_pat_...) is not an environment key: send the environment's "
+                "secret key (`conveyor keys show --project P --env dev`)")
         raise AuthenticationError(
             "unknown API key: check the secret key of the environment you mean (it starts with cv_)")
     return environment
 
 
+async def current_user(
+    engine: Annotated[Engine, Depends(get_engine)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """The user of the request's personal access token; AuthenticationError (401) when there is none."""
+    if credentials is None or not credentials.credentials.strip():
+        raise AuthenticationError(
+            "missing personal access token: send `Authorization: Bearer cv_pat_...` (`conveyor login` stores one)")
+    token = credentials.credentials.strip()
+    if not token.startswith(TOKEN_PREFIX):
+        raise AuthenticationError(
+            "this route needs a personal access token (cv_pat_...), not an environment's secret key")
+    caller = await run_in_threadpool(engine.accounts.authenticate, token)
+    if caller is None:
+        raise AuthenticationError("unknown or revoked personal access token; get a new one from your admin")
+    return caller
+
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
 EnvironmentDep = Annotated[Environment, Depends(current_environment)]
+CallerDep = Annotated[Caller, Depends(current_user)]

@@ -12,7 +12,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.engine.engine import MAX_BATCH
-from conveyor.models import LogLine, QueueInfo, Run, TaskDefinition, Token, TriggerOptions
+from conveyor.models import (
+    LogLine,
+    Project,
+    ProjectEnvironment,
+    QueueInfo,
+    Run,
+    TaskDefinition,
+    Token,
+    TriggerOptions,
+)
 
 
 class TriggerBody(BaseModel):
@@ -136,3 +145,43 @@ class CompleteTokenBody(BaseModel):
 class TokenList(BaseModel):
     data: list[Token]
     next_cursor: str | None = None
+
+
+# -- accounts: projects, environments and keys (personal access token routes) ----------------
+
+
+class CreateProjectBody(BaseModel):
+    """`POST /api/v1/projects`: a name; the slug is made from it unless given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    slug: str | None = Field(None, min_length=1, max_length=60,
+                             description="Letters, digits and dashes; default: made from the name")
+    organization: str | None = Field(None, description="Slug of the owning organization; needed only when "
+                                                        "you belong to several")
+
+
+class PreviewBody(BaseModel):
+    """`POST /api/v1/projects/{ref}/environments`: the git branch of a preview environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    branch: str = Field(min_length=1, max_length=200)
+
+
+class ProjectList(BaseModel):
+    data: list[Project]
+
+
+class EnvironmentList(BaseModel):
+    data: list[ProjectEnvironment]
+
+
+# Documented on every route authenticated by a personal access token.
+ACCOUNT_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing, unknown or revoked personal access token "
+                                                 "(an environment key is refused here)"},
+    404: {"model": ErrorResponse, "description": "No such project, organization or environment among yours"},
+    422: {"model": ErrorResponse, "description": "The body or a parameter is invalid; the message names it"},
+}

@@ -71,7 +71,9 @@ def free_port() -> int:
 @pytest.mark.parametrize("args", [
     ["--help"], ["init", "--help"], ["dev", "--help"], ["trigger", "--help"], ["runs", "--help"],
     ["runs", "list", "--help"], ["runs", "show", "--help"], ["runs", "cancel", "--help"],
-    ["runs", "replay", "--help"], ["runs", "logs", "--help"],
+    ["runs", "replay", "--help"], ["runs", "logs", "--help"], ["server", "--help"], ["login", "--help"],
+    ["projects", "--help"], ["projects", "create", "--help"], ["projects", "list", "--help"], ["keys", "--help"],
+    ["keys", "show", "--help"], ["keys", "rotate", "--help"],
 ])
 def test_help_works_for_every_command(runner: CliRunner, args: list[str]) -> None:
     result = invoke(runner, *args)

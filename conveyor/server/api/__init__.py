@@ -1,12 +1,14 @@
-"""The HTTP API's routes, one module per resource: tasks, runs, queues, waitpoints.
+"""The HTTP API's routes, one module per resource: tasks, runs, queues, waitpoints, workers,
+and projects.
 
-`api_router` gathers them under /api/v1. Every route here needs an API key and works only
-inside the key's environment.
+`api_router` gathers them under /api/v1. Every route but the projects ones needs an
+environment's key and works only inside the key's environment; the projects routes (and
+/api/v1/me) need a personal access token instead.
 """
 
 from fastapi import APIRouter
 
-from conveyor.server.api import queues, runs, tasks, waitpoints, workers
+from conveyor.server.api import projects, queues, runs, tasks, waitpoints, workers
 
 api_router = APIRouter()
 api_router.include_router(tasks.router)
@@ -15,5 +17,7 @@ api_router.include_router(queues.router)
 api_router.include_router(waitpoints.router)
 api_router.include_router(waitpoints.callback_router)
 api_router.include_router(workers.router)
+api_router.include_router(projects.me_router)
+api_router.include_router(projects.router)
 
 __all__ = ["api_router"]

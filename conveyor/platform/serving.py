@@ -1,0 +1,108 @@
+"""What every process serving the HTTP API shares (`conveyor dev`, `conveyor server`): the port
+check, uvicorn without its own signal handlers, the engine's tick loop, and stopping the parts
+in order on Ctrl-C or SIGTERM.
+
+    ApiService(engine, host, port)  ─ run(*more parts) ─▶ uvicorn · tick loop · more parts
+                                                          until a signal or a part fails
+
+Processes differ only in what they add (a reloading worker in dev) and what they print first.
+Nothing here opens a database or decides which environment anything belongs to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any
+
+import uvicorn
+from rich.console import Console
+
+from conveyor.engine.engine import Engine
+from conveyor.errors import ConfigError, ConveyorError
+from conveyor.server.app import create_app
+
+TICK_INTERVAL = 0.1
+PUBLIC_URL_ENV = "CONVEYOR_PUBLIC_URL"
+
+
+def check_port(host: str, port: int) -> None:
+    """ConfigError, before anything starts, when the port is taken or the host is not ours."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is already in use; pass --port to use another") from exc
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def local_api_url(host: str, port: int) -> str:
+    """The URL to reach the API from this machine."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the platform stops its parts in order itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiService:
+    """The HTTP API over `engine` plus the engine's tick loop (delays, ttl, lost workers), until
+    SIGINT or SIGTERM. Several may run over one database: ticking is safe from many servers.
+    Make it inside the event loop: it takes over the signals at once."""
+
+    def __init__(self, engine: Engine, *, host: str, port: int, console: Console) -> None:
+        self.engine = engine
+        self.console = console
+        self.api_url = local_api_url(host, port)
+        # token callback URLs must reach this server from wherever they are used
+        engine.public_url = os.environ.get(PUBLIC_URL_ENV) or self.api_url
+        engine.token_secret()  # made once, before anything needs to sign a token URL
+        self.app = create_app(engine)
+        self.server = _Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning",
+                                             timeout_graceful_shutdown=5, access_log=False, lifespan="off"))
+        self.stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop.set)
+
+    async def _tick(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.engine.tick)
+            except ConveyorError as exc:
+                self.console.print(f"[yellow]tick failed:[/] {exc}")
+            await asyncio.sleep(TICK_INTERVAL)
+
+    async def run(self, *parts: Coroutine[Any, Any, Any],
+                  before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Serve until stopped or until a part fails, then stop: `before_shutdown` (a worker
+        giving its runs back), long polls answered, uvicorn drained, the rest canceled."""
+        background = [asyncio.create_task(c) for c in (self.server.serve(), self._tick(), *parts)]
+        stopper = asyncio.create_task(self.stop.wait())
+        done, _ = await asyncio.wait([*background, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopper and task.exception() is not None:
+                self.console.print(f"[red]error:[/] {task.exception()}")
+        self.console.print("\nStopping…")
+        self.stop.set()
+        if before_shutdown is not None:
+            await before_shutdown()
+        self.app.state.wakeups.close()  # workers' long polls answer now, so the server can stop cleanly
+        self.server.should_exit = True
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(background[0]), 10)
+        for task in background:
+            task.cancel()
+        stopper.cancel()
+        await asyncio.gather(*background, stopper, return_exceptions=True)
