@@ -1,4 +1,4 @@
-"""End-to-end fixtures: a real `conveyor dev` process on a copy of tests/e2e/project."""
+"""End-to-end fixtures: real `conveyor dev`, `conveyor server` and `conveyor worker` processes on a copy of tests/e2e/project."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pytest
@@ -101,13 +102,27 @@ class DevServer:
         return path.read_text().splitlines() if path.exists() else []
 
 
+class Platform(Protocol):
+    """What a worker needs of the server it works for (a DevServer or a ServerProcess)."""
+
+    root: Path
+
+    @property
+    def api_url(self) -> str: ...
+
+    @property
+    def secret_key(self) -> str: ...
+
+
 @dataclass
 class WorkerProcess:
-    """A running `conveyor worker` for a dev server, in its own process group."""
+    """A running `conveyor worker` for a server, in its own process group."""
 
-    dev: DevServer
+    dev: Platform
     name: str
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    executors: int = 1
 
     @property
     def log(self) -> Path:
@@ -116,9 +131,9 @@ class WorkerProcess:
     def start(self, timeout: float = 30) -> None:
         out = self.log.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "CONVEYOR_API_URL": self.dev.api_url,
-               "CONVEYOR_SECRET_KEY": self.dev.secret_key}
+               "CONVEYOR_SECRET_KEY": self.dev.secret_key, **self.env}
         self.proc = subprocess.Popen([sys.executable, "-m", "conveyor.cli.main", "worker", "--name", self.name,
-                                      "--executors", "1"],
+                                      "--executors", str(self.executors)],
                                      cwd=self.dev.root, stdout=out, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         wait_for(lambda: "Loaded tasks" in self.output(), timeout=timeout, what=f"worker {self.name} to load")
@@ -137,6 +152,58 @@ class WorkerProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@dataclass
+class ServerProcess:
+    """A running `conveyor server`; `root` and `secret_key` let a WorkerProcess use it."""
+
+    root: Path
+    database_url: str
+    port: int = field(default_factory=free_port)
+    name: str = "server"
+    secret_key: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.root / f"{self.name}-{self.starts}.out"
+
+    def start(self, timeout: float = 30) -> str:
+        """Start it; its output up to the "Press Ctrl-C" line."""
+        self.starts += 1
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "CONVEYOR_DATABASE_URL": self.database_url}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "conveyor.cli.main", "server", "--port", str(self.port), "--worker-timeout", "10"],
+            cwd=self.root, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"conveyor server exited early:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.api_url}/healthz", timeout=0.5).status_code == 200 and "Ctrl-C" in self.output():
+                    return self.output()
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"conveyor server did not start in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
 
 
 def kill_tree(proc: subprocess.Popen[bytes]) -> None:

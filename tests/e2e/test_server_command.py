@@ -6,77 +6,23 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
 from conveyor import Client
-from tests.e2e.conftest import WorkerProcess, free_port, make_project, wait_for
+from tests.e2e.conftest import ServerProcess, WorkerProcess, make_project, wait_for
 
 TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")
 
 
-@dataclass
-class ServerProcess:
-    """A running `conveyor server`; `root` and `secret_key` let a WorkerProcess use it."""
-
-    root: Path
-    database: Path
-    port: int = field(default_factory=free_port)
-    secret_key: str = ""
-    proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log(self) -> Path:
-        return self.root / f"server-{self.starts}.out"
-
-    def start(self, timeout: float = 30) -> str:
-        """Start it; its output up to the "Press Ctrl-C" line."""
-        self.starts += 1
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "CONVEYOR_DATABASE_URL": f"sqlite:///{self.database}"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli.main", "server", "--port", str(self.port), "--worker-timeout", "10"],
-            cwd=self.root, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"conveyor server exited early:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.api_url}/healthz", timeout=0.5).status_code == 200 and "Ctrl-C" in self.output():
-                    return self.output()
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"conveyor server did not start in {timeout}s:\n{self.output()}")
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(root=make_project(tmp_path), database=tmp_path / "data" / "conveyor.db")
+    process = ServerProcess(root=make_project(tmp_path), database_url=f"sqlite:///{tmp_path / 'data' / 'conveyor.db'}")
     yield process
     process.stop()
 
@@ -108,7 +54,7 @@ def test_server_admin_project_key_and_a_remote_worker_run_a_task(server: ServerP
     assert keys["prod"].startswith("cv_prod_") and keys["dev"].startswith("cv_dev_")
     server.secret_key = keys["prod"]
 
-    worker = WorkerProcess(server, "remote")  # type: ignore[arg-type]  # it needs only root, api_url, secret_key
+    worker = WorkerProcess(server, "remote")
     try:
         worker.start()
         assert "environment prod" in worker.output()
