@@ -25,6 +25,7 @@ from conveyor.models import (
     RunStatus,
     TaskDefinition,
     Token,
+    Trace,
     TriggerOptions,
 )
 from conveyor.results import BatchHandle, RunHandle
@@ -129,6 +130,10 @@ class AsyncRuns:
 
     async def logs(self, run_id: str) -> list[LogLine]:
         return await self._client.send(calls.run_logs(run_id))
+
+    async def trace(self, run_id: str) -> Trace:
+        """The run's spans as a tree: attempts, and the steps, triggers, waits and tokens of each."""
+        return await self._client.send(calls.run_trace(run_id))
 
     async def poll(self, run_id: str, interval: float = 0.5, timeout: float | None = None) -> Run:
         """The run once it has ended (any final status); TimeoutError after `timeout` seconds."""

@@ -35,6 +35,7 @@ from conveyor.models import (
     RunStatus,
     TaskDefinition,
     Token,
+    Trace,
     TriggerOptions,
 )
 from conveyor.models import dump_trigger_options as trigger_options
@@ -198,6 +199,10 @@ def replay_run(run_id: str, payload: Any = UNSET) -> Call[RunHandle]:
 
 def run_logs(run_id: str) -> Call[list[LogLine]]:
     return Call("GET", f"/api/v1/runs/{_segment(run_id, 'run id')}/logs", lambda data: _logs.validate_python(data["data"]))
+
+
+def run_trace(run_id: str) -> Call[Trace]:
+    return Call("GET", f"/api/v1/runs/{_segment(run_id, 'run id')}/trace", Trace.model_validate)
 
 
 def list_queues() -> Call[list[QueueInfo]]:

@@ -24,6 +24,7 @@ from conveyor.models import (
     RunStatus,
     TaskDefinition,
     Token,
+    Trace,
     TriggerOptions,
 )
 from conveyor.results import BatchHandle, RunHandle
@@ -128,6 +129,10 @@ class Runs:
 
     def logs(self, run_id: str) -> list[LogLine]:
         return self._client.send(calls.run_logs(run_id))
+
+    def trace(self, run_id: str) -> Trace:
+        """The run's spans as a tree: attempts, and the steps, triggers, waits and tokens of each."""
+        return self._client.send(calls.run_trace(run_id))
 
     def poll(self, run_id: str, interval: float = 0.5, timeout: float | None = None) -> Run:
         """The run once it has ended (any final status); TimeoutError after `timeout` seconds."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -56,7 +57,7 @@ class DurableExecution:
         if run is None:
             raise NotFound(f"run {run_id} not found")
         if op == "journal":
-            return self.journal_put(run_id, args["key"], args["value"])
+            return self.journal_put(run_id, args["key"], args["value"], started_at=_moment(args.get("started_at")))
         if op == "durable_trigger":
             return self.durable_trigger(run_id, args["key"], [tuple(i) for i in args["items"]],
                                         wait=args["wait"], batch=args["batch"])
@@ -74,11 +75,17 @@ class DurableExecution:
 
     # -- the journal ------------------------------------------------------------------------
 
-    def journal_put(self, run_id: str, key: str, value: Any) -> Any:
+    def journal_put(self, run_id: str, key: str, value: Any, *, started_at: float | None = None) -> Any:
         """Record the answer to a call that needs no waiting (a step, now, uuid). If the key is
-        already journaled, the recorded answer wins and is returned."""
+        already journaled, the recorded answer wins and is returned. `started_at` is when a step
+        began (its span in the trace); a moment after now (a worker's clock ahead) counts as now."""
+        now = self.clock()
         with self.store.transaction() as tx:
-            tx.run("insert_journal", run_id=run_id, key=key, value=_dumps(value), waitpoint_id=None, now=self.clock())
+            if started_at is None:
+                tx.run("insert_journal", run_id=run_id, key=key, value=_dumps(value), waitpoint_id=None, now=now)
+            else:
+                tx.run("insert_step_journal", run_id=run_id, key=key, value=_dumps(value),
+                       started_at=min(started_at, now), now=now)
             row = tx.one("get_journal_entry", run_id=run_id, key=key)
         assert row is not None
         return json.loads(row["value"])
@@ -350,6 +357,14 @@ class DurableExecution:
                 completions.append((w["id"], "TIMED_OUT", _dumps({"ok": False, "error": {
                     "name": "WaitpointTimeout", "code": "timed_out", "message": "The token was not completed in time."}})))
         return self._complete_waitpoints(tx, completions, now) if completions else set()
+
+
+def _moment(value: Any) -> float | None:
+    """An epoch time a worker sent, or None when it sent none or nonsense (the trace then falls
+    back to when the engine heard of the call; a bad timestamp must not fail the run)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
 
 
 def _waitpoint_state(row: Row) -> dict[str, Any]:
