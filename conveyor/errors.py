@@ -8,6 +8,7 @@
     ├── Conflict                      the request contradicts the current state (cancel a finished run)
     ├── InvalidRequest                a request is malformed or an option is out of range
     ├── AuthenticationError           the API key is missing, unknown or revoked
+    ├── RateLimited                   the API key made too many requests; retry later
     ├── ApiError                      the server answered with an error the client cannot map
     └── TaskRunError                  raised inside task code to steer the run
         ├── AbortTaskRunError         fail the run now, without retrying
@@ -84,6 +85,14 @@ class AuthenticationError(ConveyorError):
 
     code = "unauthorized"
     status = 401
+
+
+class RateLimited(ConveyorError):
+    """Too many requests with this API key. The client already waited and retried; slow down,
+    or raise the server's CONVEYOR_RATE_LIMIT."""
+
+    code = "rate_limited"
+    status = 429
 
 
 class ApiError(ConveyorError):

@@ -63,14 +63,22 @@ class AsyncClient:
         return await self.tasks.batch_trigger(task_id, items)
 
     async def send(self, call: calls.Call[T]) -> T:
-        """Send one call and read its answer (the lower level every method goes through)."""
-        try:
-            response = await self._http.request(call.method, call.path, params=call.params or None, json=call.body)
-        except httpx.TimeoutException as exc:
-            raise calls.timed_out(self.api_url, call, exc) from exc
-        except httpx.TransportError as exc:
-            raise calls.unreachable(self.api_url, exc) from exc
-        return calls.read_response(call, response.status_code, response.content)
+        """Send one call and read its answer (the lower level every method goes through). A call
+        refused for the key's rate limit (429) is sent again after the Retry-After the server
+        gives, a few times (`calls.rate_limit_delay`)."""
+        retries = 0
+        while True:
+            try:
+                response = await self._http.request(call.method, call.path, params=call.params or None, json=call.body)
+            except httpx.TimeoutException as exc:
+                raise calls.timed_out(self.api_url, call, exc) from exc
+            except httpx.TransportError as exc:
+                raise calls.unreachable(self.api_url, exc) from exc
+            delay = calls.rate_limit_delay(response.status_code, response.headers.get("retry-after"), retries)
+            if delay is None:
+                return calls.read_response(call, response.status_code, response.content)
+            retries += 1
+            await asyncio.sleep(delay)
 
     @property
     def is_closed(self) -> bool:

@@ -27,6 +27,7 @@ from conveyor.errors import (
     InvalidRequest,
     NotFound,
     PayloadError,
+    RateLimited,
 )
 from conveyor.models import (
     LogLine,
@@ -313,6 +314,7 @@ def worker_stopped(worker_id: str) -> Call[Any]:
 # -- answers ------------------------------------------------------------------------------
 
 _BY_CODE: dict[str, type[ConveyorError]] = {
+    "rate_limited": RateLimited,
     "not_found": NotFound,
     "unauthorized": AuthenticationError,
     "conflict": Conflict,
@@ -321,7 +323,25 @@ _BY_CODE: dict[str, type[ConveyorError]] = {
     "malformed_json": InvalidRequest,
 }
 _BY_STATUS: dict[int, type[ConveyorError]] = {404: NotFound, 401: AuthenticationError, 409: Conflict,
-                                              422: PayloadError}
+                                              422: PayloadError, 429: RateLimited}
+
+RATE_LIMIT_RETRIES = 3  # times a call refused with 429 is sent again before RateLimited is raised
+MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After is raised at once rather than slept
+
+
+def rate_limit_delay(status: int, retry_after: str | None, retries_done: int) -> float | None:
+    """Seconds to wait before sending again a call the server refused with 429, or None to stop
+    (not a 429, retries used up, or a wait too long to sit through). A 429 is answered before
+    the request does anything, so sending it again is safe even for a trigger."""
+    if status != 429 or retries_done >= RATE_LIMIT_RETRIES:
+        return None
+    try:
+        delay = float(retry_after) if retry_after is not None else 1.0
+    except ValueError:  # an HTTP date: Conveyor sends seconds, so wait the customary second
+        delay = 1.0
+    if not math.isfinite(delay) or delay < 0:
+        delay = 1.0
+    return delay if delay <= MAX_RETRY_AFTER else None
 
 
 def error_from_response(status: int, content: bytes) -> ConveyorError:

@@ -110,6 +110,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No such task, run or queue in this environment"},
     422: {"model": ErrorResponse, "description": "The body or a parameter is invalid; the message names it"},
 }
+# Routes of applications (not the worker protocol) count against their key's rate limit.
+API_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    429: {"model": ErrorResponse, "description": "The key is over its rate limit (`rate_limited`); retry later",
+          "headers": {"Retry-After": {"description": "Seconds until a request fits in the limit again",
+                                      "schema": {"type": "integer"}}}},
+}
 CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "The run's state does not allow this"},
 }

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Body, Query, status
 from conveyor.models import Run, Trace
 from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.schemas import (
+    API_RESPONSES,
     CONFLICT_RESPONSE,
-    ERROR_RESPONSES,
     LogList,
     ReplayBody,
     RunList,
@@ -23,7 +23,7 @@ from conveyor.server.schemas import (
     triggered,
 )
 
-router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=API_RESPONSES)
 
 
 def _epoch(value: datetime | None) -> float | None:

@@ -15,9 +15,15 @@ from conveyor.durations import parse_duration
 from conveyor.errors import InvalidRequest, NotFound, PayloadError
 from conveyor.models import Token
 from conveyor.server.auth import EngineDep, EnvironmentDep
-from conveyor.server.schemas import ERROR_RESPONSES, CompleteTokenBody, CreateTokenBody, TokenList
+from conveyor.server.schemas import (
+    API_RESPONSES,
+    ERROR_RESPONSES,
+    CompleteTokenBody,
+    CreateTokenBody,
+    TokenList,
+)
 
-router = APIRouter(prefix="/api/v1/waitpoints/tokens", tags=["waitpoints"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1/waitpoints/tokens", tags=["waitpoints"], responses=API_RESPONSES)
 
 
 @router.post("", response_model=Token, status_code=201, summary="Create a token")
