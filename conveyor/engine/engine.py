@@ -143,6 +143,15 @@ class Engine(DurableExecution):
         with self.store.transaction() as tx:
             tx.run("insert_api_key", key_hash=hash_key(secret), env_id=env_id, prefix=secret[:12], now=self.clock())
 
+    def revoke_api_key(self, secret: str) -> bool:
+        """Revoke a key: it stops authenticating here at once, and on other servers of the same
+        database within AUTH_CACHE_SECONDS. False when no live key matched."""
+        digest = hash_key(secret)
+        with self.store.transaction() as tx:
+            revoked = tx.run("revoke_api_key", key_hash=digest, now=self.clock()) > 0
+        self._auth_cache.pop(digest, None)
+        return revoked
+
     def authenticate(self, secret: str) -> Environment | None:
         """The environment of a live key. Answers from memory for a few seconds after a lookup
         (every request authenticates), so a revoked key stops working within AUTH_CACHE_SECONDS."""

@@ -30,6 +30,10 @@ ON CONFLICT (key_hash) DO NOTHING;
 SELECT e.* FROM api_keys k JOIN environments e ON e.id = k.env_id
 WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL;
 
+-- name: revoke_api_key
+-- Revoke a live key: it stops authenticating.
+UPDATE api_keys SET revoked_at = :now WHERE key_hash = :key_hash AND revoked_at IS NULL;
+
 -- name: upsert_task
 -- Record (or update) a task a worker can run.
 INSERT INTO tasks (env_id, task_id, queue, definition, updated_at) VALUES (:env_id, :task_id, :queue, :definition, :now)
