@@ -22,6 +22,7 @@ from conveyor.errors import (
     InvalidRequest,
     NotFound,
     PayloadError,
+    RateLimited,
     TaskDefinitionError,
     TaskRunFailed,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "PayloadError",
     "Queue",
     "QueueInfo",
+    "RateLimited",
     "Result",
     "RetryPolicy",
     "Run",

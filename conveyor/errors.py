@@ -9,6 +9,7 @@
     ├── InvalidRequest                a request is malformed or an option is out of range
     ├── AuthenticationError           the API key is missing, unknown or revoked
     ├── StoreUnavailable              the database cannot be reached right now (503: try again)
+    ├── RateLimited                   the API key made too many requests; retry later
     ├── ApiError                      the server answered with an error the client cannot map
     └── TaskRunError                  raised inside task code to steer the run
         ├── AbortTaskRunError         fail the run now, without retrying
@@ -93,6 +94,14 @@ class StoreUnavailable(ConveyorError):
     code = "unavailable"
     status = 503
     retry_after = 1
+
+
+class RateLimited(ConveyorError):
+    """Too many requests with this API key. The client already waited and retried; slow down,
+    or raise the server's CONVEYOR_RATE_LIMIT."""
+
+    code = "rate_limited"
+    status = 429
 
 
 class ApiError(ConveyorError):

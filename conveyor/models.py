@@ -363,3 +363,32 @@ class EnvironmentKey(BaseModel):
     kind: EnvironmentKind
     secret_key: str
     rotated: bool = Field(False, description="True when this answer comes from a rotation: the previous key is revoked")
+
+
+SpanKind = Literal["run", "attempt", "trigger", "wait", "step", "token"]
+SpanStatus = Literal["open", "ok", "error", "canceled"]
+
+
+class Span(BaseModel):
+    """One span of a run's trace: the run, an attempt, or a durable call made in an attempt
+    (a step, a trigger with the child runs it made, a wait, a token). `end` is null while the
+    span is open; `children` are the spans inside it, in start order."""
+
+    id: str
+    parent_id: str | None = None
+    kind: SpanKind
+    name: str
+    start: datetime
+    end: datetime | None = None
+    status: SpanStatus = Field(description="open while it lasts; then ok, error or canceled")
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    children: list[Span] = Field(default_factory=list)
+
+
+class Trace(BaseModel):
+    """A run's trace: its span tree. `truncated` when the run made more durable calls or child
+    runs than one trace shows (the first ones are shown)."""
+
+    run_id: str
+    root: Span
+    truncated: bool = False

@@ -27,6 +27,7 @@ from conveyor.errors import (
     InvalidRequest,
     NotFound,
     PayloadError,
+    RateLimited,
     StoreUnavailable,
 )
 from conveyor.models import (
@@ -39,6 +40,7 @@ from conveyor.models import (
     RunStatus,
     TaskDefinition,
     Token,
+    Trace,
     TriggerOptions,
     User,
 )
@@ -205,6 +207,10 @@ def run_logs(run_id: str) -> Call[list[LogLine]]:
     return Call("GET", f"/api/v1/runs/{_segment(run_id, 'run id')}/logs", lambda data: _logs.validate_python(data["data"]))
 
 
+def run_trace(run_id: str) -> Call[Trace]:
+    return Call("GET", f"/api/v1/runs/{_segment(run_id, 'run id')}/trace", Trace.model_validate)
+
+
 def list_queues() -> Call[list[QueueInfo]]:
     return Call("GET", "/api/v1/queues", lambda data: _queues.validate_python(data["data"]))
 
@@ -366,6 +372,7 @@ def worker_stopped(worker_id: str) -> Call[Any]:
 
 _BY_CODE: dict[str, type[ConveyorError]] = {
     "unavailable": StoreUnavailable,
+    "rate_limited": RateLimited,
     "not_found": NotFound,
     "unauthorized": AuthenticationError,
     "conflict": Conflict,
@@ -374,7 +381,27 @@ _BY_CODE: dict[str, type[ConveyorError]] = {
     "malformed_json": InvalidRequest,
 }
 _BY_STATUS: dict[int, type[ConveyorError]] = {404: NotFound, 401: AuthenticationError, 409: Conflict,
-                                              422: PayloadError, 503: StoreUnavailable}
+                                              422: PayloadError, 429: RateLimited, 503: StoreUnavailable}
+
+REFUSED_RETRIES = 3  # times a call refused with 429 or 503 is sent again before its error is raised
+MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After is raised at once rather than slept
+RETRIED_STATUSES = (429, 503)  # rate limited; the database briefly unreachable
+
+
+def retry_delay(status: int, retry_after: str | None, retries_done: int) -> float | None:
+    """Seconds to wait before sending again a call the server refused with 429 (the key's rate
+    limit) or 503 (its database unreachable for a moment, a restart say), or None to stop (another
+    status, retries used up, or a wait too long to sit through). Both are answered before the
+    request changed anything, so sending it again is safe even for a trigger."""
+    if status not in RETRIED_STATUSES or retries_done >= REFUSED_RETRIES:
+        return None
+    try:
+        delay = float(retry_after) if retry_after is not None else 1.0
+    except ValueError:  # an HTTP date: Conveyor sends seconds, so wait the customary second
+        delay = 1.0
+    if not math.isfinite(delay) or delay < 0:
+        delay = 1.0
+    return delay if delay <= MAX_RETRY_AFTER else None
 
 
 def error_from_response(status: int, content: bytes) -> ConveyorError:

@@ -27,6 +27,7 @@ from conveyor.models import (
     RunStatus,
     TaskDefinition,
     Token,
+    Trace,
     TriggerOptions,
     User,
 )
@@ -66,14 +67,22 @@ class Client:
         return self.tasks.batch_trigger(task_id, items)
 
     def send(self, call: calls.Call[T]) -> T:
-        """Send one call and read its answer (the lower level every method goes through)."""
-        try:
-            response = self._http.request(call.method, call.path, params=call.params or None, json=call.body)
-        except httpx.TimeoutException as exc:
-            raise calls.timed_out(self.api_url, call, exc) from exc
-        except httpx.TransportError as exc:
-            raise calls.unreachable(self.api_url, exc) from exc
-        return calls.read_response(call, response.status_code, response.content)
+        """Send one call and read its answer (the lower level every method goes through). A call
+        refused for the key's rate limit (429) or a database outage (503) is sent again after
+        the Retry-After the server gives, a few times (`calls.retry_delay`)."""
+        retries = 0
+        while True:
+            try:
+                response = self._http.request(call.method, call.path, params=call.params or None, json=call.body)
+            except httpx.TimeoutException as exc:
+                raise calls.timed_out(self.api_url, call, exc) from exc
+            except httpx.TransportError as exc:
+                raise calls.unreachable(self.api_url, exc) from exc
+            delay = calls.retry_delay(response.status_code, response.headers.get("retry-after"), retries)
+            if delay is None:
+                return calls.read_response(call, response.status_code, response.content)
+            retries += 1
+            time.sleep(delay)
 
     @property
     def is_closed(self) -> bool:
@@ -133,6 +142,10 @@ class Runs:
 
     def logs(self, run_id: str) -> list[LogLine]:
         return self._client.send(calls.run_logs(run_id))
+
+    def trace(self, run_id: str) -> Trace:
+        """The run's spans as a tree: attempts, and the steps, triggers, waits and tokens of each."""
+        return self._client.send(calls.run_trace(run_id))
 
     def poll(self, run_id: str, interval: float = 0.5, timeout: float | None = None) -> Run:
         """The run once it has ended (any final status); TimeoutError after `timeout` seconds."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -55,8 +56,9 @@ class DurableExecution:
             run = tx.one("get_run", env_id=env_id, id=run_id)
         if run is None:
             raise NotFound(f"run {run_id} not found")
+        _check_call_args(op, args)
         if op == "journal":
-            return self.journal_put(run_id, args["key"], args["value"])
+            return self.journal_put(run_id, args["key"], args["value"], started_at=_moment(args.get("started_at")))
         if op == "durable_trigger":
             return self.durable_trigger(run_id, args["key"], [tuple(i) for i in args["items"]],
                                         wait=args["wait"], batch=args["batch"])
@@ -67,18 +69,22 @@ class DurableExecution:
                                      tags=args["tags"], run_id=run_id, key=args["key"])
         if op == "wait_token":
             return self.wait_token(run_id, args["key"], args["token_id"])
-        if op == "complete_token":
-            self.complete_token(env_id, args["token_id"], args["data"])
-            return self.journal_put(run_id, args["key"], {})
-        raise InvalidRequest(f"unknown call {op!r}")
+        self.complete_token(env_id, args["token_id"], args["data"])  # complete_token
+        return self.journal_put(run_id, args["key"], {})
 
     # -- the journal ------------------------------------------------------------------------
 
-    def journal_put(self, run_id: str, key: str, value: Any) -> Any:
+    def journal_put(self, run_id: str, key: str, value: Any, *, started_at: float | None = None) -> Any:
         """Record the answer to a call that needs no waiting (a step, now, uuid). If the key is
-        already journaled, the recorded answer wins and is returned."""
+        already journaled, the recorded answer wins and is returned. `started_at` is when a step
+        began (its span in the trace); a moment after now (a worker's clock ahead) counts as now."""
+        now = self.clock()
         with self.store.transaction() as tx:
-            tx.run("insert_journal", run_id=run_id, key=key, value=_dumps(value), waitpoint_id=None, now=self.clock())
+            if started_at is None:
+                tx.run("insert_journal", run_id=run_id, key=key, value=_dumps(value), waitpoint_id=None, now=now)
+            else:
+                tx.run("insert_step_journal", run_id=run_id, key=key, value=_dumps(value),
+                       started_at=min(started_at, now), now=now)
             row = tx.one("get_journal_entry", run_id=run_id, key=key)
         assert row is not None
         return json.loads(row["value"])
@@ -175,7 +181,8 @@ class DurableExecution:
         return hmac.new(self.token_secret(), token_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     def check_token_signature(self, token_id: str, signature: str) -> bool:
-        return hmac.compare_digest(self.token_signature(token_id), signature)
+        # as bytes: compare_digest refuses str with non-ASCII characters, and a URL may hold any
+        return hmac.compare_digest(self.token_signature(token_id).encode(), signature.encode("utf-8", "replace"))
 
     def create_token(self, env_id: str, *, timeout: float | None = None, idempotency_key: str | None = None,
                      tags: list[str] | None = None, run_id: str | None = None, key: str | None = None) -> dict[str, Any]:
@@ -356,6 +363,47 @@ class DurableExecution:
                 completions.append((w["id"], "TIMED_OUT", _dumps({"ok": False, "error": {
                     "name": "WaitpointTimeout", "code": "timed_out", "message": "The token was not completed in time."}})))
         return self._complete_waitpoints(tx, completions, now) if completions else set()
+
+
+_ANY = (object,)
+_NUMBER = (int, float)
+_NONE = (type(None),)
+# op -> argument -> the types it may have; every argument is required (None where allowed).
+# Tuples as well as lists: in `conveyor dev` calls arrive pickled, not as JSON.
+_CALL_ARGS: dict[str, dict[str, tuple[type, ...]]] = {
+    "journal": {"key": (str,), "value": _ANY},
+    "durable_trigger": {"key": (str,), "items": (list, tuple), "wait": (bool,), "batch": (bool,)},
+    "wait_until": {"key": (str,), "until": _NUMBER},
+    "create_token": {"key": (str,), "timeout": _NUMBER + _NONE, "idempotency_key": (str, *_NONE),
+                     "tags": (list, tuple, *_NONE)},
+    "wait_token": {"key": (str,), "token_id": (str,)},
+    "complete_token": {"key": (str,), "token_id": (str,), "data": _ANY},
+}
+
+
+def _check_call_args(op: str, args: dict[str, Any]) -> None:
+    """InvalidRequest for a call a worker could not have meant: an unknown op, or an argument
+    missing or of the wrong type (bad input is a 4xx, never a crash in the engine)."""
+    spec = _CALL_ARGS.get(op)
+    if spec is None:
+        raise InvalidRequest(f"unknown call {op!r}; one of {', '.join(_CALL_ARGS)}")
+    for name, types in spec.items():
+        if name not in args:
+            raise InvalidRequest(f"call {op!r} needs the argument {name!r}")
+        if not isinstance(args[name], types):
+            raise InvalidRequest(f"call {op!r}: argument {name!r} has the wrong type ({type(args[name]).__name__})")
+    if op == "durable_trigger":
+        for index, item in enumerate(args["items"]):
+            if not (isinstance(item, list | tuple) and len(item) == 3 and isinstance(item[0], str) and isinstance(item[2], dict)):
+                raise InvalidRequest(f"call 'durable_trigger': items[{index}] must be [task_id, payload, options]")
+
+
+def _moment(value: Any) -> float | None:
+    """An epoch time a worker sent, or None when it sent none or nonsense (the trace then falls
+    back to when the engine heard of the call; a bad timestamp must not fail the run)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
 
 
 def _waitpoint_state(row: Row) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from conveyor.engine import policy
 from conveyor.engine.accounts import Accounts, hash_secret
 from conveyor.engine.durable import DurableExecution
 from conveyor.engine.scheduling import Candidate, choose_runs, fetch_size
+from conveyor.engine.trace import MAX_TRACE_ROWS, build_trace
 from conveyor.engine.views import attempt_view, log_view, run_view, wait_view
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.ids import new_id
@@ -52,6 +53,7 @@ from conveyor.models import (
     Run,
     RunStatus,
     TaskDefinition,
+    Trace,
     TriggerOptions,
 )
 from conveyor.protocol import (
@@ -171,6 +173,15 @@ class Engine(DurableExecution):
     def add_api_key(self, env_id: str, secret: str) -> None:
         with self.store.transaction() as tx:
             tx.run("insert_api_key", key_hash=hash_key(secret), env_id=env_id, prefix=secret[:12], now=self.clock())
+
+    def revoke_api_key(self, secret: str) -> bool:
+        """Revoke a key: it stops authenticating here at once, and on other servers of the same
+        database within AUTH_CACHE_SECONDS. False when no live key matched."""
+        digest = hash_key(secret)
+        with self.store.transaction() as tx:
+            revoked = tx.run("revoke_api_key", key_hash=digest, now=self.clock()) > 0
+        self._auth_cache.pop(digest, None)
+        return revoked
 
     def authenticate(self, secret: str) -> Environment | None:
         """The environment of a live key. Answers from memory for a few seconds after a lookup
@@ -465,6 +476,20 @@ class Engine(DurableExecution):
         self.get_run(env_id, run_id)
         with self.store.read() as tx:
             return [attempt_view(a) for a in tx.all("list_attempts", run_id=run_id)]
+
+    def get_trace(self, env_id: str, run_id: str) -> Trace:
+        """The run's spans (attempts, steps, triggers with their child runs, waits, tokens) as a
+        tree; see conveyor/engine/trace.py."""
+        with self.store.read() as tx:
+            row = tx.one("get_run", env_id=env_id, id=run_id)
+            if row is None:
+                raise NotFound(f"run {run_id} not found")
+            attempts = tx.all("list_attempts", run_id=run_id)
+            journal = tx.all("trace_journal", run_id=run_id, limit=MAX_TRACE_ROWS + 1)
+            children = tx.all("child_runs", parent_id=run_id, limit=MAX_TRACE_ROWS + 1)
+        truncated = len(journal) > MAX_TRACE_ROWS or len(children) > MAX_TRACE_ROWS
+        return build_trace(row, attempts, journal[:MAX_TRACE_ROWS], children[:MAX_TRACE_ROWS],
+                           now=self.clock(), truncated=truncated)
 
     def list_logs(self, env_id: str, run_id: str, limit: int = 5000) -> list[LogLine]:
         self.get_run(env_id, run_id)

@@ -7,11 +7,14 @@ in its threadpool, so a slow transaction never blocks the event loop.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import FastAPI
 
 from conveyor.engine.engine import Engine
 from conveyor.server.api import api_router
 from conveyor.server.errors import install_error_handlers
+from conveyor.server.ratelimit import RateLimit, RateLimitMiddleware, rate_limit_from_env
 from conveyor.server.schemas import Health
 from conveyor.server.wakeups import Wakeups
 
@@ -20,18 +23,25 @@ Trigger tasks and inspect, cancel and replay runs of a Conveyor environment.
 
 Every `/api/v1` route needs `Authorization: Bearer <key>`; the key decides the project and
 environment. Errors are `{"error": {"code": ..., "message": ...}}` with a 4xx status.
+A key over its rate limit gets `429` (`rate_limited`) with `Retry-After` in seconds; the worker
+protocol (`/api/v1/workers`) is not limited.
 """
 
 
-def create_app(engine: Engine, *, title: str = "Conveyor") -> FastAPI:
+def create_app(engine: Engine, *, title: str = "Conveyor", rate_limit: RateLimit | Literal[False] | None = None) -> FastAPI:
     """The API app over `engine`. Other parts (dashboard, worker protocol) add their own
-    routers to it; they share the JSON error handling installed here."""
+    routers to it; they share the JSON error handling installed here. `rate_limit` caps
+    requests per API key (conveyor/server/ratelimit.py): None takes CONVEYOR_RATE_LIMIT or
+    the default, False turns it off."""
     from conveyor.version import __version__
 
+    limit = rate_limit_from_env() if rate_limit is None else rate_limit
     app = FastAPI(title=title, version=__version__, description=API_DESCRIPTION)
     app.state.engine = engine
     app.state.wakeups = Wakeups(engine)
     install_error_handlers(app)
+    if limit:
+        app.add_middleware(RateLimitMiddleware, limit=limit)
     app.include_router(api_router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness check")

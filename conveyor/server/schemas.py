@@ -118,7 +118,17 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or unknown API key"},
     404: {"model": ErrorResponse, "description": "No such task, run or queue in this environment"},
     422: {"model": ErrorResponse, "description": "The body or a parameter is invalid; the message names it"},
+    503: {"model": ErrorResponse, "description": "The database is unreachable for a moment (`unavailable`); "
+                                                 "nothing was changed, send it again after Retry-After",
+          "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}},
 }
+RATE_LIMITED_RESPONSE: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorResponse, "description": "The key is over its rate limit (`rate_limited`); retry later",
+          "headers": {"Retry-After": {"description": "Seconds until a request fits in the limit again",
+                                      "schema": {"type": "integer"}}}},
+}
+# Routes of applications (not the worker protocol) count against their key's rate limit.
+API_RESPONSES: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, **RATE_LIMITED_RESPONSE}
 CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "The run's state does not allow this"},
 }
@@ -180,8 +190,9 @@ class EnvironmentList(BaseModel):
 
 # Documented on every route authenticated by a personal access token.
 ACCOUNT_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    **RATE_LIMITED_RESPONSE,
     401: {"model": ErrorResponse, "description": "Missing, unknown or revoked personal access token "
                                                  "(an environment key is refused here)"},
     404: {"model": ErrorResponse, "description": "No such project, organization or environment among yours"},
-    422: {"model": ErrorResponse, "description": "The body or a parameter is invalid; the message names it"},
 }

@@ -26,7 +26,7 @@ from psycopg import sql as pgsql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from conveyor.errors import StoreUnavailable
+from conveyor.errors import InvalidRequest, StoreUnavailable
 from conveyor.store.base import Row, Store, Tx
 from conveyor.store.queries import bind, get_query
 
@@ -42,7 +42,10 @@ class _PgTx(Tx):
 
     def _execute(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[Row]:
         text, values = bind(get_query(query, "postgres"), params, "pyformat")
-        return self._conn.execute(text, values)
+        try:
+            return self._conn.execute(text, values)
+        except psycopg.DataError as exc:  # a value PostgreSQL cannot hold, e.g. text with a NUL character
+            raise InvalidRequest(f"a value of the request cannot be stored: {_first_line(exc)}") from exc
 
     def all(self, query: str, /, **params: Any) -> list[Row]:
         return self._execute(query, params).fetchall()
@@ -225,6 +228,10 @@ class _Listener(threading.Thread):
     def stop(self) -> None:
         self._stopping.set()
         self.join(timeout=0.5)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _safe(url: str) -> str:

@@ -37,6 +37,10 @@ ON CONFLICT (key_hash) DO NOTHING;
 SELECT e.* FROM api_keys k JOIN environments e ON e.id = k.env_id
 WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL;
 
+-- name: revoke_api_key
+-- Revoke a live key: it stops authenticating.
+UPDATE api_keys SET revoked_at = :now WHERE key_hash = :key_hash AND revoked_at IS NULL;
+
 -- name: upsert_task
 -- Record (or update) a task a worker can run.
 INSERT INTO tasks (env_id, task_id, queue, definition, updated_at) VALUES (:env_id, :task_id, :queue, :definition, :now)
@@ -394,6 +398,12 @@ WHERE status = 'PENDING' AND complete_at IS NOT NULL AND complete_at <= :now AND
 INSERT INTO journal (run_id, key, value, waitpoint_id, created_at) VALUES (:run_id, :key, :value, :waitpoint_id, :now)
 ON CONFLICT (run_id, key) DO NOTHING;
 
+-- name: insert_step_journal
+-- Record the result of a step with when it began (ignored if the call is already journaled).
+INSERT INTO journal (run_id, key, value, waitpoint_id, started_at, created_at)
+VALUES (:run_id, :key, :value, NULL, :started_at, :now)
+ON CONFLICT (run_id, key) DO NOTHING;
+
 -- name: get_journal_entry
 -- One journal entry of a run.
 SELECT * FROM journal WHERE run_id = :run_id AND key = :key;
@@ -404,6 +414,18 @@ SELECT j.run_id, j.key, j.value, j.waitpoint_id, w.status AS waitpoint_status, w
        w.kind AS waitpoint_kind, w.complete_at AS waitpoint_complete_at
 FROM journal j LEFT JOIN waitpoints w ON w.id = j.waitpoint_id
 WHERE j.run_id IN (:ids) ORDER BY j.created_at;
+
+-- name: trace_journal
+-- A run's journal for its trace: each call with when it began and ended, and its waitpoint's state.
+SELECT j.key, j.value, j.waitpoint_id, j.started_at, j.created_at, w.kind AS waitpoint_kind,
+       w.status AS waitpoint_status, w.complete_at AS waitpoint_complete_at, w.completed_at AS waitpoint_completed_at
+FROM journal j LEFT JOIN waitpoints w ON w.id = j.waitpoint_id
+WHERE j.run_id = :run_id ORDER BY j.created_at, j.key LIMIT :limit;
+
+-- name: child_runs
+-- The runs a run triggered, oldest first, as its trace shows them.
+SELECT id, task_id, status, batch_id, created_at, started_at, completed_at FROM runs
+WHERE parent_id = :parent_id ORDER BY id LIMIT :limit;
 
 -- name: insert_run_wait
 -- A suspended run waits on a waitpoint.

@@ -141,6 +141,7 @@ class Replay:
         if entry is not None and entry.value_json is not None:
             return json.loads(entry.value_json)
         self.busy += 1
+        started_at = time.time()  # the journal keeps when the step began, for the run's trace
         try:
             value = fn(*args, **kwargs)
             if inspect.isawaitable(value):
@@ -149,7 +150,7 @@ class Replay:
                 encoded = to_json_value(value, f"step {name!r} result")
             except PayloadError as exc:
                 raise PayloadError(f"{exc.message}: a step's result is journaled, so it must be JSON") from exc
-            return await self._call("journal", {"key": key, "value": encoded})
+            return await self._call("journal", {"key": key, "value": encoded, "started_at": started_at})
         finally:
             self.busy -= 1
             self._changed()

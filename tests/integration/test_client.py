@@ -196,6 +196,17 @@ def test_cancel_replay_and_logs(client: Client, backend: Backend) -> None:
     assert [line.message for line in client.runs.logs(handle.id)] == ["hi"]
 
 
+def test_trace_of_a_run(client: Client, backend: Backend) -> None:
+    handle = client.trigger("hello", {})
+    backend.engine.lease(backend.env.id, "worker-1", 1)
+    backend.engine.run_call(backend.env.id, handle.id, "journal", {"key": "step:s#1", "value": 1})
+    trace = client.runs.trace(handle.id)
+    assert trace.run_id == handle.id
+    assert [(s.kind, [c.name for c in s.children]) for s in trace.root.children] == [("attempt", ["step s"])]
+    with pytest.raises(NotFound):
+        client.runs.trace("run_nope")
+
+
 def test_poll_returns_the_run_once_it_ends(client: Client, backend: Backend) -> None:
     handle = client.trigger("hello", {})
     worker = complete_soon(backend, handle.id, delay=0.3)
@@ -288,6 +299,7 @@ def test_async_client_has_the_same_surface(live_server: str, backend: Backend) -
             with pytest.raises(TimeoutError):
                 await c.runs.poll(batch.runs[1].id, interval=0.05, timeout=0.2)
             assert await c.runs.logs(handle.id) == []
+            assert (await c.runs.trace(batch.runs[0].id)).root.status == "ok"
 
     asyncio.run(main())
 

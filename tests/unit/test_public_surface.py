@@ -6,7 +6,7 @@ EXPECTED = {
     "AbortTaskRunError", "ApiError", "AsyncClient", "AuthenticationError", "BatchHandle", "BatchResult", "Client",
     "ConfigError",
     "Conflict", "Context", "ConveyorError", "InvalidRequest", "NotFound", "PayloadError", "Queue", "QueueInfo",
-    "Result", "RetryPolicy", "Run", "RunHandle", "RunStatus", "Task", "TaskDefinitionError", "TaskRunFailed", "Token",
+    "RateLimited", "Result", "RetryPolicy", "Run", "RunHandle", "RunStatus", "Task", "TaskDefinitionError", "TaskRunFailed", "Token",
     "__version__", "batch", "logger", "queue", "retry", "runs", "schema_task", "step", "task", "tasks", "wait",
 }
 

@@ -1,4 +1,4 @@
-"""Run routes: list (filtered, paginated), show, logs, cancel and replay.
+"""Run routes: list (filtered, paginated), show, logs, trace, cancel and replay.
 
 The environment always comes from the API key, so a run of another environment is simply
 not found here. State changes (cancel, replay) are the engine's; this module only maps HTTP.
@@ -11,11 +11,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, status
 
-from conveyor.models import Run
+from conveyor.models import Run, Trace
 from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.schemas import (
+    API_RESPONSES,
     CONFLICT_RESPONSE,
-    ERROR_RESPONSES,
     LogList,
     ReplayBody,
     RunList,
@@ -23,7 +23,7 @@ from conveyor.server.schemas import (
     triggered,
 )
 
-router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=API_RESPONSES)
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -70,6 +70,14 @@ def retrieve_run(run_id: str, env: EnvironmentDep, engine: EngineDep) -> Run:
 @router.get("/{run_id}/logs", response_model=LogList, summary="A run's logs")
 def run_logs(run_id: str, env: EnvironmentDep, engine: EngineDep) -> LogList:
     return LogList(data=engine.list_logs(env.id, run_id))
+
+
+@router.get("/{run_id}/trace", response_model=Trace, summary="A run's trace")
+def run_trace(run_id: str, env: EnvironmentDep, engine: EngineDep) -> Trace:
+    """The run's spans as a tree: the run, its attempts, and the durable calls each attempt
+    made (steps, triggers with the child runs they made, waits, tokens). An open span has
+    `end: null`."""
+    return engine.get_trace(env.id, run_id)
 
 
 @router.post("/{run_id}/cancel", response_model=Run, summary="Cancel a run", responses=CONFLICT_RESPONSE)

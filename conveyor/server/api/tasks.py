@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response, status
 from conveyor.models import TaskDefinition
 from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.schemas import (
-    ERROR_RESPONSES,
+    API_RESPONSES,
     BatchBody,
     BatchTriggered,
     TaskList,
@@ -20,7 +20,7 @@ from conveyor.server.schemas import (
     triggered,
 )
 
-router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], responses=API_RESPONSES)
 
 
 @router.post(

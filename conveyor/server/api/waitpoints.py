@@ -15,9 +15,18 @@ from conveyor.durations import parse_duration
 from conveyor.errors import InvalidRequest, NotFound, PayloadError
 from conveyor.models import Token
 from conveyor.server.auth import EngineDep, EnvironmentDep
-from conveyor.server.schemas import ERROR_RESPONSES, CompleteTokenBody, CreateTokenBody, TokenList
+from conveyor.server.schemas import (
+    API_RESPONSES,
+    CompleteTokenBody,
+    CreateTokenBody,
+    ErrorResponse,
+    TokenList,
+)
 
-router = APIRouter(prefix="/api/v1/waitpoints/tokens", tags=["waitpoints"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1/waitpoints/tokens", tags=["waitpoints"], responses=API_RESPONSES)
+TOKEN_DONE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "The token already completed or timed out"},
+}
 
 
 @router.post("", response_model=Token, status_code=201, summary="Create a token")
@@ -45,14 +54,20 @@ def retrieve_token(token_id: str, env: EnvironmentDep, engine: EngineDep) -> Tok
     return Token.model_validate(engine.get_token(env.id, token_id))
 
 
-@router.post("/{token_id}/complete", response_model=Token, summary="Complete a token")
+@router.post("/{token_id}/complete", response_model=Token, summary="Complete a token",
+             responses=TOKEN_DONE_RESPONSE)
 def complete_token(token_id: str, body: CompleteTokenBody, env: EnvironmentDep, engine: EngineDep) -> Token:
     """Complete the token with `data`; every run waiting on it resumes with ok=true and `data`
     as output. Completing a token twice is a 409."""
     return Token.model_validate(engine.complete_token(env.id, token_id, body.data))
 
 
-callback_router = APIRouter(tags=["waitpoints"], responses=ERROR_RESPONSES)
+# The callback carries no key: it cannot be unauthorized or rate limited.
+callback_router = APIRouter(tags=["waitpoints"], responses={
+    **TOKEN_DONE_RESPONSE,
+    404: {"model": ErrorResponse, "description": "No token at this URL (an unknown token or a wrong signature)"},
+    422: {"model": ErrorResponse, "description": "The body is not JSON (`payload_invalid`)"},
+})
 
 
 @callback_router.post("/api/v1/waitpoints/tokens/{token_id}/callback/{signature}", response_model=Token,

@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from conveyor.models import TaskDefinition
 from conveyor.protocol import AttemptOutcome, LeaseReply, LogEntry
 from conveyor.server.auth import EngineDep, EnvironmentDep
-from conveyor.server.schemas import ERROR_RESPONSES
+from conveyor.server.schemas import ERROR_RESPONSES, ErrorResponse
 
 
 def registered_worker(worker_id: str, env: EnvironmentDep, engine: EngineDep) -> None:
@@ -94,11 +94,21 @@ class SuspendBody(_Body):
     compute_used: float = Field(ge=0)
 
 
+class SuspendReply(BaseModel):
+    """`suspended`: the run now waits (WAITING, no slot). Otherwise `gone` when the worker no
+    longer holds the attempt, or `results` of the waitpoints, which had all completed meanwhile."""
+
+    suspended: bool
+    gone: bool = False
+    results: dict[str, Any] | None = None
+
+
 class Ok(BaseModel):
     ok: bool = True
 
 
-@router.post("/register", response_model=Registered, summary="A worker starts")
+@router.post("/register", response_model=Registered, summary="A worker starts", responses={
+    409: {"model": ErrorResponse, "description": "The worker id belongs to another environment"}})
 def register(worker_id: str, body: RegisterBody, env: EnvironmentDep, engine: EngineDep) -> Registered:
     """Register the worker and the tasks its code defines. Runs a worker of the same id held
     before it restarted are given back."""
@@ -113,9 +123,11 @@ def set_tasks(worker_id: str, body: TasksBody, env: EnvironmentDep, engine: Engi
     return Ok()
 
 
-@router.post("/lease", dependencies=[WorkerDep], summary="Take runs to start (long poll)")
+# response_model documents the answer; the route sends it already encoded (a lease is on the
+# path from trigger to start, and validating what the engine built would only cost time)
+@router.post("/lease", dependencies=[WorkerDep], response_model=LeaseReply, summary="Take runs to start (long poll)")
 async def lease(worker_id: str, body: LeaseBody, env: EnvironmentDep, engine: EngineDep,
-                request: Request) -> Any:
+                request: Request) -> Response:
     """Attempts to start and hooks to run, within every concurrency limit. With `wait`, answers
     as soon as there is something, or after `wait` seconds with nothing."""
     wakeups = request.app.state.wakeups
@@ -124,9 +136,9 @@ async def lease(worker_id: str, body: LeaseBody, env: EnvironmentDep, engine: En
         reply = await run_in_threadpool(engine.lease, env.id, worker_id, body.capacity)
         remaining = deadline - time.monotonic()
         if reply.attempts or reply.hooks or remaining <= 0 or body.capacity == 0 or wakeups.closed:
-            return _lease_reply.dump_python(reply, mode="json")
+            return Response(_lease_reply.dump_json(reply), media_type="application/json")
         if await request.is_disconnected():  # the worker went away: take nothing for it
-            return _lease_reply.dump_python(reply, mode="json")
+            return Response(_lease_reply.dump_json(reply), media_type="application/json")
         if reply.next_due is not None:
             remaining = min(remaining, max(0.0, reply.next_due - time.time()) + 0.001)
         await wakeups.wait(env.id, remaining)
@@ -162,10 +174,11 @@ def call(worker_id: str, body: CallBody, env: EnvironmentDep, engine: EngineDep)
     return CallResult(result=engine.run_call(env.id, body.run_id, body.op, body.args))
 
 
-@router.post("/suspend", dependencies=[WorkerDep], summary="Suspend a run on waitpoints")
-def suspend(worker_id: str, body: SuspendBody, env: EnvironmentDep, engine: EngineDep) -> dict[str, Any]:
+@router.post("/suspend", dependencies=[WorkerDep], response_model=SuspendReply, summary="Suspend a run on waitpoints")
+def suspend(worker_id: str, body: SuspendBody, env: EnvironmentDep, engine: EngineDep) -> SuspendReply:
     engine.get_run(env.id, body.run_id)  # NotFound outside the key's environment
-    return engine.suspend(worker_id, body.run_id, body.attempt, body.waitpoints, body.compute_used)
+    return SuspendReply.model_validate(
+        engine.suspend(worker_id, body.run_id, body.attempt, body.waitpoints, body.compute_used))
 
 
 @router.post("/stop", dependencies=[WorkerDep], response_model=Ok, summary="The worker shuts down")

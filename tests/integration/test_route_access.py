@@ -1,0 +1,143 @@
+"""Every route under /api/v1 needs a live key and works only inside the key's environment.
+
+Routes are read from the OpenAPI document and requests are built from it (path parameters
+filled with ids of environment A, bodies the smallest the schema accepts), so a new route is
+held to the same promise without touching this file. The token callback URL is the one
+route without a key: its signature is the credential.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conveyor.server import create_app
+
+if TYPE_CHECKING:
+    from conftest import Backend
+
+CALLBACK = ("POST", "/api/v1/waitpoints/tokens/{token_id}/callback/{signature}")
+# routes for people, with a personal access token (their own test: test_http_accounts.py)
+ACCOUNT_ROUTES = ("/api/v1/me", "/api/v1/projects")
+REVOKED_KEY = "cv_dev_" + "r" * 32
+
+
+def minimal(schema: dict[str, Any], components: dict[str, Any]) -> Any:
+    """The smallest JSON value `schema` accepts: required fields only, minimum lengths and values."""
+    if "$ref" in schema:
+        return minimal(components[schema["$ref"].rsplit("/", 1)[-1]], components)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            options = [s for s in schema[key] if s.get("type") != "null"]
+            return minimal(options[0], components)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: minimal(properties.get(name, {}), components) for name in schema.get("required", [])}
+    if kind == "array":
+        items = schema.get("prefixItems") or [schema.get("items", {})] * schema.get("minItems", 0)
+        return [minimal(item, components) for item in items][: max(schema.get("minItems", 0), len(items))]
+    if kind == "string":
+        return "x" * max(1, schema.get("minLength", 1))
+    if kind in ("integer", "number"):
+        return schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
+    if kind == "boolean":
+        return False
+    return None
+
+
+class Api:
+    """The operations of the app's OpenAPI document, as requests that can be sent."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        doc = client.get("/openapi.json").json()
+        self.components = doc.get("components", {}).get("schemas", {})
+        self.operations = {(method.upper(), path): op for path, item in doc["paths"].items()
+                           for method, op in item.items() if path.startswith("/api/v1/")}
+
+    def send(self, method: str, path: str, ids: dict[str, str], headers: dict[str, str]) -> Any:
+        url = path.format(**{name: ids[name] for name in _params(path)})
+        body = self.operations[(method, path)].get("requestBody")
+        content = None
+        if body is not None:
+            schema = body["content"]["application/json"]["schema"]
+            content = json.dumps(minimal(schema, self.components))
+            headers = {**headers, "Content-Type": "application/json"}
+        return self.client.request(method, url, content=content, headers=headers)
+
+
+def _params(path: str) -> list[str]:
+    return [part[1:].split("}")[0].split(":")[0] for part in path.split("/") if part.startswith("{")]
+
+
+@pytest.fixture
+def api(backend: Backend) -> Api:
+    return Api(TestClient(create_app(backend.engine, rate_limit=False)))
+
+
+@pytest.fixture
+def ids_of_a(backend: Backend) -> dict[str, str]:
+    """Objects of environment A (the backend's): a queued run, a pending token, a queue, a task,
+    a registered worker."""
+    engine, env = backend.engine, backend.env
+    token = engine.create_token(env.id)
+    return {"run_id": engine.trigger(env.id, "hello", {}).id, "token_id": token["id"], "name": "task/hello",
+            "task_id": "hello", "worker_id": "worker-1", "signature": engine.token_signature(token["id"]),
+            "ref": env.project, "env": env.slug}
+
+
+def test_every_route_but_the_callback_refuses_a_missing_unknown_or_revoked_key(
+        api: Api, backend: Backend, ids_of_a: dict[str, str]) -> None:
+    backend.engine.add_api_key(backend.env.id, REVOKED_KEY)
+    assert backend.engine.authenticate(REVOKED_KEY) == backend.env  # cached as live before the revoke
+    assert backend.engine.revoke_api_key(REVOKED_KEY) is True
+    assert backend.engine.revoke_api_key(REVOKED_KEY) is False  # already revoked
+    assert len(api.operations) >= 30
+    keyless = []
+    for method, path in api.operations:
+        for headers in ({}, {"Authorization": "Bearer cv_dev_" + "u" * 32}, {"Authorization": f"Bearer {REVOKED_KEY}"},
+                        {"Authorization": "Bearer "}, {"Authorization": backend.key}):
+            response = api.send(method, path, ids_of_a, headers)
+            if response.status_code != 401:
+                keyless.append((method, path))
+                continue
+            assert response.json()["error"]["code"] == "unauthorized", (method, path, response.text)
+    assert set(keyless) == {CALLBACK}
+    # and the refused requests changed nothing
+    assert backend.engine.get_run(backend.env.id, ids_of_a["run_id"]).status == "QUEUED"
+    assert backend.engine.get_token(backend.env.id, ids_of_a["token_id"])["status"] == "COMPLETED"  # the callback
+
+
+def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
+        api: Api, backend: Backend, ids_of_a: dict[str, str]) -> None:
+    other = {"Authorization": f"Bearer {backend.other_environment()}"}
+    for method, path in api.operations:
+        if (method, path) == CALLBACK:
+            continue
+        response = api.send(method, path, ids_of_a, other)
+        where = f"{method} {path}: {response.status_code} {response.text[:300]}"
+        assert response.status_code < 500, where
+        if path.startswith(ACCOUNT_ROUTES):
+            assert response.status_code == 401, where  # an environment key is no personal token
+        elif (method, path) == ("POST", "/api/v1/workers/{worker_id}/register"):
+            assert response.status_code == 409, where  # the id is taken; the worker stays A's
+        elif _params(path):
+            assert response.status_code == 404, where
+            assert response.json()["error"]["code"] == "not_found", where
+        else:
+            assert response.status_code in (200, 201), where
+            for value in ids_of_a.values():  # lists and creations show nothing of A
+                assert value not in response.text, where
+    engine, env = backend.engine, backend.env
+    assert engine.get_run(env.id, ids_of_a["run_id"]).status == "QUEUED"
+    assert engine.get_token(env.id, ids_of_a["token_id"])["status"] == "PENDING"
+    assert engine.get_queue(env.id, "task/hello").paused is False
+    assert [t.id for t in engine.list_tasks(env.id)] == ["encode", "hello", "other", "process-video"]
+    engine.check_worker(env.id, "worker-1")  # still registered in A, not stopped
+    assert engine.lease(env.id, "worker-1", 1).attempts[0].run_id == ids_of_a["run_id"]
