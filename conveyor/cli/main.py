@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 from click.exceptions import NoArgsIsHelpError
 
+from conveyor.cli.agents import install_rules, install_skills
 from conveyor.cli.dev import dev
 from conveyor.cli.init import init
 from conveyor.cli.keys import keys
@@ -126,6 +127,8 @@ main.add_command(projects)
 main.add_command(keys)
 main.add_command(mcp)
 main.add_command(install_mcp)
+main.add_command(install_rules)
+main.add_command(install_skills)
 
 
 if __name__ == "__main__":  # pragma: no cover
