@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from conveyor.errors import ConveyorError
 from conveyor.mcp.install import managed, rules, skills
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,7 +43,10 @@ def _report(root: Path, changes: list[managed.FileChange], dry_run: bool) -> Non
 
 def _run(root: Path, changes: list[managed.FileChange], dry_run: bool) -> None:
     if not dry_run:
-        changes = [managed.apply(change, root) for change in changes]
+        try:
+            changes = [managed.apply(change, root) for change in changes]
+        except OSError as exc:
+            raise ConveyorError(f"cannot write {exc.filename or root}: {exc.strerror or exc}") from exc
     _report(root, changes, dry_run)
 
 

@@ -116,7 +116,11 @@ def install_mcp(client_names: tuple[str, ...], scope: str | None, readonly: bool
                               f"({client.path('project', place)}); pass it through the environment instead")
         change = plan(client.path(chosen, place), client.format, client.keys, "conveyor", entry)
         if not dry_run:
-            change = apply(change)
+            try:
+                change = apply(change)
+            except OSError as exc:
+                raise ConveyorError(f"cannot write {change.path}: {exc.strerror or exc}; nothing else was "
+                                    "changed in it") from exc
         verb = {"created": "create", "updated": "update", "removed": "remove from", "unchanged": "leave",
                 "absent": "leave"}[change.action]
         head = f"{client.title} ({chosen}): "

@@ -9,7 +9,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from conveyor.errors import ConveyorError
-from conveyor.mcp.access import Access, AccessError, key_kind
+from conveyor.mcp.access import Access, key_kind
 from conveyor.mcp.answers import (
     Identity,
     InitializedProject,
@@ -98,11 +98,7 @@ def register(server: MCPServer[Any], access: Access) -> None:
         server_project: Project | None = None
         with tool_errors():
             if create_on_server:
-                try:
-                    client = access.account()
-                except AccessError as exc:
-                    raise ToolError(exc.message) from exc
-                server_project = await client.projects.create(name, organization=organization)
+                server_project = await access.account().projects.create(name, organization=organization)
                 name = server_project.id
             if not PROJECT_NAME.fullmatch(name):
                 raise ToolError(f"project_name must be 1 to 128 letters, digits, '_', '-' or '.', got {name!r}")
