@@ -17,10 +17,12 @@ from typing import Any, NoReturn
 import click
 from click.exceptions import NoArgsIsHelpError
 
+from conveyor.cli.agents import install_rules, install_skills
 from conveyor.cli.dev import dev
 from conveyor.cli.init import init
 from conveyor.cli.keys import keys
 from conveyor.cli.login import login
+from conveyor.cli.mcp import install_mcp, mcp
 from conveyor.cli.options import BadArgument, Connection, connection_options
 from conveyor.cli.projects import projects
 from conveyor.cli.runs import runs
@@ -123,6 +125,10 @@ main.add_command(worker)
 main.add_command(login)
 main.add_command(projects)
 main.add_command(keys)
+main.add_command(mcp)
+main.add_command(install_mcp)
+main.add_command(install_rules)
+main.add_command(install_skills)
 
 
 if __name__ == "__main__":  # pragma: no cover

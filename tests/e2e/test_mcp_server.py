@@ -1,0 +1,147 @@
+"""`conveyor mcp` speaks MCP over stdio to the SDK's own client, against a real `conveyor dev`.
+
+Started in the project folder it needs no setup: it finds the dev server and its key. Tools
+answer with typed structured content and readable text; expected failures are tool errors the
+model can act on; under --readonly the write tools do not exist at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+from tests.e2e.conftest import DevServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+
+WRITE_TOOLS = {"trigger_task", "cancel_run", "replay_run", "complete_token", "deploy", "initialize_project"}
+READ_TOOLS = {"search_docs", "read_docs_page", "whoami", "list_orgs", "list_projects", "get_current_worker",
+              "get_task_schema", "list_runs", "get_run_details", "wait_for_run_to_complete", "list_deploys"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@asynccontextmanager
+async def session(dev: DevServer, *flags: str) -> AsyncIterator[ClientSession]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    env["XDG_CONFIG_HOME"] = str(dev.root / "no-config")  # no stored login of whoever runs the tests
+    params = StdioServerParameters(command=sys.executable, args=["-m", "conveyor.cli.main", "mcp", *flags],
+                                   cwd=str(dev.root), env=env)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+        await client.initialize()
+        yield client
+
+
+async def call(client: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert result.content and result.content[0].type == "text" and result.content[0].text
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def test_every_tool_is_listed_with_annotations(dev: DevServer) -> None:
+    async with session(dev) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert set(tools) == READ_TOOLS | WRITE_TOOLS
+    for name, tool in tools.items():
+        assert tool.annotations is not None, name
+        assert tool.annotations.read_only_hint is (name in READ_TOOLS), name
+        assert tool.description, name
+    assert tools["cancel_run"].annotations.destructive_hint is True
+    assert tools["trigger_task"].annotations.destructive_hint is False
+    assert tools["get_run_details"].output_schema is not None
+
+
+async def test_trigger_wait_and_read_a_run_with_no_setup(dev: DevServer) -> None:
+    async with session(dev) as client:
+        worker = await call(client, "get_current_worker")
+        echo = next(task for task in worker["tasks"] if task["id"] == "echo")
+        assert echo["queue"]["name"] and echo["retry"]["max_attempts"] >= 1
+        assert "payload_schema" in next(task for task in worker["tasks"] if task["id"] == "video")
+
+        schema = await call(client, "get_task_schema", task_id="video")
+        assert schema["has_schema"] and "video_url" in schema["payload_schema"]["properties"]
+
+        triggered = await call(client, "trigger_task", task_id="echo", payload={"hello": "mcp"},
+                               options={"tags": ["from-mcp"]})
+        run_id = triggered["run_id"]
+        assert run_id.startswith("run_") and triggered["environment"] == "dev"
+
+        progress: list[float] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append(value)
+
+        waited = await client.call_tool("wait_for_run_to_complete", {"run_id": run_id, "timeout_seconds": 30},
+                                        progress_callback=on_progress)
+        assert not waited.is_error, waited.content
+        assert waited.structured_content is not None
+        assert waited.structured_content["finished"] is True
+        assert waited.structured_content["run"]["status"] == "COMPLETED"
+        assert waited.structured_content["run"]["output"] == {"hello": "mcp"}
+        assert progress == sorted(progress)  # progress only ever goes up (it may race the result: no count)
+
+        details = await call(client, "get_run_details", run_id=run_id)
+        assert details["run"]["payload"] == {"hello": "mcp"}
+        assert details["run"]["output"] == {"hello": "mcp"}
+        assert [a["number"] for a in details["run"]["attempt_list"]] == [1]
+        assert isinstance(details["logs"], list)
+        trace = details["trace"]["root"]
+        assert trace["kind"] == "run" and [c["kind"] for c in trace["children"]] == ["attempt"]
+
+        runs = await call(client, "list_runs", tag="from-mcp")
+        assert [r["id"] for r in runs["runs"]] == [run_id]
+
+
+async def test_a_failed_run_shows_its_error_and_logs(dev: DevServer) -> None:
+    async with session(dev) as client:
+        run_id = (await call(client, "trigger_task", task_id="aborter"))["run_id"]
+        waited = await call(client, "wait_for_run_to_complete", run_id=run_id, timeout_seconds=30)
+        assert waited["run"]["status"] == "FAILED"
+        result = await client.call_tool("get_run_details", {"run_id": run_id})
+        assert "stop here" in result.content[0].text  # the readable text carries the error too
+
+
+async def test_expected_failures_are_tool_errors_the_model_can_act_on(dev: DevServer) -> None:
+    async with session(dev) as client:
+        unknown = await client.call_tool("get_run_details", {"run_id": "run_doesnotexist"})
+        assert unknown.is_error
+        assert "list_runs" in unknown.content[0].text
+
+        no_task = await client.call_tool("trigger_task", {"task_id": "no-such-task"})
+        assert no_task.is_error and "no-such-task" in no_task.content[0].text
+
+        bad_payload = await client.call_tool("trigger_task", {"task_id": "video", "payload": {"format": "avi"}})
+        assert bad_payload.is_error and "video_url" in bad_payload.content[0].text
+
+        deploy = await client.call_tool("deploy", {"environment": "prod"})
+        assert deploy.is_error and "no deploys" in deploy.content[0].text
+        deploys = await call(client, "list_deploys")
+        assert deploys["supported"] is False and deploys["deploys"] == []
+
+
+async def test_search_docs_answers_from_the_shipped_docs(dev: DevServer) -> None:
+    async with session(dev) as client:
+        found = await call(client, "search_docs", query="side effects replay step.run")
+    assert found["results"] and found["results"][0]["page"] == "durable-execution.md"
+
+
+async def test_readonly_leaves_out_every_write_tool(dev: DevServer) -> None:
+    async with session(dev, "--readonly", "--dev-only") as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert names == READ_TOOLS
+        refused = await client.call_tool("list_runs", {"environment": "prod"})
+        assert refused.is_error
+        whoami = await call(client, "whoami")
+    assert whoami["credential"] == "environment_key" and whoami["environment"] == "dev"
+    assert whoami["readonly"] is True and whoami["problems"] == []
