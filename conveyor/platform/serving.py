@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
@@ -28,6 +30,9 @@ from conveyor.errors import ConfigError, ConveyorError
 from conveyor.server.app import create_app
 
 TICK_INTERVAL = 0.1
+TICK_REPORT_EVERY = 30.0  # seconds between reports while ticks keep failing
+
+log = logging.getLogger("conveyor.server")
 PUBLIC_URL_ENV = "CONVEYOR_PUBLIC_URL"
 
 
@@ -77,11 +82,26 @@ class ApiService:
             loop.add_signal_handler(sig, self.stop.set)
 
     async def _tick(self) -> None:
+        """Tick until stopped. A failing tick (the database away for a restart, say) never stops
+        the server: it is reported once, again every TICK_REPORT_EVERY seconds while it lasts,
+        and when ticking works again."""
+        failing_since: float | None = None
+        reported = 0.0
         while True:
             try:
                 await asyncio.to_thread(self.engine.tick)
-            except ConveyorError as exc:
-                self.console.print(f"[yellow]tick failed:[/] {exc}")
+            except Exception as exc:
+                now = time.monotonic()
+                if failing_since is None or now - reported >= TICK_REPORT_EVERY:
+                    if not isinstance(exc, ConveyorError):  # a bug of ours: keep its traceback
+                        log.exception("tick failed")
+                    self.console.print(f"[yellow]tick failed{' again' if failing_since else ''}:[/] {exc}")
+                    reported = now
+                failing_since = failing_since or now
+            else:
+                if failing_since is not None:
+                    self.console.print(f"tick works again after {time.monotonic() - failing_since:.0f}s")
+                    failing_since = None
             await asyncio.sleep(TICK_INTERVAL)
 
     async def run(self, *parts: Coroutine[Any, Any, Any],
