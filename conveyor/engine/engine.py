@@ -686,13 +686,37 @@ class Engine(DurableExecution):
             raise NotFound(f"worker {worker_id!r} is not registered in this environment; register it first")
 
     def heartbeat(self, worker_id: str, running: list[str]) -> list[str]:
-        """A worker is alive. Returns the ids among `running` it must stop (canceled or taken back)."""
+        """A worker is alive and runs `running`. Returns the ids among them it must stop
+        (canceled or taken back).
+
+        Runs the engine gave the worker that it does not list, for longer than the worker
+        timeout, are lost: the answer to a lease never reached it (a dropped connection, or
+        the worker restarted under the same id while the lease was on its way). Their
+        attempt ends as crashed and they are retried, rather than stay EXECUTING forever
+        under a worker that keeps heartbeating."""
         now = self.clock()
         with self.store.transaction() as tx:
             tx.run("touch_worker", id=worker_id, now=now)
-            if not running:
-                return []
-            return [r["id"] for r in tx.all("runs_taken_from", ids=running, worker_id=worker_id)]
+            stop = [r["id"] for r in tx.all("runs_taken_from", ids=running, worker_id=worker_id)] if running else []
+            listed = set(running)
+            unknown = [r for r in tx.all("runs_held_by", worker_id=worker_id, before=now - self.worker_timeout)
+                       if r["id"] not in listed]
+        if unknown:
+            self._take_back_unknown(worker_id, [r["id"] for r in unknown], unknown[0]["env_id"], now)
+        return stop
+
+    def _take_back_unknown(self, worker_id: str, run_ids: list[str], env_id: str, before: float) -> None:
+        envs: set[str] = set()
+        with self.store.transaction() as tx:
+            tx.lock(env_id)
+            for row in tx.all("get_runs_by_id", ids=run_ids):
+                if (row["status"] == RunStatus.EXECUTING and row["worker_id"] == worker_id
+                        and row["updated_at"] < before - self.worker_timeout):
+                    envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
+                        "name": "WorkerLost", "code": "crashed",
+                        "message": "The worker never received this attempt (its lease answer was lost)."}), before)
+        for env in envs:
+            self._emit("available", env)
 
     def complete(self, worker_id: str, outcomes: list[AttemptOutcome], env_id: str | None = None) -> None:
         """Record how attempts ended. An outcome for an attempt the worker no longer holds

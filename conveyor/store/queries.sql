@@ -329,6 +329,10 @@ SELECT id FROM workers WHERE stopped_at IS NULL AND heartbeat_at < :before;
 -- Runs a worker holds.
 SELECT * FROM runs WHERE worker_id = :worker_id AND status = 'EXECUTING';
 
+-- name: runs_held_by
+-- Runs a worker has held since before a time (to compare with what it says it runs).
+SELECT id, env_id FROM runs WHERE worker_id = :worker_id AND status = 'EXECUTING' AND updated_at < :before;
+
 -- name: runs_taken_from
 -- Of the runs a worker thinks it runs, those it no longer holds.
 SELECT id FROM runs WHERE id IN (:ids) AND (status != 'EXECUTING' OR worker_id IS NULL OR worker_id != :worker_id);

@@ -59,6 +59,7 @@ class Supervisor:
         self.load_error: str | None = None
         self.registered = False
         self._outcomes: list[AttemptOutcome] = []
+        self._sending: list[AttemptOutcome] = []  # outcomes of the flush under way
         self._logs: list[LogEntry] = []
         self._hooks_done: list[tuple[str, str]] = []
         self._wake = asyncio.Event()
@@ -389,6 +390,7 @@ class Supervisor:
         logs, self._logs = self._logs, []
         outcomes, self._outcomes = self._outcomes, []
         hooks, self._hooks_done = self._hooks_done, []
+        self._sending = outcomes
         try:
             if logs:  # before outcomes, so a finished run's logs are already there when it shows as done
                 await self.link.append_logs(logs)
@@ -402,6 +404,8 @@ class Supervisor:
             self._logs[:0], self._outcomes[:0], self._hooks_done[:0] = logs, outcomes, hooks
             self._link_failed(exc)
             await asyncio.sleep(0.5)
+        finally:
+            self._sending = []
 
     async def _flush_loop(self) -> None:
         while True:
@@ -415,7 +419,9 @@ class Supervisor:
     async def _heartbeat_loop(self) -> None:
         while not self._closed:  # through a graceful stop too: its runs are still ours until then
             await asyncio.sleep(self.heartbeat_interval)
+            # attempts that ended but whose outcome is not sent yet are still ours to the engine
             running = [run_id for p in self._all_processes() for run_id in p.inflight]
+            running += [o.run_id for o in (*self._outcomes, *self._sending)]
             try:
                 stop = await self.link.heartbeat(self.worker_id, running)
             except (ConveyorError, OSError) as exc:

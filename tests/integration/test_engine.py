@@ -230,6 +230,22 @@ def test_runs_of_a_worker_that_stops_heartbeating_are_taken_back(engine, env, cl
     assert [a.run_id for a in engine.lease(env.id, "w1", 10).attempts] == [run.id]
 
 
+def test_a_run_whose_lease_never_reached_its_live_worker_is_taken_back(engine, env, clock):
+    lost, known = engine.trigger(env.id, "plain", {}), engine.trigger(env.id, "plain", {})
+    assert sorted(lease_ids(engine, env)) == sorted([lost.id, known.id])
+    # the worker heartbeats on, running only `known`: `lost` never arrived (the answer was dropped)
+    clock.advance(5)
+    assert engine.heartbeat("w1", [known.id]) == []
+    assert engine.get_run(env.id, lost.id).status == RunStatus.EXECUTING  # a lease may still be on its way
+    clock.advance(6)
+    assert engine.heartbeat("w1", [known.id]) == []
+    got = engine.get_run(env.id, lost.id, with_attempts=True)
+    assert got.status == RunStatus.QUEUED  # retried, not stranded under a live worker
+    assert got.attempt_list[0].status == "CRASHED"
+    assert "never received" in str(got.attempt_list[0].error)
+    assert engine.get_run(env.id, known.id).status == RunStatus.EXECUTING
+
+
 def test_a_restarting_worker_gives_back_what_it_held(engine, env):
     run = engine.trigger(env.id, "plain", {})
     lease_ids(engine, env)
