@@ -2,12 +2,14 @@
 database, runs one workload in its own workflows and writes what it measured. The harness
 (dbos_side.py) starts it, samples its memory and CPU from outside, and stops it.
 
-    python bench/dbos_app.py --workload fanout|limited|sleep --database URL --dir DIR [--n N]
+    python bench/dbos_app.py --workload fanout|limited|sleep|serve --database URL --dir DIR [--n N]
                              [--seconds S] [--poll P]
 
 Handshake through files in DIR, so launching (migrations, recovery, the queue threads) is not
 timed: the process writes `ready` once launched, waits for `go`, runs the workload, writes
-`result.json`, then shuts DBOS down.
+`result.json`, then shuts DBOS down. `serve` (the postgres suite) registers the queue `bench`
+and runs, as a worker, what a client (DBOSClient, dbos_queue_side.py) enqueues on it, until it is
+stopped.
 
 DBOS is a library: workflows run in the process that launched it and are started from it, so
 unlike Conveyor and Celery there is no client process here; the trigger calls below are what an
@@ -33,6 +35,11 @@ FIVE: Any = None  # the Queue, registered after launch (DBOS.register_queue pers
 @DBOS.workflow()
 async def noop_wf() -> None:
     return None
+
+
+@DBOS.workflow()
+async def stamp_wf() -> dict[str, float]:
+    return {"started": time.time()}
 
 
 @DBOS.workflow()
@@ -112,7 +119,7 @@ async def sleep(n: int, seconds: float) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workload", choices=["fanout", "limited", "sleep"], required=True)
+    parser.add_argument("--workload", choices=["fanout", "limited", "sleep", "serve"], required=True)
     parser.add_argument("--database", required=True, help="system database URL (postgresql:// or sqlite:///)")
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--n", type=int, default=1000)
@@ -128,6 +135,12 @@ def main() -> int:
     if args.workload == "limited":
         FIVE = DBOS.register_queue("five", global_concurrency=LIMIT, polling_interval_sec=args.poll)
         time.sleep(1.5)  # DBOS's queue manager looks for new queues every second and starts their thread
+    if args.workload == "serve":
+        DBOS.register_queue("bench", polling_interval_sec=args.poll)
+        time.sleep(1.5)  # the queue manager picks new queues up every second
+        (args.dir / "ready").write_text(str(time.time()))
+        while True:  # a worker for the client's enqueues, until SIGTERM
+            time.sleep(3600)
     (args.dir / "ready").write_text(str(time.time()))
     deadline = time.monotonic() + args.timeout
     while not (args.dir / "go").exists():

@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -235,3 +236,29 @@ def wait_until(condition, timeout: float, interval: float = 0.1, what: str = "co
         time.sleep(interval)
     detail = f" (last error: {last_error})" if last_error else ""
     raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}{detail}")
+
+
+class GroupUsage:
+    """`Usage` over several services at once (Conveyor's server and worker): CPU and peak memory
+    summed over them, and the machine's other CPU recomputed so each service is counted once."""
+
+    def __init__(self, services: list[Service]) -> None:
+        self.parts = [Usage(service) for service in services]
+
+    def __enter__(self) -> GroupUsage:
+        for part in self.parts:
+            part.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for part in self.parts:
+            part.__exit__(*exc)
+
+    def as_dict(self) -> dict[str, Any]:
+        first = self.parts[0]
+        cpu = sum(p.cpu for p in self.parts)
+        return {"peak_rss": sum(p.peak_rss for p in self.parts), "peak_pss": sum(p.peak_pss for p in self.parts),
+                "processes": sum(p.peak_processes for p in self.parts), "cpu": cpu,
+                "cpu_by_service": {p.service.name: p.cpu for p in self.parts},
+                "cpu_machine": first.cpu_machine, "cpu_client": first.cpu_client,
+                "cpu_other": max(0.0, first.cpu_machine - cpu - first.cpu_client), "window": first.seconds}

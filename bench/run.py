@@ -1,11 +1,14 @@
-"""Conveyor against Celery on Redis (and DBOS for the durable workloads), the same workloads in
-the same run. See bench/README.md.
+"""Conveyor against Celery on Redis, DBOS and Procrastinate, the same workloads in the same run.
+See bench/README.md.
 
-    .venv/bin/python bench/run.py [--suite all|throughput|durable] [--only conveyor|celery|dbos]
+    .venv/bin/python bench/run.py [--suite all|throughput|durable|postgres]
+                                  [--only conveyor|celery|dbos|procrastinate]
 
 Suites: `throughput` is the no-op throughput and trigger-to-start latency against Celery;
 `durable` is fan-out with a waiting parent, a concurrency-limited queue and durable sleeps
-against Celery and DBOS (Postgres and SQLite). `all` (the default) runs both.
+against Celery and DBOS (Postgres and SQLite); `postgres` is Conveyor's server on PostgreSQL
+against DBOS's queue and Procrastinate on the same PostgreSQL: throughput, latency and writes
+per run. `all` (the default) runs the three.
 
 Each system is started on fresh state, measured, and stopped (its whole process group, and every
 pid seen under it) before the next starts, so they never share the two cores.
@@ -148,17 +151,20 @@ def run_celery(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     import durable_suite
+    import postgres_suite
     import workloads
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=["all", "throughput", "durable"], default="all",
+    parser.add_argument("--suite", choices=["all", "throughput", "durable", "postgres"], default="all",
                         help="throughput: no-op throughput and start latency; durable: fan-out, limited queue, "
-                             "durable sleep (with DBOS); all: both")
+                             "durable sleep (with DBOS); postgres: throughput, latency and writes per run on "
+                             "PostgreSQL (with DBOS and Procrastinate); all: the three")
     parser.add_argument("--runs", type=int, default=10_000, help="no-op runs in the throughput workload")
     parser.add_argument("--batch-size", type=int, default=1000, help="runs per batch call (Conveyor's limit: 1000)")
     parser.add_argument("--latency-samples", type=int, default=300, help="measured single runs (0 to skip)")
     parser.add_argument("--warmup", type=int, default=20, help="single runs before the latency samples")
-    parser.add_argument("--only", choices=["conveyor", "celery", "dbos"], help="measure one system only")
+    parser.add_argument("--only", choices=["conveyor", "celery", "dbos", "procrastinate"],
+                        help="measure one system only")
     parser.add_argument("--conveyor-launch", choices=["auto", "cli"], default="auto",
                         help="auto: quiet platform (no line per run); cli: plain `conveyor dev`, output to a file")
     parser.add_argument("--conveyor-loop", choices=["default", "asyncio"], default="default",
@@ -179,6 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dbos-tuned-poll", type=float, default=0.05,
                         help="durable: also run DBOS's limited workload with this queue/get_result polling (0: skip)")
     parser.add_argument("--durable-timeout", type=float, default=300.0, help="seconds a durable workload may take at most")
+    parser.add_argument("--writes-runs", type=int, default=1000,
+                        help="postgres: no-op runs triggered one call each for the write counters (0 skips)")
+    parser.add_argument("--pg-stat-settle", type=float, default=11.0,
+                        help="postgres: idle seconds before each read of the pg_stat counters (PostgreSQL flushes "
+                             "an idle backend's counts after 10 s)")
+    parser.add_argument("--pg-executors", type=int, default=2, help="postgres: executors of the conveyor worker")
+    parser.add_argument("--pg-capacity", type=int, default=500, help="postgres: capacity of the conveyor worker")
+    parser.add_argument("--procrastinate-concurrency", type=int, default=50,
+                        help="postgres: --concurrency of the Procrastinate worker")
+    parser.add_argument("--dbos-poll", type=float, default=1.0,
+                        help="postgres: polling interval of DBOS's queue (DBOS's default: 1 s)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the log folder (it is kept anyway on failure)")
     parser.add_argument("--json", metavar="PATH", help="also write every measurement here")
     args = parser.parse_args(argv)
@@ -195,12 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"logs in {log_dir}", flush=True)
     raw: dict[str, list[dict[str, Any]]] = {}
     raw_durable: dict[str, list[dict[str, Any]]] = {}
+    raw_postgres: dict[str, list[dict[str, Any]]] = {}
     failed = False
     suites: list[tuple[str, list[tuple[str, Any]], dict[str, list[dict[str, Any]]]]] = []
     if args.suite in ("all", "throughput"):
         suites.append(("throughput", [("conveyor", run_conveyor), ("celery", run_celery)], raw))
     if args.suite in ("all", "durable"):
         suites.append(("durable", durable_suite.systems(args), raw_durable))
+    if args.suite in ("all", "postgres"):
+        suites.append(("postgres", postgres_suite.systems(args), raw_postgres))
     for suite, systems, into in suites:
         for round_ in range(args.rounds):
             order = systems if round_ % 2 == 0 else systems[::-1]
@@ -215,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                     failed = True
                     print(f"{name}: FAILED (logs in {log_dir})", file=sys.stderr)
                     traceback.print_exc()
-    if args.profile and not failed and args.only in (None, "conveyor") and args.suite != "durable":
+    if args.profile and not failed and args.only in (None, "conveyor") and args.suite in ("all", "throughput"):
         for mode in ("threads", "gil"):
             print(f"-- profiling pass ({mode}), not counted: py-spy into {args.profile}", flush=True)
             try:
@@ -225,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
     results = {name: summarize(r) for name, r in raw.items()}
     durable = {name: durable_suite.summarize(r) for name, r in raw_durable.items()}
+    on_postgres = {name: postgres_suite.summarize(r) for name, r in raw_postgres.items()}
     command = "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     found = versions()
     tree_after = conveyor_tree()
@@ -240,16 +261,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {rounds[0].get('launch') or rounds[0].get('command')}")
     for name, summary in durable.items():
         print(f"{name} (durable): {summary.get('launch') or summary.get('database') or ''}")
+    if on_postgres:
+        import pg_counters
+
+        print(f"postgres suite: {pg_counters.server_version()} at {pg_counters.SERVER_URL}")
+    for name, summary in on_postgres.items():
+        print(f"{name} (postgres): {summary['launch']}")
     if results:
         print()
         print(report.table(results))
     if durable:
         print()
         print(report.durable_table(durable, durable_suite.sizes(args)))
+    if on_postgres:
+        print()
+        print(postgres_suite.table(on_postgres, {"runs": args.runs, "batch_size": args.batch_size,
+                                                 "latency_samples": args.latency_samples,
+                                                 "writes_runs": args.writes_runs}))
     if args.json:
         out = {"date": started, "command": command.strip(), "versions": found, "tree": tree_note,
                "results": results, "raw": raw,
-               "durable": durable, "raw_durable": raw_durable}
+               "durable": durable, "raw_durable": raw_durable,
+               "postgres": on_postgres, "raw_postgres": raw_postgres}
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))
     if failed or args.keep_logs:
         print(f"logs kept in {log_dir}")
