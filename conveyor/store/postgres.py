@@ -1,9 +1,9 @@
 """PostgreSQL backend: for many servers and workers on many machines.
 
 A psycopg 3 connection pool; every transaction checks its connection out and back in, and a
-connection PostgreSQL dropped (a restart, a failover) is replaced, not reused. Values are bound
-on the client (`ClientCursor`): the named queries use `:x IS NULL` tests whose parameter types
-PostgreSQL could not infer on its own.
+connection PostgreSQL dropped (a restart, a failover) is replaced, not reused. Values are sent
+apart from the SQL and each connection prepares the statements it runs again, so the hot
+queries (trigger, lease, complete) are planned once per connection, not once per call.
 
 Two things SQLite gets for free from having one writer are explicit here:
 - `Tx.lock(key)`: a transaction-scoped advisory lock, so the engine's read-then-write steps on
@@ -33,6 +33,7 @@ from conveyor.store.queries import bind, get_query
 log = logging.getLogger("conveyor.store")
 
 CHANNEL = "conveyor_events"
+PREPARE_AFTER = 2  # a statement run this often on a connection is prepared: parsed and planned once
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
@@ -77,7 +78,7 @@ class PostgresStore(Store):
         self._local = threading.local()
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             url, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
-            kwargs={"row_factory": dict_row, "cursor_factory": psycopg.ClientCursor},
+            kwargs={"row_factory": dict_row, "prepare_threshold": PREPARE_AFTER},
             check=ConnectionPool.check_connection, name="conveyor",
         )
         try:
