@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 from psycopg import sql as pgsql
 from psycopg.rows import dict_row
+from psycopg.types.string import StrDumper
 from psycopg_pool import ConnectionPool
 
 from conveyor.errors import InvalidRequest, StoreUnavailable
@@ -57,7 +58,7 @@ class _PgTx(Tx):
     def run_many(self, query: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        text, _ = bind(get_query(query, "postgres"), rows[0], "pyformat")
+        text, _ = bind(get_query(query, "postgres"), rows[0], "pyformat", inline_nulls=False)
         with self._conn.cursor() as cursor:
             cursor.executemany(text, rows)
 
@@ -79,7 +80,7 @@ class PostgresStore(Store):
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             url, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
             kwargs={"row_factory": dict_row, "prepare_threshold": PREPARE_AFTER},
-            check=ConnectionPool.check_connection, name="conveyor",
+            check=ConnectionPool.check_connection, name="conveyor", configure=_configure,
         )
         try:
             self._pool.open(wait=True, timeout=timeout)
@@ -229,6 +230,12 @@ class _Listener(threading.Thread):
     def stop(self) -> None:
         self._stopping.set()
         self.join(timeout=0.5)
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    # strings go as `text`, not psycopg's default "unknown": in `:tag IS NULL OR tags LIKE :tag`
+    # PostgreSQL must know the type where it first meets the parameter (every column is TEXT)
+    conn.adapters.register_dumper(str, StrDumper)
 
 
 def _first_line(exc: Exception) -> str:

@@ -46,10 +46,13 @@ def get_query(name: str, dialect: str) -> Query:
     return query
 
 
-def bind(query: Query, params: dict[str, object], style: str) -> tuple[str, dict[str, object]]:
+def bind(query: Query, params: dict[str, object], style: str, *, inline_nulls: bool = True) -> tuple[str, dict[str, object]]:
     """SQL text and parameters for one call: lists in `IN (:x)` are expanded to one parameter each.
 
-    `style` is "named" (`:x`, SQLite) or "pyformat" (`%(x)s`, psycopg).
+    `style` is "named" (`:x`, SQLite) or "pyformat" (`%(x)s`, psycopg; a None is written as NULL
+    into the text, since PostgreSQL must know every parameter's type and a None has none; not
+    with `inline_nulls=False`, for a statement run with many parameter sets, where a column's
+    type says it).
     """
     missing = [p for p in query.params if p not in params]
     if missing:
@@ -58,16 +61,22 @@ def bind(query: Query, params: dict[str, object], style: str) -> tuple[str, dict
         return query.sql, params  # the common case: SQLite takes the text and the values as they are
     values: dict[str, object] = {}
 
+    def placeholder(name: str, value: object) -> str:
+        if style == "named":
+            values[name] = value
+            return f":{name}"
+        if value is None and inline_nulls:  # PostgreSQL cannot type a parameter known only as `$1 IS NULL`
+            return "NULL"
+        values[name] = value
+        return f"%({name})s"
+
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         value = params[name]
         if isinstance(value, list | tuple | set | frozenset):
             items = list(value) or [None]  # `IN (NULL)` matches nothing, as an empty list should
-            names = [f"{name}__{i}" for i in range(len(items))]
-            values.update(zip(names, items, strict=True))
-            return ", ".join(f":{n}" if style == "named" else f"%({n})s" for n in names)
-        values[name] = value
-        return f":{name}" if style == "named" else f"%({name})s"
+            return ", ".join(placeholder(f"{name}__{i}", item) for i, item in enumerate(items))
+        return placeholder(name, value)
 
     text = query.sql.replace("%", "%%") if style == "pyformat" else query.sql
     return _PARAM.sub(replace, text), values
