@@ -170,6 +170,12 @@ class Deployments:
         next_cursor = repr(rows[limit - 1]["created_at"]) if len(rows) > limit else None
         return page, next_cursor
 
+    def get_environment_version(self, env_id: str) -> str | None:
+        """The environment's current version, None while nothing is deployed."""
+        with self.store.read() as tx:
+            env = tx.one("get_environment", id=env_id)
+        return env["current_version"] if env is not None else None
+
     def get_deployment(self, env_id: str, version: str) -> Deployment:
         """One version; `current` names the current one."""
         with self.store.read() as tx:
