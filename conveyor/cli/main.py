@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 from click.exceptions import NoArgsIsHelpError
 
+from conveyor.cli.deploy import deploy, deploys, promote
 from conveyor.cli.dev import dev
 from conveyor.cli.init import init
 from conveyor.cli.keys import keys
@@ -123,6 +124,9 @@ main.add_command(worker)
 main.add_command(login)
 main.add_command(projects)
 main.add_command(keys)
+main.add_command(deploy)
+main.add_command(deploys)
+main.add_command(promote)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,7 +44,7 @@ from conveyor.sdk.task import Task
 from conveyor.serialization import dumps
 from conveyor.worker.capture import flush_partial_lines, install_capture
 from conveyor.worker.channel import Channel, ChannelClosed
-from conveyor.worker.discovery import discover
+from conveyor.worker.discovery import definitions, discover
 from conveyor.worker.replay import JournalMismatch, Replay
 
 FLUSH_INTERVAL = 0.05
@@ -343,10 +343,7 @@ async def serve(sock: socket.socket, root: str, environment: str, machine: str) 
     try:
         config = load_config(root)
         tasks = discover(config)
-        retries_enabled = environment != "dev" or config.retries.enabled_in_dev
-        manifest = [t.definition(default_retry=config.retries.default.policy(), max_duration=config.max_duration,
-                                 machine=config.machine, retries_enabled=retries_enabled).model_dump(mode="json")
-                    for t in tasks.values()]
+        manifest = [t.model_dump(mode="json") for t in definitions(tasks, config, environment)]
     except Exception as exc:
         message = exc.message if isinstance(exc, ConveyorError) else f"{type(exc).__name__}: {exc}"
         channel.send(("load_error", message))

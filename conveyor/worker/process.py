@@ -19,6 +19,7 @@ from conveyor.protocol import AttemptSpec
 from conveyor.worker.channel import Channel, ChannelClosed
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+PoolKey = tuple[str | None, str]  # (deployed version or None for the worker's own code, machine)
 
 
 @dataclass(slots=True)
@@ -38,9 +39,12 @@ class ExecutorProcess:
     generation: int
     on_message: Callable[[ExecutorProcess, tuple[Any, ...]], None]
     on_exit: Callable[[ExecutorProcess, int | None], None]
+    version: str | None = None  # the deployed version it runs (None: the worker's own code)
+    python: str | None = None  # the interpreter of the version's environment (None: the worker's)
     inflight: dict[str, Inflight] = field(default_factory=dict)
     hooks: set[str] = field(default_factory=set)
     draining: bool = False
+    retired: bool = False  # stopped because its version went idle: not restarted
     tainted: bool = False
     kill_reason: str | None = None
     started_at: float = 0.0
@@ -56,6 +60,10 @@ class ExecutorProcess:
         return self.proc.pid if self.proc else None
 
     @property
+    def key(self) -> PoolKey:
+        return (self.version, self.machine)
+
+    @property
     def load(self) -> int:
         return len(self.inflight) + len(self.hooks)
 
@@ -66,7 +74,7 @@ class ExecutorProcess:
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.worker.executor", "--fd", str(child.fileno()), "--root", str(self.root),
+            [self.python or sys.executable, "-m", "conveyor.worker.executor", "--fd", str(child.fileno()), "--root", str(self.root),
              "--environment", self.environment, "--machine", self.machine],
             pass_fds=[child.fileno()], cwd=self.root, env=env, start_new_session=True,
         )
