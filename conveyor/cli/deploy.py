@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 ENVIRONMENTS = ("staging", "prod", "preview")
 
 
-def _check(env: str | None, branch: str | None) -> None:
+def check_environment(env: str | None, branch: str | None) -> None:
     if env == "preview" and not (branch or "").strip():
         raise BadArgument("--env preview needs --branch NAME: each branch has its own preview environment")
     if env != "preview" and branch is not None:
@@ -126,13 +126,16 @@ def deploy(env: str, branch: str | None, skip_promotion: bool, dry_run: bool, pr
       conveyor deploy --env preview --branch feature-login
       conveyor deploy --env staging --skip-promotion
     """
-    _check(env, branch)
+    check_environment(env, branch)
     from conveyor.build.bundle import build_bundle
     from conveyor.build.index import index_bundle
     from conveyor.version import __version__
 
     config = load_config(project_dir or Path.cwd())
     config.check_dirs()
+    # the key first: a deploy that cannot upload should say so before building anything
+    url, key = (None, None) if dry_run else environment_settings(env, branch, project or config.project, api_url,
+                                                                 secret_key)
     target = f"{env} ({branch})" if branch else env
     say = (lambda text: None) if as_json else _step
     if not as_json:
@@ -157,7 +160,9 @@ def deploy(env: str, branch: str | None, skip_promotion: bool, dry_run: bool, pr
     git = _git(config.root)
     if git:
         details["git"] = git
-    with environment_client(env, branch, project or config.project, api_url, secret_key) as client:
+    from conveyor.client import Client
+
+    with Client(api_url=url, secret_key=key) as client:
         made = client.deployments.create(environment=env, tasks=tasks, bundle=bundle.data,
                                          lock_sha256=bundle.lock_sha256, details=details, branch=branch,
                                          promote=not skip_promotion)
@@ -187,7 +192,7 @@ def environment_options(fn: Any) -> Any:
                         help="The environment (needed to fetch its key with `conveyor login`).")(fn)
 
 
-def _project(project: str | None) -> str | None:
+def config_project(project: str | None) -> str | None:
     if project is not None:
         return project
     try:
@@ -210,8 +215,8 @@ def list_deploys(limit: int, env: str | None, branch: str | None, project: str |
                  api_url: str | None, secret_key: str | None) -> None:
     """List the environment's versions, newest first; * marks the current one."""
     if env:
-        _check(env, branch)
-    with environment_client(env, branch, _project(project), api_url, secret_key) as client:
+        check_environment(env, branch)
+    with environment_client(env, branch, config_project(project), api_url, secret_key) as client:
         page = client.deployments.list(limit=limit)
     if as_json:
         print_json([d.model_dump(mode="json") for d in page])
@@ -234,8 +239,8 @@ def promote(version: str, env: str | None, branch: str | None, project: str | No
     """Make VERSION (YYYYMMDD.N, see `conveyor deploys list`) the one new runs start on.
     Promoting an older version rolls back; runs already started keep their version."""
     if env:
-        _check(env, branch)
-    with environment_client(env, branch, _project(project), api_url, secret_key) as client:
+        check_environment(env, branch)
+    with environment_client(env, branch, config_project(project), api_url, secret_key) as client:
         made = client.deployments.promote(version)
     if as_json:
         print_json(made.model_dump(mode="json"))

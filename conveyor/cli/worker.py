@@ -52,10 +52,10 @@ def worker(api_url: str | None, secret_key: str | None, project_dir: Path | None
         run_worker(config, api_url=connection.api_url, secret_key=connection.secret_key, name=name,
                    worker_id=worker_id, executors=executors, capacity=capacity, quiet=quiet)
         return
-    from conveyor.cli.deploy import _check, _project, environment_settings
+    from conveyor.cli.deploy import check_environment, config_project, environment_settings
     from conveyor.worker.versions import default_cache_dir
 
-    _check(env, branch)
-    url, key = environment_settings(env, branch, _project(project), api_url, secret_key)
+    check_environment(env, branch)
+    url, key = environment_settings(env, branch, config_project(project), api_url, secret_key)
     run_worker(None, api_url=url, secret_key=key, name=name, worker_id=worker_id, executors=executors,
                capacity=capacity, quiet=quiet, deployed_env=env, cache_dir=(cache_dir or default_cache_dir()).resolve())

@@ -635,6 +635,8 @@ class Engine(DurableExecution, Deployments):
             reply.current_version = version
             if version is not None and not worker["deployed"]:
                 return reply  # its own code is not what runs here (since a deploy after it registered)
+            if version is None and worker["deployed"]:
+                return reply  # nothing is deployed: it has no code to run anything with
             if capacity > 0:
                 if env["concurrency_limit"] is not None:  # the cap spans queues: one lease at a time
                     env = tx.one("lock_environment", id=env_id)

@@ -47,6 +47,7 @@ class ExecutorProcess:
     retired: bool = False  # stopped because its version went idle: not restarted
     tainted: bool = False
     kill_reason: str | None = None
+    cpu: str = ""  # how its machine's CPU share is enforced (conveyor/worker/machines.py)
     started_at: float = 0.0
     proc: subprocess.Popen[bytes] | None = None
     channel: Channel | None = None
@@ -89,6 +90,7 @@ class ExecutorProcess:
             while True:
                 message = await self.channel.receive()
                 if message[0] == "ready":
+                    self.cpu = message[3] if len(message) > 3 else ""
                     if self.ready and not self.ready.done():
                         self.ready.set_result(message[1])
                 elif message[0] == "load_error":

@@ -69,6 +69,7 @@ class Supervisor:
         self.current_version: str | None = None
         self._prepared: dict[str, PreparedVersion] = {}
         self._version_errors: dict[str, str] = {}
+        self._machines_reported: set[str] = set()
         self._last_used: dict[PoolKey, float] = {}
         self.tasks: list[TaskDefinition] | None = None
         self.load_error: str | None = None
@@ -147,6 +148,7 @@ class Supervisor:
             await self.link.set_tasks(tasks)
         self.tasks = tasks
         self.reporter("loaded", {"tasks": [t.id for t in tasks], "generation": generation})
+        self._report_machines()
         for key in list(self.waiting_for_executor):
             self._dispatch_waiting(key)
         self.wake()
@@ -181,6 +183,7 @@ class Supervisor:
             return False
         tasks = [t["id"] for t in manifests[0]] if manifests else []
         self.reporter("loaded", {"tasks": tasks, "generation": 1, "version": version})
+        self._report_machines()
         self._dispatch_waiting(key)
         self.wake()
         return True
@@ -287,10 +290,14 @@ class Supervisor:
         version = None
         if self.versions is not None:
             version = item.version or self.current_version
-            if version is None:  # a hook of a run that ended before any version existed: no code runs it
+            if version is None:  # a run from before any version existed: no code here runs it
                 if isinstance(item, HookJob):
                     self._hooks_done.append((item.run_id, item.hook))
                     self._flush.set()
+                else:
+                    self._record(AttemptOutcome(item.run_id, item.attempt, "crashed", error={
+                        "name": "VersionUnavailable", "code": "version_unavailable",
+                        "message": "The run has no deployed version to run on."}), Inflight(item, time.monotonic(), None))
                 return
         key: PoolKey = (version, machine)
         self._last_used[key] = time.monotonic()
@@ -335,7 +342,15 @@ class Supervisor:
         proc.ready.add_done_callback(functools.partial(self._on_ready, key))
 
     def _on_ready(self, key: PoolKey, _future: asyncio.Future[Any]) -> None:
+        self._report_machines()
         self._dispatch_waiting(key)
+
+    def _report_machines(self) -> None:
+        """Say once per machine preset how its executors' CPU share is enforced."""
+        for proc in self._all_processes():
+            if proc.cpu and proc.machine not in self._machines_reported:
+                self._machines_reported.add(proc.machine)
+                self.reporter("machine", {"machine": proc.machine, "cpu": proc.cpu})
 
     def _dispatch_waiting(self, key: PoolKey) -> None:
         items = self.waiting_for_executor.pop(key, [])

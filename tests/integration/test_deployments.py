@@ -228,3 +228,12 @@ def test_dev_keeps_refusing_unknown_tasks_and_runs_unversioned(engine):
         engine.trigger(dev.id, "nope", {})
     engine.trigger(dev.id, "a", {})
     assert lease(engine, dev, worker="w")[0].version is None
+
+
+def test_a_worker_of_deployed_versions_takes_nothing_while_nothing_is_deployed(engine):
+    staging = engine.ensure_environment("proj", "staging", "staging")
+    engine.register_worker(staging.id, "local", "local", [define("a")])
+    engine.register_worker(staging.id, "deployed", "deployed", None, deployed=True)
+    engine.trigger(staging.id, "a", {})
+    assert lease(engine, staging, worker="deployed") == []  # it has no code for runs of no version
+    assert lease(engine, staging, worker="local")[0].version is None
