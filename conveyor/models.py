@@ -72,6 +72,15 @@ MACHINES: dict[str, tuple[float, float]] = {
 MachineName = Literal["micro", "small-1x", "small-2x", "medium-1x", "medium-2x", "large-1x", "large-2x"]
 
 
+class OutOfMemoryRetry(BaseModel):
+    """`retry={"out_of_memory": {"machine": "medium-1x"}}`: an attempt that runs out of memory
+    runs again at once on this larger machine (without using up one of the run's attempts)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    machine: MachineName
+
+
 class RetryPolicy(BaseModel):
     """How a failed attempt is retried; the delay formula lives in `conveyor.engine.policy`."""
 
@@ -82,6 +91,7 @@ class RetryPolicy(BaseModel):
     min_timeout_ms: int = Field(1000, ge=0)
     max_timeout_ms: int = Field(60_000, ge=0)
     randomize: bool = True
+    out_of_memory: OutOfMemoryRetry | None = None
 
 
 class QueueSpec(BaseModel):
@@ -254,6 +264,8 @@ class Run(BaseModel):
     root_id: str | None = None
     batch_id: str | None = None
     replayed_from: str | None = None
+    version: str | None = Field(None, description="The deployed version the run is locked to (set when it starts; "
+                                                  "null in dev and before it starts)")
     created_at: datetime
     updated_at: datetime | None = None
     started_at: datetime | None = None
@@ -363,6 +375,36 @@ class EnvironmentKey(BaseModel):
     kind: EnvironmentKind
     secret_key: str
     rotated: bool = Field(False, description="True when this answer comes from a rotation: the previous key is revoked")
+
+
+class Deployment(BaseModel):
+    """A deployed version of a project's task code in one environment. Runs lock to the current
+    version when they start; promoting another version (an older one: a rollback) changes what
+    new runs use, never what runs in flight use."""
+
+    id: str
+    version: str = Field(description="YYYYMMDD.N: the date of the deploy and its number that day")
+    environment: str = Field(description="The environment's slug: staging, prod or preview-<branch>")
+    status: Literal["DEPLOYED"] = "DEPLOYED"
+    is_current: bool = Field(False, description="New runs start on this version")
+    tasks: list[str] = Field(default_factory=list, description="Ids of the tasks the version defines")
+    bundle_sha256: str
+    bundle_size: int = Field(description="Bytes of the compressed bundle")
+    lock_sha256: str = Field(description="Hash of the dependency lock: versions with the same one share a worker's "
+                                         "environment")
+    details: dict[str, Any] = Field(default_factory=dict, description="Python and Conveyor versions of the deploying "
+                                                                      "machine, and git branch and commit when known")
+    created_at: datetime
+    promoted_at: datetime | None = Field(None, description="When it last became current")
+
+
+class DeploymentBundle(BaseModel):
+    """A version's code as a worker fetches it: the tar.gz bundle, base64-encoded."""
+
+    version: str
+    bundle_sha256: str
+    lock_sha256: str
+    bundle: str = Field(description="The tar.gz bundle, base64")
 
 
 SpanKind = Literal["run", "attempt", "trigger", "wait", "step", "token"]

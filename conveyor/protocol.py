@@ -53,6 +53,7 @@ class AttemptSpec:
     compute_used: float = 0.0  # seconds this attempt already ran before it was suspended
     resumed: bool = False  # this continues an attempt that was suspended
     journal: list[JournalEntry] = field(default_factory=list)
+    version: str | None = None  # the deployed version whose code runs it (None: the worker's own code)
 
 
 @dataclass(slots=True)
@@ -84,6 +85,7 @@ class HookJob:
     metadata: dict[str, Any]
     machine: str
     environment: str
+    version: str | None = None
 
 
 @dataclass(slots=True)
@@ -91,6 +93,7 @@ class LeaseReply:
     attempts: list[AttemptSpec] = field(default_factory=list)
     hooks: list[HookJob] = field(default_factory=list)
     next_due: float | None = None  # the earliest time a queued run becomes startable
+    current_version: str | None = None  # the environment's current deployed version, to warm up
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ import click
 from click.exceptions import NoArgsIsHelpError
 
 from conveyor.cli.agents import install_rules, install_skills
+from conveyor.cli.deploy import deploy, deploys, promote
 from conveyor.cli.dev import dev
 from conveyor.cli.init import init
 from conveyor.cli.keys import keys
@@ -129,6 +130,9 @@ main.add_command(mcp)
 main.add_command(install_mcp)
 main.add_command(install_rules)
 main.add_command(install_skills)
+main.add_command(deploy)
+main.add_command(deploys)
+main.add_command(promote)
 
 
 if __name__ == "__main__":  # pragma: no cover

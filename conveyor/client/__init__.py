@@ -11,8 +11,8 @@ behind `conveyor.tasks` and `conveyor.runs`.
 """
 
 from conveyor.client._async import AsyncClient
-from conveyor.client._calls import RunPage
+from conveyor.client._calls import DeploymentPage, RunPage
 from conveyor.client._sync import Client
 from conveyor.client.settings import resolve_settings
 
-__all__ = ["AsyncClient", "Client", "RunPage", "resolve_settings"]
+__all__ = ["AsyncClient", "Client", "DeploymentPage", "RunPage", "resolve_settings"]

@@ -16,9 +16,11 @@ from typing import Any, TypeVar
 import httpx
 
 from conveyor.client import _calls as calls
-from conveyor.client._calls import UNSET, RunPage
+from conveyor.client._calls import UNSET, DeploymentPage, RunPage
 from conveyor.client.settings import resolve_settings
 from conveyor.models import (
+    Deployment,
+    DeploymentBundle,
     EnvironmentKey,
     LogLine,
     Project,
@@ -54,6 +56,7 @@ class AsyncClient:
         self.queues = AsyncQueues(self)
         self.waitpoints = AsyncWaitpoints(self)
         self.projects = AsyncProjects(self)
+        self.deployments = AsyncDeployments(self)
 
     def __repr__(self) -> str:
         return f"<AsyncClient {self.api_url}>"
@@ -251,3 +254,41 @@ class AsyncProjects:
     async def list(self) -> list[Project]:
         """Every project of your organizations."""
         return await self._client.send(calls.list_projects())
+
+
+class AsyncDeployments:
+    """`client.deployments`: the versions of the task code deployed to the key's environment
+    (staging, prod or a preview branch). Promote one to make new runs start on it; promoting
+    an older one is a rollback. Runs already started keep their version."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def retrieve(self, version: str) -> Deployment:
+        """A version (YYYYMMDD.N) with its tasks and whether it is current; NotFound if not deployed."""
+        return await self._client.send(calls.retrieve_deployment(version))
+
+    async def current(self) -> Deployment:
+        """The version new runs start on; NotFound while nothing is deployed."""
+        return await self._client.send(calls.retrieve_deployment("current"))
+
+    async def promote(self, version: str) -> Deployment:
+        """Make `version` current (an older one: a rollback)."""
+        return await self._client.send(calls.promote_deployment(version))
+
+    async def create(self, *, environment: str, tasks: list[TaskDefinition], bundle: bytes, lock_sha256: str,
+               details: Mapping[str, Any] | None = None, branch: str | None = None,
+               promote: bool = True) -> Deployment:
+        """Upload a built bundle as a new version (`conveyor deploy` builds, checks and calls this)."""
+        return await self._client.send(calls.create_deployment(
+            environment=environment, tasks=tasks, bundle=bundle, lock_sha256=lock_sha256, details=details,
+            branch=branch, promote=promote))
+
+    async def bundle(self, version: str) -> tuple[DeploymentBundle, bytes]:
+        """A version's bundle (its description, and the tar.gz checked against its sha256), as workers fetch it."""
+        return await self._client.send(calls.deployment_bundle(version))
+
+    # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
+    async def list(self, *, limit: int = 20, cursor: str | None = None) -> DeploymentPage:
+        """One page of versions, newest first; pass `page.next_cursor` as `cursor` for the next."""
+        return await self._client.send(calls.list_deployments(limit=limit, cursor=cursor))

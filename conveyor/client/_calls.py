@@ -9,6 +9,9 @@ is an error at the call site, not a round trip later.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,6 +34,8 @@ from conveyor.errors import (
     StoreUnavailable,
 )
 from conveyor.models import (
+    Deployment,
+    DeploymentBundle,
     EnvironmentKey,
     LogLine,
     Project,
@@ -84,6 +89,25 @@ class RunPage:
     next_cursor: str | None = None
 
     def __iter__(self) -> Iterator[Run]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_cursor is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentPage:
+    """One page of `deployments.list`: the versions (newest first) and the cursor of the next
+    page, if any. Iterating a page iterates its versions."""
+
+    data: list[Deployment]
+    next_cursor: str | None = None
+
+    def __iter__(self) -> Iterator[Deployment]:
         return iter(self.data)
 
     def __len__(self) -> int:
@@ -260,6 +284,68 @@ def list_tokens(*, status: str | None = None, limit: int = 50, cursor: str | Non
                 params=tuple(params))
 
 
+# -- deployments: versions of the task code in the key's environment ---------------------------
+
+DEPLOY_ENVIRONMENTS = ("staging", "prod", "preview")
+
+
+def _version(version: Any) -> str:
+    return _segment(version, "version (YYYYMMDD.N)")
+
+
+def create_deployment(*, environment: str, tasks: list[TaskDefinition], bundle: bytes, lock_sha256: str,
+                      details: Mapping[str, Any] | None = None, branch: str | None = None,
+                      promote: bool = True) -> Call[Deployment]:
+    """Upload a version (what `conveyor deploy` sends once it has built and checked the bundle)."""
+    if environment not in DEPLOY_ENVIRONMENTS:
+        raise InvalidRequest(f"deploy to one of {', '.join(DEPLOY_ENVIRONMENTS)}, not {environment!r}")
+    if not isinstance(bundle, bytes | bytearray) or not bundle:
+        raise InvalidRequest("bundle must be the bytes of a tar.gz")
+    body: dict[str, Any] = {
+        "environment": environment, "tasks": [t.model_dump(mode="json") for t in tasks],
+        "bundle": base64.b64encode(bytes(bundle)).decode(), "lock_sha256": lock_sha256,
+        "details": dict(details or {}), "promote": promote}
+    if branch is not None:
+        body["branch"] = branch
+    return Call("POST", "/api/v1/deployments", Deployment.model_validate, body=body)
+
+
+def list_deployments(*, limit: int = 20, cursor: str | None = None) -> Call[DeploymentPage]:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise InvalidRequest(f"limit must be a whole number from 1 to 100, got {limit!r}")
+    params = [("limit", str(limit))] + ([("cursor", cursor)] if cursor is not None else [])
+
+    def parse(data: Any) -> DeploymentPage:
+        return DeploymentPage([Deployment.model_validate(d) for d in data["data"]], data.get("next_cursor"))
+
+    return Call("GET", "/api/v1/deployments", parse, params=tuple(params))
+
+
+def retrieve_deployment(version: str) -> Call[Deployment]:
+    """A version; `"current"` names the current one."""
+    return Call("GET", f"/api/v1/deployments/{_version(version)}", Deployment.model_validate)
+
+
+def promote_deployment(version: str) -> Call[Deployment]:
+    return Call("POST", f"/api/v1/deployments/{_version(version)}/promote", Deployment.model_validate)
+
+
+def deployment_bundle(version: str) -> Call[tuple[DeploymentBundle, bytes]]:
+    """A version's bundle and its bytes, checked against its sha256."""
+
+    def parse(data: Any) -> tuple[DeploymentBundle, bytes]:
+        meta = DeploymentBundle.model_validate(data)
+        try:
+            raw = base64.b64decode(meta.bundle, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("the bundle is not base64") from exc
+        if hashlib.sha256(raw).hexdigest() != meta.bundle_sha256:
+            raise ValueError(f"the bundle of version {version} does not match its sha256")
+        return meta, raw
+
+    return Call("GET", f"/api/v1/deployments/{_version(version)}/bundle", parse)
+
+
 # -- accounts: sent with a personal access token (cv_pat_...), not an environment key --------
 
 _projects = TypeAdapter(list[Project])
@@ -323,9 +409,11 @@ def _worker(worker_id: str, action: str) -> str:
     return f"/api/v1/workers/{_segment(worker_id, 'worker id')}/{action}"
 
 
-def register_worker(worker_id: str, name: str, tasks: list[TaskDefinition] | None) -> Call[dict[str, Any]]:
+def register_worker(worker_id: str, name: str, tasks: list[TaskDefinition] | None,
+                    deployed: bool = False) -> Call[dict[str, Any]]:
     return Call("POST", _worker(worker_id, "register"), dict,
-                body={"name": name, "tasks": None if tasks is None else [t.model_dump(mode="json") for t in tasks]})
+                body={"name": name, "tasks": None if tasks is None else [t.model_dump(mode="json") for t in tasks],
+                      "deployed": deployed})
 
 
 def set_worker_tasks(worker_id: str, tasks: list[TaskDefinition]) -> Call[Any]:

@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 import httpx
 
 from conveyor.client import _calls as calls
-from conveyor.client._calls import UNSET, RunPage
+from conveyor.client._calls import UNSET, DeploymentPage, RunPage
 from conveyor.client.settings import resolve_settings
 from conveyor.models import (
+    Deployment,
+    DeploymentBundle,
     EnvironmentKey,
     LogLine,
     Project,
@@ -53,6 +55,7 @@ class Client:
         self.queues = Queues(self)
         self.waitpoints = Waitpoints(self)
         self.projects = Projects(self)
+        self.deployments = Deployments(self)
 
     def __repr__(self) -> str:
         return f"<Client {self.api_url}>"
@@ -250,3 +253,41 @@ class Projects:
     def list(self) -> list[Project]:
         """Every project of your organizations."""
         return self._client.send(calls.list_projects())
+
+
+class Deployments:
+    """`client.deployments`: the versions of the task code deployed to the key's environment
+    (staging, prod or a preview branch). Promote one to make new runs start on it; promoting
+    an older one is a rollback. Runs already started keep their version."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def retrieve(self, version: str) -> Deployment:
+        """A version (YYYYMMDD.N) with its tasks and whether it is current; NotFound if not deployed."""
+        return self._client.send(calls.retrieve_deployment(version))
+
+    def current(self) -> Deployment:
+        """The version new runs start on; NotFound while nothing is deployed."""
+        return self._client.send(calls.retrieve_deployment("current"))
+
+    def promote(self, version: str) -> Deployment:
+        """Make `version` current (an older one: a rollback)."""
+        return self._client.send(calls.promote_deployment(version))
+
+    def create(self, *, environment: str, tasks: list[TaskDefinition], bundle: bytes, lock_sha256: str,
+               details: Mapping[str, Any] | None = None, branch: str | None = None,
+               promote: bool = True) -> Deployment:
+        """Upload a built bundle as a new version (`conveyor deploy` builds, checks and calls this)."""
+        return self._client.send(calls.create_deployment(
+            environment=environment, tasks=tasks, bundle=bundle, lock_sha256=lock_sha256, details=details,
+            branch=branch, promote=promote))
+
+    def bundle(self, version: str) -> tuple[DeploymentBundle, bytes]:
+        """A version's bundle (its description, and the tar.gz checked against its sha256), as workers fetch it."""
+        return self._client.send(calls.deployment_bundle(version))
+
+    # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
+    def list(self, *, limit: int = 20, cursor: str | None = None) -> DeploymentPage:
+        """One page of versions, newest first; pass `page.next_cursor` as `cursor` for the next."""
+        return self._client.send(calls.list_deployments(limit=limit, cursor=cursor))

@@ -111,8 +111,11 @@ class DurableExecution:
             if existing is not None:
                 return self._answer(tx, existing)
             batch_id = new_id("batch") if batch else None
+            # children a run waits for run on the run's version; others on the current one
             runs, queued = self._create_runs(tx, env_id, [(t, p, o) for (t, p, _), o in zip(items, options, strict=True)],
-                                             now=now, parent=parent, batch_id=batch_id)
+                                             now=now, parent=parent, batch_id=batch_id,
+                                             deployed=parent["version"] is not None,
+                                             version=parent["version"] if wait else None)
             if queued:
                 envs.add(env_id)
             waitpoint_id = None

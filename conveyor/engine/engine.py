@@ -36,6 +36,7 @@ import jsonschema
 from conveyor.durations import parse_duration, resolve_when
 from conveyor.engine import policy
 from conveyor.engine.accounts import Accounts, hash_secret
+from conveyor.engine.deployments import Deployments
 from conveyor.engine.durable import DurableExecution
 from conveyor.engine.scheduling import Candidate, choose_runs, fetch_size
 from conveyor.engine.trace import MAX_TRACE_ROWS, build_trace
@@ -44,11 +45,13 @@ from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.ids import new_id
 from conveyor.models import (
     FAILURE_STATUSES,
+    MACHINES,
     MAX_PAYLOAD_BYTES,
     MAX_PAYLOAD_HINT,
     Attempt,
     LogLine,
     QueueInfo,
+    QueueSpec,
     RetryPolicy,
     Run,
     RunStatus,
@@ -108,7 +111,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-class Engine(DurableExecution):
+class Engine(DurableExecution, Deployments):
     """The run state machine over a store. Thread-safe; each method is one transaction."""
 
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, worker_timeout: float = 30.0) -> None:
@@ -119,6 +122,7 @@ class Engine(DurableExecution):
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self._auth_cache: dict[str, tuple[float, Environment | None]] = {}
         self._definitions: dict[str, TaskDefinition] = {}
+        self._versions: dict[tuple[str, str], dict[str, TaskDefinition]] = {}  # (env, version): its tasks
         self._validators_lock = threading.Lock()
         self._origin = secrets.token_hex(6)  # tells this engine's published events from others'
         # organizations, projects, personal access tokens and environment keys
@@ -215,16 +219,21 @@ class Engine(DurableExecution):
 
     # -- tasks ----------------------------------------------------------------------------
 
-    def register_worker(self, env_id: str, worker_id: str, name: str, tasks: list[TaskDefinition] | None = None) -> None:
+    def register_worker(self, env_id: str, worker_id: str, name: str, tasks: list[TaskDefinition] | None = None,
+                        *, deployed: bool = False) -> None:
         """A worker (re)starts. Runs it held in an earlier life cannot still be running: they
-        fail as crashed and are retried per their policy."""
+        fail as crashed and are retried per their policy. A `deployed` worker runs the deployed
+        versions of the environment; any other brings its own code (`tasks`), which an
+        environment with a deployed version refuses."""
         now = self.clock()
         with self.store.transaction() as tx:
             tx.lock(env_id)
             existing = tx.one("get_worker", id=worker_id)
             if existing is not None and existing["env_id"] != env_id:
                 raise Conflict(f"worker id {worker_id!r} belongs to another environment; use another id")
-            tx.run("upsert_worker", id=worker_id, env_id=env_id, name=name, now=now)
+            if tasks is not None:
+                self._refuse_local_code(tx, env_id)
+            tx.run("upsert_worker", id=worker_id, env_id=env_id, name=name, now=now, deployed=1 if deployed else 0)
             for row in tx.all("runs_of_worker", worker_id=worker_id):
                 self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
                     "name": "WorkerRestarted", "code": "crashed",
@@ -237,8 +246,17 @@ class Engine(DurableExecution):
         """Replace the environment's task definitions (a reload or a deploy)."""
         with self.store.transaction() as tx:
             tx.lock(env_id)
+            self._refuse_local_code(tx, env_id)
             self._put_tasks(tx, env_id, tasks, self.clock())
         self._emit("available", env_id)
+
+    @staticmethod
+    def _refuse_local_code(tx: Tx, env_id: str) -> None:
+        env = tx.one("get_environment", id=env_id)
+        if env is not None and env["current_version"] is not None:
+            raise Conflict(f"the {env['slug']} environment runs deployed code (version {env['current_version']}): "
+                           f"start workers for it with `conveyor worker --env {env['kind']}`, which fetch the "
+                           "deployed versions, rather than with the code of a project folder")
 
     def _put_tasks(self, tx: Tx, env_id: str, tasks: list[TaskDefinition], now: float) -> None:
         declared: dict[str, int | None] = {}
@@ -252,6 +270,7 @@ class Engine(DurableExecution):
             tx.run("set_queue_limit", env_id=env_id, name=name, concurrency_limit=limit, now=now)
         if tasks:
             tx.run("delete_tasks_except", env_id=env_id, keep=[t.id for t in tasks])
+            self._resolve_pending(tx, env_id, tasks, now)
         else:
             tx.run("delete_all_tasks", env_id=env_id)
 
@@ -286,16 +305,23 @@ class Engine(DurableExecution):
                 # a plain trigger only inserts; a keyed one must see the key's holder, a child its parent
                 tx.lock(env_id)
             parent = tx.one("get_run_by_id", id=parent_id) if parent_id else None
+            env = tx.one("get_environment", id=env_id)
             runs, queued = self._create_runs(tx, env_id, items, now=now, parent=parent, batch_id=batch_id,
-                                             replayed_from=replayed_from)
+                                             replayed_from=replayed_from,
+                                             deployed=env is not None and env["kind"] != "dev")
         if queued:
             self._emit("available", env_id)
         return BatchResult(batch_id or "", runs)
 
     def _create_runs(self, tx: Tx, env_id: str, items: list[tuple[str, Any, TriggerOptions]], *, now: float,
-                     parent: Row | None, batch_id: str | None, replayed_from: str | None = None) -> tuple[list[Run], bool]:
+                     parent: Row | None, batch_id: str | None, replayed_from: str | None = None,
+                     deployed: bool = False, version: str | None = None) -> tuple[list[Run], bool]:
         """Insert the runs of a trigger or batch inside `tx`. Returns the runs in input order (an
-        existing run where an idempotency key matched) and whether any is queued now."""
+        existing run where an idempotency key matched) and whether any is queued now.
+
+        With `version` the runs are locked to that deployed version from the start and take its
+        task definitions (children a run waits for). In a `deployed` environment a task that no
+        version defines yet is no error: its run waits in PENDING_VERSION for a deploy."""
         if not items:
             raise InvalidRequest("a batch needs at least one item")
         if len(items) > MAX_BATCH:
@@ -304,16 +330,31 @@ class Engine(DurableExecution):
         runs: list[Run] = []
         rows: list[dict[str, Any]] = []
         fresh_keys: dict[tuple[str, str], Run] = {}
+        locked = self._version_tasks(tx, env_id, version) if version is not None else None
         for index, (task_id, payload, options) in enumerate(items):
             where = f"items[{index}]: " if batch_id else ""
             task = definitions.get(task_id)
+            pending = False
             if task is None:
-                row = tx.one("get_task", env_id=env_id, task_id=task_id)
-                if row is None:
-                    raise NotFound(f"{where}task {task_id!r} is not defined in this environment; "
-                                   "check its id, or that the worker has loaded it")
-                task = definitions[task_id] = self._definition(row["definition"])
-            self._validate_payload(task, payload, where)
+                if locked is not None:
+                    found = locked.get(task_id)
+                    if found is None:
+                        raise NotFound(f"{where}task {task_id!r} is not defined in version {version}, which this "
+                                       "run is locked to; deploy it, then trigger it from a run that starts on the "
+                                       "new version")
+                    task = definitions[task_id] = found
+                else:
+                    row = tx.one("get_task", env_id=env_id, task_id=task_id)
+                    if row is not None:
+                        task = definitions[task_id] = self._definition(row["definition"])
+                    elif deployed:
+                        pending = True
+                        task = _undeployed(task_id)
+                    else:
+                        raise NotFound(f"{where}task {task_id!r} is not defined in this environment; "
+                                       "check its id, or that the worker has loaded it")
+            if not pending:
+                self._validate_payload(task, payload, where)
             if options.idempotency_key:
                 existing = tx.one("find_idempotent_run", env_id=env_id, task_id=task_id, key=options.idempotency_key)
                 if existing is not None:
@@ -330,6 +371,10 @@ class Engine(DurableExecution):
                     continue
             row = self._new_run_row(env_id, task, payload, options, now, parent, batch_id, where)
             row["replayed_from"] = replayed_from
+            row["version"] = version
+            if pending:  # the task's settings come with the version that defines it
+                row.update(status=RunStatus.PENDING_VERSION, expires_at=None,
+                           trigger_options=options.model_dump_json(exclude_defaults=True))
             if options.queue is not None:
                 if options.queue.concurrency_limit is not None:
                     tx.run("set_queue_limit", env_id=env_id, name=options.queue.name,
@@ -411,7 +456,7 @@ class Engine(DurableExecution):
             "machine": options.machine or task.machine, "hooks": ",".join(task.hooks),
             "parent_id": parent["id"] if parent else None,
             "root_id": (parent["root_id"] or parent["id"]) if parent else None,
-            "batch_id": batch_id, "replayed_from": None, "now": now,
+            "batch_id": batch_id, "replayed_from": None, "version": None, "trigger_options": None, "now": now,
             # columns the view reads that the insert leaves to their defaults
             "created_at": now, "updated_at": now, "attempt_count": 0, "output": None, "error": None,
             "started_at": None, "completed_at": None,
@@ -586,6 +631,12 @@ class Engine(DurableExecution):
                 # a worker that stopped or was declared lost (a dead worker's long poll, say)
                 # must not take runs nobody would run; its next heartbeat revives it
                 return reply
+            version = env["current_version"]
+            reply.current_version = version
+            if version is not None and not worker["deployed"]:
+                return reply  # its own code is not what runs here (since a deploy after it registered)
+            if version is None and worker["deployed"]:
+                return reply  # nothing is deployed: it has no code to run anything with
             if capacity > 0:
                 if env["concurrency_limit"] is not None:  # the cap spans queues: one lease at a time
                     env = tx.one("lock_environment", id=env_id)
@@ -620,7 +671,8 @@ class Engine(DurableExecution):
                                      executing=executing, candidates=candidates)
                 if chosen:
                     order = {c.id: i for i, c in enumerate(chosen)}
-                    leased = tx.all("lease_runs", ids=[c.id for c in chosen], worker_id=worker_id, now=now)
+                    leased = tx.all("lease_runs", ids=[c.id for c in chosen], worker_id=worker_id, now=now,
+                                    version=version)
                     leased.sort(key=lambda r: order[r["id"]])
                     journals: dict[str, list[JournalEntry]] = {}
                     # only a resumed or retried attempt can have a journal to replay
@@ -665,7 +717,7 @@ class Engine(DurableExecution):
             run_on_start=row["attempt_count"] == 1 and not resumed and "on_start" in row["hooks"],
             parent_id=row["parent_id"], root_id=row["root_id"], batch_id=row["batch_id"],
             created_at=row["created_at"], started_at=row["started_at"], compute_used=row["compute_used"],
-            resumed=resumed, journal=journal,
+            resumed=resumed, journal=journal, version=row["version"],
         )
 
     @staticmethod
@@ -675,7 +727,7 @@ class Engine(DurableExecution):
             payload_json=row["payload"], output_json=row["output"],
             error=json.loads(row["error"]) if row["error"] else None, attempt=row["attempt_count"],
             tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]), machine=row["machine"],
-            environment=environment,
+            environment=environment, version=row["version"],
         )
 
     def check_worker(self, env_id: str, worker_id: str) -> None:
@@ -752,6 +804,10 @@ class Engine(DurableExecution):
                started_at=row["attempt_started_at"] or now, now=now, error=error_json)
         if outcome.kind == "interrupted":
             tx.run("requeue_interrupted", id=row["id"], error=error_json, now=now)
+            return {row["env_id"]}
+        larger = _larger_machine(row, outcome)
+        if larger is not None:
+            tx.run("requeue_on_machine", id=row["id"], error=error_json, machine=larger, now=now)
             return {row["env_id"]}
         if retriable and attempt < row["max_attempts"]:
             retry = RetryPolicy.model_validate_json(row["retry"])
@@ -855,6 +911,22 @@ class Engine(DurableExecution):
                 "name": "WorkerLost", "code": "crashed",
                 "message": "The worker holding this attempt had stopped."}), now)
         return envs
+
+
+def _larger_machine(row: Row, outcome: AttemptOutcome) -> str | None:
+    """The machine an attempt that ran out of memory runs again on (`retry.out_of_memory`), or
+    None: another outcome, no such option, or the run is on that machine already."""
+    if outcome.kind != "crashed" or (outcome.error or {}).get("code") != "out_of_memory":
+        return None
+    upgrade = RetryPolicy.model_validate_json(row["retry"]).out_of_memory
+    if upgrade is None or upgrade.machine == row["machine"] or upgrade.machine not in MACHINES:
+        return None
+    return upgrade.machine
+
+
+def _undeployed(task_id: str) -> TaskDefinition:
+    """Stand-in settings of a task no version defines yet (its run waits in PENDING_VERSION)."""
+    return TaskDefinition(id=task_id, queue=QueueSpec(name=task_id), retry=RetryPolicy())
 
 
 def _count(row: Row | None) -> int:

@@ -29,7 +29,7 @@ def run_view(row: Row) -> Run:
         metadata=_json(row["metadata"]) or {}, queue=row["queue"], concurrency_key=row.get("concurrency_key"),
         priority=row.get("priority") or 0, idempotency_key=row.get("idempotency_key"), machine=row.get("machine"),
         max_duration=row.get("max_duration"), parent_id=row.get("parent_id"), root_id=row.get("root_id"),
-        batch_id=row.get("batch_id"), replayed_from=row.get("replayed_from"),
+        batch_id=row.get("batch_id"), replayed_from=row.get("replayed_from"), version=row.get("version"),
         created_at=_dt(row["created_at"]), updated_at=_dt(row.get("updated_at")),
         started_at=_dt(row.get("started_at")), completed_at=_dt(row.get("completed_at")),
         delayed_until=_dt(available_at) if status == RunStatus.DELAYED else None,

@@ -25,7 +25,14 @@ class RunReporter:
         elif event == "loaded":
             tasks = ", ".join(data["tasks"]) or "(none found)"
             verb = "Loaded" if data["generation"] == 1 else "Reloaded"
-            self.console.print(f"[dim]{stamp}[/] {verb} tasks: [cyan]{tasks}[/]", highlight=False)
+            of = f" of version [bold]{data['version']}[/]" if data.get("version") else ""
+            self.console.print(f"[dim]{stamp}[/] {verb} tasks{of}: [cyan]{tasks}[/]", highlight=False)
+        elif event == "machine":
+            self.console.print(f"[dim]{stamp} {data['machine']} executors: memory capped, CPU {data['cpu']}[/]",
+                               highlight=False)
+        elif event == "no_version":
+            self.console.print(f"[dim]{stamp}[/] Nothing is deployed yet: runs wait in PENDING_VERSION until "
+                               "`conveyor deploy`; this worker picks the version up then.", highlight=False)
         elif event == "link_error":
             still = " (still)" if data.get("again") else ""
             self.console.print(f"[dim]{stamp}[/] [yellow]engine error{still}:[/] {data['message']}", highlight=False)

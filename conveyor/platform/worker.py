@@ -1,7 +1,8 @@
 """`conveyor worker`: a worker on any machine, running the project's tasks for a server.
 
     supervisor ─ HttpLink (long-poll leases, heartbeats, outcomes) ─▶ conveyor server / dev
-        └─ executors running the task code of the project folder it was started in
+        └─ executors running the task code of the project folder it was started in, or, with
+           --env, of the deployed version each run is locked to (fetched, cached per version)
 
 It registers with the environment of its key, takes runs within every concurrency limit,
 and gives back what it holds when it stops; if it dies instead, the server takes its runs back
@@ -15,6 +16,7 @@ import secrets
 import signal
 import socket
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
@@ -24,24 +26,42 @@ from conveyor.eventloop import use_fast_event_loop
 from conveyor.platform.console import RunReporter
 from conveyor.worker.link import HttpLink
 from conveyor.worker.supervisor import Supervisor
+from conveyor.worker.versions import VersionCache
 
 
-async def serve_worker(config: Config, *, api_url: str | None, secret_key: str | None, name: str,
-                       worker_id: str, executors: int | None, capacity: int, console: Console, quiet: bool) -> None:
-    config.check_dirs()
+async def serve_worker(config: Config | None, *, api_url: str | None, secret_key: str | None, name: str,
+                       worker_id: str, executors: int | None, capacity: int, console: Console, quiet: bool,
+                       deployed_env: str | None = None, cache_dir: Path | None = None) -> None:
+    """With `config`, run that project's code; with `deployed_env` instead, the environment's
+    deployed versions, cached under `cache_dir`."""
+    if config is not None:
+        config.check_dirs()
     link = HttpLink(api_url, secret_key)
-    await link.register(worker_id, name, None)  # who we are, before loading the code
+    await link.register(worker_id, name, None, deployed=deployed_env is not None)  # who we are, before any code
     environment = link.environment or "dev"
-    supervisor = Supervisor(link, root=config.root, worker_id=worker_id, name=name, environment=environment,
-                            default_machine=config.machine, executors=executors, capacity=capacity,
-                            heartbeat_interval=link.heartbeat_interval, reporter=RunReporter(console, quiet))
+    versions = None
+    if deployed_env is not None:
+        if environment != deployed_env:
+            await link.client.aclose()
+            raise ConfigError(f"the key belongs to the {link.slug} environment, not {deployed_env}: pass the "
+                              f"{deployed_env} key (`conveyor keys show --env {deployed_env}`)")
+        assert cache_dir is not None and link.env_id is not None
+        versions = VersionCache(cache_dir, link.env_id, link.bundle)
+    supervisor = Supervisor(link, root=config.root if config else (cache_dir or Path.cwd()), worker_id=worker_id,
+                            name=name, environment=environment,
+                            default_machine=config.machine if config else "small-1x", executors=executors,
+                            capacity=capacity, heartbeat_interval=link.heartbeat_interval,
+                            reporter=RunReporter(console, quiet), versions=versions)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     console.print(f"[bold]Conveyor worker[/] {name} ({worker_id})  →  {link.client.api_url}  "
-                  f"environment [cyan]{environment}[/]", highlight=False)
-    if not await supervisor.load():  # a worker that cannot load its code would only sit there
+                  f"environment [cyan]{link.slug or environment}[/]", highlight=False)
+    if versions is not None:
+        console.print(f"  Runs the deployed versions (current: {link.current_version or 'none yet'}); "
+                      f"cache {cache_dir}", highlight=False)
+    if not await supervisor.load() and versions is None:  # a worker that cannot load its code would only sit there
         await supervisor.stop(grace=0)
         raise ConfigError(f"the task code failed to load: {supervisor.load_error}")
     runner = asyncio.create_task(supervisor.run())
@@ -55,9 +75,10 @@ async def serve_worker(config: Config, *, api_url: str | None, secret_key: str |
     await asyncio.gather(runner, return_exceptions=True)
 
 
-def run_worker(config: Config, *, api_url: str | None = None, secret_key: str | None = None,
+def run_worker(config: Config | None, *, api_url: str | None = None, secret_key: str | None = None,
                name: str | None = None, worker_id: str | None = None, executors: int | None = None,
-               capacity: int = 500, quiet: bool = False) -> None:
+               capacity: int = 500, quiet: bool = False, deployed_env: str | None = None,
+               cache_dir: Path | None = None) -> None:
     """Run a worker until Ctrl-C (blocking)."""
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
@@ -66,4 +87,4 @@ def run_worker(config: Config, *, api_url: str | None = None, secret_key: str | 
     asyncio.run(serve_worker(
         config, api_url=api_url, secret_key=secret_key, name=name or socket.gethostname(),
         worker_id=worker_id or "wrk_" + secrets.token_hex(8), executors=executors,
-        capacity=capacity, console=console, quiet=quiet))
+        capacity=capacity, console=console, quiet=quiet, deployed_env=deployed_env, cache_dir=cache_dir))

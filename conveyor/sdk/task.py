@@ -95,7 +95,7 @@ class Task(Generic[F]):
     def definition(self, *, default_retry: RetryPolicy, max_duration: float | None, machine: str,
                    retries_enabled: bool = True) -> TaskDefinition:
         """The task's effective settings: its own options over the project's defaults."""
-        retry = default_retry.model_copy(update=self.retry)
+        retry = RetryPolicy.model_validate({**default_retry.model_dump(), **self.retry})
         if not retries_enabled:
             retry = retry.model_copy(update={"max_attempts": 1})
         ttl = parse_duration(self.ttl, name="ttl") if self.ttl is not None else None

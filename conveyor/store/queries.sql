@@ -155,14 +155,15 @@ SELECT MIN(available_at) AS at FROM runs WHERE env_id = :env_id AND status = 'QU
 
 -- name: lease_runs
 -- Hand queued runs to a worker: start their next attempt, or continue one that was suspended.
--- A run that has started can no longer expire: its ttl is about waiting to start.
-UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, attempt_count = attempt_count + 1 - resuming,
+-- A run that has started can no longer expire: its ttl is about waiting to start. In a deployed
+-- environment it locks to the current version when it first starts, and stays on it.
+UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, version = COALESCE(version, :version), attempt_count = attempt_count + 1 - resuming,
        attempt_started_at = CASE WHEN resuming = 1 THEN attempt_started_at ELSE :now END,
        compute_used = CASE WHEN resuming = 1 THEN compute_used ELSE 0 END, resuming = 0,
        started_at = COALESCE(started_at, :now), expires_at = NULL, updated_at = :now
 WHERE id IN (:ids) AND status = 'QUEUED'
 RETURNING id, task_id, payload, tags, metadata, attempt_count, max_attempts, max_duration, machine, hooks,
-          queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at, compute_used;
+          queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at, compute_used, version;
 
 -- name: lease_hooks
 -- Hand runs whose lifecycle hook has not run yet to a worker.
@@ -170,7 +171,7 @@ UPDATE runs SET hook_lease_until = :until
 WHERE id IN (SELECT id FROM runs WHERE env_id = :env_id AND hook IS NOT NULL
              AND (hook_lease_until IS NULL OR hook_lease_until < :now) LIMIT :limit)
 RETURNING id, task_id, payload, output, error, status, hook, tags, metadata, attempt_count, max_duration, machine,
-          parent_id, root_id, batch_id, created_at, started_at;
+          parent_id, root_id, batch_id, created_at, started_at, version;
 
 -- name: lease_hooks [postgres]
 -- (two servers leasing at once must not hand out the same hook)
@@ -179,7 +180,7 @@ WHERE id IN (SELECT id FROM runs WHERE env_id = :env_id AND hook IS NOT NULL
              AND (hook_lease_until IS NULL OR hook_lease_until < :now) LIMIT :limit FOR UPDATE SKIP LOCKED)
   AND hook IS NOT NULL AND (hook_lease_until IS NULL OR hook_lease_until < :now)
 RETURNING id, task_id, payload, output, error, status, hook, tags, metadata, attempt_count, max_duration, machine,
-          parent_id, root_id, batch_id, created_at, started_at;
+          parent_id, root_id, batch_id, created_at, started_at, version;
 
 -- name: finish_hook
 -- A lifecycle hook ran: forget it.
@@ -189,10 +190,12 @@ UPDATE runs SET hook = NULL, hook_lease_until = NULL WHERE id = :id AND hook = :
 -- Create a run.
 INSERT INTO runs (id, env_id, task_id, status, payload, queue, concurrency_key, priority, score, available_at, ttl,
                   expires_at, tags, metadata, idempotency_key, idempotency_expires_at, max_attempts, retry,
-                  max_duration, machine, hooks, parent_id, root_id, batch_id, replayed_from, created_at, updated_at)
+                  max_duration, machine, hooks, parent_id, root_id, batch_id, replayed_from, version, trigger_options,
+                  created_at, updated_at)
 VALUES (:id, :env_id, :task_id, :status, :payload, :queue, :concurrency_key, :priority, :score, :available_at, :ttl,
         :expires_at, :tags, :metadata, :idempotency_key, :idempotency_expires_at, :max_attempts, :retry,
-        :max_duration, :machine, :hooks, :parent_id, :root_id, :batch_id, :replayed_from, :now, :now);
+        :max_duration, :machine, :hooks, :parent_id, :root_id, :batch_id, :replayed_from, :version, :trigger_options,
+        :now, :now);
 
 -- name: insert_batch
 -- Record a batch of runs.
@@ -249,6 +252,13 @@ UPDATE runs SET status = 'QUEUED', worker_id = NULL, attempt_started_at = NULL, 
        available_at = :available_at, score = :available_at - priority, updated_at = :now
 WHERE id = :id;
 
+-- name: requeue_on_machine
+-- Put back a run that ran out of memory, to run at once on a larger machine; that attempt does
+-- not count against its retries.
+UPDATE runs SET status = 'QUEUED', worker_id = NULL, attempt_started_at = NULL, error = :error, machine = :machine,
+       max_attempts = max_attempts + 1, available_at = :now, score = :now - priority, updated_at = :now
+WHERE id = :id;
+
 -- name: requeue_interrupted
 -- Put back a run whose attempt the platform stopped; that attempt does not count against its retries.
 UPDATE runs SET status = 'QUEUED', worker_id = NULL, attempt_started_at = NULL, error = :error,
@@ -299,10 +309,10 @@ WHERE status = 'QUEUED' AND expires_at IS NOT NULL AND expires_at <= :now AND en
 FOR UPDATE SKIP LOCKED;
 
 -- name: upsert_worker
--- A worker starts (or starts again with the same id).
-INSERT INTO workers (id, env_id, name, started_at, heartbeat_at) VALUES (:id, :env_id, :name, :now, :now)
+-- A worker starts (or starts again with the same id); `deployed` when it runs deployed versions.
+INSERT INTO workers (id, env_id, name, started_at, heartbeat_at, deployed) VALUES (:id, :env_id, :name, :now, :now, :deployed)
 ON CONFLICT (id) DO UPDATE SET env_id = excluded.env_id, name = excluded.name, started_at = excluded.started_at,
-    heartbeat_at = excluded.heartbeat_at, stopped_at = NULL;
+    heartbeat_at = excluded.heartbeat_at, stopped_at = NULL, deployed = excluded.deployed;
 
 -- name: touch_worker
 -- A worker's heartbeat (a worker declared lost that heartbeats again is alive again).
@@ -571,3 +581,59 @@ UPDATE api_keys SET revoked_at = :now WHERE env_id = :env_id AND revoked_at IS N
 -- name: get_api_key
 -- A key by its hash, live or revoked.
 SELECT * FROM api_keys WHERE key_hash = :key_hash;
+
+-- -- deployments: versions of the task code, the current one, and runs waiting for a version ----
+
+-- name: count_versions_of_day
+-- How many versions of an environment carry a date prefix (to number the next one).
+SELECT COUNT(*) AS n FROM deployments WHERE env_id = :env_id AND version LIKE :prefix;
+
+-- name: insert_deployment
+-- Record a deployed version.
+INSERT INTO deployments (id, env_id, version, status, tasks, bundle_sha256, bundle_size, lock_sha256, details, created_at)
+VALUES (:id, :env_id, :version, 'DEPLOYED', :tasks, :bundle_sha256, :bundle_size, :lock_sha256, :details, :now);
+
+-- name: insert_deployment_bundle
+-- Store a version's bundle.
+INSERT INTO deployment_bundles (deployment_id, data) VALUES (:deployment_id, :data);
+
+-- name: get_deployment
+-- One version of an environment, with whether it is current.
+SELECT d.*, e.slug AS environment, CASE WHEN e.current_version = d.version THEN 1 ELSE 0 END AS is_current
+FROM deployments d JOIN environments e ON e.id = d.env_id WHERE d.env_id = :env_id AND d.version = :version;
+
+-- name: list_deployments
+-- A page of an environment's versions, newest first.
+SELECT d.*, e.slug AS environment, CASE WHEN e.current_version = d.version THEN 1 ELSE 0 END AS is_current
+FROM deployments d JOIN environments e ON e.id = d.env_id
+WHERE d.env_id = :env_id AND (:cursor IS NULL OR d.created_at < :cursor)
+ORDER BY d.created_at DESC, d.version DESC LIMIT :limit;
+
+-- name: get_deployment_bundle
+-- A version's bundle.
+SELECT b.data, d.version, d.bundle_sha256, d.lock_sha256 FROM deployments d
+JOIN deployment_bundles b ON b.deployment_id = d.id WHERE d.env_id = :env_id AND d.version = :version;
+
+-- name: set_current_version
+-- Make a version the one new runs start on.
+UPDATE environments SET current_version = :version WHERE id = :id;
+
+-- name: mark_promoted
+-- When a version last became current.
+UPDATE deployments SET promoted_at = :now WHERE env_id = :env_id AND version = :version;
+
+-- name: pending_version_runs
+-- An environment's runs waiting for a version that defines their task, among these tasks.
+SELECT * FROM runs WHERE env_id = :env_id AND status = 'PENDING_VERSION' AND task_id IN (:task_ids) LIMIT 10000;
+
+-- name: resolve_pending_run
+-- A version defines the task of a PENDING_VERSION run: it takes the task's settings and waits in its queue.
+UPDATE runs SET status = :status, queue = :queue, max_attempts = :max_attempts, retry = :retry,
+       max_duration = :max_duration, machine = :machine, hooks = :hooks, ttl = :ttl, expires_at = :expires_at,
+       trigger_options = NULL, updated_at = :now
+WHERE id = :id AND status = 'PENDING_VERSION';
+
+-- name: strand_unstarted_runs
+-- The current version no longer defines these runs' tasks: runs that have not started wait for one that does.
+UPDATE runs SET status = 'PENDING_VERSION', updated_at = :now
+WHERE env_id = :env_id AND status IN ('QUEUED', 'DELAYED') AND version IS NULL AND task_id NOT IN (:keep);

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from conveyor.config import Config
 from conveyor.errors import ConfigError, TaskDefinitionError
+from conveyor.models import TaskDefinition
 from conveyor.sdk.task import Task
 
 
@@ -63,6 +64,14 @@ def discover(config: Config) -> dict[str, Task]:
                 )
             found[value.id] = value
     return found
+
+
+def definitions(tasks: dict[str, Task], config: Config, environment: str) -> list[TaskDefinition]:
+    """The effective settings of discovered tasks: each task's options over the config's
+    defaults (retries off in dev when the config says so)."""
+    retries_enabled = environment != "dev" or config.retries.enabled_in_dev
+    return [t.definition(default_retry=config.retries.default.policy(), max_duration=config.max_duration,
+                         machine=config.machine, retries_enabled=retries_enabled) for t in tasks.values()]
 
 
 def _where(module: str, config: Config) -> str:

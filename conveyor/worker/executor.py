@@ -17,7 +17,6 @@ import inspect
 import json
 import logging
 import os
-import resource
 import signal
 import socket
 import sys
@@ -44,7 +43,8 @@ from conveyor.sdk.task import Task
 from conveyor.serialization import dumps
 from conveyor.worker.capture import flush_partial_lines, install_capture
 from conveyor.worker.channel import Channel, ChannelClosed
-from conveyor.worker.discovery import discover
+from conveyor.worker.discovery import definitions, discover
+from conveyor.worker.machines import apply_machine
 from conveyor.worker.replay import JournalMismatch, Replay
 
 FLUSH_INTERVAL = 0.05
@@ -227,6 +227,12 @@ class Executor:
             return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "journal_mismatch"))
         except AbortTaskRunError as exc:
             return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "aborted"))
+        except MemoryError as exc:  # past the address-space cap (conveyor/worker/machines.py)
+            gigabytes = MACHINES.get(spec.machine, (0, 0))[1]
+            error = error_dict(exc, "out_of_memory")
+            error.update(name="OutOfMemory", message=f"The attempt ran out of memory: machine {spec.machine} has "
+                                                     f"{gigabytes * 1024:.0f} MB (MemoryError).")
+            return AttemptOutcome(spec.run_id, spec.attempt, "crashed", error=error)
         except TimeoutError as exc:
             if isinstance(timeout_cm, asyncio.Timeout) and timeout_cm.expired():
                 if not task.is_async:
@@ -328,25 +334,12 @@ def _rebuild_error(data: dict[str, Any]) -> BaseException:
     return ConveyorError(data.get("message"))
 
 
-def limit_memory(machine: str) -> None:
-    """Cap the address space at a margin over the machine's memory: a runaway allocation
-    fails with MemoryError here; the supervisor's RSS check catches the rest."""
-    gigabytes = MACHINES.get(machine, (0, 0))[1]
-    if gigabytes:
-        limit = int((gigabytes * 4 + 1) * 1024**3)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
-async def serve(sock: socket.socket, root: str, environment: str, machine: str) -> None:
+async def serve(sock: socket.socket, root: str, environment: str, machine: str, cpu: str = "") -> None:
     channel = await Channel.open(sock)
     try:
         config = load_config(root)
         tasks = discover(config)
-        retries_enabled = environment != "dev" or config.retries.enabled_in_dev
-        manifest = [t.definition(default_retry=config.retries.default.policy(), max_duration=config.max_duration,
-                                 machine=config.machine, retries_enabled=retries_enabled).model_dump(mode="json")
-                    for t in tasks.values()]
+        manifest = [t.model_dump(mode="json") for t in definitions(tasks, config, environment)]
     except Exception as exc:
         message = exc.message if isinstance(exc, ConveyorError) else f"{type(exc).__name__}: {exc}"
         channel.send(("load_error", message))
@@ -357,7 +350,7 @@ async def serve(sock: socket.socket, root: str, environment: str, machine: str) 
     executor = Executor(channel, tasks, environment)
     reader = loop.create_task(executor.read_forever())
     flusher = loop.create_task(executor.flush_forever())
-    executor.send(("ready", manifest, os.getpid()))
+    executor.send(("ready", manifest, os.getpid(), cpu))
     await executor.stopped.wait()
     # finish what runs (the supervisor drains us after a reload); it kills us if that takes too long
     while executor.running:
@@ -391,12 +384,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--machine", default="small-1x")
     args = parser.parse_args(argv)
     die_with_parent()
-    limit_memory(args.machine)
+    cpu = apply_machine(args.machine)
     sock = socket.socket(fileno=args.fd)
     install_capture()
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     use_fast_event_loop()
-    asyncio.run(serve(sock, args.root, args.environment, args.machine))
+    asyncio.run(serve(sock, args.root, args.environment, args.machine, cpu))
     sys.stdout.flush()
 
 

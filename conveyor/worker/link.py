@@ -12,12 +12,13 @@ from typing import Any, Protocol
 
 from conveyor.client import _calls as calls
 from conveyor.engine.engine import Engine
-from conveyor.models import TaskDefinition
+from conveyor.models import DeploymentBundle, TaskDefinition
 from conveyor.protocol import AttemptOutcome, LeaseReply, LogEntry
 
 
 class WorkerLink(Protocol):
-    async def register(self, worker_id: str, name: str, tasks: list[TaskDefinition]) -> None: ...
+    async def register(self, worker_id: str, name: str, tasks: list[TaskDefinition] | None,
+                       deployed: bool = False) -> None: ...
 
     async def set_tasks(self, tasks: list[TaskDefinition]) -> None: ...
 
@@ -45,9 +46,12 @@ class LocalLink:
     def __init__(self, engine: Engine, env_id: str) -> None:
         self.engine = engine
         self.env_id = env_id
+        self.current_version: str | None = None
 
-    async def register(self, worker_id: str, name: str, tasks: list[TaskDefinition]) -> None:
-        await asyncio.to_thread(self.engine.register_worker, self.env_id, worker_id, name, tasks)
+    async def register(self, worker_id: str, name: str, tasks: list[TaskDefinition] | None,
+                       deployed: bool = False) -> None:
+        await asyncio.to_thread(self.engine.register_worker, self.env_id, worker_id, name, tasks, deployed=deployed)
+        self.current_version = await asyncio.to_thread(self.engine.get_environment_version, self.env_id)
 
     async def set_tasks(self, tasks: list[TaskDefinition]) -> None:
         await asyncio.to_thread(self.engine.set_tasks, self.env_id, tasks)
@@ -90,12 +94,19 @@ class HttpLink:
         from conveyor.client import AsyncClient
 
         self.client = AsyncClient(api_url, secret_key, timeout=self.LEASE_WAIT + 30)
-        self.environment: str | None = None
+        self.environment: str | None = None  # its kind: dev, staging, prod, preview
+        self.slug: str | None = None
+        self.env_id: str | None = None
+        self.current_version: str | None = None
         self.heartbeat_interval = 5.0
 
-    async def register(self, worker_id: str, name: str, tasks: list[TaskDefinition] | None) -> None:
-        reply = await self.client.send(calls.register_worker(worker_id, name, tasks))
+    async def register(self, worker_id: str, name: str, tasks: list[TaskDefinition] | None,
+                       deployed: bool = False) -> None:
+        reply = await self.client.send(calls.register_worker(worker_id, name, tasks, deployed))
         self.environment = reply.get("environment")
+        self.slug = reply.get("slug") or self.environment
+        self.env_id = reply.get("env_id")
+        self.current_version = reply.get("current_version")
         self.heartbeat_interval = float(reply.get("heartbeat_interval") or 5.0)
         self.worker_id = worker_id
 
@@ -127,3 +138,7 @@ class HttpLink:
     async def stopped(self, worker_id: str) -> None:
         await self.client.send(calls.worker_stopped(worker_id))
         await self.client.aclose()
+
+    async def bundle(self, version: str) -> tuple[DeploymentBundle, bytes]:
+        """A deployed version's bundle (for conveyor/worker/versions.py)."""
+        return await self.client.deployments.bundle(version)

@@ -19,6 +19,7 @@ from conveyor.protocol import AttemptSpec
 from conveyor.worker.channel import Channel, ChannelClosed
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+PoolKey = tuple[str | None, str]  # (deployed version or None for the worker's own code, machine)
 
 
 @dataclass(slots=True)
@@ -38,11 +39,15 @@ class ExecutorProcess:
     generation: int
     on_message: Callable[[ExecutorProcess, tuple[Any, ...]], None]
     on_exit: Callable[[ExecutorProcess, int | None], None]
+    version: str | None = None  # the deployed version it runs (None: the worker's own code)
+    python: str | None = None  # the interpreter of the version's environment (None: the worker's)
     inflight: dict[str, Inflight] = field(default_factory=dict)
     hooks: set[str] = field(default_factory=set)
     draining: bool = False
+    retired: bool = False  # stopped because its version went idle: not restarted
     tainted: bool = False
     kill_reason: str | None = None
+    cpu: str = ""  # how its machine's CPU share is enforced (conveyor/worker/machines.py)
     started_at: float = 0.0
     proc: subprocess.Popen[bytes] | None = None
     channel: Channel | None = None
@@ -56,6 +61,10 @@ class ExecutorProcess:
         return self.proc.pid if self.proc else None
 
     @property
+    def key(self) -> PoolKey:
+        return (self.version, self.machine)
+
+    @property
     def load(self) -> int:
         return len(self.inflight) + len(self.hooks)
 
@@ -66,7 +75,7 @@ class ExecutorProcess:
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.worker.executor", "--fd", str(child.fileno()), "--root", str(self.root),
+            [self.python or sys.executable, "-m", "conveyor.worker.executor", "--fd", str(child.fileno()), "--root", str(self.root),
              "--environment", self.environment, "--machine", self.machine],
             pass_fds=[child.fileno()], cwd=self.root, env=env, start_new_session=True,
         )
@@ -81,6 +90,7 @@ class ExecutorProcess:
             while True:
                 message = await self.channel.receive()
                 if message[0] == "ready":
+                    self.cpu = message[3] if len(message) > 3 else ""
                     if self.ready and not self.ready.done():
                         self.ready.set_result(message[1])
                 elif message[0] == "load_error":

@@ -8,6 +8,13 @@ It enforces what an executor cannot enforce on itself: a deadline past `max_dura
 CPU-bound loop blocks the executor's event loop, so the process is killed) and the machine's
 memory. An executor that dies takes its attempts with it; they are reported as crashed and the
 engine retries them per their policy. It never imports task code.
+
+Executors come in pools, one per (version, machine). A worker with its own code (`conveyor
+dev`, `conveyor worker` in a project folder) has one version, None, reloaded in generations. A
+worker of a deployed environment (`conveyor worker --env prod`) runs each attempt on the
+version its run is locked to: it makes the version ready on first use (conveyor/worker/
+versions.py), warms up the current one as soon as it is promoted, and retires the executors of
+versions nobody has used for a while.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from conveyor.errors import ApiError, ConveyorError, StoreUnavailable
 from conveyor.models import MACHINES, TaskDefinition
 from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LogEntry
 from conveyor.worker.link import WorkerLink
-from conveyor.worker.process import ExecutorProcess, Inflight, LoadFailed
+from conveyor.worker.process import ExecutorProcess, Inflight, LoadFailed, PoolKey
+from conveyor.worker.versions import PreparedVersion, VersionCache
 
 log = logging.getLogger("conveyor.worker")
 
@@ -34,13 +42,15 @@ KILL_GRACE = 1.0  # seconds past max_duration before a stuck executor is killed
 IDLE_POLL = 1.0
 LINK_REPORT_EVERY = 30.0  # seconds between reports while the engine stays unreachable
 CALL_OUTAGE_LIMIT = 120.0  # seconds a run's durable call waits out an unreachable server or database
+VERSION_IDLE = 120.0  # seconds after which executors of a version that is not current are stopped
 
 
 class Supervisor:
     def __init__(self, link: WorkerLink, *, root: Path, worker_id: str, name: str = "worker",
                  environment: str = "dev", default_machine: str = "small-1x", executors: int | None = None,
                  capacity: int = 200, heartbeat_interval: float = 5.0,
-                 reporter: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+                 reporter: Callable[[str, dict[str, Any]], None] | None = None,
+                 versions: VersionCache | None = None) -> None:
         self.link = link
         self.root = root
         self.worker_id = worker_id
@@ -52,9 +62,15 @@ class Supervisor:
         self.heartbeat_interval = heartbeat_interval
         self.reporter = reporter or (lambda event, data: None)
         self.generation = 0
-        self.pools: dict[str, list[ExecutorProcess]] = {}
+        self.pools: dict[PoolKey, list[ExecutorProcess]] = {}
         self.draining: list[ExecutorProcess] = []
-        self.waiting_for_executor: dict[str, list[AttemptSpec | HookJob]] = {}
+        self.waiting_for_executor: dict[PoolKey, list[AttemptSpec | HookJob]] = {}
+        self.versions = versions  # set: a worker of a deployed environment
+        self.current_version: str | None = None
+        self._prepared: dict[str, PreparedVersion] = {}
+        self._version_errors: dict[str, str] = {}
+        self._machines_reported: set[str] = set()
+        self._last_used: dict[PoolKey, float] = {}
         self.tasks: list[TaskDefinition] | None = None
         self.load_error: str | None = None
         self.registered = False
@@ -98,14 +114,17 @@ class Supervisor:
 
     async def load(self) -> bool:
         """Start executors of a new generation with the current code. On success they replace
-        the old ones (which finish their attempts first); on failure the old ones keep serving."""
+        the old ones (which finish their attempts first); on failure the old ones keep serving.
+        A worker of a deployed environment registers and warms up the current version instead."""
+        if self.versions is not None:
+            return await self._load_deployed()
         self.generation += 1
         generation = self.generation
-        machines = set(self.pools) | {self.default_machine}
-        fresh: dict[str, list[ExecutorProcess]] = {}
-        for machine in machines:
-            count = self.executors_per_machine if machine == self.default_machine else 1
-            fresh[machine] = [self._spawn(machine, generation) for _ in range(count)]
+        keys = set(self.pools) | {(None, self.default_machine)}
+        fresh: dict[PoolKey, list[ExecutorProcess]] = {}
+        for key in keys:
+            count = self.executors_per_machine if key[1] == self.default_machine else 1
+            fresh[key] = [self._spawn(key, generation) for _ in range(count)]
         try:
             manifests = await asyncio.gather(*(p.ready for pool in fresh.values() for p in pool if p.ready))
         except LoadFailed as exc:
@@ -130,9 +149,56 @@ class Supervisor:
             await self.link.set_tasks(tasks)
         self.tasks = tasks
         self.reporter("loaded", {"tasks": [t.id for t in tasks], "generation": generation})
-        for machine in list(self.waiting_for_executor):
-            self._dispatch_waiting(machine)
+        self._report_machines()
+        for key in list(self.waiting_for_executor):
+            self._dispatch_waiting(key)
         self.wake()
+        return True
+
+    async def _load_deployed(self) -> bool:
+        if not self.registered:
+            await self.link.register(self.worker_id, self.name, None, deployed=True)
+            self.registered = True
+        self.generation = max(self.generation, 1)
+        self.tasks = []  # the versions know their tasks; the server has their manifests
+        current = getattr(self.link, "current_version", None)
+        if current is None:
+            self.reporter("no_version", {})
+            return True
+        return await self._warm(current)
+
+    async def _warm(self, version: str) -> bool:
+        """Make `version` ready and start its executors of the default machine (the current
+        version: new runs start on it)."""
+        self.current_version = version
+        key: PoolKey = (version, self.default_machine)
+        if not await self._ready_version(version):
+            return False
+        pool = self.pools.setdefault(key, [])
+        fresh = [self._spawn(key, self.generation) for _ in range(self.executors_per_machine - len(pool))]
+        pool.extend(fresh)
+        try:
+            manifests = await asyncio.gather(*(p.ready for p in pool if p.ready))
+        except LoadFailed as exc:
+            self.reporter("load_error", {"message": f"version {version}: {exc.message}"})
+            return False
+        tasks = [t["id"] for t in manifests[0]] if manifests else []
+        self.reporter("loaded", {"tasks": tasks, "generation": 1, "version": version})
+        self._report_machines()
+        self._dispatch_waiting(key)
+        self.wake()
+        return True
+
+    async def _ready_version(self, version: str) -> bool:
+        assert self.versions is not None
+        if version in self._prepared:
+            return True
+        try:
+            self._prepared[version] = await self.versions.prepare(version)
+        except ConveyorError as exc:
+            self._version_errors[version] = exc.message
+            self.reporter("load_error", {"message": exc.message})
+            return False
         return True
 
     async def stop(self, grace: float = 3.0) -> None:
@@ -152,8 +218,15 @@ class Supervisor:
             proc.inflight.clear()
             proc.kill("worker stopping")
 
-    def _spawn(self, machine: str, generation: int) -> ExecutorProcess:
-        proc = ExecutorProcess(self.root, self.environment, machine, generation, self._on_message, self._on_exit)
+    def _spawn(self, key: PoolKey, generation: int) -> ExecutorProcess:
+        version, machine = key
+        if version is None:
+            root, python = self.root, None
+        else:
+            prepared = self._prepared[version]
+            root, python = prepared.root, prepared.python
+        proc = ExecutorProcess(root, self.environment, machine, generation, self._on_message, self._on_exit,
+                               version=version, python=python)
         proc.start()
         return proc
 
@@ -180,6 +253,8 @@ class Supervisor:
                     await asyncio.sleep(1.0)
                     continue
                 self._link_ok()
+                if self.versions is not None and reply.current_version not in (None, self.current_version):
+                    self._background_task(self._warm(reply.current_version))  # promoted: warm it up
                 for spec in reply.attempts:
                     self._dispatch(spec, spec.machine)
                 for job in reply.hooks:
@@ -205,17 +280,34 @@ class Supervisor:
             self.reporter("link_ok", {"seconds": time.monotonic() - self._link_down_since})
             self._link_down_since = None
 
+    def _background_task(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _dispatch(self, item: AttemptSpec | HookJob, machine: str) -> None:
         if machine not in MACHINES:
             machine = self.default_machine
-        pool = [p for p in self.pools.get(machine, []) if not p.exited and not p.tainted and p.ready and p.ready.done()]
+        version = None
+        if self.versions is not None:
+            version = item.version or self.current_version
+            if version is None:  # a run from before any version existed: no code here runs it
+                if isinstance(item, HookJob):
+                    self._hooks_done.append((item.run_id, item.hook))
+                    self._flush.set()
+                else:
+                    self._record(AttemptOutcome(item.run_id, item.attempt, "crashed", error={
+                        "name": "VersionUnavailable", "code": "version_unavailable",
+                        "message": "The run has no deployed version to run on."}), Inflight(item, time.monotonic(), None))
+                return
+        key: PoolKey = (version, machine)
+        self._last_used[key] = time.monotonic()
+        pool = [p for p in self.pools.get(key, []) if not p.exited and not p.tainted and p.ready and p.ready.done()]
         if not pool:
-            self.waiting_for_executor.setdefault(machine, []).append(item)
-            if machine not in self.pools:
-                self.pools[machine] = [self._spawn(machine, self.generation)]
-                proc = self.pools[machine][0]
-                assert proc.ready is not None
-                proc.ready.add_done_callback(functools.partial(self._on_ready, machine))
+            self.waiting_for_executor.setdefault(key, []).append(item)
+            if key not in self.pools:
+                self.pools[key] = []
+                self._background_task(self._start_pool(key))
             return
         proc = min(pool, key=lambda p: p.load)
         if isinstance(item, AttemptSpec):
@@ -229,13 +321,42 @@ class Supervisor:
             proc.hooks.add(item.run_id)
             proc.send(("hook", item))
 
-    def _on_ready(self, machine: str, _future: asyncio.Future[Any]) -> None:
-        self._dispatch_waiting(machine)
+    async def _start_pool(self, key: PoolKey) -> None:
+        """Start the first executor of a pool (making its version ready first), then hand it
+        what waits for it. Attempts of a version that cannot be made ready fail as crashed,
+        with the reason: they are retried per their policy."""
+        version = key[0]
+        if version is not None and not await self._ready_version(version):
+            self.pools.pop(key, None)
+            message = self._version_errors.get(version, f"version {version} could not be made ready on this worker")
+            for item in self.waiting_for_executor.pop(key, []):
+                if isinstance(item, AttemptSpec):
+                    self._record(AttemptOutcome(item.run_id, item.attempt, "crashed", error={
+                        "name": "VersionUnavailable", "code": "version_unavailable", "message": message}),
+                        Inflight(item, time.monotonic(), None))
+            return
+        if self._stopping:
+            return
+        proc = self._spawn(key, self.generation)
+        self.pools.setdefault(key, []).append(proc)
+        assert proc.ready is not None
+        proc.ready.add_done_callback(functools.partial(self._on_ready, key))
 
-    def _dispatch_waiting(self, machine: str) -> None:
-        items = self.waiting_for_executor.pop(machine, [])
+    def _on_ready(self, key: PoolKey, _future: asyncio.Future[Any]) -> None:
+        self._report_machines()
+        self._dispatch_waiting(key)
+
+    def _report_machines(self) -> None:
+        """Say once per machine preset how its executors' CPU share is enforced."""
+        for proc in self._all_processes():
+            if proc.cpu and proc.machine not in self._machines_reported:
+                self._machines_reported.add(proc.machine)
+                self.reporter("machine", {"machine": proc.machine, "cpu": proc.cpu})
+
+    def _dispatch_waiting(self, key: PoolKey) -> None:
+        items = self.waiting_for_executor.pop(key, [])
         for item in items:
-            self._dispatch(item, machine)
+            self._dispatch(item, key[1])
 
     # -- messages from executors -------------------------------------------------------------
 
@@ -319,10 +440,10 @@ class Supervisor:
         if proc.tainted:
             return
         proc.tainted = True
-        pool = self.pools.get(proc.machine, [])
+        pool = self.pools.get(proc.key, [])
         if proc in pool:
             pool.remove(proc)
-            pool.append(self._spawn(proc.machine, self.generation))
+            pool.append(self._spawn(proc.key, self.generation))
         proc.draining = True
         if proc not in self.draining:
             self.draining.append(proc)
@@ -356,14 +477,14 @@ class Supervisor:
         proc.hooks.clear()  # their leases expire and another worker (or we) run them again
         if proc in self.draining:
             self.draining.remove(proc)
-        pool = self.pools.get(proc.machine, [])
+        pool = self.pools.get(proc.key, [])
         if proc in pool:
             pool.remove(proc)
-            if not self._stopping and proc.generation == self.generation:
-                self._restart(proc.machine)
+            if not self._stopping and proc.generation == self.generation and not proc.retired:
+                self._restart(proc.key)
         self.wake()
 
-    def _restart(self, machine: str) -> None:
+    def _restart(self, key: PoolKey) -> None:
         now = time.monotonic()
         self._restarts = [t for t in self._restarts if now - t < 10] + [now]
         delay = 0.0 if len(self._restarts) < 5 else 2.0  # a crash loop must not spin the CPU
@@ -372,17 +493,15 @@ class Supervisor:
         async def later() -> None:
             await asyncio.sleep(delay)
             if not self._stopping and generation == self.generation:
-                proc = self._spawn(machine, generation)
-                self.pools.setdefault(machine, []).append(proc)
+                proc = self._spawn(key, generation)
+                self.pools.setdefault(key, []).append(proc)
                 with contextlib.suppress(LoadFailed):
                     assert proc.ready is not None
                     await proc.ready
-                self._dispatch_waiting(machine)
+                self._dispatch_waiting(key)
                 self.wake()
 
-        task = asyncio.create_task(later())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background_task(later())
 
     # -- reporting, heartbeats, watchdog -----------------------------------------------------
 
@@ -439,6 +558,23 @@ class Supervisor:
                 self.wake()
                 self._retire_if_idle(proc)
 
+    def _retire_idle_versions(self, now: float) -> None:
+        """Stop the executors of versions other than the current one that nobody used for
+        VERSION_IDLE seconds (their runs ended or moved on); the next run on one starts them again."""
+        for key in list(self.pools):
+            version = key[0]
+            if version is None or version == self.current_version or key in self.waiting_for_executor:
+                continue
+            pool = self.pools[key]
+            if now - self._last_used.get(key, now) < VERSION_IDLE or any(p.load for p in pool):
+                continue
+            del self.pools[key]
+            for proc in pool:
+                proc.retired = True
+                proc.draining = True
+                self.draining.append(proc)
+                self._retire_if_idle(proc)
+
     async def _watch_loop(self) -> None:
         last_memory_check = 0.0
         while not self._stopping:
@@ -450,6 +586,8 @@ class Supervisor:
                         proc.kill(f"timed_out:{run_id}")
             if now - last_memory_check >= 0.5:
                 last_memory_check = now
+                if self.versions is not None:
+                    self._retire_idle_versions(now)
                 for proc in self._all_processes():
                     limit = MACHINES.get(proc.machine, (0, 0))[1] * 1024**3
                     rss = proc.rss_bytes()

@@ -76,7 +76,7 @@ def test_environments_made_before_accounts_get_a_project_in_the_default_organiza
     with store.transaction() as tx:
         tx.run("insert_environment", id="env_old", project="proj_old", slug="dev", kind="dev",
                concurrency_limit=None, now=100.0)
-    assert store.migrate() == [5, 6]
+    assert store.migrate() == [v for v, _ in migrations() if v >= 5]
     with store.read() as tx:
         rows = tx.all("environments_of_project", project="proj_old")
         org = tx.one("find_organization", slug="default")

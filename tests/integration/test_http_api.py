@@ -236,8 +236,11 @@ def test_a_key_sees_nothing_of_another_environment(api: TestClient, backend: Bac
         error_of(client.post(f"/api/v1/runs/{run_id}/cancel"), 404, "not_found")
         assert client.get("/api/v1/runs").json() == {"data": [], "next_cursor": None}
         assert client.get("/api/v1/tasks").json() == {"data": []}
-        error_of(client.post("/api/v1/tasks/hello/trigger", json={"payload": {}}), 404, "not_found")
+        # staging has no version defining `hello`: its run waits there for a deploy, apart from A's
+        theirs = client.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
+        assert client.get(f"/api/v1/runs/{theirs}").json()["status"] == "PENDING_VERSION"
     assert api.get(f"/api/v1/runs/{run_id}").json()["status"] == "QUEUED"
+    error_of(api.get(f"/api/v1/runs/{theirs}"), 404, "not_found")
 
 
 # -- the OpenAPI document ---------------------------------------------------------------------

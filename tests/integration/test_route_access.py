@@ -89,7 +89,7 @@ def ids_of_a(backend: Backend) -> dict[str, str]:
     token = engine.create_token(env.id)
     return {"run_id": engine.trigger(env.id, "hello", {}).id, "token_id": token["id"], "name": "task/hello",
             "task_id": "hello", "worker_id": "worker-1", "signature": engine.token_signature(token["id"]),
-            "ref": env.project, "env": env.slug}
+            "ref": env.project, "env": env.slug, "version": "20270101.1"}
 
 
 def test_every_route_but_the_callback_refuses_a_missing_unknown_or_revoked_key(
@@ -114,6 +114,14 @@ def test_every_route_but_the_callback_refuses_a_missing_unknown_or_revoked_key(
     assert backend.engine.get_token(backend.env.id, ids_of_a["token_id"])["status"] == "COMPLETED"  # the callback
 
 
+def engine_of(backend: Backend) -> Any:
+    return backend.engine
+
+
+def other_env(backend: Backend) -> str:
+    return backend.engine.ensure_environment("proj_test", "staging", "staging").id
+
+
 def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
         api: Api, backend: Backend, ids_of_a: dict[str, str]) -> None:
     other = {"Authorization": f"Bearer {backend.other_environment()}"}
@@ -127,13 +135,25 @@ def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
             assert response.status_code == 401, where  # an environment key is no personal token
         elif (method, path) == ("POST", "/api/v1/workers/{worker_id}/register"):
             assert response.status_code == 409, where  # the id is taken; the worker stays A's
+        elif path in ("/api/v1/tasks/{task_id}/trigger", "/api/v1/tasks/{task_id}/batch"):
+            # the other environment (staging) has no code defining the task, A's definition is
+            # not its own: the run it makes is its own and waits for a version defining the task
+            assert response.status_code == 201, where
+            body = response.json()
+            for run in body.get("runs", [body]):
+                assert engine_of(backend).get_run(other_env(backend), run["id"]).status == "PENDING_VERSION", where
+        elif (method, path) == ("POST", "/api/v1/deployments"):
+            assert response.status_code in (400, 422), where  # the smallest body is no valid bundle
+        elif (method, path) == ("GET", "/api/v1/deployments/current"):
+            assert response.status_code == 404, where  # nothing is deployed there
         elif _params(path):
             assert response.status_code == 404, where
             assert response.json()["error"]["code"] == "not_found", where
         else:
             assert response.status_code in (200, 201), where
-            for value in ids_of_a.values():  # lists and creations show nothing of A
-                assert value not in response.text, where
+            for key, value in ids_of_a.items():  # lists and creations show nothing of A
+                if key != "task_id":  # a name, which the other environment's own pending runs carry too
+                    assert value not in response.text, where
     engine, env = backend.engine, backend.env
     assert engine.get_run(env.id, ids_of_a["run_id"]).status == "QUEUED"
     assert engine.get_token(env.id, ids_of_a["token_id"])["status"] == "PENDING"

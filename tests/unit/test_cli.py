@@ -307,3 +307,27 @@ def test_the_example_project_defines_every_example_task(fresh_task_modules: None
     assert tasks["build-report"].queue.concurrency_limit == 2
     assert tasks["send-welcome-email"].schema is not None
     assert not tasks["word-count"].is_async
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["deploy", "--env", "preview"], "--env preview needs --branch NAME"),
+    (["deploy", "--env", "prod", "--branch", "x"], "--branch only goes with --env preview"),
+    (["deploy", "--env", "dev"], "'dev' is not one of"),
+    (["worker", "--env", "preview"], "--env preview needs --branch NAME"),
+    (["promote", "20270101.1", "--env", "staging", "--branch", "x"], "--branch only goes with --env preview"),
+])
+def test_deploy_commands_refuse_a_wrong_environment_in_one_line(runner: CliRunner, args: list[str], message: str) -> None:
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2 and message in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_a_deploy_without_a_key_or_a_login_says_how_to_get_one(runner: CliRunner, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("CONVEYOR_ACCESS_TOKEN", raising=False)
+    (tmp_path / "conveyor.toml").write_text('project = "proj_x"\ndirs = ["tasks"]\n')
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "a.py").write_text("from conveyor import task\n\n@task(id='a')\nasync def a(p):\n    return p\n")
+    result = runner.invoke(main, ["deploy", "--env", "prod", "--api-url", "http://127.0.0.1:9"])
+    assert result.exit_code == 1 and "not logged in" in result.output and result.output.count("\n") == 1

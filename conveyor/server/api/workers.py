@@ -40,12 +40,16 @@ class _Body(BaseModel):
 class RegisterBody(_Body):
     name: str = Field("worker", max_length=200)
     tasks: list[TaskDefinition] | None = None  # None: the worker has not loaded its code yet
+    deployed: bool = False  # it runs the environment's deployed versions (`conveyor worker --env prod`)
 
 
 class Registered(BaseModel):
     environment: str
     project: str
     heartbeat_interval: float
+    slug: str = ""  # the environment's slug (preview-<branch> for a preview)
+    env_id: str = ""
+    current_version: str | None = None
 
 
 class TasksBody(_Body):
@@ -112,9 +116,11 @@ class Ok(BaseModel):
 def register(worker_id: str, body: RegisterBody, env: EnvironmentDep, engine: EngineDep) -> Registered:
     """Register the worker and the tasks its code defines. Runs a worker of the same id held
     before it restarted are given back."""
-    engine.register_worker(env.id, worker_id, body.name, body.tasks)
+    engine.register_worker(env.id, worker_id, body.name, body.tasks, deployed=body.deployed)
+    current = engine.get_environment_version(env.id)
     # three heartbeats fit in the timeout after which the server takes a silent worker's runs back
-    return Registered(environment=env.kind, project=env.project, heartbeat_interval=engine.worker_timeout / 3)
+    return Registered(environment=env.kind, project=env.project, heartbeat_interval=engine.worker_timeout / 3,
+                      slug=env.slug, env_id=env.id, current_version=current)
 
 
 @router.post("/tasks", dependencies=[WorkerDep], response_model=Ok, summary="The worker's code changed")

@@ -1,0 +1,3 @@
+"""Building a deploy on the deploying machine: the bundle of the task code (`bundle.py`), the
+lock of its dependencies (`lock.py`), and the manifest of its tasks, made by importing them
+from the bundle itself (`index.py`). Nothing here talks to a server."""
