@@ -237,6 +237,18 @@ WHERE env_id = :env_id
   AND (:created_to IS NULL OR created_at < :created_to)
 ORDER BY id DESC LIMIT :limit;
 
+-- name: list_runs_newer
+-- A page of runs just newer than a cursor, oldest first (the page before a list_runs page).
+SELECT * FROM runs
+WHERE env_id = :env_id
+  AND (:any_status = 0 OR status IN (:statuses))
+  AND (:task_id IS NULL OR task_id = :task_id)
+  AND (:tag IS NULL OR tags LIKE :tag)
+  AND id > :cursor
+  AND (:created_from IS NULL OR created_at >= :created_from)
+  AND (:created_to IS NULL OR created_at < :created_to)
+ORDER BY id ASC LIMIT :limit;
+
 -- name: finish_run
 -- End a run (any final status) and record the hook it still owes.
 UPDATE runs SET status = :status, output = :output, error = :error, completed_at = :now, updated_at = :now,
