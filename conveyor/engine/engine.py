@@ -497,7 +497,10 @@ class Engine(DurableExecution):
                 newer: str | None = rows[0]["id"]
                 older = rows[-1]["id"]
             else:
-                rows = tx.all("list_runs", cursor=older_than, **filters)
+                if older_than is not None:
+                    rows = tx.all("list_runs_older", cursor=older_than, **filters)
+                else:
+                    rows = tx.all("list_runs", **filters)
                 older = rows[limit - 1]["id"] if len(rows) > limit else None
                 rows = rows[:limit]
                 newer = rows[0]["id"] if older_than is not None and rows else None
