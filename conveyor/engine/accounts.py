@@ -150,8 +150,12 @@ class Accounts:
         at once, and people call far less often than workers."""
         if not token.startswith(TOKEN_PREFIX):
             return None
+        return self.caller_of_token_hash(hash_secret(token))
+
+    def caller_of_token_hash(self, token_hash: str) -> Caller | None:
+        """The user of a live token known by its hash (a dashboard session keeps only the hash)."""
         with self.store.read() as tx:
-            row = tx.one("user_for_token", token_hash=hash_secret(token))
+            row = tx.one("user_for_token", token_hash=token_hash)
         return Caller(row["id"], row["name"], bool(row["is_admin"])) if row else None
 
     def whoami(self, caller: Caller) -> User:

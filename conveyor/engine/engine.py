@@ -99,6 +99,15 @@ class Environment:
 
 
 @dataclass(frozen=True, slots=True)
+class RunPage:
+    """A page of runs, newest first, and the cursors (run ids) of the pages either side."""
+
+    runs: list[Run]
+    older: str | None
+    newer: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class BatchResult:
     batch_id: str
     runs: list[Run]
@@ -495,27 +504,55 @@ class Engine(DurableExecution, Deployments):
     def list_runs(self, env_id: str, *, statuses: Iterable[str] = (), task_id: str | None = None,
                   tag: str | None = None, created_from: float | None = None, created_to: float | None = None,
                   limit: int = 50, cursor: str | None = None) -> tuple[list[Run], str | None]:
+        """A page of runs, newest first: those older than `cursor` (a run id), and the cursor of
+        the next page (None on the last)."""
+        page = self.runs_page(env_id, statuses=statuses, task_id=task_id, tag=tag, created_from=created_from,
+                              created_to=created_to, limit=limit, older_than=cursor)
+        return page.runs, page.older
+
+    def runs_page(self, env_id: str, *, statuses: Iterable[str] = (), task_id: str | None = None,
+                  tag: str | None = None, created_from: float | None = None, created_to: float | None = None,
+                  limit: int = 50, older_than: str | None = None, newer_than: str | None = None) -> RunPage:
+        """A page of runs, newest first, going either way from a run id (keyset pagination: as
+        fast on the thousandth page as on the first). `older` and `newer` are the cursors of the
+        neighbouring pages, None where there is none."""
         statuses = list(statuses)
         for status in statuses:
             if status not in RunStatus.__members__:
                 raise InvalidRequest(f"unknown status {status!r}; one of {', '.join(RunStatus)}")
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000")
-        if cursor is not None and not cursor.startswith("run_"):
-            raise InvalidRequest("cursor must be the next_cursor of a previous page (a run id)")
+        for cursor in (older_than, newer_than):
+            if cursor is not None and not cursor.startswith("run_"):
+                raise InvalidRequest("cursor must be the next_cursor of a previous page (a run id)")
         tag_pattern = None
         if tag is not None:
             escaped = _dumps(tag)
             tag_pattern = "%" + escaped + "%"
+        filters = {"env_id": env_id, "any_status": 1 if statuses else 0, "statuses": statuses or [""],
+                   "task_id": task_id, "tag": tag_pattern, "created_from": created_from, "created_to": created_to,
+                   "limit": limit + 1}
         with self.store.read() as tx:
-            rows = tx.all("list_runs", env_id=env_id, any_status=1 if statuses else 0, statuses=statuses or [""],
-                          task_id=task_id, tag=tag_pattern, cursor=cursor, created_from=created_from,
-                          created_to=created_to, limit=limit + 1)
-        runs = [run_view(r) for r in rows[:limit]]
+            if newer_than is not None:
+                rows = tx.all("list_runs_newer", cursor=newer_than, **filters)
+                if len(rows) <= limit:  # this reaches the newest run: that is the first page
+                    return self.runs_page(env_id, statuses=statuses, task_id=task_id, tag=tag,
+                                          created_from=created_from, created_to=created_to, limit=limit)
+                rows = rows[:limit][::-1]
+                newer: str | None = rows[0]["id"]
+                older = rows[-1]["id"]
+            else:
+                if older_than is not None:
+                    rows = tx.all("list_runs_older", cursor=older_than, **filters)
+                else:
+                    rows = tx.all("list_runs", **filters)
+                older = rows[limit - 1]["id"] if len(rows) > limit else None
+                rows = rows[:limit]
+                newer = rows[0]["id"] if older_than is not None and rows else None
+        runs = [run_view(r) for r in rows]
         if tag is not None:  # LIKE over the JSON text can over-match (a tag containing the tag); be exact
             runs = [r for r in runs if tag in r.tags]
-        next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
-        return runs, next_cursor
+        return RunPage(runs, older, newer)
 
     def list_attempts(self, env_id: str, run_id: str) -> list[Attempt]:
         self.get_run(env_id, run_id)

@@ -28,6 +28,7 @@ from typing import Any, TextIO
 from rich.console import Console
 
 from conveyor.config import Config
+from conveyor.dashboard import DashboardSettings
 from conveyor.engine.engine import Engine
 from conveyor.errors import ConfigError
 from conveyor.eventloop import use_fast_event_loop
@@ -91,7 +92,8 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int | No
     env = engine.ensure_environment(config.project, "dev", "dev")
     engine.set_environment_limit(env.id, config.concurrency_limit)  # what the config says now, even nothing
     engine.add_api_key(env.id, state.secret_key)
-    service = ApiService(engine, host=host, port=port, console=console)
+    service = ApiService(engine, host=host, port=port, console=console,
+                         dashboard=DashboardSettings(local_env_id=env.id, local_secret_key=state.secret_key))
     state.write(service.api_url)
 
     supervisor = Supervisor(LocalLink(engine, env.id), root=config.root, worker_id=state.worker_id, name="dev",
@@ -112,6 +114,7 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int | No
     engine.subscribe(on_engine_event)
 
     console.print(f"[bold]Conveyor dev[/]  project [cyan]{config.project}[/]", highlight=False)
+    console.print(f"  Dashboard   [bold]{service.api_url}/[/]", highlight=False)
     console.print(f"  API         [bold]{service.api_url}[/]   (OpenAPI: {service.api_url}/docs)", highlight=False)
     console.print(f"  Secret key  [bold]{state.secret_key}[/]", highlight=False)
     console.print(f"  Tasks from  {', '.join(config.dirs)}   ·   state in {state.folder}", highlight=False)

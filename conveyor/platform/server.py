@@ -18,10 +18,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 
+from conveyor.dashboard import DashboardSettings
 from conveyor.engine.engine import Engine
 from conveyor.errors import ConfigError, ConveyorError
 from conveyor.eventloop import use_fast_event_loop
-from conveyor.platform.serving import ApiService, check_port
+from conveyor.platform.serving import PUBLIC_URL_ENV, ApiService, check_port
 from conveyor.store import Store, open_store
 
 DATABASE_URL_ENV = "CONVEYOR_DATABASE_URL"
@@ -88,9 +89,12 @@ async def serve_platform(database_url: str, *, host: str, port: int, console: Co
         admin_token = engine.accounts.bootstrap_admin()
         if admin_token is None and new_admin_token:
             admin_token = engine.accounts.new_admin_token()
-        service = ApiService(engine, host=host, port=port, console=console)
+        public_url = os.environ.get(PUBLIC_URL_ENV, "")
+        service = ApiService(engine, host=host, port=port, console=console,
+                             dashboard=DashboardSettings(secure_cookies=public_url.startswith("https://")))
 
         console.print("[bold]Conveyor server[/]", highlight=False)
+        console.print(f"  Dashboard  [bold]{service.api_url}/[/]   (log in with a personal access token)", highlight=False)
         console.print(f"  API        [bold]{service.api_url}[/]   (OpenAPI: {service.api_url}/docs)", highlight=False)
         migrated = f"   (migrations applied now: {', '.join(f'{v:04d}' for v in applied)})" if applied else ""
         console.print(f"  Database   {describe_database(url)}{migrated}", highlight=False)

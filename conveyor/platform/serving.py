@@ -25,6 +25,7 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
+from conveyor.dashboard import DashboardSettings
 from conveyor.engine.engine import Engine
 from conveyor.errors import ConfigError, ConveyorError
 from conveyor.server.app import create_app
@@ -62,18 +63,19 @@ class _Server(uvicorn.Server):
 
 
 class ApiService:
-    """The HTTP API over `engine` plus the engine's tick loop (delays, ttl, lost workers), until
+    """The HTTP API (and the dashboard, when given its settings) over `engine` plus the engine's tick loop (delays, ttl, lost workers), until
     SIGINT or SIGTERM. Several may run over one database: ticking is safe from many servers.
     Make it inside the event loop: it takes over the signals at once."""
 
-    def __init__(self, engine: Engine, *, host: str, port: int, console: Console) -> None:
+    def __init__(self, engine: Engine, *, host: str, port: int, console: Console,
+                 dashboard: DashboardSettings | None = None) -> None:
         self.engine = engine
         self.console = console
         self.api_url = local_api_url(host, port)
         # token callback URLs must reach this server from wherever they are used
         engine.public_url = os.environ.get(PUBLIC_URL_ENV) or self.api_url
         engine.token_secret()  # made once, before anything needs to sign a token URL
-        self.app = create_app(engine)
+        self.app = create_app(engine, dashboard=dashboard)
         self.server = _Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning",
                                              timeout_graceful_shutdown=5, access_log=False, lifespan="off"))
         self.stop = asyncio.Event()

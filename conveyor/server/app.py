@@ -7,7 +7,7 @@ in its threadpool, so a slow transaction never blocks the event loop.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import FastAPI
 
@@ -17,6 +17,9 @@ from conveyor.server.errors import install_error_handlers
 from conveyor.server.ratelimit import RateLimit, RateLimitMiddleware, rate_limit_from_env
 from conveyor.server.schemas import Health
 from conveyor.server.wakeups import Wakeups
+
+if TYPE_CHECKING:
+    from conveyor.dashboard import DashboardSettings
 
 API_DESCRIPTION = """\
 Trigger tasks and inspect, cancel and replay runs of a Conveyor environment.
@@ -28,11 +31,13 @@ protocol (`/api/v1/workers`) is not limited.
 """
 
 
-def create_app(engine: Engine, *, title: str = "Conveyor", rate_limit: RateLimit | Literal[False] | None = None) -> FastAPI:
+def create_app(engine: Engine, *, title: str = "Conveyor", rate_limit: RateLimit | Literal[False] | None = None,
+               dashboard: DashboardSettings | None = None) -> FastAPI:
     """The API app over `engine`. Other parts (dashboard, worker protocol) add their own
     routers to it; they share the JSON error handling installed here. `rate_limit` caps
     requests per API key (conveyor/server/ratelimit.py): None takes CONVEYOR_RATE_LIMIT or
-    the default, False turns it off."""
+    the default, False turns it off. With `dashboard`, the web dashboard is served at `/`
+    (conveyor/dashboard)."""
     from conveyor.version import __version__
 
     limit = rate_limit_from_env() if rate_limit is None else rate_limit
@@ -43,6 +48,10 @@ def create_app(engine: Engine, *, title: str = "Conveyor", rate_limit: RateLimit
     if limit:
         app.add_middleware(RateLimitMiddleware, limit=limit)
     app.include_router(api_router)
+    if dashboard is not None:
+        from conveyor.dashboard import mount_dashboard
+
+        mount_dashboard(app, engine, dashboard)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness check")
     def healthz() -> Health:

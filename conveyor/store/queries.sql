@@ -229,16 +229,40 @@ SELECT * FROM runs WHERE id = :id;
 SELECT * FROM runs WHERE id IN (:ids);
 
 -- name: list_runs
--- A page of runs, newest first, with optional filters.
+-- The first page of runs, newest first, with optional filters.
 SELECT * FROM runs
 WHERE env_id = :env_id
   AND (:any_status = 0 OR status IN (:statuses))
   AND (:task_id IS NULL OR task_id = :task_id)
   AND (:tag IS NULL OR tags LIKE :tag)
-  AND (:cursor IS NULL OR id < :cursor)
   AND (:created_from IS NULL OR created_at >= :created_from)
   AND (:created_to IS NULL OR created_at < :created_to)
 ORDER BY id DESC LIMIT :limit;
+
+-- name: list_runs_older
+-- A page of runs older than a cursor, newest first. The cursor is a plain `id <` bound (no
+-- `IS NULL OR`), so the index range starts at the cursor: a deep page costs what the first does.
+SELECT * FROM runs
+WHERE env_id = :env_id
+  AND (:any_status = 0 OR status IN (:statuses))
+  AND (:task_id IS NULL OR task_id = :task_id)
+  AND (:tag IS NULL OR tags LIKE :tag)
+  AND id < :cursor
+  AND (:created_from IS NULL OR created_at >= :created_from)
+  AND (:created_to IS NULL OR created_at < :created_to)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: list_runs_newer
+-- A page of runs just newer than a cursor, oldest first (the page before a list_runs page).
+SELECT * FROM runs
+WHERE env_id = :env_id
+  AND (:any_status = 0 OR status IN (:statuses))
+  AND (:task_id IS NULL OR task_id = :task_id)
+  AND (:tag IS NULL OR tags LIKE :tag)
+  AND id > :cursor
+  AND (:created_from IS NULL OR created_at >= :created_from)
+  AND (:created_to IS NULL OR created_at < :created_to)
+ORDER BY id ASC LIMIT :limit;
 
 -- name: finish_run
 -- End a run (any final status) and record the hook it still owes.

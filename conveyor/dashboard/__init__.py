@@ -1,0 +1,39 @@
+"""The web dashboard: runs, traces, logs, tasks, queues, waitpoint tokens, environments and
+API keys, server-rendered with live parts, served at `/` by `conveyor dev` and `conveyor server`.
+
+    access.py      who is looking (dev: this machine; server: login), CSRF on every form
+    session.py     the signed session cookie
+    web.py         templates, filters, pages and redirects, the route class
+    live.py        server-sent events re-rendering a page's live part
+    waterfall.py   a trace as waterfall rows (pure)
+    runs.py  tasks.py  queues.py  tokens.py  accounts.py     the pages, one module per resource
+    templates/     Jinja2      static/   CSS, JS, vendored htmx (no build step, no CDN)
+
+The dashboard reads and changes state only through the Engine's public methods, with the
+viewer's environment; it never runs SQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from conveyor.dashboard.access import Access, DashboardSettings
+from conveyor.engine.engine import Engine
+
+STATIC = Path(__file__).parent / "static"
+
+
+def mount_dashboard(app: FastAPI, engine: Engine, settings: DashboardSettings) -> None:
+    """Serve the dashboard from `app` (which must have the engine and its wake-ups)."""
+    from conveyor.dashboard import accounts, queues, runs, tasks, tokens
+
+    app.state.dashboard = Access(engine, settings)
+    app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")
+    for module in (accounts, runs, tasks, queues, tokens):
+        app.include_router(module.router)
+
+
+__all__ = ["DashboardSettings", "mount_dashboard"]

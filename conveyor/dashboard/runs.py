@@ -1,0 +1,225 @@
+"""Runs pages: the list (filters, search by id, keyset pages, live rows) and the run page
+(status and timeline, payload, output or error, trace waterfall, logs per attempt, attempts,
+parent and children, cancel and replay), with its live part.
+
+    GET  /runs                     the list; ?status= &task= &tag= &period= &from= &to= &q= &cursor= &before=
+    GET  /runs/stream              the list's rows as server-sent events
+    GET  /runs/{id}                a run
+    GET  /runs/{id}/stream         the run's live part as server-sent events
+    POST /runs/{id}/cancel         POST /runs/{id}/replay   (payload: the edited JSON)
+
+Every call goes through the engine with the viewer's environment.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+
+from conveyor.dashboard import waterfall
+from conveyor.dashboard.access import FormDep, ScopedDep, Viewer
+from conveyor.dashboard.live import stream
+from conveyor.dashboard.web import ACTIVE_STATUSES, DashboardRoute, page, redirect, render
+from conveyor.engine.engine import Engine, RunPage
+from conveyor.errors import InvalidRequest, NotFound, PayloadError
+from conveyor.models import FAILURE_STATUSES, LogLine, Run, RunStatus, Trace
+
+router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
+
+PAGE_SIZE = 50
+MAX_CHILD_TRACES = 25  # child runs whose own spans the waterfall shows
+PERIODS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
+STATUS_GROUPS = {"active": list(ACTIVE_STATUSES), "failed": sorted(s.value for s in FAILURE_STATUSES)}
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _moment(text: str, name: str) -> float | None:
+    """A `datetime-local` field (read as UTC, as the dashboard shows times) or an ISO time."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name} is not a date and time: {text!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    """The list's filters as the query string carries them."""
+
+    status: str = ""
+    task: str = ""
+    tag: str = ""
+    period: str = ""
+    created_from: str = ""
+    created_to: str = ""
+
+    @classmethod
+    def of(cls, request: Request) -> RunFilters:
+        q = request.query_params
+        return cls(status=q.get("status", "").strip(), task=q.get("task", "").strip(), tag=q.get("tag", "").strip(),
+                   period=q.get("period", "").strip(), created_from=q.get("from", "").strip(),
+                   created_to=q.get("to", "").strip())
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {"status": self.status, "task": self.task, "tag": self.tag, "period": self.period,
+                "from": self.created_from, "to": self.created_to}
+
+    @property
+    def active(self) -> bool:
+        return any(self.params.values())
+
+    def statuses(self) -> list[str]:
+        if self.status in STATUS_GROUPS:
+            return STATUS_GROUPS[self.status]
+        return [part.strip().upper() for part in self.status.split(",") if part.strip()]
+
+    def page(self, engine: Engine, env_id: str, *, older_than: str | None = None, newer_than: str | None = None,
+             limit: int = PAGE_SIZE) -> RunPage:
+        created_from = _moment(self.created_from, "from")
+        if self.period:
+            if self.period not in PERIODS:
+                raise InvalidRequest(f"period is one of {', '.join(PERIODS)}")
+            since = datetime.now(UTC).timestamp() - PERIODS[self.period]
+            created_from = max(created_from or since, since)
+        return engine.runs_page(env_id, statuses=self.statuses(), task_id=self.task or None, tag=self.tag or None,
+                                created_from=created_from, created_to=_moment(self.created_to, "to"),
+                                limit=limit, older_than=older_than or None, newer_than=newer_than or None)
+
+
+def _cursors(request: Request) -> tuple[str | None, str | None]:
+    return request.query_params.get("cursor") or None, request.query_params.get("before") or None
+
+
+def _list_context(engine: Engine, viewer: Viewer, filters: RunFilters, cursor: str | None,
+                  before: str | None) -> dict[str, Any]:
+    runs_page = filters.page(engine, viewer.env_id, older_than=cursor, newer_than=before)
+    return {"runs_page": runs_page, "filters": filters, "params": filters.params, "now": datetime.now(UTC)}
+
+
+@router.get("/runs", response_class=HTMLResponse, response_model=None)
+def runs_list(request: Request, viewer: ScopedDep) -> HTMLResponse | RedirectResponse:
+    engine = _engine(request)
+    filters = RunFilters.of(request)
+    search = request.query_params.get("q", "").strip()
+    missing = None
+    if search:
+        try:
+            engine.get_run(viewer.env_id, search)
+        except NotFound:
+            missing = search
+        else:
+            return RedirectResponse(f"/runs/{search}", status_code=303)
+    cursor, before = _cursors(request)
+    context = _list_context(engine, viewer, filters, cursor, before)
+    tasks = sorted(t.id for t in engine.list_tasks(viewer.env_id))
+    stream_query = request.url.query
+    return page(request, viewer, "runs.html", tasks=tasks, search=search, missing=missing,
+                statuses=[s.value for s in RunStatus], periods=list(PERIODS), stream_query=stream_query,
+                **context)
+
+
+@router.get("/runs/stream")
+def runs_stream(request: Request, viewer: ScopedDep) -> StreamingResponse:
+    engine = _engine(request)
+    filters = RunFilters.of(request)
+    cursor, before = _cursors(request)
+
+    def rows() -> str:
+        return render("_runs_live.html", **_list_context(engine, viewer, filters, cursor, before))
+
+    return stream(request, viewer, "runs", rows)
+
+
+# -- one run -----------------------------------------------------------------------------------
+
+
+def _children(engine: Engine, env_id: str, trace: Trace) -> dict[str, Trace]:
+    found: dict[str, Trace] = {}
+    for run_id in waterfall.child_run_ids(trace)[:MAX_CHILD_TRACES]:
+        try:
+            found[run_id] = engine.get_trace(env_id, run_id)
+        except NotFound:
+            continue
+    return found
+
+
+def _logs_by_attempt(logs: list[LogLine]) -> list[tuple[int, list[LogLine]]]:
+    grouped: dict[int, list[LogLine]] = {}
+    for line in logs:
+        grouped.setdefault(line.attempt, []).append(line)
+    return sorted(grouped.items())
+
+
+def _run_context(engine: Engine, env_id: str, run_id: str) -> dict[str, Any]:
+    run = engine.get_run(env_id, run_id, with_attempts=True)
+    trace = engine.get_trace(env_id, run_id)
+    now = datetime.now(UTC)
+    children = _children(engine, env_id, trace)
+    child_rows = [row for row in waterfall.build(trace, {}, now=now).rows if row.run_id and row.depth > 0]
+    logs = engine.list_logs(env_id, run_id)
+    return {"run": run, "waterfall": waterfall.build(trace, children, now=now), "child_rows": child_rows,
+            "logs": _logs_by_attempt(logs), "log_count": len(logs), "now": now}
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse, response_model=None)
+def run_page(request: Request, run_id: str, viewer: ScopedDep) -> HTMLResponse:
+    context = _run_context(_engine(request), viewer.env_id, run_id)
+    return _run_page(request, viewer, context)
+
+
+def _run_page(request: Request, viewer: Viewer, context: dict[str, Any], *, replay_text: str | None = None,
+              replay_error: str | None = None, status: int = 200) -> HTMLResponse:
+    run: Run = context["run"]
+    return page(request, viewer, "run.html", status=status, replay_text=replay_text if replay_text is not None
+                else json.dumps(run.payload, indent=2, ensure_ascii=False),
+                replay_error=replay_error, **context)
+
+
+@router.get("/runs/{run_id}/stream")
+def run_stream(request: Request, run_id: str, viewer: ScopedDep) -> StreamingResponse:
+    engine = _engine(request)
+    engine.get_run(viewer.env_id, run_id)  # a 404 now rather than an empty stream
+
+    def live() -> str:
+        return render("_run_live.html", csrf=viewer.session.csrf, **_run_context(engine, viewer.env_id, run_id))
+
+    return stream(request, viewer, "run", live)
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_run(request: Request, run_id: str, viewer: ScopedDep, form: FormDep) -> RedirectResponse:
+    run = await run_in_threadpool(_engine(request).cancel, viewer.env_id, run_id)
+    return redirect(request, f"/runs/{run.id}", f"Run {run.id} canceled.", "ok")
+
+
+@router.post("/runs/{run_id}/replay", response_model=None)
+async def replay_run(request: Request, run_id: str, viewer: ScopedDep, form: FormDep) -> HTMLResponse | RedirectResponse:
+    engine = _engine(request)
+    text = form.get("payload", "")
+    try:
+        payload = json.loads(text) if text.strip() else None
+    except ValueError as exc:
+        context = await run_in_threadpool(_run_context, engine, viewer.env_id, run_id)
+        return _run_page(request, viewer, context, replay_text=text, status=422,
+                         replay_error=f"The payload is not JSON: {exc}")
+    try:
+        run = await run_in_threadpool(lambda: engine.replay(viewer.env_id, run_id, payload, use_payload=True))
+    except (InvalidRequest, PayloadError) as exc:  # the task's schema refuses it, say
+        context = await run_in_threadpool(_run_context, engine, viewer.env_id, run_id)
+        return _run_page(request, viewer, context, replay_text=text, status=422, replay_error=str(exc))
+    return redirect(request, f"/runs/{run.id}", f"Replayed {run_id} as this run.", "ok")

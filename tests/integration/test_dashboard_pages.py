@@ -1,0 +1,170 @@
+"""The dashboard in-process, as `conveyor dev` serves it (no login, this machine only): every
+page renders real data of its environment and nothing of another, every form needs its CSRF
+token, and the API's OpenAPI document knows nothing of the dashboard. Browser behaviour (live
+updates, clicks) is tests/e2e/test_dashboard_browser.py."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conveyor.dashboard import DashboardSettings
+from conveyor.models import TriggerOptions
+from conveyor.protocol import AttemptOutcome, LogEntry
+from conveyor.server import create_app
+
+if TYPE_CHECKING:
+    from conftest import Backend
+
+LOCAL = ("127.0.0.1", 50000)
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert match, "the page carries no CSRF token"
+    return match.group(1)
+
+
+@pytest.fixture
+def dashboard(backend: Backend) -> Iterator[TestClient]:
+    app = create_app(backend.engine, dashboard=DashboardSettings(local_env_id=backend.env.id,
+                                                                 local_secret_key=backend.key))
+    with TestClient(app, base_url="http://127.0.0.1:3030", client=LOCAL, follow_redirects=False) as client:
+        yield client
+
+
+def finish(backend: Backend, run_id: str, output: str = '{"ok": true}') -> None:
+    """Lease the run on worker-1 and complete it, with a log line."""
+    reply = backend.engine.lease(backend.env.id, "worker-1", 10)
+    assert run_id in [a.run_id for a in reply.attempts]
+    backend.engine.append_logs([LogEntry(run_id, 1, 0, backend.clock(), "INFO", "resizing", {"width": 640})])
+    backend.engine.complete("worker-1", [AttemptOutcome(run_id, 1, "completed", output_json=output)])
+
+
+def test_every_page_renders_for_this_machine(dashboard: TestClient, backend: Backend) -> None:
+    run = backend.engine.trigger(backend.env.id, "hello", {"name": "Ada"}, TriggerOptions(tags=["vip"]))
+    finish(backend, run.id)
+    token = backend.engine.create_token(backend.env.id, tags=["approval"])
+    assert dashboard.get("/").headers["location"] == "/runs"
+    for path in ("/runs", f"/runs/{run.id}", "/tasks", "/tasks/hello", "/tasks/process-video", "/queues",
+                 "/tokens", "/environments", "/api-keys", "/deploys"):
+        response = dashboard.get(path)
+        assert response.status_code == 200, (path, response.text[:500])
+        assert "text/html" in response.headers["content-type"]
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+    listing = dashboard.get("/runs").text
+    assert run.id in listing and "vip" in listing and "COMPLETED" in listing
+    page = dashboard.get(f"/runs/{run.id}").text
+    assert "resizing" in page and "width" in page and "attempt 1" in page and "Ada" in page
+    assert token["id"] in dashboard.get("/tokens").text
+    assert backend.key in dashboard.get("/api-keys").text
+    assert "task/hello" in dashboard.get("/queues").text
+    schema_page = dashboard.get("/tasks/process-video").text
+    assert "video_url" in schema_page and "&#34;format&#34;: &#34;mp4&#34;" in schema_page  # the example payload
+
+
+def test_the_list_filters_and_searches(dashboard: TestClient, backend: Backend) -> None:
+    hello = backend.engine.trigger(backend.env.id, "hello", {}, TriggerOptions(tags=["blue"]))
+    other = backend.engine.trigger(backend.env.id, "other", {}, TriggerOptions(tags=["green"]))
+    by_task = dashboard.get("/runs", params={"task": "other"}).text
+    assert other.id in by_task and hello.id not in by_task
+    by_tag = dashboard.get("/runs", params={"tag": "blue"}).text
+    assert hello.id in by_tag and other.id not in by_tag
+    assert hello.id not in dashboard.get("/runs", params={"status": "failed"}).text
+    assert hello.id in dashboard.get("/runs", params={"status": "active", "period": "1h"}).text
+    assert hello.id not in dashboard.get("/runs", params={"to": "2001-01-01T00:00"}).text
+    found = dashboard.get("/runs", params={"q": hello.id})
+    assert found.status_code == 303 and found.headers["location"] == f"/runs/{hello.id}"
+    assert "No run" in dashboard.get("/runs", params={"q": "run_nope"}).text
+    assert dashboard.get("/runs", params={"period": "forever"}).status_code == 400
+
+
+def test_no_page_shows_another_environment(dashboard: TestClient, backend: Backend) -> None:
+    backend.other_environment()
+    other_env = backend.engine.ensure_environment("proj_test", "staging", "staging")
+    backend.engine.register_worker(other_env.id, "worker-2", "worker-2", backend.engine.list_tasks(backend.env.id))
+    foreign = backend.engine.trigger(other_env.id, "hello", {"secret": "theirs"})
+    token = backend.engine.create_token(other_env.id)
+    assert foreign.id not in dashboard.get("/runs").text
+    assert dashboard.get(f"/runs/{foreign.id}").status_code == 404
+    assert dashboard.get(f"/runs/{foreign.id}/stream").status_code == 404
+    assert token["id"] not in dashboard.get("/tokens?status=ALL").text
+    page = dashboard.get("/runs")
+    refused = dashboard.post(f"/runs/{foreign.id}/cancel", data={"csrf": csrf_of(page.text)})
+    assert refused.status_code == 404
+    assert backend.engine.get_run(other_env.id, foreign.id).status == "QUEUED"
+    completed = dashboard.post("/tokens/complete", data={"csrf": csrf_of(page.text), "token_id": token["id"], "data": "{}"})
+    assert completed.status_code == 404
+    assert dashboard.post("/environments/select", data={"csrf": csrf_of(page.text), "env_id": other_env.id}).status_code == 404
+
+
+def test_forms_need_the_session_csrf_token(dashboard: TestClient, backend: Backend) -> None:
+    run = backend.engine.trigger(backend.env.id, "hello", {})
+    assert dashboard.post(f"/runs/{run.id}/cancel").status_code == 403
+    assert dashboard.post(f"/runs/{run.id}/cancel", data={"csrf": "forged"}).status_code == 403
+    csrf = csrf_of(dashboard.get(f"/runs/{run.id}").text)
+    from_elsewhere = dashboard.post(f"/runs/{run.id}/cancel", data={"csrf": csrf},
+                                    headers={"Origin": "https://evil.example"})
+    assert from_elsewhere.status_code == 403
+    assert backend.engine.get_run(backend.env.id, run.id).status == "QUEUED"
+    done = dashboard.post(f"/runs/{run.id}/cancel", data={"csrf": csrf}, headers={"Origin": "http://127.0.0.1:3030"})
+    assert done.status_code == 303
+    assert backend.engine.get_run(backend.env.id, run.id).status == "CANCELED"
+    cookie = done.headers.get("set-cookie") or dashboard.get("/runs").headers.get("set-cookie", "")
+    assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
+
+
+def test_actions_change_state_through_the_engine(dashboard: TestClient, backend: Backend) -> None:
+    csrf = csrf_of(dashboard.get("/queues").text)
+    assert dashboard.post("/queues/pause", data={"csrf": csrf, "name": "task/hello"}).status_code == 303
+    assert backend.engine.get_queue(backend.env.id, "task/hello").paused
+    assert dashboard.post("/queues/limit", data={"csrf": csrf, "name": "task/hello", "limit": "3"}).status_code == 303
+    assert backend.engine.get_queue(backend.env.id, "task/hello").concurrency_limit == 3
+    assert dashboard.post("/queues/limit", data={"csrf": csrf, "name": "task/hello", "limit": "-2"}).status_code == 400
+    assert dashboard.post("/queues/limit", data={"csrf": csrf, "name": "task/hello", "limit": ""}).status_code == 303
+    assert backend.engine.get_queue(backend.env.id, "task/hello").override_limit is None
+    assert dashboard.post("/queues/resume", data={"csrf": csrf, "name": "task/hello"}).status_code == 303
+    assert not backend.engine.get_queue(backend.env.id, "task/hello").paused
+
+    made = dashboard.post("/tasks/hello/trigger", data={"csrf": csrf, "payload": '{"n": 1}', "tags": "test, ui"})
+    assert made.status_code == 303
+    run_id = made.headers["location"].removeprefix("/runs/")
+    run = backend.engine.get_run(backend.env.id, run_id)
+    assert run.payload == {"n": 1} and run.tags == ["test", "ui"]
+    bad = dashboard.post("/tasks/process-video/trigger", data={"csrf": csrf, "payload": '{"format": "avi"}'})
+    assert bad.status_code == 422 and "video_url" in bad.text and "avi" in bad.text  # the edited text is kept
+    assert dashboard.post("/tasks/hello/trigger", data={"csrf": csrf, "payload": "{nope"}).status_code == 422
+
+    replayed = dashboard.post(f"/runs/{run_id}/replay", data={"csrf": csrf, "payload": '{"n": 2}'})
+    assert replayed.status_code == 303
+    copy = backend.engine.get_run(backend.env.id, replayed.headers["location"].removeprefix("/runs/"))
+    assert copy.payload == {"n": 2} and copy.replayed_from == run_id
+    assert dashboard.post(f"/runs/{run_id}/replay", data={"csrf": csrf, "payload": "[1,"}).status_code == 422
+
+    token = backend.engine.create_token(backend.env.id)
+    assert dashboard.post("/tokens/complete", data={"csrf": csrf, "token_id": token["id"], "data": '{"ok": 1}'}).status_code == 303
+    assert backend.engine.get_token(backend.env.id, token["id"])["output"] == {"ok": 1}
+
+
+def test_the_dev_dashboard_answers_only_this_machine(backend: Backend) -> None:
+    app = create_app(backend.engine, dashboard=DashboardSettings(local_env_id=backend.env.id))
+    with TestClient(app, base_url="http://127.0.0.1:3030", client=("192.168.1.20", 5000)) as client:
+        assert client.get("/runs").status_code == 403
+    with TestClient(app, base_url="http://attacker.example", client=LOCAL) as client:  # a rebound DNS name
+        assert client.get("/runs").status_code == 403
+
+
+def test_the_openapi_document_has_no_dashboard_routes(dashboard: TestClient) -> None:
+    paths = dashboard.get("/openapi.json").json()["paths"]
+    assert all(path.startswith(("/api/", "/healthz")) for path in paths)
+
+
+def test_the_vendored_front_end_is_served_with_its_license(dashboard: TestClient) -> None:
+    for name in ("htmx-2.0.11.min.js", "htmx-ext-sse-2.2.4.min.js", "LICENSES.txt"):
+        assert dashboard.get(f"/static/vendor/{name}").status_code == 200
+    assert "0BSD" in dashboard.get("/static/vendor/LICENSES.txt").text
