@@ -12,10 +12,9 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Platform
 from tts_pipeline import mp3
 from tts_pipeline.storage import LocalStorage
-from tts_testing import graphql, player_info, story
+from tts_testing import Platform, graphql, player_info, story
 
 from conveyor import Client, Run
 
