@@ -8,9 +8,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from conveyor.build.bundle import LOCK_FILE, build_bundle, extract_bundle, read_lock
 from conveyor.build.lock import dependency_lock, normalize
-
 from conveyor.config import load_config
 from conveyor.errors import ConfigError
 
