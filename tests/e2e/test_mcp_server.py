@@ -186,11 +186,13 @@ async def greet(payload):
 
 @dataclass
 class Shop:
-    """A project folder beside a real `conveyor server`, with the key of its project's prod."""
+    """A project folder beside a real `conveyor server`, with the key of its project's prod and
+    the admin's personal access token."""
 
     server: ServerProcess
     root: Path
     prod_key: str
+    token: str
 
 
 @pytest.fixture
@@ -207,7 +209,7 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
         (root / "tasks").mkdir(parents=True)
         (root / "conveyor.toml").write_text(f'project = "{project.id}"\ndirs = ["tasks"]\n')
         (root / "tasks" / "__init__.py").write_text("")
-        yield Shop(server, root, key)
+        yield Shop(server, root, key, token.group(0))
     finally:
         server.stop()
 
@@ -243,3 +245,14 @@ async def test_deploy_and_list_deploys_against_a_real_server(shop: Shop) -> None
     with Client(shop.server.api_url, shop.prod_key) as prod:
         assert prod.deployments.current().version == first["version"]
         assert len(prod.deployments.list().data) == 2  # the broken code uploaded nothing
+
+
+async def test_with_a_login_token_deploy_reaches_a_branch_preview_it_makes(shop: Shop) -> None:
+    (shop.root / "tasks" / "app.py").write_text(TASKS.replace("{name}", "preview"))
+    async with session(shop.root, CONVEYOR_API_URL=shop.server.api_url, CONVEYOR_ACCESS_TOKEN=shop.token) as client:
+        made = await call(client, "deploy", environment="preview", branch="feature-x")
+        assert made["deployment"]["environment"] == "preview-feature-x" and made["is_current"] is True
+        listed = await call(client, "list_deploys", environment="preview-feature-x")
+        assert [d["version"] for d in listed["deploys"]] == [made["version"]]
+        prod = await call(client, "list_deploys", environment="prod")
+        assert prod["deploys"] == [] and prod["environment"] == "prod"
