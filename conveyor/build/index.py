@@ -38,7 +38,8 @@ def index_bundle(data: bytes, environment: str) -> list[TaskDefinition]:
         try:
             proc = subprocess.run([sys.executable, "-m", "conveyor.build.index", "--root", str(root),
                                    "--environment", environment, "--out", str(out)],
-                                  cwd=root, env=env, capture_output=True, text=True, timeout=INDEX_TIMEOUT)
+                                  cwd=root, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=INDEX_TIMEOUT)
         except subprocess.TimeoutExpired as exc:
             raise TaskLoadError(f"importing the tasks took longer than {INDEX_TIMEOUT:g}s; does a module do "
                               "work at import time?") from exc

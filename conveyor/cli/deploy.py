@@ -2,10 +2,10 @@
 staging, prod or a preview branch, see the versions, and choose the current one (promoting an
 older version is a rollback).
 
-A deploy builds the bundle (conveyor/build/bundle.py), imports its tasks from the bundle
-itself in a fresh process (conveyor/build/index.py) so that a broken import fails here, before
-anything is uploaded, then uploads it as version YYYYMMDD.N and promotes it. A failed step
-leaves the current version serving.
+A deploy prepares a release (conveyor/build/release.py: the bundle, and its tasks imported from
+the bundle itself in a fresh process, so that a broken import fails here, before anything is
+uploaded), then uploads it as version YYYYMMDD.N and promotes it. A failed step leaves the
+current version serving. The MCP deploy tool goes through the same release.
 
 The environment's key comes from --secret-key / CONVEYOR_SECRET_KEY; without one, from the
 personal access token of `conveyor login`, for the config's project (or --project) and --env.
@@ -14,8 +14,6 @@ personal access token of `conveyor login`, for the config's project (or --projec
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,24 +78,6 @@ def environment_client(env: str | None, branch: str | None, project: str | None,
         client.close()
 
 
-def _git(root: Path) -> dict[str, str]:
-    """The branch and commit of the project's git checkout, when it is one."""
-    found = {}
-    for name, args in (("branch", ["rev-parse", "--abbrev-ref", "HEAD"]), ("commit", ["rev-parse", "HEAD"])):
-        try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            return {}
-        if out.returncode != 0:
-            return {}
-        found[name] = out.stdout.strip()
-    return found
-
-
-def _size(n: int) -> str:
-    return f"{n / 1024**2:.1f} MB" if n >= 1024**2 else f"{n / 1024:.1f} KB"
-
-
 def _step(text: str) -> None:
     click.echo(click.style("  ✔ ", fg="green") + text)
 
@@ -127,9 +107,7 @@ def deploy(env: str, branch: str | None, skip_promotion: bool, dry_run: bool, pr
       conveyor deploy --env staging --skip-promotion
     """
     check_environment(env, branch)
-    from conveyor.build.bundle import build_bundle
-    from conveyor.build.index import index_bundle
-    from conveyor.version import __version__
+    from conveyor.build.release import prepare_release, size_text
 
     config = load_config(project_dir or Path.cwd())
     config.check_dirs()
@@ -137,41 +115,25 @@ def deploy(env: str, branch: str | None, skip_promotion: bool, dry_run: bool, pr
     url, key = (None, None) if dry_run else environment_settings(env, branch, project or config.project, api_url,
                                                                  secret_key)
     target = f"{env} ({branch})" if branch else env
-    say = (lambda text: None) if as_json else _step
     if not as_json:
         click.echo(f"Deploying {config.project} to {target}" + ("  (dry run)" if dry_run else ""))
-    bundle = build_bundle(config)
-    packages = len(bundle.lock.splitlines())
-    say(f"bundled {len(bundle.files)} files, {_size(len(bundle.data))} "
-        f"(lock: {packages} package{'s' if packages != 1 else ''})")
-    tasks = index_bundle(bundle.data, env)
-    say(f"imported {len(tasks)} task{'s' if len(tasks) != 1 else ''} from the bundle: "
-        + ", ".join(t.id for t in tasks[:8]) + (", …" if len(tasks) > 8 else ""))
+    release = prepare_release(config, env, (lambda text: None) if as_json else _step)
     if dry_run:
         if as_json:
-            print_json({"dry_run": True, "files": bundle.files, "bundle_size": len(bundle.data),
-                        "bundle_sha256": bundle.sha256, "lock": bundle.lock,
-                        "tasks": [t.model_dump(mode="json") for t in tasks]})
+            print_json({"dry_run": True, **release.summary()})
         else:
             click.echo("Dry run: nothing was uploaded.")
         return
-    details: dict[str, Any] = {"python": platform.python_version(), "conveyor": __version__,
-                               "files": len(bundle.files)}
-    git = _git(config.root)
-    if git:
-        details["git"] = git
     from conveyor.client import Client
 
     with Client(api_url=url, secret_key=key) as client:
-        made = client.deployments.create(environment=env, tasks=tasks, bundle=bundle.data,
-                                         lock_sha256=bundle.lock_sha256, details=details, branch=branch,
-                                         promote=not skip_promotion)
+        made = client.deployments.create(**release.upload_arguments(env, branch, promote=not skip_promotion))
     if as_json:
         print_json(made.model_dump(mode="json"))
         return
-    say(f"uploaded version {click.style(made.version, bold=True)} ({_size(made.bundle_size)})")
+    _step(f"uploaded version {click.style(made.version, bold=True)} ({size_text(made.bundle_size)})")
     if made.is_current:
-        say(f"{made.version} is current: new runs start on it; runs in flight stay on theirs")
+        _step(f"{made.version} is current: new runs start on it; runs in flight stay on theirs")
     else:
         click.echo(f"  {made.version} is not current (--skip-promotion): `conveyor promote {made.version} "
                    f"--env {env}` makes it so")

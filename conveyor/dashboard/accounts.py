@@ -1,5 +1,5 @@
 """Account pages: logging in and out (on `conveyor server`), choosing the environment to view,
-the environments' API keys, and the place deploys will take.
+and the environments' API keys.
 
     GET  /                        -> /runs
     GET  /login    POST /login    token: a personal access token (cv_pat_...)
@@ -8,7 +8,6 @@ the environments' API keys, and the place deploys will take.
     POST /environments/select     env_id
     GET  /api-keys                the secret key of each environment of the viewed project
     POST /api-keys/rotate         env (slug)
-    GET  /deploys                 not yet: says what will be there
 
 Everything goes through engine.accounts with the logged-in user; in dev there is one
 environment and its dev key.
@@ -121,8 +120,3 @@ async def rotate_key(request: Request, viewer: ScopedDep, form: FormDep) -> Redi
     env = form.get("env", "")
     await run_in_threadpool(_engine(request).accounts.rotate_key, viewer.caller, viewer.scope.project, env)
     return redirect(request, "/api-keys", f"The {env} key was rotated: the old key stops working now.", "ok")
-
-
-@router.get("/deploys", response_class=HTMLResponse, response_model=None)
-def deploys_page(request: Request, viewer: ScopedDep) -> HTMLResponse:
-    return page(request, viewer, "deploys.html")

@@ -138,11 +138,7 @@ class Access:
         """A client for one environment. Without arguments: the environment key this server was
         started with (the project's dev server), else dev of the project through the token."""
         self.check_environment(environment)
-        pinned = self.options.project_ref
-        if pinned and project_ref and project_ref != pinned:
-            raise AccessError(f"this MCP server is pinned to project {pinned!r} (--project-ref); "
-                              f"it cannot act on {project_ref!r}")
-        ref = project_ref or pinned
+        ref = self._project(project_ref)
         direct = self.direct_key()
         if direct is not None and project_ref is None:
             kind = key_kind(direct[1])
@@ -172,6 +168,36 @@ class Access:
         if key is None:
             key = self._keys[cache_key] = (await account.projects.key(ref, name)).secret_key
         return self._client(account.api_url, key, name)
+
+    async def deploy_environment(self, kind: str, branch: str | None = None,
+                                 project_ref: str | None = None) -> AsyncClient:
+        """A client for the environment a deploy goes to: staging, prod, or the preview of `branch`
+        (which the server makes if the project has none yet). AccessError when there is no key."""
+        if kind != "preview":
+            return await self.environment(kind, project_ref)
+        ref = self._project(project_ref)
+        direct = self.direct_key()
+        if direct is not None and project_ref is None and key_kind(direct[1]) == "preview":
+            return self._client(*direct, "preview")  # the server refuses it if it is another branch's
+        if self.account_token() is None:
+            raise AccessError(
+                f"no key for the preview of branch {branch!r}: start `conveyor mcp` with that environment's key "
+                f"({SECRET_KEY_ENV}=cv_prev_...) or with a personal access token (`conveyor login`, or {TOKEN_ENV})")
+        ref = ref or self.local_project()
+        if not ref:
+            raise AccessError("which project? pass project_ref (list_projects shows them), or run `conveyor mcp` "
+                              "with --project-ref, or inside a project folder")
+        assert branch is not None
+        made = await self.account().projects.preview_environment(ref, branch)
+        return await self.environment(made.slug, project_ref)
+
+    def _project(self, project_ref: str | None) -> str | None:
+        """The project a tool names, else the one the server is pinned to; refuses another."""
+        pinned = self.options.project_ref
+        if pinned and project_ref and project_ref != pinned:
+            raise AccessError(f"this MCP server is pinned to project {pinned!r} (--project-ref); "
+                              f"it cannot act on {project_ref!r}")
+        return project_ref or pinned
 
     async def aclose(self) -> None:
         for client in self._clients.values():

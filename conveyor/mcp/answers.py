@@ -29,6 +29,7 @@ from conveyor.errors import (
     PayloadError,
 )
 from conveyor.models import (
+    Deployment,
     LogLine,
     Organization,
     Project,
@@ -222,10 +223,33 @@ class TokenAnswer(BaseModel):
     completed_at: datetime | None = None
 
 
-class Deploys(BaseModel):
-    supported: bool
-    deploys: list[dict[str, Any]]
-    message: str
+# -- deploys -------------------------------------------------------------------------------
+
+
+class DeployList(BaseModel):
+    """A page of the versions deployed to an environment, newest first."""
+
+    environment: str
+    current_version: str | None = Field(None, description="The version new runs start on; null while nothing is "
+                                                          "deployed (always, in dev)")
+    deploys: list[Deployment]
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page")
+    message: str | None = Field(None, description="Why the list is empty, when it is")
+
+
+class DeployOutcome(BaseModel):
+    """What a deploy (or a dry run of one) did."""
+
+    environment: str = Field(description="staging, prod or preview")
+    branch: str | None = Field(None, description="The branch of a preview deploy")
+    dry_run: bool
+    version: str | None = Field(None, description="The new version (YYYYMMDD.N); null on a dry run")
+    is_current: bool = Field(False, description="New runs start on it (false on a dry run and with skip_promotion)")
+    tasks: list[str] = Field(description="Ids of the tasks imported from the bundle")
+    files: list[str] = Field(description="The files the bundle holds")
+    bundle_size: int
+    bundle_sha256: str
+    deployment: Deployment | None = Field(None, description="The version as the server recorded it")
 
 
 # -- readable text --------------------------------------------------------------------------
@@ -251,6 +275,14 @@ def run_text(run: Run) -> str:
         lines.append(f"  attempt {attempt.number}: {attempt.status} {when(attempt.started_at)} -> "
                      f"{when(attempt.completed_at)}{error}")
     return "\n".join(lines)
+
+
+def deploy_line(deployment: Deployment) -> str:
+    git = deployment.details.get("git")
+    commit = f"  commit={str(git.get('commit', ''))[:8]}" if isinstance(git, dict) and git.get("commit") else ""
+    return (f"{'*' if deployment.is_current else ' '} {deployment.version}  {deployment.status}  "
+            f"{'current' if deployment.is_current else 'not current'}  tasks={len(deployment.tasks)}  "
+            f"created={when(deployment.created_at)}  promoted={when(deployment.promoted_at)}{commit}")
 
 
 def log_text(line: LogLine) -> str:

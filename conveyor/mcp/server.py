@@ -22,7 +22,9 @@ NAME = "conveyor"
 INSTRUCTIONS = """\
 Operate Conveyor, the durable background-task platform for Python: find tasks
 (get_current_worker), trigger them (trigger_task), follow runs (list_runs, get_run_details,
-wait_for_run_to_complete), cancel or replay them, and complete waitpoint tokens. Before writing
+wait_for_run_to_complete), cancel or replay them, complete waitpoint tokens, and deploy the
+project's code to staging, prod or a preview branch (deploy, only when asked; list_deploys shows
+the versions; dev runs the folder's code and takes no deploys). Before writing
 or changing task code, search_docs: tasks are `@task`/`@schema_task` functions; side effects
 belong in `step.run` because code between durable calls runs again on resume; a
 `trigger_and_wait` returns a Result (use `.unwrap()` or `.output`), not the output itself.

@@ -1,22 +1,28 @@
-"""`conveyor mcp` speaks MCP over stdio to the SDK's own client, against a real `conveyor dev`.
+"""`conveyor mcp` speaks MCP over stdio to the SDK's own client, against a real `conveyor dev`
+(and, for deploys, a real `conveyor server`).
 
 Started in the project folder it needs no setup: it finds the dev server and its key. Tools
 answer with typed structured content and readable text; expected failures are tool errors the
-model can act on; under --readonly the write tools do not exist at all.
+model can act on; under --readonly the write tools do not exist at all. With an environment's
+key it deploys the project it runs in and lists the versions.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from tests.e2e.conftest import DevServer
+from conveyor import Client
+from tests.e2e.conftest import DevServer, ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -31,11 +37,15 @@ def anyio_backend() -> str:
 
 
 @asynccontextmanager
-async def session(dev: DevServer, *flags: str) -> AsyncIterator[ClientSession]:
+async def session(dev: DevServer | Path, *flags: str, **variables: str) -> AsyncIterator[ClientSession]:
+    """`conveyor mcp` started in the project folder (a dev server's, or any), with no CONVEYOR_*
+    variables but `variables`."""
+    root = dev.root if isinstance(dev, DevServer) else dev
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    env["XDG_CONFIG_HOME"] = str(dev.root / "no-config")  # no stored login of whoever runs the tests
+    env["XDG_CONFIG_HOME"] = str(root / "no-config")  # no stored login of whoever runs the tests
+    env.update(variables)
     params = StdioServerParameters(command=sys.executable, args=["-m", "conveyor.cli.main", "mcp", *flags],
-                                   cwd=str(dev.root), env=env)
+                                   cwd=str(root), env=env)
     async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
         await client.initialize()
         yield client
@@ -58,6 +68,7 @@ async def test_every_tool_is_listed_with_annotations(dev: DevServer) -> None:
         assert tool.annotations.read_only_hint is (name in READ_TOOLS), name
         assert tool.description, name
     assert tools["cancel_run"].annotations.destructive_hint is True
+    assert tools["deploy"].annotations.destructive_hint is True and tools["deploy"].annotations.idempotent_hint is False
     assert tools["trigger_task"].annotations.destructive_hint is False
     assert tools["get_run_details"].output_schema is not None
 
@@ -124,10 +135,25 @@ async def test_expected_failures_are_tool_errors_the_model_can_act_on(dev: DevSe
         bad_payload = await client.call_tool("trigger_task", {"task_id": "video", "payload": {"format": "avi"}})
         assert bad_payload.is_error and "video_url" in bad_payload.content[0].text
 
-        deploy = await client.call_tool("deploy", {"environment": "prod"})
-        assert deploy.is_error and "no deploys" in deploy.content[0].text
+        deploy = await client.call_tool("deploy", {"environment": "prod"})  # the dev key opens only dev
+        assert deploy.is_error and "no key" in deploy.content[0].text and "conveyor login" in deploy.content[0].text
+        to_dev = await client.call_tool("deploy", {"environment": "dev"})
+        assert to_dev.is_error and "conveyor dev" in to_dev.content[0].text
+
+
+async def test_dev_lists_no_deploys_and_says_it_runs_local_code(dev: DevServer) -> None:
+    async with session(dev) as client:
         deploys = await call(client, "list_deploys")
-        assert deploys["supported"] is False and deploys["deploys"] == []
+        text = (await client.call_tool("list_deploys", {})).content[0].text
+    assert deploys["environment"] == "dev" and deploys["deploys"] == [] and deploys["current_version"] is None
+    assert "runs the code of the project folder" in deploys["message"] and deploys["message"] in text
+
+
+async def test_a_dry_run_deploy_checks_the_project_and_uploads_nothing(dev: DevServer) -> None:
+    async with session(dev) as client:
+        dry = await call(client, "deploy", environment="prod", dry_run=True)
+    assert dry["dry_run"] is True and dry["version"] is None and dry["deployment"] is None
+    assert {"echo", "video", "aborter"} <= set(dry["tasks"]) and "pyproject.toml" in dry["files"]
 
 
 async def test_search_docs_answers_from_the_shipped_docs(dev: DevServer) -> None:
@@ -145,3 +171,88 @@ async def test_readonly_leaves_out_every_write_tool(dev: DevServer) -> None:
         whoami = await call(client, "whoami")
     assert whoami["credential"] == "environment_key" and whoami["environment"] == "dev"
     assert whoami["readonly"] is True and whoami["problems"] == []
+
+
+TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")
+TASKS = """
+from conveyor import task
+
+
+@task(id="greet")
+async def greet(payload):
+    return {"hello": "{name}"}
+"""
+
+
+@dataclass
+class Shop:
+    """A project folder beside a real `conveyor server`, with the key of its project's prod and
+    the admin's personal access token."""
+
+    server: ServerProcess
+    root: Path
+    prod_key: str
+    token: str
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[Shop]:
+    server = ServerProcess(tmp_path, str(tmp_path / "conveyor.db"))
+    output = server.start()
+    try:
+        token = TOKEN.search(output)
+        assert token, output
+        with Client(server.api_url, token.group(0)) as admin:
+            project = admin.projects.create("Shop")
+            key = admin.projects.key(project.id, "prod").secret_key
+        root = tmp_path / "shop"
+        (root / "tasks").mkdir(parents=True)
+        (root / "conveyor.toml").write_text(f'project = "{project.id}"\ndirs = ["tasks"]\n')
+        (root / "tasks" / "__init__.py").write_text("")
+        yield Shop(server, root, key, token.group(0))
+    finally:
+        server.stop()
+
+
+async def test_deploy_and_list_deploys_against_a_real_server(shop: Shop) -> None:
+    (shop.root / "tasks" / "app.py").write_text(TASKS.replace("{name}", "v1"))
+    async with session(shop.root, CONVEYOR_API_URL=shop.server.api_url, CONVEYOR_SECRET_KEY=shop.prod_key) as client:
+        empty = await call(client, "list_deploys")
+        assert empty["environment"] == "prod" and empty["deploys"] == [] and "Nothing is deployed" in empty["message"]
+
+        first = await call(client, "deploy", environment="prod")
+        assert re.fullmatch(r"\d{8}\.1", first["version"]) and first["is_current"] is True
+        assert first["tasks"] == ["greet"] and first["deployment"]["environment"] == "prod"
+
+        (shop.root / "tasks" / "app.py").write_text(TASKS.replace("{name}", "v2"))
+        second = await call(client, "deploy", environment="prod", skip_promotion=True)
+        assert second["version"].endswith(".2") and second["is_current"] is False
+
+        listed = await call(client, "list_deploys")
+        assert [d["version"] for d in listed["deploys"]] == [second["version"], first["version"]]
+        assert listed["current_version"] == first["version"]
+        assert [d["is_current"] for d in listed["deploys"]] == [False, True]
+        assert all(d["status"] == "DEPLOYED" and d["tasks"] == ["greet"] and d["created_at"] for d in listed["deploys"])
+        text = (await client.call_tool("list_deploys", {})).content[0].text
+        assert f"* {first['version']}" in text and "current: " + first["version"] in text
+
+        staging = await client.call_tool("deploy", {"environment": "staging"})  # a prod key, no login
+        assert staging.is_error and "no key" in staging.content[0].text
+
+        (shop.root / "tasks" / "broken.py").write_text("import not_a_module_anywhere\n")
+        broken = await client.call_tool("deploy", {"environment": "prod"})
+        assert broken.is_error and "tasks/broken.py" in broken.content[0].text
+    with Client(shop.server.api_url, shop.prod_key) as prod:
+        assert prod.deployments.current().version == first["version"]
+        assert len(prod.deployments.list().data) == 2  # the broken code uploaded nothing
+
+
+async def test_with_a_login_token_deploy_reaches_a_branch_preview_it_makes(shop: Shop) -> None:
+    (shop.root / "tasks" / "app.py").write_text(TASKS.replace("{name}", "preview"))
+    async with session(shop.root, CONVEYOR_API_URL=shop.server.api_url, CONVEYOR_ACCESS_TOKEN=shop.token) as client:
+        made = await call(client, "deploy", environment="preview", branch="feature-x")
+        assert made["deployment"]["environment"] == "preview-feature-x" and made["is_current"] is True
+        listed = await call(client, "list_deploys", environment="preview-feature-x")
+        assert [d["version"] for d in listed["deploys"]] == [made["version"]]
+        prod = await call(client, "list_deploys", environment="prod")
+        assert prod["deploys"] == [] and prod["environment"] == "prod"

@@ -1,6 +1,7 @@
 """The dashboard in-process, as `conveyor dev` serves it (no login, this machine only): every
 page renders real data of its environment and nothing of another, every form needs its CSRF
-token, and the API's OpenAPI document knows nothing of the dashboard. Browser behaviour (live
+token, deployed versions are listed and promoted (and dev says it has none), and the API's
+OpenAPI document knows nothing of the dashboard. Browser behaviour (live
 updates, clicks) is tests/e2e/test_dashboard_browser.py."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conveyor.dashboard import DashboardSettings
-from conveyor.models import TriggerOptions
+from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition, TriggerOptions
 from conveyor.protocol import AttemptOutcome, LogEntry
 from conveyor.server import create_app
 
@@ -168,3 +169,68 @@ def test_the_vendored_front_end_is_served_with_its_license(dashboard: TestClient
     for name in ("htmx-2.0.11.min.js", "htmx-ext-sse-2.2.4.min.js", "LICENSES.txt"):
         assert dashboard.get(f"/static/vendor/{name}").status_code == 200
     assert "0BSD" in dashboard.get("/static/vendor/LICENSES.txt").text
+
+
+@pytest.fixture
+def prod_dashboard(backend: Backend) -> Iterator[tuple[TestClient, str]]:
+    """The dashboard of the project's prod environment (this machine, no login); and its env id."""
+    prod = backend.engine.ensure_environment("proj_test", "prod", "prod")
+    app = create_app(backend.engine, dashboard=DashboardSettings(local_env_id=prod.id))
+    with TestClient(app, base_url="http://127.0.0.1:3030", client=LOCAL, follow_redirects=False) as client:
+        yield client, prod.id
+
+
+def deploy_version(backend: Backend, env_id: str, commit: str, *task_ids: str) -> str:
+    tasks = [TaskDefinition(id=t, queue=QueueSpec(name=f"task/{t}"), retry=RetryPolicy()) for t in task_ids]
+    made = backend.engine.deploy(env_id, tasks, b"a bundle the engine never opens", lock_sha256="0" * 64,
+                                 details={"git": {"branch": "main", "commit": commit}})
+    return made.version
+
+
+def test_deploys_lists_the_versions_and_promotes_an_older_one(prod_dashboard: tuple[TestClient, str],
+                                                              backend: Backend) -> None:
+    dashboard, prod = prod_dashboard
+    empty = dashboard.get("/deploys")
+    assert empty.status_code == 200 and "Nothing is deployed to prod yet" in empty.text
+    first = deploy_version(backend, prod, "41aa7b0c" + "0" * 32, "hello")
+    second = deploy_version(backend, prod, "9c1d2e3f" + "0" * 32, "hello", "other")
+    page = dashboard.get("/deploys").text
+    rows = re.findall(r'<tr data-version="([^"]+)"( data-current)?>', page)
+    assert rows == [(second, " data-current"), (first, "")]  # newest first, the new one current
+    assert "41aa7b0c" in page and "9c1d2e3f" in page
+    assert re.search(rf'data-version="{re.escape(second)}".*?data-tasks[^>]*>2<', page, re.S)
+    assert re.search(rf'data-version="{re.escape(first)}".*?data-tasks[^>]*>1<', page, re.S)
+    assert page.count('action="/deploys/promote"') == 1  # only the version that is not current
+
+    done = dashboard.post("/deploys/promote", data={"csrf": csrf_of(page), "version": first})
+    assert done.status_code == 303 and done.headers["location"] == "/deploys"
+    assert backend.engine.get_environment_version(prod) == first
+    after = dashboard.get("/deploys").text
+    assert f"{first} is current in prod" in after  # the flash
+    assert re.findall(r'<tr data-version="([^"]+)"( data-current)?>', after) == [(second, ""), (first, " data-current")]
+    assert backend.engine.get_deployment(prod, "current").version == first
+
+
+def test_promoting_needs_the_csrf_token_and_a_deployed_version(prod_dashboard: tuple[TestClient, str],
+                                                                backend: Backend) -> None:
+    dashboard, prod = prod_dashboard
+    first = deploy_version(backend, prod, "a" * 40, "hello")
+    second = deploy_version(backend, prod, "b" * 40, "hello")
+    assert dashboard.post("/deploys/promote", data={"version": first}).status_code == 403
+    assert dashboard.post("/deploys/promote", data={"version": first, "csrf": "forged"}).status_code == 403
+    csrf = csrf_of(dashboard.get("/deploys").text)
+    elsewhere = dashboard.post("/deploys/promote", data={"csrf": csrf, "version": first},
+                               headers={"Origin": "https://evil.example"})
+    assert elsewhere.status_code == 403
+    assert backend.engine.get_environment_version(prod) == second
+    unknown = dashboard.post("/deploys/promote", data={"csrf": csrf, "version": "20000101.9"})
+    assert unknown.status_code == 404 and "not deployed" in unknown.text
+    assert backend.engine.get_environment_version(prod) == second
+
+
+def test_dev_has_no_deploys_and_says_it_runs_local_code(dashboard: TestClient) -> None:
+    page = dashboard.get("/deploys")
+    assert page.status_code == 200
+    assert "runs the code of your project folder" in page.text and 'action="/deploys/promote"' not in page.text
+    refused = dashboard.post("/deploys/promote", data={"csrf": csrf_of(page.text), "version": "20270115.1"})
+    assert refused.status_code == 400 and "dev takes no deploys" in refused.text
