@@ -79,6 +79,7 @@ class Supervisor:
         self._logs: list[LogEntry] = []
         self._hooks_done: list[tuple[str, str]] = []
         self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._flush = asyncio.Event()
         self._stopping = False
         self._closed = False
@@ -98,7 +99,11 @@ class Supervisor:
         return [p for pool in self.pools.values() for p in pool] + self.draining
 
     def wake(self) -> None:
+        """Something may have become startable: the lease loop looks again now."""
         self._wake.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def run(self) -> None:
         """Load the code (unless `load()` already did), register, and serve until `stop()`."""
@@ -263,8 +268,22 @@ class Supervisor:
                     continue  # full: more may be waiting, but capacity decides when
                 if reply.next_due is not None:
                     timeout = min(IDLE_POLL, max(0.0, reply.next_due - time.time()) + 0.001)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await self._sleep_until_woken(timeout)
+
+    async def _sleep_until_woken(self, timeout: float) -> None:
+        """Sleep up to `timeout` seconds, or until `wake()`. A bare future rather than
+        `wait_for(event.wait())`: a wake-up resumes the lease loop in one turn of the event
+        loop, which is on the path from a trigger to its start."""
+        if self._wake.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     def _link_failed(self, exc: Exception) -> None:
         """Report an unreachable engine once, then every LINK_REPORT_EVERY seconds, not per retry."""
@@ -594,3 +613,8 @@ class Supervisor:
                     if limit and rss > limit and proc.kill_reason is None:
                         proc.kill(f"out_of_memory:{rss / 1024**2:.0f} MB used, machine {proc.machine} has "
                                   f"{limit / 1024**2:.0f} MB")
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
