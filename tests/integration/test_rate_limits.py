@@ -5,6 +5,9 @@ and send again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.server
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -108,25 +111,56 @@ def refusing(times: int, retry_after: str = "0") -> tuple[list[float], httpx.Moc
     return seen, httpx.MockTransport(handle)
 
 
+@contextlib.contextmanager
+def refusing_server(times: int, retry_after: str = "0") -> Iterator[tuple[list[float], str]]:
+    """A real HTTP server on a free port that refuses the first `times` requests with 429."""
+    seen: list[float] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(time.monotonic())
+            if len(seen) <= times:
+                body, status = b'{"error": {"code": "rate_limited", "message": "too many requests"}}', 429
+            else:
+                body, status = b'{"data": []}', 200
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            if status == 429:
+                self.send_header("Retry-After", retry_after)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield seen, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_the_client_sends_a_refused_call_again_after_retry_after() -> None:
-    seen, transport = refusing(2, retry_after="1")
-    with Client("http://conveyor.test", "cv_dev_x", transport=transport) as client:
+    with refusing_server(2, retry_after="1") as (seen, url), Client(url, "cv_dev_x") as client:
         assert client.queues.list() == []
     assert len(seen) == 3
     assert seen[1] - seen[0] >= 0.95 and seen[2] - seen[1] >= 0.95
 
 
 def test_the_client_gives_up_after_a_few_tries() -> None:
-    seen, transport = refusing(100)
-    with Client("http://conveyor.test", "cv_dev_x", transport=transport) as client, \
+    with refusing_server(100) as (seen, url), Client(url, "cv_dev_x") as client, \
             pytest.raises(RateLimited, match="too many requests"):
         client.queues.list()
     assert len(seen) == 4  # the call and three more tries
 
 
 def test_the_client_does_not_sit_through_a_long_retry_after() -> None:
-    seen, transport = refusing(1, retry_after="3600")
-    with Client("http://conveyor.test", "cv_dev_x", transport=transport) as client, pytest.raises(RateLimited):
+    with refusing_server(1, retry_after="3600") as (seen, url), Client(url, "cv_dev_x") as client, \
+            pytest.raises(RateLimited):
         client.queues.list()
     assert len(seen) == 1
 
