@@ -12,13 +12,13 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pg_counters
+from conveyor_side import stamp_once
 from processes import Service, ServiceExited, free_port, wait_until
 
 from conveyor import Client
@@ -26,7 +26,6 @@ from conveyor import Client
 PROJECT = Path(__file__).resolve().parent / "projects" / "noop"
 DATABASE = "bench_conveyor"
 UNFINISHED = ["QUEUED", "DEQUEUED", "EXECUTING"]
-FINAL = {"COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE", "TIMED_OUT", "EXPIRED"}
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -141,17 +140,4 @@ class ConveyorServer:
     def stamp(self, poll: float, timeout: float) -> tuple[float, float]:
         """Trigger `stamp`, poll the run until it ends: (when the trigger call returned, the
         task's own time.time() at start)."""
-        client = self._client()
-        handle = client.trigger("stamp", {})
-        returned = time.time()
-        deadline = time.monotonic() + timeout
-        while True:
-            time.sleep(poll)
-            run = client.runs.retrieve(handle.id)
-            if run.status.value in FINAL:
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"run {handle.id} did not end within {timeout:g}s")
-        if run.status.value != "COMPLETED":
-            raise RuntimeError(f"stamp run {handle.id} ended {run.status.value}: {run.error}")
-        return returned, float(run.output["started"])
+        return stamp_once(self._client(), poll, timeout)

@@ -163,6 +163,24 @@ def throughput(platform: ConveyorPlatform, runs: int, batch_size: int = 1000, ti
     }
 
 
+def stamp_once(client: Client, poll: float, timeout: float) -> tuple[float, float]:
+    """Trigger `stamp` and poll the run until it ends: (when the trigger call returned, the
+    task's own time.time() at start)."""
+    handle = client.trigger("stamp", {})
+    returned = time.time()
+    deadline = time.monotonic() + timeout
+    while True:
+        time.sleep(poll)
+        run = client.runs.retrieve(handle.id)
+        if run.status.value in FINAL:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {handle.id} did not end within {timeout:g}s")
+    if run.status.value != "COMPLETED":
+        raise RuntimeError(f"stamp run {handle.id} ended {run.status.value}: {run.error}")
+    return returned, float(run.output["started"])
+
+
 def latency(platform: ConveyorPlatform, samples: int, warmup: int = 20, gap: float = 0.02,
             poll: float = 0.01, timeout: float = 30.0, profiler: Any = None) -> dict[str, Any]:
     """Trigger `stamp` one run at a time; latency = its own time.time() at start minus the
@@ -177,20 +195,9 @@ def latency(platform: ConveyorPlatform, samples: int, warmup: int = 20, gap: flo
             if i == warmup and profiler is not None:
                 profiler.start()
             before = time.time()
-            handle = client.trigger("stamp", {})
-            returned = time.time()
-            deadline = time.monotonic() + timeout
-            while True:
-                time.sleep(poll)
-                run = client.runs.retrieve(handle.id)
-                if run.status.value in FINAL:
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"run {handle.id} did not end within {timeout:g}s")
-            if run.status.value != "COMPLETED":
-                raise RuntimeError(f"stamp run {handle.id} ended {run.status.value}: {run.error}")
+            returned, started = stamp_once(client, poll, timeout)
             if i >= warmup:
-                starts.append(run.output["started"] - before)
+                starts.append(started - before)
                 calls.append(returned - before)
             time.sleep(gap)
         if profiler is not None:

@@ -80,15 +80,18 @@ class Call(Generic[T]):
     body: dict[str, Any] | None = None  # None sends no body at all
 
 
-@dataclass(frozen=True, slots=True)
-class RunPage:
-    """One page of `runs.list`: the runs (newest first) and the cursor of the next page, if any.
-    Iterating a page iterates its runs."""
+Item = TypeVar("Item")
 
-    data: list[Run]
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[Item]):
+    """One page of a list call: the items (newest first) and the cursor of the next page, if
+    any. Iterating a page iterates its items."""
+
+    data: list[Item]
     next_cursor: str | None = None
 
-    def __iter__(self) -> Iterator[Run]:
+    def __iter__(self) -> Iterator[Item]:
         return iter(self.data)
 
     def __len__(self) -> int:
@@ -99,23 +102,16 @@ class RunPage:
         return self.next_cursor is not None
 
 
-@dataclass(frozen=True, slots=True)
-class DeploymentPage:
-    """One page of `deployments.list`: the versions (newest first) and the cursor of the next
-    page, if any. Iterating a page iterates its versions."""
+class RunPage(Page[Run]):
+    """One page of `runs.list`."""
 
-    data: list[Deployment]
-    next_cursor: str | None = None
+    __slots__ = ()
 
-    def __iter__(self) -> Iterator[Deployment]:
-        return iter(self.data)
 
-    def __len__(self) -> int:
-        return len(self.data)
+class DeploymentPage(Page[Deployment]):
+    """One page of `deployments.list`."""
 
-    @property
-    def has_more(self) -> bool:
-        return self.next_cursor is not None
+    __slots__ = ()
 
 
 # -- checking arguments -------------------------------------------------------------------

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.durations import parse_duration
+from conveyor.engine.views import json_text
 from conveyor.errors import InvalidRequest, NotFound
 from conveyor.ids import new_id
 from conveyor.models import Deployment, DeploymentBundle, RunStatus, TaskDefinition, TriggerOptions
@@ -35,9 +36,6 @@ from conveyor.store import Row, Store, Tx
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
 MAX_TASKS_PER_VERSION = 10_000
 
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _time(epoch: float | None) -> datetime | None:
@@ -93,9 +91,9 @@ class Deployments:
             version = f"{day}.{(count['n'] if count else 0) + 1}"
             deployment_id = new_id("deploy", now)
             tx.run("insert_deployment", id=deployment_id, env_id=env_id, version=version,
-                   tasks=_dumps([t.model_dump(mode="json") for t in tasks]),
+                   tasks=json_text([t.model_dump(mode="json") for t in tasks]),
                    bundle_sha256=hashlib.sha256(bundle).hexdigest(), bundle_size=len(bundle),
-                   lock_sha256=lock_sha256, details=_dumps(details or {}), now=now)
+                   lock_sha256=lock_sha256, details=json_text(details or {}), now=now)
             tx.run("insert_deployment_bundle", deployment_id=deployment_id, data=bundle)
             queued = self._promote(tx, env_id, version, now) if promote else False
             row = tx.one("get_deployment", env_id=env_id, version=version)

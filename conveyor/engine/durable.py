@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from conveyor.engine.views import json_text
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.ids import new_id
 from conveyor.models import FINAL_STATUSES, RunStatus, TriggerOptions
@@ -27,9 +28,6 @@ from conveyor.store import Row, Store, Tx
 
 TOKEN_TIMEOUT_MAX = 365 * 86400.0
 
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def run_result(row: Row) -> dict[str, Any]:
@@ -81,9 +79,9 @@ class DurableExecution:
         now = self.clock()
         with self.store.transaction() as tx:
             if started_at is None:
-                tx.run("insert_journal", run_id=run_id, key=key, value=_dumps(value), waitpoint_id=None, now=now)
+                tx.run("insert_journal", run_id=run_id, key=key, value=json_text(value), waitpoint_id=None, now=now)
             else:
-                tx.run("insert_step_journal", run_id=run_id, key=key, value=_dumps(value),
+                tx.run("insert_step_journal", run_id=run_id, key=key, value=json_text(value),
                        started_at=min(started_at, now), now=now)
             row = tx.one("get_journal_entry", run_id=run_id, key=key)
         assert row is not None
@@ -131,7 +129,7 @@ class DurableExecution:
                 if done == len(runs):  # every child was an already finished idempotent run
                     envs |= self._complete_run_waitpoint(tx, waitpoint_id, batch, now)
             answer = {"runs": [{"id": r.id, "is_cached": r.is_cached} for r in runs], "batch_id": batch_id}
-            tx.run("insert_journal", run_id=run_id, key=key, value=_dumps(answer), waitpoint_id=waitpoint_id, now=now)
+            tx.run("insert_journal", run_id=run_id, key=key, value=json_text(answer), waitpoint_id=waitpoint_id, now=now)
             entry = tx.one("get_journal_entry", run_id=run_id, key=key)
             assert entry is not None
             result = self._answer(tx, entry)
@@ -160,8 +158,8 @@ class DurableExecution:
                 tx.run("insert_waitpoint", id=waitpoint_id, env_id=run["env_id"], kind="duration",
                        status="COMPLETED" if done else "PENDING", owner_run_id=run_id, complete_at=until,
                        batch_id=None, run_count=0, done_count=0, idempotency_key=None, tags="[]",
-                       result=_dumps({"ok": True}) if done else None, now=now, completed_at=now if done else None)
-                tx.run("insert_journal", run_id=run_id, key=key, value=_dumps({"until": until}),
+                       result=json_text({"ok": True}) if done else None, now=now, completed_at=now if done else None)
+                tx.run("insert_journal", run_id=run_id, key=key, value=json_text({"until": until}),
                        waitpoint_id=waitpoint_id, now=now)
                 existing = tx.one("get_journal_entry", run_id=run_id, key=key)
             assert existing is not None
@@ -208,12 +206,12 @@ class DurableExecution:
                 token_id = new_id("token", now)
                 tx.run("insert_waitpoint", id=token_id, env_id=env_id, kind="token", status="PENDING",
                        owner_run_id=run_id, complete_at=now + timeout if timeout else None, batch_id=None,
-                       run_count=0, done_count=0, idempotency_key=idempotency_key, tags=_dumps(tags or []),
+                       run_count=0, done_count=0, idempotency_key=idempotency_key, tags=json_text(tags or []),
                        result=None, now=now, completed_at=None)
                 row = tx.one("get_waitpoint", env_id=env_id, id=token_id)
             assert row is not None
             if run_id and key and entry is None:
-                tx.run("insert_journal", run_id=run_id, key=key, value=_dumps({"id": row["id"]}), waitpoint_id=None, now=now)
+                tx.run("insert_journal", run_id=run_id, key=key, value=json_text({"id": row["id"]}), waitpoint_id=None, now=now)
             view = self._token_view(row)
         return self._with_url(view)
 
@@ -226,7 +224,7 @@ class DurableExecution:
                 raise NotFound(f"run {run_id} not found")
             if tx.one("get_waitpoint", env_id=run["env_id"], id=token_id) is None:
                 raise NotFound(f"token {token_id} not found")
-            tx.run("insert_journal", run_id=run_id, key=key, value=_dumps({"token_id": token_id}),
+            tx.run("insert_journal", run_id=run_id, key=key, value=json_text({"token_id": token_id}),
                    waitpoint_id=token_id, now=now)
             entry = tx.one("get_journal_entry", run_id=run_id, key=key)
             assert entry is not None
@@ -235,7 +233,7 @@ class DurableExecution:
     def complete_token(self, env_id: str, token_id: str, data: Any) -> dict[str, Any]:
         """Complete a token with JSON `data`; runs waiting on it resume."""
         try:
-            _dumps(data)
+            json_text(data)
         except (TypeError, ValueError) as exc:
             raise PayloadError(f"token data is not JSON: {exc}") from exc
         now = self.clock()
@@ -246,7 +244,7 @@ class DurableExecution:
                 raise NotFound(f"token {token_id} not found")
             if row["status"] != "PENDING":
                 raise Conflict(f"token {token_id} is already {row['status'].lower()}")
-            envs = self._complete_waitpoints(tx, [(token_id, "COMPLETED", _dumps({"ok": True, "output": data}))], now)
+            envs = self._complete_waitpoints(tx, [(token_id, "COMPLETED", json_text({"ok": True, "output": data}))], now)
             row = tx.one("get_waitpoint", env_id=env_id, id=token_id)
         for env in envs:
             self._emit("available", env)
@@ -345,7 +343,7 @@ class DurableExecution:
     def _complete_run_waitpoint(self, tx: Tx, waitpoint_id: str, batch: bool, now: float) -> set[str]:
         results = [run_result(r) for r in tx.all("waitpoint_run_results", waitpoint_id=waitpoint_id)]
         result = {"ok": True, "runs": results} if batch else results[0]
-        return self._complete_waitpoints(tx, [(waitpoint_id, "COMPLETED", _dumps(result))], now)
+        return self._complete_waitpoints(tx, [(waitpoint_id, "COMPLETED", json_text(result))], now)
 
     def _run_ended(self, tx: Tx, run_id: str, now: float) -> set[str]:
         """A run ended: the run and batch waitpoints waiting for it count it, and complete when
@@ -361,9 +359,9 @@ class DurableExecution:
         completions = []
         for w in tx.all("due_waitpoints", env_id=env_id, now=now):
             if w["kind"] == "duration":
-                completions.append((w["id"], "COMPLETED", _dumps({"ok": True})))
+                completions.append((w["id"], "COMPLETED", json_text({"ok": True})))
             elif w["kind"] == "token":
-                completions.append((w["id"], "TIMED_OUT", _dumps({"ok": False, "error": {
+                completions.append((w["id"], "TIMED_OUT", json_text({"ok": False, "error": {
                     "name": "WaitpointTimeout", "code": "timed_out", "message": "The token was not completed in time."}})))
         return self._complete_waitpoints(tx, completions, now) if completions else set()
 

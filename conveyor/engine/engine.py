@@ -23,7 +23,6 @@ column until a worker reports it ran, so a hook fires even when the run ended wi
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import threading
 import time
@@ -38,9 +37,9 @@ from conveyor.engine import policy
 from conveyor.engine.accounts import Accounts, hash_secret
 from conveyor.engine.deployments import Deployments
 from conveyor.engine.durable import DurableExecution
-from conveyor.engine.scheduling import Candidate, choose_runs, fetch_size
 from conveyor.engine.trace import MAX_TRACE_ROWS, build_trace
-from conveyor.engine.views import attempt_view, log_view, run_view, wait_view
+from conveyor.engine.views import attempt_view, json_text, log_view, run_view, wait_view
+from conveyor.engine.workers import WorkerProtocol
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.ids import new_id
 from conveyor.models import (
@@ -61,19 +60,11 @@ from conveyor.models import (
 )
 from conveyor.protocol import (
     AttemptOutcome,
-    AttemptSpec,
-    HookJob,
-    JournalEntry,
-    LeaseReply,
-    LogEntry,
-    OutcomeKind,
 )
 from conveyor.store import Row, Store, Tx
 
 MAX_BATCH = 1000
 DEFAULT_IDEMPOTENCY_TTL = 30 * 86400.0
-HOOK_LEASE_SECONDS = 60.0
-SKIPPED_QUEUE_RETRY = 0.02  # seconds before a lease looks again at queues another lease held
 AUTH_CACHE_SECONDS = 5.0
 
 # outcome kind -> (status when final, retried?)
@@ -116,11 +107,8 @@ class BatchResult:
 hash_key = hash_secret  # keys are stored as their sha256 (conveyor.engine.accounts)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
-
-class Engine(DurableExecution, Deployments):
+class Engine(WorkerProtocol, DurableExecution, Deployments):
     """The run state machine over a store. Thread-safe; each method is one transaction."""
 
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, worker_timeout: float = 30.0) -> None:
@@ -414,7 +402,7 @@ class Engine(DurableExecution, Deployments):
     def _validate_payload(self, task: TaskDefinition, payload: Any, where: str) -> None:
         if task.payload_schema is None:
             return
-        key = task.id + "\0" + _dumps(task.payload_schema)
+        key = task.id + "\0" + json_text(task.payload_schema)
         with self._validators_lock:
             validator = self._validators.get(key)
             if validator is None:
@@ -431,8 +419,8 @@ class Engine(DurableExecution, Deployments):
     def _new_run_row(self, env_id: str, task: TaskDefinition, payload: Any, options: TriggerOptions, now: float,
                      parent: Row | None, batch_id: str | None, where: str) -> dict[str, Any]:
         try:
-            payload_json = _dumps(payload)
-            metadata_json = _dumps(options.metadata or {})
+            payload_json = json_text(payload)
+            metadata_json = json_text(options.metadata or {})
         except (TypeError, ValueError) as exc:
             raise PayloadError(f"{where}payload is not JSON: {exc}") from exc
         if len(payload_json) > MAX_PAYLOAD_BYTES:
@@ -456,7 +444,7 @@ class Engine(DurableExecution, Deployments):
             "payload": payload_json, "queue": queue, "concurrency_key": options.concurrency_key,
             "priority": options.priority, "score": available_at - options.priority, "available_at": available_at,
             "ttl": ttl, "expires_at": None if delayed or ttl is None else available_at + ttl,
-            "tags": _dumps(options.tags), "metadata": metadata_json,
+            "tags": json_text(options.tags), "metadata": metadata_json,
             "idempotency_key": options.idempotency_key,
             "idempotency_expires_at": now + key_ttl if options.idempotency_key else None,
             "max_attempts": options.max_attempts or task.retry.max_attempts,
@@ -527,7 +515,7 @@ class Engine(DurableExecution, Deployments):
                 raise InvalidRequest("cursor must be the next_cursor of a previous page (a run id)")
         tag_pattern = None
         if tag is not None:
-            escaped = _dumps(tag)
+            escaped = json_text(tag)
             tag_pattern = "%" + escaped + "%"
         filters = {"env_id": env_id, "any_status": 1 if statuses else 0, "statuses": statuses or [""],
                    "task_id": task_id, "tag": tag_pattern, "created_from": created_from, "created_to": created_to,
@@ -608,7 +596,7 @@ class Engine(DurableExecution, Deployments):
         if row["status"] == RunStatus.EXECUTING:
             tx.run("insert_attempt", run_id=row["id"], number=row["attempt_count"], status="CANCELED",
                    worker_id=row["worker_id"], started_at=row["attempt_started_at"] or now, now=now,
-                   error=_dumps(error))
+                   error=json_text(error))
             stopped.append(row["id"])
         envs = self._finish(tx, row, RunStatus.CANCELED, None, error, now)
         for child in tx.all("unfinished_children", parent_id=row["id"]):
@@ -652,191 +640,13 @@ class Engine(DurableExecution, Deployments):
             tx.run("set_environment_limit", id=env_id, concurrency_limit=limit)
         self._emit("available", env_id)
 
-    # -- the worker protocol --------------------------------------------------------------
-
-    def lease(self, env_id: str, worker_id: str, capacity: int, hook_capacity: int = 50) -> LeaseReply:
-        """Start up to `capacity` queued runs on a worker, within every concurrency limit, and
-        hand it lifecycle hooks still owed. One transaction: limits cannot be overshot."""
-        now = self.clock()
-        reply = LeaseReply()
-        with self.store.transaction() as tx:
-            env = tx.one("get_environment", id=env_id)
-            if env is None:
-                raise NotFound(f"environment {env_id} not found")
-            worker = tx.one("get_worker", id=worker_id)
-            if worker is None or worker["stopped_at"] is not None:
-                # a worker that stopped or was declared lost (a dead worker's long poll, say)
-                # must not take runs nobody would run; its next heartbeat revives it
-                return reply
-            version = env["current_version"]
-            reply.current_version = version
-            if version is not None and not worker["deployed"]:
-                return reply  # its own code is not what runs here (since a deploy after it registered)
-            if version is None and worker["deployed"]:
-                return reply  # nothing is deployed: it has no code to run anything with
-            if capacity > 0:
-                if env["concurrency_limit"] is not None:  # the cap spans queues: one lease at a time
-                    env = tx.one("lock_environment", id=env_id)
-                    assert env is not None
-                active = tx.all("active_queues", env_id=env_id)
-                # another server's lease holds some queues: look again shortly unless this one is full
-                skipped = self.store.concurrent_writers and len(active) < _count(tx.one("count_active_queues", env_id=env_id))
-                queue_limits = {q["name"]: q["concurrency_limit"] for q in active}
-                keyed = {q["name"] for q in active if q["keyed"]}
-                executing: dict[tuple[str, str | None], int] = {}
-                per_queue: dict[str, int] = {}
-                total = 0
-                for row in tx.all("executing_counts", env_id=env_id):
-                    executing[(row["queue"], row["concurrency_key"])] = row["n"]
-                    per_queue[row["queue"]] = per_queue.get(row["queue"], 0) + row["n"]
-                    total += row["n"]
-                env_limit = env["concurrency_limit"]
-                env_free = None if env_limit is None else env_limit - total
-                candidates = []
-                resuming: set[str] = set()
-                for name, limit in queue_limits.items():
-                    size = fetch_size(capacity, limit)
-                    if size <= 0:
-                        continue
-                    rows = tx.all("queued_candidates", env_id=env_id, queue=name, now=now, limit=size)
-                    if limit is not None and name in keyed and len(rows) == size:
-                        rows = self._rows_of_free_keys(tx, env_id, name, limit, executing, now)
-                    if rows:
-                        candidates.append([Candidate(r["id"], name, r["concurrency_key"], r["score"]) for r in rows])
-                        resuming.update(r["id"] for r in rows if r["resuming"])
-                chosen = choose_runs(capacity=capacity, env_free=env_free, queue_limits=queue_limits,
-                                     executing=executing, candidates=candidates)
-                if chosen:
-                    order = {c.id: i for i, c in enumerate(chosen)}
-                    leased = tx.all("lease_runs", ids=[c.id for c in chosen], worker_id=worker_id, now=now,
-                                    version=version)
-                    leased.sort(key=lambda r: order[r["id"]])
-                    journals: dict[str, list[JournalEntry]] = {}
-                    # only a resumed or retried attempt can have a journal to replay
-                    replaying = [r["id"] for r in leased if r["id"] in resuming or r["attempt_count"] > 1]
-                    for entry in tx.all("journal_for_runs", ids=replaying) if replaying else ():
-                        journals.setdefault(entry["run_id"], []).append(JournalEntry(
-                            entry["key"], entry["value"], entry["waitpoint_id"], entry["waitpoint_status"],
-                            entry["waitpoint_result"], entry["waitpoint_kind"], entry["waitpoint_complete_at"]))
-                    reply.attempts = [self._attempt_spec(r, env["kind"], r["id"] in resuming, journals.get(r["id"], []))
-                                      for r in leased]
-                if len(reply.attempts) < capacity:  # a full lease asks again at once anyway
-                    due = tx.one("next_available_at", env_id=env_id, now=now)
-                    reply.next_due = due["at"] if due else None
-                    if skipped:
-                        reply.next_due = min(reply.next_due or math.inf, now + SKIPPED_QUEUE_RETRY)
-            if hook_capacity > 0:
-                rows = tx.all("lease_hooks", env_id=env_id, now=now, until=now + HOOK_LEASE_SECONDS, limit=hook_capacity)
-                reply.hooks = [self._hook_job(r, env["kind"]) for r in rows]
-        return reply
-
-    @staticmethod
-    def _rows_of_free_keys(tx: Tx, env_id: str, queue: str, limit: int,
-                           executing: dict[tuple[str, str | None], int], now: float) -> list[Row]:
-        """Candidates of a queue whose first runs all belong to full concurrency keys: one
-        tenant's backlog must not hide another tenant's runs, so read per key with room."""
-        rows: list[Row] = []
-        for head in tx.all("queued_key_heads", env_id=env_id, queue=queue, now=now):
-            room = limit - executing.get((queue, head["concurrency_key"]), 0)
-            if room > 0:
-                rows += tx.all("queued_candidates_of_key", env_id=env_id, queue=queue, now=now,
-                               key=head["concurrency_key"], limit=room)
-        rows.sort(key=lambda r: r["score"])
-        return rows
-
-    @staticmethod
-    def _attempt_spec(row: Row, environment: str, resumed: bool, journal: list[JournalEntry]) -> AttemptSpec:
-        return AttemptSpec(
-            run_id=row["id"], task_id=row["task_id"], attempt=row["attempt_count"], payload_json=row["payload"],
-            max_attempts=row["max_attempts"], max_duration=row["max_duration"], machine=row["machine"],
-            tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]), queue=row["queue"],
-            concurrency_key=row["concurrency_key"], environment=environment,
-            run_on_start=row["attempt_count"] == 1 and not resumed and "on_start" in row["hooks"],
-            parent_id=row["parent_id"], root_id=row["root_id"], batch_id=row["batch_id"],
-            created_at=row["created_at"], started_at=row["started_at"], compute_used=row["compute_used"],
-            resumed=resumed, journal=journal, version=row["version"],
-        )
-
-    @staticmethod
-    def _hook_job(row: Row, environment: str) -> HookJob:
-        return HookJob(
-            run_id=row["id"], task_id=row["task_id"], hook=row["hook"], status=row["status"],
-            payload_json=row["payload"], output_json=row["output"],
-            error=json.loads(row["error"]) if row["error"] else None, attempt=row["attempt_count"],
-            tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]), machine=row["machine"],
-            environment=environment, version=row["version"],
-        )
-
-    def check_worker(self, env_id: str, worker_id: str) -> None:
-        """NotFound unless the worker registered in this environment."""
-        with self.store.read() as tx:
-            row = tx.one("get_worker", id=worker_id)
-        if row is None or row["env_id"] != env_id:
-            raise NotFound(f"worker {worker_id!r} is not registered in this environment; register it first")
-
-    def heartbeat(self, worker_id: str, running: list[str]) -> list[str]:
-        """A worker is alive and runs `running`. Returns the ids among them it must stop
-        (canceled or taken back).
-
-        Runs the engine gave the worker that it does not list, for longer than the worker
-        timeout, are lost: the answer to a lease never reached it (a dropped connection, or
-        the worker restarted under the same id while the lease was on its way). Their
-        attempt ends as crashed and they are retried, rather than stay EXECUTING forever
-        under a worker that keeps heartbeating."""
-        now = self.clock()
-        with self.store.transaction() as tx:
-            tx.run("touch_worker", id=worker_id, now=now)
-            stop = [r["id"] for r in tx.all("runs_taken_from", ids=running, worker_id=worker_id)] if running else []
-            listed = set(running)
-            unknown = [r for r in tx.all("runs_held_by", worker_id=worker_id, before=now - self.worker_timeout)
-                       if r["id"] not in listed]
-        if unknown:
-            self._take_back_unknown(worker_id, [r["id"] for r in unknown], unknown[0]["env_id"], now)
-        return stop
-
-    def _take_back_unknown(self, worker_id: str, run_ids: list[str], env_id: str, before: float) -> None:
-        envs: set[str] = set()
-        with self.store.transaction() as tx:
-            tx.lock(env_id)
-            for row in tx.all("get_runs_by_id", ids=run_ids):
-                if (row["status"] == RunStatus.EXECUTING and row["worker_id"] == worker_id
-                        and row["updated_at"] < before - self.worker_timeout):
-                    envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
-                        "name": "WorkerLost", "code": "crashed",
-                        "message": "The worker never received this attempt (its lease answer was lost)."}), before)
-        for env in envs:
-            self._emit("available", env)
-
-    def complete(self, worker_id: str, outcomes: list[AttemptOutcome], env_id: str | None = None) -> None:
-        """Record how attempts ended. An outcome for an attempt the worker no longer holds
-        (canceled, or taken back after a lost heartbeat) is ignored."""
-        if not outcomes:
-            return
-        now = self.clock()
-        envs: set[str] = set()
-        with self.store.transaction() as tx:
-            worker = tx.one("get_worker", id=worker_id)
-            if worker is None:
-                return
-            tx.lock(worker["env_id"])
-            rows = {r["id"]: r for r in tx.all("get_runs_by_id", ids=[o.run_id for o in outcomes])}
-            for outcome in outcomes:
-                row = rows.get(outcome.run_id)
-                if (row is None or row["status"] != RunStatus.EXECUTING or row["worker_id"] != worker_id
-                        or row["attempt_count"] != outcome.attempt or (env_id is not None and row["env_id"] != env_id)):
-                    continue
-                self._settle(tx, row, outcome, now)
-                envs.add(row["env_id"])  # it left EXECUTING: its slot is free for the next run
-        for env_id in envs:
-            self._emit("available", env_id)
-
     def _settle(self, tx: Tx, row: Row, outcome: AttemptOutcome, now: float) -> set[str]:
         """Apply one attempt's outcome to its run. Returns the environments where workers
         should look again (a run went back to its queue, a hook is owed, a parent resumed)."""
         final_status, retriable = _OUTCOMES[outcome.kind]
         attempt = row["attempt_count"]
         attempt_status = {"completed": "COMPLETED", "interrupted": "INTERRUPTED"}.get(outcome.kind, final_status.value)
-        error_json = _dumps(outcome.error) if outcome.error is not None else None
+        error_json = json_text(outcome.error) if outcome.error is not None else None
         tx.run("insert_attempt", run_id=row["id"], number=attempt, status=attempt_status, worker_id=row["worker_id"],
                started_at=row["attempt_started_at"] or now, now=now, error=error_json)
         if outcome.kind == "interrupted":
@@ -866,7 +676,7 @@ class Engine(DurableExecution, Deployments):
         elif status == RunStatus.CANCELED and "on_cancel" in hooks:
             hook = "on_cancel"
         tx.run("finish_run", id=row["id"], status=status.value, output=output_json,
-               error=_dumps(error) if error is not None else None, hook=hook, now=now)
+               error=json_text(error) if error is not None else None, hook=hook, now=now)
         if row["status"] == RunStatus.WAITING:
             tx.run("delete_run_waits", run_id=row["id"])
         envs = self._run_ended(tx, row["id"], now)
@@ -874,47 +684,6 @@ class Engine(DurableExecution, Deployments):
             envs.add(row["env_id"])
         return envs
 
-    def hook_done(self, run_id: str, hook: str, env_id: str | None = None) -> None:
-        with self.store.transaction() as tx:
-            if env_id is not None and tx.one("get_run", env_id=env_id, id=run_id) is None:
-                return
-            tx.run("finish_hook", id=run_id, hook=hook)
-
-    def append_logs(self, entries: list[LogEntry], env_id: str | None = None) -> None:
-        """Store log lines of attempts (with `env_id`, only those of runs of that environment)."""
-        if env_id is not None and entries:
-            with self.store.read() as tx:
-                mine = {r["id"] for r in tx.all("get_runs_by_id", ids=list({e.run_id for e in entries}))
-                        if r["env_id"] == env_id}
-            entries = [e for e in entries if e.run_id in mine]
-        if not entries:
-            return
-        rows = [{"run_id": e.run_id, "attempt": e.attempt, "seq": e.seq, "ts": e.ts, "level": e.level,
-                 "message": e.message, "attributes": _dumps(e.attributes) if e.attributes else None} for e in entries]
-        with self.store.transaction() as tx:
-            tx.run_many("insert_log", rows)
-
-    def worker_stopped(self, worker_id: str) -> None:
-        """A worker shut down cleanly: it takes no more runs, and the attempts it still held
-        run again without using up one of their retries (the worker stopped, not the code)."""
-        self._reclaim(worker_id, "The worker shut down before this attempt finished; it runs again.",
-                      kind="interrupted")
-
-    def _reclaim(self, worker_id: str, message: str, kind: OutcomeKind = "crashed") -> None:
-        now = self.clock()
-        envs: set[str] = set()
-        with self.store.transaction() as tx:
-            worker = tx.one("get_worker", id=worker_id)
-            if worker is None:
-                return
-            tx.lock(worker["env_id"])
-            tx.run("stop_worker", id=worker_id, now=now)
-            for row in tx.all("runs_of_worker", worker_id=worker_id):
-                name = "Interrupted" if kind == "interrupted" else "WorkerLost"
-                envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], kind, error={
-                    "name": name, "code": kind, "message": message}), now)
-        for env_id in envs:
-            self._emit("available", env_id)
 
     # -- time-driven changes --------------------------------------------------------------
 
@@ -964,10 +733,6 @@ def _larger_machine(row: Row, outcome: AttemptOutcome) -> str | None:
 def _undeployed(task_id: str) -> TaskDefinition:
     """Stand-in settings of a task no version defines yet (its run waits in PENDING_VERSION)."""
     return TaskDefinition(id=task_id, queue=QueueSpec(name=task_id), retry=RetryPolicy())
-
-
-def _count(row: Row | None) -> int:
-    return int(row["n"]) if row else 0
 
 
 def _env(row: Row) -> Environment:

@@ -10,6 +10,11 @@ from conveyor.models import Attempt, LogLine, Run, RunError, RunStatus, WaitInfo
 from conveyor.store import Row
 
 
+def json_text(value: Any) -> str:
+    """A value as the engine stores JSON: compact, UTF-8 as is."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def _dt(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)
 

@@ -1,0 +1,270 @@
+"""The worker protocol half of the Engine: leases, heartbeats, outcomes, hooks, logs, and
+taking back what a worker that stopped or vanished held.
+
+A worker (in-process in `conveyor dev`, over HTTP for `conveyor worker`) leases runs, runs
+their attempts, heartbeats the ids it runs, and reports outcomes; the engine's run state
+machine (`Engine._settle`, `Engine._finish`) decides what each outcome means. Part of `Engine`
+(a base class of it), kept apart because it is one concept.
+
+Leasing is the one run-changing transaction that does not lock its environment (see engine.py):
+it locks the queues it starts runs from, skipping those another lease holds, and the runs it
+picks, so workers lease in parallel and each queue's limit is counted by one lease at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+from conveyor.engine.scheduling import Candidate, choose_runs, fetch_size
+from conveyor.engine.views import json_text
+from conveyor.errors import NotFound
+from conveyor.models import RunStatus
+from conveyor.protocol import (
+    AttemptOutcome,
+    AttemptSpec,
+    HookJob,
+    JournalEntry,
+    LeaseReply,
+    LogEntry,
+    OutcomeKind,
+)
+from conveyor.store import Row, Store, Tx
+
+HOOK_LEASE_SECONDS = 60.0
+SKIPPED_QUEUE_RETRY = 0.02  # seconds before a lease looks again at queues another lease held
+
+
+
+def _count(row: Row | None) -> int:
+    return int(row["n"]) if row else 0
+
+
+class WorkerProtocol:
+    """The worker protocol half of the Engine (see the module docstring)."""
+
+    store: Store
+    clock: Callable[[], float]
+    worker_timeout: float
+    _emit: Callable[..., None]
+    _settle: Callable[[Tx, Row, AttemptOutcome, float], set[str]]
+
+
+    def lease(self, env_id: str, worker_id: str, capacity: int, hook_capacity: int = 50) -> LeaseReply:
+        """Start up to `capacity` queued runs on a worker, within every concurrency limit, and
+        hand it lifecycle hooks still owed. One transaction: limits cannot be overshot."""
+        now = self.clock()
+        reply = LeaseReply()
+        with self.store.transaction() as tx:
+            env = tx.one("get_environment", id=env_id)
+            if env is None:
+                raise NotFound(f"environment {env_id} not found")
+            worker = tx.one("get_worker", id=worker_id)
+            if worker is None or worker["stopped_at"] is not None:
+                # a worker that stopped or was declared lost (a dead worker's long poll, say)
+                # must not take runs nobody would run; its next heartbeat revives it
+                return reply
+            version = env["current_version"]
+            reply.current_version = version
+            if version is not None and not worker["deployed"]:
+                return reply  # its own code is not what runs here (since a deploy after it registered)
+            if version is None and worker["deployed"]:
+                return reply  # nothing is deployed: it has no code to run anything with
+            if capacity > 0:
+                if env["concurrency_limit"] is not None:  # the cap spans queues: one lease at a time
+                    env = tx.one("lock_environment", id=env_id)
+                    assert env is not None
+                active = tx.all("active_queues", env_id=env_id)
+                # another server's lease holds some queues: look again shortly unless this one is full
+                skipped = self.store.concurrent_writers and len(active) < _count(tx.one("count_active_queues", env_id=env_id))
+                queue_limits = {q["name"]: q["concurrency_limit"] for q in active}
+                keyed = {q["name"] for q in active if q["keyed"]}
+                executing: dict[tuple[str, str | None], int] = {}
+                per_queue: dict[str, int] = {}
+                total = 0
+                for row in tx.all("executing_counts", env_id=env_id):
+                    executing[(row["queue"], row["concurrency_key"])] = row["n"]
+                    per_queue[row["queue"]] = per_queue.get(row["queue"], 0) + row["n"]
+                    total += row["n"]
+                env_limit = env["concurrency_limit"]
+                env_free = None if env_limit is None else env_limit - total
+                candidates = []
+                resuming: set[str] = set()
+                for name, limit in queue_limits.items():
+                    size = fetch_size(capacity, limit)
+                    if size <= 0:
+                        continue
+                    rows = tx.all("queued_candidates", env_id=env_id, queue=name, now=now, limit=size)
+                    if limit is not None and name in keyed and len(rows) == size:
+                        rows = self._rows_of_free_keys(tx, env_id, name, limit, executing, now)
+                    if rows:
+                        candidates.append([Candidate(r["id"], name, r["concurrency_key"], r["score"]) for r in rows])
+                        resuming.update(r["id"] for r in rows if r["resuming"])
+                chosen = choose_runs(capacity=capacity, env_free=env_free, queue_limits=queue_limits,
+                                     executing=executing, candidates=candidates)
+                if chosen:
+                    order = {c.id: i for i, c in enumerate(chosen)}
+                    leased = tx.all("lease_runs", ids=[c.id for c in chosen], worker_id=worker_id, now=now,
+                                    version=version)
+                    leased.sort(key=lambda r: order[r["id"]])
+                    journals: dict[str, list[JournalEntry]] = {}
+                    # only a resumed or retried attempt can have a journal to replay
+                    replaying = [r["id"] for r in leased if r["id"] in resuming or r["attempt_count"] > 1]
+                    for entry in tx.all("journal_for_runs", ids=replaying) if replaying else ():
+                        journals.setdefault(entry["run_id"], []).append(JournalEntry(
+                            entry["key"], entry["value"], entry["waitpoint_id"], entry["waitpoint_status"],
+                            entry["waitpoint_result"], entry["waitpoint_kind"], entry["waitpoint_complete_at"]))
+                    reply.attempts = [self._attempt_spec(r, env["kind"], r["id"] in resuming, journals.get(r["id"], []))
+                                      for r in leased]
+                if len(reply.attempts) < capacity:  # a full lease asks again at once anyway
+                    due = tx.one("next_available_at", env_id=env_id, now=now)
+                    reply.next_due = due["at"] if due else None
+                    if skipped:
+                        reply.next_due = min(reply.next_due or math.inf, now + SKIPPED_QUEUE_RETRY)
+            if hook_capacity > 0:
+                rows = tx.all("lease_hooks", env_id=env_id, now=now, until=now + HOOK_LEASE_SECONDS, limit=hook_capacity)
+                reply.hooks = [self._hook_job(r, env["kind"]) for r in rows]
+        return reply
+
+    @staticmethod
+    def _rows_of_free_keys(tx: Tx, env_id: str, queue: str, limit: int,
+                           executing: dict[tuple[str, str | None], int], now: float) -> list[Row]:
+        """Candidates of a queue whose first runs all belong to full concurrency keys: one
+        tenant's backlog must not hide another tenant's runs, so read per key with room."""
+        rows: list[Row] = []
+        for head in tx.all("queued_key_heads", env_id=env_id, queue=queue, now=now):
+            room = limit - executing.get((queue, head["concurrency_key"]), 0)
+            if room > 0:
+                rows += tx.all("queued_candidates_of_key", env_id=env_id, queue=queue, now=now,
+                               key=head["concurrency_key"], limit=room)
+        rows.sort(key=lambda r: r["score"])
+        return rows
+
+    @staticmethod
+    def _attempt_spec(row: Row, environment: str, resumed: bool, journal: list[JournalEntry]) -> AttemptSpec:
+        return AttemptSpec(
+            run_id=row["id"], task_id=row["task_id"], attempt=row["attempt_count"], payload_json=row["payload"],
+            max_attempts=row["max_attempts"], max_duration=row["max_duration"], machine=row["machine"],
+            tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]), queue=row["queue"],
+            concurrency_key=row["concurrency_key"], environment=environment,
+            run_on_start=row["attempt_count"] == 1 and not resumed and "on_start" in row["hooks"],
+            parent_id=row["parent_id"], root_id=row["root_id"], batch_id=row["batch_id"],
+            created_at=row["created_at"], started_at=row["started_at"], compute_used=row["compute_used"],
+            resumed=resumed, journal=journal, version=row["version"],
+        )
+
+    @staticmethod
+    def _hook_job(row: Row, environment: str) -> HookJob:
+        return HookJob(
+            run_id=row["id"], task_id=row["task_id"], hook=row["hook"], status=row["status"],
+            payload_json=row["payload"], output_json=row["output"],
+            error=json.loads(row["error"]) if row["error"] else None, attempt=row["attempt_count"],
+            tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]), machine=row["machine"],
+            environment=environment, version=row["version"],
+        )
+
+    def check_worker(self, env_id: str, worker_id: str) -> None:
+        """NotFound unless the worker registered in this environment."""
+        with self.store.read() as tx:
+            row = tx.one("get_worker", id=worker_id)
+        if row is None or row["env_id"] != env_id:
+            raise NotFound(f"worker {worker_id!r} is not registered in this environment; register it first")
+
+    def heartbeat(self, worker_id: str, running: list[str]) -> list[str]:
+        """A worker is alive and runs `running`. Returns the ids among them it must stop
+        (canceled or taken back).
+
+        Runs the engine gave the worker that it does not list, for longer than the worker
+        timeout, are lost: the answer to a lease never reached it (a dropped connection, or
+        the worker restarted under the same id while the lease was on its way). Their
+        attempt ends as crashed and they are retried, rather than stay EXECUTING forever
+        under a worker that keeps heartbeating."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            tx.run("touch_worker", id=worker_id, now=now)
+            stop = [r["id"] for r in tx.all("runs_taken_from", ids=running, worker_id=worker_id)] if running else []
+            listed = set(running)
+            unknown = [r for r in tx.all("runs_held_by", worker_id=worker_id, before=now - self.worker_timeout)
+                       if r["id"] not in listed]
+        if unknown:
+            self._take_back_unknown(worker_id, [r["id"] for r in unknown], unknown[0]["env_id"], now)
+        return stop
+
+    def _take_back_unknown(self, worker_id: str, run_ids: list[str], env_id: str, before: float) -> None:
+        envs: set[str] = set()
+        with self.store.transaction() as tx:
+            tx.lock(env_id)
+            for row in tx.all("get_runs_by_id", ids=run_ids):
+                if (row["status"] == RunStatus.EXECUTING and row["worker_id"] == worker_id
+                        and row["updated_at"] < before - self.worker_timeout):
+                    envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
+                        "name": "WorkerLost", "code": "crashed",
+                        "message": "The worker never received this attempt (its lease answer was lost)."}), before)
+        for env in envs:
+            self._emit("available", env)
+
+    def complete(self, worker_id: str, outcomes: list[AttemptOutcome], env_id: str | None = None) -> None:
+        """Record how attempts ended. An outcome for an attempt the worker no longer holds
+        (canceled, or taken back after a lost heartbeat) is ignored."""
+        if not outcomes:
+            return
+        now = self.clock()
+        envs: set[str] = set()
+        with self.store.transaction() as tx:
+            worker = tx.one("get_worker", id=worker_id)
+            if worker is None:
+                return
+            tx.lock(worker["env_id"])
+            rows = {r["id"]: r for r in tx.all("get_runs_by_id", ids=[o.run_id for o in outcomes])}
+            for outcome in outcomes:
+                row = rows.get(outcome.run_id)
+                if (row is None or row["status"] != RunStatus.EXECUTING or row["worker_id"] != worker_id
+                        or row["attempt_count"] != outcome.attempt or (env_id is not None and row["env_id"] != env_id)):
+                    continue
+                self._settle(tx, row, outcome, now)
+                envs.add(row["env_id"])  # it left EXECUTING: its slot is free for the next run
+        for env_id in envs:
+            self._emit("available", env_id)
+
+    def hook_done(self, run_id: str, hook: str, env_id: str | None = None) -> None:
+        with self.store.transaction() as tx:
+            if env_id is not None and tx.one("get_run", env_id=env_id, id=run_id) is None:
+                return
+            tx.run("finish_hook", id=run_id, hook=hook)
+
+    def append_logs(self, entries: list[LogEntry], env_id: str | None = None) -> None:
+        """Store log lines of attempts (with `env_id`, only those of runs of that environment)."""
+        if env_id is not None and entries:
+            with self.store.read() as tx:
+                mine = {r["id"] for r in tx.all("get_runs_by_id", ids=list({e.run_id for e in entries}))
+                        if r["env_id"] == env_id}
+            entries = [e for e in entries if e.run_id in mine]
+        if not entries:
+            return
+        rows = [{"run_id": e.run_id, "attempt": e.attempt, "seq": e.seq, "ts": e.ts, "level": e.level,
+                 "message": e.message, "attributes": json_text(e.attributes) if e.attributes else None} for e in entries]
+        with self.store.transaction() as tx:
+            tx.run_many("insert_log", rows)
+
+    def worker_stopped(self, worker_id: str) -> None:
+        """A worker shut down cleanly: it takes no more runs, and the attempts it still held
+        run again without using up one of their retries (the worker stopped, not the code)."""
+        self._reclaim(worker_id, "The worker shut down before this attempt finished; it runs again.",
+                      kind="interrupted")
+
+    def _reclaim(self, worker_id: str, message: str, kind: OutcomeKind = "crashed") -> None:
+        now = self.clock()
+        envs: set[str] = set()
+        with self.store.transaction() as tx:
+            worker = tx.one("get_worker", id=worker_id)
+            if worker is None:
+                return
+            tx.lock(worker["env_id"])
+            tx.run("stop_worker", id=worker_id, now=now)
+            for row in tx.all("runs_of_worker", worker_id=worker_id):
+                name = "Interrupted" if kind == "interrupted" else "WorkerLost"
+                envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], kind, error={
+                    "name": name, "code": kind, "message": message}), now)
+        for env_id in envs:
+            self._emit("available", env_id)
