@@ -86,6 +86,33 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+class ManualClock:
+    """An engine clock that stands still until a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def engine(database: str, clock: ManualClock) -> Iterator[Engine]:
+    """A bare engine on a fresh database (both kinds), on the manual clock; workers time out after 10 s."""
+    store = open_store(database)
+    store.migrate()
+    yield Engine(store, clock=clock, worker_timeout=10)
+    store.close()
+
+
 @pytest.fixture
 def backend(database: str) -> Iterator[Backend]:
     store = open_store(database)

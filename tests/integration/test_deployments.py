@@ -7,7 +7,6 @@ import hashlib
 
 import pytest
 
-from conveyor.engine.engine import Engine
 from conveyor.errors import Conflict, InvalidRequest, NotFound
 from conveyor.models import (
     OutOfMemoryRetry,
@@ -18,36 +17,9 @@ from conveyor.models import (
     TriggerOptions,
 )
 from conveyor.protocol import AttemptOutcome
-from conveyor.store import open_store
-from tests.databases import database_url
 
 BUNDLE = b"\x1f\x8b not really a tar.gz, the engine never opens it \x00\xff"
 LOCK = hashlib.sha256(b"").hexdigest()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0  # 2027-01-15 08:00 UTC
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path, clock):
-    with database_url(request.param, tmp_path) as url:
-        store = open_store(url)
-        store.migrate()
-        yield Engine(store, clock=clock, worker_timeout=10)
-        store.close()
 
 
 @pytest.fixture

@@ -4,42 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conveyor.engine.engine import Engine
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.models import QueueSpec, RetryPolicy, RunStatus, TaskDefinition, TriggerOptions
 from conveyor.protocol import AttemptOutcome
-from conveyor.store import open_store
-from tests.databases import database_url
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path, clock):
-    with database_url(request.param, tmp_path) as url:
-        yield from _engine(url, clock)
-
-
-def _engine(url, clock):
-    store = open_store(url)
-    store.migrate()
-    engine = Engine(store, clock=clock, worker_timeout=10)
-    yield engine
-    store.close()
 
 
 def define(task_id: str, *, limit: int | None = None, queue: str | None = None, hooks=(), retry=None, schema=None):
