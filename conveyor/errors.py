@@ -6,6 +6,7 @@
     ├── PayloadError                  a payload or output is not JSON, or fails its schema
     ├── NotFound                      a run, task or queue does not exist (in this environment)
     ├── Conflict                      the request contradicts the current state (cancel a finished run)
+    │   └── StaleAttempt              a worker spoke for an attempt that no longer holds its run
     ├── InvalidRequest                a request is malformed or an option is out of range
     ├── AuthenticationError           the API key is missing, unknown or revoked
     ├── StoreUnavailable              the database cannot be reached right now (503: try again)
@@ -79,6 +80,14 @@ class Conflict(ConveyorError):
 
     code = "conflict"
     status = 409
+
+
+class StaleAttempt(Conflict):
+    """This attempt no longer holds its run: the run was canceled or has ended, or it was taken
+    back from a worker that went silent and may run elsewhere. Nothing was changed; the attempt
+    is stopped."""
+
+    code = "attempt_stale"
 
 
 class AuthenticationError(ConveyorError):

@@ -1,10 +1,18 @@
 """The worker protocol: what a worker's supervisor and the engine say to each other.
 
     lease(capacity)           -> LeaseReply(attempts to start, hooks to run, when to ask again)
-    heartbeat(running ids)    -> ids the worker must stop (canceled, or taken back)
+    heartbeat(Heartbeat)      -> HeartbeatReply(ids the worker must stop: canceled, or taken back)
     complete([AttemptOutcome])
-    hook_done(run_id, hook)
+    hook_done(run_id, hook, fence)
     append_logs([LogEntry])
+
+Fencing: every attempt (and hook job) carries its run's `fence`, a number the engine raises
+each time it hands the run to a worker or takes it away. Everything a worker reports for an
+attempt carries that fence, and the engine accepts it only while it is still the run's fence,
+so a stale attempt (canceled, or taken back from a worker that went silent) changes nothing.
+A worker stops its attempts itself once no heartbeat has been acknowledged for the worker
+timeout; the engine takes a silent worker's runs back only after a longer span (see
+`take_back_after` in engine/workers.py), so two attempts of one run never execute at once.
 
 In `conveyor dev` the supervisor calls the engine in-process; a remote worker sends the same
 messages over HTTP. Payloads and outputs travel as JSON text, parsed only where they are used.
@@ -54,6 +62,7 @@ class AttemptSpec:
     resumed: bool = False  # this continues an attempt that was suspended
     journal: list[JournalEntry] = field(default_factory=list)
     version: str | None = None  # the deployed version whose code runs it (None: the worker's own code)
+    fence: int = 0  # the run's fence when it was handed out: what the attempt reports carries it
 
 
 @dataclass(slots=True)
@@ -86,6 +95,7 @@ class HookJob:
     machine: str
     environment: str
     version: str | None = None
+    fence: int = 0
 
 
 @dataclass(slots=True)
@@ -94,6 +104,28 @@ class LeaseReply:
     hooks: list[HookJob] = field(default_factory=list)
     next_due: float | None = None  # the earliest time a queued run becomes startable
     current_version: str | None = None  # the environment's current deployed version, to warm up
+    # the worker's lease count after this lease: the worker tells it back in its heartbeats
+    lease_seq: int = 0
+
+
+@dataclass(slots=True)
+class Heartbeat:
+    """A worker is alive. `running`: (run id, fence) of every attempt it holds, running or
+    ended but not reported yet; `lease_seq`: the highest lease count it has received, so the
+    engine knows which runs it handed out the worker must know about."""
+
+    running: list[tuple[str, int]] = field(default_factory=list)
+    lease_seq: int = 0
+
+
+@dataclass(slots=True)
+class HeartbeatReply:
+    """`stop`: runs among those listed the worker must stop (canceled, or taken back).
+    `revoked_through`: leases up to this count were revoked when the worker was declared
+    lost; a lease answer up to it that arrives now must start nothing."""
+
+    stop: list[str] = field(default_factory=list)
+    revoked_through: int = 0
 
 
 @dataclass(slots=True)
@@ -105,6 +137,7 @@ class AttemptOutcome:
     kind: OutcomeKind
     output_json: str | None = None
     error: dict[str, Any] | None = None
+    fence: int = 0  # of the attempt (AttemptSpec.fence); 0 only for outcomes the engine makes itself
 
 
 @dataclass(slots=True)
@@ -116,3 +149,4 @@ class LogEntry:
     level: str
     message: str
     attributes: dict[str, Any] | None = None
+    fence: int = 0  # of the attempt or hook job that wrote it

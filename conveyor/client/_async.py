@@ -77,12 +77,14 @@ class AsyncClient:
         retries = 0
         while True:
             try:
-                response = await self._http.request(call.method, call.path, params=call.params or None, json=call.body)
+                response = await self._http.request(call.method, call.path, params=call.params or None, json=call.body,
+                                                    timeout=httpx.USE_CLIENT_DEFAULT if call.timeout is None else call.timeout)
             except httpx.TimeoutException as exc:
                 raise calls.timed_out(self.api_url, call, exc) from exc
             except httpx.TransportError as exc:
                 raise calls.unreachable(self.api_url, exc) from exc
-            delay = calls.retry_delay(response.status_code, response.headers.get("retry-after"), retries)
+            delay = calls.retry_delay(response.status_code, response.headers.get("retry-after"),
+                                      retries if call.resend_refused else calls.REFUSED_RETRIES)
             if delay is None:
                 return calls.read_response(call, response.status_code, response.content)
             retries += 1

@@ -31,6 +31,7 @@ from conveyor.errors import (
     NotFound,
     PayloadError,
     RateLimited,
+    StaleAttempt,
     StoreUnavailable,
 )
 from conveyor.models import (
@@ -50,7 +51,7 @@ from conveyor.models import (
     User,
 )
 from conveyor.models import dump_trigger_options as trigger_options
-from conveyor.protocol import AttemptOutcome, LeaseReply, LogEntry
+from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
 from conveyor.results import BatchHandle, RunHandle
 from conveyor.serialization import to_json_value
 
@@ -78,6 +79,8 @@ class Call(Generic[T]):
     parse: Callable[[Any], T]
     params: tuple[tuple[str, str], ...] = ()
     body: dict[str, Any] | None = None  # None sends no body at all
+    timeout: float | None = None  # seconds, instead of the client's own (a heartbeat must not wait long)
+    resend_refused: bool = True  # send again after a 429 or 503 (a heartbeat is sent again anyway)
 
 
 Item = TypeVar("Item")
@@ -421,8 +424,11 @@ def lease(worker_id: str, capacity: int, wait: float) -> Call[LeaseReply]:
                 body={"capacity": capacity, "wait": wait})
 
 
-def heartbeat(worker_id: str, running: list[str]) -> Call[list[str]]:
-    return Call("POST", _worker(worker_id, "heartbeat"), lambda data: list(data["stop"]), body={"running": running})
+def heartbeat(worker_id: str, beat: Heartbeat, timeout: float | None = None) -> Call[HeartbeatReply]:
+    return Call("POST", _worker(worker_id, "heartbeat"),
+                lambda data: HeartbeatReply(stop=list(data["stop"]), revoked_through=int(data.get("revoked_through", 0))),
+                body={"running": [list(r) for r in beat.running], "lease_seq": beat.lease_seq}, timeout=timeout,
+                resend_refused=False)
 
 
 def complete(worker_id: str, outcomes: list[AttemptOutcome]) -> Call[Any]:
@@ -430,7 +436,7 @@ def complete(worker_id: str, outcomes: list[AttemptOutcome]) -> Call[Any]:
                 body={"outcomes": _outcomes.dump_python(outcomes, mode="json")})
 
 
-def hooks_done(worker_id: str, done: list[tuple[str, str]]) -> Call[Any]:
+def hooks_done(worker_id: str, done: list[tuple[str, str, int]]) -> Call[Any]:
     return Call("POST", _worker(worker_id, "hooks"), dict, body={"done": [list(d) for d in done]})
 
 
@@ -438,14 +444,16 @@ def append_logs(worker_id: str, entries: list[LogEntry]) -> Call[Any]:
     return Call("POST", _worker(worker_id, "logs"), dict, body={"entries": _log_entries.dump_python(entries, mode="json")})
 
 
-def run_call(worker_id: str, run_id: str, op: str, args: dict[str, Any]) -> Call[Any]:
+def run_call(worker_id: str, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Call[Any]:
     return Call("POST", _worker(worker_id, "calls"), lambda data: data["result"],
-                body={"run_id": run_id, "op": op, "args": args})
+                body={"run_id": run_id, "fence": fence, "op": op, "args": args})
 
 
-def suspend(worker_id: str, run_id: str, attempt: int, waitpoints: list[str], compute_used: float) -> Call[dict[str, Any]]:
+def suspend(worker_id: str, run_id: str, attempt: int, fence: int, waitpoints: list[str],
+            compute_used: float) -> Call[dict[str, Any]]:
     return Call("POST", _worker(worker_id, "suspend"), dict,
-                body={"run_id": run_id, "attempt": attempt, "waitpoints": waitpoints, "compute_used": compute_used})
+                body={"run_id": run_id, "attempt": attempt, "fence": fence, "waitpoints": waitpoints,
+                      "compute_used": compute_used})
 
 
 def worker_stopped(worker_id: str) -> Call[Any]:
@@ -460,6 +468,7 @@ _BY_CODE: dict[str, type[ConveyorError]] = {
     "not_found": NotFound,
     "unauthorized": AuthenticationError,
     "conflict": Conflict,
+    "attempt_stale": StaleAttempt,
     "payload_invalid": PayloadError,
     "invalid_request": InvalidRequest,
     "malformed_json": InvalidRequest,

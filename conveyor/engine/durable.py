@@ -18,15 +18,24 @@ import json
 import math
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from conveyor.engine.views import json_text
-from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
+from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError, StaleAttempt
 from conveyor.ids import new_id
 from conveyor.models import FINAL_STATUSES, RunStatus, TriggerOptions
 from conveyor.store import Row, Store, Tx
 
 TOKEN_TIMEOUT_MAX = 365 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """The attempt a durable call comes from: its worker and fence (see protocol.py)."""
+
+    worker_id: str
+    fence: int
 
 
 
@@ -48,36 +57,58 @@ class DurableExecution:
 
     # -- calls made by runs -----------------------------------------------------------------
 
-    def run_call(self, env_id: str, run_id: str, op: str, args: dict[str, Any]) -> Any:
-        """A durable call made by a run of `env_id`, as a worker relays it (see worker/replay.py)."""
+    def run_call(self, env_id: str, run_id: str, op: str, args: dict[str, Any], *, worker_id: str,
+                 fence: int) -> Any:
+        """A durable call made by a run of `env_id`, as a worker relays it (see worker/replay.py).
+        Made only for the attempt holding the run now (`worker_id`, `fence`), checked in the
+        transaction of the call's effect: StaleAttempt otherwise (canceled, ended, taken back)."""
         with self.store.read() as tx:
             run = tx.one("get_run", env_id=env_id, id=run_id)
         if run is None:
             raise NotFound(f"run {run_id} not found")
         _check_call_args(op, args)
+        holder = Holder(worker_id, fence)
         if op == "journal":
-            return self.journal_put(run_id, args["key"], args["value"], started_at=_moment(args.get("started_at")))
+            return self.journal_put(run_id, args["key"], args["value"], started_at=_moment(args.get("started_at")),
+                                    holder=holder)
         if op == "durable_trigger":
             return self.durable_trigger(run_id, args["key"], [tuple(i) for i in args["items"]],
-                                        wait=args["wait"], batch=args["batch"])
+                                        wait=args["wait"], batch=args["batch"], holder=holder)
         if op == "wait_until":
-            return self.wait_until(run_id, args["key"], args["until"])
+            return self.wait_until(run_id, args["key"], args["until"], holder=holder)
         if op == "create_token":
             return self.create_token(env_id, timeout=args["timeout"], idempotency_key=args["idempotency_key"],
-                                     tags=args["tags"], run_id=run_id, key=args["key"])
+                                     tags=args["tags"], run_id=run_id, key=args["key"], holder=holder)
         if op == "wait_token":
-            return self.wait_token(run_id, args["key"], args["token_id"])
-        self.complete_token(env_id, args["token_id"], args["data"])  # complete_token
-        return self.journal_put(run_id, args["key"], {})
+            return self.wait_token(run_id, args["key"], args["token_id"], holder=holder)
+        self.complete_token(env_id, args["token_id"], args["data"], holder=(run_id, holder))  # complete_token
+        return self.journal_put(run_id, args["key"], {}, holder=holder)
+
+    @staticmethod
+    def _check_holder(tx: Tx, run_id: str, holder: Holder | None) -> None:
+        """StaleAttempt unless the attempt of `holder` executes the run now. The run row stays
+        locked (on PostgreSQL) until the call's effect commits, so a cancel or take-back comes
+        either before the check or after the effect."""
+        if holder is None:
+            return
+        row = tx.one("lock_run_by_id", id=run_id)
+        if (row is None or row["status"] != RunStatus.EXECUTING or row["worker_id"] != holder.worker_id
+                or row["fence"] != holder.fence):
+            status = row["status"] if row is not None else "gone"
+            raise StaleAttempt(f"run {run_id} is {status} and this attempt no longer holds it (it was canceled, "
+                               "has ended, or was taken back from its worker): the call was not made and the "
+                               "attempt is stopped")
 
     # -- the journal ------------------------------------------------------------------------
 
-    def journal_put(self, run_id: str, key: str, value: Any, *, started_at: float | None = None) -> Any:
+    def journal_put(self, run_id: str, key: str, value: Any, *, started_at: float | None = None,
+                    holder: Holder | None = None) -> Any:
         """Record the answer to a call that needs no waiting (a step, now, uuid). If the key is
         already journaled, the recorded answer wins and is returned. `started_at` is when a step
         began (its span in the trace); a moment after now (a worker's clock ahead) counts as now."""
         now = self.clock()
         with self.store.transaction() as tx:
+            self._check_holder(tx, run_id, holder)
             if started_at is None:
                 tx.run("insert_journal", run_id=run_id, key=key, value=json_text(value), waitpoint_id=None, now=now)
             else:
@@ -88,7 +119,7 @@ class DurableExecution:
         return json.loads(row["value"])
 
     def durable_trigger(self, run_id: str, key: str, items: list[tuple[str, Any, dict[str, Any]]], *,
-                        wait: bool, batch: bool) -> dict[str, Any]:
+                        wait: bool, batch: bool, holder: Holder | None = None) -> dict[str, Any]:
         """Trigger children of a run as one journaled call; with `wait`, also the waitpoint the
         run will wait on (one run, or the whole batch in input order)."""
         now = self.clock()
@@ -105,6 +136,7 @@ class DurableExecution:
                 raise NotFound(f"run {run_id} not found")
             env_id = parent["env_id"]
             tx.lock(env_id)
+            self._check_holder(tx, run_id, holder)
             existing = tx.one("get_journal_entry", run_id=run_id, key=key)
             if existing is not None:
                 return self._answer(tx, existing)
@@ -144,10 +176,11 @@ class DurableExecution:
             answer["waitpoint"] = _waitpoint_state(rows[0]) if rows else None
         return answer
 
-    def wait_until(self, run_id: str, key: str, until: float) -> dict[str, Any]:
+    def wait_until(self, run_id: str, key: str, until: float, *, holder: Holder | None = None) -> dict[str, Any]:
         """A journaled duration wait: the waitpoint completes at `until`."""
         now = self.clock()
         with self.store.transaction() as tx:
+            self._check_holder(tx, run_id, holder)
             existing = tx.one("get_journal_entry", run_id=run_id, key=key)
             if existing is None:
                 run = tx.one("get_run_by_id", id=run_id)
@@ -186,7 +219,8 @@ class DurableExecution:
         return hmac.compare_digest(self.token_signature(token_id).encode(), signature.encode("utf-8", "replace"))
 
     def create_token(self, env_id: str, *, timeout: float | None = None, idempotency_key: str | None = None,
-                     tags: list[str] | None = None, run_id: str | None = None, key: str | None = None) -> dict[str, Any]:
+                     tags: list[str] | None = None, run_id: str | None = None, key: str | None = None,
+                     holder: Holder | None = None) -> dict[str, Any]:
         """A token: a waitpoint that something outside completes (or that times out)."""
         now = self.clock()
         if timeout is not None and not 0 < timeout <= TOKEN_TIMEOUT_MAX:
@@ -195,6 +229,8 @@ class DurableExecution:
             raise InvalidRequest("at most 10 tags of 1 to 128 characters")
         with self.store.transaction() as tx:
             tx.lock(env_id)
+            if run_id:
+                self._check_holder(tx, run_id, holder)
             entry = tx.one("get_journal_entry", run_id=run_id, key=key) if run_id and key else None
             if entry is not None:  # made before this replay: the same token
                 row = tx.one("get_waitpoint", env_id=env_id, id=json.loads(entry["value"])["id"])
@@ -215,10 +251,11 @@ class DurableExecution:
             view = self._token_view(row)
         return self._with_url(view)
 
-    def wait_token(self, run_id: str, key: str, token_id: str) -> dict[str, Any]:
+    def wait_token(self, run_id: str, key: str, token_id: str, *, holder: Holder | None = None) -> dict[str, Any]:
         """Journal that a run waits on a token; the token's state now."""
         now = self.clock()
         with self.store.transaction() as tx:
+            self._check_holder(tx, run_id, holder)
             run = tx.one("get_run_by_id", id=run_id)
             if run is None:
                 raise NotFound(f"run {run_id} not found")
@@ -230,8 +267,10 @@ class DurableExecution:
             assert entry is not None
             return self._answer(tx, entry)
 
-    def complete_token(self, env_id: str, token_id: str, data: Any) -> dict[str, Any]:
-        """Complete a token with JSON `data`; runs waiting on it resume."""
+    def complete_token(self, env_id: str, token_id: str, data: Any, *,
+                       holder: tuple[str, Holder] | None = None) -> dict[str, Any]:
+        """Complete a token with JSON `data`; runs waiting on it resume. `holder`: the run and
+        attempt completing it from inside a run, which must hold its run."""
         try:
             json_text(data)
         except (TypeError, ValueError) as exc:
@@ -239,6 +278,8 @@ class DurableExecution:
         now = self.clock()
         with self.store.transaction() as tx:
             tx.lock(env_id)
+            if holder is not None:
+                self._check_holder(tx, *holder)
             row = tx.one("get_waitpoint", env_id=env_id, id=token_id)
             if row is None or row["kind"] != "token":
                 raise NotFound(f"token {token_id} not found")
@@ -300,7 +341,7 @@ class DurableExecution:
     # -- suspending and resuming ------------------------------------------------------------
 
     def suspend(self, worker_id: str, run_id: str, attempt: int, waitpoint_ids: list[str],
-                compute_used: float) -> dict[str, Any]:
+                compute_used: float, fence: int) -> dict[str, Any]:
         """Suspend an executing run on waitpoints: WAITING, no slot, no worker. If every one of
         them has completed meanwhile, the run is not suspended and gets their results."""
         now = self.clock()
@@ -310,7 +351,7 @@ class DurableExecution:
                 tx.lock(row["env_id"])
                 row = tx.one("get_run_by_id", id=run_id)
             if (row is None or row["status"] != RunStatus.EXECUTING or row["worker_id"] != worker_id
-                    or row["attempt_count"] != attempt):
+                    or row["attempt_count"] != attempt or row["fence"] != fence):
                 return {"suspended": False, "gone": True}
             waitpoints = tx.all("get_waitpoints_by_id", ids=waitpoint_ids)
             if len(waitpoints) != len(set(waitpoint_ids)):

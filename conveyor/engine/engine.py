@@ -39,7 +39,7 @@ from conveyor.engine.deployments import Deployments
 from conveyor.engine.durable import DurableExecution
 from conveyor.engine.trace import MAX_TRACE_ROWS, build_trace
 from conveyor.engine.views import attempt_view, json_text, log_view, run_view, wait_view
-from conveyor.engine.workers import WorkerProtocol
+from conveyor.engine.workers import WorkerProtocol, take_back_span
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.ids import new_id
 from conveyor.models import (
@@ -115,6 +115,10 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
         self.store = store
         self.clock = clock
         self.worker_timeout = worker_timeout
+        # a worker stops its own attempts once no heartbeat was acknowledged for worker_timeout;
+        # the engine takes its runs back only after this longer span, the margin covering the
+        # worker's stopping and clocks of servers that disagree a little (see protocol.py)
+        self.take_back_after = take_back_span(worker_timeout)
         self._listeners: list[Callable[[str, str, str | None], None]] = []
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self._auth_cache: dict[str, tuple[float, Environment | None]] = {}
@@ -232,9 +236,8 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
                 self._refuse_local_code(tx, env_id)
             tx.run("upsert_worker", id=worker_id, env_id=env_id, name=name, now=now, deployed=1 if deployed else 0)
             for row in tx.all("runs_of_worker", worker_id=worker_id):
-                self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
-                    "name": "WorkerRestarted", "code": "crashed",
-                    "message": "The worker running this attempt stopped before it finished."}), now)
+                self._take_back(tx, row, "crashed", "WorkerRestarted",
+                                "The worker running this attempt stopped before it finished.", now)
             if tasks is not None:
                 self._put_tasks(tx, env_id, tasks, now)
         self._emit("available", env_id)
@@ -597,6 +600,7 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             tx.run("insert_attempt", run_id=row["id"], number=row["attempt_count"], status="CANCELED",
                    worker_id=row["worker_id"], started_at=row["attempt_started_at"] or now, now=now,
                    error=json_text(error))
+            tx.run("revoke_fence", id=row["id"])  # the attempt's reports and durable calls are refused now
             stopped.append(row["id"])
         envs = self._finish(tx, row, RunStatus.CANCELED, None, error, now)
         for child in tx.all("unfinished_children", parent_id=row["id"]):
@@ -695,13 +699,13 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
         envs: set[str] = set()
         with self.store.read() as tx:
             due = sorted(r["env_id"] for r in tx.all("environments_with_due_work", now=now))
-            lost = [r["id"] for r in tx.all("lost_workers", before=now - self.worker_timeout)]
+            lost = [r["id"] for r in tx.all("lost_workers", before=now - self.take_back_after)]
         for env_id in due:  # one transaction per environment, under its lock
             with self.store.transaction() as tx:
                 tx.lock(env_id)
                 envs |= self._tick_environment(tx, env_id, now)
         for worker_id in lost:
-            self._reclaim(worker_id, f"The worker running this attempt stopped heartbeating for {self.worker_timeout:g}s.")
+            self._reclaim(worker_id, f"The worker running this attempt stopped heartbeating for {self.take_back_after:g}s.")
         for env_id in envs:
             self._emit("available", env_id)
 
@@ -713,9 +717,7 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
                 "name": "Expired", "code": "expired",
                 "message": f"The run was not started within its ttl of {row['ttl']:g}s."}, now)
         for row in tx.all("orphaned_runs", env_id=env_id):
-            envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
-                "name": "WorkerLost", "code": "crashed",
-                "message": "The worker holding this attempt had stopped."}), now)
+            envs |= self._take_back(tx, row, "crashed", "WorkerLost", "The worker holding this attempt had stopped.", now)
         return envs
 
 

@@ -24,6 +24,8 @@ from conveyor.models import RunStatus
 from conveyor.protocol import (
     AttemptOutcome,
     AttemptSpec,
+    Heartbeat,
+    HeartbeatReply,
     HookJob,
     JournalEntry,
     LeaseReply,
@@ -34,6 +36,14 @@ from conveyor.store import Row, Store, Tx
 
 HOOK_LEASE_SECONDS = 60.0
 SKIPPED_QUEUE_RETRY = 0.02  # seconds before a lease looks again at queues another lease held
+TAKE_BACK_MARGIN = 5.0  # seconds, at least, between a silent worker's self-stop and the take-back
+
+
+def take_back_span(worker_timeout: float) -> float:
+    """Seconds without a heartbeat after which the engine takes a worker's runs back: the worker
+    timeout (when the worker has stopped its attempts itself) plus a margin of half of it, and at
+    least TAKE_BACK_MARGIN seconds."""
+    return worker_timeout + max(TAKE_BACK_MARGIN, worker_timeout / 2)
 
 
 
@@ -47,6 +57,7 @@ class WorkerProtocol:
     store: Store
     clock: Callable[[], float]
     worker_timeout: float
+    take_back_after: float
     _emit: Callable[..., None]
     _settle: Callable[[Tx, Row, AttemptOutcome, float], set[str]]
 
@@ -105,8 +116,11 @@ class WorkerProtocol:
                                      executing=executing, candidates=candidates)
                 if chosen:
                     order = {c.id: i for i, c in enumerate(chosen)}
+                    counted = tx.one("next_lease_seq", id=worker_id)
+                    assert counted is not None
+                    reply.lease_seq = counted["lease_seq"]
                     leased = tx.all("lease_runs", ids=[c.id for c in chosen], worker_id=worker_id, now=now,
-                                    version=version)
+                                    version=version, lease_seq=reply.lease_seq)
                     leased.sort(key=lambda r: order[r["id"]])
                     journals: dict[str, list[JournalEntry]] = {}
                     # only a resumed or retried attempt can have a journal to replay
@@ -125,6 +139,8 @@ class WorkerProtocol:
             if hook_capacity > 0:
                 rows = tx.all("lease_hooks", env_id=env_id, now=now, until=now + HOOK_LEASE_SECONDS, limit=hook_capacity)
                 reply.hooks = [self._hook_job(r, env["kind"]) for r in rows]
+            if not reply.lease_seq:
+                reply.lease_seq = worker["lease_seq"]
         return reply
 
     @staticmethod
@@ -151,7 +167,7 @@ class WorkerProtocol:
             run_on_start=row["attempt_count"] == 1 and not resumed and "on_start" in row["hooks"],
             parent_id=row["parent_id"], root_id=row["root_id"], batch_id=row["batch_id"],
             created_at=row["created_at"], started_at=row["started_at"], compute_used=row["compute_used"],
-            resumed=resumed, journal=journal, version=row["version"],
+            resumed=resumed, journal=journal, version=row["version"], fence=row["fence"],
         )
 
     @staticmethod
@@ -161,7 +177,7 @@ class WorkerProtocol:
             payload_json=row["payload"], output_json=row["output"],
             error=json.loads(row["error"]) if row["error"] else None, attempt=row["attempt_count"],
             tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]), machine=row["machine"],
-            environment=environment, version=row["version"],
+            environment=environment, version=row["version"], fence=row["fence"],
         )
 
     def check_worker(self, env_id: str, worker_id: str) -> None:
@@ -171,42 +187,57 @@ class WorkerProtocol:
         if row is None or row["env_id"] != env_id:
             raise NotFound(f"worker {worker_id!r} is not registered in this environment; register it first")
 
-    def heartbeat(self, worker_id: str, running: list[str]) -> list[str]:
-        """A worker is alive and runs `running`. Returns the ids among them it must stop
-        (canceled or taken back).
+    def heartbeat(self, worker_id: str, beat: Heartbeat) -> HeartbeatReply:
+        """A worker is alive and holds `beat.running`. Answers which of them it must stop
+        (canceled, taken back, or handed out again since) and which of its leases were revoked.
 
-        Runs the engine gave the worker that it does not list, for longer than the worker
-        timeout, are lost: the answer to a lease never reached it (a dropped connection, or
-        the worker restarted under the same id while the lease was on its way). Their
-        attempt ends as crashed and they are retried, rather than stay EXECUTING forever
-        under a worker that keeps heartbeating."""
+        Runs the engine handed the worker in a lease it has received (`beat.lease_seq`) that it
+        does not list are lost: the worker restarted under the same id, or dropped them. Their
+        attempt ends as crashed and they are retried, rather than stay EXECUTING forever under
+        a worker that keeps heartbeating. Runs of leases it has not received yet are left alone:
+        their answer may still be on its way."""
         now = self.clock()
         with self.store.transaction() as tx:
             tx.run("touch_worker", id=worker_id, now=now)
-            stop = [r["id"] for r in tx.all("runs_taken_from", ids=running, worker_id=worker_id)] if running else []
-            listed = set(running)
-            unknown = [r for r in tx.all("runs_held_by", worker_id=worker_id, before=now - self.worker_timeout)
-                       if r["id"] not in listed]
+            worker = tx.one("get_worker", id=worker_id)
+            held = dict(beat.running)
+            stop = [r["id"] for r in tx.all("runs_by_id_fenced", ids=list(held))
+                    if r["status"] != RunStatus.EXECUTING or r["worker_id"] != worker_id
+                    or r["fence"] != held[r["id"]]] if held else []
+            unknown = [r for r in tx.all("runs_held_by", worker_id=worker_id, lease_seq=beat.lease_seq)
+                       if r["id"] not in held]
         if unknown:
-            self._take_back_unknown(worker_id, [r["id"] for r in unknown], unknown[0]["env_id"], now)
-        return stop
+            self._take_back_unknown(worker_id, {r["id"]: r["fence"] for r in unknown}, unknown[0]["env_id"])
+        return HeartbeatReply(stop=stop, revoked_through=worker["revoked_through"] if worker else 0)
 
-    def _take_back_unknown(self, worker_id: str, run_ids: list[str], env_id: str, before: float) -> None:
+    def _take_back_unknown(self, worker_id: str, fences: dict[str, int], env_id: str) -> None:
+        now = self.clock()
         envs: set[str] = set()
         with self.store.transaction() as tx:
             tx.lock(env_id)
-            for row in tx.all("get_runs_by_id", ids=run_ids):
+            for row in tx.all("get_runs_by_id", ids=list(fences)):
                 if (row["status"] == RunStatus.EXECUTING and row["worker_id"] == worker_id
-                        and row["updated_at"] < before - self.worker_timeout):
-                    envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], "crashed", error={
-                        "name": "WorkerLost", "code": "crashed",
-                        "message": "The worker never received this attempt (its lease answer was lost)."}), before)
+                        and row["fence"] == fences[row["id"]]):
+                    envs |= self._take_back(tx, row, "crashed", "WorkerLost",
+                                            "The worker never started this attempt (its lease answer was lost).", now)
         for env in envs:
             self._emit("available", env)
 
+    def _take_back(self, tx: Tx, row: Row, kind: OutcomeKind, name: str, message: str, now: float) -> set[str]:
+        """End the attempt of an executing run without its worker: the run's fence goes up
+        first, so whatever that attempt still reports is refused."""
+        tx.run("revoke_fence", id=row["id"])
+        return self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], kind, error={
+            "name": name, "code": kind, "message": message}), now)
+
+    def holds(self, row: Row | None, worker_id: str, fence: int) -> bool:
+        """Whether the attempt of `worker_id` with `fence` is the one executing the run now."""
+        return (row is not None and row["status"] == RunStatus.EXECUTING and row["worker_id"] == worker_id
+                and row["fence"] == fence)
+
     def complete(self, worker_id: str, outcomes: list[AttemptOutcome], env_id: str | None = None) -> None:
-        """Record how attempts ended. An outcome for an attempt the worker no longer holds
-        (canceled, or taken back after a lost heartbeat) is ignored."""
+        """Record how attempts ended. An outcome of an attempt that no longer holds its run
+        (canceled, taken back after a lost heartbeat, or of an older fence) is ignored."""
         if not outcomes:
             return
         now = self.clock()
@@ -219,33 +250,44 @@ class WorkerProtocol:
             rows = {r["id"]: r for r in tx.all("get_runs_by_id", ids=[o.run_id for o in outcomes])}
             for outcome in outcomes:
                 row = rows.get(outcome.run_id)
-                if (row is None or row["status"] != RunStatus.EXECUTING or row["worker_id"] != worker_id
+                if (row is None or not self.holds(row, worker_id, outcome.fence)
                         or row["attempt_count"] != outcome.attempt or (env_id is not None and row["env_id"] != env_id)):
                     continue
                 self._settle(tx, row, outcome, now)
+                rows.pop(outcome.run_id)  # a second outcome of the same attempt in the batch counts no more
                 envs.add(row["env_id"])  # it left EXECUTING: its slot is free for the next run
         for env_id in envs:
             self._emit("available", env_id)
 
-    def hook_done(self, run_id: str, hook: str, env_id: str | None = None) -> None:
+    def hook_done(self, run_id: str, hook: str, fence: int, env_id: str | None = None) -> None:
+        """A lifecycle hook ran. Counts only from the hook job handed out last (its fence)."""
         with self.store.transaction() as tx:
             if env_id is not None and tx.one("get_run", env_id=env_id, id=run_id) is None:
                 return
-            tx.run("finish_hook", id=run_id, hook=hook)
+            tx.run("finish_hook", id=run_id, hook=hook, fence=fence)
 
-    def append_logs(self, entries: list[LogEntry], env_id: str | None = None) -> None:
-        """Store log lines of attempts (with `env_id`, only those of runs of that environment)."""
-        if env_id is not None and entries:
-            with self.store.read() as tx:
-                mine = {r["id"] for r in tx.all("get_runs_by_id", ids=list({e.run_id for e in entries}))
-                        if r["env_id"] == env_id}
-            entries = [e for e in entries if e.run_id in mine]
+    def append_logs(self, entries: list[LogEntry], env_id: str | None = None) -> int:
+        """Store log lines of attempts; the number stored. A line counts only while its
+        attempt's fence is its run's fence (with `env_id`, only for runs of that environment):
+        lines of a stale attempt, and lines no database can hold (a number out of range), are
+        dropped rather than refused, so one bad line never holds back the others."""
+        entries = [e for e in entries if _storable(e)]
         if not entries:
-            return
-        rows = [{"run_id": e.run_id, "attempt": e.attempt, "seq": e.seq, "ts": e.ts, "level": e.level,
-                 "message": e.message, "attributes": json_text(e.attributes) if e.attributes else None} for e in entries]
+            return 0
+        with self.store.read() as tx:
+            fences = {r["id"]: r["fence"] for r in tx.all("get_runs_by_id", ids=list({e.run_id for e in entries}))
+                      if env_id is None or r["env_id"] == env_id}
+        entries = [e for e in entries if fences.get(e.run_id) == e.fence]
+        if not entries:
+            return 0
+        # PostgreSQL text cannot hold a NUL character (in the JSON of attributes it is escaped)
+        rows = [{"run_id": e.run_id, "attempt": e.attempt, "seq": e.seq, "ts": e.ts, "level": e.level[:20],
+                 "message": e.message.replace("\x00", "\ufffd"),
+                 "attributes": json_text(e.attributes) if e.attributes else None}
+                for e in entries]
         with self.store.transaction() as tx:
             tx.run_many("insert_log", rows)
+        return len(rows)
 
     def worker_stopped(self, worker_id: str) -> None:
         """A worker shut down cleanly: it takes no more runs, and the attempts it still held
@@ -262,9 +304,15 @@ class WorkerProtocol:
                 return
             tx.lock(worker["env_id"])
             tx.run("stop_worker", id=worker_id, now=now)
+            tx.run("revoke_leases", id=worker_id)
+            name = "Interrupted" if kind == "interrupted" else "WorkerLost"
             for row in tx.all("runs_of_worker", worker_id=worker_id):
-                name = "Interrupted" if kind == "interrupted" else "WorkerLost"
-                envs |= self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], kind, error={
-                    "name": name, "code": kind, "message": message}), now)
+                envs |= self._take_back(tx, row, kind, name, message, now)
         for env_id in envs:
             self._emit("available", env_id)
+
+
+def _storable(entry: LogEntry) -> bool:
+    """Whether a log line's numbers fit the database (a worker's bug must not fail the batch)."""
+    return (0 <= entry.seq < 2**63 and 0 <= entry.attempt < 2**31 and 0 <= entry.fence < 2**63
+            and math.isfinite(entry.ts) and isinstance(entry.message, str) and isinstance(entry.level, str))

@@ -76,16 +76,20 @@ class Store(abc.ABC):
         """Apply every migration not applied yet, in order; the versions applied now."""
         applied = self._applied_versions()
         done = []
-        for version, sql in migrations():
+        for version, sql in migrations(self.dialect):
             if version not in applied:
                 self._apply_migration(version, sql)
                 done.append(version)
         return done
 
 
-def migrations() -> Iterator[tuple[int, str]]:
-    """(version, sql) of every migration file, in order. Files are named NNNN_what.sql."""
+def migrations(dialect: str | None = None) -> Iterator[tuple[int, str]]:
+    """(version, sql) of every migration file, in order. Files are named NNNN_what.sql, or
+    NNNN_what.postgres.sql (.sqlite.sql) for a change only one database needs: for the other
+    dialect its sql is empty, so the version is still recorded as applied."""
     folder = files("conveyor.store").joinpath("migrations")
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".sql"):
-            yield int(entry.name.split("_", 1)[0]), entry.read_text()
+            only = entry.name.removesuffix(".sql").rpartition(".")[2] if entry.name.count(".") > 1 else None
+            sql = "" if dialect is not None and only is not None and only != dialect else entry.read_text()
+            yield int(entry.name.split("_", 1)[0]), sql

@@ -148,7 +148,8 @@ class PostgresStore(Store):
         with self._connection() as conn, conn.transaction():
             if conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone():
                 return
-            conn.execute(sql.encode())  # a migration file: several statements, no parameters
+            if sql.strip():
+                conn.execute(sql.encode())  # a migration file: several statements, no parameters
             conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
                          (version, time.time()))
 

@@ -160,31 +160,44 @@ SELECT MIN(available_at) AS at FROM runs WHERE env_id = :env_id AND status = 'QU
 UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, version = COALESCE(version, :version), attempt_count = attempt_count + 1 - resuming,
        attempt_started_at = CASE WHEN resuming = 1 THEN attempt_started_at ELSE :now END,
        compute_used = CASE WHEN resuming = 1 THEN compute_used ELSE 0 END, resuming = 0,
-       started_at = COALESCE(started_at, :now), expires_at = NULL, updated_at = :now
+       started_at = COALESCE(started_at, :now), expires_at = NULL, updated_at = :now,
+       fence = fence + 1, lease_seq = :lease_seq
 WHERE id IN (:ids) AND status = 'QUEUED'
 RETURNING id, task_id, payload, tags, metadata, attempt_count, max_attempts, max_duration, machine, hooks,
-          queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at, compute_used, version;
+          queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at, compute_used, version, fence;
 
 -- name: lease_hooks
 -- Hand runs whose lifecycle hook has not run yet to a worker.
-UPDATE runs SET hook_lease_until = :until
+UPDATE runs SET hook_lease_until = :until, fence = fence + 1
 WHERE id IN (SELECT id FROM runs WHERE env_id = :env_id AND hook IS NOT NULL
              AND (hook_lease_until IS NULL OR hook_lease_until < :now) LIMIT :limit)
 RETURNING id, task_id, payload, output, error, status, hook, tags, metadata, attempt_count, max_duration, machine,
-          parent_id, root_id, batch_id, created_at, started_at, version;
+          parent_id, root_id, batch_id, created_at, started_at, version, fence;
 
 -- name: lease_hooks [postgres]
 -- (two servers leasing at once must not hand out the same hook)
-UPDATE runs SET hook_lease_until = :until
+UPDATE runs SET hook_lease_until = :until, fence = fence + 1
 WHERE id IN (SELECT id FROM runs WHERE env_id = :env_id AND hook IS NOT NULL
              AND (hook_lease_until IS NULL OR hook_lease_until < :now) LIMIT :limit FOR UPDATE SKIP LOCKED)
   AND hook IS NOT NULL AND (hook_lease_until IS NULL OR hook_lease_until < :now)
 RETURNING id, task_id, payload, output, error, status, hook, tags, metadata, attempt_count, max_duration, machine,
-          parent_id, root_id, batch_id, created_at, started_at, version;
+          parent_id, root_id, batch_id, created_at, started_at, version, fence;
 
 -- name: finish_hook
--- A lifecycle hook ran: forget it.
-UPDATE runs SET hook = NULL, hook_lease_until = NULL WHERE id = :id AND hook = :hook;
+-- A lifecycle hook ran: forget it (when the report comes from the hook job's holder).
+UPDATE runs SET hook = NULL, hook_lease_until = NULL WHERE id = :id AND hook = :hook AND fence = :fence;
+
+-- name: revoke_fence
+-- Take a run away from the attempt holding it (canceled, taken back): its reports no longer count.
+UPDATE runs SET fence = fence + 1 WHERE id = :id;
+
+-- name: next_lease_seq
+-- Count one more lease of a worker that hands out runs; the new count.
+UPDATE workers SET lease_seq = lease_seq + 1 WHERE id = :id RETURNING lease_seq;
+
+-- name: revoke_leases
+-- A worker declared lost: the leases it was given so far must start nothing more.
+UPDATE workers SET revoked_through = lease_seq WHERE id = :id;
 
 -- name: insert_run
 -- Create a run.
@@ -223,6 +236,14 @@ SELECT * FROM runs WHERE env_id = :env_id AND id = :id FOR UPDATE;
 -- name: get_run_by_id
 -- One run, whatever its environment (for workers holding it).
 SELECT * FROM runs WHERE id = :id;
+
+-- name: lock_run_by_id
+-- One run, to check who holds it before a durable call's effect: on PostgreSQL a cancel or a
+-- take-back of the run waits for the call (or the call for them).
+SELECT * FROM runs WHERE id = :id;
+
+-- name: lock_run_by_id [postgres]
+SELECT * FROM runs WHERE id = :id FOR UPDATE;
 
 -- name: get_runs_by_id
 -- Several runs by id.
@@ -364,12 +385,13 @@ SELECT id FROM workers WHERE stopped_at IS NULL AND heartbeat_at < :before;
 SELECT * FROM runs WHERE worker_id = :worker_id AND status = 'EXECUTING';
 
 -- name: runs_held_by
--- Runs a worker has held since before a time (to compare with what it says it runs).
-SELECT id, env_id FROM runs WHERE worker_id = :worker_id AND status = 'EXECUTING' AND updated_at < :before;
+-- Runs a worker holds that were handed out in a lease it has received (to compare with what it
+-- says it runs).
+SELECT id, env_id, fence FROM runs WHERE worker_id = :worker_id AND status = 'EXECUTING' AND lease_seq <= :lease_seq;
 
--- name: runs_taken_from
--- Of the runs a worker thinks it runs, those it no longer holds.
-SELECT id FROM runs WHERE id IN (:ids) AND (status != 'EXECUTING' OR worker_id IS NULL OR worker_id != :worker_id);
+-- name: runs_by_id_fenced
+-- The runs a worker thinks it runs, with their state and fence now.
+SELECT id, status, worker_id, fence FROM runs WHERE id IN (:ids);
 
 -- name: insert_log
 -- Store one log line of an attempt.

@@ -120,7 +120,7 @@ class Executor:
         if isinstance(scope.durable, Replay) and scope.durable.replaying:
             return
         entry = LogEntry(scope.ctx.run.id, scope.ctx.attempt.number, scope.next_seq(), time.time(), level,
-                         message, _jsonable(attributes))
+                         message, _jsonable(attributes), scope.fence)
         with self._logs_lock:
             self._logs.append(entry)
 
@@ -130,7 +130,7 @@ class Executor:
         future: asyncio.Future[Any] = self.loop.create_future()
         self.pending_calls[self._next_call] = future
         self.flush_logs()
-        self.send(("call", self._next_call, scope.ctx.run.id, scope.ctx.attempt.number, op, args))
+        self.send(("call", self._next_call, scope.ctx.run.id, scope.ctx.attempt.number, scope.fence, op, args))
         return future
 
     def flush_logs(self) -> None:
@@ -167,8 +167,9 @@ class Executor:
             self.running.pop(spec.run_id, None)
         reason = self.cancel_reasons.pop(this, None)  # type: ignore[arg-type]
         self.flush_logs()
-        if reason in ("canceled", "suspended"):
-            return  # the engine already ended or suspended the run; nothing to report
+        if reason in ("canceled", "suspended", "stale"):
+            return  # the engine already ended, suspended or took back the run; nothing to report
+        outcome.fence = spec.fence
         self.send(("outcome", outcome, self.tainted))
 
     async def _attempt(self, spec: AttemptSpec) -> AttemptOutcome:
@@ -178,7 +179,7 @@ class Executor:
                 "name": "TaskNotFound", "code": "task_not_found",
                 "message": f"task {spec.task_id!r} is not defined in the worker's code (was it renamed or deleted?)"})
         ctx = self.context(spec, task)
-        scope = self.scopes[spec.run_id] = AttemptScope(ctx, self)
+        scope = self.scopes[spec.run_id] = AttemptScope(ctx, self, fence=spec.fence)
         remaining = spec.max_duration - spec.compute_used if spec.max_duration else None
         timeout_cm = asyncio.timeout(max(remaining, 0.001)) if remaining is not None else contextlib.nullcontext()
 
@@ -278,7 +279,7 @@ class Executor:
                                tags=job.tags, metadata=job.metadata, queue="", concurrency_key=None,
                                environment=job.environment, run_on_start=False)
             ctx = self.context(spec, task)
-            scope = AttemptScope(ctx, self)
+            scope = AttemptScope(ctx, self, fence=job.fence)
             ctxmod.enter_scope(scope)
             try:
                 payload: Any = task.parse_payload(json.loads(job.payload_json))
@@ -292,7 +293,7 @@ class Executor:
             else:
                 await self.call_hook(task, "on_cancel", (payload, ctx), scope)
         self.flush_logs()
-        self.send(("hook_done", job.run_id, job.hook))
+        self.send(("hook_done", job.run_id, job.hook, job.fence))
 
 
 class RunFailure(Exception):

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from conveyor.client import _calls as calls
 from conveyor.engine.engine import Engine
 from conveyor.models import DeploymentBundle, TaskDefinition
-from conveyor.protocol import AttemptOutcome, LeaseReply, LogEntry
+from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
 
 
 class WorkerLink(Protocol):
@@ -24,17 +24,17 @@ class WorkerLink(Protocol):
 
     async def lease(self, worker_id: str, capacity: int) -> LeaseReply: ...
 
-    async def heartbeat(self, worker_id: str, running: list[str]) -> list[str]: ...
+    async def heartbeat(self, worker_id: str, beat: Heartbeat) -> HeartbeatReply: ...
 
     async def complete(self, worker_id: str, outcomes: list[AttemptOutcome]) -> None: ...
 
-    async def hook_done(self, run_id: str, hook: str) -> None: ...
+    async def hook_done(self, run_id: str, hook: str, fence: int) -> None: ...
 
     async def append_logs(self, entries: list[LogEntry]) -> None: ...
 
-    async def call(self, run_id: str, op: str, args: dict[str, Any]) -> Any: ...
+    async def call(self, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Any: ...
 
-    async def suspend(self, worker_id: str, run_id: str, attempt: int, waitpoints: list[str],
+    async def suspend(self, worker_id: str, run_id: str, attempt: int, fence: int, waitpoints: list[str],
                       compute_used: float) -> dict[str, Any]: ...
 
     async def stopped(self, worker_id: str) -> None: ...
@@ -47,10 +47,13 @@ class LocalLink:
         self.engine = engine
         self.env_id = env_id
         self.current_version: str | None = None
+        self.worker_id = ""
+        self.worker_timeout = engine.worker_timeout
 
     async def register(self, worker_id: str, name: str, tasks: list[TaskDefinition] | None,
                        deployed: bool = False) -> None:
         await asyncio.to_thread(self.engine.register_worker, self.env_id, worker_id, name, tasks, deployed=deployed)
+        self.worker_id = worker_id
         self.current_version = await asyncio.to_thread(self.engine.get_environment_version, self.env_id)
 
     async def set_tasks(self, tasks: list[TaskDefinition]) -> None:
@@ -61,14 +64,14 @@ class LocalLink:
         # thread hop costs, and it is on the path from a trigger to its start
         return self.engine.lease(self.env_id, worker_id, capacity)
 
-    async def heartbeat(self, worker_id: str, running: list[str]) -> list[str]:
-        return await asyncio.to_thread(self.engine.heartbeat, worker_id, running)
+    async def heartbeat(self, worker_id: str, beat: Heartbeat) -> HeartbeatReply:
+        return await asyncio.to_thread(self.engine.heartbeat, worker_id, beat)
 
     async def complete(self, worker_id: str, outcomes: list[AttemptOutcome]) -> None:
         await asyncio.to_thread(self.engine.complete, worker_id, outcomes)
 
-    async def hook_done(self, run_id: str, hook: str) -> None:
-        await asyncio.to_thread(self.engine.hook_done, run_id, hook)
+    async def hook_done(self, run_id: str, hook: str, fence: int) -> None:
+        await asyncio.to_thread(self.engine.hook_done, run_id, hook, fence)
 
     async def append_logs(self, entries: list[LogEntry]) -> None:
         await asyncio.to_thread(self.engine.append_logs, entries)
@@ -76,12 +79,14 @@ class LocalLink:
     async def stopped(self, worker_id: str) -> None:
         await asyncio.to_thread(self.engine.worker_stopped, worker_id)
 
-    async def call(self, run_id: str, op: str, args: dict[str, Any]) -> Any:
-        return await asyncio.to_thread(self.engine.run_call, self.env_id, run_id, op, args)
+    async def call(self, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Any:
+        return await asyncio.to_thread(self.engine.run_call, self.env_id, run_id, op, args, worker_id=self.worker_id,
+                                       fence=fence)
 
-    async def suspend(self, worker_id: str, run_id: str, attempt: int, waitpoints: list[str],
+    async def suspend(self, worker_id: str, run_id: str, attempt: int, fence: int, waitpoints: list[str],
                       compute_used: float) -> dict[str, Any]:
-        return await asyncio.to_thread(self.engine.suspend, worker_id, run_id, attempt, waitpoints, compute_used)
+        return await asyncio.to_thread(self.engine.suspend, worker_id, run_id, attempt, waitpoints, compute_used,
+                                       fence)
 
 
 class HttpLink:
@@ -99,6 +104,7 @@ class HttpLink:
         self.env_id: str | None = None
         self.current_version: str | None = None
         self.heartbeat_interval = 5.0
+        self.worker_timeout = 30.0
 
     async def register(self, worker_id: str, name: str, tasks: list[TaskDefinition] | None,
                        deployed: bool = False) -> None:
@@ -108,6 +114,7 @@ class HttpLink:
         self.env_id = reply.get("env_id")
         self.current_version = reply.get("current_version")
         self.heartbeat_interval = float(reply.get("heartbeat_interval") or 5.0)
+        self.worker_timeout = float(reply.get("worker_timeout") or self.heartbeat_interval * 3)
         self.worker_id = worker_id
 
     async def set_tasks(self, tasks: list[TaskDefinition]) -> None:
@@ -116,24 +123,25 @@ class HttpLink:
     async def lease(self, worker_id: str, capacity: int) -> LeaseReply:
         return await self.client.send(calls.lease(worker_id, capacity, self.LEASE_WAIT if capacity else 0))
 
-    async def heartbeat(self, worker_id: str, running: list[str]) -> list[str]:
-        return await self.client.send(calls.heartbeat(worker_id, running))
+    async def heartbeat(self, worker_id: str, beat: Heartbeat) -> HeartbeatReply:
+        # not longer than the interval: a heartbeat that hangs must not delay the next one
+        return await self.client.send(calls.heartbeat(worker_id, beat, timeout=self.heartbeat_interval))
 
     async def complete(self, worker_id: str, outcomes: list[AttemptOutcome]) -> None:
         await self.client.send(calls.complete(worker_id, outcomes))
 
-    async def hook_done(self, run_id: str, hook: str) -> None:
-        await self.client.send(calls.hooks_done(self.worker_id, [(run_id, hook)]))
+    async def hook_done(self, run_id: str, hook: str, fence: int) -> None:
+        await self.client.send(calls.hooks_done(self.worker_id, [(run_id, hook, fence)]))
 
     async def append_logs(self, entries: list[LogEntry]) -> None:
         await self.client.send(calls.append_logs(self.worker_id, entries))
 
-    async def call(self, run_id: str, op: str, args: dict[str, Any]) -> Any:
-        return await self.client.send(calls.run_call(self.worker_id, run_id, op, args))
+    async def call(self, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Any:
+        return await self.client.send(calls.run_call(self.worker_id, run_id, fence, op, args))
 
-    async def suspend(self, worker_id: str, run_id: str, attempt: int, waitpoints: list[str],
+    async def suspend(self, worker_id: str, run_id: str, attempt: int, fence: int, waitpoints: list[str],
                       compute_used: float) -> dict[str, Any]:
-        return await self.client.send(calls.suspend(worker_id, run_id, attempt, waitpoints, compute_used))
+        return await self.client.send(calls.suspend(worker_id, run_id, attempt, fence, waitpoints, compute_used))
 
     async def stopped(self, worker_id: str) -> None:
         await self.client.send(calls.worker_stopped(worker_id))

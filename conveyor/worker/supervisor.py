@@ -25,13 +25,13 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import ApiError, ConveyorError, StoreUnavailable
+from conveyor.errors import ApiError, ConveyorError, StaleAttempt, StoreUnavailable
 from conveyor.models import MACHINES, TaskDefinition
-from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LogEntry
+from conveyor.protocol import AttemptOutcome, AttemptSpec, Heartbeat, HookJob, LeaseReply, LogEntry
 from conveyor.worker.link import WorkerLink
 from conveyor.worker.process import ExecutorProcess, Inflight, LoadFailed, PoolKey
 from conveyor.worker.versions import PreparedVersion, VersionCache
@@ -43,6 +43,9 @@ IDLE_POLL = 1.0
 LINK_REPORT_EVERY = 30.0  # seconds between reports while the engine stays unreachable
 CALL_OUTAGE_LIMIT = 120.0  # seconds a run's durable call waits out an unreachable server or database
 VERSION_IDLE = 120.0  # seconds after which executors of a version that is not current are stopped
+MAX_BUFFERED_LOGS = 200_000  # log lines kept while the server is unreachable
+# answers of a client that say the server or its database is away, not that it refused
+_TRANSIENT = ("unreachable", "timeout", "unavailable", "rate_limited")
 
 
 class Supervisor:
@@ -77,7 +80,14 @@ class Supervisor:
         self._outcomes: list[AttemptOutcome] = []
         self._sending: list[AttemptOutcome] = []  # outcomes of the flush under way
         self._logs: list[LogEntry] = []
-        self._hooks_done: list[tuple[str, str]] = []
+        self._logs_dropped = 0  # lines dropped since the last report (refused, or over the buffer's cap)
+        self._hooks_done: list[tuple[str, str, int]] = []
+        # fencing (conveyor/protocol.py): when the last acknowledged heartbeat was sent, the
+        # highest lease count received, and the leases revoked when the engine declared us lost
+        self._acked_at = time.monotonic()
+        self._lease_seq = 0
+        self._revoked_through = 0
+        self._contact_lost = False
         self._wake = asyncio.Event()
         self._waiter: asyncio.Future[None] | None = None
         self._flush = asyncio.Event()
@@ -260,10 +270,11 @@ class Supervisor:
                 self._link_ok()
                 if self.versions is not None and reply.current_version not in (None, self.current_version):
                     self._background_task(self._warm(reply.current_version))  # promoted: warm it up
-                for spec in reply.attempts:
-                    self._dispatch(spec, spec.machine)
-                for job in reply.hooks:
-                    self._dispatch(job, job.machine)
+                if self._accept_lease(reply):
+                    for spec in reply.attempts:
+                        self._dispatch(spec, spec.machine)
+                    for job in reply.hooks:
+                        self._dispatch(job, job.machine)
                 if reply.attempts and len(reply.attempts) >= free:
                     continue  # full: more may be waiting, but capacity decides when
                 if reply.next_due is not None:
@@ -312,7 +323,7 @@ class Supervisor:
             version = item.version or self.current_version
             if version is None:  # a run from before any version existed: no code here runs it
                 if isinstance(item, HookJob):
-                    self._hooks_done.append((item.run_id, item.hook))
+                    self._hooks_done.append((item.run_id, item.hook, item.fence))
                     self._flush.set()
                 else:
                     self._record(AttemptOutcome(item.run_id, item.attempt, "crashed", error={
@@ -396,7 +407,7 @@ class Supervisor:
             self._flush.set()
         elif kind == "hook_done":
             proc.hooks.discard(message[1])
-            self._hooks_done.append((message[1], message[2]))
+            self._hooks_done.append((message[1], message[2], message[3]))
             self._flush.set()
             self._retire_if_idle(proc)
         elif kind == "extend":
@@ -409,17 +420,21 @@ class Supervisor:
             task.add_done_callback(self._background.discard)
 
     def _record(self, outcome: AttemptOutcome, entry: Inflight) -> None:
+        outcome.fence = entry.spec.fence
         self._outcomes.append(outcome)
         self.reporter("finished", {"run_id": outcome.run_id, "task_id": entry.spec.task_id, "kind": outcome.kind,
                                    "attempt": outcome.attempt, "seconds": time.monotonic() - entry.started,
                                    "error": outcome.error})
         self._flush.set()
 
-    async def _serve_call(self, proc: ExecutorProcess, call_id: int, run_id: str, attempt: int, op: str,
+    async def _serve_call(self, proc: ExecutorProcess, call_id: int, run_id: str, attempt: int, fence: int, op: str,
                           args: dict[str, Any]) -> None:
         try:
             if op == "suspend":
-                result = await self.link.suspend(self.worker_id, run_id, attempt, args["waitpoints"], args["compute_used"])
+                # its lines first: once it resumes elsewhere, lines of this segment would be stale
+                await self._send_logs(self._take_logs(run_id))
+                result = await self.link.suspend(self.worker_id, run_id, attempt, fence, args["waitpoints"],
+                                                 args["compute_used"])
                 if result.get("suspended") or result.get("gone"):
                     entry = proc.inflight.pop(run_id, None)
                     if entry is not None and result.get("suspended"):
@@ -428,22 +443,26 @@ class Supervisor:
                     self._retire_if_idle(proc)
                     self.wake()
             else:
-                result = await self._call_through_outages(run_id, op, args)
+                result = await self._call_through_outages(run_id, fence, op, args)
             proc.send(("reply", call_id, True, result))
+        except StaleAttempt as exc:
+            # the run was canceled, ended or taken back: stop the attempt before it hears why
+            self.stop_run(run_id, "stale")
+            proc.send(("reply", call_id, False, {"type": type(exc).__name__, "message": exc.message}))
         except ConveyorError as exc:
             proc.send(("reply", call_id, False, {"type": type(exc).__name__, "message": exc.message}))
         except Exception as exc:  # a bug of ours: the attempt gets an error it can show
             log.exception("call %s failed", op)
             proc.send(("reply", call_id, False, {"type": "ConveyorError", "message": f"{op} failed: {exc}"}))
 
-    async def _call_through_outages(self, run_id: str, op: str, args: dict[str, Any]) -> Any:
+    async def _call_through_outages(self, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Any:
         """A durable call, sent again while the server or its database is briefly away (a
         restart): the run waits rather than failing an attempt. Only answers that say nothing
         was done are retried; every call is keyed in the run's journal anyway."""
         delay, waited = 0.2, 0.0
         while True:
             try:
-                return await self.link.call(run_id, op, args)
+                return await self.link.call(run_id, fence, op, args)
             except (StoreUnavailable, ApiError) as exc:
                 transient = isinstance(exc, StoreUnavailable) or exc.api_code == "unreachable"
                 if not transient or waited >= CALL_OUTAGE_LIMIT or self._closed:
@@ -481,7 +500,12 @@ class Supervisor:
                     "name": "Interrupted", "code": "interrupted",
                     "message": "Another attempt in the same executor overran its max_duration and the executor "
                                "was stopped; this attempt runs again and keeps its retries."})
-            elif reason and reason.startswith("out_of_memory"):
+            elif reason == "lost_contact":
+                outcome = AttemptOutcome(run_id, entry.spec.attempt, "interrupted", error={
+                    "name": "Interrupted", "code": "interrupted",
+                    "message": "The worker lost contact with the server for longer than the worker timeout and "
+                               "stopped this attempt so that it can run elsewhere; it runs again and keeps its "
+                               "retries."})
                 outcome = AttemptOutcome(run_id, entry.spec.attempt, "crashed", error={
                     "name": "OutOfMemory", "code": "out_of_memory",
                     "message": f"The executor ran out of memory: {reason.split(':', 1)[1]}."})
@@ -525,25 +549,106 @@ class Supervisor:
     # -- reporting, heartbeats, watchdog -----------------------------------------------------
 
     async def _flush_now(self) -> None:
+        """Send what attempts produced: log lines first (so a finished run's lines are there
+        when it shows as done), then outcomes, then hooks that ran. Each part fails on its own:
+        lines the server refuses are dropped (one bad line never holds back a result, a
+        heartbeat or another run's lines); what could not be sent because the server or its
+        database is away is kept for the next flush (the engine ignores duplicates)."""
         logs, self._logs = self._logs, []
         outcomes, self._outcomes = self._outcomes, []
         hooks, self._hooks_done = self._hooks_done, []
         self._sending = outcomes
         try:
-            if logs:  # before outcomes, so a finished run's logs are already there when it shows as done
-                await self.link.append_logs(logs)
-            if outcomes:
-                await self.link.complete(self.worker_id, outcomes)
+            if not await self._send_logs(logs):
+                self._logs[:0] = logs
+                self._outcomes[:0], self._hooks_done[:0] = outcomes, hooks
+                await asyncio.sleep(0.5)
+                return
+            unsent = await self._send_refusing(outcomes, lambda batch: self.link.complete(self.worker_id, batch),
+                                               "attempt outcome")
+            if unsent is None:
                 self.wake()  # their slots are free now that the engine knows: lease again
-            for run_id, hook in hooks:
-                await self.link.hook_done(run_id, hook)
-        except (ConveyorError, OSError) as exc:
-            # keep them for the next flush: the engine ignores duplicates
-            self._logs[:0], self._outcomes[:0], self._hooks_done[:0] = logs, outcomes, hooks
-            self._link_failed(exc)
-            await asyncio.sleep(0.5)
+                for index, (run_id, hook, fence) in enumerate(hooks):
+                    try:
+                        await self.link.hook_done(run_id, hook, fence)
+                    except (StoreUnavailable, OSError) as exc:
+                        self._hooks_done[:0] = hooks[index:]
+                        self._link_failed(exc)
+                        break
+                    except ApiError as exc:
+                        if exc.api_code in _TRANSIENT:
+                            self._hooks_done[:0] = hooks[index:]
+                            self._link_failed(exc)
+                            break
+                        log.warning("the server refused the report of %s of run %s (%s); dropped", hook, run_id, exc)
+                    except ConveyorError as exc:
+                        log.warning("the server refused the report of %s of run %s (%s); dropped", hook, run_id, exc)
+            else:
+                self._outcomes[:0], self._hooks_done[:0] = unsent, hooks
+                await asyncio.sleep(0.5)
         finally:
             self._sending = []
+
+    def _take_logs(self, run_id: str) -> list[LogEntry]:
+        mine = [e for e in self._logs if e.run_id == run_id]
+        if mine:
+            self._logs = [e for e in self._logs if e.run_id != run_id]
+        return mine
+
+    async def _send_logs(self, logs: list[LogEntry]) -> bool:
+        """Send log lines; False when the server could not be reached (keep them). Lines it
+        refuses are found by halving the batch and dropped with a warning."""
+        if not logs:
+            return True
+        left = await self._send_refusing(logs, self.link.append_logs, "log line")
+        if left is None:
+            return True
+        self._logs_kept(left)
+        return False
+
+    async def _send_refusing(self, items: list[Any], send: Callable[[list[Any]], Awaitable[None]],
+                             what: str) -> list[Any] | None:
+        """Send `items` as one batch; None once everything was sent or dropped, or the items
+        still to send when the server or its database cannot be reached. A batch the server
+        refuses (a 4xx, or an error of ours) is halved until the items it refuses are alone;
+        those are dropped and reported: retrying them could never succeed."""
+        if not items:
+            return None
+        try:
+            await send(items)
+            return None
+        except (StoreUnavailable, OSError) as exc:
+            self._link_failed(exc)
+            return items
+        except ApiError as exc:
+            if exc.api_code in _TRANSIENT:
+                self._link_failed(exc)
+                return items
+            refused: Exception = exc
+        except ConveyorError as exc:
+            refused = exc
+        except Exception as exc:  # a bug of ours in the engine (in-process): retrying cannot help
+            log.exception("sending %d %ss failed", len(items), what)
+            refused = exc
+        if len(items) == 1:
+            log.warning("the server refused a %s of run %s and it was dropped: %s", what,
+                        getattr(items[0], "run_id", "?"), refused)
+            self.reporter("dropped", {"what": what, "run_id": getattr(items[0], "run_id", None), "error": str(refused)})
+            return None
+        half = len(items) // 2
+        first = await self._send_refusing(items[:half], send, what)
+        if first is not None:
+            return first + items[half:]
+        return await self._send_refusing(items[half:], send, what)
+
+    def _logs_kept(self, logs: list[LogEntry]) -> None:
+        """Keep unsent lines for the next flush, up to MAX_BUFFERED_LOGS: past it the oldest are
+        dropped (with a warning) rather than the worker's memory."""
+        self._logs[:0] = logs
+        excess = len(self._logs) - MAX_BUFFERED_LOGS
+        if excess > 0:
+            del self._logs[:excess]
+            log.warning("the server has been unreachable too long: %d log lines dropped", excess)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -555,18 +660,78 @@ class Supervisor:
                     return
 
     async def _heartbeat_loop(self) -> None:
+        """Heartbeat every interval, each on its own (a heartbeat that hangs does not hold back
+        the next). The watch loop stops every attempt once none was acknowledged for the worker
+        timeout (`_check_contact`)."""
         while not self._closed:  # through a graceful stop too: its runs are still ours until then
             await asyncio.sleep(self.heartbeat_interval)
-            # attempts that ended but whose outcome is not sent yet are still ours to the engine
-            running = [run_id for p in self._all_processes() for run_id in p.inflight]
-            running += [o.run_id for o in (*self._outcomes, *self._sending)]
-            try:
-                stop = await self.link.heartbeat(self.worker_id, running)
-            except (ConveyorError, OSError) as exc:
-                self._link_failed(exc)
-                continue
-            for run_id in stop:
-                self.stop_run(run_id, "canceled")
+            self._background_task(self._heartbeat())
+
+    async def _heartbeat(self) -> None:
+        sent = time.monotonic()
+        # attempts that ended but whose outcome is not sent yet are still ours to the engine
+        running = [(run_id, entry.spec.fence) for p in self._all_processes() for run_id, entry in p.inflight.items()]
+        running += [(o.run_id, o.fence) for o in (*self._outcomes, *self._sending)]
+        running += [(i.run_id, i.fence) for items in self.waiting_for_executor.values() for i in items
+                    if isinstance(i, AttemptSpec)]
+        try:
+            reply = await self.link.heartbeat(self.worker_id, Heartbeat(running=running, lease_seq=self._lease_seq))
+        except (ConveyorError, OSError) as exc:
+            self._link_failed(exc)
+            return
+        self._acked_at = max(self._acked_at, sent)
+        self._revoked_through = max(self._revoked_through, reply.revoked_through)
+        if self._contact_lost:
+            self._contact_lost = False
+            self.reporter("contact_ok", {})
+        for run_id in reply.stop:
+            self.stop_run(run_id, "canceled")
+
+    def _accept_lease(self, reply: LeaseReply) -> bool:
+        """Whether to start what a lease handed out. Not when contact with the server was lost
+        for the worker timeout (the engine may take those runs back at any moment), nor when the
+        lease was revoked meanwhile (the answer arrived late): those attempts are handed back
+        as interrupted, which the engine applies only if it still counts them as ours."""
+        self._lease_seq = max(self._lease_seq, reply.lease_seq)
+        fresh = time.monotonic() - self._acked_at < self.worker_timeout
+        if fresh and reply.lease_seq > self._revoked_through:
+            return True
+        if reply.attempts:
+            self.reporter("lease_refused", {"runs": len(reply.attempts)})
+        for spec in reply.attempts:
+            self._record(AttemptOutcome(spec.run_id, spec.attempt, "interrupted", error={
+                "name": "Interrupted", "code": "interrupted",
+                "message": "The worker had lost contact with the server when this attempt reached it; "
+                           "it runs again and keeps its retries."}), Inflight(spec, time.monotonic(), None))
+        return False
+
+    @property
+    def worker_timeout(self) -> float:
+        return float(getattr(self.link, "worker_timeout", 30.0))
+
+    def _check_contact(self, now: float) -> None:
+        """Stop every attempt once no heartbeat was acknowledged for the worker timeout: the
+        engine takes silent workers' runs back only a margin later, so an attempt of ours never
+        runs beside the one that replaces it. Executors holding attempts are killed (a body that
+        ignores cancellation must stop too); they start again for when contact returns."""
+        if now - self._acked_at < self.worker_timeout:
+            return
+        holding = [p for p in self._all_processes() if p.inflight and p.kill_reason is None]
+        waiting = [(key, i) for key, items in self.waiting_for_executor.items() for i in items if isinstance(i, AttemptSpec)]
+        if not holding and not waiting:
+            return
+        if not self._contact_lost:
+            self._contact_lost = True
+            self.reporter("contact_lost", {"seconds": now - self._acked_at,
+                                           "attempts": sum(len(p.inflight) for p in holding) + len(waiting)})
+        for proc in holding:
+            proc.kill("lost_contact")
+        for key, item in waiting:
+            self.waiting_for_executor[key].remove(item)
+            self._record(AttemptOutcome(item.run_id, item.attempt, "interrupted", error={
+                "name": "Interrupted", "code": "interrupted",
+                "message": "The worker lost contact with the server before this attempt started; it runs again "
+                           "and keeps its retries."}), Inflight(item, now, None))
 
     def stop_run(self, run_id: str, reason: str = "canceled") -> None:
         """Stop an attempt the engine no longer wants (canceled or taken back)."""
@@ -599,6 +764,7 @@ class Supervisor:
         while not self._stopping:
             await asyncio.sleep(0.2)
             now = time.monotonic()
+            self._check_contact(now)
             for proc in self._all_processes():
                 for run_id, entry in proc.inflight.items():
                     if entry.deadline is not None and now > entry.deadline + KILL_GRACE and proc.kill_reason is None:

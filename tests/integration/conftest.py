@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 import uvicorn
@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from conveyor.engine.engine import Engine, Environment
 from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition
+from conveyor.protocol import AttemptOutcome, OutcomeKind
 from conveyor.server import create_app
 from conveyor.store import Store, open_store
 from tests.databases import database_url
@@ -172,3 +173,28 @@ def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("CONVEYOR_API_URL", raising=False)
     monkeypatch.delenv("CONVEYOR_SECRET_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+# -- speaking for the attempt that holds a run ----------------------------------------------
+# Tests that drive the engine directly act as the worker holding a leased run: what they report
+# carries that attempt's fence (conveyor/protocol.py), read here from the run itself.
+
+
+def current_fence(engine: Engine, run_id: str) -> int:
+    with engine.store.read() as tx:
+        row = tx.one("get_run_by_id", id=run_id)
+    assert row is not None, run_id
+    return int(row["fence"])
+
+
+def holder(engine: Engine, run_id: str) -> dict[str, Any]:
+    """`worker_id` and `fence` of the attempt executing `run_id`, for `engine.run_call`."""
+    with engine.store.read() as tx:
+        row = tx.one("get_run_by_id", id=run_id)
+    assert row is not None, run_id
+    return {"worker_id": row["worker_id"], "fence": int(row["fence"])}
+
+
+def held(engine: Engine, run_id: str, attempt: int, kind: OutcomeKind, **fields: Any) -> AttemptOutcome:
+    """The outcome of the attempt holding `run_id` now."""
+    return AttemptOutcome(run_id, attempt, kind, fence=current_fence(engine, run_id), **fields)

@@ -24,9 +24,10 @@ from conveyor.errors import (
     PayloadError,
 )
 from conveyor.models import RunStatus, TriggerOptions
-from conveyor.protocol import AttemptOutcome, LogEntry
+from conveyor.protocol import LogEntry
 from conveyor.results import BatchHandle, RunHandle
 from conveyor.sdk.queue import queue
+from tests.integration.conftest import held, holder
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -60,7 +61,7 @@ def complete_soon(backend: Backend, run_id: str, delay: float, output: str = '{"
         time.sleep(delay)
         leased = backend.engine.lease(backend.env.id, "worker-1", capacity=100).attempts
         (spec,) = [s for s in leased if s.run_id == run_id]
-        backend.engine.complete("worker-1", [AttemptOutcome(run_id, spec.attempt, "completed", output_json=output)])
+        backend.engine.complete("worker-1", [held(backend.engine, run_id, spec.attempt, "completed", output_json=output)])
 
     thread = threading.Thread(target=work)
     thread.start()
@@ -199,7 +200,7 @@ def test_cancel_replay_and_logs(client: Client, backend: Backend) -> None:
 def test_trace_of_a_run(client: Client, backend: Backend) -> None:
     handle = client.trigger("hello", {})
     backend.engine.lease(backend.env.id, "worker-1", 1)
-    backend.engine.run_call(backend.env.id, handle.id, "journal", {"key": "step:s#1", "value": 1})
+    backend.engine.run_call(backend.env.id, handle.id, "journal", {"key": "step:s#1", "value": 1}, **holder(backend.engine, handle.id))
     trace = client.runs.trace(handle.id)
     assert trace.run_id == handle.id
     assert [(s.kind, [c.name for c in s.children]) for s in trace.root.children] == [("attempt", ["step s"])]

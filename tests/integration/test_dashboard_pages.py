@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 
 from conveyor.dashboard import DashboardSettings
 from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition, TriggerOptions
-from conveyor.protocol import AttemptOutcome, LogEntry
+from conveyor.protocol import LogEntry
 from conveyor.server import create_app
+from tests.integration.conftest import current_fence, held
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -42,8 +43,9 @@ def finish(backend: Backend, run_id: str, output: str = '{"ok": true}') -> None:
     """Lease the run on worker-1 and complete it, with a log line."""
     reply = backend.engine.lease(backend.env.id, "worker-1", 10)
     assert run_id in [a.run_id for a in reply.attempts]
-    backend.engine.append_logs([LogEntry(run_id, 1, 0, backend.clock(), "INFO", "resizing", {"width": 640})])
-    backend.engine.complete("worker-1", [AttemptOutcome(run_id, 1, "completed", output_json=output)])
+    backend.engine.append_logs([LogEntry(run_id, 1, 0, backend.clock(), "INFO", "resizing", {"width": 640},
+                                         current_fence(backend.engine, run_id))])
+    backend.engine.complete("worker-1", [held(backend.engine, run_id, 1, "completed", output_json=output)])
 
 
 def test_every_page_renders_for_this_machine(dashboard: TestClient, backend: Backend) -> None:

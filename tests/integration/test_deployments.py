@@ -16,7 +16,8 @@ from conveyor.models import (
     TaskDefinition,
     TriggerOptions,
 )
-from conveyor.protocol import AttemptOutcome
+from conveyor.protocol import Heartbeat
+from tests.integration.conftest import current_fence, held, holder
 
 BUNDLE = b"\x1f\x8b not really a tar.gz, the engine never opens it \x00\xff"
 LOCK = hashlib.sha256(b"").hexdigest()
@@ -41,7 +42,7 @@ def deploy(engine, env, *tasks: TaskDefinition, promote: bool = True):
 
 
 def lease(engine, env, worker="w1", capacity=100):
-    engine.heartbeat(worker, [])
+    engine.heartbeat(worker, Heartbeat())
     return engine.lease(env.id, worker, capacity).attempts
 
 
@@ -74,11 +75,11 @@ def test_a_run_locks_to_the_version_current_when_it_starts_and_keeps_it(engine, 
     [spec] = lease(engine, prod)
     assert spec.version == v1 and engine.get_run(prod.id, run.id).version == v1
     v2 = deploy(engine, prod, define("a", description="changed")).version
-    engine.complete("w1", [AttemptOutcome(run.id, 1, "failed", error={"message": "boom"})])
+    engine.complete("w1", [held(engine, run.id, 1, "failed", error={"message": "boom"})])
     [retry] = lease(engine, prod)
     assert retry.attempt == 2 and retry.version == v1  # a retry stays on its version
     fresh = engine.trigger(prod.id, "a", {})
-    engine.complete("w1", [AttemptOutcome(run.id, 2, "completed", output_json="1")])
+    engine.complete("w1", [held(engine, run.id, 2, "completed", output_json="1")])
     [started] = lease(engine, prod)
     assert started.run_id == fresh.id and started.version == v2
 
@@ -88,18 +89,19 @@ def test_a_resumed_wait_stays_on_its_version_and_children_it_waits_for_share_it(
     parent = engine.trigger(prod.id, "parent", {})
     lease(engine, prod)
     answer = engine.run_call(prod.id, parent.id, "durable_trigger", {
-        "key": "trigger:child#1", "items": [["child", {}, {}]], "wait": True, "batch": False})
+        "key": "trigger:child#1", "items": [["child", {}, {}]], "wait": True, "batch": False}, **holder(engine, parent.id))
     child_id = answer["runs"][0]["id"]
     assert engine.get_run(prod.id, child_id).version == v1  # locked from the start
-    waited = engine.run_call(prod.id, parent.id, "wait_until", {"key": "wait#1", "until": clock.now + 60})
-    engine.suspend("w1", parent.id, 1, [answer["waitpoint"]["id"], waited["waitpoint"]["id"]], 0.1)
-    deploy(engine, prod, define("parent", description="v2"), define("child", description="v2"))
-    [child] = lease(engine, prod)
-    assert child.run_id == child_id and child.version == v1
     plain = engine.run_call(prod.id, parent.id, "durable_trigger", {
-        "key": "trigger:child#2", "items": [["child", {}, {}]], "wait": False, "batch": False})
+        "key": "trigger:child#2", "items": [["child", {}, {}]], "wait": False, "batch": False},
+        **holder(engine, parent.id))
     assert engine.get_run(prod.id, plain["runs"][0]["id"]).version is None  # a plain trigger starts on current
-    engine.complete("w1", [AttemptOutcome(child_id, 1, "completed", output_json="{}")])
+    waited = engine.run_call(prod.id, parent.id, "wait_until", {"key": "wait#1", "until": clock.now + 60}, **holder(engine, parent.id))
+    engine.suspend("w1", parent.id, 1, [answer["waitpoint"]["id"], waited["waitpoint"]["id"]], 0.1, current_fence(engine, parent.id))
+    deploy(engine, prod, define("parent", description="v2"), define("child", description="v2"))
+    child = next(a for a in lease(engine, prod) if a.run_id == child_id)
+    assert child.run_id == child_id and child.version == v1
+    engine.complete("w1", [held(engine, child_id, 1, "completed", output_json="{}")])
     clock.advance(61)
     engine.tick()
     [resumed] = [a for a in lease(engine, prod) if a.run_id == parent.id]
@@ -174,12 +176,12 @@ def test_an_attempt_out_of_memory_runs_again_on_the_larger_machine_without_using
     big, plain = engine.trigger(prod.id, "big", {}), engine.trigger(prod.id, "plain", {})
     lease(engine, prod)
     oom = {"name": "OutOfMemory", "code": "out_of_memory", "message": "machine micro has 256 MB"}
-    engine.complete("w1", [AttemptOutcome(big.id, 1, "crashed", error=oom),
-                           AttemptOutcome(plain.id, 1, "crashed", error=oom)])
+    engine.complete("w1", [held(engine, big.id, 1, "crashed", error=oom),
+                           held(engine, plain.id, 1, "crashed", error=oom)])
     assert engine.get_run(prod.id, plain.id).status == RunStatus.CRASHED  # no upgrade: as before
     [again] = lease(engine, prod)
     assert (again.run_id, again.attempt, again.machine) == (big.id, 2, "small-2x")
-    engine.complete("w1", [AttemptOutcome(big.id, 2, "crashed", error=oom)])
+    engine.complete("w1", [held(engine, big.id, 2, "crashed", error=oom)])
     got = engine.get_run(prod.id, big.id)
     assert got.status == RunStatus.CRASHED and got.error.code == "out_of_memory"  # already on the larger one
 

@@ -6,7 +6,8 @@ import pytest
 
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.models import QueueSpec, RetryPolicy, RunStatus, TaskDefinition, TriggerOptions
-from conveyor.protocol import AttemptOutcome
+from conveyor.protocol import AttemptOutcome, Heartbeat
+from tests.integration.conftest import current_fence, held
 
 
 def define(task_id: str, *, limit: int | None = None, queue: str | None = None, hooks=(), retry=None, schema=None):
@@ -26,7 +27,7 @@ def env(engine):
 
 
 def lease_ids(engine, env, capacity=100, worker="w1"):
-    engine.heartbeat(worker, [])  # a live worker: the tests' clock jumps past its heartbeat timeout
+    engine.heartbeat(worker, Heartbeat())  # a live worker: the tests' clock jumps past its heartbeat timeout
     return [a.run_id for a in engine.lease(env.id, worker, capacity).attempts]
 
 
@@ -88,7 +89,7 @@ def test_ttl_expires_a_run_that_did_not_start_and_owes_on_failure(engine, env, c
     assert got.status == RunStatus.EXPIRED and got.error.code == "expired"
     hooks = engine.lease(env.id, "w1", 0).hooks
     assert [(h.run_id, h.hook) for h in hooks] == [(run.id, "on_failure")]
-    engine.hook_done(run.id, "on_failure")
+    engine.hook_done(run.id, "on_failure", hooks[0].fence)
     clock.advance(120)
     assert engine.lease(env.id, "w1", 0).hooks == []
 
@@ -136,7 +137,7 @@ def test_failed_attempt_is_retried_after_the_policy_delay_then_fails_for_good(en
     delays = []
     for attempt in (1, 2, 3):
         assert lease_ids(engine, env) == [run.id]
-        engine.complete("w1", [AttemptOutcome(run.id, attempt, "failed", error={"message": f"boom {attempt}"})])
+        engine.complete("w1", [held(engine, run.id, attempt, "failed", error={"message": f"boom {attempt}"})])
         got = engine.get_run(env.id, run.id)
         if attempt < 3:
             assert got.status == RunStatus.QUEUED
@@ -155,7 +156,7 @@ def test_failed_attempt_is_retried_after_the_policy_delay_then_fails_for_good(en
 def test_outcomes_that_are_never_retried(engine, env, kind, status):
     run = engine.trigger(env.id, "hooked", {})
     lease_ids(engine, env)
-    engine.complete("w1", [AttemptOutcome(run.id, 1, kind, error={"message": "x"})])
+    engine.complete("w1", [held(engine, run.id, 1, kind, error={"message": "x"})])
     assert engine.get_run(env.id, run.id).status == status
     assert [h.hook for h in engine.lease(env.id, "w1", 0).hooks] == ["on_failure"]
 
@@ -163,7 +164,7 @@ def test_outcomes_that_are_never_retried(engine, env, kind, status):
 def test_success_records_output_and_owes_on_success(engine, env):
     run = engine.trigger(env.id, "hooked", {})
     lease_ids(engine, env)
-    engine.complete("w1", [AttemptOutcome(run.id, 1, "completed", output_json='{"ok":true}')])
+    engine.complete("w1", [held(engine, run.id, 1, "completed", output_json='{"ok":true}')])
     got = engine.get_run(env.id, run.id)
     assert got.status == RunStatus.COMPLETED and got.output == {"ok": True}
     assert [h.hook for h in engine.lease(env.id, "w1", 0).hooks] == ["on_success"]
@@ -172,9 +173,10 @@ def test_success_records_output_and_owes_on_success(engine, env):
 def test_cancel_of_executing_run_tells_its_worker_and_ignores_its_late_outcome(engine, env):
     run = engine.trigger(env.id, "hooked", {})
     lease_ids(engine, env)
+    fence = current_fence(engine, run.id)
     engine.cancel(env.id, run.id)
-    assert engine.heartbeat("w1", [run.id]) == [run.id]
-    engine.complete("w1", [AttemptOutcome(run.id, 1, "completed", output_json="1")])
+    assert engine.heartbeat("w1", Heartbeat(running=[(run.id, fence)])).stop == [run.id]
+    engine.complete("w1", [AttemptOutcome(run.id, 1, "completed", output_json="1", fence=fence)])
     got = engine.get_run(env.id, run.id)
     assert got.status == RunStatus.CANCELED and got.output is None
     with pytest.raises(Conflict):
@@ -184,7 +186,10 @@ def test_cancel_of_executing_run_tells_its_worker_and_ignores_its_late_outcome(e
 def test_runs_of_a_worker_that_stops_heartbeating_are_taken_back(engine, env, clock):
     run = engine.trigger(env.id, "plain", {})
     lease_ids(engine, env)
-    clock.advance(11)
+    clock.advance(engine.worker_timeout + 1)  # the worker stops its attempts itself now
+    engine.tick()
+    assert engine.get_run(env.id, run.id).status == RunStatus.EXECUTING  # not taken back yet: the margin
+    clock.advance(engine.take_back_after - engine.worker_timeout)
     engine.tick()
     got = engine.get_run(env.id, run.id, with_attempts=True)
     assert got.status == RunStatus.QUEUED
@@ -192,24 +197,29 @@ def test_runs_of_a_worker_that_stops_heartbeating_are_taken_back(engine, env, cl
     # a lost worker's late lease (a long poll still open) takes nothing
     assert engine.lease(env.id, "w1", 10).attempts == []
     # until it heartbeats again: then it is alive and may lease
-    engine.heartbeat("w1", [])
+    engine.heartbeat("w1", Heartbeat())
     clock.advance(2)
     assert [a.run_id for a in engine.lease(env.id, "w1", 10).attempts] == [run.id]
 
 
 def test_a_run_whose_lease_never_reached_its_live_worker_is_taken_back(engine, env, clock):
+    engine.heartbeat("w1", Heartbeat())
+    first = engine.lease(env.id, "w1", 10)
     lost, known = engine.trigger(env.id, "plain", {}), engine.trigger(env.id, "plain", {})
-    assert sorted(lease_ids(engine, env)) == sorted([lost.id, known.id])
-    # the worker heartbeats on, running only `known`: `lost` never arrived (the answer was dropped)
-    clock.advance(5)
-    assert engine.heartbeat("w1", [known.id]) == []
-    assert engine.get_run(env.id, lost.id).status == RunStatus.EXECUTING  # a lease may still be on its way
-    clock.advance(6)
-    assert engine.heartbeat("w1", [known.id]) == []
+    reply = engine.lease(env.id, "w1", 10)
+    assert sorted(a.run_id for a in reply.attempts) == sorted([lost.id, known.id])
+    assert reply.lease_seq > first.lease_seq
+    known_fence = next(a.fence for a in reply.attempts if a.run_id == known.id)
+    # a heartbeat sent before that lease answer arrived lists neither: the answer may be on its way
+    assert engine.heartbeat("w1", Heartbeat(running=[], lease_seq=first.lease_seq)).stop == []
+    assert engine.get_run(env.id, lost.id).status == RunStatus.EXECUTING
+    # once the worker has received it, a run it does not list was lost (the answer was dropped)
+    beat = Heartbeat(running=[(known.id, known_fence)], lease_seq=reply.lease_seq)
+    assert engine.heartbeat("w1", beat).stop == []
     got = engine.get_run(env.id, lost.id, with_attempts=True)
-    assert got.status == RunStatus.QUEUED  # retried, not stranded under a live worker
+    assert got.status == RunStatus.QUEUED  # retried at once, not stranded under a live worker
     assert got.attempt_list[0].status == "CRASHED"
-    assert "never received" in str(got.attempt_list[0].error)
+    assert "lease answer was lost" in str(got.attempt_list[0].error)
     assert engine.get_run(env.id, known.id).status == RunStatus.EXECUTING
 
 
@@ -287,7 +297,7 @@ def test_a_shared_queue_takes_the_limit_any_of_its_tasks_declares(engine, env):
 def test_a_started_run_no_longer_expires(engine, env, clock):
     run = engine.trigger(env.id, "plain", {}, TriggerOptions(ttl=2))
     lease_ids(engine, env)
-    engine.complete("w1", [AttemptOutcome(run.id, 1, "failed", error={"message": "x"})])
+    engine.complete("w1", [held(engine, run.id, 1, "failed", error={"message": "x"})])
     clock.advance(5)  # past the ttl while it waits out its retry delay
     engine.tick()
     assert engine.get_run(env.id, run.id).status == RunStatus.QUEUED

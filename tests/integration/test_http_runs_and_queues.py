@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi.testclient import TestClient
 
-from conveyor.protocol import AttemptOutcome, LogEntry
+from conveyor.protocol import LogEntry
+from tests.integration.conftest import held
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -31,7 +32,7 @@ def fail_one(backend: Backend, task: str = "hello") -> str:
     reply = backend.engine.lease(backend.env.id, "worker-1", capacity=1)
     (spec,) = reply.attempts
     assert spec.task_id == task
-    backend.engine.complete("worker-1", [AttemptOutcome(spec.run_id, spec.attempt, "failed", error={
+    backend.engine.complete("worker-1", [held(backend.engine, spec.run_id, spec.attempt, "failed", error={
         "name": "ValueError", "message": "bad input"})])
     return spec.run_id
 

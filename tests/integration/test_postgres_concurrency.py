@@ -14,9 +14,10 @@ import pytest
 
 from conveyor.engine.engine import Engine
 from conveyor.models import QueueSpec, RetryPolicy, RunStatus, TaskDefinition, TriggerOptions
-from conveyor.protocol import AttemptOutcome
+from conveyor.protocol import Heartbeat
 from conveyor.store import open_store
 from tests.databases import postgres_schema
+from tests.integration.conftest import held
 
 RUNS = 2000
 LIMIT = 4
@@ -54,7 +55,7 @@ def test_limits_hold_and_runs_start_once_across_servers(engines: list[Engine]) -
     def work(engine: Engine, worker_id: str) -> None:
         try:
             while not done.is_set():
-                engine.heartbeat(worker_id, [])
+                engine.heartbeat(worker_id, Heartbeat())
                 attempts = engine.lease(env.id, worker_id, capacity=3).attempts
                 with ledger:
                     leased.update(a.run_id for a in attempts)
@@ -63,7 +64,7 @@ def test_limits_hold_and_runs_start_once_across_servers(engines: list[Engine]) -
                     time.sleep(0.002)
                     continue
                 time.sleep(random.uniform(0.001, 0.006))  # the attempts run
-                engine.complete(worker_id, [AttemptOutcome(a.run_id, a.attempt, "completed", output_json="null")
+                engine.complete(worker_id, [held(engine, a.run_id, a.attempt, "completed", output_json="null")
                                             for a in attempts])
         except BaseException as exc:
             errors.append(exc)
@@ -114,11 +115,14 @@ def test_a_cancel_racing_leases_never_leaves_a_canceled_run_executing(engines: l
     runs = engines[0].batch_trigger(env.id, [("free", {"i": i}, _options()) for i in range(400)]).runs
     errors: list[BaseException] = []
     leased: list[str] = []
+    fences: dict[str, int] = {}
 
     def lease(engine: Engine, worker_id: str) -> None:
         try:
             for _ in range(200):
-                leased.extend(a.run_id for a in engine.lease(env.id, worker_id, capacity=2).attempts)
+                for attempt in engine.lease(env.id, worker_id, capacity=2).attempts:
+                    leased.append(attempt.run_id)
+                    fences[attempt.run_id] = attempt.fence
         except BaseException as exc:
             errors.append(exc)
 
@@ -144,7 +148,8 @@ def test_a_cancel_racing_leases_never_leaves_a_canceled_run_executing(engines: l
             assert [a.status for a in after.attempt_list or []] == ["CANCELED"]
     canceled_while_executing = [r for r in leased if r in {x.id for x in runs[::2]}]
     assert canceled_while_executing  # the race happened
-    assert set(engines[0].heartbeat("w0", canceled_while_executing)) == set(canceled_while_executing)
+    running = [(r, fences[r]) for r in canceled_while_executing]
+    assert set(engines[0].heartbeat("w0", Heartbeat(running=running)).stop) == set(canceled_while_executing)
 
 
 def _options() -> TriggerOptions:

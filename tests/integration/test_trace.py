@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 
 from conveyor.engine.engine import Engine, Environment
 from conveyor.models import QueueSpec, RetryPolicy, Span, TaskDefinition, Trace
-from conveyor.protocol import AttemptOutcome
+from conveyor.protocol import Heartbeat
 from conveyor.store import open_store
+from tests.integration.conftest import current_fence, held, holder
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -75,19 +76,19 @@ def test_a_run_with_durable_calls_is_a_tree_of_attempt_step_trigger_wait_and_tok
     clock.at(1)
     lease_one(engine, env, run_id)
     clock.at(2)
-    engine.run_call(env.id, run_id, "journal", {"key": "step:charge#1", "value": {"paid": True}, "started_at": T0 + 1.5})
+    engine.run_call(env.id, run_id, "journal", {"key": "step:charge#1", "value": {"paid": True}, "started_at": T0 + 1.5}, **holder(engine, run_id))
     clock.at(3)
     answer = engine.run_call(env.id, run_id, "durable_trigger", {
-        "key": "trigger_and_wait:child#1", "items": [["child", {"n": 1}, {}]], "wait": True, "batch": False})
+        "key": "trigger_and_wait:child#1", "items": [["child", {"n": 1}, {}]], "wait": True, "batch": False}, **holder(engine, run_id))
     child_id = answer["runs"][0]["id"]
     clock.at(4)
-    wait = engine.run_call(env.id, run_id, "wait_until", {"key": "wait.for#1", "until": T0 + 100})
+    wait = engine.run_call(env.id, run_id, "wait_until", {"key": "wait.for#1", "until": T0 + 100}, **holder(engine, run_id))
     clock.at(5)
     token = engine.run_call(env.id, run_id, "create_token", {"key": "token.create#1", "timeout": None,
-                                                            "idempotency_key": None, "tags": None})
-    token_wait = engine.run_call(env.id, run_id, "wait_token", {"key": "token.wait#1", "token_id": token["id"]})
+                                                            "idempotency_key": None, "tags": None}, **holder(engine, run_id))
+    token_wait = engine.run_call(env.id, run_id, "wait_token", {"key": "token.wait#1", "token_id": token["id"]}, **holder(engine, run_id))
     engine.suspend("w1", run_id, 1, [answer["waitpoint"]["id"], wait["waitpoint"]["id"],
-                                     token_wait["waitpoint"]["id"]], 4.0)
+                                     token_wait["waitpoint"]["id"]], 4.0, current_fence(engine, run_id))
 
     waiting = engine.get_trace(env.id, run_id)
     root = waiting.root
@@ -110,15 +111,15 @@ def test_a_run_with_durable_calls_is_a_tree_of_attempt_step_trigger_wait_and_tok
 
     clock.at(10)
     assert lease_one(engine, env, child_id) == 1
-    engine.complete("w1", [AttemptOutcome(child_id, 1, "completed", output_json="{}")])
+    engine.complete("w1", [held(engine, child_id, 1, "completed", output_json="{}")])
     clock.at(20)
     engine.complete_token(env.id, token["id"], {"approved": True})
     clock.at(101)
-    engine.heartbeat("w1", [])
+    engine.heartbeat("w1", Heartbeat())
     engine.tick()  # the duration passed: the run is queued again and continues attempt 1
     assert lease_one(engine, env, run_id) == 1
     clock.at(110)
-    engine.complete("w1", [AttemptOutcome(run_id, 1, "completed", output_json="{}")])
+    engine.complete("w1", [held(engine, run_id, 1, "completed", output_json="{}")])
 
     done = engine.get_trace(env.id, run_id).root
     assert (done.status, done.end) == ("ok", at(110))
@@ -135,13 +136,13 @@ def test_calls_hang_under_the_attempt_that_made_them(engine: Engine, env: Enviro
     run_id = engine.trigger(env.id, "parent", {}).id
     clock.at(1)
     lease_one(engine, env, run_id)
-    engine.run_call(env.id, run_id, "journal", {"key": "step:first#1", "value": 1})
+    engine.run_call(env.id, run_id, "journal", {"key": "step:first#1", "value": 1}, **holder(engine, run_id))
     clock.at(2)
-    engine.complete("w1", [AttemptOutcome(run_id, 1, "failed", error={"name": "Boom", "message": "boom"})])
+    engine.complete("w1", [held(engine, run_id, 1, "failed", error={"name": "Boom", "message": "boom"})])
     clock.at(5)  # past the retry delay of 1 s
     assert lease_one(engine, env, run_id) == 2
     clock.at(6)
-    engine.run_call(env.id, run_id, "journal", {"key": "step:second#1", "value": 2})
+    engine.run_call(env.id, run_id, "journal", {"key": "step:second#1", "value": 2}, **holder(engine, run_id))
 
     root = engine.get_trace(env.id, run_id).root
     first, second = root.children
@@ -160,8 +161,8 @@ def test_a_run_canceled_while_waiting_closes_its_attempt_and_wait_at_the_cancel(
     clock.at(1)
     lease_one(engine, env, run_id)
     token = engine.create_token(env.id)
-    waited = engine.run_call(env.id, run_id, "wait_token", {"key": "token.wait#1", "token_id": token["id"]})
-    engine.suspend("w1", run_id, 1, [waited["waitpoint"]["id"]], 0.5)
+    waited = engine.run_call(env.id, run_id, "wait_token", {"key": "token.wait#1", "token_id": token["id"]}, **holder(engine, run_id))
+    engine.suspend("w1", run_id, 1, [waited["waitpoint"]["id"]], 0.5, current_fence(engine, run_id))
     clock.at(30)
     engine.cancel(env.id, run_id)
 
@@ -182,7 +183,8 @@ def test_a_run_that_never_started_is_one_open_span(engine: Engine, env: Environm
 def test_trace_route_returns_the_span_tree(api: TestClient, backend: Backend) -> None:
     run_id = api.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
     backend.engine.lease(backend.env.id, "worker-1", 1)
-    backend.engine.run_call(backend.env.id, run_id, "journal", {"key": "step:s#1", "value": None})
+    backend.engine.run_call(backend.env.id, run_id, "journal", {"key": "step:s#1", "value": None},
+                            **holder(backend.engine, run_id))
 
     response = api.get(f"/api/v1/runs/{run_id}/trace")
     assert response.status_code == 200, response.text

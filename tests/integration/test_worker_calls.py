@@ -31,7 +31,7 @@ def run_id(api: TestClient, backend: Backend) -> str:
 ])
 def test_a_malformed_call_is_a_clear_400(api: TestClient, run_id: str, op: str, args: dict[str, Any],
                                          message: str) -> None:
-    response = api.post("/api/v1/workers/worker-1/calls", json={"run_id": run_id, "op": op, "args": args})
+    response = api.post("/api/v1/workers/worker-1/calls", json={"run_id": run_id, "fence": 1, "op": op, "args": args})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "invalid_request"
     assert message in response.json()["error"]["message"]
@@ -39,6 +39,6 @@ def test_a_malformed_call_is_a_clear_400(api: TestClient, run_id: str, op: str, 
 
 def test_a_wellformed_call_is_answered(api: TestClient, run_id: str) -> None:
     response = api.post("/api/v1/workers/worker-1/calls",
-                        json={"run_id": run_id, "op": "journal", "args": {"key": "step:s#1", "value": {"v": 1}}})
+                        json={"run_id": run_id, "fence": 1, "op": "journal", "args": {"key": "step:s#1", "value": {"v": 1}}})
     assert response.status_code == 200, response.text
     assert response.json() == {"result": {"v": 1}}

@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from conveyor.models import TaskDefinition
-from conveyor.protocol import AttemptOutcome, LeaseReply, LogEntry
+from conveyor.protocol import AttemptOutcome, Heartbeat, LeaseReply, LogEntry
 from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.schemas import ERROR_RESPONSES, ErrorResponse
 
@@ -47,6 +47,8 @@ class Registered(BaseModel):
     environment: str
     project: str
     heartbeat_interval: float
+    # a worker none of whose heartbeats were acknowledged for this long stops its attempts itself
+    worker_timeout: float = 30.0
     slug: str = ""  # the environment's slug (preview-<branch> for a preview)
     env_id: str = ""
     current_version: str | None = None
@@ -62,11 +64,13 @@ class LeaseBody(_Body):
 
 
 class HeartbeatBody(_Body):
-    running: list[str] = Field(max_length=10_000)
+    running: list[tuple[str, int]] = Field(max_length=10_000)  # (run id, fence) of each attempt it holds
+    lease_seq: int = Field(0, ge=0)  # the highest lease count it has received
 
 
-class StopList(BaseModel):
-    stop: list[str]
+class HeartbeatAnswer(BaseModel):
+    stop: list[str]  # runs among `running` to stop: canceled, or taken back
+    revoked_through: int = 0  # leases up to this count were revoked: start nothing of them
 
 
 class CompleteBody(_Body):
@@ -74,7 +78,7 @@ class CompleteBody(_Body):
 
 
 class HooksBody(_Body):
-    done: list[tuple[str, str]] = Field(max_length=10_000)
+    done: list[tuple[str, str, int]] = Field(max_length=10_000)  # (run id, hook, fence of the hook job)
 
 
 class LogsBody(_Body):
@@ -83,6 +87,7 @@ class LogsBody(_Body):
 
 class CallBody(_Body):
     run_id: str
+    fence: int  # of the attempt making the call: only the attempt holding the run may
     op: str
     args: dict[str, Any]
 
@@ -94,6 +99,7 @@ class CallResult(BaseModel):
 class SuspendBody(_Body):
     run_id: str
     attempt: int
+    fence: int
     waitpoints: list[str] = Field(min_length=1, max_length=10_000)
     compute_used: float = Field(ge=0)
 
@@ -111,6 +117,10 @@ class Ok(BaseModel):
     ok: bool = True
 
 
+class Stored(BaseModel):
+    stored: int  # lines stored; the others were of stale attempts or could not be stored
+
+
 @router.post("/register", response_model=Registered, summary="A worker starts", responses={
     409: {"model": ErrorResponse, "description": "The worker id belongs to another environment"}})
 def register(worker_id: str, body: RegisterBody, env: EnvironmentDep, engine: EngineDep) -> Registered:
@@ -120,7 +130,7 @@ def register(worker_id: str, body: RegisterBody, env: EnvironmentDep, engine: En
     current = engine.get_environment_version(env.id)
     # three heartbeats fit in the timeout after which the server takes a silent worker's runs back
     return Registered(environment=env.kind, project=env.project, heartbeat_interval=engine.worker_timeout / 3,
-                      slug=env.slug, env_id=env.id, current_version=current)
+                      worker_timeout=engine.worker_timeout, slug=env.slug, env_id=env.id, current_version=current)
 
 
 @router.post("/tasks", dependencies=[WorkerDep], response_model=Ok, summary="The worker's code changed")
@@ -150,10 +160,11 @@ async def lease(worker_id: str, body: LeaseBody, env: EnvironmentDep, engine: En
         await wakeups.wait(env.id, remaining)
 
 
-@router.post("/heartbeat", dependencies=[WorkerDep], response_model=StopList, summary="The worker is alive")
-def heartbeat(worker_id: str, body: HeartbeatBody, env: EnvironmentDep, engine: EngineDep) -> StopList:
+@router.post("/heartbeat", dependencies=[WorkerDep], response_model=HeartbeatAnswer, summary="The worker is alive")
+def heartbeat(worker_id: str, body: HeartbeatBody, env: EnvironmentDep, engine: EngineDep) -> HeartbeatAnswer:
     """Returns the runs among `running` the worker must stop (canceled, or taken back)."""
-    return StopList(stop=engine.heartbeat(worker_id, body.running))
+    reply = engine.heartbeat(worker_id, Heartbeat(running=body.running, lease_seq=body.lease_seq))
+    return HeartbeatAnswer(stop=reply.stop, revoked_through=reply.revoked_through)
 
 
 @router.post("/complete", dependencies=[WorkerDep], response_model=Ok, summary="Attempts ended")
@@ -164,27 +175,28 @@ def complete(worker_id: str, body: CompleteBody, env: EnvironmentDep, engine: En
 
 @router.post("/hooks", dependencies=[WorkerDep], response_model=Ok, summary="Lifecycle hooks ran")
 def hooks_done(worker_id: str, body: HooksBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
-    for run_id, hook in body.done:
-        engine.hook_done(run_id, hook, env_id=env.id)
+    for run_id, hook, fence in body.done:
+        engine.hook_done(run_id, hook, fence, env_id=env.id)
     return Ok()
 
 
-@router.post("/logs", dependencies=[WorkerDep], response_model=Ok, summary="Log lines of attempts")
-def logs(worker_id: str, body: LogsBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
-    engine.append_logs(body.entries, env_id=env.id)
-    return Ok()
+@router.post("/logs", dependencies=[WorkerDep], response_model=Stored, summary="Log lines of attempts")
+def logs(worker_id: str, body: LogsBody, env: EnvironmentDep, engine: EngineDep) -> Stored:
+    """Lines of stale attempts (canceled, taken back) are dropped, not refused."""
+    return Stored(stored=engine.append_logs(body.entries, env_id=env.id))
 
 
 @router.post("/calls", dependencies=[WorkerDep], response_model=CallResult, summary="A durable call made by a run")
 def call(worker_id: str, body: CallBody, env: EnvironmentDep, engine: EngineDep) -> CallResult:
-    return CallResult(result=engine.run_call(env.id, body.run_id, body.op, body.args))
+    return CallResult(result=engine.run_call(env.id, body.run_id, body.op, body.args, worker_id=worker_id,
+                                             fence=body.fence))
 
 
 @router.post("/suspend", dependencies=[WorkerDep], response_model=SuspendReply, summary="Suspend a run on waitpoints")
 def suspend(worker_id: str, body: SuspendBody, env: EnvironmentDep, engine: EngineDep) -> SuspendReply:
     engine.get_run(env.id, body.run_id)  # NotFound outside the key's environment
     return SuspendReply.model_validate(
-        engine.suspend(worker_id, body.run_id, body.attempt, body.waitpoints, body.compute_used))
+        engine.suspend(worker_id, body.run_id, body.attempt, body.waitpoints, body.compute_used, body.fence))
 
 
 @router.post("/stop", dependencies=[WorkerDep], response_model=Ok, summary="The worker shuts down")
