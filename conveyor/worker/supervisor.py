@@ -506,6 +506,7 @@ class Supervisor:
                     "message": "The worker lost contact with the server for longer than the worker timeout and "
                                "stopped this attempt so that it can run elsewhere; it runs again and keeps its "
                                "retries."})
+            elif reason and reason.startswith("out_of_memory"):
                 outcome = AttemptOutcome(run_id, entry.spec.attempt, "crashed", error={
                     "name": "OutOfMemory", "code": "out_of_memory",
                     "message": f"The executor ran out of memory: {reason.split(':', 1)[1]}."})
