@@ -39,6 +39,12 @@ class Holder:
 
 
 
+def holds(row: Row | None, worker_id: str, fence: int) -> bool:
+    """Whether the attempt of `worker_id` with `fence` is the one executing the run now."""
+    return (row is not None and row["status"] == RunStatus.EXECUTING and row["worker_id"] == worker_id
+            and row["fence"] == fence)
+
+
 def run_result(row: Row) -> dict[str, Any]:
     """How a run ended, as the parent waiting for it sees it (a Result)."""
     ok = row["status"] == RunStatus.COMPLETED
@@ -92,8 +98,7 @@ class DurableExecution:
         if holder is None:
             return
         row = tx.one("lock_run_by_id", id=run_id)
-        if (row is None or row["status"] != RunStatus.EXECUTING or row["worker_id"] != holder.worker_id
-                or row["fence"] != holder.fence):
+        if not holds(row, holder.worker_id, holder.fence):
             status = row["status"] if row is not None else "gone"
             raise StaleAttempt(f"run {run_id} is {status} and this attempt no longer holds it (it was canceled, "
                                "has ended, or was taken back from its worker): the call was not made and the "

@@ -17,6 +17,7 @@ import json
 import math
 from collections.abc import Callable
 
+from conveyor.engine.durable import holds
 from conveyor.engine.scheduling import Candidate, choose_runs, fetch_size
 from conveyor.engine.views import json_text
 from conveyor.errors import NotFound
@@ -198,8 +199,7 @@ class WorkerProtocol:
         their answer may still be on its way."""
         now = self.clock()
         with self.store.transaction() as tx:
-            tx.run("touch_worker", id=worker_id, now=now)
-            worker = tx.one("get_worker", id=worker_id)
+            worker = tx.one("touch_worker", id=worker_id, now=now)
             held = dict(beat.running)
             stop = [r["id"] for r in tx.all("runs_by_id_fenced", ids=list(held))
                     if r["status"] != RunStatus.EXECUTING or r["worker_id"] != worker_id
@@ -230,11 +230,6 @@ class WorkerProtocol:
         return self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], kind, error={
             "name": name, "code": kind, "message": message}), now)
 
-    def holds(self, row: Row | None, worker_id: str, fence: int) -> bool:
-        """Whether the attempt of `worker_id` with `fence` is the one executing the run now."""
-        return (row is not None and row["status"] == RunStatus.EXECUTING and row["worker_id"] == worker_id
-                and row["fence"] == fence)
-
     def complete(self, worker_id: str, outcomes: list[AttemptOutcome], env_id: str | None = None) -> None:
         """Record how attempts ended. An outcome of an attempt that no longer holds its run
         (canceled, taken back after a lost heartbeat, or of an older fence) is ignored."""
@@ -250,7 +245,7 @@ class WorkerProtocol:
             rows = {r["id"]: r for r in tx.all("get_runs_by_id", ids=[o.run_id for o in outcomes])}
             for outcome in outcomes:
                 row = rows.get(outcome.run_id)
-                if (row is None or not self.holds(row, worker_id, outcome.fence)
+                if (row is None or not holds(row, worker_id, outcome.fence)
                         or row["attempt_count"] != outcome.attempt or (env_id is not None and row["env_id"] != env_id)):
                     continue
                 self._settle(tx, row, outcome, now)

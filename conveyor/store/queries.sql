@@ -361,7 +361,7 @@ ON CONFLICT (id) DO UPDATE SET env_id = excluded.env_id, name = excluded.name, s
 
 -- name: touch_worker
 -- A worker's heartbeat (a worker declared lost that heartbeats again is alive again).
-UPDATE workers SET heartbeat_at = :now, stopped_at = NULL WHERE id = :id;
+UPDATE workers SET heartbeat_at = :now, stopped_at = NULL WHERE id = :id RETURNING revoked_through;
 
 -- name: get_worker
 -- One worker.
