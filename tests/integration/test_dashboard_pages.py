@@ -17,6 +17,7 @@ from conveyor.dashboard import DashboardSettings
 from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition, TriggerOptions
 from conveyor.protocol import LogEntry
 from conveyor.server import create_app
+from tests.bundles import small_bundle
 from tests.integration.conftest import current_fence, held
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ def prod_dashboard(backend: Backend) -> Iterator[tuple[TestClient, str]]:
 
 def deploy_version(backend: Backend, env_id: str, commit: str, *task_ids: str) -> str:
     tasks = [TaskDefinition(id=t, queue=QueueSpec(name=f"task/{t}"), retry=RetryPolicy()) for t in task_ids]
-    made = backend.engine.deploy(env_id, tasks, b"a bundle the engine never opens", lock_sha256="0" * 64,
+    made = backend.engine.deploy(env_id, tasks, small_bundle(commit), lock_sha256="0" * 64,
                                  details={"git": {"branch": "main", "commit": commit}})
     return made.version
 
