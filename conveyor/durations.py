@@ -13,6 +13,12 @@ MAX_SECONDS = 100 * 365 * 86400.0  # a century: beyond it a duration is a mistak
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+# A duration as text, the one form the API documents and takes: seconds, or up to four parts
+# such as "1h30m" or "1h 5s". Each unit has as many digits as keep it under twenty years, so no
+# text that matches is over the century limit (the OpenAPI document says the same pattern).
+_UNIT_PART = r"(\d{1,11}(\.\d+)?ms|\d{1,8}(\.\d+)?s|\d{1,7}(\.\d+)?m|\d{1,5}(\.\d+)?h|\d{1,3}(\.\d+)?d|\d{1,3}(\.\d+)?w)"
+DURATION_PATTERN = rf"^(\d{{1,9}}(\.\d+)?|{_UNIT_PART}( ?{_UNIT_PART}){{0,3}})$"
+_DURATION = re.compile(DURATION_PATTERN)
 
 
 def parse_duration(value: float | int | str, *, name: str = "duration") -> float:
@@ -28,18 +34,12 @@ def parse_duration(value: float | int | str, *, name: str = "duration") -> float
             raise ValueError(f"{name} of {value:g} seconds is over a century; that is not a plan")
         return float(value)
     if isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            return float(text)
-        pos, total = 0, 0.0
-        for match in _PART.finditer(text):
-            if match.start() != pos:
-                break
-            total += float(match.group(1)) * _UNITS[match.group(2)]
-            pos = match.end()
-        if text and pos == len(text):
-            return parse_duration(total, name=name)
-        raise ValueError(f"{name} {value!r} is not a duration; write seconds or e.g. '30s', '5m', '1h30m', '2d'")
+        if not _DURATION.fullmatch(value):
+            raise ValueError(f"{name} {value!r} is not a duration; write seconds or e.g. '30s', '5m', '1h30m', "
+                             "'2d' (lowercase units, up to four parts)")
+        parts = _PART.findall(value)
+        total = sum(float(number) * _UNITS[unit] for number, unit in parts) if parts else float(value)
+        return parse_duration(total, name=name)
     raise ValueError(f"{name} must be seconds or a string like '1h30m', not {type(value).__name__}")
 
 

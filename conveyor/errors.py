@@ -8,6 +8,7 @@
     ├── Conflict                      the request contradicts the current state (cancel a finished run)
     │   └── StaleAttempt              a worker spoke for an attempt that no longer holds its run
     ├── InvalidRequest                a request is malformed or an option is out of range
+    │   └── Forbidden                 the key is valid but not for this (a deploy with another environment's key)
     ├── AuthenticationError           the API key is missing, unknown or revoked
     ├── StoreUnavailable              the database cannot be reached right now (503: try again)
     ├── RateLimited                   the API key made too many requests; retry later
@@ -66,6 +67,13 @@ class InvalidRequest(ConveyorError):
     """The request is malformed."""
 
     code = "invalid_request"
+
+
+class Forbidden(InvalidRequest):
+    """This key may not do that: it belongs to another environment."""
+
+    code = "forbidden"
+    status = 403
 
 
 class NotFound(ConveyorError):

@@ -7,14 +7,25 @@ they are.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from conveyor.durations import MAX_SECONDS, parse_duration
+from conveyor.durations import DURATION_PATTERN, MAX_SECONDS, parse_duration
 from conveyor.errors import InvalidRequest, validation_summary
 from conveyor.serialization import to_json_value
 
@@ -59,6 +70,60 @@ FAILURE_STATUSES = frozenset(
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # a payload, an output or a step's result, as JSON
 MAX_PAYLOAD_HINT = "keep large data elsewhere (a file, an object store) and pass a reference to it"
 
+# -- JSON values as the API documents them ----------------------------------------------------
+# Fields whose Python side is lenient (a tag as one string, a queue by its name, a duration as
+# "1h30m") say so in the OpenAPI document, and numbers are JSON numbers only (`true` and "5"
+# are refused, which pydantic would otherwise take): what the document allows is accepted, and
+# what it forbids is refused.
+
+
+@cache
+def _number_fields(model: type[BaseModel]) -> frozenset[str]:
+    found = set()
+    for name, info in model.model_fields.items():
+        kinds = {arg for arg in (get_args(info.annotation) or (info.annotation,)) if arg is not type(None)}
+        if kinds and kinds <= {int, float}:
+            found.add(info.alias or name)
+    return frozenset(found)
+
+
+class WireModel(BaseModel):
+    """A model that comes over the wire as JSON: its number fields take JSON numbers only (pydantic
+    would also take `true` and "5"), so what the OpenAPI document forbids is refused."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in _number_fields(cls):
+                if isinstance(data.get(name), bool | str):
+                    raise ValueError(f"{name} must be a number, not {type(data[name]).__name__}")
+        return data
+
+_SECONDS: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": MAX_SECONDS}
+_DURATION_TEXT: dict[str, Any] = {"type": "string", "pattern": DURATION_PATTERN}
+_NULL: dict[str, Any] = {"type": "null"}
+_DATE_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+_TAG: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 128}
+
+
+def _duration(name: str) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if value is not None:
+            parse_duration(value, name=name)
+        return value
+
+    return BeforeValidator(check)
+
+
+_DURATION_SCHEMA = WithJsonSchema({"anyOf": [_SECONDS, _DURATION_TEXT, _NULL],
+                                   "description": 'Seconds, or a duration such as "90s", "1h30m", "2d"'})
+# optional durations: seconds (a number) or text such as "1h30m", named in their errors
+Ttl = Annotated[float | str | None, _duration("ttl"), _DURATION_SCHEMA]
+KeyTtl = Annotated[float | str | None, _duration("idempotency_key_ttl"), _DURATION_SCHEMA]
+Timeout = Annotated[float | str | None, _duration("timeout"), _DURATION_SCHEMA]
+
+
 MACHINES: dict[str, tuple[float, float]] = {
     # preset: (vCPU, memory in GB)
     "micro": (0.25, 0.25),
@@ -81,7 +146,7 @@ class OutOfMemoryRetry(BaseModel):
     machine: MachineName
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(WireModel):
     """How a failed attempt is retried; the delay formula lives in `conveyor.engine.policy`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -94,7 +159,7 @@ class RetryPolicy(BaseModel):
     out_of_memory: OutOfMemoryRetry | None = None
 
 
-class QueueSpec(BaseModel):
+class QueueSpec(WireModel):
     """A queue named by a trigger option or a task: its name and, optionally, its limit."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -103,18 +168,28 @@ class QueueSpec(BaseModel):
     concurrency_limit: int | None = Field(None, ge=0, le=100_000)
 
 
-class TriggerOptions(BaseModel):
+class TriggerOptions(WireModel):
     """Options of one trigger. The same names in Python (`task.trigger(p, **options)`) and HTTP."""
 
     model_config = ConfigDict(extra="forbid")
 
     idempotency_key: str | None = Field(None, min_length=1, max_length=2048)
-    idempotency_key_ttl: float | str | None = None
-    delay: float | str | datetime | None = None
-    ttl: float | str | None = None
-    tags: list[str] = Field(default_factory=list)
+    idempotency_key_ttl: KeyTtl = None
+    delay: Annotated[float | str | datetime | None, WithJsonSchema({
+        "anyOf": [_SECONDS, _DURATION_TEXT, {"type": "string", "format": "date-time", "pattern": _DATE_TIME}, _NULL],
+        "description": 'Seconds, a duration such as "1h30m", or an ISO 8601 date-time to start at'})] = None
+    ttl: Ttl = None
+    tags: Annotated[list[str], WithJsonSchema({
+        "anyOf": [{"type": "array", "items": _TAG, "maxItems": 10}, _TAG],
+        "description": "Up to 10 tags of 1 to 128 characters (one tag may be given as a string)"})] = \
+        Field(default_factory=list)
     metadata: dict[str, Any] | None = None
-    queue: QueueSpec | None = None
+    queue: Annotated[QueueSpec | None, WithJsonSchema({"anyOf": [
+        {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 128},
+            "concurrency_limit": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 100_000}, _NULL]}}},
+        {"type": "string", "minLength": 1, "maxLength": 128}, _NULL],
+        "description": "The queue by name, or a name and a concurrency limit"})] = None
     concurrency_key: str | None = Field(None, min_length=1, max_length=256)
     priority: float = Field(0, ge=0, le=86400 * 365)
     max_attempts: int | None = Field(None, ge=1, le=250)
@@ -143,24 +218,15 @@ class TriggerOptions(BaseModel):
             return {"name": value.name, "concurrency_limit": value.concurrency_limit}
         return value
 
-    @field_validator("ttl", "idempotency_key_ttl")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        if value is not None:
-            parse_duration(value, name="ttl")
-        return value
-
-    @field_validator("delay")
+    @field_validator("delay", mode="before")
     @classmethod
     def _delay(cls, value: Any) -> Any:
-        if isinstance(value, int | float | str) and not isinstance(value, bool):
-            if isinstance(value, str):
-                try:
-                    datetime.fromisoformat(value)
-                    return value
-                except ValueError:
-                    pass
-            parse_duration(value, name="delay")
+        if value is None or isinstance(value, datetime):
+            return value
+        if isinstance(value, str) and re.fullmatch(_DATE_TIME, value):
+            datetime.fromisoformat(value)  # a date that does not exist (February 30th) is refused
+            return value
+        parse_duration(value, name="delay")
         return value
 
 
@@ -190,7 +256,7 @@ def dump_trigger_options(options: Mapping[str, Any] | TriggerOptions | None, whe
     return parsed.model_dump(mode="json", exclude_defaults=True)
 
 
-class TaskDefinition(BaseModel):
+class TaskDefinition(WireModel):
     """What a worker tells the platform about one task it can run (its effective settings)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -27,6 +27,7 @@ from conveyor.errors import (
     AuthenticationError,
     Conflict,
     ConveyorError,
+    Forbidden,
     InvalidRequest,
     NotFound,
     PayloadError,
@@ -472,8 +473,9 @@ _BY_CODE: dict[str, type[ConveyorError]] = {
     "payload_invalid": PayloadError,
     "invalid_request": InvalidRequest,
     "malformed_json": InvalidRequest,
+    "forbidden": Forbidden,
 }
-_BY_STATUS: dict[int, type[ConveyorError]] = {404: NotFound, 401: AuthenticationError, 409: Conflict,
+_BY_STATUS: dict[int, type[ConveyorError]] = {404: NotFound, 401: AuthenticationError, 403: Forbidden, 409: Conflict,
                                               422: PayloadError, 429: RateLimited, 503: StoreUnavailable}
 
 REFUSED_RETRIES = 3  # times a call refused with 429 or 503 is sent again before its error is raised

@@ -21,14 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from conveyor.durations import MAX_SECONDS
 from conveyor.engine.views import json_text
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError, StaleAttempt
 from conveyor.ids import new_id
 from conveyor.models import FINAL_STATUSES, RunStatus, TriggerOptions
 from conveyor.serialization import json_problem
 from conveyor.store import Row, Store, Tx
-
-TOKEN_TIMEOUT_MAX = 365 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,8 +231,8 @@ class DurableExecution:
                      holder: Holder | None = None) -> dict[str, Any]:
         """A token: a waitpoint that something outside completes (or that times out)."""
         now = self.clock()
-        if timeout is not None and not 0 < timeout <= TOKEN_TIMEOUT_MAX:
-            raise InvalidRequest(f"token timeout must be between 0 and {TOKEN_TIMEOUT_MAX:g} seconds")
+        if timeout is not None and not 0 <= timeout <= MAX_SECONDS:
+            raise InvalidRequest(f"token timeout must be between 0 and {MAX_SECONDS:g} seconds (a century)")
         if tags is not None and (len(tags) > 10 or any(not isinstance(t, str) or not 1 <= len(t) <= 128 for t in tags)):
             raise InvalidRequest("at most 10 tags of 1 to 128 characters")
         with self.store.transaction() as tx:

@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.errors import ConveyorError, StoreUnavailable
@@ -101,12 +102,23 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     message = str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
         message = f"no API route {request.method} {request.url.path}; see /docs for the routes"
-    elif exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}"
-        allow = (exc.headers or {}).get("Allow")
-        if allow:
-            message += f"; use {allow}"
-    return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # the router names the methods of the first route that matched the path; a path can have several
+        allow = _methods_of(request) or headers.get("Allow", "")
+        headers["Allow"] = allow
+        message = f"{request.method} is not allowed on {request.url.path}" + (f"; use {allow}" if allow else "")
+    return error_response(exc.status_code, code, message, headers=headers)
+
+
+def _methods_of(request: Request) -> str:
+    """Every method some route takes at the request's path, as an `Allow` header lists them."""
+    allowed = []
+    for method in ("DELETE", "GET", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 class InternalErrorMiddleware:

@@ -7,7 +7,7 @@ bodies, `{data: [...]}` envelopes and the error shape. Models here validate; the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,12 +19,14 @@ from conveyor.models import (
     QueueInfo,
     Run,
     TaskDefinition,
+    Timeout,
     Token,
     TriggerOptions,
+    WireModel,
 )
 
 
-class TriggerBody(BaseModel):
+class TriggerBody(WireModel):
     """`POST /api/v1/tasks/{task_id}/trigger`: the payload (any JSON) and the trigger options."""
 
     # a misspelt top-level key ("option") must fail loudly, not trigger without its options
@@ -34,7 +36,7 @@ class TriggerBody(BaseModel):
     options: TriggerOptions = Field(default_factory=lambda: TriggerOptions.model_validate({}))
 
 
-class BatchBody(BaseModel):
+class BatchBody(WireModel):
     """`POST /api/v1/tasks/{task_id}/batch`: 1 to 1,000 items, each created or none."""
 
     model_config = ConfigDict(extra="forbid")
@@ -42,7 +44,7 @@ class BatchBody(BaseModel):
     items: list[TriggerBody] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class ReplayBody(BaseModel):
+class ReplayBody(WireModel):
     """`POST /api/v1/runs/{id}/replay`: without `payload` the replay reuses the run's payload."""
 
     model_config = ConfigDict(extra="forbid")
@@ -50,7 +52,7 @@ class ReplayBody(BaseModel):
     payload: Any = None
 
 
-class ConcurrencyBody(BaseModel):
+class ConcurrencyBody(WireModel):
     """`POST /api/v1/queues/{name}/concurrency`: a new limit, or null for none."""
 
     model_config = ConfigDict(extra="forbid")
@@ -134,17 +136,17 @@ CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-class CreateTokenBody(BaseModel):
+class CreateTokenBody(WireModel):
     """Body of POST /api/v1/waitpoints/tokens."""
 
     model_config = ConfigDict(extra="forbid")
 
-    timeout: float | str | None = Field(None, description='Seconds, or a duration such as "24h"')
+    timeout: Timeout = None
     idempotency_key: str | None = Field(None, min_length=1, max_length=2048)
-    tags: list[str] | None = Field(None, max_length=10)
+    tags: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(None, max_length=10)
 
 
-class CompleteTokenBody(BaseModel):
+class CompleteTokenBody(WireModel):
     """Body of POST /api/v1/waitpoints/tokens/{id}/complete."""
 
     model_config = ConfigDict(extra="forbid")
@@ -160,7 +162,7 @@ class TokenList(BaseModel):
 # -- accounts: projects, environments and keys (personal access token routes) ----------------
 
 
-class CreateProjectBody(BaseModel):
+class CreateProjectBody(WireModel):
     """`POST /api/v1/projects`: a name; the slug is made from it unless given."""
 
     model_config = ConfigDict(extra="forbid")
@@ -172,7 +174,7 @@ class CreateProjectBody(BaseModel):
                                                         "you belong to several")
 
 
-class PreviewBody(BaseModel):
+class PreviewBody(WireModel):
     """`POST /api/v1/projects/{ref}/environments`: the git branch of a preview environment."""
 
     model_config = ConfigDict(extra="forbid")

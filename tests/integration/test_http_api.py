@@ -185,6 +185,27 @@ def test_unknown_route_and_wrong_method_answer_json(api: TestClient) -> None:
     error_of(api.get("/api/v1/tasks/hello/trigger"), 405, "method_not_allowed")
 
 
+@pytest.mark.parametrize(("path", "allowed"), [
+    ("/api/v1/waitpoints/tokens", "GET, POST"), ("/api/v1/deployments", "GET, POST"),
+    ("/api/v1/projects", "GET, POST"), ("/api/v1/runs/run_x", "GET"), ("/api/v1/tasks/hello/trigger", "POST"),
+])
+def test_a_wrong_method_lists_every_method_of_the_path(api: TestClient, path: str, allowed: str) -> None:
+    response = api.request("PATCH", path)
+    assert allowed in error_of(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == allowed
+
+
+def test_an_unknown_query_parameter_is_refused_naming_it(api: TestClient) -> None:
+    message = error_of(api.get("/api/v1/runs", params={"stauts": "FAILED"}), 422, "invalid_request")
+    assert "'stauts'" in message and "status" in message
+    assert api.get("/api/v1/runs", params={"status": "FAILED,queued"}).status_code == 200
+    error_of(api.get("/api/v1/runs", params={"status": "Failed"}), 422, "invalid_request")
+    error_of(api.get("/api/v1/runs", params={"cursor": ""}), 422, "invalid_request")
+    error_of(api.get("/api/v1/waitpoints/tokens", params={"status": "LPT1"}), 422, "invalid_request")
+    assert "more than once" in error_of(api.get("/api/v1/runs?task=a&task=b"), 422, "invalid_request")
+    assert api.get("/api/v1/runs?status=FAILED&status=QUEUED").status_code == 200
+
+
 def test_an_unexpected_error_is_a_logged_500_in_the_error_shape(backend: Backend,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     app = create_app(backend.engine)

@@ -1,8 +1,9 @@
+import re
 from datetime import UTC, datetime
 
 import pytest
 
-from conveyor.durations import parse_duration, resolve_when
+from conveyor.durations import MAX_SECONDS, parse_duration, resolve_when
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -13,7 +14,8 @@ def test_durations_parse(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "5 minutes", "1x", -3, True, "m5"])
+@pytest.mark.parametrize("bad", ["", "abc", "5 minutes", "1x", -3, True, "m5", " 5s", "5S", "1h\n", "1h  5s",
+                                 "1h1m1s1ms1h"])
 def test_bad_durations_are_refused_with_a_hint(bad):
     with pytest.raises(ValueError, match=r"duration|negative|boolean|seconds"):
         parse_duration(bad)
@@ -26,7 +28,16 @@ def test_delay_as_datetime_or_iso_string():
     assert resolve_when("1h", 100.0) == 3700.0
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e300, "9999999999d", 1e18])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e300, "9999999999d", 1e18, "99999w", "9" * 10])
 def test_absurd_durations_are_refused_not_overflowed(bad):
-    with pytest.raises(ValueError, match=r"finite|century"):
+    with pytest.raises(ValueError, match=r"finite|century|not a duration"):
         parse_duration(bad)
+
+
+def test_no_text_the_pattern_admits_is_over_the_limit():
+    from conveyor.durations import DURATION_PATTERN
+
+    longest = "99999999999.9ms 99999999.9s 9999999.9m 99999.9h"
+    assert re.fullmatch(DURATION_PATTERN, longest)
+    for text in (longest, "999.9w 999.9w 999.9w 999.9w", "999.9d 999.9w 9999999.9m 99999.9h", "9" * 9):
+        assert parse_duration(text) <= MAX_SECONDS

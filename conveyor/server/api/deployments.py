@@ -17,16 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.engine.accounts import preview_slug
 from conveyor.engine.deployments import MAX_BUNDLE_BYTES
-from conveyor.errors import InvalidRequest
-from conveyor.models import Deployment, DeploymentBundle, TaskDefinition
+from conveyor.errors import Forbidden, InvalidRequest
+from conveyor.models import Deployment, DeploymentBundle, TaskDefinition, WireModel
 from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.routing import ApiRoute
-from conveyor.server.schemas import API_RESPONSES
+from conveyor.server.schemas import API_RESPONSES, ErrorResponse
 
 router = APIRouter(route_class=ApiRoute, prefix="/api/v1/deployments", tags=["deployments"], responses=API_RESPONSES)
 
 
-class DeployBody(BaseModel):
+class DeployBody(WireModel):
     """`POST /api/v1/deployments`: a version's bundle and the tasks it defines (indexed by the
     deploying machine, which imported them)."""
 
@@ -49,16 +49,17 @@ class DeploymentList(BaseModel):
     next_cursor: str | None = None
 
 
-@router.post("", response_model=Deployment, status_code=status.HTTP_201_CREATED, summary="Deploy a version")
+@router.post("", response_model=Deployment, status_code=status.HTTP_201_CREATED, summary="Deploy a version",
+             responses={403: {"model": ErrorResponse, "description": "The key belongs to another environment"}})
 def create_deployment(body: DeployBody, env: EnvironmentDep, engine: EngineDep) -> Deployment:
     """Record a new version YYYYMMDD.N of the environment's task code and, unless `promote` is
     false, make it current: new runs start on it, runs in flight stay on theirs, and runs
     waiting in PENDING_VERSION for a task it defines are queued."""
     if env.kind != body.environment:
-        raise InvalidRequest(f"this key belongs to the {env.slug} environment, not {body.environment}: use the "
+        raise Forbidden(f"this key belongs to the {env.slug} environment, not {body.environment}: use the "
                              f"{body.environment} key (`conveyor keys show --env {body.environment}`)")
     if body.branch is not None and env.slug != preview_slug(body.branch):
-        raise InvalidRequest(f"this key belongs to the {env.slug} environment, not the preview of branch "
+        raise Forbidden(f"this key belongs to the {env.slug} environment, not the preview of branch "
                              f"{body.branch!r}")
     if len(body.bundle) > (MAX_BUNDLE_BYTES * 4) // 3 + 4:
         raise InvalidRequest(f"the bundle is over the limit of {MAX_BUNDLE_BYTES // 1024**2} MB: "
@@ -73,7 +74,8 @@ def create_deployment(body: DeployBody, env: EnvironmentDep, engine: EngineDep) 
 
 @router.get("", response_model=DeploymentList, summary="List versions")
 def list_deployments(env: EnvironmentDep, engine: EngineDep, limit: int = Query(20, ge=1, le=100),
-                     cursor: str | None = Query(None, max_length=64)) -> DeploymentList:
+                     cursor: str | None = Query(None, pattern=r"^[0-9]{1,12}(\.[0-9]{1,9})?$",
+                                                description="`next_cursor` of the previous page")) -> DeploymentList:
     page, next_cursor = engine.list_deployments(env.id, limit=limit, cursor=cursor)
     return DeploymentList(data=page, next_cursor=next_cursor)
 

@@ -6,12 +6,14 @@ not found here. State changes (cancel, replay) are the engine's; this module onl
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, status
+from pydantic import AfterValidator, WithJsonSchema
 
-from conveyor.models import Run, Trace
+from conveyor.models import Run, RunStatus, Trace
 from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import (
@@ -35,6 +37,24 @@ def _epoch(value: datetime | None) -> float | None:
     return value.timestamp()
 
 
+_STATUS = "|".join([*RunStatus, *(s.lower() for s in RunStatus)])
+_STATUSES = re.compile(rf"({_STATUS})(,({_STATUS}))*")
+
+
+def _known_statuses(value: str) -> str:
+    if not _STATUSES.fullmatch(value):
+        known = {*RunStatus, *(status.lower() for status in RunStatus)}
+        bad = next((part for part in value.split(",") if part not in known), value)
+        raise ValueError(f"unknown status {bad!r}; one of {', '.join(RunStatus)} (or in lower case), "
+                         "separated by commas")
+    return value
+
+
+# one status, or several separated by commas; upper or lower case
+StatusFilter = Annotated[str, AfterValidator(_known_statuses),
+                         WithJsonSchema({"type": "string", "pattern": f"^{_STATUSES.pattern}$"})]
+
+
 def _statuses(values: list[str] | None) -> list[str]:
     """`?status=QUEUED&status=FAILED` and `?status=QUEUED,FAILED` mean the same."""
     out: list[str] = []
@@ -47,11 +67,11 @@ def _statuses(values: list[str] | None) -> list[str]:
 def list_runs(
     env: EnvironmentDep,
     engine: EngineDep,
-    status_: Annotated[list[str] | None, Query(alias="status", description="Run status; repeat it or separate with commas")] = None,
+    status_: Annotated[list[StatusFilter] | None, Query(alias="status", description="Run status; repeat it or separate with commas")] = None,
     task: Annotated[str | None, Query(description="Only runs of this task id")] = None,
     tag: Annotated[str | None, Query(description="Only runs carrying this tag")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Runs per page")] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^run_[0-9a-z]{1,40}$", description="`next_cursor` of the previous page")] = None,
     created_from: Annotated[datetime | None, Query(description="ISO datetime; runs created at or after it")] = None,
     created_to: Annotated[datetime | None, Query(description="ISO datetime; runs created before it")] = None,
 ) -> RunList:

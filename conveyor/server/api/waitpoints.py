@@ -7,7 +7,7 @@ was given the URL. Anything else here needs the environment's key.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
@@ -42,9 +42,15 @@ def create_token(body: CreateTokenBody, env: EnvironmentDep, engine: EngineDep) 
                                                     tags=body.tags))
 
 
+TokenStatusFilter = Literal["PENDING", "COMPLETED", "TIMED_OUT", "pending", "completed", "timed_out"]
+
+
 @router.get("", response_model=TokenList, summary="List tokens")
-def list_tokens(env: EnvironmentDep, engine: EngineDep, status: str | None = Query(None),
-                limit: int = Query(50, ge=1, le=1000), cursor: str | None = Query(None)) -> TokenList:
+def list_tokens(env: EnvironmentDep, engine: EngineDep,
+                status: TokenStatusFilter | None = Query(None, description="Only tokens in this status"),
+                limit: int = Query(50, ge=1, le=1000),
+                cursor: str | None = Query(None, pattern=r"^token_[0-9a-z]{1,40}$",
+                                           description="`next_cursor` of the previous page")) -> TokenList:
     tokens, next_cursor = engine.list_tokens(env.id, status=status.upper() if status else None, limit=limit,
                                              cursor=cursor)
     return TokenList(data=[Token.model_validate(t) for t in tokens], next_cursor=next_cursor)

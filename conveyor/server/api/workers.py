@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from conveyor.models import TaskDefinition
+from conveyor.models import TaskDefinition, WireModel
 from conveyor.protocol import AttemptOutcome, Heartbeat, LeaseReply, LogEntry
 from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.routing import ApiRoute
@@ -34,7 +34,7 @@ MAX_WAIT = 30.0
 _lease_reply = TypeAdapter(LeaseReply)
 
 
-class _Body(BaseModel):
+class _Body(WireModel):
     model_config = ConfigDict(extra="forbid")
 
 
