@@ -40,6 +40,7 @@ log = logging.getLogger("conveyor.worker")
 
 KILL_GRACE = 1.0  # seconds past max_duration before a stuck executor is killed
 IDLE_POLL = 1.0
+FLUSH_RETRY = 0.5  # seconds between sends of what the server or its database could not take
 LINK_REPORT_EVERY = 30.0  # seconds between reports while the engine stays unreachable
 CALL_OUTAGE_LIMIT = 120.0  # seconds a run's durable call waits out an unreachable server or database
 VERSION_IDLE = 120.0  # seconds after which executors of a version that is not current are stopped
@@ -260,6 +261,9 @@ class Supervisor:
             self._wake.clear()
             timeout = IDLE_POLL
             if self.tasks is not None:
+                if not self._in_contact() and not await self._regain_contact():
+                    await asyncio.sleep(1.0)
+                    continue
                 free = self.capacity - self.inflight_count
                 try:
                     reply = await self.link.lease(self.worker_id, max(free, 0))
@@ -549,12 +553,13 @@ class Supervisor:
 
     # -- reporting, heartbeats, watchdog -----------------------------------------------------
 
-    async def _flush_now(self) -> None:
+    async def _flush_now(self) -> bool:
         """Send what attempts produced: log lines first (so a finished run's lines are there
         when it shows as done), then outcomes, then hooks that ran. Each part fails on its own:
         lines the server refuses are dropped (one bad line never holds back a result, a
         heartbeat or another run's lines); what could not be sent because the server or its
-        database is away is kept for the next flush (the engine ignores duplicates)."""
+        database is away is kept for the next flush (the engine ignores duplicates). False
+        when something was kept."""
         logs, self._logs = self._logs, []
         outcomes, self._outcomes = self._outcomes, []
         hooks, self._hooks_done = self._hooks_done, []
@@ -563,8 +568,7 @@ class Supervisor:
             if not await self._send_logs(logs):
                 self._logs[:0] = logs
                 self._outcomes[:0], self._hooks_done[:0] = outcomes, hooks
-                await asyncio.sleep(0.5)
-                return
+                return False
             unsent = await self._send_refusing(outcomes, lambda batch: self.link.complete(self.worker_id, batch),
                                                "attempt outcome")
             if unsent is None:
@@ -575,18 +579,18 @@ class Supervisor:
                     except (StoreUnavailable, OSError) as exc:
                         self._hooks_done[:0] = hooks[index:]
                         self._link_failed(exc)
-                        break
+                        return False
                     except ApiError as exc:
                         if exc.api_code in _TRANSIENT:
                             self._hooks_done[:0] = hooks[index:]
                             self._link_failed(exc)
-                            break
+                            return False
                         log.warning("the server refused the report of %s of run %s (%s); dropped", hook, run_id, exc)
                     except ConveyorError as exc:
                         log.warning("the server refused the report of %s of run %s (%s); dropped", hook, run_id, exc)
-            else:
-                self._outcomes[:0], self._hooks_done[:0] = unsent, hooks
-                await asyncio.sleep(0.5)
+                return True
+            self._outcomes[:0], self._hooks_done[:0] = unsent, hooks
+            return False
         finally:
             self._sending = []
 
@@ -655,7 +659,9 @@ class Supervisor:
         while True:
             await self._flush.wait()
             self._flush.clear()
-            await self._flush_now()
+            if not await self._flush_now():  # the server or its database is away: again in a moment
+                await asyncio.sleep(FLUSH_RETRY)
+                self._flush.set()
             if self._stopping and not (self._logs or self._outcomes or self._hooks_done):
                 if not self.inflight_count:
                     return
@@ -688,14 +694,23 @@ class Supervisor:
         for run_id in reply.stop:
             self.stop_run(run_id, "canceled")
 
+    def _in_contact(self) -> bool:
+        """Whether a heartbeat was acknowledged within the worker timeout."""
+        return time.monotonic() - self._acked_at < self.worker_timeout
+
+    async def _regain_contact(self) -> bool:
+        """A heartbeat now, before leasing: attempts leased while out of contact would only be
+        handed back (`_accept_lease`), again and again until the next heartbeat."""
+        await self._heartbeat()
+        return self._in_contact()
+
     def _accept_lease(self, reply: LeaseReply) -> bool:
         """Whether to start what a lease handed out. Not when contact with the server was lost
         for the worker timeout (the engine may take those runs back at any moment), nor when the
         lease was revoked meanwhile (the answer arrived late): those attempts are handed back
         as interrupted, which the engine applies only if it still counts them as ours."""
         self._lease_seq = max(self._lease_seq, reply.lease_seq)
-        fresh = time.monotonic() - self._acked_at < self.worker_timeout
-        if fresh and reply.lease_seq > self._revoked_through:
+        if self._in_contact() and reply.lease_seq > self._revoked_through:
             return True
         if reply.attempts:
             self.reporter("lease_refused", {"runs": len(reply.attempts)})
