@@ -41,6 +41,7 @@ log = logging.getLogger("conveyor.worker")
 KILL_GRACE = 1.0  # seconds past max_duration before a stuck executor is killed
 IDLE_POLL = 1.0
 FLUSH_RETRY = 0.5  # seconds between sends of what the server or its database could not take
+STOP_REPORT_WAIT = 20.0  # seconds a stopping worker keeps trying to report what its attempts reached
 LINK_REPORT_EVERY = 30.0  # seconds between reports while the engine stays unreachable
 CALL_OUTAGE_LIMIT = 120.0  # seconds a run's durable call waits out an unreachable server or database
 VERSION_IDLE = 120.0  # seconds after which executors of a version that is not current are stopped
@@ -92,6 +93,7 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._waiter: asyncio.Future[None] | None = None
         self._flush = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
         self._stopping = False
         self._closed = False
         self._restarts: list[float] = []
@@ -226,13 +228,26 @@ class Supervisor:
         deadline = time.monotonic() + grace
         while self.inflight_count and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        await self._flush_now()  # what finished during the grace period first
+        await self._report_before_stop()
         self._closed = True
         with contextlib.suppress(ConveyorError, OSError):
             await self.link.stopped(self.worker_id)
         for proc in self._all_processes():
             proc.inflight.clear()
             proc.kill("worker stopping")
+
+    async def _report_before_stop(self) -> None:
+        """Send what attempts reached (up to the end of the grace period) before telling the
+        engine we stop: it hands back the runs we still hold, and a finished attempt whose
+        outcome was not sent would run again. Through an outage of the server or its database,
+        keeps trying for up to STOP_REPORT_WAIT seconds."""
+        deadline = time.monotonic() + STOP_REPORT_WAIT
+        while not await self._flush_now() or self._sending:
+            if time.monotonic() >= deadline:
+                log.warning("could not report %d attempt outcomes before stopping: those runs run again",
+                            len(self._outcomes) + len(self._sending))
+                return
+            await asyncio.sleep(FLUSH_RETRY)
 
     def _spawn(self, key: PoolKey, generation: int) -> ExecutorProcess:
         version, machine = key
@@ -560,6 +575,10 @@ class Supervisor:
         heartbeat or another run's lines); what could not be sent because the server or its
         database is away is kept for the next flush (the engine ignores duplicates). False
         when something was kept."""
+        async with self._flush_lock:  # one flush at a time (the flush loop's, a stop's)
+            return await self._flush_locked()
+
+    async def _flush_locked(self) -> bool:
         logs, self._logs = self._logs, []
         outcomes, self._outcomes = self._outcomes, []
         hooks, self._hooks_done = self._hooks_done, []

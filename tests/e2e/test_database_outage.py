@@ -8,7 +8,9 @@ could not record. Every run ends COMPLETED, its body executed once."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -105,3 +107,27 @@ def test_an_outage_longer_than_the_worker_timeout_loses_no_outcome_and_runs_noth
     for run in runs:  # the outcome that counted is the one of the attempt whose body ran
         assert run.attempts == attempts[run.id], run
     assert deployment.worker.proc is not None and deployment.worker.proc.poll() is None
+
+
+def test_a_worker_stopped_during_an_outage_reports_what_finished_before_it_exits(deployment: Deployment) -> None:
+    server, worker = deployment.server, deployment.worker
+    with Client(server.api_url, server.secret_key) as client:
+        ids = [r.id for r in client.tasks.batch_trigger("fleet", [{"payload": {"seconds": 1}}] * 6).runs]
+        wait_for(lambda: client.queues.retrieve("four").running == 4, timeout=30, what="four runs to start")
+        deployment.cluster.stop()
+        wait_for(lambda: len(deployment.executions()) == 4, timeout=10, what="the four bodies to end")
+        assert worker.proc is not None
+        os.killpg(worker.proc.pid, signal.SIGTERM)  # a deploy stops the worker while the database is away
+        time.sleep(6)  # longer than a client's own resends of a call refused with 503
+        deployment.cluster.start()
+        worker.proc.wait(30)  # it exits once it reported what its attempts reached
+        replacement = WorkerProcess(server, "w2", env={"FLEET_WORKER": "w2"})
+        replacement.start()
+        try:
+            wait_for(lambda: all(client.runs.retrieve(i).status.value in ("COMPLETED", "FAILED", "CRASHED")
+                                 for i in ids), timeout=60, interval=0.5, what="every run to end")
+            runs = [client.runs.retrieve(i) for i in ids]
+        finally:
+            replacement.stop()
+    assert Counter(r.status.value for r in runs) == {"COMPLETED": 6}
+    assert Counter(run for run, _ in deployment.executions()) == dict.fromkeys(ids, 1)  # none ran again
