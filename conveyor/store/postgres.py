@@ -236,20 +236,25 @@ class _Listener(threading.Thread):
 
     def run(self) -> None:
         delay = 0.1
+        lost = False  # reported once per outage, not at every attempt to reconnect
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True, **CONNECT_OPTIONS) as conn:
                     self._conn = conn
                     conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(CHANNEL)))
                     self.callback("")
-                    delay = 0.1
+                    if lost:
+                        log.warning("listening for other servers' changes again")
+                    delay, lost = 0.1, False
                     while not self._stopping.is_set():
                         for note in conn.notifies(timeout=0.25):
                             self.callback(note.payload)
             except _CONNECTION_ERRORS as exc:
                 if self._stopping.is_set():
                     return
-                log.warning("lost the PostgreSQL notification connection (%s); reconnecting", exc)
+                if not lost:
+                    log.warning("lost the PostgreSQL notification connection (%s); reconnecting", _first_line(exc))
+                lost = True
             self._conn = None
             self._stopping.wait(delay)
             delay = min(delay * 2, 2.0)

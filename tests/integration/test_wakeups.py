@@ -5,6 +5,7 @@ PostgreSQL, and after the server's notification connection was lost."""
 from __future__ import annotations
 
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from conveyor.engine.engine import Engine
 from conveyor.server import create_app
 from conveyor.store import open_store
 from conveyor.store.postgres import PostgresStore
-from tests.databases import POSTGRES_URL
+from tests.databases import POSTGRES_URL, postgres_schema
 from tests.integration.conftest import KEY, Backend, serving
 
 POLL = 4.0  # the long poll's length: a lost wake-up shows as a lease this long
@@ -98,3 +99,27 @@ def test_a_long_poll_wakes_after_its_server_lost_the_notification_connection(
     (_, attempts), = answer
     assert len(attempts) == 1
     assert time.monotonic() - triggered < 5, "the poll was not woken after the connection came back"
+
+
+def test_a_notification_that_could_not_be_sent_is_sent_again() -> None:
+    with postgres_schema() as url:
+        sender, receiver = PostgresStore(url), PostgresStore(url)
+        heard: list[str] = []
+        try:
+            receiver.listen(heard.append)
+            deadline = time.monotonic() + 10
+            while "" not in heard:  # listening
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            sender.check()  # its connection, idle a moment (not checked again before use) ...
+            (conn, _), = sender._pool._idle
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:  # ... is dropped by the database
+                admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+            message = f"test {secrets.token_hex(8)}"
+            sender.publish(message)  # its first send fails
+            while message not in heard:
+                assert time.monotonic() < deadline, "the notification was lost"
+                time.sleep(0.02)
+        finally:
+            sender.close()
+            receiver.close()
