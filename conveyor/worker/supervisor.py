@@ -706,6 +706,7 @@ class Supervisor:
             self._link_failed(exc)
             return
         self._acked_at = max(self._acked_at, sent)
+        self._link_ok()  # said when the server answers again, not when a long poll ends later
         self._revoked_through = max(self._revoked_through, reply.revoked_through)
         if self._contact_lost:
             self._contact_lost = False
