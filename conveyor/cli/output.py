@@ -113,10 +113,19 @@ def run_duration(run: Run) -> float | None:
     return max(0.0, (end - start).total_seconds())
 
 
-def json_block(value: Any) -> RenderableType:
-    """A JSON value, pretty and highlighted."""
+MAX_SHOWN = 32 * 1024  # characters of one value a view prints; `--json` prints it whole
+
+
+def json_block(value: Any, *, run_id: str | None = None) -> RenderableType:
+    """A JSON value, pretty and highlighted; a large one cut, saying how to get it whole."""
     text = json.dumps(value, indent=2, default=str, ensure_ascii=False)
-    return Syntax(text, "json", theme="ansi_dark", background_color="default", word_wrap=True)
+    if len(text) <= MAX_SHOWN:
+        return Syntax(text, "json", theme="ansi_dark", background_color="default", word_wrap=True)
+    size = len(text.encode())
+    where = f"`conveyor runs show {run_id} --json`" if run_id else "`--json`"
+    note = Text(f"… the first {MAX_SHOWN // 1024} KB of {size / 1024**2:.1f} MB; {where} prints it whole", style="dim")
+    return Group(Syntax(text[:MAX_SHOWN], "json", theme="ansi_dark", background_color="default", word_wrap=True),
+                 note)
 
 
 # -- commands' views ------------------------------------------------------------------------
@@ -191,13 +200,13 @@ def render_run(run: Run, logs: Sequence[LogLine] | None = None) -> None:
         facts.add_row("Waiting on", what)
     out.print(facts)
 
-    out.print(Panel(json_block(run.payload), title="Payload", title_align="left", expand=False, border_style="dim"))
+    out.print(Panel(json_block(run.payload, run_id=run.id), title="Payload", title_align="left", expand=False, border_style="dim"))
     if run.metadata:
-        out.print(Panel(json_block(run.metadata), title="Metadata", title_align="left", expand=False, border_style="dim"))
+        out.print(Panel(json_block(run.metadata, run_id=run.id), title="Metadata", title_align="left", expand=False, border_style="dim"))
     if run.error is not None:
         out.print(Panel(_error_view(run.error), title="Error", title_align="left", expand=False, border_style="red"))
     elif run.status == "COMPLETED" or run.output is not None:
-        out.print(Panel(json_block(run.output), title="Output", title_align="left", expand=False, border_style="green"))
+        out.print(Panel(json_block(run.output, run_id=run.id), title="Output", title_align="left", expand=False, border_style="green"))
     if run.attempt_list:
         out.print(_attempts_table(run))
     if logs is not None:
@@ -272,4 +281,4 @@ def render_final(run: Run) -> None:
     if run.error is not None:
         out.print(_error_view(run.error))
     else:
-        out.print(json_block(run.output))
+        out.print(json_block(run.output, run_id=run.id))

@@ -145,7 +145,9 @@ class Access:
             return None
         from conveyor.engine.accounts import hash_secret
 
-        session = Session(token_hash=hash_secret(token.strip()), user=caller.name,
+        token_hash = hash_secret(token.strip())
+        session = Session(token_hash=token_hash, user=caller.name,
+                          session_id=self.engine.accounts.open_session(token_hash, self.settings.session_max_age),
                           expires=time.time() + self.settings.session_max_age)
         projects = self.engine.accounts.list_projects(caller)
         for project in projects:
@@ -158,6 +160,9 @@ class Access:
         return caller
 
     def log_out(self, request: Request) -> None:
+        ended = self.session(request).session_id
+        if ended is not None:
+            self.engine.accounts.end_session(ended)
         request.state.session = Session()
         self.changed(request)
 
@@ -170,10 +175,10 @@ class Access:
         if self.local:
             _check_local(request)
             return Viewer(session, local=True, scope=self._local(), projects=[])
-        if not session.token_hash:
+        if not session.token_hash or not session.session_id:
             raise LoginRequired()
-        caller = self.engine.accounts.caller_of_token_hash(session.token_hash)
-        if caller is None:  # the token was revoked: the session ends with it
+        caller = self.engine.accounts.caller_of_session(session.session_id, session.token_hash)
+        if caller is None:  # logged out, expired, or its token was revoked: the session is over
             self.log_out(request)
             raise LoginRequired()
         projects = self.projects(caller)

@@ -74,7 +74,7 @@ async def log_in(request: Request, form: FormDep) -> HTMLResponse | RedirectResp
 
 @router.post("/logout")
 async def log_out(request: Request, form: FormDep) -> RedirectResponse:
-    access_of(request).log_out(request)
+    await run_in_threadpool(access_of(request).log_out, request)
     return RedirectResponse("/login" if not access_of(request).local else "/runs", status_code=303)
 
 

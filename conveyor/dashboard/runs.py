@@ -20,12 +20,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from conveyor.dashboard import waterfall
 from conveyor.dashboard.access import FormDep, ScopedDep, Viewer
 from conveyor.dashboard.live import stream
-from conveyor.dashboard.web import ACTIVE_STATUSES, DashboardRoute, page, redirect, render
+from conveyor.dashboard.web import (
+    ACTIVE_STATUSES,
+    MAX_SHOWN,
+    DashboardRoute,
+    page,
+    redirect,
+    render,
+)
 from conveyor.engine.engine import Engine, RunPage
 from conveyor.errors import InvalidRequest, NotFound, PayloadError
 from conveyor.models import FAILURE_STATUSES, LogLine, Run, RunStatus, Trace
@@ -185,9 +192,23 @@ def run_page(request: Request, run_id: str, viewer: ScopedDep) -> HTMLResponse:
 def _run_page(request: Request, viewer: Viewer, context: dict[str, Any], *, replay_text: str | None = None,
               replay_error: str | None = None, status: int = 200) -> HTMLResponse:
     run: Run = context["run"]
-    return page(request, viewer, "run.html", status=status, replay_text=replay_text if replay_text is not None
-                else json.dumps(run.payload, indent=2, ensure_ascii=False),
-                replay_error=replay_error, **context)
+    if replay_text is None:
+        replay_text = json.dumps(run.payload, indent=2, ensure_ascii=False)
+        if len(replay_text) > MAX_SHOWN:
+            replay_text = None  # too large for a text box: the replay sends it unchanged
+    return page(request, viewer, "run.html", status=status, replay_text=replay_text, replay_error=replay_error,
+                **context)
+
+
+@router.get("/runs/{run_id}/{part}.json", response_model=None)
+def run_value(request: Request, run_id: str, part: str, viewer: ScopedDep) -> Response:
+    """A run's whole payload or output, as a download: the page shows only the start of a large one."""
+    if part not in ("payload", "output"):
+        raise NotFound(f"a run has no {part}.json; there are payload.json and output.json")
+    run = _engine(request).get_run(viewer.env_id, run_id)
+    body = json.dumps(run.payload if part == "payload" else run.output, indent=2, ensure_ascii=False)
+    return Response(body, media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{run.id}-{part}.json"'})
 
 
 @router.get("/runs/{run_id}/stream")
@@ -211,6 +232,9 @@ async def cancel_run(request: Request, run_id: str, viewer: ScopedDep, form: For
 async def replay_run(request: Request, run_id: str, viewer: ScopedDep, form: FormDep) -> HTMLResponse | RedirectResponse:
     engine = _engine(request)
     text = form.get("payload", "")
+    if form.get("same"):
+        run = await run_in_threadpool(engine.replay, viewer.env_id, run_id)
+        return redirect(request, f"/runs/{run.id}", f"Replayed {run_id} as this run.", "ok")
     try:
         payload = json.loads(text) if text.strip() else None
     except ValueError as exc:

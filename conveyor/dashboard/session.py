@@ -2,8 +2,10 @@
 HttpOnly and SameSite=Lax.
 
 It carries the CSRF token every form repeats and, on `conveyor server`, who logged in (the
-sha256 of their personal access token, never the token) and which environment they view.
-Nothing is kept in server memory, so any server of the same database accepts it. The signing
+sha256 of their personal access token, never the token), the id of their session's row in the
+database and which environment they view. The row is what makes logging out final: a copy of
+the cookie kept from before names a row that is gone. Nothing is kept in server memory, so any
+server of the same database accepts it. The signing
 key is derived from the database's token secret; this module never sees a token in clear.
 """
 
@@ -31,6 +33,7 @@ class Session:
 
     csrf: str = field(default_factory=new_csrf)
     token_hash: str | None = None
+    session_id: str | None = None
     user: str | None = None
     env_id: str | None = None
     expires: float = 0.0

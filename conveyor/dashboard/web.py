@@ -115,6 +115,25 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+MAX_SHOWN = 32 * 1024  # characters of one value a page shows; the rest is a download
+
+
+def clipped(value: Any) -> tuple[str, str | None]:
+    """`value` as pretty JSON, cut to MAX_SHOWN characters; with the full size ("10.0 MB") when cut."""
+    text = pretty(value)
+    if len(text) <= MAX_SHOWN:
+        return text, None
+    size = len(text.encode())
+    return text[:MAX_SHOWN] + "\n…", (f"{size / 1024**2:.1f} MB" if size >= 1024**2 else f"{size // 1024} KB")
+
+
+def compact_json(value: Any) -> str:
+    """JSON on one line, as plain text: the template escapes it like any other value, so a `"` in
+    a tag or an error message cannot leave an attribute. (Jinja's own `tojson` returns markup
+    that keeps `"` as it is, safe in a `<script>` but not in `title="..."`.)"""
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
+
+
 def run_seconds(run: Any) -> float | None:
     """How long a run has been running: from its start to its end, or to now."""
     if run.started_at is None:
@@ -131,8 +150,8 @@ def _query(base: dict[str, Any], **changes: Any) -> str:
 templates = Environment(loader=PackageLoader("conveyor.dashboard", "templates"),
                         autoescape=select_autoescape(["html"], default_for_string=True),
                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-templates.filters.update(ago=ago, iso=iso, clock=clock, duration=format_duration, pretty=pretty,
-                         status_class=status_class, run_seconds=run_seconds, urlquote=lambda s: quote(str(s), safe=""))
+templates.filters.update(ago=ago, iso=iso, clock=clock, duration=format_duration, pretty=pretty, clipped=clipped,
+                         status_class=status_class, run_seconds=run_seconds, tojson=compact_json, urlquote=lambda s: quote(str(s), safe=""))
 templates.globals.update(version=__version__, query=_query, RunStatus=RunStatus, ACTIVE_STATUSES=ACTIVE_STATUSES)
 
 

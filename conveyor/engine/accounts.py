@@ -153,10 +153,33 @@ class Accounts:
         return self.caller_of_token_hash(hash_secret(token))
 
     def caller_of_token_hash(self, token_hash: str) -> Caller | None:
-        """The user of a live token known by its hash (a dashboard session keeps only the hash)."""
+        """The user of a live token known by its hash."""
         with self.store.read() as tx:
             row = tx.one("user_for_token", token_hash=token_hash)
         return Caller(row["id"], row["name"], bool(row["is_admin"])) if row else None
+
+    # -- dashboard sessions ---------------------------------------------------------------------
+
+    def open_session(self, token_hash: str, max_age: float) -> str:
+        """A new dashboard session of the token known by `token_hash`, for `max_age` seconds;
+        returns its id, which the signed cookie carries."""
+        session_id = "ses_" + secrets.token_urlsafe(24)
+        now = self.clock()
+        with self.store.transaction() as tx:
+            tx.run("delete_expired_dashboard_sessions", now=now)
+            tx.run("insert_dashboard_session", id=session_id, token_hash=token_hash, now=now, expires_at=now + max_age)
+        return session_id
+
+    def caller_of_session(self, session_id: str, token_hash: str) -> Caller | None:
+        """The user of a dashboard session while it is open and its token is live, else None."""
+        with self.store.read() as tx:
+            row = tx.one("user_for_session", id=session_id, token_hash=token_hash, now=self.clock())
+        return Caller(row["id"], row["name"], bool(row["is_admin"])) if row else None
+
+    def end_session(self, session_id: str) -> None:
+        """Log out: the session is gone for every copy of its cookie."""
+        with self.store.transaction() as tx:
+            tx.run("delete_dashboard_session", id=session_id)
 
     def whoami(self, caller: Caller) -> User:
         with self.store.read() as tx:

@@ -14,7 +14,9 @@ a staging or prod environment nothing was deployed to defines tasks too, and que
 waiting runs the same way.)
 
 This is part of `Engine` (a base class of it), kept apart because it is one concept. It stores
-bundles but never opens them: what is in one is the CLI's and the worker's business.
+bundles and checks at upload that a worker may unpack them (`bundle_problem`: plain files inside
+the project, bounded in number and size), so a bad bundle is a 400 naming its member rather than
+a version whose every run crashes; what the files say is the CLI's and the worker's business.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from conveyor.build.bundle import MAX_BUNDLE_BYTES, bundle_problem
 from conveyor.durations import parse_duration
 from conveyor.engine.views import json_text
 from conveyor.errors import InvalidRequest, NotFound
@@ -33,7 +36,6 @@ from conveyor.ids import new_id
 from conveyor.models import Deployment, DeploymentBundle, RunStatus, TaskDefinition, TriggerOptions
 from conveyor.store import Row, Store, Tx
 
-MAX_BUNDLE_BYTES = 32 * 1024 * 1024
 MAX_TASKS_PER_VERSION = 10_000
 
 
@@ -77,6 +79,9 @@ class Deployments:
         if len(bundle) > MAX_BUNDLE_BYTES:
             raise InvalidRequest(f"the bundle is {len(bundle) / 1024**2:.1f} MB; the limit is "
                                  f"{MAX_BUNDLE_BYTES // 1024**2} MB: keep data files out of the task dirs")
+        problem = bundle_problem(bundle)
+        if problem:
+            raise InvalidRequest(problem)
         now = self.clock()
         with self.store.transaction() as tx:
             tx.lock(env_id)

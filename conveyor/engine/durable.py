@@ -25,6 +25,7 @@ from conveyor.engine.views import json_text
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError, StaleAttempt
 from conveyor.ids import new_id
 from conveyor.models import FINAL_STATUSES, RunStatus, TriggerOptions
+from conveyor.serialization import json_problem
 from conveyor.store import Row, Store, Tx
 
 TOKEN_TIMEOUT_MAX = 365 * 86400.0
@@ -111,6 +112,9 @@ class DurableExecution:
         """Record the answer to a call that needs no waiting (a step, now, uuid). If the key is
         already journaled, the recorded answer wins and is returned. `started_at` is when a step
         began (its span in the trace); a moment after now (a worker's clock ahead) counts as now."""
+        problem = json_problem(value, f"the value of {key!r}")
+        if problem:
+            raise PayloadError(problem)
         now = self.clock()
         with self.store.transaction() as tx:
             self._check_holder(tx, run_id, holder)
@@ -280,6 +284,9 @@ class DurableExecution:
             json_text(data)
         except (TypeError, ValueError) as exc:
             raise PayloadError(f"token data is not JSON: {exc}") from exc
+        problem = json_problem(data, "token data")
+        if problem:
+            raise PayloadError(problem)
         now = self.clock()
         with self.store.transaction() as tx:
             tx.lock(env_id)

@@ -61,6 +61,7 @@ from conveyor.models import (
 from conveyor.protocol import (
     AttemptOutcome,
 )
+from conveyor.serialization import json_problem
 from conveyor.store import Row, Store, Tx
 
 MAX_BATCH = 1000
@@ -426,6 +427,11 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
 
     def _new_run_row(self, env_id: str, task: TaskDefinition, payload: Any, options: TriggerOptions, now: float,
                      parent: Row | None, batch_id: str | None, where: str) -> dict[str, Any]:
+        problem = (json_problem(payload, f"{where}payload") or json_problem(options.metadata, f"{where}metadata")
+                   or json_problem({"tags": options.tags, "idempotency_key": options.idempotency_key,
+                                    "concurrency_key": options.concurrency_key}, f"{where}options"))
+        if problem:
+            raise PayloadError(problem)
         try:
             payload_json = json_text(payload)
             metadata_json = json_text(options.metadata or {})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from typing import Any
 
 from conveyor.engine.durable import holds
 from conveyor.engine.scheduling import Candidate, choose_runs, fetch_size
@@ -33,6 +34,7 @@ from conveyor.protocol import (
     LogEntry,
     OutcomeKind,
 )
+from conveyor.serialization import as_text, json_problem
 from conveyor.store import Row, Store, Tx
 
 HOOK_LEASE_SECONDS = 60.0
@@ -276,9 +278,8 @@ class WorkerProtocol:
         if not entries:
             return 0
         # PostgreSQL text cannot hold a NUL character (in the JSON of attributes it is escaped)
-        rows = [{"run_id": e.run_id, "attempt": e.attempt, "seq": e.seq, "ts": e.ts, "level": e.level[:20],
-                 "message": e.message.replace("\x00", "\ufffd"),
-                 "attributes": json_text(e.attributes) if e.attributes else None}
+        rows = [{"run_id": e.run_id, "attempt": e.attempt, "seq": e.seq, "ts": e.ts, "level": as_text(e.level)[:20],
+                 "message": as_text(e.message).replace("\x00", "\ufffd"), "attributes": _attributes(e.attributes)}
                 for e in entries]
         with self.store.transaction() as tx:
             tx.run_many("insert_log", rows)
@@ -305,6 +306,15 @@ class WorkerProtocol:
                 envs |= self._take_back(tx, row, kind, name, message, now)
         for env_id in envs:
             self._emit("available", env_id)
+
+
+def _attributes(attributes: dict[str, Any] | None) -> str | None:
+    """A line's attributes as stored; attributes no page could show (nested past the limit, not
+    Unicode) are replaced by a note saying why, and the line is kept."""
+    if not attributes:
+        return None
+    problem = json_problem(attributes, "attributes")
+    return json_text({"attributes_dropped": problem} if problem else attributes)
 
 
 def _storable(entry: LogEntry) -> bool:

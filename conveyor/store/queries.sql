@@ -581,6 +581,23 @@ UPDATE personal_access_tokens SET revoked_at = :now WHERE user_id = :user_id AND
 SELECT u.* FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
 WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL;
 
+-- name: user_for_session
+-- The user of a live dashboard session: the session is open and its token is not revoked.
+SELECT u.* FROM dashboard_sessions s
+JOIN personal_access_tokens t ON t.token_hash = s.token_hash
+JOIN users u ON u.id = t.user_id
+WHERE s.id = :id AND s.token_hash = :token_hash AND s.expires_at > :now AND t.revoked_at IS NULL;
+
+-- name: insert_dashboard_session
+INSERT INTO dashboard_sessions (id, token_hash, created_at, expires_at)
+VALUES (:id, :token_hash, :now, :expires_at);
+
+-- name: delete_dashboard_session
+DELETE FROM dashboard_sessions WHERE id = :id;
+
+-- name: delete_expired_dashboard_sessions
+DELETE FROM dashboard_sessions WHERE expires_at <= :now;
+
 -- name: find_admin
 -- The first admin user.
 SELECT * FROM users WHERE is_admin = 1 ORDER BY created_at, id LIMIT 1;

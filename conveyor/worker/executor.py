@@ -40,7 +40,7 @@ from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LogEntry
 from conveyor.sdk import context as ctxmod
 from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, TaskInfo
 from conveyor.sdk.task import Task
-from conveyor.serialization import dumps
+from conveyor.serialization import as_text, dumps, to_json_value
 from conveyor.worker.capture import flush_partial_lines, install_capture
 from conveyor.worker.channel import Channel, ChannelClosed
 from conveyor.worker.discovery import definitions, discover
@@ -120,7 +120,7 @@ class Executor:
         if isinstance(scope.durable, Replay) and scope.durable.replaying:
             return
         entry = LogEntry(scope.ctx.run.id, scope.ctx.attempt.number, scope.next_seq(), time.time(), level,
-                         message, _jsonable(attributes), scope.fence)
+                         as_text(message), _jsonable(attributes), scope.fence)
         with self._logs_lock:
             self._logs.append(entry)
 
@@ -313,16 +313,19 @@ def _error_object(job: HookJob) -> RunFailure:
     return RunFailure(job.status, job.error)
 
 
+_MAX_REPR = 2000
+
+
 def _jsonable(attributes: dict[str, Any] | None) -> dict[str, Any] | None:
     if not attributes:
         return None
     out = {}
     for key, value in attributes.items():
+        name = as_text(str(key))
         try:
-            json.dumps(value)
-            out[str(key)] = value
-        except (TypeError, ValueError):
-            out[str(key)] = repr(value)
+            out[name] = to_json_value(value, name, 1)
+        except PayloadError:  # not JSON, too deep, not Unicode: shown as its repr
+            out[name] = as_text(repr(value))[:_MAX_REPR]
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -102,3 +103,19 @@ def test_the_trigger_command_waits_and_prints_the_output(dev: DevServer):
     bad = subprocess.run([sys.executable, "-m", "conveyor.cli.main", "trigger", "echo", "--payload", "{nope"],
                          capture_output=True, text=True, timeout=60, env={**os.environ, **env})
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "JSON" in bad.stderr
+
+
+def test_a_large_output_is_printed_cut_with_the_way_to_get_it_whole(dev: DevServer, tmp_path):
+    import os
+
+    env = {**os.environ, "CONVEYOR_API_URL": dev.api_url, "CONVEYOR_SECRET_KEY": dev.secret_key}
+    (tmp_path / "big.json").write_text(json.dumps({"blob": "x" * 2_000_000}))
+    waited = subprocess.run([sys.executable, "-m", "conveyor.cli.main", "trigger", "echo", "--payload",
+                             f"@{tmp_path / 'big.json'}", "--wait"], capture_output=True, text=True, timeout=60, env=env)
+    assert waited.returncode == 0, waited.stderr
+    assert len(waited.stdout) < 100_000
+    run_id = next(word for word in waited.stdout.split() if word.startswith("run_"))
+    assert f"conveyor runs show {run_id} --json` prints it whole" in " ".join(waited.stdout.split())
+    whole = subprocess.run([sys.executable, "-m", "conveyor.cli.main", "runs", "show", run_id, "--json"],
+                           capture_output=True, text=True, timeout=60, env=env)
+    assert json.loads(whole.stdout)["output"] == {"blob": "x" * 2_000_000}

@@ -1,6 +1,7 @@
 """The dashboard as `conveyor server` serves it: nothing without logging in with a personal
 access token; the session is a signed, HttpOnly, SameSite=Lax cookie holding no token; the
-environment is one of the user's; a revoked token ends the session."""
+environment is one of the user's; a revoked token, logging out or the session's age end the
+session on the server, so a copy of the cookie is worth nothing afterwards."""
 
 from __future__ import annotations
 
@@ -112,6 +113,32 @@ def test_logging_out_ends_the_session(server: TestClient, backend: Backend) -> N
     csrf = csrf_of(server.get("/runs").text)
     assert server.post("/logout", data={"csrf": csrf}).headers["location"] == "/login"
     assert server.get("/runs").status_code == 303
+
+
+def test_a_cookie_kept_from_before_logging_out_is_refused(server: TestClient, backend: Backend) -> None:
+    token = backend.engine.accounts.bootstrap_admin()
+    assert token is not None
+    log_in(server, token)
+    kept = server.cookies.get("conveyor_session")
+    assert kept
+    other = log_in(TestClient(server.app, base_url="https://conveyor.example", follow_redirects=False), token)
+    csrf = csrf_of(server.get("/runs").text)
+    server.post("/logout", data={"csrf": csrf})
+    server.cookies.clear()
+    server.cookies.set("conveyor_session", kept, domain="conveyor.example")  # copied while it was live
+    assert server.get("/runs").status_code == 303
+    assert other.get("/runs").status_code == 200  # the user's other sessions are their own
+
+
+def test_a_session_ends_at_its_max_age_whatever_the_cookie_says(backend: Backend) -> None:
+    token = backend.engine.accounts.bootstrap_admin()
+    assert token is not None
+    app = create_app(backend.engine, dashboard=DashboardSettings(session_max_age=60))
+    with TestClient(app, base_url="https://conveyor.example", follow_redirects=False) as client:
+        log_in(client, token)
+        assert client.get("/runs").status_code == 200
+        backend.clock.advance(61)  # the server's own record expires, not only the cookie
+        assert client.get("/runs").status_code == 303
 
 
 def test_login_sends_nobody_to_another_site(server: TestClient, backend: Backend) -> None:

@@ -6,6 +6,7 @@ updates, clicks) is tests/e2e/test_dashboard_browser.py."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from conveyor.dashboard import DashboardSettings
 from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition, TriggerOptions
 from conveyor.protocol import LogEntry
 from conveyor.server import create_app
+from tests.bundles import small_bundle
 from tests.integration.conftest import current_fence, held
 
 if TYPE_CHECKING:
@@ -184,7 +186,7 @@ def prod_dashboard(backend: Backend) -> Iterator[tuple[TestClient, str]]:
 
 def deploy_version(backend: Backend, env_id: str, commit: str, *task_ids: str) -> str:
     tasks = [TaskDefinition(id=t, queue=QueueSpec(name=f"task/{t}"), retry=RetryPolicy()) for t in task_ids]
-    made = backend.engine.deploy(env_id, tasks, b"a bundle the engine never opens", lock_sha256="0" * 64,
+    made = backend.engine.deploy(env_id, tasks, small_bundle(commit), lock_sha256="0" * 64,
                                  details={"git": {"branch": "main", "commit": commit}})
     return made.version
 
@@ -236,3 +238,29 @@ def test_dev_has_no_deploys_and_says_it_runs_local_code(dashboard: TestClient) -
     assert "runs the code of your project folder" in page.text and 'action="/deploys/promote"' not in page.text
     refused = dashboard.post("/deploys/promote", data={"csrf": csrf_of(page.text), "version": "20270115.1"})
     assert refused.status_code == 400 and "dev takes no deploys" in refused.text
+
+
+def test_a_large_payload_and_output_show_their_start_and_download_whole(dashboard: TestClient, backend: Backend) -> None:
+    big = {"blob": "x" * (3 * 1024 * 1024), "tail": "the end"}
+    run = backend.engine.trigger(backend.env.id, "hello", big)
+    finish(backend, run.id, output=json.dumps({"result": "y" * (2 * 1024 * 1024)}))
+    page = dashboard.get(f"/runs/{run.id}")
+    assert page.status_code == 200
+    assert len(page.text) < 300 * 1024, "the page carries the whole values"
+    assert "Showing the start of 3.0 MB" in page.text and "Showing the start of 2.0 MB" in page.text
+    assert "too large to edit here" in page.text and 'id="replay-payload"' not in page.text
+    payload = dashboard.get(f"/runs/{run.id}/payload.json")
+    assert payload.status_code == 200 and payload.json() == big
+    assert "attachment" in payload.headers["content-disposition"]
+    assert dashboard.get(f"/runs/{run.id}/output.json").json() == {"result": "y" * (2 * 1024 * 1024)}
+    assert dashboard.get(f"/runs/{run.id}/secrets.json").status_code == 404
+
+    csrf = csrf_of(page.text)
+    replayed = dashboard.post(f"/runs/{run.id}/replay", data={"csrf": csrf, "same": "1"})
+    assert replayed.status_code == 303
+    copy = backend.engine.get_run(backend.env.id, replayed.headers["location"].removeprefix("/runs/"))
+    assert copy.payload == big and copy.replayed_from == run.id
+
+    small = backend.engine.trigger(backend.env.id, "hello", {"n": 1})
+    shown = dashboard.get(f"/runs/{small.id}").text
+    assert "Showing the start" not in shown and 'id="replay-payload"' in shown

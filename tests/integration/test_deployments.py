@@ -17,9 +17,10 @@ from conveyor.models import (
     TriggerOptions,
 )
 from conveyor.protocol import Heartbeat
+from tests.bundles import small_bundle
 from tests.integration.conftest import current_fence, held, holder
 
-BUNDLE = b"\x1f\x8b not really a tar.gz, the engine never opens it \x00\xff"
+BUNDLE = small_bundle()
 LOCK = hashlib.sha256(b"").hexdigest()
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 
 import pytest
 
 from conveyor import AsyncClient, Client
 from conveyor.errors import InvalidRequest, NotFound
 from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition
+from tests.bundles import bundle_of, small_bundle
 
 PROD_KEY = "cv_prod_" + "p" * 32
-BUNDLE = b"bundle bytes \x00\x01\x02" * 100
+BUNDLE = small_bundle()
 LOCK = hashlib.sha256(b"pydantic==2.0\n").hexdigest()
 TASKS = [TaskDefinition(id="hello", queue=QueueSpec(name="hello"), retry=RetryPolicy())]
 
@@ -31,7 +33,7 @@ def test_deploy_list_promote_back_and_fetch_a_bundle(live_server, prod_key):
             client.deployments.current()
         first = client.deployments.create(environment="prod", tasks=TASKS, bundle=BUNDLE, lock_sha256=LOCK,
                                           details={"git": {"commit": "abc"}})
-        second = client.deployments.create(environment="prod", tasks=TASKS, bundle=BUNDLE + b"!", lock_sha256=LOCK)
+        second = client.deployments.create(environment="prod", tasks=TASKS, bundle=small_bundle("second"), lock_sha256=LOCK)
         assert first.version.endswith(".1") and second.version.endswith(".2") and second.is_current
         assert first.environment == "prod" and first.tasks == ["hello"] and first.details == {"git": {"commit": "abc"}}
         page = client.deployments.list(limit=1)
@@ -77,3 +79,26 @@ def test_a_trigger_for_an_undeployed_task_is_visible_as_pending_version(live_ser
         client.deployments.create(environment="prod", tasks=[*TASKS, TaskDefinition(
             id="not-yet", queue=QueueSpec(name="not-yet"), retry=RetryPolicy())], bundle=BUNDLE, lock_sha256=LOCK)
         assert client.runs.retrieve(handle.id).status == "QUEUED"
+
+
+@pytest.mark.parametrize(("bundle", "named"), [
+    (bundle_of({"../../x.py": b"print(1)"}), "'../../x.py'"),
+    (bundle_of({"tasks/../../escape.py": b""}), "'tasks/../../escape.py'"),
+    (bundle_of({"/etc/cron.d/x": b"* * * * * root sh"}), "'/etc/cron.d/x'"),
+    (bundle_of({"tasks/a.py": b""}, links={"tasks/b.py": "/etc/passwd"}), "'tasks/b.py' is a link"),
+    (bundle_of({"tasks/a.py": b""}, hard_links={"tasks/c.py": "tasks/a.py"}), "'tasks/c.py' is a link"),
+    (b"\x1f\x8b\x08 not a tar.gz at all", "not a tar.gz"),
+], ids=["dot-dot", "dot-dot-inside", "absolute", "symlink", "hard-link", "not-a-tarball"])
+def test_a_bundle_a_worker_could_not_unpack_safely_is_refused_naming_its_member(live_server, prod_key, bundle, named):
+    with Client(live_server, prod_key) as client:
+        before = len(client.deployments.list())
+        with pytest.raises(InvalidRequest, match=re.escape(named)):
+            client.deployments.create(environment="prod", tasks=TASKS, bundle=bundle, lock_sha256=LOCK)
+        assert len(client.deployments.list()) == before  # no version was made, nothing became current
+
+
+def test_a_bundle_that_unpacks_past_the_limit_is_refused(live_server, prod_key):
+    bomb = bundle_of({f"tasks/zeros{i}.bin": bytes(64 * 1024 * 1024) for i in range(5)})  # 320 MB of zeros
+    assert len(bomb) < 1024 * 1024
+    with Client(live_server, prod_key) as client, pytest.raises(InvalidRequest, match="unpacks to more than 256 MB"):
+        client.deployments.create(environment="prod", tasks=TASKS, bundle=bomb, lock_sha256=LOCK)

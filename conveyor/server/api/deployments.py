@@ -20,9 +20,10 @@ from conveyor.engine.deployments import MAX_BUNDLE_BYTES
 from conveyor.errors import InvalidRequest
 from conveyor.models import Deployment, DeploymentBundle, TaskDefinition
 from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import API_RESPONSES
 
-router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"], responses=API_RESPONSES)
+router = APIRouter(route_class=ApiRoute, prefix="/api/v1/deployments", tags=["deployments"], responses=API_RESPONSES)
 
 
 class DeployBody(BaseModel):

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Response
 
 from conveyor.models import EnvironmentKey, Project, ProjectEnvironment, User
 from conveyor.server.auth import CallerDep, EngineDep
+from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import (
     ACCOUNT_ERROR_RESPONSES,
     CONFLICT_RESPONSE,
@@ -27,8 +28,8 @@ from conveyor.server.schemas import (
     ProjectList,
 )
 
-me_router = APIRouter(prefix="/api/v1/me", tags=["accounts"], responses=ACCOUNT_ERROR_RESPONSES)
-router = APIRouter(prefix="/api/v1/projects", tags=["accounts"], responses=ACCOUNT_ERROR_RESPONSES)
+me_router = APIRouter(route_class=ApiRoute, prefix="/api/v1/me", tags=["accounts"], responses=ACCOUNT_ERROR_RESPONSES)
+router = APIRouter(route_class=ApiRoute, prefix="/api/v1/projects", tags=["accounts"], responses=ACCOUNT_ERROR_RESPONSES)
 
 # a secret must not linger in a proxy's or browser's cache
 _NO_STORE = {"Cache-Control": "no-store"}

@@ -10,9 +10,10 @@ from fastapi import APIRouter
 
 from conveyor.models import QueueInfo
 from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import API_RESPONSES, ConcurrencyBody, QueueList
 
-router = APIRouter(prefix="/api/v1/queues", tags=["queues"], responses=API_RESPONSES)
+router = APIRouter(route_class=ApiRoute, prefix="/api/v1/queues", tags=["queues"], responses=API_RESPONSES)
 
 
 @router.get("", response_model=QueueList, summary="List queues")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Query, status
 
 from conveyor.models import Run, Trace
 from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import (
     API_RESPONSES,
     CONFLICT_RESPONSE,
@@ -23,7 +24,7 @@ from conveyor.server.schemas import (
     triggered,
 )
 
-router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=API_RESPONSES)
+router = APIRouter(route_class=ApiRoute, prefix="/api/v1/runs", tags=["runs"], responses=API_RESPONSES)
 
 
 def _epoch(value: datetime | None) -> float | None:

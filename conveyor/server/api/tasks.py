@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from conveyor.models import TaskDefinition
 from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import (
     API_RESPONSES,
     BatchBody,
@@ -21,7 +22,7 @@ from conveyor.server.schemas import (
     triggered,
 )
 
-router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], responses=API_RESPONSES)
+router = APIRouter(route_class=ApiRoute, prefix="/api/v1/tasks", tags=["tasks"], responses=API_RESPONSES)
 
 
 @router.post(

@@ -15,6 +15,7 @@ from conveyor.durations import parse_duration
 from conveyor.errors import InvalidRequest, NotFound, PayloadError
 from conveyor.models import Token
 from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import (
     API_RESPONSES,
     CompleteTokenBody,
@@ -23,7 +24,7 @@ from conveyor.server.schemas import (
     TokenList,
 )
 
-router = APIRouter(prefix="/api/v1/waitpoints/tokens", tags=["waitpoints"], responses=API_RESPONSES)
+router = APIRouter(route_class=ApiRoute, prefix="/api/v1/waitpoints/tokens", tags=["waitpoints"], responses=API_RESPONSES)
 TOKEN_DONE_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "The token already completed or timed out"},
 }
@@ -63,7 +64,7 @@ def complete_token(token_id: str, body: CompleteTokenBody, env: EnvironmentDep, 
 
 
 # The callback carries no key: it cannot be unauthorized or rate limited.
-callback_router = APIRouter(tags=["waitpoints"], responses={
+callback_router = APIRouter(route_class=ApiRoute, tags=["waitpoints"], responses={
     **TOKEN_DONE_RESPONSE,
     404: {"model": ErrorResponse, "description": "No token at this URL (an unknown token or a wrong signature)"},
     422: {"model": ErrorResponse, "description": "The body is not JSON (`payload_invalid`)"},

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from conveyor.models import TaskDefinition
 from conveyor.protocol import AttemptOutcome, Heartbeat, LeaseReply, LogEntry
 from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import ERROR_RESPONSES, ErrorResponse
 
 
@@ -26,7 +27,7 @@ def registered_worker(worker_id: str, env: EnvironmentDep, engine: EngineDep) ->
     engine.check_worker(env.id, worker_id)
 
 
-router = APIRouter(prefix="/api/v1/workers/{worker_id}", tags=["workers"], responses=ERROR_RESPONSES)
+router = APIRouter(route_class=ApiRoute, prefix="/api/v1/workers/{worker_id}", tags=["workers"], responses=ERROR_RESPONSES)
 WorkerDep = Depends(registered_worker)
 
 MAX_WAIT = 30.0
