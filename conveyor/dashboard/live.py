@@ -45,31 +45,32 @@ def stream(request: Request, viewer: Viewer, event: str, render: Callable[[], st
         last = None
         sent_at = checked_at = time.monotonic()
         yield "retry: 2000\n\n"
-        while not wakeups.closed:
-            rendered_at = time.monotonic()
-            try:
-                html = await run_in_threadpool(render)
-            except ConveyorError:
-                return  # the run, queue or environment is gone: nothing more to show
-            now = time.monotonic()
-            if html != last:
-                last, sent_at = html, now
-                yield sse(event, html)
-            elif now - sent_at > KEEPALIVE_SECONDS:
-                sent_at = now
-                yield ": keep-alive\n\n"
-            await wakeups.wait(env_id, POLL_SECONDS)
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(max(SETTLE_SECONDS, MIN_INTERVAL - (time.monotonic() - rendered_at)))
-            if not viewer.local and now - checked_at > RECHECK_SECONDS:
-                checked_at = now
+        with wakeups.listen(env_id) as waiter:  # before the first render: no change goes unseen
+            while not wakeups.closed:
+                rendered_at = time.monotonic()
                 try:
-                    again = await run_in_threadpool(access_of(request).viewer, request)
-                except Exception:
+                    html = await run_in_threadpool(render)
+                except ConveyorError:
+                    return  # the run, queue or environment is gone: nothing more to show
+                now = time.monotonic()
+                if html != last:
+                    last, sent_at = html, now
+                    yield sse(event, html)
+                elif now - sent_at > KEEPALIVE_SECONDS:
+                    sent_at = now
+                    yield ": keep-alive\n\n"
+                await waiter.wait(POLL_SECONDS)
+                if await request.is_disconnected():
                     return
-                if again.scope is None or again.scope.env_id != env_id:
-                    return
+                await asyncio.sleep(max(SETTLE_SECONDS, MIN_INTERVAL - (time.monotonic() - rendered_at)))
+                if not viewer.local and now - checked_at > RECHECK_SECONDS:
+                    checked_at = now
+                    try:
+                        again = await run_in_threadpool(access_of(request).viewer, request)
+                    except Exception:
+                        return
+                    if again.scope is None or again.scope.env_id != env_id:
+                        return
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -120,6 +120,11 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
         # the engine takes its runs back only after this longer span, the margin covering the
         # worker's stopping and clocks of servers that disagree a little (see protocol.py)
         self.take_back_after = take_back_span(worker_timeout)
+        # since when this engine has had the database without a failure: a worker whose
+        # heartbeats could not be recorded (the database away) is judged lost only once
+        # take_back_after has passed after that
+        self._database_since = clock()
+        self._failures_seen = store.failures
         self._listeners: list[Callable[[str, str, str | None], None]] = []
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self._auth_cache: dict[str, tuple[float, Environment | None]] = {}
@@ -700,12 +705,20 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
     def tick(self) -> None:
         """Advance time: queue delayed runs that are due, complete durations that have passed and
         time out tokens, expire runs past their ttl, and take back runs of workers that stopped
-        heartbeating. Safe to call from several servers at once."""
+        heartbeating. Safe to call from several servers at once.
+
+        Workers are judged lost only once this engine has had the database for take_back_after
+        without a failure: while it was away, heartbeats could not be recorded (the workers
+        stopped their attempts themselves, and report the outcomes they reached once it is back)."""
         now = self.clock()
         envs: set[str] = set()
+        if self.store.failures != self._failures_seen:  # an outage since the last tick
+            self._failures_seen = self.store.failures
+            self._database_since = now
         with self.store.read() as tx:
             due = sorted(r["env_id"] for r in tx.all("environments_with_due_work", now=now))
-            lost = [r["id"] for r in tx.all("lost_workers", before=now - self.take_back_after)]
+            judge = now - self._database_since >= self.take_back_after
+            lost = [r["id"] for r in tx.all("lost_workers", before=now - self.take_back_after)] if judge else []
         for env_id in due:  # one transaction per environment, under its lock
             with self.store.transaction() as tx:
                 tx.lock(env_id)

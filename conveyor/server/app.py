@@ -15,7 +15,7 @@ from conveyor.engine.engine import Engine
 from conveyor.server.api import api_router
 from conveyor.server.errors import install_error_handlers
 from conveyor.server.ratelimit import RateLimit, RateLimitMiddleware, rate_limit_from_env
-from conveyor.server.schemas import Health
+from conveyor.server.schemas import ErrorResponse, Health
 from conveyor.server.wakeups import Wakeups
 
 if TYPE_CHECKING:
@@ -55,7 +55,16 @@ def create_app(engine: Engine, *, title: str = "Conveyor", rate_limit: RateLimit
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness check")
     def healthz() -> Health:
-        """Answers while the server process is up; needs no key."""
+        """Answers while the server process is up, whether or not its database answers (a
+        restart would not bring the database back); needs no key."""
+        return Health(ok=True)
+
+    @app.get("/readyz", response_model=Health, tags=["health"], summary="Readiness check",
+             responses={503: {"model": ErrorResponse, "description": "The database cannot be reached"}})
+    def readyz() -> Health:
+        """200 when the server can serve requests: its database answers. 503 `unavailable` with
+        Retry-After while it cannot be reached (send traffic elsewhere meanwhile); needs no key."""
+        engine.store.check()
         return Health(ok=True)
 
     return app

@@ -2,15 +2,41 @@
 thread changed the state; workers waiting on a lease in that environment return at once.
 
 The engine delivers other servers' changes too (LISTEN/NOTIFY on PostgreSQL), so a worker
-long-polling one server wakes when a run is triggered through another.
+long-polling one server wakes when a run is triggered through another; after the store lost
+its notification connection it wakes every waiter ("*"), as anything may have changed.
+
+No wake-up is lost: a waiter registers before it reads the state it waits on, and keeps its
+registration across reads, so a change committed after a read wakes its next wait:
+
+    with wakeups.listen(env_id) as waiter:
+        while not (state := read()):
+            await waiter.wait(timeout)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 
 from conveyor.engine.engine import Engine
+
+
+class Waiter:
+    """One registration on an environment's wake-ups; a wake-up that came while the waiter was
+    reading is kept until its next `wait`."""
+
+    def __init__(self, wakeups: Wakeups) -> None:
+        self._wakeups = wakeups
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        """Return when something may have changed since the last wait (or the registration),
+        or after `timeout`."""
+        if not self._wakeups.closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout)
+        self._event.clear()  # a wake-up after this reaches the next wait
 
 
 class Wakeups:
@@ -39,19 +65,17 @@ class Wakeups:
         for env_id in list(self._events):
             self._wake(env_id)
 
-    async def wait(self, env_id: str, timeout: float) -> None:
-        """Return when something may have become startable in `env_id`, or after `timeout`."""
+    @contextlib.contextmanager
+    def listen(self, env_id: str) -> Iterator[Waiter]:
+        """Register for `env_id`'s wake-ups (on the running event loop) before reading its state."""
         self._loop = asyncio.get_running_loop()
-        if self.closed:
-            return
-        event = asyncio.Event()
-        self._events.setdefault(env_id, set()).add(event)
+        waiter = Waiter(self)
+        self._events.setdefault(env_id, set()).add(waiter._event)
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
+            yield waiter
         finally:
             waiting = self._events.get(env_id)
             if waiting is not None:
-                waiting.discard(event)
+                waiting.discard(waiter._event)
                 if not waiting:
                     del self._events[env_id]

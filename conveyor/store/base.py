@@ -47,6 +47,8 @@ class Store(abc.ABC):
     # whether other processes write at the same time (PostgreSQL), so that locks in one
     # transaction can make another skip rows rather than wait for them
     concurrent_writers: bool = False
+    # times a transaction failed because the database could not be reached (StoreUnavailable)
+    failures: int = 0
 
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[Tx]:
@@ -61,6 +63,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def _applied_versions(self) -> set[int]: ...
+
+    def check(self) -> None:
+        """Return when the database answers; StoreUnavailable when it cannot be reached."""
+        with self.read():
+            pass
 
     def close(self) -> None:  # noqa: B027 - optional for backends
         """Release connections."""

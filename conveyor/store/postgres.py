@@ -1,7 +1,9 @@
 """PostgreSQL backend: for many servers and workers on many machines.
 
-A psycopg 3 connection pool; every transaction checks its connection out and back in, and a
-connection PostgreSQL dropped (a restart, a failover) is replaced, not reused. Values are sent
+A pool of psycopg 3 connections (conveyor/store/pool.py); every transaction checks its
+connection out and back in, a connection PostgreSQL dropped (a restart, a failover) is replaced,
+not reused, and while the database cannot be reached every transaction fails at once with
+StoreUnavailable (a 503) rather than waiting. Values are sent
 apart from the SQL and each connection prepares the statements it runs again, so the hot
 queries (trigger, lease, complete) are planned once per connection, not once per call.
 
@@ -25,17 +27,24 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg.rows import dict_row
 from psycopg.types.string import StrDumper
-from psycopg_pool import ConnectionPool
 
 from conveyor.errors import InvalidRequest, StoreUnavailable
 from conveyor.store.base import Row, Store, Tx
+from conveyor.store.pool import CONNECT_TIMEOUT, Pool
 from conveyor.store.queries import bind, get_query
 
 log = logging.getLogger("conveyor.store")
 
 CHANNEL = "conveyor_events"
+WAKE_ALL = ""  # a notification that says "anything may have changed": every long poll wakes
+OUTBOX_LIMIT = 1000  # notifications kept while they cannot be sent
+RESEND_SECONDS = 0.5
 PREPARE_AFTER = 2  # a statement run this often on a connection is prepared: parsed and planned once
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+# a connection fails within CONNECT_TIMEOUT when the database is away, and one cut off by the
+# network (no FIN, no RST) is found dead by TCP keepalives within about 20 s
+CONNECT_OPTIONS: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, "keepalives": 1, "keepalives_idle": 5,
+                                   "keepalives_interval": 5, "keepalives_count": 3}
 
 
 class _PgTx(Tx):
@@ -74,19 +83,15 @@ class PostgresStore(Store):
     dialect = "postgres"
     concurrent_writers = True
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, max_size: int = 10) -> None:
         self.url = url
         self._local = threading.local()
-        self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
-            url, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
-            kwargs={"row_factory": dict_row, "prepare_threshold": PREPARE_AFTER},
-            check=ConnectionPool.check_connection, name="conveyor", configure=_configure,
-        )
-        try:
-            self._pool.open(wait=True, timeout=timeout)
-        except Exception as exc:  # psycopg_pool raises PoolTimeout with the cause logged
-            self._pool.close()
-            raise StoreUnavailable(f"cannot connect to PostgreSQL at {_safe(url)}: {exc}") from exc
+        try:  # a first connection says at once whether the URL can work at all
+            first = self._connect()
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {_safe(url)}: {_first_line(exc)}") from exc
+        first.close()
+        self._pool = Pool(self._connect, max_size=max_size)
         self._listener: _Listener | None = None
         self._outbox: dict[str, None] = {}
         self._outbox_lock = threading.Lock()
@@ -94,13 +99,27 @@ class PostgresStore(Store):
         self._publisher: threading.Thread | None = None
         self._closed = False
 
+    def _connect(self) -> psycopg.Connection[Row]:
+        conn = psycopg.connect(self.url, row_factory=dict_row, prepare_threshold=PREPARE_AFTER, **CONNECT_OPTIONS)
+        _configure(conn)
+        return conn
+
+    def check(self) -> None:
+        with self._connection() as conn:
+            conn.execute("SELECT 1")
+            conn.rollback()
+
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Row]]:
         try:
             with self._pool.connection() as conn:
                 yield conn
+        except StoreUnavailable:
+            self.failures += 1
+            raise
         except _CONNECTION_ERRORS as exc:
-            raise StoreUnavailable(f"the database connection failed: {exc}".strip()) from exc
+            self.failures += 1
+            raise StoreUnavailable(f"the database connection failed: {_first_line(exc)}") from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -177,8 +196,15 @@ class PostgresStore(Store):
                 with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
                     cursor.executemany("SELECT pg_notify(%s, %s)", [(CHANNEL, m) for m in messages])
             except (StoreUnavailable, psycopg.Error) as exc:
-                # a wake-up lost with the database: long polls end by their own timeout
-                log.warning("could not send %d notifications: %s", len(messages), exc)
+                # kept and sent again: a change another server's long polls wait on is never
+                # announced to no one (past OUTBOX_LIMIT, one "wake everyone" stands for them all)
+                log.warning("could not send %d notifications (%s); sending them again", len(messages), _first_line(exc))
+                with self._outbox_lock:
+                    kept = dict.fromkeys(messages) | self._outbox
+                    self._outbox = kept if len(kept) <= OUTBOX_LIMIT else {WAKE_ALL: None}
+                self._outbox_ready.set()
+                if not self._closed:
+                    time.sleep(RESEND_SECONDS)
 
     def listen(self, callback: Callable[[str], None]) -> None:
         if self._listener is None:
@@ -210,20 +236,25 @@ class _Listener(threading.Thread):
 
     def run(self) -> None:
         delay = 0.1
+        lost = False  # reported once per outage, not at every attempt to reconnect
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True) as conn:
+                with psycopg.connect(self.url, autocommit=True, **CONNECT_OPTIONS) as conn:
                     self._conn = conn
                     conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(CHANNEL)))
                     self.callback("")
-                    delay = 0.1
+                    if lost:
+                        log.warning("listening for other servers' changes again")
+                    delay, lost = 0.1, False
                     while not self._stopping.is_set():
                         for note in conn.notifies(timeout=0.25):
                             self.callback(note.payload)
             except _CONNECTION_ERRORS as exc:
                 if self._stopping.is_set():
                     return
-                log.warning("lost the PostgreSQL notification connection (%s); reconnecting", exc)
+                if not lost:
+                    log.warning("lost the PostgreSQL notification connection (%s); reconnecting", _first_line(exc))
+                lost = True
             self._conn = None
             self._stopping.wait(delay)
             delay = min(delay * 2, 2.0)

@@ -40,6 +40,8 @@ log = logging.getLogger("conveyor.worker")
 
 KILL_GRACE = 1.0  # seconds past max_duration before a stuck executor is killed
 IDLE_POLL = 1.0
+FLUSH_RETRY = 0.5  # seconds between sends of what the server or its database could not take
+STOP_REPORT_WAIT = 20.0  # seconds a stopping worker keeps trying to report what its attempts reached
 LINK_REPORT_EVERY = 30.0  # seconds between reports while the engine stays unreachable
 CALL_OUTAGE_LIMIT = 120.0  # seconds a run's durable call waits out an unreachable server or database
 VERSION_IDLE = 120.0  # seconds after which executors of a version that is not current are stopped
@@ -91,6 +93,7 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._waiter: asyncio.Future[None] | None = None
         self._flush = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
         self._stopping = False
         self._closed = False
         self._restarts: list[float] = []
@@ -225,13 +228,26 @@ class Supervisor:
         deadline = time.monotonic() + grace
         while self.inflight_count and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        await self._flush_now()  # what finished during the grace period first
+        await self._report_before_stop()
         self._closed = True
         with contextlib.suppress(ConveyorError, OSError):
             await self.link.stopped(self.worker_id)
         for proc in self._all_processes():
             proc.inflight.clear()
             proc.kill("worker stopping")
+
+    async def _report_before_stop(self) -> None:
+        """Send what attempts reached (up to the end of the grace period) before telling the
+        engine we stop: it hands back the runs we still hold, and a finished attempt whose
+        outcome was not sent would run again. Through an outage of the server or its database,
+        keeps trying for up to STOP_REPORT_WAIT seconds."""
+        deadline = time.monotonic() + STOP_REPORT_WAIT
+        while not await self._flush_now() or self._sending:
+            if time.monotonic() >= deadline:
+                log.warning("could not report %d attempt outcomes before stopping: those runs run again",
+                            len(self._outcomes) + len(self._sending))
+                return
+            await asyncio.sleep(FLUSH_RETRY)
 
     def _spawn(self, key: PoolKey, generation: int) -> ExecutorProcess:
         version, machine = key
@@ -260,6 +276,9 @@ class Supervisor:
             self._wake.clear()
             timeout = IDLE_POLL
             if self.tasks is not None:
+                if not self._in_contact() and not await self._regain_contact():
+                    await asyncio.sleep(1.0)
+                    continue
                 free = self.capacity - self.inflight_count
                 try:
                     reply = await self.link.lease(self.worker_id, max(free, 0))
@@ -549,12 +568,17 @@ class Supervisor:
 
     # -- reporting, heartbeats, watchdog -----------------------------------------------------
 
-    async def _flush_now(self) -> None:
+    async def _flush_now(self) -> bool:
         """Send what attempts produced: log lines first (so a finished run's lines are there
         when it shows as done), then outcomes, then hooks that ran. Each part fails on its own:
         lines the server refuses are dropped (one bad line never holds back a result, a
         heartbeat or another run's lines); what could not be sent because the server or its
-        database is away is kept for the next flush (the engine ignores duplicates)."""
+        database is away is kept for the next flush (the engine ignores duplicates). False
+        when something was kept."""
+        async with self._flush_lock:  # one flush at a time (the flush loop's, a stop's)
+            return await self._flush_locked()
+
+    async def _flush_locked(self) -> bool:
         logs, self._logs = self._logs, []
         outcomes, self._outcomes = self._outcomes, []
         hooks, self._hooks_done = self._hooks_done, []
@@ -563,8 +587,7 @@ class Supervisor:
             if not await self._send_logs(logs):
                 self._logs[:0] = logs
                 self._outcomes[:0], self._hooks_done[:0] = outcomes, hooks
-                await asyncio.sleep(0.5)
-                return
+                return False
             unsent = await self._send_refusing(outcomes, lambda batch: self.link.complete(self.worker_id, batch),
                                                "attempt outcome")
             if unsent is None:
@@ -575,18 +598,18 @@ class Supervisor:
                     except (StoreUnavailable, OSError) as exc:
                         self._hooks_done[:0] = hooks[index:]
                         self._link_failed(exc)
-                        break
+                        return False
                     except ApiError as exc:
                         if exc.api_code in _TRANSIENT:
                             self._hooks_done[:0] = hooks[index:]
                             self._link_failed(exc)
-                            break
+                            return False
                         log.warning("the server refused the report of %s of run %s (%s); dropped", hook, run_id, exc)
                     except ConveyorError as exc:
                         log.warning("the server refused the report of %s of run %s (%s); dropped", hook, run_id, exc)
-            else:
-                self._outcomes[:0], self._hooks_done[:0] = unsent, hooks
-                await asyncio.sleep(0.5)
+                return True
+            self._outcomes[:0], self._hooks_done[:0] = unsent, hooks
+            return False
         finally:
             self._sending = []
 
@@ -655,7 +678,9 @@ class Supervisor:
         while True:
             await self._flush.wait()
             self._flush.clear()
-            await self._flush_now()
+            if not await self._flush_now():  # the server or its database is away: again in a moment
+                await asyncio.sleep(FLUSH_RETRY)
+                self._flush.set()
             if self._stopping and not (self._logs or self._outcomes or self._hooks_done):
                 if not self.inflight_count:
                     return
@@ -681,6 +706,7 @@ class Supervisor:
             self._link_failed(exc)
             return
         self._acked_at = max(self._acked_at, sent)
+        self._link_ok()  # said when the server answers again, not when a long poll ends later
         self._revoked_through = max(self._revoked_through, reply.revoked_through)
         if self._contact_lost:
             self._contact_lost = False
@@ -688,14 +714,23 @@ class Supervisor:
         for run_id in reply.stop:
             self.stop_run(run_id, "canceled")
 
+    def _in_contact(self) -> bool:
+        """Whether a heartbeat was acknowledged within the worker timeout."""
+        return time.monotonic() - self._acked_at < self.worker_timeout
+
+    async def _regain_contact(self) -> bool:
+        """A heartbeat now, before leasing: attempts leased while out of contact would only be
+        handed back (`_accept_lease`), again and again until the next heartbeat."""
+        await self._heartbeat()
+        return self._in_contact()
+
     def _accept_lease(self, reply: LeaseReply) -> bool:
         """Whether to start what a lease handed out. Not when contact with the server was lost
         for the worker timeout (the engine may take those runs back at any moment), nor when the
         lease was revoked meanwhile (the answer arrived late): those attempts are handed back
         as interrupted, which the engine applies only if it still counts them as ours."""
         self._lease_seq = max(self._lease_seq, reply.lease_seq)
-        fresh = time.monotonic() - self._acked_at < self.worker_timeout
-        if fresh and reply.lease_seq > self._revoked_through:
+        if self._in_contact() and reply.lease_seq > self._revoked_through:
             return True
         if reply.attempts:
             self.reporter("lease_refused", {"runs": len(reply.attempts)})

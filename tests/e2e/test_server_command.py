@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import httpx
 import pytest
 
 from conveyor import Client
-from tests.e2e.conftest import ServerProcess, WorkerProcess, make_project, wait_for
+from tests.databases import POSTGRES_URL, require_postgres
+from tests.e2e.conftest import ServerProcess, WorkerProcess, free_port, make_project, wait_for
 
 TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")
 
@@ -102,3 +104,22 @@ def test_a_server_on_a_taken_port_says_so(server: ServerProcess, tmp_path: Path)
     assert result.stderr.strip() == f"error: port {server.port} on 127.0.0.1 is already in use; pass --port to use another"
     assert not (tmp_path / "other.db").exists()
     wait_for(lambda: server.proc is not None and server.proc.poll() is None, what="the first server to keep going")
+
+
+def test_a_server_on_an_unusable_postgres_url_exits_at_once_naming_the_cause(tmp_path: Path) -> None:
+    require_postgres()
+    base = POSTGRES_URL.split("?", 1)[0]
+    host, database = base.rsplit("/", 1)
+    refused = f"postgresql://postgres@127.0.0.1:{free_port()}/{database}"
+    for url, says in ((f"{host}/no_such_database_here", 'database "no_such_database_here" does not exist'),
+                      (f"postgresql://no_such_role@{host.split('@', 1)[1]}/{database}", 'role "no_such_role" does not exist'),
+                      (refused, "Connection refused"),
+                      (f"{base}?no_such_option=1", 'invalid URI query parameter: "no_such_option"'),
+                      ("postgresql://[::1/x", "IPv6 host address")):
+        started = time.monotonic()
+        result = cli("server", "--database-url", url, "--port", str(free_port()), cwd=tmp_path,
+                     config_home=tmp_path / "config")
+        assert time.monotonic() - started < 5, f"{url}: took {time.monotonic() - started:.1f}s"
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1, result.stderr
+        assert lines[0].startswith("error: cannot connect to PostgreSQL") and says in lines[0], lines[0]

@@ -4,6 +4,7 @@ a real uvicorn server on a free port (for Client and AsyncClient)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -134,16 +135,16 @@ def api(backend: Backend) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture
-def live_server(backend: Backend) -> Iterator[str]:
-    """The app behind a real uvicorn server on a free port; yields its base URL."""
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """`app` behind a real uvicorn server on a free port; yields its base URL."""
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets that say they are TCP,
     # and without it every keep-alive request waits ~40 ms for a delayed ACK
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(backend.engine), log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -152,10 +153,19 @@ def live_server(backend: Backend) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+def live_server(backend: Backend) -> Iterator[str]:
+    """The app behind a real uvicorn server on a free port; yields its base URL."""
+    with serving(create_app(backend.engine)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -166,7 +166,7 @@ def test_the_dev_dashboard_answers_only_this_machine(backend: Backend) -> None:
 
 def test_the_openapi_document_has_no_dashboard_routes(dashboard: TestClient) -> None:
     paths = dashboard.get("/openapi.json").json()["paths"]
-    assert all(path.startswith(("/api/", "/healthz")) for path in paths)
+    assert all(path.startswith(("/api/", "/healthz", "/readyz")) for path in paths)
 
 
 def test_the_vendored_front_end_is_served_with_its_license(dashboard: TestClient) -> None:

@@ -245,6 +245,7 @@ def test_wrong_key_is_a_401_and_triggers_nothing(backend: Backend) -> None:
 def test_health_and_openapi_need_no_key(backend: Backend) -> None:
     with TestClient(create_app(backend.engine)) as client:
         assert client.get("/healthz").json() == {"ok": True}
+        assert client.get("/readyz").json() == {"ok": True}  # the database answers
         assert client.get("/openapi.json").status_code == 200
         assert client.get("/docs").status_code == 200
 
@@ -277,7 +278,7 @@ def test_openapi_lists_every_route_with_its_bodies_and_responses(api: TestClient
         "/api/v1/runs/{run_id}/cancel": "post", "/api/v1/runs/{run_id}/replay": "post",
         "/api/v1/queues": "get", "/api/v1/queues/{name}": "get", "/api/v1/queues/{name}/pause": "post",
         "/api/v1/queues/{name}/resume": "post", "/api/v1/queues/{name}/concurrency": "post",
-        "/healthz": "get",
+        "/healthz": "get", "/readyz": "get",
     }
     for path, method in expected.items():
         assert method in paths.get(path, {}), f"{method.upper()} {path} missing from OpenAPI"

@@ -149,16 +149,18 @@ async def lease(worker_id: str, body: LeaseBody, env: EnvironmentDep, engine: En
     as soon as there is something, or after `wait` seconds with nothing."""
     wakeups = request.app.state.wakeups
     deadline = time.monotonic() + body.wait
-    while True:
-        reply = await run_in_threadpool(engine.lease, env.id, worker_id, body.capacity)
-        remaining = deadline - time.monotonic()
-        if reply.attempts or reply.hooks or remaining <= 0 or body.capacity == 0 or wakeups.closed:
-            return Response(_lease_reply.dump_json(reply), media_type="application/json")
-        if await request.is_disconnected():  # the worker went away: take nothing for it
-            return Response(_lease_reply.dump_json(reply), media_type="application/json")
-        if reply.next_due is not None:
-            remaining = min(remaining, max(0.0, reply.next_due - time.time()) + 0.001)
-        await wakeups.wait(env.id, remaining)
+    # registered before the first read: a run made startable after any read wakes the next wait
+    with wakeups.listen(env.id) as waiter:
+        while True:
+            reply = await run_in_threadpool(engine.lease, env.id, worker_id, body.capacity)
+            remaining = deadline - time.monotonic()
+            if reply.attempts or reply.hooks or remaining <= 0 or body.capacity == 0 or wakeups.closed:
+                return Response(_lease_reply.dump_json(reply), media_type="application/json")
+            if await request.is_disconnected():  # the worker went away: take nothing for it
+                return Response(_lease_reply.dump_json(reply), media_type="application/json")
+            if reply.next_due is not None:
+                remaining = min(remaining, max(0.0, reply.next_due - time.time()) + 0.001)
+            await waiter.wait(remaining)
 
 
 @router.post("/heartbeat", dependencies=[WorkerDep], response_model=HeartbeatAnswer, summary="The worker is alive")
