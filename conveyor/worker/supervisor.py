@@ -273,6 +273,7 @@ class Supervisor:
                 if self._accept_lease(reply):
                     for spec in reply.attempts:
                         self._dispatch(spec, spec.machine)
+                if self._in_contact():  # hooks have their own fence, whatever became of the attempts
                     for job in reply.hooks:
                         self._dispatch(job, job.machine)
                 if reply.attempts and len(reply.attempts) >= free:
@@ -688,14 +689,19 @@ class Supervisor:
         for run_id in reply.stop:
             self.stop_run(run_id, "canceled")
 
+    def _in_contact(self) -> bool:
+        """Whether a heartbeat was acknowledged within the worker timeout."""
+        return time.monotonic() - self._acked_at < self.worker_timeout
+
     def _accept_lease(self, reply: LeaseReply) -> bool:
-        """Whether to start what a lease handed out. Not when contact with the server was lost
-        for the worker timeout (the engine may take those runs back at any moment), nor when the
-        lease was revoked meanwhile (the answer arrived late): those attempts are handed back
-        as interrupted, which the engine applies only if it still counts them as ours."""
+        """Whether to start the attempts a lease handed out. Not when contact with the server was
+        lost for the worker timeout (the engine may take those runs back at any moment), nor when
+        the lease was revoked meanwhile (the answer arrived late): those attempts are handed back
+        as interrupted, which the engine applies only if it still counts them as ours. (A reply
+        without attempts is no lease of runs: it carries the count reached before, and its hooks
+        are judged on their own.)"""
         self._lease_seq = max(self._lease_seq, reply.lease_seq)
-        fresh = time.monotonic() - self._acked_at < self.worker_timeout
-        if fresh and reply.lease_seq > self._revoked_through:
+        if self._in_contact() and reply.lease_seq > self._revoked_through:
             return True
         if reply.attempts:
             self.reporter("lease_refused", {"runs": len(reply.attempts)})

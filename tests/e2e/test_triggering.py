@@ -23,13 +23,13 @@ def test_a_delayed_run_is_delayed_then_runs(client):
     assert (run.started_at - run.created_at).total_seconds() >= 1.4
 
 
-def test_a_canceled_delayed_run_never_runs(client, dev):
+def test_a_canceled_delayed_run_never_runs(client, platform):
     handle = client.trigger("echo", {}, delay=1)
     assert client.runs.cancel(handle.id).status == "CANCELED"
     time.sleep(2.0)
     run = client.runs.retrieve(handle.id)
     assert run.status == "CANCELED" and run.started_at is None
-    assert f"on_start {handle.id}" not in dev.hooks()
+    assert f"on_start {handle.id}" not in platform.hooks()
 
 
 def test_a_fifty_item_batch_completes(client):
