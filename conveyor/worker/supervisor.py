@@ -482,7 +482,10 @@ class Supervisor:
         pool = self.pools.get(proc.key, [])
         if proc in pool:
             pool.remove(proc)
-            pool.append(self._spawn(proc.key, self.generation))
+            replacement = self._spawn(proc.key, self.generation)
+            pool.append(replacement)
+            assert replacement.ready is not None  # what is leased while it starts waits for it
+            replacement.ready.add_done_callback(functools.partial(self._on_ready, proc.key))
         proc.draining = True
         if proc not in self.draining:
             self.draining.append(proc)

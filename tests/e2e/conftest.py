@@ -9,8 +9,8 @@ twice, once on each topology:
   `left` and `right`, working for it over HTTP with the environment's key (production).
 
 Both handles have the same surface (`api_url`, `secret_key`, `client()`, `start()`, `kill9()`,
-`stop()`, `hooks()`, `effects()`, `output()`, `worker_processes()`, `load_changed_code()`), so a
-test body does not care which one it runs on.
+`stop()`, `hooks()`, `effects()`, `output()`, `worker_processes()`, `use_executors()`,
+`load_changed_code()`), so a test body does not care which one it runs on.
 """
 
 from __future__ import annotations
@@ -130,6 +130,10 @@ class DevServer(ProjectFiles):
         """The processes whose children are the executors running task code."""
         assert self.proc is not None
         return [psutil.Process(self.proc.pid)]
+
+    def use_executors(self, count: int) -> None:
+        """Before `start`: run `count` executors per machine preset."""
+        self.args = (*self.args, "--executors", str(count))
 
     def load_changed_code(self) -> None:
         """After a task file changed: `conveyor dev` reloads it by itself."""
@@ -322,6 +326,11 @@ class TeamPlatform(ProjectFiles):
 
     def worker_processes(self) -> list[psutil.Process]:
         return [psutil.Process(w.proc.pid) for w in self.workers if w.proc is not None and w.proc.poll() is None]
+
+    def use_executors(self, count: int) -> None:
+        """Before `start`: run `count` executors per machine preset on each worker."""
+        for worker in self.workers:
+            worker.executors = count
 
     def load_changed_code(self) -> None:
         """After a task file changed: the workers are restarted with the new code."""

@@ -46,3 +46,16 @@ def test_a_timed_out_sync_task_leaves_no_spinning_process(client, platform):
     wait_for(lambda: all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
                          for pid in before - executor_pids(platform))
              and len(executor_pids(platform)) == len(before), timeout=20, what="the old executor to go")
+
+
+def test_runs_leased_while_a_timed_out_executor_is_replaced_still_run(fresh_platform):
+    """A timed-out sync task leaves a thread that cannot be stopped, so its executor is replaced;
+    runs handed to the worker while the replacement starts wait for it, then run."""
+    fresh_platform.use_executors(1)
+    fresh_platform.start()
+    with fresh_platform.client() as client:
+        spinner = client.trigger("sync-spinner", {})
+        wait_for(lambda: client.runs.retrieve(spinner.id).status == "TIMED_OUT", what="the spinner to time out")
+        handles = [client.trigger("echo", {"i": i}) for i in range(6)]
+        runs = [client.runs.poll(h.id, timeout=30) for h in handles]
+    assert [r.output for r in runs] == [{"i": i} for i in range(6)]
