@@ -15,6 +15,14 @@ def test_same_idempotency_key_returns_the_same_run(client):
     assert again.id == first.id and again.is_cached
 
 
+def test_metadata_and_tags_reach_the_run_and_its_record(client):
+    handle = client.trigger("run-context", {}, metadata={"order": 42, "by": "shop"}, tags=["vip", "eu"])
+    run = client.runs.poll(handle.id, timeout=15)
+    assert run.output == {"metadata": {"order": 42, "by": "shop"}, "tags": ["vip", "eu"], "attempt": 1}
+    assert run.metadata == {"order": 42, "by": "shop"} and run.tags == ["vip", "eu"]
+    assert [r.id for r in client.runs.list(tag="vip", limit=10).data] == [handle.id]
+
+
 def test_a_delayed_run_is_delayed_then_runs(client):
     handle = client.trigger("echo", {"d": 1}, delay="1.5s")
     assert client.runs.retrieve(handle.id).status == "DELAYED"
