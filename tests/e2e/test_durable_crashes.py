@@ -72,14 +72,17 @@ def test_a_thousand_waiting_runs_hold_no_process(fresh_platform):
     fresh_platform.start()
     before = len(executor_pids(fresh_platform))
     with fresh_platform.client() as client:
-        for _ in range(2):  # long enough a wait for all to suspend on two shared cores
-            client.batch_trigger("sleeper", [{"payload": {"seconds": 25}}] * 500)
-        wait_for(lambda: len(client.runs.list(status="WAITING", limit=1000, task="sleeper").data) == 1000,
+        gate = client.waitpoints.create_token()
+        for _ in range(2):
+            client.batch_trigger("gated", [{"payload": {"gate": gate.id}}] * 500)
+        wait_for(lambda: len(client.runs.list(status="WAITING", limit=1000, task="gated").data) == 1000,
                  timeout=90, interval=0.5, what="1,000 runs WAITING")
         assert len(executor_pids(fresh_platform)) == before
-        assert {q.name: q.running for q in client.queues.list()}["sleeper"] == 0
+        assert {q.name: q.running for q in client.queues.list()}["gated"] == 0
+        client.waitpoints.complete_token(gate.id, {"open": True})  # one token resumes them all
         done = wait_for(lambda: (lambda runs: runs if len(runs) == 1000 else None)(
-            client.runs.list(status="COMPLETED", limit=1000, task="sleeper").data),
+            client.runs.list(status="COMPLETED", limit=1000, task="gated").data),
             timeout=150, interval=0.5, what="all to complete")
-    # a burst of durable calls never made the worker look lost: no attempt was stopped or taken back
+    assert all(run.output == {"open": True} for run in done)
+    # a burst of durable calls never made a worker look lost: no attempt was stopped or taken back
     assert {run.attempts for run in done} == {1}

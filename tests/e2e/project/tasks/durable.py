@@ -128,10 +128,11 @@ async def blocker_child(payload):
     await wait.for_(seconds=600)
 
 
-@task(id="sleeper")
-async def sleeper(payload, ctx):
-    await wait.for_(seconds=payload.get("seconds", 8))
-    return ctx.run.id
+@task(id="gated")
+async def gated(payload, ctx):
+    """Waits on the token made by the test (one gate for many runs), then ends."""
+    result = await wait.for_token(payload["gate"])
+    return result.output
 
 
 @task(id="chaos", retry={"max_attempts": 10, "min_timeout_ms": 100, "randomize": False})
