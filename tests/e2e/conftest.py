@@ -409,13 +409,26 @@ def fresh_dev(tmp_path: Path) -> Iterator[DevServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def team_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamPlatform]:
+    """One team topology for the cheap tests of every module: starting one takes seconds."""
+    with topology("team", make_project(tmp_path_factory.mktemp("e2e-team"))) as team:
+        assert isinstance(team, TeamPlatform)
+        team.start()
+        yield team
+
+
 @pytest.fixture(scope="module", params=TOPOLOGIES)
 def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[DevServer | TeamPlatform]:
-    """A started platform of each topology, shared by the tests of a module."""
-    with topology(request.param, make_project(tmp_path_factory.mktemp(f"e2e-{request.param}"))) as started:
-        started.start()
-        yield started
+    """A started platform of each topology: a `conveyor dev` of the module's own, or the
+    session's team topology."""
+    if request.param == "team":
+        yield request.getfixturevalue("team_platform")
+        return
+    with topology("dev", make_project(tmp_path_factory.mktemp("e2e-dev"))) as dev:
+        dev.start()
+        yield dev
 
 
 @pytest.fixture(scope="module")
