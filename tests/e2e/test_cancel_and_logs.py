@@ -23,3 +23,11 @@ def test_print_logging_and_logger_lines_are_stored_with_the_run(client):
     assert by_message["from print"].level == "info"
     assert by_message["from logging"].level == "warn"
     assert by_message["from logger"].attributes == {"k": 1}
+
+
+def test_on_cancel_fires_on_workers_that_have_started_no_run_yet(fresh_platform):
+    fresh_platform.start()
+    with fresh_platform.client() as client:
+        handle = client.trigger("echo", {}, delay="1h")
+        client.runs.cancel(handle.id)
+    wait_for(lambda: f"on_cancel {handle.id}" in fresh_platform.hooks(), what="on_cancel")
