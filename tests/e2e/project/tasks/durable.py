@@ -128,6 +128,12 @@ async def blocker_child(payload):
     await wait.for_(seconds=600)
 
 
+@task(id="sleeper")
+async def sleeper(payload, ctx):
+    await wait.for_(seconds=payload.get("seconds", 8))
+    return ctx.run.id
+
+
 @task(id="gated")
 async def gated(payload, ctx):
     """Waits on the token made by the test (one gate for many runs), then ends."""
