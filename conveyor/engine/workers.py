@@ -101,6 +101,10 @@ class WorkerProtocol:
                     executing[(row["queue"], row["concurrency_key"])] = row["n"]
                     per_queue[row["queue"]] = per_queue.get(row["queue"], 0) + row["n"]
                     total += row["n"]
+                # the clock again, now that the slots are counted: a run whose slot counted as
+                # free ended before this, so no start is stamped before the end it waited for
+                # (a lease may have waited for the locks of another server's lease meanwhile)
+                now = self.clock()
                 env_limit = env["concurrency_limit"]
                 env_free = None if env_limit is None else env_limit - total
                 candidates = []

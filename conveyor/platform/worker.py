@@ -42,7 +42,7 @@ async def serve_worker(config: Config | None, *, api_url: str | None, secret_key
     versions = None
     if deployed_env is not None:
         if environment != deployed_env:
-            await link.client.aclose()
+            await link.close()
             raise ConfigError(f"the key belongs to the {link.slug} environment, not {deployed_env}: pass the "
                               f"{deployed_env} key (`conveyor keys show --env {deployed_env}`)")
         assert cache_dir is not None and link.env_id is not None

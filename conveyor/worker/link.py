@@ -99,6 +99,11 @@ class HttpLink:
         from conveyor.client import AsyncClient
 
         self.client = AsyncClient(api_url, secret_key, timeout=self.LEASE_WAIT + 30)
+        # Heartbeats and the lease long poll each have a connection of their own: hundreds of
+        # durable calls in flight fill the main client's pool, and a heartbeat queued behind
+        # them would make a live worker look lost (and stop its own attempts).
+        self.beats = AsyncClient(api_url, secret_key, timeout=self.LEASE_WAIT + 30)
+        self.leases = AsyncClient(api_url, secret_key, timeout=self.LEASE_WAIT + 30)
         self.environment: str | None = None  # its kind: dev, staging, prod, preview
         self.slug: str | None = None
         self.env_id: str | None = None
@@ -121,11 +126,11 @@ class HttpLink:
         await self.client.send(calls.set_worker_tasks(self.worker_id, tasks))
 
     async def lease(self, worker_id: str, capacity: int) -> LeaseReply:
-        return await self.client.send(calls.lease(worker_id, capacity, self.LEASE_WAIT if capacity else 0))
+        return await self.leases.send(calls.lease(worker_id, capacity, self.LEASE_WAIT if capacity else 0))
 
     async def heartbeat(self, worker_id: str, beat: Heartbeat) -> HeartbeatReply:
         # not longer than the interval: a heartbeat that hangs must not delay the next one
-        return await self.client.send(calls.heartbeat(worker_id, beat, timeout=self.heartbeat_interval))
+        return await self.beats.send(calls.heartbeat(worker_id, beat, timeout=self.heartbeat_interval))
 
     async def complete(self, worker_id: str, outcomes: list[AttemptOutcome]) -> None:
         await self.client.send(calls.complete(worker_id, outcomes))
@@ -145,7 +150,11 @@ class HttpLink:
 
     async def stopped(self, worker_id: str) -> None:
         await self.client.send(calls.worker_stopped(worker_id))
-        await self.client.aclose()
+        await self.close()
+
+    async def close(self) -> None:
+        for client in (self.client, self.beats, self.leases):
+            await client.aclose()
 
     async def bundle(self, version: str) -> tuple[DeploymentBundle, bytes]:
         """A deployed version's bundle (for conveyor/worker/versions.py)."""

@@ -292,6 +292,7 @@ class Supervisor:
                 if self._accept_lease(reply):
                     for spec in reply.attempts:
                         self._dispatch(spec, spec.machine)
+                if self._in_contact():  # hooks have their own fence, whatever became of the attempts
                     for job in reply.hooks:
                         self._dispatch(job, job.machine)
                 if reply.attempts and len(reply.attempts) >= free:
@@ -500,7 +501,10 @@ class Supervisor:
         pool = self.pools.get(proc.key, [])
         if proc in pool:
             pool.remove(proc)
-            pool.append(self._spawn(proc.key, self.generation))
+            replacement = self._spawn(proc.key, self.generation)
+            pool.append(replacement)
+            assert replacement.ready is not None  # what is leased while it starts waits for it
+            replacement.ready.add_done_callback(functools.partial(self._on_ready, proc.key))
         proc.draining = True
         if proc not in self.draining:
             self.draining.append(proc)
@@ -725,10 +729,12 @@ class Supervisor:
         return self._in_contact()
 
     def _accept_lease(self, reply: LeaseReply) -> bool:
-        """Whether to start what a lease handed out. Not when contact with the server was lost
-        for the worker timeout (the engine may take those runs back at any moment), nor when the
-        lease was revoked meanwhile (the answer arrived late): those attempts are handed back
-        as interrupted, which the engine applies only if it still counts them as ours."""
+        """Whether to start the attempts a lease handed out. Not when contact with the server was
+        lost for the worker timeout (the engine may take those runs back at any moment), nor when
+        the lease was revoked meanwhile (the answer arrived late): those attempts are handed back
+        as interrupted, which the engine applies only if it still counts them as ours. (A reply
+        without attempts is no lease of runs: it carries the count reached before, and its hooks
+        are judged on their own.)"""
         self._lease_seq = max(self._lease_seq, reply.lease_seq)
         if self._in_contact() and reply.lease_seq > self._revoked_through:
             return True

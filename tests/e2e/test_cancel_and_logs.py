@@ -5,11 +5,11 @@ from __future__ import annotations
 from tests.e2e.conftest import wait_for
 
 
-def test_cancel_of_an_executing_run_stops_it_and_on_cancel_runs(client, dev):
+def test_cancel_of_an_executing_run_stops_it_and_on_cancel_runs(client, platform):
     handle = client.trigger("blocker", {})
     wait_for(lambda: client.runs.retrieve(handle.id).status == "EXECUTING", what="EXECUTING")
     assert client.runs.cancel(handle.id).status == "CANCELED"
-    wait_for(lambda: f"on_cancel {handle.id}" in dev.hooks(), what="on_cancel")
+    wait_for(lambda: f"on_cancel {handle.id}" in platform.hooks(), what="on_cancel")
     run = client.runs.retrieve(handle.id)
     assert run.status == "CANCELED" and run.completed_at is not None
 
@@ -23,3 +23,11 @@ def test_print_logging_and_logger_lines_are_stored_with_the_run(client):
     assert by_message["from print"].level == "info"
     assert by_message["from logging"].level == "warn"
     assert by_message["from logger"].attributes == {"k": 1}
+
+
+def test_on_cancel_fires_on_workers_that_have_started_no_run_yet(fresh_platform):
+    fresh_platform.start()
+    with fresh_platform.client() as client:
+        handle = client.trigger("echo", {}, delay="1h")
+        client.runs.cancel(handle.id)
+    wait_for(lambda: f"on_cancel {handle.id}" in fresh_platform.hooks(), what="on_cancel")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +17,13 @@ from tests.e2e.browser import browser_fixture, page_fixture, screenshot  # noqa:
 from tests.e2e.conftest import DevServer, wait_for
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def client(dev: DevServer) -> Iterator[Client]:
+    """The dashboard is the one of `conveyor dev`: its runs are made through its own key."""
+    with dev.client() as c:
+        yield c
 
 
 def unique(prefix: str) -> str:

@@ -13,24 +13,24 @@ from conveyor import Conflict, NotFound
 KILLS = 4
 
 
-def test_random_kills_lose_nothing_and_repeat_no_step(fresh_dev):
+def test_random_kills_lose_nothing_and_repeat_no_step(fresh_platform):
     seed = int(os.environ.get("CHAOS_SEED", random.randrange(1_000_000)))
     rng = random.Random(seed)
     print(f"chaos seed {seed}")
-    fresh_dev.start()
+    fresh_platform.start()
     kinds = ["fan-out", "wait", "token"] * 4
     rng.shuffle(kinds)
-    with fresh_dev.client() as client:
+    with fresh_platform.client() as client:
         handles = {client.trigger("chaos", {"kind": k, "seconds": rng.choice([2, 4, 6])}).id: k for k in kinds}
     for _ in range(KILLS):
         time.sleep(rng.uniform(0.3, 2.5))
-        fresh_dev.kill9()
-        fresh_dev.start()
-        complete_pending_tokens(fresh_dev, handles, rng)
+        fresh_platform.kill9()
+        fresh_platform.start()
+        complete_pending_tokens(fresh_platform, handles, rng)
     deadline = time.monotonic() + 90
-    with fresh_dev.client() as client:
+    with fresh_platform.client() as client:
         while time.monotonic() < deadline:
-            complete_pending_tokens(fresh_dev, handles, rng)
+            complete_pending_tokens(fresh_platform, handles, rng)
             runs = [client.runs.retrieve(run_id) for run_id in handles]
             if all(r.is_final for r in runs):
                 break
@@ -39,18 +39,18 @@ def test_random_kills_lose_nothing_and_repeat_no_step(fresh_dev):
     for run in runs:
         assert run.status == "COMPLETED", (seed, run.id, run.status, run.error)
         assert run.output == expected[handles[run.id]], (seed, run.id)
-    effects = fresh_dev.effects()
+    effects = fresh_platform.effects()
     for run_id in handles:
         assert effects.count(f"begin {run_id}") == 1, (seed, run_id)
         assert effects.count(f"end {run_id}") == 1, (seed, run_id)
-    with fresh_dev.client() as client:
+    with fresh_platform.client() as client:
         children = client.runs.list(task="double", limit=1000).data
     assert len(children) == 4 * kinds.count("fan-out"), seed  # no batch was triggered twice
 
 
-def complete_pending_tokens(dev, handles, rng) -> None:
+def complete_pending_tokens(platform, handles, rng) -> None:
     """Complete the tokens of token runs that have made theirs (some now, some later)."""
-    with dev.client() as client:
+    with platform.client() as client:
         for token in client.waitpoints.list_tokens(status="PENDING", limit=100):
             if token.idempotency_key and rng.random() < 0.7:
                 try:

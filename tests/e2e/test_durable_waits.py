@@ -9,14 +9,14 @@ from conveyor import Conflict, NotFound
 from tests.e2e.conftest import wait_for
 
 
-def test_a_long_wait_suspends_and_max_duration_excludes_it(client, dev):
+def test_a_long_wait_suspends_and_max_duration_excludes_it(client, platform):
     handle = client.trigger("napper", {"seconds": 6})  # max_duration=3 but it waits 6 s
     wait_for(lambda: client.runs.retrieve(handle.id).status == "WAITING", what="WAITING")
     run = client.runs.poll(handle.id, timeout=30)
     assert run.status == "COMPLETED", run.error
     assert run.output["waited"] >= 5.9 and run.attempts == 1
-    assert dev.effects().count(f"first {handle.id}") == 1
-    assert dev.effects().count(f"second {handle.id}") == 1
+    assert platform.effects().count(f"first {handle.id}") == 1
+    assert platform.effects().count(f"second {handle.id}") == 1
 
 
 def test_a_short_wait_stays_in_the_process(client):
@@ -34,7 +34,7 @@ def token_of(client, run_id):
     return wait_for(find, what="the run to create its token")
 
 
-def test_a_token_completed_through_the_api_resumes_the_run(client, dev):
+def test_a_token_completed_through_the_api_resumes_the_run(client, platform):
     handle = client.trigger("approval", {})
     token = token_of(client, handle.id)
     wait_for(lambda: client.runs.retrieve(handle.id).status == "WAITING", what="WAITING")
@@ -45,13 +45,13 @@ def test_a_token_completed_through_the_api_resumes_the_run(client, dev):
     assert run.output == {"ok": True, "output": {"approved": True}, "error": None}
     with pytest.raises(Conflict):
         client.waitpoints.complete_token(token["id"], {"again": True})
-    assert dev.effects().count(f"after {handle.id}") == 1
+    assert platform.effects().count(f"after {handle.id}") == 1
 
 
-def test_a_token_url_completes_it_with_a_plain_post_and_no_key(client, dev):
+def test_a_token_url_completes_it_with_a_plain_post_and_no_key(client, platform):
     handle = client.trigger("approval", {})
     token = token_of(client, handle.id)
-    assert token["url"].startswith(dev.api_url)
+    assert token["url"].startswith(platform.api_url)
     forged = httpx.post(token["url"][:-4] + "0000", json={"x": 1})
     assert forged.status_code == 404
     assert httpx.post(token["url"], json={"approved": "by url"}).status_code == 200
@@ -74,12 +74,12 @@ def test_tokens_made_outside_runs_and_their_errors(client):
         client.waitpoints.complete_token("token_missing", {})
 
 
-def test_parallel_waits_children_durations_and_steps_in_one_run(client, dev):
+def test_parallel_waits_children_durations_and_steps_in_one_run(client, platform):
     handle = client.trigger("parallel", {})
     run = client.runs.poll(handle.id, timeout=40)
     assert run.status == "COMPLETED", run.error
     assert (run.output["a"], run.output["b"]) == (4, 6)
-    assert dev.effects().count(f"side {handle.id}") == 1
+    assert platform.effects().count(f"side {handle.id}") == 1
 
 
 def test_a_waiting_run_says_what_it_waits_on(client):
@@ -92,7 +92,7 @@ def test_a_waiting_run_says_what_it_waits_on(client):
     assert client.runs.poll(handle.id, timeout=20).status == "COMPLETED"
 
 
-def test_a_person_completes_a_token_from_the_command_line(client, dev):
+def test_a_person_completes_a_token_from_the_command_line(client, platform):
     import json
     import os
     import subprocess
@@ -100,7 +100,7 @@ def test_a_person_completes_a_token_from_the_command_line(client, dev):
 
     handle = client.trigger("approval", {})
     token = token_of(client, handle.id)
-    env = {**os.environ, "CONVEYOR_API_URL": dev.api_url, "CONVEYOR_SECRET_KEY": dev.secret_key}
+    env = {**os.environ, "CONVEYOR_API_URL": platform.api_url, "CONVEYOR_SECRET_KEY": platform.secret_key}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "conveyor.cli.main", "tokens", *args], capture_output=True,

@@ -15,6 +15,14 @@ def test_same_idempotency_key_returns_the_same_run(client):
     assert again.id == first.id and again.is_cached
 
 
+def test_metadata_and_tags_reach_the_run_and_its_record(client):
+    handle = client.trigger("run-context", {}, metadata={"order": 42, "by": "shop"}, tags=["vip", "eu"])
+    run = client.runs.poll(handle.id, timeout=15)
+    assert run.output == {"metadata": {"order": 42, "by": "shop"}, "tags": ["vip", "eu"], "attempt": 1}
+    assert run.metadata == {"order": 42, "by": "shop"} and run.tags == ["vip", "eu"]
+    assert [r.id for r in client.runs.list(tag="vip", limit=10).data] == [handle.id]
+
+
 def test_a_delayed_run_is_delayed_then_runs(client):
     handle = client.trigger("echo", {"d": 1}, delay="1.5s")
     assert client.runs.retrieve(handle.id).status == "DELAYED"
@@ -23,13 +31,13 @@ def test_a_delayed_run_is_delayed_then_runs(client):
     assert (run.started_at - run.created_at).total_seconds() >= 1.4
 
 
-def test_a_canceled_delayed_run_never_runs(client, dev):
+def test_a_canceled_delayed_run_never_runs(client, platform):
     handle = client.trigger("echo", {}, delay=1)
     assert client.runs.cancel(handle.id).status == "CANCELED"
     time.sleep(2.0)
     run = client.runs.retrieve(handle.id)
     assert run.status == "CANCELED" and run.started_at is None
-    assert f"on_start {handle.id}" not in dev.hooks()
+    assert f"on_start {handle.id}" not in platform.hooks()
 
 
 def test_a_fifty_item_batch_completes(client):

@@ -334,3 +334,28 @@ def test_a_cleanly_stopped_worker_hands_its_runs_back_without_using_retries(engi
 def test_a_cursor_that_is_not_a_run_id_is_refused(engine, env):
     with pytest.raises(InvalidRequest, match="cursor"):
         engine.list_runs(env.id, cursor="zzz")
+
+
+def test_a_start_is_never_stamped_before_the_end_whose_slot_it_took(engine, env):
+    """A lease may wait for another lease's locks before it counts the slots; the end of a run
+    committed meanwhile frees a slot it then takes, and the start must not be stamped earlier
+    than that end (the queue's limit would look overshot in every record of the runs)."""
+    first, second = engine.trigger(env.id, "limited", {}), engine.trigger(env.id, "limited", {})
+    third = engine.trigger(env.id, "limited", {})
+    assert lease_ids(engine, env) == [first.id, second.id]  # limit 2
+    engine.heartbeat("w1", Heartbeat())
+    wall = [engine.clock()]
+
+    def clock() -> float:  # every reading a second later; the lease's first lets the end in after it
+        wall[0] += 1
+        reading = wall[0]
+        if len(wall) == 1:
+            wall.append(0)
+            engine.complete("w1", [AttemptOutcome(first.id, 1, "completed", output_json="1",
+                                                  fence=current_fence(engine, first.id))])
+        return reading
+
+    engine.clock = clock
+    assert [a.run_id for a in engine.lease(env.id, "w1", 10).attempts] == [third.id]
+    ended, started = engine.get_run(env.id, first.id), engine.get_run(env.id, third.id)
+    assert started.started_at >= ended.completed_at

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
+import schemathesis.specs.openapi.checks
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-import schemathesis.specs.openapi.checks  # noqa: F401 - registers the OpenAPI checks
 from schemathesis.checks import CHECKS as REGISTERED
 
 from conveyor.server import create_app

@@ -8,7 +8,9 @@ its environment's key and only ever touches runs of that environment.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -16,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from conveyor.models import TaskDefinition, WireModel
-from conveyor.protocol import AttemptOutcome, Heartbeat, LeaseReply, LogEntry
+from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
 from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import ERROR_RESPONSES, ErrorResponse
@@ -163,10 +165,19 @@ async def lease(worker_id: str, body: LeaseBody, env: EnvironmentDep, engine: En
             await waiter.wait(remaining)
 
 
-@router.post("/heartbeat", dependencies=[WorkerDep], response_model=HeartbeatAnswer, summary="The worker is alive")
-def heartbeat(worker_id: str, body: HeartbeatBody, env: EnvironmentDep, engine: EngineDep) -> HeartbeatAnswer:
+# Heartbeats have threads of their own: when hundreds of durable calls fill the shared
+# threadpool, a heartbeat queued behind them would make a live worker look lost.
+_HEARTBEATS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="conveyor-heartbeat")
+
+
+@router.post("/heartbeat", response_model=HeartbeatAnswer, summary="The worker is alive")
+async def heartbeat(worker_id: str, body: HeartbeatBody, env: EnvironmentDep, engine: EngineDep) -> HeartbeatAnswer:
     """Returns the runs among `running` the worker must stop (canceled, or taken back)."""
-    reply = engine.heartbeat(worker_id, Heartbeat(running=body.running, lease_seq=body.lease_seq))
+    def beat() -> HeartbeatReply:
+        registered_worker(worker_id, env, engine)
+        return engine.heartbeat(worker_id, Heartbeat(running=body.running, lease_seq=body.lease_seq))
+
+    reply = await asyncio.get_running_loop().run_in_executor(_HEARTBEATS, beat)
     return HeartbeatAnswer(stop=reply.stop, revoked_through=reply.revoked_through)
 
 

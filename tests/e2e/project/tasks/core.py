@@ -57,6 +57,12 @@ async def echo(payload, ctx):
     return payload
 
 
+@task(id="run-context")
+async def run_context(payload, ctx):
+    """What a run knows of itself: the metadata and tags it was triggered with."""
+    return {"metadata": ctx.run.metadata, "tags": ctx.run.tags, "attempt": ctx.attempt.number}
+
+
 class Video(BaseModel):
     video_url: str
     format: Literal["mp4", "webm"] = "mp4"

@@ -134,6 +134,13 @@ async def sleeper(payload, ctx):
     return ctx.run.id
 
 
+@task(id="gated")
+async def gated(payload, ctx):
+    """Waits on the token made by the test (one gate for many runs), then ends."""
+    result = await wait.for_token(payload["gate"])
+    return result.output
+
+
 @task(id="chaos", retry={"max_attempts": 10, "min_timeout_ms": 100, "randomize": False})
 async def chaos(payload, ctx):
     """A mix of every durable call, for the kill-at-random test. Each kill crashes the attempts
