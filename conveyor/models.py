@@ -208,6 +208,18 @@ class TaskDefinition(BaseModel):
     is_async: bool = True
 
 
+class ModuleFailure(BaseModel):
+    """A task module that failed to import: the tasks of the other modules load without it."""
+
+    file: str  # relative to the project root
+    line: int | None = None
+    error: str  # "SyntaxError: invalid syntax"
+
+    def describe(self) -> str:
+        line = f" (line {self.line})" if self.line else ""
+        return f"{self.file} failed to import: {self.error}{line}"
+
+
 class RunError(BaseModel):
     """Why an attempt or a run failed."""
 

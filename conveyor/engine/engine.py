@@ -49,6 +49,7 @@ from conveyor.models import (
     MAX_PAYLOAD_HINT,
     Attempt,
     LogLine,
+    ModuleFailure,
     QueueInfo,
     QueueSpec,
     RetryPolicy,
@@ -275,6 +276,19 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
         else:
             tx.run("delete_all_tasks", env_id=env_id)
 
+    def set_load_failures(self, env_id: str, failures: list[ModuleFailure]) -> None:
+        """Record the task modules that failed to import at the latest load of the environment's
+        worker code (none: all imported)."""
+        value = json.dumps([f.model_dump(mode="json") for f in failures]) if failures else None
+        with self.store.transaction() as tx:
+            tx.run("set_load_failures", id=env_id, failures=value)
+
+    def load_failures(self, env_id: str) -> list[ModuleFailure]:
+        """The task modules that failed to import at the latest load of the worker code."""
+        with self.store.read() as tx:
+            row = tx.one("get_environment", id=env_id)
+        return _load_failures(row)
+
     def list_tasks(self, env_id: str) -> list[TaskDefinition]:
         with self.store.read() as tx:
             rows = tx.all("list_tasks", env_id=env_id)
@@ -283,8 +297,9 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
     def get_task(self, env_id: str, task_id: str) -> TaskDefinition:
         with self.store.read() as tx:
             row = tx.one("get_task", env_id=env_id, task_id=task_id)
+            env = tx.one("get_environment", id=env_id) if row is None else None
         if row is None:
-            raise NotFound(f"task {task_id!r} is not defined in this environment; check its id, or that the worker has loaded it")
+            raise NotFound(f"task {task_id!r} is not defined in this environment; {_why_missing(env)}")
         return TaskDefinition.model_validate_json(row["definition"])
 
     # -- triggering -----------------------------------------------------------------------
@@ -352,8 +367,9 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
                         pending = True
                         task = _undeployed(task_id)
                     else:
+                        env_row = tx.one("get_environment", id=env_id)
                         raise NotFound(f"{where}task {task_id!r} is not defined in this environment; "
-                                       "check its id, or that the worker has loaded it")
+                                       f"{_why_missing(env_row)}")
             if not pending:
                 self._validate_payload(task, payload, where)
             if options.idempotency_key:
@@ -741,6 +757,19 @@ def _larger_machine(row: Row, outcome: AttemptOutcome) -> str | None:
 def _undeployed(task_id: str) -> TaskDefinition:
     """Stand-in settings of a task no version defines yet (its run waits in PENDING_VERSION)."""
     return TaskDefinition(id=task_id, queue=QueueSpec(name=task_id), retry=RetryPolicy())
+
+
+def _load_failures(env: Row | None) -> list[ModuleFailure]:
+    raw = env["load_failures"] if env is not None else None
+    return [ModuleFailure.model_validate(f) for f in json.loads(raw)] if raw else []
+
+
+def _why_missing(env: Row | None) -> str:
+    """What a 404 for an unknown task adds: the modules that failed to import, or a hint."""
+    failures = _load_failures(env)
+    if failures:
+        return "; ".join(f.describe() for f in failures)
+    return "check its id, or that the worker has loaded it"
 
 
 def _env(row: Row) -> Environment:

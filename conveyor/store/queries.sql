@@ -7,6 +7,10 @@
 -- One environment by id.
 SELECT * FROM environments WHERE id = :id;
 
+-- name: set_load_failures
+-- The modules that failed to import at the last load of the environment's worker code.
+UPDATE environments SET load_failures = :failures WHERE id = :id;
+
 -- name: lock_environment
 -- One environment by id, locked until the transaction ends (a lease that must respect its limit).
 SELECT * FROM environments WHERE id = :id;

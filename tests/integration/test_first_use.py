@@ -1,0 +1,85 @@
+"""What a newcomer meets first: a task module that fails to import is named (file, line, error)
+on the tasks page and in the 404 of a trigger of a task it would define. The console and the
+reload rule are tests/e2e/test_first_use.py. `conveyor trigger --wait` shows the status it
+waits on and says why nothing picks a run up."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+from click.testing import CliRunner, Result
+from fastapi.testclient import TestClient
+
+from conveyor.cli import trigger as trigger_command
+from conveyor.cli.main import main
+from conveyor.models import ModuleFailure
+from tests.integration.conftest import KEY, task_definitions
+from tests.integration.test_dashboard_pages import dashboard  # noqa: F401 - a fixture
+
+if TYPE_CHECKING:
+    from conftest import Backend
+
+BROKEN = ModuleFailure(file="tasks/broken.py", line=3, error="SyntaxError: invalid syntax")
+
+
+def test_a_module_that_failed_to_import_is_named_on_the_tasks_page_and_in_the_404(
+        dashboard: TestClient, api: TestClient, backend: Backend) -> None:  # noqa: F811
+    engine, env_id = backend.engine, backend.env.id
+    assert "failed to import" not in dashboard.get("/tasks").text
+    engine.set_tasks(env_id, task_definitions()[:1])  # a reload where the module of the others failed
+    engine.set_load_failures(env_id, [BROKEN])
+
+    page = dashboard.get("/tasks").text
+    assert "data-load-failures" in page and "tasks/broken.py:3" in page and "SyntaxError: invalid syntax" in page
+    assert "/tasks/other#test" not in page  # no Test button for a task nothing can run
+
+    response = api.post("/api/v1/tasks/other/trigger", json={"payload": {}})
+    assert response.status_code == 404
+    message = response.json()["error"]["message"]
+    assert message == ("task 'other' is not defined in this environment; "
+                       "tasks/broken.py failed to import: SyntaxError: invalid syntax (line 3)")
+    batch = api.post("/api/v1/tasks/other/batch", json={"items": [{"payload": {}}]})
+    assert batch.status_code == 404 and "tasks/broken.py failed to import" in batch.text
+
+    engine.set_load_failures(env_id, [])  # the module imports again
+    assert "data-load-failures" not in dashboard.get("/tasks").text
+    assert "check its id" in api.post("/api/v1/tasks/other/trigger", json={"payload": {}}).text
+
+
+def _wait(live_server: str, task: str, monkeypatch: pytest.MonkeyPatch) -> Result:
+    monkeypatch.setattr(trigger_command, "HINT_AFTER", 0.3)
+    for name in ("CONVEYOR_API_URL", "CONVEYOR_SECRET_KEY", "CONVEYOR_ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    return CliRunner().invoke(main, ["trigger", task, "--wait", "--timeout", "1", "--api-url", live_server,
+                                     "--secret-key", KEY], catch_exceptions=False)
+
+
+def test_wait_shows_the_status_and_says_why_nothing_picks_the_run_up(
+        live_server: str, backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _wait(live_server, "hello", monkeypatch)  # no worker runs
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert any(re.fullmatch(r"Waiting for run_\w+: QUEUED", line) for line in lines), result.stderr
+    assert re.search(r"is still QUEUED after \d+ s: no worker has picked it up", result.stderr), result.stderr
+    assert "conveyor dev" in result.stderr and "'hello'" in result.stderr
+    assert result.stderr.count("no worker has picked it up") == 1  # one hint, not one per poll
+
+    backend.engine.set_queue_paused(backend.env.id, "task/other", True)
+    paused = _wait(live_server, "other", monkeypatch)
+    assert "its queue 'task/other' is paused; resume it with `conveyor queues resume task/other`" in paused.stderr
+
+    def start_it() -> None:  # a worker takes the runs while the command waits
+        deadline = time.monotonic() + 0.9
+        while time.monotonic() < deadline:
+            backend.engine.lease(backend.env.id, "worker-1", 50)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=start_it)
+    thread.start()
+    started = _wait(live_server, "hello", monkeypatch)
+    thread.join()
+    assert re.search(r"Waiting for run_\w+: EXECUTING", started.stderr), started.stderr
