@@ -274,6 +274,7 @@ class Run(BaseModel):
     max_duration: float | None = None
     parent_id: str | None = None
     root_id: str | None = None
+    child_count: int | None = Field(None, description="How many runs it triggered (in lists of runs; null elsewhere)")
     batch_id: str | None = None
     replayed_from: str | None = None
     version: str | None = Field(None, description="The deployed version the run is locked to (set when it starts; "

@@ -516,19 +516,21 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
 
     def list_runs(self, env_id: str, *, statuses: Iterable[str] = (), task_id: str | None = None,
                   tag: str | None = None, created_from: float | None = None, created_to: float | None = None,
-                  limit: int = 50, cursor: str | None = None) -> tuple[list[Run], str | None]:
+                  limit: int = 50, cursor: str | None = None, roots: bool = False) -> tuple[list[Run], str | None]:
         """A page of runs, newest first: those older than `cursor` (a run id), and the cursor of
         the next page (None on the last)."""
         page = self.runs_page(env_id, statuses=statuses, task_id=task_id, tag=tag, created_from=created_from,
-                              created_to=created_to, limit=limit, older_than=cursor)
+                              created_to=created_to, limit=limit, older_than=cursor, roots=roots)
         return page.runs, page.older
 
     def runs_page(self, env_id: str, *, statuses: Iterable[str] = (), task_id: str | None = None,
                   tag: str | None = None, created_from: float | None = None, created_to: float | None = None,
-                  limit: int = 50, older_than: str | None = None, newer_than: str | None = None) -> RunPage:
+                  limit: int = 50, older_than: str | None = None, newer_than: str | None = None,
+                  roots: bool = False) -> RunPage:
         """A page of runs, newest first, going either way from a run id (keyset pagination: as
         fast on the thousandth page as on the first). `older` and `newer` are the cursors of the
-        neighbouring pages, None where there is none."""
+        neighbouring pages, None where there is none. With `roots`, only the runs no other run
+        triggered. Each run says how many runs it triggered (`child_count`)."""
         statuses = list(statuses)
         for status in statuses:
             if status not in RunStatus.__members__:
@@ -544,13 +546,14 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             tag_pattern = "%" + escaped + "%"
         filters = {"env_id": env_id, "any_status": 1 if statuses else 0, "statuses": statuses or [""],
                    "task_id": task_id, "tag": tag_pattern, "created_from": created_from, "created_to": created_to,
-                   "limit": limit + 1}
+                   "roots": 1 if roots else 0, "limit": limit + 1}
         with self.store.read() as tx:
             if newer_than is not None:
                 rows = tx.all("list_runs_newer", cursor=newer_than, **filters)
                 if len(rows) <= limit:  # this reaches the newest run: that is the first page
                     return self.runs_page(env_id, statuses=statuses, task_id=task_id, tag=tag,
-                                          created_from=created_from, created_to=created_to, limit=limit)
+                                          created_from=created_from, created_to=created_to, limit=limit,
+                                          roots=roots)
                 rows = rows[:limit][::-1]
                 newer: str | None = rows[0]["id"]
                 older = rows[-1]["id"]
@@ -562,7 +565,11 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
                 older = rows[limit - 1]["id"] if len(rows) > limit else None
                 rows = rows[:limit]
                 newer = rows[0]["id"] if older_than is not None and rows else None
+            counts = {c["parent_id"]: c["children"]
+                      for c in tx.all("count_children", ids=[r["id"] for r in rows])} if rows else {}
         runs = [run_view(r) for r in rows]
+        for run in runs:
+            run.child_count = counts.get(run.id, 0)
         if tag is not None:  # LIKE over the JSON text can over-match (a tag containing the tag); be exact
             runs = [r for r in runs if tag in r.tags]
         return RunPage(runs, older, newer)

@@ -254,12 +254,13 @@ SELECT * FROM runs WHERE id = :id FOR UPDATE;
 SELECT * FROM runs WHERE id IN (:ids);
 
 -- name: list_runs
--- The first page of runs, newest first, with optional filters.
+-- The first page of runs, newest first, with optional filters (:roots = 1: only runs no run triggered).
 SELECT * FROM runs
 WHERE env_id = :env_id
   AND (:any_status = 0 OR status IN (:statuses))
   AND (:task_id IS NULL OR task_id = :task_id)
   AND (:tag IS NULL OR tags LIKE :tag)
+  AND (:roots = 0 OR parent_id IS NULL)
   AND (:created_from IS NULL OR created_at >= :created_from)
   AND (:created_to IS NULL OR created_at < :created_to)
 ORDER BY id DESC LIMIT :limit;
@@ -272,6 +273,7 @@ WHERE env_id = :env_id
   AND (:any_status = 0 OR status IN (:statuses))
   AND (:task_id IS NULL OR task_id = :task_id)
   AND (:tag IS NULL OR tags LIKE :tag)
+  AND (:roots = 0 OR parent_id IS NULL)
   AND id < :cursor
   AND (:created_from IS NULL OR created_at >= :created_from)
   AND (:created_to IS NULL OR created_at < :created_to)
@@ -284,10 +286,15 @@ WHERE env_id = :env_id
   AND (:any_status = 0 OR status IN (:statuses))
   AND (:task_id IS NULL OR task_id = :task_id)
   AND (:tag IS NULL OR tags LIKE :tag)
+  AND (:roots = 0 OR parent_id IS NULL)
   AND id > :cursor
   AND (:created_from IS NULL OR created_at >= :created_from)
   AND (:created_to IS NULL OR created_at < :created_to)
 ORDER BY id ASC LIMIT :limit;
+
+-- name: count_children
+-- How many child runs each of some runs triggered (runs without children are left out).
+SELECT parent_id, COUNT(*) AS children FROM runs WHERE parent_id IN (:ids) GROUP BY parent_id;
 
 -- name: finish_run
 -- End a run (any final status) and record the hook it still owes.

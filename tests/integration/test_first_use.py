@@ -83,3 +83,55 @@ def test_wait_shows_the_status_and_says_why_nothing_picks_the_run_up(
     started = _wait(live_server, "hello", monkeypatch)
     thread.join()
     assert re.search(r"Waiting for run_\w+: EXECUTING", started.stderr), started.stderr
+
+
+def _family(backend: Backend) -> tuple[str, list[str], list[str]]:
+    """Roots r1 < r2 < r3 (oldest first) with three children of r1 made between r1 and r2."""
+    engine, env_id = backend.engine, backend.env.id
+    r1 = engine.trigger(env_id, "hello", {}).id
+    children = [engine.trigger(env_id, "other", {"i": i}, parent_id=r1).id for i in range(3)]
+    r2 = engine.trigger(env_id, "hello", {}).id
+    r3 = engine.trigger(env_id, "hello", {}).id
+    return r1, children, [r3, r2, r1]
+
+
+def test_the_runs_list_shows_roots_with_their_child_count_and_children_on_request(
+        api: TestClient, dashboard: TestClient, live_server: str, backend: Backend,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    parent, children, roots = _family(backend)
+
+    everything = api.get("/api/v1/runs").json()  # the API's default is every run, as before
+    assert [r["id"] for r in everything["data"]] == roots[:2] + children[::-1] + [parent]
+    counts = {r["id"]: r["child_count"] for r in everything["data"]}
+    assert counts[parent] == 3 and counts[roots[0]] == 0 and counts[children[0]] == 0
+    first = api.get("/api/v1/runs", params={"roots": "true", "limit": 2}).json()
+    assert [r["id"] for r in first["data"]] == roots[:2]
+    rest = api.get("/api/v1/runs", params={"roots": "true", "limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [r["id"] for r in rest["data"]] == [parent] and rest["data"][0]["child_count"] == 3
+    assert rest["next_cursor"] is None
+
+    page = dashboard.get("/runs").text  # the dashboard's default: roots, with their child count
+    assert parent in page and 'data-children="3"' in page and "+3 children" in page
+    assert not any(child in page for child in children)
+    assert 'name="children"' in page
+    with_children = dashboard.get("/runs", params={"children": "1"}).text
+    assert all(child in with_children for child in children)
+    hidden = dashboard.get("/runs", params={"task": "other"}).text
+    assert "include child runs" in hidden and "children=1" in hidden
+
+    for name in ("CONVEYOR_API_URL", "CONVEYOR_SECRET_KEY", "CONVEYOR_ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, ["runs", "list", *args, "--api-url", live_server, "--secret-key", KEY],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    table = cli()
+    assert "CHILDREN" in table and not any(child in table for child in children)
+    parent_row = next(line for line in table.splitlines() if parent in line)
+    assert parent_row.split()[-1] == "3"
+    assert all(child in cli("--children") for child in children)
+    assert "add --children" in cli("--task", "other")
