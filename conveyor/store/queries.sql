@@ -515,6 +515,11 @@ DELETE FROM run_waits WHERE run_id = :run_id;
 -- Runs suspended on any of these waitpoints.
 SELECT DISTINCT run_id FROM run_waits WHERE waitpoint_id IN (:ids);
 
+-- name: token_waiters
+-- The runs of an environment suspended on each of some waitpoints, oldest first.
+SELECT rw.waitpoint_id, r.id, r.task_id, r.status FROM run_waits rw JOIN runs r ON r.id = rw.run_id
+WHERE rw.waitpoint_id IN (:ids) AND r.env_id = :env_id ORDER BY r.id;
+
 -- name: pending_waits_of_run
 -- How many of the waitpoints a suspended run waits on are still pending.
 SELECT COUNT(*) AS n FROM run_waits rw JOIN waitpoints w ON w.id = rw.waitpoint_id

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 import pytest
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
+from markupsafe import escape
 
 from conveyor.cli import trigger as trigger_command
 from conveyor.cli.main import main
 from conveyor.models import ModuleFailure
-from tests.integration.conftest import KEY, task_definitions
-from tests.integration.test_dashboard_pages import dashboard  # noqa: F401 - a fixture
+from tests.integration.conftest import KEY, current_fence, task_definitions
+from tests.integration.test_dashboard_pages import csrf_of, dashboard  # noqa: F401 - a fixture
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -135,3 +136,37 @@ def test_the_runs_list_shows_roots_with_their_child_count_and_children_on_reques
     assert parent_row.split()[-1] == "3"
     assert all(child in cli("--children") for child in children)
     assert "add --children" in cli("--task", "other")
+
+
+def test_the_tokens_page_shows_the_waiting_runs_and_the_callback_url_and_keeps_a_refused_body(
+        dashboard: TestClient, backend: Backend) -> None:  # noqa: F811
+    engine, env_id = backend.engine, backend.env.id
+    engine.public_url = "http://127.0.0.1:3030"
+    token = engine.create_token(env_id)
+    idle = engine.create_token(env_id)
+    run = engine.trigger(env_id, "hello", {})
+    engine.lease(env_id, "worker-1", 10)
+    engine.suspend("worker-1", run.id, 1, [token["id"]], 0.0, current_fence(engine, run.id))
+    assert engine.get_run(env_id, run.id).status == "WAITING"
+
+    page = dashboard.get("/tokens").text
+    row = _row(page, token["id"])
+    assert f'href="/runs/{run.id}"' in row and "hello" in row
+    assert escape(engine.token_url(token["id"]) or "") in row and "data-callback-url" in row
+    assert "No run waits on it yet" in _row(page, idle["id"])
+
+    typed = '{"approved": true,}'
+    refused = dashboard.post("/tokens/complete", data={"csrf": csrf_of(page), "token_id": token["id"], "data": typed})
+    assert refused.status_code == 422
+    assert f">{escape(typed)}</textarea>" in refused.text  # the edit is kept, not reset to {}
+    assert "the body is not JSON" in refused.text and 'aria-invalid="true"' in refused.text
+    assert engine.get_token(env_id, token["id"])["status"] == "PENDING"
+    done = dashboard.post("/tokens/complete", data={"csrf": csrf_of(page), "token_id": token["id"],
+                                                    "data": '{"approved": true}'})
+    assert done.status_code == 303 and engine.get_token(env_id, token["id"])["output"] == {"approved": True}
+
+
+def _row(page: str, token_id: str) -> str:
+    match = re.search(rf'<tr id="{token_id}"[\s\S]*?</tr>', page)
+    assert match, f"no row for {token_id}"
+    return match.group(0)
