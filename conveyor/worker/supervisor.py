@@ -53,7 +53,7 @@ class Supervisor:
                  environment: str = "dev", default_machine: str = "small-1x", executors: int | None = None,
                  capacity: int = 200, heartbeat_interval: float = 5.0,
                  reporter: Callable[[str, dict[str, Any]], None] | None = None,
-                 versions: VersionCache | None = None) -> None:
+                 versions: VersionCache | None = None, partial_loads: bool = True) -> None:
         self.link = link
         self.root = root
         self.worker_id = worker_id
@@ -69,6 +69,10 @@ class Supervisor:
         self.draining: list[ExecutorProcess] = []
         self.waiting_for_executor: dict[PoolKey, list[AttemptSpec | HookJob]] = {}
         self.versions = versions  # set: a worker of a deployed environment
+        # whether the tasks of the modules that import run when another fails (conveyor dev);
+        # a `conveyor worker` refuses such code: its task list replaces the environment's, and
+        # would take the broken modules' tasks away from the workers that run them
+        self.partial_loads = partial_loads
         self.current_version: str | None = None
         self._prepared: dict[str, PreparedVersion] = {}
         self._version_errors: dict[str, str] = {}
@@ -151,6 +155,11 @@ class Supervisor:
             self.reporter("load_error", {"message": exc.message})
             return False
         tasks, failures = loads[0].tasks, loads[0].failures
+        if failures and not self.partial_loads:
+            self._discard(fresh)
+            self.load_error = "; ".join(f.describe() for f in failures)
+            self.reporter("load_error", {"message": self.load_error})
+            return False
         lost = sorted({t.id for t in self.tasks or []} - {t.id for t in tasks}) if failures else []
         if lost:  # a module broken mid-edit: the code loaded before keeps serving its tasks
             self._discard(fresh)
