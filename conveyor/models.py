@@ -274,6 +274,18 @@ class TaskDefinition(WireModel):
     is_async: bool = True
 
 
+class ModuleFailure(BaseModel):
+    """A task module that failed to import: the tasks of the other modules load without it."""
+
+    file: str  # relative to the project root
+    line: int | None = None
+    error: str  # "SyntaxError: invalid syntax"
+
+    def describe(self) -> str:
+        line = f" (line {self.line})" if self.line else ""
+        return f"{self.file} failed to import: {self.error}{line}"
+
+
 class RunError(BaseModel):
     """Why an attempt or a run failed."""
 
@@ -328,6 +340,7 @@ class Run(BaseModel):
     max_duration: float | None = None
     parent_id: str | None = None
     root_id: str | None = None
+    child_count: int | None = Field(None, description="How many runs it triggered (in lists of runs; null elsewhere)")
     batch_id: str | None = None
     replayed_from: str | None = None
     version: str | None = Field(None, description="The deployed version the run is locked to (set when it starts; "

@@ -131,15 +131,18 @@ def json_block(value: Any, *, run_id: str | None = None) -> RenderableType:
 # -- commands' views ------------------------------------------------------------------------
 
 
-def render_run_list(runs: Sequence[Run], next_cursor: str | None) -> None:
-    """`conveyor runs list`: one row per run, newest first as the server sends them."""
+def render_run_list(runs: Sequence[Run], next_cursor: str | None, *, roots: bool = False) -> None:
+    """`conveyor runs list`: one row per run, newest first as the server sends them (`roots`:
+    the root runs only, which says so where that may hide what was looked for)."""
     out = console()
     if not runs:
-        out.print("No runs found.", style="dim")
+        out.print("No runs found." + (" Runs triggered by other runs are left out: add --children." if roots else ""),
+                  style="dim")
         return
     # Ids are what people copy, and statuses what they scan: those never shrink; the task
     # name is cut with an ellipsis first, and the tags column only shows when a run has tags.
     with_tags = any(run.tags for run in runs)
+    with_children = any(run.child_count for run in runs)
     table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("ID", no_wrap=True, min_width=max(len(run.id) for run in runs))
     table.add_column("TASK", no_wrap=True, overflow="ellipsis", min_width=8)
@@ -147,11 +150,15 @@ def render_run_list(runs: Sequence[Run], next_cursor: str | None) -> None:
     table.add_column("CREATED", no_wrap=True, min_width=7)
     table.add_column("TOOK", no_wrap=True, justify="right", min_width=6)
     table.add_column("TRIES", no_wrap=True, justify="right", min_width=5)
+    if with_children:
+        table.add_column("CHILDREN", no_wrap=True, justify="right", min_width=8)
     if with_tags:
         table.add_column("TAGS", overflow="ellipsis", no_wrap=True)
     for run in runs:
         row: list[str | Text] = [run.id, run.task_id, status_text(run.status), relative_time(run.created_at),
                                  duration_text(run_duration(run)), str(run.attempts)]
+        if with_children:
+            row.append(str(run.child_count or ""))
         if with_tags:
             row.append(", ".join(run.tags))
         table.add_row(*row)

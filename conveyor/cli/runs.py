@@ -46,24 +46,27 @@ def runs() -> None:
 @click.option("--limit", "-n", type=click.IntRange(1, 1000), default=50, show_default=True,
               help="How many runs per page.")
 @click.option("--cursor", metavar="CURSOR", default=None, help="Next page, as printed after the previous one.")
+@click.option("--children", is_flag=True, help="Also list the runs other runs triggered (by default: root runs, "
+                                                "with how many children each has).")
 @json_option
 @connection_options
 def list_runs(status: str | None, task: str | None, tag: str | None, limit: int, cursor: str | None,
-              as_json: bool, api_url: str | None, secret_key: str | None) -> None:
-    """List runs, newest first.
+              children: bool, as_json: bool, api_url: str | None, secret_key: str | None) -> None:
+    """List root runs, newest first (--children: every run).
 
     \b
     Examples:
       conveyor runs list --status failed
       conveyor runs list --task hello-world --limit 10 --json
+      conveyor runs list --children --task resize-image
     """
     with open_client(api_url, secret_key) as client:
         page = client.runs.list(status=status, task=task, tag=tag,
-                                limit=limit, cursor=cursor)
+                                limit=limit, cursor=cursor, roots=not children)
     if as_json:
         print_json({"data": [run_json(run) for run in page.data], "next_cursor": page.next_cursor})
     else:
-        render_run_list(page.data, page.next_cursor)
+        render_run_list(page.data, page.next_cursor, roots=not children)
 
 
 @runs.command("show")

@@ -8,6 +8,7 @@ The request itself is the Client's; this module only reads arguments and shows r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -19,10 +20,12 @@ from rich.console import Console
 
 from conveyor.cli.options import BadArgument, connection_options, json_option, open_client
 from conveyor.cli.output import console, print_json, render_final, run_json
+from conveyor.errors import ConveyorError
 
 # The server answers every poll with the whole run; half a second keeps `--wait` snappy
 # without hammering a dev server.
 POLL_INTERVAL = 0.5
+HINT_AFTER = 10.0  # seconds a run may sit QUEUED under `--wait` before a hint says why that may be
 
 
 def parse_payload(text: str, option: str = "--payload") -> Any:
@@ -161,20 +164,74 @@ def _print_triggered(run_id: str, task_id: str, is_cached: bool, *, follow: bool
 
 
 def _wait_for(client: Any, run_id: str, timeout: float | None) -> Any:
-    """Poll the run until it ends, showing its status on stderr while it runs."""
+    """Poll the run until it ends, showing its status on stderr while it waits: a spinner line
+    on a terminal, a line per change otherwise. A run nothing picks up for HINT_AFTER seconds
+    gets one hint saying why that may be."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    progress = Console(stderr=True, highlight=False)
-    with progress.status(f"Waiting for {run_id}...") as spinner:
+    progress = Console(stderr=True, highlight=False, soft_wrap=True)
+    waiting = _Waiting(client, run_id, progress)
+    with progress.status(f"Waiting for {run_id}...") if progress.is_terminal else contextlib.nullcontext() as spinner:
         while True:
             run = client.runs.retrieve(run_id)
             if run.is_final:
                 return run
-            status = getattr(run.status, "value", run.status)
-            attempt = f", attempt {run.attempts}" if run.attempts > 1 else ""
-            spinner.update(f"Waiting for {run_id}: {status}{attempt}")
+            line = waiting.see(run)
+            if spinner is not None:
+                spinner.update(line)
             if deadline is not None and time.monotonic() >= deadline:
                 raise click.ClickException(
-                    f"run {run_id} is still {status} after {timeout:g}s; it goes on, follow it with "
+                    f"run {run_id} is still {_status(run)} after {timeout:g}s; it goes on, follow it with "
                     f"`conveyor runs show {run_id}`")
             pause = POLL_INTERVAL if deadline is None else max(0.0, min(POLL_INTERVAL, deadline - time.monotonic()))
             time.sleep(pause)
+
+
+class _Waiting:
+    """What `--wait` shows of a run that has not ended yet."""
+
+    def __init__(self, client: Any, run_id: str, out: Console) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.out = out
+        self.shown = ""
+        self.queued_since: float | None = None
+        self.hinted = False
+
+    def see(self, run: Any) -> str:
+        status = _status(run)
+        attempt = f", attempt {run.attempts}" if run.attempts > 1 else ""
+        line = f"Waiting for {self.run_id}: {status}{attempt}"
+        if line != self.shown:
+            self.shown = line
+            if not self.out.is_terminal:  # piped or logged: one line per change
+                self.out.print(line)
+        if status != "QUEUED":
+            self.queued_since = None
+            return line
+        now = time.monotonic()
+        if self.queued_since is None:
+            self.queued_since = now
+        if not self.hinted and now - self.queued_since >= HINT_AFTER:
+            self.hinted = True
+            self.out.print(self.hint(run, now - self.queued_since))
+        return line
+
+    def hint(self, run: Any, seconds: float) -> str:
+        """Why a run may sit in its queue: the queue paused or full, or no worker that runs it."""
+        start = f"{self.run_id} is still QUEUED after {seconds:.0f} s: "
+        queue = None
+        if run.queue:
+            with contextlib.suppress(ConveyorError):
+                queue = self.client.queues.retrieve(run.queue)
+        if queue is not None and queue.paused:
+            return start + f"its queue {queue.name!r} is paused; resume it with `conveyor queues resume {queue.name}`."
+        if queue is not None and queue.concurrency_limit is not None and queue.running >= queue.concurrency_limit:
+            return start + (f"its queue {queue.name!r} is full ({queue.running} running, limit "
+                            f"{queue.concurrency_limit}); it starts when one of them ends.")
+        return start + (f"no worker has picked it up. Is `conveyor dev` (or `conveyor worker`) running for this "
+                        f"environment, with code that defines {run.task_id!r}? A worker names the task modules "
+                        "that failed to import when it starts.")
+
+
+def _status(run: Any) -> str:
+    return str(getattr(run.status, "value", run.status))

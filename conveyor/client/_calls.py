@@ -195,8 +195,10 @@ def retrieve_run(run_id: str) -> Call[Run]:
 def list_runs(*, status: str | RunStatus | Iterable[str | RunStatus] | None = None, task: str | None = None,
               tag: str | None = None, limit: int = 50, cursor: str | None = None,
               created_from: datetime | str | float | None = None,
-              created_to: datetime | str | float | None = None) -> Call[RunPage]:
+              created_to: datetime | str | float | None = None, roots: bool = False) -> Call[RunPage]:
     params: list[tuple[str, str]] = []
+    if roots:
+        params.append(("roots", "true"))
     if status is not None:
         statuses = [status] if isinstance(status, str) else list(status)
         params.extend(("status", str(s.value if isinstance(s, RunStatus) else s)) for s in statuses)

@@ -180,10 +180,12 @@ class Runs:
     def list(self, status: str | RunStatus | Iterable[str | RunStatus] | None = None, task: str | None = None,
              tag: str | None = None, limit: int = 50, cursor: str | None = None,
              created_from: datetime | str | float | None = None,
-             created_to: datetime | str | float | None = None) -> RunPage:
-        """One page of runs, newest first; pass `page.next_cursor` as `cursor` for the next."""
+             created_to: datetime | str | float | None = None, roots: bool = False) -> RunPage:
+        """One page of runs, newest first; pass `page.next_cursor` as `cursor` for the next. With
+        `roots=True`, only the runs no other run triggered (each run's `child_count` says how many
+        it triggered)."""
         return self._client.send(calls.list_runs(status=status, task=task, tag=tag, limit=limit, cursor=cursor,
-                                                 created_from=created_from, created_to=created_to))
+                                                 created_from=created_from, created_to=created_to, roots=roots))
 
 
 class Queues:

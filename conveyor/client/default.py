@@ -94,7 +94,7 @@ class DefaultRuns:
     async def list(self, status: str | RunStatus | Iterable[str | RunStatus] | None = None, task: str | None = None,
                    tag: str | None = None, limit: int = 50, cursor: str | None = None,
                    created_from: datetime | str | float | None = None,
-                   created_to: datetime | str | float | None = None) -> RunPage:
+                   created_to: datetime | str | float | None = None, roots: bool = False) -> RunPage:
         return await default_client().runs.list(status=status, task=task, tag=tag, limit=limit, cursor=cursor,
                                                 created_from=created_from, created_to=created_to)
 

@@ -73,22 +73,23 @@ class RunFilters:
     period: str = ""
     created_from: str = ""
     created_to: str = ""
+    children: str = ""  # "1": child runs too; by default the list shows root runs (with their child count)
 
     @classmethod
     def of(cls, request: Request) -> RunFilters:
         q = request.query_params
         return cls(status=q.get("status", "").strip(), task=q.get("task", "").strip(), tag=q.get("tag", "").strip(),
                    period=q.get("period", "").strip(), created_from=q.get("from", "").strip(),
-                   created_to=q.get("to", "").strip())
+                   created_to=q.get("to", "").strip(), children="1" if q.get("children", "") in ("1", "on") else "")
 
     @property
     def params(self) -> dict[str, str]:
         return {"status": self.status, "task": self.task, "tag": self.tag, "period": self.period,
-                "from": self.created_from, "to": self.created_to}
+                "from": self.created_from, "to": self.created_to, "children": self.children}
 
     @property
     def active(self) -> bool:
-        return any(self.params.values())
+        return any(value for name, value in self.params.items() if name != "children")
 
     def statuses(self) -> list[str]:
         if self.status in STATUS_GROUPS:
@@ -105,7 +106,8 @@ class RunFilters:
             created_from = max(created_from or since, since)
         return engine.runs_page(env_id, statuses=self.statuses(), task_id=self.task or None, tag=self.tag or None,
                                 created_from=created_from, created_to=_moment(self.created_to, "to"),
-                                limit=limit, older_than=older_than or None, newer_than=newer_than or None)
+                                limit=limit, older_than=older_than or None, newer_than=newer_than or None,
+                                roots=not self.children)
 
 
 def _cursors(request: Request) -> tuple[str | None, str | None]:

@@ -61,7 +61,8 @@ def tasks_list(request: Request, viewer: ScopedDep) -> HTMLResponse:
     engine = _engine(request)
     tasks = sorted(engine.list_tasks(viewer.env_id), key=lambda t: t.id)
     queues = {q.name: q for q in engine.list_queues(viewer.env_id)}
-    return page(request, viewer, "tasks.html", tasks=tasks, queues=queues)
+    return page(request, viewer, "tasks.html", tasks=tasks, queues=queues,
+                load_failures=engine.load_failures(viewer.env_id))
 
 
 def _task_page(request: Request, viewer: Viewer, task_id: str, *, payload_text: str | None = None,

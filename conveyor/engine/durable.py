@@ -329,6 +329,18 @@ class DurableExecution:
         tokens = [self._with_url(self._token_view(r)) for r in rows[:limit]]
         return tokens, rows[limit - 1]["id"] if len(rows) > limit else None
 
+    def token_waiters(self, env_id: str, token_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+        """The runs waiting on each token (`id`, `task_id`, `status`), oldest first; a token no
+        run waits on is left out."""
+        if not token_ids:
+            return {}
+        waiters: dict[str, list[dict[str, str]]] = {}
+        with self.store.read() as tx:
+            for row in tx.all("token_waiters", env_id=env_id, ids=token_ids):
+                waiters.setdefault(row["waitpoint_id"], []).append(
+                    {"id": row["id"], "task_id": row["task_id"], "status": row["status"]})
+        return waiters
+
     public_url: str | None = None  # where token callback URLs point (the API's base URL)
 
     def token_url(self, token_id: str) -> str | None:

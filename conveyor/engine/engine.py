@@ -49,6 +49,7 @@ from conveyor.models import (
     MAX_PAYLOAD_HINT,
     Attempt,
     LogLine,
+    ModuleFailure,
     QueueInfo,
     QueueSpec,
     RetryPolicy,
@@ -280,6 +281,19 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
         else:
             tx.run("delete_all_tasks", env_id=env_id)
 
+    def set_load_failures(self, env_id: str, failures: list[ModuleFailure]) -> None:
+        """Record the task modules that failed to import at the latest load of the environment's
+        worker code (none: all imported)."""
+        value = json.dumps([f.model_dump(mode="json") for f in failures]) if failures else None
+        with self.store.transaction() as tx:
+            tx.run("set_load_failures", id=env_id, failures=value)
+
+    def load_failures(self, env_id: str) -> list[ModuleFailure]:
+        """The task modules that failed to import at the latest load of the worker code."""
+        with self.store.read() as tx:
+            row = tx.one("get_environment", id=env_id)
+        return _load_failures(row)
+
     def list_tasks(self, env_id: str) -> list[TaskDefinition]:
         with self.store.read() as tx:
             rows = tx.all("list_tasks", env_id=env_id)
@@ -288,8 +302,9 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
     def get_task(self, env_id: str, task_id: str) -> TaskDefinition:
         with self.store.read() as tx:
             row = tx.one("get_task", env_id=env_id, task_id=task_id)
+            env = tx.one("get_environment", id=env_id) if row is None else None
         if row is None:
-            raise NotFound(f"task {task_id!r} is not defined in this environment; check its id, or that the worker has loaded it")
+            raise NotFound(f"task {task_id!r} is not defined in this environment; {_why_missing(env)}")
         return TaskDefinition.model_validate_json(row["definition"])
 
     # -- triggering -----------------------------------------------------------------------
@@ -357,8 +372,9 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
                         pending = True
                         task = _undeployed(task_id)
                     else:
+                        env_row = tx.one("get_environment", id=env_id)
                         raise NotFound(f"{where}task {task_id!r} is not defined in this environment; "
-                                       "check its id, or that the worker has loaded it")
+                                       f"{_why_missing(env_row)}")
             if not pending:
                 self._validate_payload(task, payload, where)
             if options.idempotency_key:
@@ -505,19 +521,21 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
 
     def list_runs(self, env_id: str, *, statuses: Iterable[str] = (), task_id: str | None = None,
                   tag: str | None = None, created_from: float | None = None, created_to: float | None = None,
-                  limit: int = 50, cursor: str | None = None) -> tuple[list[Run], str | None]:
+                  limit: int = 50, cursor: str | None = None, roots: bool = False) -> tuple[list[Run], str | None]:
         """A page of runs, newest first: those older than `cursor` (a run id), and the cursor of
         the next page (None on the last)."""
         page = self.runs_page(env_id, statuses=statuses, task_id=task_id, tag=tag, created_from=created_from,
-                              created_to=created_to, limit=limit, older_than=cursor)
+                              created_to=created_to, limit=limit, older_than=cursor, roots=roots)
         return page.runs, page.older
 
     def runs_page(self, env_id: str, *, statuses: Iterable[str] = (), task_id: str | None = None,
                   tag: str | None = None, created_from: float | None = None, created_to: float | None = None,
-                  limit: int = 50, older_than: str | None = None, newer_than: str | None = None) -> RunPage:
+                  limit: int = 50, older_than: str | None = None, newer_than: str | None = None,
+                  roots: bool = False) -> RunPage:
         """A page of runs, newest first, going either way from a run id (keyset pagination: as
         fast on the thousandth page as on the first). `older` and `newer` are the cursors of the
-        neighbouring pages, None where there is none."""
+        neighbouring pages, None where there is none. With `roots`, only the runs no other run
+        triggered. Each run says how many runs it triggered (`child_count`)."""
         statuses = list(statuses)
         for status in statuses:
             if status not in RunStatus.__members__:
@@ -533,13 +551,14 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             tag_pattern = "%" + escaped + "%"
         filters = {"env_id": env_id, "any_status": 1 if statuses else 0, "statuses": statuses or [""],
                    "task_id": task_id, "tag": tag_pattern, "created_from": created_from, "created_to": created_to,
-                   "limit": limit + 1}
+                   "roots": 1 if roots else 0, "limit": limit + 1}
         with self.store.read() as tx:
             if newer_than is not None:
                 rows = tx.all("list_runs_newer", cursor=newer_than, **filters)
                 if len(rows) <= limit:  # this reaches the newest run: that is the first page
                     return self.runs_page(env_id, statuses=statuses, task_id=task_id, tag=tag,
-                                          created_from=created_from, created_to=created_to, limit=limit)
+                                          created_from=created_from, created_to=created_to, limit=limit,
+                                          roots=roots)
                 rows = rows[:limit][::-1]
                 newer: str | None = rows[0]["id"]
                 older = rows[-1]["id"]
@@ -551,7 +570,11 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
                 older = rows[limit - 1]["id"] if len(rows) > limit else None
                 rows = rows[:limit]
                 newer = rows[0]["id"] if older_than is not None and rows else None
+            counts = {c["parent_id"]: c["children"]
+                      for c in tx.all("count_children", ids=[r["id"] for r in rows])} if rows else {}
         runs = [run_view(r) for r in rows]
+        for run in runs:
+            run.child_count = counts.get(run.id, 0)
         if tag is not None:  # LIKE over the JSON text can over-match (a tag containing the tag); be exact
             runs = [r for r in runs if tag in r.tags]
         return RunPage(runs, older, newer)
@@ -754,6 +777,19 @@ def _larger_machine(row: Row, outcome: AttemptOutcome) -> str | None:
 def _undeployed(task_id: str) -> TaskDefinition:
     """Stand-in settings of a task no version defines yet (its run waits in PENDING_VERSION)."""
     return TaskDefinition(id=task_id, queue=QueueSpec(name=task_id), retry=RetryPolicy())
+
+
+def _load_failures(env: Row | None) -> list[ModuleFailure]:
+    raw = env["load_failures"] if env is not None else None
+    return [ModuleFailure.model_validate(f) for f in json.loads(raw)] if raw else []
+
+
+def _why_missing(env: Row | None) -> str:
+    """What a 404 for an unknown task adds: the modules that failed to import, or a hint."""
+    failures = _load_failures(env)
+    if failures:
+        return "; ".join(f.describe() for f in failures)
+    return "check its id, or that the worker has loaded it"
 
 
 def _env(row: Row) -> Environment:

@@ -7,6 +7,8 @@ from typing import Any
 
 from rich.console import Console
 
+from conveyor.models import ModuleFailure
+
 
 class RunReporter:
     """Prints what happens to runs, one line each, like a log you can read."""
@@ -19,7 +21,15 @@ class RunReporter:
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         stamp = time.strftime("%H:%M:%S")
         if event == "load_error":
-            self.console.print(f"[dim]{stamp}[/] [bold red]Task code failed to load:[/] {data['message']}", highlight=False)
+            if data.get("failures"):
+                self._failures(stamp, data["failures"])
+                kept = data["kept"]
+                names = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+                self.console.print(f"[dim]         Kept the code loaded before: it runs {names} until the modules "
+                                   "import again.[/]", highlight=False)
+            else:
+                self.console.print(f"[dim]{stamp}[/] [bold red]Task code failed to load:[/] {data['message']}",
+                                   highlight=False)
             if self.reloads:
                 self.console.print("[dim]         Fix it and save: the worker reloads on changes.[/]")
         elif event == "loaded":
@@ -27,6 +37,10 @@ class RunReporter:
             verb = "Loaded" if data["generation"] == 1 else "Reloaded"
             of = f" of version [bold]{data['version']}[/]" if data.get("version") else ""
             self.console.print(f"[dim]{stamp}[/] {verb} tasks{of}: [cyan]{tasks}[/]", highlight=False)
+            if data.get("failures"):
+                self._failures(stamp, data["failures"])
+                if self.reloads:
+                    self.console.print("[dim]         Fix it and save: the worker reloads on changes.[/]")
         elif event == "machine":
             self.console.print(f"[dim]{stamp} {data['machine']} executors: memory capped, CPU {data['cpu']}[/]",
                                highlight=False)
@@ -57,3 +71,9 @@ class RunReporter:
         elif event == "suspended":
             self.console.print(f"[dim]{stamp}[/] [yellow]⏸[/] {data['task_id']} [dim]{data['run_id']}[/] "
                                f"waiting on {data['waiting']}", highlight=False)
+
+    def _failures(self, stamp: str, failures: list[ModuleFailure]) -> None:
+        for failure in failures:
+            line = f", line {failure.line}" if failure.line else ""
+            self.console.print(f"[dim]{stamp}[/] [bold red]Not loaded:[/] {failure.file}{line}: {failure.error} "
+                               "[dim](its tasks cannot run; the other modules' tasks can)[/]", highlight=False)

@@ -51,7 +51,7 @@ async def serve_worker(config: Config | None, *, api_url: str | None, secret_key
                             name=name, environment=environment,
                             default_machine=config.machine if config else "small-1x", executors=executors,
                             capacity=capacity, heartbeat_interval=link.heartbeat_interval,
-                            reporter=RunReporter(console, quiet), versions=versions)
+                            reporter=RunReporter(console, quiet), versions=versions, partial_loads=False)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

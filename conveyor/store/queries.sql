@@ -7,6 +7,10 @@
 -- One environment by id.
 SELECT * FROM environments WHERE id = :id;
 
+-- name: set_load_failures
+-- The modules that failed to import at the last load of the environment's worker code.
+UPDATE environments SET load_failures = :failures WHERE id = :id;
+
 -- name: lock_environment
 -- One environment by id, locked until the transaction ends (a lease that must respect its limit).
 SELECT * FROM environments WHERE id = :id;
@@ -250,12 +254,13 @@ SELECT * FROM runs WHERE id = :id FOR UPDATE;
 SELECT * FROM runs WHERE id IN (:ids);
 
 -- name: list_runs
--- The first page of runs, newest first, with optional filters.
+-- The first page of runs, newest first, with optional filters (:roots = 1: only runs no run triggered).
 SELECT * FROM runs
 WHERE env_id = :env_id
   AND (:any_status = 0 OR status IN (:statuses))
   AND (:task_id IS NULL OR task_id = :task_id)
   AND (:tag IS NULL OR tags LIKE :tag)
+  AND (:roots = 0 OR parent_id IS NULL)
   AND (:created_from IS NULL OR created_at >= :created_from)
   AND (:created_to IS NULL OR created_at < :created_to)
 ORDER BY id DESC LIMIT :limit;
@@ -268,6 +273,7 @@ WHERE env_id = :env_id
   AND (:any_status = 0 OR status IN (:statuses))
   AND (:task_id IS NULL OR task_id = :task_id)
   AND (:tag IS NULL OR tags LIKE :tag)
+  AND (:roots = 0 OR parent_id IS NULL)
   AND id < :cursor
   AND (:created_from IS NULL OR created_at >= :created_from)
   AND (:created_to IS NULL OR created_at < :created_to)
@@ -280,10 +286,15 @@ WHERE env_id = :env_id
   AND (:any_status = 0 OR status IN (:statuses))
   AND (:task_id IS NULL OR task_id = :task_id)
   AND (:tag IS NULL OR tags LIKE :tag)
+  AND (:roots = 0 OR parent_id IS NULL)
   AND id > :cursor
   AND (:created_from IS NULL OR created_at >= :created_from)
   AND (:created_to IS NULL OR created_at < :created_to)
 ORDER BY id ASC LIMIT :limit;
+
+-- name: count_children
+-- How many child runs each of some runs triggered (runs without children are left out).
+SELECT parent_id, COUNT(*) AS children FROM runs WHERE parent_id IN (:ids) GROUP BY parent_id;
 
 -- name: finish_run
 -- End a run (any final status) and record the hook it still owes.
@@ -503,6 +514,11 @@ DELETE FROM run_waits WHERE run_id = :run_id;
 -- name: runs_waiting_on
 -- Runs suspended on any of these waitpoints.
 SELECT DISTINCT run_id FROM run_waits WHERE waitpoint_id IN (:ids);
+
+-- name: token_waiters
+-- The runs of an environment suspended on each of some waitpoints, oldest first.
+SELECT rw.waitpoint_id, r.id, r.task_id, r.status FROM run_waits rw JOIN runs r ON r.id = rw.run_id
+WHERE rw.waitpoint_id IN (:ids) AND r.env_id = :env_id ORDER BY r.id;
 
 -- name: pending_waits_of_run
 -- How many of the waitpoints a suspended run waits on are still pending.

@@ -7,11 +7,12 @@ import importlib
 import os
 import sys
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.config import Config
 from conveyor.errors import ConfigError, TaskDefinitionError
-from conveyor.models import TaskDefinition
+from conveyor.models import ModuleFailure, TaskDefinition
 from conveyor.sdk.task import Task
 
 
@@ -38,21 +39,33 @@ def module_names(config: Config) -> list[str]:
     return names
 
 
-def discover(config: Config) -> dict[str, Task]:
-    """Import the task modules; the tasks they define, by id. Raises TaskLoadError for an import
-    error (with its location) and TaskDefinitionError for a duplicate id (naming both files)."""
+@dataclass(frozen=True)
+class Discovery:
+    """What importing the task modules gave: the tasks of the modules that imported, by id,
+    and the modules that did not."""
+
+    tasks: dict[str, Task]
+    failures: list[ModuleFailure] = field(default_factory=list)
+
+
+def load_tasks(config: Config) -> Discovery:
+    """Import every task module, going on past one that fails: its failure (file, line, error)
+    is recorded and the other modules' tasks are kept. A duplicate task id still fails the
+    whole load (TaskDefinitionError naming both files): which one would run is not a guess to make."""
     root = str(config.root)
     if root not in sys.path:
         sys.path.insert(0, root)
     found: dict[str, Task] = {}
+    failures: list[ModuleFailure] = []
     seen: set[int] = set()
     for name in module_names(config):
         try:
             module = importlib.import_module(name)
-        except TaskDefinitionError as exc:
-            raise TaskLoadError(f"{_where(name, config)}: {exc.message}") from exc
-        except BaseException as exc:
-            raise TaskLoadError(f"cannot import {_where(name, config)}: {_summary(exc, config)}") from exc
+        except BaseException as exc:  # any error of user code, even SystemExit, is the module's
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            failures.append(_failure(name, exc, config))
+            continue
         for value in list(vars(module).values()):
             if not isinstance(value, Task) or id(value) in seen:
                 continue
@@ -63,7 +76,19 @@ def discover(config: Config) -> dict[str, Task]:
                     f"duplicate task id {value.id!r}: defined in {_rel(other.file, config)} and {_rel(value.file, config)}"
                 )
             found[value.id] = value
-    return found
+    return Discovery(found, failures)
+
+
+def discover(config: Config) -> dict[str, Task]:
+    """Import the task modules; the tasks they define, by id. Strict (a deploy bundle, the
+    index of a version): raises TaskLoadError for the first module that fails to import (with
+    its location) and TaskDefinitionError for a duplicate id (naming both files)."""
+    found = load_tasks(config)
+    if found.failures:
+        first = found.failures[0]
+        line = f" (line {first.line})" if first.line else ""
+        raise TaskLoadError(f"cannot import {first.file}: {first.error}{line}")
+    return found.tasks
 
 
 def definitions(tasks: dict[str, Task], config: Config, environment: str) -> list[TaskDefinition]:
@@ -87,9 +112,25 @@ def _rel(path: str | None, config: Config) -> str:
         return path
 
 
-def _summary(exc: BaseException, config: Config) -> str:
+def _failure(module: str, exc: BaseException, config: Config) -> ModuleFailure:
+    file = _where(module, config)
+    if isinstance(exc, TaskDefinitionError):  # the SDK refused a definition: its message says what
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if str(config.root) in f.filename]
+        return ModuleFailure(file=file, line=frames[-1].lineno if frames else None, error=exc.message)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = _rel(exc.filename, config)
+        detail = exc.msg
+        if where != file:  # a module it imports
+            detail += f" (in {where})"
+        return ModuleFailure(file=file, line=exc.lineno if where == file else None,
+                             error=f"{type(exc).__name__}: {detail}")
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if str(config.root) in f.filename]
-    location = f" (at {_rel(frames[-1].filename, config)}:{frames[-1].lineno})" if frames else ""
-    if isinstance(exc, SyntaxError):
-        location = f" (at {_rel(exc.filename, config)}:{exc.lineno})"
-    return f"{type(exc).__name__}: {exc}{location}"
+    line = None
+    detail = f"{type(exc).__name__}: {exc}"
+    if frames:
+        where = _rel(frames[-1].filename, config)
+        if where == file:
+            line = frames[-1].lineno
+        else:
+            detail += f" (at {where}:{frames[-1].lineno})"
+    return ModuleFailure(file=file, line=line, error=detail)

@@ -43,7 +43,7 @@ from conveyor.sdk.task import Task
 from conveyor.serialization import as_text, dumps, to_json_value
 from conveyor.worker.capture import flush_partial_lines, install_capture
 from conveyor.worker.channel import Channel, ChannelClosed
-from conveyor.worker.discovery import definitions, discover
+from conveyor.worker.discovery import definitions, load_tasks
 from conveyor.worker.machines import apply_machine
 from conveyor.worker.replay import JournalMismatch, Replay
 
@@ -342,8 +342,10 @@ async def serve(sock: socket.socket, root: str, environment: str, machine: str, 
     channel = await Channel.open(sock)
     try:
         config = load_config(root)
-        tasks = discover(config)
+        found = load_tasks(config)  # a module that fails is reported; the others' tasks still run
+        tasks = found.tasks
         manifest = [t.model_dump(mode="json") for t in definitions(tasks, config, environment)]
+        failures = [f.model_dump(mode="json") for f in found.failures]
     except Exception as exc:
         message = exc.message if isinstance(exc, ConveyorError) else f"{type(exc).__name__}: {exc}"
         channel.send(("load_error", message))
@@ -354,7 +356,7 @@ async def serve(sock: socket.socket, root: str, environment: str, machine: str, 
     executor = Executor(channel, tasks, environment)
     reader = loop.create_task(executor.read_forever())
     flusher = loop.create_task(executor.flush_forever())
-    executor.send(("ready", manifest, os.getpid(), cpu))
+    executor.send(("ready", manifest, os.getpid(), cpu, failures))
     await executor.stopped.wait()
     # finish what runs (the supervisor drains us after a reload); it kills us if that takes too long
     while executor.running:

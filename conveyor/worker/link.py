@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from conveyor.client import _calls as calls
 from conveyor.engine.engine import Engine
-from conveyor.models import DeploymentBundle, TaskDefinition
+from conveyor.models import DeploymentBundle, ModuleFailure, TaskDefinition
 from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
 
 
@@ -21,6 +21,8 @@ class WorkerLink(Protocol):
                        deployed: bool = False) -> None: ...
 
     async def set_tasks(self, tasks: list[TaskDefinition]) -> None: ...
+
+    async def set_load_failures(self, failures: list[ModuleFailure]) -> None: ...
 
     async def lease(self, worker_id: str, capacity: int) -> LeaseReply: ...
 
@@ -58,6 +60,9 @@ class LocalLink:
 
     async def set_tasks(self, tasks: list[TaskDefinition]) -> None:
         await asyncio.to_thread(self.engine.set_tasks, self.env_id, tasks)
+
+    async def set_load_failures(self, failures: list[ModuleFailure]) -> None:
+        await asyncio.to_thread(self.engine.set_load_failures, self.env_id, failures)
 
     async def lease(self, worker_id: str, capacity: int) -> LeaseReply:
         # on the event loop: a lease is a few hundred microseconds of SQLite work, less than a
@@ -124,6 +129,9 @@ class HttpLink:
 
     async def set_tasks(self, tasks: list[TaskDefinition]) -> None:
         await self.client.send(calls.set_worker_tasks(self.worker_id, tasks))
+
+    async def set_load_failures(self, failures: list[ModuleFailure]) -> None:
+        """Not sent over HTTP: a remote worker's console reports the modules that failed."""
 
     async def lease(self, worker_id: str, capacity: int) -> LeaseReply:
         return await self.leases.send(calls.lease(worker_id, capacity, self.LEASE_WAIT if capacity else 0))

@@ -15,11 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conveyor.models import ModuleFailure, TaskDefinition
 from conveyor.protocol import AttemptSpec
 from conveyor.worker.channel import Channel, ChannelClosed
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 PoolKey = tuple[str | None, str]  # (deployed version or None for the worker's own code, machine)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What an executor loaded: the tasks of the modules that imported, and those that did not."""
+
+    tasks: list[TaskDefinition]
+    failures: list[ModuleFailure]
 
 
 @dataclass(slots=True)
@@ -31,7 +40,7 @@ class Inflight:
 
 @dataclass
 class ExecutorProcess:
-    """A pre-started executor. `ready` resolves with its task manifest, or raises LoadFailed."""
+    """A pre-started executor. `ready` resolves with what it loaded, or raises LoadFailed."""
 
     root: Path
     environment: str
@@ -51,7 +60,7 @@ class ExecutorProcess:
     started_at: float = 0.0
     proc: subprocess.Popen[bytes] | None = None
     channel: Channel | None = None
-    ready: asyncio.Future[list[dict[str, Any]]] | None = None
+    ready: asyncio.Future[Loaded] | None = None
     _exited: bool = False
     _reader: asyncio.Task[None] | None = None
     _reaper: asyncio.Task[None] | None = None
@@ -92,7 +101,9 @@ class ExecutorProcess:
                 if message[0] == "ready":
                     self.cpu = message[3] if len(message) > 3 else ""
                     if self.ready and not self.ready.done():
-                        self.ready.set_result(message[1])
+                        failures = message[4] if len(message) > 4 else []
+                        self.ready.set_result(Loaded([TaskDefinition.model_validate(t) for t in message[1]],
+                                                     [ModuleFailure.model_validate(f) for f in failures]))
                 elif message[0] == "load_error":
                     if self.ready and not self.ready.done():
                         self.ready.set_exception(LoadFailed(message[1]))

@@ -55,7 +55,7 @@ class Supervisor:
                  environment: str = "dev", default_machine: str = "small-1x", executors: int | None = None,
                  capacity: int = 200, heartbeat_interval: float = 5.0,
                  reporter: Callable[[str, dict[str, Any]], None] | None = None,
-                 versions: VersionCache | None = None) -> None:
+                 versions: VersionCache | None = None, partial_loads: bool = True) -> None:
         self.link = link
         self.root = root
         self.worker_id = worker_id
@@ -71,6 +71,10 @@ class Supervisor:
         self.draining: list[ExecutorProcess] = []
         self.waiting_for_executor: dict[PoolKey, list[AttemptSpec | HookJob]] = {}
         self.versions = versions  # set: a worker of a deployed environment
+        # whether the tasks of the modules that import run when another fails (conveyor dev);
+        # a `conveyor worker` refuses such code: its task list replaces the environment's, and
+        # would take the broken modules' tasks away from the workers that run them
+        self.partial_loads = partial_loads
         self.current_version: str | None = None
         self._prepared: dict[str, PreparedVersion] = {}
         self._version_errors: dict[str, str] = {}
@@ -131,8 +135,11 @@ class Supervisor:
                 task.cancel()
 
     async def load(self) -> bool:
-        """Start executors of a new generation with the current code. On success they replace
-        the old ones (which finish their attempts first); on failure the old ones keep serving.
+        """Start executors of a new generation with the current code. They replace the old ones
+        (which finish their attempts first) when every module imports, or when the modules that
+        fail defined none of the tasks served now (the first load, a new broken file): the good
+        modules' tasks run, the broken ones are reported. Otherwise, and when the code does not
+        load at all, the old generation keeps serving.
         A worker of a deployed environment registers and warms up the current version instead."""
         if self.versions is not None:
             return await self._load_deployed()
@@ -144,15 +151,25 @@ class Supervisor:
             count = self.executors_per_machine if key[1] == self.default_machine else 1
             fresh[key] = [self._spawn(key, generation) for _ in range(count)]
         try:
-            manifests = await asyncio.gather(*(p.ready for pool in fresh.values() for p in pool if p.ready))
+            loads = await asyncio.gather(*(p.ready for pool in fresh.values() for p in pool if p.ready))
         except LoadFailed as exc:
-            for pool in fresh.values():
-                for proc in pool:
-                    proc.kill("load failed")
+            self._discard(fresh)
             self.load_error = exc.message
             self.reporter("load_error", {"message": exc.message})
             return False
-        tasks = [TaskDefinition.model_validate(t) for t in manifests[0]]
+        tasks, failures = loads[0].tasks, loads[0].failures
+        if failures and not self.partial_loads:
+            self._discard(fresh)
+            self.load_error = "; ".join(f.describe() for f in failures)
+            self.reporter("load_error", {"message": self.load_error})
+            return False
+        lost = sorted({t.id for t in self.tasks or []} - {t.id for t in tasks}) if failures else []
+        if lost:  # a module broken mid-edit: the code loaded before keeps serving its tasks
+            self._discard(fresh)
+            self.load_error = "; ".join(f.describe() for f in failures)
+            self.reporter("load_error", {"message": self.load_error, "failures": failures, "kept": lost})
+            await self.link.set_load_failures(failures)
+            return False
         old = self._all_processes()
         self.pools = fresh
         for proc in old:
@@ -165,13 +182,21 @@ class Supervisor:
             self.registered = True
         else:
             await self.link.set_tasks(tasks)
+        await self.link.set_load_failures(failures)
         self.tasks = tasks
-        self.reporter("loaded", {"tasks": [t.id for t in tasks], "generation": generation})
+        self.load_error = None
+        self.reporter("loaded", {"tasks": [t.id for t in tasks], "generation": generation, "failures": failures})
         self._report_machines()
         for key in list(self.waiting_for_executor):
             self._dispatch_waiting(key)
         self.wake()
         return True
+
+    @staticmethod
+    def _discard(fresh: dict[PoolKey, list[ExecutorProcess]]) -> None:
+        for pool in fresh.values():
+            for proc in pool:
+                proc.kill("load failed")
 
     async def _load_deployed(self) -> bool:
         if not self.registered:
@@ -196,11 +221,11 @@ class Supervisor:
         fresh = [self._spawn(key, self.generation) for _ in range(self.executors_per_machine - len(pool))]
         pool.extend(fresh)
         try:
-            manifests = await asyncio.gather(*(p.ready for p in pool if p.ready))
+            loads = await asyncio.gather(*(p.ready for p in pool if p.ready))
         except LoadFailed as exc:
             self.reporter("load_error", {"message": f"version {version}: {exc.message}"})
             return False
-        tasks = [t["id"] for t in manifests[0]] if manifests else []
+        tasks = [t.id for t in loads[0].tasks] if loads else []
         self.reporter("loaded", {"tasks": tasks, "generation": 1, "version": version})
         self._report_machines()
         self._dispatch_waiting(key)

@@ -133,8 +133,36 @@
     }
   });
 
+  // -- trace: fold a row and the rows under it; the choice outlives the page's live updates ----
+  var folded = {};  // span id -> true (folded) or false (unfolded), where someone chose
+
+  function applyFolds(root) {
+    (root || document).querySelectorAll("[data-waterfall]").forEach(function (table) {
+      var hideDeeperThan = null;
+      table.querySelectorAll(".wf-row[data-span]").forEach(function (row) {
+        var depth = Number(row.getAttribute("data-depth"));
+        if (hideDeeperThan !== null && depth <= hideDeeperThan) hideDeeperThan = null;
+        row.classList.toggle("wf-hidden", hideDeeperThan !== null);
+        var toggle = row.querySelector("[data-wf-toggle]");
+        if (!toggle) return;
+        var id = row.getAttribute("data-span");
+        var isFolded = id in folded ? folded[id] : row.hasAttribute("data-collapsed");
+        toggle.setAttribute("aria-expanded", isFolded ? "false" : "true");
+        if (isFolded && hideDeeperThan === null) hideDeeperThan = depth;
+      });
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest("[data-wf-toggle]");
+    if (!toggle) return;
+    var row = toggle.closest(".wf-row");
+    folded[row.getAttribute("data-span")] = toggle.getAttribute("aria-expanded") === "true";
+    applyFolds();
+  });
+
   // -- live parts -------------------------------------------------------------------------------
-  document.addEventListener("htmx:afterSettle", function (event) { refreshTimes(event.target); reselect(); });
+  document.addEventListener("htmx:afterSettle", function (event) { refreshTimes(event.target); reselect(); applyFolds(); });
   document.addEventListener("htmx:sseError", function () {
     document.querySelectorAll(".live").forEach(function (el) { el.classList.add("offline"); el.textContent = "reconnecting"; });
   });
@@ -143,5 +171,6 @@
   });
 
   refreshTimes();
+  applyFolds();
   setInterval(refreshTimes, 1000);
 })();

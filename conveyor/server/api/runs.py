@@ -74,11 +74,13 @@ def list_runs(
     cursor: Annotated[str | None, Query(pattern=r"^run_[0-9a-z]{1,40}$", description="`next_cursor` of the previous page")] = None,
     created_from: Annotated[datetime | None, Query(description="ISO datetime; runs created at or after it")] = None,
     created_to: Annotated[datetime | None, Query(description="ISO datetime; runs created before it")] = None,
+    roots: Annotated[bool, Query(description="Only root runs: those no other run triggered")] = False,
 ) -> RunList:
-    """Runs of the environment, newest first, one page at a time."""
+    """Runs of the environment, newest first, one page at a time; each says how many runs it
+    triggered (`child_count`)."""
     runs, next_cursor = engine.list_runs(
         env.id, statuses=_statuses(status_), task_id=task, tag=tag, limit=limit, cursor=cursor,
-        created_from=_epoch(created_from), created_to=_epoch(created_to))
+        created_from=_epoch(created_from), created_to=_epoch(created_to), roots=roots)
     return RunList(data=runs, next_cursor=next_cursor)
 
 
