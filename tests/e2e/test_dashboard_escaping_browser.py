@@ -6,6 +6,7 @@ browser and checks that nothing ran and nothing was requested, and that the text
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +16,13 @@ from tests.e2e.browser import browser_fixture, page_fixture  # noqa: F401 - fixt
 from tests.e2e.conftest import DevServer, wait_for
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def client(dev: DevServer) -> Iterator[Client]:
+    """The dashboard is the one of `conveyor dev`: its runs are made through its own key."""
+    with dev.client() as c:
+        yield c
 
 CANARY = "/canary"
 HOSTILE = [
