@@ -24,7 +24,6 @@ from conveyor.mcp.install.clients import CLIENTS, Place, find_secret, server_arg
 from conveyor.mcp.install.configfile import apply, plan
 
 
-
 @click.command(short_help="Run the MCP server for AI assistants (stdio).")
 @click.option("--readonly", is_flag=True, help="Leave out every tool that changes something (trigger, cancel, ...).")
 @click.option("--dev-only", is_flag=True, help="Only ever act on the dev environment.")

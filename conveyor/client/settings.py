@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 from conveyor.errors import AuthenticationError, ConfigError
 
