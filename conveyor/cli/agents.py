@@ -67,8 +67,8 @@ def _with_common(fn: F) -> F:
 
 
 @click.command("install-rules", short_help="Write Conveyor's rules for coding assistants into the project.")
-@click.option("--target", "targets", multiple=True, type=click.Choice(list(rules.TARGETS)),
-              help="Only these assistants (repeatable; default: all).")
+@click.option("--client", "--target", "targets", multiple=True, type=click.Choice(list(rules.TARGETS)),
+              help="Only these assistants (repeatable; default: all). --target is the older name.")
 @_with_common
 def install_rules(targets: tuple[str, ...], directory: Path | None, dry_run: bool, uninstall: bool,
                   force: bool) -> None:
@@ -82,7 +82,7 @@ def install_rules(targets: tuple[str, ...], directory: Path | None, dry_run: boo
 
 
 @click.command("install-skills", short_help="Write Conveyor's Agent Skills into the project.")
-@click.option("--target", "targets", multiple=True, type=click.Choice(list(skills.TARGETS)),
+@click.option("--client", "--target", "targets", multiple=True, type=click.Choice(list(skills.TARGETS)),
               help="claude-code (.claude/skills) or agents (.agents/skills); default: both.")
 @_with_common
 def install_skills(targets: tuple[str, ...], directory: Path | None, dry_run: bool, uninstall: bool,

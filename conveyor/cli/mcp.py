@@ -19,10 +19,9 @@ import click
 
 from conveyor.cli.options import BadArgument, resolve_connection
 from conveyor.errors import ConveyorError
+from conveyor.extras import install_hint
 from conveyor.mcp.install.clients import CLIENTS, Place, find_secret, server_args
 from conveyor.mcp.install.configfile import apply, plan
-
-MCP_EXTRA_HINT = "pip install 'conveyor[mcp]'"
 
 
 @click.command(short_help="Run the MCP server for AI assistants (stdio).")
@@ -46,7 +45,7 @@ def mcp(readonly: bool, dev_only: bool, project_ref: str | None, api_url: str | 
     with `conveyor install-mcp --client NAME`.
     """
     if importlib.util.find_spec("mcp") is None:
-        raise ConveyorError(f"`conveyor mcp` needs the MCP SDK: {MCP_EXTRA_HINT}")
+        raise ConveyorError(f"`conveyor mcp` needs the MCP SDK: {install_hint('mcp')}")
     if project_dir is not None:
         os.chdir(project_dir)
     from conveyor.mcp.access import ServerOptions
@@ -145,7 +144,7 @@ def install_mcp(client_names: tuple[str, ...], scope: str | None, readonly: bool
             lines.append(f"  note: the command is this machine's path ({command[0]}); for a file others use, "
                          "pass --command conveyor (or 'uvx --from conveyor[mcp] conveyor')")
     if not uninstall and importlib.util.find_spec("mcp") is None:
-        lines.append(f"note: the server needs the MCP SDK here: {MCP_EXTRA_HINT}")
+        lines.append(f"note: the server needs the MCP SDK here: {install_hint('mcp')}")
     click.echo("\n".join(lines))
 
 

@@ -34,7 +34,8 @@ def list_tokens(status: str | None, limit: int, as_json: bool, api_url: str | No
     with open_client(api_url, secret_key) as client:
         found = client.waitpoints.list_tokens(status=status.upper() if status else None, limit=limit)
     if as_json:
-        print_json([_token_json(t) for t in found])
+        # the shape of `runs list --json` and of the API
+        print_json({"data": [_token_json(t) for t in found], "next_cursor": found.next_cursor})
         return
     out = console()
     if not found:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 
 from conveyor.client import _calls as calls
-from conveyor.client._calls import UNSET, DeploymentPage, RunPage
+from conveyor.client._calls import UNSET, DeploymentPage, Page, RunPage
 from conveyor.client.settings import resolve_settings
 from conveyor.models import (
     Deployment,
@@ -216,7 +216,8 @@ class AsyncWaitpoints:
     async def retrieve_token(self, token_id: str) -> Token:
         return await self._client.send(calls.retrieve_token(token_id))
 
-    async def list_tokens(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> list[Token]:
+    async def list_tokens(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[Token]:
+        """One page of tokens, newest first; pass `page.next_cursor` as `cursor` for the next."""
         return await self._client.send(calls.list_tokens(status=status, limit=limit, cursor=cursor))
 
 

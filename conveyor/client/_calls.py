@@ -101,6 +101,9 @@ class Page(Generic[Item]):
     def __len__(self) -> int:
         return len(self.data)
 
+    def __getitem__(self, index: int) -> Item:
+        return self.data[index]
+
     @property
     def has_more(self) -> bool:
         return self.next_cursor is not None
@@ -276,13 +279,14 @@ def retrieve_token(token_id: str) -> Call[Token]:
     return Call("GET", f"/api/v1/waitpoints/tokens/{_segment(token_id, 'token id')}", Token.model_validate)
 
 
-def list_tokens(*, status: str | None = None, limit: int = 50, cursor: str | None = None) -> Call[list[Token]]:
+def list_tokens(*, status: str | None = None, limit: int = 50, cursor: str | None = None) -> Call[Page[Token]]:
     params = [("limit", str(limit))]
     if status:
         params.append(("status", status))
     if cursor:
         params.append(("cursor", cursor))
-    return Call("GET", "/api/v1/waitpoints/tokens", lambda data: [Token.model_validate(t) for t in data["data"]],
+    return Call("GET", "/api/v1/waitpoints/tokens",
+                lambda data: Page([Token.model_validate(t) for t in data["data"]], data.get("next_cursor")),
                 params=tuple(params))
 
 

@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 
 from conveyor.client import _calls as calls
-from conveyor.client._calls import UNSET, DeploymentPage, RunPage
+from conveyor.client._calls import UNSET, DeploymentPage, Page, RunPage
 from conveyor.client.settings import resolve_settings
 from conveyor.models import (
     Deployment,
@@ -229,7 +229,8 @@ class Waitpoints:
     def retrieve_token(self, token_id: str) -> Token:
         return self._client.send(calls.retrieve_token(token_id))
 
-    def list_tokens(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> list[Token]:
+    def list_tokens(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[Token]:
+        """One page of tokens, newest first; pass `page.next_cursor` as `cursor` for the next."""
         return self._client.send(calls.list_tokens(status=status, limit=limit, cursor=cursor))
 
 

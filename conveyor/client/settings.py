@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from conveyor.errors import AuthenticationError, ConfigError
 
@@ -46,6 +47,19 @@ def _clean_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+def _checked_url(url: str) -> str:
+    """`url` when it is an http(s) URL with a host; ConfigError saying what is wrong otherwise."""
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # reading the port checks it
+    except ValueError as exc:
+        raise ConfigError(f"the API URL {url!r} is not a URL ({exc}); write it like http://127.0.0.1:3030") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"the API URL {url!r} is not an http:// or https:// URL with a host; "
+                          "write it like http://127.0.0.1:3030")
+    return url
+
+
 def resolve_settings(api_url: str | None = None, secret_key: str | None = None) -> tuple[str, str]:
     """`(api_url, secret_key)` from the arguments, the environment or `.conveyor/dev.json`.
 
@@ -62,7 +76,7 @@ def resolve_settings(api_url: str | None = None, secret_key: str | None = None) 
             key = dev_key
         if url is None:
             url = dev_url
-    url = _clean_url(url or DEFAULT_API_URL)
+    url = _checked_url(_clean_url(url or DEFAULT_API_URL))
     if not key:
         where = (f"the dev server's key in {dev_file} is only sent to its own URL ({dev_url}), not to {url}; "
                  if dev_file is not None and dev_url and _clean_url(dev_url) != url else "")

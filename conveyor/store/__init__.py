@@ -16,10 +16,9 @@ def open_store(url: str) -> Store:
             from conveyor.store.postgres import PostgresStore
         except ImportError as exc:  # pragma: no cover - depends on the install
             from conveyor.errors import ConfigError
+            from conveyor.extras import install_hint
 
-            raise ConfigError(
-                "PostgreSQL support needs the postgres extra: pip install 'conveyor[postgres]'"
-            ) from exc
+            raise ConfigError(f"PostgreSQL support needs the postgres extra: {install_hint('postgres')}") from exc
         return PostgresStore(url)
     from conveyor.store.sqlite import SqliteStore
 

@@ -312,3 +312,22 @@ def test_async_client_unreachable(free_url: str) -> None:
                 await c.runs.retrieve("run_x")
 
     asyncio.run(main())
+
+
+def test_tokens_list_json_has_the_shape_of_runs_list(live_server: str, backend: Backend) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from conveyor.cli.main import main
+
+    for _ in range(3):
+        backend.engine.create_token(backend.env.id)
+    args = ["--api-url", live_server, "--secret-key", backend.key, "--json"]
+    tokens = json.loads(CliRunner().invoke(main, ["tokens", "list", "--limit", "2", *args]).output)
+    runs = json.loads(CliRunner().invoke(main, ["runs", "list", *args]).output)
+    assert set(tokens) == set(runs) == {"data", "next_cursor"}
+    assert len(tokens["data"]) == 2 and tokens["next_cursor"]
+    with Client(live_server, backend.key) as client:
+        rest = client.waitpoints.list_tokens(limit=2, cursor=tokens["next_cursor"])
+        assert len(rest) == 1 and rest.next_cursor is None and rest[0].id not in {t["id"] for t in tokens["data"]}

@@ -4,6 +4,7 @@ nearest `.conveyor/dev.json`, then the default URL; no key anywhere is one clear
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,12 @@ def test_a_broken_dev_file_is_an_error_naming_it(tmp_path: Path, content: str) -
     path.write_text(content)
     with pytest.raises(ConfigError, match=r"dev\.json"):
         resolve_settings()
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("http://[::1", "is not a URL (Invalid IPv6 URL)"), ("http://127.0.0.1:99999", "Port out of range"),
+    ("localhost:3030", "not an http:// or https:// URL"), ("ftp://example.com", "not an http:// or https:// URL"),
+])
+def test_a_malformed_api_url_is_one_clear_error(url: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        resolve_settings(url, "cv_dev_x")

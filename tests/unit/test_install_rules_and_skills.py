@@ -72,7 +72,7 @@ def test_an_older_version_is_updated_in_place(project: Path) -> None:
     path = project / "AGENTS.md"
     old = path.read_text().replace(f"v{__version__}", "v0.0.1").replace("step.run", "OLD TEXT")
     path.write_text("before\n\n" + old + "\nafter\n")
-    assert "updated" in run("install-rules", "--target", "agents").output
+    assert "updated" in run("install-rules", "--client", "agents").output  # --client, like install-mcp
     text = path.read_text()
     assert text.startswith("before\n\n") and text.endswith("after\n")
     assert "OLD TEXT" not in text and "v0.0.1" not in text and text.count("conveyor:rules v") == 1

@@ -135,7 +135,9 @@ def plan_toml(path: Path, keys: tuple[str, ...], name: str, entry: dict[str, Any
         import tomlkit
         from tomlkit.exceptions import TOMLKitError
     except ImportError as exc:
-        raise ConveyorError("writing a TOML config needs tomlkit: pip install 'conveyor[mcp]'") from exc
+        from conveyor.extras import install_hint
+
+        raise ConveyorError(f"writing a TOML config needs tomlkit: {install_hint('mcp')}") from exc
     original = path.read_text(encoding="utf-8") if path.exists() else ""
     try:
         doc = tomlkit.parse(original)

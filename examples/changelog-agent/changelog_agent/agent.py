@@ -5,10 +5,12 @@ comes out, which errors are worth a retry) is plain code, tested without the mod
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from claude_agent_sdk import (
     AssistantMessage,
@@ -57,6 +59,20 @@ def check_credentials(env: dict[str, str] | os._Environ[str] | None = None) -> N
     if not env.get("ANTHROPIC_API_KEY"):
         raise AgentError("ANTHROPIC_API_KEY is not set on the worker: set it in the environment of "
                          "`conveyor dev` or `conveyor worker` to let the agent write changelogs", retryable=False)
+
+
+async def check_network(env: dict[str, str] | os._Environ[str] | None = None, *, timeout: float = 5.0) -> None:
+    """Fail in seconds when the model's API cannot be reached (no network, a firewall), rather
+    than leave the agent retrying until the task's max_duration."""
+    env = os.environ if env is None else env
+    url = urlsplit(env.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com")
+    host, port = url.hostname or "api.anthropic.com", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError) as exc:
+        raise AgentError(f"cannot reach the model's API at {host}:{port} from this worker "
+                         f"({exc or 'no answer in ' + str(timeout) + ' s'})", retryable=True) from exc
+    writer.close()
 
 
 async def write_changelog(prompt: str, repo: str, version: str, *, run_query: Query = query,

@@ -54,6 +54,7 @@ async def write_changelog(payload: ChangelogRequest, ctx: Context) -> dict:
         agent.check_credentials()
     except agent.AgentError as exc:
         raise AbortTaskRunError(str(exc)) from exc
+    await agent.check_network()  # seconds, not the 30 minutes of max_duration, when offline (retried)
     answer = await step.run("write-changelog", _ask, build_prompt(history, payload.version), payload.repo,
                             payload.version)
     logger.info("changelog written", turns=answer["turns"], cost_usd=answer["cost_usd"], model=answer["model"])

@@ -10,7 +10,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from changelog_agent.agent import NEVER_TOOLS, AgentError, check_credentials, clean, write_changelog
+from changelog_agent.agent import (
+    NEVER_TOOLS,
+    AgentError,
+    check_credentials,
+    check_network,
+    clean,
+    write_changelog,
+)
 from changelog_testing import EXAMPLE
 from claude_agent_sdk import (
     AssistantMessage,
@@ -115,3 +122,21 @@ def test_the_sdk_is_external_in_the_build_config_and_the_task_may_run_long() -> 
     config = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["tool"]["conveyor"]
     assert config["build"]["external"] == ["claude-agent-sdk"]
     assert config["max_duration"] >= 1800
+
+
+def test_an_unreachable_model_api_fails_in_seconds_and_may_be_retried() -> None:
+    import asyncio
+    import socket
+    import time
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(AgentError, match=f"cannot reach the model's API at 127.0.0.1:{port}") as caught:
+        asyncio.run(check_network({"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"}, timeout=2))
+    assert caught.value.retryable and time.monotonic() - started < 5
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        asyncio.run(check_network({"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{listening.getsockname()[1]}"}))
