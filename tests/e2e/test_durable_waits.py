@@ -107,7 +107,7 @@ def test_a_person_completes_a_token_from_the_command_line(client, platform):
                               text=True, timeout=60, env=env)
 
     listed = cli("list", "--status", "pending", "--json")
-    assert listed.returncode == 0 and token["id"] in [t["id"] for t in json.loads(listed.stdout)]
+    assert listed.returncode == 0 and token["id"] in [t["id"] for t in json.loads(listed.stdout)["data"]]
     bad = cli("complete", token["id"], "--data", "{nope")
     assert bad.returncode != 0 and "--data is not valid JSON" in bad.stderr and "Traceback" not in bad.stderr
     done = cli("complete", token["id"], "--data", '{"approved": "from the terminal"}')

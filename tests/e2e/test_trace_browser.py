@@ -3,6 +3,7 @@ unfolds on a click (and folds again), and the time axis is labelled."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +13,13 @@ from tests.e2e.browser import browser_fixture, page_fixture  # noqa: F401 - fixt
 from tests.e2e.conftest import DevServer
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def client(dev: DevServer) -> Iterator[Client]:
+    """The dashboard is the one of `conveyor dev`: its runs are made through its own key."""
+    with dev.client() as c:
+        yield c
 
 
 def test_a_big_batch_folds_in_the_trace_and_the_axis_is_labelled(dev: DevServer, client: Client, page: Any) -> None:
