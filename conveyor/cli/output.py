@@ -139,21 +139,13 @@ def render_run_list(runs: Sequence[Run], next_cursor: str | None, *, roots: bool
         out.print("No runs found." + (" Runs triggered by other runs are left out: add --children." if roots else ""),
                   style="dim")
         return
-    # Ids are what people copy, and statuses what they scan: those never shrink; the task
-    # name is cut with an ellipsis first, and the tags column only shows when a run has tags.
+    # Ids are what people copy, and statuses what they scan: those never shrink, nor do task
+    # names up to 40 characters; the tags column (only there when a run has tags) is cut first.
     with_tags = any(run.tags for run in runs)
     with_children = any(run.child_count for run in runs)
-    table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
-    table.add_column("ID", no_wrap=True, min_width=max(len(run.id) for run in runs))
-    table.add_column("TASK", no_wrap=True, overflow="ellipsis", min_width=8)
-    table.add_column("STATUS", no_wrap=True, min_width=max(len(str(run.status)) for run in runs))
-    table.add_column("CREATED", no_wrap=True, min_width=7)
-    table.add_column("TOOK", no_wrap=True, justify="right", min_width=6)
-    table.add_column("TRIES", no_wrap=True, justify="right", min_width=5)
-    if with_children:
-        table.add_column("CHILDREN", no_wrap=True, justify="right", min_width=8)
-    if with_tags:
-        table.add_column("TAGS", overflow="ellipsis", no_wrap=True)
+    headers = ["ID", "TASK", "STATUS", "CREATED", "TOOK", "TRIES"] + (["CHILDREN"] if with_children else []) \
+        + (["TAGS"] if with_tags else [])
+    rows: list[list[str | Text]] = []
     for run in runs:
         row: list[str | Text] = [run.id, run.task_id, status_text(run.status), relative_time(run.created_at),
                                  duration_text(run_duration(run)), str(run.attempts)]
@@ -161,10 +153,39 @@ def render_run_list(runs: Sequence[Run], next_cursor: str | None, *, roots: bool
             row.append(str(run.child_count or ""))
         if with_tags:
             row.append(", ".join(run.tags))
-        table.add_row(*row)
-    out.print(table)
+        rows.append(row)
+    if not out.is_terminal:  # piped: every column, nothing cut, one line per run
+        plain_rows(headers, rows)
+    else:
+        # every column but the tags as wide as its widest cell (task names up to 40); the tags get the rest
+        widths = [max(len(header), *(len(_plain(row[i])) for row in rows)) for i, header in enumerate(headers)]
+        widths[1] = min(widths[1], 40)
+        table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
+        for i, header in enumerate(headers):
+            if header == "TAGS":
+                rest = out.width - sum(widths[:i]) - len(widths[:i])
+                table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=max(4, rest))
+            else:
+                table.add_column(header, no_wrap=True, overflow="ellipsis", min_width=widths[i],
+                                 justify="right" if header in ("TOOK", "TRIES", "CHILDREN") else "left")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
     if next_cursor:
         out.print(f"\nMore runs: conveyor runs list --cursor {next_cursor}", style="dim")
+
+
+def _plain(cell: str | Text) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
+
+
+def plain_rows(headers: Sequence[str], rows: Sequence[Sequence[str | Text]]) -> None:
+    """A table as plain lines for a pipe: columns padded to their widest cell, nothing cut or
+    dropped whatever the width, no colour."""
+    cells = [list(headers)] + [[_plain(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def render_run(run: Run, logs: Sequence[LogLine] | None = None) -> None:
@@ -254,21 +275,18 @@ def render_logs(logs: Iterable[LogLine], out: Console | None = None) -> None:
     if not lines:
         out.print("  (no logs)", style="dim")
         return
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(no_wrap=True, style="dim")
-    table.add_column(no_wrap=True, style="dim")
-    table.add_column(no_wrap=True)
-    table.add_column(overflow="fold")
+    # One line per log line, wrapped by the terminal rather than folded into a column, so a long
+    # value (a token's URL) is copied whole; attributes as JSON, non-ASCII as written.
     for line in lines:
         ts = line.ts if line.ts.tzinfo else line.ts.replace(tzinfo=UTC)
-        message = Text(line.message)
-        if line.attributes:
-            message.append("  " + " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in line.attributes.items()),
-                           style="dim")
         level = line.level.lower()
-        table.add_row(f"{ts.astimezone(UTC):%H:%M:%S.%f}"[:-3], f"#{line.attempt}",
-                      Text(level.upper(), style=LEVEL_STYLES.get(level, "")), message)
-    out.print(table)
+        text = Text(f"{ts.astimezone(UTC):%H:%M:%S.%f}"[:-3] + f" #{line.attempt} ", style="dim")
+        text.append(f"{level.upper():<5}", style=LEVEL_STYLES.get(level, ""))
+        text.append(" " + line.message)
+        if line.attributes:
+            text.append("  " + " ".join(f"{k}={json.dumps(v, default=str, ensure_ascii=False)}"
+                                        for k, v in line.attributes.items()), style="dim")
+        out.print(text, soft_wrap=True)
 
 
 def render_final(run: Run) -> None:

@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from conveyor.config import load_config
@@ -50,9 +51,30 @@ from conveyor.worker.replay import JournalMismatch, Replay
 FLUSH_INTERVAL = 0.05
 
 
+_OWN_CODE = str(Path(__file__).resolve().parents[1]) + os.sep  # the conveyor package
+
+
+def _users_frames(summary: traceback.TracebackException) -> None:
+    """Leave out Conveyor's own frames (of this exception and the ones it chains), so a
+    traceback starts at the task's code; an error raised by Conveyor alone keeps its last line."""
+    seen: set[int] = set()
+    stack: list[traceback.TracebackException] = [summary]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.stack = traceback.StackSummary.from_list(
+            [frame for frame in current.stack if not os.path.realpath(frame.filename).startswith(_OWN_CODE)])
+        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+
 def error_dict(exc: BaseException, code: str | None = None) -> dict[str, Any]:
-    """An exception as the JSON error a run stores: name, message, stack, code."""
-    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    """An exception as the JSON error a run stores: name, message, stack (from the task's own
+    code on), code."""
+    summary = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    _users_frames(summary)
+    stack = "".join(summary.format())
     message = exc.message if isinstance(exc, ConveyorError) else str(exc)
     return {"name": type(exc).__name__, "message": message, "stack": stack, "code": code}
 

@@ -331,3 +331,40 @@ def test_tokens_list_json_has_the_shape_of_runs_list(live_server: str, backend: 
     with Client(live_server, backend.key) as client:
         rest = client.waitpoints.list_tokens(limit=2, cursor=tokens["next_cursor"])
         assert len(rest) == 1 and rest.next_cursor is None and rest[0].id not in {t["id"] for t in tokens["data"]}
+
+
+def test_cli_lists_keep_ids_and_names_whole_and_pipe_plain_rows(live_server: str, backend: Backend,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from click.testing import CliRunner
+    from rich.console import Console
+
+    from conveyor.cli import output
+    from conveyor.cli.main import main
+    from conveyor.models import TriggerOptions
+    from conveyor.protocol import Heartbeat, LogEntry
+    from tests.integration.conftest import holder
+
+    engine, env = backend.engine, backend.env
+    run = engine.trigger(env.id, "hello", {}, TriggerOptions(tags=["a-rather-long-tag-" + "x" * 60]))
+    engine.heartbeat("worker-1", Heartbeat())
+    engine.lease(env.id, "worker-1", 1)
+    url = "http://127.0.0.1:3030/api/v1/waitpoints/tokens/token_" + "z" * 60 + "/callback/" + "s" * 64
+    engine.append_logs([LogEntry(run.id, 1, 1, 1.0, "info", "token", {"url": url, "name": "Über"},
+                                 fence=holder(engine, run.id)["fence"])])
+    args = ["--api-url", live_server, "--secret-key", backend.key]
+    piped = CliRunner().invoke(main, ["runs", "list", *args], env={"COLUMNS": "60"}).output
+    header, row = piped.splitlines()[:2]
+    assert header.split() == ["ID", "TASK", "STATUS", "CREATED", "TOOK", "TRIES", "TAGS"]
+    assert run.id in row and "hello" in row and "a-rather-long-tag-" + "x" * 60 in row  # nothing cut or dropped
+    logs = CliRunner().invoke(main, ["runs", "logs", run.id, *args], env={"COLUMNS": "60"}).output
+    assert url in logs and '"Über"' in logs  # one line: the URL can be copied; non-ASCII as written
+
+    screen = io.StringIO()
+    monkeypatch.setattr(output, "console", lambda: Console(file=screen, force_terminal=True, width=80,
+                                                           highlight=False, soft_wrap=False))
+    with Client(live_server, backend.key) as client:
+        output.render_run_list(list(client.runs.list()), None)
+    first = next(line for line in screen.getvalue().splitlines() if run.id in line)
+    assert "hello" in first and "…" in first  # at 80 columns the tags are cut, not the id or the task
