@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.errors import ConveyorError, StoreUnavailable
@@ -112,13 +112,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _methods_of(request: Request) -> str:
-    """Every method some route takes at the request's path, as an `Allow` header lists them."""
-    allowed = []
-    for method in ("DELETE", "GET", "PATCH", "POST", "PUT"):
-        scope = {**request.scope, "method": method}
-        if any(route.matches(scope)[0] == Match.FULL for route in request.app.routes):
-            allowed.append(method)
-    return ", ".join(allowed)
+    """The methods the request's path takes, from the OpenAPI document, as `Allow` lists them.
+    Where several templates match (`/queues/{name}` also matches `/queues/q/pause`, queue names
+    having slashes), the most specific one (the most literal characters) is the path's."""
+    templates = getattr(request.app.state, "allow_templates", None)
+    if templates is None:
+        templates = []
+        for path, item in request.app.openapi().get("paths", {}).items():
+            regex = re.compile("^" + "".join(".+" if part.startswith("{") else re.escape(part)
+                                             for part in re.split(r"({[^}]*})", path)) + "$")
+            literal = len(re.sub(r"{[^}]*}", "", path))
+            templates.append((regex, literal, ", ".join(sorted(method.upper() for method in item))))
+        request.app.state.allow_templates = templates
+    matching = [(literal, methods) for regex, literal, methods in templates if regex.match(request.url.path)]
+    return max(matching)[1] if matching else ""
 
 
 class InternalErrorMiddleware:

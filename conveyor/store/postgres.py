@@ -264,10 +264,19 @@ class _Listener(threading.Thread):
         self.join(timeout=0.5)
 
 
+class _TextDumper(StrDumper):
+    """Strings as `text`, not psycopg's default "unknown": in `:tag IS NULL OR tags LIKE :tag`
+    PostgreSQL must know the type where it first meets the parameter (every column is TEXT).
+    PostgreSQL text cannot hold a NUL character, which SQLite can: it goes as U+FFFD, so an id
+    with a NUL finds nothing (as on SQLite) and a name with one is stored, rather than the
+    request failing."""
+
+    def dump(self, obj: str) -> bytes:
+        return obj.replace("\x00", "\ufffd").encode(self._encoding)
+
+
 def _configure(conn: psycopg.Connection[Any]) -> None:
-    # strings go as `text`, not psycopg's default "unknown": in `:tag IS NULL OR tags LIKE :tag`
-    # PostgreSQL must know the type where it first meets the parameter (every column is TEXT)
-    conn.adapters.register_dumper(str, StrDumper)
+    conn.adapters.register_dumper(str, _TextDumper)
 
 
 def _first_line(exc: Exception) -> str:

@@ -188,6 +188,7 @@ def test_unknown_route_and_wrong_method_answer_json(api: TestClient) -> None:
 @pytest.mark.parametrize(("path", "allowed"), [
     ("/api/v1/waitpoints/tokens", "GET, POST"), ("/api/v1/deployments", "GET, POST"),
     ("/api/v1/projects", "GET, POST"), ("/api/v1/runs/run_x", "GET"), ("/api/v1/tasks/hello/trigger", "POST"),
+    ("/api/v1/queues/task/hello/pause", "POST"), ("/api/v1/queues/task/hello", "GET"),
 ])
 def test_a_wrong_method_lists_every_method_of_the_path(api: TestClient, path: str, allowed: str) -> None:
     response = api.request("PATCH", path)
@@ -204,6 +205,7 @@ def test_an_unknown_query_parameter_is_refused_naming_it(api: TestClient) -> Non
     error_of(api.get("/api/v1/waitpoints/tokens", params={"status": "LPT1"}), 422, "invalid_request")
     assert "more than once" in error_of(api.get("/api/v1/runs?task=a&task=b"), 422, "invalid_request")
     assert api.get("/api/v1/runs?status=FAILED&status=QUEUED").status_code == 200
+    assert "ISO 8601" in error_of(api.get("/api/v1/runs?created_to=0.5"), 422, "invalid_request")
 
 
 def test_an_unexpected_error_is_a_logged_500_in_the_error_shape(backend: Backend,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, status
-from pydantic import AfterValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 from conveyor.models import Run, RunStatus, Trace
 from conveyor.server.auth import EngineDep, EnvironmentDep
@@ -50,6 +50,15 @@ def _known_statuses(value: str) -> str:
     return value
 
 
+def _not_a_number(value: object) -> object:
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9.eE+-]+", value.strip()):
+        raise ValueError("a date-time is written as ISO 8601, e.g. 2026-12-05T12:00:00Z, not as a number")
+    return value
+
+
+# a date-time as the document says (pydantic alone would also take a number of seconds)
+IsoDateTime = Annotated[datetime, BeforeValidator(_not_a_number)]
+
 # one status, or several separated by commas; upper or lower case
 StatusFilter = Annotated[str, AfterValidator(_known_statuses),
                          WithJsonSchema({"type": "string", "pattern": f"^{_STATUSES.pattern}$"})]
@@ -72,8 +81,8 @@ def list_runs(
     tag: Annotated[str | None, Query(description="Only runs carrying this tag")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Runs per page")] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^run_[0-9a-z]{1,40}$", description="`next_cursor` of the previous page")] = None,
-    created_from: Annotated[datetime | None, Query(description="ISO datetime; runs created at or after it")] = None,
-    created_to: Annotated[datetime | None, Query(description="ISO datetime; runs created before it")] = None,
+    created_from: Annotated[IsoDateTime | None, Query(description="ISO datetime; runs created at or after it")] = None,
+    created_to: Annotated[IsoDateTime | None, Query(description="ISO datetime; runs created before it")] = None,
     roots: Annotated[bool, Query(description="Only root runs: those no other run triggered")] = False,
 ) -> RunList:
     """Runs of the environment, newest first, one page at a time; each says how many runs it

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -38,6 +38,11 @@ _lease_reply = TypeAdapter(LeaseReply)
 
 class _Body(WireModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# counts and fences: far below what BIGINT holds, and exact in any JSON parser (2**53)
+Count = Annotated[int, Field(ge=0, le=2**53)]
+HookName = Literal["on_start", "on_success", "on_failure", "on_cancel"]
 
 
 class RegisterBody(_Body):
@@ -67,8 +72,8 @@ class LeaseBody(_Body):
 
 
 class HeartbeatBody(_Body):
-    running: list[tuple[str, int]] = Field(max_length=10_000)  # (run id, fence) of each attempt it holds
-    lease_seq: int = Field(0, ge=0)  # the highest lease count it has received
+    running: list[tuple[str, Count]] = Field(max_length=10_000)  # (run id, fence) of each attempt it holds
+    lease_seq: Count = 0  # the highest lease count it has received
 
 
 class HeartbeatAnswer(BaseModel):
@@ -81,7 +86,7 @@ class CompleteBody(_Body):
 
 
 class HooksBody(_Body):
-    done: list[tuple[str, str, int]] = Field(max_length=10_000)  # (run id, hook, fence of the hook job)
+    done: list[tuple[str, HookName, Count]] = Field(max_length=10_000)  # (run id, hook, fence of the hook job)
 
 
 class LogsBody(_Body):
@@ -90,7 +95,7 @@ class LogsBody(_Body):
 
 class CallBody(_Body):
     run_id: str
-    fence: int  # of the attempt making the call: only the attempt holding the run may
+    fence: Count  # of the attempt making the call: only the attempt holding the run may
     op: str
     args: dict[str, Any]
 
@@ -101,8 +106,8 @@ class CallResult(BaseModel):
 
 class SuspendBody(_Body):
     run_id: str
-    attempt: int
-    fence: int
+    attempt: Count
+    fence: Count
     waitpoints: list[str] = Field(min_length=1, max_length=10_000)
     compute_used: float = Field(ge=0)
 
