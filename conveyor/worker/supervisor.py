@@ -227,11 +227,16 @@ class Supervisor:
             await asyncio.sleep(0.05)
         await self._flush_now()  # what finished during the grace period first
         self._closed = True
-        with contextlib.suppress(ConveyorError, OSError):
-            await self.link.stopped(self.worker_id)
-        for proc in self._all_processes():
+        processes = self._all_processes()
+        for proc in processes:
             proc.inflight.clear()
             proc.kill("worker stopping")
+        # only once no body of ours runs may the engine hand our runs to another worker
+        deadline = time.monotonic() + 5.0
+        while any(not proc.gone() for proc in processes) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        with contextlib.suppress(ConveyorError, OSError):
+            await self.link.stopped(self.worker_id)
 
     def _spawn(self, key: PoolKey, generation: int) -> ExecutorProcess:
         version, machine = key
