@@ -80,6 +80,7 @@ def intervals(history: list[dict[str, Any]]) -> list[Interval]:
 
 def peak_excesses(spans: list[Interval], limit: int) -> list[dict[str, Any]]:
     """Moments when more than `limit` of `spans` execute at once (one per episode)."""
+    spans = [s for s in spans if s.end > s.begin]  # a lone start line: no time known to have executed
     edges = sorted([(s.begin, 1, s) for s in spans] + [(s.end, -1, s) for s in spans], key=lambda e: (e[0], e[1]))
     current: set[Interval] = set()
     excesses = []
@@ -190,10 +191,14 @@ def check(history: list[dict[str, Any]], runs: list[dict[str, Any]], *, env_limi
                                              f"{again['mono']:.3f} on {again['host']}, no fault between"})
 
     # a canceled run stops
+    of_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for line in history:
+        if "run" in line:
+            of_run[line["run"]].append(line)
     for line in history:
         if line["k"] != "cancel" or line.get("status") != "CANCELED":
             continue
-        after = [other for other in history if other.get("run") == line["run"] and other["mono"] > line["mono"]]
+        after = [other for other in of_run[line["run"]] if other["mono"] > line["mono"]]
         starts = [other for other in after if other["k"] == "start"]
         steps = {other["name"] for other in after if other["k"] == "step"}
         if starts or len(steps) > 1:
