@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,7 @@ def check(history: list[dict[str, Any]], runs: list[dict[str, Any]], *, env_limi
         right = [line for line in fired if line["hook"] == owed]
         if not right and owed in run["hooks"].split(","):
             violations.append({"kind": "hook-missing", "run": run["id"], "detail": f"{run['status']}, no {owed}"})
-        for first, again in zip(right, right[1:]):
+        for first, again in pairwise(right):
             hit = [f for f in faults if first["mono"] <= f["mono"] <= again["mono"]
                    and (first["host"] in f["hosts"] or {"db1", "db2"} & set(f["hosts"])
                         or any(h.startswith("srv") for h in f["hosts"]))]

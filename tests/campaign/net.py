@@ -5,6 +5,7 @@ earlier run left behind is removed first."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -54,7 +55,6 @@ def clean() -> list[str]:
     for ns in found:
         for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
             try:
-                import os
                 os.kill(int(pid), signal.SIGKILL)
             except (ProcessLookupError, ValueError):
                 pass
@@ -109,7 +109,7 @@ table inet cvcamp {
 
 def cut(host: Host, peers: list[Host], loss_percent: int | None = None) -> None:
     """Drop traffic between `host` and `peers` (both ways); with `loss_percent`, only that share."""
-    match = "numgen random mod 100 < %d " % loss_percent if loss_percent is not None else ""
+    match = f"numgen random mod 100 < {loss_percent} " if loss_percent is not None else ""
     lines = []
     for peer in peers:
         lines.append(f"add rule inet cvcamp input ip saddr {peer.ip} {match}drop")

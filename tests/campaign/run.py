@@ -371,7 +371,7 @@ class Campaign:
 
     def faults_loop(self, until: float) -> None:
         rng = random.Random(self.seed * 7 + 2)
-        kinds, weights = zip(*FAULTS.items())
+        kinds, weights = list(FAULTS), list(FAULTS.values())
         time.sleep(min(5.0, self.seconds / 10))  # the load gets going first
         next_fault = time.monotonic()
         while time.monotonic() < until:
@@ -392,7 +392,7 @@ class Campaign:
             if name != "hub":
                 net.heal(self.hosts[name])
         (self.out / "delay").write_text("0")
-        for name, server in self.servers.items():
+        for server in self.servers.values():
             if not server.alive:
                 server.start(ready="Ctrl-C")
         for name, worker in self.workers.items():
@@ -412,8 +412,8 @@ class Campaign:
             return list(conn.execute(sql).fetchall())  # type: ignore[arg-type]
 
     def settled(self) -> bool:
-        rows = self.query("SELECT count(*) AS n FROM runs WHERE status NOT IN %s OR hook IS NOT NULL"
-                          % (tuple(FINAL),))
+        final = ", ".join(f"'{status}'" for status in FINAL)
+        rows = self.query(f"SELECT count(*) AS n FROM runs WHERE status NOT IN ({final}) OR hook IS NOT NULL")
         return rows[0]["n"] == 0
 
     def drain_and_snapshot(self) -> list[dict[str, Any]]:
