@@ -18,6 +18,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -77,8 +78,11 @@ class Campaign:
         self.rng = random.Random(self.seed)
         self.hosts = {name: net.Host(name, f"{net.SUBNET}.{octet}") for name, octet in HOSTS.items()}
         self.history = History(self.out / "history.jsonl")
-        self.primary = Cluster(self.hosts["db1"], self.out / "pg" / "db1")
-        self.replica = Cluster(self.hosts["db2"], self.out / "pg" / "db2")
+        # the clusters' folders must be reachable by the postgres user, whatever the parents of `out`
+        self.pg_root = Path(tempfile.mkdtemp(prefix="cvcamp-pg-"))
+        os.chmod(self.pg_root, 0o755)
+        self.primary = Cluster(self.hosts["db1"], self.pg_root / "pg" / "db1")
+        self.replica = Cluster(self.hosts["db2"], self.pg_root / "pg" / "db2")
         self.servers: dict[str, Proc] = {}
         self.workers: dict[str, Proc] = {}
         self.proxy: Proc | None = None
@@ -105,8 +109,8 @@ class Campaign:
         return f"http://{self.hosts[server].ip}:{PORT}"
 
     def start_database(self) -> None:
-        (self.out / "pg").mkdir()
-        shutil.chown(self.out / "pg", "postgres", "postgres")
+        (self.pg_root / "pg").mkdir()
+        shutil.chown(self.pg_root / "pg", "postgres", "postgres")
         self.primary.initdb(net.SUBNET)
         self.primary.start()
         self.primary.sql("CREATE DATABASE conveyor")
@@ -153,6 +157,9 @@ class Campaign:
             self.proxy.kill9()
         for cluster in (self.primary, self.replica):
             cluster.stop("immediate")
+            if cluster.log.exists():
+                shutil.copy(cluster.log, self.out / cluster.log.name)
+        shutil.rmtree(self.pg_root, ignore_errors=True)
 
     # -- the load --------------------------------------------------------------------------
 
@@ -434,7 +441,7 @@ class Campaign:
         self.start_servers()
         self.start_workers()
         self.history.record("begin", seed=self.seed, seconds=self.seconds, worker_timeout=WORKER_TIMEOUT,
-                            env_limit=ENV_LIMIT, queue_limits=QUEUE_LIMITS)
+                            env_limit=ENV_LIMIT, queue_limits=QUEUE_LIMITS, server_of=SERVER_OF)
         self.stop_helpers = threading.Event()
         loader = threading.Thread(target=self.load, daemon=True)
         helper = threading.Thread(target=self.helpers, daemon=True)
@@ -488,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o755)
     left = net.clean()
+    for stale in Path(tempfile.gettempdir()).glob("cvcamp-pg-*"):  # clusters of a crashed run (now killed)
+        shutil.rmtree(stale, ignore_errors=True)
     if left:
         print(f"removed {len(left)} namespaces of an earlier run", flush=True)
     try:
