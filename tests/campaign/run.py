@@ -16,12 +16,13 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,28 @@ class History:
         return checker.read_history(self.path)
 
 
+class Tail:
+    """The lines appended to the history since the last read (whole lines only)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> list[dict[str, Any]]:
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        lines = []
+        for raw in data[:end].splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue
+        return lines
+
+
 @dataclass
 class Campaign:
     seconds: float
@@ -97,6 +120,8 @@ class Campaign:
         self.cancels: list[tuple[float, str]] = []
         self.cancels_lock = threading.Lock()
         self.completed_tokens: set[str] = set()
+        self.fault_tail = Tail(self.history.path)
+        self.recent: deque[dict[str, Any]] = deque(maxlen=400)
 
     # -- the cluster -----------------------------------------------------------------------
 
@@ -249,12 +274,13 @@ class Campaign:
 
     def helpers(self) -> None:
         """Cancels due runs and completes tokens bodies made, until the drain is over."""
+        tail = Tail(self.history.path)
+        tokens: list[dict[str, Any]] = []
         while not self.stop_helpers.is_set():
             self.cancel_due()
-            try:
-                self.complete_tokens(self.history.lines())
-            except Exception as exc:  # a half-written last line: read again next round
-                print(f"token round: {exc}", flush=True)
+            tokens += [line for line in tail.read() if line["k"] == "token"]
+            self.complete_tokens(tokens)
+            tokens = [line for line in tokens if line["token"] not in self.completed_tokens]
             time.sleep(0.5)
 
     # -- the faults ------------------------------------------------------------------------
@@ -366,7 +392,8 @@ class Campaign:
         self.later(self.rng.uniform(3, 8), "replica rebuilt", rebuild)
 
     def recent_lines(self, seconds: float = 1.0) -> list[dict[str, Any]]:
-        lines = self.history.lines()[-400:]
+        self.recent.extend(self.fault_tail.read())
+        lines = list(self.recent)
         now = time.monotonic()
         return [line for line in lines if now - line["mono"] < seconds and line["k"] in ("tick", "step", "start")]
 
@@ -465,6 +492,7 @@ class Campaign:
 
 
 def inside(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, stopped)
     out = Path(args.out)
     campaign = Campaign(args.seconds, args.seed, out)
     try:
@@ -506,12 +534,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         net.clean()
         return 2
+    signal.signal(signal.SIGTERM, stopped)
+    campaign: subprocess.Popen[bytes] | None = None
     try:
         command = net.Host("drv", "").cmd(sys.executable, "-m", "tests.campaign.run", "--inside", "--seconds",
                                            str(args.seconds), "--seed", str(args.seed), "--out", str(out))
-        return subprocess.call(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        campaign = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        return campaign.wait()
     finally:
+        if campaign is not None and campaign.poll() is None:  # stopped from outside: it stops its processes
+            campaign.terminate()
+            try:
+                campaign.wait(60)
+            except subprocess.TimeoutExpired:
+                campaign.kill()
         net.clean()
+
+
+def stopped(signum: int, frame: Any) -> None:
+    """SIGTERM: stop as Ctrl-C would, through the `finally` blocks that stop processes and
+    remove the namespaces."""
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":
