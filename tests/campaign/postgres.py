@@ -44,7 +44,7 @@ class Cluster:
         """Become a streaming replica of `primary`."""
         self._fresh_dir()
         as_postgres(self.host, str(BIN / "pg_basebackup"), "-h", primary.host.ip, "-p", str(PORT), "-U", "postgres",
-                    "-D", str(self.data), "-R", "-X", "stream", "--no-sync", timeout=120)
+                    "-D", str(self.data), "-R", "-X", "stream", "-c", "fast", "--no-sync", timeout=120)
         for lock in self.data.glob(".s.PGSQL.*"):  # the primary's socket files, copied along
             lock.unlink()
         self._configure(subnet)
