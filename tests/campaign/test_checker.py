@@ -129,3 +129,14 @@ def test_a_canceled_run_that_goes_on_with_its_steps_or_starts_again() -> None:
     assert kinds([*began, cancel, one_more, line("step", 2.0, seg="a", name="l2")],
                  [run(status="CANCELED")]) == ["canceled-ran-on"]
     assert kinds([*began, cancel, line("start", 9, seg="b")], [run(status="CANCELED")]) == ["canceled-ran-on"]
+
+
+def test_a_fault_elsewhere_does_not_excuse_a_hook_fired_twice() -> None:
+    begin = {"k": "begin", "mono": 0, "server_of": {"w1": "srv1", "w3": "srv2"}}
+    history = [begin, line("hook", 5, hook="on_success"),
+               {"k": "fault", "mono": 5.1, "kind": "kill-worker", "hosts": ["w3"]},
+               {"k": "fault", "mono": 5.2, "kind": "kill-server", "hosts": ["srv2"]},
+               line("hook", 16, hook="on_success", host="w2")]
+    assert kinds(history, [run(hooks="on_success,on_failure")]) == ["hook-repeated"]
+    server_down = {"k": "fault", "mono": 5.3, "kind": "kill-server", "hosts": ["srv1"]}  # w1's own server
+    assert kinds([*history, server_down], [run(hooks="on_success,on_failure")]) == []
