@@ -51,6 +51,7 @@ class Proc:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited early:\n{text[-3000:]}")
             time.sleep(0.1)
+        self.kill9()  # never two of it
         raise RuntimeError(f"{self.name} not ready in {timeout}s:\n{self.output()[-3000:]}")
 
     def output(self) -> str:

@@ -301,6 +301,8 @@ class Campaign:
             except Exception as exc:
                 print(f"heal {what} failed: {exc}", flush=True)
                 self.history.record("heal-failed", what=what, error=str(exc))
+                if what.startswith("start "):  # its server was away (a worker exits then): again soon
+                    self.later(2.0, what, action)
 
     def fault(self, kind: str, rng: random.Random) -> None:
         """Inject one fault of `kind`; what ends it is scheduled with `later`."""
@@ -433,8 +435,14 @@ class Campaign:
             if self.skew.get(name):
                 self.skew[name] = 0
                 worker.stop(timeout=10)
-            if not worker.alive:
-                self.restart_worker(name)
+            for _ in range(5):
+                if worker.alive:
+                    break
+                try:
+                    self.restart_worker(name)
+                except RuntimeError as exc:
+                    print(f"restart {name}: {exc}", flush=True)
+                    time.sleep(2)
 
     # -- the end ---------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from tests.campaign.processes import REPO
 
 pytestmark = pytest.mark.campaign
 
-SECONDS = float(os.environ.get("CONVEYOR_CAMPAIGN_SECONDS", 90))  # the short form: 90 s of faults
+SECONDS = float(os.environ.get("CONVEYOR_CAMPAIGN_SECONDS", 60))  # the short form: a minute of faults
 SETTLING = 600  # setting up, draining and checking take less; a hung campaign is stopped after it
 
 
