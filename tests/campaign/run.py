@@ -196,7 +196,7 @@ class Campaign:
     def send(self, what: str, call: Any, timeout: float = 120) -> Any:
         """`call(client)` through either server, again and again until one answers (a server may
         be dead, cut off from the database, or failing over)."""
-        from conveyor.errors import ConveyorError, InvalidRequest, NotFound
+        from conveyor.errors import Conflict, ConveyorError, InvalidRequest, NotFound
 
         deadline = time.monotonic() + timeout
         attempt = 0
@@ -207,8 +207,8 @@ class Campaign:
             try:
                 with self.client(server) as client:
                     return call(client)
-            except (InvalidRequest, NotFound):
-                raise
+            except (Conflict, InvalidRequest, NotFound):
+                raise  # an answer: sending it again would get the same
             except (ConveyorError, OSError) as exc:
                 last = exc
                 time.sleep(min(2.0, 0.2 * attempt))
@@ -249,15 +249,19 @@ class Campaign:
         with self.cancels_lock:
             due = [c for c in self.cancels if c[0] <= now]
             self.cancels = [c for c in self.cancels if c[0] > now]
+        from conveyor.errors import ConveyorError
+
         for _, run_id in due:
             try:
-                run = self.send(f"cancel {run_id}", lambda c, r=run_id: c.runs.cancel(r))
-            except RuntimeError as exc:
+                run = self.send(f"cancel {run_id}", lambda c, r=run_id: c.runs.cancel(r), timeout=30)
+            except (RuntimeError, ConveyorError) as exc:  # it ended first (409), or no server answered
                 self.history.record("cancel-failed", run=run_id, error=str(exc))
                 continue
             self.history.record("cancel", run=run_id, status=run.status.value)
 
     def complete_tokens(self, lines: list[dict[str, Any]]) -> None:
+        from conveyor.errors import ConveyorError
+
         for line in lines:
             token = line.get("token")
             if line["k"] != "token" or token in self.completed_tokens:
@@ -268,7 +272,11 @@ class Campaign:
                 self.send(f"complete {token}", lambda c, t=token: c.waitpoints.complete_token(t, {"by": "driver"}),
                           timeout=20)
             except RuntimeError:
-                continue  # again at the next round
+                continue  # no server answered: again at the next round
+            except ConveyorError as exc:  # refused (completed already, say): an answer all the same
+                self.history.record("token-refused", run=line["run"], token=token, error=str(exc))
+                self.completed_tokens.add(token)
+                continue
             self.completed_tokens.add(token)
             self.history.record("token-complete", run=line["run"], token=token)
 
@@ -277,10 +285,13 @@ class Campaign:
         tail = Tail(self.history.path)
         tokens: list[dict[str, Any]] = []
         while not self.stop_helpers.is_set():
-            self.cancel_due()
-            tokens += [line for line in tail.read() if line["k"] == "token"]
-            self.complete_tokens(tokens)
-            tokens = [line for line in tokens if line["token"] not in self.completed_tokens]
+            try:
+                self.cancel_due()
+                tokens += [line for line in tail.read() if line["k"] == "token"]
+                self.complete_tokens(tokens)
+                tokens = [line for line in tokens if line["token"] not in self.completed_tokens]
+            except Exception as exc:  # the driver keeps driving; the checker judges the outcome
+                print(f"helpers: {exc!r}", flush=True)
             time.sleep(0.5)
 
     # -- the faults ------------------------------------------------------------------------
