@@ -373,7 +373,10 @@ class Campaign:
             offset = rng.choice([-1, 1]) * rng.randint(30, 300) if not self.skew.get(worker) else 0
             self.skew[worker] = offset
             self.workers[worker].stop(timeout=10)  # a graceful stop: it kills its executors first
-            self.workers[worker].start(ready="Loaded tasks", extra_env=skewed(offset))
+            try:
+                self.restart_worker(worker)
+            except RuntimeError:  # its server is away: started again soon, skewed
+                self.later(2.0, f"start {worker}", lambda w=worker: self.restart_worker(w))
             hosts, detail = [worker], {"offset": offset}
         self.faults[kind] += 1
         self.history.record("fault", kind=kind, hosts=hosts, **detail)
