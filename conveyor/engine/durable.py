@@ -81,7 +81,7 @@ class DurableExecution:
             return self.durable_trigger(run_id, args["key"], [tuple(i) for i in args["items"]],
                                         wait=args["wait"], batch=args["batch"], holder=holder)
         if op == "wait_until":
-            return self.wait_until(run_id, args["key"], args["until"], holder=holder)
+            return self.wait_until(run_id, args["key"], args["until"], seconds=args.get("seconds"), holder=holder)
         if op == "create_token":
             return self.create_token(env_id, timeout=args["timeout"], idempotency_key=args["idempotency_key"],
                                      tags=args["tags"], run_id=run_id, key=args["key"], holder=holder)
@@ -184,9 +184,15 @@ class DurableExecution:
             answer["waitpoint"] = _waitpoint_state(rows[0]) if rows else None
         return answer
 
-    def wait_until(self, run_id: str, key: str, until: float, *, holder: Holder | None = None) -> dict[str, Any]:
-        """A journaled duration wait: the waitpoint completes at `until`."""
+    def wait_until(self, run_id: str, key: str, until: float, *, seconds: float | None = None,
+                   holder: Holder | None = None) -> dict[str, Any]:
+        """A journaled duration wait: the waitpoint completes at `until`, or, given `seconds` (a
+        `wait.for_`), that long from now on the engine's clock: a worker's clock may be off, and
+        a duration must not stretch or vanish with it. The answer says how long is `remaining`,
+        on the engine's clock too."""
         now = self.clock()
+        if seconds is not None:
+            until = now + seconds
         with self.store.transaction() as tx:
             self._check_holder(tx, run_id, holder)
             existing = tx.one("get_journal_entry", run_id=run_id, key=key)
@@ -204,7 +210,11 @@ class DurableExecution:
                        waitpoint_id=waitpoint_id, now=now)
                 existing = tx.one("get_journal_entry", run_id=run_id, key=key)
             assert existing is not None
-            return self._answer(tx, existing)
+            answer = self._answer(tx, existing)
+        waitpoint = answer.get("waitpoint")
+        if waitpoint is not None and waitpoint.get("complete_at") is not None:
+            waitpoint["remaining"] = max(0.0, waitpoint["complete_at"] - now)
+        return answer
 
     # -- tokens -----------------------------------------------------------------------------
 
@@ -457,6 +467,9 @@ def _check_call_args(op: str, args: dict[str, Any]) -> None:
             raise InvalidRequest(f"call {op!r} needs the argument {name!r}")
         if not isinstance(args[name], types):
             raise InvalidRequest(f"call {op!r}: argument {name!r} has the wrong type ({type(args[name]).__name__})")
+    if op == "wait_until" and not isinstance(args.get("seconds"), (*_NUMBER, *_NONE)):
+        raise InvalidRequest("call 'wait_until': argument 'seconds' has the wrong type "
+                             f"({type(args['seconds']).__name__})")
     if op == "durable_trigger":
         for index, item in enumerate(args["items"]):
             if not (isinstance(item, list | tuple) and len(item) == 3 and isinstance(item[0], str) and isinstance(item[2], dict)):

@@ -147,6 +147,10 @@ class ExecutorProcess:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
+    def gone(self) -> bool:
+        """The process has ended (and is reaped), or never started."""
+        return self.proc is None or self.proc.poll() is not None
+
     def rss_bytes(self) -> int:
         if self.proc is None:
             return 0

@@ -176,10 +176,11 @@ class Replay:
             answer["result"] = await self.wait_for(answer["waitpoint"])
         return answer
 
-    async def sleep_until(self, kind: str, until: float) -> None:
+    async def sleep_until(self, kind: str, until: float, seconds: float | None = None) -> None:
         key = self.key(kind)
         entry = self.recorded(key)
-        answer = _answer(entry) if entry is not None else await self.request("wait_until", {"key": key, "until": until})
+        answer = _answer(entry) if entry is not None else await self.request(
+            "wait_until", {"key": key, "until": until, "seconds": seconds})
         await self.wait_for(answer["waitpoint"])
 
     async def create_token(self, timeout: float | None, idempotency_key: str | None, tags: list[str] | None) -> dict[str, Any]:
@@ -208,7 +209,9 @@ class Replay:
         if waitpoint["status"] != "PENDING":
             return waitpoint["result"]
         if waitpoint["kind"] == "duration" and waitpoint["complete_at"] is not None:
-            remaining = waitpoint["complete_at"] - time.time()
+            # the engine's count when it answered; a journaled answer has only its end, read
+            # against this machine's clock
+            remaining = waitpoint.get("remaining", waitpoint["complete_at"] - time.time())
             if remaining <= 0:
                 return {"ok": True}
             if remaining <= SHORT_WAIT:

@@ -255,11 +255,16 @@ class Supervisor:
             await asyncio.sleep(0.05)
         await self._report_before_stop()
         self._closed = True
-        with contextlib.suppress(ConveyorError, OSError):
-            await self.link.stopped(self.worker_id)
-        for proc in self._all_processes():
+        processes = self._all_processes()
+        for proc in processes:
             proc.inflight.clear()
             proc.kill("worker stopping")
+        # only once no body of ours runs may the engine hand our runs to another worker
+        deadline = time.monotonic() + 5.0
+        while any(not proc.gone() for proc in processes) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        with contextlib.suppress(ConveyorError, OSError):
+            await self.link.stopped(self.worker_id)
 
     async def _report_before_stop(self) -> None:
         """Send what attempts reached (up to the end of the grace period) before telling the

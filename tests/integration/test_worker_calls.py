@@ -24,6 +24,7 @@ def run_id(api: TestClient, backend: Backend) -> str:
     ("journal", {"value": 1}, "needs the argument 'key'"),
     ("journal", {"key": 7, "value": 1}, "argument 'key' has the wrong type"),
     ("wait_until", {"key": "wait.for#1", "until": "soon"}, "argument 'until' has the wrong type"),
+    ("wait_until", {"key": "wait.for#1", "until": 1.0, "seconds": "9"}, "argument 'seconds' has the wrong type"),
     ("durable_trigger", {"key": "trigger:x#1", "items": [["hello"]], "wait": False, "batch": False},
      "items[0] must be [task_id, payload, options]"),
     ("create_token", {"key": "token.create#1", "timeout": "1h", "idempotency_key": None, "tags": None},
