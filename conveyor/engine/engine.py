@@ -637,6 +637,8 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             tx.run("revoke_fence", id=row["id"])  # the attempt's reports and durable calls are refused now
             stopped.append(row["id"])
         envs = self._finish(tx, row, RunStatus.CANCELED, None, error, now)
+        if row["status"] == RunStatus.EXECUTING:
+            tx.run("mark_stopping", id=row["id"])  # its slot stays taken until the worker has stopped the body
         for child in tx.all("unfinished_children", parent_id=row["id"]):
             envs |= self._cancel_row(tx, child, now, stopped, depth + 1)
         return envs

@@ -98,7 +98,8 @@ class WorkerProtocol:
                 per_queue: dict[str, int] = {}
                 total = 0
                 for row in tx.all("executing_counts", env_id=env_id):
-                    executing[(row["queue"], row["concurrency_key"])] = row["n"]
+                    key = (row["queue"], row["concurrency_key"])
+                    executing[key] = executing.get(key, 0) + row["n"]
                     per_queue[row["queue"]] = per_queue.get(row["queue"], 0) + row["n"]
                     total += row["n"]
                 # the clock again, now that the slots are counted: a run whose slot counted as
@@ -212,6 +213,13 @@ class WorkerProtocol:
                     or r["fence"] != held[r["id"]]] if held else []
             unknown = [r for r in tx.all("runs_held_by", worker_id=worker_id, lease_seq=beat.lease_seq)
                        if r["id"] not in held]
+            # canceled runs whose bodies the worker no longer runs (of leases it has received): slots free
+            stopped = [r for r in tx.all("stopping_runs_of_worker", worker_id=worker_id)
+                       if r["id"] not in held and r["lease_seq"] <= beat.lease_seq]
+            if stopped:
+                tx.run("release_slots", ids=[r["id"] for r in stopped])
+        for env_id in {r["env_id"] for r in stopped}:
+            self._emit("available", env_id)
         if unknown:
             self._take_back_unknown(worker_id, {r["id"]: r["fence"] for r in unknown}, unknown[0]["env_id"])
         return HeartbeatReply(stop=stop, revoked_through=worker["revoked_through"] if worker else 0)
@@ -308,6 +316,11 @@ class WorkerProtocol:
             name = "Interrupted" if kind == "interrupted" else "WorkerLost"
             for row in tx.all("runs_of_worker", worker_id=worker_id):
                 envs |= self._take_back(tx, row, kind, name, message, now)
+            # a worker that stopped, or stopped its attempts itself before it was judged lost, runs no body
+            stopping = tx.all("stopping_runs_of_worker", worker_id=worker_id)
+            if stopping:
+                tx.run("release_slots", ids=[r["id"] for r in stopping])
+                envs.add(worker["env_id"])
         for env_id in envs:
             self._emit("available", env_id)
 

@@ -116,9 +116,24 @@ SELECT COUNT(*) AS n FROM queues WHERE env_id = :env_id AND paused = 0;
 UPDATE queues SET keyed = 1 WHERE env_id = :env_id AND name = :name AND keyed = 0;
 
 -- name: executing_counts
--- Runs holding a slot, per queue and concurrency key.
+-- Runs holding a slot, per queue and concurrency key: executing, or ended while their body is
+-- still being stopped (a queue and key may come twice; the engine adds them up).
 SELECT queue, concurrency_key, COUNT(*) AS n FROM runs
-WHERE env_id = :env_id AND status = 'EXECUTING' GROUP BY queue, concurrency_key;
+WHERE env_id = :env_id AND status = 'EXECUTING' GROUP BY queue, concurrency_key
+UNION ALL
+SELECT queue, concurrency_key, COUNT(*) AS n FROM runs
+WHERE env_id = :env_id AND stopping = 1 GROUP BY queue, concurrency_key;
+
+-- name: mark_stopping
+-- The run ended while an attempt executes: it keeps its slot until its worker has stopped it.
+UPDATE runs SET stopping = 1 WHERE id = :id;
+
+-- name: stopping_runs_of_worker
+SELECT id, env_id, lease_seq FROM runs WHERE worker_id = :worker_id AND stopping = 1;
+
+-- name: release_slots
+-- The bodies of these runs have stopped: their slots are free.
+UPDATE runs SET stopping = 0 WHERE id IN (:ids) AND stopping = 1;
 
 -- name: queued_candidates
 -- The next runs of one queue that may start now, best first.

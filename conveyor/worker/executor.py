@@ -189,8 +189,11 @@ class Executor:
             self.running.pop(spec.run_id, None)
         reason = self.cancel_reasons.pop(this, None)  # type: ignore[arg-type]
         self.flush_logs()
-        if reason in ("canceled", "suspended", "stale"):
-            return  # the engine already ended, suspended or took back the run; nothing to report
+        if reason in ("canceled", "stale"):
+            self.send(("ended", spec.run_id))  # the body has stopped: its slot may go to another run
+            return  # the engine already ended or took back the run; nothing to report
+        if reason == "suspended":
+            return
         outcome.fence = spec.fence
         self.send(("outcome", outcome, self.tainted))
 

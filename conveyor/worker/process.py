@@ -51,6 +51,9 @@ class ExecutorProcess:
     version: str | None = None  # the deployed version it runs (None: the worker's own code)
     python: str | None = None  # the interpreter of the version's environment (None: the worker's)
     inflight: dict[str, Inflight] = field(default_factory=dict)
+    # attempts told to stop whose bodies have not ended yet (run id -> fence): the engine keeps
+    # their slots taken while the heartbeat lists them
+    stopping: dict[str, int] = field(default_factory=dict)
     hooks: set[str] = field(default_factory=set)
     draining: bool = False
     retired: bool = False  # stopped because its version went idle: not restarted

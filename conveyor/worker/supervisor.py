@@ -451,6 +451,8 @@ class Supervisor:
                 self._record(outcome, entry)
             self._retire_if_idle(proc)
             self.wake()
+        elif kind == "ended":  # the body of an attempt told to stop has stopped
+            proc.stopping.pop(message[1], None)
         elif kind == "logs":
             self._logs.extend(message[1])
             self.reporter("logs", {"entries": message[1]})
@@ -731,6 +733,7 @@ class Supervisor:
         sent = time.monotonic()
         # attempts that ended but whose outcome is not sent yet are still ours to the engine
         running = [(run_id, entry.spec.fence) for p in self._all_processes() for run_id, entry in p.inflight.items()]
+        running += [(run_id, fence) for p in self._all_processes() for run_id, fence in p.stopping.items()]
         running += [(o.run_id, o.fence) for o in (*self._outcomes, *self._sending)]
         running += [(i.run_id, i.fence) for items in self.waiting_for_executor.values() for i in items
                     if isinstance(i, AttemptSpec)]
@@ -810,6 +813,7 @@ class Supervisor:
         for proc in self._all_processes():
             entry = proc.inflight.pop(run_id, None)
             if entry is not None:
+                proc.stopping[run_id] = entry.spec.fence
                 proc.send(("cancel", run_id, reason))
                 self.wake()
                 self._retire_if_idle(proc)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 TASKS = [
     TaskDefinition(id="parent", queue=QueueSpec(name="parent"), retry=RetryPolicy(max_attempts=3)),
     TaskDefinition(id="child", queue=QueueSpec(name="child"), retry=RetryPolicy(max_attempts=1)),
+    TaskDefinition(id="single", queue=QueueSpec(name="single", concurrency_limit=1), retry=RetryPolicy(max_attempts=1)),
     TaskDefinition(id="hooked", queue=QueueSpec(name="hooked"), retry=RetryPolicy(max_attempts=1),
                    hooks=["on_success"]),
 ]
@@ -67,6 +68,36 @@ def test_a_canceled_runs_attempt_can_make_no_durable_call(engine: Engine, env: E
             call(engine, env, spec, op, args)
     assert children(engine, env, run.id) == []
     assert engine.get_trace(env.id, run.id).root.children[0].children == []  # nothing journaled
+
+
+def test_a_canceled_run_keeps_its_slot_until_its_body_has_stopped(engine: Engine, env: Environment,
+                                                                 clock: ManualClock) -> None:
+    first = engine.trigger(env.id, "single", {})
+    engine.heartbeat("w1", Heartbeat())
+    (spec,) = engine.lease(env.id, "w1", 1).attempts
+    engine.cancel(env.id, first.id)
+    second = engine.trigger(env.id, "single", {})
+    engine.heartbeat("w2", Heartbeat())
+    assert engine.lease(env.id, "w2", 1).attempts == []  # the canceled body may still run: the limit is 1
+    reply = engine.heartbeat("w1", Heartbeat(running=[(first.id, spec.fence)], lease_seq=1))
+    assert first.id in reply.stop  # told to stop; it has not yet
+    assert engine.lease(env.id, "w2", 1).attempts == []
+    engine.heartbeat("w1", Heartbeat(running=[], lease_seq=1))  # its body has ended
+    assert [a.run_id for a in engine.lease(env.id, "w2", 1).attempts] == [second.id]
+    assert engine.get_run(env.id, first.id).status == RunStatus.CANCELED  # canceled at once all along
+
+
+def test_a_lost_worker_gives_back_the_slots_of_its_canceled_runs(engine: Engine, env: Environment,
+                                                                clock: ManualClock) -> None:
+    first = engine.trigger(env.id, "single", {})
+    engine.heartbeat("w1", Heartbeat())
+    engine.lease(env.id, "w1", 1)
+    engine.cancel(env.id, first.id)
+    second = engine.trigger(env.id, "single", {})
+    clock.advance(engine.take_back_after + 1)
+    engine.heartbeat("w2", Heartbeat())
+    engine.tick()
+    assert [a.run_id for a in engine.lease(env.id, "w2", 1).attempts] == [second.id]
 
 
 def test_a_completed_run_refuses_a_durable_trigger(engine: Engine, env: Environment) -> None:
