@@ -43,10 +43,17 @@ def require_netns() -> None:
         pytest.skip(reason)
 
 
+DEFAULT_SEED = "7"  # the schedule that found canceled bodies running past their slot
+
+
 @pytest.mark.timeout(SECONDS + SETTLING + 120)
 def test_the_fault_campaign_finds_no_violation(tmp_path: Path) -> None:
     require_netns()
-    seed = os.environ.get("CONVEYOR_CAMPAIGN_SEED", str(random.randrange(1, 1_000_000)))
+    # one schedule of faults by default, so a failure names a schedule anyone can replay (real
+    # processes still vary the timing); CONVEYOR_CAMPAIGN_SEED=random draws a new one
+    seed = os.environ.get("CONVEYOR_CAMPAIGN_SEED", DEFAULT_SEED)
+    if seed == "random":
+        seed = str(random.randrange(1, 1_000_000))
     out = tmp_path / "campaign"
     command = [sys.executable, "-m", "tests.campaign.run", "--seconds", str(SECONDS), "--seed", seed, "--out", str(out)]
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
