@@ -37,6 +37,8 @@ class Proc:
         return self.out / f"{self.name}-{self.starts}.out"
 
     def start(self, ready: str | None = None, timeout: float = 60, extra_env: dict[str, str] | None = None) -> str:
+        if self.alive:  # two heals may both start it (a retried start and a later fault's): never two of it
+            return self.output()
         self.starts += 1
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO), **self.env, **(extra_env or {})}
         self.proc = subprocess.Popen(self.host.cmd(*self.args), cwd=self.cwd, env=env, stdout=self.log.open("wb"),
