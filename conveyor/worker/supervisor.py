@@ -25,14 +25,15 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ApiError, ConveyorError, StaleAttempt, StoreUnavailable
 from conveyor.models import MACHINES, TaskDefinition
-from conveyor.protocol import AttemptOutcome, AttemptSpec, Heartbeat, HookJob, LeaseReply, LogEntry
+from conveyor.protocol import AttemptOutcome, AttemptSpec, Heartbeat, HookJob, LeaseReply
 from conveyor.worker.link import WorkerLink
+from conveyor.worker.outbox import Outbox
 from conveyor.worker.process import ExecutorProcess, Inflight, LoadFailed, PoolKey
 from conveyor.worker.versions import PreparedVersion, VersionCache
 
@@ -45,9 +46,7 @@ STOP_REPORT_WAIT = 20.0  # seconds a stopping worker keeps trying to report what
 LINK_REPORT_EVERY = 30.0  # seconds between reports while the engine stays unreachable
 CALL_OUTAGE_LIMIT = 120.0  # seconds a run's durable call waits out an unreachable server or database
 VERSION_IDLE = 120.0  # seconds after which executors of a version that is not current are stopped
-MAX_BUFFERED_LOGS = 200_000  # log lines kept while the server is unreachable
 # answers of a client that say the server or its database is away, not that it refused
-_TRANSIENT = ("unreachable", "timeout", "unavailable", "rate_limited")
 
 
 class Supervisor:
@@ -83,11 +82,7 @@ class Supervisor:
         self.tasks: list[TaskDefinition] | None = None
         self.load_error: str | None = None
         self.registered = False
-        self._outcomes: list[AttemptOutcome] = []
-        self._sending: list[AttemptOutcome] = []  # outcomes of the flush under way
-        self._logs: list[LogEntry] = []
-        self._logs_dropped = 0  # lines dropped since the last report (refused, or over the buffer's cap)
-        self._hooks_done: list[tuple[str, str, int]] = []
+        self.outbox = Outbox(link, worker_id, link_failed=self._link_failed, reporter=self.reporter)
         # fencing (conveyor/protocol.py): when the last acknowledged heartbeat was sent, the
         # highest lease count received, and the leases revoked when the engine declared us lost
         self._acked_at = time.monotonic()
@@ -96,8 +91,6 @@ class Supervisor:
         self._contact_lost = False
         self._wake = asyncio.Event()
         self._waiter: asyncio.Future[None] | None = None
-        self._flush = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
         self._stopping = False
         self._closed = False
         self._restarts: list[float] = []
@@ -272,10 +265,10 @@ class Supervisor:
         outcome was not sent would run again. Through an outage of the server or its database,
         keeps trying for up to STOP_REPORT_WAIT seconds."""
         deadline = time.monotonic() + STOP_REPORT_WAIT
-        while not await self._flush_now() or self._sending:
+        while not await self.outbox.flush():
             if time.monotonic() >= deadline:
                 log.warning("could not report %d attempt outcomes before stopping: those runs run again",
-                            len(self._outcomes) + len(self._sending))
+                            len(self.outbox.outcomes))
                 return
             await asyncio.sleep(FLUSH_RETRY)
 
@@ -373,8 +366,7 @@ class Supervisor:
             version = item.version or self.current_version
             if version is None:  # a run from before any version existed: no code here runs it
                 if isinstance(item, HookJob):
-                    self._hooks_done.append((item.run_id, item.hook, item.fence))
-                    self._flush.set()
+                    self.outbox.add_hook((item.run_id, item.hook, item.fence))
                 else:
                     self._record(AttemptOutcome(item.run_id, item.attempt, "crashed", error={
                         "name": "VersionUnavailable", "code": "version_unavailable",
@@ -454,13 +446,11 @@ class Supervisor:
         elif kind == "ended":  # the body of an attempt told to stop has stopped
             proc.stopping.pop(message[1], None)
         elif kind == "logs":
-            self._logs.extend(message[1])
+            self.outbox.add_logs(message[1])
             self.reporter("logs", {"entries": message[1]})
-            self._flush.set()
         elif kind == "hook_done":
             proc.hooks.discard(message[1])
-            self._hooks_done.append((message[1], message[2], message[3]))
-            self._flush.set()
+            self.outbox.add_hook((message[1], message[2], message[3]))
             self._retire_if_idle(proc)
         elif kind == "extend":
             entry = proc.inflight.get(message[1])
@@ -473,18 +463,17 @@ class Supervisor:
 
     def _record(self, outcome: AttemptOutcome, entry: Inflight) -> None:
         outcome.fence = entry.spec.fence
-        self._outcomes.append(outcome)
+        self.outbox.add_outcome(outcome)
         self.reporter("finished", {"run_id": outcome.run_id, "task_id": entry.spec.task_id, "kind": outcome.kind,
                                    "attempt": outcome.attempt, "seconds": time.monotonic() - entry.started,
                                    "error": outcome.error})
-        self._flush.set()
 
     async def _serve_call(self, proc: ExecutorProcess, call_id: int, run_id: str, attempt: int, fence: int, op: str,
                           args: dict[str, Any]) -> None:
         try:
             if op == "suspend":
                 # its lines first: once it resumes elsewhere, lines of this segment would be stale
-                await self._send_logs(self._take_logs(run_id))
+                await self.outbox.flush_logs_of(run_id)
                 result = await self.link.suspend(self.worker_id, run_id, attempt, fence, args["waitpoints"],
                                                  args["compute_used"])
                 if result.get("suspended") or result.get("gone"):
@@ -604,122 +593,17 @@ class Supervisor:
 
     # -- reporting, heartbeats, watchdog -----------------------------------------------------
 
-    async def _flush_now(self) -> bool:
-        """Send what attempts produced: log lines first (so a finished run's lines are there
-        when it shows as done), then outcomes, then hooks that ran. Each part fails on its own:
-        lines the server refuses are dropped (one bad line never holds back a result, a
-        heartbeat or another run's lines); what could not be sent because the server or its
-        database is away is kept for the next flush (the engine ignores duplicates). False
-        when something was kept."""
-        async with self._flush_lock:  # one flush at a time (the flush loop's, a stop's)
-            return await self._flush_locked()
-
-    async def _flush_locked(self) -> bool:
-        logs, self._logs = self._logs, []
-        outcomes, self._outcomes = self._outcomes, []
-        hooks, self._hooks_done = self._hooks_done, []
-        self._sending = outcomes
-        try:
-            if not await self._send_logs(logs):
-                self._logs[:0] = logs
-                self._outcomes[:0], self._hooks_done[:0] = outcomes, hooks
-                return False
-            unsent = await self._send_refusing(outcomes, lambda batch: self.link.complete(self.worker_id, batch),
-                                               "attempt outcome")
-            if unsent is None:
-                self.wake()  # their slots are free now that the engine knows: lease again
-                for index, (run_id, hook, fence) in enumerate(hooks):
-                    try:
-                        await self.link.hook_done(run_id, hook, fence)
-                    except (StoreUnavailable, OSError) as exc:
-                        self._hooks_done[:0] = hooks[index:]
-                        self._link_failed(exc)
-                        return False
-                    except ApiError as exc:
-                        if exc.api_code in _TRANSIENT:
-                            self._hooks_done[:0] = hooks[index:]
-                            self._link_failed(exc)
-                            return False
-                        log.warning("the server refused the report of %s of run %s (%s); dropped", hook, run_id, exc)
-                    except ConveyorError as exc:
-                        log.warning("the server refused the report of %s of run %s (%s); dropped", hook, run_id, exc)
-                return True
-            self._outcomes[:0], self._hooks_done[:0] = unsent, hooks
-            return False
-        finally:
-            self._sending = []
-
-    def _take_logs(self, run_id: str) -> list[LogEntry]:
-        mine = [e for e in self._logs if e.run_id == run_id]
-        if mine:
-            self._logs = [e for e in self._logs if e.run_id != run_id]
-        return mine
-
-    async def _send_logs(self, logs: list[LogEntry]) -> bool:
-        """Send log lines; False when the server could not be reached (keep them). Lines it
-        refuses are found by halving the batch and dropped with a warning."""
-        if not logs:
-            return True
-        left = await self._send_refusing(logs, self.link.append_logs, "log line")
-        if left is None:
-            return True
-        self._logs_kept(left)
-        return False
-
-    async def _send_refusing(self, items: list[Any], send: Callable[[list[Any]], Awaitable[None]],
-                             what: str) -> list[Any] | None:
-        """Send `items` as one batch; None once everything was sent or dropped, or the items
-        still to send when the server or its database cannot be reached. A batch the server
-        refuses (a 4xx, or an error of ours) is halved until the items it refuses are alone;
-        those are dropped and reported: retrying them could never succeed."""
-        if not items:
-            return None
-        try:
-            await send(items)
-            return None
-        except (StoreUnavailable, OSError) as exc:
-            self._link_failed(exc)
-            return items
-        except ApiError as exc:
-            if exc.api_code in _TRANSIENT:
-                self._link_failed(exc)
-                return items
-            refused: Exception = exc
-        except ConveyorError as exc:
-            refused = exc
-        except Exception as exc:  # a bug of ours in the engine (in-process): retrying cannot help
-            log.exception("sending %d %ss failed", len(items), what)
-            refused = exc
-        if len(items) == 1:
-            log.warning("the server refused a %s of run %s and it was dropped: %s", what,
-                        getattr(items[0], "run_id", "?"), refused)
-            self.reporter("dropped", {"what": what, "run_id": getattr(items[0], "run_id", None), "error": str(refused)})
-            return None
-        half = len(items) // 2
-        first = await self._send_refusing(items[:half], send, what)
-        if first is not None:
-            return first + items[half:]
-        return await self._send_refusing(items[half:], send, what)
-
-    def _logs_kept(self, logs: list[LogEntry]) -> None:
-        """Keep unsent lines for the next flush, up to MAX_BUFFERED_LOGS: past it the oldest are
-        dropped (with a warning) rather than the worker's memory."""
-        self._logs[:0] = logs
-        excess = len(self._logs) - MAX_BUFFERED_LOGS
-        if excess > 0:
-            del self._logs[:excess]
-            log.warning("the server has been unreachable too long: %d log lines dropped", excess)
-
     async def _flush_loop(self) -> None:
         while True:
-            await self._flush.wait()
-            self._flush.clear()
-            if not await self._flush_now():  # the server or its database is away: again in a moment
+            await self.outbox.ready.wait()
+            self.outbox.ready.clear()
+            if await self.outbox.flush():
+                self.wake()  # slots of reported outcomes are free now that the engine knows: lease again
+            else:  # the server or its database is away: again in a moment
                 await asyncio.sleep(FLUSH_RETRY)
-                self._flush.set()
-            if self._stopping and not (self._logs or self._outcomes or self._hooks_done):
-                if not self.inflight_count:
-                    return
+                self.outbox.ready.set()
+            if self._stopping and self.outbox.empty and not self.inflight_count:
+                return
 
     async def _heartbeat_loop(self) -> None:
         """Heartbeat every interval, each on its own (a heartbeat that hangs does not hold back
@@ -734,7 +618,7 @@ class Supervisor:
         # attempts that ended but whose outcome is not sent yet are still ours to the engine
         running = [(run_id, entry.spec.fence) for p in self._all_processes() for run_id, entry in p.inflight.items()]
         running += [(run_id, fence) for p in self._all_processes() for run_id, fence in p.stopping.items()]
-        running += [(o.run_id, o.fence) for o in (*self._outcomes, *self._sending)]
+        running += self.outbox.unacknowledged()
         running += [(i.run_id, i.fence) for items in self.waiting_for_executor.values() for i in items
                     if isinstance(i, AttemptSpec)]
         try:

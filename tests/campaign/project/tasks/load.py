@@ -18,12 +18,16 @@ async def limited(payload, ctx):
     return {"slept": payload["seconds"]}
 
 
-@task(id="camp-steps", **HOOKS)
-async def steps(payload, ctx):
+async def run_steps(payload, ctx, prefix: str) -> dict:
     async with Segment(ctx) as seg:
         for i in range(payload["steps"]):
-            await step.run(f"s{i}", seg.step(f"s{i}", payload["seconds"]))
+            await step.run(f"{prefix}{i}", seg.step(f"{prefix}{i}", payload["seconds"]))
     return {"steps": payload["steps"]}
+
+
+@task(id="camp-steps", **HOOKS)
+async def steps(payload, ctx):
+    return await run_steps(payload, ctx, "s")
 
 
 @task(id="camp-child", queue=LIMITED, **HOOKS)
@@ -66,7 +70,4 @@ async def token(payload, ctx):
 @task(id="camp-long", **HOOKS)
 async def long(payload, ctx):
     """Many small steps: the driver cancels it while it runs."""
-    async with Segment(ctx) as seg:
-        for i in range(payload["steps"]):
-            await step.run(f"l{i}", seg.step(f"l{i}", payload["seconds"]))
-    return {"steps": payload["steps"]}
+    return await run_steps(payload, ctx, "l")
