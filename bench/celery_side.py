@@ -30,15 +30,36 @@ from celery_app import app, count_results, noop, stamp, work  # noqa: E402 - rea
 class CeleryWorker:
     """`celery worker --pool prefork --concurrency 2` on an emptied Redis database."""
 
-    def __init__(self, log_dir: Path, concurrency: int = 2, queues: str | None = None,
-                 log_name: str = "celery-worker") -> None:
-        argv = [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork",
-                "--concurrency", str(concurrency), "--loglevel", "WARNING", "--hostname", f"bench-{os.getpid()}@%h",
-                *(["--queues", queues] if queues else [])]
+    def __init__(
+        self,
+        log_dir: Path,
+        concurrency: int = 2,
+        queues: str | None = None,
+        log_name: str = "celery-worker",
+    ) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_app",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"bench-{os.getpid()}@%h",
+            *(["--queues", queues] if queues else []),
+        ]
         env = dict(os.environ, BENCH_REDIS_URL=REDIS_URL)
         self.concurrency = concurrency
         self.command = " ".join(["celery", *argv[3:]])
-        self.service = Service("celery", argv, cwd=BENCH_DIR, log_path=log_dir / f"{log_name}.log", env=env)
+        self.service = Service(
+            "celery", argv, cwd=BENCH_DIR, log_path=log_dir / f"{log_name}.log", env=env
+        )
         self.redis = redis.Redis.from_url(REDIS_URL)
 
     def start(self, timeout: float = 60.0) -> None:
@@ -52,8 +73,11 @@ class CeleryWorker:
 
         wait_until(answers, timeout, interval=0.2, what="the Celery worker to answer a ping")
         # the pool processes are forked once the consumer is up; wait for both
-        wait_until(lambda: len(self.service.processes()) >= 1 + self.concurrency, timeout,
-                   what="the Celery pool processes")
+        wait_until(
+            lambda: len(self.service.processes()) >= 1 + self.concurrency,
+            timeout,
+            what="the Celery pool processes",
+        )
 
     def stop(self) -> None:
         self.service.stop()
@@ -69,7 +93,9 @@ def _done_at(raw: bytes | str) -> tuple[str, float]:
     return meta["status"], datetime.fromisoformat(meta["date_done"]).timestamp()
 
 
-def wait_results(client: redis.Redis, ids: list[str], timeout: float, interval: float = 0.2) -> tuple[dict[str, int], list[float], float]:
+def wait_results(
+    client: redis.Redis, ids: list[str], timeout: float, interval: float = 0.2
+) -> tuple[dict[str, int], list[float], float]:
     """Poll the result backend every `interval` s until every id has a result. Results arrive
     in about enqueue order, so each poll reads pending ids from the front, 1,000 at a time, and
     stops at the first chunk with any still missing."""
@@ -100,7 +126,9 @@ def wait_results(client: redis.Redis, ids: list[str], timeout: float, interval: 
     return statuses, done_at, time.time()
 
 
-def throughput(worker: CeleryWorker, runs: int, batch_size: int = 1000, timeout: float = 600.0) -> dict[str, Any]:
+def throughput(
+    worker: CeleryWorker, runs: int, batch_size: int = 1000, timeout: float = 600.0
+) -> dict[str, Any]:
     ids: list[str] = []
     with Usage(worker.service, redis_client=worker.redis) as usage:
         t0 = time.time()
@@ -115,17 +143,23 @@ def throughput(worker: CeleryWorker, runs: int, batch_size: int = 1000, timeout:
     last = max(done_at) if done_at else seen
     completed = statuses.get("SUCCESS", 0)
     return {
-        "runs": runs, "statuses": statuses, "completed": completed,
+        "runs": runs,
+        "statuses": statuses,
+        "completed": completed,
         "done_by_enqueue_end": sum(1 for at in done_at if at <= enqueued),
         "drain_runs_per_second": drain_rate(done_at, enqueued, last),
-        "t0": t0, "enqueue_seconds": enqueued - t0, "seconds": last - t0, "observed_seconds": seen - t0,
+        "t0": t0,
+        "enqueue_seconds": enqueued - t0,
+        "seconds": last - t0,
+        "observed_seconds": seen - t0,
         "runs_per_second": completed / (last - t0),
         **usage.as_dict(),
     }
 
 
-def latency(worker: CeleryWorker, samples: int, warmup: int = 20, gap: float = 0.02,
-            timeout: float = 30.0) -> dict[str, Any]:
+def latency(
+    worker: CeleryWorker, samples: int, warmup: int = 20, gap: float = 0.02, timeout: float = 30.0
+) -> dict[str, Any]:
     """`stamp.apply_async()` then `result.get()`, one at a time; latency = the task's
     time.time() at start minus the client's time.time() just before apply_async."""
     starts: list[float] = []
@@ -152,22 +186,29 @@ def latency(worker: CeleryWorker, samples: int, warmup: int = 20, gap: float = 0
 def _meta(client: redis.Redis, ids: list[str]) -> list[dict[str, Any] | None]:
     out: list[dict[str, Any] | None] = []
     for start in range(0, len(ids), 1000):
-        values = client.mget([f"celery-task-meta-{i}" for i in ids[start:start + 1000]])
+        values = client.mget([f"celery-task-meta-{i}" for i in ids[start : start + 1000]])
         out.extend(json.loads(v) if v is not None else None for v in values)
     return out
 
 
-def _wait_one(client: redis.Redis, task_id: str, timeout: float, interval: float = 0.05) -> dict[str, Any]:
+def _wait_one(
+    client: redis.Redis, task_id: str, timeout: float, interval: float = 0.05
+) -> dict[str, Any]:
     """Poll the backend for one result every `interval` s (as Conveyor's runs.poll(interval=0.05))."""
+
     def ready() -> dict[str, Any] | None:
         raw = client.get(f"celery-task-meta-{task_id}")
         return json.loads(raw) if raw is not None else None
 
-    meta: dict[str, Any] = wait_until(ready, timeout, interval=interval, what=f"Celery result {task_id}")
+    meta: dict[str, Any] = wait_until(
+        ready, timeout, interval=interval, what=f"Celery result {task_id}"
+    )
     return meta
 
 
-def _chord(worker: CeleryWorker, header: list[Any], timeout: float) -> tuple[dict[str, Any], list[dict[str, Any] | None], float, float]:
+def _chord(
+    worker: CeleryWorker, header: list[Any], timeout: float
+) -> tuple[dict[str, Any], list[dict[str, Any] | None], float, float]:
     from celery import chord
 
     t0 = time.time()
@@ -183,19 +224,29 @@ def _chord(worker: CeleryWorker, header: list[Any], timeout: float) -> tuple[dic
     return meta, children, t0, seen
 
 
-def _chord_figures(meta: dict[str, Any], children: list[dict[str, Any] | None], t0: float, seen: float) -> dict[str, Any]:
+def _chord_figures(
+    meta: dict[str, Any], children: list[dict[str, Any] | None], t0: float, seen: float
+) -> dict[str, Any]:
     done = [datetime.fromisoformat(c["date_done"]).timestamp() for c in children if c is not None]
     last_parent = datetime.fromisoformat(meta["date_done"]).timestamp()
-    return {"status": meta["status"], "output": meta["result"], "t0": t0, "seconds": last_parent - t0,
-            "observed_seconds": seen - t0, "children": len(children),
-            "children_ok": sum(1 for c in children if c is not None and c["status"] == "SUCCESS"),
-            "children_last_end": (max(done) - t0) if done else None,
-            "resume_after_last_child": (last_parent - max(done)) if done else None}
+    return {
+        "status": meta["status"],
+        "output": meta["result"],
+        "t0": t0,
+        "seconds": last_parent - t0,
+        "observed_seconds": seen - t0,
+        "children": len(children),
+        "children_ok": sum(1 for c in children if c is not None and c["status"] == "SUCCESS"),
+        "children_last_end": (max(done) - t0) if done else None,
+        "resume_after_last_child": (last_parent - max(done)) if done else None,
+    }
 
 
 def _forget_pending() -> None:
     backend = app.backend
-    for mapping in getattr(backend, "_pending_results", ()):  # (concrete, weak): task id -> {id: result}
+    for mapping in getattr(
+        backend, "_pending_results", ()
+    ):  # (concrete, weak): task id -> {id: result}
         for waiters in list(mapping.values()):
             for pending in list(waiters.values()):
                 backend.remove_pending_result(pending)
@@ -217,12 +268,24 @@ def limited(worker: CeleryWorker, n: int, limit: int, timeout: float = 300.0) ->
     from workloads import interval_figures
 
     with Usage(worker.service, redis_client=worker.redis) as usage:
-        meta, children, t0, seen = _chord(worker, [work.s().set(queue="five") for _ in range(n)], timeout)
-    own = [(c["result"]["started"], c["result"]["ended"]) for c in children if c is not None and c["status"] == "SUCCESS"]
-    return {**_chord_figures(meta, children, t0, seen), **interval_figures("own", own, t0, limit), **usage.as_dict()}
+        meta, children, t0, seen = _chord(
+            worker, [work.s().set(queue="five") for _ in range(n)], timeout
+        )
+    own = [
+        (c["result"]["started"], c["result"]["ended"])
+        for c in children
+        if c is not None and c["status"] == "SUCCESS"
+    ]
+    return {
+        **_chord_figures(meta, children, t0, seen),
+        **interval_figures("own", own, t0, limit),
+        **usage.as_dict(),
+    }
 
 
-def countdown_sleep(worker: CeleryWorker, n: int, seconds: float, timeout: float = 300.0) -> dict[str, Any]:
+def countdown_sleep(
+    worker: CeleryWorker, n: int, seconds: float, timeout: float = 300.0
+) -> dict[str, Any]:
     """n noop tasks published with countdown=seconds (an ETA): the worker takes every message at
     once and holds it in memory until its ETA, unacknowledged in Redis. Clock: time.time() before
     the first publish to the largest date_done."""
@@ -231,10 +294,20 @@ def countdown_sleep(worker: CeleryWorker, n: int, seconds: float, timeout: float
         t0 = time.time()
         for start in range(0, n, 1000):
             with app.producer_or_acquire() as producer:
-                ids.extend(noop.apply_async(countdown=seconds, producer=producer).id for _ in range(min(1000, n - start)))
+                ids.extend(
+                    noop.apply_async(countdown=seconds, producer=producer).id
+                    for _ in range(min(1000, n - start))
+                )
         triggered = time.time()
         statuses, done_at, seen = wait_results(worker.redis, ids, timeout)
     last = max(done_at) if done_at else seen
-    return {"t0": t0, "runs": n, "children_ok": statuses.get("SUCCESS", 0), "trigger_seconds": triggered - t0,
-            "seconds": last - t0, "observed_seconds": seen - t0, "first_end": (min(done_at) - t0) if done_at else None,
-            **usage.as_dict()}
+    return {
+        "t0": t0,
+        "runs": n,
+        "children_ok": statuses.get("SUCCESS", 0),
+        "trigger_seconds": triggered - t0,
+        "seconds": last - t0,
+        "observed_seconds": seen - t0,
+        "first_end": (min(done_at) - t0) if done_at else None,
+        **usage.as_dict(),
+    }

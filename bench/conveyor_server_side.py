@@ -47,15 +47,38 @@ class ConveyorServer:
         self.url = pg_counters.database_url(DATABASE)
         self._home = Path(tempfile.mkdtemp(prefix="conveyor-server-bench-"))
         python = sys.executable
-        self.server = Service("conveyor-server", [python, "-m", "conveyor.cli.main", "server", "--database-url",
-                                                  self.url, "--port", str(self.port)],
-                              cwd=self._home, log_path=log_dir / "conveyor-server.log")
-        self.worker_argv = [python, "-m", "conveyor.cli.main", "worker", "--executors", str(executors),
-                            "--capacity", str(capacity), "--quiet"]
+        self.server = Service(
+            "conveyor-server",
+            [
+                python,
+                "-m",
+                "conveyor.cli.main",
+                "server",
+                "--database-url",
+                self.url,
+                "--port",
+                str(self.port),
+            ],
+            cwd=self._home,
+            log_path=log_dir / "conveyor-server.log",
+        )
+        self.worker_argv = [
+            python,
+            "-m",
+            "conveyor.cli.main",
+            "worker",
+            "--executors",
+            str(executors),
+            "--capacity",
+            str(capacity),
+            "--quiet",
+        ]
         self.worker: Service | None = None
         self.client: Client | None = None
-        self.note = (f"conveyor server --database-url {self.url} + conveyor worker --executors {executors} "
-                     f"--capacity {capacity} --quiet (projects/noop, prod key)")
+        self.note = (
+            f"conveyor server --database-url {self.url} + conveyor worker --executors {executors} "
+            f"--capacity {capacity} --quiet (projects/noop, prod key)"
+        )
 
     @property
     def services(self) -> list[Service]:
@@ -68,7 +91,9 @@ class ConveyorServer:
         def admin_token() -> str | None:
             if not self.server.alive():
                 raise ServiceExited(f"conveyor server exited:\n{self.server.log_tail()}")
-            found = re.search(r"cv_pat_[0-9A-Za-z_]+", self.server.log_path.read_text(errors="replace"))
+            found = re.search(
+                r"cv_pat_[0-9A-Za-z_]+", self.server.log_path.read_text(errors="replace")
+            )
             return found.group(0) if found else None
 
         token = wait_until(admin_token, timeout, what="conveyor server to print its admin token")
@@ -83,8 +108,13 @@ class ConveyorServer:
 
         secret = wait_until(key, timeout, what="conveyor server to make the project and its key")
         env = dict(os.environ, CONVEYOR_API_URL=self.api_url, CONVEYOR_SECRET_KEY=secret)
-        self.worker = Service("conveyor-worker", self.worker_argv, cwd=PROJECT,
-                              log_path=self.log_dir / "conveyor-worker.log", env=env)
+        self.worker = Service(
+            "conveyor-worker",
+            self.worker_argv,
+            cwd=PROJECT,
+            log_path=self.log_dir / "conveyor-worker.log",
+            env=env,
+        )
         self.worker.start()
         self.client = Client(api_url=self.api_url, secret_key=secret, timeout=60)
         client, worker = self.client, self.worker
@@ -95,7 +125,9 @@ class ConveyorServer:
                     raise ServiceExited(f"{service.name} exited:\n{service.log_tail()}")
             return {"noop", "stamp"} <= {t.id for t in client.tasks.list()}
 
-        wait_until(tasks_loaded, timeout, what="conveyor worker to register the tasks noop and stamp")
+        wait_until(
+            tasks_loaded, timeout, what="conveyor worker to register the tasks noop and stamp"
+        )
 
     def stop(self) -> None:
         if self.client is not None:
@@ -105,7 +137,9 @@ class ConveyorServer:
         self.server.stop()
         pg_counters.drop(DATABASE)
         shutil.rmtree(self._home, ignore_errors=True)
-        shutil.rmtree(PROJECT / ".conveyor", ignore_errors=True)  # nothing should be there; never leave state
+        shutil.rmtree(
+            PROJECT / ".conveyor", ignore_errors=True
+        )  # nothing should be there; never leave state
 
     def _client(self) -> Client:
         assert self.client is not None, "start() first"
@@ -115,7 +149,7 @@ class ConveyorServer:
         client = self._client()
         items: list[dict[str, Any]] = [{"payload": {}}] * batch_size
         while n:
-            client.batch_trigger("noop", items[:min(batch_size, n)])
+            client.batch_trigger("noop", items[: min(batch_size, n)])
             n -= min(batch_size, n)
 
     def trigger_noop(self) -> None:
@@ -131,7 +165,10 @@ class ConveyorServer:
         cursor = None
         for _ in range(1000):
             page = client.runs.list(task="noop", limit=1000, cursor=cursor)
-            out += [(r.status.value == "COMPLETED", _epoch(r.started_at), _epoch(r.completed_at)) for r in page.data]
+            out += [
+                (r.status.value == "COMPLETED", _epoch(r.started_at), _epoch(r.completed_at))
+                for r in page.data
+            ]
             cursor = page.next_cursor
             if cursor is None:
                 break

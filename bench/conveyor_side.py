@@ -29,8 +29,12 @@ FINAL = {"COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE", "TIMED_
 
 def cli_has_quiet() -> bool:
     """Whether `conveyor dev` takes --quiet (the option was being added when this was written)."""
-    out = subprocess.run([sys.executable, "-m", "conveyor.cli.main", "dev", "--help"], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "conveyor.cli.main", "dev", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return "--quiet" in out.stdout
 
 
@@ -43,30 +47,65 @@ def dev_command(port: int, launch: str) -> tuple[list[str], str]:
     """
     python = sys.executable
     if launch == "cli":
-        return [python, "-m", "conveyor.cli.main", "dev", "--port", str(port)], "conveyor dev (prints a line per run)"
+        return [
+            python,
+            "-m",
+            "conveyor.cli.main",
+            "dev",
+            "--port",
+            str(port),
+        ], "conveyor dev (prints a line per run)"
     if cli_has_quiet():
-        return [python, "-m", "conveyor.cli.main", "dev", "--port", str(port), "--quiet"], "conveyor dev --quiet"
-    code = ("from conveyor.config import load_config; from conveyor.platform.dev import run_dev; "
-            f"run_dev(load_config('.'), port={port}, quiet=True)")
-    return [python, "-c", code], "run_dev(load_config('.'), quiet=True) (the CLI has no --quiet yet)"
+        return [
+            python,
+            "-m",
+            "conveyor.cli.main",
+            "dev",
+            "--port",
+            str(port),
+            "--quiet",
+        ], "conveyor dev --quiet"
+    code = (
+        "from conveyor.config import load_config; from conveyor.platform.dev import run_dev; "
+        f"run_dev(load_config('.'), port={port}, quiet=True)"
+    )
+    return [
+        python,
+        "-c",
+        code,
+    ], "run_dev(load_config('.'), quiet=True) (the CLI has no --quiet yet)"
 
 
 class ConveyorPlatform:
     """`conveyor dev` for the bench project, on fresh state (its .conveyor folder deleted first)."""
 
-    def __init__(self, log_dir: Path, launch: str = "auto", project: Path = PROJECT,
-                 tasks: frozenset[str] = frozenset({"noop", "stamp"}), log_name: str = "conveyor-dev",
-                 loop: str = "default") -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        launch: str = "auto",
+        project: Path = PROJECT,
+        tasks: frozenset[str] = frozenset({"noop", "stamp"}),
+        log_name: str = "conveyor-dev",
+        loop: str = "default",
+    ) -> None:
         self.project = project
         self.tasks = tasks
         self.port = free_port()
         argv, self.launch_note = dev_command(self.port, launch)
         env = None
-        if loop == "asyncio":  # hide uvloop from the dev process and its executors (shims/asyncio_loop)
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ASYNCIO_SHIM),
-                                                                             os.environ.get("PYTHONPATH")])))
+        if (
+            loop == "asyncio"
+        ):  # hide uvloop from the dev process and its executors (shims/asyncio_loop)
+            env = dict(
+                os.environ,
+                PYTHONPATH=os.pathsep.join(
+                    filter(None, [str(ASYNCIO_SHIM), os.environ.get("PYTHONPATH")])
+                ),
+            )
             self.launch_note += " (asyncio event loop: uvloop hidden)"
-        self.service = Service("conveyor", argv, cwd=project, log_path=log_dir / f"{log_name}.log", env=env)
+        self.service = Service(
+            "conveyor", argv, cwd=project, log_path=log_dir / f"{log_name}.log", env=env
+        )
         self.client: Client | None = None
 
     def start(self, timeout: float = 60.0) -> Client:
@@ -90,14 +129,18 @@ class ConveyorPlatform:
                 raise ServiceExited(f"conveyor dev exited:\n{self.service.log_tail()}")
             return self.tasks <= {t.id for t in client.tasks.list()}
 
-        wait_until(tasks_loaded, timeout, what=f"conveyor dev to load the tasks {sorted(self.tasks)}")
+        wait_until(
+            tasks_loaded, timeout, what=f"conveyor dev to load the tasks {sorted(self.tasks)}"
+        )
         return self.client
 
     def stop(self) -> None:
         if self.client is not None:
             self.client.close()
         self.service.stop()
-        shutil.rmtree(self.project / ".conveyor", ignore_errors=True)  # its database, key and lock: temp state
+        shutil.rmtree(
+            self.project / ".conveyor", ignore_errors=True
+        )  # its database, key and lock: temp state
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -106,6 +149,7 @@ def _epoch(value: datetime | None) -> float | None:
 
 def wait_idle(client: Client, timeout: float, interval: float = 0.2) -> float:
     """Poll for a QUEUED or EXECUTING run (one per call) until none is left; when that was seen."""
+
     def idle() -> bool:
         return not client.runs.list(status=["QUEUED", "EXECUTING"], limit=1).data
 
@@ -113,8 +157,13 @@ def wait_idle(client: Client, timeout: float, interval: float = 0.2) -> float:
     return time.time()
 
 
-def throughput(platform: ConveyorPlatform, runs: int, batch_size: int = 1000, timeout: float = 600.0,
-               profiler: Any = None) -> dict[str, Any]:
+def throughput(
+    platform: ConveyorPlatform,
+    runs: int,
+    batch_size: int = 1000,
+    timeout: float = 600.0,
+    profiler: Any = None,
+) -> dict[str, Any]:
     """Trigger `runs` no-op runs in batches, wait for all to end, and read when each completed.
     A `profiler` (profiling.Recorder) records from just before the first trigger until all ended."""
     client = platform.client
@@ -138,7 +187,9 @@ def throughput(platform: ConveyorPlatform, runs: int, batch_size: int = 1000, ti
     completed_at: list[float] = []
     started_at: list[float] = []
     cursor = None
-    for _ in range(runs // 1000 + 100):  # bounded: one page per 1,000 runs plus whatever came before
+    for _ in range(
+        runs // 1000 + 100
+    ):  # bounded: one page per 1,000 runs plus whatever came before
         page = client.runs.list(task="noop", limit=1000, cursor=cursor)
         for run in page.data:
             if run.batch_id not in batch_ids:
@@ -153,10 +204,15 @@ def throughput(platform: ConveyorPlatform, runs: int, batch_size: int = 1000, ti
             break
     last = max(completed_at) if completed_at else seen
     return {
-        "runs": runs, "statuses": dict(statuses), "completed": statuses.get("COMPLETED", 0),
+        "runs": runs,
+        "statuses": dict(statuses),
+        "completed": statuses.get("COMPLETED", 0),
         "done_by_enqueue_end": sum(1 for at in completed_at if at <= enqueued),
         "drain_runs_per_second": drain_rate(completed_at, enqueued, last),
-        "t0": t0, "enqueue_seconds": enqueued - t0, "seconds": last - t0, "observed_seconds": seen - t0,
+        "t0": t0,
+        "enqueue_seconds": enqueued - t0,
+        "seconds": last - t0,
+        "observed_seconds": seen - t0,
         "first_start_after": (min(started_at) - t0) if started_at else None,
         "runs_per_second": statuses.get("COMPLETED", 0) / (last - t0),
         **usage.as_dict(),
@@ -181,8 +237,15 @@ def stamp_once(client: Client, poll: float, timeout: float) -> tuple[float, floa
     return returned, float(run.output["started"])
 
 
-def latency(platform: ConveyorPlatform, samples: int, warmup: int = 20, gap: float = 0.02,
-            poll: float = 0.01, timeout: float = 30.0, profiler: Any = None) -> dict[str, Any]:
+def latency(
+    platform: ConveyorPlatform,
+    samples: int,
+    warmup: int = 20,
+    gap: float = 0.02,
+    poll: float = 0.01,
+    timeout: float = 30.0,
+    profiler: Any = None,
+) -> dict[str, Any]:
     """Trigger `stamp` one run at a time; latency = its own time.time() at start minus the
     client's time.time() just before the trigger call. The run is polled until it ends (first
     poll `poll` s after the trigger, so polling does not compete with the start)."""
@@ -222,11 +285,15 @@ def all_runs(client: Client, task: str, limit_pages: int = 100) -> list[Any]:
 
 
 def _parent_figures(run: Any, t0: float, seen: float) -> dict[str, Any]:
-    return {"status": run.status.value, "output": run.output, "t0": t0,
-            "error": f"{run.error.name}: {run.error.message}" if run.error else None,
-            "seconds": run.completed_at.timestamp() - t0 if run.completed_at else seen - t0,
-            "observed_seconds": seen - t0,
-            "parent_started": _epoch(run.started_at) - t0 if run.started_at else None}
+    return {
+        "status": run.status.value,
+        "output": run.output,
+        "t0": t0,
+        "error": f"{run.error.name}: {run.error.message}" if run.error else None,
+        "seconds": run.completed_at.timestamp() - t0 if run.completed_at else seen - t0,
+        "observed_seconds": seen - t0,
+        "parent_started": _epoch(run.started_at) - t0 if run.started_at else None,
+    }
 
 
 def fanout(platform: ConveyorPlatform, n: int, timeout: float = 300.0) -> dict[str, Any]:
@@ -242,18 +309,26 @@ def fanout(platform: ConveyorPlatform, n: int, timeout: float = 300.0) -> dict[s
     out = _parent_figures(run, t0, seen)
     children = all_runs(client, "noop")
     done = [c.completed_at.timestamp() for c in children if c.completed_at is not None]
-    out.update({
-        "children": len(children), "children_ok": sum(1 for c in children if c.status.value == "COMPLETED"),
-        "children_first_start": min((c.started_at.timestamp() for c in children if c.started_at), default=t0) - t0,
-        "children_last_end": (max(done) - t0) if done else None,
-        **usage.as_dict(),
-    })
+    out.update(
+        {
+            "children": len(children),
+            "children_ok": sum(1 for c in children if c.status.value == "COMPLETED"),
+            "children_first_start": min(
+                (c.started_at.timestamp() for c in children if c.started_at), default=t0
+            )
+            - t0,
+            "children_last_end": (max(done) - t0) if done else None,
+            **usage.as_dict(),
+        }
+    )
     if done and run.completed_at:
         out["resume_after_last_child"] = run.completed_at.timestamp() - max(done)
     return out
 
 
-def limited(platform: ConveyorPlatform, n: int, limit: int, timeout: float = 300.0) -> dict[str, Any]:
+def limited(
+    platform: ConveyorPlatform, n: int, limit: int, timeout: float = 300.0
+) -> dict[str, Any]:
     """`limited-parent` with n: batch_trigger_and_wait of n `work-100ms` children in queue `five`
     (concurrency_limit 5). Peak concurrency from the runs' started_at/completed_at (recorded by the
     platform) and from the children's own time.time() stamps (their output)."""
@@ -268,16 +343,27 @@ def limited(platform: ConveyorPlatform, n: int, limit: int, timeout: float = 300
         seen = time.time()
     out = _parent_figures(run, t0, seen)
     children = all_runs(client, "work-100ms")
-    recorded = [(c.started_at.timestamp(), c.completed_at.timestamp()) for c in children
-                if c.started_at is not None and c.completed_at is not None]
+    recorded = [
+        (c.started_at.timestamp(), c.completed_at.timestamp())
+        for c in children
+        if c.started_at is not None and c.completed_at is not None
+    ]
     own = [(c.output["started"], c.output["ended"]) for c in children if isinstance(c.output, dict)]
-    out.update({"children": len(children), "children_ok": sum(1 for c in children if c.status.value == "COMPLETED"),
-                **interval_figures("recorded", recorded, t0, limit), **interval_figures("own", own, t0, limit),
-                **usage.as_dict()})
+    out.update(
+        {
+            "children": len(children),
+            "children_ok": sum(1 for c in children if c.status.value == "COMPLETED"),
+            **interval_figures("recorded", recorded, t0, limit),
+            **interval_figures("own", own, t0, limit),
+            **usage.as_dict(),
+        }
+    )
     return out
 
 
-def durable_sleep(platform: ConveyorPlatform, n: int, seconds: float, timeout: float = 300.0) -> dict[str, Any]:
+def durable_sleep(
+    platform: ConveyorPlatform, n: int, seconds: float, timeout: float = 300.0
+) -> dict[str, Any]:
     """n runs of `durable-sleep` (wait.for_(seconds): each run suspends, WAITING with no process
     and no slot, and is resumed when the wait is over), triggered in batches of 1,000. Clock: the
     client's time.time() before the first batch call to the largest completed_at."""
@@ -288,7 +374,7 @@ def durable_sleep(platform: ConveyorPlatform, n: int, seconds: float, timeout: f
         t0 = time.time()
         left = n
         while left:
-            client.batch_trigger("durable-sleep", items[:min(1000, left)])
+            client.batch_trigger("durable-sleep", items[: min(1000, left)])
             left -= min(1000, left)
         triggered = time.time()
 
@@ -310,7 +396,14 @@ def durable_sleep(platform: ConveyorPlatform, n: int, seconds: float, timeout: f
     runs = all_runs(client, "durable-sleep")
     done = [r.completed_at.timestamp() for r in runs if r.completed_at is not None]
     last = max(done) if done else seen
-    return {"t0": t0, "runs": len(runs), "children_ok": sum(1 for r in runs if r.status.value == "COMPLETED"),
-            "trigger_seconds": triggered - t0, "all_waiting_after": all_waiting - t0 if all_waiting else None,
-            "seconds": last - t0, "observed_seconds": seen - t0,
-            "first_end": (min(done) - t0) if done else None, **usage.as_dict()}
+    return {
+        "t0": t0,
+        "runs": len(runs),
+        "children_ok": sum(1 for r in runs if r.status.value == "COMPLETED"),
+        "trigger_seconds": triggered - t0,
+        "all_waiting_after": all_waiting - t0 if all_waiting else None,
+        "seconds": last - t0,
+        "observed_seconds": seen - t0,
+        "first_end": (min(done) - t0) if done else None,
+        **usage.as_dict(),
+    }

@@ -53,13 +53,26 @@ def main() -> None:
     store.migrate()
     engine = Engine(store)
     env = engine.ensure_environment("proj_bench", "dev", "dev")
-    engine.set_tasks(env.id, [TaskDefinition(id=name, queue=QueueSpec(name=name), retry=RetryPolicy())
-                              for name in ("resize", "email", "report")])
+    engine.set_tasks(
+        env.id,
+        [
+            TaskDefinition(id=name, queue=QueueSpec(name=name), retry=RetryPolicy())
+            for name in ("resize", "email", "report")
+        ],
+    )
     started = time.perf_counter()
     for first in range(0, args.runs, 1000):
-        engine.batch_trigger(env.id, [(("resize", "email", "report")[i % 3], {"i": i},
-                                       TriggerOptions(tags=["even"] if i % 2 == 0 else []))
-                                      for i in range(first, min(first + 1000, args.runs))])
+        engine.batch_trigger(
+            env.id,
+            [
+                (
+                    ("resize", "email", "report")[i % 3],
+                    {"i": i},
+                    TriggerOptions(tags=["even"] if i % 2 == 0 else []),
+                )
+                for i in range(first, min(first + 1000, args.runs))
+            ],
+        )
     print(f"{args.runs:,} runs made in {time.perf_counter() - started:.1f} s")
 
     app = create_app(engine, dashboard=DashboardSettings(local_env_id=env.id), rate_limit=False)
@@ -81,23 +94,46 @@ def main() -> None:
     db = sqlite3.connect(folder / "bench.db")
 
     def offset_page(number: int) -> None:
-        db.execute("SELECT * FROM runs WHERE env_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
-                   (env.id, PAGE, number * PAGE)).fetchall()
+        db.execute(
+            "SELECT * FROM runs WHERE env_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+            (env.id, PAGE, number * PAGE),
+        ).fetchall()
 
     rows = [
         ("first page", lambda: client.get("/runs"), lambda: offset_page(0)),
-        (f"page {min(1000, pages - 1):,}", lambda: client.get(f"/runs?cursor={deep}"),
-         lambda: offset_page(min(1000, pages - 1) - 1)),
-        (f"last page ({pages:,})", lambda: client.get(f"/runs?cursor={last}"), lambda: offset_page(pages - 1)),
-        ("newer page from the last", lambda: client.get(f"/runs?before={last}"), lambda: offset_page(pages - 2)),
-        ("filtered: status QUEUED, tag even", lambda: client.get("/runs?status=QUEUED&tag=even"), lambda: None),
+        (
+            f"page {min(1000, pages - 1):,}",
+            lambda: client.get(f"/runs?cursor={deep}"),
+            lambda: offset_page(min(1000, pages - 1) - 1),
+        ),
+        (
+            f"last page ({pages:,})",
+            lambda: client.get(f"/runs?cursor={last}"),
+            lambda: offset_page(pages - 1),
+        ),
+        (
+            "newer page from the last",
+            lambda: client.get(f"/runs?before={last}"),
+            lambda: offset_page(pages - 2),
+        ),
+        (
+            "filtered: status QUEUED, tag even",
+            lambda: client.get("/runs?status=QUEUED&tag=even"),
+            lambda: None,
+        ),
     ]
-    print(f"\n| {args.runs:,} runs, {PAGE} per page | dashboard page, keyset (ms, median of {args.repeat}) "
-          "| the same rows by OFFSET, query only (ms) |")
+    print(
+        f"\n| {args.runs:,} runs, {PAGE} per page | dashboard page, keyset (ms, median of {args.repeat}) "
+        "| the same rows by OFFSET, query only (ms) |"
+    )
     print("|---|---:|---:|")
     for name, page_call, offset_call in rows:
         keyset = timed(page_call, args.repeat)
-        offset = timed(offset_call, args.repeat) if name.startswith(("first", "page", "last", "newer")) else None
+        offset = (
+            timed(offset_call, args.repeat)
+            if name.startswith(("first", "page", "last", "newer"))
+            else None
+        )
         print(f"| {name} | {keyset:.1f} | {'-' if offset is None else f'{offset:.1f}'} |")
     store.close()
 

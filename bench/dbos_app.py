@@ -85,9 +85,17 @@ def _epoch(ms: int | None) -> float | None:
 
 async def _statuses(name: str) -> list[dict[str, Any]]:
     rows = await DBOS.list_workflows_async(name=name, load_input=False, load_output=True)
-    return [{"id": r.workflow_id, "status": r.status, "created_at": _epoch(r.created_at),
-             "dequeued_at": _epoch(r.dequeued_at), "completed_at": _epoch(r.completed_at),
-             "output": r.output if name == "work_wf" else None} for r in rows]
+    return [
+        {
+            "id": r.workflow_id,
+            "status": r.status,
+            "created_at": _epoch(r.created_at),
+            "dequeued_at": _epoch(r.dequeued_at),
+            "completed_at": _epoch(r.completed_at),
+            "output": r.output if name == "work_wf" else None,
+        }
+        for r in rows
+    ]
 
 
 async def fanout(n: int) -> dict[str, Any]:
@@ -95,8 +103,13 @@ async def fanout(n: int) -> dict[str, Any]:
     handle = await DBOS.start_workflow_async(fan_parent, n)
     output = await handle.get_result()
     seen = time.time()
-    return {"t0": t0, "seen": seen, "output": output, "parent": (await _statuses("fan_parent"))[0],
-            "children": await _statuses("noop_wf")}
+    return {
+        "t0": t0,
+        "seen": seen,
+        "output": output,
+        "parent": (await _statuses("fan_parent"))[0],
+        "children": await _statuses("noop_wf"),
+    }
 
 
 async def limited(n: int, poll: float) -> dict[str, Any]:
@@ -104,8 +117,13 @@ async def limited(n: int, poll: float) -> dict[str, Any]:
     handle = await DBOS.start_workflow_async(limited_parent, n, poll)
     output = await handle.get_result()
     seen = time.time()
-    return {"t0": t0, "seen": seen, "output": output, "parent": (await _statuses("limited_parent"))[0],
-            "children": await _statuses("work_wf")}
+    return {
+        "t0": t0,
+        "seen": seen,
+        "output": output,
+        "parent": (await _statuses("limited_parent"))[0],
+        "children": await _statuses("work_wf"),
+    }
 
 
 async def sleep(n: int, seconds: float) -> dict[str, Any]:
@@ -119,22 +137,34 @@ async def sleep(n: int, seconds: float) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workload", choices=["fanout", "limited", "sleep", "serve"], required=True)
-    parser.add_argument("--database", required=True, help="system database URL (postgresql:// or sqlite:///)")
+    parser.add_argument(
+        "--workload", choices=["fanout", "limited", "sleep", "serve"], required=True
+    )
+    parser.add_argument(
+        "--database", required=True, help="system database URL (postgresql:// or sqlite:///)"
+    )
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--poll", type=float, default=1.0, help="queue polling interval and get_result polling (s)")
+    parser.add_argument(
+        "--poll", type=float, default=1.0, help="queue polling interval and get_result polling (s)"
+    )
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
 
-    config: DBOSConfig = {"name": "bench", "system_database_url": args.database, "log_level": "WARNING"}
+    config: DBOSConfig = {
+        "name": "bench",
+        "system_database_url": args.database,
+        "log_level": "WARNING",
+    }
     DBOS(config=config)
     DBOS.launch()
     global FIVE
     if args.workload == "limited":
         FIVE = DBOS.register_queue("five", global_concurrency=LIMIT, polling_interval_sec=args.poll)
-        time.sleep(1.5)  # DBOS's queue manager looks for new queues every second and starts their thread
+        time.sleep(
+            1.5
+        )  # DBOS's queue manager looks for new queues every second and starts their thread
     if args.workload == "serve":
         DBOS.register_queue("bench", polling_interval_sec=args.poll)
         time.sleep(1.5)  # the queue manager picks new queues up every second

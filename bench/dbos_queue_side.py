@@ -37,11 +37,25 @@ class DBOSQueueWorker:
         self.url = pg_counters.database_url(DATABASE)
         self.poll = poll
         self._handshake = Path(tempfile.mkdtemp(prefix="dbos-queue-"))
-        argv = [sys.executable, str(BENCH_DIR / "dbos_app.py"), "--workload", "serve", "--database", self.url,
-                "--dir", str(self._handshake), "--poll", str(poll), "--timeout", "86400"]
+        argv = [
+            sys.executable,
+            str(BENCH_DIR / "dbos_app.py"),
+            "--workload",
+            "serve",
+            "--database",
+            self.url,
+            "--dir",
+            str(self._handshake),
+            "--poll",
+            str(poll),
+            "--timeout",
+            "86400",
+        ]
         self.worker = Service("dbos", argv, cwd=BENCH_DIR, log_path=log_dir / f"{label}-worker.log")
-        self.note = (f"python bench/dbos_app.py --workload serve: DBOS launched, queue `{QUEUE}` "
-                     f"(polling_interval_sec={poll:g}, no concurrency limit); enqueued with DBOSClient")
+        self.note = (
+            f"python bench/dbos_app.py --workload serve: DBOS launched, queue `{QUEUE}` "
+            f"(polling_interval_sec={poll:g}, no concurrency limit); enqueued with DBOSClient"
+        )
         self._client: Any = None
         self._engine: Any = None
 
@@ -69,7 +83,9 @@ class DBOSQueueWorker:
 
         wait_until(ready, timeout, interval=0.05, what="DBOS to launch")
         self._client = DBOSClient(system_database_url=self.url)
-        self._engine = sa.create_engine(self.url.replace("postgresql://", "postgresql+psycopg://", 1))
+        self._engine = sa.create_engine(
+            self.url.replace("postgresql://", "postgresql+psycopg://", 1)
+        )
 
     def stop(self) -> None:
         try:
@@ -97,13 +113,21 @@ class DBOSQueueWorker:
         self._client.enqueue(self._options("noop_wf"))
 
     def pending(self) -> bool:
-        return bool(self._sql("SELECT 1 FROM dbos.workflow_status WHERE status IN ('ENQUEUED', 'PENDING') LIMIT 1"))
+        return bool(
+            self._sql(
+                "SELECT 1 FROM dbos.workflow_status WHERE status IN ('ENQUEUED', 'PENDING') LIMIT 1"
+            )
+        )
 
     def noop_runs(self) -> list[tuple[bool, float | None, float | None]]:
-        rows = self._sql("SELECT status = 'SUCCESS', started_at_epoch_ms, coalesce(completed_at, updated_at) "
-                         "FROM dbos.workflow_status WHERE name = 'noop_wf'")
-        return [(bool(ok), s / 1000 if s is not None else None, c / 1000 if c is not None else None)
-                for ok, s, c in rows]
+        rows = self._sql(
+            "SELECT status = 'SUCCESS', started_at_epoch_ms, coalesce(completed_at, updated_at) "
+            "FROM dbos.workflow_status WHERE name = 'noop_wf'"
+        )
+        return [
+            (bool(ok), s / 1000 if s is not None else None, c / 1000 if c is not None else None)
+            for ok, s, c in rows
+        ]
 
     def stamp(self, poll: float, timeout: float) -> tuple[float, float]:
         handle = self._client.enqueue(self._options("stamp_wf"))
@@ -115,7 +139,9 @@ class DBOSQueueWorker:
             if status not in ("ENQUEUED", "PENDING"):
                 break
             if time.monotonic() > deadline:
-                raise TimeoutError(f"workflow {handle.get_workflow_id()} did not end within {timeout:g}s")
+                raise TimeoutError(
+                    f"workflow {handle.get_workflow_id()} did not end within {timeout:g}s"
+                )
         if status != "SUCCESS":
             raise RuntimeError(f"stamp workflow {handle.get_workflow_id()} ended {status}")
         return returned, float(handle.get_result()["started"])

@@ -87,16 +87,42 @@ def server_version(backend: str) -> str:
         return f"PostgreSQL ? ({exc})"
 
 
-def run_workload(backend: str, workload: str, log_dir: Path, *, n: int, seconds: float = 10.0,
-                 poll: float = DEFAULT_POLL, timeout: float = 300.0) -> dict[str, Any]:
+def run_workload(
+    backend: str,
+    workload: str,
+    log_dir: Path,
+    *,
+    n: int,
+    seconds: float = 10.0,
+    poll: float = DEFAULT_POLL,
+    timeout: float = 300.0,
+) -> dict[str, Any]:
     """Start dbos_app.py for one workload on a fresh database, wait until DBOS is launched,
     measure from `go` to its result, and stop it (always)."""
     name = f"dbos-{backend}-{workload}" + (f"-poll{poll:g}" if workload == "limited" else "")
-    with SystemDatabase(backend) as url, tempfile.TemporaryDirectory(prefix="dbos-handshake-") as tmp:
+    with (
+        SystemDatabase(backend) as url,
+        tempfile.TemporaryDirectory(prefix="dbos-handshake-") as tmp,
+    ):
         handshake = Path(tmp)
-        argv = [sys.executable, str(BENCH_DIR / "dbos_app.py"), "--workload", workload, "--database", url,
-                "--dir", str(handshake), "--n", str(n), "--seconds", str(seconds), "--poll", str(poll),
-                "--timeout", str(timeout)]
+        argv = [
+            sys.executable,
+            str(BENCH_DIR / "dbos_app.py"),
+            "--workload",
+            workload,
+            "--database",
+            url,
+            "--dir",
+            str(handshake),
+            "--n",
+            str(n),
+            "--seconds",
+            str(seconds),
+            "--poll",
+            str(poll),
+            "--timeout",
+            str(timeout),
+        ]
         service = Service("dbos", argv, cwd=BENCH_DIR, log_path=log_dir / f"{name}.log")
         try:
             service.start()
@@ -120,7 +146,9 @@ def run_workload(backend: str, workload: str, log_dir: Path, *, n: int, seconds:
                         raise ServiceExited(f"the DBOS process exited:\n{service.log_tail()}")
                     return None
 
-                raw = wait_until(result, timeout + 30, interval=0.02, what=f"DBOS to finish {workload}")
+                raw = wait_until(
+                    result, timeout + 30, interval=0.02, what=f"DBOS to finish {workload}"
+                )
             with contextlib.suppress(Exception):
                 assert service.proc is not None
                 service.proc.wait(30)  # DBOS.destroy() then exit
@@ -144,15 +172,28 @@ def fanout(backend: str, log_dir: Path, n: int, timeout: float = 300.0) -> dict[
     raw = run_workload(backend, "fanout", log_dir, n=n, timeout=timeout)
     t0 = raw["t0"]
     done = _children_done(backend, raw["children"])
-    return {"resume_after_last_child": (raw["seen"] - max(done)) if done else None,"status": raw["parent"]["status"], "output": raw["output"], "t0": t0,
-            "seconds": raw["seen"] - t0, "observed_seconds": raw["seen"] - t0,
-            "children": len(raw["children"]), "children_ok": sum(1 for c in raw["children"] if c["status"] == "SUCCESS"),
-            "children_last_end": (max(done) - t0) if done else None,
-            **{k: raw[k] for k in raw if k not in ("children", "parent", "output", "t0", "seen")}}
+    return {
+        "resume_after_last_child": (raw["seen"] - max(done)) if done else None,
+        "status": raw["parent"]["status"],
+        "output": raw["output"],
+        "t0": t0,
+        "seconds": raw["seen"] - t0,
+        "observed_seconds": raw["seen"] - t0,
+        "children": len(raw["children"]),
+        "children_ok": sum(1 for c in raw["children"] if c["status"] == "SUCCESS"),
+        "children_last_end": (max(done) - t0) if done else None,
+        **{k: raw[k] for k in raw if k not in ("children", "parent", "output", "t0", "seen")},
+    }
 
 
-def limited(backend: str, log_dir: Path, n: int, limit: int, poll: float = DEFAULT_POLL,
-            timeout: float = 300.0) -> dict[str, Any]:
+def limited(
+    backend: str,
+    log_dir: Path,
+    n: int,
+    limit: int,
+    poll: float = DEFAULT_POLL,
+    timeout: float = 300.0,
+) -> dict[str, Any]:
     """A workflow enqueuing n children (asyncio.sleep(0.1)) on a queue registered with
     global_concurrency=5 and polling_interval_sec=poll, waiting for each with
     get_result(polling_interval_sec=poll). Peak concurrency from the children's own stamps
@@ -163,28 +204,49 @@ def limited(backend: str, log_dir: Path, n: int, limit: int, poll: float = DEFAU
     raw = run_workload(backend, "limited", log_dir, n=n, poll=poll, timeout=timeout)
     t0 = raw["t0"]
     children = raw["children"]
-    own = [(c["output"]["started"], c["output"]["ended"]) for c in children if isinstance(c.get("output"), dict)]
-    out = {"status": raw["parent"]["status"], "output": raw["output"], "t0": t0, "poll": poll,
-           "seconds": raw["seen"] - t0, "observed_seconds": raw["seen"] - t0, "children": len(children),
-           "children_ok": sum(1 for c in children if c["status"] == "SUCCESS"),
-           **interval_figures("own", own, t0, limit),
-           **{k: raw[k] for k in raw if k not in ("children", "parent", "output", "t0", "seen")}}
+    own = [
+        (c["output"]["started"], c["output"]["ended"])
+        for c in children
+        if isinstance(c.get("output"), dict)
+    ]
+    out = {
+        "status": raw["parent"]["status"],
+        "output": raw["output"],
+        "t0": t0,
+        "poll": poll,
+        "seconds": raw["seen"] - t0,
+        "observed_seconds": raw["seen"] - t0,
+        "children": len(children),
+        "children_ok": sum(1 for c in children if c["status"] == "SUCCESS"),
+        **interval_figures("own", own, t0, limit),
+        **{k: raw[k] for k in raw if k not in ("children", "parent", "output", "t0", "seen")},
+    }
     if backend == "postgres":
-        recorded = [(c["dequeued_at"], c["completed_at"]) for c in children
-                    if c.get("dequeued_at") is not None and c.get("completed_at") is not None]
+        recorded = [
+            (c["dequeued_at"], c["completed_at"])
+            for c in children
+            if c.get("dequeued_at") is not None and c.get("completed_at") is not None
+        ]
         out.update(interval_figures("recorded", recorded, t0, limit))
     return out
 
 
-def durable_sleep(backend: str, log_dir: Path, n: int, seconds: float, timeout: float = 300.0) -> dict[str, Any]:
+def durable_sleep(
+    backend: str, log_dir: Path, n: int, seconds: float, timeout: float = 300.0
+) -> dict[str, Any]:
     """n workflows each `await DBOS.sleep_async(seconds)` (durable: the wake-up time is a
     journaled step; the workflow then sleeps in the process, a coroutine each). Clock:
     time.time() before the first start to the last result returned."""
     raw = run_workload(backend, "sleep", log_dir, n=n, seconds=seconds, timeout=timeout)
     t0 = raw["t0"]
     done = _children_done(backend, raw["children"])
-    return {"t0": t0, "runs": len(raw["children"]),
-            "children_ok": sum(1 for c in raw["children"] if c["status"] == "SUCCESS"),
-            "trigger_seconds": raw["triggered"] - t0, "seconds": raw["seen"] - t0, "observed_seconds": raw["seen"] - t0,
-            "first_end": (min(done) - t0) if done else None,
-            **{k: raw[k] for k in raw if k not in ("children", "t0", "seen", "triggered")}}
+    return {
+        "t0": t0,
+        "runs": len(raw["children"]),
+        "children_ok": sum(1 for c in raw["children"] if c["status"] == "SUCCESS"),
+        "trigger_seconds": raw["triggered"] - t0,
+        "seconds": raw["seen"] - t0,
+        "observed_seconds": raw["seen"] - t0,
+        "first_end": (min(done) - t0) if done else None,
+        **{k: raw[k] for k in raw if k not in ("children", "t0", "seen", "triggered")},
+    }

@@ -17,9 +17,15 @@ import workloads
 
 
 def sizes(args: argparse.Namespace) -> dict[str, Any]:
-    return {"fanout": args.fanout, "limited": args.limited, "limit": workloads.LIMIT,
-            "ideal_limited": args.limited * workloads.WORK_SECONDS / workloads.LIMIT,
-            "sleepers": args.sleepers, "sleep_seconds": args.sleep_seconds, "tuned_poll": args.dbos_tuned_poll}
+    return {
+        "fanout": args.fanout,
+        "limited": args.limited,
+        "limit": workloads.LIMIT,
+        "ideal_limited": args.limited * workloads.WORK_SECONDS / workloads.LIMIT,
+        "sleepers": args.sleepers,
+        "sleep_seconds": args.sleep_seconds,
+        "tuned_poll": args.dbos_tuned_poll,
+    }
 
 
 def _check(args: argparse.Namespace, workload: str, figures: dict[str, Any]) -> dict[str, Any]:
@@ -30,15 +36,20 @@ def _check(args: argparse.Namespace, workload: str, figures: dict[str, Any]) -> 
 
 def _say(system: str, workload: str, figures: dict[str, Any]) -> None:
     if figures.get("problem"):
-        print(f"{system}: {workload}: FAILED: {figures['problem']} ({figures['seconds']:.2f} s)", flush=True)
+        print(
+            f"{system}: {workload}: FAILED: {figures['problem']} ({figures['seconds']:.2f} s)",
+            flush=True,
+        )
         return
     extra = ""
     if "own_peak" in figures:
         extra = f", peak concurrency {figures.get('recorded_peak', figures.get('own_peak'))}"
     if workload == "sleep":
         extra = f", peak RSS {figures['peak_rss'] / 1024**2:.0f} MB"
-    print(f"{system}: {workload}: {figures['seconds']:.2f} s ({figures.get('children_ok')} children ok{extra})",
-          flush=True)
+    print(
+        f"{system}: {workload}: {figures['seconds']:.2f} s ({figures.get('children_ok')} children ok{extra})",
+        flush=True,
+    )
 
 
 def run_conveyor(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
@@ -47,16 +58,32 @@ def run_conveyor(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     steps = [
         ("fanout", lambda p: conveyor_side.fanout(p, args.fanout, timeout=args.durable_timeout)),
-        ("limited", lambda p: conveyor_side.limited(p, args.limited, workloads.LIMIT, timeout=args.durable_timeout)),
-        ("sleep", lambda p: conveyor_side.durable_sleep(p, args.sleepers, args.sleep_seconds,
-                                                        timeout=args.durable_timeout)),
+        (
+            "limited",
+            lambda p: conveyor_side.limited(
+                p, args.limited, workloads.LIMIT, timeout=args.durable_timeout
+            ),
+        ),
+        (
+            "sleep",
+            lambda p: conveyor_side.durable_sleep(
+                p, args.sleepers, args.sleep_seconds, timeout=args.durable_timeout
+            ),
+        ),
     ]
     for workload, measure in steps:
-        platform_ = conveyor_side.ConveyorPlatform(log_dir, launch=args.conveyor_launch,
-                                                   project=conveyor_side.DURABLE_PROJECT,
-                                                   tasks=conveyor_side.DURABLE_TASKS, log_name=f"conveyor-{workload}",
-                                                   loop=args.conveyor_loop)
-        print(f"conveyor: {workload}: starting `{platform_.launch_note}` on projects/durable", flush=True)
+        platform_ = conveyor_side.ConveyorPlatform(
+            log_dir,
+            launch=args.conveyor_launch,
+            project=conveyor_side.DURABLE_PROJECT,
+            tasks=conveyor_side.DURABLE_TASKS,
+            log_name=f"conveyor-{workload}",
+            loop=args.conveyor_loop,
+        )
+        print(
+            f"conveyor: {workload}: starting `{platform_.launch_note}` on projects/durable",
+            flush=True,
+        )
         try:
             platform_.start()
             out[workload] = _check(args, workload, measure(platform_))
@@ -72,21 +99,41 @@ def run_celery(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     steps = [
-        ("fanout", 2, None, lambda w: celery_side.fanout(w, args.fanout, timeout=args.durable_timeout)),
-        ("limited", workloads.LIMIT, "five,celery",
-         lambda w: celery_side.limited(w, args.limited, workloads.LIMIT, timeout=args.durable_timeout)),
-        ("sleep", 2, None, lambda w: celery_side.countdown_sleep(w, args.sleepers, args.sleep_seconds,
-                                                                 timeout=args.durable_timeout)),
+        (
+            "fanout",
+            2,
+            None,
+            lambda w: celery_side.fanout(w, args.fanout, timeout=args.durable_timeout),
+        ),
+        (
+            "limited",
+            workloads.LIMIT,
+            "five,celery",
+            lambda w: celery_side.limited(
+                w, args.limited, workloads.LIMIT, timeout=args.durable_timeout
+            ),
+        ),
+        (
+            "sleep",
+            2,
+            None,
+            lambda w: celery_side.countdown_sleep(
+                w, args.sleepers, args.sleep_seconds, timeout=args.durable_timeout
+            ),
+        ),
     ]
     for workload, concurrency, queues, measure in steps:
-        worker = celery_side.CeleryWorker(log_dir, concurrency=concurrency, queues=queues,
-                                          log_name=f"celery-{workload}")
+        worker = celery_side.CeleryWorker(
+            log_dir, concurrency=concurrency, queues=queues, log_name=f"celery-{workload}"
+        )
         print(f"celery: {workload}: starting `{worker.command}`", flush=True)
         try:
             worker.start()
             out[workload] = _check(args, workload, measure(worker))
             out[workload]["command"] = worker.command
-            out["launch"] = "; ".join(filter(None, [out.get("launch"), f"{workload}: {worker.command}"]))
+            out["launch"] = "; ".join(
+                filter(None, [out.get("launch"), f"{workload}: {worker.command}"])
+            )
         finally:
             worker.stop()
         _say("celery", workload, out[workload])
@@ -99,17 +146,49 @@ def run_dbos(backend: str, args: argparse.Namespace, log_dir: Path) -> dict[str,
     name = f"dbos-{backend}"
     out: dict[str, Any] = {"database": dbos_side.server_version(backend)}
     steps = [
-        ("fanout", lambda: dbos_side.fanout(backend, log_dir, args.fanout, timeout=args.durable_timeout)),
-        ("limited", lambda: dbos_side.limited(backend, log_dir, args.limited, workloads.LIMIT,
-                                              poll=dbos_side.DEFAULT_POLL, timeout=args.durable_timeout)),
+        (
+            "fanout",
+            lambda: dbos_side.fanout(backend, log_dir, args.fanout, timeout=args.durable_timeout),
+        ),
+        (
+            "limited",
+            lambda: dbos_side.limited(
+                backend,
+                log_dir,
+                args.limited,
+                workloads.LIMIT,
+                poll=dbos_side.DEFAULT_POLL,
+                timeout=args.durable_timeout,
+            ),
+        ),
     ]
     if args.dbos_tuned_poll:
-        steps.append(("limited-tuned", lambda: dbos_side.limited(backend, log_dir, args.limited, workloads.LIMIT,
-                                                                 poll=args.dbos_tuned_poll, timeout=args.durable_timeout)))
-    steps.append(("sleep", lambda: dbos_side.durable_sleep(backend, log_dir, args.sleepers, args.sleep_seconds,
-                                                           timeout=args.durable_timeout)))
+        steps.append(
+            (
+                "limited-tuned",
+                lambda: dbos_side.limited(
+                    backend,
+                    log_dir,
+                    args.limited,
+                    workloads.LIMIT,
+                    poll=args.dbos_tuned_poll,
+                    timeout=args.durable_timeout,
+                ),
+            )
+        )
+    steps.append(
+        (
+            "sleep",
+            lambda: dbos_side.durable_sleep(
+                backend, log_dir, args.sleepers, args.sleep_seconds, timeout=args.durable_timeout
+            ),
+        )
+    )
     for workload, measure in steps:
-        print(f"{name}: {workload}: starting bench/dbos_app.py on a fresh {out['database']} database", flush=True)
+        print(
+            f"{name}: {workload}: starting bench/dbos_app.py on a fresh {out['database']} database",
+            flush=True,
+        )
         out[workload] = _check(args, workload, measure())
         _say(name, workload, out[workload])
     return out

@@ -84,10 +84,15 @@ class Counters:
         return self.inserted + self.updated + self.deleted
 
     def minus(self, earlier: Counters) -> dict[str, float]:
-        return {"rows": self.rows - earlier.rows, "inserted": self.inserted - earlier.inserted,
-                "updated": self.updated - earlier.updated, "deleted": self.deleted - earlier.deleted,
-                "commits": self.commits - earlier.commits, "rollbacks": self.rollbacks - earlier.rollbacks,
-                "window": self.at - earlier.at}
+        return {
+            "rows": self.rows - earlier.rows,
+            "inserted": self.inserted - earlier.inserted,
+            "updated": self.updated - earlier.updated,
+            "deleted": self.deleted - earlier.deleted,
+            "commits": self.commits - earlier.commits,
+            "rollbacks": self.rollbacks - earlier.rollbacks,
+            "window": self.at - earlier.at,
+        }
 
 
 def snapshot(name: str, settle: float = SETTLE_SECONDS) -> Counters:
@@ -99,10 +104,19 @@ def snapshot(name: str, settle: float = SETTLE_SECONDS) -> Counters:
         with contextlib.suppress(psycopg.Error):
             conn.execute("SELECT pg_stat_force_next_flush()")  # PostgreSQL 15+
         conn.execute("SELECT pg_stat_clear_snapshot()")
-        tables = conn.execute("SELECT coalesce(sum(n_tup_ins), 0), coalesce(sum(n_tup_upd), 0), "
-                              "coalesce(sum(n_tup_del), 0) FROM pg_stat_user_tables").fetchone()
-        db = conn.execute("SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = %s",
-                          (name,)).fetchone()
+        tables = conn.execute(
+            "SELECT coalesce(sum(n_tup_ins), 0), coalesce(sum(n_tup_upd), 0), "
+            "coalesce(sum(n_tup_del), 0) FROM pg_stat_user_tables"
+        ).fetchone()
+        db = conn.execute(
+            "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = %s", (name,)
+        ).fetchone()
     assert tables is not None and db is not None
-    return Counters(inserted=int(tables[0]), updated=int(tables[1]), deleted=int(tables[2]),
-                    commits=int(db[0]), rollbacks=int(db[1]), at=time.time())
+    return Counters(
+        inserted=int(tables[0]),
+        updated=int(tables[1]),
+        deleted=int(tables[2]),
+        commits=int(db[0]),
+        rollbacks=int(db[1]),
+        at=time.time(),
+    )

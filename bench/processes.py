@@ -33,8 +33,15 @@ def free_port() -> int:
 class Service:
     """A command started in a new session, its output in a log file."""
 
-    def __init__(self, name: str, argv: list[str], *, cwd: Path, log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        cwd: Path,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.cwd = cwd
@@ -51,9 +58,15 @@ class Service:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.remember()
 
     def alive(self) -> bool:
@@ -115,8 +128,13 @@ class Usage:
     outside the benchmark (noise) shows in `cpu_other`.
     """
 
-    def __init__(self, service: Service, interval: float = 0.05, pss_every: int = 10,
-                 redis_client: object | None = None) -> None:
+    def __init__(
+        self,
+        service: Service,
+        interval: float = 0.05,
+        pss_every: int = 10,
+        redis_client: object | None = None,
+    ) -> None:
         self.service = service
         self.interval = interval
         self.pss_every = pss_every
@@ -129,9 +147,13 @@ class Usage:
         self._lock = threading.Lock()
         self._baseline = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"usage-{service.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"usage-{service.name}", daemon=True
+        )
         self.seconds = 0.0
-        self.cpu = self.cpu_main = self.cpu_machine = self.cpu_redis = self.cpu_client = self.cpu_other = 0.0
+        self.cpu = self.cpu_main = self.cpu_machine = self.cpu_redis = self.cpu_client = (
+            self.cpu_other
+        ) = 0.0
 
     def __enter__(self) -> Usage:
         self._t0 = time.monotonic()
@@ -152,15 +174,26 @@ class Usage:
         self.cpu_client = _own_cpu() - self._client0
         self.cpu_redis = _redis_cpu(self.redis) - self._redis0
         with self._lock:
-            used = {pid: self._cpu_last[pid] - self._cpu_first.get(pid, 0.0) for pid in self._cpu_last}
+            used = {
+                pid: self._cpu_last[pid] - self._cpu_first.get(pid, 0.0) for pid in self._cpu_last
+            }
         self.cpu = sum(used.values())
         self.cpu_main = used.get(self.service.pid, 0.0)
         self.cpu_other = max(0.0, self.cpu_machine - self.cpu - self.cpu_client - self.cpu_redis)
 
     def as_dict(self) -> dict[str, float]:
-        return {"peak_rss": self.peak_rss, "peak_pss": self.peak_pss, "processes": self.peak_processes,
-                "cpu": self.cpu, "cpu_main": self.cpu_main, "cpu_machine": self.cpu_machine, "cpu_redis": self.cpu_redis,
-                "cpu_client": self.cpu_client, "cpu_other": self.cpu_other, "window": self.seconds}
+        return {
+            "peak_rss": self.peak_rss,
+            "peak_pss": self.peak_pss,
+            "processes": self.peak_processes,
+            "cpu": self.cpu,
+            "cpu_main": self.cpu_main,
+            "cpu_machine": self.cpu_machine,
+            "cpu_redis": self.cpu_redis,
+            "cpu_client": self.cpu_client,
+            "cpu_other": self.cpu_other,
+            "window": self.seconds,
+        }
 
     def _loop(self) -> None:
         count = 0
@@ -182,7 +215,9 @@ class Usage:
                 times = proc.cpu_times()
                 with self._lock:
                     # a process seen for the first time after the start: count it from its birth
-                    self._cpu_first.setdefault(proc.pid, 0.0 if self._baseline else times.user + times.system)
+                    self._cpu_first.setdefault(
+                        proc.pid, 0.0 if self._baseline else times.user + times.system
+                    )
                     self._cpu_last[proc.pid] = times.user + times.system
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_processes = max(self.peak_processes, len(procs))
@@ -257,8 +292,14 @@ class GroupUsage:
     def as_dict(self) -> dict[str, Any]:
         first = self.parts[0]
         cpu = sum(p.cpu for p in self.parts)
-        return {"peak_rss": sum(p.peak_rss for p in self.parts), "peak_pss": sum(p.peak_pss for p in self.parts),
-                "processes": sum(p.peak_processes for p in self.parts), "cpu": cpu,
-                "cpu_by_service": {p.service.name: p.cpu for p in self.parts},
-                "cpu_machine": first.cpu_machine, "cpu_client": first.cpu_client,
-                "cpu_other": max(0.0, first.cpu_machine - cpu - first.cpu_client), "window": first.seconds}
+        return {
+            "peak_rss": sum(p.peak_rss for p in self.parts),
+            "peak_pss": sum(p.peak_pss for p in self.parts),
+            "processes": sum(p.peak_processes for p in self.parts),
+            "cpu": cpu,
+            "cpu_by_service": {p.service.name: p.cpu for p in self.parts},
+            "cpu_machine": first.cpu_machine,
+            "cpu_client": first.cpu_client,
+            "cpu_other": max(0.0, first.cpu_machine - cpu - first.cpu_client),
+            "window": first.seconds,
+        }

@@ -36,13 +36,34 @@ class ProcrastinateWorker:
         self.url = pg_counters.database_url(DATABASE)
         self.concurrency = concurrency
         self.stamps = Path(tempfile.mkdtemp(prefix="procrastinate-stamps-"))
-        env = dict(os.environ, BENCH_PROCRASTINATE_URL=self.url, BENCH_STAMP_DIR=str(self.stamps),
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")])))
-        argv = [sys.executable, "-m", "procrastinate", "--app", "procrastinate_app.app", "worker",
-                "--concurrency", str(concurrency)]
-        self.worker = Service("procrastinate", argv, cwd=BENCH_DIR, log_path=log_dir / "procrastinate-worker.log",
-                              env=env)
-        self.note = f"procrastinate worker --concurrency {concurrency} (one process; LISTEN/NOTIFY on)"
+        env = dict(
+            os.environ,
+            BENCH_PROCRASTINATE_URL=self.url,
+            BENCH_STAMP_DIR=str(self.stamps),
+            PYTHONPATH=os.pathsep.join(
+                filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")])
+            ),
+        )
+        argv = [
+            sys.executable,
+            "-m",
+            "procrastinate",
+            "--app",
+            "procrastinate_app.app",
+            "worker",
+            "--concurrency",
+            str(concurrency),
+        ]
+        self.worker = Service(
+            "procrastinate",
+            argv,
+            cwd=BENCH_DIR,
+            log_path=log_dir / "procrastinate-worker.log",
+            env=env,
+        )
+        self.note = (
+            f"procrastinate worker --concurrency {concurrency} (one process; LISTEN/NOTIFY on)"
+        )
         self._loop = asyncio.new_event_loop()
         self._app: Any = None
 
@@ -60,7 +81,9 @@ class ProcrastinateWorker:
             return conn.execute(query, params).fetchall()
 
     def start(self, timeout: float = 60.0) -> None:
-        os.environ["BENCH_PROCRASTINATE_URL"] = self.url  # read when procrastinate_app is imported (same URL always)
+        os.environ["BENCH_PROCRASTINATE_URL"] = (
+            self.url
+        )  # read when procrastinate_app is imported (same URL always)
         os.environ["BENCH_STAMP_DIR"] = str(self.stamps)
         pg_counters.recreate(DATABASE)
         import procrastinate_app
@@ -100,16 +123,21 @@ class ProcrastinateWorker:
         self._run(noop.defer_async())
 
     def pending(self) -> bool:
-        return bool(self._sql("SELECT 1 FROM procrastinate_jobs WHERE status IN ('todo', 'doing') LIMIT 1"))
+        return bool(
+            self._sql("SELECT 1 FROM procrastinate_jobs WHERE status IN ('todo', 'doing') LIMIT 1")
+        )
 
     def noop_runs(self) -> list[tuple[bool, float | None, float | None]]:
         rows = self._sql(
             "SELECT j.status = 'succeeded', "
             "extract(epoch FROM (SELECT min(at) FROM procrastinate_events e WHERE e.job_id = j.id AND e.type = 'started')), "
             "extract(epoch FROM (SELECT max(at) FROM procrastinate_events e WHERE e.job_id = j.id "
-            "AND e.type = 'succeeded')) FROM procrastinate_jobs j WHERE j.task_name = 'noop'")
-        return [(bool(ok), float(s) if s is not None else None, float(c) if c is not None else None)
-                for ok, s, c in rows]
+            "AND e.type = 'succeeded')) FROM procrastinate_jobs j WHERE j.task_name = 'noop'"
+        )
+        return [
+            (bool(ok), float(s) if s is not None else None, float(c) if c is not None else None)
+            for ok, s, c in rows
+        ]
 
     def stamp(self, poll: float, timeout: float) -> tuple[float, float]:
         from procrastinate_app import stamp

@@ -27,9 +27,13 @@ from conveyor.store import open_store
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=10_000)
-    parser.add_argument("--capacity", type=int, default=500, help="runs per lease (conveyor dev: 500)")
+    parser.add_argument(
+        "--capacity", type=int, default=500, help="runs per lease (conveyor dev: 500)"
+    )
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args(argv)
 
@@ -38,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     store.migrate()
     engine = Engine(store)
     env = engine.ensure_environment("bench", "dev", "dev")
-    task = TaskDefinition(id="noop", queue=QueueSpec(name="task/noop"), retry=RetryPolicy(max_attempts=1))
+    task = TaskDefinition(
+        id="noop", queue=QueueSpec(name="task/noop"), retry=RetryPolicy(max_attempts=1)
+    )
     engine.register_worker(env.id, "wrk_bench", "bench", [task])
 
     profiles = {name: cProfile.Profile() for name in ("batch_trigger", "lease", "complete")}
@@ -63,13 +69,18 @@ def main(argv: list[str] | None = None) -> int:
         reply = timed("lease", engine.lease, env.id, "wrk_bench", args.capacity)
         if not reply.attempts:
             break
-        outcomes = [AttemptOutcome(a.run_id, a.attempt, "completed", output_json="null") for a in reply.attempts]
+        outcomes = [
+            AttemptOutcome(a.run_id, a.attempt, "completed", output_json="null")
+            for a in reply.attempts
+        ]
         timed("complete", engine.complete, "wrk_bench", outcomes)
         done += len(outcomes)
     store.close()
 
     total = sum(seconds.values())
-    print(f"{done} runs through the engine in {total:.2f} s ({done / total:.0f} runs/s, engine only, one thread)")
+    print(
+        f"{done} runs through the engine in {total:.2f} s ({done / total:.0f} runs/s, engine only, one thread)"
+    )
     for name, s in seconds.items():
         print(f"  {name:14s} {s:6.2f} s  {s / max(done, 1) * 1e6:7.1f} µs per run")
     for name, profile in profiles.items():

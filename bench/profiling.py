@@ -30,9 +30,11 @@ def py_spy() -> str:
 
 class Recorder:
     """`py-spy record --subprocesses` of one pid, started and stopped around a workload. The raw
-file holds collapsed stacks (flamegraph.pl or speedscope read it); summary.txt ranks them."""
+    file holds collapsed stacks (flamegraph.pl or speedscope read it); summary.txt ranks them."""
 
-    def __init__(self, pid: int, out_dir: Path, name: str, rate: int = 200, gil: bool = False) -> None:
+    def __init__(
+        self, pid: int, out_dir: Path, name: str, rate: int = 200, gil: bool = False
+    ) -> None:
         self.pid = pid
         self.gil = gil
         self.out_dir = out_dir
@@ -43,10 +45,25 @@ file holds collapsed stacks (flamegraph.pl or speedscope read it); summary.txt r
     def start(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         # one recorder only: a second one would take CPU from the two cores being measured
-        argv = [py_spy(), "record", "--pid", str(self.pid), "--subprocesses", "--threads", "--rate", str(self.rate),
-                "--format", "raw", "--output", str(self.raw), *(["--gil"] if self.gil else [])]
+        argv = [
+            py_spy(),
+            "record",
+            "--pid",
+            str(self.pid),
+            "--subprocesses",
+            "--threads",
+            "--rate",
+            str(self.rate),
+            "--format",
+            "raw",
+            "--output",
+            str(self.raw),
+            *(["--gil"] if self.gil else []),
+        ]
         with open(self.raw.with_suffix(".log"), "wb") as log:
-            self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            self.procs.append(
+                subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            )
         time.sleep(1.0)  # py-spy attaches to the process and its children
 
     def stop(self) -> None:
@@ -99,7 +116,9 @@ def summarize(raw: Path, top: int = 30) -> str:
         lines += ["", f"{process[:120]}  ({n} samples)", "  self:"]
         lines += [f"    {c:7d} {100 * c / n:5.1f}%  {f}" for f, c in counter.most_common(top)]
         lines += ["  inclusive:"]
-        lines += [f"    {c:7d} {100 * c / n:5.1f}%  {f}" for f, c in inclusive[process].most_common(top)]
+        lines += [
+            f"    {c:7d} {100 * c / n:5.1f}%  {f}" for f, c in inclusive[process].most_common(top)
+        ]
         ours = [(f, c) for f, c in inclusive[process].most_common() if "(conveyor/" in f][:top]
         lines += ["  inclusive, Conveyor's own functions:"]
         lines += [f"    {c:7d} {100 * c / n:5.1f}%  {f}" for f, c in ours]

@@ -26,8 +26,10 @@ SLEEP_SECONDS = 10.0
 def peak_concurrency(intervals: list[tuple[float, float]]) -> int:
     """The most intervals (start, end) open at once. An end at the same instant as a start is
     counted first: a slot handed over is not two runs at once."""
-    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
-                    key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+        key=lambda e: (e[0], e[1]),
+    )
     current = peak = 0
     for _, step in events:
         current += step
@@ -52,7 +54,9 @@ def handoff_gaps(intervals: list[tuple[float, float]], limit: int) -> list[float
     return [starts[limit + k] - ends[k] for k in range(len(starts) - limit)]
 
 
-def interval_figures(prefix: str, intervals: list[tuple[float, float]], t0: float, limit: int) -> dict[str, Any]:
+def interval_figures(
+    prefix: str, intervals: list[tuple[float, float]], t0: float, limit: int
+) -> dict[str, Any]:
     """Peak concurrency, busy fraction, first start and last end (after t0), median handoff."""
     if not intervals:
         return {f"{prefix}_peak": None}
@@ -81,7 +85,9 @@ def problem(workload: str, figures: dict[str, Any], n: int) -> str | None:
     if ok != n:
         issues.append(f"{ok} of {n} {'runs' if workload == 'sleep' else 'children'} completed")
     if workload.startswith("limited"):
-        peaks = [figures.get(k) for k in ("recorded_peak", "own_peak") if figures.get(k) is not None]
+        peaks = [
+            figures.get(k) for k in ("recorded_peak", "own_peak") if figures.get(k) is not None
+        ]
         if peaks and max(peaks) > LIMIT:
             issues.append(f"{max(peaks)} ran at once (limit {LIMIT})")
     return "; ".join(issues) or None

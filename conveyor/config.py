@@ -79,8 +79,10 @@ class Config(_Section):
         """ConfigError unless every entry of `dirs` is a folder of the project."""
         missing = [d for d in self.dirs if not (self.root / d).is_dir()]
         if missing:
-            raise ConfigError(f"{self.source}: dirs names {', '.join(missing)}, which is not a folder of "
-                              f"{self.root}; create it or fix dirs")
+            raise ConfigError(
+                f"{self.source}: dirs names {', '.join(missing)}, which is not a folder of "
+                f"{self.root}; create it or fix dirs"
+            )
 
 
 _KNOWN: dict[str, set[str]] = {
@@ -113,8 +115,10 @@ def load_config(start: Path | str = ".") -> Config:
     start = Path(start).resolve()
     found = find_config_file(start)
     if found is None:
-        raise ConfigError(f"no Conveyor config found in {start} or its parents; run `conveyor init` "
-                          "or add [tool.conveyor] to pyproject.toml")
+        raise ConfigError(
+            f"no Conveyor config found in {start} or its parents; run `conveyor init` "
+            "or add [tool.conveyor] to pyproject.toml"
+        )
     path, prefix = found
     try:
         data = tomllib.loads(path.read_text())
@@ -151,8 +155,11 @@ def _check_keys(table: dict[str, Any], path: Path, prefix: str, where: str) -> N
         full = f"{where}.{key}" if where else key
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"; did you mean {prefix}{where + '.' if where else ''}{close[0]}?" if close else \
-                f"; known keys: {', '.join(sorted(known))}"
+            hint = (
+                f"; did you mean {prefix}{where + '.' if where else ''}{close[0]}?"
+                if close
+                else f"; known keys: {', '.join(sorted(known))}"
+            )
             raise ConfigError(f"{path}: unknown key {prefix}{full}{hint}")
         if isinstance(value, dict):
             if full not in _KNOWN:

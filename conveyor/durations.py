@@ -35,10 +35,14 @@ def parse_duration(value: float | int | str, *, name: str = "duration") -> float
         return float(value)
     if isinstance(value, str):
         if not _DURATION.fullmatch(value):
-            raise ValueError(f"{name} {value!r} is not a duration; write seconds or e.g. '30s', '5m', '1h30m', "
-                             "'2d' (lowercase units, up to four parts)")
+            raise ValueError(
+                f"{name} {value!r} is not a duration; write seconds or e.g. '30s', '5m', '1h30m', "
+                "'2d' (lowercase units, up to four parts)"
+            )
         parts = _PART.findall(value)
-        total = sum(float(number) * _UNITS[unit] for number, unit in parts) if parts else float(value)
+        total = (
+            sum(float(number) * _UNITS[unit] for number, unit in parts) if parts else float(value)
+        )
         return parse_duration(total, name=name)
     raise ValueError(f"{name} must be seconds or a string like '1h30m', not {type(value).__name__}")
 

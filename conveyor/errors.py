@@ -126,7 +126,9 @@ class ApiError(ConveyorError):
 
     code = "api_error"
 
-    def __init__(self, message: str | None = None, *, status: int = 500, code: str = "api_error") -> None:
+    def __init__(
+        self, message: str | None = None, *, status: int = 500, code: str = "api_error"
+    ) -> None:
         super().__init__(message)
         self.http_status = status
         self.api_code = code
@@ -147,7 +149,9 @@ class TaskRunFailed(TaskRunError):
 
     code = "task_run_failed"
 
-    def __init__(self, message: str | None = None, *, run_id: str = "", task_id: str = "", error: Any = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, run_id: str = "", task_id: str = "", error: Any = None
+    ) -> None:
         super().__init__(message or f"run {run_id} of task {task_id!r} did not complete")
         self.run_id = run_id
         self.task_id = task_id

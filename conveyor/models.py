@@ -64,7 +64,13 @@ FINAL_STATUSES = frozenset(
     }
 )
 FAILURE_STATUSES = frozenset(
-    {RunStatus.FAILED, RunStatus.CRASHED, RunStatus.SYSTEM_FAILURE, RunStatus.TIMED_OUT, RunStatus.EXPIRED}
+    {
+        RunStatus.FAILED,
+        RunStatus.CRASHED,
+        RunStatus.SYSTEM_FAILURE,
+        RunStatus.TIMED_OUT,
+        RunStatus.EXPIRED,
+    }
 )
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # a payload, an output or a step's result, as JSON
@@ -81,7 +87,11 @@ MAX_PAYLOAD_HINT = "keep large data elsewhere (a file, an object store) and pass
 def _number_fields(model: type[BaseModel]) -> frozenset[str]:
     found = set()
     for name, info in model.model_fields.items():
-        kinds = {arg for arg in (get_args(info.annotation) or (info.annotation,)) if arg is not type(None)}
+        kinds = {
+            arg
+            for arg in (get_args(info.annotation) or (info.annotation,))
+            if arg is not type(None)
+        }
         if kinds and kinds <= {int, float}:
             found.add(info.alias or name)
     return frozenset(found)
@@ -100,6 +110,7 @@ class WireModel(BaseModel):
                     raise ValueError(f"{name} must be a number, not {type(data[name]).__name__}")
         return data
 
+
 _SECONDS: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": MAX_SECONDS}
 _DURATION_TEXT: dict[str, Any] = {"type": "string", "pattern": DURATION_PATTERN}
 _NULL: dict[str, Any] = {"type": "null"}
@@ -116,8 +127,12 @@ def _duration(name: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-_DURATION_SCHEMA = WithJsonSchema({"anyOf": [_SECONDS, _DURATION_TEXT, _NULL],
-                                   "description": 'Seconds, or a duration such as "90s", "1h30m", "2d"'})
+_DURATION_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [_SECONDS, _DURATION_TEXT, _NULL],
+        "description": 'Seconds, or a duration such as "90s", "1h30m", "2d"',
+    }
+)
 # optional durations: seconds (a number) or text such as "1h30m", named in their errors
 Ttl = Annotated[float | str | None, _duration("ttl"), _DURATION_SCHEMA]
 KeyTtl = Annotated[float | str | None, _duration("idempotency_key_ttl"), _DURATION_SCHEMA]
@@ -134,7 +149,9 @@ MACHINES: dict[str, tuple[float, float]] = {
     "large-1x": (4, 8),
     "large-2x": (8, 16),
 }
-MachineName = Literal["micro", "small-1x", "small-2x", "medium-1x", "medium-2x", "large-1x", "large-2x"]
+MachineName = Literal[
+    "micro", "small-1x", "small-2x", "medium-1x", "medium-2x", "large-1x", "large-2x"
+]
 
 
 class OutOfMemoryRetry(BaseModel):
@@ -175,21 +192,57 @@ class TriggerOptions(WireModel):
 
     idempotency_key: str | None = Field(None, min_length=1, max_length=2048)
     idempotency_key_ttl: KeyTtl = None
-    delay: Annotated[float | str | datetime | None, WithJsonSchema({
-        "anyOf": [_SECONDS, _DURATION_TEXT, {"type": "string", "format": "date-time", "pattern": _DATE_TIME}, _NULL],
-        "description": 'Seconds, a duration such as "1h30m", or an ISO 8601 date-time to start at'})] = None
+    delay: Annotated[
+        float | str | datetime | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    _SECONDS,
+                    _DURATION_TEXT,
+                    {"type": "string", "format": "date-time", "pattern": _DATE_TIME},
+                    _NULL,
+                ],
+                "description": 'Seconds, a duration such as "1h30m", or an ISO 8601 date-time to start at',
+            }
+        ),
+    ] = None
     ttl: Ttl = None
-    tags: Annotated[list[str], WithJsonSchema({
-        "anyOf": [{"type": "array", "items": _TAG, "maxItems": 10}, _TAG],
-        "description": "Up to 10 tags of 1 to 128 characters (one tag may be given as a string)"})] = \
-        Field(default_factory=list)
+    tags: Annotated[
+        list[str],
+        WithJsonSchema(
+            {
+                "anyOf": [{"type": "array", "items": _TAG, "maxItems": 10}, _TAG],
+                "description": "Up to 10 tags of 1 to 128 characters (one tag may be given as a string)",
+            }
+        ),
+    ] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
-    queue: Annotated[QueueSpec | None, WithJsonSchema({"anyOf": [
-        {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 128},
-            "concurrency_limit": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 100_000}, _NULL]}}},
-        {"type": "string", "minLength": 1, "maxLength": 128}, _NULL],
-        "description": "The queue by name, or a name and a concurrency limit"})] = None
+    queue: Annotated[
+        QueueSpec | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1, "maxLength": 128},
+                            "concurrency_limit": {
+                                "anyOf": [
+                                    {"type": "integer", "minimum": 0, "maximum": 100_000},
+                                    _NULL,
+                                ]
+                            },
+                        },
+                    },
+                    {"type": "string", "minLength": 1, "maxLength": 128},
+                    _NULL,
+                ],
+                "description": "The queue by name, or a name and a concurrency limit",
+            }
+        ),
+    ] = None
     concurrency_key: str | None = Field(None, min_length=1, max_length=256)
     priority: float = Field(0, ge=0, le=86400 * 365)
     max_attempts: int | None = Field(None, ge=1, le=250)
@@ -214,7 +267,11 @@ class TriggerOptions(WireModel):
     def _queue(cls, value: Any) -> Any:
         if isinstance(value, str):
             return {"name": value}
-        if hasattr(value, "name") and hasattr(value, "concurrency_limit") and not isinstance(value, dict):
+        if (
+            hasattr(value, "name")
+            and hasattr(value, "concurrency_limit")
+            and not isinstance(value, dict)
+        ):
             return {"name": value.name, "concurrency_limit": value.concurrency_limit}
         return value
 
@@ -233,7 +290,9 @@ class TriggerOptions(WireModel):
 OPTION_NAMES = tuple(TriggerOptions.model_fields)
 
 
-def dump_trigger_options(options: Mapping[str, Any] | TriggerOptions | None, where: str = "") -> dict[str, Any]:
+def dump_trigger_options(
+    options: Mapping[str, Any] | TriggerOptions | None, where: str = ""
+) -> dict[str, Any]:
     """Trigger options checked against TriggerOptions, as the JSON the API takes (defaults left
     out). InvalidRequest names an unknown or invalid option."""
     if options is None:
@@ -242,17 +301,23 @@ def dump_trigger_options(options: Mapping[str, Any] | TriggerOptions | None, whe
         parsed = options
     else:
         if not isinstance(options, Mapping):
-            raise InvalidRequest(f"{where}options must be a dict of trigger options, not {type(options).__name__}")
+            raise InvalidRequest(
+                f"{where}options must be a dict of trigger options, not {type(options).__name__}"
+            )
         unknown = sorted(str(name) for name in options if name not in OPTION_NAMES)
         if unknown:
-            raise InvalidRequest(f"{where}unknown trigger option {', '.join(map(repr, unknown))}; "
-                                 f"the options are {', '.join(OPTION_NAMES)}")
+            raise InvalidRequest(
+                f"{where}unknown trigger option {', '.join(map(repr, unknown))}; "
+                f"the options are {', '.join(OPTION_NAMES)}"
+            )
         if options.get("metadata") is not None:
             to_json_value(options["metadata"], f"{where}options.metadata")
         try:
             parsed = TriggerOptions.model_validate(dict(options))
         except ValidationError as exc:
-            raise InvalidRequest(f"{where}invalid trigger option {validation_summary(exc)}") from exc
+            raise InvalidRequest(
+                f"{where}invalid trigger option {validation_summary(exc)}"
+            ) from exc
     return parsed.model_dump(mode="json", exclude_defaults=True)
 
 
@@ -267,7 +332,9 @@ class TaskDefinition(WireModel):
     max_duration: float | None = None
     machine: MachineName = "small-1x"
     ttl: float | None = None
-    hooks: list[Literal["on_start", "on_success", "on_failure", "on_cancel"]] = Field(default_factory=list)
+    hooks: list[Literal["on_start", "on_success", "on_failure", "on_cancel"]] = Field(
+        default_factory=list
+    )
     payload_schema: dict[str, Any] | None = None
     description: str | None = None
     file: str | None = None
@@ -340,11 +407,16 @@ class Run(BaseModel):
     max_duration: float | None = None
     parent_id: str | None = None
     root_id: str | None = None
-    child_count: int | None = Field(None, description="How many runs it triggered (in lists of runs; null elsewhere)")
+    child_count: int | None = Field(
+        None, description="How many runs it triggered (in lists of runs; null elsewhere)"
+    )
     batch_id: str | None = None
     replayed_from: str | None = None
-    version: str | None = Field(None, description="The deployed version the run is locked to (set when it starts; "
-                                                  "null in dev and before it starts)")
+    version: str | None = Field(
+        None,
+        description="The deployed version the run is locked to (set when it starts; "
+        "null in dev and before it starts)",
+    )
     created_at: datetime
     updated_at: datetime | None = None
     started_at: datetime | None = None
@@ -354,7 +426,9 @@ class Run(BaseModel):
     expires_at: datetime | None = None
     is_cached: bool = False  # this trigger returned an existing run for its idempotency key
     attempt_list: list[Attempt] | None = None
-    waiting_on: list[WaitInfo] | None = None  # what a WAITING run waits for (with the run's details)
+    waiting_on: list[WaitInfo] | None = (
+        None  # what a WAITING run waits for (with the run's details)
+    )
 
     @property
     def is_final(self) -> bool:
@@ -453,7 +527,10 @@ class EnvironmentKey(BaseModel):
     environment: str = Field(description="The environment's slug")
     kind: EnvironmentKind
     secret_key: str
-    rotated: bool = Field(False, description="True when this answer comes from a rotation: the previous key is revoked")
+    rotated: bool = Field(
+        False,
+        description="True when this answer comes from a rotation: the previous key is revoked",
+    )
 
 
 class Deployment(BaseModel):
@@ -463,16 +540,25 @@ class Deployment(BaseModel):
 
     id: str
     version: str = Field(description="YYYYMMDD.N: the date of the deploy and its number that day")
-    environment: str = Field(description="The environment's slug: staging, prod or preview-<branch>")
+    environment: str = Field(
+        description="The environment's slug: staging, prod or preview-<branch>"
+    )
     status: Literal["DEPLOYED"] = "DEPLOYED"
     is_current: bool = Field(False, description="New runs start on this version")
-    tasks: list[str] = Field(default_factory=list, description="Ids of the tasks the version defines")
+    tasks: list[str] = Field(
+        default_factory=list, description="Ids of the tasks the version defines"
+    )
     bundle_sha256: str
     bundle_size: int = Field(description="Bytes of the compressed bundle")
-    lock_sha256: str = Field(description="Hash of the dependency lock: versions with the same one share a worker's "
-                                         "environment")
-    details: dict[str, Any] = Field(default_factory=dict, description="Python and Conveyor versions of the deploying "
-                                                                      "machine, and git branch and commit when known")
+    lock_sha256: str = Field(
+        description="Hash of the dependency lock: versions with the same one share a worker's "
+        "environment"
+    )
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Python and Conveyor versions of the deploying "
+        "machine, and git branch and commit when known",
+    )
     created_at: datetime
     promoted_at: datetime | None = Field(None, description="When it last became current")
 

@@ -36,7 +36,9 @@ class Result:
     error: Any = None
 
     # a Result is how a run ended, not a value to pass on: serialization refuses it with this hint
-    __conveyor_json_hint__ = "return result.output, or result.unwrap() to fail when the child failed"
+    __conveyor_json_hint__ = (
+        "return result.output, or result.unwrap() to fail when the child failed"
+    )
 
     def unwrap(self) -> Any:
         """The output; raises TaskRunFailed (carrying the run's error) if the run did not complete."""
@@ -61,9 +63,16 @@ class BatchResult:
 
 
 def result_from(data: dict[str, Any]) -> Result:
-    return Result(ok=bool(data.get("ok")), id=data.get("id", ""), task_id=data.get("task_id", ""),
-                  output=data.get("output"), error=data.get("error"))
+    return Result(
+        ok=bool(data.get("ok")),
+        id=data.get("id", ""),
+        task_id=data.get("task_id", ""),
+        output=data.get("output"),
+        error=data.get("error"),
+    )
 
 
 def batch_result_from(answer: dict[str, Any]) -> BatchResult:
-    return BatchResult(id=answer.get("batch_id") or "", runs=[result_from(r) for r in answer["result"]["runs"]])
+    return BatchResult(
+        id=answer.get("batch_id") or "", runs=[result_from(r) for r in answer["result"]["runs"]]
+    )

@@ -84,7 +84,9 @@ def to_json_value(value: Any, path: str = "payload", _depth: int = 0) -> Any:
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise PayloadError(f"{path} has a key {key!r} of type {type(key).__name__}; JSON keys are strings")
+                raise PayloadError(
+                    f"{path} has a key {key!r} of type {type(key).__name__}; JSON keys are strings"
+                )
             if not _is_text(key):
                 raise PayloadError(_not_text(f"{path} (a key)"))
             out[key] = to_json_value(item, f"{path}.{key}", _depth + 1)
@@ -93,7 +95,9 @@ def to_json_value(value: Any, path: str = "payload", _depth: int = 0) -> Any:
         return [to_json_value(item, f"{path}[{i}]", _depth + 1) for i, item in enumerate(value)]
     hint = getattr(type(value), "__conveyor_json_hint__", None)
     if hint:
-        raise PayloadError(f"{path} is a {type(value).__name__}, which is not a value to store: {hint}")
+        raise PayloadError(
+            f"{path} is a {type(value).__name__}, which is not a value to store: {hint}"
+        )
     if isinstance(value, BaseModel):
         return to_json_value(value.model_dump(mode="json"), path, _depth)
     if isinstance(value, datetime | date | time):

@@ -7,10 +7,18 @@ import io
 import tarfile
 
 
-def bundle_of(files: dict[str, bytes], *, links: dict[str, str] | None = None, hard_links: dict[str, str] | None = None) -> bytes:
+def bundle_of(
+    files: dict[str, bytes],
+    *,
+    links: dict[str, str] | None = None,
+    hard_links: dict[str, str] | None = None,
+) -> bytes:
     """A tar.gz with `files` (name -> content) and symbolic or hard `links` (name -> target)."""
     raw = io.BytesIO()
-    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped, tarfile.open(fileobj=zipped, mode="w") as tar:
+    with (
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w") as tar,
+    ):
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -26,5 +34,10 @@ def bundle_of(files: dict[str, bytes], *, links: dict[str, str] | None = None, h
 
 def small_bundle(note: str = "") -> bytes:
     """A valid bundle; a different `note` gives different bytes."""
-    return bundle_of({"pyproject.toml": b"[tool.conveyor]\nproject = \"t\"\n",
-                      "tasks/__init__.py": f"# {note}\n".encode(), "requirements.lock": b""})
+    return bundle_of(
+        {
+            "pyproject.toml": b'[tool.conveyor]\nproject = "t"\n',
+            "tasks/__init__.py": f"# {note}\n".encode(),
+            "requirements.lock": b"",
+        }
+    )

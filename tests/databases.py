@@ -17,7 +17,9 @@ from urllib.parse import quote
 
 import pytest
 
-POSTGRES_URL = os.environ.get("CONVEYOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "CONVEYOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 @cache
@@ -58,8 +60,11 @@ def postgres_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             # connections of processes killed by a test may linger a moment
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE pid <> pg_backend_pid() AND query LIKE %s", (f"%{schema}%",))
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND query LIKE %s",
+                (f"%{schema}%",),
+            )
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 

@@ -24,7 +24,9 @@ from conveyor.config import Config
 from conveyor.errors import ConfigError
 
 LOCK_FILE = "requirements.lock"
-MAX_BUNDLE_BYTES = 32 * 1024 * 1024  # compressed; the server refuses larger (conveyor/engine/deployments.py)
+MAX_BUNDLE_BYTES = (
+    32 * 1024 * 1024
+)  # compressed; the server refuses larger (conveyor/engine/deployments.py)
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024  # what a bundle may unpack to
 MAX_MEMBERS = 20_000
 _SKIPPED = ("__pycache__", ".")
@@ -52,10 +54,14 @@ def bundle_files(config: Config) -> list[Path]:
     files = {config.source.relative_to(config.root)}
     for folder in config.task_dirs():
         if not folder.is_dir():
-            raise ConfigError(f"{config.source}: dirs names {folder.relative_to(config.root)!s}, which is not a folder")
+            raise ConfigError(
+                f"{config.source}: dirs names {folder.relative_to(config.root)!s}, which is not a folder"
+            )
         for path in folder.rglob("*"):
             rel = path.relative_to(config.root)
-            if path.is_file() and not any(part.startswith(_SKIPPED) or part.endswith(".pyc") for part in rel.parts):
+            if path.is_file() and not any(
+                part.startswith(_SKIPPED) or part.endswith(".pyc") for part in rel.parts
+            ):
                 files.add(rel)
     return sorted(files)
 
@@ -65,7 +71,10 @@ def build_bundle(config: Config) -> Bundle:
     lock = dependency_lock(config)
     files = bundle_files(config)
     raw = io.BytesIO()
-    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped, tarfile.open(fileobj=zipped, mode="w") as tar:
+    with (
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w") as tar,
+    ):
         for rel in files:
             data = (config.root / rel).read_bytes()
             tar.addfile(_entry(rel.as_posix(), len(data)), io.BytesIO(data))
@@ -74,9 +83,11 @@ def build_bundle(config: Config) -> Bundle:
     data = raw.getvalue()
     if len(data) > MAX_BUNDLE_BYTES:
         biggest = max(files, key=lambda rel: (config.root / rel).stat().st_size)
-        raise ConfigError(f"the bundle is {len(data) / 1024**2:.1f} MB compressed; the limit is "
-                          f"{MAX_BUNDLE_BYTES // 1024**2} MB: keep data files out of the task dirs "
-                          f"(the largest is {biggest})")
+        raise ConfigError(
+            f"the bundle is {len(data) / 1024**2:.1f} MB compressed; the limit is "
+            f"{MAX_BUNDLE_BYTES // 1024**2} MB: keep data files out of the task dirs "
+            f"(the largest is {biggest})"
+        )
     return Bundle(data, [rel.as_posix() for rel in files], lock)
 
 
@@ -100,17 +111,26 @@ def bundle_problem(data: bytes) -> str | None:
             for count, member in enumerate(tar, start=1):
                 name = member.name
                 parts = PurePosixPath(name).parts
-                if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts or "\\" in name:
+                if (
+                    name.startswith(("/", "\\"))
+                    or (len(name) > 1 and name[1] == ":")
+                    or ".." in parts
+                    or "\\" in name
+                ):
                     return f"the bundle's member {name!r} has a path outside the project (absolute, or with '..')"
                 if not (member.isfile() or member.isdir()):
                     kind = "a link" if member.issym() or member.islnk() else "not a plain file"
-                    return f"the bundle's member {name!r} is {kind}; a bundle holds plain files only"
+                    return (
+                        f"the bundle's member {name!r} is {kind}; a bundle holds plain files only"
+                    )
                 unpacked += member.size
                 if count > MAX_MEMBERS:
                     return f"the bundle holds more than {MAX_MEMBERS} members"
                 if unpacked > MAX_UNPACKED_BYTES:
-                    return (f"the bundle unpacks to more than {MAX_UNPACKED_BYTES // 1024**2} MB "
-                            f"(at member {name!r}); keep data files out of the task dirs")
+                    return (
+                        f"the bundle unpacks to more than {MAX_UNPACKED_BYTES // 1024**2} MB "
+                        f"(at member {name!r}); keep data files out of the task dirs"
+                    )
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         return f"the bundle is not a tar.gz: {exc}"
     return None

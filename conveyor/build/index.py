@@ -36,16 +36,35 @@ def index_bundle(data: bytes, environment: str) -> list[TaskDefinition]:
         out = Path(tmp) / "manifest.json"
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
         try:
-            proc = subprocess.run([sys.executable, "-m", "conveyor.build.index", "--root", str(root),
-                                   "--environment", environment, "--out", str(out)],
-                                  cwd=root, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=INDEX_TIMEOUT)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "conveyor.build.index",
+                    "--root",
+                    str(root),
+                    "--environment",
+                    environment,
+                    "--out",
+                    str(out),
+                ],
+                cwd=root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=INDEX_TIMEOUT,
+            )
         except subprocess.TimeoutExpired as exc:
-            raise TaskLoadError(f"importing the tasks took longer than {INDEX_TIMEOUT:g}s; does a module do "
-                              "work at import time?") from exc
+            raise TaskLoadError(
+                f"importing the tasks took longer than {INDEX_TIMEOUT:g}s; does a module do "
+                "work at import time?"
+            ) from exc
         if not out.is_file():
             tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or ["no output"]
-            raise TaskLoadError(f"importing the tasks failed (exit code {proc.returncode}): {tail[0]}")
+            raise TaskLoadError(
+                f"importing the tasks failed (exit code {proc.returncode}): {tail[0]}"
+            )
         result = json.loads(out.read_text())
     if "error" in result:
         raise TaskLoadError(result["error"])
@@ -71,7 +90,9 @@ def main(argv: list[str] | None = None) -> None:
         result: dict[str, object] = {"tasks": [t.model_dump(mode="json") for t in found]}
     except ConveyorError as exc:
         result = {"error": exc.message}
-    except Exception as exc:  # the config loader and discovery say what they can; anything else as is
+    except (
+        Exception
+    ) as exc:  # the config loader and discovery say what they can; anything else as is
         result = {"error": f"{type(exc).__name__}: {exc}"}
     Path(args.out).write_text(json.dumps(result))
 

@@ -34,23 +34,38 @@ class Release:
     tasks: list[TaskDefinition]
     details: dict[str, Any]
 
-    def upload_arguments(self, environment: str, branch: str | None, *, promote: bool) -> dict[str, Any]:
+    def upload_arguments(
+        self, environment: str, branch: str | None, *, promote: bool
+    ) -> dict[str, Any]:
         """What `client.deployments.create(**...)` takes to upload it (Client or AsyncClient)."""
-        return {"environment": environment, "tasks": self.tasks, "bundle": self.bundle.data,
-                "lock_sha256": self.bundle.lock_sha256, "details": self.details, "branch": branch,
-                "promote": promote}
+        return {
+            "environment": environment,
+            "tasks": self.tasks,
+            "bundle": self.bundle.data,
+            "lock_sha256": self.bundle.lock_sha256,
+            "details": self.details,
+            "branch": branch,
+            "promote": promote,
+        }
 
     def summary(self) -> dict[str, Any]:
         """The release as JSON, for a dry run: files, size, hash, lock and tasks."""
-        return {"files": self.bundle.files, "bundle_size": len(self.bundle.data), "bundle_sha256": self.bundle.sha256,
-                "lock": self.bundle.lock, "tasks": [t.model_dump(mode="json") for t in self.tasks]}
+        return {
+            "files": self.bundle.files,
+            "bundle_size": len(self.bundle.data),
+            "bundle_sha256": self.bundle.sha256,
+            "lock": self.bundle.lock,
+            "tasks": [t.model_dump(mode="json") for t in self.tasks],
+        }
 
 
 def size_text(n: int) -> str:
     return f"{n / 1024**2:.1f} MB" if n >= 1024**2 else f"{n / 1024:.1f} KB"
 
 
-def prepare_release(config: Config, environment: str, report: Callable[[str], None] = lambda _: None) -> Release:
+def prepare_release(
+    config: Config, environment: str, report: Callable[[str], None] = lambda _: None
+) -> Release:
     """Bundle the project of `config` and import its tasks from the bundle in a fresh process,
     as a worker of `environment` will. `report` hears each step as a line of text. ConfigError
     for a bad project, TaskLoadError (with the file and line) when the tasks fail to import."""
@@ -59,13 +74,21 @@ def prepare_release(config: Config, environment: str, report: Callable[[str], No
     config.check_dirs()
     bundle = build_bundle(config)
     packages = len(bundle.lock.splitlines())
-    report(f"bundled {len(bundle.files)} files, {size_text(len(bundle.data))} "
-           f"(lock: {packages} package{'s' if packages != 1 else ''})")
+    report(
+        f"bundled {len(bundle.files)} files, {size_text(len(bundle.data))} "
+        f"(lock: {packages} package{'s' if packages != 1 else ''})"
+    )
     tasks = index_bundle(bundle.data, environment)
-    report(f"imported {len(tasks)} task{'s' if len(tasks) != 1 else ''} from the bundle: "
-           + ", ".join(t.id for t in tasks[:8]) + (", …" if len(tasks) > 8 else ""))
-    details: dict[str, Any] = {"python": platform.python_version(), "conveyor": __version__,
-                               "files": len(bundle.files)}
+    report(
+        f"imported {len(tasks)} task{'s' if len(tasks) != 1 else ''} from the bundle: "
+        + ", ".join(t.id for t in tasks[:8])
+        + (", …" if len(tasks) > 8 else "")
+    )
+    details: dict[str, Any] = {
+        "python": platform.python_version(),
+        "conveyor": __version__,
+        "files": len(bundle.files),
+    }
     git = git_details(config.root)
     if git:
         details["git"] = git
@@ -75,10 +98,19 @@ def prepare_release(config: Config, environment: str, report: Callable[[str], No
 def git_details(root: Path) -> dict[str, str]:
     """The branch and commit of the project's git checkout, when it is one."""
     found = {}
-    for name, args in (("branch", ["rev-parse", "--abbrev-ref", "HEAD"]), ("commit", ["rev-parse", "HEAD"])):
+    for name, args in (
+        ("branch", ["rev-parse", "--abbrev-ref", "HEAD"]),
+        ("commit", ["rev-parse", "HEAD"]),
+    ):
         try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5,
-                                 stdin=subprocess.DEVNULL)
+            out = subprocess.run(
+                ["git", *args],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                stdin=subprocess.DEVNULL,
+            )
         except (OSError, subprocess.TimeoutExpired):
             return {}
         if out.returncode != 0:

@@ -53,14 +53,24 @@ class Logins:
         except FileNotFoundError:
             return cls()
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path} is not readable JSON ({exc}); fix or delete it, then `conveyor login` again") \
-                from exc
+            raise ConfigError(
+                f"{path} is not readable JSON ({exc}); fix or delete it, then `conveyor login` again"
+            ) from exc
         if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a JSON object; fix or delete it, then `conveyor login` again")
+            raise ConfigError(
+                f"{path} must hold a JSON object; fix or delete it, then `conveyor login` again"
+            )
         tokens = data.get("tokens")
         tokens = tokens if isinstance(tokens, dict) else {}
         api_url = data.get("api_url") if isinstance(data.get("api_url"), str) else None
-        return cls(api_url, {clean_url(k): v for k, v in tokens.items() if isinstance(k, str) and isinstance(v, str)})
+        return cls(
+            api_url,
+            {
+                clean_url(k): v
+                for k, v in tokens.items()
+                if isinstance(k, str) and isinstance(v, str)
+            },
+        )
 
     def save(self, path: Path | None = None) -> Path:
         """Write the file readable by its owner alone (0600; its folder 0700 when made here)."""
@@ -81,7 +91,9 @@ class Logins:
 
 def login_url(api_url: str | None) -> str:
     """The server `conveyor login` talks to: --api-url, CONVEYOR_API_URL, the last one, the default."""
-    return clean_url(api_url or os.environ.get(API_URL_ENV) or Logins.load().api_url or DEFAULT_API_URL)
+    return clean_url(
+        api_url or os.environ.get(API_URL_ENV) or Logins.load().api_url or DEFAULT_API_URL
+    )
 
 
 def account_settings(api_url: str | None) -> tuple[str, str]:
@@ -90,8 +102,10 @@ def account_settings(api_url: str | None) -> tuple[str, str]:
     url = clean_url(api_url or os.environ.get(API_URL_ENV) or logins.api_url or DEFAULT_API_URL)
     token = os.environ.get(TOKEN_ENV) or logins.tokens.get(url)
     if not token:
-        raise AuthenticationError(f"not logged in to {url}: run `conveyor login --api-url {url}` "
-                                  f"(or set {TOKEN_ENV} to a personal access token)")
+        raise AuthenticationError(
+            f"not logged in to {url}: run `conveyor login --api-url {url}` "
+            f"(or set {TOKEN_ENV} to a personal access token)"
+        )
     return url, token.strip()
 
 

@@ -40,13 +40,20 @@ ENVIRONMENTS = ("staging", "prod", "preview")
 
 def check_environment(env: str | None, branch: str | None) -> None:
     if env == "preview" and not (branch or "").strip():
-        raise BadArgument("--env preview needs --branch NAME: each branch has its own preview environment")
+        raise BadArgument(
+            "--env preview needs --branch NAME: each branch has its own preview environment"
+        )
     if env != "preview" and branch is not None:
         raise BadArgument(f"--branch only goes with --env preview, not --env {env}")
 
 
-def environment_settings(env: str | None, branch: str | None, project: str | None, api_url: str | None,
-                         secret_key: str | None) -> tuple[str | None, str | None]:
+def environment_settings(
+    env: str | None,
+    branch: str | None,
+    project: str | None,
+    api_url: str | None,
+    secret_key: str | None,
+) -> tuple[str | None, str | None]:
     """(api_url, key) of the environment: the key given (--secret-key, CONVEYOR_SECRET_KEY),
     else the one fetched with the `conveyor login` token for `project` and `env`; None leaves
     the rest to the client's own defaults."""
@@ -57,16 +64,27 @@ def environment_settings(env: str | None, branch: str | None, project: str | Non
     if key is not None or env is None:
         return connection.api_url, key
     if project is None:
-        raise BadArgument("name the project with --project (or run in the project's folder), or pass the "
-                          "environment's key with --secret-key")
+        raise BadArgument(
+            "name the project with --project (or run in the project's folder), or pass the "
+            "environment's key with --secret-key"
+        )
     with account_client(connection.api_url) as account:
-        slug = account.projects.preview_environment(project, branch).slug if env == "preview" and branch else env
+        slug = (
+            account.projects.preview_environment(project, branch).slug
+            if env == "preview" and branch
+            else env
+        )
         return account.api_url, account.projects.key(project, slug).secret_key
 
 
 @contextmanager
-def environment_client(env: str | None, branch: str | None, project: str | None, api_url: str | None,
-                       secret_key: str | None) -> Iterator[Client]:
+def environment_client(
+    env: str | None,
+    branch: str | None,
+    project: str | None,
+    api_url: str | None,
+    secret_key: str | None,
+) -> Iterator[Client]:
     """A Client with the key of the environment (see `environment_settings`)."""
     from conveyor.client import Client
 
@@ -83,18 +101,49 @@ def _step(text: str) -> None:
 
 
 @click.command(short_help="Deploy the task code to staging, prod or a preview branch.")
-@click.option("--env", "env", required=True, type=click.Choice(ENVIRONMENTS), help="The environment to deploy to.")
-@click.option("--branch", metavar="NAME", default=None, help="With --env preview: the branch's preview environment.")
-@click.option("--skip-promotion", is_flag=True, help="Upload the version but keep the current one serving "
-                                                     "(promote it later with `conveyor promote`).")
-@click.option("--dry-run", is_flag=True, help="Build the bundle and import its tasks, upload nothing.")
-@click.option("--project", "-p", metavar="PROJECT", default=None,
-              help="Project ref or slug, to fetch the key with `conveyor login` (default: the config's project).")
+@click.option(
+    "--env",
+    "env",
+    required=True,
+    type=click.Choice(ENVIRONMENTS),
+    help="The environment to deploy to.",
+)
+@click.option(
+    "--branch",
+    metavar="NAME",
+    default=None,
+    help="With --env preview: the branch's preview environment.",
+)
+@click.option(
+    "--skip-promotion",
+    is_flag=True,
+    help="Upload the version but keep the current one serving "
+    "(promote it later with `conveyor promote`).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Build the bundle and import its tasks, upload nothing."
+)
+@click.option(
+    "--project",
+    "-p",
+    metavar="PROJECT",
+    default=None,
+    help="Project ref or slug, to fetch the key with `conveyor login` (default: the config's project).",
+)
 @project_dir_option
 @json_option
 @connection_options
-def deploy(env: str, branch: str | None, skip_promotion: bool, dry_run: bool, project: str | None,
-           project_dir: Path | None, as_json: bool, api_url: str | None, secret_key: str | None) -> None:
+def deploy(
+    env: str,
+    branch: str | None,
+    skip_promotion: bool,
+    dry_run: bool,
+    project: str | None,
+    project_dir: Path | None,
+    as_json: bool,
+    api_url: str | None,
+    secret_key: str | None,
+) -> None:
     """Bundle the task code of this project (the config's dirs, the config, and a lock of its
     dependencies), import its tasks from the bundle to check them, upload it as a new version
     YYYYMMDD.N and make it current. Runs in flight stay on the version they started on; runs
@@ -112,8 +161,11 @@ def deploy(env: str, branch: str | None, skip_promotion: bool, dry_run: bool, pr
     config = load_config(project_dir or Path.cwd())
     config.check_dirs()
     # the key first: a deploy that cannot upload should say so before building anything
-    url, key = (None, None) if dry_run else environment_settings(env, branch, project or config.project, api_url,
-                                                                 secret_key)
+    url, key = (
+        (None, None)
+        if dry_run
+        else environment_settings(env, branch, project or config.project, api_url, secret_key)
+    )
     target = f"{env} ({branch})" if branch else env
     if not as_json:
         click.echo(f"Deploying {config.project} to {target}" + ("  (dry run)" if dry_run else ""))
@@ -127,31 +179,55 @@ def deploy(env: str, branch: str | None, skip_promotion: bool, dry_run: bool, pr
     from conveyor.client import Client
 
     with Client(api_url=url, secret_key=key) as client:
-        made = client.deployments.create(**release.upload_arguments(env, branch, promote=not skip_promotion))
+        made = client.deployments.create(
+            **release.upload_arguments(env, branch, promote=not skip_promotion)
+        )
     if as_json:
         print_json(made.model_dump(mode="json"))
         return
-    _step(f"uploaded version {click.style(made.version, bold=True)} ({size_text(made.bundle_size)})")
+    _step(
+        f"uploaded version {click.style(made.version, bold=True)} ({size_text(made.bundle_size)})"
+    )
     if made.is_current:
         _step(f"{made.version} is current: new runs start on it; runs in flight stay on theirs")
     else:
-        click.echo(f"  {made.version} is not current (--skip-promotion): `conveyor promote {made.version} "
-                   f"--env {env}` makes it so")
+        click.echo(
+            f"  {made.version} is not current (--skip-promotion): `conveyor promote {made.version} "
+            f"--env {env}` makes it so"
+        )
 
 
 def _line(d: Deployment) -> str:
     mark = "*" if d.is_current else " "
-    commit = (d.details.get("git") or {}).get("commit", "")[:8] if isinstance(d.details.get("git"), dict) else ""
-    return (f"{mark} {d.version:<14} {len(d.tasks):>5}  {relative_time(d.created_at):<16} "
-            f"{relative_time(d.promoted_at) if d.promoted_at else '-':<16} {commit}")
+    commit = (
+        (d.details.get("git") or {}).get("commit", "")[:8]
+        if isinstance(d.details.get("git"), dict)
+        else ""
+    )
+    return (
+        f"{mark} {d.version:<14} {len(d.tasks):>5}  {relative_time(d.created_at):<16} "
+        f"{relative_time(d.promoted_at) if d.promoted_at else '-':<16} {commit}"
+    )
 
 
 def environment_options(fn: Any) -> Any:
-    fn = click.option("--project", "-p", metavar="PROJECT", default=None,
-                      help="Project ref or slug, to fetch the key with `conveyor login` (default: the config's).")(fn)
-    fn = click.option("--branch", metavar="NAME", default=None, help="With --env preview: the branch.")(fn)
-    return click.option("--env", "env", type=click.Choice(ENVIRONMENTS), default=None,
-                        help="The environment (needed to fetch its key with `conveyor login`).")(fn)
+    fn = click.option(
+        "--project",
+        "-p",
+        metavar="PROJECT",
+        default=None,
+        help="Project ref or slug, to fetch the key with `conveyor login` (default: the config's).",
+    )(fn)
+    fn = click.option(
+        "--branch", metavar="NAME", default=None, help="With --env preview: the branch."
+    )(fn)
+    return click.option(
+        "--env",
+        "env",
+        type=click.Choice(ENVIRONMENTS),
+        default=None,
+        help="The environment (needed to fetch its key with `conveyor login`).",
+    )(fn)
 
 
 def config_project(project: str | None) -> str | None:
@@ -173,8 +249,15 @@ def deploys() -> None:
 @environment_options
 @json_option
 @connection_options
-def list_deploys(limit: int, env: str | None, branch: str | None, project: str | None, as_json: bool,
-                 api_url: str | None, secret_key: str | None) -> None:
+def list_deploys(
+    limit: int,
+    env: str | None,
+    branch: str | None,
+    project: str | None,
+    as_json: bool,
+    api_url: str | None,
+    secret_key: str | None,
+) -> None:
     """List the environment's versions, newest first; * marks the current one."""
     if env:
         check_environment(env, branch)
@@ -196,8 +279,15 @@ def list_deploys(limit: int, env: str | None, branch: str | None, project: str |
 @environment_options
 @json_option
 @connection_options
-def promote(version: str, env: str | None, branch: str | None, project: str | None, as_json: bool,
-            api_url: str | None, secret_key: str | None) -> None:
+def promote(
+    version: str,
+    env: str | None,
+    branch: str | None,
+    project: str | None,
+    as_json: bool,
+    api_url: str | None,
+    secret_key: str | None,
+) -> None:
     """Make VERSION (YYYYMMDD.N, see `conveyor deploys list`) the one new runs start on.
     Promoting an older version rolls back; runs already started keep their version."""
     if env:

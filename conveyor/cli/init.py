@@ -67,12 +67,16 @@ def _write_config(root: Path, project: str, done: Scaffold) -> None:
     conveyor_toml = root / "conveyor.toml"
     pyproject = root / "pyproject.toml"
     if conveyor_toml.exists():
-        raise ConveyorError(f"{conveyor_toml} already exists: this folder is a Conveyor project already; "
-                            "nothing was changed")
+        raise ConveyorError(
+            f"{conveyor_toml} already exists: this folder is a Conveyor project already; "
+            "nothing was changed"
+        )
     values = {"project": json.dumps(project, ensure_ascii=False)[1:-1]}
     if not pyproject.exists():
         text = Template(template("conveyor.toml.tmpl")).substitute(values)
-        parse_config(tomllib.loads(text), conveyor_toml)  # the template must always be a valid config
+        parse_config(
+            tomllib.loads(text), conveyor_toml
+        )  # the template must always be a valid config
         conveyor_toml.write_text(text, encoding="utf-8")
         done.created.append(conveyor_toml)
         return
@@ -81,29 +85,44 @@ def _write_config(root: Path, project: str, done: Scaffold) -> None:
     try:
         data = tomllib.loads(original)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{pyproject}: invalid TOML: {exc}; fix it, then run `conveyor init` again") from exc
+        raise ConfigError(
+            f"{pyproject}: invalid TOML: {exc}; fix it, then run `conveyor init` again"
+        ) from exc
     tool = data.get("tool")
     if isinstance(tool, dict) and "conveyor" in tool:
-        raise ConveyorError(f"{pyproject} already has [tool.conveyor]: this folder is a Conveyor project "
-                            "already; nothing was changed")
+        raise ConveyorError(
+            f"{pyproject} already has [tool.conveyor]: this folder is a Conveyor project "
+            "already; nothing was changed"
+        )
     section = Template(template("pyproject_section.toml.tmpl")).substitute(values)
     text = original + ("" if original.endswith("\n") or not original else "\n") + section
     try:
         merged = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # e.g. `tool = {...}` written as an inline table, which cannot be extended
-        raise ConfigError(f"{pyproject}: cannot append [tool.conveyor] to this file ({exc}); add the table "
-                          "by hand or use a conveyor.toml; nothing was changed") from exc
+        raise ConfigError(
+            f"{pyproject}: cannot append [tool.conveyor] to this file ({exc}); add the table "
+            "by hand or use a conveyor.toml; nothing was changed"
+        ) from exc
     parse_config(merged.get("tool", {}).get("conveyor"), pyproject, "tool.conveyor.")
     pyproject.write_text(text, encoding="utf-8")
     done.updated.append(pyproject)
 
 
 @click.command()
-@click.argument("directory", required=False, default=".", metavar="[DIR]",
-                type=click.Path(file_okay=False, path_type=Path))
-@click.option("--project", metavar="NAME", default=None,
-              help="Project name in the config (default: proj_<folder name>).")
+@click.argument(
+    "directory",
+    required=False,
+    default=".",
+    metavar="[DIR]",
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "--project",
+    metavar="NAME",
+    default=None,
+    help="Project name in the config (default: proj_<folder name>).",
+)
 def init(directory: Path, project: str | None) -> None:
     """Make DIR (default: this folder) a Conveyor project.
 
@@ -115,7 +134,9 @@ def init(directory: Path, project: str | None) -> None:
         raise BadArgument(f"{directory} is not a folder")
     name = project if project is not None else default_project_name(root)
     if not PROJECT_NAME.fullmatch(name):
-        raise BadArgument(f"--project must be 1 to 128 letters, digits, '_', '-' or '.', got {name!r}")
+        raise BadArgument(
+            f"--project must be 1 to 128 letters, digits, '_', '-' or '.', got {name!r}"
+        )
     try:
         done = scaffold(root, name)
     except OSError as exc:
@@ -126,7 +147,13 @@ def init(directory: Path, project: str | None) -> None:
 def _report(root: Path, project: str, done: Scaffold) -> None:
     out = console()
     where = _shown(root)
-    out.print(Text.assemble("Initialized Conveyor project ", (project, "bold"), f" in {root if where == '.' else where}"))
+    out.print(
+        Text.assemble(
+            "Initialized Conveyor project ",
+            (project, "bold"),
+            f" in {root if where == '.' else where}",
+        )
+    )
     for label, paths in (("created", done.created), ("updated", done.updated), ("kept", done.kept)):
         for path in paths:
             out.print(f"  {label:<8} {_shown(path)}", style="dim" if label == "kept" else "")
@@ -134,7 +161,7 @@ def _report(root: Path, project: str, done: Scaffold) -> None:
     if root != Path.cwd().resolve():
         out.print(f"  cd {_shown(root)}")
     out.print("  conveyor dev")
-    out.print("  conveyor trigger hello-world --payload '{\"name\": \"Ada\"}' --wait", markup=False)
+    out.print('  conveyor trigger hello-world --payload \'{"name": "Ada"}\' --wait', markup=False)
 
 
 def _shown(path: Path) -> str:

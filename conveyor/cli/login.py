@@ -26,18 +26,28 @@ def check_token(token: str) -> str:
         raise BadArgument("no token given: pass --token cv_pat_... or type it when asked")
     if not token.startswith(TOKEN_PREFIX):
         if token.startswith("cv_"):
-            raise BadArgument("that is an environment's secret key; `conveyor login` takes a personal access "
-                              "token (cv_pat_...), printed by `conveyor server` at its first start")
+            raise BadArgument(
+                "that is an environment's secret key; `conveyor login` takes a personal access "
+                "token (cv_pat_...), printed by `conveyor server` at its first start"
+            )
         raise BadArgument("a personal access token starts with cv_pat_; check what you pasted")
     return token
 
 
 @click.command(short_help="Log in to a Conveyor server with a personal access token.")
-@click.option("--api-url", metavar="URL", default=None,
-              help="The server, e.g. https://conveyor.example.com. [env: CONVEYOR_API_URL; "
-                   "default: the server logged in to last, else http://127.0.0.1:3030]")
-@click.option("--token", metavar="cv_pat_...", default=None,
-              help="The personal access token; asked for (hidden) when not given.")
+@click.option(
+    "--api-url",
+    metavar="URL",
+    default=None,
+    help="The server, e.g. https://conveyor.example.com. [env: CONVEYOR_API_URL; "
+    "default: the server logged in to last, else http://127.0.0.1:3030]",
+)
+@click.option(
+    "--token",
+    metavar="cv_pat_...",
+    default=None,
+    help="The personal access token; asked for (hidden) when not given.",
+)
 @json_option
 def login(api_url: str | None, token: str | None, as_json: bool) -> None:
     """Check a personal access token against the server and store it in
@@ -56,4 +66,6 @@ def login(api_url: str | None, token: str | None, as_json: bool) -> None:
         print_json({"api_url": url, "user": user.model_dump(mode="json"), "config": str(path)})
         return
     orgs = ", ".join(o.slug for o in user.organizations) or "none"
-    click.echo(f"Logged in to {url} as {user.name} (organizations: {orgs}).\nToken stored in {path}.")
+    click.echo(
+        f"Logged in to {url} as {user.name} (organizations: {orgs}).\nToken stored in {path}."
+    )

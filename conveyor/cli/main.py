@@ -58,16 +58,34 @@ def _first_line(message: str) -> str:
 class ConveyorGroup(click.Group):
     """A click group that turns every way a command can fail into one line on stderr."""
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True,
-             windows_expand_args: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         prog_name = prog_name or "conveyor"  # also under `python -m conveyor.cli.main`
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False,
-                                 windows_expand_args=windows_expand_args, **extra)
+            return super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
         try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False,
-                                 windows_expand_args=windows_expand_args, **extra)
+            result = super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
         except NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help())  # `conveyor` alone, or `conveyor runs`: show the help
             sys.exit(0)
@@ -95,9 +113,14 @@ class ConveyorGroup(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-@click.group(name="conveyor", cls=ConveyorGroup,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "--version", "-V", prog_name="conveyor", message="%(prog)s %(version)s")
+@click.group(
+    name="conveyor",
+    cls=ConveyorGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(
+    __version__, "--version", "-V", prog_name="conveyor", message="%(prog)s %(version)s"
+)
 @connection_options
 @click.pass_context
 def main(ctx: click.Context, api_url: str | None, secret_key: str | None) -> None:

@@ -32,23 +32,40 @@ class Connection:
 
 def connection_options(fn: F) -> F:
     """Add `--api-url` and `--secret-key` to a command (or to the group)."""
-    fn = click.option("--secret-key", metavar="KEY", default=None,
-                      help="API key of the environment. [env: CONVEYOR_SECRET_KEY]")(fn)
-    fn = click.option("--api-url", metavar="URL", default=None,
-                      help="Conveyor server, e.g. http://127.0.0.1:3030. [env: CONVEYOR_API_URL]")(fn)
+    fn = click.option(
+        "--secret-key",
+        metavar="KEY",
+        default=None,
+        help="API key of the environment. [env: CONVEYOR_SECRET_KEY]",
+    )(fn)
+    fn = click.option(
+        "--api-url",
+        metavar="URL",
+        default=None,
+        help="Conveyor server, e.g. http://127.0.0.1:3030. [env: CONVEYOR_API_URL]",
+    )(fn)
     return fn
 
 
 def account_options(fn: F) -> F:
     """Add `--api-url` to an account command (projects, keys); its token comes from `conveyor login`."""
-    return click.option("--api-url", metavar="URL", default=None,
-                        help="The server (default: CONVEYOR_API_URL, else the one you logged in to last).")(fn)
+    return click.option(
+        "--api-url",
+        metavar="URL",
+        default=None,
+        help="The server (default: CONVEYOR_API_URL, else the one you logged in to last).",
+    )(fn)
 
 
 def json_option(fn: F) -> F:
     """Add `--json`: print machine-readable JSON on stdout instead of tables."""
-    return click.option("--json", "as_json", is_flag=True, default=False,
-                        help="Print JSON for scripts instead of tables.")(fn)
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        default=False,
+        help="Print JSON for scripts instead of tables.",
+    )(fn)
 
 
 def resolve_connection(api_url: str | None, secret_key: str | None) -> Connection:
@@ -79,15 +96,29 @@ class BadArgument(click.UsageError):
 
 def project_dir_option(fn: F) -> F:
     """Add `--dir`: the project folder, else the current folder or its nearest configured parent."""
-    return click.option("--dir", "project_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                        default=None, help="Project folder (default: the current folder or the nearest parent "
-                                           "with a Conveyor config).")(fn)
+    return click.option(
+        "--dir",
+        "project_dir",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=None,
+        help="Project folder (default: the current folder or the nearest parent "
+        "with a Conveyor config).",
+    )(fn)
 
 
 def worker_options(fn: F) -> F:
     """Add the options of a process that runs tasks: `--executors`, `--capacity`, `--quiet`."""
     fn = click.option("--quiet", is_flag=True, help="Do not print a line per run.")(fn)
-    fn = click.option("--capacity", type=click.IntRange(1, 10_000), default=500, show_default=True,
-                      help="Attempts the worker runs at once.")(fn)
-    return click.option("--executors", type=click.IntRange(1, 64), default=None,
-                        help="Executor processes for the default machine (default: one per CPU, at least 2).")(fn)
+    fn = click.option(
+        "--capacity",
+        type=click.IntRange(1, 10_000),
+        default=500,
+        show_default=True,
+        help="Attempts the worker runs at once.",
+    )(fn)
+    return click.option(
+        "--executors",
+        type=click.IntRange(1, 64),
+        default=None,
+        help="Executor processes for the default machine (default: one per CPU, at least 2).",
+    )(fn)

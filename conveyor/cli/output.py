@@ -38,7 +38,13 @@ STATUS_STYLES: dict[str, str] = {
     "TIMED_OUT": "bold red",
     "EXPIRED": "dim red",
 }
-LEVEL_STYLES: dict[str, str] = {"debug": "dim", "info": "", "log": "", "warn": "yellow", "error": "red"}
+LEVEL_STYLES: dict[str, str] = {
+    "debug": "dim",
+    "info": "",
+    "log": "",
+    "warn": "yellow",
+    "error": "red",
+}
 
 
 def console() -> Console:
@@ -123,9 +129,16 @@ def json_block(value: Any, *, run_id: str | None = None) -> RenderableType:
         return Syntax(text, "json", theme="ansi_dark", background_color="default", word_wrap=True)
     size = len(text.encode())
     where = f"`conveyor runs show {run_id} --json`" if run_id else "`--json`"
-    note = Text(f"… the first {MAX_SHOWN // 1024} KB of {size / 1024**2:.1f} MB; {where} prints it whole", style="dim")
-    return Group(Syntax(text[:MAX_SHOWN], "json", theme="ansi_dark", background_color="default", word_wrap=True),
-                 note)
+    note = Text(
+        f"… the first {MAX_SHOWN // 1024} KB of {size / 1024**2:.1f} MB; {where} prints it whole",
+        style="dim",
+    )
+    return Group(
+        Syntax(
+            text[:MAX_SHOWN], "json", theme="ansi_dark", background_color="default", word_wrap=True
+        ),
+        note,
+    )
 
 
 # -- commands' views ------------------------------------------------------------------------
@@ -136,19 +149,31 @@ def render_run_list(runs: Sequence[Run], next_cursor: str | None, *, roots: bool
     the root runs only, which says so where that may hide what was looked for)."""
     out = console()
     if not runs:
-        out.print("No runs found." + (" Runs triggered by other runs are left out: add --children." if roots else ""),
-                  style="dim")
+        out.print(
+            "No runs found."
+            + (" Runs triggered by other runs are left out: add --children." if roots else ""),
+            style="dim",
+        )
         return
     # Ids are what people copy, and statuses what they scan: those never shrink, nor do task
     # names up to 40 characters; the tags column (only there when a run has tags) is cut first.
     with_tags = any(run.tags for run in runs)
     with_children = any(run.child_count for run in runs)
-    headers = ["ID", "TASK", "STATUS", "CREATED", "TOOK", "TRIES"] + (["CHILDREN"] if with_children else []) \
+    headers = (
+        ["ID", "TASK", "STATUS", "CREATED", "TOOK", "TRIES"]
+        + (["CHILDREN"] if with_children else [])
         + (["TAGS"] if with_tags else [])
+    )
     rows: list[list[str | Text]] = []
     for run in runs:
-        row: list[str | Text] = [run.id, run.task_id, status_text(run.status), relative_time(run.created_at),
-                                 duration_text(run_duration(run)), str(run.attempts)]
+        row: list[str | Text] = [
+            run.id,
+            run.task_id,
+            status_text(run.status),
+            relative_time(run.created_at),
+            duration_text(run_duration(run)),
+            str(run.attempts),
+        ]
         if with_children:
             row.append(str(run.child_count or ""))
         if with_tags:
@@ -158,7 +183,10 @@ def render_run_list(runs: Sequence[Run], next_cursor: str | None, *, roots: bool
         plain_rows(headers, rows)
     else:
         # every column but the tags as wide as its widest cell (task names up to 40); the tags get the rest
-        widths = [max(len(header), *(len(_plain(row[i])) for row in rows)) for i, header in enumerate(headers)]
+        widths = [
+            max(len(header), *(len(_plain(row[i])) for row in rows))
+            for i, header in enumerate(headers)
+        ]
         widths[1] = min(widths[1], 40)
         table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
         for i, header in enumerate(headers):
@@ -166,8 +194,13 @@ def render_run_list(runs: Sequence[Run], next_cursor: str | None, *, roots: bool
                 rest = out.width - sum(widths[:i]) - len(widths[:i])
                 table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=max(4, rest))
             else:
-                table.add_column(header, no_wrap=True, overflow="ellipsis", min_width=widths[i],
-                                 justify="right" if header in ("TOOK", "TRIES", "CHILDREN") else "left")
+                table.add_column(
+                    header,
+                    no_wrap=True,
+                    overflow="ellipsis",
+                    min_width=widths[i],
+                    justify="right" if header in ("TOOK", "TRIES", "CHILDREN") else "left",
+                )
         for row in rows:
             table.add_row(*row)
         out.print(table)
@@ -185,7 +218,9 @@ def plain_rows(headers: Sequence[str], rows: Sequence[Sequence[str | Text]]) -> 
     cells = [list(headers)] + [[_plain(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def render_run(run: Run, logs: Sequence[LogLine] | None = None) -> None:
@@ -212,8 +247,12 @@ def render_run(run: Run, logs: Sequence[LogLine] | None = None) -> None:
         facts.add_row("Next attempt", timestamp(run.next_attempt_at))
     if run.tags:
         facts.add_row("Tags", ", ".join(run.tags))
-    for label, value in (("Parent", run.parent_id), ("Batch", run.batch_id), ("Replay of", run.replayed_from),
-                         ("Idempotency key", run.idempotency_key)):
+    for label, value in (
+        ("Parent", run.parent_id),
+        ("Batch", run.batch_id),
+        ("Replay of", run.replayed_from),
+        ("Idempotency key", run.idempotency_key),
+    ):
         if value:
             facts.add_row(label, value)
     if run.is_cached:
@@ -228,13 +267,45 @@ def render_run(run: Run, logs: Sequence[LogLine] | None = None) -> None:
         facts.add_row("Waiting on", what)
     out.print(facts)
 
-    out.print(Panel(json_block(run.payload, run_id=run.id), title="Payload", title_align="left", expand=False, border_style="dim"))
+    out.print(
+        Panel(
+            json_block(run.payload, run_id=run.id),
+            title="Payload",
+            title_align="left",
+            expand=False,
+            border_style="dim",
+        )
+    )
     if run.metadata:
-        out.print(Panel(json_block(run.metadata, run_id=run.id), title="Metadata", title_align="left", expand=False, border_style="dim"))
+        out.print(
+            Panel(
+                json_block(run.metadata, run_id=run.id),
+                title="Metadata",
+                title_align="left",
+                expand=False,
+                border_style="dim",
+            )
+        )
     if run.error is not None:
-        out.print(Panel(_error_view(run.error), title="Error", title_align="left", expand=False, border_style="red"))
+        out.print(
+            Panel(
+                _error_view(run.error),
+                title="Error",
+                title_align="left",
+                expand=False,
+                border_style="red",
+            )
+        )
     elif run.status == "COMPLETED" or run.output is not None:
-        out.print(Panel(json_block(run.output, run_id=run.id), title="Output", title_align="left", expand=False, border_style="green"))
+        out.print(
+            Panel(
+                json_block(run.output, run_id=run.id),
+                title="Output",
+                title_align="left",
+                expand=False,
+                border_style="green",
+            )
+        )
     if run.attempt_list:
         out.print(_attempts_table(run))
     if logs is not None:
@@ -254,7 +325,9 @@ def _error_view(error: Any) -> RenderableType:
 
 
 def _attempts_table(run: Run) -> Table:
-    table = Table(title="Attempts", title_justify="left", title_style="bold", box=None, header_style="bold")
+    table = Table(
+        title="Attempts", title_justify="left", title_style="bold", box=None, header_style="bold"
+    )
     table.add_column("#", justify="right")
     table.add_column("STATUS", no_wrap=True)
     table.add_column("STARTED", no_wrap=True)
@@ -263,8 +336,13 @@ def _attempts_table(run: Run) -> Table:
     for attempt in run.attempt_list or []:
         took = (attempt.completed_at - attempt.started_at).total_seconds()
         error = f"{attempt.error.name}: {attempt.error.message}" if attempt.error else ""
-        table.add_row(str(attempt.number), status_text(attempt.status), relative_time(attempt.started_at),
-                      duration_text(took), error)
+        table.add_row(
+            str(attempt.number),
+            status_text(attempt.status),
+            relative_time(attempt.started_at),
+            duration_text(took),
+            error,
+        )
     return table
 
 
@@ -284,8 +362,14 @@ def render_logs(logs: Iterable[LogLine], out: Console | None = None) -> None:
         text.append(f"{level.upper():<5}", style=LEVEL_STYLES.get(level, ""))
         text.append(" " + line.message)
         if line.attributes:
-            text.append("  " + " ".join(f"{k}={json.dumps(v, default=str, ensure_ascii=False)}"
-                                        for k, v in line.attributes.items()), style="dim")
+            text.append(
+                "  "
+                + " ".join(
+                    f"{k}={json.dumps(v, default=str, ensure_ascii=False)}"
+                    for k, v in line.attributes.items()
+                ),
+                style="dim",
+            )
         out.print(text, soft_wrap=True)
 
 

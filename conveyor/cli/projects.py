@@ -21,21 +21,29 @@ def projects() -> None:
 @projects.command("create")
 @click.argument("name")
 @click.option("--slug", default=None, help="Short name for commands (default: made from NAME).")
-@click.option("--org", "organization", metavar="ORG", default=None,
-              help="Organization slug; needed only when you belong to several.")
+@click.option(
+    "--org",
+    "organization",
+    metavar="ORG",
+    default=None,
+    help="Organization slug; needed only when you belong to several.",
+)
 @json_option
 @account_options
-def create_project(name: str, slug: str | None, organization: str | None, as_json: bool,
-                   api_url: str | None) -> None:
+def create_project(
+    name: str, slug: str | None, organization: str | None, as_json: bool, api_url: str | None
+) -> None:
     """Create a project with its dev, staging and prod environments."""
     with account_client(api_url) as client:
         project = client.projects.create(name, slug=slug, organization=organization)
     if as_json:
         print_json(project.model_dump(mode="json"))
         return
-    click.echo(f"Created project {project.name} ({project.id}) in {project.organization}\n"
-               f"  environments  {', '.join(e.slug for e in project.environments)}\n"
-               f"  keys          conveyor keys show --project {project.slug} --env dev")
+    click.echo(
+        f"Created project {project.name} ({project.id}) in {project.organization}\n"
+        f"  environments  {', '.join(e.slug for e in project.environments)}\n"
+        f"  keys          conveyor keys show --project {project.slug} --env dev"
+    )
 
 
 def _line(project: Project) -> str:

@@ -26,10 +26,16 @@ class StatusChoice(click.ParamType):
 
     name = "status"
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
         text = str(value).strip().upper().replace("-", "_")
         if text not in RunStatus.__members__:
-            self.fail(f"{value!r} is not a run status; one of {', '.join(RunStatus.__members__)}", param, ctx)
+            self.fail(
+                f"{value!r} is not a run status; one of {', '.join(RunStatus.__members__)}",
+                param,
+                ctx,
+            )
         return text
 
 
@@ -39,19 +45,46 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--status", "-s", type=StatusChoice(), default=None, metavar="STATUS",
-              help="Only runs in this status (QUEUED, EXECUTING, WAITING, COMPLETED, FAILED, ...).")
+@click.option(
+    "--status",
+    "-s",
+    type=StatusChoice(),
+    default=None,
+    metavar="STATUS",
+    help="Only runs in this status (QUEUED, EXECUTING, WAITING, COMPLETED, FAILED, ...).",
+)
 @click.option("--task", metavar="TASK", default=None, help="Only runs of this task.")
 @click.option("--tag", metavar="TAG", default=None, help="Only runs with this tag.")
-@click.option("--limit", "-n", type=click.IntRange(1, 1000), default=50, show_default=True,
-              help="How many runs per page.")
-@click.option("--cursor", metavar="CURSOR", default=None, help="Next page, as printed after the previous one.")
-@click.option("--children", is_flag=True, help="Also list the runs other runs triggered (by default: root runs, "
-                                                "with how many children each has).")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(1, 1000),
+    default=50,
+    show_default=True,
+    help="How many runs per page.",
+)
+@click.option(
+    "--cursor", metavar="CURSOR", default=None, help="Next page, as printed after the previous one."
+)
+@click.option(
+    "--children",
+    is_flag=True,
+    help="Also list the runs other runs triggered (by default: root runs, "
+    "with how many children each has).",
+)
 @json_option
 @connection_options
-def list_runs(status: str | None, task: str | None, tag: str | None, limit: int, cursor: str | None,
-              children: bool, as_json: bool, api_url: str | None, secret_key: str | None) -> None:
+def list_runs(
+    status: str | None,
+    task: str | None,
+    tag: str | None,
+    limit: int,
+    cursor: str | None,
+    children: bool,
+    as_json: bool,
+    api_url: str | None,
+    secret_key: str | None,
+) -> None:
     """List root runs, newest first (--children: every run).
 
     \b
@@ -61,8 +94,9 @@ def list_runs(status: str | None, task: str | None, tag: str | None, limit: int,
       conveyor runs list --children --task resize-image
     """
     with open_client(api_url, secret_key) as client:
-        page = client.runs.list(status=status, task=task, tag=tag,
-                                limit=limit, cursor=cursor, roots=not children)
+        page = client.runs.list(
+            status=status, task=task, tag=tag, limit=limit, cursor=cursor, roots=not children
+        )
     if as_json:
         print_json({"data": [run_json(run) for run in page.data], "next_cursor": page.next_cursor})
     else:
@@ -74,7 +108,9 @@ def list_runs(status: str | None, task: str | None, tag: str | None, limit: int,
 @click.option("--logs", "-l", "with_logs", is_flag=True, help="Also print the run's logs.")
 @json_option
 @connection_options
-def show_run(run_id: str, with_logs: bool, as_json: bool, api_url: str | None, secret_key: str | None) -> None:
+def show_run(
+    run_id: str, with_logs: bool, as_json: bool, api_url: str | None, secret_key: str | None
+) -> None:
     """Show one run: status, task, times, attempts, payload, output or error, and logs."""
     with open_client(api_url, secret_key) as client:
         run = client.runs.retrieve(run_id)

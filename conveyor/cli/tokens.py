@@ -24,15 +24,23 @@ def _token_json(token: Token) -> dict[str, object]:
 
 
 @tokens.command("list")
-@click.option("--status", type=click.Choice(["pending", "completed", "timed_out"], case_sensitive=False),
-              default=None, help="Only tokens in this state.")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "completed", "timed_out"], case_sensitive=False),
+    default=None,
+    help="Only tokens in this state.",
+)
 @click.option("--limit", "-n", type=click.IntRange(1, 1000), default=50, show_default=True)
 @json_option
 @connection_options
-def list_tokens(status: str | None, limit: int, as_json: bool, api_url: str | None, secret_key: str | None) -> None:
+def list_tokens(
+    status: str | None, limit: int, as_json: bool, api_url: str | None, secret_key: str | None
+) -> None:
     """List tokens, newest first (`--status pending`: the ones runs may be waiting on)."""
     with open_client(api_url, secret_key) as client:
-        found = client.waitpoints.list_tokens(status=status.upper() if status else None, limit=limit)
+        found = client.waitpoints.list_tokens(
+            status=status.upper() if status else None, limit=limit
+        )
     if as_json:
         # the shape of `runs list --json` and of the API
         print_json({"data": [_token_json(t) for t in found], "next_cursor": found.next_cursor})
@@ -42,10 +50,16 @@ def list_tokens(status: str | None, limit: int, as_json: bool, api_url: str | No
         out.print("No tokens.")
         return
     for token in found:
-        timeout = f"  times out {relative_time(token.timeout_at)}" if token.timeout_at and token.status == "PENDING" else ""
+        timeout = (
+            f"  times out {relative_time(token.timeout_at)}"
+            if token.timeout_at and token.status == "PENDING"
+            else ""
+        )
         tags = f"  tags {', '.join(token.tags)}" if token.tags else ""
-        out.print(f"{token.id}  {token.status:<9} created {relative_time(token.created_at)}{timeout}{tags}",
-                  highlight=False)
+        out.print(
+            f"{token.id}  {token.status:<9} created {relative_time(token.created_at)}{timeout}{tags}",
+            highlight=False,
+        )
 
 
 @tokens.command("show")
@@ -60,23 +74,38 @@ def show_token(token_id: str, as_json: bool, api_url: str | None, secret_key: st
         print_json(_token_json(token))
         return
     out = console()
-    out.print(f"Token      {token.id}\nStatus     {token.status}\nCreated    {timestamp(token.created_at)}", highlight=False)
+    out.print(
+        f"Token      {token.id}\nStatus     {token.status}\nCreated    {timestamp(token.created_at)}",
+        highlight=False,
+    )
     if token.timeout_at:
         out.print(f"Times out  {timestamp(token.timeout_at)}", highlight=False)
     if token.url:
         out.print(f"URL        {token.url}", highlight=False)
     if token.status != "PENDING":
-        out.print(f"Output     {token.output!r}" if token.status == "COMPLETED" else f"Error      {token.error}",
-                  highlight=False)
+        out.print(
+            f"Output     {token.output!r}"
+            if token.status == "COMPLETED"
+            else f"Error      {token.error}",
+            highlight=False,
+        )
 
 
 @tokens.command("complete")
 @click.argument("token_id")
-@click.option("--data", "-d", default="null", show_default=True, metavar="JSON",
-              help="What the waiting runs get as the token's output: JSON, @file.json or @- for stdin.")
+@click.option(
+    "--data",
+    "-d",
+    default="null",
+    show_default=True,
+    metavar="JSON",
+    help="What the waiting runs get as the token's output: JSON, @file.json or @- for stdin.",
+)
 @json_option
 @connection_options
-def complete_token(token_id: str, data: str, as_json: bool, api_url: str | None, secret_key: str | None) -> None:
+def complete_token(
+    token_id: str, data: str, as_json: bool, api_url: str | None, secret_key: str | None
+) -> None:
     """Complete a token: every run waiting on it resumes with DATA as the output."""
     value = parse_payload(data, option="--data")
     with open_client(api_url, secret_key) as client:

@@ -49,7 +49,7 @@ def parse_payload(text: str, option: str = "--payload") -> Any:
     except json.JSONDecodeError as exc:
         hint = ""
         if not text.startswith("@") and ("{" in text or "[" in text) and '"' not in text:
-            hint = f" (quote it for the shell: {option} '{{\"key\": \"value\"}}')"
+            hint = f' (quote it for the shell: {option} \'{{"key": "value"}}\')'
         raise BadArgument(f"{source} is not valid JSON: {exc}{hint}") from None
 
 
@@ -77,7 +77,9 @@ def build_options(raw_options: tuple[str, ...], flags: dict[str, Any]) -> dict[s
         if value is None or value == ():
             continue
         if key in options:
-            raise BadArgument(f"--{key.replace('_', '-')} and --option {key}=... are both given; keep one")
+            raise BadArgument(
+                f"--{key.replace('_', '-')} and --option {key}=... are both given; keep one"
+            )
         options[key] = list(value) if isinstance(value, tuple) else value
     delay = options.get("delay")
     if isinstance(delay, str) and _is_number(delay):
@@ -95,28 +97,83 @@ def _is_number(text: str) -> bool:
 
 @click.command()
 @click.argument("task_id", metavar="TASK")
-@click.option("--payload", "-p", default="{}", show_default=True, metavar="JSON",
-              help="The payload as JSON, or @file.json, or @- to read it from stdin.")
+@click.option(
+    "--payload",
+    "-p",
+    default="{}",
+    show_default=True,
+    metavar="JSON",
+    help="The payload as JSON, or @file.json, or @- to read it from stdin.",
+)
 @click.option("--wait", "-w", is_flag=True, help="Wait for the run to end and print its output.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
-              help="With --wait: give up waiting after this many seconds (the run goes on).")
-@click.option("--option", "-o", "raw_options", multiple=True, metavar="KEY=VALUE",
-              help="Any trigger option, e.g. ttl=1h, machine=small-2x, metadata='{\"a\": 1}'. Repeatable.")
-@click.option("--tag", "-t", "tags", multiple=True, metavar="TAG", help="A tag for the run. Repeatable (up to 10).")
-@click.option("--delay", metavar="DURATION", help="Start later: seconds, '90s', '1h30m', or an ISO datetime.")
-@click.option("--idempotency-key", metavar="KEY", help="Return the existing run for this key instead of a new one.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="With --wait: give up waiting after this many seconds (the run goes on).",
+)
+@click.option(
+    "--option",
+    "-o",
+    "raw_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any trigger option, e.g. ttl=1h, machine=small-2x, metadata='{\"a\": 1}'. Repeatable.",
+)
+@click.option(
+    "--tag",
+    "-t",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="A tag for the run. Repeatable (up to 10).",
+)
+@click.option(
+    "--delay", metavar="DURATION", help="Start later: seconds, '90s', '1h30m', or an ISO datetime."
+)
+@click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    help="Return the existing run for this key instead of a new one.",
+)
 @click.option("--queue", metavar="NAME", help="Run in this queue instead of the task's own.")
-@click.option("--concurrency-key", metavar="KEY", help="Give this key its own copy of the queue's limit.")
-@click.option("--priority", type=click.FloatRange(min=0), metavar="SECONDS",
-              help="Head start in the queue, in seconds.")
-@click.option("--max-attempts", type=click.IntRange(1, 250), metavar="N", help="Override the task's retry limit.")
+@click.option(
+    "--concurrency-key", metavar="KEY", help="Give this key its own copy of the queue's limit."
+)
+@click.option(
+    "--priority",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Head start in the queue, in seconds.",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1, 250),
+    metavar="N",
+    help="Override the task's retry limit.",
+)
 @json_option
 @connection_options
 @click.pass_context
-def trigger(ctx: click.Context, task_id: str, payload: str, wait: bool, timeout: float | None,
-            raw_options: tuple[str, ...], tags: tuple[str, ...], delay: str | None, idempotency_key: str | None,
-            queue: str | None, concurrency_key: str | None, priority: float | None, max_attempts: int | None,
-            as_json: bool, api_url: str | None, secret_key: str | None) -> None:
+def trigger(
+    ctx: click.Context,
+    task_id: str,
+    payload: str,
+    wait: bool,
+    timeout: float | None,
+    raw_options: tuple[str, ...],
+    tags: tuple[str, ...],
+    delay: str | None,
+    idempotency_key: str | None,
+    queue: str | None,
+    concurrency_key: str | None,
+    priority: float | None,
+    max_attempts: int | None,
+    as_json: bool,
+    api_url: str | None,
+    secret_key: str | None,
+) -> None:
     """Trigger a run of TASK.
 
     \b
@@ -130,15 +187,29 @@ def trigger(ctx: click.Context, task_id: str, payload: str, wait: bool, timeout:
     if timeout is not None and not wait:
         raise BadArgument("--timeout only makes sense with --wait")
     body = parse_payload(payload)
-    options = build_options(raw_options, {
-        "tags": tags, "delay": delay, "idempotency_key": idempotency_key, "queue": queue,
-        "concurrency_key": concurrency_key, "priority": priority, "max_attempts": max_attempts,
-    })
+    options = build_options(
+        raw_options,
+        {
+            "tags": tags,
+            "delay": delay,
+            "idempotency_key": idempotency_key,
+            "queue": queue,
+            "concurrency_key": concurrency_key,
+            "priority": priority,
+            "max_attempts": max_attempts,
+        },
+    )
     with open_client(api_url, secret_key) as client:
         handle = client.trigger(task_id, body, **options)
         if not wait:
             if as_json:
-                print_json({"id": handle.id, "task_id": handle.task_id or task_id, "is_cached": handle.is_cached})
+                print_json(
+                    {
+                        "id": handle.id,
+                        "task_id": handle.task_id or task_id,
+                        "is_cached": handle.is_cached,
+                    }
+                )
             else:
                 _print_triggered(handle.id, task_id, handle.is_cached)
             return
@@ -170,7 +241,11 @@ def _wait_for(client: Any, run_id: str, timeout: float | None) -> Any:
     deadline = None if timeout is None else time.monotonic() + timeout
     progress = Console(stderr=True, highlight=False, soft_wrap=True)
     waiting = _Waiting(client, run_id, progress)
-    with progress.status(f"Waiting for {run_id}...") if progress.is_terminal else contextlib.nullcontext() as spinner:
+    with (
+        progress.status(f"Waiting for {run_id}...")
+        if progress.is_terminal
+        else contextlib.nullcontext() as spinner
+    ):
         while True:
             run = client.runs.retrieve(run_id)
             if run.is_final:
@@ -181,8 +256,13 @@ def _wait_for(client: Any, run_id: str, timeout: float | None) -> Any:
             if deadline is not None and time.monotonic() >= deadline:
                 raise click.ClickException(
                     f"run {run_id} is still {_status(run)} after {timeout:g}s; it goes on, follow it with "
-                    f"`conveyor runs show {run_id}`")
-            pause = POLL_INTERVAL if deadline is None else max(0.0, min(POLL_INTERVAL, deadline - time.monotonic()))
+                    f"`conveyor runs show {run_id}`"
+                )
+            pause = (
+                POLL_INTERVAL
+                if deadline is None
+                else max(0.0, min(POLL_INTERVAL, deadline - time.monotonic()))
+            )
             time.sleep(pause)
 
 
@@ -224,13 +304,24 @@ class _Waiting:
             with contextlib.suppress(ConveyorError):
                 queue = self.client.queues.retrieve(run.queue)
         if queue is not None and queue.paused:
-            return start + f"its queue {queue.name!r} is paused; resume it with `conveyor queues resume {queue.name}`."
-        if queue is not None and queue.concurrency_limit is not None and queue.running >= queue.concurrency_limit:
-            return start + (f"its queue {queue.name!r} is full ({queue.running} running, limit "
-                            f"{queue.concurrency_limit}); it starts when one of them ends.")
-        return start + (f"no worker has picked it up. Is `conveyor dev` (or `conveyor worker`) running for this "
-                        f"environment, with code that defines {run.task_id!r}? A worker names the task modules "
-                        "that failed to import when it starts.")
+            return (
+                start
+                + f"its queue {queue.name!r} is paused; resume it with `conveyor queues resume {queue.name}`."
+            )
+        if (
+            queue is not None
+            and queue.concurrency_limit is not None
+            and queue.running >= queue.concurrency_limit
+        ):
+            return start + (
+                f"its queue {queue.name!r} is full ({queue.running} running, limit "
+                f"{queue.concurrency_limit}); it starts when one of them ends."
+            )
+        return start + (
+            f"no worker has picked it up. Is `conveyor dev` (or `conveyor worker`) running for this "
+            f"environment, with code that defines {run.task_id!r}? A worker names the task modules "
+            "that failed to import when it starts."
+        )
 
 
 def _status(run: Any) -> str:

@@ -46,11 +46,18 @@ class AsyncClient:
     nearest `.conveyor/dev.json` (written by `conveyor dev`). Close it with `await aclose()`
     or use it as `async with AsyncClient() as client:`."""
 
-    def __init__(self, api_url: str | None = None, secret_key: str | None = None, *, timeout: float = 30.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        api_url: str | None = None,
+        secret_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.api_url, key = resolve_settings(api_url, secret_key)
-        self._http = httpx.AsyncClient(base_url=self.api_url, headers=calls.headers(key), timeout=timeout,
-                                       transport=transport)
+        self._http = httpx.AsyncClient(
+            base_url=self.api_url, headers=calls.headers(key), timeout=timeout, transport=transport
+        )
         self.tasks = AsyncTasks(self)
         self.runs = AsyncRuns(self)
         self.queues = AsyncQueues(self)
@@ -61,8 +68,14 @@ class AsyncClient:
     def __repr__(self) -> str:
         return f"<AsyncClient {self.api_url}>"
 
-    async def trigger(self, task_id: str, payload: Any = None, *,
-                      options: Mapping[str, Any] | TriggerOptions | None = None, **kwargs: Any) -> RunHandle:
+    async def trigger(
+        self,
+        task_id: str,
+        payload: Any = None,
+        *,
+        options: Mapping[str, Any] | TriggerOptions | None = None,
+        **kwargs: Any,
+    ) -> RunHandle:
         """Start a run of `task_id`; the same as `client.tasks.trigger`."""
         return await self.tasks.trigger(task_id, payload, options=options, **kwargs)
 
@@ -77,14 +90,22 @@ class AsyncClient:
         retries = 0
         while True:
             try:
-                response = await self._http.request(call.method, call.path, params=call.params or None, json=call.body,
-                                                    timeout=httpx.USE_CLIENT_DEFAULT if call.timeout is None else call.timeout)
+                response = await self._http.request(
+                    call.method,
+                    call.path,
+                    params=call.params or None,
+                    json=call.body,
+                    timeout=httpx.USE_CLIENT_DEFAULT if call.timeout is None else call.timeout,
+                )
             except httpx.TimeoutException as exc:
                 raise calls.timed_out(self.api_url, call, exc) from exc
             except httpx.TransportError as exc:
                 raise calls.unreachable(self.api_url, exc) from exc
-            delay = calls.retry_delay(response.status_code, response.headers.get("retry-after"),
-                                      retries if call.resend_refused else calls.REFUSED_RETRIES)
+            delay = calls.retry_delay(
+                response.status_code,
+                response.headers.get("retry-after"),
+                retries if call.resend_refused else calls.REFUSED_RETRIES,
+            )
             if delay is None:
                 return calls.read_response(call, response.status_code, response.content)
             retries += 1
@@ -100,8 +121,12 @@ class AsyncClient:
     async def __aenter__(self) -> AsyncClient:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
 
@@ -111,11 +136,19 @@ class AsyncTasks:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def trigger(self, task_id: str, payload: Any = None, *,
-                      options: Mapping[str, Any] | TriggerOptions | None = None, **kwargs: Any) -> RunHandle:
+    async def trigger(
+        self,
+        task_id: str,
+        payload: Any = None,
+        *,
+        options: Mapping[str, Any] | TriggerOptions | None = None,
+        **kwargs: Any,
+    ) -> RunHandle:
         """Start a run of `task_id` with `payload` (JSON; pydantic models and datetimes are
         converted). Options go as keywords (`tags=["a"]`, `delay="1h"`) or as `options=`."""
-        return await self._client.send(calls.trigger(task_id, payload, calls.merge_options(options, kwargs)))
+        return await self._client.send(
+            calls.trigger(task_id, payload, calls.merge_options(options, kwargs))
+        )
 
     async def batch_trigger(self, task_id: str, items: Iterable[Mapping[str, Any]]) -> BatchHandle:
         """Start one run per item (`{"payload": ..., "options": {...}}`), 1 to 1,000, all or none."""
@@ -164,15 +197,32 @@ class AsyncRuns:
             await asyncio.sleep(delay)
 
     # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
-    async def list(self, status: str | RunStatus | Iterable[str | RunStatus] | None = None, task: str | None = None,
-                   tag: str | None = None, limit: int = 50, cursor: str | None = None,
-                   created_from: datetime | str | float | None = None,
-                   created_to: datetime | str | float | None = None, roots: bool = False) -> RunPage:
+    async def list(
+        self,
+        status: str | RunStatus | Iterable[str | RunStatus] | None = None,
+        task: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        created_from: datetime | str | float | None = None,
+        created_to: datetime | str | float | None = None,
+        roots: bool = False,
+    ) -> RunPage:
         """One page of runs, newest first; pass `page.next_cursor` as `cursor` for the next. With
         `roots=True`, only the runs no other run triggered (each run's `child_count` says how many
         it triggered)."""
-        return await self._client.send(calls.list_runs(status=status, task=task, tag=tag, limit=limit, cursor=cursor,
-                                                       created_from=created_from, created_to=created_to, roots=roots))
+        return await self._client.send(
+            calls.list_runs(
+                status=status,
+                task=task,
+                tag=tag,
+                limit=limit,
+                cursor=cursor,
+                created_from=created_from,
+                created_to=created_to,
+                roots=roots,
+            )
+        )
 
 
 class AsyncQueues:
@@ -205,9 +255,16 @@ class AsyncWaitpoints:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def create_token(self, *, timeout: float | str | None = None, idempotency_key: str | None = None,
-                           tags: list[str] | None = None) -> Token:
-        return await self._client.send(calls.create_token(timeout=timeout, idempotency_key=idempotency_key, tags=tags))
+    async def create_token(
+        self,
+        *,
+        timeout: float | str | None = None,
+        idempotency_key: str | None = None,
+        tags: list[str] | None = None,
+    ) -> Token:
+        return await self._client.send(
+            calls.create_token(timeout=timeout, idempotency_key=idempotency_key, tags=tags)
+        )
 
     async def complete_token(self, token_id: str, data: Any = None) -> Token:
         """Complete a token; every run waiting on it resumes with `data` as the output."""
@@ -216,7 +273,9 @@ class AsyncWaitpoints:
     async def retrieve_token(self, token_id: str) -> Token:
         return await self._client.send(calls.retrieve_token(token_id))
 
-    async def list_tokens(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[Token]:
+    async def list_tokens(
+        self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Token]:
         """One page of tokens, newest first; pass `page.next_cursor` as `cursor` for the next."""
         return await self._client.send(calls.list_tokens(status=status, limit=limit, cursor=cursor))
 
@@ -232,9 +291,13 @@ class AsyncProjects:
         """The user of the token and their organizations."""
         return await self._client.send(calls.whoami())
 
-    async def create(self, name: str, *, slug: str | None = None, organization: str | None = None) -> Project:
+    async def create(
+        self, name: str, *, slug: str | None = None, organization: str | None = None
+    ) -> Project:
         """A project with its dev, staging and prod environments; Conflict if the slug is taken."""
-        return await self._client.send(calls.create_project(name, slug=slug, organization=organization))
+        return await self._client.send(
+            calls.create_project(name, slug=slug, organization=organization)
+        )
 
     async def retrieve(self, ref: str) -> Project:
         """A project by ref (proj_...) or slug."""
@@ -281,13 +344,29 @@ class AsyncDeployments:
         """Make `version` current (an older one: a rollback)."""
         return await self._client.send(calls.promote_deployment(version))
 
-    async def create(self, *, environment: str, tasks: list[TaskDefinition], bundle: bytes, lock_sha256: str,
-               details: Mapping[str, Any] | None = None, branch: str | None = None,
-               promote: bool = True) -> Deployment:
+    async def create(
+        self,
+        *,
+        environment: str,
+        tasks: list[TaskDefinition],
+        bundle: bytes,
+        lock_sha256: str,
+        details: Mapping[str, Any] | None = None,
+        branch: str | None = None,
+        promote: bool = True,
+    ) -> Deployment:
         """Upload a built bundle as a new version (`conveyor deploy` builds, checks and calls this)."""
-        return await self._client.send(calls.create_deployment(
-            environment=environment, tasks=tasks, bundle=bundle, lock_sha256=lock_sha256, details=details,
-            branch=branch, promote=promote))
+        return await self._client.send(
+            calls.create_deployment(
+                environment=environment,
+                tasks=tasks,
+                bundle=bundle,
+                lock_sha256=lock_sha256,
+                details=details,
+                branch=branch,
+                promote=promote,
+            )
+        )
 
     async def bundle(self, version: str) -> tuple[DeploymentBundle, bytes]:
         """A version's bundle (its description, and the tar.gz checked against its sha256), as workers fetch it."""

@@ -80,7 +80,9 @@ class Call(Generic[T]):
     parse: Callable[[Any], T]
     params: tuple[tuple[str, str], ...] = ()
     body: dict[str, Any] | None = None  # None sends no body at all
-    timeout: float | None = None  # seconds, instead of the client's own (a heartbeat must not wait long)
+    timeout: float | None = (
+        None  # seconds, instead of the client's own (a heartbeat must not wait long)
+    )
     resend_refused: bool = True  # send again after a 429 or 503 (a heartbeat is sent again anyway)
 
 
@@ -124,7 +126,9 @@ class DeploymentPage(Page[Deployment]):
 # -- checking arguments -------------------------------------------------------------------
 
 
-def merge_options(options: Mapping[str, Any] | TriggerOptions | None, extra: Mapping[str, Any]) -> dict[str, Any]:
+def merge_options(
+    options: Mapping[str, Any] | TriggerOptions | None, extra: Mapping[str, Any]
+) -> dict[str, Any]:
     """`options=` and keyword options together; a keyword wins over the same name in `options`."""
     base = trigger_options(options)
     return trigger_options({**base, **extra}) if extra else base
@@ -144,7 +148,9 @@ def _time_param(value: datetime | str | float, name: str) -> str:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return datetime.fromtimestamp(value, tz=UTC).isoformat()
-    raise InvalidRequest(f"{name} must be a datetime, an ISO string or epoch seconds, not {value!r}")
+    raise InvalidRequest(
+        f"{name} must be a datetime, an ISO string or epoch seconds, not {value!r}"
+    )
 
 
 # -- the calls ----------------------------------------------------------------------------
@@ -155,12 +161,18 @@ _queues = TypeAdapter(list[QueueInfo])
 
 
 def _handle(task_id: str) -> Callable[[Any], RunHandle]:
-    return lambda data: RunHandle(str(data["id"]), str(data.get("task_id") or task_id), bool(data.get("is_cached")))
+    return lambda data: RunHandle(
+        str(data["id"]), str(data.get("task_id") or task_id), bool(data.get("is_cached"))
+    )
 
 
-def trigger(task_id: str, payload: Any, options: Mapping[str, Any] | TriggerOptions | None) -> Call[RunHandle]:
+def trigger(
+    task_id: str, payload: Any, options: Mapping[str, Any] | TriggerOptions | None
+) -> Call[RunHandle]:
     body = {"payload": to_json_value(payload), "options": trigger_options(options)}
-    return Call("POST", f"/api/v1/tasks/{_segment(task_id, 'task id')}/trigger", _handle(task_id), body=body)
+    return Call(
+        "POST", f"/api/v1/tasks/{_segment(task_id, 'task id')}/trigger", _handle(task_id), body=body
+    )
 
 
 def batch_trigger(task_id: str, items: Iterable[Mapping[str, Any]]) -> Call[BatchHandle]:
@@ -172,15 +184,23 @@ def batch_trigger(task_id: str, items: Iterable[Mapping[str, Any]]) -> Call[Batc
     wire = []
     for index, item in enumerate(items):
         if not isinstance(item, Mapping) or set(item) - {"payload", "options"}:
-            raise InvalidRequest(f"items[{index}] must be a dict with 'payload' and optionally 'options'")
-        wire.append({"payload": to_json_value(item.get("payload"), f"items[{index}].payload"),
-                     "options": trigger_options(item.get("options"), f"items[{index}]: ")})
+            raise InvalidRequest(
+                f"items[{index}] must be a dict with 'payload' and optionally 'options'"
+            )
+        wire.append(
+            {
+                "payload": to_json_value(item.get("payload"), f"items[{index}].payload"),
+                "options": trigger_options(item.get("options"), f"items[{index}]: "),
+            }
+        )
     handle = _handle(task_id)
 
     def parse(data: Any) -> BatchHandle:
         return BatchHandle(str(data["batch_id"]), [handle(run) for run in data["runs"]])
 
-    return Call("POST", f"/api/v1/tasks/{_segment(task_id, 'task id')}/batch", parse, body={"items": wire})
+    return Call(
+        "POST", f"/api/v1/tasks/{_segment(task_id, 'task id')}/batch", parse, body={"items": wire}
+    )
 
 
 def list_tasks() -> Call[list[TaskDefinition]]:
@@ -188,17 +208,26 @@ def list_tasks() -> Call[list[TaskDefinition]]:
 
 
 def retrieve_task(task_id: str) -> Call[TaskDefinition]:
-    return Call("GET", f"/api/v1/tasks/{_segment(task_id, 'task id')}", TaskDefinition.model_validate)
+    return Call(
+        "GET", f"/api/v1/tasks/{_segment(task_id, 'task id')}", TaskDefinition.model_validate
+    )
 
 
 def retrieve_run(run_id: str) -> Call[Run]:
     return Call("GET", f"/api/v1/runs/{_segment(run_id, 'run id')}", Run.model_validate)
 
 
-def list_runs(*, status: str | RunStatus | Iterable[str | RunStatus] | None = None, task: str | None = None,
-              tag: str | None = None, limit: int = 50, cursor: str | None = None,
-              created_from: datetime | str | float | None = None,
-              created_to: datetime | str | float | None = None, roots: bool = False) -> Call[RunPage]:
+def list_runs(
+    *,
+    status: str | RunStatus | Iterable[str | RunStatus] | None = None,
+    task: str | None = None,
+    tag: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    created_from: datetime | str | float | None = None,
+    created_to: datetime | str | float | None = None,
+    roots: bool = False,
+) -> Call[RunPage]:
     params: list[tuple[str, str]] = []
     if roots:
         params.append(("roots", "true"))
@@ -233,7 +262,11 @@ def replay_run(run_id: str, payload: Any = UNSET) -> Call[RunHandle]:
 
 
 def run_logs(run_id: str) -> Call[list[LogLine]]:
-    return Call("GET", f"/api/v1/runs/{_segment(run_id, 'run id')}/logs", lambda data: _logs.validate_python(data["data"]))
+    return Call(
+        "GET",
+        f"/api/v1/runs/{_segment(run_id, 'run id')}/logs",
+        lambda data: _logs.validate_python(data["data"]),
+    )
 
 
 def run_trace(run_id: str) -> Call[Trace]:
@@ -249,45 +282,74 @@ def retrieve_queue(name: str) -> Call[QueueInfo]:
 
 
 def pause_queue(name: str) -> Call[QueueInfo]:
-    return Call("POST", f"/api/v1/queues/{_segment(name, 'queue name')}/pause", QueueInfo.model_validate)
+    return Call(
+        "POST", f"/api/v1/queues/{_segment(name, 'queue name')}/pause", QueueInfo.model_validate
+    )
 
 
 def resume_queue(name: str) -> Call[QueueInfo]:
-    return Call("POST", f"/api/v1/queues/{_segment(name, 'queue name')}/resume", QueueInfo.model_validate)
+    return Call(
+        "POST", f"/api/v1/queues/{_segment(name, 'queue name')}/resume", QueueInfo.model_validate
+    )
 
 
 def set_queue_concurrency(name: str, limit: int | None) -> Call[QueueInfo]:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise InvalidRequest(f"a concurrency limit is a whole number >= 0, or None for no limit; got {limit!r}")
-    return Call("POST", f"/api/v1/queues/{_segment(name, 'queue name')}/concurrency", QueueInfo.model_validate,
-                body={"concurrency_limit": limit})
+        raise InvalidRequest(
+            f"a concurrency limit is a whole number >= 0, or None for no limit; got {limit!r}"
+        )
+    return Call(
+        "POST",
+        f"/api/v1/queues/{_segment(name, 'queue name')}/concurrency",
+        QueueInfo.model_validate,
+        body={"concurrency_limit": limit},
+    )
 
 
-def create_token(*, timeout: float | str | None = None, idempotency_key: str | None = None,
-                 tags: list[str] | None = None) -> Call[Token]:
+def create_token(
+    *,
+    timeout: float | str | None = None,
+    idempotency_key: str | None = None,
+    tags: list[str] | None = None,
+) -> Call[Token]:
     body: dict[str, Any] = {"timeout": timeout, "idempotency_key": idempotency_key, "tags": tags}
-    return Call("POST", "/api/v1/waitpoints/tokens", Token.model_validate,
-                body={k: v for k, v in body.items() if v is not None})
+    return Call(
+        "POST",
+        "/api/v1/waitpoints/tokens",
+        Token.model_validate,
+        body={k: v for k, v in body.items() if v is not None},
+    )
 
 
 def complete_token(token_id: str, data: Any = None) -> Call[Token]:
-    return Call("POST", f"/api/v1/waitpoints/tokens/{_segment(token_id, 'token id')}/complete", Token.model_validate,
-                body={"data": to_json_value(data, "data")})
+    return Call(
+        "POST",
+        f"/api/v1/waitpoints/tokens/{_segment(token_id, 'token id')}/complete",
+        Token.model_validate,
+        body={"data": to_json_value(data, "data")},
+    )
 
 
 def retrieve_token(token_id: str) -> Call[Token]:
-    return Call("GET", f"/api/v1/waitpoints/tokens/{_segment(token_id, 'token id')}", Token.model_validate)
+    return Call(
+        "GET", f"/api/v1/waitpoints/tokens/{_segment(token_id, 'token id')}", Token.model_validate
+    )
 
 
-def list_tokens(*, status: str | None = None, limit: int = 50, cursor: str | None = None) -> Call[Page[Token]]:
+def list_tokens(
+    *, status: str | None = None, limit: int = 50, cursor: str | None = None
+) -> Call[Page[Token]]:
     params = [("limit", str(limit))]
     if status:
         params.append(("status", status))
     if cursor:
         params.append(("cursor", cursor))
-    return Call("GET", "/api/v1/waitpoints/tokens",
-                lambda data: Page([Token.model_validate(t) for t in data["data"]], data.get("next_cursor")),
-                params=tuple(params))
+    return Call(
+        "GET",
+        "/api/v1/waitpoints/tokens",
+        lambda data: Page([Token.model_validate(t) for t in data["data"]], data.get("next_cursor")),
+        params=tuple(params),
+    )
 
 
 # -- deployments: versions of the task code in the key's environment ---------------------------
@@ -299,18 +361,31 @@ def _version(version: Any) -> str:
     return _segment(version, "version (YYYYMMDD.N)")
 
 
-def create_deployment(*, environment: str, tasks: list[TaskDefinition], bundle: bytes, lock_sha256: str,
-                      details: Mapping[str, Any] | None = None, branch: str | None = None,
-                      promote: bool = True) -> Call[Deployment]:
+def create_deployment(
+    *,
+    environment: str,
+    tasks: list[TaskDefinition],
+    bundle: bytes,
+    lock_sha256: str,
+    details: Mapping[str, Any] | None = None,
+    branch: str | None = None,
+    promote: bool = True,
+) -> Call[Deployment]:
     """Upload a version (what `conveyor deploy` sends once it has built and checked the bundle)."""
     if environment not in DEPLOY_ENVIRONMENTS:
-        raise InvalidRequest(f"deploy to one of {', '.join(DEPLOY_ENVIRONMENTS)}, not {environment!r}")
+        raise InvalidRequest(
+            f"deploy to one of {', '.join(DEPLOY_ENVIRONMENTS)}, not {environment!r}"
+        )
     if not isinstance(bundle, bytes | bytearray) or not bundle:
         raise InvalidRequest("bundle must be the bytes of a tar.gz")
     body: dict[str, Any] = {
-        "environment": environment, "tasks": [t.model_dump(mode="json") for t in tasks],
-        "bundle": base64.b64encode(bytes(bundle)).decode(), "lock_sha256": lock_sha256,
-        "details": dict(details or {}), "promote": promote}
+        "environment": environment,
+        "tasks": [t.model_dump(mode="json") for t in tasks],
+        "bundle": base64.b64encode(bytes(bundle)).decode(),
+        "lock_sha256": lock_sha256,
+        "details": dict(details or {}),
+        "promote": promote,
+    }
     if branch is not None:
         body["branch"] = branch
     return Call("POST", "/api/v1/deployments", Deployment.model_validate, body=body)
@@ -322,7 +397,9 @@ def list_deployments(*, limit: int = 20, cursor: str | None = None) -> Call[Depl
     params = [("limit", str(limit))] + ([("cursor", cursor)] if cursor is not None else [])
 
     def parse(data: Any) -> DeploymentPage:
-        return DeploymentPage([Deployment.model_validate(d) for d in data["data"]], data.get("next_cursor"))
+        return DeploymentPage(
+            [Deployment.model_validate(d) for d in data["data"]], data.get("next_cursor")
+        )
 
     return Call("GET", "/api/v1/deployments", parse, params=tuple(params))
 
@@ -333,7 +410,9 @@ def retrieve_deployment(version: str) -> Call[Deployment]:
 
 
 def promote_deployment(version: str) -> Call[Deployment]:
-    return Call("POST", f"/api/v1/deployments/{_version(version)}/promote", Deployment.model_validate)
+    return Call(
+        "POST", f"/api/v1/deployments/{_version(version)}/promote", Deployment.model_validate
+    )
 
 
 def deployment_bundle(version: str) -> Call[tuple[DeploymentBundle, bytes]]:
@@ -362,12 +441,18 @@ def whoami() -> Call[User]:
     return Call("GET", "/api/v1/me", User.model_validate)
 
 
-def create_project(name: str, *, slug: str | None = None, organization: str | None = None) -> Call[Project]:
+def create_project(
+    name: str, *, slug: str | None = None, organization: str | None = None
+) -> Call[Project]:
     if not isinstance(name, str) or not name.strip():
         raise InvalidRequest(f"a project needs a name, got {name!r}")
     body: dict[str, Any] = {"name": name.strip(), "slug": slug, "organization": organization}
-    return Call("POST", "/api/v1/projects", Project.model_validate,
-                body={k: v for k, v in body.items() if v is not None})
+    return Call(
+        "POST",
+        "/api/v1/projects",
+        Project.model_validate,
+        body={k: v for k, v in body.items() if v is not None},
+    )
 
 
 def list_projects() -> Call[list[Project]]:
@@ -379,16 +464,23 @@ def retrieve_project(ref: str) -> Call[Project]:
 
 
 def list_environments(ref: str) -> Call[list[ProjectEnvironment]]:
-    return Call("GET", f"/api/v1/projects/{_segment(ref, 'project')}/environments",
-                lambda data: _environments.validate_python(data["data"]))
+    return Call(
+        "GET",
+        f"/api/v1/projects/{_segment(ref, 'project')}/environments",
+        lambda data: _environments.validate_python(data["data"]),
+    )
 
 
 def preview_environment(ref: str, branch: str) -> Call[ProjectEnvironment]:
     """The preview environment of `branch`, made on the server if it does not exist yet."""
     if not isinstance(branch, str) or not branch.strip():
         raise InvalidRequest(f"a preview environment needs a branch name, got {branch!r}")
-    return Call("POST", f"/api/v1/projects/{_segment(ref, 'project')}/environments",
-                ProjectEnvironment.model_validate, body={"branch": branch.strip()})
+    return Call(
+        "POST",
+        f"/api/v1/projects/{_segment(ref, 'project')}/environments",
+        ProjectEnvironment.model_validate,
+        body={"branch": branch.strip()},
+    )
 
 
 def _key_path(ref: str, env: str) -> str:
@@ -415,32 +507,61 @@ def _worker(worker_id: str, action: str) -> str:
     return f"/api/v1/workers/{_segment(worker_id, 'worker id')}/{action}"
 
 
-def register_worker(worker_id: str, name: str, tasks: list[TaskDefinition] | None,
-                    deployed: bool = False) -> Call[dict[str, Any]]:
-    return Call("POST", _worker(worker_id, "register"), dict,
-                body={"name": name, "tasks": None if tasks is None else [t.model_dump(mode="json") for t in tasks],
-                      "deployed": deployed})
+def register_worker(
+    worker_id: str, name: str, tasks: list[TaskDefinition] | None, deployed: bool = False
+) -> Call[dict[str, Any]]:
+    return Call(
+        "POST",
+        _worker(worker_id, "register"),
+        dict,
+        body={
+            "name": name,
+            "tasks": None if tasks is None else [t.model_dump(mode="json") for t in tasks],
+            "deployed": deployed,
+        },
+    )
 
 
 def set_worker_tasks(worker_id: str, tasks: list[TaskDefinition]) -> Call[Any]:
-    return Call("POST", _worker(worker_id, "tasks"), dict, body={"tasks": [t.model_dump(mode="json") for t in tasks]})
+    return Call(
+        "POST",
+        _worker(worker_id, "tasks"),
+        dict,
+        body={"tasks": [t.model_dump(mode="json") for t in tasks]},
+    )
 
 
 def lease(worker_id: str, capacity: int, wait: float) -> Call[LeaseReply]:
-    return Call("POST", _worker(worker_id, "lease"), _lease_reply.validate_python,
-                body={"capacity": capacity, "wait": wait})
+    return Call(
+        "POST",
+        _worker(worker_id, "lease"),
+        _lease_reply.validate_python,
+        body={"capacity": capacity, "wait": wait},
+    )
 
 
-def heartbeat(worker_id: str, beat: Heartbeat, timeout: float | None = None) -> Call[HeartbeatReply]:
-    return Call("POST", _worker(worker_id, "heartbeat"),
-                lambda data: HeartbeatReply(stop=list(data["stop"]), revoked_through=int(data.get("revoked_through", 0))),
-                body={"running": [list(r) for r in beat.running], "lease_seq": beat.lease_seq}, timeout=timeout,
-                resend_refused=False)
+def heartbeat(
+    worker_id: str, beat: Heartbeat, timeout: float | None = None
+) -> Call[HeartbeatReply]:
+    return Call(
+        "POST",
+        _worker(worker_id, "heartbeat"),
+        lambda data: HeartbeatReply(
+            stop=list(data["stop"]), revoked_through=int(data.get("revoked_through", 0))
+        ),
+        body={"running": [list(r) for r in beat.running], "lease_seq": beat.lease_seq},
+        timeout=timeout,
+        resend_refused=False,
+    )
 
 
 def complete(worker_id: str, outcomes: list[AttemptOutcome]) -> Call[Any]:
-    return Call("POST", _worker(worker_id, "complete"), dict,
-                body={"outcomes": _outcomes.dump_python(outcomes, mode="json")})
+    return Call(
+        "POST",
+        _worker(worker_id, "complete"),
+        dict,
+        body={"outcomes": _outcomes.dump_python(outcomes, mode="json")},
+    )
 
 
 def hooks_done(worker_id: str, done: list[tuple[str, str, int]]) -> Call[Any]:
@@ -448,19 +569,43 @@ def hooks_done(worker_id: str, done: list[tuple[str, str, int]]) -> Call[Any]:
 
 
 def append_logs(worker_id: str, entries: list[LogEntry]) -> Call[Any]:
-    return Call("POST", _worker(worker_id, "logs"), dict, body={"entries": _log_entries.dump_python(entries, mode="json")})
+    return Call(
+        "POST",
+        _worker(worker_id, "logs"),
+        dict,
+        body={"entries": _log_entries.dump_python(entries, mode="json")},
+    )
 
 
 def run_call(worker_id: str, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Call[Any]:
-    return Call("POST", _worker(worker_id, "calls"), lambda data: data["result"],
-                body={"run_id": run_id, "fence": fence, "op": op, "args": args})
+    return Call(
+        "POST",
+        _worker(worker_id, "calls"),
+        lambda data: data["result"],
+        body={"run_id": run_id, "fence": fence, "op": op, "args": args},
+    )
 
 
-def suspend(worker_id: str, run_id: str, attempt: int, fence: int, waitpoints: list[str],
-            compute_used: float) -> Call[dict[str, Any]]:
-    return Call("POST", _worker(worker_id, "suspend"), dict,
-                body={"run_id": run_id, "attempt": attempt, "fence": fence, "waitpoints": waitpoints,
-                      "compute_used": compute_used})
+def suspend(
+    worker_id: str,
+    run_id: str,
+    attempt: int,
+    fence: int,
+    waitpoints: list[str],
+    compute_used: float,
+) -> Call[dict[str, Any]]:
+    return Call(
+        "POST",
+        _worker(worker_id, "suspend"),
+        dict,
+        body={
+            "run_id": run_id,
+            "attempt": attempt,
+            "fence": fence,
+            "waitpoints": waitpoints,
+            "compute_used": compute_used,
+        },
+    )
 
 
 def worker_stopped(worker_id: str) -> Call[Any]:
@@ -481,8 +626,15 @@ _BY_CODE: dict[str, type[ConveyorError]] = {
     "malformed_json": InvalidRequest,
     "forbidden": Forbidden,
 }
-_BY_STATUS: dict[int, type[ConveyorError]] = {404: NotFound, 401: AuthenticationError, 403: Forbidden, 409: Conflict,
-                                              422: PayloadError, 429: RateLimited, 503: StoreUnavailable}
+_BY_STATUS: dict[int, type[ConveyorError]] = {
+    404: NotFound,
+    401: AuthenticationError,
+    403: Forbidden,
+    409: Conflict,
+    422: PayloadError,
+    429: RateLimited,
+    503: StoreUnavailable,
+}
 
 REFUSED_RETRIES = 3  # times a call refused with 429 or 503 is sent again before its error is raised
 MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After is raised at once rather than slept
@@ -528,28 +680,44 @@ def read_response(call: Call[T], status: int, content: bytes) -> T:
     try:
         return call.parse(json.loads(content))
     except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
-        raise ApiError(f"unexpected answer to {call.method} {call.path}: {exc}; are the client and the "
-                       "server the same Conveyor version?", status=status, code="bad_response") from exc
+        raise ApiError(
+            f"unexpected answer to {call.method} {call.path}: {exc}; are the client and the "
+            "server the same Conveyor version?",
+            status=status,
+            code="bad_response",
+        ) from exc
 
 
 def unreachable(api_url: str, exc: Exception) -> ApiError:
-    return ApiError(f"cannot reach Conveyor at {api_url}: is `conveyor dev` running? ({exc.__class__.__name__}: {exc})",
-                    status=0, code="unreachable")
+    return ApiError(
+        f"cannot reach Conveyor at {api_url}: is `conveyor dev` running? ({exc.__class__.__name__}: {exc})",
+        status=0,
+        code="unreachable",
+    )
 
 
 def timed_out(api_url: str, call: Call[Any], exc: Exception) -> ApiError:
-    return ApiError(f"Conveyor at {api_url} did not answer {call.method} {call.path} in time "
-                    f"({exc.__class__.__name__}); retry, or raise the client's timeout", status=0, code="timeout")
+    return ApiError(
+        f"Conveyor at {api_url} did not answer {call.method} {call.path} in time "
+        f"({exc.__class__.__name__}); retry, or raise the client's timeout",
+        status=0,
+        code="timeout",
+    )
 
 
 def headers(secret_key: str) -> dict[str, str]:
     from conveyor.version import __version__
 
-    return {"Authorization": f"Bearer {secret_key}", "Accept": "application/json",
-            "User-Agent": f"conveyor-python/{__version__}"}
+    return {
+        "Authorization": f"Bearer {secret_key}",
+        "Accept": "application/json",
+        "User-Agent": f"conveyor-python/{__version__}",
+    }
 
 
-def poll_delay(run: Run, interval: float, deadline: float | None, now: float, timeout: float | None) -> float | None:
+def poll_delay(
+    run: Run, interval: float, deadline: float | None, now: float, timeout: float | None
+) -> float | None:
     """How long `runs.poll` sleeps before looking again: None once the run has ended,
     TimeoutError once the deadline has passed."""
     if run.status.is_final:

@@ -53,7 +53,9 @@ class Client:
     nearest `.conveyor/dev.json` (written by `conveyor dev`). Close it with `close()`
     or use it as `with Client() as client:`."""
 
-    def __init__(self, api_url: str | None = None, secret_key: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, api_url: str | None = None, secret_key: str | None = None, *, timeout: float = 30.0
+    ) -> None:
         self.api_url, key = resolve_settings(api_url, secret_key)
         self._headers = calls.headers(key)
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
@@ -69,8 +71,14 @@ class Client:
     def __repr__(self) -> str:
         return f"<Client {self.api_url}>"
 
-    def trigger(self, task_id: str, payload: Any = None, *,
-                      options: Mapping[str, Any] | TriggerOptions | None = None, **kwargs: Any) -> RunHandle:
+    def trigger(
+        self,
+        task_id: str,
+        payload: Any = None,
+        *,
+        options: Mapping[str, Any] | TriggerOptions | None = None,
+        **kwargs: Any,
+    ) -> RunHandle:
         """Start a run of `task_id`; the same as `client.tasks.trigger`."""
         return self.tasks.trigger(task_id, payload, options=options, **kwargs)
 
@@ -85,8 +93,13 @@ class Client:
         if self._closed:
             raise RuntimeError("the client is closed")
         url = self.api_url + call.path + (f"?{urlencode(call.params)}" if call.params else "")
-        body = None if call.body is None else json.dumps(
-            call.body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        body = (
+            None
+            if call.body is None
+            else json.dumps(
+                call.body, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode()
+        )
         headers = self._headers if body is None else self._json_headers
         retries = 0
         while True:
@@ -113,8 +126,12 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -124,11 +141,19 @@ class Tasks:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def trigger(self, task_id: str, payload: Any = None, *,
-                      options: Mapping[str, Any] | TriggerOptions | None = None, **kwargs: Any) -> RunHandle:
+    def trigger(
+        self,
+        task_id: str,
+        payload: Any = None,
+        *,
+        options: Mapping[str, Any] | TriggerOptions | None = None,
+        **kwargs: Any,
+    ) -> RunHandle:
         """Start a run of `task_id` with `payload` (JSON; pydantic models and datetimes are
         converted). Options go as keywords (`tags=["a"]`, `delay="1h"`) or as `options=`."""
-        return self._client.send(calls.trigger(task_id, payload, calls.merge_options(options, kwargs)))
+        return self._client.send(
+            calls.trigger(task_id, payload, calls.merge_options(options, kwargs))
+        )
 
     def batch_trigger(self, task_id: str, items: Iterable[Mapping[str, Any]]) -> BatchHandle:
         """Start one run per item (`{"payload": ..., "options": {...}}`), 1 to 1,000, all or none."""
@@ -177,15 +202,32 @@ class Runs:
             time.sleep(delay)
 
     # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
-    def list(self, status: str | RunStatus | Iterable[str | RunStatus] | None = None, task: str | None = None,
-             tag: str | None = None, limit: int = 50, cursor: str | None = None,
-             created_from: datetime | str | float | None = None,
-             created_to: datetime | str | float | None = None, roots: bool = False) -> RunPage:
+    def list(
+        self,
+        status: str | RunStatus | Iterable[str | RunStatus] | None = None,
+        task: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        created_from: datetime | str | float | None = None,
+        created_to: datetime | str | float | None = None,
+        roots: bool = False,
+    ) -> RunPage:
         """One page of runs, newest first; pass `page.next_cursor` as `cursor` for the next. With
         `roots=True`, only the runs no other run triggered (each run's `child_count` says how many
         it triggered)."""
-        return self._client.send(calls.list_runs(status=status, task=task, tag=tag, limit=limit, cursor=cursor,
-                                                 created_from=created_from, created_to=created_to, roots=roots))
+        return self._client.send(
+            calls.list_runs(
+                status=status,
+                task=task,
+                tag=tag,
+                limit=limit,
+                cursor=cursor,
+                created_from=created_from,
+                created_to=created_to,
+                roots=roots,
+            )
+        )
 
 
 class Queues:
@@ -218,9 +260,16 @@ class Waitpoints:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def create_token(self, *, timeout: float | str | None = None, idempotency_key: str | None = None,
-                           tags: list[str] | None = None) -> Token:
-        return self._client.send(calls.create_token(timeout=timeout, idempotency_key=idempotency_key, tags=tags))
+    def create_token(
+        self,
+        *,
+        timeout: float | str | None = None,
+        idempotency_key: str | None = None,
+        tags: list[str] | None = None,
+    ) -> Token:
+        return self._client.send(
+            calls.create_token(timeout=timeout, idempotency_key=idempotency_key, tags=tags)
+        )
 
     def complete_token(self, token_id: str, data: Any = None) -> Token:
         """Complete a token; every run waiting on it resumes with `data` as the output."""
@@ -229,7 +278,9 @@ class Waitpoints:
     def retrieve_token(self, token_id: str) -> Token:
         return self._client.send(calls.retrieve_token(token_id))
 
-    def list_tokens(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[Token]:
+    def list_tokens(
+        self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Token]:
         """One page of tokens, newest first; pass `page.next_cursor` as `cursor` for the next."""
         return self._client.send(calls.list_tokens(status=status, limit=limit, cursor=cursor))
 
@@ -245,7 +296,9 @@ class Projects:
         """The user of the token and their organizations."""
         return self._client.send(calls.whoami())
 
-    def create(self, name: str, *, slug: str | None = None, organization: str | None = None) -> Project:
+    def create(
+        self, name: str, *, slug: str | None = None, organization: str | None = None
+    ) -> Project:
         """A project with its dev, staging and prod environments; Conflict if the slug is taken."""
         return self._client.send(calls.create_project(name, slug=slug, organization=organization))
 
@@ -294,13 +347,29 @@ class Deployments:
         """Make `version` current (an older one: a rollback)."""
         return self._client.send(calls.promote_deployment(version))
 
-    def create(self, *, environment: str, tasks: list[TaskDefinition], bundle: bytes, lock_sha256: str,
-               details: Mapping[str, Any] | None = None, branch: str | None = None,
-               promote: bool = True) -> Deployment:
+    def create(
+        self,
+        *,
+        environment: str,
+        tasks: list[TaskDefinition],
+        bundle: bytes,
+        lock_sha256: str,
+        details: Mapping[str, Any] | None = None,
+        branch: str | None = None,
+        promote: bool = True,
+    ) -> Deployment:
         """Upload a built bundle as a new version (`conveyor deploy` builds, checks and calls this)."""
-        return self._client.send(calls.create_deployment(
-            environment=environment, tasks=tasks, bundle=bundle, lock_sha256=lock_sha256, details=details,
-            branch=branch, promote=promote))
+        return self._client.send(
+            calls.create_deployment(
+                environment=environment,
+                tasks=tasks,
+                bundle=bundle,
+                lock_sha256=lock_sha256,
+                details=details,
+                branch=branch,
+                promote=promote,
+            )
+        )
 
     def bundle(self, version: str) -> tuple[DeploymentBundle, bytes]:
         """A version's bundle (its description, and the tar.gz checked against its sha256), as workers fetch it."""
@@ -315,8 +384,12 @@ class Deployments:
 def _pool_for(api_url: str, timeout: float) -> urllib3.PoolManager:
     """Pooled keep-alive connections to the server, through the environment's proxy if it names
     one for this host. urllib3 retries nothing itself: `send` decides what is sent again."""
-    options: dict[str, Any] = {"num_pools": 4, "maxsize": 10, "retries": False,
-                               "timeout": urllib3.Timeout(connect=min(timeout, 10.0), read=timeout)}
+    options: dict[str, Any] = {
+        "num_pools": 4,
+        "maxsize": 10,
+        "retries": False,
+        "timeout": urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
+    }
     parts = urlsplit(api_url)
     proxy = urllib.request.getproxies().get(parts.scheme)
     if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):

@@ -56,8 +56,14 @@ def default_client() -> AsyncClient:
 class DefaultTasks:
     """`conveyor.tasks`: `client.tasks` of the default client."""
 
-    async def trigger(self, task_id: str, payload: Any = None, *,
-                      options: Mapping[str, Any] | TriggerOptions | None = None, **kwargs: Any) -> RunHandle:
+    async def trigger(
+        self,
+        task_id: str,
+        payload: Any = None,
+        *,
+        options: Mapping[str, Any] | TriggerOptions | None = None,
+        **kwargs: Any,
+    ) -> RunHandle:
         """Start a run of `task_id`; options as keywords (`tags=["a"]`) or as `options=`."""
         return await default_client().tasks.trigger(task_id, payload, options=options, **kwargs)
 
@@ -91,12 +97,26 @@ class DefaultRuns:
         """The run once it has ended; TimeoutError after `timeout` seconds."""
         return await default_client().runs.poll(run_id, interval=interval, timeout=timeout)
 
-    async def list(self, status: str | RunStatus | Iterable[str | RunStatus] | None = None, task: str | None = None,
-                   tag: str | None = None, limit: int = 50, cursor: str | None = None,
-                   created_from: datetime | str | float | None = None,
-                   created_to: datetime | str | float | None = None, roots: bool = False) -> RunPage:
-        return await default_client().runs.list(status=status, task=task, tag=tag, limit=limit, cursor=cursor,
-                                                created_from=created_from, created_to=created_to)
+    async def list(
+        self,
+        status: str | RunStatus | Iterable[str | RunStatus] | None = None,
+        task: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        created_from: datetime | str | float | None = None,
+        created_to: datetime | str | float | None = None,
+        roots: bool = False,
+    ) -> RunPage:
+        return await default_client().runs.list(
+            status=status,
+            task=task,
+            tag=tag,
+            limit=limit,
+            cursor=cursor,
+            created_from=created_from,
+            created_to=created_to,
+        )
 
 
 class DefaultQueues:

@@ -37,9 +37,13 @@ def read_dev_file(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path} is not readable JSON ({exc}); delete it and restart `conveyor dev`") from exc
+        raise ConfigError(
+            f"{path} is not readable JSON ({exc}); delete it and restart `conveyor dev`"
+        ) from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a JSON object with api_url and secret_key; restart `conveyor dev`")
+        raise ConfigError(
+            f"{path} must hold a JSON object with api_url and secret_key; restart `conveyor dev`"
+        )
     return data
 
 
@@ -53,10 +57,14 @@ def _checked_url(url: str) -> str:
         parts = urlsplit(url)
         host, _ = parts.hostname, parts.port  # reading the port checks it
     except ValueError as exc:
-        raise ConfigError(f"the API URL {url!r} is not a URL ({exc}); write it like http://127.0.0.1:3030") from exc
+        raise ConfigError(
+            f"the API URL {url!r} is not a URL ({exc}); write it like http://127.0.0.1:3030"
+        ) from exc
     if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError(f"the API URL {url!r} is not an http:// or https:// URL with a host; "
-                          "write it like http://127.0.0.1:3030")
+        raise ConfigError(
+            f"the API URL {url!r} is not an http:// or https:// URL with a host; "
+            "write it like http://127.0.0.1:3030"
+        )
     return url
 
 
@@ -72,15 +80,23 @@ def resolve_settings(api_url: str | None = None, secret_key: str | None = None) 
         dev_url = dev.get("api_url") if isinstance(dev.get("api_url"), str) else None
         dev_key = dev.get("secret_key") if isinstance(dev.get("secret_key"), str) else None
         # The dev key belongs to the dev server: never send it to a URL configured elsewhere.
-        if key is None and dev_key and (url is None or (dev_url and _clean_url(url) == _clean_url(dev_url))):
+        if (
+            key is None
+            and dev_key
+            and (url is None or (dev_url and _clean_url(url) == _clean_url(dev_url)))
+        ):
             key = dev_key
         if url is None:
             url = dev_url
     url = _checked_url(_clean_url(url or DEFAULT_API_URL))
     if not key:
-        where = (f"the dev server's key in {dev_file} is only sent to its own URL ({dev_url}), not to {url}; "
-                 if dev_file is not None and dev_url and _clean_url(dev_url) != url else "")
+        where = (
+            f"the dev server's key in {dev_file} is only sent to its own URL ({dev_url}), not to {url}; "
+            if dev_file is not None and dev_url and _clean_url(dev_url) != url
+            else ""
+        )
         raise AuthenticationError(
             f"no Conveyor secret key for {url}: {where}set {SECRET_KEY_ENV} or pass the key (--secret-key on "
-            "the command line, secret_key= in Python), or run inside a project where `conveyor dev` is running")
+            "the command line, secret_key= in Python), or run inside a project where `conveyor dev` is running"
+        )
     return url, key.strip()

@@ -146,9 +146,12 @@ class Access:
         from conveyor.engine.accounts import hash_secret
 
         token_hash = hash_secret(token.strip())
-        session = Session(token_hash=token_hash, user=caller.name,
-                          session_id=self.engine.accounts.open_session(token_hash, self.settings.session_max_age),
-                          expires=time.time() + self.settings.session_max_age)
+        session = Session(
+            token_hash=token_hash,
+            user=caller.name,
+            session_id=self.engine.accounts.open_session(token_hash, self.settings.session_max_age),
+            expires=time.time() + self.settings.session_max_age,
+        )
         projects = self.engine.accounts.list_projects(caller)
         for project in projects:
             if project.environments:
@@ -232,14 +235,20 @@ class Access:
         """The fields of a POSTed form, after checking it comes from a page of this dashboard:
         the session's CSRF token, and the Origin when the browser sends one."""
         origin = request.headers.get("origin")
-        if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host", ""):
+        if (
+            origin
+            and origin != "null"
+            and urlsplit(origin).netloc != request.headers.get("host", "")
+        ):
             raise Refused("this form was sent from another site; use the dashboard's own pages")
         body = (await request.body()).decode("utf-8", "replace")
         fields = dict(parse_qsl(body, keep_blank_values=True))
         session = self.session(request)
         sent = fields.pop("csrf", "") or request.headers.get("x-csrf-token", "")
         if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
-            raise Refused("this form has expired or was not made by this dashboard; reload the page and try again")
+            raise Refused(
+                "this form has expired or was not made by this dashboard; reload the page and try again"
+            )
         return fields
 
 
@@ -255,9 +264,14 @@ def _check_local(request: Request) -> None:
     """The dev dashboard has no login: it answers only to this machine, and only under a local
     host name (so a web page that rebinds its DNS to 127.0.0.1 cannot read it)."""
     client = request.client.host if request.client else ""
-    if not client.startswith(_LOOPBACK_CLIENTS) or _host_name(request.headers.get("host", "")) not in _LOOPBACK_HOSTS:
-        raise Refused("the `conveyor dev` dashboard has no login, so it answers only on this machine: open it at "
-                      "http://127.0.0.1:<port>/ (run `conveyor server` to share a dashboard)")
+    if (
+        not client.startswith(_LOOPBACK_CLIENTS)
+        or _host_name(request.headers.get("host", "")) not in _LOOPBACK_HOSTS
+    ):
+        raise Refused(
+            "the `conveyor dev` dashboard has no login, so it answers only on this machine: open it at "
+            "http://127.0.0.1:<port>/ (run `conveyor server` to share a dashboard)"
+        )
 
 
 def _host_name(header: str) -> str:

@@ -51,8 +51,14 @@ def login_page(request: Request) -> HTMLResponse | RedirectResponse:
     if access.local:
         return RedirectResponse("/runs", status_code=303)
     session = access.session(request)
-    return page(request, None, "login.html", csrf_token=session.csrf, error=None,
-                next=_safe_next(request.query_params.get("next", "/runs")))
+    return page(
+        request,
+        None,
+        "login.html",
+        csrf_token=session.csrf,
+        error=None,
+        next=_safe_next(request.query_params.get("next", "/runs")),
+    )
 
 
 @router.post("/login", response_model=None)
@@ -64,9 +70,16 @@ async def log_in(request: Request, form: FormDep) -> HTMLResponse | RedirectResp
     caller = await run_in_threadpool(access.log_in, request, form.get("token", ""))
     if caller is None:
         session = access.session(request)
-        return page(request, None, "login.html", status=401, csrf_token=session.csrf, next=target,
-                    error="That is not a live personal access token. Use the token `conveyor server` printed "
-                          "at its first start, or one from `conveyor login`.")
+        return page(
+            request,
+            None,
+            "login.html",
+            status=401,
+            csrf_token=session.csrf,
+            next=target,
+            error="That is not a live personal access token. Use the token `conveyor server` printed "
+            "at its first start, or one from `conveyor login`.",
+        )
     if access.session(request).env_id is None:
         target = "/environments"
     return redirect(request, target, f"Logged in as {caller.name}.", "ok")
@@ -91,8 +104,12 @@ def environments_page(request: Request, viewer: ViewerDep) -> HTMLResponse:
 
 
 @router.post("/environments/select")
-async def select_environment(request: Request, viewer: ViewerDep, form: FormDep) -> RedirectResponse:
-    scope = await run_in_threadpool(access_of(request).choose, request, viewer, form.get("env_id", ""))
+async def select_environment(
+    request: Request, viewer: ViewerDep, form: FormDep
+) -> RedirectResponse:
+    scope = await run_in_threadpool(
+        access_of(request).choose, request, viewer, form.get("env_id", "")
+    )
     return redirect(request, "/runs", f"Viewing {scope.project_name} / {scope.slug}.", "ok")
 
 
@@ -103,20 +120,35 @@ def api_keys_page(request: Request, viewer: ScopedDep) -> HTMLResponse:
     if viewer.local:
         secret = access_of(request).settings.local_secret_key
         if secret:
-            keys.append(EnvironmentKey(project=viewer.scope.project, environment=viewer.scope.slug, kind="dev",
-                                       secret_key=secret))
+            keys.append(
+                EnvironmentKey(
+                    project=viewer.scope.project,
+                    environment=viewer.scope.slug,
+                    kind="dev",
+                    secret_key=secret,
+                )
+            )
     else:
         assert viewer.caller is not None
         accounts = _engine(request).accounts
         project = accounts.get_project(viewer.caller, viewer.scope.project)
-        keys = [accounts.environment_key(viewer.caller, project.id, env.slug) for env in project.environments]
+        keys = [
+            accounts.environment_key(viewer.caller, project.id, env.slug)
+            for env in project.environments
+        ]
     return page(request, viewer, "api_keys.html", keys=keys)
 
 
 @router.post("/api-keys/rotate")
 async def rotate_key(request: Request, viewer: ScopedDep, form: FormDep) -> RedirectResponse:
     if viewer.local or viewer.caller is None or viewer.scope is None:
-        raise InvalidRequest("the dev key lives in .conveyor/dev.json; delete it and restart `conveyor dev` for a new one")
+        raise InvalidRequest(
+            "the dev key lives in .conveyor/dev.json; delete it and restart `conveyor dev` for a new one"
+        )
     env = form.get("env", "")
-    await run_in_threadpool(_engine(request).accounts.rotate_key, viewer.caller, viewer.scope.project, env)
-    return redirect(request, "/api-keys", f"The {env} key was rotated: the old key stops working now.", "ok")
+    await run_in_threadpool(
+        _engine(request).accounts.rotate_key, viewer.caller, viewer.scope.project, env
+    )
+    return redirect(
+        request, "/api-keys", f"The {env} key was rotated: the old key stops working now.", "ok"
+    )

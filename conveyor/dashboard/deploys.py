@@ -34,24 +34,49 @@ def _engine(request: Request) -> Engine:
 def deploys_page(request: Request, viewer: ScopedDep) -> HTMLResponse:
     assert viewer.scope is not None
     if viewer.scope.kind == "dev":
-        return page(request, viewer, "deploys.html", dev=True, deployments=[], current=None, next_cursor=None,
-                    cursor=None)
+        return page(
+            request,
+            viewer,
+            "deploys.html",
+            dev=True,
+            deployments=[],
+            current=None,
+            next_cursor=None,
+            cursor=None,
+        )
     engine = _engine(request)
     cursor = request.query_params.get("cursor") or None
-    deployments, next_cursor = engine.list_deployments(viewer.env_id, limit=PAGE_SIZE, cursor=cursor)
+    deployments, next_cursor = engine.list_deployments(
+        viewer.env_id, limit=PAGE_SIZE, cursor=cursor
+    )
     current = engine.get_environment_version(viewer.env_id)
-    return page(request, viewer, "deploys.html", dev=False, deployments=deployments, current=current,
-                next_cursor=next_cursor, cursor=cursor)
+    return page(
+        request,
+        viewer,
+        "deploys.html",
+        dev=False,
+        deployments=deployments,
+        current=current,
+        next_cursor=next_cursor,
+        cursor=cursor,
+    )
 
 
 @router.post("/deploys/promote")
 async def promote_version(request: Request, viewer: ScopedDep, form: FormDep) -> RedirectResponse:
     assert viewer.scope is not None
     if viewer.scope.kind == "dev":
-        raise InvalidRequest("dev takes no deploys: `conveyor dev` runs the code of the project folder")
+        raise InvalidRequest(
+            "dev takes no deploys: `conveyor dev` runs the code of the project folder"
+        )
     version = form.get("version", "").strip()
     if not version:
         raise InvalidRequest("which version? the form names none")
     made: Deployment = await run_in_threadpool(_engine(request).promote, viewer.env_id, version)
-    return redirect(request, "/deploys", f"{made.version} is current in {viewer.scope.slug}: new runs start on it; "
-                                         "runs already started keep their version.", "ok")
+    return redirect(
+        request,
+        "/deploys",
+        f"{made.version} is current in {viewer.scope.slug}: new runs start on it; "
+        "runs already started keep their version.",
+        "ok",
+    )

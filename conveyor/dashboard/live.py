@@ -36,7 +36,9 @@ def sse(event: str, html: str) -> str:
     return f"event: {event}\n{data}\n\n"
 
 
-def stream(request: Request, viewer: Viewer, event: str, render: Callable[[], str]) -> StreamingResponse:
+def stream(
+    request: Request, viewer: Viewer, event: str, render: Callable[[], str]
+) -> StreamingResponse:
     """An event stream of `render()` (blocking; run off the event loop) as event `event`."""
     wakeups: Wakeups = request.app.state.wakeups
     env_id = viewer.env_id
@@ -62,7 +64,9 @@ def stream(request: Request, viewer: Viewer, event: str, render: Callable[[], st
                 await waiter.wait(POLL_SECONDS)
                 if await request.is_disconnected():
                     return
-                await asyncio.sleep(max(SETTLE_SECONDS, MIN_INTERVAL - (time.monotonic() - rendered_at)))
+                await asyncio.sleep(
+                    max(SETTLE_SECONDS, MIN_INTERVAL - (time.monotonic() - rendered_at))
+                )
                 if not viewer.local and now - checked_at > RECHECK_SECONDS:
                     checked_at = now
                     try:
@@ -72,5 +76,8 @@ def stream(request: Request, viewer: Viewer, event: str, render: Callable[[], st
                     if again.scope is None or again.scope.env_id != env_id:
                         return
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -34,8 +34,13 @@ def _engine(request: Request) -> Engine:
 def queues_page(request: Request, viewer: ScopedDep) -> HTMLResponse:
     engine = _engine(request)
     env = engine.get_environment(viewer.env_id)
-    return page(request, viewer, "queues.html", queues=engine.list_queues(viewer.env_id),
-                env_limit=env.concurrency_limit)
+    return page(
+        request,
+        viewer,
+        "queues.html",
+        queues=engine.list_queues(viewer.env_id),
+        env_limit=env.concurrency_limit,
+    )
 
 
 @router.get("/queues/stream")
@@ -43,7 +48,9 @@ def queues_stream(request: Request, viewer: ScopedDep) -> StreamingResponse:
     engine = _engine(request)
 
     def rows() -> str:
-        return render("_queue_rows.html", queues=engine.list_queues(viewer.env_id), csrf=viewer.session.csrf)
+        return render(
+            "_queue_rows.html", queues=engine.list_queues(viewer.env_id), csrf=viewer.session.csrf
+        )
 
     return stream(request, viewer, "queues", rows)
 
@@ -52,7 +59,12 @@ def queues_stream(request: Request, viewer: ScopedDep) -> StreamingResponse:
 async def pause_queue(request: Request, viewer: ScopedDep, form: FormDep) -> RedirectResponse:
     name = form.get("name", "")
     await run_in_threadpool(_engine(request).set_queue_paused, viewer.env_id, name, True)
-    return redirect(request, "/queues", f"Queue {name} paused: none of its runs start until it is resumed.", "ok")
+    return redirect(
+        request,
+        "/queues",
+        f"Queue {name} paused: none of its runs start until it is resumed.",
+        "ok",
+    )
 
 
 @router.post("/queues/resume")
@@ -72,9 +84,16 @@ async def set_queue_limit(request: Request, viewer: ScopedDep, form: FormDep) ->
         except ValueError:
             limit = -1
         if not 0 <= limit <= MAX_LIMIT:
-            raise InvalidRequest(f"a concurrency limit is a whole number from 0 to {MAX_LIMIT:,}, not {text!r}")
+            raise InvalidRequest(
+                f"a concurrency limit is a whole number from 0 to {MAX_LIMIT:,}, not {text!r}"
+            )
     queue = await run_in_threadpool(_engine(request).set_queue_limit, viewer.env_id, name, limit)
     if limit is None:
-        return redirect(request, "/queues", f"Queue {name}: override cleared, the code's limit applies "
-                        f"({queue.concurrency_limit if queue.concurrency_limit is not None else 'none'}).", "ok")
+        return redirect(
+            request,
+            "/queues",
+            f"Queue {name}: override cleared, the code's limit applies "
+            f"({queue.concurrency_limit if queue.concurrency_limit is not None else 'none'}).",
+            "ok",
+        )
     return redirect(request, "/queues", f"Queue {name}: at most {limit} runs at once.", "ok")

@@ -42,7 +42,10 @@ router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 PAGE_SIZE = 50
 MAX_CHILD_TRACES = 25  # child runs whose own spans the waterfall shows
 PERIODS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
-STATUS_GROUPS = {"active": list(ACTIVE_STATUSES), "failed": sorted(s.value for s in FAILURE_STATUSES)}
+STATUS_GROUPS = {
+    "active": list(ACTIVE_STATUSES),
+    "failed": sorted(s.value for s in FAILURE_STATUSES),
+}
 
 
 def _engine(request: Request) -> Engine:
@@ -73,19 +76,34 @@ class RunFilters:
     period: str = ""
     created_from: str = ""
     created_to: str = ""
-    children: str = ""  # "1": child runs too; by default the list shows root runs (with their child count)
+    children: str = (
+        ""  # "1": child runs too; by default the list shows root runs (with their child count)
+    )
 
     @classmethod
     def of(cls, request: Request) -> RunFilters:
         q = request.query_params
-        return cls(status=q.get("status", "").strip(), task=q.get("task", "").strip(), tag=q.get("tag", "").strip(),
-                   period=q.get("period", "").strip(), created_from=q.get("from", "").strip(),
-                   created_to=q.get("to", "").strip(), children="1" if q.get("children", "") in ("1", "on") else "")
+        return cls(
+            status=q.get("status", "").strip(),
+            task=q.get("task", "").strip(),
+            tag=q.get("tag", "").strip(),
+            period=q.get("period", "").strip(),
+            created_from=q.get("from", "").strip(),
+            created_to=q.get("to", "").strip(),
+            children="1" if q.get("children", "") in ("1", "on") else "",
+        )
 
     @property
     def params(self) -> dict[str, str]:
-        return {"status": self.status, "task": self.task, "tag": self.tag, "period": self.period,
-                "from": self.created_from, "to": self.created_to, "children": self.children}
+        return {
+            "status": self.status,
+            "task": self.task,
+            "tag": self.tag,
+            "period": self.period,
+            "from": self.created_from,
+            "to": self.created_to,
+            "children": self.children,
+        }
 
     @property
     def active(self) -> bool:
@@ -96,28 +114,49 @@ class RunFilters:
             return STATUS_GROUPS[self.status]
         return [part.strip().upper() for part in self.status.split(",") if part.strip()]
 
-    def page(self, engine: Engine, env_id: str, *, older_than: str | None = None, newer_than: str | None = None,
-             limit: int = PAGE_SIZE) -> RunPage:
+    def page(
+        self,
+        engine: Engine,
+        env_id: str,
+        *,
+        older_than: str | None = None,
+        newer_than: str | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> RunPage:
         created_from = _moment(self.created_from, "from")
         if self.period:
             if self.period not in PERIODS:
                 raise InvalidRequest(f"period is one of {', '.join(PERIODS)}")
             since = datetime.now(UTC).timestamp() - PERIODS[self.period]
             created_from = max(created_from or since, since)
-        return engine.runs_page(env_id, statuses=self.statuses(), task_id=self.task or None, tag=self.tag or None,
-                                created_from=created_from, created_to=_moment(self.created_to, "to"),
-                                limit=limit, older_than=older_than or None, newer_than=newer_than or None,
-                                roots=not self.children)
+        return engine.runs_page(
+            env_id,
+            statuses=self.statuses(),
+            task_id=self.task or None,
+            tag=self.tag or None,
+            created_from=created_from,
+            created_to=_moment(self.created_to, "to"),
+            limit=limit,
+            older_than=older_than or None,
+            newer_than=newer_than or None,
+            roots=not self.children,
+        )
 
 
 def _cursors(request: Request) -> tuple[str | None, str | None]:
     return request.query_params.get("cursor") or None, request.query_params.get("before") or None
 
 
-def _list_context(engine: Engine, viewer: Viewer, filters: RunFilters, cursor: str | None,
-                  before: str | None) -> dict[str, Any]:
+def _list_context(
+    engine: Engine, viewer: Viewer, filters: RunFilters, cursor: str | None, before: str | None
+) -> dict[str, Any]:
     runs_page = filters.page(engine, viewer.env_id, older_than=cursor, newer_than=before)
-    return {"runs_page": runs_page, "filters": filters, "params": filters.params, "now": datetime.now(UTC)}
+    return {
+        "runs_page": runs_page,
+        "filters": filters,
+        "params": filters.params,
+        "now": datetime.now(UTC),
+    }
 
 
 @router.get("/runs", response_class=HTMLResponse, response_model=None)
@@ -137,9 +176,18 @@ def runs_list(request: Request, viewer: ScopedDep) -> HTMLResponse | RedirectRes
     context = _list_context(engine, viewer, filters, cursor, before)
     tasks = sorted(t.id for t in engine.list_tasks(viewer.env_id))
     stream_query = request.url.query
-    return page(request, viewer, "runs.html", tasks=tasks, search=search, missing=missing,
-                statuses=[s.value for s in RunStatus], periods=list(PERIODS), stream_query=stream_query,
-                **context)
+    return page(
+        request,
+        viewer,
+        "runs.html",
+        tasks=tasks,
+        search=search,
+        missing=missing,
+        statuses=[s.value for s in RunStatus],
+        periods=list(PERIODS),
+        stream_query=stream_query,
+        **context,
+    )
 
 
 @router.get("/runs/stream")
@@ -179,10 +227,18 @@ def _run_context(engine: Engine, env_id: str, run_id: str) -> dict[str, Any]:
     trace = engine.get_trace(env_id, run_id)
     now = datetime.now(UTC)
     children = _children(engine, env_id, trace)
-    child_rows = [row for row in waterfall.build(trace, {}, now=now).rows if row.run_id and row.depth > 0]
+    child_rows = [
+        row for row in waterfall.build(trace, {}, now=now).rows if row.run_id and row.depth > 0
+    ]
     logs = engine.list_logs(env_id, run_id)
-    return {"run": run, "waterfall": waterfall.build(trace, children, now=now), "child_rows": child_rows,
-            "logs": _logs_by_attempt(logs), "log_count": len(logs), "now": now}
+    return {
+        "run": run,
+        "waterfall": waterfall.build(trace, children, now=now),
+        "child_rows": child_rows,
+        "logs": _logs_by_attempt(logs),
+        "log_count": len(logs),
+        "now": now,
+    }
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse, response_model=None)
@@ -191,15 +247,29 @@ def run_page(request: Request, run_id: str, viewer: ScopedDep) -> HTMLResponse:
     return _run_page(request, viewer, context)
 
 
-def _run_page(request: Request, viewer: Viewer, context: dict[str, Any], *, replay_text: str | None = None,
-              replay_error: str | None = None, status: int = 200) -> HTMLResponse:
+def _run_page(
+    request: Request,
+    viewer: Viewer,
+    context: dict[str, Any],
+    *,
+    replay_text: str | None = None,
+    replay_error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
     run: Run = context["run"]
     if replay_text is None:
         replay_text = json.dumps(run.payload, indent=2, ensure_ascii=False)
         if len(replay_text) > MAX_SHOWN:
             replay_text = None  # too large for a text box: the replay sends it unchanged
-    return page(request, viewer, "run.html", status=status, replay_text=replay_text, replay_error=replay_error,
-                **context)
+    return page(
+        request,
+        viewer,
+        "run.html",
+        status=status,
+        replay_text=replay_text,
+        replay_error=replay_error,
+        **context,
+    )
 
 
 @router.get("/runs/{run_id}/{part}.json", response_model=None)
@@ -208,9 +278,14 @@ def run_value(request: Request, run_id: str, part: str, viewer: ScopedDep) -> Re
     if part not in ("payload", "output"):
         raise NotFound(f"a run has no {part}.json; there are payload.json and output.json")
     run = _engine(request).get_run(viewer.env_id, run_id)
-    body = json.dumps(run.payload if part == "payload" else run.output, indent=2, ensure_ascii=False)
-    return Response(body, media_type="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{run.id}-{part}.json"'})
+    body = json.dumps(
+        run.payload if part == "payload" else run.output, indent=2, ensure_ascii=False
+    )
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{run.id}-{part}.json"'},
+    )
 
 
 @router.get("/runs/{run_id}/stream")
@@ -219,19 +294,27 @@ def run_stream(request: Request, run_id: str, viewer: ScopedDep) -> StreamingRes
     engine.get_run(viewer.env_id, run_id)  # a 404 now rather than an empty stream
 
     def live() -> str:
-        return render("_run_live.html", csrf=viewer.session.csrf, **_run_context(engine, viewer.env_id, run_id))
+        return render(
+            "_run_live.html",
+            csrf=viewer.session.csrf,
+            **_run_context(engine, viewer.env_id, run_id),
+        )
 
     return stream(request, viewer, "run", live)
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel_run(request: Request, run_id: str, viewer: ScopedDep, form: FormDep) -> RedirectResponse:
+async def cancel_run(
+    request: Request, run_id: str, viewer: ScopedDep, form: FormDep
+) -> RedirectResponse:
     run = await run_in_threadpool(_engine(request).cancel, viewer.env_id, run_id)
     return redirect(request, f"/runs/{run.id}", f"Run {run.id} canceled.", "ok")
 
 
 @router.post("/runs/{run_id}/replay", response_model=None)
-async def replay_run(request: Request, run_id: str, viewer: ScopedDep, form: FormDep) -> HTMLResponse | RedirectResponse:
+async def replay_run(
+    request: Request, run_id: str, viewer: ScopedDep, form: FormDep
+) -> HTMLResponse | RedirectResponse:
     engine = _engine(request)
     text = form.get("payload", "")
     if form.get("same"):
@@ -241,11 +324,21 @@ async def replay_run(request: Request, run_id: str, viewer: ScopedDep, form: For
         payload = json.loads(text) if text.strip() else None
     except ValueError as exc:
         context = await run_in_threadpool(_run_context, engine, viewer.env_id, run_id)
-        return _run_page(request, viewer, context, replay_text=text, status=422,
-                         replay_error=f"The payload is not JSON: {exc}")
+        return _run_page(
+            request,
+            viewer,
+            context,
+            replay_text=text,
+            status=422,
+            replay_error=f"The payload is not JSON: {exc}",
+        )
     try:
-        run = await run_in_threadpool(lambda: engine.replay(viewer.env_id, run_id, payload, use_payload=True))
+        run = await run_in_threadpool(
+            lambda: engine.replay(viewer.env_id, run_id, payload, use_payload=True)
+        )
     except (InvalidRequest, PayloadError) as exc:  # the task's schema refuses it, say
         context = await run_in_threadpool(_run_context, engine, viewer.env_id, run_id)
-        return _run_page(request, viewer, context, replay_text=text, status=422, replay_error=str(exc))
+        return _run_page(
+            request, viewer, context, replay_text=text, status=422, replay_error=str(exc)
+        )
     return redirect(request, f"/runs/{run.id}", f"Replayed {run_id} as this run.", "ok")

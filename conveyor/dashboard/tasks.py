@@ -25,8 +25,15 @@ from conveyor.models import TriggerOptions
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
 RECENT_RUNS = 10
-_BLANKS: dict[str, Any] = {"string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "object": {},
-                           "null": None}
+_BLANKS: dict[str, Any] = {
+    "string": "",
+    "integer": 0,
+    "number": 0,
+    "boolean": False,
+    "array": [],
+    "object": {},
+    "null": None,
+}
 
 
 def example_payload(schema: dict[str, Any] | None, depth: int = 0) -> Any:
@@ -47,7 +54,10 @@ def example_payload(schema: dict[str, Any] | None, depth: int = 0) -> Any:
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object" or "properties" in schema:
-        return {name: example_payload(prop, depth + 1) for name, prop in (schema.get("properties") or {}).items()}
+        return {
+            name: example_payload(prop, depth + 1)
+            for name, prop in (schema.get("properties") or {}).items()
+        }
     return _BLANKS.get(str(kind))
 
 
@@ -61,20 +71,46 @@ def tasks_list(request: Request, viewer: ScopedDep) -> HTMLResponse:
     engine = _engine(request)
     tasks = sorted(engine.list_tasks(viewer.env_id), key=lambda t: t.id)
     queues = {q.name: q for q in engine.list_queues(viewer.env_id)}
-    return page(request, viewer, "tasks.html", tasks=tasks, queues=queues,
-                load_failures=engine.load_failures(viewer.env_id))
+    return page(
+        request,
+        viewer,
+        "tasks.html",
+        tasks=tasks,
+        queues=queues,
+        load_failures=engine.load_failures(viewer.env_id),
+    )
 
 
-def _task_page(request: Request, viewer: Viewer, task_id: str, *, payload_text: str | None = None,
-               tags: str = "", error: str | None = None, status: int = 200) -> HTMLResponse:
+def _task_page(
+    request: Request,
+    viewer: Viewer,
+    task_id: str,
+    *,
+    payload_text: str | None = None,
+    tags: str = "",
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
     engine = _engine(request)
     task = engine.get_task(viewer.env_id, task_id)
     recent = engine.runs_page(viewer.env_id, task_id=task_id, limit=RECENT_RUNS).runs
     queue = next((q for q in engine.list_queues(viewer.env_id) if q.name == task.queue.name), None)
     if payload_text is None:
-        payload_text = json.dumps(example_payload(task.payload_schema), indent=2, ensure_ascii=False)
-    return page(request, viewer, "task.html", status=status, task=task, queue=queue, recent=recent,
-                payload_text=payload_text, tags=tags, error=error)
+        payload_text = json.dumps(
+            example_payload(task.payload_schema), indent=2, ensure_ascii=False
+        )
+    return page(
+        request,
+        viewer,
+        "task.html",
+        status=status,
+        task=task,
+        queue=queue,
+        recent=recent,
+        payload_text=payload_text,
+        tags=tags,
+        error=error,
+    )
 
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse, response_model=None)
@@ -83,21 +119,34 @@ def task_page(request: Request, task_id: str, viewer: ScopedDep) -> HTMLResponse
 
 
 @router.post("/tasks/{task_id}/trigger", response_model=None)
-async def trigger_test_run(request: Request, task_id: str, viewer: ScopedDep,
-                           form: FormDep) -> HTMLResponse | RedirectResponse:
+async def trigger_test_run(
+    request: Request, task_id: str, viewer: ScopedDep, form: FormDep
+) -> HTMLResponse | RedirectResponse:
     text, tags = form.get("payload", ""), form.get("tags", "")
     try:
         payload = json.loads(text) if text.strip() else None
         options = TriggerOptions(tags=[t.strip() for t in tags.split(",") if t.strip()])
-        run = await run_in_threadpool(_engine(request).trigger, viewer.env_id, task_id, payload, options)
+        run = await run_in_threadpool(
+            _engine(request).trigger, viewer.env_id, task_id, payload, options
+        )
     except ValueError as exc:  # not JSON, or options pydantic refuses
-        message = _validation_message(exc) if isinstance(exc, ValidationError) else f"The payload is not JSON: {exc}"
-        return await run_in_threadpool(lambda: _task_page(request, viewer, task_id, payload_text=text, tags=tags,
-                                                          error=message, status=422))
+        message = (
+            _validation_message(exc)
+            if isinstance(exc, ValidationError)
+            else f"The payload is not JSON: {exc}"
+        )
+        return await run_in_threadpool(
+            lambda: _task_page(
+                request, viewer, task_id, payload_text=text, tags=tags, error=message, status=422
+            )
+        )
     except (InvalidRequest, PayloadError) as exc:
         refused = str(exc)
-        return await run_in_threadpool(lambda: _task_page(request, viewer, task_id, payload_text=text, tags=tags,
-                                                          error=refused, status=422))
+        return await run_in_threadpool(
+            lambda: _task_page(
+                request, viewer, task_id, payload_text=text, tags=tags, error=refused, status=422
+            )
+        )
     return redirect(request, f"/runs/{run.id}", f"Test run of {task_id} triggered.", "ok")
 
 

@@ -34,27 +34,60 @@ def tokens_page(request: Request, viewer: ScopedDep) -> HTMLResponse:
     return _tokens(request, viewer, status, request.query_params.get("cursor") or None)
 
 
-def _tokens(request: Request, viewer: Viewer, status: str, cursor: str | None, *, edited: dict[str, str] | None = None,
-            errors: dict[str, str] | None = None, code: int = 200) -> HTMLResponse:
+def _tokens(
+    request: Request,
+    viewer: Viewer,
+    status: str,
+    cursor: str | None,
+    *,
+    edited: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    code: int = 200,
+) -> HTMLResponse:
     """The list, each token with the runs waiting on it and its callback URL; `edited` and
     `errors` keep the body someone typed for a token, and say why it was refused."""
     engine = _engine(request)
-    tokens, next_cursor = engine.list_tokens(viewer.env_id, status=None if status == "ALL" else status,
-                                             limit=PAGE_SIZE, cursor=cursor)
-    waiters = engine.token_waiters(viewer.env_id, [t["id"] for t in tokens if t["status"] == "PENDING"])
-    return page(request, viewer, "tokens.html", status=code, tokens=tokens, next_cursor=next_cursor,
-                token_status=status, statuses=STATUSES, cursor=cursor, waiters=waiters, edited=edited or {},
-                errors=errors or {})
+    tokens, next_cursor = engine.list_tokens(
+        viewer.env_id, status=None if status == "ALL" else status, limit=PAGE_SIZE, cursor=cursor
+    )
+    waiters = engine.token_waiters(
+        viewer.env_id, [t["id"] for t in tokens if t["status"] == "PENDING"]
+    )
+    return page(
+        request,
+        viewer,
+        "tokens.html",
+        status=code,
+        tokens=tokens,
+        next_cursor=next_cursor,
+        token_status=status,
+        statuses=STATUSES,
+        cursor=cursor,
+        waiters=waiters,
+        edited=edited or {},
+        errors=errors or {},
+    )
 
 
 @router.post("/tokens/complete", response_model=None)
-async def complete_token(request: Request, viewer: ScopedDep, form: FormDep) -> RedirectResponse | HTMLResponse:
+async def complete_token(
+    request: Request, viewer: ScopedDep, form: FormDep
+) -> RedirectResponse | HTMLResponse:
     token_id, text = form.get("token_id", ""), form.get("data", "")
     cursor = form.get("cursor") or None
 
-    def refused(message: str) -> HTMLResponse:  # the page again, the typed body kept, the reason beside it
-        return _tokens(request, viewer, "PENDING", cursor, edited={token_id: text}, errors={token_id: message},
-                       code=422)
+    def refused(
+        message: str,
+    ) -> HTMLResponse:  # the page again, the typed body kept, the reason beside it
+        return _tokens(
+            request,
+            viewer,
+            "PENDING",
+            cursor,
+            edited={token_id: text},
+            errors={token_id: message},
+            code=422,
+        )
 
     try:
         data = json.loads(text) if text.strip() else None
@@ -66,4 +99,6 @@ async def complete_token(request: Request, viewer: ScopedDep, form: FormDep) -> 
         return await run_in_threadpool(refused, f"Not completed: {exc}")
     except Conflict as exc:  # completed or timed out meanwhile: it has left the list
         return redirect(request, "/tokens", str(exc), "error")
-    return redirect(request, "/tokens", f"Token {token_id} completed; the runs waiting on it resume.", "ok")
+    return redirect(
+        request, "/tokens", f"Token {token_id} completed; the runs waiting on it resume.", "ok"
+    )

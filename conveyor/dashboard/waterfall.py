@@ -68,7 +68,9 @@ class Waterfall:
     def ticks(self) -> list[tuple[float, float]]:
         """The labelled times of the axis: (percent of the axis, seconds since the start)."""
         axis, step = max(self.seconds, 1e-6), self.step
-        return [(round(i * step / axis * 100, 3), i * step) for i in range(int(axis / step + 1e-9) + 1)]
+        return [
+            (round(i * step / axis * 100, 3), i * step) for i in range(int(axis / step + 1e-9) + 1)
+        ]
 
 
 _CLOCK_STEPS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600, 43200, 86400)
@@ -110,7 +112,7 @@ def build(trace: Trace, children: Mapping[str, Trace], *, now: datetime) -> Wate
         flat.append((span, depth, inherited))
         if span.kind == "run" and depth > 0:
             child = children.get(span.attributes.get("run_id") or span.id)
-            for inner in (child.root.children if child else ()):
+            for inner in child.root.children if child else ():
                 walk(inner, depth + 1, True)
             return
         for inner in span.children:
@@ -136,9 +138,20 @@ def build(trace: Trace, children: Mapping[str, Trace], *, now: datetime) -> Wate
         left = (span.start - start).total_seconds() / axis * 100
         width = max((span_end - span.start).total_seconds(), 0.0) / axis * 100
         run_id = (span.attributes.get("run_id") or span.id) if span.kind == "run" else None
-        rows.append(Row(span, depth, round(min(left, 100.0), 3), round(max(min(width, 100.0 - left), 0.3), 3),
-                        None if span.end is None else max((span.end - span.start).total_seconds(), 0.0),
-                        run_id, inherited, descendants[index], collapsed, hidden))
+        rows.append(
+            Row(
+                span,
+                depth,
+                round(min(left, 100.0), 3),
+                round(max(min(width, 100.0 - left), 0.3), 3),
+                None if span.end is None else max((span.end - span.start).total_seconds(), 0.0),
+                run_id,
+                inherited,
+                descendants[index],
+                collapsed,
+                hidden,
+            )
+        )
     return Waterfall(rows, start, end, truncated)
 
 

@@ -35,8 +35,8 @@ from conveyor.version import __version__
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
-                               "base-uri 'none'; form-action 'self'",
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -45,9 +45,14 @@ SECURITY_HEADERS = {
 
 ACTIVE_STATUSES = ("PENDING_VERSION", "DELAYED", "QUEUED", "DEQUEUED", "EXECUTING", "WAITING")
 _STATUS_CLASS = {
-    RunStatus.COMPLETED: "ok", RunStatus.CANCELED: "muted", RunStatus.EXECUTING: "running",
-    RunStatus.DEQUEUED: "running", RunStatus.WAITING: "waiting", RunStatus.QUEUED: "queued",
-    RunStatus.DELAYED: "queued", RunStatus.PENDING_VERSION: "queued",
+    RunStatus.COMPLETED: "ok",
+    RunStatus.CANCELED: "muted",
+    RunStatus.EXECUTING: "running",
+    RunStatus.DEQUEUED: "running",
+    RunStatus.WAITING: "waiting",
+    RunStatus.QUEUED: "queued",
+    RunStatus.DELAYED: "queued",
+    RunStatus.PENDING_VERSION: "queued",
 }
 
 
@@ -56,8 +61,15 @@ def status_class(status: str) -> str:
     try:
         run_status = RunStatus(status)
     except ValueError:
-        return {"ok": "ok", "error": "error", "canceled": "muted", "open": "running", "PENDING": "waiting",
-                "TIMED_OUT": "error", "INTERRUPTED": "muted"}.get(status, "muted")
+        return {
+            "ok": "ok",
+            "error": "error",
+            "canceled": "muted",
+            "open": "running",
+            "PENDING": "waiting",
+            "TIMED_OUT": "error",
+            "INTERRUPTED": "muted",
+        }.get(status, "muted")
     return "error" if run_status in FAILURE_STATUSES else _STATUS_CLASS.get(run_status, "muted")
 
 
@@ -124,7 +136,9 @@ def clipped(value: Any) -> tuple[str, str | None]:
     if len(text) <= MAX_SHOWN:
         return text, None
     size = len(text.encode())
-    return text[:MAX_SHOWN] + "\n…", (f"{size / 1024**2:.1f} MB" if size >= 1024**2 else f"{size // 1024} KB")
+    return text[:MAX_SHOWN] + "\n…", (
+        f"{size / 1024**2:.1f} MB" if size >= 1024**2 else f"{size // 1024} KB"
+    )
 
 
 def compact_json(value: Any) -> str:
@@ -147,32 +161,58 @@ def _query(base: dict[str, Any], **changes: Any) -> str:
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
-templates = Environment(loader=PackageLoader("conveyor.dashboard", "templates"),
-                        autoescape=select_autoescape(["html"], default_for_string=True),
-                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-templates.filters.update(ago=ago, iso=iso, clock=clock, duration=format_duration, pretty=pretty, clipped=clipped,
-                         status_class=status_class, run_seconds=run_seconds, tojson=compact_json, urlquote=lambda s: quote(str(s), safe=""))
-templates.globals.update(version=__version__, query=_query, RunStatus=RunStatus, ACTIVE_STATUSES=ACTIVE_STATUSES)
+templates = Environment(
+    loader=PackageLoader("conveyor.dashboard", "templates"),
+    autoescape=select_autoescape(["html"], default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates.filters.update(
+    ago=ago,
+    iso=iso,
+    clock=clock,
+    duration=format_duration,
+    pretty=pretty,
+    clipped=clipped,
+    status_class=status_class,
+    run_seconds=run_seconds,
+    tojson=compact_json,
+    urlquote=lambda s: quote(str(s), safe=""),
+)
+templates.globals.update(
+    version=__version__, query=_query, RunStatus=RunStatus, ACTIVE_STATUSES=ACTIVE_STATUSES
+)
 
 
 def render(template: str, **context: Any) -> str:
     return templates.get_template(template).render(**context)
 
 
-def page(request: Request, viewer: Viewer | None, template: str, *, status: int = 200,
-         **context: Any) -> HTMLResponse:
+def page(
+    request: Request, viewer: Viewer | None, template: str, *, status: int = 200, **context: Any
+) -> HTMLResponse:
     """A full page in the layout; it shows (and clears) the session's flash message."""
     flash = None
     if viewer is not None and viewer.session.flash:
         flash = (viewer.session.flash, viewer.session.flash_kind)
         viewer.session.flash = None
         access_of(request).changed(request)
-    html = render(template, request=request, viewer=viewer, csrf=viewer.session.csrf if viewer else "",
-                  flash=flash, path=request.url.path, **context)
+    html = render(
+        template,
+        request=request,
+        viewer=viewer,
+        csrf=viewer.session.csrf if viewer else "",
+        flash=flash,
+        path=request.url.path,
+        **context,
+    )
     return HTMLResponse(html, status_code=status)
 
 
-def redirect(request: Request, url: str, flash: str | None = None, kind: str = "info") -> RedirectResponse:
+def redirect(
+    request: Request, url: str, flash: str | None = None, kind: str = "info"
+) -> RedirectResponse:
     """Go to `url` after a form (303: the browser GETs it), with a message for the next page."""
     if flash is not None:
         session = access_of(request).session(request)
@@ -183,7 +223,9 @@ def redirect(request: Request, url: str, flash: str | None = None, kind: str = "
 
 def wants_page(request: Request) -> bool:
     """A browser navigating (rather than htmx or an event stream asking for a part)."""
-    return "hx-request" not in request.headers and "text/event-stream" not in request.headers.get("accept", "")
+    return "hx-request" not in request.headers and "text/event-stream" not in request.headers.get(
+        "accept", ""
+    )
 
 
 class DashboardRoute(APIRoute):
@@ -197,8 +239,12 @@ class DashboardRoute(APIRoute):
                 response = await handler(request)
             except LoginRequired:
                 if wants_page(request):
-                    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                    response = RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+                    target = request.url.path + (
+                        f"?{request.url.query}" if request.url.query else ""
+                    )
+                    response = RedirectResponse(
+                        f"/login?{urlencode({'next': target})}", status_code=303
+                    )
                 else:
                     response = Response("log in again", status_code=401)
             except EnvironmentRequired:
@@ -206,14 +252,31 @@ class DashboardRoute(APIRoute):
             except (DashboardProblem, ConveyorError) as exc:
                 status = exc.status
                 message = str(exc) or (exc.__doc__ or "").strip()
-                response = HTMLResponse(render("error.html", request=request, viewer=None, csrf="", flash=None,
-                                               path=request.url.path, status=status, message=message),
-                                        status_code=status)
+                response = HTMLResponse(
+                    render(
+                        "error.html",
+                        request=request,
+                        viewer=None,
+                        csrf="",
+                        flash=None,
+                        path=request.url.path,
+                        status=status,
+                        message=message,
+                    ),
+                    status_code=status,
+                )
             access = access_of(request)
             cookie = access.cookie_value(request)
             if cookie is not None:
-                response.set_cookie(COOKIE, cookie, max_age=int(access.settings.session_max_age), httponly=True,
-                                    samesite="lax", secure=access.settings.secure_cookies, path="/")
+                response.set_cookie(
+                    COOKIE,
+                    cookie,
+                    max_age=int(access.settings.session_max_age),
+                    httponly=True,
+                    samesite="lax",
+                    secure=access.settings.secure_cookies,
+                    path="/",
+                )
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             return response

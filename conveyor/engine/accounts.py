@@ -35,9 +35,18 @@ from conveyor.models import (
 )
 from conveyor.store import Row, Store, Tx
 
-KEY_PREFIXES: dict[str, str] = {"dev": "cv_dev_", "staging": "cv_stg_", "prod": "cv_prod_", "preview": "cv_prev_"}
+KEY_PREFIXES: dict[str, str] = {
+    "dev": "cv_dev_",
+    "staging": "cv_stg_",
+    "prod": "cv_prod_",
+    "preview": "cv_prev_",
+}
 TOKEN_PREFIX = "cv_pat_"
-STANDING_ENVIRONMENTS = ("dev", "staging", "prod")  # every project has these; previews come per branch
+STANDING_ENVIRONMENTS = (
+    "dev",
+    "staging",
+    "prod",
+)  # every project has these; previews come per branch
 PREVIEW_PREFIX = "preview-"
 DEFAULT_ORGANIZATION = "default"
 ADMIN_NAME = "admin"
@@ -63,7 +72,9 @@ def preview_slug(branch: str) -> str:
         raise InvalidRequest("a preview environment needs a branch name, e.g. --branch feature-x")
     slug = slugify(branch, MAX_SLUG - len(PREVIEW_PREFIX))
     if not slug:
-        raise InvalidRequest(f"branch {branch!r} has no letter or digit to name a preview environment after")
+        raise InvalidRequest(
+            f"branch {branch!r} has no letter or digit to name a preview environment after"
+        )
     return PREVIEW_PREFIX + slug
 
 
@@ -81,9 +92,14 @@ def _time(epoch: float) -> datetime:
 
 
 def _environment(row: Row) -> ProjectEnvironment:
-    return ProjectEnvironment(id=row["id"], project=row["project"], slug=row["slug"],
-                              kind=cast(EnvironmentKind, row["kind"]), branch=row.get("branch"),
-                              created_at=_time(row["created_at"]))
+    return ProjectEnvironment(
+        id=row["id"],
+        project=row["project"],
+        slug=row["slug"],
+        kind=cast(EnvironmentKind, row["kind"]),
+        branch=row.get("branch"),
+        created_at=_time(row["created_at"]),
+    )
 
 
 def _sorted(rows: list[Row]) -> list[Row]:
@@ -95,7 +111,9 @@ class Accounts:
     method is one transaction. `forget_keys` is called after a key is revoked, so the engine
     drops what its key cache remembers."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], float], forget_keys: Callable[[], None]) -> None:
+    def __init__(
+        self, store: Store, *, clock: Callable[[], float], forget_keys: Callable[[], None]
+    ) -> None:
         self.store = store
         self.clock = clock
         self._forget_keys = forget_keys
@@ -131,7 +149,13 @@ class Accounts:
 
     @staticmethod
     def _default_organization(tx: Tx, now: float) -> Row:
-        tx.run("insert_organization", id=new_id("org"), slug=DEFAULT_ORGANIZATION, name="Default", now=now)
+        tx.run(
+            "insert_organization",
+            id=new_id("org"),
+            slug=DEFAULT_ORGANIZATION,
+            name="Default",
+            now=now,
+        )
         org = tx.one("find_organization", slug=DEFAULT_ORGANIZATION)
         assert org is not None
         return org
@@ -139,8 +163,14 @@ class Accounts:
     @staticmethod
     def _new_token(tx: Tx, user_id: str, name: str, now: float) -> str:
         token = TOKEN_PREFIX + secrets.token_hex(20)
-        tx.run("insert_personal_access_token", token_hash=hash_secret(token), user_id=user_id, name=name,
-               prefix=token[:12], now=now)
+        tx.run(
+            "insert_personal_access_token",
+            token_hash=hash_secret(token),
+            user_id=user_id,
+            name=name,
+            prefix=token[:12],
+            now=now,
+        )
         return token
 
     # -- who is calling -----------------------------------------------------------------------
@@ -167,7 +197,13 @@ class Accounts:
         now = self.clock()
         with self.store.transaction() as tx:
             tx.run("delete_expired_dashboard_sessions", now=now)
-            tx.run("insert_dashboard_session", id=session_id, token_hash=token_hash, now=now, expires_at=now + max_age)
+            tx.run(
+                "insert_dashboard_session",
+                id=session_id,
+                token_hash=token_hash,
+                now=now,
+                expires_at=now + max_age,
+            )
         return session_id
 
     def caller_of_session(self, session_id: str, token_hash: str) -> Caller | None:
@@ -184,14 +220,21 @@ class Accounts:
     def whoami(self, caller: Caller) -> User:
         with self.store.read() as tx:
             orgs = tx.all("organizations_of_user", user_id=caller.id)
-        return User(id=caller.id, name=caller.name, is_admin=caller.is_admin,
-                    organizations=[Organization(id=o["id"], slug=o["slug"], name=o["name"], role=o["role"])
-                                   for o in orgs])
+        return User(
+            id=caller.id,
+            name=caller.name,
+            is_admin=caller.is_admin,
+            organizations=[
+                Organization(id=o["id"], slug=o["slug"], name=o["name"], role=o["role"])
+                for o in orgs
+            ],
+        )
 
     # -- projects -----------------------------------------------------------------------------
 
-    def create_project(self, caller: Caller, name: str, *, slug: str | None = None,
-                       organization: str | None = None) -> Project:
+    def create_project(
+        self, caller: Caller, name: str, *, slug: str | None = None, organization: str | None = None
+    ) -> Project:
         """A project in one of the caller's organizations, with its dev, staging and prod
         environments and their keys. Conflict when the organization has a project of that slug."""
         name = name.strip()
@@ -199,15 +242,21 @@ class Accounts:
             raise InvalidRequest("a project needs a name")
         project_slug = slugify(slug if slug is not None else name)
         if not project_slug:
-            raise InvalidRequest(f"{(slug if slug is not None else name)!r} has no letter or digit to make a slug "
-                                 "of; pass a slug of letters, digits and dashes")
+            raise InvalidRequest(
+                f"{(slug if slug is not None else name)!r} has no letter or digit to make a slug "
+                "of; pass a slug of letters, digits and dashes"
+            )
         now = self.clock()
         with self.store.transaction() as tx:
             org = self._organization_of(tx, caller, organization)
             ref = "proj_" + secrets.token_hex(10)
-            if not tx.run("insert_project", id=ref, org_id=org["id"], slug=project_slug, name=name, now=now):
-                raise Conflict(f"organization {org['slug']!r} already has a project {project_slug!r}; "
-                               "pick another name or pass another slug")
+            if not tx.run(
+                "insert_project", id=ref, org_id=org["id"], slug=project_slug, name=name, now=now
+            ):
+                raise Conflict(
+                    f"organization {org['slug']!r} already has a project {project_slug!r}; "
+                    "pick another name or pass another slug"
+                )
             for kind in STANDING_ENVIRONMENTS:
                 self._add_environment(tx, ref, kind, kind, None, now)
             row = tx.one("find_project_of_user", user_id=caller.id, ref=ref)
@@ -220,14 +269,18 @@ class Accounts:
             for org in orgs:
                 if org["slug"] == slug or org["id"] == slug:
                     return org
-            raise NotFound(f"organization {slug!r} not found among yours "
-                           f"({', '.join(o['slug'] for o in orgs) or 'none'})")
+            raise NotFound(
+                f"organization {slug!r} not found among yours "
+                f"({', '.join(o['slug'] for o in orgs) or 'none'})"
+            )
         if len(orgs) == 1:
             return orgs[0]
         if not orgs:
             raise NotFound("you belong to no organization; ask an owner to add you to one")
-        raise InvalidRequest("you belong to several organizations; say which one: "
-                             + ", ".join(o["slug"] for o in orgs))
+        raise InvalidRequest(
+            "you belong to several organizations; say which one: "
+            + ", ".join(o["slug"] for o in orgs)
+        )
 
     def list_projects(self, caller: Caller) -> list[Project]:
         with self.store.read() as tx:
@@ -244,17 +297,28 @@ class Accounts:
         if exact:
             return exact[0]
         if len(rows) > 1:
-            raise Conflict(f"several of your organizations have a project {ref!r} ("
-                           + ", ".join(f"{r['org_slug']}: {r['id']}" for r in rows) + "); use its ref")
+            raise Conflict(
+                f"several of your organizations have a project {ref!r} ("
+                + ", ".join(f"{r['org_slug']}: {r['id']}" for r in rows)
+                + "); use its ref"
+            )
         if not rows:
-            raise NotFound(f"project {ref!r} not found among your projects; `conveyor projects list` shows them")
+            raise NotFound(
+                f"project {ref!r} not found among your projects; `conveyor projects list` shows them"
+            )
         return rows[0]
 
     @staticmethod
     def _project(tx: Tx, row: Row) -> Project:
         envs = _sorted(tx.all("environments_of_project", project=row["id"]))
-        return Project(id=row["id"], slug=row["slug"], name=row["name"], organization=row["org_slug"],
-                       created_at=_time(row["created_at"]), environments=[_environment(e) for e in envs])
+        return Project(
+            id=row["id"],
+            slug=row["slug"],
+            name=row["name"],
+            organization=row["org_slug"],
+            created_at=_time(row["created_at"]),
+            environments=[_environment(e) for e in envs],
+        )
 
     @staticmethod
     def adopt_project(tx: Tx, ref: str, now: float) -> None:
@@ -265,7 +329,9 @@ class Accounts:
 
     # -- environments ---------------------------------------------------------------------------
 
-    def preview_environment(self, caller: Caller, ref: str, branch: str) -> tuple[ProjectEnvironment, bool]:
+    def preview_environment(
+        self, caller: Caller, ref: str, branch: str
+    ) -> tuple[ProjectEnvironment, bool]:
         """The preview environment of `branch`, made (with its key) if it does not exist yet;
         and whether it was made now."""
         slug = preview_slug(branch)
@@ -277,9 +343,18 @@ class Accounts:
             assert row is not None
             return _environment(row), created
 
-    def _add_environment(self, tx: Tx, project: str, slug: str, kind: str, branch: str | None, now: float) -> bool:
-        if not tx.run("insert_project_environment", id=new_id("env"), project=project, slug=slug, kind=kind,
-                      branch=branch, now=now):
+    def _add_environment(
+        self, tx: Tx, project: str, slug: str, kind: str, branch: str | None, now: float
+    ) -> bool:
+        if not tx.run(
+            "insert_project_environment",
+            id=new_id("env"),
+            project=project,
+            slug=slug,
+            kind=kind,
+            branch=branch,
+            now=now,
+        ):
             return False
         row = tx.one("find_environment", project=project, slug=slug)
         assert row is not None
@@ -290,10 +365,17 @@ class Accounts:
         project = self._find_project(tx, caller, ref)
         row = tx.one("find_environment", project=project["id"], slug=env)
         if row is None:
-            slugs = [r["slug"] for r in _sorted(tx.all("environments_of_project", project=project["id"]))]
-            hint = " (a preview environment is made per branch: --env preview --branch NAME)" \
-                if env == "preview" or env.startswith(PREVIEW_PREFIX) else ""
-            raise NotFound(f"project {project['id']} has no environment {env!r}; it has {', '.join(slugs)}{hint}")
+            slugs = [
+                r["slug"] for r in _sorted(tx.all("environments_of_project", project=project["id"]))
+            ]
+            hint = (
+                " (a preview environment is made per branch: --env preview --branch NAME)"
+                if env == "preview" or env.startswith(PREVIEW_PREFIX)
+                else ""
+            )
+            raise NotFound(
+                f"project {project['id']} has no environment {env!r}; it has {', '.join(slugs)}{hint}"
+            )
         return row
 
     # -- keys -------------------------------------------------------------------------------------
@@ -303,7 +385,9 @@ class Accounts:
         now = self.clock()
         with self.store.transaction() as tx:
             row = self._environment_row(tx, caller, ref, env)
-            key = self._register_key(tx, row, now)  # a no-op unless the environment predates its key
+            key = self._register_key(
+                tx, row, now
+            )  # a no-op unless the environment predates its key
         return self._key_answer(row, key, rotated=False)
 
     def rotate_key(self, caller: Caller, ref: str, env: str) -> EnvironmentKey:
@@ -322,7 +406,9 @@ class Accounts:
 
     def _register_key(self, tx: Tx, row: Row, now: float) -> str:
         key = self._derive_key(tx, row)
-        tx.run("insert_api_key", key_hash=hash_secret(key), env_id=row["id"], prefix=key[:12], now=now)
+        tx.run(
+            "insert_api_key", key_hash=hash_secret(key), env_id=row["id"], prefix=key[:12], now=now
+        )
         return key
 
     def _derive_key(self, tx: Tx, row: Row) -> str:
@@ -342,6 +428,10 @@ class Accounts:
 
     @staticmethod
     def _key_answer(row: Row, key: str, *, rotated: bool) -> EnvironmentKey:
-        return EnvironmentKey(project=row["project"], environment=row["slug"],
-                              kind=cast(EnvironmentKind, row["kind"]), secret_key=key, rotated=rotated)
-
+        return EnvironmentKey(
+            project=row["project"],
+            environment=row["slug"],
+            kind=cast(EnvironmentKind, row["kind"]),
+            secret_key=key,
+            rotated=rotated,
+        )

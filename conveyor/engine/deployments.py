@@ -39,18 +39,26 @@ from conveyor.store import Row, Store, Tx
 MAX_TASKS_PER_VERSION = 10_000
 
 
-
 def _time(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
 
 
 def deployment_view(row: Row) -> Deployment:
     tasks = [t["id"] for t in json.loads(row["tasks"])]
-    return Deployment(id=row["id"], version=row["version"], environment=row["environment"], status=row["status"],
-                      is_current=bool(row["is_current"]), tasks=tasks, bundle_sha256=row["bundle_sha256"],
-                      bundle_size=row["bundle_size"], lock_sha256=row["lock_sha256"],
-                      details=json.loads(row["details"] or "{}"), created_at=_time(row["created_at"]),
-                      promoted_at=_time(row["promoted_at"]))
+    return Deployment(
+        id=row["id"],
+        version=row["version"],
+        environment=row["environment"],
+        status=row["status"],
+        is_current=bool(row["is_current"]),
+        tasks=tasks,
+        bundle_sha256=row["bundle_sha256"],
+        bundle_size=row["bundle_size"],
+        lock_sha256=row["lock_sha256"],
+        details=json.loads(row["details"] or "{}"),
+        created_at=_time(row["created_at"]),
+        promoted_at=_time(row["promoted_at"]),
+    )
 
 
 class Deployments:
@@ -62,14 +70,26 @@ class Deployments:
     _versions: dict[tuple[str, str], dict[str, TaskDefinition]]
     _put_tasks: Callable[..., None]
 
-    def deploy(self, env_id: str, tasks: list[TaskDefinition], bundle: bytes, *, lock_sha256: str,
-               details: dict[str, Any] | None = None, promote: bool = True) -> Deployment:
+    def deploy(
+        self,
+        env_id: str,
+        tasks: list[TaskDefinition],
+        bundle: bytes,
+        *,
+        lock_sha256: str,
+        details: dict[str, Any] | None = None,
+        promote: bool = True,
+    ) -> Deployment:
         """Record a new version of the environment's task code with its bundle, numbered
         YYYYMMDD.N, and (unless `promote` is False) make it current."""
         if not tasks:
-            raise InvalidRequest("a version needs at least one task: the deploy found none in the project's dirs")
+            raise InvalidRequest(
+                "a version needs at least one task: the deploy found none in the project's dirs"
+            )
         if len(tasks) > MAX_TASKS_PER_VERSION:
-            raise InvalidRequest(f"a version defines at most {MAX_TASKS_PER_VERSION} tasks, got {len(tasks)}")
+            raise InvalidRequest(
+                f"a version defines at most {MAX_TASKS_PER_VERSION} tasks, got {len(tasks)}"
+            )
         ids = [t.id for t in tasks]
         if len(set(ids)) != len(ids):
             twice = sorted({i for i in ids if ids.count(i) > 1})
@@ -77,8 +97,10 @@ class Deployments:
         if not bundle:
             raise InvalidRequest("the bundle is empty")
         if len(bundle) > MAX_BUNDLE_BYTES:
-            raise InvalidRequest(f"the bundle is {len(bundle) / 1024**2:.1f} MB; the limit is "
-                                 f"{MAX_BUNDLE_BYTES // 1024**2} MB: keep data files out of the task dirs")
+            raise InvalidRequest(
+                f"the bundle is {len(bundle) / 1024**2:.1f} MB; the limit is "
+                f"{MAX_BUNDLE_BYTES // 1024**2} MB: keep data files out of the task dirs"
+            )
         problem = bundle_problem(bundle)
         if problem:
             raise InvalidRequest(problem)
@@ -89,16 +111,26 @@ class Deployments:
             if env is None:
                 raise NotFound(f"environment {env_id} not found")
             if env["kind"] == "dev":
-                raise InvalidRequest("dev runs the code of `conveyor dev` and takes no deploys; deploy to "
-                                     "staging, prod or a preview branch")
+                raise InvalidRequest(
+                    "dev runs the code of `conveyor dev` and takes no deploys; deploy to "
+                    "staging, prod or a preview branch"
+                )
             day = time.strftime("%Y%m%d", time.gmtime(now))
             count = tx.one("count_versions_of_day", env_id=env_id, prefix=f"{day}.%")
             version = f"{day}.{(count['n'] if count else 0) + 1}"
             deployment_id = new_id("deploy", now)
-            tx.run("insert_deployment", id=deployment_id, env_id=env_id, version=version,
-                   tasks=json_text([t.model_dump(mode="json") for t in tasks]),
-                   bundle_sha256=hashlib.sha256(bundle).hexdigest(), bundle_size=len(bundle),
-                   lock_sha256=lock_sha256, details=json_text(details or {}), now=now)
+            tx.run(
+                "insert_deployment",
+                id=deployment_id,
+                env_id=env_id,
+                version=version,
+                tasks=json_text([t.model_dump(mode="json") for t in tasks]),
+                bundle_sha256=hashlib.sha256(bundle).hexdigest(),
+                bundle_size=len(bundle),
+                lock_sha256=lock_sha256,
+                details=json_text(details or {}),
+                now=now,
+            )
             tx.run("insert_deployment_bundle", deployment_id=deployment_id, data=bundle)
             queued = self._promote(tx, env_id, version, now) if promote else False
             row = tx.one("get_deployment", env_id=env_id, version=version)
@@ -114,7 +146,9 @@ class Deployments:
         with self.store.transaction() as tx:
             tx.lock(env_id)
             if tx.one("get_deployment", env_id=env_id, version=version) is None:
-                raise NotFound(f"version {version!r} is not deployed in this environment; see `conveyor deploys list`")
+                raise NotFound(
+                    f"version {version!r} is not deployed in this environment; see `conveyor deploys list`"
+                )
             queued = self._promote(tx, env_id, version, now)
             row = tx.one("get_deployment", env_id=env_id, version=version)
         assert row is not None
@@ -128,7 +162,9 @@ class Deployments:
         tx.run("set_current_version", id=env_id, version=version)
         tx.run("mark_promoted", env_id=env_id, version=version, now=now)
         tx.run("strand_unstarted_runs", env_id=env_id, keep=list(tasks), now=now)
-        self._put_tasks(tx, env_id, list(tasks.values()), now)  # which resolves the runs now defined
+        self._put_tasks(
+            tx, env_id, list(tasks.values()), now
+        )  # which resolves the runs now defined
         return True
 
     @staticmethod
@@ -156,8 +192,9 @@ class Deployments:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def list_deployments(self, env_id: str, *, limit: int = 20, cursor: str | None = None
-                         ) -> tuple[list[Deployment], str | None]:
+    def list_deployments(
+        self, env_id: str, *, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Deployment], str | None]:
         """A page of versions, newest first; the cursor of the next page, if any."""
         if not 1 <= limit <= 100:
             raise InvalidRequest("limit must be between 1 and 100")
@@ -185,11 +222,15 @@ class Deployments:
             if version == "current":
                 env = tx.one("get_environment", id=env_id)
                 if env is None or env["current_version"] is None:
-                    raise NotFound("nothing is deployed in this environment yet: run `conveyor deploy`")
+                    raise NotFound(
+                        "nothing is deployed in this environment yet: run `conveyor deploy`"
+                    )
                 version = env["current_version"]
             row = tx.one("get_deployment", env_id=env_id, version=version)
         if row is None:
-            raise NotFound(f"version {version!r} is not deployed in this environment; see `conveyor deploys list`")
+            raise NotFound(
+                f"version {version!r} is not deployed in this environment; see `conveyor deploys list`"
+            )
         return deployment_view(row)
 
     def deployment_bundle(self, env_id: str, version: str) -> DeploymentBundle:
@@ -200,8 +241,12 @@ class Deployments:
             row = tx.one("get_deployment_bundle", env_id=env_id, version=version)
         if row is None:
             raise NotFound(f"version {version!r} is not deployed in this environment")
-        return DeploymentBundle(version=row["version"], bundle_sha256=row["bundle_sha256"],
-                                lock_sha256=row["lock_sha256"], bundle=base64.b64encode(bytes(row["data"])).decode())
+        return DeploymentBundle(
+            version=row["version"],
+            bundle_sha256=row["bundle_sha256"],
+            lock_sha256=row["lock_sha256"],
+            bundle=base64.b64encode(bytes(row["data"])).decode(),
+        )
 
 
 def _resolved(row: Row, task: TaskDefinition, now: float) -> dict[str, Any]:
@@ -209,18 +254,35 @@ def _resolved(row: Row, task: TaskDefinition, now: float) -> dict[str, Any]:
     was triggered before any version defined the task) over the task's settings."""
     if row["trigger_options"] is None:  # it had its settings; its task only went missing a while
         status = RunStatus.DELAYED if row["available_at"] > now else RunStatus.QUEUED
-        return {"id": row["id"], "status": status.value, "queue": row["queue"], "max_attempts": row["max_attempts"],
-                "retry": row["retry"], "max_duration": row["max_duration"], "machine": row["machine"],
-                "hooks": row["hooks"], "ttl": row["ttl"], "expires_at": row["expires_at"], "now": now}
+        return {
+            "id": row["id"],
+            "status": status.value,
+            "queue": row["queue"],
+            "max_attempts": row["max_attempts"],
+            "retry": row["retry"],
+            "max_duration": row["max_duration"],
+            "machine": row["machine"],
+            "hooks": row["hooks"],
+            "ttl": row["ttl"],
+            "expires_at": row["expires_at"],
+            "now": now,
+        }
     options = TriggerOptions.model_validate_json(row["trigger_options"])
     delayed = row["available_at"] > now
     ttl = parse_duration(options.ttl, name="ttl") if options.ttl is not None else task.ttl
     return {
-        "id": row["id"], "status": (RunStatus.DELAYED if delayed else RunStatus.QUEUED).value,
+        "id": row["id"],
+        "status": (RunStatus.DELAYED if delayed else RunStatus.QUEUED).value,
         "queue": options.queue.name if options.queue else task.queue.name,
-        "max_attempts": options.max_attempts or task.retry.max_attempts, "retry": task.retry.model_dump_json(),
-        "max_duration": options.max_duration if options.max_duration is not None else task.max_duration,
-        "machine": options.machine or task.machine, "hooks": ",".join(task.hooks), "ttl": ttl,
+        "max_attempts": options.max_attempts or task.retry.max_attempts,
+        "retry": task.retry.model_dump_json(),
+        "max_duration": options.max_duration
+        if options.max_duration is not None
+        else task.max_duration,
+        "machine": options.machine or task.machine,
+        "hooks": ",".join(task.hooks),
+        "ttl": ttl,
         # the ttl counts from now: the run could not start while no version defined its task
-        "expires_at": None if delayed or ttl is None else now + ttl, "now": now,
+        "expires_at": None if delayed or ttl is None else now + ttl,
+        "now": now,
     }

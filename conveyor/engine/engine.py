@@ -109,11 +109,12 @@ class BatchResult:
 hash_key = hash_secret  # keys are stored as their sha256 (conveyor.engine.accounts)
 
 
-
 class Engine(WorkerProtocol, DurableExecution, Deployments):
     """The run state machine over a store. Thread-safe; each method is one transaction."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, worker_timeout: float = 30.0) -> None:
+    def __init__(
+        self, store: Store, *, clock: Callable[[], float] = time.time, worker_timeout: float = 30.0
+    ) -> None:
         self.store = store
         self.clock = clock
         self.worker_timeout = worker_timeout
@@ -130,7 +131,9 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self._auth_cache: dict[str, tuple[float, Environment | None]] = {}
         self._definitions: dict[str, TaskDefinition] = {}
-        self._versions: dict[tuple[str, str], dict[str, TaskDefinition]] = {}  # (env, version): its tasks
+        self._versions: dict[
+            tuple[str, str], dict[str, TaskDefinition]
+        ] = {}  # (env, version): its tasks
         self._validators_lock = threading.Lock()
         self._origin = secrets.token_hex(6)  # tells this engine's published events from others'
         # organizations, projects, personal access tokens and environment keys
@@ -165,15 +168,24 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
 
     # -- environments and keys ------------------------------------------------------------
 
-    def ensure_environment(self, project: str, slug: str, kind: str, concurrency_limit: int | None = None) -> Environment:
+    def ensure_environment(
+        self, project: str, slug: str, kind: str, concurrency_limit: int | None = None
+    ) -> Environment:
         now = self.clock()
         with self.store.transaction() as tx:
             tx.lock(f"environment:{project}:{slug}")
             row = tx.one("find_environment", project=project, slug=slug)
             if row is None:
                 env_id = new_id("env")
-                tx.run("insert_environment", id=env_id, project=project, slug=slug, kind=kind,
-                       concurrency_limit=concurrency_limit, now=now)
+                tx.run(
+                    "insert_environment",
+                    id=env_id,
+                    project=project,
+                    slug=slug,
+                    kind=kind,
+                    concurrency_limit=concurrency_limit,
+                    now=now,
+                )
                 Accounts.adopt_project(tx, project, now)  # every environment belongs to a project
                 row = tx.one("get_environment", id=env_id)
             elif concurrency_limit is not None and row["concurrency_limit"] != concurrency_limit:
@@ -184,7 +196,13 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
 
     def add_api_key(self, env_id: str, secret: str) -> None:
         with self.store.transaction() as tx:
-            tx.run("insert_api_key", key_hash=hash_key(secret), env_id=env_id, prefix=secret[:12], now=self.clock())
+            tx.run(
+                "insert_api_key",
+                key_hash=hash_key(secret),
+                env_id=env_id,
+                prefix=secret[:12],
+                now=self.clock(),
+            )
 
     def revoke_api_key(self, secret: str) -> bool:
         """Revoke a key: it stops authenticating here at once, and on other servers of the same
@@ -227,8 +245,15 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
 
     # -- tasks ----------------------------------------------------------------------------
 
-    def register_worker(self, env_id: str, worker_id: str, name: str, tasks: list[TaskDefinition] | None = None,
-                        *, deployed: bool = False) -> None:
+    def register_worker(
+        self,
+        env_id: str,
+        worker_id: str,
+        name: str,
+        tasks: list[TaskDefinition] | None = None,
+        *,
+        deployed: bool = False,
+    ) -> None:
         """A worker (re)starts. Runs it held in an earlier life cannot still be running: they
         fail as crashed and are retried per their policy. A `deployed` worker runs the deployed
         versions of the environment; any other brings its own code (`tasks`), which an
@@ -238,13 +263,28 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             tx.lock(env_id)
             existing = tx.one("get_worker", id=worker_id)
             if existing is not None and existing["env_id"] != env_id:
-                raise Conflict(f"worker id {worker_id!r} belongs to another environment; use another id")
+                raise Conflict(
+                    f"worker id {worker_id!r} belongs to another environment; use another id"
+                )
             if tasks is not None:
                 self._refuse_local_code(tx, env_id)
-            tx.run("upsert_worker", id=worker_id, env_id=env_id, name=name, now=now, deployed=1 if deployed else 0)
+            tx.run(
+                "upsert_worker",
+                id=worker_id,
+                env_id=env_id,
+                name=name,
+                now=now,
+                deployed=1 if deployed else 0,
+            )
             for row in tx.all("runs_of_worker", worker_id=worker_id):
-                self._take_back(tx, row, "crashed", "WorkerRestarted",
-                                "The worker running this attempt stopped before it finished.", now)
+                self._take_back(
+                    tx,
+                    row,
+                    "crashed",
+                    "WorkerRestarted",
+                    "The worker running this attempt stopped before it finished.",
+                    now,
+                )
             if tasks is not None:
                 self._put_tasks(tx, env_id, tasks, now)
         self._emit("available", env_id)
@@ -261,15 +301,23 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
     def _refuse_local_code(tx: Tx, env_id: str) -> None:
         env = tx.one("get_environment", id=env_id)
         if env is not None and env["current_version"] is not None:
-            raise Conflict(f"the {env['slug']} environment runs deployed code (version {env['current_version']}): "
-                           f"start workers for it with `conveyor worker --env {env['kind']}`, which fetch the "
-                           "deployed versions, rather than with the code of a project folder")
+            raise Conflict(
+                f"the {env['slug']} environment runs deployed code (version {env['current_version']}): "
+                f"start workers for it with `conveyor worker --env {env['kind']}`, which fetch the "
+                "deployed versions, rather than with the code of a project folder"
+            )
 
     def _put_tasks(self, tx: Tx, env_id: str, tasks: list[TaskDefinition], now: float) -> None:
         declared: dict[str, int | None] = {}
         for task in tasks:
-            tx.run("upsert_task", env_id=env_id, task_id=task.id, queue=task.queue.name,
-                   definition=task.model_dump_json(), now=now)
+            tx.run(
+                "upsert_task",
+                env_id=env_id,
+                task_id=task.id,
+                queue=task.queue.name,
+                definition=task.model_dump_json(),
+                now=now,
+            )
             # a queue shared by tasks takes the limit any of them declares
             limit = task.queue.concurrency_limit
             declared[task.queue.name] = declared.get(task.queue.name) if limit is None else limit
@@ -304,20 +352,39 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             row = tx.one("get_task", env_id=env_id, task_id=task_id)
             env = tx.one("get_environment", id=env_id) if row is None else None
         if row is None:
-            raise NotFound(f"task {task_id!r} is not defined in this environment; {_why_missing(env)}")
+            raise NotFound(
+                f"task {task_id!r} is not defined in this environment; {_why_missing(env)}"
+            )
         return TaskDefinition.model_validate_json(row["definition"])
 
     # -- triggering -----------------------------------------------------------------------
 
-    def trigger(self, env_id: str, task_id: str, payload: Any, options: TriggerOptions | None = None,
-                *, parent_id: str | None = None) -> Run:
+    def trigger(
+        self,
+        env_id: str,
+        task_id: str,
+        payload: Any,
+        options: TriggerOptions | None = None,
+        *,
+        parent_id: str | None = None,
+    ) -> Run:
         """Create a run (or return the run holding the same idempotency key)."""
-        return self.batch_trigger(env_id, [(task_id, payload, options or TriggerOptions())], parent_id=parent_id,
-                                  record_batch=False).runs[0]
+        return self.batch_trigger(
+            env_id,
+            [(task_id, payload, options or TriggerOptions())],
+            parent_id=parent_id,
+            record_batch=False,
+        ).runs[0]
 
-    def batch_trigger(self, env_id: str, items: list[tuple[str, Any, TriggerOptions]], *,
-                      parent_id: str | None = None, record_batch: bool = True,
-                      replayed_from: str | None = None) -> BatchResult:
+    def batch_trigger(
+        self,
+        env_id: str,
+        items: list[tuple[str, Any, TriggerOptions]],
+        *,
+        parent_id: str | None = None,
+        record_batch: bool = True,
+        replayed_from: str | None = None,
+    ) -> BatchResult:
         """Create up to 1,000 runs in one transaction: all of them, or none if any is invalid."""
         now = self.clock()
         batch_id = new_id("batch") if record_batch else None
@@ -327,16 +394,33 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
                 tx.lock(env_id)
             parent = tx.one("get_run_by_id", id=parent_id) if parent_id else None
             env = tx.one("get_environment", id=env_id)
-            runs, queued = self._create_runs(tx, env_id, items, now=now, parent=parent, batch_id=batch_id,
-                                             replayed_from=replayed_from,
-                                             deployed=env is not None and env["kind"] != "dev")
+            runs, queued = self._create_runs(
+                tx,
+                env_id,
+                items,
+                now=now,
+                parent=parent,
+                batch_id=batch_id,
+                replayed_from=replayed_from,
+                deployed=env is not None and env["kind"] != "dev",
+            )
         if queued:
             self._emit("available", env_id)
         return BatchResult(batch_id or "", runs)
 
-    def _create_runs(self, tx: Tx, env_id: str, items: list[tuple[str, Any, TriggerOptions]], *, now: float,
-                     parent: Row | None, batch_id: str | None, replayed_from: str | None = None,
-                     deployed: bool = False, version: str | None = None) -> tuple[list[Run], bool]:
+    def _create_runs(
+        self,
+        tx: Tx,
+        env_id: str,
+        items: list[tuple[str, Any, TriggerOptions]],
+        *,
+        now: float,
+        parent: Row | None,
+        batch_id: str | None,
+        replayed_from: str | None = None,
+        deployed: bool = False,
+        version: str | None = None,
+    ) -> tuple[list[Run], bool]:
         """Insert the runs of a trigger or batch inside `tx`. Returns the runs in input order (an
         existing run where an idempotency key matched) and whether any is queued now.
 
@@ -360,9 +444,11 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
                 if locked is not None:
                     found = locked.get(task_id)
                     if found is None:
-                        raise NotFound(f"{where}task {task_id!r} is not defined in version {version}, which this "
-                                       "run is locked to; deploy it, then trigger it from a run that starts on the "
-                                       "new version")
+                        raise NotFound(
+                            f"{where}task {task_id!r} is not defined in version {version}, which this "
+                            "run is locked to; deploy it, then trigger it from a run that starts on the "
+                            "new version"
+                        )
                     task = definitions[task_id] = found
                 else:
                     row = tx.one("get_task", env_id=env_id, task_id=task_id)
@@ -373,12 +459,19 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
                         task = _undeployed(task_id)
                     else:
                         env_row = tx.one("get_environment", id=env_id)
-                        raise NotFound(f"{where}task {task_id!r} is not defined in this environment; "
-                                       f"{_why_missing(env_row)}")
+                        raise NotFound(
+                            f"{where}task {task_id!r} is not defined in this environment; "
+                            f"{_why_missing(env_row)}"
+                        )
             if not pending:
                 self._validate_payload(task, payload, where)
             if options.idempotency_key:
-                existing = tx.one("find_idempotent_run", env_id=env_id, task_id=task_id, key=options.idempotency_key)
+                existing = tx.one(
+                    "find_idempotent_run",
+                    env_id=env_id,
+                    task_id=task_id,
+                    key=options.idempotency_key,
+                )
                 if existing is not None:
                     expires = existing["idempotency_expires_at"]
                     if expires is None or expires > now:
@@ -395,14 +488,28 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             row["replayed_from"] = replayed_from
             row["version"] = version
             if pending:  # the task's settings come with the version that defines it
-                row.update(status=RunStatus.PENDING_VERSION, expires_at=None,
-                           trigger_options=options.model_dump_json(exclude_defaults=True))
+                row.update(
+                    status=RunStatus.PENDING_VERSION,
+                    expires_at=None,
+                    trigger_options=options.model_dump_json(exclude_defaults=True),
+                )
             if options.queue is not None:
                 if options.queue.concurrency_limit is not None:
-                    tx.run("set_queue_limit", env_id=env_id, name=options.queue.name,
-                           concurrency_limit=options.queue.concurrency_limit, now=now)
+                    tx.run(
+                        "set_queue_limit",
+                        env_id=env_id,
+                        name=options.queue.name,
+                        concurrency_limit=options.queue.concurrency_limit,
+                        now=now,
+                    )
                 else:
-                    tx.run("ensure_queue", env_id=env_id, name=options.queue.name, concurrency_limit=None, now=now)
+                    tx.run(
+                        "ensure_queue",
+                        env_id=env_id,
+                        name=options.queue.name,
+                        concurrency_limit=None,
+                        now=now,
+                    )
             if options.concurrency_key is not None:
                 tx.run("mark_queue_keyed", env_id=env_id, name=row["queue"])
             rows.append(row)
@@ -411,8 +518,15 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
                 fresh_keys[(task_id, options.idempotency_key)] = runs[-1]
         tx.run_many("insert_run", rows)
         if batch_id is not None:
-            tx.run("insert_batch", id=batch_id, env_id=env_id, task_id=items[0][0] if len({i[0] for i in items}) == 1 else None,
-                   run_count=len(items), parent_id=parent["id"] if parent else None, now=now)
+            tx.run(
+                "insert_batch",
+                id=batch_id,
+                env_id=env_id,
+                task_id=items[0][0] if len({i[0] for i in items}) == 1 else None,
+                run_count=len(items),
+                parent_id=parent["id"] if parent else None,
+                now=now,
+            )
         return runs, any(row["status"] == RunStatus.QUEUED for row in rows)
 
     def _definition(self, text: str) -> TaskDefinition:
@@ -439,13 +553,33 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             for error in errors[:5]:
                 field = ".".join(str(p) for p in error.absolute_path) or "payload"
                 parts.append(f"{field}: {error.message}")
-            raise PayloadError(f"{where}payload does not match the schema of task {task.id!r}: " + "; ".join(parts))
+            raise PayloadError(
+                f"{where}payload does not match the schema of task {task.id!r}: " + "; ".join(parts)
+            )
 
-    def _new_run_row(self, env_id: str, task: TaskDefinition, payload: Any, options: TriggerOptions, now: float,
-                     parent: Row | None, batch_id: str | None, where: str) -> dict[str, Any]:
-        problem = (json_problem(payload, f"{where}payload") or json_problem(options.metadata, f"{where}metadata")
-                   or json_problem({"tags": options.tags, "idempotency_key": options.idempotency_key,
-                                    "concurrency_key": options.concurrency_key}, f"{where}options"))
+    def _new_run_row(
+        self,
+        env_id: str,
+        task: TaskDefinition,
+        payload: Any,
+        options: TriggerOptions,
+        now: float,
+        parent: Row | None,
+        batch_id: str | None,
+        where: str,
+    ) -> dict[str, Any]:
+        problem = (
+            json_problem(payload, f"{where}payload")
+            or json_problem(options.metadata, f"{where}metadata")
+            or json_problem(
+                {
+                    "tags": options.tags,
+                    "idempotency_key": options.idempotency_key,
+                    "concurrency_key": options.concurrency_key,
+                },
+                f"{where}options",
+            )
+        )
         if problem:
             raise PayloadError(problem)
         try:
@@ -454,54 +588,94 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
         except (TypeError, ValueError) as exc:
             raise PayloadError(f"{where}payload is not JSON: {exc}") from exc
         if len(payload_json) > MAX_PAYLOAD_BYTES:
-            raise PayloadError(f"{where}payload is {len(payload_json) / 1024**2:.1f} MB of JSON; the limit is "
-                               f"{MAX_PAYLOAD_BYTES // 1024**2} MB: {MAX_PAYLOAD_HINT}")
+            raise PayloadError(
+                f"{where}payload is {len(payload_json) / 1024**2:.1f} MB of JSON; the limit is "
+                f"{MAX_PAYLOAD_BYTES // 1024**2} MB: {MAX_PAYLOAD_HINT}"
+            )
         if len(metadata_json) > 256 * 1024:
-            raise PayloadError(f"{where}metadata is {len(metadata_json) // 1024} KB of JSON; the limit is 256 KB")
+            raise PayloadError(
+                f"{where}metadata is {len(metadata_json) // 1024} KB of JSON; the limit is 256 KB"
+            )
         try:
             available_at = resolve_when(options.delay, now) if options.delay is not None else now
             ttl = parse_duration(options.ttl, name="ttl") if options.ttl is not None else task.ttl
-            key_ttl = (parse_duration(options.idempotency_key_ttl, name="idempotency_key_ttl")
-                       if options.idempotency_key_ttl is not None else DEFAULT_IDEMPOTENCY_TTL)
+            key_ttl = (
+                parse_duration(options.idempotency_key_ttl, name="idempotency_key_ttl")
+                if options.idempotency_key_ttl is not None
+                else DEFAULT_IDEMPOTENCY_TTL
+            )
         except ValueError as exc:
             raise InvalidRequest(f"{where}{exc}") from exc
         delayed = available_at > now
         queue = options.queue.name if options.queue else task.queue.name
         run_id = new_id("run", now)
         return {
-            "id": run_id, "env_id": env_id, "task_id": task.id,
+            "id": run_id,
+            "env_id": env_id,
+            "task_id": task.id,
             "status": RunStatus.DELAYED if delayed else RunStatus.QUEUED,
-            "payload": payload_json, "queue": queue, "concurrency_key": options.concurrency_key,
-            "priority": options.priority, "score": available_at - options.priority, "available_at": available_at,
-            "ttl": ttl, "expires_at": None if delayed or ttl is None else available_at + ttl,
-            "tags": json_text(options.tags), "metadata": metadata_json,
+            "payload": payload_json,
+            "queue": queue,
+            "concurrency_key": options.concurrency_key,
+            "priority": options.priority,
+            "score": available_at - options.priority,
+            "available_at": available_at,
+            "ttl": ttl,
+            "expires_at": None if delayed or ttl is None else available_at + ttl,
+            "tags": json_text(options.tags),
+            "metadata": metadata_json,
             "idempotency_key": options.idempotency_key,
             "idempotency_expires_at": now + key_ttl if options.idempotency_key else None,
             "max_attempts": options.max_attempts or task.retry.max_attempts,
             "retry": task.retry.model_dump_json(),
-            "max_duration": options.max_duration if options.max_duration is not None else task.max_duration,
-            "machine": options.machine or task.machine, "hooks": ",".join(task.hooks),
+            "max_duration": options.max_duration
+            if options.max_duration is not None
+            else task.max_duration,
+            "machine": options.machine or task.machine,
+            "hooks": ",".join(task.hooks),
             "parent_id": parent["id"] if parent else None,
             "root_id": (parent["root_id"] or parent["id"]) if parent else None,
-            "batch_id": batch_id, "replayed_from": None, "version": None, "trigger_options": None, "now": now,
+            "batch_id": batch_id,
+            "replayed_from": None,
+            "version": None,
+            "trigger_options": None,
+            "now": now,
             # columns the view reads that the insert leaves to their defaults
-            "created_at": now, "updated_at": now, "attempt_count": 0, "output": None, "error": None,
-            "started_at": None, "completed_at": None,
+            "created_at": now,
+            "updated_at": now,
+            "attempt_count": 0,
+            "output": None,
+            "error": None,
+            "started_at": None,
+            "completed_at": None,
         }
 
-    def replay(self, env_id: str, run_id: str, payload: Any = None, *, use_payload: bool = False) -> Run:
+    def replay(
+        self, env_id: str, run_id: str, payload: Any = None, *, use_payload: bool = False
+    ) -> Run:
         """A new run of the same task with the same payload (or `payload`) and options."""
         with self.store.read() as tx:
             old = tx.one("get_run", env_id=env_id, id=run_id)
         if old is None:
             raise NotFound(f"run {run_id} not found")
-        options = TriggerOptions(tags=json.loads(old["tags"]), metadata=json.loads(old["metadata"]),
-                                 queue={"name": old["queue"]}, concurrency_key=old["concurrency_key"],
-                                 priority=old["priority"], max_attempts=old["max_attempts"],
-                                 max_duration=old["max_duration"], machine=old["machine"])
+        options = TriggerOptions(
+            tags=json.loads(old["tags"]),
+            metadata=json.loads(old["metadata"]),
+            queue={"name": old["queue"]},
+            concurrency_key=old["concurrency_key"],
+            priority=old["priority"],
+            max_attempts=old["max_attempts"],
+            max_duration=old["max_duration"],
+            machine=old["machine"],
+        )
         new_payload = payload if use_payload else json.loads(old["payload"])
-        return self.batch_trigger(env_id, [(old["task_id"], new_payload, options)], parent_id=old["parent_id"],
-                                  record_batch=False, replayed_from=run_id).runs[0]
+        return self.batch_trigger(
+            env_id,
+            [(old["task_id"], new_payload, options)],
+            parent_id=old["parent_id"],
+            record_batch=False,
+            replayed_from=run_id,
+        ).runs[0]
 
     # -- reading --------------------------------------------------------------------------
 
@@ -511,7 +685,11 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             if row is None:
                 raise NotFound(f"run {run_id} not found")
             attempts = tx.all("list_attempts", run_id=run_id) if with_attempts else None
-            waits = tx.all("waits_of_run", run_id=run_id) if with_attempts and row["status"] == "WAITING" else None
+            waits = (
+                tx.all("waits_of_run", run_id=run_id)
+                if with_attempts and row["status"] == "WAITING"
+                else None
+            )
         run = run_view(row)
         if attempts is not None:
             run.attempt_list = [attempt_view(a) for a in attempts]
@@ -519,19 +697,48 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             run.waiting_on = [wait_view(w) for w in waits]
         return run
 
-    def list_runs(self, env_id: str, *, statuses: Iterable[str] = (), task_id: str | None = None,
-                  tag: str | None = None, created_from: float | None = None, created_to: float | None = None,
-                  limit: int = 50, cursor: str | None = None, roots: bool = False) -> tuple[list[Run], str | None]:
+    def list_runs(
+        self,
+        env_id: str,
+        *,
+        statuses: Iterable[str] = (),
+        task_id: str | None = None,
+        tag: str | None = None,
+        created_from: float | None = None,
+        created_to: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        roots: bool = False,
+    ) -> tuple[list[Run], str | None]:
         """A page of runs, newest first: those older than `cursor` (a run id), and the cursor of
         the next page (None on the last)."""
-        page = self.runs_page(env_id, statuses=statuses, task_id=task_id, tag=tag, created_from=created_from,
-                              created_to=created_to, limit=limit, older_than=cursor, roots=roots)
+        page = self.runs_page(
+            env_id,
+            statuses=statuses,
+            task_id=task_id,
+            tag=tag,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            older_than=cursor,
+            roots=roots,
+        )
         return page.runs, page.older
 
-    def runs_page(self, env_id: str, *, statuses: Iterable[str] = (), task_id: str | None = None,
-                  tag: str | None = None, created_from: float | None = None, created_to: float | None = None,
-                  limit: int = 50, older_than: str | None = None, newer_than: str | None = None,
-                  roots: bool = False) -> RunPage:
+    def runs_page(
+        self,
+        env_id: str,
+        *,
+        statuses: Iterable[str] = (),
+        task_id: str | None = None,
+        tag: str | None = None,
+        created_from: float | None = None,
+        created_to: float | None = None,
+        limit: int = 50,
+        older_than: str | None = None,
+        newer_than: str | None = None,
+        roots: bool = False,
+    ) -> RunPage:
         """A page of runs, newest first, going either way from a run id (keyset pagination: as
         fast on the thousandth page as on the first). `older` and `newer` are the cursors of the
         neighbouring pages, None where there is none. With `roots`, only the runs no other run
@@ -549,16 +756,31 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
         if tag is not None:
             escaped = json_text(tag)
             tag_pattern = "%" + escaped + "%"
-        filters = {"env_id": env_id, "any_status": 1 if statuses else 0, "statuses": statuses or [""],
-                   "task_id": task_id, "tag": tag_pattern, "created_from": created_from, "created_to": created_to,
-                   "roots": 1 if roots else 0, "limit": limit + 1}
+        filters = {
+            "env_id": env_id,
+            "any_status": 1 if statuses else 0,
+            "statuses": statuses or [""],
+            "task_id": task_id,
+            "tag": tag_pattern,
+            "created_from": created_from,
+            "created_to": created_to,
+            "roots": 1 if roots else 0,
+            "limit": limit + 1,
+        }
         with self.store.read() as tx:
             if newer_than is not None:
                 rows = tx.all("list_runs_newer", cursor=newer_than, **filters)
                 if len(rows) <= limit:  # this reaches the newest run: that is the first page
-                    return self.runs_page(env_id, statuses=statuses, task_id=task_id, tag=tag,
-                                          created_from=created_from, created_to=created_to, limit=limit,
-                                          roots=roots)
+                    return self.runs_page(
+                        env_id,
+                        statuses=statuses,
+                        task_id=task_id,
+                        tag=tag,
+                        created_from=created_from,
+                        created_to=created_to,
+                        limit=limit,
+                        roots=roots,
+                    )
                 rows = rows[:limit][::-1]
                 newer: str | None = rows[0]["id"]
                 older = rows[-1]["id"]
@@ -570,12 +792,20 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
                 older = rows[limit - 1]["id"] if len(rows) > limit else None
                 rows = rows[:limit]
                 newer = rows[0]["id"] if older_than is not None and rows else None
-            counts = {c["parent_id"]: c["children"]
-                      for c in tx.all("count_children", ids=[r["id"] for r in rows])} if rows else {}
+            counts = (
+                {
+                    c["parent_id"]: c["children"]
+                    for c in tx.all("count_children", ids=[r["id"] for r in rows])
+                }
+                if rows
+                else {}
+            )
         runs = [run_view(r) for r in rows]
         for run in runs:
             run.child_count = counts.get(run.id, 0)
-        if tag is not None:  # LIKE over the JSON text can over-match (a tag containing the tag); be exact
+        if (
+            tag is not None
+        ):  # LIKE over the JSON text can over-match (a tag containing the tag); be exact
             runs = [r for r in runs if tag in r.tags]
         return RunPage(runs, older, newer)
 
@@ -595,8 +825,14 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             journal = tx.all("trace_journal", run_id=run_id, limit=MAX_TRACE_ROWS + 1)
             children = tx.all("child_runs", parent_id=run_id, limit=MAX_TRACE_ROWS + 1)
         truncated = len(journal) > MAX_TRACE_ROWS or len(children) > MAX_TRACE_ROWS
-        return build_trace(row, attempts, journal[:MAX_TRACE_ROWS], children[:MAX_TRACE_ROWS],
-                           now=self.clock(), truncated=truncated)
+        return build_trace(
+            row,
+            attempts,
+            journal[:MAX_TRACE_ROWS],
+            children[:MAX_TRACE_ROWS],
+            now=self.clock(),
+            truncated=truncated,
+        )
 
     def list_logs(self, env_id: str, run_id: str, limit: int = 5000) -> list[LogLine]:
         self.get_run(env_id, run_id)
@@ -617,7 +853,9 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
                 raise NotFound(f"run {run_id} not found")
             status = RunStatus(row["status"])
             if status.is_final:
-                raise Conflict(f"run {run_id} already ended {status.value}; only unfinished runs can be canceled")
+                raise Conflict(
+                    f"run {run_id} already ended {status.value}; only unfinished runs can be canceled"
+                )
             envs = self._cancel_row(tx, row, now, stopped)
             row = tx.one("get_run", env_id=env_id, id=run_id)
         assert row is not None
@@ -627,18 +865,34 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             self._emit("available", env)
         return run_view(row)
 
-    def _cancel_row(self, tx: Tx, row: Row, now: float, stopped: list[str], depth: int = 0) -> set[str]:
-        error = {"name": "Canceled", "code": "canceled",
-                 "message": "The run was canceled." if depth == 0 else "Its parent run was canceled."}
+    def _cancel_row(
+        self, tx: Tx, row: Row, now: float, stopped: list[str], depth: int = 0
+    ) -> set[str]:
+        error = {
+            "name": "Canceled",
+            "code": "canceled",
+            "message": "The run was canceled." if depth == 0 else "Its parent run was canceled.",
+        }
         if row["status"] == RunStatus.EXECUTING:
-            tx.run("insert_attempt", run_id=row["id"], number=row["attempt_count"], status="CANCELED",
-                   worker_id=row["worker_id"], started_at=row["attempt_started_at"] or now, now=now,
-                   error=json_text(error))
-            tx.run("revoke_fence", id=row["id"])  # the attempt's reports and durable calls are refused now
+            tx.run(
+                "insert_attempt",
+                run_id=row["id"],
+                number=row["attempt_count"],
+                status="CANCELED",
+                worker_id=row["worker_id"],
+                started_at=row["attempt_started_at"] or now,
+                now=now,
+                error=json_text(error),
+            )
+            tx.run(
+                "revoke_fence", id=row["id"]
+            )  # the attempt's reports and durable calls are refused now
             stopped.append(row["id"])
         envs = self._finish(tx, row, RunStatus.CANCELED, None, error, now)
         if row["status"] == RunStatus.EXECUTING:
-            tx.run("mark_stopping", id=row["id"])  # its slot stays taken until the worker has stopped the body
+            tx.run(
+                "mark_stopping", id=row["id"]
+            )  # its slot stays taken until the worker has stopped the body
         for child in tx.all("unfinished_children", parent_id=row["id"]):
             envs |= self._cancel_row(tx, child, now, stopped, depth + 1)
         return envs
@@ -648,9 +902,18 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
     def list_queues(self, env_id: str) -> list[QueueInfo]:
         with self.store.read() as tx:
             rows = tx.all("list_queues", env_id=env_id)
-        return [QueueInfo(name=r["name"], concurrency_limit=r["concurrency_limit"], code_limit=r["code_limit"],
-                          override_limit=r["override_limit"], paused=bool(r["paused"]), running=r["running"],
-                          queued=r["queued"]) for r in rows]
+        return [
+            QueueInfo(
+                name=r["name"],
+                concurrency_limit=r["concurrency_limit"],
+                code_limit=r["code_limit"],
+                override_limit=r["override_limit"],
+                paused=bool(r["paused"]),
+                running=r["running"],
+                queued=r["queued"],
+            )
+            for r in rows
+        ]
 
     def get_queue(self, env_id: str, name: str) -> QueueInfo:
         for queue in self.list_queues(env_id):
@@ -685,10 +948,20 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
         should look again (a run went back to its queue, a hook is owed, a parent resumed)."""
         final_status, retriable = _OUTCOMES[outcome.kind]
         attempt = row["attempt_count"]
-        attempt_status = {"completed": "COMPLETED", "interrupted": "INTERRUPTED"}.get(outcome.kind, final_status.value)
+        attempt_status = {"completed": "COMPLETED", "interrupted": "INTERRUPTED"}.get(
+            outcome.kind, final_status.value
+        )
         error_json = json_text(outcome.error) if outcome.error is not None else None
-        tx.run("insert_attempt", run_id=row["id"], number=attempt, status=attempt_status, worker_id=row["worker_id"],
-               started_at=row["attempt_started_at"] or now, now=now, error=error_json)
+        tx.run(
+            "insert_attempt",
+            run_id=row["id"],
+            number=attempt,
+            status=attempt_status,
+            worker_id=row["worker_id"],
+            started_at=row["attempt_started_at"] or now,
+            now=now,
+            error=error_json,
+        )
         if outcome.kind == "interrupted":
             tx.run("requeue_interrupted", id=row["id"], error=error_json, now=now)
             return {row["env_id"]}
@@ -704,8 +977,15 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
         output = outcome.output_json if outcome.kind == "completed" else None
         return self._finish(tx, row, final_status, output, outcome.error, now)
 
-    def _finish(self, tx: Tx, row: Row, status: RunStatus, output_json: str | None,
-                error: dict[str, Any] | None, now: float) -> set[str]:
+    def _finish(
+        self,
+        tx: Tx,
+        row: Row,
+        status: RunStatus,
+        output_json: str | None,
+        error: dict[str, Any] | None,
+        now: float,
+    ) -> set[str]:
         """End a run: its final status, the hook it owes, and the waitpoints waiting for it."""
         hooks = row["hooks"]
         hook = None
@@ -715,15 +995,21 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             hook = "on_failure"
         elif status == RunStatus.CANCELED and "on_cancel" in hooks:
             hook = "on_cancel"
-        tx.run("finish_run", id=row["id"], status=status.value, output=output_json,
-               error=json_text(error) if error is not None else None, hook=hook, now=now)
+        tx.run(
+            "finish_run",
+            id=row["id"],
+            status=status.value,
+            output=output_json,
+            error=json_text(error) if error is not None else None,
+            hook=hook,
+            now=now,
+        )
         if row["status"] == RunStatus.WAITING:
             tx.run("delete_run_waits", run_id=row["id"])
         envs = self._run_ended(tx, row["id"], now)
         if hook is not None:
             envs.add(row["env_id"])
         return envs
-
 
     # -- time-driven changes --------------------------------------------------------------
 
@@ -743,13 +1029,20 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
         with self.store.read() as tx:
             due = sorted(r["env_id"] for r in tx.all("environments_with_due_work", now=now))
             judge = now - self._database_since >= self.take_back_after
-            lost = [r["id"] for r in tx.all("lost_workers", before=now - self.take_back_after)] if judge else []
+            lost = (
+                [r["id"] for r in tx.all("lost_workers", before=now - self.take_back_after)]
+                if judge
+                else []
+            )
         for env_id in due:  # one transaction per environment, under its lock
             with self.store.transaction() as tx:
                 tx.lock(env_id)
                 envs |= self._tick_environment(tx, env_id, now)
         for worker_id in lost:
-            self._reclaim(worker_id, f"The worker running this attempt stopped heartbeating for {self.take_back_after:g}s.")
+            self._reclaim(
+                worker_id,
+                f"The worker running this attempt stopped heartbeating for {self.take_back_after:g}s.",
+            )
         for env_id in envs:
             self._emit("available", env_id)
 
@@ -757,11 +1050,27 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
         envs = {env_id} if tx.all("promote_delayed", env_id=env_id, now=now) else set()
         envs |= self._due_waitpoints(tx, env_id, now)
         for row in tx.all("expired_runs", env_id=env_id, now=now):
-            envs |= self._finish(tx, row, RunStatus.EXPIRED, None, {
-                "name": "Expired", "code": "expired",
-                "message": f"The run was not started within its ttl of {row['ttl']:g}s."}, now)
+            envs |= self._finish(
+                tx,
+                row,
+                RunStatus.EXPIRED,
+                None,
+                {
+                    "name": "Expired",
+                    "code": "expired",
+                    "message": f"The run was not started within its ttl of {row['ttl']:g}s.",
+                },
+                now,
+            )
         for row in tx.all("orphaned_runs", env_id=env_id):
-            envs |= self._take_back(tx, row, "crashed", "WorkerLost", "The worker holding this attempt had stopped.", now)
+            envs |= self._take_back(
+                tx,
+                row,
+                "crashed",
+                "WorkerLost",
+                "The worker holding this attempt had stopped.",
+                now,
+            )
         return envs
 
 
@@ -795,4 +1104,6 @@ def _why_missing(env: Row | None) -> str:
 
 
 def _env(row: Row) -> Environment:
-    return Environment(row["id"], row["project"], row["slug"], row["kind"], row["concurrency_limit"])
+    return Environment(
+        row["id"], row["project"], row["slug"], row["kind"], row["concurrency_limit"]
+    )

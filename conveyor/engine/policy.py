@@ -15,7 +15,9 @@ import random
 from conveyor.models import RetryPolicy
 
 
-def retry_delay_ms(policy: RetryPolicy, failed_attempt: int, rng: random.Random | None = None) -> int:
+def retry_delay_ms(
+    policy: RetryPolicy, failed_attempt: int, rng: random.Random | None = None
+) -> int:
     """Milliseconds to wait after `failed_attempt` (1-based) before the next attempt."""
     r = (rng or random).uniform(1.0, 2.0) if policy.randomize else 1.0
     if r >= 2.0:  # uniform() may return its upper bound; the formula wants [1, 2)

@@ -26,11 +26,26 @@ from conveyor.store import Row
 
 MAX_TRACE_ROWS = 5000  # journal entries, and child runs, one trace shows
 
-_TRIGGER_KINDS = frozenset({"trigger", "batch_trigger", "trigger_and_wait", "batch_trigger_and_wait",
-                            "batch.trigger_by_task", "batch.trigger_by_task_and_wait"})
-_CALL_KINDS: dict[str, SpanKind] = {"step": "step", "now": "step", "uuid": "step", "wait.for": "wait",
-                                    "wait.until": "wait", "token.wait": "wait", "token.create": "token",
-                                    "token.complete": "token"}
+_TRIGGER_KINDS = frozenset(
+    {
+        "trigger",
+        "batch_trigger",
+        "trigger_and_wait",
+        "batch_trigger_and_wait",
+        "batch.trigger_by_task",
+        "batch.trigger_by_task_and_wait",
+    }
+)
+_CALL_KINDS: dict[str, SpanKind] = {
+    "step": "step",
+    "now": "step",
+    "uuid": "step",
+    "wait.for": "wait",
+    "wait.until": "wait",
+    "token.wait": "wait",
+    "token.create": "token",
+    "token.complete": "token",
+}
 
 
 def _dt(ts: float) -> datetime:
@@ -56,14 +71,32 @@ def _attempt_status(status: str) -> SpanStatus:
     return "canceled" if status == "CANCELED" else "error"
 
 
-def build_trace(run: Row, attempts: Sequence[Row], journal: Sequence[Row], children: Sequence[Row], *,
-                now: float, truncated: bool = False) -> Trace:
+def build_trace(
+    run: Row,
+    attempts: Sequence[Row],
+    journal: Sequence[Row],
+    children: Sequence[Row],
+    *,
+    now: float,
+    truncated: bool = False,
+) -> Trace:
     """The span tree of `run` from its attempt rows, its journal (trace_journal) and its child
     runs (child_runs). `now` decides whether a duration wait has passed."""
-    root = Span(id=run["id"], kind="run", name=run["task_id"], start=_dt(run["created_at"]),
-                end=_maybe_dt(run["completed_at"]), status=run_span_status(run["status"]),
-                attributes={"task_id": run["task_id"], "status": run["status"], "queue": run["queue"],
-                            "attempts": run["attempt_count"], "tags": json.loads(run["tags"])})
+    root = Span(
+        id=run["id"],
+        kind="run",
+        name=run["task_id"],
+        start=_dt(run["created_at"]),
+        end=_maybe_dt(run["completed_at"]),
+        status=run_span_status(run["status"]),
+        attributes={
+            "task_id": run["task_id"],
+            "status": run["status"],
+            "queue": run["queue"],
+            "attempts": run["attempt_count"],
+            "tags": json.loads(run["tags"]),
+        },
+    )
     attempt_spans = _attempt_spans(run, attempts)
     children_by_id = {c["id"]: _child_span(c) for c in children}
     for entry in journal:
@@ -91,19 +124,42 @@ def _attempt_spans(run: Row, attempts: Sequence[Row]) -> list[Span]:
     """One span per attempt. The latest attempt has no row until it ends; while the run goes on
     it is open, and if the run ended without it reporting (canceled while waiting, say) it ends
     with the run."""
-    spans = [Span(id=f"{run['id']}/attempt/{a['number']}", kind="attempt", name=f"attempt {a['number']}",
-                  start=_dt(a["started_at"]), end=_dt(a["completed_at"]), status=_attempt_status(a["status"]),
-                  attributes={"number": a["number"], "status": a["status"], "worker_id": a["worker_id"],
-                              "error": json.loads(a["error"]) if a["error"] else None})
-             for a in attempts]
+    spans = [
+        Span(
+            id=f"{run['id']}/attempt/{a['number']}",
+            kind="attempt",
+            name=f"attempt {a['number']}",
+            start=_dt(a["started_at"]),
+            end=_dt(a["completed_at"]),
+            status=_attempt_status(a["status"]),
+            attributes={
+                "number": a["number"],
+                "status": a["status"],
+                "worker_id": a["worker_id"],
+                "error": json.loads(a["error"]) if a["error"] else None,
+            },
+        )
+        for a in attempts
+    ]
     current = run["attempt_count"]
     began = run["attempt_started_at"] or run["started_at"]
     if current and current not in {a["number"] for a in attempts} and began is not None:
         ended = run["completed_at"]
-        spans.append(Span(id=f"{run['id']}/attempt/{current}", kind="attempt", name=f"attempt {current}",
-                          start=_dt(began), end=_maybe_dt(ended),
-                          status=run_span_status(run["status"]) if ended is not None else "open",
-                          attributes={"number": current, "status": run["status"], "worker_id": run["worker_id"]}))
+        spans.append(
+            Span(
+                id=f"{run['id']}/attempt/{current}",
+                kind="attempt",
+                name=f"attempt {current}",
+                start=_dt(began),
+                end=_maybe_dt(ended),
+                status=run_span_status(run["status"]) if ended is not None else "open",
+                attributes={
+                    "number": current,
+                    "status": run["status"],
+                    "worker_id": run["worker_id"],
+                },
+            )
+        )
     return spans
 
 
@@ -141,8 +197,15 @@ def _call_span(run_id: str, entry: Row, now: float) -> Span:
         attributes["run_ids"] = _child_ids(entry)
         if value.get("batch_id"):
             attributes["batch_id"] = value["batch_id"]
-    return Span(id=f"{run_id}/{key}", kind=kind, name=f"{call} {name}" if name else call, start=_dt(start),
-                end=_maybe_dt(end), status=status, attributes=attributes)
+    return Span(
+        id=f"{run_id}/{key}",
+        kind=kind,
+        name=f"{call} {name}" if name else call,
+        start=_dt(start),
+        end=_maybe_dt(end),
+        status=status,
+        attributes=attributes,
+    )
 
 
 def _child_ids(entry: Row) -> list[str]:
@@ -151,10 +214,20 @@ def _child_ids(entry: Row) -> list[str]:
 
 
 def _child_span(row: Row) -> Span:
-    return Span(id=row["id"], kind="run", name=row["task_id"], start=_dt(row["created_at"]),
-                end=_maybe_dt(row["completed_at"]), status=run_span_status(row["status"]),
-                attributes={"run_id": row["id"], "task_id": row["task_id"], "status": row["status"],
-                            "batch_id": row["batch_id"]})
+    return Span(
+        id=row["id"],
+        kind="run",
+        name=row["task_id"],
+        start=_dt(row["created_at"]),
+        end=_maybe_dt(row["completed_at"]),
+        status=run_span_status(row["status"]),
+        attributes={
+            "run_id": row["id"],
+            "task_id": row["task_id"],
+            "status": row["status"],
+            "batch_id": row["batch_id"],
+        },
+    )
 
 
 def _parent_of(at: float, attempts: list[Span], root: Span) -> Span:

@@ -49,7 +49,6 @@ def take_back_span(worker_timeout: float) -> float:
     return worker_timeout + max(TAKE_BACK_MARGIN, worker_timeout / 2)
 
 
-
 def _count(row: Row | None) -> int:
     return int(row["n"]) if row else 0
 
@@ -64,8 +63,9 @@ class WorkerProtocol:
     _emit: Callable[..., None]
     _settle: Callable[[Tx, Row, AttemptOutcome, float], set[str]]
 
-
-    def lease(self, env_id: str, worker_id: str, capacity: int, hook_capacity: int = 50) -> LeaseReply:
+    def lease(
+        self, env_id: str, worker_id: str, capacity: int, hook_capacity: int = 50
+    ) -> LeaseReply:
         """Start up to `capacity` queued runs on a worker, within every concurrency limit, and
         hand it lifecycle hooks still owed. One transaction: limits cannot be overshot."""
         now = self.clock()
@@ -82,16 +82,22 @@ class WorkerProtocol:
             version = env["current_version"]
             reply.current_version = version
             if version is not None and not worker["deployed"]:
-                return reply  # its own code is not what runs here (since a deploy after it registered)
+                return (
+                    reply  # its own code is not what runs here (since a deploy after it registered)
+                )
             if version is None and worker["deployed"]:
                 return reply  # nothing is deployed: it has no code to run anything with
             if capacity > 0:
-                if env["concurrency_limit"] is not None:  # the cap spans queues: one lease at a time
+                if (
+                    env["concurrency_limit"] is not None
+                ):  # the cap spans queues: one lease at a time
                     env = tx.one("lock_environment", id=env_id)
                     assert env is not None
                 active = tx.all("active_queues", env_id=env_id)
                 # another server's lease holds some queues: look again shortly unless this one is full
-                skipped = self.store.concurrent_writers and len(active) < _count(tx.one("count_active_queues", env_id=env_id))
+                skipped = self.store.concurrent_writers and len(active) < _count(
+                    tx.one("count_active_queues", env_id=env_id)
+                )
                 queue_limits = {q["name"]: q["concurrency_limit"] for q in active}
                 keyed = {q["name"] for q in active if q["keyed"]}
                 executing: dict[tuple[str, str | None], int] = {}
@@ -114,78 +120,154 @@ class WorkerProtocol:
                     size = fetch_size(capacity, limit)
                     if size <= 0:
                         continue
-                    rows = tx.all("queued_candidates", env_id=env_id, queue=name, now=now, limit=size)
+                    rows = tx.all(
+                        "queued_candidates", env_id=env_id, queue=name, now=now, limit=size
+                    )
                     if limit is not None and name in keyed and len(rows) == size:
                         rows = self._rows_of_free_keys(tx, env_id, name, limit, executing, now)
                     if rows:
-                        candidates.append([Candidate(r["id"], name, r["concurrency_key"], r["score"]) for r in rows])
+                        candidates.append(
+                            [
+                                Candidate(r["id"], name, r["concurrency_key"], r["score"])
+                                for r in rows
+                            ]
+                        )
                         resuming.update(r["id"] for r in rows if r["resuming"])
-                chosen = choose_runs(capacity=capacity, env_free=env_free, queue_limits=queue_limits,
-                                     executing=executing, candidates=candidates)
+                chosen = choose_runs(
+                    capacity=capacity,
+                    env_free=env_free,
+                    queue_limits=queue_limits,
+                    executing=executing,
+                    candidates=candidates,
+                )
                 if chosen:
                     order = {c.id: i for i, c in enumerate(chosen)}
                     counted = tx.one("next_lease_seq", id=worker_id)
                     assert counted is not None
                     reply.lease_seq = counted["lease_seq"]
-                    leased = tx.all("lease_runs", ids=[c.id for c in chosen], worker_id=worker_id, now=now,
-                                    version=version, lease_seq=reply.lease_seq)
+                    leased = tx.all(
+                        "lease_runs",
+                        ids=[c.id for c in chosen],
+                        worker_id=worker_id,
+                        now=now,
+                        version=version,
+                        lease_seq=reply.lease_seq,
+                    )
                     leased.sort(key=lambda r: order[r["id"]])
                     journals: dict[str, list[JournalEntry]] = {}
                     # only a resumed or retried attempt can have a journal to replay
-                    replaying = [r["id"] for r in leased if r["id"] in resuming or r["attempt_count"] > 1]
+                    replaying = [
+                        r["id"] for r in leased if r["id"] in resuming or r["attempt_count"] > 1
+                    ]
                     for entry in tx.all("journal_for_runs", ids=replaying) if replaying else ():
-                        journals.setdefault(entry["run_id"], []).append(JournalEntry(
-                            entry["key"], entry["value"], entry["waitpoint_id"], entry["waitpoint_status"],
-                            entry["waitpoint_result"], entry["waitpoint_kind"], entry["waitpoint_complete_at"]))
-                    reply.attempts = [self._attempt_spec(r, env["kind"], r["id"] in resuming, journals.get(r["id"], []))
-                                      for r in leased]
+                        journals.setdefault(entry["run_id"], []).append(
+                            JournalEntry(
+                                entry["key"],
+                                entry["value"],
+                                entry["waitpoint_id"],
+                                entry["waitpoint_status"],
+                                entry["waitpoint_result"],
+                                entry["waitpoint_kind"],
+                                entry["waitpoint_complete_at"],
+                            )
+                        )
+                    reply.attempts = [
+                        self._attempt_spec(
+                            r, env["kind"], r["id"] in resuming, journals.get(r["id"], [])
+                        )
+                        for r in leased
+                    ]
                 if len(reply.attempts) < capacity:  # a full lease asks again at once anyway
                     due = tx.one("next_available_at", env_id=env_id, now=now)
                     reply.next_due = due["at"] if due else None
                     if skipped:
                         reply.next_due = min(reply.next_due or math.inf, now + SKIPPED_QUEUE_RETRY)
             if hook_capacity > 0:
-                rows = tx.all("lease_hooks", env_id=env_id, now=now, until=now + HOOK_LEASE_SECONDS, limit=hook_capacity)
+                rows = tx.all(
+                    "lease_hooks",
+                    env_id=env_id,
+                    now=now,
+                    until=now + HOOK_LEASE_SECONDS,
+                    limit=hook_capacity,
+                )
                 reply.hooks = [self._hook_job(r, env["kind"]) for r in rows]
             if not reply.lease_seq:
                 reply.lease_seq = worker["lease_seq"]
         return reply
 
     @staticmethod
-    def _rows_of_free_keys(tx: Tx, env_id: str, queue: str, limit: int,
-                           executing: dict[tuple[str, str | None], int], now: float) -> list[Row]:
+    def _rows_of_free_keys(
+        tx: Tx,
+        env_id: str,
+        queue: str,
+        limit: int,
+        executing: dict[tuple[str, str | None], int],
+        now: float,
+    ) -> list[Row]:
         """Candidates of a queue whose first runs all belong to full concurrency keys: one
         tenant's backlog must not hide another tenant's runs, so read per key with room."""
         rows: list[Row] = []
         for head in tx.all("queued_key_heads", env_id=env_id, queue=queue, now=now):
             room = limit - executing.get((queue, head["concurrency_key"]), 0)
             if room > 0:
-                rows += tx.all("queued_candidates_of_key", env_id=env_id, queue=queue, now=now,
-                               key=head["concurrency_key"], limit=room)
+                rows += tx.all(
+                    "queued_candidates_of_key",
+                    env_id=env_id,
+                    queue=queue,
+                    now=now,
+                    key=head["concurrency_key"],
+                    limit=room,
+                )
         rows.sort(key=lambda r: r["score"])
         return rows
 
     @staticmethod
-    def _attempt_spec(row: Row, environment: str, resumed: bool, journal: list[JournalEntry]) -> AttemptSpec:
+    def _attempt_spec(
+        row: Row, environment: str, resumed: bool, journal: list[JournalEntry]
+    ) -> AttemptSpec:
         return AttemptSpec(
-            run_id=row["id"], task_id=row["task_id"], attempt=row["attempt_count"], payload_json=row["payload"],
-            max_attempts=row["max_attempts"], max_duration=row["max_duration"], machine=row["machine"],
-            tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]), queue=row["queue"],
-            concurrency_key=row["concurrency_key"], environment=environment,
+            run_id=row["id"],
+            task_id=row["task_id"],
+            attempt=row["attempt_count"],
+            payload_json=row["payload"],
+            max_attempts=row["max_attempts"],
+            max_duration=row["max_duration"],
+            machine=row["machine"],
+            tags=json.loads(row["tags"]),
+            metadata=json.loads(row["metadata"]),
+            queue=row["queue"],
+            concurrency_key=row["concurrency_key"],
+            environment=environment,
             run_on_start=row["attempt_count"] == 1 and not resumed and "on_start" in row["hooks"],
-            parent_id=row["parent_id"], root_id=row["root_id"], batch_id=row["batch_id"],
-            created_at=row["created_at"], started_at=row["started_at"], compute_used=row["compute_used"],
-            resumed=resumed, journal=journal, version=row["version"], fence=row["fence"],
+            parent_id=row["parent_id"],
+            root_id=row["root_id"],
+            batch_id=row["batch_id"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            compute_used=row["compute_used"],
+            resumed=resumed,
+            journal=journal,
+            version=row["version"],
+            fence=row["fence"],
         )
 
     @staticmethod
     def _hook_job(row: Row, environment: str) -> HookJob:
         return HookJob(
-            run_id=row["id"], task_id=row["task_id"], hook=row["hook"], status=row["status"],
-            payload_json=row["payload"], output_json=row["output"],
-            error=json.loads(row["error"]) if row["error"] else None, attempt=row["attempt_count"],
-            tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]), machine=row["machine"],
-            environment=environment, version=row["version"], fence=row["fence"],
+            run_id=row["id"],
+            task_id=row["task_id"],
+            hook=row["hook"],
+            status=row["status"],
+            payload_json=row["payload"],
+            output_json=row["output"],
+            error=json.loads(row["error"]) if row["error"] else None,
+            attempt=row["attempt_count"],
+            tags=json.loads(row["tags"]),
+            metadata=json.loads(row["metadata"]),
+            machine=row["machine"],
+            environment=environment,
+            version=row["version"],
+            fence=row["fence"],
         )
 
     def check_worker(self, env_id: str, worker_id: str) -> None:
@@ -193,7 +275,9 @@ class WorkerProtocol:
         with self.store.read() as tx:
             row = tx.one("get_worker", id=worker_id)
         if row is None or row["env_id"] != env_id:
-            raise NotFound(f"worker {worker_id!r} is not registered in this environment; register it first")
+            raise NotFound(
+                f"worker {worker_id!r} is not registered in this environment; register it first"
+            )
 
     def heartbeat(self, worker_id: str, beat: Heartbeat) -> HeartbeatReply:
         """A worker is alive and holds `beat.running`. Answers which of them it must stop
@@ -208,20 +292,36 @@ class WorkerProtocol:
         with self.store.transaction() as tx:
             worker = tx.one("touch_worker", id=worker_id, now=now)
             held = dict(beat.running)
-            stop = [r["id"] for r in tx.all("runs_by_id_fenced", ids=list(held))
-                    if r["status"] != RunStatus.EXECUTING or r["worker_id"] != worker_id
-                    or r["fence"] != held[r["id"]]] if held else []
-            unknown = [r for r in tx.all("runs_held_by", worker_id=worker_id, lease_seq=beat.lease_seq)
-                       if r["id"] not in held]
+            stop = (
+                [
+                    r["id"]
+                    for r in tx.all("runs_by_id_fenced", ids=list(held))
+                    if r["status"] != RunStatus.EXECUTING
+                    or r["worker_id"] != worker_id
+                    or r["fence"] != held[r["id"]]
+                ]
+                if held
+                else []
+            )
+            unknown = [
+                r
+                for r in tx.all("runs_held_by", worker_id=worker_id, lease_seq=beat.lease_seq)
+                if r["id"] not in held
+            ]
             # canceled runs whose bodies the worker no longer runs (of leases it has received): slots free
-            stopped = [r for r in tx.all("stopping_runs_of_worker", worker_id=worker_id)
-                       if r["id"] not in held and r["lease_seq"] <= beat.lease_seq]
+            stopped = [
+                r
+                for r in tx.all("stopping_runs_of_worker", worker_id=worker_id)
+                if r["id"] not in held and r["lease_seq"] <= beat.lease_seq
+            ]
             if stopped:
                 tx.run("release_slots", ids=[r["id"] for r in stopped])
         for env_id in {r["env_id"] for r in stopped}:
             self._emit("available", env_id)
         if unknown:
-            self._take_back_unknown(worker_id, {r["id"]: r["fence"] for r in unknown}, unknown[0]["env_id"])
+            self._take_back_unknown(
+                worker_id, {r["id"]: r["fence"] for r in unknown}, unknown[0]["env_id"]
+            )
         return HeartbeatReply(stop=stop, revoked_through=worker["revoked_through"] if worker else 0)
 
     def _take_back_unknown(self, worker_id: str, fences: dict[str, int], env_id: str) -> None:
@@ -230,21 +330,43 @@ class WorkerProtocol:
         with self.store.transaction() as tx:
             tx.lock(env_id)
             for row in tx.all("get_runs_by_id", ids=list(fences)):
-                if (row["status"] == RunStatus.EXECUTING and row["worker_id"] == worker_id
-                        and row["fence"] == fences[row["id"]]):
-                    envs |= self._take_back(tx, row, "crashed", "WorkerLost",
-                                            "The worker never started this attempt (its lease answer was lost).", now)
+                if (
+                    row["status"] == RunStatus.EXECUTING
+                    and row["worker_id"] == worker_id
+                    and row["fence"] == fences[row["id"]]
+                ):
+                    envs |= self._take_back(
+                        tx,
+                        row,
+                        "crashed",
+                        "WorkerLost",
+                        "The worker never started this attempt (its lease answer was lost).",
+                        now,
+                    )
         for env in envs:
             self._emit("available", env)
 
-    def _take_back(self, tx: Tx, row: Row, kind: OutcomeKind, name: str, message: str, now: float) -> set[str]:
+    def _take_back(
+        self, tx: Tx, row: Row, kind: OutcomeKind, name: str, message: str, now: float
+    ) -> set[str]:
         """End the attempt of an executing run without its worker: the run's fence goes up
         first, so whatever that attempt still reports is refused."""
         tx.run("revoke_fence", id=row["id"])
-        return self._settle(tx, row, AttemptOutcome(row["id"], row["attempt_count"], kind, error={
-            "name": name, "code": kind, "message": message}), now)
+        return self._settle(
+            tx,
+            row,
+            AttemptOutcome(
+                row["id"],
+                row["attempt_count"],
+                kind,
+                error={"name": name, "code": kind, "message": message},
+            ),
+            now,
+        )
 
-    def complete(self, worker_id: str, outcomes: list[AttemptOutcome], env_id: str | None = None) -> None:
+    def complete(
+        self, worker_id: str, outcomes: list[AttemptOutcome], env_id: str | None = None
+    ) -> None:
         """Record how attempts ended. An outcome of an attempt that no longer holds its run
         (canceled, taken back after a lost heartbeat, or of an older fence) is ignored."""
         if not outcomes:
@@ -259,11 +381,17 @@ class WorkerProtocol:
             rows = {r["id"]: r for r in tx.all("get_runs_by_id", ids=[o.run_id for o in outcomes])}
             for outcome in outcomes:
                 row = rows.get(outcome.run_id)
-                if (row is None or not holds(row, worker_id, outcome.fence)
-                        or row["attempt_count"] != outcome.attempt or (env_id is not None and row["env_id"] != env_id)):
+                if (
+                    row is None
+                    or not holds(row, worker_id, outcome.fence)
+                    or row["attempt_count"] != outcome.attempt
+                    or (env_id is not None and row["env_id"] != env_id)
+                ):
                     continue
                 self._settle(tx, row, outcome, now)
-                rows.pop(outcome.run_id)  # a second outcome of the same attempt in the batch counts no more
+                rows.pop(
+                    outcome.run_id
+                )  # a second outcome of the same attempt in the batch counts no more
                 envs.add(row["env_id"])  # it left EXECUTING: its slot is free for the next run
         for env_id in envs:
             self._emit("available", env_id)
@@ -284,15 +412,27 @@ class WorkerProtocol:
         if not entries:
             return 0
         with self.store.read() as tx:
-            fences = {r["id"]: r["fence"] for r in tx.all("get_runs_by_id", ids=list({e.run_id for e in entries}))
-                      if env_id is None or r["env_id"] == env_id}
+            fences = {
+                r["id"]: r["fence"]
+                for r in tx.all("get_runs_by_id", ids=list({e.run_id for e in entries}))
+                if env_id is None or r["env_id"] == env_id
+            }
         entries = [e for e in entries if fences.get(e.run_id) == e.fence]
         if not entries:
             return 0
         # PostgreSQL text cannot hold a NUL character (in the JSON of attributes it is escaped)
-        rows = [{"run_id": e.run_id, "attempt": e.attempt, "seq": e.seq, "ts": e.ts, "level": as_text(e.level)[:20],
-                 "message": as_text(e.message).replace("\x00", "\ufffd"), "attributes": _attributes(e.attributes)}
-                for e in entries]
+        rows = [
+            {
+                "run_id": e.run_id,
+                "attempt": e.attempt,
+                "seq": e.seq,
+                "ts": e.ts,
+                "level": as_text(e.level)[:20],
+                "message": as_text(e.message).replace("\x00", "\ufffd"),
+                "attributes": _attributes(e.attributes),
+            }
+            for e in entries
+        ]
         with self.store.transaction() as tx:
             tx.run_many("insert_log", rows)
         return len(rows)
@@ -300,8 +440,11 @@ class WorkerProtocol:
     def worker_stopped(self, worker_id: str) -> None:
         """A worker shut down cleanly: it takes no more runs, and the attempts it still held
         run again without using up one of their retries (the worker stopped, not the code)."""
-        self._reclaim(worker_id, "The worker shut down before this attempt finished; it runs again.",
-                      kind="interrupted")
+        self._reclaim(
+            worker_id,
+            "The worker shut down before this attempt finished; it runs again.",
+            kind="interrupted",
+        )
 
     def _reclaim(self, worker_id: str, message: str, kind: OutcomeKind = "crashed") -> None:
         now = self.clock()
@@ -336,5 +479,11 @@ def _attributes(attributes: dict[str, Any] | None) -> str | None:
 
 def _storable(entry: LogEntry) -> bool:
     """Whether a log line's numbers fit the database (a worker's bug must not fail the batch)."""
-    return (0 <= entry.seq < 2**63 and 0 <= entry.attempt < 2**31 and 0 <= entry.fence < 2**63
-            and math.isfinite(entry.ts) and isinstance(entry.message, str) and isinstance(entry.level, str))
+    return (
+        0 <= entry.seq < 2**63
+        and 0 <= entry.attempt < 2**31
+        and 0 <= entry.fence < 2**63
+        and math.isfinite(entry.ts)
+        and isinstance(entry.message, str)
+        and isinstance(entry.level, str)
+    )

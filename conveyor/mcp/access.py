@@ -33,7 +33,12 @@ from conveyor.config import find_config_file, load_config
 from conveyor.errors import AuthenticationError, ConfigError, ConveyorError
 
 ENVIRONMENT_PATTERN = r"^(dev|staging|prod|preview-[a-z0-9][a-z0-9-]*)$"
-_KIND_OF_PREFIX = {"cv_dev_": "dev", "cv_stg_": "staging", "cv_prod_": "prod", "cv_prev_": "preview"}
+_KIND_OF_PREFIX = {
+    "cv_dev_": "dev",
+    "cv_stg_": "staging",
+    "cv_prod_": "prod",
+    "cv_prev_": "preview",
+}
 
 
 class AccessError(ConveyorError):
@@ -86,7 +91,9 @@ class Access:
             logins = Logins.load()
         except ConfigError:
             logins = Logins()
-        url = _clean(self.options.api_url or os.environ.get(API_URL_ENV) or logins.api_url or DEFAULT_API_URL)
+        url = _clean(
+            self.options.api_url or os.environ.get(API_URL_ENV) or logins.api_url or DEFAULT_API_URL
+        )
         token = os.environ.get(TOKEN_ENV) or logins.tokens.get(url)
         if not token and os.environ.get(SECRET_KEY_ENV, "").startswith(TOKEN_PREFIX):
             token = os.environ[SECRET_KEY_ENV]
@@ -124,17 +131,24 @@ class Access:
             raise AccessError(
                 f"this needs a personal access token for {url}, and none is set: ask the user to run "
                 f"`conveyor login --api-url {url}` or to set {TOKEN_ENV}=cv_pat_... for `conveyor mcp`. "
-                "(`conveyor dev` has no accounts; its tools need no token: call them without a project_ref.)")
+                "(`conveyor dev` has no accounts; its tools need no token: call them without a project_ref.)"
+            )
         return self._client(*found)
 
     def check_environment(self, environment: str | None) -> None:
         if environment is not None and not re.fullmatch(ENVIRONMENT_PATTERN, environment):
-            raise AccessError(f"unknown environment {environment!r}: use dev, staging, prod or preview-<branch>")
+            raise AccessError(
+                f"unknown environment {environment!r}: use dev, staging, prod or preview-<branch>"
+            )
         if self.options.dev_only and environment not in (None, "dev"):
-            raise AccessError(f"this MCP server runs with --dev-only: only the dev environment is reachable, "
-                              f"not {environment!r}")
+            raise AccessError(
+                f"this MCP server runs with --dev-only: only the dev environment is reachable, "
+                f"not {environment!r}"
+            )
 
-    async def environment(self, environment: str | None = None, project_ref: str | None = None) -> AsyncClient:
+    async def environment(
+        self, environment: str | None = None, project_ref: str | None = None
+    ) -> AsyncClient:
         """A client for one environment. Without arguments: the environment key this server was
         started with (the project's dev server), else dev of the project through the token."""
         self.check_environment(environment)
@@ -142,26 +156,36 @@ class Access:
         direct = self.direct_key()
         if direct is not None and project_ref is None:
             kind = key_kind(direct[1])
-            if environment is None or kind == environment or (kind is None and environment == "dev"):
+            if (
+                environment is None
+                or kind == environment
+                or (kind is None and environment == "dev")
+            ):
                 if self.options.dev_only and kind not in (None, "dev"):
-                    raise AccessError(f"this MCP server runs with --dev-only, but its key is a {kind} key; "
-                                      "start it with a dev key or without --dev-only")
+                    raise AccessError(
+                        f"this MCP server runs with --dev-only, but its key is a {kind} key; "
+                        "start it with a dev key or without --dev-only"
+                    )
                 return self._client(*direct, kind or "dev")
         if self.account_token() is None:
             if direct is not None:
                 raise AccessError(
                     f"this server's key is a {key_kind(direct[1]) or 'dev'} key; reaching {environment or 'dev'} of "
                     f"another project or environment needs a personal access token (`conveyor login`, or "
-                    f"{TOKEN_ENV}). Call the tool without environment and project_ref to use the key's own.")
+                    f"{TOKEN_ENV}). Call the tool without environment and project_ref to use the key's own."
+                )
             raise AccessError(
                 "no Conveyor server to talk to: start `conveyor dev` in the project (and run `conveyor mcp` from "
                 f"that folder), or set {API_URL_ENV} with {SECRET_KEY_ENV} (an environment key) or {TOKEN_ENV} "
-                "(a personal access token from `conveyor login`).")
+                "(a personal access token from `conveyor login`)."
+            )
         account = self.account()
         ref = ref or self.local_project()
         if not ref:
-            raise AccessError("which project? pass project_ref (list_projects shows them), or run `conveyor mcp` "
-                              "with --project-ref, or inside a project folder")
+            raise AccessError(
+                "which project? pass project_ref (list_projects shows them), or run `conveyor mcp` "
+                "with --project-ref, or inside a project folder"
+            )
         name = environment or "dev"
         cache_key = (account.api_url, ref, name)
         key = self._keys.get(cache_key)
@@ -169,8 +193,9 @@ class Access:
             key = self._keys[cache_key] = (await account.projects.key(ref, name)).secret_key
         return self._client(account.api_url, key, name)
 
-    async def deploy_environment(self, kind: str, branch: str | None = None,
-                                 project_ref: str | None = None) -> AsyncClient:
+    async def deploy_environment(
+        self, kind: str, branch: str | None = None, project_ref: str | None = None
+    ) -> AsyncClient:
         """A client for the environment a deploy goes to: staging, prod, or the preview of `branch`
         (which the server makes if the project has none yet). AccessError when there is no key."""
         if kind != "preview":
@@ -178,15 +203,20 @@ class Access:
         ref = self._project(project_ref)
         direct = self.direct_key()
         if direct is not None and project_ref is None and key_kind(direct[1]) == "preview":
-            return self._client(*direct, "preview")  # the server refuses it if it is another branch's
+            return self._client(
+                *direct, "preview"
+            )  # the server refuses it if it is another branch's
         if self.account_token() is None:
             raise AccessError(
                 f"no key for the preview of branch {branch!r}: start `conveyor mcp` with that environment's key "
-                f"({SECRET_KEY_ENV}=cv_prev_...) or with a personal access token (`conveyor login`, or {TOKEN_ENV})")
+                f"({SECRET_KEY_ENV}=cv_prev_...) or with a personal access token (`conveyor login`, or {TOKEN_ENV})"
+            )
         ref = ref or self.local_project()
         if not ref:
-            raise AccessError("which project? pass project_ref (list_projects shows them), or run `conveyor mcp` "
-                              "with --project-ref, or inside a project folder")
+            raise AccessError(
+                "which project? pass project_ref (list_projects shows them), or run `conveyor mcp` "
+                "with --project-ref, or inside a project folder"
+            )
         assert branch is not None
         made = await self.account().projects.preview_environment(ref, branch)
         return await self.environment(made.slug, project_ref)
@@ -195,8 +225,10 @@ class Access:
         """The project a tool names, else the one the server is pinned to; refuses another."""
         pinned = self.options.project_ref
         if pinned and project_ref and project_ref != pinned:
-            raise AccessError(f"this MCP server is pinned to project {pinned!r} (--project-ref); "
-                              f"it cannot act on {project_ref!r}")
+            raise AccessError(
+                f"this MCP server is pinned to project {pinned!r} (--project-ref); "
+                f"it cannot act on {project_ref!r}"
+            )
         return project_ref or pinned
 
     async def aclose(self) -> None:

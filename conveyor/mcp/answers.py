@@ -46,8 +46,10 @@ MAX_TEXT_VALUE = 2_000  # ... and in the readable text, shorter still
 
 def answer(result: BaseModel, text: str) -> CallToolResult:
     """A tool result: `result` as structured content, `text` for whoever reads text."""
-    return CallToolResult(content=[TextContent(type="text", text=text)],
-                          structured_content=result.model_dump(mode="json"))
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=result.model_dump(mode="json"),
+    )
 
 
 @contextmanager
@@ -60,8 +62,10 @@ def tool_errors(what: str = "") -> Iterator[None]:
     except NotFound as exc:
         raise ToolError(f"{exc.message}{'; ' + what if what else ''}") from exc
     except AuthenticationError as exc:
-        raise ToolError(f"{exc.message}. The user must fix the credentials `conveyor mcp` runs with "
-                        "(see the whoami tool).") from exc
+        raise ToolError(
+            f"{exc.message}. The user must fix the credentials `conveyor mcp` runs with "
+            "(see the whoami tool)."
+        ) from exc
     except Conflict as exc:
         raise ToolError(exc.message) from exc
     except (PayloadError, InvalidRequest) as exc:
@@ -121,9 +125,13 @@ class Identity(BaseModel):
 
     api_url: str | None = None
     credential: Literal["environment_key", "personal_access_token", "both", "none"]
-    environment: str | None = Field(None, description="The environment of the key, when there is one")
+    environment: str | None = Field(
+        None, description="The environment of the key, when there is one"
+    )
     user: User | None = None
-    project: str | None = Field(None, description="The project of the Conveyor config in the working folder")
+    project: str | None = Field(
+        None, description="The project of the Conveyor config in the working folder"
+    )
     dev_server_file: str | None = None
     readonly: bool = False
     dev_only: bool = False
@@ -164,7 +172,9 @@ class Worker(BaseModel):
 class TaskSchema(BaseModel):
     task_id: str
     has_schema: bool
-    payload_schema: dict[str, Any] | None = Field(None, description="JSON Schema the payload is validated against")
+    payload_schema: dict[str, Any] | None = Field(
+        None, description="JSON Schema the payload is validated against"
+    )
 
 
 class Triggered(BaseModel):
@@ -189,14 +199,24 @@ class RunSummary(BaseModel):
 
     @classmethod
     def of(cls, run: Run) -> RunSummary:
-        return cls(id=run.id, task_id=run.task_id, status=run.status, attempts=run.attempts, tags=run.tags,
-                   created_at=run.created_at, started_at=run.started_at, completed_at=run.completed_at)
+        return cls(
+            id=run.id,
+            task_id=run.task_id,
+            status=run.status,
+            attempts=run.attempts,
+            tags=run.tags,
+            created_at=run.created_at,
+            started_at=run.started_at,
+            completed_at=run.completed_at,
+        )
 
 
 class RunList(BaseModel):
     environment: str
     runs: list[RunSummary]
-    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page")
+    next_cursor: str | None = Field(
+        None, description="Pass as cursor for the next page; null on the last page"
+    )
 
 
 class RunDetails(BaseModel):
@@ -209,7 +229,9 @@ class RunDetails(BaseModel):
 
 class WaitOutcome(BaseModel):
     run: Run
-    finished: bool = Field(description="False when the timeout passed first; call again to keep waiting")
+    finished: bool = Field(
+        description="False when the timeout passed first; call again to keep waiting"
+    )
     waited_seconds: float
 
 
@@ -230,10 +252,15 @@ class DeployList(BaseModel):
     """A page of the versions deployed to an environment, newest first."""
 
     environment: str
-    current_version: str | None = Field(None, description="The version new runs start on; null while nothing is "
-                                                          "deployed (always, in dev)")
+    current_version: str | None = Field(
+        None,
+        description="The version new runs start on; null while nothing is "
+        "deployed (always, in dev)",
+    )
     deploys: list[Deployment]
-    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page")
+    next_cursor: str | None = Field(
+        None, description="Pass as cursor for the next page; null on the last page"
+    )
     message: str | None = Field(None, description="Why the list is empty, when it is")
 
 
@@ -244,7 +271,9 @@ class DeployOutcome(BaseModel):
     branch: str | None = Field(None, description="The branch of a preview deploy")
     dry_run: bool
     version: str | None = Field(None, description="The new version (YYYYMMDD.N); null on a dry run")
-    is_current: bool = Field(False, description="New runs start on it (false on a dry run and with skip_promotion)")
+    is_current: bool = Field(
+        False, description="New runs start on it (false on a dry run and with skip_promotion)"
+    )
     tasks: list[str] = Field(description="Ids of the tasks imported from the bundle")
     files: list[str] = Field(description="The files the bundle holds")
     bundle_size: int
@@ -257,32 +286,46 @@ class DeployOutcome(BaseModel):
 
 def run_line(run: Run | RunSummary) -> str:
     tags = f"  tags={','.join(run.tags)}" if run.tags else ""
-    return (f"{run.id}  {run.task_id}  {run.status.value}  attempts={run.attempts}  "
-            f"created={when(run.created_at)}{tags}")
+    return (
+        f"{run.id}  {run.task_id}  {run.status.value}  attempts={run.attempts}  "
+        f"created={when(run.created_at)}{tags}"
+    )
 
 
 def run_text(run: Run) -> str:
     lines = [run_line(run), f"payload: {shown(run.payload)}"]
     if run.status.is_final:
-        lines.append(f"output: {shown(run.output)}" if run.error is None else
-                     f"error: {run.error.name}: {run.error.message}" + (f" [{run.error.code}]" if run.error.code else ""))
+        lines.append(
+            f"output: {shown(run.output)}"
+            if run.error is None
+            else f"error: {run.error.name}: {run.error.message}"
+            + (f" [{run.error.code}]" if run.error.code else "")
+        )
     if run.waiting_on:
         lines.append("waiting on: " + ", ".join(f"{w.kind} {w.id}" for w in run.waiting_on))
     if run.next_attempt_at and not run.status.is_final:
         lines.append(f"next attempt at {when(run.next_attempt_at)}")
     for attempt in run.attempt_list or []:
         error = f"  {attempt.error.name}: {attempt.error.message}" if attempt.error else ""
-        lines.append(f"  attempt {attempt.number}: {attempt.status} {when(attempt.started_at)} -> "
-                     f"{when(attempt.completed_at)}{error}")
+        lines.append(
+            f"  attempt {attempt.number}: {attempt.status} {when(attempt.started_at)} -> "
+            f"{when(attempt.completed_at)}{error}"
+        )
     return "\n".join(lines)
 
 
 def deploy_line(deployment: Deployment) -> str:
     git = deployment.details.get("git")
-    commit = f"  commit={str(git.get('commit', ''))[:8]}" if isinstance(git, dict) and git.get("commit") else ""
-    return (f"{'*' if deployment.is_current else ' '} {deployment.version}  {deployment.status}  "
-            f"{'current' if deployment.is_current else 'not current'}  tasks={len(deployment.tasks)}  "
-            f"created={when(deployment.created_at)}  promoted={when(deployment.promoted_at)}{commit}")
+    commit = (
+        f"  commit={str(git.get('commit', ''))[:8]}"
+        if isinstance(git, dict) and git.get("commit")
+        else ""
+    )
+    return (
+        f"{'*' if deployment.is_current else ' '} {deployment.version}  {deployment.status}  "
+        f"{'current' if deployment.is_current else 'not current'}  tasks={len(deployment.tasks)}  "
+        f"created={when(deployment.created_at)}  promoted={when(deployment.promoted_at)}{commit}"
+    )
 
 
 def log_text(line: LogLine) -> str:

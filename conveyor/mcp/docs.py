@@ -17,7 +17,43 @@ from pathlib import Path
 
 _WORD = re.compile(r"[a-z0-9_]+")
 _HEADING = re.compile(r"^(#{1,4})\s+(.*?)\s*#*\s*$")
-_STOP = frozenset(["a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how", "i", "in", "is", "it", "its", "of", "on", "or", "the", "to", "what", "when", "where", "which", "who", "why", "with", "you", "your"])
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "with",
+        "you",
+        "your",
+    ]
+)
 HEADING_WEIGHT = 3  # a word in a section's heading or page title counts this many times
 
 
@@ -84,7 +120,10 @@ def split_page(page: str, text: str) -> list[Section]:
         else:
             lines.append(line)
     flush()
-    return [s if s.title else Section(s.page, title or page, s.heading, s.anchor, s.text) for s in sections]
+    return [
+        s if s.title else Section(s.page, title or page, s.heading, s.anchor, s.text)
+        for s in sections
+    ]
 
 
 @dataclass(frozen=True)
@@ -100,7 +139,9 @@ class DocsIndex:
     def build(cls, root: Path) -> DocsIndex:
         sections: list[Section] = []
         for path in sorted(root.rglob("*.md")):
-            sections.extend(split_page(path.relative_to(root).as_posix(), path.read_text(encoding="utf-8")))
+            sections.extend(
+                split_page(path.relative_to(root).as_posix(), path.read_text(encoding="utf-8"))
+            )
         terms = []
         for section in sections:
             counts = Counter(words(section.text))
@@ -127,7 +168,11 @@ class DocsIndex:
                 tf = counts.get(word, 0)
                 if not tf:
                     continue
-                idf = math.log(1 + (count - self.document_frequency[word] + 0.5) / (self.document_frequency[word] + 0.5))
+                idf = math.log(
+                    1
+                    + (count - self.document_frequency[word] + 0.5)
+                    / (self.document_frequency[word] + 0.5)
+                )
                 score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average))
             if score > 0:
                 hits.append(Hit(section, score))

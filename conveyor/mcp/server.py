@@ -44,8 +44,15 @@ def build_server(options: ServerOptions) -> MCPServer[Any]:
         finally:
             await access.aclose()
 
-    server: MCPServer[Any] = MCPServer(NAME, title="Conveyor", instructions=INSTRUCTIONS, version=__version__,
-                                       website_url=None, lifespan=lifespan, log_level="WARNING")
+    server: MCPServer[Any] = MCPServer(
+        NAME,
+        title="Conveyor",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        website_url=None,
+        lifespan=lifespan,
+        log_level="WARNING",
+    )
     for module in (docs, accounts, tasks, runs, deploys):
         module.register(server, access)
     return server

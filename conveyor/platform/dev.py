@@ -64,8 +64,17 @@ class DevState:
     def write(self, api_url: str) -> None:
         path = self.folder / "dev.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"api_url": api_url, "secret_key": self.secret_key, "worker_id": self.worker_id,
-                                   "pid": os.getpid()}, indent=2))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "api_url": api_url,
+                    "secret_key": self.secret_key,
+                    "worker_id": self.worker_id,
+                    "pid": os.getpid(),
+                },
+                indent=2,
+            )
+        )
         os.chmod(tmp, 0o600)
         tmp.replace(path)
 
@@ -75,13 +84,25 @@ def _lock(folder: Path) -> TextIO:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
-        raise ConfigError(f"`conveyor dev` is already running for this project ({folder.parent}); "
-                          "stop it first or use another folder") from exc
+        raise ConfigError(
+            f"`conveyor dev` is already running for this project ({folder.parent}); "
+            "stop it first or use another folder"
+        ) from exc
     return handle
 
 
-async def serve_dev(config: Config, *, host: str, port: int, executors: int | None, capacity: int,
-                    console: Console, quiet: bool = False, worker: bool = True, worker_timeout: float = 30.0) -> None:
+async def serve_dev(
+    config: Config,
+    *,
+    host: str,
+    port: int,
+    executors: int | None,
+    capacity: int,
+    console: Console,
+    quiet: bool = False,
+    worker: bool = True,
+    worker_timeout: float = 30.0,
+) -> None:
     config.check_dirs()
     state = DevState.load(config.root)
     lock = _lock(state.folder)
@@ -90,16 +111,31 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int | No
     store.migrate()
     engine = Engine(store, worker_timeout=worker_timeout)
     env = engine.ensure_environment(config.project, "dev", "dev")
-    engine.set_environment_limit(env.id, config.concurrency_limit)  # what the config says now, even nothing
+    engine.set_environment_limit(
+        env.id, config.concurrency_limit
+    )  # what the config says now, even nothing
     engine.add_api_key(env.id, state.secret_key)
-    service = ApiService(engine, host=host, port=port, console=console,
-                         dashboard=DashboardSettings(local_env_id=env.id, local_secret_key=state.secret_key))
+    service = ApiService(
+        engine,
+        host=host,
+        port=port,
+        console=console,
+        dashboard=DashboardSettings(local_env_id=env.id, local_secret_key=state.secret_key),
+    )
     state.write(service.api_url)
 
-    supervisor = Supervisor(LocalLink(engine, env.id), root=config.root, worker_id=state.worker_id, name="dev",
-                            environment="dev", default_machine=config.machine, executors=executors,
-                            capacity=capacity, heartbeat_interval=min(2.0, worker_timeout / 3),
-                            reporter=RunReporter(console, quiet, reloads=True))
+    supervisor = Supervisor(
+        LocalLink(engine, env.id),
+        root=config.root,
+        worker_id=state.worker_id,
+        name="dev",
+        environment="dev",
+        default_machine=config.machine,
+        executors=executors,
+        capacity=capacity,
+        heartbeat_interval=min(2.0, worker_timeout / 3),
+        reporter=RunReporter(console, quiet, reloads=True),
+    )
     loop = asyncio.get_running_loop()
 
     def on_engine_event(event: str, env_id: str, run_id: str | None) -> None:
@@ -115,9 +151,14 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int | No
 
     console.print(f"[bold]Conveyor dev[/]  project [cyan]{config.project}[/]", highlight=False)
     console.print(f"  Dashboard   [bold]{service.api_url}/[/]", highlight=False)
-    console.print(f"  API         [bold]{service.api_url}[/]   (OpenAPI: {service.api_url}/docs)", highlight=False)
+    console.print(
+        f"  API         [bold]{service.api_url}[/]   (OpenAPI: {service.api_url}/docs)",
+        highlight=False,
+    )
     console.print(f"  Secret key  [bold]{state.secret_key}[/]", highlight=False)
-    console.print(f"  Tasks from  {', '.join(config.dirs)}   ·   state in {state.folder}", highlight=False)
+    console.print(
+        f"  Tasks from  {', '.join(config.dirs)}   ·   state in {state.folder}", highlight=False
+    )
     console.print("  Press Ctrl-C to stop.\n")
 
     async def watch() -> None:
@@ -142,14 +183,32 @@ async def serve_dev(config: Config, *, host: str, port: int, executors: int | No
     lock.close()
 
 
-def run_dev(config: Config, *, host: str = "127.0.0.1", port: int = 3030, executors: int | None = None,
-            capacity: int = 500, quiet: bool = False, worker: bool = True, worker_timeout: float = 30.0) -> None:
+def run_dev(
+    config: Config,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 3030,
+    executors: int | None = None,
+    capacity: int = 500,
+    quiet: bool = False,
+    worker: bool = True,
+    worker_timeout: float = 30.0,
+) -> None:
     """Run the dev platform until Ctrl-C (blocking)."""
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # a log someone tails or pipes, line by line
     console = Console(highlight=False, soft_wrap=True)
     use_fast_event_loop()
-    asyncio.run(serve_dev(config, host=host, port=port, executors=executors,
-                          capacity=capacity, console=console, quiet=quiet, worker=worker,
-                          worker_timeout=worker_timeout))
-
+    asyncio.run(
+        serve_dev(
+            config,
+            host=host,
+            port=port,
+            executors=executors,
+            capacity=capacity,
+            console=console,
+            quiet=quiet,
+            worker=worker,
+            worker_timeout=worker_timeout,
+        )
+    )

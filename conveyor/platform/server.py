@@ -33,15 +33,21 @@ def check_database_url(url: str) -> str:
     """The URL as given when it names a database Conveyor can use; ConfigError otherwise."""
     url = url.strip()
     if not url:
-        raise ConfigError(f"--database-url is empty: pass sqlite:////path/to/conveyor.db or postgresql://... "
-                          f"(or set {DATABASE_URL_ENV})")
+        raise ConfigError(
+            f"--database-url is empty: pass sqlite:////path/to/conveyor.db or postgresql://... "
+            f"(or set {DATABASE_URL_ENV})"
+        )
     if "://" in url:
         scheme = url.split("://", 1)[0].lower()
         if scheme not in _SCHEMES:
-            raise ConfigError(f"unsupported database URL scheme {scheme!r}: use sqlite:////path/to/conveyor.db "
-                              "or postgresql://user:password@host/database")
+            raise ConfigError(
+                f"unsupported database URL scheme {scheme!r}: use sqlite:////path/to/conveyor.db "
+                "or postgresql://user:password@host/database"
+            )
         if scheme == "sqlite" and not url.split("://", 1)[1].strip("/"):
-            raise ConfigError("a sqlite:// URL needs a file path, e.g. sqlite:////var/lib/conveyor/conveyor.db")
+            raise ConfigError(
+                "a sqlite:// URL needs a file path, e.g. sqlite:////var/lib/conveyor/conveyor.db"
+            )
     return url
 
 
@@ -79,8 +85,15 @@ def open_database(url: str) -> tuple[Store, list[int]]:
         raise ConfigError(f"cannot open the database {describe_database(url)}: {detail}") from exc
 
 
-async def serve_platform(database_url: str, *, host: str, port: int, console: Console,
-                         worker_timeout: float = 30.0, new_admin_token: bool = False) -> None:
+async def serve_platform(
+    database_url: str,
+    *,
+    host: str,
+    port: int,
+    console: Console,
+    worker_timeout: float = 30.0,
+    new_admin_token: bool = False,
+) -> None:
     url = check_database_url(database_url)
     check_port(host, port)
     store, applied = open_database(url)
@@ -90,34 +103,72 @@ async def serve_platform(database_url: str, *, host: str, port: int, console: Co
         if admin_token is None and new_admin_token:
             admin_token = engine.accounts.new_admin_token()
         public_url = os.environ.get(PUBLIC_URL_ENV, "")
-        service = ApiService(engine, host=host, port=port, console=console,
-                             dashboard=DashboardSettings(secure_cookies=public_url.startswith("https://")))
+        service = ApiService(
+            engine,
+            host=host,
+            port=port,
+            console=console,
+            dashboard=DashboardSettings(secure_cookies=public_url.startswith("https://")),
+        )
 
         console.print("[bold]Conveyor server[/]", highlight=False)
-        console.print(f"  Dashboard  [bold]{service.api_url}/[/]   (log in with a personal access token)", highlight=False)
-        console.print(f"  API        [bold]{service.api_url}[/]   (OpenAPI: {service.api_url}/docs)", highlight=False)
-        migrated = f"   (migrations applied now: {', '.join(f'{v:04d}' for v in applied)})" if applied else ""
+        console.print(
+            f"  Dashboard  [bold]{service.api_url}/[/]   (log in with a personal access token)",
+            highlight=False,
+        )
+        console.print(
+            f"  API        [bold]{service.api_url}[/]   (OpenAPI: {service.api_url}/docs)",
+            highlight=False,
+        )
+        migrated = (
+            f"   (migrations applied now: {', '.join(f'{v:04d}' for v in applied)})"
+            if applied
+            else ""
+        )
         console.print(f"  Database   {describe_database(url)}{migrated}", highlight=False)
         if admin_token is not None:
             console.print(f"  Admin token  [bold]{admin_token}[/]", highlight=False)
-            console.print("  [yellow]Shown only this once: store it now[/] (`conveyor login --token ...`). "
-                          "It is kept only as a hash.", highlight=False)
+            console.print(
+                "  [yellow]Shown only this once: store it now[/] (`conveyor login --token ...`). "
+                "It is kept only as a hash.",
+                highlight=False,
+            )
         else:
-            console.print("  An admin exists; its token was shown at the first start "
-                          "(`--new-admin-token` makes a new one and revokes the old).", highlight=False)
-        console.print("  Workers connect with `conveyor worker --api-url URL` and an environment key "
-                      "(`conveyor keys show`). Press Ctrl-C to stop.\n", highlight=False)
+            console.print(
+                "  An admin exists; its token was shown at the first start "
+                "(`--new-admin-token` makes a new one and revokes the old).",
+                highlight=False,
+            )
+        console.print(
+            "  Workers connect with `conveyor worker --api-url URL` and an environment key "
+            "(`conveyor keys show`). Press Ctrl-C to stop.\n",
+            highlight=False,
+        )
         await service.run()
     finally:
         store.close()
 
 
-def run_server(database_url: str, *, host: str = "127.0.0.1", port: int = 3030, worker_timeout: float = 30.0,
-               new_admin_token: bool = False) -> None:
+def run_server(
+    database_url: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 3030,
+    worker_timeout: float = 30.0,
+    new_admin_token: bool = False,
+) -> None:
     """Run the server until Ctrl-C or SIGTERM (blocking)."""
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
     console = Console(highlight=False, soft_wrap=True)
     use_fast_event_loop()
-    asyncio.run(serve_platform(database_url, host=host, port=port, console=console, worker_timeout=worker_timeout,
-                               new_admin_token=new_admin_token))
+    asyncio.run(
+        serve_platform(
+            database_url,
+            host=host,
+            port=port,
+            console=console,
+            worker_timeout=worker_timeout,
+            new_admin_token=new_admin_token,
+        )
+    )

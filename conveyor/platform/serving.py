@@ -45,7 +45,9 @@ def check_port(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(f"port {port} on {host} is already in use; pass --port to use another") from exc
+                raise ConfigError(
+                    f"port {port} on {host} is already in use; pass --port to use another"
+                ) from exc
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
@@ -67,8 +69,15 @@ class ApiService:
     SIGINT or SIGTERM. Several may run over one database: ticking is safe from many servers.
     Make it inside the event loop: it takes over the signals at once."""
 
-    def __init__(self, engine: Engine, *, host: str, port: int, console: Console,
-                 dashboard: DashboardSettings | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        host: str,
+        port: int,
+        console: Console,
+        dashboard: DashboardSettings | None = None,
+    ) -> None:
         self.engine = engine
         self.console = console
         self.api_url = local_api_url(host, port)
@@ -76,8 +85,17 @@ class ApiService:
         engine.public_url = os.environ.get(PUBLIC_URL_ENV) or self.api_url
         engine.token_secret()  # made once, before anything needs to sign a token URL
         self.app = create_app(engine, dashboard=dashboard)
-        self.server = _Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning",
-                                             timeout_graceful_shutdown=5, access_log=False, lifespan="off"))
+        self.server = _Server(
+            uvicorn.Config(
+                self.app,
+                host=host,
+                port=port,
+                log_level="warning",
+                timeout_graceful_shutdown=5,
+                access_log=False,
+                lifespan="off",
+            )
+        )
         self.stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -97,17 +115,24 @@ class ApiService:
                 if failing_since is None or now - reported >= TICK_REPORT_EVERY:
                     if not isinstance(exc, ConveyorError):  # a bug of ours: keep its traceback
                         log.exception("tick failed")
-                    self.console.print(f"[yellow]tick failed{' again' if failing_since else ''}:[/] {exc}")
+                    self.console.print(
+                        f"[yellow]tick failed{' again' if failing_since else ''}:[/] {exc}"
+                    )
                     reported = now
                 failing_since = failing_since or now
             else:
                 if failing_since is not None:
-                    self.console.print(f"tick works again after {time.monotonic() - failing_since:.0f}s")
+                    self.console.print(
+                        f"tick works again after {time.monotonic() - failing_since:.0f}s"
+                    )
                     failing_since = None
             await asyncio.sleep(TICK_INTERVAL)
 
-    async def run(self, *parts: Coroutine[Any, Any, Any],
-                  before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
+    async def run(
+        self,
+        *parts: Coroutine[Any, Any, Any],
+        before_shutdown: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         """Serve until stopped or until a part fails, then stop: `before_shutdown` (a worker
         giving its runs back), long polls answered, uvicorn drained, the rest canceled."""
         background = [asyncio.create_task(c) for c in (self.server.serve(), self._tick(), *parts)]

@@ -29,39 +29,71 @@ from conveyor.worker.supervisor import Supervisor
 from conveyor.worker.versions import VersionCache
 
 
-async def serve_worker(config: Config | None, *, api_url: str | None, secret_key: str | None, name: str,
-                       worker_id: str, executors: int | None, capacity: int, console: Console, quiet: bool,
-                       deployed_env: str | None = None, cache_dir: Path | None = None) -> None:
+async def serve_worker(
+    config: Config | None,
+    *,
+    api_url: str | None,
+    secret_key: str | None,
+    name: str,
+    worker_id: str,
+    executors: int | None,
+    capacity: int,
+    console: Console,
+    quiet: bool,
+    deployed_env: str | None = None,
+    cache_dir: Path | None = None,
+) -> None:
     """With `config`, run that project's code; with `deployed_env` instead, the environment's
     deployed versions, cached under `cache_dir`."""
     if config is not None:
         config.check_dirs()
     link = HttpLink(api_url, secret_key)
-    await link.register(worker_id, name, None, deployed=deployed_env is not None)  # who we are, before any code
+    await link.register(
+        worker_id, name, None, deployed=deployed_env is not None
+    )  # who we are, before any code
     environment = link.environment or "dev"
     versions = None
     if deployed_env is not None:
         if environment != deployed_env:
             await link.close()
-            raise ConfigError(f"the key belongs to the {link.slug} environment, not {deployed_env}: pass the "
-                              f"{deployed_env} key (`conveyor keys show --env {deployed_env}`)")
+            raise ConfigError(
+                f"the key belongs to the {link.slug} environment, not {deployed_env}: pass the "
+                f"{deployed_env} key (`conveyor keys show --env {deployed_env}`)"
+            )
         assert cache_dir is not None and link.env_id is not None
         versions = VersionCache(cache_dir, link.env_id, link.bundle)
-    supervisor = Supervisor(link, root=config.root if config else (cache_dir or Path.cwd()), worker_id=worker_id,
-                            name=name, environment=environment,
-                            default_machine=config.machine if config else "small-1x", executors=executors,
-                            capacity=capacity, heartbeat_interval=link.heartbeat_interval,
-                            reporter=RunReporter(console, quiet), versions=versions, partial_loads=False)
+    supervisor = Supervisor(
+        link,
+        root=config.root if config else (cache_dir or Path.cwd()),
+        worker_id=worker_id,
+        name=name,
+        environment=environment,
+        default_machine=config.machine if config else "small-1x",
+        executors=executors,
+        capacity=capacity,
+        heartbeat_interval=link.heartbeat_interval,
+        reporter=RunReporter(console, quiet),
+        versions=versions,
+        partial_loads=False,
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    console.print(f"[bold]Conveyor worker[/] {name} ({worker_id})  →  {link.client.api_url}  "
-                  f"environment [cyan]{link.slug or environment}[/]", highlight=False)
+    console.print(
+        f"[bold]Conveyor worker[/] {name} ({worker_id})  →  {link.client.api_url}  "
+        f"environment [cyan]{link.slug or environment}[/]",
+        highlight=False,
+    )
     if versions is not None:
-        console.print(f"  Runs the deployed versions (current: {link.current_version or 'none yet'}); "
-                      f"cache {cache_dir}", highlight=False)
-    if not await supervisor.load() and versions is None:  # a worker that cannot load its code would only sit there
+        console.print(
+            f"  Runs the deployed versions (current: {link.current_version or 'none yet'}); "
+            f"cache {cache_dir}",
+            highlight=False,
+        )
+    if (
+        not await supervisor.load() and versions is None
+    ):  # a worker that cannot load its code would only sit there
         await supervisor.stop(grace=0)
         raise ConfigError(f"the task code failed to load: {supervisor.load_error}")
     runner = asyncio.create_task(supervisor.run())
@@ -75,16 +107,36 @@ async def serve_worker(config: Config | None, *, api_url: str | None, secret_key
     await asyncio.gather(runner, return_exceptions=True)
 
 
-def run_worker(config: Config | None, *, api_url: str | None = None, secret_key: str | None = None,
-               name: str | None = None, worker_id: str | None = None, executors: int | None = None,
-               capacity: int = 500, quiet: bool = False, deployed_env: str | None = None,
-               cache_dir: Path | None = None) -> None:
+def run_worker(
+    config: Config | None,
+    *,
+    api_url: str | None = None,
+    secret_key: str | None = None,
+    name: str | None = None,
+    worker_id: str | None = None,
+    executors: int | None = None,
+    capacity: int = 500,
+    quiet: bool = False,
+    deployed_env: str | None = None,
+    cache_dir: Path | None = None,
+) -> None:
     """Run a worker until Ctrl-C (blocking)."""
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
     console = Console(highlight=False, soft_wrap=True)
     use_fast_event_loop()
-    asyncio.run(serve_worker(
-        config, api_url=api_url, secret_key=secret_key, name=name or socket.gethostname(),
-        worker_id=worker_id or "wrk_" + secrets.token_hex(8), executors=executors,
-        capacity=capacity, console=console, quiet=quiet, deployed_env=deployed_env, cache_dir=cache_dir))
+    asyncio.run(
+        serve_worker(
+            config,
+            api_url=api_url,
+            secret_key=secret_key,
+            name=name or socket.gethostname(),
+            worker_id=worker_id or "wrk_" + secrets.token_hex(8),
+            executors=executors,
+            capacity=capacity,
+            console=console,
+            quiet=quiet,
+            deployed_env=deployed_env,
+            cache_dir=cache_dir,
+        )
+    )

@@ -1,10 +1,10 @@
 """`batch`: trigger runs of different tasks together, and wait for all of them.
 
-    results = await batch.trigger_by_task_and_wait([
-        {"task": resize, "payload": {"url": u}},
-        {"task": transcribe, "payload": {"url": u}, "options": {"queue": "gpu"}},
-    ])
-    for result in results.runs: ...          # Result each, in input order
+results = await batch.trigger_by_task_and_wait([
+    {"task": resize, "payload": {"url": u}},
+    {"task": transcribe, "payload": {"url": u}, "options": {"queue": "gpu"}},
+])
+for result in results.runs: ...          # Result each, in input order
 """
 
 from __future__ import annotations
@@ -24,13 +24,27 @@ def prepare_items(items: Any) -> list[tuple[str, Any, dict[str, Any]]]:
     from conveyor.sdk.task import Task
 
     if not isinstance(items, list):
-        raise PayloadError("batch items must be a list of {'task': ..., 'payload': ..., 'options': {...}}")
+        raise PayloadError(
+            "batch items must be a list of {'task': ..., 'payload': ..., 'options': {...}}"
+        )
     prepared = []
     for index, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("task"), Task) or set(item) - {"task", "payload", "options"}:
-            raise PayloadError(f"items[{index}] must be {{'task': <a task>, 'payload': ..., 'options': {{...}}}}")
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("task"), Task)
+            or set(item) - {"task", "payload", "options"}
+        ):
+            raise PayloadError(
+                f"items[{index}] must be {{'task': <a task>, 'payload': ..., 'options': {{...}}}}"
+            )
         task: Task[Any] = item["task"]
-        prepared.append((task.id, task.prepare_payload(item.get("payload")), trigger_options(item.get("options") or {})))
+        prepared.append(
+            (
+                task.id,
+                task.prepare_payload(item.get("payload")),
+                trigger_options(item.get("options") or {}),
+            )
+        )
     return prepared
 
 
@@ -40,9 +54,16 @@ class Batch:
         prepared = prepare_items(items)
         scope = current_scope()
         if scope is not None and scope.durable is not None:
-            answer = await scope.durable.trigger("batch.trigger_by_task", "", prepared, wait=False, batch=True)
-            return BatchHandle(answer["batch_id"], [RunHandle(r["id"], t, r.get("is_cached", False))
-                                                    for r, (t, _, _) in zip(answer["runs"], prepared, strict=True)])
+            answer = await scope.durable.trigger(
+                "batch.trigger_by_task", "", prepared, wait=False, batch=True
+            )
+            return BatchHandle(
+                answer["batch_id"],
+                [
+                    RunHandle(r["id"], t, r.get("is_cached", False))
+                    for r, (t, _, _) in zip(answer["runs"], prepared, strict=True)
+                ],
+            )
         from conveyor.client.default import default_client
 
         client = default_client()
@@ -54,9 +75,13 @@ class Batch:
         prepared = prepare_items(items)
         scope = current_scope()
         if scope is None or scope.durable is None:
-            raise ConveyorError("batch.trigger_by_task_and_wait waits durably, so it only works inside a task's "
-                                "run function; from a backend, trigger and then poll the runs")
-        answer = await scope.durable.trigger("batch.trigger_by_task_and_wait", "", prepared, wait=True, batch=True)
+            raise ConveyorError(
+                "batch.trigger_by_task_and_wait waits durably, so it only works inside a task's "
+                "run function; from a backend, trigger and then poll the runs"
+            )
+        answer = await scope.durable.trigger(
+            "batch.trigger_by_task_and_wait", "", prepared, wait=True, batch=True
+        )
         return batch_result_from(answer)
 
 

@@ -57,7 +57,9 @@ class Context:
 class Runtime(Protocol):
     """The platform as seen from inside an attempt (the executor provides it)."""
 
-    def log(self, scope: AttemptScope, level: str, message: str, attributes: dict[str, Any] | None) -> None: ...
+    def log(
+        self, scope: AttemptScope, level: str, message: str, attributes: dict[str, Any] | None
+    ) -> None: ...
 
     def call(self, scope: AttemptScope, op: str, args: dict[str, Any]) -> Awaitable[Any]: ...
 
@@ -65,17 +67,27 @@ class Runtime(Protocol):
 class Durable(Protocol):
     """The durable calls of an attempt (the executor's replay of its journal)."""
 
-    async def step(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any: ...
+    async def step(
+        self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any: ...
 
     async def remembered(self, kind: str, make: Callable[[], Any]) -> Any: ...
 
-    async def trigger(self, kind: str, name: str, items: list[tuple[str, Any, dict[str, Any]]], *,
-                      wait: bool, batch: bool) -> dict[str, Any]: ...
+    async def trigger(
+        self,
+        kind: str,
+        name: str,
+        items: list[tuple[str, Any, dict[str, Any]]],
+        *,
+        wait: bool,
+        batch: bool,
+    ) -> dict[str, Any]: ...
 
     async def sleep_until(self, kind: str, until: float, seconds: float | None = None) -> None: ...
 
-    async def create_token(self, timeout: float | None, idempotency_key: str | None,
-                           tags: list[str] | None) -> dict[str, Any]: ...
+    async def create_token(
+        self, timeout: float | None, idempotency_key: str | None, tags: list[str] | None
+    ) -> dict[str, Any]: ...
 
     async def wait_token(self, token_id: str) -> dict[str, Any]: ...
 
@@ -89,7 +101,9 @@ class AttemptScope:
     ctx: Context
     runtime: Runtime
     durable: Durable | None = None  # None in hooks: they run after the run ended
-    fence: int = 0  # the attempt's or hook job's fence: its log lines carry it (conveyor/protocol.py)
+    fence: int = (
+        0  # the attempt's or hook job's fence: its log lines carry it (conveyor/protocol.py)
+    )
     _seq: itertools.count = field(init=False)
 
     def __post_init__(self) -> None:
@@ -105,7 +119,9 @@ class AttemptScope:
         self.runtime.log(self, level, message, attributes)
 
 
-_current: contextvars.ContextVar[AttemptScope | None] = contextvars.ContextVar("conveyor_attempt", default=None)
+_current: contextvars.ContextVar[AttemptScope | None] = contextvars.ContextVar(
+    "conveyor_attempt", default=None
+)
 
 
 def current_scope() -> AttemptScope | None:

@@ -14,8 +14,13 @@ from typing import Any
 from conveyor.sdk.context import current_scope
 
 _fallback = logging.getLogger("conveyor.task")
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "log": logging.INFO, "warn": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "log": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 class Logger:

@@ -24,10 +24,17 @@ class Queue:
 def queue(name: str, concurrency_limit: int | None = None) -> Queue:
     """Declare a queue: `openai = queue("openai-calls", concurrency_limit=5)`."""
     if not isinstance(name, str) or not name or len(name) > 128:
-        raise TaskDefinitionError(f"queue name must be a string of 1 to 128 characters, got {name!r}")
-    if concurrency_limit is not None and (isinstance(concurrency_limit, bool) or not isinstance(concurrency_limit, int)
-                                          or concurrency_limit < 0):
-        raise TaskDefinitionError(f"queue {name!r}: concurrency_limit must be a whole number >= 0, got {concurrency_limit!r}")
+        raise TaskDefinitionError(
+            f"queue name must be a string of 1 to 128 characters, got {name!r}"
+        )
+    if concurrency_limit is not None and (
+        isinstance(concurrency_limit, bool)
+        or not isinstance(concurrency_limit, int)
+        or concurrency_limit < 0
+    ):
+        raise TaskDefinitionError(
+            f"queue {name!r}: concurrency_limit must be a whole number >= 0, got {concurrency_limit!r}"
+        )
     return Queue(name, concurrency_limit)
 
 
@@ -42,6 +49,10 @@ def as_queue(value: Any, default_name: str) -> Queue:
     if isinstance(value, dict):
         unknown = set(value) - {"name", "concurrency_limit"}
         if unknown or "name" not in value:
-            raise TaskDefinitionError(f"a queue dict has 'name' and optionally 'concurrency_limit', got {sorted(value)}")
+            raise TaskDefinitionError(
+                f"a queue dict has 'name' and optionally 'concurrency_limit', got {sorted(value)}"
+            )
         return queue(value["name"], value.get("concurrency_limit"))
-    raise TaskDefinitionError(f"queue must be a queue(...), a name or a dict, not {type(value).__name__}")
+    raise TaskDefinitionError(
+        f"queue must be a queue(...), a name or a dict, not {type(value).__name__}"
+    )

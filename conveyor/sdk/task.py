@@ -39,14 +39,33 @@ _RETRY_KEYS = set(RetryPolicy.model_fields)
 class Task(Generic[F]):
     """A task: an id, a run function, and how its runs are queued, retried and limited."""
 
-    def __init__(self, fn: F, *, id: str, queue: Queue | str | dict[str, Any] | None = None,
-                 retry: dict[str, Any] | None = None, max_duration: float | None = None,
-                 machine: str | None = None, ttl: float | str | None = None,
-                 schema: type[BaseModel] | None = None, description: str | None = None,
-                 on_start: Callable[..., Any] | None = None, on_success: Callable[..., Any] | None = None,
-                 on_failure: Callable[..., Any] | None = None, on_cancel: Callable[..., Any] | None = None) -> None:
-        if not isinstance(id, str) or not id or len(id) > 128 or any(c.isspace() for c in id) or "/" in id:
-            raise TaskDefinitionError(f"task id must be 1 to 128 characters without spaces or '/', got {id!r}")
+    def __init__(
+        self,
+        fn: F,
+        *,
+        id: str,
+        queue: Queue | str | dict[str, Any] | None = None,
+        retry: dict[str, Any] | None = None,
+        max_duration: float | None = None,
+        machine: str | None = None,
+        ttl: float | str | None = None,
+        schema: type[BaseModel] | None = None,
+        description: str | None = None,
+        on_start: Callable[..., Any] | None = None,
+        on_success: Callable[..., Any] | None = None,
+        on_failure: Callable[..., Any] | None = None,
+        on_cancel: Callable[..., Any] | None = None,
+    ) -> None:
+        if (
+            not isinstance(id, str)
+            or not id
+            or len(id) > 128
+            or any(c.isspace() for c in id)
+            or "/" in id
+        ):
+            raise TaskDefinitionError(
+                f"task id must be 1 to 128 characters without spaces or '/', got {id!r}"
+            )
         if not callable(fn):
             raise TaskDefinitionError(f"task {id!r}: the run function is not callable")
         self.id = id
@@ -55,17 +74,27 @@ class Task(Generic[F]):
         self.retry = dict(retry or {})
         unknown = set(self.retry) - _RETRY_KEYS
         if unknown:
-            raise TaskDefinitionError(f"task {id!r}: unknown retry option(s) {sorted(unknown)}; "
-                                      f"use {sorted(_RETRY_KEYS)}")
+            raise TaskDefinitionError(
+                f"task {id!r}: unknown retry option(s) {sorted(unknown)}; use {sorted(_RETRY_KEYS)}"
+            )
         try:
             RetryPolicy(**self.retry)
         except ValidationError as exc:
-            raise TaskDefinitionError(f"task {id!r}: invalid retry option: {validation_summary(exc)}") from exc
-        if max_duration is not None and (isinstance(max_duration, bool) or not isinstance(max_duration, int | float)
-                                         or max_duration <= 0):
-            raise TaskDefinitionError(f"task {id!r}: max_duration is seconds > 0, got {max_duration!r}")
+            raise TaskDefinitionError(
+                f"task {id!r}: invalid retry option: {validation_summary(exc)}"
+            ) from exc
+        if max_duration is not None and (
+            isinstance(max_duration, bool)
+            or not isinstance(max_duration, int | float)
+            or max_duration <= 0
+        ):
+            raise TaskDefinitionError(
+                f"task {id!r}: max_duration is seconds > 0, got {max_duration!r}"
+            )
         if machine is not None and machine not in MACHINES:
-            raise TaskDefinitionError(f"task {id!r}: unknown machine {machine!r}; one of {', '.join(MACHINES)}")
+            raise TaskDefinitionError(
+                f"task {id!r}: unknown machine {machine!r}; one of {', '.join(MACHINES)}"
+            )
         if ttl is not None:
             try:
                 parse_duration(ttl, name="ttl")
@@ -76,7 +105,12 @@ class Task(Generic[F]):
         self.ttl = ttl
         self.schema = schema
         self.description = description or (inspect.getdoc(fn) or None)
-        self.hooks = {"on_start": on_start, "on_success": on_success, "on_failure": on_failure, "on_cancel": on_cancel}
+        self.hooks = {
+            "on_start": on_start,
+            "on_success": on_success,
+            "on_failure": on_failure,
+            "on_cancel": on_cancel,
+        }
         for name, hook in self.hooks.items():
             if hook is not None and not callable(hook):
                 raise TaskDefinitionError(f"task {id!r}: {name} must be a function")
@@ -92,20 +126,31 @@ class Task(Generic[F]):
 
     # -- what the platform needs to know ---------------------------------------------------
 
-    def definition(self, *, default_retry: RetryPolicy, max_duration: float | None, machine: str,
-                   retries_enabled: bool = True) -> TaskDefinition:
+    def definition(
+        self,
+        *,
+        default_retry: RetryPolicy,
+        max_duration: float | None,
+        machine: str,
+        retries_enabled: bool = True,
+    ) -> TaskDefinition:
         """The task's effective settings: its own options over the project's defaults."""
         retry = RetryPolicy.model_validate({**default_retry.model_dump(), **self.retry})
         if not retries_enabled:
             retry = retry.model_copy(update={"max_attempts": 1})
         ttl = parse_duration(self.ttl, name="ttl") if self.ttl is not None else None
         return TaskDefinition(
-            id=self.id, queue=QueueSpec(name=self.queue.name, concurrency_limit=self.queue.concurrency_limit),
-            retry=retry, max_duration=self.max_duration if self.max_duration is not None else max_duration,
-            machine=self.machine or machine, ttl=ttl,
+            id=self.id,
+            queue=QueueSpec(name=self.queue.name, concurrency_limit=self.queue.concurrency_limit),
+            retry=retry,
+            max_duration=self.max_duration if self.max_duration is not None else max_duration,
+            machine=self.machine or machine,
+            ttl=ttl,
             hooks=[h for h, fn in self.hooks.items() if fn is not None],
             payload_schema=self.schema.model_json_schema() if self.schema is not None else None,
-            description=self.description, file=self.file, is_async=self.is_async,
+            description=self.description,
+            file=self.file,
+            is_async=self.is_async,
         )
 
     def prepare_payload(self, payload: Any) -> Any:
@@ -116,7 +161,9 @@ class Task(Generic[F]):
             try:
                 model = self.schema.model_validate(payload)
             except ValidationError as exc:
-                raise PayloadError(f"payload does not match the schema of task {self.id!r}: {validation_summary(exc)}") from exc
+                raise PayloadError(
+                    f"payload does not match the schema of task {self.id!r}: {validation_summary(exc)}"
+                ) from exc
             return model.model_dump(mode="json")
         return to_json_value(payload)
 
@@ -127,7 +174,9 @@ class Task(Generic[F]):
         try:
             return self.schema.model_validate(payload)
         except ValidationError as exc:
-            raise PayloadError(f"payload does not match the schema of task {self.id!r}: {validation_summary(exc)}") from exc
+            raise PayloadError(
+                f"payload does not match the schema of task {self.id!r}: {validation_summary(exc)}"
+            ) from exc
 
     # -- triggering ------------------------------------------------------------------------
 
@@ -138,7 +187,9 @@ class Task(Generic[F]):
         opts = trigger_options(options)
         scope = current_scope()
         if scope is not None and scope.durable is not None:
-            answer = await scope.durable.trigger("trigger", self.id, [(self.id, body, opts)], wait=False, batch=False)
+            answer = await scope.durable.trigger(
+                "trigger", self.id, [(self.id, body, opts)], wait=False, batch=False
+            )
             run = answer["runs"][0]
             return RunHandle(run["id"], self.id, run.get("is_cached", False))
         from conveyor.client.default import default_client
@@ -150,13 +201,18 @@ class Task(Generic[F]):
         prepared = self._prepare_items(items)
         scope = current_scope()
         if scope is not None and scope.durable is not None:
-            answer = await scope.durable.trigger("batch_trigger", self.id, prepared, wait=False, batch=True)
-            return BatchHandle(answer["batch_id"], [RunHandle(r["id"], self.id, r.get("is_cached", False))
-                                                    for r in answer["runs"]])
+            answer = await scope.durable.trigger(
+                "batch_trigger", self.id, prepared, wait=False, batch=True
+            )
+            return BatchHandle(
+                answer["batch_id"],
+                [RunHandle(r["id"], self.id, r.get("is_cached", False)) for r in answer["runs"]],
+            )
         from conveyor.client.default import default_client
 
         return await default_client().tasks.batch_trigger(
-            self.id, [{"payload": p, "options": o} for _, p, o in prepared])
+            self.id, [{"payload": p, "options": o} for _, p, o in prepared]
+        )
 
     async def trigger_and_wait(self, payload: Any = None, **options: Any) -> Result:
         """Start a run and wait for it to end. Inside a run the parent suspends meanwhile (no
@@ -166,8 +222,9 @@ class Task(Generic[F]):
         opts = trigger_options(options)
         scope = current_scope()
         if scope is not None and scope.durable is not None:
-            answer = await scope.durable.trigger("trigger_and_wait", self.id, [(self.id, body, opts)],
-                                                 wait=True, batch=False)
+            answer = await scope.durable.trigger(
+                "trigger_and_wait", self.id, [(self.id, body, opts)], wait=True, batch=False
+            )
             return result_from(answer["result"])
         from conveyor.client.default import default_client
 
@@ -175,22 +232,39 @@ class Task(Generic[F]):
         handle = await client.tasks.trigger(self.id, body, **opts)
         run = await client.runs.poll(handle.id)
         ok = run.status == "COMPLETED"
-        return Result(ok=ok, id=run.id, task_id=self.id, output=run.output if ok else None,
-                      error=None if ok else (run.error.model_dump() if run.error else {"message": run.status}))
+        return Result(
+            ok=ok,
+            id=run.id,
+            task_id=self.id,
+            output=run.output if ok else None,
+            error=None
+            if ok
+            else (run.error.model_dump() if run.error else {"message": run.status}),
+        )
 
     async def batch_trigger_and_wait(self, items: list[dict[str, Any]]) -> BatchResult:
         """Start one run per item and wait for all of them; `results.runs` is in input order."""
         prepared = self._prepare_items(items)
         scope = current_scope()
         if scope is None or scope.durable is None:
-            raise ConveyorError("batch_trigger_and_wait waits durably, so it only works inside a task's run "
-                                "function; from a backend, use batch_trigger and poll the runs")
-        answer = await scope.durable.trigger("batch_trigger_and_wait", self.id, prepared, wait=True, batch=True)
+            raise ConveyorError(
+                "batch_trigger_and_wait waits durably, so it only works inside a task's run "
+                "function; from a backend, use batch_trigger and poll the runs"
+            )
+        answer = await scope.durable.trigger(
+            "batch_trigger_and_wait", self.id, prepared, wait=True, batch=True
+        )
         return batch_result_from(answer)
 
     def _prepare_items(self, items: Any) -> list[tuple[str, Any, dict[str, Any]]]:
-        return [(self.id, self.prepare_payload(item.get("payload")), trigger_options(item.get("options") or {}))
-                for item in _items(items)]
+        return [
+            (
+                self.id,
+                self.prepare_payload(item.get("payload")),
+                trigger_options(item.get("options") or {}),
+            )
+            for item in _items(items)
+        ]
 
 
 def _items(items: Any) -> list[dict[str, Any]]:
@@ -198,51 +272,99 @@ def _items(items: Any) -> list[dict[str, Any]]:
         raise PayloadError("batch items must be a list of {'payload': ..., 'options': {...}}")
     for index, item in enumerate(items):
         if not isinstance(item, dict) or set(item) - {"payload", "options"}:
-            raise PayloadError(f"items[{index}] must be a dict with 'payload' and optionally 'options'")
+            raise PayloadError(
+                f"items[{index}] must be a dict with 'payload' and optionally 'options'"
+            )
     return items
 
 
 def _takes_ctx(fn: Callable[..., Any], task_id: str) -> bool:
     try:
-        params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
     except (TypeError, ValueError):
         return False
     if len(params) not in (1, 2):
-        raise TaskDefinitionError(f"task {task_id!r}: the run function takes (payload) or (payload, ctx), "
-                                  f"not {len(params)} arguments")
+        raise TaskDefinitionError(
+            f"task {task_id!r}: the run function takes (payload) or (payload, ctx), "
+            f"not {len(params)} arguments"
+        )
     return len(params) == 2
 
 
-def task(*, id: str, queue: Queue | str | dict[str, Any] | None = None, retry: dict[str, Any] | None = None,
-         max_duration: float | None = None, machine: str | None = None, ttl: float | str | None = None,
-         description: str | None = None, on_start: Callable[..., Any] | None = None,
-         on_success: Callable[..., Any] | None = None, on_failure: Callable[..., Any] | None = None,
-         on_cancel: Callable[..., Any] | None = None) -> Callable[[F], Task[F]]:
+def task(
+    *,
+    id: str,
+    queue: Queue | str | dict[str, Any] | None = None,
+    retry: dict[str, Any] | None = None,
+    max_duration: float | None = None,
+    machine: str | None = None,
+    ttl: float | str | None = None,
+    description: str | None = None,
+    on_start: Callable[..., Any] | None = None,
+    on_success: Callable[..., Any] | None = None,
+    on_failure: Callable[..., Any] | None = None,
+    on_cancel: Callable[..., Any] | None = None,
+) -> Callable[[F], Task[F]]:
     """Make a task of a function taking `(payload)` or `(payload, ctx)`, sync or async."""
 
     def wrap(fn: F) -> Task[F]:
-        return Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine, ttl=ttl,
-                    description=description, on_start=on_start, on_success=on_success, on_failure=on_failure,
-                    on_cancel=on_cancel)
+        return Task(
+            fn,
+            id=id,
+            queue=queue,
+            retry=retry,
+            max_duration=max_duration,
+            machine=machine,
+            ttl=ttl,
+            description=description,
+            on_start=on_start,
+            on_success=on_success,
+            on_failure=on_failure,
+            on_cancel=on_cancel,
+        )
 
     return wrap
 
 
-def schema_task(*, id: str, schema: type[BaseModel], queue: Queue | str | dict[str, Any] | None = None,
-                retry: dict[str, Any] | None = None, max_duration: float | None = None, machine: str | None = None,
-                ttl: float | str | None = None, description: str | None = None,
-                on_start: Callable[..., Any] | None = None, on_success: Callable[..., Any] | None = None,
-                on_failure: Callable[..., Any] | None = None,
-                on_cancel: Callable[..., Any] | None = None) -> Callable[[F], Task[F]]:
+def schema_task(
+    *,
+    id: str,
+    schema: type[BaseModel],
+    queue: Queue | str | dict[str, Any] | None = None,
+    retry: dict[str, Any] | None = None,
+    max_duration: float | None = None,
+    machine: str | None = None,
+    ttl: float | str | None = None,
+    description: str | None = None,
+    on_start: Callable[..., Any] | None = None,
+    on_success: Callable[..., Any] | None = None,
+    on_failure: Callable[..., Any] | None = None,
+    on_cancel: Callable[..., Any] | None = None,
+) -> Callable[[F], Task[F]]:
     """Like `task`, with a pydantic model that validates the payload when it is triggered and
     again before each attempt; the run function receives the model."""
     if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
         raise TaskDefinitionError(f"schema_task {id!r}: schema must be a pydantic BaseModel class")
 
     def wrap(fn: F) -> Task[F]:
-        return Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine, ttl=ttl,
-                    schema=schema, description=description, on_start=on_start, on_success=on_success,
-                    on_failure=on_failure, on_cancel=on_cancel)
+        return Task(
+            fn,
+            id=id,
+            queue=queue,
+            retry=retry,
+            max_duration=max_duration,
+            machine=machine,
+            ttl=ttl,
+            schema=schema,
+            description=description,
+            on_start=on_start,
+            on_success=on_success,
+            on_failure=on_failure,
+            on_cancel=on_cancel,
+        )
 
     return wrap

@@ -32,13 +32,17 @@ def _durable(what: str) -> Any:
 
 
 class Wait:
-    async def for_(self, seconds: float = 0, *, minutes: float = 0, hours: float = 0, days: float = 0) -> None:
+    async def for_(
+        self, seconds: float = 0, *, minutes: float = 0, hours: float = 0, days: float = 0
+    ) -> None:
         """Wait a duration, durably: after a crash or a suspension the run waits only what is left."""
         total = seconds + minutes * 60 + hours * 3600 + days * 86400
         if total < 0:
             raise InvalidRequest("wait.for_ needs a duration >= 0")
         durable = _durable("wait.for_")
-        await durable.sleep_until("wait.for", time.time() + total, seconds=total)  # timed by the engine's clock
+        await durable.sleep_until(
+            "wait.for", time.time() + total, seconds=total
+        )  # timed by the engine's clock
 
     async def until(self, when: datetime) -> None:
         """Wait until a point in time (a naive datetime is taken as UTC)."""
@@ -48,8 +52,13 @@ class Wait:
         durable = _durable("wait.until")
         await durable.sleep_until("wait.until", moment.timestamp())
 
-    async def create_token(self, *, timeout: float | str | None = None, idempotency_key: str | None = None,
-                           tags: list[str] | None = None) -> Token:
+    async def create_token(
+        self,
+        *,
+        timeout: float | str | None = None,
+        idempotency_key: str | None = None,
+        tags: list[str] | None = None,
+    ) -> Token:
         """A token that something outside the run completes; `timeout` ("24h", seconds) ends the
         wait with ok=False. The same idempotency_key gives the same token."""
         try:
@@ -58,18 +67,26 @@ class Wait:
             raise InvalidRequest(str(exc)) from exc
         scope = current_scope()
         if scope is not None and scope.durable is not None:
-            return Token.model_validate(await scope.durable.create_token(seconds, idempotency_key, tags))
+            return Token.model_validate(
+                await scope.durable.create_token(seconds, idempotency_key, tags)
+            )
         from conveyor.client.default import default_client
 
-        return await default_client().waitpoints.create_token(timeout=seconds, idempotency_key=idempotency_key,
-                                                              tags=tags)
+        return await default_client().waitpoints.create_token(
+            timeout=seconds, idempotency_key=idempotency_key, tags=tags
+        )
 
     async def for_token(self, token: Token | str) -> Result:
         """Wait until the token is completed (ok, with its data as output) or times out (not ok)."""
         token_id = token.id if isinstance(token, Token) else token
         result = await _durable("wait.for_token").wait_token(token_id)
-        return Result(ok=bool(result.get("ok")), id=token_id, task_id="", output=result.get("output"),
-                      error=result.get("error"))
+        return Result(
+            ok=bool(result.get("ok")),
+            id=token_id,
+            task_id="",
+            output=result.get("output"),
+            error=result.get("error"),
+        )
 
     async def complete_token(self, token: Token | str, data: Any = None) -> None:
         """Complete a token with JSON data; runs waiting on it resume. Works anywhere."""

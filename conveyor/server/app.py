@@ -31,8 +31,13 @@ protocol (`/api/v1/workers`) is not limited.
 """
 
 
-def create_app(engine: Engine, *, title: str = "Conveyor", rate_limit: RateLimit | Literal[False] | None = None,
-               dashboard: DashboardSettings | None = None) -> FastAPI:
+def create_app(
+    engine: Engine,
+    *,
+    title: str = "Conveyor",
+    rate_limit: RateLimit | Literal[False] | None = None,
+    dashboard: DashboardSettings | None = None,
+) -> FastAPI:
     """The API app over `engine`. Other parts (dashboard, worker protocol) add their own
     routers to it; they share the JSON error handling installed here. `rate_limit` caps
     requests per API key (conveyor/server/ratelimit.py): None takes CONVEYOR_RATE_LIMIT or
@@ -59,8 +64,13 @@ def create_app(engine: Engine, *, title: str = "Conveyor", rate_limit: RateLimit
         restart would not bring the database back); needs no key."""
         return Health(ok=True)
 
-    @app.get("/readyz", response_model=Health, tags=["health"], summary="Readiness check",
-             responses={503: {"model": ErrorResponse, "description": "The database cannot be reached"}})
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        tags=["health"],
+        summary="Readiness check",
+        responses={503: {"model": ErrorResponse, "description": "The database cannot be reached"}},
+    )
     def readyz() -> Health:
         """200 when the server can serve requests: its database answers. 503 `unavailable` with
         Retry-After while it cannot be reached (send traffic elsewhere meanwhile); needs no key."""

@@ -38,7 +38,8 @@ async def current_environment(
     if credentials is None or not credentials.credentials.strip():
         raise AuthenticationError(
             "missing API key: send `Authorization: Bearer <key>` with the environment's secret key "
-            "(`conveyor dev` prints the dev key)")
+            "(`conveyor dev` prints the dev key)"
+        )
     key = credentials.credentials.strip()
     # async with a cache: every request authenticates, and a thread hop per request costs more
     # than the lookup; only a cache miss goes to the database, off the event loop
@@ -49,9 +50,11 @@ async def current_environment(
         if key.startswith(TOKEN_PREFIX):
             raise AuthenticationError(
                 "a personal access token (cv_pat_...) is not an environment key: send the environment's "
-                "secret key (`conveyor keys show --project P --env dev`)")
+                "secret key (`conveyor keys show --project P --env dev`)"
+            )
         raise AuthenticationError(
-            "unknown API key: check the secret key of the environment you mean (it starts with cv_)")
+            "unknown API key: check the secret key of the environment you mean (it starts with cv_)"
+        )
     return environment
 
 
@@ -62,14 +65,18 @@ async def current_user(
     """The user of the request's personal access token; AuthenticationError (401) when there is none."""
     if credentials is None or not credentials.credentials.strip():
         raise AuthenticationError(
-            "missing personal access token: send `Authorization: Bearer cv_pat_...` (`conveyor login` stores one)")
+            "missing personal access token: send `Authorization: Bearer cv_pat_...` (`conveyor login` stores one)"
+        )
     token = credentials.credentials.strip()
     if not token.startswith(TOKEN_PREFIX):
         raise AuthenticationError(
-            "this route needs a personal access token (cv_pat_...), not an environment's secret key")
+            "this route needs a personal access token (cv_pat_...), not an environment's secret key"
+        )
     caller = await run_in_threadpool(engine.accounts.authenticate, token)
     if caller is None:
-        raise AuthenticationError("unknown or revoked personal access token; get a new one from your admin")
+        raise AuthenticationError(
+            "unknown or revoked personal access token; get a new one from your admin"
+        )
     return caller
 
 

@@ -30,13 +30,24 @@ from conveyor.errors import ConveyorError, StoreUnavailable
 log = logging.getLogger("conveyor.server")
 
 _MAX_LISTED = 5
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
-               422: "invalid_request"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+}
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
 
 
 def field_name(loc: Sequence[Any]) -> str:
@@ -75,8 +86,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     for error in errors:
         if error.get("type") == "json_invalid":
             reason = (error.get("ctx") or {}).get("error", "")
-            return error_response(400, "malformed_json",
-                                  f"the request body is not valid JSON{': ' + str(reason) if reason else ''}")
+            return error_response(
+                400,
+                "malformed_json",
+                f"the request body is not valid JSON{': ' + str(reason) if reason else ''}",
+            )
         if tuple(error.get("loc", ())) == ("body",) and isinstance(error.get("input"), bytes):
             # FastAPI hands over the raw text when the Content-Type is not JSON (curl -d sends a form)
             return _not_json_body(error["input"])
@@ -92,8 +106,11 @@ def _not_json_body(raw: bytes) -> JSONResponse:
         json.loads(raw)
     except ValueError as exc:
         return error_response(400, "malformed_json", f"the request body is not valid JSON: {exc}")
-    return error_response(415, "unsupported_media_type",
-                          "the request body is JSON but was not sent as such; set `Content-Type: application/json`")
+    return error_response(
+        415,
+        "unsupported_media_type",
+        "the request body is JSON but was not sent as such; set `Content-Type: application/json`",
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -107,7 +124,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         # the router names the methods of the first route that matched the path; a path can have several
         allow = _methods_of(request) or headers.get("Allow", "")
         headers["Allow"] = allow
-        message = f"{request.method} is not allowed on {request.url.path}" + (f"; use {allow}" if allow else "")
+        message = f"{request.method} is not allowed on {request.url.path}" + (
+            f"; use {allow}" if allow else ""
+        )
     return error_response(exc.status_code, code, message, headers=headers)
 
 
@@ -119,12 +138,20 @@ def _methods_of(request: Request) -> str:
     if templates is None:
         templates = []
         for path, item in request.app.openapi().get("paths", {}).items():
-            regex = re.compile("^" + "".join(".+" if part.startswith("{") else re.escape(part)
-                                             for part in re.split(r"({[^}]*})", path)) + "$")
+            regex = re.compile(
+                "^"
+                + "".join(
+                    ".+" if part.startswith("{") else re.escape(part)
+                    for part in re.split(r"({[^}]*})", path)
+                )
+                + "$"
+            )
             literal = len(re.sub(r"{[^}]*}", "", path))
             templates.append((regex, literal, ", ".join(sorted(method.upper() for method in item))))
         request.app.state.allow_templates = templates
-    matching = [(literal, methods) for regex, literal, methods in templates if regex.match(request.url.path)]
+    matching = [
+        (literal, methods) for regex, literal, methods in templates if regex.match(request.url.path)
+    ]
     return max(matching)[1] if matching else ""
 
 
@@ -155,10 +182,21 @@ class InternalErrorMiddleware:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:  # the answer is half sent; all we can do is drop the connection
                 raise
-            body = json.dumps({"error": {"code": "internal_error",
-                                         "message": "Conveyor hit an internal error; the server log has the details"}})
-            await send({"type": "http.response.start", "status": 500,
-                        "headers": [(b"content-type", b"application/json")]})
+            body = json.dumps(
+                {
+                    "error": {
+                        "code": "internal_error",
+                        "message": "Conveyor hit an internal error; the server log has the details",
+                    }
+                }
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
             await send({"type": "http.response.body", "body": body.encode()})
 
 

@@ -45,8 +45,10 @@ class RateLimit:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.rate) and self.rate > 0) or self.burst < 1:
-            raise ConfigError(f"a rate limit needs a rate above 0 and a burst of at least 1, "
-                              f"got {self.rate:g},{self.burst}")
+            raise ConfigError(
+                f"a rate limit needs a rate above 0 and a burst of at least 1, "
+                f"got {self.rate:g},{self.burst}"
+            )
 
 
 DEFAULT_RATE_LIMIT = RateLimit(rate=100.0, burst=1000)
@@ -64,8 +66,10 @@ def parse_rate_limit(text: str) -> RateLimit | None:
         burst = int(burst_text) if burst_text.strip() else max(1, math.ceil(rate))
         return RateLimit(rate=rate, burst=burst)
     except (ValueError, ConfigError):
-        raise ConfigError(f"{ENV_VAR}={text!r} is not a rate limit: write 'requests per second,burst' "
-                          "such as '100,1000', or 'off'") from None
+        raise ConfigError(
+            f"{ENV_VAR}={text!r} is not a rate limit: write 'requests per second,burst' "
+            "such as '100,1000', or 'off'"
+        ) from None
 
 
 def rate_limit_from_env(environ: Mapping[str, str] = os.environ) -> RateLimit | None:
@@ -104,7 +108,9 @@ class KeyBuckets:
         nothing. If every key is busy (a flood of distinct keys), forget them all: that only
         ever lets requests through, never refuses one wrongly."""
         rate, burst = self.limit.rate, self.limit.burst
-        self._buckets = {k: (t, at) for k, (t, at) in self._buckets.items() if t + (now - at) * rate < burst}
+        self._buckets = {
+            k: (t, at) for k, (t, at) in self._buckets.items() if t + (now - at) * rate < burst
+        }
         if len(self._buckets) >= self.MAX_KEYS:
             self._buckets.clear()
 
@@ -126,7 +132,9 @@ def is_limited(path: str) -> bool:
 class RateLimitMiddleware:
     """Answers 429 to a keyed API request over its key's limit; passes everything else on."""
 
-    def __init__(self, app: ASGIApp, limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: RateLimit, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.app = app
         self.buckets = KeyBuckets(limit, clock)
 
@@ -141,10 +149,26 @@ class RateLimitMiddleware:
 
     async def _refuse(self, send: Send, retry_after: int) -> None:
         limit = self.buckets.limit
-        body = json.dumps({"error": {"code": "rate_limited", "message": (
-            f"too many requests with this API key (the limit is {limit.rate:g} per second, in bursts of "
-            f"{limit.burst}); retry after {retry_after}s")}}).encode()
-        await send({"type": "http.response.start", "status": 429, "headers": [
-            (b"content-type", b"application/json"), (b"retry-after", str(retry_after).encode()),
-            (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "rate_limited",
+                    "message": (
+                        f"too many requests with this API key (the limit is {limit.rate:g} per second, in bursts of "
+                        f"{limit.burst}); retry after {retry_after}s"
+                    ),
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", str(retry_after).encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

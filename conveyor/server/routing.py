@@ -29,14 +29,19 @@ class CheckedRequest(Request):
         if not hasattr(self, "_json"):
             problem: str | None
             try:
-                value = json.loads(await self.body())  # a JSONDecodeError becomes 400 malformed_json
+                value = json.loads(
+                    await self.body()
+                )  # a JSONDecodeError becomes 400 malformed_json
             except RecursionError:  # thousands of levels: deeper than the parser goes
                 value, problem = None, "the request body is nested thousands of levels deep"
             else:
                 problem = json_problem(value, "the request body", limit=MAX_DEPTH + ENVELOPE_DEPTH)
             if problem:
-                raise HTTPException(422, detail=f"{problem}; a payload, output or other value may nest "
-                                                f"{MAX_DEPTH} levels")
+                raise HTTPException(
+                    422,
+                    detail=f"{problem}; a payload, output or other value may nest "
+                    f"{MAX_DEPTH} levels",
+                )
             self._json = value
         return self._json
 
@@ -52,7 +57,9 @@ def _query_names(dependant: Dependant) -> dict[str, bool]:
 def _is_list(annotation: Any) -> bool:
     if get_origin(annotation) in (list, tuple, set):
         return True
-    return any(_is_list(arg) for arg in get_args(annotation) if get_origin(annotation) is not Annotated)
+    return any(
+        _is_list(arg) for arg in get_args(annotation) if get_origin(annotation) is not Annotated
+    )
 
 
 class ApiRoute(APIRoute):
@@ -65,11 +72,17 @@ class ApiRoute(APIRoute):
             if unknown:
                 takes = f"; it takes {', '.join(sorted(known))}" if known else "; it takes none"
                 raise HTTPException(422, detail=f"unknown query parameter {unknown[0]!r}{takes}")
-            repeated = sorted(name for name in set(request.query_params)
-                              if not known[name] and len(request.query_params.getlist(name)) > 1)
+            repeated = sorted(
+                name
+                for name in set(request.query_params)
+                if not known[name] and len(request.query_params.getlist(name)) > 1
+            )
             if repeated:
-                raise HTTPException(422, detail=f"query parameter {repeated[0]!r} is given more than once; "
-                                                "it takes one value")
+                raise HTTPException(
+                    422,
+                    detail=f"query parameter {repeated[0]!r} is given more than once; "
+                    "it takes one value",
+                )
             return await handler(CheckedRequest(request.scope, request.receive))
 
         return route

@@ -100,7 +100,9 @@ class Health(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description="A short machine code: not_found, unauthorized, payload_invalid, ...")
+    code: str = Field(
+        description="A short machine code: not_found, unauthorized, payload_invalid, ..."
+    )
     message: str = Field(description="What went wrong and what to do about it.")
 
 
@@ -116,18 +118,36 @@ def triggered(run: Run) -> Triggered:
 
 # Documented on every authenticated route so the OpenAPI document shows the error shape.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Malformed request (bad JSON, unknown filter value)"},
+    400: {
+        "model": ErrorResponse,
+        "description": "Malformed request (bad JSON, unknown filter value)",
+    },
     401: {"model": ErrorResponse, "description": "Missing or unknown API key"},
     404: {"model": ErrorResponse, "description": "No such task, run or queue in this environment"},
-    422: {"model": ErrorResponse, "description": "The body or a parameter is invalid; the message names it"},
-    503: {"model": ErrorResponse, "description": "The database is unreachable for a moment (`unavailable`); "
-                                                 "nothing was changed, send it again after Retry-After",
-          "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}},
+    422: {
+        "model": ErrorResponse,
+        "description": "The body or a parameter is invalid; the message names it",
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": "The database is unreachable for a moment (`unavailable`); "
+        "nothing was changed, send it again after Retry-After",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+        },
+    },
 }
 RATE_LIMITED_RESPONSE: dict[int | str, dict[str, Any]] = {
-    429: {"model": ErrorResponse, "description": "The key is over its rate limit (`rate_limited`); retry later",
-          "headers": {"Retry-After": {"description": "Seconds until a request fits in the limit again",
-                                      "schema": {"type": "integer"}}}},
+    429: {
+        "model": ErrorResponse,
+        "description": "The key is over its rate limit (`rate_limited`); retry later",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds until a request fits in the limit again",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
 }
 # Routes of applications (not the worker protocol) count against their key's rate limit.
 API_RESPONSES: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, **RATE_LIMITED_RESPONSE}
@@ -143,7 +163,9 @@ class CreateTokenBody(WireModel):
 
     timeout: Timeout = None
     idempotency_key: str | None = Field(None, min_length=1, max_length=2048)
-    tags: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(None, max_length=10)
+    tags: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        None, max_length=10
+    )
 
 
 class CompleteTokenBody(WireModel):
@@ -168,10 +190,15 @@ class CreateProjectBody(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    slug: str | None = Field(None, min_length=1, max_length=60,
-                             description="Letters, digits and dashes; default: made from the name")
-    organization: str | None = Field(None, description="Slug of the owning organization; needed only when "
-                                                        "you belong to several")
+    slug: str | None = Field(
+        None,
+        min_length=1,
+        max_length=60,
+        description="Letters, digits and dashes; default: made from the name",
+    )
+    organization: str | None = Field(
+        None, description="Slug of the owning organization; needed only when you belong to several"
+    )
 
 
 class PreviewBody(WireModel):
@@ -194,7 +221,13 @@ class EnvironmentList(BaseModel):
 ACCOUNT_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
     **RATE_LIMITED_RESPONSE,
-    401: {"model": ErrorResponse, "description": "Missing, unknown or revoked personal access token "
-                                                 "(an environment key is refused here)"},
-    404: {"model": ErrorResponse, "description": "No such project, organization or environment among yours"},
+    401: {
+        "model": ErrorResponse,
+        "description": "Missing, unknown or revoked personal access token "
+        "(an environment key is refused here)",
+    },
+    404: {
+        "model": ErrorResponse,
+        "description": "No such project, organization or environment among yours",
+    },
 }

@@ -55,7 +55,11 @@ class Wakeups:
 
     def _wake(self, env_id: str) -> None:
         """Wake the long polls of `env_id` ("*": of every environment)."""
-        waiting = [e for events in self._events.values() for e in events] if env_id == "*" else self._events.get(env_id, ())
+        waiting = (
+            [e for events in self._events.values() for e in events]
+            if env_id == "*"
+            else self._events.get(env_id, ())
+        )
         for event in waiting:
             event.set()
 

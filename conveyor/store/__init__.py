@@ -18,7 +18,9 @@ def open_store(url: str) -> Store:
             from conveyor.errors import ConfigError
             from conveyor.extras import install_hint
 
-            raise ConfigError(f"PostgreSQL support needs the postgres extra: {install_hint('postgres')}") from exc
+            raise ConfigError(
+                f"PostgreSQL support needs the postgres extra: {install_hint('postgres')}"
+            ) from exc
         return PostgresStore(url)
     from conveyor.store.sqlite import SqliteStore
 

@@ -97,6 +97,14 @@ def migrations(dialect: str | None = None) -> Iterator[tuple[int, str]]:
     folder = files("conveyor.store").joinpath("migrations")
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".sql"):
-            only = entry.name.removesuffix(".sql").rpartition(".")[2] if entry.name.count(".") > 1 else None
-            sql = "" if dialect is not None and only is not None and only != dialect else entry.read_text()
+            only = (
+                entry.name.removesuffix(".sql").rpartition(".")[2]
+                if entry.name.count(".") > 1
+                else None
+            )
+            sql = (
+                ""
+                if dialect is not None and only is not None and only != dialect
+                else entry.read_text()
+            )
             yield int(entry.name.split("_", 1)[0]), sql

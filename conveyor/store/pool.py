@@ -79,8 +79,10 @@ class Pool:
                         break
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        raise StoreUnavailable(f"all {self.max_size} database connections stayed busy "
-                                               f"for {CHECKOUT_WAIT:g}s")
+                        raise StoreUnavailable(
+                            f"all {self.max_size} database connections stayed busy "
+                            f"for {CHECKOUT_WAIT:g}s"
+                        )
                     self._cond.wait(remaining)
             if conn is None:
                 return self._open()
@@ -126,12 +128,17 @@ class Pool:
     def _went_away(self, exc: Exception) -> None:
         with self._cond:
             if self._away is None:
-                log.warning("the database is unreachable (%s); answering 503 until it is back", _first_line(exc))
+                log.warning(
+                    "the database is unreachable (%s); answering 503 until it is back",
+                    _first_line(exc),
+                )
             self._away = _first_line(exc)
             idle, self._idle = self._idle, []
             self._size -= len(idle)
             if self._prober is None or not self._prober.is_alive():
-                self._prober = threading.Thread(target=self._probe, name="conveyor-db-probe", daemon=True)
+                self._prober = threading.Thread(
+                    target=self._probe, name="conveyor-db-probe", daemon=True
+                )
                 self._prober.start()
         for conn, _ in idle:  # from before the outage: dead
             with contextlib.suppress(Exception):

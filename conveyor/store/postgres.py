@@ -43,8 +43,13 @@ PREPARE_AFTER = 2  # a statement run this often on a connection is prepared: par
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 # a connection fails within CONNECT_TIMEOUT when the database is away, and one cut off by the
 # network (no FIN, no RST) is found dead by TCP keepalives within about 20 s
-CONNECT_OPTIONS: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, "keepalives": 1, "keepalives_idle": 5,
-                                   "keepalives_interval": 5, "keepalives_count": 3}
+CONNECT_OPTIONS: dict[str, Any] = {
+    "connect_timeout": CONNECT_TIMEOUT,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 
 
 class _PgTx(Tx):
@@ -55,8 +60,12 @@ class _PgTx(Tx):
         text, values = bind(get_query(query, "postgres"), params, "pyformat")
         try:
             return self._conn.execute(text, values)
-        except psycopg.DataError as exc:  # a value PostgreSQL cannot hold, e.g. text with a NUL character
-            raise InvalidRequest(f"a value of the request cannot be stored: {_first_line(exc)}") from exc
+        except (
+            psycopg.DataError
+        ) as exc:  # a value PostgreSQL cannot hold, e.g. text with a NUL character
+            raise InvalidRequest(
+                f"a value of the request cannot be stored: {_first_line(exc)}"
+            ) from exc
 
     def all(self, query: str, /, **params: Any) -> list[Row]:
         return self._execute(query, params).fetchall()
@@ -75,7 +84,9 @@ class _PgTx(Tx):
         self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
 
     def try_lock(self, key: str) -> bool:
-        row = self._conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s)) AS ok", (key,)).fetchone()
+        row = self._conn.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtext(%s)) AS ok", (key,)
+        ).fetchone()
         return bool(row and row["ok"])
 
 
@@ -89,7 +100,9 @@ class PostgresStore(Store):
         try:  # a first connection says at once whether the URL can work at all
             first = self._connect()
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"cannot connect to PostgreSQL at {_safe(url)}: {_first_line(exc)}") from exc
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL at {_safe(url)}: {_first_line(exc)}"
+            ) from exc
         first.close()
         self._pool = Pool(self._connect, max_size=max_size)
         self._listener: _Listener | None = None
@@ -100,7 +113,9 @@ class PostgresStore(Store):
         self._closed = False
 
     def _connect(self) -> psycopg.Connection[Row]:
-        conn = psycopg.connect(self.url, row_factory=dict_row, prepare_threshold=PREPARE_AFTER, **CONNECT_OPTIONS)
+        conn = psycopg.connect(
+            self.url, row_factory=dict_row, prepare_threshold=PREPARE_AFTER, **CONNECT_OPTIONS
+        )
         _configure(conn)
         return conn
 
@@ -148,9 +163,14 @@ class PostgresStore(Store):
     def _applied_versions(self) -> set[int]:
         with self._connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('conveyor:migrate'))")
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                         "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
-            return {row["version"] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            return {
+                row["version"]
+                for row in conn.execute("SELECT version FROM schema_migrations").fetchall()
+            }
 
     def migrate(self) -> list[int]:
         # several servers may start at once: one applies the migrations, the others wait for it
@@ -165,12 +185,16 @@ class PostgresStore(Store):
 
     def _apply_migration(self, version: int, sql: str) -> None:
         with self._connection() as conn, conn.transaction():
-            if conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone():
+            if conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = %s", (version,)
+            ).fetchone():
                 return
             if sql.strip():
                 conn.execute(sql.encode())  # a migration file: several statements, no parameters
-            conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
-                         (version, time.time()))
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
+                (version, time.time()),
+            )
 
     # -- events across servers -------------------------------------------------------------
 
@@ -180,7 +204,9 @@ class PostgresStore(Store):
         with self._outbox_lock:
             self._outbox[message] = None
             if self._publisher is None or not self._publisher.is_alive():
-                self._publisher = threading.Thread(target=self._send_outbox, name="conveyor-notify", daemon=True)
+                self._publisher = threading.Thread(
+                    target=self._send_outbox, name="conveyor-notify", daemon=True
+                )
                 self._publisher.start()
         self._outbox_ready.set()
 
@@ -198,7 +224,11 @@ class PostgresStore(Store):
             except (StoreUnavailable, psycopg.Error) as exc:
                 # kept and sent again: a change another server's long polls wait on is never
                 # announced to no one (past OUTBOX_LIMIT, one "wake everyone" stands for them all)
-                log.warning("could not send %d notifications (%s); sending them again", len(messages), _first_line(exc))
+                log.warning(
+                    "could not send %d notifications (%s); sending them again",
+                    len(messages),
+                    _first_line(exc),
+                )
                 with self._outbox_lock:
                     kept = dict.fromkeys(messages) | self._outbox
                     self._outbox = kept if len(kept) <= OUTBOX_LIMIT else {WAKE_ALL: None}
@@ -253,7 +283,10 @@ class _Listener(threading.Thread):
                 if self._stopping.is_set():
                     return
                 if not lost:
-                    log.warning("lost the PostgreSQL notification connection (%s); reconnecting", _first_line(exc))
+                    log.warning(
+                        "lost the PostgreSQL notification connection (%s); reconnecting",
+                        _first_line(exc),
+                    )
                 lost = True
             self._conn = None
             self._stopping.wait(delay)

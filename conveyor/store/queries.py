@@ -26,10 +26,18 @@ def _parse(text: str) -> dict[tuple[str, str], Query]:
         end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
         body = text[match.end() : end].strip()
         lines = body.splitlines()
-        description = lines[0].removeprefix("--").strip() if lines and lines[0].startswith("--") else ""
-        sql = "\n".join(line for line in lines if not line.lstrip().startswith("--")).strip().rstrip(";")
+        description = (
+            lines[0].removeprefix("--").strip() if lines and lines[0].startswith("--") else ""
+        )
+        sql = (
+            "\n".join(line for line in lines if not line.lstrip().startswith("--"))
+            .strip()
+            .rstrip(";")
+        )
         dialect = match.group(2) or "any"
-        found[(match.group(1), dialect)] = Query(match.group(1), description, sql, tuple(dict.fromkeys(_PARAM.findall(sql))))
+        found[(match.group(1), dialect)] = Query(
+            match.group(1), description, sql, tuple(dict.fromkeys(_PARAM.findall(sql)))
+        )
     return found
 
 
@@ -46,7 +54,9 @@ def get_query(name: str, dialect: str) -> Query:
     return query
 
 
-def bind(query: Query, params: dict[str, object], style: str, *, inline_nulls: bool = True) -> tuple[str, dict[str, object]]:
+def bind(
+    query: Query, params: dict[str, object], style: str, *, inline_nulls: bool = True
+) -> tuple[str, dict[str, object]]:
     """SQL text and parameters for one call: lists in `IN (:x)` are expanded to one parameter each.
 
     `style` is "named" (`:x`, SQLite) or "pyformat" (`%(x)s`, psycopg; a None is written as NULL
@@ -57,15 +67,22 @@ def bind(query: Query, params: dict[str, object], style: str, *, inline_nulls: b
     missing = [p for p in query.params if p not in params]
     if missing:
         raise KeyError(f"query {query.name!r} needs parameters {missing}")
-    if style == "named" and not any(isinstance(params[p], list | tuple | set | frozenset) for p in query.params):
-        return query.sql, params  # the common case: SQLite takes the text and the values as they are
+    if style == "named" and not any(
+        isinstance(params[p], list | tuple | set | frozenset) for p in query.params
+    ):
+        return (
+            query.sql,
+            params,
+        )  # the common case: SQLite takes the text and the values as they are
     values: dict[str, object] = {}
 
     def placeholder(name: str, value: object) -> str:
         if style == "named":
             values[name] = value
             return f":{name}"
-        if value is None and inline_nulls:  # PostgreSQL cannot type a parameter known only as `$1 IS NULL`
+        if (
+            value is None and inline_nulls
+        ):  # PostgreSQL cannot type a parameter known only as `$1 IS NULL`
             return "NULL"
         values[name] = value
         return f"%({name})s"

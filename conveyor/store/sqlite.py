@@ -59,7 +59,9 @@ class SqliteStore(Store):
     def _conn(self) -> Iterator[sqlite3.Connection]:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
             conn.row_factory = _dict_row
             conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
             conn.execute("PRAGMA foreign_keys=ON")
@@ -97,7 +99,10 @@ class SqliteStore(Store):
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
             )
-            return {row["version"] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+            return {
+                row["version"]
+                for row in conn.execute("SELECT version FROM schema_migrations").fetchall()
+            }
 
     def _apply_migration(self, version: int, sql: str) -> None:
         with self._write_lock, self._conn() as conn:
@@ -118,4 +123,3 @@ class SqliteStore(Store):
                     conn.close()
             self._connections.clear()
         self._local = threading.local()
-

@@ -16,8 +16,13 @@ from typing import Any, TextIO
 
 from conveyor.sdk.context import AttemptScope, current_scope
 
-_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
-           logging.CRITICAL: "error"}
+_LEVELS = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warn",
+    logging.ERROR: "error",
+    logging.CRITICAL: "error",
+}
 
 
 class ScopedStream(io.TextIOBase):

@@ -27,7 +27,9 @@ def module_names(config: Config) -> list[str]:
     names = []
     for folder in config.task_dirs():
         if not folder.is_dir():
-            raise ConfigError(f"{config.source}: dirs names {folder.relative_to(config.root)!s}, which is not a folder")
+            raise ConfigError(
+                f"{config.source}: dirs names {folder.relative_to(config.root)!s}, which is not a folder"
+            )
         for path in sorted(folder.rglob("*.py")):
             rel = path.relative_to(config.root)
             if any(part.startswith((".", "__pycache__")) for part in rel.parts):
@@ -95,8 +97,15 @@ def definitions(tasks: dict[str, Task], config: Config, environment: str) -> lis
     """The effective settings of discovered tasks: each task's options over the config's
     defaults (retries off in dev when the config says so)."""
     retries_enabled = environment != "dev" or config.retries.enabled_in_dev
-    return [t.definition(default_retry=config.retries.default.policy(), max_duration=config.max_duration,
-                         machine=config.machine, retries_enabled=retries_enabled) for t in tasks.values()]
+    return [
+        t.definition(
+            default_retry=config.retries.default.policy(),
+            max_duration=config.max_duration,
+            machine=config.machine,
+            retries_enabled=retries_enabled,
+        )
+        for t in tasks.values()
+    ]
 
 
 def _where(module: str, config: Config) -> str:
@@ -115,15 +124,22 @@ def _rel(path: str | None, config: Config) -> str:
 def _failure(module: str, exc: BaseException, config: Config) -> ModuleFailure:
     file = _where(module, config)
     if isinstance(exc, TaskDefinitionError):  # the SDK refused a definition: its message says what
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if str(config.root) in f.filename]
-        return ModuleFailure(file=file, line=frames[-1].lineno if frames else None, error=exc.message)
+        frames = [
+            f for f in traceback.extract_tb(exc.__traceback__) if str(config.root) in f.filename
+        ]
+        return ModuleFailure(
+            file=file, line=frames[-1].lineno if frames else None, error=exc.message
+        )
     if isinstance(exc, SyntaxError) and exc.filename:
         where = _rel(exc.filename, config)
         detail = exc.msg
         if where != file:  # a module it imports
             detail += f" (in {where})"
-        return ModuleFailure(file=file, line=exc.lineno if where == file else None,
-                             error=f"{type(exc).__name__}: {detail}")
+        return ModuleFailure(
+            file=file,
+            line=exc.lineno if where == file else None,
+            error=f"{type(exc).__name__}: {detail}",
+        )
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if str(config.root) in f.filename]
     line = None
     detail = f"{type(exc).__name__}: {exc}"

@@ -65,7 +65,12 @@ def _users_frames(summary: traceback.TracebackException) -> None:
             continue
         seen.add(id(current))
         current.stack = traceback.StackSummary.from_list(
-            [frame for frame in current.stack if not os.path.realpath(frame.filename).startswith(_OWN_CODE)])
+            [
+                frame
+                for frame in current.stack
+                if not os.path.realpath(frame.filename).startswith(_OWN_CODE)
+            ]
+        )
         stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
@@ -87,7 +92,9 @@ class Executor:
         self.loop = asyncio.get_running_loop()
         self.running: dict[str, tuple[asyncio.Task[None], AttemptSpec]] = {}
         self.scopes: dict[str, AttemptScope] = {}
-        self.cancel_reasons: dict[asyncio.Task[None], str] = {}  # why an attempt's task was canceled
+        self.cancel_reasons: dict[
+            asyncio.Task[None], str
+        ] = {}  # why an attempt's task was canceled
         self.pending_calls: dict[int, asyncio.Future[Any]] = {}
         self._next_call = 0
         self._logs: list[LogEntry] = []
@@ -138,11 +145,21 @@ class Executor:
 
     # -- Runtime (what AttemptScope calls) ---------------------------------------------------
 
-    def log(self, scope: AttemptScope, level: str, message: str, attributes: dict[str, Any] | None) -> None:
+    def log(
+        self, scope: AttemptScope, level: str, message: str, attributes: dict[str, Any] | None
+    ) -> None:
         if isinstance(scope.durable, Replay) and scope.durable.replaying:
             return
-        entry = LogEntry(scope.ctx.run.id, scope.ctx.attempt.number, scope.next_seq(), time.time(), level,
-                         as_text(message), _jsonable(attributes), scope.fence)
+        entry = LogEntry(
+            scope.ctx.run.id,
+            scope.ctx.attempt.number,
+            scope.next_seq(),
+            time.time(),
+            level,
+            as_text(message),
+            _jsonable(attributes),
+            scope.fence,
+        )
         with self._logs_lock:
             self._logs.append(entry)
 
@@ -152,7 +169,17 @@ class Executor:
         future: asyncio.Future[Any] = self.loop.create_future()
         self.pending_calls[self._next_call] = future
         self.flush_logs()
-        self.send(("call", self._next_call, scope.ctx.run.id, scope.ctx.attempt.number, scope.fence, op, args))
+        self.send(
+            (
+                "call",
+                self._next_call,
+                scope.ctx.run.id,
+                scope.ctx.attempt.number,
+                scope.fence,
+                op,
+                args,
+            )
+        )
         return future
 
     def flush_logs(self) -> None:
@@ -169,13 +196,27 @@ class Executor:
     # -- attempts ---------------------------------------------------------------------------
 
     def context(self, spec: AttemptSpec, task: Task | None) -> Context:
-        run = RunInfo(id=spec.run_id, tags=spec.tags, metadata=spec.metadata, created_at=spec.created_at,
-                      started_at=spec.started_at, max_attempts=spec.max_attempts, max_duration=spec.max_duration,
-                      parent_id=spec.parent_id, root_id=spec.root_id, batch_id=spec.batch_id,
-                      concurrency_key=spec.concurrency_key)
-        return Context(run=run, attempt=AttemptInfo(spec.attempt, time.time()),
-                       task=TaskInfo(spec.task_id, task.file if task else None), environment=spec.environment,
-                       queue=spec.queue, machine=spec.machine)
+        run = RunInfo(
+            id=spec.run_id,
+            tags=spec.tags,
+            metadata=spec.metadata,
+            created_at=spec.created_at,
+            started_at=spec.started_at,
+            max_attempts=spec.max_attempts,
+            max_duration=spec.max_duration,
+            parent_id=spec.parent_id,
+            root_id=spec.root_id,
+            batch_id=spec.batch_id,
+            concurrency_key=spec.concurrency_key,
+        )
+        return Context(
+            run=run,
+            attempt=AttemptInfo(spec.attempt, time.time()),
+            task=TaskInfo(spec.task_id, task.file if task else None),
+            environment=spec.environment,
+            queue=spec.queue,
+            machine=spec.machine,
+        )
 
     async def run_attempt(self, spec: AttemptSpec) -> None:
         outcome = await self._attempt(spec)
@@ -190,7 +231,9 @@ class Executor:
         reason = self.cancel_reasons.pop(this, None)  # type: ignore[arg-type]
         self.flush_logs()
         if reason in ("canceled", "stale"):
-            self.send(("ended", spec.run_id))  # the body has stopped: its slot may go to another run
+            self.send(
+                ("ended", spec.run_id)
+            )  # the body has stopped: its slot may go to another run
             return  # the engine already ended or took back the run; nothing to report
         if reason == "suspended":
             return
@@ -200,13 +243,24 @@ class Executor:
     async def _attempt(self, spec: AttemptSpec) -> AttemptOutcome:
         task = self.tasks.get(spec.task_id)
         if task is None:
-            return AttemptOutcome(spec.run_id, spec.attempt, "system_failure", error={
-                "name": "TaskNotFound", "code": "task_not_found",
-                "message": f"task {spec.task_id!r} is not defined in the worker's code (was it renamed or deleted?)"})
+            return AttemptOutcome(
+                spec.run_id,
+                spec.attempt,
+                "system_failure",
+                error={
+                    "name": "TaskNotFound",
+                    "code": "task_not_found",
+                    "message": f"task {spec.task_id!r} is not defined in the worker's code (was it renamed or deleted?)",
+                },
+            )
         ctx = self.context(spec, task)
         scope = self.scopes[spec.run_id] = AttemptScope(ctx, self, fence=spec.fence)
         remaining = spec.max_duration - spec.compute_used if spec.max_duration else None
-        timeout_cm = asyncio.timeout(max(remaining, 0.001)) if remaining is not None else contextlib.nullcontext()
+        timeout_cm = (
+            asyncio.timeout(max(remaining, 0.001))
+            if remaining is not None
+            else contextlib.nullcontext()
+        )
 
         def extend_deadline(seconds: float) -> None:
             """Durable waits slept here are not compute time: push the deadline back."""
@@ -215,9 +269,17 @@ class Executor:
             self.send(("extend", spec.run_id, seconds))
 
         async def suspend(waiting: list[str], compute_used: float) -> dict[str, Any]:
-            reply: dict[str, Any] = await self.call(scope, "suspend", {"waitpoints": waiting, "compute_used": compute_used})
-            if (reply.get("suspended") or reply.get("gone")) and attempt_task is not None and not attempt_task.done():
-                self.cancel_reasons[attempt_task] = "suspended" if reply.get("suspended") else "canceled"
+            reply: dict[str, Any] = await self.call(
+                scope, "suspend", {"waitpoints": waiting, "compute_used": compute_used}
+            )
+            if (
+                (reply.get("suspended") or reply.get("gone"))
+                and attempt_task is not None
+                and not attempt_task.done()
+            ):
+                self.cancel_reasons[attempt_task] = (
+                    "suspended" if reply.get("suspended") else "canceled"
+                )
                 attempt_task.cancel()
             return reply
 
@@ -228,7 +290,12 @@ class Executor:
         try:
             payload = task.parse_payload(json.loads(spec.payload_json))
         except PayloadError as exc:
-            return AttemptOutcome(spec.run_id, spec.attempt, "payload_invalid", error=error_dict(exc, "payload_invalid"))
+            return AttemptOutcome(
+                spec.run_id,
+                spec.attempt,
+                "payload_invalid",
+                error=error_dict(exc, "payload_invalid"),
+            )
         if spec.run_on_start:
             await self.call_hook(task, "on_start", (payload, ctx), scope)
         try:
@@ -237,52 +304,93 @@ class Executor:
                 if task.is_async:
                     output = await task.fn(*args)
                 else:
-                    output = await self.loop.run_in_executor(None, contextvars.copy_context().run, task.fn, *args)
+                    output = await self.loop.run_in_executor(
+                        None, contextvars.copy_context().run, task.fn, *args
+                    )
             try:
                 output_json = dumps(output, "output")
                 if len(output_json) > MAX_PAYLOAD_BYTES:
-                    raise PayloadError(f"output is {len(output_json) / 1024**2:.1f} MB of JSON; the limit is "
-                                       f"{MAX_PAYLOAD_BYTES // 1024**2} MB: {MAX_PAYLOAD_HINT}")
+                    raise PayloadError(
+                        f"output is {len(output_json) / 1024**2:.1f} MB of JSON; the limit is "
+                        f"{MAX_PAYLOAD_BYTES // 1024**2} MB: {MAX_PAYLOAD_HINT}"
+                    )
                 replay.check_complete()
             except PayloadError as exc:  # the same code returns the same kind of value: no retry
-                return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "output_invalid"))
+                return AttemptOutcome(
+                    spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "output_invalid")
+                )
             except JournalMismatch as exc:
-                return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "journal_mismatch"))
+                return AttemptOutcome(
+                    spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "journal_mismatch")
+                )
             return AttemptOutcome(spec.run_id, spec.attempt, "completed", output_json=output_json)
         except JournalMismatch as exc:
-            return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "journal_mismatch"))
+            return AttemptOutcome(
+                spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "journal_mismatch")
+            )
         except AbortTaskRunError as exc:
-            return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "aborted"))
+            return AttemptOutcome(
+                spec.run_id, spec.attempt, "aborted", error=error_dict(exc, "aborted")
+            )
         except MemoryError as exc:  # past the address-space cap (conveyor/worker/machines.py)
             gigabytes = MACHINES.get(spec.machine, (0, 0))[1]
             error = error_dict(exc, "out_of_memory")
-            error.update(name="OutOfMemory", message=f"The attempt ran out of memory: machine {spec.machine} has "
-                                                     f"{gigabytes * 1024:.0f} MB (MemoryError).")
+            error.update(
+                name="OutOfMemory",
+                message=f"The attempt ran out of memory: machine {spec.machine} has "
+                f"{gigabytes * 1024:.0f} MB (MemoryError).",
+            )
             return AttemptOutcome(spec.run_id, spec.attempt, "crashed", error=error)
         except TimeoutError as exc:
             if isinstance(timeout_cm, asyncio.Timeout) and timeout_cm.expired():
                 if not task.is_async:
                     self.tainted = True  # its thread cannot be stopped; the supervisor replaces us
-                return AttemptOutcome(spec.run_id, spec.attempt, "timed_out", error={
-                    "name": "MaxDurationExceeded", "code": "timed_out",
-                    "message": f"The attempt ran longer than its max_duration of {spec.max_duration:g}s."})
+                return AttemptOutcome(
+                    spec.run_id,
+                    spec.attempt,
+                    "timed_out",
+                    error={
+                        "name": "MaxDurationExceeded",
+                        "code": "timed_out",
+                        "message": f"The attempt ran longer than its max_duration of {spec.max_duration:g}s.",
+                    },
+                )
             return AttemptOutcome(spec.run_id, spec.attempt, "failed", error=error_dict(exc))
         except asyncio.CancelledError:
             reason = self.cancel_reasons.get(asyncio.current_task(), "canceled")  # type: ignore[arg-type]
             if reason == "timed_out":
-                return AttemptOutcome(spec.run_id, spec.attempt, "timed_out", error={
-                    "name": "MaxDurationExceeded", "code": "timed_out",
-                    "message": f"The attempt ran longer than its max_duration of {spec.max_duration:g}s."})
-            return AttemptOutcome(spec.run_id, spec.attempt, "crashed", error={
-                "name": "Interrupted", "code": "crashed", "message": f"The attempt was stopped ({reason})."})
+                return AttemptOutcome(
+                    spec.run_id,
+                    spec.attempt,
+                    "timed_out",
+                    error={
+                        "name": "MaxDurationExceeded",
+                        "code": "timed_out",
+                        "message": f"The attempt ran longer than its max_duration of {spec.max_duration:g}s.",
+                    },
+                )
+            return AttemptOutcome(
+                spec.run_id,
+                spec.attempt,
+                "crashed",
+                error={
+                    "name": "Interrupted",
+                    "code": "crashed",
+                    "message": f"The attempt was stopped ({reason}).",
+                },
+            )
         except (PayloadError, InvalidRequest, TaskDefinitionError) as exc:
             # a Conveyor call used wrongly (a payload that is not JSON, a negative wait, ...): the
             # same code does it again on every attempt, so the run fails now instead of retrying
-            return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc, exc.code))
+            return AttemptOutcome(
+                spec.run_id, spec.attempt, "aborted", error=error_dict(exc, exc.code)
+            )
         except Exception as exc:
             return AttemptOutcome(spec.run_id, spec.attempt, "failed", error=error_dict(exc))
 
-    async def call_hook(self, task: Task, name: str, args: tuple[Any, ...], scope: AttemptScope) -> None:
+    async def call_hook(
+        self, task: Task, name: str, args: tuple[Any, ...], scope: AttemptScope
+    ) -> None:
         """Run a lifecycle hook; an error in it is logged and changes nothing else."""
         hook = task.hooks.get(name)
         if hook is None:
@@ -293,16 +401,30 @@ class Executor:
             else:
                 await self.loop.run_in_executor(None, contextvars.copy_context().run, hook, *args)
         except Exception as exc:
-            scope.log("error", f"{name} hook raised {type(exc).__name__}: {exc}",
-                      {"stack": "".join(traceback.format_exception(exc))})
+            scope.log(
+                "error",
+                f"{name} hook raised {type(exc).__name__}: {exc}",
+                {"stack": "".join(traceback.format_exception(exc))},
+            )
 
     async def run_hook(self, job: HookJob) -> None:
         task = self.tasks.get(job.task_id)
         if task is not None:
-            spec = AttemptSpec(run_id=job.run_id, task_id=job.task_id, attempt=max(job.attempt, 1),
-                               payload_json=job.payload_json, max_attempts=0, max_duration=None, machine=job.machine,
-                               tags=job.tags, metadata=job.metadata, queue="", concurrency_key=None,
-                               environment=job.environment, run_on_start=False)
+            spec = AttemptSpec(
+                run_id=job.run_id,
+                task_id=job.task_id,
+                attempt=max(job.attempt, 1),
+                payload_json=job.payload_json,
+                max_attempts=0,
+                max_duration=None,
+                machine=job.machine,
+                tags=job.tags,
+                metadata=job.metadata,
+                queue="",
+                concurrency_key=None,
+                environment=job.environment,
+                run_on_start=False,
+            )
             ctx = self.context(spec, task)
             scope = AttemptScope(ctx, self, fence=job.fence)
             ctxmod.enter_scope(scope)
@@ -363,7 +485,9 @@ def _rebuild_error(data: dict[str, Any]) -> BaseException:
     return ConveyorError(data.get("message"))
 
 
-async def serve(sock: socket.socket, root: str, environment: str, machine: str, cpu: str = "") -> None:
+async def serve(
+    sock: socket.socket, root: str, environment: str, machine: str, cpu: str = ""
+) -> None:
     channel = await Channel.open(sock)
     try:
         config = load_config(root)
@@ -377,7 +501,9 @@ async def serve(sock: socket.socket, root: str, environment: str, machine: str, 
         await channel.drain()
         return
     loop = asyncio.get_running_loop()
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="conveyor-sync"))
+    loop.set_default_executor(
+        ThreadPoolExecutor(max_workers=64, thread_name_prefix="conveyor-sync")
+    )
     executor = Executor(channel, tasks, environment)
     reader = loop.create_task(executor.read_forever())
     flusher = loop.create_task(executor.flush_forever())
@@ -385,7 +511,9 @@ async def serve(sock: socket.socket, root: str, environment: str, machine: str, 
     await executor.stopped.wait()
     # finish what runs (the supervisor drains us after a reload); it kills us if that takes too long
     while executor.running:
-        await asyncio.gather(*(task for task, _ in list(executor.running.values())), return_exceptions=True)
+        await asyncio.gather(
+            *(task for task, _ in list(executor.running.values())), return_exceptions=True
+        )
     flusher.cancel()
     reader.cancel()
     executor.flush_logs()

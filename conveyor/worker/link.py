@@ -17,8 +17,9 @@ from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseRe
 
 
 class WorkerLink(Protocol):
-    async def register(self, worker_id: str, name: str, tasks: list[TaskDefinition] | None,
-                       deployed: bool = False) -> None: ...
+    async def register(
+        self, worker_id: str, name: str, tasks: list[TaskDefinition] | None, deployed: bool = False
+    ) -> None: ...
 
     async def set_tasks(self, tasks: list[TaskDefinition]) -> None: ...
 
@@ -36,8 +37,15 @@ class WorkerLink(Protocol):
 
     async def call(self, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Any: ...
 
-    async def suspend(self, worker_id: str, run_id: str, attempt: int, fence: int, waitpoints: list[str],
-                      compute_used: float) -> dict[str, Any]: ...
+    async def suspend(
+        self,
+        worker_id: str,
+        run_id: str,
+        attempt: int,
+        fence: int,
+        waitpoints: list[str],
+        compute_used: float,
+    ) -> dict[str, Any]: ...
 
     async def stopped(self, worker_id: str) -> None: ...
 
@@ -52,11 +60,16 @@ class LocalLink:
         self.worker_id = ""
         self.worker_timeout = engine.worker_timeout
 
-    async def register(self, worker_id: str, name: str, tasks: list[TaskDefinition] | None,
-                       deployed: bool = False) -> None:
-        await asyncio.to_thread(self.engine.register_worker, self.env_id, worker_id, name, tasks, deployed=deployed)
+    async def register(
+        self, worker_id: str, name: str, tasks: list[TaskDefinition] | None, deployed: bool = False
+    ) -> None:
+        await asyncio.to_thread(
+            self.engine.register_worker, self.env_id, worker_id, name, tasks, deployed=deployed
+        )
         self.worker_id = worker_id
-        self.current_version = await asyncio.to_thread(self.engine.get_environment_version, self.env_id)
+        self.current_version = await asyncio.to_thread(
+            self.engine.get_environment_version, self.env_id
+        )
 
     async def set_tasks(self, tasks: list[TaskDefinition]) -> None:
         await asyncio.to_thread(self.engine.set_tasks, self.env_id, tasks)
@@ -85,13 +98,28 @@ class LocalLink:
         await asyncio.to_thread(self.engine.worker_stopped, worker_id)
 
     async def call(self, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Any:
-        return await asyncio.to_thread(self.engine.run_call, self.env_id, run_id, op, args, worker_id=self.worker_id,
-                                       fence=fence)
+        return await asyncio.to_thread(
+            self.engine.run_call,
+            self.env_id,
+            run_id,
+            op,
+            args,
+            worker_id=self.worker_id,
+            fence=fence,
+        )
 
-    async def suspend(self, worker_id: str, run_id: str, attempt: int, fence: int, waitpoints: list[str],
-                      compute_used: float) -> dict[str, Any]:
-        return await asyncio.to_thread(self.engine.suspend, worker_id, run_id, attempt, waitpoints, compute_used,
-                                       fence)
+    async def suspend(
+        self,
+        worker_id: str,
+        run_id: str,
+        attempt: int,
+        fence: int,
+        waitpoints: list[str],
+        compute_used: float,
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(
+            self.engine.suspend, worker_id, run_id, attempt, waitpoints, compute_used, fence
+        )
 
 
 class HttpLink:
@@ -116,8 +144,9 @@ class HttpLink:
         self.heartbeat_interval = 5.0
         self.worker_timeout = 30.0
 
-    async def register(self, worker_id: str, name: str, tasks: list[TaskDefinition] | None,
-                       deployed: bool = False) -> None:
+    async def register(
+        self, worker_id: str, name: str, tasks: list[TaskDefinition] | None, deployed: bool = False
+    ) -> None:
         reply = await self.client.send(calls.register_worker(worker_id, name, tasks, deployed))
         self.environment = reply.get("environment")
         self.slug = reply.get("slug") or self.environment
@@ -134,11 +163,15 @@ class HttpLink:
         """Not sent over HTTP: a remote worker's console reports the modules that failed."""
 
     async def lease(self, worker_id: str, capacity: int) -> LeaseReply:
-        return await self.leases.send(calls.lease(worker_id, capacity, self.LEASE_WAIT if capacity else 0))
+        return await self.leases.send(
+            calls.lease(worker_id, capacity, self.LEASE_WAIT if capacity else 0)
+        )
 
     async def heartbeat(self, worker_id: str, beat: Heartbeat) -> HeartbeatReply:
         # not longer than the interval: a heartbeat that hangs must not delay the next one
-        return await self.beats.send(calls.heartbeat(worker_id, beat, timeout=self.heartbeat_interval))
+        return await self.beats.send(
+            calls.heartbeat(worker_id, beat, timeout=self.heartbeat_interval)
+        )
 
     async def complete(self, worker_id: str, outcomes: list[AttemptOutcome]) -> None:
         await self.client.send(calls.complete(worker_id, outcomes))
@@ -152,9 +185,18 @@ class HttpLink:
     async def call(self, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Any:
         return await self.client.send(calls.run_call(self.worker_id, run_id, fence, op, args))
 
-    async def suspend(self, worker_id: str, run_id: str, attempt: int, fence: int, waitpoints: list[str],
-                      compute_used: float) -> dict[str, Any]:
-        return await self.client.send(calls.suspend(worker_id, run_id, attempt, fence, waitpoints, compute_used))
+    async def suspend(
+        self,
+        worker_id: str,
+        run_id: str,
+        attempt: int,
+        fence: int,
+        waitpoints: list[str],
+        compute_used: float,
+    ) -> dict[str, Any]:
+        return await self.client.send(
+            calls.suspend(worker_id, run_id, attempt, fence, waitpoints, compute_used)
+        )
 
     async def stopped(self, worker_id: str) -> None:
         await self.client.send(calls.worker_stopped(worker_id))

@@ -28,8 +28,14 @@ Hook = tuple[str, str, int]  # (run id, hook, fence of the hook job)
 
 
 class Outbox:
-    def __init__(self, link: WorkerLink, worker_id: str, *, link_failed: Callable[[Exception], None],
-                 reporter: Callable[[str, dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        link: WorkerLink,
+        worker_id: str,
+        *,
+        link_failed: Callable[[Exception], None],
+        reporter: Callable[[str, dict[str, Any]], None],
+    ) -> None:
         self.link = link
         self.worker_id = worker_id
         self._link_failed = link_failed
@@ -74,8 +80,11 @@ class Outbox:
                 if not await self._send_logs(logs):
                     self.outcomes[:0], self.hooks[:0] = outcomes, hooks
                     return False
-                unsent = await self._send_refusing(outcomes, lambda batch: self.link.complete(self.worker_id, batch),
-                                                   "attempt outcome")
+                unsent = await self._send_refusing(
+                    outcomes,
+                    lambda batch: self.link.complete(self.worker_id, batch),
+                    "attempt outcome",
+                )
                 if unsent is not None:
                     self.outcomes[:0], self.hooks[:0] = unsent, hooks
                     return False
@@ -115,8 +124,9 @@ class Outbox:
             del self.logs[:excess]
             log.warning("the server has been unreachable too long: %d log lines dropped", excess)
 
-    async def _send_refusing(self, items: list[Any], send: Callable[[list[Any]], Awaitable[None]],
-                             what: str) -> list[Any] | None:
+    async def _send_refusing(
+        self, items: list[Any], send: Callable[[list[Any]], Awaitable[None]], what: str
+    ) -> list[Any] | None:
         """Send `items` as one batch; None once everything was sent or dropped, or the items
         still to send when the server or its database cannot be reached. A batch the server
         refuses (a 4xx, or an error of ours) is halved until the items it refuses are alone;
@@ -140,8 +150,12 @@ class Outbox:
             log.exception("sending %d %ss failed", len(items), what)
             refused = exc
         if len(items) == 1:
-            run_id = items[0][0] if isinstance(items[0], tuple) else getattr(items[0], "run_id", None)
-            log.warning("the server refused a %s of run %s and it was dropped: %s", what, run_id, refused)
+            run_id = (
+                items[0][0] if isinstance(items[0], tuple) else getattr(items[0], "run_id", None)
+            )
+            log.warning(
+                "the server refused a %s of run %s and it was dropped: %s", what, run_id, refused
+            )
             self._reporter("dropped", {"what": what, "run_id": run_id, "error": str(refused)})
             return None
         half = len(items) // 2

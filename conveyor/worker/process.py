@@ -87,9 +87,23 @@ class ExecutorProcess:
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
         self.proc = subprocess.Popen(
-            [self.python or sys.executable, "-m", "conveyor.worker.executor", "--fd", str(child.fileno()), "--root", str(self.root),
-             "--environment", self.environment, "--machine", self.machine],
-            pass_fds=[child.fileno()], cwd=self.root, env=env, start_new_session=True,
+            [
+                self.python or sys.executable,
+                "-m",
+                "conveyor.worker.executor",
+                "--fd",
+                str(child.fileno()),
+                "--root",
+                str(self.root),
+                "--environment",
+                self.environment,
+                "--machine",
+                self.machine,
+            ],
+            pass_fds=[child.fileno()],
+            cwd=self.root,
+            env=env,
+            start_new_session=True,
         )
         child.close()
         self.started_at = time.monotonic()
@@ -105,8 +119,12 @@ class ExecutorProcess:
                     self.cpu = message[3] if len(message) > 3 else ""
                     if self.ready and not self.ready.done():
                         failures = message[4] if len(message) > 4 else []
-                        self.ready.set_result(Loaded([TaskDefinition.model_validate(t) for t in message[1]],
-                                                     [ModuleFailure.model_validate(f) for f in failures]))
+                        self.ready.set_result(
+                            Loaded(
+                                [TaskDefinition.model_validate(t) for t in message[1]],
+                                [ModuleFailure.model_validate(f) for f in failures],
+                            )
+                        )
                 elif message[0] == "load_error":
                     if self.ready and not self.ready.done():
                         self.ready.set_exception(LoadFailed(message[1]))

@@ -52,9 +52,13 @@ def describe(key: str) -> str:
 class Replay:
     """The durable side of one attempt execution. The SDK reaches it as `scope.durable`."""
 
-    def __init__(self, spec: AttemptSpec, call: Callable[[str, dict[str, Any]], Awaitable[Any]],
-                 on_suspend: Callable[[list[str], float], Awaitable[dict[str, Any]]],
-                 extend_deadline: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        spec: AttemptSpec,
+        call: Callable[[str, dict[str, Any]], Awaitable[Any]],
+        on_suspend: Callable[[list[str], float], Awaitable[dict[str, Any]]],
+        extend_deadline: Callable[[float], None],
+    ) -> None:
         self.spec = spec
         self._call = call
         self._on_suspend = on_suspend
@@ -106,7 +110,8 @@ class Replay:
             raise JournalMismatch(
                 f"journal mismatch: this run already made {calls}, but its code no longer makes "
                 f"{'that call' if len(unused) == 1 else 'those calls'}. The code changed while the run was in "
-                "flight; finish or cancel runs in flight before changing their durable calls, then replay them.")
+                "flight; finish or cancel runs in flight before changing their durable calls, then replay them."
+            )
 
     def compute_used(self) -> float:
         return self.spec.compute_used + (time.monotonic() - self.segment_started) - self.slept
@@ -119,8 +124,10 @@ class Replay:
         except RuntimeError:
             loop = None
         if loop is not self.loop:  # the same code fails the same way: an abort, not retried
-            raise AbortTaskRunError("durable calls (step, wait, trigger_and_wait, tokens, triggers) need an "
-                                "`async def` task; this one is a plain `def` running in a thread")
+            raise AbortTaskRunError(
+                "durable calls (step, wait, trigger_and_wait, tokens, triggers) need an "
+                "`async def` task; this one is a plain `def` running in a thread"
+            )
 
     async def request(self, op: str, args: dict[str, Any]) -> Any:
         self._check_loop()
@@ -134,7 +141,9 @@ class Replay:
 
     # -- the durable calls ----------------------------------------------------------------------
 
-    async def step(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def step(
+        self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         self._check_loop()
         key = self.key("step", name)
         entry = self.recorded(key)
@@ -149,8 +158,12 @@ class Replay:
             try:
                 encoded = to_json_value(value, f"step {name!r} result")
             except PayloadError as exc:
-                raise PayloadError(f"{exc.message}: a step's result is journaled, so it must be JSON") from exc
-            return await self._call("journal", {"key": key, "value": encoded, "started_at": started_at})
+                raise PayloadError(
+                    f"{exc.message}: a step's result is journaled, so it must be JSON"
+                ) from exc
+            return await self._call(
+                "journal", {"key": key, "value": encoded, "started_at": started_at}
+            )
         finally:
             self.busy -= 1
             self._changed()
@@ -163,15 +176,24 @@ class Replay:
             return json.loads(entry.value_json)
         return await self.request("journal", {"key": key, "value": make()})
 
-    async def trigger(self, kind: str, name: str, items: list[tuple[str, Any, dict[str, Any]]], *,
-                      wait: bool, batch: bool) -> dict[str, Any]:
+    async def trigger(
+        self,
+        kind: str,
+        name: str,
+        items: list[tuple[str, Any, dict[str, Any]]],
+        *,
+        wait: bool,
+        batch: bool,
+    ) -> dict[str, Any]:
         """Trigger children once per run; with `wait`, wait for them and return the waitpoint result."""
         key = self.key(kind, name)
         entry = self.recorded(key)
         if entry is not None:
             answer = _answer(entry)
         else:
-            answer = await self.request("durable_trigger", {"key": key, "items": items, "wait": wait, "batch": batch})
+            answer = await self.request(
+                "durable_trigger", {"key": key, "items": items, "wait": wait, "batch": batch}
+            )
         if wait:
             answer["result"] = await self.wait_for(answer["waitpoint"])
         return answer
@@ -179,19 +201,30 @@ class Replay:
     async def sleep_until(self, kind: str, until: float, seconds: float | None = None) -> None:
         key = self.key(kind)
         entry = self.recorded(key)
-        answer = _answer(entry) if entry is not None else await self.request(
-            "wait_until", {"key": key, "until": until, "seconds": seconds})
+        answer = (
+            _answer(entry)
+            if entry is not None
+            else await self.request("wait_until", {"key": key, "until": until, "seconds": seconds})
+        )
         await self.wait_for(answer["waitpoint"])
 
-    async def create_token(self, timeout: float | None, idempotency_key: str | None, tags: list[str] | None) -> dict[str, Any]:
+    async def create_token(
+        self, timeout: float | None, idempotency_key: str | None, tags: list[str] | None
+    ) -> dict[str, Any]:
         key = self.key("token.create")
-        return await self.request("create_token", {"key": key, "timeout": timeout, "idempotency_key": idempotency_key,
-                                                   "tags": tags})
+        return await self.request(
+            "create_token",
+            {"key": key, "timeout": timeout, "idempotency_key": idempotency_key, "tags": tags},
+        )
 
     async def wait_token(self, token_id: str) -> dict[str, Any]:
         key = self.key("token.wait")
         entry = self.recorded(key)
-        answer = _answer(entry) if entry is not None else await self.request("wait_token", {"key": key, "token_id": token_id})
+        answer = (
+            _answer(entry)
+            if entry is not None
+            else await self.request("wait_token", {"key": key, "token_id": token_id})
+        )
         result: dict[str, Any] = await self.wait_for(answer["waitpoint"])
         return result
 
@@ -265,9 +298,13 @@ def _answer(entry: JournalEntry) -> dict[str, Any]:
     answer: dict[str, Any] = json.loads(entry.value_json) if entry.value_json else {}
     if entry.waitpoint_id:
         answer["waitpoint"] = {
-            "id": entry.waitpoint_id, "kind": entry.waitpoint_kind, "status": entry.waitpoint_status,
+            "id": entry.waitpoint_id,
+            "kind": entry.waitpoint_kind,
+            "status": entry.waitpoint_status,
             "complete_at": entry.complete_at,
-            "result": json.loads(entry.waitpoint_result_json) if entry.waitpoint_result_json else None,
+            "result": json.loads(entry.waitpoint_result_json)
+            if entry.waitpoint_result_json
+            else None,
         }
     return answer
 

@@ -42,26 +42,43 @@ log = logging.getLogger("conveyor.worker")
 KILL_GRACE = 1.0  # seconds past max_duration before a stuck executor is killed
 IDLE_POLL = 1.0
 FLUSH_RETRY = 0.5  # seconds between sends of what the server or its database could not take
-STOP_REPORT_WAIT = 20.0  # seconds a stopping worker keeps trying to report what its attempts reached
+STOP_REPORT_WAIT = (
+    20.0  # seconds a stopping worker keeps trying to report what its attempts reached
+)
 LINK_REPORT_EVERY = 30.0  # seconds between reports while the engine stays unreachable
-CALL_OUTAGE_LIMIT = 120.0  # seconds a run's durable call waits out an unreachable server or database
+CALL_OUTAGE_LIMIT = (
+    120.0  # seconds a run's durable call waits out an unreachable server or database
+)
 VERSION_IDLE = 120.0  # seconds after which executors of a version that is not current are stopped
 # answers of a client that say the server or its database is away, not that it refused
 
 
 class Supervisor:
-    def __init__(self, link: WorkerLink, *, root: Path, worker_id: str, name: str = "worker",
-                 environment: str = "dev", default_machine: str = "small-1x", executors: int | None = None,
-                 capacity: int = 200, heartbeat_interval: float = 5.0,
-                 reporter: Callable[[str, dict[str, Any]], None] | None = None,
-                 versions: VersionCache | None = None, partial_loads: bool = True) -> None:
+    def __init__(
+        self,
+        link: WorkerLink,
+        *,
+        root: Path,
+        worker_id: str,
+        name: str = "worker",
+        environment: str = "dev",
+        default_machine: str = "small-1x",
+        executors: int | None = None,
+        capacity: int = 200,
+        heartbeat_interval: float = 5.0,
+        reporter: Callable[[str, dict[str, Any]], None] | None = None,
+        versions: VersionCache | None = None,
+        partial_loads: bool = True,
+    ) -> None:
         self.link = link
         self.root = root
         self.worker_id = worker_id
         self.name = name
         self.environment = environment
         self.default_machine = default_machine
-        self.executors_per_machine = executors or max(2, os.cpu_count() or 2)  # one per CPU, at least 2
+        self.executors_per_machine = executors or max(
+            2, os.cpu_count() or 2
+        )  # one per CPU, at least 2
         self.capacity = capacity
         self.heartbeat_interval = heartbeat_interval
         self.reporter = reporter or (lambda event, data: None)
@@ -103,7 +120,11 @@ class Supervisor:
     @property
     def inflight_count(self) -> int:
         return sum(len(p.inflight) for p in self._all_processes()) + sum(
-            1 for items in self.waiting_for_executor.values() for i in items if isinstance(i, AttemptSpec))
+            1
+            for items in self.waiting_for_executor.values()
+            for i in items
+            if isinstance(i, AttemptSpec)
+        )
 
     def _all_processes(self) -> list[ExecutorProcess]:
         return [p for pool in self.pools.values() for p in pool] + self.draining
@@ -144,7 +165,9 @@ class Supervisor:
             count = self.executors_per_machine if key[1] == self.default_machine else 1
             fresh[key] = [self._spawn(key, generation) for _ in range(count)]
         try:
-            loads = await asyncio.gather(*(p.ready for pool in fresh.values() for p in pool if p.ready))
+            loads = await asyncio.gather(
+                *(p.ready for pool in fresh.values() for p in pool if p.ready)
+            )
         except LoadFailed as exc:
             self._discard(fresh)
             self.load_error = exc.message
@@ -160,7 +183,9 @@ class Supervisor:
         if lost:  # a module broken mid-edit: the code loaded before keeps serving its tasks
             self._discard(fresh)
             self.load_error = "; ".join(f.describe() for f in failures)
-            self.reporter("load_error", {"message": self.load_error, "failures": failures, "kept": lost})
+            self.reporter(
+                "load_error", {"message": self.load_error, "failures": failures, "kept": lost}
+            )
             await self.link.set_load_failures(failures)
             return False
         old = self._all_processes()
@@ -178,7 +203,10 @@ class Supervisor:
         await self.link.set_load_failures(failures)
         self.tasks = tasks
         self.load_error = None
-        self.reporter("loaded", {"tasks": [t.id for t in tasks], "generation": generation, "failures": failures})
+        self.reporter(
+            "loaded",
+            {"tasks": [t.id for t in tasks], "generation": generation, "failures": failures},
+        )
         self._report_machines()
         for key in list(self.waiting_for_executor):
             self._dispatch_waiting(key)
@@ -211,7 +239,9 @@ class Supervisor:
         if not await self._ready_version(version):
             return False
         pool = self.pools.setdefault(key, [])
-        fresh = [self._spawn(key, self.generation) for _ in range(self.executors_per_machine - len(pool))]
+        fresh = [
+            self._spawn(key, self.generation) for _ in range(self.executors_per_machine - len(pool))
+        ]
         pool.extend(fresh)
         try:
             loads = await asyncio.gather(*(p.ready for p in pool if p.ready))
@@ -267,8 +297,10 @@ class Supervisor:
         deadline = time.monotonic() + STOP_REPORT_WAIT
         while not await self.outbox.flush():
             if time.monotonic() >= deadline:
-                log.warning("could not report %d attempt outcomes before stopping: those runs run again",
-                            len(self.outbox.outcomes))
+                log.warning(
+                    "could not report %d attempt outcomes before stopping: those runs run again",
+                    len(self.outbox.outcomes),
+                )
                 return
             await asyncio.sleep(FLUSH_RETRY)
 
@@ -279,15 +311,25 @@ class Supervisor:
         else:
             prepared = self._prepared[version]
             root, python = prepared.root, prepared.python
-        proc = ExecutorProcess(root, self.environment, machine, generation, self._on_message, self._on_exit,
-                               version=version, python=python)
+        proc = ExecutorProcess(
+            root,
+            self.environment,
+            machine,
+            generation,
+            self._on_message,
+            self._on_exit,
+            version=version,
+            python=python,
+        )
         proc.start()
         return proc
 
     def _retire_if_idle(self, proc: ExecutorProcess) -> None:
         if not proc.draining or proc.load:
             return
-        if proc.tainted:  # a thread that overran its deadline still spins in it: only a kill stops it
+        if (
+            proc.tainted
+        ):  # a thread that overran its deadline still spins in it: only a kill stops it
             proc.kill("retired after a timed-out sync attempt")
         elif not proc.send(("stop",)):
             proc.kill("retired")
@@ -310,12 +352,17 @@ class Supervisor:
                     await asyncio.sleep(1.0)
                     continue
                 self._link_ok()
-                if self.versions is not None and reply.current_version not in (None, self.current_version):
+                if self.versions is not None and reply.current_version not in (
+                    None,
+                    self.current_version,
+                ):
                     self._background_task(self._warm(reply.current_version))  # promoted: warm it up
                 if self._accept_lease(reply):
                     for spec in reply.attempts:
                         self._dispatch(spec, spec.machine)
-                if self._in_contact():  # hooks have their own fence, whatever became of the attempts
+                if (
+                    self._in_contact()
+                ):  # hooks have their own fence, whatever became of the attempts
                     for job in reply.hooks:
                         self._dispatch(job, job.machine)
                 if reply.attempts and len(reply.attempts) >= free:
@@ -343,7 +390,9 @@ class Supervisor:
         """Report an unreachable engine once, then every LINK_REPORT_EVERY seconds, not per retry."""
         now = time.monotonic()
         if self._link_down_since is None or now - self._link_reported >= LINK_REPORT_EVERY:
-            self.reporter("link_error", {"message": str(exc), "again": self._link_down_since is not None})
+            self.reporter(
+                "link_error", {"message": str(exc), "again": self._link_down_since is not None}
+            )
             self._link_reported = now
         if self._link_down_since is None:
             self._link_down_since = now
@@ -368,13 +417,27 @@ class Supervisor:
                 if isinstance(item, HookJob):
                     self.outbox.add_hook((item.run_id, item.hook, item.fence))
                 else:
-                    self._record(AttemptOutcome(item.run_id, item.attempt, "crashed", error={
-                        "name": "VersionUnavailable", "code": "version_unavailable",
-                        "message": "The run has no deployed version to run on."}), Inflight(item, time.monotonic(), None))
+                    self._record(
+                        AttemptOutcome(
+                            item.run_id,
+                            item.attempt,
+                            "crashed",
+                            error={
+                                "name": "VersionUnavailable",
+                                "code": "version_unavailable",
+                                "message": "The run has no deployed version to run on.",
+                            },
+                        ),
+                        Inflight(item, time.monotonic(), None),
+                    )
                 return
         key: PoolKey = (version, machine)
         self._last_used[key] = time.monotonic()
-        pool = [p for p in self.pools.get(key, []) if not p.exited and not p.tainted and p.ready and p.ready.done()]
+        pool = [
+            p
+            for p in self.pools.get(key, [])
+            if not p.exited and not p.tainted and p.ready and p.ready.done()
+        ]
         if not pool:
             self.waiting_for_executor.setdefault(key, []).append(item)
             if key not in self.pools:
@@ -386,7 +449,9 @@ class Supervisor:
             now = time.monotonic()
             deadline = now + item.max_duration - item.compute_used if item.max_duration else None
             proc.inflight[item.run_id] = Inflight(item, now, deadline)
-            self.reporter("started", {"run_id": item.run_id, "task_id": item.task_id, "attempt": item.attempt})
+            self.reporter(
+                "started", {"run_id": item.run_id, "task_id": item.task_id, "attempt": item.attempt}
+            )
             if not proc.send(("attempt", item)):
                 return  # the exit handler reports it as crashed
         else:
@@ -400,12 +465,24 @@ class Supervisor:
         version = key[0]
         if version is not None and not await self._ready_version(version):
             self.pools.pop(key, None)
-            message = self._version_errors.get(version, f"version {version} could not be made ready on this worker")
+            message = self._version_errors.get(
+                version, f"version {version} could not be made ready on this worker"
+            )
             for item in self.waiting_for_executor.pop(key, []):
                 if isinstance(item, AttemptSpec):
-                    self._record(AttemptOutcome(item.run_id, item.attempt, "crashed", error={
-                        "name": "VersionUnavailable", "code": "version_unavailable", "message": message}),
-                        Inflight(item, time.monotonic(), None))
+                    self._record(
+                        AttemptOutcome(
+                            item.run_id,
+                            item.attempt,
+                            "crashed",
+                            error={
+                                "name": "VersionUnavailable",
+                                "code": "version_unavailable",
+                                "message": message,
+                            },
+                        ),
+                        Inflight(item, time.monotonic(), None),
+                    )
             return
         if self._stopping:
             return
@@ -464,23 +541,46 @@ class Supervisor:
     def _record(self, outcome: AttemptOutcome, entry: Inflight) -> None:
         outcome.fence = entry.spec.fence
         self.outbox.add_outcome(outcome)
-        self.reporter("finished", {"run_id": outcome.run_id, "task_id": entry.spec.task_id, "kind": outcome.kind,
-                                   "attempt": outcome.attempt, "seconds": time.monotonic() - entry.started,
-                                   "error": outcome.error})
+        self.reporter(
+            "finished",
+            {
+                "run_id": outcome.run_id,
+                "task_id": entry.spec.task_id,
+                "kind": outcome.kind,
+                "attempt": outcome.attempt,
+                "seconds": time.monotonic() - entry.started,
+                "error": outcome.error,
+            },
+        )
 
-    async def _serve_call(self, proc: ExecutorProcess, call_id: int, run_id: str, attempt: int, fence: int, op: str,
-                          args: dict[str, Any]) -> None:
+    async def _serve_call(
+        self,
+        proc: ExecutorProcess,
+        call_id: int,
+        run_id: str,
+        attempt: int,
+        fence: int,
+        op: str,
+        args: dict[str, Any],
+    ) -> None:
         try:
             if op == "suspend":
                 # its lines first: once it resumes elsewhere, lines of this segment would be stale
                 await self.outbox.flush_logs_of(run_id)
-                result = await self.link.suspend(self.worker_id, run_id, attempt, fence, args["waitpoints"],
-                                                 args["compute_used"])
+                result = await self.link.suspend(
+                    self.worker_id, run_id, attempt, fence, args["waitpoints"], args["compute_used"]
+                )
                 if result.get("suspended") or result.get("gone"):
                     entry = proc.inflight.pop(run_id, None)
                     if entry is not None and result.get("suspended"):
-                        self.reporter("suspended", {"run_id": run_id, "task_id": entry.spec.task_id,
-                                                    "waiting": len(args["waitpoints"])})
+                        self.reporter(
+                            "suspended",
+                            {
+                                "run_id": run_id,
+                                "task_id": entry.spec.task_id,
+                                "waiting": len(args["waitpoints"]),
+                            },
+                        )
                     self._retire_if_idle(proc)
                     self.wake()
             else:
@@ -489,14 +589,27 @@ class Supervisor:
         except StaleAttempt as exc:
             # the run was canceled, ended or taken back: stop the attempt before it hears why
             self.stop_run(run_id, "stale")
-            proc.send(("reply", call_id, False, {"type": type(exc).__name__, "message": exc.message}))
+            proc.send(
+                ("reply", call_id, False, {"type": type(exc).__name__, "message": exc.message})
+            )
         except ConveyorError as exc:
-            proc.send(("reply", call_id, False, {"type": type(exc).__name__, "message": exc.message}))
+            proc.send(
+                ("reply", call_id, False, {"type": type(exc).__name__, "message": exc.message})
+            )
         except Exception as exc:  # a bug of ours: the attempt gets an error it can show
             log.exception("call %s failed", op)
-            proc.send(("reply", call_id, False, {"type": "ConveyorError", "message": f"{op} failed: {exc}"}))
+            proc.send(
+                (
+                    "reply",
+                    call_id,
+                    False,
+                    {"type": "ConveyorError", "message": f"{op} failed: {exc}"},
+                )
+            )
 
-    async def _call_through_outages(self, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Any:
+    async def _call_through_outages(
+        self, run_id: str, fence: int, op: str, args: dict[str, Any]
+    ) -> Any:
         """A durable call, sent again while the server or its database is briefly away (a
         restart): the run waits rather than failing an attempt. Only answers that say nothing
         was done are retried; every call is keyed in the run's journal anyway."""
@@ -535,31 +648,70 @@ class Supervisor:
         reason = proc.kill_reason
         for run_id, entry in list(proc.inflight.items()):
             if reason == f"timed_out:{run_id}":
-                outcome = AttemptOutcome(run_id, entry.spec.attempt, "timed_out", error={
-                    "name": "MaxDurationExceeded", "code": "timed_out",
-                    "message": f"The attempt ran longer than its max_duration of {entry.spec.max_duration:g}s "
-                               "and its process was stopped."})
+                outcome = AttemptOutcome(
+                    run_id,
+                    entry.spec.attempt,
+                    "timed_out",
+                    error={
+                        "name": "MaxDurationExceeded",
+                        "code": "timed_out",
+                        "message": f"The attempt ran longer than its max_duration of {entry.spec.max_duration:g}s "
+                        "and its process was stopped.",
+                    },
+                )
             elif reason and reason.startswith("timed_out:"):
-                outcome = AttemptOutcome(run_id, entry.spec.attempt, "interrupted", error={
-                    "name": "Interrupted", "code": "interrupted",
-                    "message": "Another attempt in the same executor overran its max_duration and the executor "
-                               "was stopped; this attempt runs again and keeps its retries."})
+                outcome = AttemptOutcome(
+                    run_id,
+                    entry.spec.attempt,
+                    "interrupted",
+                    error={
+                        "name": "Interrupted",
+                        "code": "interrupted",
+                        "message": "Another attempt in the same executor overran its max_duration and the executor "
+                        "was stopped; this attempt runs again and keeps its retries.",
+                    },
+                )
             elif reason == "lost_contact":
-                outcome = AttemptOutcome(run_id, entry.spec.attempt, "interrupted", error={
-                    "name": "Interrupted", "code": "interrupted",
-                    "message": "The worker lost contact with the server for longer than the worker timeout and "
-                               "stopped this attempt so that it can run elsewhere; it runs again and keeps its "
-                               "retries."})
+                outcome = AttemptOutcome(
+                    run_id,
+                    entry.spec.attempt,
+                    "interrupted",
+                    error={
+                        "name": "Interrupted",
+                        "code": "interrupted",
+                        "message": "The worker lost contact with the server for longer than the worker timeout and "
+                        "stopped this attempt so that it can run elsewhere; it runs again and keeps its "
+                        "retries.",
+                    },
+                )
             elif reason and reason.startswith("out_of_memory"):
-                outcome = AttemptOutcome(run_id, entry.spec.attempt, "crashed", error={
-                    "name": "OutOfMemory", "code": "out_of_memory",
-                    "message": f"The executor ran out of memory: {reason.split(':', 1)[1]}."})
+                outcome = AttemptOutcome(
+                    run_id,
+                    entry.spec.attempt,
+                    "crashed",
+                    error={
+                        "name": "OutOfMemory",
+                        "code": "out_of_memory",
+                        "message": f"The executor ran out of memory: {reason.split(':', 1)[1]}.",
+                    },
+                )
             else:
-                how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+                how = (
+                    f"was killed by signal {-code}"
+                    if code is not None and code < 0
+                    else f"exited with code {code}"
+                )
                 cause = f" ({reason})" if reason else ""
-                outcome = AttemptOutcome(run_id, entry.spec.attempt, "crashed", error={
-                    "name": "ExecutorCrashed", "code": "crashed",
-                    "message": f"The process running this attempt {how}{cause}."})
+                outcome = AttemptOutcome(
+                    run_id,
+                    entry.spec.attempt,
+                    "crashed",
+                    error={
+                        "name": "ExecutorCrashed",
+                        "code": "crashed",
+                        "message": f"The process running this attempt {how}{cause}.",
+                    },
+                )
             self._record(outcome, entry)
         proc.inflight.clear()
         proc.hooks.clear()  # their leases expire and another worker (or we) run them again
@@ -616,13 +768,25 @@ class Supervisor:
     async def _heartbeat(self) -> None:
         sent = time.monotonic()
         # attempts that ended but whose outcome is not sent yet are still ours to the engine
-        running = [(run_id, entry.spec.fence) for p in self._all_processes() for run_id, entry in p.inflight.items()]
-        running += [(run_id, fence) for p in self._all_processes() for run_id, fence in p.stopping.items()]
+        running = [
+            (run_id, entry.spec.fence)
+            for p in self._all_processes()
+            for run_id, entry in p.inflight.items()
+        ]
+        running += [
+            (run_id, fence) for p in self._all_processes() for run_id, fence in p.stopping.items()
+        ]
         running += self.outbox.unacknowledged()
-        running += [(i.run_id, i.fence) for items in self.waiting_for_executor.values() for i in items
-                    if isinstance(i, AttemptSpec)]
+        running += [
+            (i.run_id, i.fence)
+            for items in self.waiting_for_executor.values()
+            for i in items
+            if isinstance(i, AttemptSpec)
+        ]
         try:
-            reply = await self.link.heartbeat(self.worker_id, Heartbeat(running=running, lease_seq=self._lease_seq))
+            reply = await self.link.heartbeat(
+                self.worker_id, Heartbeat(running=running, lease_seq=self._lease_seq)
+            )
         except (ConveyorError, OSError) as exc:
             self._link_failed(exc)
             return
@@ -658,10 +822,20 @@ class Supervisor:
         if reply.attempts:
             self.reporter("lease_refused", {"runs": len(reply.attempts)})
         for spec in reply.attempts:
-            self._record(AttemptOutcome(spec.run_id, spec.attempt, "interrupted", error={
-                "name": "Interrupted", "code": "interrupted",
-                "message": "The worker had lost contact with the server when this attempt reached it; "
-                           "it runs again and keeps its retries."}), Inflight(spec, time.monotonic(), None))
+            self._record(
+                AttemptOutcome(
+                    spec.run_id,
+                    spec.attempt,
+                    "interrupted",
+                    error={
+                        "name": "Interrupted",
+                        "code": "interrupted",
+                        "message": "The worker had lost contact with the server when this attempt reached it; "
+                        "it runs again and keeps its retries.",
+                    },
+                ),
+                Inflight(spec, time.monotonic(), None),
+            )
         return False
 
     @property
@@ -676,21 +850,41 @@ class Supervisor:
         if now - self._acked_at < self.worker_timeout:
             return
         holding = [p for p in self._all_processes() if p.inflight and p.kill_reason is None]
-        waiting = [(key, i) for key, items in self.waiting_for_executor.items() for i in items if isinstance(i, AttemptSpec)]
+        waiting = [
+            (key, i)
+            for key, items in self.waiting_for_executor.items()
+            for i in items
+            if isinstance(i, AttemptSpec)
+        ]
         if not holding and not waiting:
             return
         if not self._contact_lost:
             self._contact_lost = True
-            self.reporter("contact_lost", {"seconds": now - self._acked_at,
-                                           "attempts": sum(len(p.inflight) for p in holding) + len(waiting)})
+            self.reporter(
+                "contact_lost",
+                {
+                    "seconds": now - self._acked_at,
+                    "attempts": sum(len(p.inflight) for p in holding) + len(waiting),
+                },
+            )
         for proc in holding:
             proc.kill("lost_contact")
         for key, item in waiting:
             self.waiting_for_executor[key].remove(item)
-            self._record(AttemptOutcome(item.run_id, item.attempt, "interrupted", error={
-                "name": "Interrupted", "code": "interrupted",
-                "message": "The worker lost contact with the server before this attempt started; it runs again "
-                           "and keeps its retries."}), Inflight(item, now, None))
+            self._record(
+                AttemptOutcome(
+                    item.run_id,
+                    item.attempt,
+                    "interrupted",
+                    error={
+                        "name": "Interrupted",
+                        "code": "interrupted",
+                        "message": "The worker lost contact with the server before this attempt started; it runs again "
+                        "and keeps its retries.",
+                    },
+                ),
+                Inflight(item, now, None),
+            )
 
     def stop_run(self, run_id: str, reason: str = "canceled") -> None:
         """Stop an attempt the engine no longer wants (canceled or taken back)."""
@@ -707,7 +901,11 @@ class Supervisor:
         VERSION_IDLE seconds (their runs ended or moved on); the next run on one starts them again."""
         for key in list(self.pools):
             version = key[0]
-            if version is None or version == self.current_version or key in self.waiting_for_executor:
+            if (
+                version is None
+                or version == self.current_version
+                or key in self.waiting_for_executor
+            ):
                 continue
             pool = self.pools[key]
             if now - self._last_used.get(key, now) < VERSION_IDLE or any(p.load for p in pool):
@@ -727,7 +925,11 @@ class Supervisor:
             self._check_contact(now)
             for proc in self._all_processes():
                 for run_id, entry in proc.inflight.items():
-                    if entry.deadline is not None and now > entry.deadline + KILL_GRACE and proc.kill_reason is None:
+                    if (
+                        entry.deadline is not None
+                        and now > entry.deadline + KILL_GRACE
+                        and proc.kill_reason is None
+                    ):
                         proc.kill(f"timed_out:{run_id}")
             if now - last_memory_check >= 0.5:
                 last_memory_check = now
@@ -737,8 +939,10 @@ class Supervisor:
                     limit = MACHINES.get(proc.machine, (0, 0))[1] * 1024**3
                     rss = proc.rss_bytes()
                     if limit and rss > limit and proc.kill_reason is None:
-                        proc.kill(f"out_of_memory:{rss / 1024**2:.0f} MB used, machine {proc.machine} has "
-                                  f"{limit / 1024**2:.0f} MB")
+                        proc.kill(
+                            f"out_of_memory:{rss / 1024**2:.0f} MB used, machine {proc.machine} has "
+                            f"{limit / 1024**2:.0f} MB"
+                        )
 
 
 def _settle(waiter: asyncio.Future[None]) -> None:

@@ -86,7 +86,9 @@ class VersionCache:
         except ConveyorError as exc:
             raise VersionUnavailable(f"version {version}: {exc.message}") from exc
         except (OSError, subprocess.SubprocessError) as exc:
-            raise VersionUnavailable(f"version {version} could not be made ready on this worker: {exc}") from exc
+            raise VersionUnavailable(
+                f"version {version} could not be made ready on this worker: {exc}"
+            ) from exc
         return PreparedVersion(version, root, python)
 
 
@@ -112,7 +114,10 @@ def _unpack(data: bytes, root: Path) -> None:
 def environment_for(lock: str, folder: Path) -> str:
     """The python of a venv with `lock` installed over the worker's own packages, made once per
     lock and Python version."""
-    tag = hashlib.sha256(lock.encode()).hexdigest()[:16] + f"-py{sys.version_info[0]}.{sys.version_info[1]}"
+    tag = (
+        hashlib.sha256(lock.encode()).hexdigest()[:16]
+        + f"-py{sys.version_info[0]}.{sys.version_info[1]}"
+    )
     home = folder / tag
     python = home / "bin" / "python"
     if (home / ".complete").is_file():
@@ -157,16 +162,34 @@ def _install(lock: str, home: Path) -> None:
     requirements.write_text(lock)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "--python", str(home / "bin" / "python"), "install", "--quiet",
-             "--disable-pip-version-check", "--no-input", "-r", str(requirements)],
-            capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(home / "bin" / "python"),
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-r",
+                str(requirements),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT,
+        )
     except subprocess.TimeoutExpired as exc:
         shutil.rmtree(home, ignore_errors=True)
-        raise VersionUnavailable(f"installing its dependencies took longer than {INSTALL_TIMEOUT:g}s") from exc
+        raise VersionUnavailable(
+            f"installing its dependencies took longer than {INSTALL_TIMEOUT:g}s"
+        ) from exc
     if proc.returncode != 0:
         shutil.rmtree(home, ignore_errors=True)
         lines = [line for line in (proc.stderr or proc.stdout).strip().splitlines() if line.strip()]
-        raise VersionUnavailable(f"installing its dependencies failed: {lines[-1] if lines else proc.returncode}")
+        raise VersionUnavailable(
+            f"installing its dependencies failed: {lines[-1] if lines else proc.returncode}"
+        )
 
 
 @contextlib.contextmanager

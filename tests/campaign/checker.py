@@ -31,9 +31,24 @@ from pathlib import Path
 from typing import Any
 
 FINAL = {"COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE", "TIMED_OUT", "EXPIRED"}
-OWED = {"COMPLETED": "on_success", "CANCELED": "on_cancel"}  # any other final status owes on_failure
+OWED = {
+    "COMPLETED": "on_success",
+    "CANCELED": "on_cancel",
+}  # any other final status owes on_failure
 QUEUES = {"camp-limited": "camp-limited", "camp-child": "camp-limited"}
-BODY = {"start", "tick", "step", "step-end", "pause", "resume", "end", "stop", "children", "token", "token-result"}
+BODY = {
+    "start",
+    "tick",
+    "step",
+    "step-end",
+    "pause",
+    "resume",
+    "end",
+    "stop",
+    "children",
+    "token",
+    "token-result",
+}
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
@@ -72,18 +87,27 @@ def intervals(history: list[dict[str, Any]]) -> list[Interval]:
                 begin = line["mono"] if begin is None else begin
             elif line["k"] in ("pause", "end", "stop"):
                 if begin is not None:
-                    found.append(Interval(line["run"], line["task"], seg, line["host"], begin, line["mono"]))
+                    found.append(
+                        Interval(line["run"], line["task"], seg, line["host"], begin, line["mono"])
+                    )
                 begin = None
             last = line
         if begin is not None:
-            found.append(Interval(last["run"], last["task"], seg, last["host"], begin, last["mono"]))
+            found.append(
+                Interval(last["run"], last["task"], seg, last["host"], begin, last["mono"])
+            )
     return found
 
 
 def peak_excesses(spans: list[Interval], limit: int) -> list[dict[str, Any]]:
     """Moments when more than `limit` of `spans` execute at once (one per episode)."""
-    spans = [s for s in spans if s.end > s.begin]  # a lone start line: no time known to have executed
-    edges = sorted([(s.begin, 1, s) for s in spans] + [(s.end, -1, s) for s in spans], key=lambda e: (e[0], e[1]))
+    spans = [
+        s for s in spans if s.end > s.begin
+    ]  # a lone start line: no time known to have executed
+    edges = sorted(
+        [(s.begin, 1, s) for s in spans] + [(s.end, -1, s) for s in spans],
+        key=lambda e: (e[0], e[1]),
+    )
     current: set[Interval] = set()
     excesses = []
     over = False
@@ -93,14 +117,25 @@ def peak_excesses(spans: list[Interval], limit: int) -> list[dict[str, Any]]:
         else:
             current.discard(span)
         if len(current) > limit and not over:
-            excesses.append({"at": at, "executing": len(current), "limit": limit,
-                             "runs": sorted({s.run for s in current})})
+            excesses.append(
+                {
+                    "at": at,
+                    "executing": len(current),
+                    "limit": limit,
+                    "runs": sorted({s.run for s in current}),
+                }
+            )
         over = len(current) > limit
     return excesses
 
 
-def check(history: list[dict[str, Any]], runs: list[dict[str, Any]], *, env_limit: int | None,
-          queue_limits: dict[str, int]) -> dict[str, Any]:
+def check(
+    history: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
+    *,
+    env_limit: int | None,
+    queue_limits: dict[str, int],
+) -> dict[str, Any]:
     violations: list[dict[str, Any]] = []
     excused: Counter[str] = Counter()
     final = {r["id"]: r for r in runs}
@@ -108,14 +143,23 @@ def check(history: list[dict[str, Any]], runs: list[dict[str, Any]], *, env_limi
     # no run lost
     for line in history:
         if line["k"] == "trigger" and line["run"] not in final:
-            violations.append({"kind": "lost", "run": line["run"], "detail": f"trigger {line['key']} answered, "
-                                                                                "no such run in the database"})
+            violations.append(
+                {
+                    "kind": "lost",
+                    "run": line["run"],
+                    "detail": f"trigger {line['key']} answered, no such run in the database",
+                }
+            )
     seen = {line["run"] for line in history if line["k"] in BODY and "run" in line}
     for run_id in sorted(seen - set(final)):
-        violations.append({"kind": "lost", "run": run_id, "detail": "executed, no such run in the database"})
+        violations.append(
+            {"kind": "lost", "run": run_id, "detail": "executed, no such run in the database"}
+        )
     for run in runs:
         if run["status"] not in FINAL:
-            violations.append({"kind": "unfinished", "run": run["id"], "detail": f"still {run['status']}"})
+            violations.append(
+                {"kind": "unfinished", "run": run["id"], "detail": f"still {run['status']}"}
+            )
 
     # no run's body executing twice at the same time
     spans = intervals(history)
@@ -125,13 +169,18 @@ def check(history: list[dict[str, Any]], runs: list[dict[str, Any]], *, env_limi
     for run_id, own in by_run.items():
         own.sort(key=lambda s: s.begin)
         for i, a in enumerate(own):
-            for b in own[i + 1:]:
+            for b in own[i + 1 :]:
                 if b.begin >= a.end:
                     break
                 if b.seg != a.seg:
-                    violations.append({"kind": "double-execution", "run": run_id,
-                                       "detail": f"segment {a.seg} on {a.host} [{a.begin:.3f}, {a.end:.3f}] "
-                                                 f"overlaps {b.seg} on {b.host} [{b.begin:.3f}, {b.end:.3f}]"})
+                    violations.append(
+                        {
+                            "kind": "double-execution",
+                            "run": run_id,
+                            "detail": f"segment {a.seg} on {a.host} [{a.begin:.3f}, {a.end:.3f}] "
+                            f"overlaps {b.seg} on {b.host} [{b.begin:.3f}, {b.end:.3f}]",
+                        }
+                    )
 
     # queue and environment limits
     for queue, limit in queue_limits.items():
@@ -154,18 +203,30 @@ def check(history: list[dict[str, Any]], runs: list[dict[str, Any]], *, env_limi
     for (run_id, name), executions in step_runs.items():
         executions.sort(key=lambda line: line["mono"])
         for earlier in executions[:-1]:
-            went_on = [line for line in by_seg_lines[earlier["seg"]]
-                       if line["mono"] > earlier["mono"] and line["k"] in ("step", "pause", "end", "children")]
+            went_on = [
+                line
+                for line in by_seg_lines[earlier["seg"]]
+                if line["mono"] > earlier["mono"]
+                and line["k"] in ("step", "pause", "end", "children")
+            ]
             if went_on:
-                violations.append({"kind": "step-repeated", "run": run_id, "step": name,
-                                   "detail": f"ran in segment {earlier['seg']} on {earlier['host']}, which went on "
-                                             f"({went_on[0]['k']}), and ran again"})
+                violations.append(
+                    {
+                        "kind": "step-repeated",
+                        "run": run_id,
+                        "step": name,
+                        "detail": f"ran in segment {earlier['seg']} on {earlier['host']}, which went on "
+                        f"({went_on[0]['k']}), and ran again",
+                    }
+                )
             else:
                 excused["step-rerun-in-window"] += 1
 
     # hooks owed fired once
     faults = [line for line in history if line["k"] == "fault"]
-    server_of: dict[str, str] = next((line.get("server_of", {}) for line in history if line["k"] == "begin"), {})
+    server_of: dict[str, str] = next(
+        (line.get("server_of", {}) for line in history if line["k"] == "begin"), {}
+    )
 
     def hits(fault: dict[str, Any], host: str) -> bool:
         """The fault could have kept a hook's report, sent from `host`, from reaching the engine."""
@@ -182,19 +243,35 @@ def check(history: list[dict[str, Any]], runs: list[dict[str, Any]], *, env_limi
         fired = sorted(hooks.get(run["id"], []), key=lambda line: line["mono"])
         wrong = [line for line in fired if line["hook"] != owed]
         if wrong:
-            violations.append({"kind": "hook-wrong", "run": run["id"],
-                               "detail": f"{run['status']} fired {wrong[0]['hook']}"})
+            violations.append(
+                {
+                    "kind": "hook-wrong",
+                    "run": run["id"],
+                    "detail": f"{run['status']} fired {wrong[0]['hook']}",
+                }
+            )
         right = [line for line in fired if line["hook"] == owed]
         if not right and owed in run["hooks"].split(","):
-            violations.append({"kind": "hook-missing", "run": run["id"], "detail": f"{run['status']}, no {owed}"})
+            violations.append(
+                {"kind": "hook-missing", "run": run["id"], "detail": f"{run['status']}, no {owed}"}
+            )
         for first, again in pairwise(right):
-            hit = [f for f in faults if first["mono"] <= f["mono"] <= again["mono"] and hits(f, first["host"])]
+            hit = [
+                f
+                for f in faults
+                if first["mono"] <= f["mono"] <= again["mono"] and hits(f, first["host"])
+            ]
             if hit:
                 excused["hook-refired-after-fault"] += 1
             else:
-                violations.append({"kind": "hook-repeated", "run": run["id"],
-                                   "detail": f"{owed} fired at {first['mono']:.3f} on {first['host']} and again at "
-                                             f"{again['mono']:.3f} on {again['host']}, no fault between"})
+                violations.append(
+                    {
+                        "kind": "hook-repeated",
+                        "run": run["id"],
+                        "detail": f"{owed} fired at {first['mono']:.3f} on {first['host']} and again at "
+                        f"{again['mono']:.3f} on {again['host']}, no fault between",
+                    }
+                )
 
     # a canceled run stops
     of_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -208,15 +285,22 @@ def check(history: list[dict[str, Any]], runs: list[dict[str, Any]], *, env_limi
         starts = [other for other in after if other["k"] == "start"]
         steps = {other["name"] for other in after if other["k"] == "step"}
         if starts or len(steps) > 1:
-            violations.append({"kind": "canceled-ran-on", "run": line["run"],
-                               "detail": f"after the cancel: {len(starts)} starts, steps {sorted(steps)}"})
+            violations.append(
+                {
+                    "kind": "canceled-ran-on",
+                    "run": line["run"],
+                    "detail": f"after the cancel: {len(starts)} starts, steps {sorted(steps)}",
+                }
+            )
 
     statuses = Counter(r["status"] for r in runs)
     figures = {
-        "runs": len(runs), "statuses": dict(sorted(statuses.items())),
+        "runs": len(runs),
+        "statuses": dict(sorted(statuses.items())),
         "triggered": sum(1 for line in history if line["k"] == "trigger"),
         "trigger_failures": sum(1 for line in history if line["k"] == "trigger-failed"),
-        "segments": len({s.seg for s in spans}), "steps": sum(len(v) for v in step_runs.values()),
+        "segments": len({s.seg for s in spans}),
+        "steps": sum(len(v) for v in step_runs.values()),
         "hooks": sum(len(v) for v in hooks.values()),
         "cancels": sum(1 for line in history if line["k"] == "cancel"),
         "tokens_completed": sum(1 for line in history if line["k"] == "token-complete"),
@@ -229,12 +313,14 @@ def check(history: list[dict[str, Any]], runs: list[dict[str, Any]], *, env_limi
 
 def summary(report: dict[str, Any]) -> str:
     f = report["figures"]
-    lines = [f"campaign: {f['runs']} runs {f['statuses']}",
-             f"  faults: {sum(f.get('faults', f['faults_recorded']).values())} "
-             f"{f.get('faults', f['faults_recorded'])}",
-             f"  segments {f['segments']}, steps {f['steps']}, hooks {f['hooks']}, cancels {f['cancels']}, "
-             f"tokens {f['tokens_completed']}, excused {f['excused']}",
-             f"  violations: {len(report['violations'])} {f['violations_by_kind']}"]
+    lines = [
+        f"campaign: {f['runs']} runs {f['statuses']}",
+        f"  faults: {sum(f.get('faults', f['faults_recorded']).values())} "
+        f"{f.get('faults', f['faults_recorded'])}",
+        f"  segments {f['segments']}, steps {f['steps']}, hooks {f['hooks']}, cancels {f['cancels']}, "
+        f"tokens {f['tokens_completed']}, excused {f['excused']}",
+        f"  violations: {len(report['violations'])} {f['violations_by_kind']}",
+    ]
     for violation in report["violations"][:20]:
         lines.append(f"    {violation}")
     return "\n".join(lines)

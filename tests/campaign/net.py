@@ -36,12 +36,20 @@ class Host:
         """`args` as a command run on this host."""
         return ["ip", "netns", "exec", self.netns, *args]
 
-    def run(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         return sh(*self.cmd(*args), check=check, timeout=timeout)
 
     def nft(self, script: str) -> None:
-        subprocess.run(self.cmd("nft", "-f", "-"), input=script, check=True, capture_output=True, text=True,
-                       timeout=30)
+        subprocess.run(
+            self.cmd("nft", "-f", "-"),
+            input=script,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
 
 def namespaces() -> list[str]:
@@ -71,7 +79,9 @@ def probe() -> None:
         sh("ip", "netns", "exec", name, "nft", "list", "ruleset")
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
-        raise NetnsUnavailable(f"cannot make a network namespace with nftables: {detail.strip()}") from exc
+        raise NetnsUnavailable(
+            f"cannot make a network namespace with nftables: {detail.strip()}"
+        ) from exc
     finally:
         sh("ip", "netns", "del", name, check=False)
 
@@ -87,7 +97,19 @@ def build(names: dict[str, int]) -> dict[str, Host]:
     for name, octet in names.items():
         host = Host(name, f"{SUBNET}.{octet}")
         sh("ip", "netns", "add", host.netns)
-        hub.run("ip", "link", "add", f"h-{name}", "type", "veth", "peer", "name", "eth0", "netns", host.netns)
+        hub.run(
+            "ip",
+            "link",
+            "add",
+            f"h-{name}",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            host.netns,
+        )
         hub.run("ip", "link", "set", f"h-{name}", "master", "br0")
         hub.run("ip", "link", "set", f"h-{name}", "up")
         host.run("ip", "addr", "add", f"{host.ip}/24", "dev", "eth0")

@@ -36,13 +36,29 @@ class Proc:
     def log(self) -> Path:
         return self.out / f"{self.name}-{self.starts}.out"
 
-    def start(self, ready: str | None = None, timeout: float = 60, extra_env: dict[str, str] | None = None) -> str:
-        if self.alive:  # two heals may both start it (a retried start and a later fault's): never two of it
+    def start(
+        self, ready: str | None = None, timeout: float = 60, extra_env: dict[str, str] | None = None
+    ) -> str:
+        if (
+            self.alive
+        ):  # two heals may both start it (a retried start and a later fault's): never two of it
             return self.output()
         self.starts += 1
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO), **self.env, **(extra_env or {})}
-        self.proc = subprocess.Popen(self.host.cmd(*self.args), cwd=self.cwd, env=env, stdout=self.log.open("wb"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(REPO),
+            **self.env,
+            **(extra_env or {}),
+        }
+        self.proc = subprocess.Popen(
+            self.host.cmd(*self.args),
+            cwd=self.cwd,
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         if ready is None:
             return ""
         deadline = time.monotonic() + timeout
@@ -112,5 +128,9 @@ def skewed(seconds: int) -> dict[str, str]:
     the monotonic clock stays true."""
     if seconds == 0:
         return {}
-    return {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": f"{seconds:+d}s", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            "FAKETIME_DONT_RESET": "1"}
+    return {
+        "LD_PRELOAD": FAKETIME_LIB,
+        "FAKETIME": f"{seconds:+d}s",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_DONT_RESET": "1",
+    }

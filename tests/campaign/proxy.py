@@ -62,7 +62,9 @@ async def main(port: int, host: str, target_port: int, control: Path) -> None:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(pipe(reader, upstream_writer, delay), pipe(upstream_reader, writer, delay))
+        await asyncio.gather(
+            pipe(reader, upstream_writer, delay), pipe(upstream_reader, writer, delay)
+        )
 
     server = await asyncio.start_server(handle, "127.0.0.1", port)
     async with server:

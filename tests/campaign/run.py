@@ -31,7 +31,17 @@ from tests.campaign import checker, net
 from tests.campaign.postgres import Cluster
 from tests.campaign.processes import REPO, TOKEN, Proc, conveyor, skewed
 
-HOSTS = {"drv": 2, "db1": 11, "db2": 12, "srv1": 21, "srv2": 22, "w1": 31, "w2": 32, "w3": 33, "w4": 34}
+HOSTS = {
+    "drv": 2,
+    "db1": 11,
+    "db2": 12,
+    "srv1": 21,
+    "srv2": 22,
+    "w1": 31,
+    "w2": 32,
+    "w3": 33,
+    "w4": 34,
+}
 SERVER_OF = {"w1": "srv1", "w2": "srv1", "w3": "srv2", "w4": "srv2"}
 DELAYED = "w4"  # reaches its server through the delaying proxy
 PORT, PROXY_PORT = 8000, 18000
@@ -43,8 +53,16 @@ PROJECT = Path(__file__).parent / "project"
 FINAL = ("COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE", "TIMED_OUT", "EXPIRED")
 
 FAULTS = {  # kind: weight
-    "kill-worker": 3, "kill-executor": 3, "kill-server": 2, "partition-worker-server": 3,
-    "partition-server-db": 2, "lossy-link": 2, "delay": 2, "pg-restart": 1, "failover": 1, "clock-skew": 1,
+    "kill-worker": 3,
+    "kill-executor": 3,
+    "kill-server": 2,
+    "partition-worker-server": 3,
+    "partition-server-db": 2,
+    "lossy-link": 2,
+    "delay": 2,
+    "pg-restart": 1,
+    "failover": 1,
+    "clock-skew": 1,
 }
 
 
@@ -99,7 +117,9 @@ class Campaign:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
-        self.hosts = {name: net.Host(name, f"{net.SUBNET}.{octet}") for name, octet in HOSTS.items()}
+        self.hosts = {
+            name: net.Host(name, f"{net.SUBNET}.{octet}") for name, octet in HOSTS.items()
+        }
         self.history = History(self.out / "history.jsonl")
         # the clusters' folders must be reachable by the postgres user, whatever the parents of `out`
         self.pg_root = Path(tempfile.mkdtemp(prefix="cvcamp-pg-"))
@@ -112,7 +132,9 @@ class Campaign:
         self.skew: dict[str, int] = {}
         self.key = ""
         self.stop_load = threading.Event()
-        self.db_busy = threading.Lock()  # one database fault at a time (a failover rebuilds the replica after)
+        self.db_busy = (
+            threading.Lock()
+        )  # one database fault at a time (a failover rebuilds the replica after)
         self.heals: list[tuple[float, str, Any]] = []
         self.heals_lock = threading.Lock()
         self.faults: Counter[str] = Counter()
@@ -146,9 +168,21 @@ class Campaign:
 
     def start_servers(self) -> None:
         for name in ("srv1", "srv2"):
-            self.servers[name] = Proc(name, self.hosts[name], conveyor(
-                "server", "--host", self.hosts[name].ip, "--port", str(PORT), "--worker-timeout", str(WORKER_TIMEOUT)),
-                self.out, env={"CONVEYOR_DATABASE_URL": self.database_url})
+            self.servers[name] = Proc(
+                name,
+                self.hosts[name],
+                conveyor(
+                    "server",
+                    "--host",
+                    self.hosts[name].ip,
+                    "--port",
+                    str(PORT),
+                    "--worker-timeout",
+                    str(WORKER_TIMEOUT),
+                ),
+                self.out,
+                env={"CONVEYOR_DATABASE_URL": self.database_url},
+            )
         first = self.servers["srv1"].start(ready="Ctrl-C")
         self.servers["srv2"].start(ready="Ctrl-C")
         from conveyor import Client
@@ -156,23 +190,46 @@ class Campaign:
         with Client(self.api_url("srv1"), TOKEN.findall(first)[0]) as admin:
             admin.projects.create("Campaign")
             self.key = admin.projects.key("campaign", "prod").secret_key
-        self.primary.sql(f"UPDATE environments SET concurrency_limit = {ENV_LIMIT} WHERE kind = 'prod'", db="conveyor")
+        self.primary.sql(
+            f"UPDATE environments SET concurrency_limit = {ENV_LIMIT} WHERE kind = 'prod'",
+            db="conveyor",
+        )
 
     def start_workers(self) -> None:
         project = self.out / "project"
         shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__"))
         delay = self.out / "delay"
         delay.write_text("0")
-        self.proxy = Proc("proxy", self.hosts[DELAYED], [sys.executable, "-m", "tests.campaign.proxy", str(PROXY_PORT),
-                                                          self.hosts[SERVER_OF[DELAYED]].ip, str(PORT), str(delay)],
-                          self.out)
+        self.proxy = Proc(
+            "proxy",
+            self.hosts[DELAYED],
+            [
+                sys.executable,
+                "-m",
+                "tests.campaign.proxy",
+                str(PROXY_PORT),
+                self.hosts[SERVER_OF[DELAYED]].ip,
+                str(PORT),
+                str(delay),
+            ],
+            self.out,
+        )
         self.proxy.start()
         for name, server in SERVER_OF.items():
             url = f"http://127.0.0.1:{PROXY_PORT}" if name == DELAYED else self.api_url(server)
-            self.workers[name] = Proc(name, self.hosts[name], conveyor(
-                "worker", "--name", name, "--executors", str(EXECUTORS)), self.out, cwd=project,
-                env={"CONVEYOR_API_URL": url, "CONVEYOR_SECRET_KEY": self.key,
-                     "CAMPAIGN_HISTORY": str(self.history.path), "CAMPAIGN_HOST": name})
+            self.workers[name] = Proc(
+                name,
+                self.hosts[name],
+                conveyor("worker", "--name", name, "--executors", str(EXECUTORS)),
+                self.out,
+                cwd=project,
+                env={
+                    "CONVEYOR_API_URL": url,
+                    "CONVEYOR_SECRET_KEY": self.key,
+                    "CAMPAIGN_HISTORY": str(self.history.path),
+                    "CAMPAIGN_HOST": name,
+                },
+            )
             self.workers[name].start(ready="Loaded tasks")
 
     def stop_all(self) -> None:
@@ -215,18 +272,25 @@ class Campaign:
         raise RuntimeError(f"{what}: no server answered in {timeout}s ({last})")
 
     def trigger(self, n: int, rng: random.Random) -> None:
-        kind = rng.choices(["limited", "steps", "fanout", "wait", "token", "long"], [4, 2, 1, 1, 1, 1])[0]
+        kind = rng.choices(
+            ["limited", "steps", "fanout", "wait", "token", "long"], [4, 2, 1, 1, 1, 1]
+        )[0]
         task, payload = {
             "limited": ("camp-limited", {"seconds": round(rng.uniform(0.3, 2.0), 2)}),
             "steps": ("camp-steps", {"steps": 3, "seconds": round(rng.uniform(0.1, 0.6), 2)}),
-            "fanout": ("camp-fanout", {"children": [round(rng.uniform(0.2, 1.0), 2) for _ in range(3)]}),
+            "fanout": (
+                "camp-fanout",
+                {"children": [round(rng.uniform(0.2, 1.0), 2) for _ in range(3)]},
+            ),
             "wait": ("camp-wait", {"seconds": rng.choice([1.0, 2.0, 7.0, 9.0])}),
             "token": ("camp-token", {}),
             "long": ("camp-long", {"steps": 40, "seconds": 0.3}),
         }[kind]
         key = f"campaign-{self.seed}-{n}"
         try:
-            handle = self.send(f"trigger {key}", lambda c: c.trigger(task, payload, idempotency_key=key))
+            handle = self.send(
+                f"trigger {key}", lambda c: c.trigger(task, payload, idempotency_key=key)
+            )
         except RuntimeError as exc:
             self.history.record("trigger-failed", key=key, task=task, error=str(exc))
             return
@@ -253,8 +317,13 @@ class Campaign:
 
         for _, run_id in due:
             try:
-                run = self.send(f"cancel {run_id}", lambda c, r=run_id: c.runs.cancel(r), timeout=30)
-            except (RuntimeError, ConveyorError) as exc:  # it ended first (409), or no server answered
+                run = self.send(
+                    f"cancel {run_id}", lambda c, r=run_id: c.runs.cancel(r), timeout=30
+                )
+            except (
+                RuntimeError,
+                ConveyorError,
+            ) as exc:  # it ended first (409), or no server answered
                 self.history.record("cancel-failed", run=run_id, error=str(exc))
                 continue
             self.history.record("cancel", run=run_id, status=run.status.value)
@@ -269,8 +338,11 @@ class Campaign:
             if time.monotonic() - line["mono"] < 0.5:
                 continue
             try:
-                self.send(f"complete {token}", lambda c, t=token: c.waitpoints.complete_token(t, {"by": "driver"}),
-                          timeout=20)
+                self.send(
+                    f"complete {token}",
+                    lambda c, t=token: c.waitpoints.complete_token(t, {"by": "driver"}),
+                    timeout=20,
+                )
             except RuntimeError:
                 continue  # no server answered: again at the next round
             except ConveyorError as exc:  # refused (completed already, say): an answer all the same
@@ -312,7 +384,9 @@ class Campaign:
             except Exception as exc:
                 print(f"heal {what} failed: {exc}", flush=True)
                 self.history.record("heal-failed", what=what, error=str(exc))
-                if what.startswith("start "):  # its server was away (a worker exits then): again soon
+                if what.startswith(
+                    "start "
+                ):  # its server was away (a worker exits then): again soon
                     self.later(2.0, what, action)
 
     def fault(self, kind: str, rng: random.Random) -> None:
@@ -326,7 +400,9 @@ class Campaign:
             worker = rng.choice(busy) if busy else worker
             self.workers[worker].kill9()
             hosts = [worker]
-            self.later(rng.uniform(0.5, 4), f"start {worker}", lambda w=worker: self.restart_worker(w))
+            self.later(
+                rng.uniform(0.5, 4), f"start {worker}", lambda w=worker: self.restart_worker(w)
+            )
         elif kind == "kill-executor":
             pids = self.busy_executors()
             if not pids:
@@ -340,7 +416,11 @@ class Campaign:
         elif kind == "kill-server":
             self.servers[server].kill9()
             hosts = [server]
-            self.later(rng.uniform(1, 6), f"start {server}", lambda s=server: self.servers[s].start(ready="Ctrl-C"))
+            self.later(
+                rng.uniform(1, 6),
+                f"start {server}",
+                lambda s=server: self.servers[s].start(ready="Ctrl-C"),
+            )
         elif kind in ("partition-worker-server", "lossy-link"):
             target = self.hosts[SERVER_OF[worker]]
             loss = rng.choice([20, 50]) if kind == "lossy-link" else None
@@ -348,18 +428,24 @@ class Campaign:
                 return
             net.cut(self.hosts[worker], [target], loss_percent=loss)
             hosts, detail = [worker, target.name], {"loss": loss}
-            self.later(rng.uniform(2, 20), f"heal {worker}", lambda w=worker: net.heal(self.hosts[w]))
+            self.later(
+                rng.uniform(2, 20), f"heal {worker}", lambda w=worker: net.heal(self.hosts[w])
+            )
         elif kind == "partition-server-db":
             if self.net_busy(server):
                 return
             net.cut(self.hosts[server], [self.hosts["db1"], self.hosts["db2"]])
             hosts = [server, "db1", "db2"]
-            self.later(rng.uniform(2, 15), f"heal {server}", lambda s=server: net.heal(self.hosts[s]))
+            self.later(
+                rng.uniform(2, 15), f"heal {server}", lambda s=server: net.heal(self.hosts[s])
+            )
         elif kind == "delay":
             seconds = round(rng.uniform(0.1, 1.5), 2)
             (self.out / "delay").write_text(str(seconds))
             hosts, detail = [DELAYED], {"seconds": seconds}
-            self.later(rng.uniform(4, 15), "delay off", lambda: (self.out / "delay").write_text("0"))
+            self.later(
+                rng.uniform(4, 15), "delay off", lambda: (self.out / "delay").write_text("0")
+            )
         elif kind in ("pg-restart", "failover"):
             if not self.db_busy.acquire(blocking=False):
                 return
@@ -405,19 +491,32 @@ class Campaign:
                 new.synchronous(True)
             finally:
                 self.db_busy.release()
+
         self.later(self.rng.uniform(3, 8), "replica rebuilt", rebuild)
 
     def recent_lines(self, seconds: float = 1.0) -> list[dict[str, Any]]:
         self.recent.extend(self.fault_tail.read())
         lines = list(self.recent)
         now = time.monotonic()
-        return [line for line in lines if now - line["mono"] < seconds and line["k"] in ("tick", "step", "start")]
+        return [
+            line
+            for line in lines
+            if now - line["mono"] < seconds and line["k"] in ("tick", "step", "start")
+        ]
 
     def busy_workers(self) -> list[str]:
-        return sorted({line["host"] for line in self.recent_lines() if line["host"] in self.workers})
+        return sorted(
+            {line["host"] for line in self.recent_lines() if line["host"] in self.workers}
+        )
 
     def busy_executors(self) -> list[tuple[str, int]]:
-        return sorted({(line["host"], line["pid"]) for line in self.recent_lines() if line["host"] in self.workers})
+        return sorted(
+            {
+                (line["host"], line["pid"])
+                for line in self.recent_lines()
+                if line["host"] in self.workers
+            }
+        )
 
     def faults_loop(self, until: float) -> None:
         rng = random.Random(self.seed * 7 + 2)
@@ -469,7 +568,9 @@ class Campaign:
 
     def settled(self) -> bool:
         final = ", ".join(f"'{status}'" for status in FINAL)
-        rows = self.query(f"SELECT count(*) AS n FROM runs WHERE status NOT IN ({final}) OR hook IS NOT NULL")
+        rows = self.query(
+            f"SELECT count(*) AS n FROM runs WHERE status NOT IN ({final}) OR hook IS NOT NULL"
+        )
         return rows[0]["n"] == 0
 
     def drain_and_snapshot(self) -> list[dict[str, Any]]:
@@ -481,8 +582,10 @@ class Campaign:
             except Exception as exc:
                 print(f"drain: {exc}", flush=True)
             time.sleep(1.0)
-        return self.query("SELECT id, task_id, status, attempt_count, parent_id, idempotency_key, hooks, hook "
-                          "FROM runs ORDER BY id")
+        return self.query(
+            "SELECT id, task_id, status, attempt_count, parent_id, idempotency_key, hooks, hook "
+            "FROM runs ORDER BY id"
+        )
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -491,9 +594,19 @@ class Campaign:
         self.start_servers()
         print(f"[{time.monotonic() - started:6.1f}s] servers up", flush=True)
         self.start_workers()
-        print(f"[{time.monotonic() - started:6.1f}s] workers up; load and faults for {self.seconds:g}s", flush=True)
-        self.history.record("begin", seed=self.seed, seconds=self.seconds, worker_timeout=WORKER_TIMEOUT,
-                            env_limit=ENV_LIMIT, queue_limits=QUEUE_LIMITS, server_of=SERVER_OF)
+        print(
+            f"[{time.monotonic() - started:6.1f}s] workers up; load and faults for {self.seconds:g}s",
+            flush=True,
+        )
+        self.history.record(
+            "begin",
+            seed=self.seed,
+            seconds=self.seconds,
+            worker_timeout=WORKER_TIMEOUT,
+            env_limit=ENV_LIMIT,
+            queue_limits=QUEUE_LIMITS,
+            server_of=SERVER_OF,
+        )
         self.stop_helpers = threading.Event()
         loader = threading.Thread(target=self.load, daemon=True)
         helper = threading.Thread(target=self.helpers, daemon=True)
@@ -512,7 +625,9 @@ class Campaign:
         helper.join(timeout=60)
         self.history.record("end")
         (self.out / "final.json").write_text(json.dumps(runs, indent=1, default=str))
-        report = checker.check(self.history.lines(), runs, env_limit=ENV_LIMIT, queue_limits=QUEUE_LIMITS)
+        report = checker.check(
+            self.history.lines(), runs, env_limit=ENV_LIMIT, queue_limits=QUEUE_LIMITS
+        )
         report["figures"]["seconds"] = round(time.monotonic() - started, 1)
         report["figures"]["seed"] = self.seed
         report["figures"]["faults"] = dict(sorted(self.faults.items()))
@@ -536,10 +651,18 @@ def inside(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.campaign.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=float(os.environ.get("CONVEYOR_CAMPAIGN_SECONDS", 120)))
-    parser.add_argument("--seed", type=int, default=int(os.environ.get("CONVEYOR_CAMPAIGN_SEED", 1)))
-    parser.add_argument("--out", required=True, help="a folder for the history, the logs and the report")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.campaign.run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=float(os.environ.get("CONVEYOR_CAMPAIGN_SECONDS", 120))
+    )
+    parser.add_argument(
+        "--seed", type=int, default=int(os.environ.get("CONVEYOR_CAMPAIGN_SEED", 1))
+    )
+    parser.add_argument(
+        "--out", required=True, help="a folder for the history, the logs and the report"
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inside:
@@ -551,7 +674,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o755)
     left = net.clean()
-    for stale in Path(tempfile.gettempdir()).glob("cvcamp-pg-*"):  # clusters of a crashed run (now killed)
+    for stale in Path(tempfile.gettempdir()).glob(
+        "cvcamp-pg-*"
+    ):  # clusters of a crashed run (now killed)
         shutil.rmtree(stale, ignore_errors=True)
     if left:
         print(f"removed {len(left)} namespaces of an earlier run", flush=True)
@@ -565,12 +690,24 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stopped)
     campaign: subprocess.Popen[bytes] | None = None
     try:
-        command = net.Host("drv", "").cmd(sys.executable, "-m", "tests.campaign.run", "--inside", "--seconds",
-                                           str(args.seconds), "--seed", str(args.seed), "--out", str(out))
+        command = net.Host("drv", "").cmd(
+            sys.executable,
+            "-m",
+            "tests.campaign.run",
+            "--inside",
+            "--seconds",
+            str(args.seconds),
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(out),
+        )
         campaign = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
         return campaign.wait()
     finally:
-        if campaign is not None and campaign.poll() is None:  # stopped from outside: it stops its processes
+        if (
+            campaign is not None and campaign.poll() is None
+        ):  # stopped from outside: it stops its processes
             campaign.terminate()
             try:
                 campaign.wait(60)

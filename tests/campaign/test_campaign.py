@@ -19,7 +19,9 @@ from tests.campaign.processes import REPO
 
 pytestmark = pytest.mark.campaign
 
-SECONDS = float(os.environ.get("CONVEYOR_CAMPAIGN_SECONDS", 60))  # the short form: a minute of faults
+SECONDS = float(
+    os.environ.get("CONVEYOR_CAMPAIGN_SECONDS", 60)
+)  # the short form: a minute of faults
 SETTLING = 600  # setting up, draining and checking take less; a hung campaign is stopped after it
 
 
@@ -55,8 +57,20 @@ def test_the_fault_campaign_finds_no_violation(tmp_path: Path) -> None:
     if seed == "random":
         seed = str(random.randrange(1, 1_000_000))
     out = tmp_path / "campaign"
-    command = [sys.executable, "-m", "tests.campaign.run", "--seconds", str(SECONDS), "--seed", seed, "--out", str(out)]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "tests.campaign.run",
+        "--seconds",
+        str(SECONDS),
+        "--seed",
+        seed,
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         stdout, stderr = proc.communicate(timeout=SECONDS + SETTLING)
     except subprocess.TimeoutExpired:
@@ -64,9 +78,13 @@ def test_the_fault_campaign_finds_no_violation(tmp_path: Path) -> None:
         stdout, stderr = proc.communicate(timeout=90)
     again = f"CONVEYOR_CAMPAIGN_SECONDS={SECONDS:g} CONVEYOR_CAMPAIGN_SEED={seed}"
     report_file = out / "report.json"
-    assert report_file.exists(), f"the campaign did not finish ({again}):\n{stdout[-3000:]}\n{stderr[-5000:]}"
+    assert report_file.exists(), (
+        f"the campaign did not finish ({again}):\n{stdout[-3000:]}\n{stderr[-5000:]}"
+    )
     report = json.loads(report_file.read_text())
     print(summary(report))
-    assert report["figures"]["runs"] > 50 and sum(report["figures"]["faults"].values()) > 5, summary(report)
+    assert report["figures"]["runs"] > 50 and sum(report["figures"]["faults"].values()) > 5, (
+        summary(report)
+    )
     assert report["violations"] == [], f"{again}; history in {out}\n{summary(report)}"
     assert proc.returncode == 0, stderr[-3000:]

@@ -87,8 +87,19 @@ class DevServer(ProjectFiles):
     def start(self, timeout: float = 30) -> None:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli.main", "dev", "--port", str(self.port), *self.args],
-            cwd=self.root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "conveyor.cli.main",
+                "dev",
+                "--port",
+                str(self.port),
+                *self.args,
+            ],
+            cwd=self.root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         deadline = time.monotonic() + timeout
@@ -161,7 +172,9 @@ class WorkerProcess:
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
     executors: int = 1
-    worker_id: str | None = None  # stable across restarts: a restart gives back what it held at once
+    worker_id: str | None = (
+        None  # stable across restarts: a restart gives back what it held at once
+    )
     loads: int = 0
 
     @property
@@ -176,13 +189,32 @@ class WorkerProcess:
         """Start the process without waiting for it to load its code (see `wait_loaded`)."""
         self.loads = self.output().count("Loaded tasks")
         out = self.log.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "CONVEYOR_API_URL": self.dev.api_url,
-               "CONVEYOR_SECRET_KEY": self.dev.secret_key, **self.env}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "CONVEYOR_API_URL": self.dev.api_url,
+            "CONVEYOR_SECRET_KEY": self.dev.secret_key,
+            **self.env,
+        }
         identity = ["--worker-id", self.worker_id] if self.worker_id else []
-        self.proc = subprocess.Popen([sys.executable, "-m", "conveyor.cli.main", "worker", "--name", self.name,
-                                      "--executors", str(self.executors), *identity],
-                                     cwd=self.dev.root, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "conveyor.cli.main",
+                "worker",
+                "--name",
+                self.name,
+                "--executors",
+                str(self.executors),
+                *identity,
+            ],
+            cwd=self.dev.root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
 
     def wait_loaded(self, timeout: float = 30) -> None:
         def loaded() -> bool:
@@ -235,15 +267,31 @@ class ServerProcess:
         self.starts += 1
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "CONVEYOR_DATABASE_URL": self.database_url}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli.main", "server", "--port", str(self.port), "--worker-timeout",
-             str(self.worker_timeout)],
-            cwd=self.root, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "conveyor.cli.main",
+                "server",
+                "--port",
+                str(self.port),
+                "--worker-timeout",
+                str(self.worker_timeout),
+            ],
+            cwd=self.root,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"conveyor server exited early:\n{self.output()}")
             try:
-                if httpx.get(f"{self.api_url}/healthz", timeout=0.5).status_code == 200 and "Ctrl-C" in self.output():
+                if (
+                    httpx.get(f"{self.api_url}/healthz", timeout=0.5).status_code == 200
+                    and "Ctrl-C" in self.output()
+                ):
                     return self.output()
             except httpx.HTTPError:
                 pass
@@ -268,7 +316,10 @@ def kill_tree(*procs: subprocess.Popen[bytes]) -> None:
     processes: list[psutil.Process] = []
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
-            processes += [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+            processes += [
+                psutil.Process(proc.pid),
+                *psutil.Process(proc.pid).children(recursive=True),
+            ]
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.send_signal(signal.SIGKILL)
@@ -296,11 +347,14 @@ class TeamPlatform(ProjectFiles):
     workers: list[WorkerProcess] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.server = ServerProcess(root=self.root, database_url=self.database_url,
-                                    worker_timeout=self.worker_timeout)
+        self.server = ServerProcess(
+            root=self.root, database_url=self.database_url, worker_timeout=self.worker_timeout
+        )
         suffix = secrets.token_hex(4)
-        self.workers = [WorkerProcess(self, name, worker_id=f"wrk_{name}_{suffix}", executors=2)
-                        for name in ("left", "right")]
+        self.workers = [
+            WorkerProcess(self, name, worker_id=f"wrk_{name}_{suffix}", executors=2)
+            for name in ("left", "right")
+        ]
 
     @property
     def api_url(self) -> str:
@@ -325,7 +379,11 @@ class TeamPlatform(ProjectFiles):
         return next(w for w in self.workers if w.name == name)
 
     def worker_processes(self) -> list[psutil.Process]:
-        return [psutil.Process(w.proc.pid) for w in self.workers if w.proc is not None and w.proc.poll() is None]
+        return [
+            psutil.Process(w.proc.pid)
+            for w in self.workers
+            if w.proc is not None and w.proc.poll() is None
+        ]
 
     def use_executors(self, count: int) -> None:
         """Before `start`: run `count` executors per machine preset on each worker."""
@@ -343,7 +401,13 @@ class TeamPlatform(ProjectFiles):
 
     def kill9(self) -> None:
         """SIGKILL the server, the workers and their executors at once."""
-        kill_tree(*(p.proc for p in [self.server, *self.workers] if p.proc is not None and p.proc.poll() is None))
+        kill_tree(
+            *(
+                p.proc
+                for p in [self.server, *self.workers]
+                if p.proc is not None and p.proc.poll() is None
+            )
+        )
 
     def stop(self) -> None:
         for worker in self.workers:
@@ -374,12 +438,19 @@ def topology(kind: str, root: Path) -> Iterator[DevServer | TeamPlatform]:
 
 def executor_pids(platform: DevServer | TeamPlatform) -> set[int]:
     """The processes under the platform's workers: its executors."""
-    return {child.pid for process in platform.worker_processes() for child in process.children(recursive=True)}
+    return {
+        child.pid
+        for process in platform.worker_processes()
+        for child in process.children(recursive=True)
+    }
 
 
 def peak_overlap(runs) -> int:
     """The most runs executing at once, from their start and end times."""
-    edges = sorted([(r.started_at.timestamp(), 1) for r in runs] + [(r.completed_at.timestamp(), -1) for r in runs])
+    edges = sorted(
+        [(r.started_at.timestamp(), 1) for r in runs]
+        + [(r.completed_at.timestamp(), -1) for r in runs]
+    )
     current = peak = 0
     for _, step in edges:
         current += step
@@ -389,7 +460,13 @@ def peak_overlap(runs) -> int:
 
 def make_project(tmp: Path) -> Path:
     root = tmp / "project"
-    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(".conveyor", "__pycache__", "hooks.log", "effects.log", "dev.out"))
+    shutil.copytree(
+        PROJECT,
+        root,
+        ignore=shutil.ignore_patterns(
+            ".conveyor", "__pycache__", "hooks.log", "effects.log", "dev.out"
+        ),
+    )
     return root
 
 
@@ -419,8 +496,9 @@ def team_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamPlat
 
 
 @pytest.fixture(scope="module", params=TOPOLOGIES)
-def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[DevServer | TeamPlatform]:
+def platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevServer | TeamPlatform]:
     """A started platform of each topology: a `conveyor dev` of the module's own, or the
     session's team topology."""
     if request.param == "team":
@@ -438,7 +516,9 @@ def client(platform: DevServer | TeamPlatform) -> Iterator[Client]:
 
 
 @pytest.fixture(params=TOPOLOGIES)
-def fresh_platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DevServer | TeamPlatform]:
+def fresh_platform(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[DevServer | TeamPlatform]:
     """A platform of each topology of its own, not started, for tests that kill or restart it."""
     with topology(request.param, make_project(tmp_path)) as platform:
         yield platform

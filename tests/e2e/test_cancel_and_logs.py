@@ -17,8 +17,10 @@ def test_cancel_of_an_executing_run_stops_it_and_on_cancel_runs(client, platform
 def test_print_logging_and_logger_lines_are_stored_with_the_run(client):
     handle = client.trigger("chatty", {})
     client.runs.poll(handle.id, timeout=15)
-    logs = wait_for(lambda: client.runs.logs(handle.id) if len(client.runs.logs(handle.id)) >= 3 else None,
-                    what="three log lines")
+    logs = wait_for(
+        lambda: client.runs.logs(handle.id) if len(client.runs.logs(handle.id)) >= 3 else None,
+        what="three log lines",
+    )
     by_message = {line.message: line for line in logs}
     assert by_message["from print"].level == "info"
     assert by_message["from logging"].level == "warn"

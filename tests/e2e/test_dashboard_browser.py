@@ -34,7 +34,9 @@ def status_of(client: Client, run_id: str) -> str:
     return str(client.runs.retrieve(run_id).status)
 
 
-def test_the_list_shows_a_new_run_without_a_reload(dev: DevServer, client: Client, page: Any) -> None:
+def test_the_list_shows_a_new_run_without_a_reload(
+    dev: DevServer, client: Client, page: Any
+) -> None:
     from playwright.sync_api import expect
 
     page.goto(f"{dev.api_url}/runs")
@@ -74,7 +76,9 @@ def test_filters_narrow_the_list(dev: DevServer, client: Client, page: Any) -> N
     page.wait_for_url(f"**/runs/{child.id}")
 
 
-def test_a_run_page_shows_logs_and_the_children_of_a_fan_out(dev: DevServer, client: Client, page: Any) -> None:
+def test_a_run_page_shows_logs_and_the_children_of_a_fan_out(
+    dev: DevServer, client: Client, page: Any
+) -> None:
     from playwright.sync_api import expect
 
     chatty = client.trigger("chatty", None)
@@ -99,11 +103,15 @@ def test_a_run_page_shows_logs_and_the_children_of_a_fan_out(dev: DevServer, cli
     expect(page.locator('a[data-rel="parent"]')).to_have_text(fan.id)
 
 
-def test_cancel_and_replay_with_an_edited_payload(dev: DevServer, client: Client, page: Any) -> None:
+def test_cancel_and_replay_with_an_edited_payload(
+    dev: DevServer, client: Client, page: Any
+) -> None:
     from playwright.sync_api import expect
 
     run = client.trigger("blocker", {"original": True})
-    wait_for(lambda: status_of(client, run.id) == "EXECUTING", timeout=30, what="the blocker to start")
+    wait_for(
+        lambda: status_of(client, run.id) == "EXECUTING", timeout=30, what="the blocker to start"
+    )
     page.goto(f"{dev.api_url}/runs/{run.id}")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("text=Cancel run")
@@ -121,7 +129,9 @@ def test_cancel_and_replay_with_an_edited_payload(dev: DevServer, client: Client
     client.runs.cancel(replay_id)
 
 
-def test_a_paused_queue_starts_nothing_until_it_is_resumed(dev: DevServer, client: Client, page: Any) -> None:
+def test_a_paused_queue_starts_nothing_until_it_is_resumed(
+    dev: DevServer, client: Client, page: Any
+) -> None:
     from playwright.sync_api import expect
 
     page.goto(f"{dev.api_url}/queues")
@@ -130,7 +140,9 @@ def test_a_paused_queue_starts_nothing_until_it_is_resumed(dev: DevServer, clien
     expect(page.locator(".flash")).to_contain_text("paused")
     try:
         run = client.trigger("echo-child", {"paused": True})
-        expect(page.locator('tr[data-queue="echo-child"] [data-queued]')).to_have_text("1", timeout=10_000)  # live
+        expect(page.locator('tr[data-queue="echo-child"] [data-queued]')).to_have_text(
+            "1", timeout=10_000
+        )  # live
         page.wait_for_timeout(2000)
         assert status_of(client, run.id) == "QUEUED"
         screenshot(page, "queues")
@@ -140,12 +152,20 @@ def test_a_paused_queue_starts_nothing_until_it_is_resumed(dev: DevServer, clien
     assert client.runs.poll(run.id, timeout=30).status == "COMPLETED"
 
 
-def test_a_token_completed_from_the_page_resumes_its_run(dev: DevServer, client: Client, page: Any) -> None:
+def test_a_token_completed_from_the_page_resumes_its_run(
+    dev: DevServer, client: Client, page: Any
+) -> None:
     from playwright.sync_api import expect
 
     run = client.trigger("approval", {"key": unique("approve")})
-    wait_for(lambda: status_of(client, run.id) == "WAITING", timeout=30, what="the run to wait on its token")
-    token_id = next(line.attributes["id"] for line in client.runs.logs(run.id) if line.message == "token")
+    wait_for(
+        lambda: status_of(client, run.id) == "WAITING",
+        timeout=30,
+        what="the run to wait on its token",
+    )
+    token_id = next(
+        line.attributes["id"] for line in client.runs.logs(run.id) if line.message == "token"
+    )
     page.goto(f"{dev.api_url}/tokens")
     row = page.locator(f'tr[data-token="{token_id}"]')
     expect(row).to_be_visible()

@@ -24,6 +24,7 @@ def client(dev: DevServer) -> Iterator[Client]:
     with dev.client() as c:
         yield c
 
+
 CANARY = "/canary"
 HOSTILE = [
     # leave a double-quoted attribute, then add an element and an htmx attribute
@@ -39,8 +40,16 @@ HOSTILE = [
 def watched(page: Any) -> Any:
     """The page, recording every request the browser makes that the dashboard itself did not ask for."""
     strays: list[str] = []
-    page.on("request", lambda request: strays.append(f"{request.method} {request.url}")
-            if CANARY in request.url or request.url.startswith("http://x") or request.url.endswith("/x") else None)
+    page.on(
+        "request",
+        lambda request: (
+            strays.append(f"{request.method} {request.url}")
+            if CANARY in request.url
+            or request.url.startswith("http://x")
+            or request.url.endswith("/x")
+            else None
+        ),
+    )
     page.strays = strays
     return page
 
@@ -53,26 +62,42 @@ def assert_inert(page: Any, text: str) -> None:
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=["double-quote", "single-quote", "text"])
-def test_values_of_a_run_are_shown_as_text(dev: DevServer, client: Client, watched: Any, text: str) -> None:
-    ok = client.trigger("hostile", {"text": text}, tags=[text[:128]], metadata={"note": text},
-                        concurrency_key=text[:200])
+def test_values_of_a_run_are_shown_as_text(
+    dev: DevServer, client: Client, watched: Any, text: str
+) -> None:
+    ok = client.trigger(
+        "hostile",
+        {"text": text},
+        tags=[text[:128]],
+        metadata={"note": text},
+        concurrency_key=text[:200],
+    )
     failed = client.trigger("hostile", {"text": text, "fail": True}, tags=[text[:128]])
     assert client.runs.poll(ok.id, timeout=30).status == "COMPLETED"
     assert client.runs.poll(failed.id, timeout=30).status == "FAILED"
-    wait_for(lambda: any(line.message == text for line in client.runs.logs(ok.id)), what="the run's log line")
+    wait_for(
+        lambda: any(line.message == text for line in client.runs.logs(ok.id)),
+        what="the run's log line",
+    )
 
     for run_id in (ok.id, failed.id):
         watched.goto(f"{dev.api_url}/runs/{run_id}")
         assert_inert(watched, text)
-        watched.locator(".wf-row[data-span]").first.hover()  # the trace rows carry span attributes in a title
+        watched.locator(
+            ".wf-row[data-span]"
+        ).first.hover()  # the trace rows carry span attributes in a title
         assert_inert(watched, text)
-        assert '"Über"' in watched.inner_text("#logs"), "a log attribute's non-ASCII text is shown escaped"
+        assert '"Über"' in watched.inner_text("#logs"), (
+            "a log attribute's non-ASCII text is shown escaped"
+        )
     watched.goto(f"{dev.api_url}/runs")
     assert_inert(watched, text[:40])
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=["double-quote", "single-quote", "text"])
-def test_values_of_a_token_are_shown_as_text(dev: DevServer, client: Client, watched: Any, text: str) -> None:
+def test_values_of_a_token_are_shown_as_text(
+    dev: DevServer, client: Client, watched: Any, text: str
+) -> None:
     done = client.waitpoints.create_token(tags=[text[:128]])
     client.waitpoints.complete_token(done.id, {"answer": text})
     client.waitpoints.create_token(tags=[text[:128]])  # one still waiting

@@ -22,7 +22,9 @@ TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(root=make_project(tmp_path), database_url=f"sqlite:///{tmp_path / 'conveyor.db'}")
+    process = ServerProcess(
+        root=make_project(tmp_path), database_url=f"sqlite:///{tmp_path / 'conveyor.db'}"
+    )
     yield process
     process.stop()
 
@@ -34,9 +36,12 @@ def test_log_in_choose_an_environment_and_log_out(server: ServerProcess, page: A
     assert match, server.output()
     token = match.group(0)
     headers = {"Authorization": f"Bearer {token}"}
-    project = httpx.post(f"{server.api_url}/api/v1/projects", json={"name": "Shop"}, headers=headers).json()
-    prod_key = httpx.get(f"{server.api_url}/api/v1/projects/{project['id']}/environments/prod/key",
-                         headers=headers).json()["secret_key"]
+    project = httpx.post(
+        f"{server.api_url}/api/v1/projects", json={"name": "Shop"}, headers=headers
+    ).json()
+    prod_key = httpx.get(
+        f"{server.api_url}/api/v1/projects/{project['id']}/environments/prod/key", headers=headers
+    ).json()["secret_key"]
     server.secret_key = prod_key
     worker = WorkerProcess(server, "prod-worker")
     worker.start()

@@ -23,7 +23,7 @@ from tests.e2e.conftest import ServerProcess, wait_for
 
 TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")
 
-CODE = '''
+CODE = """
 import asyncio
 import time
 
@@ -55,14 +55,14 @@ def hog(payload, ctx):
     time.sleep(2)
     return {{"machine": ctx.machine, "mb": len(data) // 1024**2}}
 {extra}
-'''
+"""
 
-LATER = '''
+LATER = """
 
 @task(id="later")
 async def later(payload):
     return {"code": CODE, "later": True}
-'''
+"""
 
 
 class Deployment:
@@ -78,15 +78,26 @@ class Deployment:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONUNBUFFERED": "1", "CONVEYOR_API_URL": self.server.api_url,
-                "CONVEYOR_SECRET_KEY": self.key, "CONVEYOR_WORKER_CACHE": str(self.root.parent / "cache")}
+        return {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "CONVEYOR_API_URL": self.server.api_url,
+            "CONVEYOR_SECRET_KEY": self.key,
+            "CONVEYOR_WORKER_CACHE": str(self.root.parent / "cache"),
+        }
 
     def write(self, code: str, extra: str = "") -> None:
         (self.root / "tasks" / "app.py").write_text(CODE.format(code=code, extra=extra))
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "conveyor.cli.main", *args], cwd=self.root, env=self.env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "conveyor.cli.main", *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"conveyor {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -99,9 +110,24 @@ class Deployment:
 
     def start_worker(self) -> None:
         self.worker = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli.main", "worker", "--env", "prod", "--executors", "1",
-             "--name", "deployed"], cwd=self.root.parent, env=self.env, stdout=self.worker_log.open("wb"),
-            stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "conveyor.cli.main",
+                "worker",
+                "--env",
+                "prod",
+                "--executors",
+                "1",
+                "--name",
+                "deployed",
+            ],
+            cwd=self.root.parent,
+            env=self.env,
+            stdout=self.worker_log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def worker_output(self) -> str:
         return self.worker_log.read_text(errors="replace") if self.worker_log.exists() else ""
@@ -137,11 +163,19 @@ def test_runs_keep_their_version_across_deploys_and_promotes(deployment: Deploym
     d.write("v1")
     v1 = d.deploy()
     d.start_worker()
-    wait_for(lambda: f"tasks of version {v1}" in d.worker_output(), timeout=60, what="the worker to load v1")
+    wait_for(
+        lambda: f"tasks of version {v1}" in d.worker_output(),
+        timeout=60,
+        what="the worker to load v1",
+    )
     with Client(d.server.api_url, d.key) as client:
         assert client.runs.poll(client.trigger("greet", {}).id, timeout=30).output == {"code": "v1"}
         waiting = client.trigger("waiter", {})
-        wait_for(lambda: client.runs.retrieve(waiting.id).status == "WAITING", timeout=30, what="the run to wait")
+        wait_for(
+            lambda: client.runs.retrieve(waiting.id).status == "WAITING",
+            timeout=30,
+            what="the run to wait",
+        )
         later = client.trigger("later", {})  # no version defines it yet
         assert client.runs.retrieve(later.id).status == "PENDING_VERSION"
 
@@ -167,14 +201,19 @@ def test_runs_keep_their_version_across_deploys_and_promotes(deployment: Deploym
         assert client.runs.retrieve(again.id).status == "PENDING_VERSION"
 
 
-def test_a_deploy_that_fails_to_import_leaves_the_current_version_serving(deployment: Deployment) -> None:
+def test_a_deploy_that_fails_to_import_leaves_the_current_version_serving(
+    deployment: Deployment,
+) -> None:
     d = deployment
     d.write("v1")
     v1 = d.deploy()
     (d.root / "tasks" / "broken.py").write_text("import not_a_module_anywhere\n")
     failed = d.cli("deploy", "--env", "prod", check=False)
     assert failed.returncode == 1
-    assert "cannot import tasks/broken.py" in failed.stderr and "not_a_module_anywhere" in failed.stderr
+    assert (
+        "cannot import tasks/broken.py" in failed.stderr
+        and "not_a_module_anywhere" in failed.stderr
+    )
     assert failed.stderr.count("\n") == 1  # one error line, no traceback
     dry = d.cli("deploy", "--env", "prod", "--dry-run", check=False)
     assert dry.returncode == 1
@@ -183,15 +222,25 @@ def test_a_deploy_that_fails_to_import_leaves_the_current_version_serving(deploy
         assert [v.version for v in client.deployments.list()] == [v1]
 
 
-def test_a_task_out_of_memory_on_micro_succeeds_on_the_larger_machine(deployment: Deployment) -> None:
+def test_a_task_out_of_memory_on_micro_succeeds_on_the_larger_machine(
+    deployment: Deployment,
+) -> None:
     d = deployment
     d.write("v1")
     v1 = d.deploy()
     d.start_worker()
-    wait_for(lambda: f"tasks of version {v1}" in d.worker_output(), timeout=60, what="the worker to load v1")
+    wait_for(
+        lambda: f"tasks of version {v1}" in d.worker_output(),
+        timeout=60,
+        what="the worker to load v1",
+    )
     with Client(d.server.api_url, d.key) as client:
         run = client.runs.poll(client.trigger("hog", {}).id, timeout=60)
         assert run.status == "COMPLETED", run.error
         assert run.output == {"machine": "small-2x", "mb": 350} and run.machine == "small-2x"
         first = run.attempt_list[0]
-        assert first.status == "CRASHED" and first.error.code == "out_of_memory" and "micro" in first.error.message
+        assert (
+            first.status == "CRASHED"
+            and first.error.code == "out_of_memory"
+            and "micro" in first.error.message
+        )

@@ -21,7 +21,10 @@ def test_random_kills_lose_nothing_and_repeat_no_step(fresh_platform):
     kinds = ["fan-out", "wait", "token"] * 4
     rng.shuffle(kinds)
     with fresh_platform.client() as client:
-        handles = {client.trigger("chaos", {"kind": k, "seconds": rng.choice([2, 4, 6])}).id: k for k in kinds}
+        handles = {
+            client.trigger("chaos", {"kind": k, "seconds": rng.choice([2, 4, 6])}).id: k
+            for k in kinds
+        }
     for _ in range(KILLS):
         time.sleep(rng.uniform(0.3, 2.5))
         fresh_platform.kill9()
@@ -57,4 +60,3 @@ def complete_pending_tokens(platform, handles, rng) -> None:
                     client.waitpoints.complete_token(token.id, {"n": 7})
                 except (Conflict, NotFound):
                     pass
-

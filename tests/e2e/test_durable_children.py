@@ -6,7 +6,9 @@ from tests.e2e.conftest import wait_for
 
 
 def test_fan_out_returns_results_in_input_order_with_a_failed_child(client):
-    parent = client.runs.poll(client.trigger("fan-out", {"count": 6, "fail_index": 3}).id, timeout=60)
+    parent = client.runs.poll(
+        client.trigger("fan-out", {"count": 6, "fail_index": 3}).id, timeout=60
+    )
     assert parent.status == "COMPLETED", parent.error
     out = parent.output
     assert out["one"] == 42
@@ -39,19 +41,34 @@ def test_unwrap_raises_task_run_failed_carrying_the_child_error(client):
 
 def test_a_waiting_parent_holds_no_slot_and_is_waiting(client):
     handle = client.trigger("grand-parent", {})
-    wait_for(lambda: client.runs.retrieve(handle.id).status == "WAITING", what="the parent to suspend")
+    wait_for(
+        lambda: client.runs.retrieve(handle.id).status == "WAITING", what="the parent to suspend"
+    )
     children = client.runs.list(task="blocker-child", limit=10).data
     child = next(c for c in children if c.parent_id == handle.id)
-    wait_for(lambda: client.runs.retrieve(child.id).status == "WAITING", what="the child to suspend")
+    wait_for(
+        lambda: client.runs.retrieve(child.id).status == "WAITING", what="the child to suspend"
+    )
     queues = {q.name: q for q in client.queues.list()}
     assert queues["grand-parent"].running == 0 and queues["blocker-child"].running == 0
 
 
 def test_canceling_a_parent_cancels_its_unfinished_children(client):
     handle = client.trigger("grand-parent", {})
-    wait_for(lambda: client.runs.retrieve(handle.id).status == "WAITING", what="the parent to suspend")
-    child = wait_for(lambda: next((c for c in client.runs.list(task="blocker-child", limit=50).data
-                                   if c.parent_id == handle.id), None), what="the child")
+    wait_for(
+        lambda: client.runs.retrieve(handle.id).status == "WAITING", what="the parent to suspend"
+    )
+    child = wait_for(
+        lambda: next(
+            (
+                c
+                for c in client.runs.list(task="blocker-child", limit=50).data
+                if c.parent_id == handle.id
+            ),
+            None,
+        ),
+        what="the child",
+    )
     client.runs.cancel(handle.id)
     assert client.runs.retrieve(child.id).status == "CANCELED"
     assert client.runs.retrieve(handle.id).status == "CANCELED"

@@ -46,7 +46,9 @@ def test_kill_9_of_the_platform_while_runs_wait_and_execute(fresh_platform):
     assert effects.count(f"once {executing.id}") == 1
     assert runs[fan.id].output["outputs"] == [0, 2, 4, 6]
     children = [c for c in client_runs(fresh_platform, "double") if c.parent_id == fan.id]
-    assert len(children) == 5  # one trigger_and_wait child and a batch of four: none triggered twice
+    assert (
+        len(children) == 5
+    )  # one trigger_and_wait child and a batch of four: none triggered twice
 
 
 def client_runs(platform, task):
@@ -75,14 +77,23 @@ def test_a_thousand_waiting_runs_hold_no_process(fresh_platform):
         gate = client.waitpoints.create_token()
         for _ in range(2):
             client.batch_trigger("gated", [{"payload": {"gate": gate.id}}] * 500)
-        wait_for(lambda: len(client.runs.list(status="WAITING", limit=1000, task="gated").data) == 1000,
-                 timeout=90, interval=0.5, what="1,000 runs WAITING")
+        wait_for(
+            lambda: len(client.runs.list(status="WAITING", limit=1000, task="gated").data) == 1000,
+            timeout=90,
+            interval=0.5,
+            what="1,000 runs WAITING",
+        )
         assert len(executor_pids(fresh_platform)) == before
         assert {q.name: q.running for q in client.queues.list()}["gated"] == 0
         client.waitpoints.complete_token(gate.id, {"open": True})  # one token resumes them all
-        done = wait_for(lambda: (lambda runs: runs if len(runs) == 1000 else None)(
-            client.runs.list(status="COMPLETED", limit=1000, task="gated").data),
-            timeout=150, interval=0.5, what="all to complete")
+        done = wait_for(
+            lambda: (lambda runs: runs if len(runs) == 1000 else None)(
+                client.runs.list(status="COMPLETED", limit=1000, task="gated").data
+            ),
+            timeout=150,
+            interval=0.5,
+            what="all to complete",
+        )
     assert all(run.output == {"open": True} for run in done)
     # a burst of durable calls never made a worker look lost: no attempt was stopped or taken back
     assert {run.attempts for run in done} == {1}

@@ -43,9 +43,17 @@ def test_a_timed_out_sync_task_leaves_no_spinning_process(client, platform):
     run = client.runs.poll(client.trigger("sync-spinner", {}).id, timeout=20)
     assert run.status == "TIMED_OUT"
     # the executor with the runaway thread is replaced and killed, not left spinning
-    wait_for(lambda: all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-                         for pid in before - executor_pids(platform))
-             and len(executor_pids(platform)) == len(before), timeout=20, what="the old executor to go")
+    wait_for(
+        lambda: (
+            all(
+                not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+                for pid in before - executor_pids(platform)
+            )
+            and len(executor_pids(platform)) == len(before)
+        ),
+        timeout=20,
+        what="the old executor to go",
+    )
 
 
 def test_runs_leased_while_a_timed_out_executor_is_replaced_still_run(fresh_platform):
@@ -55,7 +63,10 @@ def test_runs_leased_while_a_timed_out_executor_is_replaced_still_run(fresh_plat
     fresh_platform.start()
     with fresh_platform.client() as client:
         spinner = client.trigger("sync-spinner", {})
-        wait_for(lambda: client.runs.retrieve(spinner.id).status == "TIMED_OUT", what="the spinner to time out")
+        wait_for(
+            lambda: client.runs.retrieve(spinner.id).status == "TIMED_OUT",
+            what="the spinner to time out",
+        )
         handles = [client.trigger("echo", {"i": i}) for i in range(6)]
         runs = [client.runs.poll(h.id, timeout=30) for h in handles]
     assert [r.output for r in runs] == [{"i": i} for i in range(6)]

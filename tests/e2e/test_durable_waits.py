@@ -100,18 +100,35 @@ def test_a_person_completes_a_token_from_the_command_line(client, platform):
 
     handle = client.trigger("approval", {})
     token = token_of(client, handle.id)
-    env = {**os.environ, "CONVEYOR_API_URL": platform.api_url, "CONVEYOR_SECRET_KEY": platform.secret_key}
+    env = {
+        **os.environ,
+        "CONVEYOR_API_URL": platform.api_url,
+        "CONVEYOR_SECRET_KEY": platform.secret_key,
+    }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "conveyor.cli.main", "tokens", *args], capture_output=True,
-                              text=True, timeout=60, env=env)
+        return subprocess.run(
+            [sys.executable, "-m", "conveyor.cli.main", "tokens", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
 
     listed = cli("list", "--status", "pending", "--json")
-    assert listed.returncode == 0 and token["id"] in [t["id"] for t in json.loads(listed.stdout)["data"]]
+    assert listed.returncode == 0 and token["id"] in [
+        t["id"] for t in json.loads(listed.stdout)["data"]
+    ]
     bad = cli("complete", token["id"], "--data", "{nope")
-    assert bad.returncode != 0 and "--data is not valid JSON" in bad.stderr and "Traceback" not in bad.stderr
+    assert (
+        bad.returncode != 0
+        and "--data is not valid JSON" in bad.stderr
+        and "Traceback" not in bad.stderr
+    )
     done = cli("complete", token["id"], "--data", '{"approved": "from the terminal"}')
     assert done.returncode == 0, done.stderr
-    assert client.runs.poll(handle.id, timeout=20).output["output"] == {"approved": "from the terminal"}
+    assert client.runs.poll(handle.id, timeout=20).output["output"] == {
+        "approved": "from the terminal"
+    }
     again = cli("complete", token["id"])
     assert again.returncode == 1 and "already completed" in again.stderr

@@ -25,31 +25,47 @@ def test_good_modules_load_when_one_fails_and_the_broken_one_is_named(fresh_dev)
     out = fresh_dev.output()
     assert "Not loaded: tasks/fleet.py, line 3: SyntaxError" in out, out
     with fresh_dev.client() as client:
-        assert client.runs.poll(client.trigger("echo", {"a": 1}).id, timeout=15).status == "COMPLETED"
+        assert (
+            client.runs.poll(client.trigger("echo", {"a": 1}).id, timeout=15).status == "COMPLETED"
+        )
         with pytest.raises(NotFound) as missing:
             client.trigger("fleet", {})
-        assert "task 'fleet' is not defined in this environment; tasks/fleet.py failed to import: " \
-               "SyntaxError" in str(missing.value)
+        assert (
+            "task 'fleet' is not defined in this environment; tasks/fleet.py failed to import: "
+            "SyntaxError" in str(missing.value)
+        )
         assert "(line 3)" in str(missing.value)
 
         core = fresh_dev.root / "tasks" / "core.py"  # broken while editing: echo keeps its old code
         good = core.read_text()
         core.write_text(good.replace("return payload\n", "return payload +\n", 1))
-        wait_for(lambda: "Kept the code loaded before" in fresh_dev.output(), what="the kept generation")
+        wait_for(
+            lambda: "Kept the code loaded before" in fresh_dev.output(), what="the kept generation"
+        )
         assert client.runs.poll(client.trigger("echo", {"a": 2}).id, timeout=15).output == {"a": 2}
 
         core.write_text(good)  # both fixed: a clean load takes over and names no module
         fleet.write_text(fleet_source)
-        wait_for(lambda: any("Reloaded tasks" in line and "fleet" in line for line in fresh_dev.output().splitlines()),
-                 what="the fixed reload")
+        wait_for(
+            lambda: any(
+                "Reloaded tasks" in line and "fleet" in line
+                for line in fresh_dev.output().splitlines()
+            ),
+            what="the fixed reload",
+        )
         assert client.runs.poll(client.trigger("fleet", {}).id, timeout=15).status == "COMPLETED"
 
 
-def test_a_worker_of_its_own_code_refuses_code_with_a_broken_module_while_dev_runs_the_rest(tmp_path):
-    (tmp_path / "pyproject.toml").write_text('[tool.conveyor]\nproject = "proj_partial"\ndirs = ["tasks"]\n')
+def test_a_worker_of_its_own_code_refuses_code_with_a_broken_module_while_dev_runs_the_rest(
+    tmp_path,
+):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.conveyor]\nproject = "proj_partial"\ndirs = ["tasks"]\n'
+    )
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "good.py").write_text(
-        "from conveyor import task\n\n@task(id='good')\nasync def good(payload):\n    return 1\n")
+        "from conveyor import task\n\n@task(id='good')\nasync def good(payload):\n    return 1\n"
+    )
     (tmp_path / "tasks" / "broken.py").write_text("import nonexistent_module_for_the_test\n")
 
     async def load(partial: bool) -> tuple[bool, str | None, list[str], list[str]]:
@@ -57,12 +73,21 @@ def test_a_worker_of_its_own_code_refuses_code_with_a_broken_module_while_dev_ru
         store.migrate()
         engine = Engine(store)
         env = engine.ensure_environment("proj_partial", "dev", "dev")
-        supervisor = Supervisor(LocalLink(engine, env.id), root=tmp_path, worker_id="w", executors=1,
-                                partial_loads=partial)
+        supervisor = Supervisor(
+            LocalLink(engine, env.id),
+            root=tmp_path,
+            worker_id="w",
+            executors=1,
+            partial_loads=partial,
+        )
         try:
             loaded = await supervisor.load()
-            return (loaded, supervisor.load_error, [t.id for t in engine.list_tasks(env.id)],
-                    [f.file for f in engine.load_failures(env.id)])
+            return (
+                loaded,
+                supervisor.load_error,
+                [t.id for t in engine.list_tasks(env.id)],
+                [f.file for f in engine.load_failures(env.id)],
+            )
         finally:
             await supervisor.stop(grace=0)
             store.close()

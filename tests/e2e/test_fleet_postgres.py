@@ -60,8 +60,10 @@ def fleet_on(url: str, root: Path) -> Iterator[Fleet]:
         for server in servers:
             server.secret_key = key
         # two workers on the first server, one on the second
-        workers = [WorkerProcess(servers[i], f"w{i}-{n}", env={"FLEET_WORKER": f"w{i}-{n}"}, executors=1)
-                   for i, n in ((0, 0), (0, 1), (1, 0))]
+        workers = [
+            WorkerProcess(servers[i], f"w{i}-{n}", env={"FLEET_WORKER": f"w{i}-{n}"}, executors=1)
+            for i, n in ((0, 0), (0, 1), (1, 0))
+        ]
         for worker in workers:
             worker.start()
         yield Fleet(root, servers, workers)
@@ -92,17 +94,20 @@ def trigger_all(fleet: Fleet, total: int, seconds: float) -> list[str]:
     ids: list[str] = []
     for start in range(0, total, 500):
         with fleet.client(start // 500 % 2) as client:
-            batch = client.tasks.batch_trigger("fleet", [{"payload": {"seconds": seconds}}
-                                                         for _ in range(min(500, total - start))])
+            batch = client.tasks.batch_trigger(
+                "fleet", [{"payload": {"seconds": seconds}} for _ in range(min(500, total - start))]
+            )
             ids += [r.id for r in batch.runs]
     return ids
 
 
 def wait_completed(fleet: Fleet, ids: list[str], timeout: float) -> None:
     with fleet.client(1) as client:
+
         def done() -> bool:
             queues = {q.name: q for q in client.queues.list()}
             return queues["four"].queued == 0 and queues["four"].running == 0
+
         wait_for(done, timeout=timeout, interval=0.5, what="every fleet run to end")
         statuses = Counter(client.runs.retrieve(i).status.value for i in ids[::50])
     assert statuses == {"COMPLETED": len(ids[::50])}, statuses
@@ -113,17 +118,29 @@ def test_two_servers_three_workers_run_2000_runs_once_each_within_the_limit(flee
     wait_completed(fleet, ids, timeout=240)
     executions = fleet.executions()
     per_run = Counter(e[0] for e in executions)
-    assert set(per_run) == set(ids) and set(per_run.values()) == {1}  # each run executed exactly once
+    assert set(per_run) == set(ids) and set(per_run.values()) == {
+        1
+    }  # each run executed exactly once
     assert peak(executions) == LIMIT  # the queue's limit, across both servers and all workers
-    assert set(Counter(e[2] for e in executions)) == {"w0-0", "w0-1", "w1-0"}  # every worker took runs
+    assert set(Counter(e[2] for e in executions)) == {
+        "w0-0",
+        "w0-1",
+        "w1-0",
+    }  # every worker took runs
 
 
 def test_kill_9_of_a_worker_under_load_its_runs_finish_elsewhere(fleet: Fleet) -> None:
     ids = trigger_all(fleet, 300, seconds=0.3)
     victim = fleet.workers[0]
-    wait_for(lambda: any(e[2] == victim.name for e in fleet.executions()), timeout=60, what="the victim to run some")
+    wait_for(
+        lambda: any(e[2] == victim.name for e in fleet.executions()),
+        timeout=60,
+        what="the victim to run some",
+    )
     victim.kill9()
-    wait_completed(fleet, ids, timeout=240)  # the server took back what it held (worker timeout: 10 s)
+    wait_completed(
+        fleet, ids, timeout=240
+    )  # the server took back what it held (worker timeout: 10 s)
     finished = {e[0] for e in fleet.executions()}
     assert finished == set(ids)
     assert peak(fleet.executions()) <= LIMIT
@@ -140,7 +157,9 @@ def restart_under_load(fleet: Fleet, cluster: PgCluster) -> None:
     failures: list[str] = []
     stop = threading.Event()
 
-    def keep_triggering() -> None:  # a backend triggering through the restart, retrying what was refused
+    def keep_triggering() -> (
+        None
+    ):  # a backend triggering through the restart, retrying what was refused
         with fleet.client(1) as client:
             while not stop.is_set():
                 try:

@@ -26,9 +26,27 @@ from tests.e2e.conftest import DevServer, ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
-WRITE_TOOLS = {"trigger_task", "cancel_run", "replay_run", "complete_token", "deploy", "initialize_project"}
-READ_TOOLS = {"search_docs", "read_docs_page", "whoami", "list_orgs", "list_projects", "get_current_worker",
-              "get_task_schema", "list_runs", "get_run_details", "wait_for_run_to_complete", "list_deploys"}
+WRITE_TOOLS = {
+    "trigger_task",
+    "cancel_run",
+    "replay_run",
+    "complete_token",
+    "deploy",
+    "initialize_project",
+}
+READ_TOOLS = {
+    "search_docs",
+    "read_docs_page",
+    "whoami",
+    "list_orgs",
+    "list_projects",
+    "get_current_worker",
+    "get_task_schema",
+    "list_runs",
+    "get_run_details",
+    "wait_for_run_to_complete",
+    "list_deploys",
+}
 
 
 @pytest.fixture
@@ -37,15 +55,21 @@ def anyio_backend() -> str:
 
 
 @asynccontextmanager
-async def session(dev: DevServer | Path, *flags: str, **variables: str) -> AsyncIterator[ClientSession]:
+async def session(
+    dev: DevServer | Path, *flags: str, **variables: str
+) -> AsyncIterator[ClientSession]:
     """`conveyor mcp` started in the project folder (a dev server's, or any), with no CONVEYOR_*
     variables but `variables`."""
     root = dev.root if isinstance(dev, DevServer) else dev
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     env["XDG_CONFIG_HOME"] = str(root / "no-config")  # no stored login of whoever runs the tests
     env.update(variables)
-    params = StdioServerParameters(command=sys.executable, args=["-m", "conveyor.cli.main", "mcp", *flags],
-                                   cwd=str(root), env=env)
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "conveyor.cli.main", "mcp", *flags],
+        cwd=str(root),
+        env=env,
+    )
     async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
         await client.initialize()
         yield client
@@ -68,7 +92,10 @@ async def test_every_tool_is_listed_with_annotations(dev: DevServer) -> None:
         assert tool.annotations.read_only_hint is (name in READ_TOOLS), name
         assert tool.description, name
     assert tools["cancel_run"].annotations.destructive_hint is True
-    assert tools["deploy"].annotations.destructive_hint is True and tools["deploy"].annotations.idempotent_hint is False
+    assert (
+        tools["deploy"].annotations.destructive_hint is True
+        and tools["deploy"].annotations.idempotent_hint is False
+    )
     assert tools["trigger_task"].annotations.destructive_hint is False
     assert tools["get_run_details"].output_schema is not None
 
@@ -83,8 +110,13 @@ async def test_trigger_wait_and_read_a_run_with_no_setup(dev: DevServer) -> None
         schema = await call(client, "get_task_schema", task_id="video")
         assert schema["has_schema"] and "video_url" in schema["payload_schema"]["properties"]
 
-        triggered = await call(client, "trigger_task", task_id="echo", payload={"hello": "mcp"},
-                               options={"tags": ["from-mcp"]})
+        triggered = await call(
+            client,
+            "trigger_task",
+            task_id="echo",
+            payload={"hello": "mcp"},
+            options={"tags": ["from-mcp"]},
+        )
         run_id = triggered["run_id"]
         assert run_id.startswith("run_") and triggered["environment"] == "dev"
 
@@ -93,14 +125,19 @@ async def test_trigger_wait_and_read_a_run_with_no_setup(dev: DevServer) -> None
         async def on_progress(value: float, total: float | None, message: str | None) -> None:
             progress.append(value)
 
-        waited = await client.call_tool("wait_for_run_to_complete", {"run_id": run_id, "timeout_seconds": 30},
-                                        progress_callback=on_progress)
+        waited = await client.call_tool(
+            "wait_for_run_to_complete",
+            {"run_id": run_id, "timeout_seconds": 30},
+            progress_callback=on_progress,
+        )
         assert not waited.is_error, waited.content
         assert waited.structured_content is not None
         assert waited.structured_content["finished"] is True
         assert waited.structured_content["run"]["status"] == "COMPLETED"
         assert waited.structured_content["run"]["output"] == {"hello": "mcp"}
-        assert progress == sorted(progress)  # progress only ever goes up (it may race the result: no count)
+        assert progress == sorted(
+            progress
+        )  # progress only ever goes up (it may race the result: no count)
 
         details = await call(client, "get_run_details", run_id=run_id)
         assert details["run"]["payload"] == {"hello": "mcp"}
@@ -132,11 +169,19 @@ async def test_expected_failures_are_tool_errors_the_model_can_act_on(dev: DevSe
         no_task = await client.call_tool("trigger_task", {"task_id": "no-such-task"})
         assert no_task.is_error and "no-such-task" in no_task.content[0].text
 
-        bad_payload = await client.call_tool("trigger_task", {"task_id": "video", "payload": {"format": "avi"}})
+        bad_payload = await client.call_tool(
+            "trigger_task", {"task_id": "video", "payload": {"format": "avi"}}
+        )
         assert bad_payload.is_error and "video_url" in bad_payload.content[0].text
 
-        deploy = await client.call_tool("deploy", {"environment": "prod"})  # the dev key opens only dev
-        assert deploy.is_error and "no key" in deploy.content[0].text and "conveyor login" in deploy.content[0].text
+        deploy = await client.call_tool(
+            "deploy", {"environment": "prod"}
+        )  # the dev key opens only dev
+        assert (
+            deploy.is_error
+            and "no key" in deploy.content[0].text
+            and "conveyor login" in deploy.content[0].text
+        )
         to_dev = await client.call_tool("deploy", {"environment": "dev"})
         assert to_dev.is_error and "conveyor dev" in to_dev.content[0].text
 
@@ -145,8 +190,14 @@ async def test_dev_lists_no_deploys_and_says_it_runs_local_code(dev: DevServer) 
     async with session(dev) as client:
         deploys = await call(client, "list_deploys")
         text = (await client.call_tool("list_deploys", {})).content[0].text
-    assert deploys["environment"] == "dev" and deploys["deploys"] == [] and deploys["current_version"] is None
-    assert "runs the code of the project folder" in deploys["message"] and deploys["message"] in text
+    assert (
+        deploys["environment"] == "dev"
+        and deploys["deploys"] == []
+        and deploys["current_version"] is None
+    )
+    assert (
+        "runs the code of the project folder" in deploys["message"] and deploys["message"] in text
+    )
 
 
 async def test_a_dry_run_deploy_checks_the_project_and_uploads_nothing(dev: DevServer) -> None:
@@ -216,9 +267,15 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
 
 async def test_deploy_and_list_deploys_against_a_real_server(shop: Shop) -> None:
     (shop.root / "tasks" / "app.py").write_text(TASKS.replace("{name}", "v1"))
-    async with session(shop.root, CONVEYOR_API_URL=shop.server.api_url, CONVEYOR_SECRET_KEY=shop.prod_key) as client:
+    async with session(
+        shop.root, CONVEYOR_API_URL=shop.server.api_url, CONVEYOR_SECRET_KEY=shop.prod_key
+    ) as client:
         empty = await call(client, "list_deploys")
-        assert empty["environment"] == "prod" and empty["deploys"] == [] and "Nothing is deployed" in empty["message"]
+        assert (
+            empty["environment"] == "prod"
+            and empty["deploys"] == []
+            and "Nothing is deployed" in empty["message"]
+        )
 
         first = await call(client, "deploy", environment="prod")
         assert re.fullmatch(r"\d{8}\.1", first["version"]) and first["is_current"] is True
@@ -232,11 +289,16 @@ async def test_deploy_and_list_deploys_against_a_real_server(shop: Shop) -> None
         assert [d["version"] for d in listed["deploys"]] == [second["version"], first["version"]]
         assert listed["current_version"] == first["version"]
         assert [d["is_current"] for d in listed["deploys"]] == [False, True]
-        assert all(d["status"] == "DEPLOYED" and d["tasks"] == ["greet"] and d["created_at"] for d in listed["deploys"])
+        assert all(
+            d["status"] == "DEPLOYED" and d["tasks"] == ["greet"] and d["created_at"]
+            for d in listed["deploys"]
+        )
         text = (await client.call_tool("list_deploys", {})).content[0].text
         assert f"* {first['version']}" in text and "current: " + first["version"] in text
 
-        staging = await client.call_tool("deploy", {"environment": "staging"})  # a prod key, no login
+        staging = await client.call_tool(
+            "deploy", {"environment": "staging"}
+        )  # a prod key, no login
         assert staging.is_error and "no key" in staging.content[0].text
 
         (shop.root / "tasks" / "broken.py").write_text("import not_a_module_anywhere\n")
@@ -249,9 +311,13 @@ async def test_deploy_and_list_deploys_against_a_real_server(shop: Shop) -> None
 
 async def test_with_a_login_token_deploy_reaches_a_branch_preview_it_makes(shop: Shop) -> None:
     (shop.root / "tasks" / "app.py").write_text(TASKS.replace("{name}", "preview"))
-    async with session(shop.root, CONVEYOR_API_URL=shop.server.api_url, CONVEYOR_ACCESS_TOKEN=shop.token) as client:
+    async with session(
+        shop.root, CONVEYOR_API_URL=shop.server.api_url, CONVEYOR_ACCESS_TOKEN=shop.token
+    ) as client:
         made = await call(client, "deploy", environment="preview", branch="feature-x")
-        assert made["deployment"]["environment"] == "preview-feature-x" and made["is_current"] is True
+        assert (
+            made["deployment"]["environment"] == "preview-feature-x" and made["is_current"] is True
+        )
         listed = await call(client, "list_deploys", environment="preview-feature-x")
         assert [d["version"] for d in listed["deploys"]] == [made["version"]]
         prod = await call(client, "list_deploys", environment="prod")

@@ -20,7 +20,9 @@ from tests.e2e.conftest import (
 
 @pytest.fixture
 def server_only(tmp_path) -> Iterator[DevServer]:
-    server = DevServer(make_project(tmp_path), free_port(), args=("--no-worker", "--worker-timeout", "3"))
+    server = DevServer(
+        make_project(tmp_path), free_port(), args=("--no-worker", "--worker-timeout", "3")
+    )
     server.start()
     yield server
     server.stop()
@@ -30,7 +32,9 @@ def server_only(tmp_path) -> Iterator[DevServer]:
 def patient_server(tmp_path) -> Iterator[DevServer]:
     """A server that gives workers 20 s of silence: on a loaded machine a late heartbeat must
     not look like a lost worker here (that case has its own test)."""
-    server = DevServer(make_project(tmp_path), free_port(), args=("--no-worker", "--worker-timeout", "20"))
+    server = DevServer(
+        make_project(tmp_path), free_port(), args=("--no-worker", "--worker-timeout", "20")
+    )
     server.start()
     yield server
     server.stop()
@@ -62,7 +66,10 @@ def test_kill_9_of_one_worker_alone_its_runs_finish_on_another(server_only):
             executing = client.trigger("crash-after-step", {})
             waiting = client.trigger("napper", {"seconds": 7})
             wait_for(lambda: client.runs.retrieve(waiting.id).status == "WAITING", what="WAITING")
-            wait_for(lambda: any(line.message == "pid" for line in client.runs.logs(executing.id)), what="EXECUTING")
+            wait_for(
+                lambda: any(line.message == "pid" for line in client.runs.logs(executing.id)),
+                what="EXECUTING",
+            )
             first.kill9()
             second.start()
             runs = {h.id: client.runs.poll(h.id, timeout=60) for h in (executing, waiting)}
@@ -72,7 +79,9 @@ def test_kill_9_of_one_worker_alone_its_runs_finish_on_another(server_only):
         assert crashed.status == "CRASHED" and "heartbeat" in crashed.error.message
         effects = server_only.effects()
         assert effects.count(f"once {executing.id}") == 1
-        assert effects.count(f"first {waiting.id}") == 1 and effects.count(f"second {waiting.id}") == 1
+        assert (
+            effects.count(f"first {waiting.id}") == 1 and effects.count(f"second {waiting.id}") == 1
+        )
     finally:
         first.stop()
         second.stop()
@@ -85,14 +94,23 @@ def test_a_worker_stopped_with_ctrl_c_gives_its_runs_back_at_once(server_only):
         first.start()
         with server_only.client() as client:
             handle = client.trigger("blocker", {})
-            wait_for(lambda: client.runs.retrieve(handle.id).status == "EXECUTING", what="EXECUTING")
+            wait_for(
+                lambda: client.runs.retrieve(handle.id).status == "EXECUTING", what="EXECUTING"
+            )
             os.killpg(first.proc.pid, signal.SIGINT)
             first.proc.wait(20)
-            run = client.runs.retrieve(handle.id, )
+            run = client.runs.retrieve(
+                handle.id,
+            )
             assert run.status == "QUEUED"  # handed back, not waiting for a missed heartbeat
-            assert run.attempt_list is None or all(a.status != "CRASHED" for a in run.attempt_list or [])
+            assert run.attempt_list is None or all(
+                a.status != "CRASHED" for a in run.attempt_list or []
+            )
             second.start()
-            wait_for(lambda: client.runs.retrieve(handle.id).status == "EXECUTING", what="the second worker")
+            wait_for(
+                lambda: client.runs.retrieve(handle.id).status == "EXECUTING",
+                what="the second worker",
+            )
             client.runs.cancel(handle.id)
     finally:
         first.stop()

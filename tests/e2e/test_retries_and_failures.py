@@ -11,7 +11,9 @@ def test_a_task_failing_twice_succeeds_on_attempt_three_with_formula_delays(clie
     assert run.status == "COMPLETED" and run.output == {"attempt": 3}
     attempts = run.attempt_list
     assert [a.status for a in attempts] == ["FAILED", "FAILED", "COMPLETED"]
-    gaps = [(attempts[i + 1].started_at - attempts[i].completed_at).total_seconds() for i in range(2)]
+    gaps = [
+        (attempts[i + 1].started_at - attempts[i].completed_at).total_seconds() for i in range(2)
+    ]
     # min_timeout_ms 300, factor 2, no jitter: 0.3 s then 0.6 s (plus scheduling slack)
     assert 0.28 <= gaps[0] < 0.6, gaps
     assert 0.58 <= gaps[1] < 0.9, gaps
@@ -28,7 +30,9 @@ def test_abort_fails_after_one_attempt_and_on_failure_runs_once(client, platform
     import time
 
     time.sleep(1.0)
-    assert [line for line in platform.hooks() if handle.id in line] == [f"on_failure {handle.id} aborted"]
+    assert [line for line in platform.hooks() if handle.id in line] == [
+        f"on_failure {handle.id} aborted"
+    ]
 
 
 def test_cpu_bound_loop_past_max_duration_ends_timed_out_and_on_failure_runs(client, platform):
@@ -39,7 +43,9 @@ def test_cpu_bound_loop_past_max_duration_ends_timed_out_and_on_failure_runs(cli
         assert run.attempts == 1
         duration = (run.completed_at - run.started_at).total_seconds()
         assert 1.9 < duration < 6
-        wait_for(lambda h=handle: f"on_failure {h.id} timed_out" in platform.hooks(), what="on_failure")
+        wait_for(
+            lambda h=handle: f"on_failure {h.id} timed_out" in platform.hooks(), what="on_failure"
+        )
 
 
 def test_retry_on_throw_retries_a_block_in_place(client):

@@ -22,7 +22,9 @@ def client(dev: DevServer) -> Iterator[Client]:
         yield c
 
 
-def test_a_big_batch_folds_in_the_trace_and_the_axis_is_labelled(dev: DevServer, client: Client, page: Any) -> None:
+def test_a_big_batch_folds_in_the_trace_and_the_axis_is_labelled(
+    dev: DevServer, client: Client, page: Any
+) -> None:
     from playwright.sync_api import expect
 
     fan = client.trigger("fan-out", {"count": 30})
@@ -43,7 +45,9 @@ def test_a_big_batch_folds_in_the_trace_and_the_axis_is_labelled(dev: DevServer,
     toggle.click()
     expect(visible).to_have_count(1)
 
-    attempt = page.locator(".wf-row.k-attempt:not(.inherited) [data-wf-toggle]").first  # any parent row folds
+    attempt = page.locator(
+        ".wf-row.k-attempt:not(.inherited) [data-wf-toggle]"
+    ).first  # any parent row folds
     attempt.click()
     expect(page.locator(".wf-row.k-trigger:visible")).to_have_count(0)
     attempt.click()

@@ -16,9 +16,15 @@ def test_same_idempotency_key_returns_the_same_run(client):
 
 
 def test_metadata_and_tags_reach_the_run_and_its_record(client):
-    handle = client.trigger("run-context", {}, metadata={"order": 42, "by": "shop"}, tags=["vip", "eu"])
+    handle = client.trigger(
+        "run-context", {}, metadata={"order": 42, "by": "shop"}, tags=["vip", "eu"]
+    )
     run = client.runs.poll(handle.id, timeout=15)
-    assert run.output == {"metadata": {"order": 42, "by": "shop"}, "tags": ["vip", "eu"], "attempt": 1}
+    assert run.output == {
+        "metadata": {"order": 42, "by": "shop"},
+        "tags": ["vip", "eu"],
+        "attempt": 1,
+    }
     assert run.metadata == {"order": 42, "by": "shop"} and run.tags == ["vip", "eu"]
     assert [r.id for r in client.runs.list(tag="vip", limit=10).data] == [handle.id]
 

@@ -58,9 +58,15 @@ def task_definitions() -> list[TaskDefinition]:
     return [
         TaskDefinition(id="hello", queue=QueueSpec(name="task/hello"), retry=retry),
         TaskDefinition(id="other", queue=QueueSpec(name="task/other"), retry=retry),
-        TaskDefinition(id="encode", queue=QueueSpec(name="media/encode", concurrency_limit=2), retry=retry),
-        TaskDefinition(id="process-video", queue=QueueSpec(name="task/process-video"), retry=retry,
-                       payload_schema=Video.model_json_schema()),
+        TaskDefinition(
+            id="encode", queue=QueueSpec(name="media/encode", concurrency_limit=2), retry=retry
+        ),
+        TaskDefinition(
+            id="process-video",
+            queue=QueueSpec(name="task/process-video"),
+            retry=retry,
+            payload_schema=Video.model_json_schema(),
+        ),
     ]
 
 
@@ -131,7 +137,9 @@ def backend(database: str) -> Iterator[Backend]:
 @pytest.fixture
 def api(backend: Backend) -> Iterator[TestClient]:
     """The app in-process, authenticated. Server exceptions are raised, so a 500 fails loudly."""
-    with TestClient(create_app(backend.engine), headers={"Authorization": f"Bearer {KEY}"}) as client:
+    with TestClient(
+        create_app(backend.engine), headers={"Authorization": f"Bearer {KEY}"}
+    ) as client:
         yield client
 
 
@@ -205,6 +213,8 @@ def holder(engine: Engine, run_id: str) -> dict[str, Any]:
     return {"worker_id": row["worker_id"], "fence": int(row["fence"])}
 
 
-def held(engine: Engine, run_id: str, attempt: int, kind: OutcomeKind, **fields: Any) -> AttemptOutcome:
+def held(
+    engine: Engine, run_id: str, attempt: int, kind: OutcomeKind, **fields: Any
+) -> AttemptOutcome:
     """The outcome of the attempt holding `run_id` now."""
     return AttemptOutcome(run_id, attempt, kind, fence=current_fence(engine, run_id), **fields)

@@ -38,7 +38,9 @@ def admin(engine: Engine) -> tuple[str, Caller]:
 
 def tables(path: Path) -> set[str]:
     with sqlite3.connect(path) as conn:
-        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
 
 
 def add_outsider(engine: Engine) -> tuple[str, Caller]:
@@ -66,7 +68,9 @@ def test_an_empty_database_gets_every_migration_including_accounts(tmp_path: Pat
     store.close()
 
 
-def test_environments_made_before_accounts_get_a_project_in_the_default_organization(tmp_path: Path) -> None:
+def test_environments_made_before_accounts_get_a_project_in_the_default_organization(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "old.db"
     store = open_store(str(path))
     store._applied_versions()
@@ -74,8 +78,15 @@ def test_environments_made_before_accounts_get_a_project_in_the_default_organiza
         if version < 5:
             store._apply_migration(version, sql)
     with store.transaction() as tx:
-        tx.run("insert_environment", id="env_old", project="proj_old", slug="dev", kind="dev",
-               concurrency_limit=None, now=100.0)
+        tx.run(
+            "insert_environment",
+            id="env_old",
+            project="proj_old",
+            slug="dev",
+            kind="dev",
+            concurrency_limit=None,
+            now=100.0,
+        )
     assert store.migrate() == [v for v, _ in migrations() if v >= 5]
     with store.read() as tx:
         rows = tx.all("environments_of_project", project="proj_old")
@@ -84,7 +95,9 @@ def test_environments_made_before_accounts_get_a_project_in_the_default_organiza
     assert rows[0]["key_version"] == 0 and rows[0]["branch"] is None
     assert org is not None and org["id"] == "org_default"
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT id, org_id FROM projects").fetchall() == [("proj_old", "org_default")]
+        assert conn.execute("SELECT id, org_id FROM projects").fetchall() == [
+            ("proj_old", "org_default")
+        ]
     store.close()
 
 
@@ -116,8 +129,9 @@ def test_a_new_admin_token_revokes_the_old_one(engine: Engine, admin: tuple[str,
     assert again is not None and again.id == caller.id
 
 
-def test_tokens_and_keys_are_stored_only_as_hashes(engine: Engine, admin: tuple[str, Caller], tmp_path: Path,
-                                                   database: str) -> None:
+def test_tokens_and_keys_are_stored_only_as_hashes(
+    engine: Engine, admin: tuple[str, Caller], tmp_path: Path, database: str
+) -> None:
     if not database.endswith(".db"):
         pytest.skip("reads the SQLite file itself")
     token, caller = admin
@@ -137,14 +151,18 @@ def test_a_project_gets_dev_staging_and_prod(engine: Engine, admin: tuple[str, C
     project = engine.accounts.create_project(caller, "My Shop")
     assert project.id.startswith("proj_")
     assert (project.slug, project.name, project.organization) == ("my-shop", "My Shop", "default")
-    assert [(e.slug, e.kind) for e in project.environments] == [("dev", "dev"), ("staging", "staging"),
-                                                                ("prod", "prod")]
+    assert [(e.slug, e.kind) for e in project.environments] == [
+        ("dev", "dev"),
+        ("staging", "staging"),
+        ("prod", "prod"),
+    ]
     assert [p.id for p in engine.accounts.list_projects(caller)] == [project.id]
     assert engine.accounts.get_project(caller, "my-shop").id == project.id  # by slug too
 
 
-def test_a_taken_slug_is_a_conflict_and_a_name_without_letters_is_refused(engine: Engine,
-                                                                          admin: tuple[str, Caller]) -> None:
+def test_a_taken_slug_is_a_conflict_and_a_name_without_letters_is_refused(
+    engine: Engine, admin: tuple[str, Caller]
+) -> None:
     _, caller = admin
     engine.accounts.create_project(caller, "Shop")
     with pytest.raises(Conflict, match="already has a project 'shop'"):
@@ -154,11 +172,18 @@ def test_a_taken_slug_is_a_conflict_and_a_name_without_letters_is_refused(engine
     assert len(engine.accounts.list_projects(caller)) == 1
 
 
-def test_each_environment_key_has_the_prefix_of_its_kind(engine: Engine, admin: tuple[str, Caller]) -> None:
+def test_each_environment_key_has_the_prefix_of_its_kind(
+    engine: Engine, admin: tuple[str, Caller]
+) -> None:
     _, caller = admin
     project = engine.accounts.create_project(caller, "Shop")
     engine.accounts.preview_environment(caller, project.id, "feature/login")
-    expected = {"dev": "cv_dev_", "staging": "cv_stg_", "prod": "cv_prod_", "preview-feature-login": "cv_prev_"}
+    expected = {
+        "dev": "cv_dev_",
+        "staging": "cv_stg_",
+        "prod": "cv_prod_",
+        "preview-feature-login": "cv_prev_",
+    }
     keys = {}
     for slug, prefix in expected.items():
         key = engine.accounts.environment_key(caller, project.id, slug)
@@ -171,7 +196,9 @@ def test_each_environment_key_has_the_prefix_of_its_kind(engine: Engine, admin: 
     assert engine.accounts.environment_key(caller, project.id, "prod").secret_key == keys["prod"]
 
 
-def test_rotation_gives_a_working_key_and_revokes_the_old_one(engine: Engine, admin: tuple[str, Caller]) -> None:
+def test_rotation_gives_a_working_key_and_revokes_the_old_one(
+    engine: Engine, admin: tuple[str, Caller]
+) -> None:
     _, caller = admin
     project = engine.accounts.create_project(caller, "Shop")
     old = engine.accounts.environment_key(caller, project.id, "prod").secret_key
@@ -183,14 +210,23 @@ def test_rotation_gives_a_working_key_and_revokes_the_old_one(engine: Engine, ad
     assert env is not None and env.slug == "prod"
     assert engine.accounts.environment_key(caller, project.id, "prod").secret_key == new.secret_key
     # other environments keep their keys
-    assert engine.authenticate(engine.accounts.environment_key(caller, project.id, "dev").secret_key) is not None
+    assert (
+        engine.authenticate(engine.accounts.environment_key(caller, project.id, "dev").secret_key)
+        is not None
+    )
 
 
-def test_a_preview_environment_is_made_on_demand_per_branch(engine: Engine, admin: tuple[str, Caller]) -> None:
+def test_a_preview_environment_is_made_on_demand_per_branch(
+    engine: Engine, admin: tuple[str, Caller]
+) -> None:
     _, caller = admin
     project = engine.accounts.create_project(caller, "Shop")
     env, created = engine.accounts.preview_environment(caller, project.id, "Feature/Login")
-    assert created and (env.slug, env.kind, env.branch) == ("preview-feature-login", "preview", "Feature/Login")
+    assert created and (env.slug, env.kind, env.branch) == (
+        "preview-feature-login",
+        "preview",
+        "Feature/Login",
+    )
     again, created_again = engine.accounts.preview_environment(caller, project.id, "Feature/Login")
     assert not created_again and again.id == env.id
     slugs = [e.slug for e in engine.accounts.get_project(caller, project.id).environments]
@@ -201,7 +237,9 @@ def test_a_preview_environment_is_made_on_demand_per_branch(engine: Engine, admi
         preview_slug("///")
 
 
-def test_a_personal_access_token_is_no_environment_key_and_back(engine: Engine, admin: tuple[str, Caller]) -> None:
+def test_a_personal_access_token_is_no_environment_key_and_back(
+    engine: Engine, admin: tuple[str, Caller]
+) -> None:
     token, caller = admin
     project = engine.accounts.create_project(caller, "Shop")
     key = engine.accounts.environment_key(caller, project.id, "dev").secret_key
@@ -209,7 +247,9 @@ def test_a_personal_access_token_is_no_environment_key_and_back(engine: Engine, 
     assert engine.accounts.authenticate(key) is None
 
 
-def test_a_user_sees_only_the_projects_of_their_organizations(engine: Engine, admin: tuple[str, Caller]) -> None:
+def test_a_user_sees_only_the_projects_of_their_organizations(
+    engine: Engine, admin: tuple[str, Caller]
+) -> None:
     _, caller = admin
     project = engine.accounts.create_project(caller, "Shop")
     _, outsider = add_outsider(engine)

@@ -54,14 +54,19 @@ def run_count(backend: Backend) -> int:
     return len(backend.engine.list_runs(backend.env.id, limit=1000)[0])
 
 
-def complete_soon(backend: Backend, run_id: str, delay: float, output: str = '{"done":true}') -> threading.Thread:
+def complete_soon(
+    backend: Backend, run_id: str, delay: float, output: str = '{"done":true}'
+) -> threading.Thread:
     """A stand-in worker: after `delay`, lease the run and report it completed."""
 
     def work() -> None:
         time.sleep(delay)
         leased = backend.engine.lease(backend.env.id, "worker-1", capacity=100).attempts
         (spec,) = [s for s in leased if s.run_id == run_id]
-        backend.engine.complete("worker-1", [held(backend.engine, run_id, spec.attempt, "completed", output_json=output)])
+        backend.engine.complete(
+            "worker-1",
+            [held(backend.engine, run_id, spec.attempt, "completed", output_json=output)],
+        )
 
     thread = threading.Thread(target=work)
     thread.start()
@@ -84,13 +89,23 @@ def test_trigger_and_retrieve(client: Client) -> None:
 
 def test_payload_conversions_match_the_sdk(client: Client) -> None:
     when = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
-    handle = client.tasks.trigger("hello", {"p": Point(x=1, at=when), "when": when, "c": Color.RED, "t": (1, 2)})
+    handle = client.tasks.trigger(
+        "hello", {"p": Point(x=1, at=when), "when": when, "c": Color.RED, "t": (1, 2)}
+    )
     assert client.runs.retrieve(handle.id).payload == {
-        "p": {"x": 1, "at": "2030-01-02T03:04:05Z"}, "when": "2030-01-02T03:04:05+00:00", "c": "red", "t": [1, 2]}
+        "p": {"x": 1, "at": "2030-01-02T03:04:05Z"},
+        "when": "2030-01-02T03:04:05+00:00",
+        "c": "red",
+        "t": [1, 2],
+    }
 
 
-def test_a_payload_that_is_not_json_is_refused_before_any_request(client: Client, backend: Backend) -> None:
-    with pytest.raises(PayloadError, match=r"payload\.items is a set, which is not JSON; use a list"):
+def test_a_payload_that_is_not_json_is_refused_before_any_request(
+    client: Client, backend: Backend
+) -> None:
+    with pytest.raises(
+        PayloadError, match=r"payload\.items is a set, which is not JSON; use a list"
+    ):
         client.trigger("hello", {"items": {1, 2}})
     with pytest.raises(PayloadError, match=r"payload\.f is nan"):
         client.trigger("hello", {"f": float("nan")})
@@ -102,7 +117,9 @@ def test_a_payload_that_is_not_json_is_refused_before_any_request(client: Client
 
 
 def test_invalid_options_are_refused_before_any_request(client: Client, backend: Backend) -> None:
-    with pytest.raises(InvalidRequest, match=r"priority: Input should be greater than or equal to 0"):
+    with pytest.raises(
+        InvalidRequest, match=r"priority: Input should be greater than or equal to 0"
+    ):
         client.trigger("hello", {}, priority=-1)
     with pytest.raises(InvalidRequest, match=r"unknown trigger option 'prioritty'.*priority"):
         client.trigger("hello", {}, prioritty=1)
@@ -122,18 +139,23 @@ def test_options_as_keywords_dicts_or_models(client: Client) -> None:
     assert client.queues.retrieve("emails").concurrency_limit == 4
     b = client.runs.retrieve(client.trigger("hello", 2, options={"tags": ["x"]}, max_attempts=9).id)
     assert (b.tags, b.max_attempts) == (["x"], 9)
-    c = client.runs.retrieve(client.trigger("hello", 3, options=TriggerOptions.model_validate({"machine": "micro"})).id)
+    c = client.runs.retrieve(
+        client.trigger("hello", 3, options=TriggerOptions.model_validate({"machine": "micro"})).id
+    )
     assert c.machine == "micro"
     # what conveyor.sdk.task passes: options already reduced to JSON
-    json_opts = TriggerOptions.model_validate({"delay": datetime(2031, 1, 1, tzinfo=UTC), "queue": "q/json"}).model_dump(
-        mode="json", exclude_defaults=True)
+    json_opts = TriggerOptions.model_validate(
+        {"delay": datetime(2031, 1, 1, tzinfo=UTC), "queue": "q/json"}
+    ).model_dump(mode="json", exclude_defaults=True)
     d = client.runs.retrieve(client.tasks.trigger("hello", 4, **json_opts).id)
     assert d.queue == "q/json"
     assert d.delayed_until == datetime(2031, 1, 1, tzinfo=UTC)
 
 
 def test_batch_of_fifty(client: Client) -> None:
-    batch = client.batch_trigger("hello", [{"payload": {"n": n}, "options": {"tags": ["batch"]}} for n in range(50)])
+    batch = client.batch_trigger(
+        "hello", [{"payload": {"n": n}, "options": {"tags": ["batch"]}} for n in range(50)]
+    )
     assert isinstance(batch, BatchHandle)
     assert len(batch.runs) == 50
     assert len({h.id for h in batch.runs}) == 50
@@ -200,10 +222,18 @@ def test_cancel_replay_and_logs(client: Client, backend: Backend) -> None:
 def test_trace_of_a_run(client: Client, backend: Backend) -> None:
     handle = client.trigger("hello", {})
     backend.engine.lease(backend.env.id, "worker-1", 1)
-    backend.engine.run_call(backend.env.id, handle.id, "journal", {"key": "step:s#1", "value": 1}, **holder(backend.engine, handle.id))
+    backend.engine.run_call(
+        backend.env.id,
+        handle.id,
+        "journal",
+        {"key": "step:s#1", "value": 1},
+        **holder(backend.engine, handle.id),
+    )
     trace = client.runs.trace(handle.id)
     assert trace.run_id == handle.id
-    assert [(s.kind, [c.name for c in s.children]) for s in trace.root.children] == [("attempt", ["step s"])]
+    assert [(s.kind, [c.name for c in s.children]) for s in trace.root.children] == [
+        ("attempt", ["step s"])
+    ]
     with pytest.raises(NotFound):
         client.runs.trace("run_nope")
 
@@ -241,7 +271,9 @@ def test_tasks_and_queues(client: Client) -> None:
         client.queues.set_concurrency("media/encode", -3)
 
 
-def test_server_errors_map_to_conveyor_errors(client: Client, live_server: str, backend: Backend) -> None:
+def test_server_errors_map_to_conveyor_errors(
+    client: Client, live_server: str, backend: Backend
+) -> None:
     with pytest.raises(NotFound, match="'nope' is not defined"):
         client.trigger("nope", {})
     with pytest.raises(NotFound, match="run run_missing not found"):
@@ -251,15 +283,24 @@ def test_server_errors_map_to_conveyor_errors(client: Client, live_server: str, 
     with pytest.raises(PayloadError, match="video_url"):
         client.trigger("process-video", {"format": "mp4"})
     assert run_count(backend) == 0
-    with Client(live_server, "cv_dev_wrong") as stranger, pytest.raises(AuthenticationError, match="unknown API key"):
+    with (
+        Client(live_server, "cv_dev_wrong") as stranger,
+        pytest.raises(AuthenticationError, match="unknown API key"),
+    ):
         stranger.runs.list()
     with pytest.raises(InvalidRequest, match="run id must be a non-empty string"):
         client.runs.retrieve("")
 
 
 def test_an_unreachable_server_is_a_clear_error(free_url: str) -> None:
-    with Client(free_url, "cv_dev_x") as c, pytest.raises(ApiError, match=f"cannot reach Conveyor at {free_url}: "
-                                                                            r"is `conveyor dev` running\?"):
+    with (
+        Client(free_url, "cv_dev_x") as c,
+        pytest.raises(
+            ApiError,
+            match=f"cannot reach Conveyor at {free_url}: "
+            r"is `conveyor dev` running\?",
+        ),
+    ):
         c.runs.list()
 
 
@@ -330,11 +371,16 @@ def test_tokens_list_json_has_the_shape_of_runs_list(live_server: str, backend: 
     assert len(tokens["data"]) == 2 and tokens["next_cursor"]
     with Client(live_server, backend.key) as client:
         rest = client.waitpoints.list_tokens(limit=2, cursor=tokens["next_cursor"])
-        assert len(rest) == 1 and rest.next_cursor is None and rest[0].id not in {t["id"] for t in tokens["data"]}
+        assert (
+            len(rest) == 1
+            and rest.next_cursor is None
+            and rest[0].id not in {t["id"] for t in tokens["data"]}
+        )
 
 
-def test_cli_lists_keep_ids_and_names_whole_and_pipe_plain_rows(live_server: str, backend: Backend,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_lists_keep_ids_and_names_whole_and_pipe_plain_rows(
+    live_server: str, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import io
 
     from click.testing import CliRunner
@@ -347,24 +393,49 @@ def test_cli_lists_keep_ids_and_names_whole_and_pipe_plain_rows(live_server: str
     from tests.integration.conftest import holder
 
     engine, env = backend.engine, backend.env
-    run = engine.trigger(env.id, "hello", {}, TriggerOptions(tags=["a-rather-long-tag-" + "x" * 60]))
+    run = engine.trigger(
+        env.id, "hello", {}, TriggerOptions(tags=["a-rather-long-tag-" + "x" * 60])
+    )
     engine.heartbeat("worker-1", Heartbeat())
     engine.lease(env.id, "worker-1", 1)
-    url = "http://127.0.0.1:3030/api/v1/waitpoints/tokens/token_" + "z" * 60 + "/callback/" + "s" * 64
-    engine.append_logs([LogEntry(run.id, 1, 1, 1.0, "info", "token", {"url": url, "name": "Über"},
-                                 fence=holder(engine, run.id)["fence"])])
+    url = (
+        "http://127.0.0.1:3030/api/v1/waitpoints/tokens/token_" + "z" * 60 + "/callback/" + "s" * 64
+    )
+    engine.append_logs(
+        [
+            LogEntry(
+                run.id,
+                1,
+                1,
+                1.0,
+                "info",
+                "token",
+                {"url": url, "name": "Über"},
+                fence=holder(engine, run.id)["fence"],
+            )
+        ]
+    )
     args = ["--api-url", live_server, "--secret-key", backend.key]
     piped = CliRunner().invoke(main, ["runs", "list", *args], env={"COLUMNS": "60"}).output
     header, row = piped.splitlines()[:2]
     assert header.split() == ["ID", "TASK", "STATUS", "CREATED", "TOOK", "TRIES", "TAGS"]
-    assert run.id in row and "hello" in row and "a-rather-long-tag-" + "x" * 60 in row  # nothing cut or dropped
+    assert (
+        run.id in row and "hello" in row and "a-rather-long-tag-" + "x" * 60 in row
+    )  # nothing cut or dropped
     logs = CliRunner().invoke(main, ["runs", "logs", run.id, *args], env={"COLUMNS": "60"}).output
     assert url in logs and '"Über"' in logs  # one line: the URL can be copied; non-ASCII as written
 
     screen = io.StringIO()
-    monkeypatch.setattr(output, "console", lambda: Console(file=screen, force_terminal=True, width=80,
-                                                           highlight=False, soft_wrap=False))
+    monkeypatch.setattr(
+        output,
+        "console",
+        lambda: Console(
+            file=screen, force_terminal=True, width=80, highlight=False, soft_wrap=False
+        ),
+    )
     with Client(live_server, backend.key) as client:
         output.render_run_list(list(client.runs.list()), None)
     first = next(line for line in screen.getvalue().splitlines() if run.id in line)
-    assert "hello" in first and "…" in first  # at 80 columns the tags are cut, not the id or the task
+    assert (
+        "hello" in first and "…" in first
+    )  # at 80 columns the tags are cut, not the id or the task

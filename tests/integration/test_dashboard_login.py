@@ -40,7 +40,16 @@ def log_in(client: TestClient, token: str) -> TestClient:
 
 
 def test_pages_need_a_login(server: TestClient) -> None:
-    for path in ("/runs", "/runs/run_x", "/tasks", "/queues", "/tokens", "/environments", "/api-keys", "/deploys"):
+    for path in (
+        "/runs",
+        "/runs/run_x",
+        "/tasks",
+        "/queues",
+        "/tokens",
+        "/environments",
+        "/api-keys",
+        "/deploys",
+    ):
         response = server.get(path)
         assert response.status_code == 303, path
         assert response.headers["location"].startswith("/login?next=")
@@ -48,18 +57,24 @@ def test_pages_need_a_login(server: TestClient) -> None:
     assert server.get("/login").status_code == 200
 
 
-def test_a_wrong_token_or_a_forged_cookie_logs_nobody_in(server: TestClient, backend: Backend) -> None:
+def test_a_wrong_token_or_a_forged_cookie_logs_nobody_in(
+    server: TestClient, backend: Backend
+) -> None:
     backend.engine.accounts.bootstrap_admin()
     csrf = csrf_of(server.get("/login").text)
     refused = server.post("/login", data={"csrf": csrf, "token": "cv_pat_" + "0" * 40})
     assert refused.status_code == 401 and "not a live personal access token" in refused.text
-    assert server.post("/login", data={"csrf": csrf, "token": backend.key}).status_code == 401  # an environment key
+    assert (
+        server.post("/login", data={"csrf": csrf, "token": backend.key}).status_code == 401
+    )  # an environment key
     assert server.post("/login", data={"token": "anything"}).status_code == 403  # no CSRF token
     server.cookies.set("conveyor_session", "eyJ0b2tlbl9oYXNoIjoieCJ9.forged")
     assert server.get("/runs").status_code == 303
 
 
-def test_logging_in_sets_a_safe_cookie_and_shows_the_users_environment(server: TestClient, backend: Backend) -> None:
+def test_logging_in_sets_a_safe_cookie_and_shows_the_users_environment(
+    server: TestClient, backend: Backend
+) -> None:
     token = backend.engine.accounts.bootstrap_admin()
     assert token is not None
     run = backend.engine.trigger(backend.env.id, "hello", {})
@@ -75,7 +90,9 @@ def test_logging_in_sets_a_safe_cookie_and_shows_the_users_environment(server: T
     assert server.get("/api-keys").status_code == 200
 
 
-def test_the_environment_is_chosen_among_the_users_own(server: TestClient, backend: Backend) -> None:
+def test_the_environment_is_chosen_among_the_users_own(
+    server: TestClient, backend: Backend
+) -> None:
     token = backend.engine.accounts.bootstrap_admin()
     assert token is not None
     caller = backend.engine.accounts.authenticate(token)
@@ -90,7 +107,12 @@ def test_the_environment_is_chosen_among_the_users_own(server: TestClient, backe
     assert chosen.status_code == 303
     assert theirs.id not in server.get("/runs").text
     assert server.get(f"/runs/{theirs.id}").status_code == 404
-    assert server.post("/environments/select", data={"csrf": csrf, "env_id": "env_nobodys"}).status_code == 404
+    assert (
+        server.post(
+            "/environments/select", data={"csrf": csrf, "env_id": "env_nobodys"}
+        ).status_code
+        == 404
+    )
     keys = server.get("/api-keys").text
     assert "cv_prod_" in keys and "cv_stg_" in keys
     rotated = server.post("/api-keys/rotate", data={"csrf": csrf, "env": "prod"})
@@ -115,17 +137,23 @@ def test_logging_out_ends_the_session(server: TestClient, backend: Backend) -> N
     assert server.get("/runs").status_code == 303
 
 
-def test_a_cookie_kept_from_before_logging_out_is_refused(server: TestClient, backend: Backend) -> None:
+def test_a_cookie_kept_from_before_logging_out_is_refused(
+    server: TestClient, backend: Backend
+) -> None:
     token = backend.engine.accounts.bootstrap_admin()
     assert token is not None
     log_in(server, token)
     kept = server.cookies.get("conveyor_session")
     assert kept
-    other = log_in(TestClient(server.app, base_url="https://conveyor.example", follow_redirects=False), token)
+    other = log_in(
+        TestClient(server.app, base_url="https://conveyor.example", follow_redirects=False), token
+    )
     csrf = csrf_of(server.get("/runs").text)
     server.post("/logout", data={"csrf": csrf})
     server.cookies.clear()
-    server.cookies.set("conveyor_session", kept, domain="conveyor.example")  # copied while it was live
+    server.cookies.set(
+        "conveyor_session", kept, domain="conveyor.example"
+    )  # copied while it was live
     assert server.get("/runs").status_code == 303
     assert other.get("/runs").status_code == 200  # the user's other sessions are their own
 
@@ -145,5 +173,7 @@ def test_login_sends_nobody_to_another_site(server: TestClient, backend: Backend
     token = backend.engine.accounts.bootstrap_admin()
     assert token is not None
     csrf = csrf_of(server.get("/login").text)
-    response = server.post("/login", data={"csrf": csrf, "token": token, "next": "//evil.example/x"})
+    response = server.post(
+        "/login", data={"csrf": csrf, "token": token, "next": "//evil.example/x"}
+    )
     assert response.headers["location"] == "/runs"

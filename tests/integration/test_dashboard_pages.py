@@ -35,9 +35,13 @@ def csrf_of(html: str) -> str:
 
 @pytest.fixture
 def dashboard(backend: Backend) -> Iterator[TestClient]:
-    app = create_app(backend.engine, dashboard=DashboardSettings(local_env_id=backend.env.id,
-                                                                 local_secret_key=backend.key))
-    with TestClient(app, base_url="http://127.0.0.1:3030", client=LOCAL, follow_redirects=False) as client:
+    app = create_app(
+        backend.engine,
+        dashboard=DashboardSettings(local_env_id=backend.env.id, local_secret_key=backend.key),
+    )
+    with TestClient(
+        app, base_url="http://127.0.0.1:3030", client=LOCAL, follow_redirects=False
+    ) as client:
         yield client
 
 
@@ -45,18 +49,44 @@ def finish(backend: Backend, run_id: str, output: str = '{"ok": true}') -> None:
     """Lease the run on worker-1 and complete it, with a log line."""
     reply = backend.engine.lease(backend.env.id, "worker-1", 10)
     assert run_id in [a.run_id for a in reply.attempts]
-    backend.engine.append_logs([LogEntry(run_id, 1, 0, backend.clock(), "INFO", "resizing", {"width": 640},
-                                         current_fence(backend.engine, run_id))])
-    backend.engine.complete("worker-1", [held(backend.engine, run_id, 1, "completed", output_json=output)])
+    backend.engine.append_logs(
+        [
+            LogEntry(
+                run_id,
+                1,
+                0,
+                backend.clock(),
+                "INFO",
+                "resizing",
+                {"width": 640},
+                current_fence(backend.engine, run_id),
+            )
+        ]
+    )
+    backend.engine.complete(
+        "worker-1", [held(backend.engine, run_id, 1, "completed", output_json=output)]
+    )
 
 
 def test_every_page_renders_for_this_machine(dashboard: TestClient, backend: Backend) -> None:
-    run = backend.engine.trigger(backend.env.id, "hello", {"name": "Ada"}, TriggerOptions(tags=["vip"]))
+    run = backend.engine.trigger(
+        backend.env.id, "hello", {"name": "Ada"}, TriggerOptions(tags=["vip"])
+    )
     finish(backend, run.id)
     token = backend.engine.create_token(backend.env.id, tags=["approval"])
     assert dashboard.get("/").headers["location"] == "/runs"
-    for path in ("/runs", f"/runs/{run.id}", "/tasks", "/tasks/hello", "/tasks/process-video", "/queues",
-                 "/tokens", "/environments", "/api-keys", "/deploys"):
+    for path in (
+        "/runs",
+        f"/runs/{run.id}",
+        "/tasks",
+        "/tasks/hello",
+        "/tasks/process-video",
+        "/queues",
+        "/tokens",
+        "/environments",
+        "/api-keys",
+        "/deploys",
+    ):
         response = dashboard.get(path)
         assert response.status_code == 200, (path, response.text[:500])
         assert "text/html" in response.headers["content-type"]
@@ -70,7 +100,9 @@ def test_every_page_renders_for_this_machine(dashboard: TestClient, backend: Bac
     assert backend.key in dashboard.get("/api-keys").text
     assert "task/hello" in dashboard.get("/queues").text
     schema_page = dashboard.get("/tasks/process-video").text
-    assert "video_url" in schema_page and "&#34;format&#34;: &#34;mp4&#34;" in schema_page  # the example payload
+    assert (
+        "video_url" in schema_page and "&#34;format&#34;: &#34;mp4&#34;" in schema_page
+    )  # the example payload
 
 
 def test_the_list_filters_and_searches(dashboard: TestClient, backend: Backend) -> None:
@@ -92,7 +124,9 @@ def test_the_list_filters_and_searches(dashboard: TestClient, backend: Backend) 
 def test_no_page_shows_another_environment(dashboard: TestClient, backend: Backend) -> None:
     backend.other_environment()
     other_env = backend.engine.ensure_environment("proj_test", "staging", "staging")
-    backend.engine.register_worker(other_env.id, "worker-2", "worker-2", backend.engine.list_tasks(backend.env.id))
+    backend.engine.register_worker(
+        other_env.id, "worker-2", "worker-2", backend.engine.list_tasks(backend.env.id)
+    )
     foreign = backend.engine.trigger(other_env.id, "hello", {"secret": "theirs"})
     token = backend.engine.create_token(other_env.id)
     assert foreign.id not in dashboard.get("/runs").text
@@ -103,9 +137,16 @@ def test_no_page_shows_another_environment(dashboard: TestClient, backend: Backe
     refused = dashboard.post(f"/runs/{foreign.id}/cancel", data={"csrf": csrf_of(page.text)})
     assert refused.status_code == 404
     assert backend.engine.get_run(other_env.id, foreign.id).status == "QUEUED"
-    completed = dashboard.post("/tokens/complete", data={"csrf": csrf_of(page.text), "token_id": token["id"], "data": "{}"})
+    completed = dashboard.post(
+        "/tokens/complete", data={"csrf": csrf_of(page.text), "token_id": token["id"], "data": "{}"}
+    )
     assert completed.status_code == 404
-    assert dashboard.post("/environments/select", data={"csrf": csrf_of(page.text), "env_id": other_env.id}).status_code == 404
+    assert (
+        dashboard.post(
+            "/environments/select", data={"csrf": csrf_of(page.text), "env_id": other_env.id}
+        ).status_code
+        == 404
+    )
 
 
 def test_forms_need_the_session_csrf_token(dashboard: TestClient, backend: Backend) -> None:
@@ -113,11 +154,14 @@ def test_forms_need_the_session_csrf_token(dashboard: TestClient, backend: Backe
     assert dashboard.post(f"/runs/{run.id}/cancel").status_code == 403
     assert dashboard.post(f"/runs/{run.id}/cancel", data={"csrf": "forged"}).status_code == 403
     csrf = csrf_of(dashboard.get(f"/runs/{run.id}").text)
-    from_elsewhere = dashboard.post(f"/runs/{run.id}/cancel", data={"csrf": csrf},
-                                    headers={"Origin": "https://evil.example"})
+    from_elsewhere = dashboard.post(
+        f"/runs/{run.id}/cancel", data={"csrf": csrf}, headers={"Origin": "https://evil.example"}
+    )
     assert from_elsewhere.status_code == 403
     assert backend.engine.get_run(backend.env.id, run.id).status == "QUEUED"
-    done = dashboard.post(f"/runs/{run.id}/cancel", data={"csrf": csrf}, headers={"Origin": "http://127.0.0.1:3030"})
+    done = dashboard.post(
+        f"/runs/{run.id}/cancel", data={"csrf": csrf}, headers={"Origin": "http://127.0.0.1:3030"}
+    )
     assert done.status_code == 303
     assert backend.engine.get_run(backend.env.id, run.id).status == "CANCELED"
     cookie = done.headers.get("set-cookie") or dashboard.get("/runs").headers.get("set-cookie", "")
@@ -126,33 +170,73 @@ def test_forms_need_the_session_csrf_token(dashboard: TestClient, backend: Backe
 
 def test_actions_change_state_through_the_engine(dashboard: TestClient, backend: Backend) -> None:
     csrf = csrf_of(dashboard.get("/queues").text)
-    assert dashboard.post("/queues/pause", data={"csrf": csrf, "name": "task/hello"}).status_code == 303
+    assert (
+        dashboard.post("/queues/pause", data={"csrf": csrf, "name": "task/hello"}).status_code
+        == 303
+    )
     assert backend.engine.get_queue(backend.env.id, "task/hello").paused
-    assert dashboard.post("/queues/limit", data={"csrf": csrf, "name": "task/hello", "limit": "3"}).status_code == 303
+    assert (
+        dashboard.post(
+            "/queues/limit", data={"csrf": csrf, "name": "task/hello", "limit": "3"}
+        ).status_code
+        == 303
+    )
     assert backend.engine.get_queue(backend.env.id, "task/hello").concurrency_limit == 3
-    assert dashboard.post("/queues/limit", data={"csrf": csrf, "name": "task/hello", "limit": "-2"}).status_code == 400
-    assert dashboard.post("/queues/limit", data={"csrf": csrf, "name": "task/hello", "limit": ""}).status_code == 303
+    assert (
+        dashboard.post(
+            "/queues/limit", data={"csrf": csrf, "name": "task/hello", "limit": "-2"}
+        ).status_code
+        == 400
+    )
+    assert (
+        dashboard.post(
+            "/queues/limit", data={"csrf": csrf, "name": "task/hello", "limit": ""}
+        ).status_code
+        == 303
+    )
     assert backend.engine.get_queue(backend.env.id, "task/hello").override_limit is None
-    assert dashboard.post("/queues/resume", data={"csrf": csrf, "name": "task/hello"}).status_code == 303
+    assert (
+        dashboard.post("/queues/resume", data={"csrf": csrf, "name": "task/hello"}).status_code
+        == 303
+    )
     assert not backend.engine.get_queue(backend.env.id, "task/hello").paused
 
-    made = dashboard.post("/tasks/hello/trigger", data={"csrf": csrf, "payload": '{"n": 1}', "tags": "test, ui"})
+    made = dashboard.post(
+        "/tasks/hello/trigger", data={"csrf": csrf, "payload": '{"n": 1}', "tags": "test, ui"}
+    )
     assert made.status_code == 303
     run_id = made.headers["location"].removeprefix("/runs/")
     run = backend.engine.get_run(backend.env.id, run_id)
     assert run.payload == {"n": 1} and run.tags == ["test", "ui"]
-    bad = dashboard.post("/tasks/process-video/trigger", data={"csrf": csrf, "payload": '{"format": "avi"}'})
-    assert bad.status_code == 422 and "video_url" in bad.text and "avi" in bad.text  # the edited text is kept
-    assert dashboard.post("/tasks/hello/trigger", data={"csrf": csrf, "payload": "{nope"}).status_code == 422
+    bad = dashboard.post(
+        "/tasks/process-video/trigger", data={"csrf": csrf, "payload": '{"format": "avi"}'}
+    )
+    assert (
+        bad.status_code == 422 and "video_url" in bad.text and "avi" in bad.text
+    )  # the edited text is kept
+    assert (
+        dashboard.post("/tasks/hello/trigger", data={"csrf": csrf, "payload": "{nope"}).status_code
+        == 422
+    )
 
     replayed = dashboard.post(f"/runs/{run_id}/replay", data={"csrf": csrf, "payload": '{"n": 2}'})
     assert replayed.status_code == 303
-    copy = backend.engine.get_run(backend.env.id, replayed.headers["location"].removeprefix("/runs/"))
+    copy = backend.engine.get_run(
+        backend.env.id, replayed.headers["location"].removeprefix("/runs/")
+    )
     assert copy.payload == {"n": 2} and copy.replayed_from == run_id
-    assert dashboard.post(f"/runs/{run_id}/replay", data={"csrf": csrf, "payload": "[1,"}).status_code == 422
+    assert (
+        dashboard.post(f"/runs/{run_id}/replay", data={"csrf": csrf, "payload": "[1,"}).status_code
+        == 422
+    )
 
     token = backend.engine.create_token(backend.env.id)
-    assert dashboard.post("/tokens/complete", data={"csrf": csrf, "token_id": token["id"], "data": '{"ok": 1}'}).status_code == 303
+    assert (
+        dashboard.post(
+            "/tokens/complete", data={"csrf": csrf, "token_id": token["id"], "data": '{"ok": 1}'}
+        ).status_code
+        == 303
+    )
     assert backend.engine.get_token(backend.env.id, token["id"])["output"] == {"ok": 1}
 
 
@@ -160,7 +244,9 @@ def test_the_dev_dashboard_answers_only_this_machine(backend: Backend) -> None:
     app = create_app(backend.engine, dashboard=DashboardSettings(local_env_id=backend.env.id))
     with TestClient(app, base_url="http://127.0.0.1:3030", client=("192.168.1.20", 5000)) as client:
         assert client.get("/runs").status_code == 403
-    with TestClient(app, base_url="http://attacker.example", client=LOCAL) as client:  # a rebound DNS name
+    with TestClient(
+        app, base_url="http://attacker.example", client=LOCAL
+    ) as client:  # a rebound DNS name
         assert client.get("/runs").status_code == 403
 
 
@@ -180,19 +266,30 @@ def prod_dashboard(backend: Backend) -> Iterator[tuple[TestClient, str]]:
     """The dashboard of the project's prod environment (this machine, no login); and its env id."""
     prod = backend.engine.ensure_environment("proj_test", "prod", "prod")
     app = create_app(backend.engine, dashboard=DashboardSettings(local_env_id=prod.id))
-    with TestClient(app, base_url="http://127.0.0.1:3030", client=LOCAL, follow_redirects=False) as client:
+    with TestClient(
+        app, base_url="http://127.0.0.1:3030", client=LOCAL, follow_redirects=False
+    ) as client:
         yield client, prod.id
 
 
 def deploy_version(backend: Backend, env_id: str, commit: str, *task_ids: str) -> str:
-    tasks = [TaskDefinition(id=t, queue=QueueSpec(name=f"task/{t}"), retry=RetryPolicy()) for t in task_ids]
-    made = backend.engine.deploy(env_id, tasks, small_bundle(commit), lock_sha256="0" * 64,
-                                 details={"git": {"branch": "main", "commit": commit}})
+    tasks = [
+        TaskDefinition(id=t, queue=QueueSpec(name=f"task/{t}"), retry=RetryPolicy())
+        for t in task_ids
+    ]
+    made = backend.engine.deploy(
+        env_id,
+        tasks,
+        small_bundle(commit),
+        lock_sha256="0" * 64,
+        details={"git": {"branch": "main", "commit": commit}},
+    )
     return made.version
 
 
-def test_deploys_lists_the_versions_and_promotes_an_older_one(prod_dashboard: tuple[TestClient, str],
-                                                              backend: Backend) -> None:
+def test_deploys_lists_the_versions_and_promotes_an_older_one(
+    prod_dashboard: tuple[TestClient, str], backend: Backend
+) -> None:
     dashboard, prod = prod_dashboard
     empty = dashboard.get("/deploys")
     assert empty.status_code == 200 and "Nothing is deployed to prod yet" in empty.text
@@ -211,20 +308,30 @@ def test_deploys_lists_the_versions_and_promotes_an_older_one(prod_dashboard: tu
     assert backend.engine.get_environment_version(prod) == first
     after = dashboard.get("/deploys").text
     assert f"{first} is current in prod" in after  # the flash
-    assert re.findall(r'<tr data-version="([^"]+)"( data-current)?>', after) == [(second, ""), (first, " data-current")]
+    assert re.findall(r'<tr data-version="([^"]+)"( data-current)?>', after) == [
+        (second, ""),
+        (first, " data-current"),
+    ]
     assert backend.engine.get_deployment(prod, "current").version == first
 
 
-def test_promoting_needs_the_csrf_token_and_a_deployed_version(prod_dashboard: tuple[TestClient, str],
-                                                                backend: Backend) -> None:
+def test_promoting_needs_the_csrf_token_and_a_deployed_version(
+    prod_dashboard: tuple[TestClient, str], backend: Backend
+) -> None:
     dashboard, prod = prod_dashboard
     first = deploy_version(backend, prod, "a" * 40, "hello")
     second = deploy_version(backend, prod, "b" * 40, "hello")
     assert dashboard.post("/deploys/promote", data={"version": first}).status_code == 403
-    assert dashboard.post("/deploys/promote", data={"version": first, "csrf": "forged"}).status_code == 403
+    assert (
+        dashboard.post("/deploys/promote", data={"version": first, "csrf": "forged"}).status_code
+        == 403
+    )
     csrf = csrf_of(dashboard.get("/deploys").text)
-    elsewhere = dashboard.post("/deploys/promote", data={"csrf": csrf, "version": first},
-                               headers={"Origin": "https://evil.example"})
+    elsewhere = dashboard.post(
+        "/deploys/promote",
+        data={"csrf": csrf, "version": first},
+        headers={"Origin": "https://evil.example"},
+    )
     assert elsewhere.status_code == 403
     assert backend.engine.get_environment_version(prod) == second
     unknown = dashboard.post("/deploys/promote", data={"csrf": csrf, "version": "20000101.9"})
@@ -235,12 +342,19 @@ def test_promoting_needs_the_csrf_token_and_a_deployed_version(prod_dashboard: t
 def test_dev_has_no_deploys_and_says_it_runs_local_code(dashboard: TestClient) -> None:
     page = dashboard.get("/deploys")
     assert page.status_code == 200
-    assert "runs the code of your project folder" in page.text and 'action="/deploys/promote"' not in page.text
-    refused = dashboard.post("/deploys/promote", data={"csrf": csrf_of(page.text), "version": "20270115.1"})
+    assert (
+        "runs the code of your project folder" in page.text
+        and 'action="/deploys/promote"' not in page.text
+    )
+    refused = dashboard.post(
+        "/deploys/promote", data={"csrf": csrf_of(page.text), "version": "20270115.1"}
+    )
     assert refused.status_code == 400 and "dev takes no deploys" in refused.text
 
 
-def test_a_large_payload_and_output_show_their_start_and_download_whole(dashboard: TestClient, backend: Backend) -> None:
+def test_a_large_payload_and_output_show_their_start_and_download_whole(
+    dashboard: TestClient, backend: Backend
+) -> None:
     big = {"blob": "x" * (3 * 1024 * 1024), "tail": "the end"}
     run = backend.engine.trigger(backend.env.id, "hello", big)
     finish(backend, run.id, output=json.dumps({"result": "y" * (2 * 1024 * 1024)}))
@@ -252,13 +366,17 @@ def test_a_large_payload_and_output_show_their_start_and_download_whole(dashboar
     payload = dashboard.get(f"/runs/{run.id}/payload.json")
     assert payload.status_code == 200 and payload.json() == big
     assert "attachment" in payload.headers["content-disposition"]
-    assert dashboard.get(f"/runs/{run.id}/output.json").json() == {"result": "y" * (2 * 1024 * 1024)}
+    assert dashboard.get(f"/runs/{run.id}/output.json").json() == {
+        "result": "y" * (2 * 1024 * 1024)
+    }
     assert dashboard.get(f"/runs/{run.id}/secrets.json").status_code == 404
 
     csrf = csrf_of(page.text)
     replayed = dashboard.post(f"/runs/{run.id}/replay", data={"csrf": csrf, "same": "1"})
     assert replayed.status_code == 303
-    copy = backend.engine.get_run(backend.env.id, replayed.headers["location"].removeprefix("/runs/"))
+    copy = backend.engine.get_run(
+        backend.env.id, replayed.headers["location"].removeprefix("/runs/")
+    )
     assert copy.payload == big and copy.replayed_from == run.id
 
     small = backend.engine.trigger(backend.env.id, "hello", {"n": 1})

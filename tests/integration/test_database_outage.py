@@ -46,7 +46,8 @@ def timed(call: Callable[[], object]) -> tuple[float, Exception | None]:
 
 
 def test_requests_fail_at_once_while_the_database_is_away_and_work_as_soon_as_it_is_back(
-        cluster: PgCluster, store: PostgresStore) -> None:
+    cluster: PgCluster, store: PostgresStore
+) -> None:
     assert timed(store.check)[1] is None
     time.sleep(1.2)  # the pool's connection is idle long enough to be checked before use
     cluster.stop()
@@ -61,7 +62,8 @@ def test_requests_fail_at_once_while_the_database_is_away_and_work_as_soon_as_it
 
 
 def test_no_worker_is_judged_lost_for_heartbeats_the_database_could_not_record(
-        cluster: PgCluster, store: PostgresStore) -> None:
+    cluster: PgCluster, store: PostgresStore
+) -> None:
     clock = ManualClock()
     engine = Engine(store, clock=clock, worker_timeout=10)
     env = engine.ensure_environment("proj", "dev", "dev")

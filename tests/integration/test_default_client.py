@@ -50,10 +50,19 @@ def test_module_level_tasks_and_runs(configured: str) -> None:
     async def main() -> None:
         handle = await tasks.trigger("hello", {"url": "https://x"}, tags=["a"])
         run = await runs.retrieve(handle.id)
-        assert (run.payload, run.tags, run.status) == ({"url": "https://x"}, ["a"], RunStatus.QUEUED)
-        batch = await tasks.batch_trigger("hello", [{"payload": 1}, {"payload": 2, "options": {"priority": 3}}])
+        assert (run.payload, run.tags, run.status) == (
+            {"url": "https://x"},
+            ["a"],
+            RunStatus.QUEUED,
+        )
+        batch = await tasks.batch_trigger(
+            "hello", [{"payload": 1}, {"payload": 2, "options": {"priority": 3}}]
+        )
         assert len(batch.runs) == 2
-        assert {r.id for r in await runs.list(task="hello")} == {handle.id, *(h.id for h in batch.runs)}
+        assert {r.id for r in await runs.list(task="hello")} == {
+            handle.id,
+            *(h.id for h in batch.runs),
+        }
         assert (await runs.cancel(handle.id)).status is RunStatus.CANCELED
         replay = await runs.replay(handle.id, {"url": "https://y"})
         assert (await runs.retrieve(replay.id)).payload == {"url": "https://y"}
@@ -67,15 +76,24 @@ def test_module_level_tasks_and_runs(configured: str) -> None:
     asyncio.run(main())
 
 
-def test_task_trigger_outside_a_run_goes_through_the_default_client(configured: str, backend: Backend) -> None:
+def test_task_trigger_outside_a_run_goes_through_the_default_client(
+    configured: str, backend: Backend
+) -> None:
     async def main() -> None:
         handle = await hello.trigger({"n": 1}, tags=["from-sdk"], delay="1h")
         run = await runs.retrieve(handle.id)
-        assert (run.task_id, run.payload, run.tags, run.status) == ("hello", {"n": 1}, ["from-sdk"],
-                                                                    RunStatus.DELAYED)
-        batch = await process_video.batch_trigger([{"payload": Video(video_url="https://v/1")},
-                                                   {"payload": {"video_url": "https://v/2"},
-                                                    "options": {"queue": {"name": "videos"}}}])
+        assert (run.task_id, run.payload, run.tags, run.status) == (
+            "hello",
+            {"n": 1},
+            ["from-sdk"],
+            RunStatus.DELAYED,
+        )
+        batch = await process_video.batch_trigger(
+            [
+                {"payload": Video(video_url="https://v/1")},
+                {"payload": {"video_url": "https://v/2"}, "options": {"queue": {"name": "videos"}}},
+            ]
+        )
         second = await runs.retrieve(batch.runs[1].id)
         assert (second.payload, second.queue) == ({"video_url": "https://v/2"}, "videos")
         with pytest.raises(PayloadError, match="video_url"):
@@ -110,8 +128,9 @@ def test_one_client_per_event_loop(configured: str) -> None:
     assert fresh is not closed
 
 
-def test_configure_overrides_the_environment(live_server: str, backend: Backend,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_configure_overrides_the_environment(
+    live_server: str, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(default_module, "_clients", {})
     monkeypatch.setattr(default_module, "_settings", {"api_url": None, "secret_key": None})
     default_module.configure(api_url=live_server, secret_key=backend.key)
@@ -132,11 +151,14 @@ def test_without_a_key_the_error_says_what_to_set() -> None:
         asyncio.run(main())
 
 
-def test_clients_find_the_dev_server_from_a_subdirectory(live_server: str, backend: Backend, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clients_find_the_dev_server_from_a_subdirectory(
+    live_server: str, backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = tmp_path / "project"
     (project / ".conveyor").mkdir(parents=True)
-    (project / ".conveyor" / "dev.json").write_text(json.dumps({"api_url": live_server, "secret_key": backend.key}))
+    (project / ".conveyor" / "dev.json").write_text(
+        json.dumps({"api_url": live_server, "secret_key": backend.key})
+    )
     (project / "src" / "app").mkdir(parents=True)
     monkeypatch.chdir(project / "src" / "app")
     with Client() as client:

@@ -31,15 +31,27 @@ def prod(engine):
     return env
 
 
-def define(task_id: str, *, machine: str = "small-1x", retry: RetryPolicy | None = None, queue: str | None = None,
-           description: str | None = None) -> TaskDefinition:
-    return TaskDefinition(id=task_id, queue=QueueSpec(name=queue or task_id), machine=machine,
-                          retry=retry or RetryPolicy(max_attempts=3, min_timeout_ms=0, randomize=False),
-                          description=description)
+def define(
+    task_id: str,
+    *,
+    machine: str = "small-1x",
+    retry: RetryPolicy | None = None,
+    queue: str | None = None,
+    description: str | None = None,
+) -> TaskDefinition:
+    return TaskDefinition(
+        id=task_id,
+        queue=QueueSpec(name=queue or task_id),
+        machine=machine,
+        retry=retry or RetryPolicy(max_attempts=3, min_timeout_ms=0, randomize=False),
+        description=description,
+    )
 
 
 def deploy(engine, env, *tasks: TaskDefinition, promote: bool = True):
-    return engine.deploy(env.id, list(tasks), BUNDLE, lock_sha256=LOCK, details={"python": "3.11"}, promote=promote)
+    return engine.deploy(
+        env.id, list(tasks), BUNDLE, lock_sha256=LOCK, details={"python": "3.11"}, promote=promote
+    )
 
 
 def lease(engine, env, worker="w1", capacity=100):
@@ -54,7 +66,11 @@ def test_versions_are_numbered_by_day_and_the_newest_is_current(engine, prod, cl
     clock.advance(86400)
     assert deploy(engine, prod, define("a")).version == "20270116.1"
     page, cursor = engine.list_deployments(prod.id)
-    assert [d.version for d in page] == ["20270116.1", "20270115.2", "20270115.1"] and cursor is None
+    assert [d.version for d in page] == [
+        "20270116.1",
+        "20270115.2",
+        "20270115.1",
+    ] and cursor is None
     assert [d.is_current for d in page] == [True, False, False]
     assert engine.get_deployment(prod.id, "20270115.2").tasks == ["a", "b"]
     assert engine.get_deployment(prod.id, "current").version == "20270116.1"
@@ -66,7 +82,11 @@ def test_a_bundle_comes_back_as_it_was_uploaded(engine, prod):
     version = deploy(engine, prod, define("a")).version
     fetched = engine.deployment_bundle(prod.id, version)
     assert base64.b64decode(fetched.bundle) == BUNDLE
-    assert fetched.bundle_sha256 == hashlib.sha256(BUNDLE).hexdigest() == engine.get_deployment(prod.id, version).bundle_sha256
+    assert (
+        fetched.bundle_sha256
+        == hashlib.sha256(BUNDLE).hexdigest()
+        == engine.get_deployment(prod.id, version).bundle_sha256
+    )
 
 
 def test_a_run_locks_to_the_version_current_when_it_starts_and_keeps_it(engine, prod, clock):
@@ -85,20 +105,46 @@ def test_a_run_locks_to_the_version_current_when_it_starts_and_keeps_it(engine, 
     assert started.run_id == fresh.id and started.version == v2
 
 
-def test_a_resumed_wait_stays_on_its_version_and_children_it_waits_for_share_it(engine, prod, clock):
+def test_a_resumed_wait_stays_on_its_version_and_children_it_waits_for_share_it(
+    engine, prod, clock
+):
     v1 = deploy(engine, prod, define("parent"), define("child")).version
     parent = engine.trigger(prod.id, "parent", {})
     lease(engine, prod)
-    answer = engine.run_call(prod.id, parent.id, "durable_trigger", {
-        "key": "trigger:child#1", "items": [["child", {}, {}]], "wait": True, "batch": False}, **holder(engine, parent.id))
+    answer = engine.run_call(
+        prod.id,
+        parent.id,
+        "durable_trigger",
+        {"key": "trigger:child#1", "items": [["child", {}, {}]], "wait": True, "batch": False},
+        **holder(engine, parent.id),
+    )
     child_id = answer["runs"][0]["id"]
     assert engine.get_run(prod.id, child_id).version == v1  # locked from the start
-    plain = engine.run_call(prod.id, parent.id, "durable_trigger", {
-        "key": "trigger:child#2", "items": [["child", {}, {}]], "wait": False, "batch": False},
-        **holder(engine, parent.id))
-    assert engine.get_run(prod.id, plain["runs"][0]["id"]).version is None  # a plain trigger starts on current
-    waited = engine.run_call(prod.id, parent.id, "wait_until", {"key": "wait#1", "until": clock.now + 60}, **holder(engine, parent.id))
-    engine.suspend("w1", parent.id, 1, [answer["waitpoint"]["id"], waited["waitpoint"]["id"]], 0.1, current_fence(engine, parent.id))
+    plain = engine.run_call(
+        prod.id,
+        parent.id,
+        "durable_trigger",
+        {"key": "trigger:child#2", "items": [["child", {}, {}]], "wait": False, "batch": False},
+        **holder(engine, parent.id),
+    )
+    assert (
+        engine.get_run(prod.id, plain["runs"][0]["id"]).version is None
+    )  # a plain trigger starts on current
+    waited = engine.run_call(
+        prod.id,
+        parent.id,
+        "wait_until",
+        {"key": "wait#1", "until": clock.now + 60},
+        **holder(engine, parent.id),
+    )
+    engine.suspend(
+        "w1",
+        parent.id,
+        1,
+        [answer["waitpoint"]["id"], waited["waitpoint"]["id"]],
+        0.1,
+        current_fence(engine, parent.id),
+    )
     deploy(engine, prod, define("parent", description="v2"), define("child", description="v2"))
     child = next(a for a in lease(engine, prod) if a.run_id == child_id)
     assert child.run_id == child_id and child.version == v1
@@ -109,9 +155,13 @@ def test_a_resumed_wait_stays_on_its_version_and_children_it_waits_for_share_it(
     assert resumed.resumed and resumed.version == v1
 
 
-def test_a_run_of_a_task_no_version_defines_waits_in_pending_version_until_one_does(engine, prod, clock):
+def test_a_run_of_a_task_no_version_defines_waits_in_pending_version_until_one_does(
+    engine, prod, clock
+):
     deploy(engine, prod, define("a"))
-    run = engine.trigger(prod.id, "later", {"n": 1}, TriggerOptions(max_attempts=7, tags=["t"], ttl=60))
+    run = engine.trigger(
+        prod.id, "later", {"n": 1}, TriggerOptions(max_attempts=7, tags=["t"], ttl=60)
+    )
     assert engine.get_run(prod.id, run.id).status == RunStatus.PENDING_VERSION
     assert [r.id for r in engine.list_runs(prod.id, statuses=["PENDING_VERSION"])[0]] == [run.id]
     clock.advance(3600)  # its ttl does not run out while no version can run it
@@ -120,7 +170,12 @@ def test_a_run_of_a_task_no_version_defines_waits_in_pending_version_until_one_d
     deploy(engine, prod, define("a"), define("later", machine="medium-1x", queue="shared"))
     got = engine.get_run(prod.id, run.id)
     assert (got.status, got.max_attempts, got.machine, got.queue, got.tags) == (
-        RunStatus.QUEUED, 7, "medium-1x", "shared", ["t"])
+        RunStatus.QUEUED,
+        7,
+        "medium-1x",
+        "shared",
+        ["t"],
+    )
     [spec] = lease(engine, prod)
     assert spec.run_id == run.id and spec.machine == "medium-1x"
 
@@ -141,7 +196,9 @@ def test_a_rollback_moves_unstarted_runs_of_tasks_it_lacks_to_pending_version(en
     queued = engine.trigger(prod.id, "b", {})
     delayed = engine.trigger(prod.id, "b", {}, TriggerOptions(delay=3600))
     engine.promote(prod.id, v1)
-    assert {engine.get_run(prod.id, r.id).status for r in (queued, delayed)} == {RunStatus.PENDING_VERSION}
+    assert {engine.get_run(prod.id, r.id).status for r in (queued, delayed)} == {
+        RunStatus.PENDING_VERSION
+    }
     assert lease(engine, prod) == []
     engine.promote(prod.id, v2)
     assert engine.get_run(prod.id, queued.id).status == RunStatus.QUEUED
@@ -160,7 +217,9 @@ def test_unknown_versions_and_dev_deploys_are_refused_clearly(engine, prod):
         deploy(engine, prod)
 
 
-def test_a_worker_with_its_own_code_cannot_serve_an_environment_with_a_deployed_version(engine, prod):
+def test_a_worker_with_its_own_code_cannot_serve_an_environment_with_a_deployed_version(
+    engine, prod
+):
     deploy(engine, prod, define("a"))
     with pytest.raises(Conflict, match="conveyor worker --env prod"):
         engine.register_worker(prod.id, "local", "local", [define("a")])
@@ -170,21 +229,34 @@ def test_a_worker_with_its_own_code_cannot_serve_an_environment_with_a_deployed_
     assert len(lease(engine, prod)) == 1
 
 
-def test_an_attempt_out_of_memory_runs_again_on_the_larger_machine_without_using_a_retry(engine, prod):
+def test_an_attempt_out_of_memory_runs_again_on_the_larger_machine_without_using_a_retry(
+    engine, prod
+):
     retry = RetryPolicy(max_attempts=1, out_of_memory=OutOfMemoryRetry(machine="small-2x"))
-    deploy(engine, prod, define("big", machine="micro", retry=retry), define("plain", machine="micro",
-                                                                          retry=RetryPolicy(max_attempts=1)))
+    deploy(
+        engine,
+        prod,
+        define("big", machine="micro", retry=retry),
+        define("plain", machine="micro", retry=RetryPolicy(max_attempts=1)),
+    )
     big, plain = engine.trigger(prod.id, "big", {}), engine.trigger(prod.id, "plain", {})
     lease(engine, prod)
     oom = {"name": "OutOfMemory", "code": "out_of_memory", "message": "machine micro has 256 MB"}
-    engine.complete("w1", [held(engine, big.id, 1, "crashed", error=oom),
-                           held(engine, plain.id, 1, "crashed", error=oom)])
+    engine.complete(
+        "w1",
+        [
+            held(engine, big.id, 1, "crashed", error=oom),
+            held(engine, plain.id, 1, "crashed", error=oom),
+        ],
+    )
     assert engine.get_run(prod.id, plain.id).status == RunStatus.CRASHED  # no upgrade: as before
     [again] = lease(engine, prod)
     assert (again.run_id, again.attempt, again.machine) == (big.id, 2, "small-2x")
     engine.complete("w1", [held(engine, big.id, 2, "crashed", error=oom)])
     got = engine.get_run(prod.id, big.id)
-    assert got.status == RunStatus.CRASHED and got.error.code == "out_of_memory"  # already on the larger one
+    assert (
+        got.status == RunStatus.CRASHED and got.error.code == "out_of_memory"
+    )  # already on the larger one
 
 
 def test_a_worker_bringing_its_own_code_to_staging_queues_the_runs_waiting_for_it(engine):

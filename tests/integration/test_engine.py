@@ -10,34 +10,74 @@ from conveyor.protocol import AttemptOutcome, Heartbeat
 from tests.integration.conftest import current_fence, held
 
 
-def define(task_id: str, *, limit: int | None = None, queue: str | None = None, hooks=(), retry=None, schema=None):
-    return TaskDefinition(id=task_id, queue=QueueSpec(name=queue or task_id, concurrency_limit=limit),
-                          retry=retry or RetryPolicy(max_attempts=3, min_timeout_ms=1000, factor=2, randomize=False),
-                          hooks=list(hooks), payload_schema=schema)
+def define(
+    task_id: str,
+    *,
+    limit: int | None = None,
+    queue: str | None = None,
+    hooks=(),
+    retry=None,
+    schema=None,
+):
+    return TaskDefinition(
+        id=task_id,
+        queue=QueueSpec(name=queue or task_id, concurrency_limit=limit),
+        retry=retry or RetryPolicy(max_attempts=3, min_timeout_ms=1000, factor=2, randomize=False),
+        hooks=list(hooks),
+        payload_schema=schema,
+    )
 
 
 @pytest.fixture
 def env(engine):
     env = engine.ensure_environment("proj", "dev", "dev")
-    engine.register_worker(env.id, "w1", "w1", [
-        define("plain"), define("limited", limit=2), define("hooked", hooks=["on_success", "on_failure", "on_cancel"]),
-        define("schema", schema={"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}),
-    ])
+    engine.register_worker(
+        env.id,
+        "w1",
+        "w1",
+        [
+            define("plain"),
+            define("limited", limit=2),
+            define("hooked", hooks=["on_success", "on_failure", "on_cancel"]),
+            define(
+                "schema",
+                schema={
+                    "type": "object",
+                    "properties": {"url": {"type": "string"}},
+                    "required": ["url"],
+                },
+            ),
+        ],
+    )
     return env
 
 
 def lease_ids(engine, env, capacity=100, worker="w1"):
-    engine.heartbeat(worker, Heartbeat())  # a live worker: the tests' clock jumps past its heartbeat timeout
+    engine.heartbeat(
+        worker, Heartbeat()
+    )  # a live worker: the tests' clock jumps past its heartbeat timeout
     return [a.run_id for a in engine.lease(env.id, worker, capacity).attempts]
 
 
 def test_trigger_creates_a_queued_run_with_its_options(engine, env):
-    run = engine.trigger(env.id, "plain", {"a": 1}, TriggerOptions(tags=["x", "y"], metadata={"m": 1},
-                                                                   max_attempts=5, machine="micro", priority=3))
+    run = engine.trigger(
+        env.id,
+        "plain",
+        {"a": 1},
+        TriggerOptions(
+            tags=["x", "y"], metadata={"m": 1}, max_attempts=5, machine="micro", priority=3
+        ),
+    )
     got = engine.get_run(env.id, run.id)
     assert got.status == RunStatus.QUEUED
     assert (got.payload, got.tags, got.metadata, got.max_attempts, got.machine, got.priority) == (
-        {"a": 1}, ["x", "y"], {"m": 1}, 5, "micro", 3)
+        {"a": 1},
+        ["x", "y"],
+        {"m": 1},
+        5,
+        "micro",
+        3,
+    )
 
 
 def test_unknown_task_is_not_found_and_creates_nothing(engine, env):
@@ -53,7 +93,9 @@ def test_schema_violation_names_the_field_and_creates_no_run(engine, env):
 
 
 def test_same_idempotency_key_returns_the_same_run_until_its_ttl(engine, env, clock):
-    first = engine.trigger(env.id, "plain", {}, TriggerOptions(idempotency_key="k", idempotency_key_ttl="1h"))
+    first = engine.trigger(
+        env.id, "plain", {}, TriggerOptions(idempotency_key="k", idempotency_key_ttl="1h")
+    )
     again = engine.trigger(env.id, "plain", {}, TriggerOptions(idempotency_key="k"))
     assert again.id == first.id and again.is_cached
     clock.advance(3601)
@@ -137,7 +179,9 @@ def test_failed_attempt_is_retried_after_the_policy_delay_then_fails_for_good(en
     delays = []
     for attempt in (1, 2, 3):
         assert lease_ids(engine, env) == [run.id]
-        engine.complete("w1", [held(engine, run.id, attempt, "failed", error={"message": f"boom {attempt}"})])
+        engine.complete(
+            "w1", [held(engine, run.id, attempt, "failed", error={"message": f"boom {attempt}"})]
+        )
         got = engine.get_run(env.id, run.id)
         if attempt < 3:
             assert got.status == RunStatus.QUEUED
@@ -150,9 +194,15 @@ def test_failed_attempt_is_retried_after_the_policy_delay_then_fails_for_good(en
     assert [a.error.message for a in got.attempt_list] == ["boom 1", "boom 2", "boom 3"]
 
 
-@pytest.mark.parametrize(("kind", "status"), [("aborted", RunStatus.FAILED), ("timed_out", RunStatus.TIMED_OUT),
-                                              ("payload_invalid", RunStatus.FAILED),
-                                              ("system_failure", RunStatus.SYSTEM_FAILURE)])
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        ("aborted", RunStatus.FAILED),
+        ("timed_out", RunStatus.TIMED_OUT),
+        ("payload_invalid", RunStatus.FAILED),
+        ("system_failure", RunStatus.SYSTEM_FAILURE),
+    ],
+)
 def test_outcomes_that_are_never_retried(engine, env, kind, status):
     run = engine.trigger(env.id, "hooked", {})
     lease_ids(engine, env)
@@ -188,7 +238,9 @@ def test_runs_of_a_worker_that_stops_heartbeating_are_taken_back(engine, env, cl
     lease_ids(engine, env)
     clock.advance(engine.worker_timeout + 1)  # the worker stops its attempts itself now
     engine.tick()
-    assert engine.get_run(env.id, run.id).status == RunStatus.EXECUTING  # not taken back yet: the margin
+    assert (
+        engine.get_run(env.id, run.id).status == RunStatus.EXECUTING
+    )  # not taken back yet: the margin
     clock.advance(engine.take_back_after - engine.worker_timeout)
     engine.tick()
     got = engine.get_run(env.id, run.id, with_attempts=True)
@@ -236,7 +288,9 @@ def test_batch_is_all_or_nothing_and_keeps_input_order(engine, env):
     assert [r.payload["i"] for r in result.runs] == list(range(50))
     assert all(r.batch_id == result.batch_id for r in result.runs)
     with pytest.raises(PayloadError, match=r"items\[1\]"):
-        engine.batch_trigger(env.id, [("schema", {"url": "a"}, TriggerOptions()), ("schema", {}, TriggerOptions())])
+        engine.batch_trigger(
+            env.id, [("schema", {"url": "a"}, TriggerOptions()), ("schema", {}, TriggerOptions())]
+        )
     assert len(engine.list_runs(env.id, limit=1000)[0]) == 50
     with pytest.raises(InvalidRequest, match="1000"):
         engine.batch_trigger(env.id, [("plain", {}, TriggerOptions())] * 1001)
@@ -253,7 +307,12 @@ def test_replay_copies_the_run_with_an_optional_new_payload(engine, env):
 def test_list_runs_filters_and_pages(engine, env, clock):
     for i in range(25):
         clock.advance(0.01)
-        engine.trigger(env.id, "plain" if i % 2 else "limited", {}, TriggerOptions(tags=["even"] if i % 2 == 0 else []))
+        engine.trigger(
+            env.id,
+            "plain" if i % 2 else "limited",
+            {},
+            TriggerOptions(tags=["even"] if i % 2 == 0 else []),
+        )
     page, cursor = engine.list_runs(env.id, limit=10)
     seen = [r.id for r in page]
     while cursor:
@@ -328,7 +387,9 @@ def test_a_cleanly_stopped_worker_hands_its_runs_back_without_using_retries(engi
     engine.worker_stopped("w1")
     got = engine.get_run(env.id, run.id, with_attempts=True)
     assert got.status == RunStatus.QUEUED and got.attempt_list[0].status == "INTERRUPTED"
-    assert engine.lease(env.id, "w1", 10).attempts == []  # a stopped worker's open lease takes nothing
+    assert (
+        engine.lease(env.id, "w1", 10).attempts == []
+    )  # a stopped worker's open lease takes nothing
 
 
 def test_a_cursor_that_is_not_a_run_id_is_refused(engine, env):
@@ -346,13 +407,25 @@ def test_a_start_is_never_stamped_before_the_end_whose_slot_it_took(engine, env)
     engine.heartbeat("w1", Heartbeat())
     wall = [engine.clock()]
 
-    def clock() -> float:  # every reading a second later; the lease's first lets the end in after it
+    def clock() -> (
+        float
+    ):  # every reading a second later; the lease's first lets the end in after it
         wall[0] += 1
         reading = wall[0]
         if len(wall) == 1:
             wall.append(0)
-            engine.complete("w1", [AttemptOutcome(first.id, 1, "completed", output_json="1",
-                                                  fence=current_fence(engine, first.id))])
+            engine.complete(
+                "w1",
+                [
+                    AttemptOutcome(
+                        first.id,
+                        1,
+                        "completed",
+                        output_json="1",
+                        fence=current_fence(engine, first.id),
+                    )
+                ],
+            )
         return reading
 
     engine.clock = clock

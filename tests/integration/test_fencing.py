@@ -26,9 +26,17 @@ if TYPE_CHECKING:
 TASKS = [
     TaskDefinition(id="parent", queue=QueueSpec(name="parent"), retry=RetryPolicy(max_attempts=3)),
     TaskDefinition(id="child", queue=QueueSpec(name="child"), retry=RetryPolicy(max_attempts=1)),
-    TaskDefinition(id="single", queue=QueueSpec(name="single", concurrency_limit=1), retry=RetryPolicy(max_attempts=1)),
-    TaskDefinition(id="hooked", queue=QueueSpec(name="hooked"), retry=RetryPolicy(max_attempts=1),
-                   hooks=["on_success"]),
+    TaskDefinition(
+        id="single",
+        queue=QueueSpec(name="single", concurrency_limit=1),
+        retry=RetryPolicy(max_attempts=1),
+    ),
+    TaskDefinition(
+        id="hooked",
+        queue=QueueSpec(name="hooked"),
+        retry=RetryPolicy(max_attempts=1),
+        hooks=["on_success"],
+    ),
 ]
 
 
@@ -54,41 +62,58 @@ def call(engine: Engine, env: Environment, spec, op: str, args: dict, worker: st
     return engine.run_call(env.id, spec.run_id, op, args, worker_id=worker, fence=spec.fence)
 
 
-TRIGGER = {"key": "trigger_and_wait:child#1", "items": [["child", {}, {}]], "wait": True, "batch": False}
+TRIGGER = {
+    "key": "trigger_and_wait:child#1",
+    "items": [["child", {}, {}]],
+    "wait": True,
+    "batch": False,
+}
 
 
 def test_a_canceled_runs_attempt_can_make_no_durable_call(engine: Engine, env: Environment) -> None:
     run = engine.trigger(env.id, "parent", {})
     spec = start(engine, env)
     engine.cancel(env.id, run.id)
-    for op, args in [("durable_trigger", TRIGGER), ("journal", {"key": "step:pay#1", "value": 1}),
-                     ("wait_until", {"key": "wait.for#1", "until": time.time() + 60}),
-                     ("create_token", {"key": "token.create#1", "timeout": None, "idempotency_key": None, "tags": None})]:
+    for op, args in [
+        ("durable_trigger", TRIGGER),
+        ("journal", {"key": "step:pay#1", "value": 1}),
+        ("wait_until", {"key": "wait.for#1", "until": time.time() + 60}),
+        (
+            "create_token",
+            {"key": "token.create#1", "timeout": None, "idempotency_key": None, "tags": None},
+        ),
+    ]:
         with pytest.raises(StaleAttempt):
             call(engine, env, spec, op, args)
     assert children(engine, env, run.id) == []
     assert engine.get_trace(env.id, run.id).root.children[0].children == []  # nothing journaled
 
 
-def test_a_canceled_run_keeps_its_slot_until_its_body_has_stopped(engine: Engine, env: Environment,
-                                                                 clock: ManualClock) -> None:
+def test_a_canceled_run_keeps_its_slot_until_its_body_has_stopped(
+    engine: Engine, env: Environment, clock: ManualClock
+) -> None:
     first = engine.trigger(env.id, "single", {})
     engine.heartbeat("w1", Heartbeat())
     (spec,) = engine.lease(env.id, "w1", 1).attempts
     engine.cancel(env.id, first.id)
     second = engine.trigger(env.id, "single", {})
     engine.heartbeat("w2", Heartbeat())
-    assert engine.lease(env.id, "w2", 1).attempts == []  # the canceled body may still run: the limit is 1
+    assert (
+        engine.lease(env.id, "w2", 1).attempts == []
+    )  # the canceled body may still run: the limit is 1
     reply = engine.heartbeat("w1", Heartbeat(running=[(first.id, spec.fence)], lease_seq=1))
     assert first.id in reply.stop  # told to stop; it has not yet
     assert engine.lease(env.id, "w2", 1).attempts == []
     engine.heartbeat("w1", Heartbeat(running=[], lease_seq=1))  # its body has ended
     assert [a.run_id for a in engine.lease(env.id, "w2", 1).attempts] == [second.id]
-    assert engine.get_run(env.id, first.id).status == RunStatus.CANCELED  # canceled at once all along
+    assert (
+        engine.get_run(env.id, first.id).status == RunStatus.CANCELED
+    )  # canceled at once all along
 
 
-def test_a_lost_worker_gives_back_the_slots_of_its_canceled_runs(engine: Engine, env: Environment,
-                                                                clock: ManualClock) -> None:
+def test_a_lost_worker_gives_back_the_slots_of_its_canceled_runs(
+    engine: Engine, env: Environment, clock: ManualClock
+) -> None:
     first = engine.trigger(env.id, "single", {})
     engine.heartbeat("w1", Heartbeat())
     engine.lease(env.id, "w1", 1)
@@ -103,13 +128,17 @@ def test_a_lost_worker_gives_back_the_slots_of_its_canceled_runs(engine: Engine,
 def test_a_completed_run_refuses_a_durable_trigger(engine: Engine, env: Environment) -> None:
     run = engine.trigger(env.id, "parent", {})
     spec = start(engine, env)
-    engine.complete("w1", [AttemptOutcome(run.id, 1, "completed", output_json="1", fence=spec.fence)])
+    engine.complete(
+        "w1", [AttemptOutcome(run.id, 1, "completed", output_json="1", fence=spec.fence)]
+    )
     with pytest.raises(StaleAttempt):
         call(engine, env, spec, "durable_trigger", TRIGGER)
     assert children(engine, env, run.id) == []
 
 
-def test_another_worker_of_the_environment_cannot_speak_for_an_attempt(engine: Engine, env: Environment) -> None:
+def test_another_worker_of_the_environment_cannot_speak_for_an_attempt(
+    engine: Engine, env: Environment
+) -> None:
     run = engine.trigger(env.id, "parent", {})
     spec = start(engine, env, "w1")
     with pytest.raises(StaleAttempt):
@@ -118,7 +147,9 @@ def test_another_worker_of_the_environment_cannot_speak_for_an_attempt(engine: E
     assert len(children(engine, env, run.id)) == 1
 
 
-def test_after_a_take_back_only_the_new_attempt_counts(engine: Engine, env: Environment, clock: ManualClock) -> None:
+def test_after_a_take_back_only_the_new_attempt_counts(
+    engine: Engine, env: Environment, clock: ManualClock
+) -> None:
     run = engine.trigger(env.id, "parent", {})
     old = start(engine, env, "w1")
     clock.advance(engine.take_back_after + 1)  # w1 went silent
@@ -130,38 +161,67 @@ def test_after_a_take_back_only_the_new_attempt_counts(engine: Engine, env: Envi
     # the stale attempt reports: its calls are refused, its outcome, logs and suspend ignored
     with pytest.raises(StaleAttempt):
         call(engine, env, old, "journal", {"key": "step:pay#1", "value": "stale"})
-    engine.complete("w1", [AttemptOutcome(run.id, old.attempt, "completed", output_json='"stale"', fence=old.fence)])
-    assert engine.append_logs([LogEntry(run.id, old.attempt, 1, clock.now, "info", "stale line", fence=old.fence)]) == 0
-    assert engine.suspend("w1", run.id, old.attempt, ["wait_x"], 0.0, old.fence) == {"suspended": False, "gone": True}
+    engine.complete(
+        "w1",
+        [AttemptOutcome(run.id, old.attempt, "completed", output_json='"stale"', fence=old.fence)],
+    )
+    assert (
+        engine.append_logs(
+            [LogEntry(run.id, old.attempt, 1, clock.now, "info", "stale line", fence=old.fence)]
+        )
+        == 0
+    )
+    assert engine.suspend("w1", run.id, old.attempt, ["wait_x"], 0.0, old.fence) == {
+        "suspended": False,
+        "gone": True,
+    }
     assert engine.get_run(env.id, run.id).status == RunStatus.EXECUTING
     # a heartbeat of the stale worker is told to stop it
     assert engine.heartbeat("w1", Heartbeat(running=[(run.id, old.fence)])).stop == [run.id]
     # the holder's work counts
-    assert call(engine, env, new, "journal", {"key": "step:pay#1", "value": "new"}, worker="w2") == "new"
-    assert engine.append_logs([LogEntry(run.id, new.attempt, 2, clock.now, "info", "new line", fence=new.fence)]) == 1
-    engine.complete("w2", [AttemptOutcome(run.id, new.attempt, "completed", output_json='"new"', fence=new.fence)])
+    assert (
+        call(engine, env, new, "journal", {"key": "step:pay#1", "value": "new"}, worker="w2")
+        == "new"
+    )
+    assert (
+        engine.append_logs(
+            [LogEntry(run.id, new.attempt, 2, clock.now, "info", "new line", fence=new.fence)]
+        )
+        == 1
+    )
+    engine.complete(
+        "w2",
+        [AttemptOutcome(run.id, new.attempt, "completed", output_json='"new"', fence=new.fence)],
+    )
     done = engine.get_run(env.id, run.id)
     assert (done.status, done.output) == (RunStatus.COMPLETED, "new")
     assert [line.message for line in engine.list_logs(env.id, run.id)] == ["new line"]
 
 
-def test_a_run_handed_out_again_to_the_same_worker_stops_its_older_attempt(engine: Engine, env: Environment,
-                                                                           clock: ManualClock) -> None:
+def test_a_run_handed_out_again_to_the_same_worker_stops_its_older_attempt(
+    engine: Engine, env: Environment, clock: ManualClock
+) -> None:
     run = engine.trigger(env.id, "parent", {})
     old = start(engine, env, "w1")
-    engine.register_worker(env.id, "w1", "w1", TASKS)  # it restarted under the same id: the run is retried
+    engine.register_worker(
+        env.id, "w1", "w1", TASKS
+    )  # it restarted under the same id: the run is retried
     clock.advance(2)  # its retry delay
     again = start(engine, env, "w1")
     assert again.run_id == run.id and again.fence > old.fence
     beat = Heartbeat(running=[(run.id, old.fence)], lease_seq=99)
     assert engine.heartbeat("w1", beat).stop == [run.id]
     # the older attempt's late outcome changes nothing
-    engine.complete("w1", [AttemptOutcome(run.id, old.attempt, "failed", error={"message": "x"}, fence=old.fence)])
+    engine.complete(
+        "w1",
+        [AttemptOutcome(run.id, old.attempt, "failed", error={"message": "x"}, fence=old.fence)],
+    )
     assert engine.get_run(env.id, run.id).status == RunStatus.EXECUTING
 
 
-def test_the_take_back_waits_longer_than_the_worker_stops_itself(engine: Engine, env: Environment,
-                                                                  clock: ManualClock) -> None:
+def test_the_take_back_waits_longer_than_the_worker_stops_itself(
+    engine: Engine, env: Environment, clock: ManualClock
+) -> None:
     assert engine.take_back_after >= engine.worker_timeout + 5
     run = engine.trigger(env.id, "parent", {})
     spec = start(engine, env, "w1")
@@ -176,10 +236,14 @@ def test_the_take_back_waits_longer_than_the_worker_stops_itself(engine: Engine,
     assert reply.stop == [run.id] and reply.revoked_through >= 1
 
 
-def test_only_the_latest_hook_job_reports_its_hook(engine: Engine, env: Environment, clock: ManualClock) -> None:
+def test_only_the_latest_hook_job_reports_its_hook(
+    engine: Engine, env: Environment, clock: ManualClock
+) -> None:
     run = engine.trigger(env.id, "hooked", {})
     spec = start(engine, env)
-    engine.complete("w1", [AttemptOutcome(run.id, 1, "completed", output_json="1", fence=spec.fence)])
+    engine.complete(
+        "w1", [AttemptOutcome(run.id, 1, "completed", output_json="1", fence=spec.fence)]
+    )
     (first,) = engine.lease(env.id, "w1", 0).hooks
     clock.advance(61)  # its hook lease ran out: another worker gets the job
     engine.heartbeat("w2", Heartbeat())
@@ -190,10 +254,14 @@ def test_only_the_latest_hook_job_reports_its_hook(engine: Engine, env: Environm
     assert [h.run_id for h in engine.lease(env.id, "w2", 0).hooks] == [run.id]
 
 
-def test_a_hook_report_of_the_holder_ends_the_debt(engine: Engine, env: Environment, clock: ManualClock) -> None:
+def test_a_hook_report_of_the_holder_ends_the_debt(
+    engine: Engine, env: Environment, clock: ManualClock
+) -> None:
     run = engine.trigger(env.id, "hooked", {})
     spec = start(engine, env)
-    engine.complete("w1", [AttemptOutcome(run.id, 1, "completed", output_json="1", fence=spec.fence)])
+    engine.complete(
+        "w1", [AttemptOutcome(run.id, 1, "completed", output_json="1", fence=spec.fence)]
+    )
     (job,) = engine.lease(env.id, "w1", 0).hooks
     engine.hook_done(run.id, "on_success", job.fence)
     clock.advance(61)
@@ -207,49 +275,109 @@ def test_a_stale_call_over_http_is_a_409_attempt_stale(api: TestClient, backend:
     run_id = api.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
     (spec,) = backend.engine.lease(backend.env.id, "worker-1", 1).attempts
     assert api.post(f"/api/v1/runs/{run_id}/cancel").status_code == 200
-    response = api.post("/api/v1/workers/worker-1/calls", json={
-        "run_id": run_id, "fence": spec.fence, "op": "durable_trigger",
-        "args": {"key": "trigger:x#1", "items": [["other", {}, {}]], "wait": False, "batch": False}})
+    response = api.post(
+        "/api/v1/workers/worker-1/calls",
+        json={
+            "run_id": run_id,
+            "fence": spec.fence,
+            "op": "durable_trigger",
+            "args": {
+                "key": "trigger:x#1",
+                "items": [["other", {}, {}]],
+                "wait": False,
+                "batch": False,
+            },
+        },
+    )
     assert response.status_code == 409, response.text
     assert response.json()["error"]["code"] == "attempt_stale"
-    assert [r["task_id"] for r in api.get("/api/v1/runs").json()["data"]] == ["hello"]  # no child was made
+    assert [r["task_id"] for r in api.get("/api/v1/runs").json()["data"]] == [
+        "hello"
+    ]  # no child was made
 
 
 def test_log_lines_with_nanosecond_sequences_are_stored(api: TestClient, backend: Backend) -> None:
     run_id = api.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
     (spec,) = backend.engine.lease(backend.env.id, "worker-1", 1).attempts
     seq = time.time_ns()  # what an attempt's log lines are numbered from: past 32 bits
-    line = {"run_id": run_id, "attempt": 1, "seq": seq, "ts": time.time(), "level": "info", "message": "hello",
-            "attributes": None, "fence": spec.fence}
+    line = {
+        "run_id": run_id,
+        "attempt": 1,
+        "seq": seq,
+        "ts": time.time(),
+        "level": "info",
+        "message": "hello",
+        "attributes": None,
+        "fence": spec.fence,
+    }
     response = api.post("/api/v1/workers/worker-1/logs", json={"entries": [line]})
     assert response.status_code == 200, response.text
     assert response.json() == {"stored": 1}
-    assert [(x["seq"], x["message"]) for x in api.get(f"/api/v1/runs/{run_id}/logs").json()["data"]] == [(seq, "hello")]
+    assert [
+        (x["seq"], x["message"]) for x in api.get(f"/api/v1/runs/{run_id}/logs").json()["data"]
+    ] == [(seq, "hello")]
 
 
-def test_a_line_no_database_can_hold_never_holds_back_the_others(api: TestClient, backend: Backend) -> None:
+def test_a_line_no_database_can_hold_never_holds_back_the_others(
+    api: TestClient, backend: Backend
+) -> None:
     run_id = api.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
     (spec,) = backend.engine.lease(backend.env.id, "worker-1", 1).attempts
     now = time.time()
 
     def line(seq: int, message: str) -> dict:
-        return {"run_id": run_id, "attempt": 1, "seq": seq, "ts": now, "level": "info", "message": message,
-                "attributes": {"raw": message}, "fence": spec.fence}
+        return {
+            "run_id": run_id,
+            "attempt": 1,
+            "seq": seq,
+            "ts": now,
+            "level": "info",
+            "message": message,
+            "attributes": {"raw": message},
+            "fence": spec.fence,
+        }
 
-    response = api.post("/api/v1/workers/worker-1/logs", json={"entries": [
-        line(1, "before"), line(2**70, "seq out of range"), line(3, "nul \x00 inside"), line(4, "after")]})
+    response = api.post(
+        "/api/v1/workers/worker-1/logs",
+        json={
+            "entries": [
+                line(1, "before"),
+                line(2**70, "seq out of range"),
+                line(3, "nul \x00 inside"),
+                line(4, "after"),
+            ]
+        },
+    )
     assert response.status_code == 200, response.text
     stored = [x["message"] for x in api.get(f"/api/v1/runs/{run_id}/logs").json()["data"]]
     assert stored == ["before", "nul \ufffd inside", "after"]
 
 
-def test_an_outcome_with_another_fence_is_ignored_over_http(api: TestClient, backend: Backend) -> None:
+def test_an_outcome_with_another_fence_is_ignored_over_http(
+    api: TestClient, backend: Backend
+) -> None:
     run_id = api.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
     (spec,) = backend.engine.lease(backend.env.id, "worker-1", 1).attempts
-    outcome = {"run_id": run_id, "attempt": 1, "kind": "completed", "output_json": "1", "error": None}
-    assert api.post("/api/v1/workers/worker-1/complete",
-                    json={"outcomes": [{**outcome, "fence": spec.fence + 1}]}).status_code == 200
+    outcome = {
+        "run_id": run_id,
+        "attempt": 1,
+        "kind": "completed",
+        "output_json": "1",
+        "error": None,
+    }
+    assert (
+        api.post(
+            "/api/v1/workers/worker-1/complete",
+            json={"outcomes": [{**outcome, "fence": spec.fence + 1}]},
+        ).status_code
+        == 200
+    )
     assert api.get(f"/api/v1/runs/{run_id}").json()["status"] == "EXECUTING"
-    assert api.post("/api/v1/workers/worker-1/complete",
-                    json={"outcomes": [{**outcome, "fence": spec.fence}]}).status_code == 200
+    assert (
+        api.post(
+            "/api/v1/workers/worker-1/complete",
+            json={"outcomes": [{**outcome, "fence": spec.fence}]},
+        ).status_code
+        == 200
+    )
     assert api.get(f"/api/v1/runs/{run_id}").json()["status"] == "COMPLETED"

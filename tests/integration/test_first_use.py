@@ -28,21 +28,30 @@ BROKEN = ModuleFailure(file="tasks/broken.py", line=3, error="SyntaxError: inval
 
 
 def test_a_module_that_failed_to_import_is_named_on_the_tasks_page_and_in_the_404(
-        dashboard: TestClient, api: TestClient, backend: Backend) -> None:  # noqa: F811
+    dashboard: TestClient, api: TestClient, backend: Backend
+) -> None:
     engine, env_id = backend.engine, backend.env.id
     assert "failed to import" not in dashboard.get("/tasks").text
-    engine.set_tasks(env_id, task_definitions()[:1])  # a reload where the module of the others failed
+    engine.set_tasks(
+        env_id, task_definitions()[:1]
+    )  # a reload where the module of the others failed
     engine.set_load_failures(env_id, [BROKEN])
 
     page = dashboard.get("/tasks").text
-    assert "data-load-failures" in page and "tasks/broken.py:3" in page and "SyntaxError: invalid syntax" in page
+    assert (
+        "data-load-failures" in page
+        and "tasks/broken.py:3" in page
+        and "SyntaxError: invalid syntax" in page
+    )
     assert "/tasks/other#test" not in page  # no Test button for a task nothing can run
 
     response = api.post("/api/v1/tasks/other/trigger", json={"payload": {}})
     assert response.status_code == 404
     message = response.json()["error"]["message"]
-    assert message == ("task 'other' is not defined in this environment; "
-                       "tasks/broken.py failed to import: SyntaxError: invalid syntax (line 3)")
+    assert message == (
+        "task 'other' is not defined in this environment; "
+        "tasks/broken.py failed to import: SyntaxError: invalid syntax (line 3)"
+    )
     batch = api.post("/api/v1/tasks/other/batch", json={"items": [{"payload": {}}]})
     assert batch.status_code == 404 and "tasks/broken.py failed to import" in batch.text
 
@@ -55,23 +64,42 @@ def _wait(live_server: str, task: str, monkeypatch: pytest.MonkeyPatch) -> Resul
     monkeypatch.setattr(trigger_command, "HINT_AFTER", 0.3)
     for name in ("CONVEYOR_API_URL", "CONVEYOR_SECRET_KEY", "CONVEYOR_ACCESS_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    return CliRunner().invoke(main, ["trigger", task, "--wait", "--timeout", "1", "--api-url", live_server,
-                                     "--secret-key", KEY], catch_exceptions=False)
+    return CliRunner().invoke(
+        main,
+        [
+            "trigger",
+            task,
+            "--wait",
+            "--timeout",
+            "1",
+            "--api-url",
+            live_server,
+            "--secret-key",
+            KEY,
+        ],
+        catch_exceptions=False,
+    )
 
 
 def test_wait_shows_the_status_and_says_why_nothing_picks_the_run_up(
-        live_server: str, backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    live_server: str, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = _wait(live_server, "hello", monkeypatch)  # no worker runs
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert any(re.fullmatch(r"Waiting for run_\w+: QUEUED", line) for line in lines), result.stderr
-    assert re.search(r"is still QUEUED after \d+ s: no worker has picked it up", result.stderr), result.stderr
+    assert re.search(r"is still QUEUED after \d+ s: no worker has picked it up", result.stderr), (
+        result.stderr
+    )
     assert "conveyor dev" in result.stderr and "'hello'" in result.stderr
     assert result.stderr.count("no worker has picked it up") == 1  # one hint, not one per poll
 
     backend.engine.set_queue_paused(backend.env.id, "task/other", True)
     paused = _wait(live_server, "other", monkeypatch)
-    assert "its queue 'task/other' is paused; resume it with `conveyor queues resume task/other`" in paused.stderr
+    assert (
+        "its queue 'task/other' is paused; resume it with `conveyor queues resume task/other`"
+        in paused.stderr
+    )
 
     def start_it() -> None:  # a worker takes the runs while the command waits
         deadline = time.monotonic() + 0.9
@@ -97,8 +125,12 @@ def _family(backend: Backend) -> tuple[str, list[str], list[str]]:
 
 
 def test_the_runs_list_shows_roots_with_their_child_count_and_children_on_request(
-        api: TestClient, dashboard: TestClient, live_server: str, backend: Backend,  # noqa: F811
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    api: TestClient,
+    dashboard: TestClient,
+    live_server: str,
+    backend: Backend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     parent, children, roots = _family(backend)
 
     everything = api.get("/api/v1/runs").json()  # the API's default is every run, as before
@@ -107,7 +139,9 @@ def test_the_runs_list_shows_roots_with_their_child_count_and_children_on_reques
     assert counts[parent] == 3 and counts[roots[0]] == 0 and counts[children[0]] == 0
     first = api.get("/api/v1/runs", params={"roots": "true", "limit": 2}).json()
     assert [r["id"] for r in first["data"]] == roots[:2]
-    rest = api.get("/api/v1/runs", params={"roots": "true", "limit": 2, "cursor": first["next_cursor"]}).json()
+    rest = api.get(
+        "/api/v1/runs", params={"roots": "true", "limit": 2, "cursor": first["next_cursor"]}
+    ).json()
     assert [r["id"] for r in rest["data"]] == [parent] and rest["data"][0]["child_count"] == 3
     assert rest["next_cursor"] is None
 
@@ -125,8 +159,11 @@ def test_the_runs_list_shows_roots_with_their_child_count_and_children_on_reques
     monkeypatch.setenv("COLUMNS", "200")
 
     def cli(*args: str) -> str:
-        result = CliRunner().invoke(main, ["runs", "list", *args, "--api-url", live_server, "--secret-key", KEY],
-                                    catch_exceptions=False)
+        result = CliRunner().invoke(
+            main,
+            ["runs", "list", *args, "--api-url", live_server, "--secret-key", KEY],
+            catch_exceptions=False,
+        )
         assert result.exit_code == 0, result.output
         return result.stdout
 
@@ -139,7 +176,8 @@ def test_the_runs_list_shows_roots_with_their_child_count_and_children_on_reques
 
 
 def test_the_tokens_page_shows_the_waiting_runs_and_the_callback_url_and_keeps_a_refused_body(
-        dashboard: TestClient, backend: Backend) -> None:  # noqa: F811
+    dashboard: TestClient, backend: Backend
+) -> None:
     engine, env_id = backend.engine, backend.env.id
     engine.public_url = "http://127.0.0.1:3030"
     token = engine.create_token(env_id)
@@ -156,14 +194,20 @@ def test_the_tokens_page_shows_the_waiting_runs_and_the_callback_url_and_keeps_a
     assert "No run waits on it yet" in _row(page, idle["id"])
 
     typed = '{"approved": true,}'
-    refused = dashboard.post("/tokens/complete", data={"csrf": csrf_of(page), "token_id": token["id"], "data": typed})
+    refused = dashboard.post(
+        "/tokens/complete", data={"csrf": csrf_of(page), "token_id": token["id"], "data": typed}
+    )
     assert refused.status_code == 422
     assert f">{escape(typed)}</textarea>" in refused.text  # the edit is kept, not reset to {}
     assert "the body is not JSON" in refused.text and 'aria-invalid="true"' in refused.text
     assert engine.get_token(env_id, token["id"])["status"] == "PENDING"
-    done = dashboard.post("/tokens/complete", data={"csrf": csrf_of(page), "token_id": token["id"],
-                                                    "data": '{"approved": true}'})
-    assert done.status_code == 303 and engine.get_token(env_id, token["id"])["output"] == {"approved": True}
+    done = dashboard.post(
+        "/tokens/complete",
+        data={"csrf": csrf_of(page), "token_id": token["id"], "data": '{"approved": true}'},
+    )
+    assert done.status_code == 303 and engine.get_token(env_id, token["id"])["output"] == {
+        "approved": True
+    }
 
 
 def _row(page: str, token_id: str) -> str:

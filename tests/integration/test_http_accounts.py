@@ -68,15 +68,22 @@ def test_account_routes_need_a_personal_access_token(http: TestClient, token: st
     error_of(http.get("/api/v1/projects"), 401, "unauthorized")
     message = error_of(http.get("/api/v1/projects", headers=bearer(KEY)), 401, "unauthorized")
     assert "personal access token" in message
-    error_of(http.get("/api/v1/projects", headers=bearer("cv_pat_" + "0" * 40)), 401, "unauthorized")
-    error_of(http.post("/api/v1/projects", json={"name": "x"}, headers=bearer(KEY)), 401, "unauthorized")
+    error_of(
+        http.get("/api/v1/projects", headers=bearer("cv_pat_" + "0" * 40)), 401, "unauthorized"
+    )
+    error_of(
+        http.post("/api/v1/projects", json={"name": "x"}, headers=bearer(KEY)), 401, "unauthorized"
+    )
 
 
 def test_a_personal_access_token_opens_no_run_route(http: TestClient, token: str) -> None:
     message = error_of(http.get("/api/v1/runs", headers=bearer(token)), 401, "unauthorized")
     assert "not an environment key" in message
-    error_of(http.post("/api/v1/tasks/hello/trigger", json={"payload": {}}, headers=bearer(token)), 401,
-             "unauthorized")
+    error_of(
+        http.post("/api/v1/tasks/hello/trigger", json={"payload": {}}, headers=bearer(token)),
+        401,
+        "unauthorized",
+    )
 
 
 # -- projects --------------------------------------------------------------------------------------
@@ -89,37 +96,73 @@ def test_create_then_list_and_retrieve_projects(http: TestClient, token: str) ->
     listed = http.get("/api/v1/projects", headers=bearer(token)).json()["data"]
     assert project["id"] in [p["id"] for p in listed]
     assert http.get("/api/v1/projects/my-shop", headers=bearer(token)).json()["id"] == project["id"]
-    envs = http.get(f"/api/v1/projects/{project['id']}/environments", headers=bearer(token)).json()["data"]
-    assert [(e["slug"], e["kind"]) for e in envs] == [("dev", "dev"), ("staging", "staging"), ("prod", "prod")]
+    envs = http.get(f"/api/v1/projects/{project['id']}/environments", headers=bearer(token)).json()[
+        "data"
+    ]
+    assert [(e["slug"], e["kind"]) for e in envs] == [
+        ("dev", "dev"),
+        ("staging", "staging"),
+        ("prod", "prod"),
+    ]
 
 
 def test_bad_project_requests_are_4xx_with_the_error_shape(http: TestClient, token: str) -> None:
     create(http, token, "Shop")
     assert "already has a project" in error_of(
-        http.post("/api/v1/projects", json={"name": "Shop"}, headers=bearer(token)), 409, "conflict")
-    assert "name" in error_of(http.post("/api/v1/projects", json={}, headers=bearer(token)), 422, "invalid_request")
-    error_of(http.post("/api/v1/projects", json={"name": "x", "colour": 1}, headers=bearer(token)), 422,
-             "invalid_request")
-    error_of(http.post("/api/v1/projects", json={"name": "???"}, headers=bearer(token)), 400, "invalid_request")
-    error_of(http.post("/api/v1/projects", json={"name": "x", "organization": "nope"}, headers=bearer(token)),
-             404, "not_found")
+        http.post("/api/v1/projects", json={"name": "Shop"}, headers=bearer(token)), 409, "conflict"
+    )
+    assert "name" in error_of(
+        http.post("/api/v1/projects", json={}, headers=bearer(token)), 422, "invalid_request"
+    )
+    error_of(
+        http.post("/api/v1/projects", json={"name": "x", "colour": 1}, headers=bearer(token)),
+        422,
+        "invalid_request",
+    )
+    error_of(
+        http.post("/api/v1/projects", json={"name": "???"}, headers=bearer(token)),
+        400,
+        "invalid_request",
+    )
+    error_of(
+        http.post(
+            "/api/v1/projects", json={"name": "x", "organization": "nope"}, headers=bearer(token)
+        ),
+        404,
+        "not_found",
+    )
     error_of(http.get("/api/v1/projects/proj_nope", headers=bearer(token)), 404, "not_found")
-    error_of(http.get("/api/v1/projects/shop/environments/qa/key", headers=bearer(token)), 404, "not_found")
-    error_of(http.post("/api/v1/projects/shop/environments", json={"branch": ""}, headers=bearer(token)), 422,
-             "invalid_request")
+    error_of(
+        http.get("/api/v1/projects/shop/environments/qa/key", headers=bearer(token)),
+        404,
+        "not_found",
+    )
+    error_of(
+        http.post("/api/v1/projects/shop/environments", json={"branch": ""}, headers=bearer(token)),
+        422,
+        "invalid_request",
+    )
 
 
 # -- keys ------------------------------------------------------------------------------------------
 
 
-def test_show_key_answers_the_key_of_the_environment_and_is_not_cached(http: TestClient, token: str) -> None:
+def test_show_key_answers_the_key_of_the_environment_and_is_not_cached(
+    http: TestClient, token: str
+) -> None:
     project = create(http, token)
-    response = http.get(f"/api/v1/projects/{project['id']}/environments/staging/key", headers=bearer(token))
+    response = http.get(
+        f"/api/v1/projects/{project['id']}/environments/staging/key", headers=bearer(token)
+    )
     body = response.json()
     assert response.headers["cache-control"] == "no-store"
     assert body["secret_key"].startswith("cv_stg_")
-    assert (body["project"], body["environment"], body["kind"], body["rotated"]) == \
-        (project["id"], "staging", "staging", False)
+    assert (body["project"], body["environment"], body["kind"], body["rotated"]) == (
+        project["id"],
+        "staging",
+        "staging",
+        False,
+    )
     assert http.get("/api/v1/runs", headers=bearer(body["secret_key"])).status_code == 200
 
 
@@ -127,7 +170,9 @@ def test_rotation_revokes_the_old_key_at_once(http: TestClient, token: str) -> N
     project = create(http, token)
     old = key_of(http, token, project["id"], "prod")
     assert http.get("/api/v1/runs", headers=bearer(old)).status_code == 200
-    rotated = http.post(f"/api/v1/projects/{project['id']}/environments/prod/key/rotate", headers=bearer(token))
+    rotated = http.post(
+        f"/api/v1/projects/{project['id']}/environments/prod/key/rotate", headers=bearer(token)
+    )
     assert rotated.status_code == 200, rotated.text
     new = rotated.json()["secret_key"]
     assert new.startswith("cv_prod_") and new != old and rotated.json()["rotated"] is True
@@ -141,8 +186,11 @@ def test_a_preview_environment_is_made_on_demand(http: TestClient, token: str) -
     url = f"/api/v1/projects/{project['id']}/environments"
     first = http.post(url, json={"branch": "feature/checkout"}, headers=bearer(token))
     assert first.status_code == 201, first.text
-    assert (first.json()["slug"], first.json()["kind"], first.json()["branch"]) == \
-        ("preview-feature-checkout", "preview", "feature/checkout")
+    assert (first.json()["slug"], first.json()["kind"], first.json()["branch"]) == (
+        "preview-feature-checkout",
+        "preview",
+        "feature/checkout",
+    )
     second = http.post(url, json={"branch": "feature/checkout"}, headers=bearer(token))
     assert second.status_code == 200 and second.json()["id"] == first.json()["id"]
     assert key_of(http, token, project["id"], "preview-feature-checkout").startswith("cv_prev_")
@@ -153,13 +201,20 @@ def test_a_preview_environment_is_made_on_demand(http: TestClient, token: str) -
 # -- one environment's key sees nothing of another --------------------------------------------------
 
 
-def test_a_key_of_one_environment_sees_nothing_of_another(http: TestClient, token: str, backend: Backend) -> None:
+def test_a_key_of_one_environment_sees_nothing_of_another(
+    http: TestClient, token: str, backend: Backend
+) -> None:
     project = create(http, token)
-    prod_key, dev_key = key_of(http, token, project["id"], "prod"), key_of(http, token, project["id"], "dev")
+    prod_key, dev_key = (
+        key_of(http, token, project["id"], "prod"),
+        key_of(http, token, project["id"], "dev"),
+    )
     prod_env = backend.engine.authenticate(prod_key)
     assert prod_env is not None
     backend.engine.register_worker(prod_env.id, "worker-prod", "worker-prod", task_definitions())
-    triggered = http.post("/api/v1/tasks/hello/trigger", json={"payload": {"n": 1}}, headers=bearer(prod_key))
+    triggered = http.post(
+        "/api/v1/tasks/hello/trigger", json={"payload": {"n": 1}}, headers=bearer(prod_key)
+    )
     assert triggered.status_code == 201, triggered.text
     run_id = triggered.json()["id"]
 
@@ -177,8 +232,13 @@ def test_a_key_of_one_environment_sees_nothing_of_another(http: TestClient, toke
 
 def test_the_openapi_document_lists_the_account_routes(http: TestClient) -> None:
     paths = http.get("/openapi.json").json()["paths"]
-    for path in ("/api/v1/me", "/api/v1/projects", "/api/v1/projects/{ref}", "/api/v1/projects/{ref}/environments",
-                 "/api/v1/projects/{ref}/environments/{env}/key",
-                 "/api/v1/projects/{ref}/environments/{env}/key/rotate"):
+    for path in (
+        "/api/v1/me",
+        "/api/v1/projects",
+        "/api/v1/projects/{ref}",
+        "/api/v1/projects/{ref}/environments",
+        "/api/v1/projects/{ref}/environments/{env}/key",
+        "/api/v1/projects/{ref}/environments/{env}/key/rotate",
+    ):
         assert path in paths, path
     assert "401" in paths["/api/v1/projects"]["post"]["responses"]

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 def trigger(api: TestClient, task: str = "hello", payload: Any = None, **options: Any) -> str:
-    response = api.post(f"/api/v1/tasks/{task}/trigger", json={"payload": payload, "options": options})
+    response = api.post(
+        f"/api/v1/tasks/{task}/trigger", json={"payload": payload, "options": options}
+    )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
@@ -32,8 +34,18 @@ def fail_one(backend: Backend, task: str = "hello") -> str:
     reply = backend.engine.lease(backend.env.id, "worker-1", capacity=1)
     (spec,) = reply.attempts
     assert spec.task_id == task
-    backend.engine.complete("worker-1", [held(backend.engine, spec.run_id, spec.attempt, "failed", error={
-        "name": "ValueError", "message": "bad input"})])
+    backend.engine.complete(
+        "worker-1",
+        [
+            held(
+                backend.engine,
+                spec.run_id,
+                spec.attempt,
+                "failed",
+                error={"name": "ValueError", "message": "bad input"},
+            )
+        ],
+    )
     return spec.run_id
 
 
@@ -66,7 +78,9 @@ def test_list_filters_by_task_tag_and_status(api: TestClient, backend: Backend) 
 
     assert set(ids(api.get("/api/v1/runs", params={"task": "hello"}))) == {a, c}
     assert set(ids(api.get("/api/v1/runs", params={"tag": "red"}))) == {a, b}
-    assert set(ids(api.get("/api/v1/runs", params={"tag": "re"}))) == set()  # a tag is matched whole
+    assert (
+        set(ids(api.get("/api/v1/runs", params={"tag": "re"}))) == set()
+    )  # a tag is matched whole
     assert set(ids(api.get("/api/v1/runs", params={"status": "CANCELED"}))) == {c}
     assert set(ids(api.get("/api/v1/runs", params={"task": "hello", "tag": "red"}))) == {a}
 
@@ -94,8 +108,11 @@ def test_bad_list_parameters_are_4xx_naming_them(api: TestClient) -> None:
     response = api.get("/api/v1/runs", params={"status": "QUEUED,SLEEPING"})
     assert response.status_code == 422
     assert "unknown status 'SLEEPING'" in response.json()["error"]["message"]
-    for params, name in (({"limit": 0}, "limit"), ({"limit": "ten"}, "limit"), ({"created_from": "yesterday"},
-                                                                               "created_from")):
+    for params, name in (
+        ({"limit": 0}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"created_from": "yesterday"}, "created_from"),
+    ):
         response = api.get("/api/v1/runs", params=params)
         assert response.status_code == 422, response.text
         assert response.json()["error"]["message"].startswith(f"query parameter {name}:")
@@ -118,21 +135,34 @@ def test_retrieve_shows_attempts_and_the_error(api: TestClient, backend: Backend
 
 
 def test_unknown_run_is_a_404_everywhere(api: TestClient) -> None:
-    for method, path in (("GET", "/api/v1/runs/run_nope"), ("GET", "/api/v1/runs/run_nope/logs"),
-                         ("POST", "/api/v1/runs/run_nope/cancel"), ("POST", "/api/v1/runs/run_nope/replay")):
+    for method, path in (
+        ("GET", "/api/v1/runs/run_nope"),
+        ("GET", "/api/v1/runs/run_nope/logs"),
+        ("POST", "/api/v1/runs/run_nope/cancel"),
+        ("POST", "/api/v1/runs/run_nope/replay"),
+    ):
         response = api.request(method, path)
         assert response.status_code == 404, (method, path, response.text)
-        assert response.json()["error"] == {"code": "not_found", "message": "run run_nope not found"}
+        assert response.json()["error"] == {
+            "code": "not_found",
+            "message": "run run_nope not found",
+        }
 
 
 def test_logs_of_a_run(api: TestClient, backend: Backend) -> None:
     run_id = trigger(api)
     now = time.time()
-    backend.engine.append_logs([LogEntry(run_id, 1, 0, now, "info", "starting", {"step": 1}),
-                                LogEntry(run_id, 1, 1, now + 0.1, "error", "oops")])
+    backend.engine.append_logs(
+        [
+            LogEntry(run_id, 1, 0, now, "info", "starting", {"step": 1}),
+            LogEntry(run_id, 1, 1, now + 0.1, "error", "oops"),
+        ]
+    )
     data = api.get(f"/api/v1/runs/{run_id}/logs").json()["data"]
-    assert [(line["seq"], line["level"], line["message"]) for line in data] == [(0, "info", "starting"),
-                                                                               (1, "error", "oops")]
+    assert [(line["seq"], line["level"], line["message"]) for line in data] == [
+        (0, "info", "starting"),
+        (1, "error", "oops"),
+    ]
     assert data[0]["attributes"] == {"step": 1}
 
 
@@ -192,29 +222,50 @@ def test_queues_list_pause_resume_and_concurrency(api: TestClient, backend: Back
     trigger(api, "encode")
     trigger(api, "encode")
     queues = {q["name"]: q for q in api.get("/api/v1/queues").json()["data"]}
-    assert queues["media/encode"] == {"name": "media/encode", "concurrency_limit": 2, "code_limit": 2,
-                                      "override_limit": None, "paused": False, "running": 0, "queued": 2}
+    assert queues["media/encode"] == {
+        "name": "media/encode",
+        "concurrency_limit": 2,
+        "code_limit": 2,
+        "override_limit": None,
+        "paused": False,
+        "running": 0,
+        "queued": 2,
+    }
 
     paused = api.post("/api/v1/queues/media/encode/pause")
     assert paused.status_code == 200 and paused.json()["paused"] is True
-    assert backend.engine.lease(backend.env.id, "worker-1", capacity=10).attempts == []  # paused means paused
+    assert (
+        backend.engine.lease(backend.env.id, "worker-1", capacity=10).attempts == []
+    )  # paused means paused
     assert api.get("/api/v1/queues/media/encode").json()["paused"] is True
 
     resumed = api.post("/api/v1/queues/media/encode/resume").json()
     assert resumed["paused"] is False
 
-    assert api.post("/api/v1/queues/media/encode/concurrency", json={"concurrency_limit": 1}).json()[
-        "concurrency_limit"] == 1
+    assert (
+        api.post("/api/v1/queues/media/encode/concurrency", json={"concurrency_limit": 1}).json()[
+            "concurrency_limit"
+        ]
+        == 1
+    )
     leased = backend.engine.lease(backend.env.id, "worker-1", capacity=10).attempts
     assert len(leased) == 1  # the new limit holds
     assert api.get("/api/v1/queues/media/encode").json()["running"] == 1
-    cleared = api.post("/api/v1/queues/media/encode/concurrency", json={"concurrency_limit": None}).json()
-    assert (cleared["concurrency_limit"], cleared["override_limit"]) == (2, None)  # the code's limit again
+    cleared = api.post(
+        "/api/v1/queues/media/encode/concurrency", json={"concurrency_limit": None}
+    ).json()
+    assert (cleared["concurrency_limit"], cleared["override_limit"]) == (
+        2,
+        None,
+    )  # the code's limit again
 
 
 def test_queue_errors(api: TestClient) -> None:
-    for method, path in (("GET", "/api/v1/queues/nope"), ("POST", "/api/v1/queues/nope/pause"),
-                         ("POST", "/api/v1/queues/nope/resume")):
+    for method, path in (
+        ("GET", "/api/v1/queues/nope"),
+        ("POST", "/api/v1/queues/nope/pause"),
+        ("POST", "/api/v1/queues/nope/resume"),
+    ):
         response = api.request(method, path)
         assert response.status_code == 404, response.text
         assert response.json()["error"]["code"] == "not_found"

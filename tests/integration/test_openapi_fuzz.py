@@ -40,7 +40,9 @@ def api_operations() -> list[tuple[str, str]]:
     """(METHOD, path) of every operation of the API's OpenAPI document (no engine needed)."""
     app = FastAPI()
     app.include_router(api_router)
-    return sorted((method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item)
+    return sorted(
+        (method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item
+    )
 
 
 OPERATIONS = api_operations()
@@ -50,8 +52,14 @@ def known_ids(backend: Backend) -> dict[str, str]:
     """A value that exists for each path parameter of the API."""
     engine, env = backend.engine, backend.env
     token = engine.create_token(env.id)
-    return {"run_id": engine.trigger(env.id, "hello", {}).id, "task_id": "hello", "name": "task/hello",
-            "token_id": token["id"], "signature": engine.token_signature(token["id"]), "worker_id": "worker-1"}
+    return {
+        "run_id": engine.trigger(env.id, "hello", {}).id,
+        "task_id": "hello",
+        "name": "task/hello",
+        "token_id": token["id"],
+        "signature": engine.token_signature(token["id"]),
+        "worker_id": "worker-1",
+    }
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
@@ -60,20 +68,32 @@ def test_no_input_makes_the_server_fail(method: str, path: str, backend: Backend
     app.state.wakeups.close()  # long polls answer at once, as when the server stops: no 30 s leases
     operation = schemathesis.openapi.from_asgi("/openapi.json", app)[path][method]
     existing = {name: value for name, value in known_ids(backend).items() if "{" + name in path}
-    cases = st.one_of(*(operation.as_strategy(mode, path_parameters=fixed)
-                        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-                        for fixed in ({}, existing)))
+    cases = st.one_of(
+        *(
+            operation.as_strategy(mode, path_parameters=fixed)
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+            for fixed in ({}, existing)
+        )
+    )
 
     @given(case=cases)
     # the same cases on every run (CI must not fail by luck); CONVEYOR_FUZZ_EXAMPLES explores further, at random
-    @settings(max_examples=2 * MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck),
-              derandomize=EXPLORE is None)
+    @settings(
+        max_examples=2 * MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=EXPLORE is None,
+    )
     def answers_as_documented(case: Any) -> None:
         # a case made to break the headers may have dropped the key on purpose: then it goes without
         broken_headers = case.meta is not None and any(
             location.value == "header" and info.mode == GenerationMode.NEGATIVE
-            for location, info in case.meta.components.items())
-        response = case.call(headers=None if broken_headers else {"Authorization": f"Bearer {backend.key}"})
+            for location, info in case.meta.components.items()
+        )
+        response = case.call(
+            headers=None if broken_headers else {"Authorization": f"Bearer {backend.key}"}
+        )
         case.validate_response(response, checks=CHECKS)
 
     answers_as_documented()

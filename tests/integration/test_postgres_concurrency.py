@@ -22,9 +22,14 @@ from tests.integration.conftest import held
 RUNS = 2000
 LIMIT = 4
 
-TASKS = [TaskDefinition(id="limited", queue=QueueSpec(name="limited", concurrency_limit=LIMIT),
-                        retry=RetryPolicy(max_attempts=1)),
-         TaskDefinition(id="free", queue=QueueSpec(name="free"), retry=RetryPolicy(max_attempts=1))]
+TASKS = [
+    TaskDefinition(
+        id="limited",
+        queue=QueueSpec(name="limited", concurrency_limit=LIMIT),
+        retry=RetryPolicy(max_attempts=1),
+    ),
+    TaskDefinition(id="free", queue=QueueSpec(name="free"), retry=RetryPolicy(max_attempts=1)),
+]
 
 
 @pytest.fixture
@@ -42,7 +47,9 @@ def test_limits_hold_and_runs_start_once_across_servers(engines: list[Engine]) -
     for i, engine in enumerate(engines):
         engine.register_worker(env.id, f"w{i}", f"w{i}", TASKS)
     for start in range(0, RUNS, 1000):
-        engines[start // 1000 % 3].batch_trigger(env.id, [("limited", {"i": i}, _options()) for i in range(start, start + 1000)])
+        engines[start // 1000 % 3].batch_trigger(
+            env.id, [("limited", {"i": i}, _options()) for i in range(start, start + 1000)]
+        )
     engines[1].batch_trigger(env.id, [("free", {"i": i}, _options()) for i in range(300)])
 
     leased: Counter[str] = Counter()
@@ -64,8 +71,13 @@ def test_limits_hold_and_runs_start_once_across_servers(engines: list[Engine]) -
                     time.sleep(0.002)
                     continue
                 time.sleep(random.uniform(0.001, 0.006))  # the attempts run
-                engine.complete(worker_id, [held(engine, a.run_id, a.attempt, "completed", output_json="null")
-                                            for a in attempts])
+                engine.complete(
+                    worker_id,
+                    [
+                        held(engine, a.run_id, a.attempt, "completed", output_json="null")
+                        for a in attempts
+                    ],
+                )
         except BaseException as exc:
             errors.append(exc)
             done.set()
@@ -95,7 +107,9 @@ def test_limits_hold_and_runs_start_once_across_servers(engines: list[Engine]) -
         for thread in threads:
             thread.join(timeout=10)
     assert not errors, errors
-    assert len(leased) == RUNS + 300 and set(leased.values()) == {1}  # every run started exactly once
+    assert len(leased) == RUNS + 300 and set(leased.values()) == {
+        1
+    }  # every run started exactly once
     assert max(seen) == LIMIT and seen.count(LIMIT) > 10, Counter(seen)  # full, never over
     assert all(by_worker[f"w{i}"] > 0 for i in range(3)), by_worker  # every worker got a share
     completed = 0
@@ -108,11 +122,15 @@ def test_limits_hold_and_runs_start_once_across_servers(engines: list[Engine]) -
     assert completed == RUNS + 300
 
 
-def test_a_cancel_racing_leases_never_leaves_a_canceled_run_executing(engines: list[Engine]) -> None:
+def test_a_cancel_racing_leases_never_leaves_a_canceled_run_executing(
+    engines: list[Engine],
+) -> None:
     env = engines[0].ensure_environment("proj", "prod", "prod")
     for i, engine in enumerate(engines):
         engine.register_worker(env.id, f"w{i}", f"w{i}", TASKS)
-    runs = engines[0].batch_trigger(env.id, [("free", {"i": i}, _options()) for i in range(400)]).runs
+    runs = (
+        engines[0].batch_trigger(env.id, [("free", {"i": i}, _options()) for i in range(400)]).runs
+    )
     errors: list[BaseException] = []
     leased: list[str] = []
     fences: dict[str, int] = {}
@@ -144,12 +162,16 @@ def test_a_cancel_racing_leases_never_leaves_a_canceled_run_executing(engines: l
     for run in runs[::2]:
         after = engines[1].get_run(env.id, run.id, with_attempts=True)
         assert after.status == RunStatus.CANCELED
-        if run.id in leased:  # canceled while executing: the attempt was recorded and the worker told
+        if (
+            run.id in leased
+        ):  # canceled while executing: the attempt was recorded and the worker told
             assert [a.status for a in after.attempt_list or []] == ["CANCELED"]
     canceled_while_executing = [r for r in leased if r in {x.id for x in runs[::2]}]
     assert canceled_while_executing  # the race happened
     running = [(r, fences[r]) for r in canceled_while_executing]
-    assert set(engines[0].heartbeat("w0", Heartbeat(running=running)).stop) == set(canceled_while_executing)
+    assert set(engines[0].heartbeat("w0", Heartbeat(running=running)).stop) == set(
+        canceled_while_executing
+    )
 
 
 def _options() -> TriggerOptions:

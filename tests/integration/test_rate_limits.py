@@ -28,7 +28,10 @@ pytestmark = pytest.mark.usefixtures("isolated_settings")
 
 
 def limited_app(backend: Backend, limit: RateLimit) -> TestClient:
-    return TestClient(create_app(backend.engine, rate_limit=limit), headers={"Authorization": f"Bearer {backend.key}"})
+    return TestClient(
+        create_app(backend.engine, rate_limit=limit),
+        headers={"Authorization": f"Bearer {backend.key}"},
+    )
 
 
 @pytest.fixture
@@ -75,12 +78,18 @@ def test_keyless_requests_are_not_counted(tight: TestClient) -> None:
     assert tight.get("/api/v1/runs").status_code == 200
 
 
-def test_the_limit_comes_from_the_environment_variable(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_limit_comes_from_the_environment_variable(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CONVEYOR_RATE_LIMIT", "1,2")
-    with TestClient(create_app(backend.engine), headers={"Authorization": f"Bearer {backend.key}"}) as client:
+    with TestClient(
+        create_app(backend.engine), headers={"Authorization": f"Bearer {backend.key}"}
+    ) as client:
         assert [client.get("/api/v1/tasks").status_code for _ in range(3)] == [200, 200, 429]
     monkeypatch.setenv("CONVEYOR_RATE_LIMIT", "off")
-    with TestClient(create_app(backend.engine), headers={"Authorization": f"Bearer {backend.key}"}) as client:
+    with TestClient(
+        create_app(backend.engine), headers={"Authorization": f"Bearer {backend.key}"}
+    ) as client:
         assert {client.get("/api/v1/tasks").status_code for _ in range(20)} == {200}
     monkeypatch.setenv("CONVEYOR_RATE_LIMIT", "lots")
     with pytest.raises(ConfigError, match="CONVEYOR_RATE_LIMIT='lots'"):
@@ -104,8 +113,11 @@ def refusing(times: int, retry_after: str = "0") -> tuple[list[float], httpx.Moc
     def handle(request: httpx.Request) -> httpx.Response:
         seen.append(time.monotonic())
         if len(seen) <= times:
-            return httpx.Response(429, headers={"Retry-After": retry_after},
-                                  json={"error": {"code": "rate_limited", "message": "too many requests"}})
+            return httpx.Response(
+                429,
+                headers={"Retry-After": retry_after},
+                json={"error": {"code": "rate_limited", "message": "too many requests"}},
+            )
         return httpx.Response(200, json={"data": []})
 
     return seen, httpx.MockTransport(handle)
@@ -120,7 +132,10 @@ def refusing_server(times: int, retry_after: str = "0") -> Iterator[tuple[list[f
         def do_GET(self) -> None:
             seen.append(time.monotonic())
             if len(seen) <= times:
-                body, status = b'{"error": {"code": "rate_limited", "message": "too many requests"}}', 429
+                body, status = (
+                    b'{"error": {"code": "rate_limited", "message": "too many requests"}}',
+                    429,
+                )
             else:
                 body, status = b'{"data": []}', 200
             self.send_response(status)
@@ -152,15 +167,21 @@ def test_the_client_sends_a_refused_call_again_after_retry_after() -> None:
 
 
 def test_the_client_gives_up_after_a_few_tries() -> None:
-    with refusing_server(100) as (seen, url), Client(url, "cv_dev_x") as client, \
-            pytest.raises(RateLimited, match="too many requests"):
+    with (
+        refusing_server(100) as (seen, url),
+        Client(url, "cv_dev_x") as client,
+        pytest.raises(RateLimited, match="too many requests"),
+    ):
         client.queues.list()
     assert len(seen) == 4  # the call and three more tries
 
 
 def test_the_client_does_not_sit_through_a_long_retry_after() -> None:
-    with refusing_server(1, retry_after="3600") as (seen, url), Client(url, "cv_dev_x") as client, \
-            pytest.raises(RateLimited):
+    with (
+        refusing_server(1, retry_after="3600") as (seen, url),
+        Client(url, "cv_dev_x") as client,
+        pytest.raises(RateLimited),
+    ):
         client.queues.list()
     assert len(seen) == 1
 
@@ -181,8 +202,9 @@ def test_the_async_client_sends_a_refused_call_again() -> None:
     assert len(seen) == 4
 
 
-def test_a_client_over_a_real_server_waits_out_the_limit(backend: Backend, monkeypatch: pytest.MonkeyPatch,
-                                                        request: pytest.FixtureRequest) -> None:
+def test_a_client_over_a_real_server_waits_out_the_limit(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     monkeypatch.setenv("CONVEYOR_RATE_LIMIT", "2,2")
     live_server = request.getfixturevalue("live_server")  # built after the variable is set
     with Client(live_server, backend.key) as client:

@@ -38,10 +38,15 @@ def minimal(schema: dict[str, Any], components: dict[str, Any]) -> Any:
     kind = schema.get("type")
     if kind == "object":
         properties = schema.get("properties", {})
-        return {name: minimal(properties.get(name, {}), components) for name in schema.get("required", [])}
+        return {
+            name: minimal(properties.get(name, {}), components)
+            for name in schema.get("required", [])
+        }
     if kind == "array":
         items = schema.get("prefixItems") or [schema.get("items", {})] * schema.get("minItems", 0)
-        return [minimal(item, components) for item in items][: max(schema.get("minItems", 0), len(items))]
+        return [minimal(item, components) for item in items][
+            : max(schema.get("minItems", 0), len(items))
+        ]
     if kind == "string":
         return "x" * max(1, schema.get("minLength", 1))
     if kind in ("integer", "number"):
@@ -58,8 +63,12 @@ class Api:
         self.client = client
         doc = client.get("/openapi.json").json()
         self.components = doc.get("components", {}).get("schemas", {})
-        self.operations = {(method.upper(), path): op for path, item in doc["paths"].items()
-                           for method, op in item.items() if path.startswith("/api/v1/")}
+        self.operations = {
+            (method.upper(), path): op
+            for path, item in doc["paths"].items()
+            for method, op in item.items()
+            if path.startswith("/api/v1/")
+        }
 
     def send(self, method: str, path: str, ids: dict[str, str], headers: dict[str, str]) -> Any:
         url = path.format(**{name: ids[name] for name in _params(path)})
@@ -73,7 +82,9 @@ class Api:
 
 
 def _params(path: str) -> list[str]:
-    return [part[1:].split("}")[0].split(":")[0] for part in path.split("/") if part.startswith("{")]
+    return [
+        part[1:].split("}")[0].split(":")[0] for part in path.split("/") if part.startswith("{")
+    ]
 
 
 @pytest.fixture
@@ -87,22 +98,38 @@ def ids_of_a(backend: Backend) -> dict[str, str]:
     a registered worker."""
     engine, env = backend.engine, backend.env
     token = engine.create_token(env.id)
-    return {"run_id": engine.trigger(env.id, "hello", {}).id, "token_id": token["id"], "name": "task/hello",
-            "task_id": "hello", "worker_id": "worker-1", "signature": engine.token_signature(token["id"]),
-            "ref": env.project, "env": env.slug, "version": "20270101.1"}
+    return {
+        "run_id": engine.trigger(env.id, "hello", {}).id,
+        "token_id": token["id"],
+        "name": "task/hello",
+        "task_id": "hello",
+        "worker_id": "worker-1",
+        "signature": engine.token_signature(token["id"]),
+        "ref": env.project,
+        "env": env.slug,
+        "version": "20270101.1",
+    }
 
 
 def test_every_route_but_the_callback_refuses_a_missing_unknown_or_revoked_key(
-        api: Api, backend: Backend, ids_of_a: dict[str, str]) -> None:
+    api: Api, backend: Backend, ids_of_a: dict[str, str]
+) -> None:
     backend.engine.add_api_key(backend.env.id, REVOKED_KEY)
-    assert backend.engine.authenticate(REVOKED_KEY) == backend.env  # cached as live before the revoke
+    assert (
+        backend.engine.authenticate(REVOKED_KEY) == backend.env
+    )  # cached as live before the revoke
     assert backend.engine.revoke_api_key(REVOKED_KEY) is True
     assert backend.engine.revoke_api_key(REVOKED_KEY) is False  # already revoked
     assert len(api.operations) >= 30
     keyless = []
     for method, path in api.operations:
-        for headers in ({}, {"Authorization": "Bearer cv_dev_" + "u" * 32}, {"Authorization": f"Bearer {REVOKED_KEY}"},
-                        {"Authorization": "Bearer "}, {"Authorization": backend.key}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer cv_dev_" + "u" * 32},
+            {"Authorization": f"Bearer {REVOKED_KEY}"},
+            {"Authorization": "Bearer "},
+            {"Authorization": backend.key},
+        ):
             response = api.send(method, path, ids_of_a, headers)
             if response.status_code != 401:
                 keyless.append((method, path))
@@ -111,7 +138,9 @@ def test_every_route_but_the_callback_refuses_a_missing_unknown_or_revoked_key(
     assert set(keyless) == {CALLBACK}
     # and the refused requests changed nothing
     assert backend.engine.get_run(backend.env.id, ids_of_a["run_id"]).status == "QUEUED"
-    assert backend.engine.get_token(backend.env.id, ids_of_a["token_id"])["status"] == "COMPLETED"  # the callback
+    assert (
+        backend.engine.get_token(backend.env.id, ids_of_a["token_id"])["status"] == "COMPLETED"
+    )  # the callback
 
 
 def engine_of(backend: Backend) -> Any:
@@ -123,7 +152,8 @@ def other_env(backend: Backend) -> str:
 
 
 def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
-        api: Api, backend: Backend, ids_of_a: dict[str, str]) -> None:
+    api: Api, backend: Backend, ids_of_a: dict[str, str]
+) -> None:
     other = {"Authorization": f"Bearer {backend.other_environment()}"}
     for method, path in api.operations:
         if (method, path) == CALLBACK:
@@ -141,7 +171,10 @@ def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
             assert response.status_code == 201, where
             body = response.json()
             for run in body.get("runs", [body]):
-                assert engine_of(backend).get_run(other_env(backend), run["id"]).status == "PENDING_VERSION", where
+                assert (
+                    engine_of(backend).get_run(other_env(backend), run["id"]).status
+                    == "PENDING_VERSION"
+                ), where
         elif (method, path) == ("POST", "/api/v1/deployments"):
             assert response.status_code in (400, 422), where  # the smallest body is no valid bundle
         elif (method, path) == ("GET", "/api/v1/deployments/current"):
@@ -152,12 +185,19 @@ def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
         else:
             assert response.status_code in (200, 201), where
             for key, value in ids_of_a.items():  # lists and creations show nothing of A
-                if key != "task_id":  # a name, which the other environment's own pending runs carry too
+                if (
+                    key != "task_id"
+                ):  # a name, which the other environment's own pending runs carry too
                     assert value not in response.text, where
     engine, env = backend.engine, backend.env
     assert engine.get_run(env.id, ids_of_a["run_id"]).status == "QUEUED"
     assert engine.get_token(env.id, ids_of_a["token_id"])["status"] == "PENDING"
     assert engine.get_queue(env.id, "task/hello").paused is False
-    assert [t.id for t in engine.list_tasks(env.id)] == ["encode", "hello", "other", "process-video"]
+    assert [t.id for t in engine.list_tasks(env.id)] == [
+        "encode",
+        "hello",
+        "other",
+        "process-video",
+    ]
     engine.check_worker(env.id, "worker-1")  # still registered in A, not stopped
     assert engine.lease(env.id, "worker-1", 1).attempts[0].run_id == ids_of_a["run_id"]

@@ -18,8 +18,15 @@ if TYPE_CHECKING:
 def make_runs(backend: Backend, count: int) -> list[str]:
     """`count` runs, one trigger each (the test clock moves on between them, so ids follow
     creation order); every third is of task "other" and tagged "third"."""
-    return [backend.engine.trigger(backend.env.id, "hello" if i % 3 else "other", {"i": i},
-                                   TriggerOptions(tags=["third"] if i % 3 == 0 else [])).id for i in range(count)]
+    return [
+        backend.engine.trigger(
+            backend.env.id,
+            "hello" if i % 3 else "other",
+            {"i": i},
+            TriggerOptions(tags=["third"] if i % 3 == 0 else []),
+        ).id
+        for i in range(count)
+    ]
 
 
 def test_pages_walk_every_run_once_both_ways(backend: Backend) -> None:
@@ -52,7 +59,9 @@ def test_filters_hold_across_pages(backend: Backend) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        page = backend.engine.runs_page(backend.env.id, task_id="other", tag="third", limit=4, older_than=cursor)
+        page = backend.engine.runs_page(
+            backend.env.id, task_id="other", tag="third", limit=4, older_than=cursor
+        )
         seen += [r.id for r in page.runs]
         cursor = page.older
         if cursor is None:
@@ -60,7 +69,10 @@ def test_filters_hold_across_pages(backend: Backend) -> None:
     assert seen == list(reversed(others))
     queued = backend.engine.runs_page(backend.env.id, statuses=["QUEUED"], limit=100).runs
     assert len(queued) == 30
-    assert backend.engine.runs_page(backend.env.id, statuses=["FAILED", "CRASHED"], limit=100).runs == []
+    assert (
+        backend.engine.runs_page(backend.env.id, statuses=["FAILED", "CRASHED"], limit=100).runs
+        == []
+    )
 
 
 def test_bad_cursors_are_refused(backend: Backend) -> None:

@@ -12,17 +12,24 @@ if TYPE_CHECKING:
     from conftest import Backend
 
 
-def test_the_signed_url_completes_the_token_without_a_key(api: TestClient, backend: Backend) -> None:
+def test_the_signed_url_completes_the_token_without_a_key(
+    api: TestClient, backend: Backend
+) -> None:
     token = backend.engine.create_token(backend.env.id)
     signature = backend.engine.token_signature(token["id"])
-    response = api.post(f"/api/v1/waitpoints/tokens/{token['id']}/callback/{signature}", json={"ok": 1},
-                        headers={"Authorization": ""})
+    response = api.post(
+        f"/api/v1/waitpoints/tokens/{token['id']}/callback/{signature}",
+        json={"ok": 1},
+        headers={"Authorization": ""},
+    )
     assert response.status_code == 200, response.text
     assert (response.json()["status"], response.json()["output"]) == ("COMPLETED", {"ok": 1})
 
 
 @pytest.mark.parametrize("signature", ["0" * 32, "short", "%C2%8A%C3%8E1MS", "%E2%9C%93" * 3])
-def test_any_other_signature_is_not_found(api: TestClient, backend: Backend, signature: str) -> None:
+def test_any_other_signature_is_not_found(
+    api: TestClient, backend: Backend, signature: str
+) -> None:
     token = backend.engine.create_token(backend.env.id)
     response = api.post(f"/api/v1/waitpoints/tokens/{token['id']}/callback/{signature}", json={})
     assert response.status_code == 404, response.text

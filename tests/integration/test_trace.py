@@ -51,8 +51,15 @@ def engine(tmp_path: Path, clock: FixedClock) -> Iterator[Engine]:
 def env(engine: Engine) -> Environment:
     env = engine.ensure_environment("proj", "dev", "dev")
     retry = RetryPolicy(max_attempts=3, min_timeout_ms=1000, factor=2, randomize=False)
-    engine.register_worker(env.id, "w1", "w1", [TaskDefinition(id="parent", queue=QueueSpec(name="parent"), retry=retry),
-                                                TaskDefinition(id="child", queue=QueueSpec(name="child"), retry=retry)])
+    engine.register_worker(
+        env.id,
+        "w1",
+        "w1",
+        [
+            TaskDefinition(id="parent", queue=QueueSpec(name="parent"), retry=retry),
+            TaskDefinition(id="child", queue=QueueSpec(name="child"), retry=retry),
+        ],
+    )
     return env
 
 
@@ -71,42 +78,114 @@ def by_name(span: Span) -> dict[str, Span]:
 
 
 def test_a_run_with_durable_calls_is_a_tree_of_attempt_step_trigger_wait_and_token_spans(
-        engine: Engine, env: Environment, clock: FixedClock) -> None:
+    engine: Engine, env: Environment, clock: FixedClock
+) -> None:
     run_id = engine.trigger(env.id, "parent", {}).id
     clock.at(1)
     lease_one(engine, env, run_id)
     clock.at(2)
-    engine.run_call(env.id, run_id, "journal", {"key": "step:charge#1", "value": {"paid": True}, "started_at": T0 + 1.5}, **holder(engine, run_id))
+    engine.run_call(
+        env.id,
+        run_id,
+        "journal",
+        {"key": "step:charge#1", "value": {"paid": True}, "started_at": T0 + 1.5},
+        **holder(engine, run_id),
+    )
     clock.at(3)
-    answer = engine.run_call(env.id, run_id, "durable_trigger", {
-        "key": "trigger_and_wait:child#1", "items": [["child", {"n": 1}, {}]], "wait": True, "batch": False}, **holder(engine, run_id))
+    answer = engine.run_call(
+        env.id,
+        run_id,
+        "durable_trigger",
+        {
+            "key": "trigger_and_wait:child#1",
+            "items": [["child", {"n": 1}, {}]],
+            "wait": True,
+            "batch": False,
+        },
+        **holder(engine, run_id),
+    )
     child_id = answer["runs"][0]["id"]
     clock.at(4)
-    wait = engine.run_call(env.id, run_id, "wait_until", {"key": "wait.for#1", "until": T0 + 100}, **holder(engine, run_id))
+    wait = engine.run_call(
+        env.id,
+        run_id,
+        "wait_until",
+        {"key": "wait.for#1", "until": T0 + 100},
+        **holder(engine, run_id),
+    )
     clock.at(5)
-    token = engine.run_call(env.id, run_id, "create_token", {"key": "token.create#1", "timeout": None,
-                                                            "idempotency_key": None, "tags": None}, **holder(engine, run_id))
-    token_wait = engine.run_call(env.id, run_id, "wait_token", {"key": "token.wait#1", "token_id": token["id"]}, **holder(engine, run_id))
-    engine.suspend("w1", run_id, 1, [answer["waitpoint"]["id"], wait["waitpoint"]["id"],
-                                     token_wait["waitpoint"]["id"]], 4.0, current_fence(engine, run_id))
+    token = engine.run_call(
+        env.id,
+        run_id,
+        "create_token",
+        {"key": "token.create#1", "timeout": None, "idempotency_key": None, "tags": None},
+        **holder(engine, run_id),
+    )
+    token_wait = engine.run_call(
+        env.id,
+        run_id,
+        "wait_token",
+        {"key": "token.wait#1", "token_id": token["id"]},
+        **holder(engine, run_id),
+    )
+    engine.suspend(
+        "w1",
+        run_id,
+        1,
+        [answer["waitpoint"]["id"], wait["waitpoint"]["id"], token_wait["waitpoint"]["id"]],
+        4.0,
+        current_fence(engine, run_id),
+    )
 
     waiting = engine.get_trace(env.id, run_id)
     root = waiting.root
-    assert (root.id, root.kind, root.name, root.status, root.end) == (run_id, "run", "parent", "open", None)
+    assert (root.id, root.kind, root.name, root.status, root.end) == (
+        run_id,
+        "run",
+        "parent",
+        "open",
+        None,
+    )
     assert [c.name for c in root.children] == ["attempt 1"]
     attempt = root.children[0]
     assert (attempt.kind, attempt.status, attempt.start, attempt.end, attempt.parent_id) == (
-        "attempt", "open", at(1), None, run_id)
+        "attempt",
+        "open",
+        at(1),
+        None,
+        run_id,
+    )
     calls = by_name(attempt)
-    assert list(calls) == ["step charge", "trigger_and_wait child", "wait.for", "token.create", "token.wait"]
+    assert list(calls) == [
+        "step charge",
+        "trigger_and_wait child",
+        "wait.for",
+        "token.create",
+        "token.wait",
+    ]
     step = calls["step charge"]
-    assert (step.kind, step.start, step.end, step.status, step.parent_id) == ("step", at(1.5), at(2), "ok", attempt.id)
+    assert (step.kind, step.start, step.end, step.status, step.parent_id) == (
+        "step",
+        at(1.5),
+        at(2),
+        "ok",
+        attempt.id,
+    )
     trigger = calls["trigger_and_wait child"]
     assert (trigger.kind, trigger.status, trigger.end) == ("trigger", "open", None)
     assert trigger.attributes["run_ids"] == [child_id]
-    assert [(c.id, c.kind, c.status, c.parent_id) for c in trigger.children] == [(child_id, "run", "open", trigger.id)]
-    assert (calls["wait.for"].kind, calls["wait.for"].end, calls["wait.for"].status) == ("wait", None, "open")
-    assert (calls["token.create"].kind, calls["token.create"].attributes["token_id"]) == ("token", token["id"])
+    assert [(c.id, c.kind, c.status, c.parent_id) for c in trigger.children] == [
+        (child_id, "run", "open", trigger.id)
+    ]
+    assert (calls["wait.for"].kind, calls["wait.for"].end, calls["wait.for"].status) == (
+        "wait",
+        None,
+        "open",
+    )
+    assert (calls["token.create"].kind, calls["token.create"].attributes["token_id"]) == (
+        "token",
+        token["id"],
+    )
     assert (calls["token.wait"].kind, calls["token.wait"].status) == ("wait", "open")
 
     clock.at(10)
@@ -126,23 +205,37 @@ def test_a_run_with_durable_calls_is_a_tree_of_attempt_step_trigger_wait_and_tok
     attempt = done.children[0]
     assert (attempt.status, attempt.start, attempt.end) == ("ok", at(1), at(110))
     calls = by_name(attempt)
-    assert (calls["trigger_and_wait child"].status, calls["trigger_and_wait child"].end) == ("ok", at(10))
+    assert (calls["trigger_and_wait child"].status, calls["trigger_and_wait child"].end) == (
+        "ok",
+        at(10),
+    )
     assert calls["trigger_and_wait child"].children[0].status == "ok"
-    assert (calls["wait.for"].status, calls["wait.for"].end) == ("ok", at(100))  # the duration, not the tick
+    assert (calls["wait.for"].status, calls["wait.for"].end) == (
+        "ok",
+        at(100),
+    )  # the duration, not the tick
     assert (calls["token.wait"].status, calls["token.wait"].end) == ("ok", at(20))
 
 
-def test_calls_hang_under_the_attempt_that_made_them(engine: Engine, env: Environment, clock: FixedClock) -> None:
+def test_calls_hang_under_the_attempt_that_made_them(
+    engine: Engine, env: Environment, clock: FixedClock
+) -> None:
     run_id = engine.trigger(env.id, "parent", {}).id
     clock.at(1)
     lease_one(engine, env, run_id)
-    engine.run_call(env.id, run_id, "journal", {"key": "step:first#1", "value": 1}, **holder(engine, run_id))
+    engine.run_call(
+        env.id, run_id, "journal", {"key": "step:first#1", "value": 1}, **holder(engine, run_id)
+    )
     clock.at(2)
-    engine.complete("w1", [held(engine, run_id, 1, "failed", error={"name": "Boom", "message": "boom"})])
+    engine.complete(
+        "w1", [held(engine, run_id, 1, "failed", error={"name": "Boom", "message": "boom"})]
+    )
     clock.at(5)  # past the retry delay of 1 s
     assert lease_one(engine, env, run_id) == 2
     clock.at(6)
-    engine.run_call(env.id, run_id, "journal", {"key": "step:second#1", "value": 2}, **holder(engine, run_id))
+    engine.run_call(
+        env.id, run_id, "journal", {"key": "step:second#1", "value": 2}, **holder(engine, run_id)
+    )
 
     root = engine.get_trace(env.id, run_id).root
     first, second = root.children
@@ -156,12 +249,19 @@ def test_calls_hang_under_the_attempt_that_made_them(engine: Engine, env: Enviro
 
 
 def test_a_run_canceled_while_waiting_closes_its_attempt_and_wait_at_the_cancel(
-        engine: Engine, env: Environment, clock: FixedClock) -> None:
+    engine: Engine, env: Environment, clock: FixedClock
+) -> None:
     run_id = engine.trigger(env.id, "parent", {}).id
     clock.at(1)
     lease_one(engine, env, run_id)
     token = engine.create_token(env.id)
-    waited = engine.run_call(env.id, run_id, "wait_token", {"key": "token.wait#1", "token_id": token["id"]}, **holder(engine, run_id))
+    waited = engine.run_call(
+        env.id,
+        run_id,
+        "wait_token",
+        {"key": "token.wait#1", "token_id": token["id"]},
+        **holder(engine, run_id),
+    )
     engine.suspend("w1", run_id, 1, [waited["waitpoint"]["id"]], 0.5, current_fence(engine, run_id))
     clock.at(30)
     engine.cancel(env.id, run_id)
@@ -170,11 +270,17 @@ def test_a_run_canceled_while_waiting_closes_its_attempt_and_wait_at_the_cancel(
     assert (root.status, root.end) == ("canceled", at(30))
     attempt = root.children[0]
     assert (attempt.status, attempt.end) == ("canceled", at(30))
-    assert [(c.name, c.status, c.end) for c in attempt.children] == [("token.wait", "canceled", at(30))]
+    assert [(c.name, c.status, c.end) for c in attempt.children] == [
+        ("token.wait", "canceled", at(30))
+    ]
 
 
 def test_a_run_that_never_started_is_one_open_span(engine: Engine, env: Environment) -> None:
-    run_id = engine.trigger(env.id, "parent", {}, ).id
+    run_id = engine.trigger(
+        env.id,
+        "parent",
+        {},
+    ).id
     trace = engine.get_trace(env.id, run_id)
     assert trace.truncated is False
     assert (trace.root.status, trace.root.end, trace.root.children) == ("open", None, [])
@@ -183,8 +289,13 @@ def test_a_run_that_never_started_is_one_open_span(engine: Engine, env: Environm
 def test_trace_route_returns_the_span_tree(api: TestClient, backend: Backend) -> None:
     run_id = api.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
     backend.engine.lease(backend.env.id, "worker-1", 1)
-    backend.engine.run_call(backend.env.id, run_id, "journal", {"key": "step:s#1", "value": None},
-                            **holder(backend.engine, run_id))
+    backend.engine.run_call(
+        backend.env.id,
+        run_id,
+        "journal",
+        {"key": "step:s#1", "value": None},
+        **holder(backend.engine, run_id),
+    )
 
     response = api.get(f"/api/v1/runs/{run_id}/trace")
     assert response.status_code == 200, response.text
@@ -192,6 +303,7 @@ def test_trace_route_returns_the_span_tree(api: TestClient, backend: Backend) ->
     assert trace.run_id == run_id
     assert [c.kind for c in trace.root.children] == ["attempt"]
     assert [(c.kind, c.name, c.parent_id) for c in trace.root.children[0].children] == [
-        ("step", "step s", trace.root.children[0].id)]
+        ("step", "step s", trace.root.children[0].id)
+    ]
     missing = api.get("/api/v1/runs/run_nope/trace")
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")

@@ -42,18 +42,30 @@ def test_a_payload_may_nest_64_levels_and_every_read_shows_it(api: TestClient) -
 
 
 @pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 300, 5000])
-def test_a_deeper_payload_is_refused_and_stores_nothing(api: TestClient, backend: Backend, levels: int) -> None:
-    response = api.post("/api/v1/tasks/hello/trigger", json={"payload": nested(levels)}) if levels < 900 else \
-        api.post("/api/v1/tasks/hello/trigger", content=b'{"payload": ' + b"[" * levels + b"]" * levels + b"}",
-                 headers={"Content-Type": "application/json"})
-    message = error_of(response, 422, "payload_invalid" if levels == MAX_DEPTH + 1 else "invalid_request")
+def test_a_deeper_payload_is_refused_and_stores_nothing(
+    api: TestClient, backend: Backend, levels: int
+) -> None:
+    response = (
+        api.post("/api/v1/tasks/hello/trigger", json={"payload": nested(levels)})
+        if levels < 900
+        else api.post(
+            "/api/v1/tasks/hello/trigger",
+            content=b'{"payload": ' + b"[" * levels + b"]" * levels + b"}",
+            headers={"Content-Type": "application/json"},
+        )
+    )
+    message = error_of(
+        response, 422, "payload_invalid" if levels == MAX_DEPTH + 1 else "invalid_request"
+    )
     assert f"{MAX_DEPTH} levels" in message
     assert backend.engine.list_runs(backend.env.id)[0] == []
     assert api.get("/api/v1/runs").status_code == 200
 
 
 @pytest.mark.parametrize("where", ["payload", "metadata", "tags", "concurrency_key", "batch"])
-def test_a_lone_surrogate_is_refused_wherever_it_is(api: TestClient, backend: Backend, where: str) -> None:
+def test_a_lone_surrogate_is_refused_wherever_it_is(
+    api: TestClient, backend: Backend, where: str
+) -> None:
     bad = '"a\\ud800b"'  # JSON text may escape a lone surrogate; Python's json accepts it
     body = {
         "payload": '{"payload": BAD}',
@@ -71,9 +83,13 @@ def test_a_lone_surrogate_is_refused_wherever_it_is(api: TestClient, backend: Ba
 
 def test_token_data_has_the_same_limits(api: TestClient) -> None:
     token = api.post("/api/v1/waitpoints/tokens", json={}).json()
-    deep = api.post(f"/api/v1/waitpoints/tokens/{token['id']}/complete", json={"data": nested(MAX_DEPTH + 1)})
+    deep = api.post(
+        f"/api/v1/waitpoints/tokens/{token['id']}/complete", json={"data": nested(MAX_DEPTH + 1)}
+    )
     assert f"{MAX_DEPTH} levels" in error_of(deep, 422, "payload_invalid")
-    ok = api.post(f"/api/v1/waitpoints/tokens/{token['id']}/complete", json={"data": nested(MAX_DEPTH)})
+    ok = api.post(
+        f"/api/v1/waitpoints/tokens/{token['id']}/complete", json={"data": nested(MAX_DEPTH)}
+    )
     assert ok.status_code == 200, ok.text
     assert api.get("/api/v1/waitpoints/tokens").status_code == 200
 
@@ -84,10 +100,16 @@ def test_a_step_value_too_deep_is_refused_by_the_engine(backend: Backend) -> Non
     engine.heartbeat("worker-1", Heartbeat())
     (spec,) = engine.lease(env.id, "worker-1", 1).attempts
     with pytest.raises(PayloadError, match=f"{MAX_DEPTH} levels"):
-        engine.run_call(env.id, run.id, "journal", {"key": "step:a#1", "value": nested(MAX_DEPTH + 1)},
-                        **holder(engine, run.id))
-    assert engine.run_call(env.id, run.id, "journal", {"key": "step:a#1", "value": nested(3)},
-                           **holder(engine, run.id)) == nested(3)
+        engine.run_call(
+            env.id,
+            run.id,
+            "journal",
+            {"key": "step:a#1", "value": nested(MAX_DEPTH + 1)},
+            **holder(engine, run.id),
+        )
+    assert engine.run_call(
+        env.id, run.id, "journal", {"key": "step:a#1", "value": nested(3)}, **holder(engine, run.id)
+    ) == nested(3)
     assert spec.run_id == run.id
 
 
@@ -102,7 +124,9 @@ def test_the_sdk_refuses_before_sending() -> None:
     assert json_problem(nested(100_000)) is not None  # no recursion: any depth is safe to check
 
 
-def test_a_log_line_with_unshowable_parts_is_kept_and_shown(api: TestClient, backend: Backend) -> None:
+def test_a_log_line_with_unshowable_parts_is_kept_and_shown(
+    api: TestClient, backend: Backend
+) -> None:
     from conveyor.protocol import LogEntry
 
     engine, env = backend.engine, backend.env
@@ -110,10 +134,14 @@ def test_a_log_line_with_unshowable_parts_is_kept_and_shown(api: TestClient, bac
     engine.heartbeat("worker-1", Heartbeat())
     engine.lease(env.id, "worker-1", 1)
     fence = holder(engine, run.id)["fence"]
-    stored = engine.append_logs([
-        LogEntry(run.id, 1, 1, 1.0, "info", "deep", {"a": nested(MAX_DEPTH + 5)}, fence=fence),
-        LogEntry(run.id, 1, 2, 2.0, "info", "half \ud800 a character", {"k": "\udfff"}, fence=fence),
-    ])
+    stored = engine.append_logs(
+        [
+            LogEntry(run.id, 1, 1, 1.0, "info", "deep", {"a": nested(MAX_DEPTH + 5)}, fence=fence),
+            LogEntry(
+                run.id, 1, 2, 2.0, "info", "half \ud800 a character", {"k": "\udfff"}, fence=fence
+            ),
+        ]
+    )
     assert stored == 2
     lines = api.get(f"/api/v1/runs/{run.id}/logs").json()["data"]
     assert [line["message"] for line in lines] == ["deep", "half ? a character"]

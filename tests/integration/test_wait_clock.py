@@ -11,7 +11,9 @@ from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition
 from conveyor.protocol import Heartbeat
 from tests.integration.conftest import ManualClock
 
-TASKS = [TaskDefinition(id="waiter", queue=QueueSpec(name="waiter"), retry=RetryPolicy(max_attempts=1))]
+TASKS = [
+    TaskDefinition(id="waiter", queue=QueueSpec(name="waiter"), retry=RetryPolicy(max_attempts=1))
+]
 
 
 @pytest.fixture
@@ -22,25 +24,40 @@ def env(engine: Engine) -> Environment:
 
 
 @pytest.mark.parametrize("skew", [300.0, -300.0])
-def test_a_wait_for_lasts_its_seconds_on_the_engines_clock(engine: Engine, env: Environment, clock: ManualClock,
-                                                            skew: float) -> None:
+def test_a_wait_for_lasts_its_seconds_on_the_engines_clock(
+    engine: Engine, env: Environment, clock: ManualClock, skew: float
+) -> None:
     engine.trigger(env.id, "waiter", {})
     engine.heartbeat("w1", Heartbeat())
     (spec,) = engine.lease(env.id, "w1", 1).attempts
     worker_now = clock.now + skew  # what the skewed worker's wall clock reads
-    answer = engine.run_call(env.id, spec.run_id, "wait_until", {"key": "wait.for#1", "until": worker_now + 9,
-                                                                 "seconds": 9}, worker_id="w1", fence=spec.fence)
+    answer = engine.run_call(
+        env.id,
+        spec.run_id,
+        "wait_until",
+        {"key": "wait.for#1", "until": worker_now + 9, "seconds": 9},
+        worker_id="w1",
+        fence=spec.fence,
+    )
     waitpoint = answer["waitpoint"]
     assert waitpoint["status"] == "PENDING"
     assert waitpoint["complete_at"] == pytest.approx(clock.now + 9)
     assert waitpoint["remaining"] == pytest.approx(9)
 
 
-def test_a_wait_until_keeps_its_moment(engine: Engine, env: Environment, clock: ManualClock) -> None:
+def test_a_wait_until_keeps_its_moment(
+    engine: Engine, env: Environment, clock: ManualClock
+) -> None:
     engine.trigger(env.id, "waiter", {})
     engine.heartbeat("w1", Heartbeat())
     (spec,) = engine.lease(env.id, "w1", 1).attempts
-    answer = engine.run_call(env.id, spec.run_id, "wait_until", {"key": "wait.until#1", "until": clock.now + 60},
-                             worker_id="w1", fence=spec.fence)
+    answer = engine.run_call(
+        env.id,
+        spec.run_id,
+        "wait_until",
+        {"key": "wait.until#1", "until": clock.now + 60},
+        worker_id="w1",
+        fence=spec.fence,
+    )
     assert answer["waitpoint"]["complete_at"] == pytest.approx(clock.now + 60)
     assert answer["waitpoint"]["remaining"] == pytest.approx(60)

@@ -32,7 +32,9 @@ def lease(http: httpx.Client, wait: float = POLL) -> tuple[float, list[dict[str,
     return time.monotonic() - started, reply.json()["attempts"]
 
 
-def trigger_around_leases(http: httpx.Client, trigger: Callable[[], object], iterations: int) -> None:
+def trigger_around_leases(
+    http: httpx.Client, trigger: Callable[[], object], iterations: int
+) -> None:
     """Trigger one run at a random moment around each long poll (before, during and after its
     first read); each lease must hand the run out promptly."""
     read = min(lease(http, wait=0)[0] for _ in range(5))  # how long one lease takes here, warm
@@ -42,18 +44,28 @@ def trigger_around_leases(http: httpx.Client, trigger: Callable[[], object], ite
         timer.start()
         took, attempts = lease(http)
         timer.join()
-        assert len(attempts) == 1, f"the run triggered {delay * 1000:.1f} ms into the lease was not handed out"
-        assert took < delay + PROMPT, f"a start took {took:.2f}s, for a trigger {delay * 1000:.1f} ms into the lease"
+        assert len(attempts) == 1, (
+            f"the run triggered {delay * 1000:.1f} ms into the lease was not handed out"
+        )
+        assert took < delay + PROMPT, (
+            f"a start took {took:.2f}s, for a trigger {delay * 1000:.1f} ms into the lease"
+        )
 
 
 @pytest.fixture
 def http(live_server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as client:
+    with httpx.Client(
+        base_url=live_server, headers={"Authorization": f"Bearer {KEY}"}, timeout=30
+    ) as client:
         yield client
 
 
-def test_a_run_triggered_at_any_moment_around_a_long_poll_starts_at_once(backend: Backend, http: httpx.Client) -> None:
-    trigger_around_leases(http, lambda: backend.engine.trigger(backend.env.id, "hello", {}), iterations=100)
+def test_a_run_triggered_at_any_moment_around_a_long_poll_starts_at_once(
+    backend: Backend, http: httpx.Client
+) -> None:
+    trigger_around_leases(
+        http, lambda: backend.engine.trigger(backend.env.id, "hello", {}), iterations=100
+    )
 
 
 @pytest.fixture
@@ -65,21 +77,29 @@ def second_server(backend: Backend) -> Iterator[tuple[Engine, httpx.Client]]:
     store = open_store(backend.store.url)
     engine = Engine(store)
     try:
-        with serving(create_app(engine)) as url, \
-                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as client:
+        with (
+            serving(create_app(engine)) as url,
+            httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30
+            ) as client,
+        ):
             yield engine, client
     finally:
         store.close()
 
 
 def test_a_run_triggered_through_another_server_wakes_a_long_poll_at_once(
-        backend: Backend, second_server: tuple[Engine, httpx.Client]) -> None:
+    backend: Backend, second_server: tuple[Engine, httpx.Client]
+) -> None:
     _, http = second_server
-    trigger_around_leases(http, lambda: backend.engine.trigger(backend.env.id, "hello", {}), iterations=50)
+    trigger_around_leases(
+        http, lambda: backend.engine.trigger(backend.env.id, "hello", {}), iterations=50
+    )
 
 
 def test_a_long_poll_wakes_after_its_server_lost_the_notification_connection(
-        backend: Backend, second_server: tuple[Engine, httpx.Client]) -> None:
+    backend: Backend, second_server: tuple[Engine, httpx.Client]
+) -> None:
     engine, http = second_server
     store = engine.store
     assert isinstance(store, PostgresStore) and store._listener is not None
@@ -96,7 +116,7 @@ def test_a_long_poll_wakes_after_its_server_lost_the_notification_connection(
     triggered = time.monotonic()
     backend.engine.trigger(backend.env.id, "hello", {})  # its notification finds no listener
     polling.join(timeout=40)
-    (_, attempts), = answer
+    ((_, attempts),) = answer
     assert len(attempts) == 1
     assert time.monotonic() - triggered < 5, "the poll was not woken after the connection came back"
 
@@ -112,8 +132,10 @@ def test_a_notification_that_could_not_be_sent_is_sent_again() -> None:
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
             sender.check()  # its connection, idle a moment (not checked again before use) ...
-            (conn, _), = sender._pool._idle
-            with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:  # ... is dropped by the database
+            ((conn, _),) = sender._pool._idle
+            with psycopg.connect(
+                POSTGRES_URL, autocommit=True
+            ) as admin:  # ... is dropped by the database
                 admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
             message = f"test {secrets.token_hex(8)}"
             sender.publish(message)  # its first send fails

@@ -20,7 +20,8 @@ def project(tmp_path: Path, dependencies: str = "[]", external: str = "[]") -> P
     (root / "tasks" / "sub").mkdir(parents=True)
     (root / "pyproject.toml").write_text(
         f'[project]\nname = "app"\nversion = "1"\ndependencies = {dependencies}\n\n'
-        f'[tool.conveyor]\nproject = "proj_app"\ndirs = ["tasks"]\n[tool.conveyor.build]\nexternal = {external}\n')
+        f'[tool.conveyor]\nproject = "proj_app"\ndirs = ["tasks"]\n[tool.conveyor.build]\nexternal = {external}\n'
+    )
     (root / "tasks" / "__init__.py").write_text("")
     (root / "tasks" / "a.py").write_text("X = 1\n")
     (root / "tasks" / "sub" / "b.py").write_text("Y = 2\n")
@@ -35,7 +36,13 @@ def test_a_bundle_holds_the_config_the_dirs_and_the_lock_and_nothing_else(tmp_pa
     bundle = build_bundle(load_config(project(tmp_path)))
     with tarfile.open(fileobj=io.BytesIO(bundle.data), mode="r:gz") as tar:
         names = tar.getnames()
-    assert names == ["pyproject.toml", "tasks/__init__.py", "tasks/a.py", "tasks/sub/b.py", LOCK_FILE]
+    assert names == [
+        "pyproject.toml",
+        "tasks/__init__.py",
+        "tasks/a.py",
+        "tasks/sub/b.py",
+        LOCK_FILE,
+    ]
     out = tmp_path / "out"
     extract_bundle(bundle.data, out)
     assert (out / "tasks" / "sub" / "b.py").read_text() == "Y = 2\n" and read_lock(out) == ""
@@ -65,7 +72,9 @@ def test_the_lock_pins_declared_dependencies_and_theirs_as_installed_here(tmp_pa
     import httpx
     import pydantic
 
-    lock = dependency_lock(load_config(project(tmp_path, '["httpx>=0.20", "conveyor", "Not_Installed_Pkg>=1"]')))
+    lock = dependency_lock(
+        load_config(project(tmp_path, '["httpx>=0.20", "conveyor", "Not_Installed_Pkg>=1"]'))
+    )
     lines = lock.splitlines()
     assert f"httpx=={httpx.__version__}" in lines
     assert any(line.startswith("httpcore==") for line in lines)  # what httpx requires, pinned too

@@ -68,13 +68,29 @@ def free_port() -> int:
 # -- help and version ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [
-    ["--help"], ["init", "--help"], ["dev", "--help"], ["trigger", "--help"], ["runs", "--help"],
-    ["runs", "list", "--help"], ["runs", "show", "--help"], ["runs", "cancel", "--help"],
-    ["runs", "replay", "--help"], ["runs", "logs", "--help"], ["server", "--help"], ["login", "--help"],
-    ["projects", "--help"], ["projects", "create", "--help"], ["projects", "list", "--help"], ["keys", "--help"],
-    ["keys", "show", "--help"], ["keys", "rotate", "--help"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["init", "--help"],
+        ["dev", "--help"],
+        ["trigger", "--help"],
+        ["runs", "--help"],
+        ["runs", "list", "--help"],
+        ["runs", "show", "--help"],
+        ["runs", "cancel", "--help"],
+        ["runs", "replay", "--help"],
+        ["runs", "logs", "--help"],
+        ["server", "--help"],
+        ["login", "--help"],
+        ["projects", "--help"],
+        ["projects", "create", "--help"],
+        ["projects", "list", "--help"],
+        ["keys", "--help"],
+        ["keys", "show", "--help"],
+        ["keys", "rotate", "--help"],
+    ],
+)
 def test_help_works_for_every_command(runner: CliRunner, args: list[str]) -> None:
     result = invoke(runner, *args)
     assert result.exit_code == 0, result.output
@@ -116,7 +132,8 @@ def test_a_bad_status_is_one_usage_line(runner: CliRunner) -> None:
 
 
 def test_init_writes_conveyor_toml_and_an_example_task(
-        runner: CliRunner, tmp_path: Path, fresh_task_modules: None) -> None:
+    runner: CliRunner, tmp_path: Path, fresh_task_modules: None
+) -> None:
     target = tmp_path / "billing"
     result = invoke(runner, "init", str(target), "--project", "proj_billing")
     assert result.exit_code == 0, result.output
@@ -139,7 +156,8 @@ def test_init_names_the_project_after_its_folder(runner: CliRunner, tmp_path: Pa
 
 
 def test_init_appends_to_an_existing_pyproject_without_clobbering(
-        runner: CliRunner, tmp_path: Path, fresh_task_modules: None) -> None:
+    runner: CliRunner, tmp_path: Path, fresh_task_modules: None
+) -> None:
     original = '[project]\nname = "shop"\nversion = "1.0"\n\n[tool.ruff]\nline-length = 88\n'
     (tmp_path / "pyproject.toml").write_text(original)
     result = invoke(runner, "init")
@@ -161,7 +179,9 @@ def test_a_second_init_is_refused_and_changes_nothing(runner: CliRunner, tmp_pat
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
-def test_init_refuses_a_pyproject_that_already_has_the_table(runner: CliRunner, tmp_path: Path) -> None:
+def test_init_refuses_a_pyproject_that_already_has_the_table(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     original = '[project]\nname = "shop"\n\n[tool.conveyor]\nproject = "proj_shop"\n'
     (tmp_path / "pyproject.toml").write_text(original)
     line = assert_one_error_line(invoke(runner, "init"))
@@ -210,15 +230,23 @@ def test_dev_with_a_bad_config_names_the_key_and_file(runner: CliRunner, tmp_pat
 
 @pytest.mark.parametrize("payload", ["{name: Ada}", "{'name': 'Ada'}", '{"name": "Ada"', "nope"])
 def test_trigger_refuses_a_payload_that_is_not_json(runner: CliRunner, payload: str) -> None:
-    line = assert_one_error_line(invoke(runner, "trigger", "hello-world", "--payload", payload), code=2)
+    line = assert_one_error_line(
+        invoke(runner, "trigger", "hello-world", "--payload", payload), code=2
+    )
     assert line.startswith("error: --payload is not valid JSON: ")
 
 
-def test_trigger_reads_the_payload_file_and_names_it_when_wrong(runner: CliRunner, tmp_path: Path) -> None:
+def test_trigger_reads_the_payload_file_and_names_it_when_wrong(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     (tmp_path / "payload.json").write_text("{not json")
-    line = assert_one_error_line(invoke(runner, "trigger", "t", "--payload", "@payload.json"), code=2)
+    line = assert_one_error_line(
+        invoke(runner, "trigger", "t", "--payload", "@payload.json"), code=2
+    )
     assert "payload.json is not valid JSON" in line
-    line = assert_one_error_line(invoke(runner, "trigger", "t", "--payload", "@missing.json"), code=2)
+    line = assert_one_error_line(
+        invoke(runner, "trigger", "t", "--payload", "@missing.json"), code=2
+    )
     assert "not found" in line and "missing.json" in line
 
 
@@ -229,14 +257,26 @@ def test_trigger_refuses_a_malformed_option(runner: CliRunner) -> None:
 
 def test_trigger_refuses_an_option_given_twice(runner: CliRunner) -> None:
     line = assert_one_error_line(
-        invoke(runner, "trigger", "t", "--queue", "a", "--option", "queue=b"), code=2)
+        invoke(runner, "trigger", "t", "--queue", "a", "--option", "queue=b"), code=2
+    )
     assert "--queue" in line
 
 
 def test_trigger_against_an_unreachable_server_is_one_line(runner: CliRunner) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    line = assert_one_error_line(invoke(runner, "trigger", "t", "--payload", "{}",
-                                        "--api-url", url, "--secret-key", "cv_dev_test"))
+    line = assert_one_error_line(
+        invoke(
+            runner,
+            "trigger",
+            "t",
+            "--payload",
+            "{}",
+            "--api-url",
+            url,
+            "--secret-key",
+            "cv_dev_test",
+        )
+    )
     assert "cannot reach" in line
 
 
@@ -245,19 +285,23 @@ def test_trigger_against_an_unreachable_server_is_one_line(runner: CliRunner) ->
 
 def test_runs_show_against_an_unreachable_server_is_one_line(runner: CliRunner) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    line = assert_one_error_line(invoke(runner, "runs", "show", "run_123", "--api-url", url,
-                                        "--secret-key", "cv_dev_test"))
+    line = assert_one_error_line(
+        invoke(runner, "runs", "show", "run_123", "--api-url", url, "--secret-key", "cv_dev_test")
+    )
     assert "cannot reach" in line
 
 
 def test_connection_options_work_on_the_group_too(runner: CliRunner) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    line = assert_one_error_line(invoke(runner, "--api-url", url, "--secret-key", "cv_dev_test",
-                                        "runs", "list"))
+    line = assert_one_error_line(
+        invoke(runner, "--api-url", url, "--secret-key", "cv_dev_test", "runs", "list")
+    )
     assert "cannot reach" in line
 
 
-def test_the_secret_key_is_read_from_the_environment(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_secret_key_is_read_from_the_environment(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CONVEYOR_API_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("CONVEYOR_SECRET_KEY", "cv_dev_test")
     line = assert_one_error_line(invoke(runner, "runs", "cancel", "run_123"))
@@ -265,8 +309,9 @@ def test_the_secret_key_is_read_from_the_environment(runner: CliRunner, monkeypa
 
 
 def test_a_missing_secret_key_says_how_to_set_one(runner: CliRunner) -> None:
-    line = assert_one_error_line(invoke(runner, "runs", "replay", "run_123",
-                                        "--api-url", f"http://127.0.0.1:{free_port()}"))
+    line = assert_one_error_line(
+        invoke(runner, "runs", "replay", "run_123", "--api-url", f"http://127.0.0.1:{free_port()}")
+    )
     assert "CONVEYOR_SECRET_KEY" in line
 
 
@@ -274,7 +319,8 @@ def test_a_missing_secret_key_says_how_to_set_one(runner: CliRunner) -> None:
 
 
 def test_an_unexpected_exception_is_one_line_with_a_debug_hint(
-        runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something deep\nbroke")
 
@@ -300,8 +346,15 @@ def test_ctrl_c_exits_130_quietly(runner: CliRunner, monkeypatch: pytest.MonkeyP
 def test_the_example_project_defines_every_example_task(fresh_task_modules: None) -> None:
     tasks = discover(load_config(EXAMPLE))
     assert set(tasks) == {
-        "hello-world", "word-count", "send-welcome-email", "build-report", "export-csv",
-        "flaky-api-call", "charge-card", "convert-price", "onboard-user",
+        "hello-world",
+        "word-count",
+        "send-welcome-email",
+        "build-report",
+        "export-csv",
+        "flaky-api-call",
+        "charge-card",
+        "convert-price",
+        "onboard-user",
     }
     assert tasks["build-report"].queue.name == tasks["export-csv"].queue.name == "reports"
     assert tasks["build-report"].queue.concurrency_limit == 2
@@ -309,25 +362,40 @@ def test_the_example_project_defines_every_example_task(fresh_task_modules: None
     assert not tasks["word-count"].is_async
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["deploy", "--env", "preview"], "--env preview needs --branch NAME"),
-    (["deploy", "--env", "prod", "--branch", "x"], "--branch only goes with --env preview"),
-    (["deploy", "--env", "dev"], "'dev' is not one of"),
-    (["worker", "--env", "preview"], "--env preview needs --branch NAME"),
-    (["promote", "20270101.1", "--env", "staging", "--branch", "x"], "--branch only goes with --env preview"),
-])
-def test_deploy_commands_refuse_a_wrong_environment_in_one_line(runner: CliRunner, args: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["deploy", "--env", "preview"], "--env preview needs --branch NAME"),
+        (["deploy", "--env", "prod", "--branch", "x"], "--branch only goes with --env preview"),
+        (["deploy", "--env", "dev"], "'dev' is not one of"),
+        (["worker", "--env", "preview"], "--env preview needs --branch NAME"),
+        (
+            ["promote", "20270101.1", "--env", "staging", "--branch", "x"],
+            "--branch only goes with --env preview",
+        ),
+    ],
+)
+def test_deploy_commands_refuse_a_wrong_environment_in_one_line(
+    runner: CliRunner, args: list[str], message: str
+) -> None:
     result = runner.invoke(main, args)
     assert result.exit_code == 2 and message in result.output
     assert result.output.count("\n") == 1
 
 
-def test_a_deploy_without_a_key_or_a_login_says_how_to_get_one(runner: CliRunner, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_deploy_without_a_key_or_a_login_says_how_to_get_one(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("CONVEYOR_ACCESS_TOKEN", raising=False)
     (tmp_path / "conveyor.toml").write_text('project = "proj_x"\ndirs = ["tasks"]\n')
     (tmp_path / "tasks").mkdir()
-    (tmp_path / "tasks" / "a.py").write_text("from conveyor import task\n\n@task(id='a')\nasync def a(p):\n    return p\n")
+    (tmp_path / "tasks" / "a.py").write_text(
+        "from conveyor import task\n\n@task(id='a')\nasync def a(p):\n    return p\n"
+    )
     result = runner.invoke(main, ["deploy", "--env", "prod", "--api-url", "http://127.0.0.1:9"])
-    assert result.exit_code == 1 and "not logged in" in result.output and result.output.count("\n") == 1
+    assert (
+        result.exit_code == 1
+        and "not logged in" in result.output
+        and result.output.count("\n") == 1
+    )

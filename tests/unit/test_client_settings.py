@@ -35,14 +35,18 @@ def test_arguments_win_over_everything(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert resolve_settings("http://arg:3/", "cv_arg") == ("http://arg:3", "cv_arg")
 
 
-def test_environment_variables_win_over_the_dev_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_environment_variables_win_over_the_dev_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("CONVEYOR_API_URL", "http://env:1")
     monkeypatch.setenv("CONVEYOR_SECRET_KEY", "cv_env")
     write_dev(tmp_path, api_url="http://dev:2", secret_key="cv_dev")
     assert resolve_settings() == ("http://env:1", "cv_env")
 
 
-def test_the_nearest_dev_file_above_the_current_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_nearest_dev_file_above_the_current_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     write_dev(tmp_path, api_url="http://outer:1", secret_key="cv_outer")
     inner = tmp_path / "a"
     write_dev(inner, api_url="http://inner:2", secret_key="cv_inner")
@@ -58,7 +62,9 @@ def test_the_default_url_with_a_key_from_the_environment(monkeypatch: pytest.Mon
     assert resolve_settings() == (DEFAULT_API_URL, "cv_env")
 
 
-def test_the_dev_key_is_never_sent_to_another_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_dev_key_is_never_sent_to_another_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     write_dev(tmp_path, api_url="http://127.0.0.1:3030", secret_key="cv_dev_local")
     monkeypatch.setenv("CONVEYOR_API_URL", "https://conveyor.example.com")
     with pytest.raises(AuthenticationError):
@@ -83,10 +89,15 @@ def test_a_broken_dev_file_is_an_error_naming_it(tmp_path: Path, content: str) -
         resolve_settings()
 
 
-@pytest.mark.parametrize(("url", "says"), [
-    ("http://[::1", "is not a URL (Invalid IPv6 URL)"), ("http://127.0.0.1:99999", "Port out of range"),
-    ("localhost:3030", "not an http:// or https:// URL"), ("ftp://example.com", "not an http:// or https:// URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://[::1", "is not a URL (Invalid IPv6 URL)"),
+        ("http://127.0.0.1:99999", "Port out of range"),
+        ("localhost:3030", "not an http:// or https:// URL"),
+        ("ftp://example.com", "not an http:// or https:// URL"),
+    ],
+)
 def test_a_malformed_api_url_is_one_clear_error(url: str, says: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(says)):
         resolve_settings(url, "cv_dev_x")

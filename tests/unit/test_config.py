@@ -155,13 +155,15 @@ def test_a_value_of_the_wrong_type_names_the_key(tmp_path: Path) -> None:
 
 
 def test_a_wrong_type_deep_in_a_table_names_the_full_key(tmp_path: Path) -> None:
-    message = config_error(tmp_path, '[retries.default]\nrandomize = "sometimes"\n', toml="conveyor")
+    message = config_error(
+        tmp_path, '[retries.default]\nrandomize = "sometimes"\n', toml="conveyor"
+    )
     assert "retries.default.randomize" in message
     assert str(tmp_path / "conveyor.toml") in message
 
 
 def test_a_table_where_a_value_belongs_is_refused(tmp_path: Path) -> None:
-    message = config_error(tmp_path, "[tool.conveyor.project]\nname = \"x\"\n")
+    message = config_error(tmp_path, '[tool.conveyor.project]\nname = "x"\n')
     assert "tool.conveyor.project" in message
 
 

@@ -24,21 +24,28 @@ def test_every_page_is_linked_from_the_docs_index() -> None:
     assert pages <= linked, pages - linked
 
 
-@pytest.mark.parametrize(("question", "page"), [
-    ("side effects replay step.run", "durable-execution.md"),
-    ("human approval token complete", "waits-and-tokens.md"),
-    ("concurrency_key tenant limit", "queues-and-concurrency.md"),
-    ("retry backoff factor min_timeout_ms", "retries-and-errors.md"),
-    ("install-mcp claude desktop config path", "mcp.md"),
-    ("install-skills agent skills", "ai-rules-and-skills.md"),
-])
+@pytest.mark.parametrize(
+    ("question", "page"),
+    [
+        ("side effects replay step.run", "durable-execution.md"),
+        ("human approval token complete", "waits-and-tokens.md"),
+        ("concurrency_key tenant limit", "queues-and-concurrency.md"),
+        ("retry backoff factor min_timeout_ms", "retries-and-errors.md"),
+        ("install-mcp claude desktop config path", "mcp.md"),
+        ("install-skills agent skills", "ai-rules-and-skills.md"),
+    ],
+)
 def test_questions_land_on_the_page_that_answers_them(question: str, page: str) -> None:
     hits = docs.default_index().search(question, 3)
-    assert hits and hits[0].section.page == page, [(h.section.page, h.section.heading) for h in hits]
+    assert hits and hits[0].section.page == page, [
+        (h.section.page, h.section.heading) for h in hits
+    ]
 
 
 def test_headings_inside_code_blocks_are_not_sections() -> None:
-    sections = docs.split_page("x.md", "# Title\n\ntext\n\n```bash\n# a comment\n```\n\n## Next\nmore\n")
+    sections = docs.split_page(
+        "x.md", "# Title\n\ntext\n\n```bash\n# a comment\n```\n\n## Next\nmore\n"
+    )
     assert [s.heading for s in sections] == ["Title", "Next"]
     assert sections[1].link == "docs/x.md#next"
 

@@ -34,7 +34,11 @@ def test_an_output_conveyor_cannot_store_shows_none_of_its_frames() -> None:
     except PayloadError as exc:
         error = error_dict(exc, "output_invalid")
     assert "serialization.py" not in error["stack"]
-    assert error["stack"].strip().endswith("PayloadError: output.when is a set, which is not JSON; use a list")
+    assert (
+        error["stack"]
+        .strip()
+        .endswith("PayloadError: output.when is a set, which is not JSON; use a list")
+    )
 
 
 def test_chained_errors_lose_our_frames_too() -> None:
@@ -45,4 +49,8 @@ def test_chained_errors_lose_our_frames_too() -> None:
             raise RuntimeError("while saving") from inner
     except RuntimeError as exc:
         stack = error_dict(exc)["stack"]
-    assert "serialization.py" not in stack and "while saving" in stack and "JSON keys are strings" in stack
+    assert (
+        "serialization.py" not in stack
+        and "while saving" in stack
+        and "JSON keys are strings" in stack
+    )

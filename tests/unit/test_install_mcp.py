@@ -31,7 +31,10 @@ EXPECTED_PATHS = {
     ("vscode", "project"): "./.vscode/mcp.json",
     ("zed", "user"): "~/.config/zed/settings.json",
     ("zed", "project"): "./.zed/settings.json",
-    ("cline", "user"): "~/.config/Code/User/globalStorage/saoudrizwan.claude-dev/settings/cline_mcp_settings.json",
+    (
+        "cline",
+        "user",
+    ): "~/.config/Code/User/globalStorage/saoudrizwan.claude-dev/settings/cline_mcp_settings.json",
     ("codex", "user"): "~/.codex/config.toml",
     ("codex", "project"): "./.codex/config.toml",
     ("gemini-cli", "user"): "~/.gemini/settings.json",
@@ -48,8 +51,16 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     home.mkdir()
     project.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for name in ("XDG_CONFIG_HOME", "APPDATA", "CODEX_HOME", "CLAUDE_CONFIG_DIR", "CLINE_MCP_SETTINGS_PATH",
-                 "CONVEYOR_API_URL", "CONVEYOR_SECRET_KEY", "CONVEYOR_ACCESS_TOKEN"):
+    for name in (
+        "XDG_CONFIG_HOME",
+        "APPDATA",
+        "CODEX_HOME",
+        "CLAUDE_CONFIG_DIR",
+        "CLINE_MCP_SETTINGS_PATH",
+        "CONVEYOR_API_URL",
+        "CONVEYOR_SECRET_KEY",
+        "CONVEYOR_ACCESS_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(project)
     return home
@@ -83,19 +94,44 @@ def command_of(name: str, entry: dict[str, Any]) -> list[str]:
 
 def test_every_client_and_scope_is_covered() -> None:
     assert set(EXPECTED_PATHS) == set(SCOPES)
-    assert set(CLIENTS) == {"claude-code", "claude-desktop", "cursor", "windsurf", "vscode", "zed", "cline",
-                            "codex", "gemini-cli", "opencode"}
+    assert set(CLIENTS) == {
+        "claude-code",
+        "claude-desktop",
+        "cursor",
+        "windsurf",
+        "vscode",
+        "zed",
+        "cline",
+        "codex",
+        "gemini-cli",
+        "opencode",
+    }
 
 
 @pytest.mark.parametrize(("name", "scope"), SCOPES)
 def test_writes_the_clients_own_file_in_its_own_shape(home: Path, name: str, scope: str) -> None:
-    result = install("--client", name, "--scope", scope, "--readonly", "--project-ref", "proj_shop",
-                     "--command", "conveyor")
+    result = install(
+        "--client",
+        name,
+        "--scope",
+        scope,
+        "--readonly",
+        "--project-ref",
+        "proj_shop",
+        "--command",
+        "conveyor",
+    )
     assert result.exit_code == 0, result.output
     path = where(home, name, scope)
     assert str(path) in result.output
     entry = entry_of(name, load(path))
-    assert command_of(name, entry) == ["conveyor", "mcp", "--readonly", "--project-ref", "proj_shop"]
+    assert command_of(name, entry) == [
+        "conveyor",
+        "mcp",
+        "--readonly",
+        "--project-ref",
+        "proj_shop",
+    ]
     if name == "opencode":
         assert entry["type"] == "local" and entry["enabled"] is True
     elif name == "codex":
@@ -105,19 +141,25 @@ def test_writes_the_clients_own_file_in_its_own_shape(home: Path, name: str, sco
 
 
 @pytest.mark.parametrize(("name", "scope"), SCOPES)
-def test_keeps_other_servers_is_idempotent_and_uninstalls_only_its_own(home: Path, name: str, scope: str) -> None:
+def test_keeps_other_servers_is_idempotent_and_uninstalls_only_its_own(
+    home: Path, name: str, scope: str
+) -> None:
     path = where(home, name, scope)
     path.parent.mkdir(parents=True, exist_ok=True)
     client = CLIENTS[name]
     if client.format == "toml":
-        path.write_text('# my settings\nmodel = "o3"\n\n[mcp_servers.other]\ncommand = "other"\nargs = []\n')
+        path.write_text(
+            '# my settings\nmodel = "o3"\n\n[mcp_servers.other]\ncommand = "other"\nargs = []\n'
+        )
     else:
         other: dict[str, Any] = {"theme": "dark"}
         node = other
         for key in client.keys:
             node = node.setdefault(key, {})
         node["other"] = {"command": "other", "args": []}
-        path.write_text("// mine\n" + json.dumps(other, indent=2).replace('"dark"', '"dark", // comment'))
+        path.write_text(
+            "// mine\n" + json.dumps(other, indent=2).replace('"dark"', '"dark", // comment')
+        )
 
     assert install("--client", name, "--scope", scope).exit_code == 0
     data = load(path)
@@ -161,15 +203,30 @@ def test_dry_run_changes_nothing(home: Path) -> None:
     assert not (home / ".cursor").exists() and not (home / ".codex").exists()
 
 
-def test_never_writes_a_secret_into_a_project_file(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_never_writes_a_secret_into_a_project_file(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CONVEYOR_SECRET_KEY", "cv_dev_0123456789abcdef")
     monkeypatch.setenv("CONVEYOR_ACCESS_TOKEN", "cv_pat_0123456789abcdef")
     assert install("--client", "claude-code", "--scope", "project").exit_code == 0
     assert "cv_" not in Path(".mcp.json").read_text()
-    refused = install("--client", "cursor", "--scope", "project", "--api-url", "https://me:secret@conveyor.example")
+    refused = install(
+        "--client",
+        "cursor",
+        "--scope",
+        "project",
+        "--api-url",
+        "https://me:secret@conveyor.example",
+    )
     assert refused.exit_code == 2 and "password" in refused.stderr
-    refused = install("--client", "vscode", "--scope", "project", "--command",
-                      "env CONVEYOR_SECRET_KEY=cv_prod_0123456789abcdef conveyor")
+    refused = install(
+        "--client",
+        "vscode",
+        "--scope",
+        "project",
+        "--command",
+        "env CONVEYOR_SECRET_KEY=cv_prod_0123456789abcdef conveyor",
+    )
     assert refused.exit_code == 2 and "key or token" in refused.stderr
     assert not Path(".cursor").exists() and not Path(".vscode").exists()
 
@@ -178,7 +235,8 @@ def test_a_client_without_the_scope_is_one_error_line(home: Path) -> None:
     result = install("--client", "windsurf", "--scope", "project")
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        "error: Windsurf has no project scope; use --scope user"]
+        "error: Windsurf has no project scope; use --scope user"
+    ]
 
 
 def test_a_broken_config_file_is_left_alone(home: Path) -> None:
@@ -190,24 +248,39 @@ def test_a_broken_config_file_is_left_alone(home: Path) -> None:
     assert path.read_text() == "{not json"
 
 
-@pytest.mark.parametrize(("platform", "name", "expected"), [
-    ("darwin", "claude-desktop", "Library/Application Support/Claude/claude_desktop_config.json"),
-    ("win32", "claude-desktop", "AppData/Roaming/Claude/claude_desktop_config.json"),
-    ("darwin", "vscode", "Library/Application Support/Code/User/mcp.json"),
-    ("win32", "vscode", "AppData/Roaming/Code/User/mcp.json"),
-    ("darwin", "cline", "Library/Application Support/Code/User/globalStorage/saoudrizwan.claude-dev/settings/"
-                        "cline_mcp_settings.json"),
-    ("win32", "zed", "AppData/Roaming/Zed/settings.json"),
-    ("darwin", "zed", ".config/zed/settings.json"),
-])
+@pytest.mark.parametrize(
+    ("platform", "name", "expected"),
+    [
+        (
+            "darwin",
+            "claude-desktop",
+            "Library/Application Support/Claude/claude_desktop_config.json",
+        ),
+        ("win32", "claude-desktop", "AppData/Roaming/Claude/claude_desktop_config.json"),
+        ("darwin", "vscode", "Library/Application Support/Code/User/mcp.json"),
+        ("win32", "vscode", "AppData/Roaming/Code/User/mcp.json"),
+        (
+            "darwin",
+            "cline",
+            "Library/Application Support/Code/User/globalStorage/saoudrizwan.claude-dev/settings/"
+            "cline_mcp_settings.json",
+        ),
+        ("win32", "zed", "AppData/Roaming/Zed/settings.json"),
+        ("darwin", "zed", ".config/zed/settings.json"),
+    ],
+)
 def test_user_paths_follow_the_os(platform: str, name: str, expected: str) -> None:
     place = Place(home=Path("/h"), cwd=Path("/p"), platform=platform, environ={})
     assert CLIENTS[name].path("user", place) == Path("/h") / expected
 
 
 def test_environment_overrides_are_honoured() -> None:
-    place = Place(home=Path("/h"), cwd=Path("/p"), platform="linux",
-                  environ={"CODEX_HOME": "/c", "CLAUDE_CONFIG_DIR": "/cc", "XDG_CONFIG_HOME": "/x"})
+    place = Place(
+        home=Path("/h"),
+        cwd=Path("/p"),
+        platform="linux",
+        environ={"CODEX_HOME": "/c", "CLAUDE_CONFIG_DIR": "/cc", "XDG_CONFIG_HOME": "/x"},
+    )
     assert CLIENTS["codex"].path("user", place) == Path("/c/config.toml")
     assert CLIENTS["claude-code"].path("user", place) == Path("/cc/.claude.json")
     assert CLIENTS["opencode"].path("user", place) == Path("/x/opencode/opencode.json")

@@ -16,8 +16,14 @@ from conveyor.cli.main import main
 from conveyor.mcp.install import rules, skills
 from conveyor.version import __version__
 
-RULE_FILES = ["CLAUDE.md", "AGENTS.md", ".cursor/rules/conveyor.mdc", ".windsurf/rules/conveyor.md",
-              ".github/instructions/conveyor.instructions.md", ".clinerules/conveyor.md"]
+RULE_FILES = [
+    "CLAUDE.md",
+    "AGENTS.md",
+    ".cursor/rules/conveyor.mdc",
+    ".windsurf/rules/conveyor.md",
+    ".github/instructions/conveyor.instructions.md",
+    ".clinerules/conveyor.md",
+]
 SKILLS = ["conveyor-runs", "conveyor-tasks"]
 
 
@@ -41,7 +47,9 @@ def frontmatter(path: Path) -> dict[str, str]:
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_rules_go_to_every_assistant_with_valid_frontmatter(project: Path) -> None:
@@ -52,8 +60,13 @@ def test_rules_go_to_every_assistant_with_valid_frontmatter(project: Path) -> No
     cursor = frontmatter(project / ".cursor/rules/conveyor.mdc")
     assert cursor["alwaysApply"] == "false" and "Conveyor" in cursor["description"]
     assert frontmatter(project / ".windsurf/rules/conveyor.md")["trigger"] == "model_decision"
-    assert frontmatter(project / ".github/instructions/conveyor.instructions.md")["applyTo"] == "**/*.py"
-    assert len((project / ".windsurf/rules/conveyor.md").read_text()) < 6000  # Windsurf's older per-file limit
+    assert (
+        frontmatter(project / ".github/instructions/conveyor.instructions.md")["applyTo"]
+        == "**/*.py"
+    )
+    assert (
+        len((project / ".windsurf/rules/conveyor.md").read_text()) < 6000
+    )  # Windsurf's older per-file limit
 
 
 def test_rules_keep_the_users_text_and_are_idempotent(project: Path) -> None:
@@ -72,7 +85,9 @@ def test_an_older_version_is_updated_in_place(project: Path) -> None:
     path = project / "AGENTS.md"
     old = path.read_text().replace(f"v{__version__}", "v0.0.1").replace("step.run", "OLD TEXT")
     path.write_text("before\n\n" + old + "\nafter\n")
-    assert "updated" in run("install-rules", "--client", "agents").output  # --client, like install-mcp
+    assert (
+        "updated" in run("install-rules", "--client", "agents").output
+    )  # --client, like install-mcp
     text = path.read_text()
     assert text.startswith("before\n\n") and text.endswith("after\n")
     assert "OLD TEXT" not in text and "v0.0.1" not in text and text.count("conveyor:rules v") == 1
@@ -126,7 +141,9 @@ def test_shipped_skills_are_valid_agent_skills(project: Path) -> None:
 def test_skills_are_idempotent_and_uninstall_cleanly(project: Path) -> None:
     run("install-skills", "--target", "claude-code")
     before = snapshot(project)
-    assert run("install-skills", "--target", "claude-code").output.count("up to date") == len(SKILLS)
+    assert run("install-skills", "--target", "claude-code").output.count("up to date") == len(
+        SKILLS
+    )
     assert snapshot(project) == before
     run("install-skills", "--uninstall")
     assert snapshot(project) == {} and not (project / ".claude").exists()
@@ -134,5 +151,12 @@ def test_skills_are_idempotent_and_uninstall_cleanly(project: Path) -> None:
 
 def test_rule_text_teaches_the_common_mistakes() -> None:
     text = rules.rules_text()
-    for needle in ("step.run", ".unwrap()", "wait.for_", "concurrency_key", "AbortTaskRunError", "replay"):
+    for needle in (
+        "step.run",
+        ".unwrap()",
+        "wait.for_",
+        "concurrency_key",
+        "AbortTaskRunError",
+        "replay",
+    ):
         assert needle in text

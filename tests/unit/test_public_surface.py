@@ -3,11 +3,43 @@
 import conveyor
 
 EXPECTED = {
-    "AbortTaskRunError", "ApiError", "AsyncClient", "AuthenticationError", "BatchHandle", "BatchResult", "Client",
+    "AbortTaskRunError",
+    "ApiError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BatchHandle",
+    "BatchResult",
+    "Client",
     "ConfigError",
-    "Conflict", "Context", "ConveyorError", "InvalidRequest", "NotFound", "PayloadError", "Queue", "QueueInfo",
-    "RateLimited", "Result", "RetryPolicy", "Run", "RunHandle", "RunStatus", "Task", "TaskDefinitionError", "TaskRunFailed", "Token",
-    "__version__", "batch", "logger", "queue", "retry", "runs", "schema_task", "step", "task", "tasks", "wait",
+    "Conflict",
+    "Context",
+    "ConveyorError",
+    "InvalidRequest",
+    "NotFound",
+    "PayloadError",
+    "Queue",
+    "QueueInfo",
+    "RateLimited",
+    "Result",
+    "RetryPolicy",
+    "Run",
+    "RunHandle",
+    "RunStatus",
+    "Task",
+    "TaskDefinitionError",
+    "TaskRunFailed",
+    "Token",
+    "__version__",
+    "batch",
+    "logger",
+    "queue",
+    "retry",
+    "runs",
+    "schema_task",
+    "step",
+    "task",
+    "tasks",
+    "wait",
 }
 
 
@@ -15,8 +47,11 @@ def test_all_is_exactly_the_public_surface():
     assert set(conveyor.__all__) == EXPECTED
     import types
 
-    public = {name for name, value in vars(conveyor).items()
-              if not name.startswith("_") and not isinstance(value, types.ModuleType)}
+    public = {
+        name
+        for name, value in vars(conveyor).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
     assert public <= EXPECTED
 
 

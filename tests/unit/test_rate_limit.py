@@ -61,19 +61,24 @@ def test_many_keys_do_not_grow_memory_without_bound(monkeypatch: pytest.MonkeyPa
     assert len(buckets._buckets) <= 10
 
 
-@pytest.mark.parametrize(("text", "limit"), [
-    ("100,1000", RateLimit(100, 1000)),
-    (" 2.5 , 10 ", RateLimit(2.5, 10)),
-    ("50", RateLimit(50, 50)),
-    ("0.5", RateLimit(0.5, 1)),
-    ("off", None),
-    ("OFF", None),
-])
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("100,1000", RateLimit(100, 1000)),
+        (" 2.5 , 10 ", RateLimit(2.5, 10)),
+        ("50", RateLimit(50, 50)),
+        ("0.5", RateLimit(0.5, 1)),
+        ("off", None),
+        ("OFF", None),
+    ],
+)
 def test_rate_limit_setting(text: str, limit: RateLimit | None) -> None:
     assert parse_rate_limit(text) == limit
 
 
-@pytest.mark.parametrize("text", ["fast", "100,lots", "-1,10", "0,10", "10,0", "nan,5", "inf,5", "1,2,3"])
+@pytest.mark.parametrize(
+    "text", ["fast", "100,lots", "-1,10", "0,10", "10,0", "nan,5", "inf,5", "1,2,3"]
+)
 def test_a_bad_rate_limit_setting_is_one_clear_error(text: str) -> None:
     with pytest.raises(ConfigError, match=r"CONVEYOR_RATE_LIMIT=.*'requests per second,burst'"):
         parse_rate_limit(text)

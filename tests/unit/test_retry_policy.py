@@ -7,7 +7,9 @@ from conveyor.models import RetryPolicy
 
 
 def test_delay_without_jitter_follows_the_formula():
-    policy = RetryPolicy(max_attempts=10, factor=1.8, min_timeout_ms=500, max_timeout_ms=30_000, randomize=False)
+    policy = RetryPolicy(
+        max_attempts=10, factor=1.8, min_timeout_ms=500, max_timeout_ms=30_000, randomize=False
+    )
     assert [retry_delay_ms(policy, n) for n in range(1, 6)] == [500, 900, 1620, 2916, 5249]
 
 

@@ -25,9 +25,21 @@ def test_a_step_journals_its_result_with_the_time_it_began() -> None:
         return 7
 
     async def main() -> tuple[float, Any, float]:
-        spec = AttemptSpec(run_id="run_1", task_id="t", attempt=1, payload_json="{}", max_attempts=1,
-                           max_duration=None, machine="small-1x", tags=[], metadata={}, queue="t",
-                           concurrency_key=None, environment="dev", run_on_start=False)
+        spec = AttemptSpec(
+            run_id="run_1",
+            task_id="t",
+            attempt=1,
+            payload_json="{}",
+            max_attempts=1,
+            max_duration=None,
+            machine="small-1x",
+            tags=[],
+            metadata={},
+            queue="t",
+            concurrency_key=None,
+            environment="dev",
+            run_on_start=False,
+        )
         replay = Replay(spec, call, on_suspend, lambda seconds: None)
         before = time.time()
         result = await replay.step("slow", slow, (), {})

@@ -43,22 +43,34 @@ def line(run: str, seq: int, message: str = "ok") -> LogEntry:
 
 def outbox(link: FakeLink) -> tuple[Outbox, list[tuple[str, dict[str, Any]]]]:
     events: list[tuple[str, dict[str, Any]]] = []
-    box = Outbox(link, "w1", link_failed=lambda exc: events.append(("link_failed", {})),  # type: ignore[arg-type]
-                 reporter=lambda event, data: events.append((event, data)))
+    box = Outbox(
+        link,
+        "w1",
+        link_failed=lambda exc: events.append(("link_failed", {})),  # type: ignore[arg-type]
+        reporter=lambda event, data: events.append((event, data)),
+    )
     return box, events
 
 
 def test_a_refused_line_is_dropped_alone_and_the_outcome_goes_through() -> None:
     link = FakeLink()
     box, events = outbox(link)
-    box.add_logs([line("a", i) for i in range(7)] + [line("b", 1, "poison")] + [line("c", i) for i in range(5)])
+    box.add_logs(
+        [line("a", i) for i in range(7)]
+        + [line("b", 1, "poison")]
+        + [line("c", i) for i in range(5)]
+    )
     box.add_outcome(AttemptOutcome("a", 1, "completed", output_json="1", fence=1))
     box.add_hook(("a", "on_success", 2))
     assert asyncio.run(box.flush())
     assert len(link.logs) == 12 and all(e.message == "ok" for e in link.logs)
     assert [o.run_id for o in link.outcomes] == ["a"] and link.hooks == [("a", "on_success", 2)]
-    assert [e for e in events if e[0] == "dropped"] == [("dropped", {"what": "log line", "run_id": "b",
-                                                                     "error": "a value of the request cannot be stored"})]
+    assert [e for e in events if e[0] == "dropped"] == [
+        (
+            "dropped",
+            {"what": "log line", "run_id": "b", "error": "a value of the request cannot be stored"},
+        )
+    ]
     assert box.empty
 
 

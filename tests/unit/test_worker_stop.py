@@ -15,7 +15,7 @@ from conveyor.store import open_store
 from conveyor.worker.link import LocalLink
 from conveyor.worker.supervisor import Supervisor
 
-TASK = '''
+TASK = """
 import os, time
 from pathlib import Path
 from conveyor import task
@@ -24,7 +24,7 @@ from conveyor import task
 async def slow(payload, ctx):
     Path(payload["pid_file"]).write_text(str(os.getpid()))
     time.sleep(60)
-'''
+"""
 
 
 def alive(pid: int) -> bool:
@@ -53,7 +53,9 @@ def test_a_stopping_worker_kills_its_executors_before_it_frees_their_runs(tmp_pa
 async def stop_while_a_body_runs(tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / "tasks").mkdir(parents=True)
-    (project / "pyproject.toml").write_text('[tool.conveyor]\nproject = "proj_stop"\ndirs = ["tasks"]\n')
+    (project / "pyproject.toml").write_text(
+        '[tool.conveyor]\nproject = "proj_stop"\ndirs = ["tasks"]\n'
+    )
     (project / "tasks" / "slow.py").write_text(TASK)
     pid_file = tmp_path / "body.pid"
     store = open_store(str(tmp_path / "conveyor.db"))
@@ -62,7 +64,9 @@ async def stop_while_a_body_runs(tmp_path: Path) -> None:
     env = engine.ensure_environment("proj_stop", "dev", "dev")
     link = WatchingLink(engine, env.id)
     link.pid_file, link.body_alive_when_released = pid_file, []
-    supervisor = Supervisor(link, root=project, worker_id="wrk_stop", executors=1, heartbeat_interval=1.0)
+    supervisor = Supervisor(
+        link, root=project, worker_id="wrk_stop", executors=1, heartbeat_interval=1.0
+    )
     try:
         assert await supervisor.load()
         engine.trigger(env.id, "slow", {"pid_file": str(pid_file)})

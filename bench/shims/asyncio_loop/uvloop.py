@@ -7,4 +7,6 @@ supervisor/executor sockets non-blocking, and a full socket buffer killed execut
 by conveyor/worker/channel.py). It stays to compare the two loops.
 """
 
-raise ImportError("uvloop is hidden by bench/shims/asyncio_loop (bench/run.py --conveyor-loop asyncio)")
+raise ImportError(
+    "uvloop is hidden by bench/shims/asyncio_loop (bench/run.py --conveyor-loop asyncio)"
+)

@@ -106,7 +106,13 @@ def _cline(place: Place) -> Path:
     override = place.environ.get("CLINE_MCP_SETTINGS_PATH")
     if override:
         return Path(override)
-    return place.vscode_user() / "globalStorage" / "saoudrizwan.claude-dev" / "settings" / "cline_mcp_settings.json"
+    return (
+        place.vscode_user()
+        / "globalStorage"
+        / "saoudrizwan.claude-dev"
+        / "settings"
+        / "cline_mcp_settings.json"
+    )
 
 
 def _zed_user(place: Place) -> Path:
@@ -120,43 +126,114 @@ def _codex_user(place: Place) -> Path:
     return (Path(home) if home else place.home / ".codex") / "config.toml"
 
 
-CLIENTS: dict[str, McpClient] = {c.name: c for c in (
-    McpClient("claude-code", "Claude Code",
-              {"user": _claude_code_user, "project": lambda p: p.cwd / ".mcp.json"},
-              ("mcpServers",), lambda cmd: _stdio(cmd, typed=True),
-              restart="start a new Claude Code session (project servers need approving once: /mcp)"),
-    McpClient("claude-desktop", "Claude Desktop",
-              {"user": lambda p: p.app_config("Claude") / "claude_desktop_config.json"},
-              ("mcpServers",), _stdio, restart="quit and reopen Claude Desktop"),
-    McpClient("cursor", "Cursor",
-              {"user": lambda p: p.home / ".cursor" / "mcp.json", "project": lambda p: p.cwd / ".cursor" / "mcp.json"},
-              ("mcpServers",), _stdio, restart="enable it under Cursor Settings › MCP"),
-    McpClient("windsurf", "Windsurf",
-              {"user": lambda p: p.home / ".codeium" / "windsurf" / "mcp_config.json"},
-              ("mcpServers",), _stdio, restart="press refresh in Windsurf's MCP panel"),
-    McpClient("vscode", "VS Code (Copilot)",
-              {"user": lambda p: p.vscode_user() / "mcp.json", "project": lambda p: p.cwd / ".vscode" / "mcp.json"},
-              ("servers",), lambda cmd: _stdio(cmd, typed=True), restart="start the server from the MCP view"),
-    McpClient("zed", "Zed",
-              {"user": _zed_user, "project": lambda p: p.cwd / ".zed" / "settings.json"},
-              ("context_servers",), lambda cmd: _stdio(cmd, source="custom"), restart="reopen the agent panel"),
-    McpClient("cline", "Cline", {"user": _cline}, ("mcpServers",),
-              lambda cmd: _stdio(cmd, disabled=False, autoApprove=[]), restart="reload the VS Code window"),
-    McpClient("codex", "Codex", {"user": _codex_user, "project": lambda p: p.cwd / ".codex" / "config.toml"},
-              ("mcp_servers",), _codex, format="toml", restart="start a new Codex session"),
-    McpClient("gemini-cli", "Gemini CLI",
-              {"user": lambda p: p.home / ".gemini" / "settings.json",
-               "project": lambda p: p.cwd / ".gemini" / "settings.json"},
-              ("mcpServers",), _stdio, restart="start a new Gemini CLI session"),
-    McpClient("opencode", "opencode",
-              {"user": lambda p: p.xdg_config() / "opencode" / "opencode.json",
-               "project": lambda p: p.cwd / "opencode.json"},
-              ("mcp",), _opencode, restart="start a new opencode session"),
-)}
+CLIENTS: dict[str, McpClient] = {
+    c.name: c
+    for c in (
+        McpClient(
+            "claude-code",
+            "Claude Code",
+            {"user": _claude_code_user, "project": lambda p: p.cwd / ".mcp.json"},
+            ("mcpServers",),
+            lambda cmd: _stdio(cmd, typed=True),
+            restart="start a new Claude Code session (project servers need approving once: /mcp)",
+        ),
+        McpClient(
+            "claude-desktop",
+            "Claude Desktop",
+            {"user": lambda p: p.app_config("Claude") / "claude_desktop_config.json"},
+            ("mcpServers",),
+            _stdio,
+            restart="quit and reopen Claude Desktop",
+        ),
+        McpClient(
+            "cursor",
+            "Cursor",
+            {
+                "user": lambda p: p.home / ".cursor" / "mcp.json",
+                "project": lambda p: p.cwd / ".cursor" / "mcp.json",
+            },
+            ("mcpServers",),
+            _stdio,
+            restart="enable it under Cursor Settings › MCP",
+        ),
+        McpClient(
+            "windsurf",
+            "Windsurf",
+            {"user": lambda p: p.home / ".codeium" / "windsurf" / "mcp_config.json"},
+            ("mcpServers",),
+            _stdio,
+            restart="press refresh in Windsurf's MCP panel",
+        ),
+        McpClient(
+            "vscode",
+            "VS Code (Copilot)",
+            {
+                "user": lambda p: p.vscode_user() / "mcp.json",
+                "project": lambda p: p.cwd / ".vscode" / "mcp.json",
+            },
+            ("servers",),
+            lambda cmd: _stdio(cmd, typed=True),
+            restart="start the server from the MCP view",
+        ),
+        McpClient(
+            "zed",
+            "Zed",
+            {"user": _zed_user, "project": lambda p: p.cwd / ".zed" / "settings.json"},
+            ("context_servers",),
+            lambda cmd: _stdio(cmd, source="custom"),
+            restart="reopen the agent panel",
+        ),
+        McpClient(
+            "cline",
+            "Cline",
+            {"user": _cline},
+            ("mcpServers",),
+            lambda cmd: _stdio(cmd, disabled=False, autoApprove=[]),
+            restart="reload the VS Code window",
+        ),
+        McpClient(
+            "codex",
+            "Codex",
+            {"user": _codex_user, "project": lambda p: p.cwd / ".codex" / "config.toml"},
+            ("mcp_servers",),
+            _codex,
+            format="toml",
+            restart="start a new Codex session",
+        ),
+        McpClient(
+            "gemini-cli",
+            "Gemini CLI",
+            {
+                "user": lambda p: p.home / ".gemini" / "settings.json",
+                "project": lambda p: p.cwd / ".gemini" / "settings.json",
+            },
+            ("mcpServers",),
+            _stdio,
+            restart="start a new Gemini CLI session",
+        ),
+        McpClient(
+            "opencode",
+            "opencode",
+            {
+                "user": lambda p: p.xdg_config() / "opencode" / "opencode.json",
+                "project": lambda p: p.cwd / "opencode.json",
+            },
+            ("mcp",),
+            _opencode,
+            restart="start a new opencode session",
+        ),
+    )
+}
 
 
-def server_args(*, readonly: bool = False, dev_only: bool = False, project_ref: str | None = None,
-                api_url: str | None = None, project_dir: PurePath | None = None) -> list[str]:
+def server_args(
+    *,
+    readonly: bool = False,
+    dev_only: bool = False,
+    project_ref: str | None = None,
+    api_url: str | None = None,
+    project_dir: PurePath | None = None,
+) -> list[str]:
     """The arguments of `conveyor mcp` an installed entry runs it with."""
     args = ["mcp"]
     if readonly:

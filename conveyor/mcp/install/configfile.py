@@ -35,7 +35,7 @@ def strip_jsonc(text: str) -> str:
             j = i + 1
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
-            out.append(text[i:j + 1])
+            out.append(text[i : j + 1])
             i = j + 1
         elif text.startswith("//", i):
             while i < n and text[i] not in "\r\n":
@@ -45,7 +45,9 @@ def strip_jsonc(text: str) -> str:
             i = n if end < 0 else end + 2
         elif char == ",":
             j = i + 1
-            while j < n and (text[j].isspace() or text.startswith("//", j) or text.startswith("/*", j)):
+            while j < n and (
+                text[j].isspace() or text.startswith("//", j) or text.startswith("/*", j)
+            ):
                 if text.startswith("//", j):
                     while j < n and text[j] not in "\r\n":
                         j += 1
@@ -75,7 +77,9 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(strip_jsonc(text))
     except ValueError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}); fix it by hand, nothing was changed") from exc
+        raise ConfigError(
+            f"{path} is not valid JSON ({exc}); fix it by hand, nothing was changed"
+        ) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a JSON object at the top; nothing was changed")
     return data
@@ -100,7 +104,9 @@ def _dig(data: dict[str, Any], keys: tuple[str, ...], create: bool) -> dict[str,
             if not create:
                 return None
             if child is not None:
-                raise ConfigError(f"{'.'.join(keys)} in the config is not an object; fix it by hand")
+                raise ConfigError(
+                    f"{'.'.join(keys)} in the config is not an object; fix it by hand"
+                )
             child = node[key] = {}
         node = child
     return node
@@ -142,7 +148,9 @@ def plan_toml(path: Path, keys: tuple[str, ...], name: str, entry: dict[str, Any
     try:
         doc = tomlkit.parse(original)
     except TOMLKitError as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}); fix it by hand, nothing was changed") from exc
+        raise ConfigError(
+            f"{path} is not valid TOML ({exc}); fix it by hand, nothing was changed"
+        ) from exc
     node: Any = doc
     for key in keys:
         if key not in node:
@@ -166,7 +174,9 @@ def plan_toml(path: Path, keys: tuple[str, ...], name: str, entry: dict[str, Any
     return Change(path, "updated" if path.exists() else "created", text=tomlkit.dumps(doc))
 
 
-def plan(path: Path, fmt: Format, keys: tuple[str, ...], name: str, entry: dict[str, Any] | None) -> Change:
+def plan(
+    path: Path, fmt: Format, keys: tuple[str, ...], name: str, entry: dict[str, Any] | None
+) -> Change:
     return (plan_toml if fmt == "toml" else plan_json)(path, keys, name, entry)
 
 

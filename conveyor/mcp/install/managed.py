@@ -32,8 +32,10 @@ class FileChange:
 
 
 def start_marker(name: str, version: str) -> str:
-    return (f"<!-- conveyor:{name} v{version} start: written by `conveyor install-{name}`, "
-            "which replaces everything up to the end marker; edit outside it -->")
+    return (
+        f"<!-- conveyor:{name} v{version} start: written by `conveyor install-{name}`, "
+        "which replaces everything up to the end marker; edit outside it -->"
+    )
 
 
 def end_marker(name: str) -> str:
@@ -41,8 +43,10 @@ def end_marker(name: str) -> str:
 
 
 def _region(name: str) -> re.Pattern[str]:
-    return re.compile(rf"<!-- conveyor:{re.escape(name)} v[^ ]+ start.*?-->.*?<!-- conveyor:{re.escape(name)} end -->",
-                      re.DOTALL)
+    return re.compile(
+        rf"<!-- conveyor:{re.escape(name)} v[^ ]+ start.*?-->.*?<!-- conveyor:{re.escape(name)} end -->",
+        re.DOTALL,
+    )
 
 
 def put_region(text: str, name: str, version: str, body: str) -> str:

@@ -21,13 +21,17 @@ from conveyor.mcp.install.managed import FileChange, plan_file, plan_region, sta
 from conveyor.version import __version__
 
 NAME = "rules"
-DESCRIPTION = ("How to write, trigger and debug Conveyor tasks (durable background tasks) in this project; "
-               "use when editing task code or code that imports conveyor")
+DESCRIPTION = (
+    "How to write, trigger and debug Conveyor tasks (durable background tasks) in this project; "
+    "use when editing task code or code that imports conveyor"
+)
 GLOBS = "**/*.py"
 
 
 def rules_text() -> str:
-    return resources.files("conveyor.mcp").joinpath("content", "rules.md").read_text(encoding="utf-8")
+    return (
+        resources.files("conveyor.mcp").joinpath("content", "rules.md").read_text(encoding="utf-8")
+    )
 
 
 def _dedicated(frontmatter: str) -> Callable[[Path, str | None, bool], FileChange]:
@@ -36,6 +40,7 @@ def _dedicated(frontmatter: str) -> Callable[[Path, str | None, bool], FileChang
             return plan_file(path, None, force)
         text = f"---\n{frontmatter}---\n\n{stamp(NAME, __version__)}\n\n{body.strip()}\n"
         return plan_file(path, text, force)
+
     return plan
 
 
@@ -60,14 +65,25 @@ TARGETS: dict[str, tuple[str, Callable[[Path, str | None, bool], FileChange]]] =
     "agents": ("AGENTS.md", _region),
     # Cursor and Windsurf pick the rule by its description (agent-requested / model decision):
     # it matters for task code, not every Python file.
-    "cursor": (".cursor/rules/conveyor.mdc", _dedicated(f"description: {DESCRIPTION}\nalwaysApply: false\n")),
-    "windsurf": (".windsurf/rules/conveyor.md", _dedicated(f"trigger: model_decision\ndescription: {DESCRIPTION}\n")),
-    "vscode": (".github/instructions/conveyor.instructions.md", _dedicated(f'applyTo: "{GLOBS}"\n')),
+    "cursor": (
+        ".cursor/rules/conveyor.mdc",
+        _dedicated(f"description: {DESCRIPTION}\nalwaysApply: false\n"),
+    ),
+    "windsurf": (
+        ".windsurf/rules/conveyor.md",
+        _dedicated(f"trigger: model_decision\ndescription: {DESCRIPTION}\n"),
+    ),
+    "vscode": (
+        ".github/instructions/conveyor.instructions.md",
+        _dedicated(f'applyTo: "{GLOBS}"\n'),
+    ),
     "cline": (".clinerules", _cline),
 }
 
 
-def plan_rules(root: Path, targets: list[str], *, uninstall: bool = False, force: bool = False) -> list[FileChange]:
+def plan_rules(
+    root: Path, targets: list[str], *, uninstall: bool = False, force: bool = False
+) -> list[FileChange]:
     """What installing (or removing) the rules for `targets` in project `root` changes."""
     body = None if uninstall else rules_text()
     changes = []

@@ -23,13 +23,24 @@ TARGETS = {"claude-code": Path(".claude") / "skills", "agents": Path(".agents") 
 def skill_texts() -> dict[str, str]:
     """Every shipped skill by name, stamped with the version."""
     folder = resources.files("conveyor.mcp").joinpath("content", "skills")
-    return {entry.name: entry.joinpath("SKILL.md").read_text(encoding="utf-8").replace("{{VERSION}}", __version__)
-            for entry in sorted(folder.iterdir(), key=lambda e: e.name) if entry.joinpath("SKILL.md").is_file()}
+    return {
+        entry.name: entry.joinpath("SKILL.md")
+        .read_text(encoding="utf-8")
+        .replace("{{VERSION}}", __version__)
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.joinpath("SKILL.md").is_file()
+    }
 
 
-def plan_skills(root: Path, targets: list[str], *, uninstall: bool = False, force: bool = False) -> list[FileChange]:
+def plan_skills(
+    root: Path, targets: list[str], *, uninstall: bool = False, force: bool = False
+) -> list[FileChange]:
     changes = []
     for target in targets:
         for name, text in skill_texts().items():
-            changes.append(plan_file(root / TARGETS[target] / name / "SKILL.md", None if uninstall else text, force))
+            changes.append(
+                plan_file(
+                    root / TARGETS[target] / name / "SKILL.md", None if uninstall else text, force
+                )
+            )
     return changes

@@ -29,33 +29,50 @@ from conveyor.worker.discovery import TaskLoadError
 DEPLOY_ENVIRONMENTS = ("staging", "prod", "preview")
 # destructive (it changes the code new runs start on) and, unlike a cancel, not idempotent: each
 # call makes a new version
-DEPLOY = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
-DEV_RUNS_LOCAL_CODE = ("Dev has no deploys: `conveyor dev` runs the code of the project folder and reloads it on "
-                       "every save. Deploys go to staging, prod or a preview branch (the deploy tool, or "
-                       "`conveyor deploy --env prod`).")
+DEPLOY = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+)
+DEV_RUNS_LOCAL_CODE = (
+    "Dev has no deploys: `conveyor dev` runs the code of the project folder and reloads it on "
+    "every save. Deploys go to staging, prod or a preview branch (the deploy tool, or "
+    "`conveyor deploy --env prod`)."
+)
 
 
 def _check_target(access: Access, environment: str, branch: str | None) -> None:
     if access.options.dev_only:
-        raise ToolError("this MCP server runs with --dev-only: it reaches only dev, which takes no deploys "
-                        "(`conveyor dev` runs the project folder's code). To deploy, the user runs `conveyor "
-                        "deploy --env staging|prod|preview`, or starts `conveyor mcp` without --dev-only.")
+        raise ToolError(
+            "this MCP server runs with --dev-only: it reaches only dev, which takes no deploys "
+            "(`conveyor dev` runs the project folder's code). To deploy, the user runs `conveyor "
+            "deploy --env staging|prod|preview`, or starts `conveyor mcp` without --dev-only."
+        )
     if environment == "dev":
-        raise ToolError(DEV_RUNS_LOCAL_CODE + " Call deploy with environment 'staging', 'prod', or 'preview' and "
-                                              "a branch.")
+        raise ToolError(
+            DEV_RUNS_LOCAL_CODE
+            + " Call deploy with environment 'staging', 'prod', or 'preview' and "
+            "a branch."
+        )
     if environment.startswith("preview-"):
-        raise ToolError("name a preview environment by its git branch: environment='preview', branch='<branch>'")
+        raise ToolError(
+            "name a preview environment by its git branch: environment='preview', branch='<branch>'"
+        )
     if environment not in DEPLOY_ENVIRONMENTS:
         raise ToolError(f"deploy to staging, prod or preview (with branch), not {environment!r}")
     if environment == "preview" and not (branch or "").strip():
-        raise ToolError("a preview deploy needs branch: the git branch whose preview environment gets the code")
+        raise ToolError(
+            "a preview deploy needs branch: the git branch whose preview environment gets the code"
+        )
     if environment != "preview" and branch is not None:
         raise ToolError(f"branch goes only with environment='preview', not with {environment!r}")
 
 
-def _no_key(access: Access, target: str, environment: str, branch: str | None, exc: AccessError) -> ToolError:
+def _no_key(
+    access: Access, target: str, environment: str, branch: str | None, exc: AccessError
+) -> ToolError:
     """The tool error of a deploy this server has no key for, saying how the user can give it one."""
-    if access.account_token() is not None:  # a token: the problem is the project or the pin, as said
+    if (
+        access.account_token() is not None
+    ):  # a token: the problem is the project or the pin, as said
         return ToolError(f"cannot deploy to {target}: {exc.message}")
     prefix = {"staging": "cv_stg_", "prod": "cv_prod_", "preview": "cv_prev_"}[environment]
     show = f"--env {environment}" + (f" --branch {branch}" if branch else "")
@@ -63,26 +80,53 @@ def _no_key(access: Access, target: str, environment: str, branch: str | None, e
         f"cannot deploy to {target}: this MCP server has no key for it. The user can run `conveyor login` (the "
         f"server then fetches the key of the project's {environment}), or start `conveyor mcp` with "
         f"CONVEYOR_API_URL and CONVEYOR_SECRET_KEY={prefix}... (`conveyor keys show --project P {show}`). "
-        "dry_run=true checks the code without a key.")
+        "dry_run=true checks the code without a key."
+    )
 
 
-def _outcome(environment: str, branch: str | None, release: Release, made: Deployment | None) -> DeployOutcome:
-    return DeployOutcome(environment=environment, branch=branch, dry_run=made is None, version=made.version if made else None,
-                         is_current=made.is_current if made else False, tasks=[t.id for t in release.tasks],
-                         files=release.bundle.files, bundle_size=len(release.bundle.data),
-                         bundle_sha256=release.bundle.sha256, deployment=made)
+def _outcome(
+    environment: str, branch: str | None, release: Release, made: Deployment | None
+) -> DeployOutcome:
+    return DeployOutcome(
+        environment=environment,
+        branch=branch,
+        dry_run=made is None,
+        version=made.version if made else None,
+        is_current=made.is_current if made else False,
+        tasks=[t.id for t in release.tasks],
+        files=release.bundle.files,
+        bundle_size=len(release.bundle.data),
+        bundle_sha256=release.bundle.sha256,
+        deployment=made,
+    )
 
 
 def register(server: MCPServer[Any], access: Access) -> None:
     async def deploy(
-        environment: Annotated[str, Field(description="staging, prod or preview (with branch). Not dev: "
-                                                      "`conveyor dev` runs the project folder's code.")],
-        branch: Annotated[str | None, Field(description="With preview: the git branch whose preview environment "
-                                                        "gets the code (made if it does not exist)")] = None,
-        dry_run: Annotated[bool, Field(description="Bundle the code and import its tasks to check them; upload "
-                                                   "nothing and need no key")] = False,
-        skip_promotion: Annotated[bool, Field(description="Upload the version but keep the current one serving")]
-        = False,
+        environment: Annotated[
+            str,
+            Field(
+                description="staging, prod or preview (with branch). Not dev: "
+                "`conveyor dev` runs the project folder's code."
+            ),
+        ],
+        branch: Annotated[
+            str | None,
+            Field(
+                description="With preview: the git branch whose preview environment "
+                "gets the code (made if it does not exist)"
+            ),
+        ] = None,
+        dry_run: Annotated[
+            bool,
+            Field(
+                description="Bundle the code and import its tasks to check them; upload "
+                "nothing and need no key"
+            ),
+        ] = False,
+        skip_promotion: Annotated[
+            bool, Field(description="Upload the version but keep the current one serving")
+        ] = False,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, DeployOutcome]:
         """Deploy the task code of the project this server runs in (its Conveyor config, the config's dirs,
@@ -95,33 +139,46 @@ def register(server: MCPServer[Any], access: Access) -> None:
         with tool_errors():
             config = load_config(Path.cwd())
             client = None
-            if not dry_run:  # the key first: a deploy that cannot upload says so before building anything
+            if (
+                not dry_run
+            ):  # the key first: a deploy that cannot upload says so before building anything
                 try:
                     client = await access.deploy_environment(environment, branch, project_ref)
                 except AccessError as exc:
                     raise _no_key(access, target, environment, branch, exc) from exc
             steps: list[str] = []
             try:
-                release = await anyio.to_thread.run_sync(prepare_release, config, environment, steps.append)
+                release = await anyio.to_thread.run_sync(
+                    prepare_release, config, environment, steps.append
+                )
             except (TaskLoadError, ConfigError) as exc:
-                raise ToolError(f"{exc.message}. Nothing was uploaded; the current version of {target} keeps "
-                                "serving. Fix the code (or config) and call deploy again (dry_run=true checks "
-                                "it without uploading).") from exc
+                raise ToolError(
+                    f"{exc.message}. Nothing was uploaded; the current version of {target} keeps "
+                    "serving. Fix the code (or config) and call deploy again (dry_run=true checks "
+                    "it without uploading)."
+                ) from exc
             made = None
             if client is not None:
                 made = await client.deployments.create(
-                    **release.upload_arguments(environment, branch, promote=not skip_promotion))
-        lines = [f"Deploying {config.project} to {target}{'  (dry run)' if dry_run else ''}",
-                 *(f"  ✔ {step}" for step in steps)]
+                    **release.upload_arguments(environment, branch, promote=not skip_promotion)
+                )
+        lines = [
+            f"Deploying {config.project} to {target}{'  (dry run)' if dry_run else ''}",
+            *(f"  ✔ {step}" for step in steps),
+        ]
         if made is None:
             lines.append("Dry run: nothing was uploaded.")
         else:
-            lines.append(f"  ✔ uploaded version {made.version} ({size_text(made.bundle_size)}) to "
-                         f"{made.environment}")
-            lines.append(f"{made.version} is current: new runs start on it; runs in flight stay on theirs"
-                         if made.is_current else
-                         f"{made.version} is not current (skip_promotion): `conveyor promote {made.version} "
-                         f"--env {environment}` makes it so")
+            lines.append(
+                f"  ✔ uploaded version {made.version} ({size_text(made.bundle_size)}) to "
+                f"{made.environment}"
+            )
+            lines.append(
+                f"{made.version} is current: new runs start on it; runs in flight stay on theirs"
+                if made.is_current
+                else f"{made.version} is not current (skip_promotion): `conveyor promote {made.version} "
+                f"--env {environment}` makes it so"
+            )
         return answer(_outcome(environment, branch, release, made), "\n".join(lines))
 
     async def list_deploys(
@@ -145,16 +202,30 @@ def register(server: MCPServer[Any], access: Access) -> None:
         env = access.label(client)
         message = None
         if not page.data and cursor is None:
-            message = DEV_RUNS_LOCAL_CODE if env == "dev" else (
-                f"Nothing is deployed to {env} yet: the deploy tool (or `conveyor deploy --env {env}`) deploys the "
-                "project's code; until then the environment's workers run the code they were started with.")
-        result = DeployList(environment=env, current_version=current, deploys=page.data,
-                            next_cursor=page.next_cursor, message=message)
+            message = (
+                DEV_RUNS_LOCAL_CODE
+                if env == "dev"
+                else (
+                    f"Nothing is deployed to {env} yet: the deploy tool (or `conveyor deploy --env {env}`) deploys the "
+                    "project's code; until then the environment's workers run the code they were started with."
+                )
+            )
+        result = DeployList(
+            environment=env,
+            current_version=current,
+            deploys=page.data,
+            next_cursor=page.next_cursor,
+            message=message,
+        )
         if message is not None:
             text = message
         else:
-            text = "\n".join([f"{len(page.data)} versions in {env} (current: {current or 'none'}):",
-                              *map(deploy_line, page.data)])
+            text = "\n".join(
+                [
+                    f"{len(page.data)} versions in {env} (current: {current or 'none'}):",
+                    *map(deploy_line, page.data),
+                ]
+            )
             if page.next_cursor:
                 text += f"\nMore: call again with cursor={page.next_cursor}"
         return answer(result, text)

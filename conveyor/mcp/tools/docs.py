@@ -17,9 +17,15 @@ MAX_SECTION_CHARS = 4_000
 
 def register(server: MCPServer[Any], access: Access) -> None:
     async def search_docs(
-        query: Annotated[str, Field(min_length=1, max_length=500,
-                                    description="What to look for, in a few words: 'retry backoff formula', "
-                                                "'wait for a token', 'concurrency key'")],
+        query: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=500,
+                description="What to look for, in a few words: 'retry backoff formula', "
+                "'wait for a token', 'concurrency key'",
+            ),
+        ],
         limit: Annotated[int, Field(ge=1, le=20, description="How many sections to return")] = 5,
     ) -> Annotated[CallToolResult, DocsAnswer]:
         """Search Conveyor's documentation (the docs of the installed version, offline) and return the
@@ -27,18 +33,33 @@ def register(server: MCPServer[Any], access: Access) -> None:
         tasks, triggering, queues, retries, waits and tokens, durable execution (what replay asks of
         code), logs, workers, the CLI, the HTTP API and configuration."""
         hits = docs.default_index().search(query, limit)
-        results = [DocHit(page=h.section.page, title=h.section.title, section=h.section.heading or h.section.title,
-                          link=h.section.link, text=h.section.text[:MAX_SECTION_CHARS]) for h in hits]
+        results = [
+            DocHit(
+                page=h.section.page,
+                title=h.section.title,
+                section=h.section.heading or h.section.title,
+                link=h.section.link,
+                text=h.section.text[:MAX_SECTION_CHARS],
+            )
+            for h in hits
+        ]
         if not results:
-            return answer(DocsAnswer(query=query, results=[]),
-                          f"No section of the docs matches {query!r}. Try other words, or read_docs_page('README.md') "
-                          "for the list of pages.")
+            return answer(
+                DocsAnswer(query=query, results=[]),
+                f"No section of the docs matches {query!r}. Try other words, or read_docs_page('README.md') "
+                "for the list of pages.",
+            )
         text = "\n\n".join(f"## {r.title} › {r.section}  ({r.link})\n{r.text}" for r in results)
         return answer(DocsAnswer(query=query, results=results), text)
 
     async def read_docs_page(
-        page: Annotated[str, Field(description="Path of a page under docs/, as search_docs gives it, e.g. "
-                                               "'durable-execution.md'; 'README.md' lists every page")],
+        page: Annotated[
+            str,
+            Field(
+                description="Path of a page under docs/, as search_docs gives it, e.g. "
+                "'durable-execution.md'; 'README.md' lists every page"
+            ),
+        ],
     ) -> Annotated[CallToolResult, DocsPage]:
         """Read one whole page of Conveyor's documentation."""
         text = docs.page_text(page.removeprefix("docs/").split("#")[0])

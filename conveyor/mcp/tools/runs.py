@@ -29,7 +29,10 @@ from conveyor.mcp.answers import (
 from conveyor.mcp.tools import DESTRUCTIVE, READ, WRITE, EnvironmentArg, ProjectRefArg, add
 from conveyor.models import Run, RunStatus
 
-RunIdArg = Annotated[str, Field(min_length=1, description="The run's id (run_...), as trigger_task or list_runs gave it")]
+RunIdArg = Annotated[
+    str,
+    Field(min_length=1, description="The run's id (run_...), as trigger_task or list_runs gave it"),
+]
 MAX_LOG_LINES = 200
 NO_RUN = "run ids start with run_; list_runs shows the environment's runs"
 
@@ -46,11 +49,17 @@ async def run_trace(client: AsyncClient, run_id: str) -> Any:
 
 def register(server: MCPServer[Any], access: Access) -> None:
     async def list_runs(
-        status: Annotated[list[RunStatus] | None, Field(description="Only runs in these statuses")] = None,
+        status: Annotated[
+            list[RunStatus] | None, Field(description="Only runs in these statuses")
+        ] = None,
         task_id: Annotated[str | None, Field(description="Only runs of this task")] = None,
         tag: Annotated[str | None, Field(description="Only runs with this tag")] = None,
-        created_from: Annotated[datetime | None, Field(description="Only runs created at or after (ISO time)")] = None,
-        created_to: Annotated[datetime | None, Field(description="Only runs created before (ISO time)")] = None,
+        created_from: Annotated[
+            datetime | None, Field(description="Only runs created at or after (ISO time)")
+        ] = None,
+        created_to: Annotated[
+            datetime | None, Field(description="Only runs created before (ISO time)")
+        ] = None,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
         environment: EnvironmentArg = None,
@@ -59,10 +68,21 @@ def register(server: MCPServer[Any], access: Access) -> None:
         """List runs, newest first, with filters; pass next_cursor back as cursor for the next page."""
         with tool_errors():
             client = await access.environment(environment, project_ref)
-            page = await client.runs.list(status=status, task=task_id, tag=tag, limit=limit, cursor=cursor,
-                                          created_from=created_from, created_to=created_to)
+            page = await client.runs.list(
+                status=status,
+                task=task_id,
+                tag=tag,
+                limit=limit,
+                cursor=cursor,
+                created_from=created_from,
+                created_to=created_to,
+            )
         env = access.label(client)
-        result = RunList(environment=env, runs=[RunSummary.of(r) for r in page.data], next_cursor=page.next_cursor)
+        result = RunList(
+            environment=env,
+            runs=[RunSummary.of(r) for r in page.data],
+            next_cursor=page.next_cursor,
+        )
         text = "\n".join(run_line(r) for r in page.data) or f"No runs match in {env}."
         if page.next_cursor:
             text += f"\nMore: call again with cursor={page.next_cursor}"
@@ -70,7 +90,9 @@ def register(server: MCPServer[Any], access: Access) -> None:
 
     async def get_run_details(
         run_id: RunIdArg,
-        include_logs: Annotated[bool, Field(description="Also return the run's log lines (the last 200)")] = True,
+        include_logs: Annotated[
+            bool, Field(description="Also return the run's log lines (the last 200)")
+        ] = True,
         environment: EnvironmentArg = None,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, RunDetails]:
@@ -83,8 +105,13 @@ def register(server: MCPServer[Any], access: Access) -> None:
             trace = await run_trace(client, run_id)
         omitted = max(0, len(logs) - MAX_LOG_LINES)
         logs = [line.model_copy(update={"message": line.message[:4000]}) for line in logs[omitted:]]
-        result = RunDetails(environment=access.label(client), run=_bounded_run(run), logs=logs,
-                            logs_omitted=omitted, trace=trace)
+        result = RunDetails(
+            environment=access.label(client),
+            run=_bounded_run(run),
+            logs=logs,
+            logs_omitted=omitted,
+            trace=trace,
+        )
         text = run_text(run)
         if include_logs:
             text += f"\nlogs ({len(logs)}{f', {omitted} earlier omitted' if omitted else ''}):\n"
@@ -94,8 +121,14 @@ def register(server: MCPServer[Any], access: Access) -> None:
     async def wait_for_run_to_complete(
         run_id: RunIdArg,
         ctx: Context,
-        timeout_seconds: Annotated[int, Field(ge=1, le=300, description="Give up waiting after this long "
-                                                                        "and return the run as it is")] = 50,
+        timeout_seconds: Annotated[
+            int,
+            Field(
+                ge=1,
+                le=300,
+                description="Give up waiting after this long and return the run as it is",
+            ),
+        ] = 50,
         environment: EnvironmentArg = None,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, WaitOutcome]:
@@ -111,17 +144,25 @@ def register(server: MCPServer[Any], access: Access) -> None:
                 waited = time.monotonic() - started
                 if run.status.is_final or waited >= timeout_seconds:
                     break
-                await ctx.report_progress(round(waited, 2), timeout_seconds, message=f"{run_id} is {run.status.value}")
+                await ctx.report_progress(
+                    round(waited, 2), timeout_seconds, message=f"{run_id} is {run.status.value}"
+                )
                 await anyio.sleep(min(0.5 if waited < 5 else 1.0, timeout_seconds - waited))
         finished = run.status.is_final
-        result = WaitOutcome(run=_bounded_run(run), finished=finished, waited_seconds=round(waited, 2))
-        head = (f"{run_id} ended {run.status.value} after {waited:.1f}s of waiting" if finished else
-                f"{run_id} is still {run.status.value} after {waited:.1f}s; call wait_for_run_to_complete again "
-                "to keep waiting")
+        result = WaitOutcome(
+            run=_bounded_run(run), finished=finished, waited_seconds=round(waited, 2)
+        )
+        head = (
+            f"{run_id} ended {run.status.value} after {waited:.1f}s of waiting"
+            if finished
+            else f"{run_id} is still {run.status.value} after {waited:.1f}s; call wait_for_run_to_complete again "
+            "to keep waiting"
+        )
         return answer(result, f"{head}\n{run_text(run)}")
 
-    async def cancel_run(run_id: RunIdArg, environment: EnvironmentArg = None,
-                         project_ref: ProjectRefArg = None) -> Annotated[CallToolResult, CanceledRun]:
+    async def cancel_run(
+        run_id: RunIdArg, environment: EnvironmentArg = None, project_ref: ProjectRefArg = None
+    ) -> Annotated[CallToolResult, CanceledRun]:
         """Cancel a run that has not ended (its children too). A finished run cannot be canceled."""
         with tool_errors(NO_RUN):
             client = await access.environment(environment, project_ref)
@@ -130,7 +171,9 @@ def register(server: MCPServer[Any], access: Access) -> None:
 
     async def replay_run(
         run_id: RunIdArg,
-        payload: Annotated[Any, Field(description="A new payload; leave it out to reuse the run's own")] = None,
+        payload: Annotated[
+            Any, Field(description="A new payload; leave it out to reuse the run's own")
+        ] = None,
         environment: EnvironmentArg = None,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, Triggered]:
@@ -138,15 +181,26 @@ def register(server: MCPServer[Any], access: Access) -> None:
         The original run is left as it is."""
         with tool_errors(NO_RUN):
             client = await access.environment(environment, project_ref)
-            handle = await (client.runs.replay(run_id) if payload is None else client.runs.replay(run_id, payload))
+            handle = await (
+                client.runs.replay(run_id)
+                if payload is None
+                else client.runs.replay(run_id, payload)
+            )
         env = access.label(client)
         result = Triggered(run_id=handle.id, task_id=handle.task_id, environment=env)
         return answer(result, f"Replayed {run_id} as {handle.id} in {env}.")
 
     async def complete_token(
-        token_id: Annotated[str, Field(min_length=1, description="The waitpoint token's id (a WAITING run's "
-                                                                 "waiting_on shows it)")],
-        data: Annotated[Any, Field(description="The JSON the waiting run receives as the token's output")] = None,
+        token_id: Annotated[
+            str,
+            Field(
+                min_length=1,
+                description="The waitpoint token's id (a WAITING run's waiting_on shows it)",
+            ),
+        ],
+        data: Annotated[
+            Any, Field(description="The JSON the waiting run receives as the token's output")
+        ] = None,
         environment: EnvironmentArg = None,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, TokenAnswer]:

@@ -18,16 +18,19 @@ from conveyor.models import TaskDefinition, TriggerOptions
 def task_line(task: TaskDefinition) -> str:
     limit = task.queue.concurrency_limit
     retry = task.retry
-    return (f"{task.id}  queue={task.queue.name}{f' (limit {limit})' if limit is not None else ''}  "
-            f"retry=max_attempts {retry.max_attempts}, factor {retry.factor:g}, {retry.min_timeout_ms}-"
-            f"{retry.max_timeout_ms} ms  max_duration={f'{task.max_duration:g}s' if task.max_duration else '-'}  "
-            f"machine={task.machine}  schema={'yes' if task.payload_schema else 'no'}"
-            f"{f'  file={task.file}' if task.file else ''}")
+    return (
+        f"{task.id}  queue={task.queue.name}{f' (limit {limit})' if limit is not None else ''}  "
+        f"retry=max_attempts {retry.max_attempts}, factor {retry.factor:g}, {retry.min_timeout_ms}-"
+        f"{retry.max_timeout_ms} ms  max_duration={f'{task.max_duration:g}s' if task.max_duration else '-'}  "
+        f"machine={task.machine}  schema={'yes' if task.payload_schema else 'no'}"
+        f"{f'  file={task.file}' if task.file else ''}"
+    )
 
 
 def register(server: MCPServer[Any], access: Access) -> None:
-    async def get_current_worker(environment: EnvironmentArg = None,
-                                 project_ref: ProjectRefArg = None) -> Annotated[CallToolResult, Worker]:
+    async def get_current_worker(
+        environment: EnvironmentArg = None, project_ref: ProjectRefArg = None
+    ) -> Annotated[CallToolResult, Worker]:
         """List the tasks the environment's workers registered (each with its queue, retry policy,
         max_duration, machine and payload schema) and the environment's queues. Use it to find task ids
         before trigger_task."""
@@ -38,17 +41,22 @@ def register(server: MCPServer[Any], access: Access) -> None:
         env = access.label(client)
         result = Worker(api_url=client.api_url, environment=env, tasks=tasks, queues=queues)
         if not tasks:
-            return answer(result, f"No tasks registered in {env} at {client.api_url}: no worker has loaded the "
-                                  "project's code yet (is `conveyor dev` running in the project, or a `conveyor worker`?)")
+            return answer(
+                result,
+                f"No tasks registered in {env} at {client.api_url}: no worker has loaded the "
+                "project's code yet (is `conveyor dev` running in the project, or a `conveyor worker`?)",
+            )
         lines = [f"{len(tasks)} tasks in {env} at {client.api_url}:", *map(task_line, tasks)]
         paused = [q.name for q in queues if q.paused]
         if paused:
             lines.append(f"paused queues: {', '.join(paused)}")
         return answer(result, "\n".join(lines))
 
-    async def get_task_schema(task_id: Annotated[str, Field(description="The task's id, as in @task(id=...)")],
-                              environment: EnvironmentArg = None,
-                              project_ref: ProjectRefArg = None) -> Annotated[CallToolResult, TaskSchema]:
+    async def get_task_schema(
+        task_id: Annotated[str, Field(description="The task's id, as in @task(id=...)")],
+        environment: EnvironmentArg = None,
+        project_ref: ProjectRefArg = None,
+    ) -> Annotated[CallToolResult, TaskSchema]:
         """Get the JSON Schema a task's payload must match (tasks made with @schema_task have one; plain
         @task tasks take any JSON)."""
         with tool_errors():
@@ -57,21 +65,39 @@ def register(server: MCPServer[Any], access: Access) -> None:
                 task = await client.tasks.retrieve(task_id)
             except NotFound:
                 known = ", ".join(t.id for t in await client.tasks.list()) or "none"
-                raise ToolError(f"no task {task_id!r} in {access.label(client)}; the registered tasks are: "
-                                f"{known}") from None
-        result = TaskSchema(task_id=task.id, has_schema=task.payload_schema is not None,
-                            payload_schema=task.payload_schema)
-        text = (f"payload schema of {task.id}:\n{json.dumps(task.payload_schema, indent=2)}" if task.payload_schema
-                else f"{task.id} has no payload schema: its payload is any JSON value the task code reads")
+                raise ToolError(
+                    f"no task {task_id!r} in {access.label(client)}; the registered tasks are: "
+                    f"{known}"
+                ) from None
+        result = TaskSchema(
+            task_id=task.id,
+            has_schema=task.payload_schema is not None,
+            payload_schema=task.payload_schema,
+        )
+        text = (
+            f"payload schema of {task.id}:\n{json.dumps(task.payload_schema, indent=2)}"
+            if task.payload_schema
+            else f"{task.id} has no payload schema: its payload is any JSON value the task code reads"
+        )
         return answer(result, text)
 
     async def trigger_task(
         task_id: Annotated[str, Field(description="The task's id, as in @task(id=...)")],
-        payload: Annotated[Any, Field(description="The payload, any JSON value (an object for most tasks; "
-                                                  "see get_task_schema)")] = None,
-        options: Annotated[TriggerOptions | None, Field(description="Trigger options: idempotency_key, delay "
-                                                                     "('10m', seconds or ISO time), ttl, tags, metadata, queue, concurrency_key, "
-                                                                     "priority, max_attempts, max_duration, machine")] = None,
+        payload: Annotated[
+            Any,
+            Field(
+                description="The payload, any JSON value (an object for most tasks; "
+                "see get_task_schema)"
+            ),
+        ] = None,
+        options: Annotated[
+            TriggerOptions | None,
+            Field(
+                description="Trigger options: idempotency_key, delay "
+                "('10m', seconds or ISO time), ttl, tags, metadata, queue, concurrency_key, "
+                "priority, max_attempts, max_duration, machine"
+            ),
+        ] = None,
         environment: EnvironmentArg = None,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, Triggered]:
@@ -81,10 +107,16 @@ def register(server: MCPServer[Any], access: Access) -> None:
             client = await access.environment(environment, project_ref)
             handle = await client.tasks.trigger(task_id, payload, options=options)
         env = access.label(client)
-        result = Triggered(run_id=handle.id, task_id=handle.task_id or task_id, environment=env,
-                           is_cached=handle.is_cached)
-        text = (f"{'Existing run for this idempotency key' if handle.is_cached else 'Triggered'} {handle.id} "
-                f"of {result.task_id} in {env}. get_run_details or wait_for_run_to_complete with run_id={handle.id}.")
+        result = Triggered(
+            run_id=handle.id,
+            task_id=handle.task_id or task_id,
+            environment=env,
+            is_cached=handle.is_cached,
+        )
+        text = (
+            f"{'Existing run for this idempotency key' if handle.is_cached else 'Triggered'} {handle.id} "
+            f"of {result.task_id} in {env}. get_run_details or wait_for_run_to_complete with run_id={handle.id}."
+        )
         return answer(result, text)
 
     add(server, access, get_current_worker, READ, "List the tasks and queues of an environment")

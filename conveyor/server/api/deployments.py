@@ -23,7 +23,12 @@ from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import API_RESPONSES, ErrorResponse
 
-router = APIRouter(route_class=ApiRoute, prefix="/api/v1/deployments", tags=["deployments"], responses=API_RESPONSES)
+router = APIRouter(
+    route_class=ApiRoute,
+    prefix="/api/v1/deployments",
+    tags=["deployments"],
+    responses=API_RESPONSES,
+)
 
 
 class DeployBody(WireModel):
@@ -33,10 +38,15 @@ class DeployBody(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     environment: Literal["staging", "prod", "preview"] = Field(
-        description="The environment the deploy means; it must be the key's")
-    branch: str | None = Field(None, max_length=200, description="With preview: the branch of the environment")
+        description="The environment the deploy means; it must be the key's"
+    )
+    branch: str | None = Field(
+        None, max_length=200, description="With preview: the branch of the environment"
+    )
     tasks: list[TaskDefinition] = Field(min_length=1, max_length=10_000)
-    bundle: str = Field(description=f"The tar.gz bundle, base64; at most {MAX_BUNDLE_BYTES // 1024**2} MB decoded")
+    bundle: str = Field(
+        description=f"The tar.gz bundle, base64; at most {MAX_BUNDLE_BYTES // 1024**2} MB decoded"
+    )
     lock_sha256: str = Field(min_length=64, max_length=64, pattern="^[0-9a-f]{64}$")
     details: dict[str, Any] = Field(default_factory=dict)
     promote: bool = Field(True, description="Make it current at once (false: `--skip-promotion`)")
@@ -49,33 +59,59 @@ class DeploymentList(BaseModel):
     next_cursor: str | None = None
 
 
-@router.post("", response_model=Deployment, status_code=status.HTTP_201_CREATED, summary="Deploy a version",
-             responses={403: {"model": ErrorResponse, "description": "The key belongs to another environment"}})
+@router.post(
+    "",
+    response_model=Deployment,
+    status_code=status.HTTP_201_CREATED,
+    summary="Deploy a version",
+    responses={
+        403: {"model": ErrorResponse, "description": "The key belongs to another environment"}
+    },
+)
 def create_deployment(body: DeployBody, env: EnvironmentDep, engine: EngineDep) -> Deployment:
     """Record a new version YYYYMMDD.N of the environment's task code and, unless `promote` is
     false, make it current: new runs start on it, runs in flight stay on theirs, and runs
     waiting in PENDING_VERSION for a task it defines are queued."""
     if env.kind != body.environment:
-        raise Forbidden(f"this key belongs to the {env.slug} environment, not {body.environment}: use the "
-                             f"{body.environment} key (`conveyor keys show --env {body.environment}`)")
+        raise Forbidden(
+            f"this key belongs to the {env.slug} environment, not {body.environment}: use the "
+            f"{body.environment} key (`conveyor keys show --env {body.environment}`)"
+        )
     if body.branch is not None and env.slug != preview_slug(body.branch):
-        raise Forbidden(f"this key belongs to the {env.slug} environment, not the preview of branch "
-                             f"{body.branch!r}")
+        raise Forbidden(
+            f"this key belongs to the {env.slug} environment, not the preview of branch "
+            f"{body.branch!r}"
+        )
     if len(body.bundle) > (MAX_BUNDLE_BYTES * 4) // 3 + 4:
-        raise InvalidRequest(f"the bundle is over the limit of {MAX_BUNDLE_BYTES // 1024**2} MB: "
-                             "keep data files out of the task dirs")
+        raise InvalidRequest(
+            f"the bundle is over the limit of {MAX_BUNDLE_BYTES // 1024**2} MB: "
+            "keep data files out of the task dirs"
+        )
     try:
         bundle = base64.b64decode(body.bundle, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidRequest("bundle must be base64") from exc
-    return engine.deploy(env.id, body.tasks, bundle, lock_sha256=body.lock_sha256, details=body.details,
-                         promote=body.promote)
+    return engine.deploy(
+        env.id,
+        body.tasks,
+        bundle,
+        lock_sha256=body.lock_sha256,
+        details=body.details,
+        promote=body.promote,
+    )
 
 
 @router.get("", response_model=DeploymentList, summary="List versions")
-def list_deployments(env: EnvironmentDep, engine: EngineDep, limit: int = Query(20, ge=1, le=100),
-                     cursor: str | None = Query(None, pattern=r"^[0-9]{1,12}(\.[0-9]{1,9})?$",
-                                                description="`next_cursor` of the previous page")) -> DeploymentList:
+def list_deployments(
+    env: EnvironmentDep,
+    engine: EngineDep,
+    limit: int = Query(20, ge=1, le=100),
+    cursor: str | None = Query(
+        None,
+        pattern=r"^[0-9]{1,12}(\.[0-9]{1,9})?$",
+        description="`next_cursor` of the previous page",
+    ),
+) -> DeploymentList:
     page, next_cursor = engine.list_deployments(env.id, limit=limit, cursor=cursor)
     return DeploymentList(data=page, next_cursor=next_cursor)
 
@@ -91,13 +127,17 @@ def retrieve_deployment(version: str, env: EnvironmentDep, engine: EngineDep) ->
     return engine.get_deployment(env.id, version)
 
 
-@router.post("/{version}/promote", response_model=Deployment, summary="Promote a version (or roll back)")
+@router.post(
+    "/{version}/promote", response_model=Deployment, summary="Promote a version (or roll back)"
+)
 def promote_deployment(version: str, env: EnvironmentDep, engine: EngineDep) -> Deployment:
     """Make `version` current. Promoting an older version is a rollback. Runs already started
     keep the version they started on."""
     return engine.promote(env.id, version)
 
 
-@router.get("/{version}/bundle", response_model=DeploymentBundle, summary="A version's bundle (for workers)")
+@router.get(
+    "/{version}/bundle", response_model=DeploymentBundle, summary="A version's bundle (for workers)"
+)
 def deployment_bundle(version: str, env: EnvironmentDep, engine: EngineDep) -> DeploymentBundle:
     return engine.deployment_bundle(env.id, version)

@@ -13,7 +13,9 @@ from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import API_RESPONSES, ConcurrencyBody, QueueList
 
-router = APIRouter(route_class=ApiRoute, prefix="/api/v1/queues", tags=["queues"], responses=API_RESPONSES)
+router = APIRouter(
+    route_class=ApiRoute, prefix="/api/v1/queues", tags=["queues"], responses=API_RESPONSES
+)
 
 
 @router.get("", response_model=QueueList, summary="List queues")
@@ -33,8 +35,12 @@ def resume_queue(name: str, env: EnvironmentDep, engine: EngineDep) -> QueueInfo
     return engine.set_queue_paused(env.id, name, False)
 
 
-@router.post("/{name:path}/concurrency", response_model=QueueInfo, summary="Set a queue's concurrency limit")
-def set_queue_concurrency(name: str, body: ConcurrencyBody, env: EnvironmentDep, engine: EngineDep) -> QueueInfo:
+@router.post(
+    "/{name:path}/concurrency", response_model=QueueInfo, summary="Set a queue's concurrency limit"
+)
+def set_queue_concurrency(
+    name: str, body: ConcurrencyBody, env: EnvironmentDep, engine: EngineDep
+) -> QueueInfo:
     """Override the queue's limit: at most `concurrency_limit` runs of it execute at once (per
     concurrency key). The override survives code reloads; null clears it, so the limit the
     task code declares applies again."""

@@ -26,7 +26,9 @@ from conveyor.server.schemas import (
     triggered,
 )
 
-router = APIRouter(route_class=ApiRoute, prefix="/api/v1/runs", tags=["runs"], responses=API_RESPONSES)
+router = APIRouter(
+    route_class=ApiRoute, prefix="/api/v1/runs", tags=["runs"], responses=API_RESPONSES
+)
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -45,14 +47,18 @@ def _known_statuses(value: str) -> str:
     if not _STATUSES.fullmatch(value):
         known = {*RunStatus, *(status.lower() for status in RunStatus)}
         bad = next((part for part in value.split(",") if part not in known), value)
-        raise ValueError(f"unknown status {bad!r}; one of {', '.join(RunStatus)} (or in lower case), "
-                         "separated by commas")
+        raise ValueError(
+            f"unknown status {bad!r}; one of {', '.join(RunStatus)} (or in lower case), "
+            "separated by commas"
+        )
     return value
 
 
 def _not_a_number(value: object) -> object:
     if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9.eE+-]+", value.strip()):
-        raise ValueError("a date-time is written as ISO 8601, e.g. 2026-12-05T12:00:00Z, not as a number")
+        raise ValueError(
+            "a date-time is written as ISO 8601, e.g. 2026-12-05T12:00:00Z, not as a number"
+        )
     return value
 
 
@@ -60,8 +66,11 @@ def _not_a_number(value: object) -> object:
 IsoDateTime = Annotated[datetime, BeforeValidator(_not_a_number)]
 
 # one status, or several separated by commas; upper or lower case
-StatusFilter = Annotated[str, AfterValidator(_known_statuses),
-                         WithJsonSchema({"type": "string", "pattern": f"^{_STATUSES.pattern}$"})]
+StatusFilter = Annotated[
+    str,
+    AfterValidator(_known_statuses),
+    WithJsonSchema({"type": "string", "pattern": f"^{_STATUSES.pattern}$"}),
+]
 
 
 def _statuses(values: list[str] | None) -> list[str]:
@@ -76,20 +85,40 @@ def _statuses(values: list[str] | None) -> list[str]:
 def list_runs(
     env: EnvironmentDep,
     engine: EngineDep,
-    status_: Annotated[list[StatusFilter] | None, Query(alias="status", description="Run status; repeat it or separate with commas")] = None,
+    status_: Annotated[
+        list[StatusFilter] | None,
+        Query(alias="status", description="Run status; repeat it or separate with commas"),
+    ] = None,
     task: Annotated[str | None, Query(description="Only runs of this task id")] = None,
     tag: Annotated[str | None, Query(description="Only runs carrying this tag")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Runs per page")] = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^run_[0-9a-z]{1,40}$", description="`next_cursor` of the previous page")] = None,
-    created_from: Annotated[IsoDateTime | None, Query(description="ISO datetime; runs created at or after it")] = None,
-    created_to: Annotated[IsoDateTime | None, Query(description="ISO datetime; runs created before it")] = None,
-    roots: Annotated[bool, Query(description="Only root runs: those no other run triggered")] = False,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=r"^run_[0-9a-z]{1,40}$", description="`next_cursor` of the previous page"),
+    ] = None,
+    created_from: Annotated[
+        IsoDateTime | None, Query(description="ISO datetime; runs created at or after it")
+    ] = None,
+    created_to: Annotated[
+        IsoDateTime | None, Query(description="ISO datetime; runs created before it")
+    ] = None,
+    roots: Annotated[
+        bool, Query(description="Only root runs: those no other run triggered")
+    ] = False,
 ) -> RunList:
     """Runs of the environment, newest first, one page at a time; each says how many runs it
     triggered (`child_count`)."""
     runs, next_cursor = engine.list_runs(
-        env.id, statuses=_statuses(status_), task_id=task, tag=tag, limit=limit, cursor=cursor,
-        created_from=_epoch(created_from), created_to=_epoch(created_to), roots=roots)
+        env.id,
+        statuses=_statuses(status_),
+        task_id=task,
+        tag=tag,
+        limit=limit,
+        cursor=cursor,
+        created_from=_epoch(created_from),
+        created_to=_epoch(created_to),
+        roots=roots,
+    )
     return RunList(data=runs, next_cursor=next_cursor)
 
 
@@ -112,19 +141,31 @@ def run_trace(run_id: str, env: EnvironmentDep, engine: EngineDep) -> Trace:
     return engine.get_trace(env.id, run_id)
 
 
-@router.post("/{run_id}/cancel", response_model=Run, summary="Cancel a run", responses=CONFLICT_RESPONSE)
+@router.post(
+    "/{run_id}/cancel", response_model=Run, summary="Cancel a run", responses=CONFLICT_RESPONSE
+)
 def cancel_run(run_id: str, env: EnvironmentDep, engine: EngineDep) -> Run:
     """Cancel a run that has not ended (409 if it has). An executing attempt is stopped."""
     return engine.cancel(env.id, run_id)
 
 
-@router.post("/{run_id}/replay", response_model=Triggered, status_code=status.HTTP_201_CREATED,
-             summary="Replay a run")
-def replay_run(run_id: str, env: EnvironmentDep, engine: EngineDep,
-               body: Annotated[ReplayBody | None, Body()] = None) -> Triggered:
+@router.post(
+    "/{run_id}/replay",
+    response_model=Triggered,
+    status_code=status.HTTP_201_CREATED,
+    summary="Replay a run",
+)
+def replay_run(
+    run_id: str,
+    env: EnvironmentDep,
+    engine: EngineDep,
+    body: Annotated[ReplayBody | None, Body()] = None,
+) -> Triggered:
     """A new run of the same task with the same options, and the same payload unless the
     body gives `payload` (which may be null)."""
     # "payload" present (even null) replaces the payload; absent keeps the original
     use_payload = body is not None and "payload" in body.model_fields_set
-    run = engine.replay(env.id, run_id, body.payload if body is not None else None, use_payload=use_payload)
+    run = engine.replay(
+        env.id, run_id, body.payload if body is not None else None, use_payload=use_payload
+    )
     return triggered(run)

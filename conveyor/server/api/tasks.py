@@ -22,19 +22,31 @@ from conveyor.server.schemas import (
     triggered,
 )
 
-router = APIRouter(route_class=ApiRoute, prefix="/api/v1/tasks", tags=["tasks"], responses=API_RESPONSES)
+router = APIRouter(
+    route_class=ApiRoute, prefix="/api/v1/tasks", tags=["tasks"], responses=API_RESPONSES
+)
 
 
 @router.post(
-    "/{task_id}/trigger", response_model=Triggered, status_code=status.HTTP_201_CREATED,
+    "/{task_id}/trigger",
+    response_model=Triggered,
+    status_code=status.HTTP_201_CREATED,
     summary="Trigger a task",
-    responses={200: {"model": Triggered, "description": "The idempotency key already has a run; that run is returned"}},
+    responses={
+        200: {
+            "model": Triggered,
+            "description": "The idempotency key already has a run; that run is returned",
+        }
+    },
 )
-async def trigger_task(task_id: str, body: TriggerBody, env: EnvironmentDep, engine: EngineDep,
-                       response: Response) -> Triggered:
+async def trigger_task(
+    task_id: str, body: TriggerBody, env: EnvironmentDep, engine: EngineDep, response: Response
+) -> Triggered:
     """Create a run of `task_id` with `payload` and `options` (the Python option names).
     201 with the new run's id, or 200 with the existing run when the idempotency key has one."""
-    if engine.store.concurrent_writers:  # a database over the network: wait for it off the event loop
+    if (
+        engine.store.concurrent_writers
+    ):  # a database over the network: wait for it off the event loop
         run = await run_in_threadpool(engine.trigger, env.id, task_id, body.payload, body.options)
     else:
         # embedded SQLite: one trigger's transaction (~0.15 ms) costs less than the thread hop,
@@ -45,12 +57,20 @@ async def trigger_task(task_id: str, body: TriggerBody, env: EnvironmentDep, eng
     return triggered(run)
 
 
-@router.post("/{task_id}/batch", response_model=BatchTriggered, status_code=status.HTTP_201_CREATED,
-             summary="Trigger a batch of runs of a task")
-def batch_trigger_task(task_id: str, body: BatchBody, env: EnvironmentDep, engine: EngineDep) -> BatchTriggered:
+@router.post(
+    "/{task_id}/batch",
+    response_model=BatchTriggered,
+    status_code=status.HTTP_201_CREATED,
+    summary="Trigger a batch of runs of a task",
+)
+def batch_trigger_task(
+    task_id: str, body: BatchBody, env: EnvironmentDep, engine: EngineDep
+) -> BatchTriggered:
     """Create one run per item, 1 to 1,000 items, in one transaction: all or none. An invalid
     item fails the whole batch with an error naming it (`items[3]: ...`)."""
-    result = engine.batch_trigger(env.id, [(task_id, item.payload, item.options) for item in body.items])
+    result = engine.batch_trigger(
+        env.id, [(task_id, item.payload, item.options) for item in body.items]
+    )
     return BatchTriggered(batch_id=result.batch_id, runs=[triggered(run) for run in result.runs])
 
 

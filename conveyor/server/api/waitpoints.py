@@ -24,7 +24,12 @@ from conveyor.server.schemas import (
     TokenList,
 )
 
-router = APIRouter(route_class=ApiRoute, prefix="/api/v1/waitpoints/tokens", tags=["waitpoints"], responses=API_RESPONSES)
+router = APIRouter(
+    route_class=ApiRoute,
+    prefix="/api/v1/waitpoints/tokens",
+    tags=["waitpoints"],
+    responses=API_RESPONSES,
+)
 TOKEN_DONE_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "The token already completed or timed out"},
 }
@@ -38,21 +43,31 @@ def create_token(body: CreateTokenBody, env: EnvironmentDep, engine: EngineDep) 
         timeout = parse_duration(body.timeout, name="timeout") if body.timeout is not None else None
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
-    return Token.model_validate(engine.create_token(env.id, timeout=timeout, idempotency_key=body.idempotency_key,
-                                                    tags=body.tags))
+    return Token.model_validate(
+        engine.create_token(
+            env.id, timeout=timeout, idempotency_key=body.idempotency_key, tags=body.tags
+        )
+    )
 
 
-TokenStatusFilter = Literal["PENDING", "COMPLETED", "TIMED_OUT", "pending", "completed", "timed_out"]
+TokenStatusFilter = Literal[
+    "PENDING", "COMPLETED", "TIMED_OUT", "pending", "completed", "timed_out"
+]
 
 
 @router.get("", response_model=TokenList, summary="List tokens")
-def list_tokens(env: EnvironmentDep, engine: EngineDep,
-                status: TokenStatusFilter | None = Query(None, description="Only tokens in this status"),
-                limit: int = Query(50, ge=1, le=1000),
-                cursor: str | None = Query(None, pattern=r"^token_[0-9a-z]{1,40}$",
-                                           description="`next_cursor` of the previous page")) -> TokenList:
-    tokens, next_cursor = engine.list_tokens(env.id, status=status.upper() if status else None, limit=limit,
-                                             cursor=cursor)
+def list_tokens(
+    env: EnvironmentDep,
+    engine: EngineDep,
+    status: TokenStatusFilter | None = Query(None, description="Only tokens in this status"),
+    limit: int = Query(50, ge=1, le=1000),
+    cursor: str | None = Query(
+        None, pattern=r"^token_[0-9a-z]{1,40}$", description="`next_cursor` of the previous page"
+    ),
+) -> TokenList:
+    tokens, next_cursor = engine.list_tokens(
+        env.id, status=status.upper() if status else None, limit=limit, cursor=cursor
+    )
     return TokenList(data=[Token.model_validate(t) for t in tokens], next_cursor=next_cursor)
 
 
@@ -61,24 +76,40 @@ def retrieve_token(token_id: str, env: EnvironmentDep, engine: EngineDep) -> Tok
     return Token.model_validate(engine.get_token(env.id, token_id))
 
 
-@router.post("/{token_id}/complete", response_model=Token, summary="Complete a token",
-             responses=TOKEN_DONE_RESPONSE)
-def complete_token(token_id: str, body: CompleteTokenBody, env: EnvironmentDep, engine: EngineDep) -> Token:
+@router.post(
+    "/{token_id}/complete",
+    response_model=Token,
+    summary="Complete a token",
+    responses=TOKEN_DONE_RESPONSE,
+)
+def complete_token(
+    token_id: str, body: CompleteTokenBody, env: EnvironmentDep, engine: EngineDep
+) -> Token:
     """Complete the token with `data`; every run waiting on it resumes with ok=true and `data`
     as output. Completing a token twice is a 409."""
     return Token.model_validate(engine.complete_token(env.id, token_id, body.data))
 
 
 # The callback carries no key: it cannot be unauthorized or rate limited.
-callback_router = APIRouter(route_class=ApiRoute, tags=["waitpoints"], responses={
-    **TOKEN_DONE_RESPONSE,
-    404: {"model": ErrorResponse, "description": "No token at this URL (an unknown token or a wrong signature)"},
-    422: {"model": ErrorResponse, "description": "The body is not JSON (`payload_invalid`)"},
-})
+callback_router = APIRouter(
+    route_class=ApiRoute,
+    tags=["waitpoints"],
+    responses={
+        **TOKEN_DONE_RESPONSE,
+        404: {
+            "model": ErrorResponse,
+            "description": "No token at this URL (an unknown token or a wrong signature)",
+        },
+        422: {"model": ErrorResponse, "description": "The body is not JSON (`payload_invalid`)"},
+    },
+)
 
 
-@callback_router.post("/api/v1/waitpoints/tokens/{token_id}/callback/{signature}", response_model=Token,
-                      summary="Complete a token from its callback URL (no key)")
+@callback_router.post(
+    "/api/v1/waitpoints/tokens/{token_id}/callback/{signature}",
+    response_model=Token,
+    summary="Complete a token from its callback URL (no key)",
+)
 async def token_callback(token_id: str, signature: str, request: Request) -> Token:
     """POST any JSON body to a token's `url` to complete it with that body as data."""
     engine = request.app.state.engine

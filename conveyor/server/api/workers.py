@@ -29,7 +29,12 @@ def registered_worker(worker_id: str, env: EnvironmentDep, engine: EngineDep) ->
     engine.check_worker(env.id, worker_id)
 
 
-router = APIRouter(route_class=ApiRoute, prefix="/api/v1/workers/{worker_id}", tags=["workers"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    route_class=ApiRoute,
+    prefix="/api/v1/workers/{worker_id}",
+    tags=["workers"],
+    responses=ERROR_RESPONSES,
+)
 WorkerDep = Depends(registered_worker)
 
 MAX_WAIT = 30.0
@@ -48,7 +53,9 @@ HookName = Literal["on_start", "on_success", "on_failure", "on_cancel"]
 class RegisterBody(_Body):
     name: str = Field("worker", max_length=200)
     tasks: list[TaskDefinition] | None = None  # None: the worker has not loaded its code yet
-    deployed: bool = False  # it runs the environment's deployed versions (`conveyor worker --env prod`)
+    deployed: bool = (
+        False  # it runs the environment's deployed versions (`conveyor worker --env prod`)
+    )
 
 
 class Registered(BaseModel):
@@ -72,7 +79,9 @@ class LeaseBody(_Body):
 
 
 class HeartbeatBody(_Body):
-    running: list[tuple[str, Count]] = Field(max_length=10_000)  # (run id, fence) of each attempt it holds
+    running: list[tuple[str, Count]] = Field(
+        max_length=10_000
+    )  # (run id, fence) of each attempt it holds
     lease_seq: Count = 0  # the highest lease count it has received
 
 
@@ -86,7 +95,9 @@ class CompleteBody(_Body):
 
 
 class HooksBody(_Body):
-    done: list[tuple[str, HookName, Count]] = Field(max_length=10_000)  # (run id, hook, fence of the hook job)
+    done: list[tuple[str, HookName, Count]] = Field(
+        max_length=10_000
+    )  # (run id, hook, fence of the hook job)
 
 
 class LogsBody(_Body):
@@ -129,19 +140,36 @@ class Stored(BaseModel):
     stored: int  # lines stored; the others were of stale attempts or could not be stored
 
 
-@router.post("/register", response_model=Registered, summary="A worker starts", responses={
-    409: {"model": ErrorResponse, "description": "The worker id belongs to another environment"}})
-def register(worker_id: str, body: RegisterBody, env: EnvironmentDep, engine: EngineDep) -> Registered:
+@router.post(
+    "/register",
+    response_model=Registered,
+    summary="A worker starts",
+    responses={
+        409: {"model": ErrorResponse, "description": "The worker id belongs to another environment"}
+    },
+)
+def register(
+    worker_id: str, body: RegisterBody, env: EnvironmentDep, engine: EngineDep
+) -> Registered:
     """Register the worker and the tasks its code defines. Runs a worker of the same id held
     before it restarted are given back."""
     engine.register_worker(env.id, worker_id, body.name, body.tasks, deployed=body.deployed)
     current = engine.get_environment_version(env.id)
     # three heartbeats fit in the timeout after which the server takes a silent worker's runs back
-    return Registered(environment=env.kind, project=env.project, heartbeat_interval=engine.worker_timeout / 3,
-                      worker_timeout=engine.worker_timeout, slug=env.slug, env_id=env.id, current_version=current)
+    return Registered(
+        environment=env.kind,
+        project=env.project,
+        heartbeat_interval=engine.worker_timeout / 3,
+        worker_timeout=engine.worker_timeout,
+        slug=env.slug,
+        env_id=env.id,
+        current_version=current,
+    )
 
 
-@router.post("/tasks", dependencies=[WorkerDep], response_model=Ok, summary="The worker's code changed")
+@router.post(
+    "/tasks", dependencies=[WorkerDep], response_model=Ok, summary="The worker's code changed"
+)
 def set_tasks(worker_id: str, body: TasksBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
     engine.set_tasks(env.id, body.tasks)
     return Ok()
@@ -149,9 +177,15 @@ def set_tasks(worker_id: str, body: TasksBody, env: EnvironmentDep, engine: Engi
 
 # response_model documents the answer; the route sends it already encoded (a lease is on the
 # path from trigger to start, and validating what the engine built would only cost time)
-@router.post("/lease", dependencies=[WorkerDep], response_model=LeaseReply, summary="Take runs to start (long poll)")
-async def lease(worker_id: str, body: LeaseBody, env: EnvironmentDep, engine: EngineDep,
-                request: Request) -> Response:
+@router.post(
+    "/lease",
+    dependencies=[WorkerDep],
+    response_model=LeaseReply,
+    summary="Take runs to start (long poll)",
+)
+async def lease(
+    worker_id: str, body: LeaseBody, env: EnvironmentDep, engine: EngineDep, request: Request
+) -> Response:
     """Attempts to start and hooks to run, within every concurrency limit. With `wait`, answers
     as soon as there is something, or after `wait` seconds with nothing."""
     wakeups = request.app.state.wakeups
@@ -161,7 +195,13 @@ async def lease(worker_id: str, body: LeaseBody, env: EnvironmentDep, engine: En
         while True:
             reply = await run_in_threadpool(engine.lease, env.id, worker_id, body.capacity)
             remaining = deadline - time.monotonic()
-            if reply.attempts or reply.hooks or remaining <= 0 or body.capacity == 0 or wakeups.closed:
+            if (
+                reply.attempts
+                or reply.hooks
+                or remaining <= 0
+                or body.capacity == 0
+                or wakeups.closed
+            ):
                 return Response(_lease_reply.dump_json(reply), media_type="application/json")
             if await request.is_disconnected():  # the worker went away: take nothing for it
                 return Response(_lease_reply.dump_json(reply), media_type="application/json")
@@ -176,11 +216,16 @@ _HEARTBEATS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="conveyor-hea
 
 
 @router.post("/heartbeat", response_model=HeartbeatAnswer, summary="The worker is alive")
-async def heartbeat(worker_id: str, body: HeartbeatBody, env: EnvironmentDep, engine: EngineDep) -> HeartbeatAnswer:
+async def heartbeat(
+    worker_id: str, body: HeartbeatBody, env: EnvironmentDep, engine: EngineDep
+) -> HeartbeatAnswer:
     """Returns the runs among `running` the worker must stop (canceled, or taken back)."""
+
     def beat() -> HeartbeatReply:
         registered_worker(worker_id, env, engine)
-        return engine.heartbeat(worker_id, Heartbeat(running=body.running, lease_seq=body.lease_seq))
+        return engine.heartbeat(
+            worker_id, Heartbeat(running=body.running, lease_seq=body.lease_seq)
+        )
 
     reply = await asyncio.get_running_loop().run_in_executor(_HEARTBEATS, beat)
     return HeartbeatAnswer(stop=reply.stop, revoked_through=reply.revoked_through)
@@ -199,23 +244,43 @@ def hooks_done(worker_id: str, body: HooksBody, env: EnvironmentDep, engine: Eng
     return Ok()
 
 
-@router.post("/logs", dependencies=[WorkerDep], response_model=Stored, summary="Log lines of attempts")
+@router.post(
+    "/logs", dependencies=[WorkerDep], response_model=Stored, summary="Log lines of attempts"
+)
 def logs(worker_id: str, body: LogsBody, env: EnvironmentDep, engine: EngineDep) -> Stored:
     """Lines of stale attempts (canceled, taken back) are dropped, not refused."""
     return Stored(stored=engine.append_logs(body.entries, env_id=env.id))
 
 
-@router.post("/calls", dependencies=[WorkerDep], response_model=CallResult, summary="A durable call made by a run")
+@router.post(
+    "/calls",
+    dependencies=[WorkerDep],
+    response_model=CallResult,
+    summary="A durable call made by a run",
+)
 def call(worker_id: str, body: CallBody, env: EnvironmentDep, engine: EngineDep) -> CallResult:
-    return CallResult(result=engine.run_call(env.id, body.run_id, body.op, body.args, worker_id=worker_id,
-                                             fence=body.fence))
+    return CallResult(
+        result=engine.run_call(
+            env.id, body.run_id, body.op, body.args, worker_id=worker_id, fence=body.fence
+        )
+    )
 
 
-@router.post("/suspend", dependencies=[WorkerDep], response_model=SuspendReply, summary="Suspend a run on waitpoints")
-def suspend(worker_id: str, body: SuspendBody, env: EnvironmentDep, engine: EngineDep) -> SuspendReply:
+@router.post(
+    "/suspend",
+    dependencies=[WorkerDep],
+    response_model=SuspendReply,
+    summary="Suspend a run on waitpoints",
+)
+def suspend(
+    worker_id: str, body: SuspendBody, env: EnvironmentDep, engine: EngineDep
+) -> SuspendReply:
     engine.get_run(env.id, body.run_id)  # NotFound outside the key's environment
     return SuspendReply.model_validate(
-        engine.suspend(worker_id, body.run_id, body.attempt, body.waitpoints, body.compute_used, body.fence))
+        engine.suspend(
+            worker_id, body.run_id, body.attempt, body.waitpoints, body.compute_used, body.fence
+        )
+    )
 
 
 @router.post("/stop", dependencies=[WorkerDep], response_model=Ok, summary="The worker shuts down")

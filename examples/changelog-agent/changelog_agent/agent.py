@@ -23,7 +23,14 @@ from claude_agent_sdk import (
 
 from changelog_agent.prompt import SYSTEM_PROMPT
 
-READ_ONLY_TOOLS = ["Read", "Grep", "Glob", "Bash(git log:*)", "Bash(git show:*)", "Bash(git diff:*)"]
+READ_ONLY_TOOLS = [
+    "Read",
+    "Grep",
+    "Glob",
+    "Bash(git log:*)",
+    "Bash(git show:*)",
+    "Bash(git diff:*)",
+]
 NEVER_TOOLS = ["Write", "Edit", "MultiEdit", "NotebookEdit", "WebFetch", "WebSearch"]
 
 Query = Callable[..., AsyncIterator[Any]]
@@ -49,34 +56,51 @@ class Answer:
 
 
 def options(repo: str, *, max_turns: int = 30, model: str | None = None) -> ClaudeAgentOptions:
-    return ClaudeAgentOptions(system_prompt=SYSTEM_PROMPT, cwd=repo, allowed_tools=READ_ONLY_TOOLS,
-                              disallowed_tools=NEVER_TOOLS, max_turns=max_turns,
-                              model=model or os.environ.get("CHANGELOG_MODEL") or None)
+    return ClaudeAgentOptions(
+        system_prompt=SYSTEM_PROMPT,
+        cwd=repo,
+        allowed_tools=READ_ONLY_TOOLS,
+        disallowed_tools=NEVER_TOOLS,
+        max_turns=max_turns,
+        model=model or os.environ.get("CHANGELOG_MODEL") or None,
+    )
 
 
 def check_credentials(env: dict[str, str] | os._Environ[str] | None = None) -> None:
     env = os.environ if env is None else env
     if not env.get("ANTHROPIC_API_KEY"):
-        raise AgentError("ANTHROPIC_API_KEY is not set on the worker: set it in the environment of "
-                         "`conveyor dev` or `conveyor worker` to let the agent write changelogs", retryable=False)
+        raise AgentError(
+            "ANTHROPIC_API_KEY is not set on the worker: set it in the environment of "
+            "`conveyor dev` or `conveyor worker` to let the agent write changelogs",
+            retryable=False,
+        )
 
 
-async def check_network(env: dict[str, str] | os._Environ[str] | None = None, *, timeout: float = 5.0) -> None:
+async def check_network(
+    env: dict[str, str] | os._Environ[str] | None = None, *, timeout: float = 5.0
+) -> None:
     """Fail in seconds when the model's API cannot be reached (no network, a firewall), rather
     than leave the agent retrying until the task's max_duration."""
     env = os.environ if env is None else env
     url = urlsplit(env.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com")
-    host, port = url.hostname or "api.anthropic.com", url.port or (443 if url.scheme == "https" else 80)
+    host, port = (
+        url.hostname or "api.anthropic.com",
+        url.port or (443 if url.scheme == "https" else 80),
+    )
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, TimeoutError) as exc:
-        raise AgentError(f"cannot reach the model's API at {host}:{port} from this worker "
-                         f"({exc or 'no answer in ' + str(timeout) + ' s'})", retryable=True) from exc
+        raise AgentError(
+            f"cannot reach the model's API at {host}:{port} from this worker "
+            f"({exc or 'no answer in ' + str(timeout) + ' s'})",
+            retryable=True,
+        ) from exc
     writer.close()
 
 
-async def write_changelog(prompt: str, repo: str, version: str, *, run_query: Query = query,
-                          max_turns: int = 30) -> Answer:
+async def write_changelog(
+    prompt: str, repo: str, version: str, *, run_query: Query = query, max_turns: int = 30
+) -> Answer:
     """Ask the agent; its answer cleaned to start at the version's heading."""
     final: ResultMessage | None = None
     texts: list[str] = []
@@ -85,18 +109,25 @@ async def write_changelog(prompt: str, repo: str, version: str, *, run_query: Qu
         async for message in run_query(prompt=prompt, options=options(repo, max_turns=max_turns)):
             if isinstance(message, AssistantMessage):
                 model = message.model
-                texts.extend(block.text for block in message.content if isinstance(block, TextBlock))
+                texts.extend(
+                    block.text for block in message.content if isinstance(block, TextBlock)
+                )
             elif isinstance(message, ResultMessage):
                 final = message
     except CLINotFoundError as exc:
-        raise AgentError(f"the Claude Code CLI the SDK runs is missing: {exc}", retryable=False) from exc
+        raise AgentError(
+            f"the Claude Code CLI the SDK runs is missing: {exc}", retryable=False
+        ) from exc
     if final is None:
         raise AgentError("the agent ended without a result", retryable=True)
     if final.is_error:
         status = final.api_error_status
         retryable = status is None or status == 429 or status >= 500
-        raise AgentError(f"the agent failed ({final.subtype}{f', HTTP {status}' if status else ''}): "
-                         f"{(final.result or '')[:300]}", retryable=retryable)
+        raise AgentError(
+            f"the agent failed ({final.subtype}{f', HTTP {status}' if status else ''}): "
+            f"{(final.result or '')[:300]}",
+            retryable=retryable,
+        )
     text = final.result if final.result else (texts[-1] if texts else "")
     return Answer(clean(text, version), final.num_turns, final.total_cost_usd, model)
 

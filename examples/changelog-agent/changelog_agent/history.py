@@ -27,12 +27,15 @@ class Commit:
 
 def _git(repo: Path, *args: str) -> str:
     try:
-        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False,
-                              timeout=60)
+        done = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False, timeout=60
+        )
     except FileNotFoundError:
         raise HistoryError("git is not installed on this worker") from None
     if done.returncode != 0:
-        raise HistoryError(f"git {' '.join(args[:2])} failed in {repo}: {done.stderr.strip()[:300]}")
+        raise HistoryError(
+            f"git {' '.join(args[:2])} failed in {repo}: {done.stderr.strip()[:300]}"
+        )
     return done.stdout
 
 
@@ -44,8 +47,9 @@ def latest_tag(repo: Path, until: str = "HEAD") -> str | None:
         return None
 
 
-def read_history(repo: str | Path, since: str | None = None, until: str = "HEAD",
-                 max_commits: int = 500) -> dict[str, Any]:
+def read_history(
+    repo: str | Path, since: str | None = None, until: str = "HEAD", max_commits: int = 500
+) -> dict[str, Any]:
     """The commits in `since..until`, newest first (merges left out). `since` defaults to the latest
     tag before `until`, else the whole history. JSON-ready, so a task can journal it."""
     path = Path(repo)
@@ -53,12 +57,33 @@ def read_history(repo: str | Path, since: str | None = None, until: str = "HEAD"
         raise HistoryError(f"{path} is not a git repository")
     start = since if since is not None else latest_tag(path, until)
     revision = f"{start}..{until}" if start else until
-    out = _git(path, "log", "--no-merges", f"--max-count={max_commits}", "--shortstat",
-               f"--format={_RECORD}%H{_FIELD}%an{_FIELD}%aI{_FIELD}%s{_FIELD}%b{_FIELD}", revision)
+    out = _git(
+        path,
+        "log",
+        "--no-merges",
+        f"--max-count={max_commits}",
+        "--shortstat",
+        f"--format={_RECORD}%H{_FIELD}%an{_FIELD}%aI{_FIELD}%s{_FIELD}%b{_FIELD}",
+        revision,
+    )
     commits = []
     for record in out.split(_RECORD)[1:]:
         sha, author, date, subject, body, stat = record.split(_FIELD)
         files = stat.strip().split(" file", 1)[0]
-        commits.append(Commit(sha, author, date, subject.strip(), body.strip(), int(files) if files.isdigit() else 0))
-    return {"range": revision, "since": start, "until": until, "commits": [asdict(c) for c in commits],
-            "truncated": len(commits) == max_commits}
+        commits.append(
+            Commit(
+                sha,
+                author,
+                date,
+                subject.strip(),
+                body.strip(),
+                int(files) if files.isdigit() else 0,
+            )
+        )
+    return {
+        "range": revision,
+        "since": start,
+        "until": until,
+        "commits": [asdict(c) for c in commits],
+        "truncated": len(commits) == max_commits,
+    }

@@ -25,11 +25,16 @@ MAX_BODY_CHARS = 600
 
 
 def build_prompt(history: dict[str, Any], version: str) -> str:
-    lines = [f"Write the changelog section for version {version!r}, covering the commits in "
-             f"{history['range']} (newest first):", ""]
+    lines = [
+        f"Write the changelog section for version {version!r}, covering the commits in "
+        f"{history['range']} (newest first):",
+        "",
+    ]
     for commit in history["commits"]:
-        lines.append(f"- {commit['sha'][:10]} {commit['subject']} ({commit['author']}, {commit['date'][:10]}, "
-                     f"{commit['files_changed']} files)")
+        lines.append(
+            f"- {commit['sha'][:10]} {commit['subject']} ({commit['author']}, {commit['date'][:10]}, "
+            f"{commit['files_changed']} files)"
+        )
         body = commit["body"].strip()
         if body:
             clipped = body if len(body) <= MAX_BODY_CHARS else body[:MAX_BODY_CHARS] + " [...]"

@@ -42,20 +42,44 @@ async def _ask(prompt: str, repo: str, version: str) -> dict[str, Any]:
     return answer.to_json()
 
 
-@schema_task(id="write-changelog", schema=ChangelogRequest, max_duration=1800, machine="small-2x",
-             retry={"max_attempts": 3, "min_timeout_ms": 5_000, "max_timeout_ms": 60_000})
+@schema_task(
+    id="write-changelog",
+    schema=ChangelogRequest,
+    max_duration=1800,
+    machine="small-2x",
+    retry={"max_attempts": 3, "min_timeout_ms": 5_000, "max_timeout_ms": 60_000},
+)
 async def write_changelog(payload: ChangelogRequest, ctx: Context) -> dict:
     history = await step.run("read-history", _read, payload)
     commits = len(history["commits"])
-    logger.info("history read", range=history["range"], commits=commits, truncated=history["truncated"])
+    logger.info(
+        "history read", range=history["range"], commits=commits, truncated=history["truncated"]
+    )
     if commits == 0:
-        return {"version": payload.version, "range": history["range"], "commits": 0, "changelog": ""}
+        return {
+            "version": payload.version,
+            "range": history["range"],
+            "commits": 0,
+            "changelog": "",
+        }
     try:
         agent.check_credentials()
     except agent.AgentError as exc:
         raise AbortTaskRunError(str(exc)) from exc
-    await agent.check_network()  # seconds, not the 30 minutes of max_duration, when offline (retried)
-    answer = await step.run("write-changelog", _ask, build_prompt(history, payload.version), payload.repo,
-                            payload.version)
-    logger.info("changelog written", turns=answer["turns"], cost_usd=answer["cost_usd"], model=answer["model"])
+    await (
+        agent.check_network()
+    )  # seconds, not the 30 minutes of max_duration, when offline (retried)
+    answer = await step.run(
+        "write-changelog",
+        _ask,
+        build_prompt(history, payload.version),
+        payload.repo,
+        payload.version,
+    )
+    logger.info(
+        "changelog written",
+        turns=answer["turns"],
+        cost_usd=answer["cost_usd"],
+        model=answer["model"],
+    )
     return {"version": payload.version, "range": history["range"], "commits": commits, **answer}

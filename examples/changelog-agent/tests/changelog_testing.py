@@ -16,13 +16,24 @@ import httpx
 
 EXAMPLE = Path(__file__).resolve().parent.parent
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com", "GIT_COMMITTER_NAME": "Ada",
-           "GIT_COMMITTER_EMAIL": "ada@example.com", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_SYSTEM": os.devnull}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Ada",
+    "GIT_AUTHOR_EMAIL": "ada@example.com",
+    "GIT_COMMITTER_NAME": "Ada",
+    "GIT_COMMITTER_EMAIL": "ada@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_SYSTEM": os.devnull,
+}
 
 
 def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
-                          env={**os.environ, **GIT_ENV})
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **GIT_ENV},
+    )
     return done.stdout
 
 
@@ -54,14 +65,22 @@ class Platform:
 
     def start(self, timeout: float = 60) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli.main", "dev", "--port", str(self.port)], cwd=self.root,
-            stdout=(self.root / "dev.out").open("wb"), stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+            [sys.executable, "-m", "conveyor.cli.main", "dev", "--port", str(self.port)],
+            cwd=self.root,
+            stdout=(self.root / "dev.out").open("wb"),
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"conveyor dev exited early:\n{self.output()}")
             try:
-                if "Loaded tasks" in self.output() and httpx.get(f"{self.api_url}/healthz", timeout=1).is_success:
+                if (
+                    "Loaded tasks" in self.output()
+                    and httpx.get(f"{self.api_url}/healthz", timeout=1).is_success
+                ):
                     return
             except httpx.HTTPError:
                 pass

@@ -26,7 +26,12 @@ def repo(tmp_path: Path) -> Path:
     commit(root, "README.md", "shop\n", "Initial commit")
     commit(root, "cart.py", "def total(): ...\n", "Add the cart")
     git(root, "tag", "v1.0")
-    commit(root, "cart.py", "def total(): return 0\n", "Fix the cart total for empty carts\n\nIt was None.")
+    commit(
+        root,
+        "cart.py",
+        "def total(): return 0\n",
+        "Fix the cart total for empty carts\n\nIt was None.",
+    )
     commit(root, "pay.py", "def pay(): ...\n", "Add card payments")
     commit(root, "docs/pay.md", "# Pay\n", "Document payments")
     return root

@@ -27,12 +27,22 @@ from claude_agent_sdk import (
     TextBlock,
 )
 
-CHANGELOG = "## 1.1.0\n\n### Added\n- Card payments.\n\n### Fixed\n- The total of an empty cart is 0."
+CHANGELOG = (
+    "## 1.1.0\n\n### Added\n- Card payments.\n\n### Fixed\n- The total of an empty cart is 0."
+)
 
 
 def result(**fields: Any) -> ResultMessage:
-    defaults: dict[str, Any] = {"subtype": "success", "duration_ms": 1200, "duration_api_ms": 900, "is_error": False,
-                                "num_turns": 3, "session_id": "s1", "total_cost_usd": 0.0123, "result": CHANGELOG}
+    defaults: dict[str, Any] = {
+        "subtype": "success",
+        "duration_ms": 1200,
+        "duration_api_ms": 900,
+        "is_error": False,
+        "num_turns": 3,
+        "session_id": "s1",
+        "total_cost_usd": 0.0123,
+        "result": CHANGELOG,
+    }
     return ResultMessage(**{**defaults, **fields})
 
 
@@ -61,7 +71,9 @@ def ask(script: Script, version: str = "1.1.0") -> Any:
 
 
 def test_the_agent_works_in_the_repository_with_read_only_tools() -> None:
-    script = Script(AssistantMessage(content=[TextBlock("Let me look.")], model="claude-sonnet-4-5"), result())
+    script = Script(
+        AssistantMessage(content=[TextBlock("Let me look.")], model="claude-sonnet-4-5"), result()
+    )
     answer = ask(script)
     assert answer.changelog == CHANGELOG + "\n"
     assert (answer.turns, answer.cost_usd, answer.model) == (3, 0.0123, "claude-sonnet-4-5")
@@ -74,13 +86,22 @@ def test_the_agent_works_in_the_repository_with_read_only_tools() -> None:
 
 
 def test_without_a_result_text_the_last_assistant_text_is_used() -> None:
-    script = Script(AssistantMessage(content=[TextBlock("Here it is:\n\n" + CHANGELOG)], model="m"), result(result=None))
+    script = Script(
+        AssistantMessage(content=[TextBlock("Here it is:\n\n" + CHANGELOG)], model="m"),
+        result(result=None),
+    )
     assert ask(script).changelog == CHANGELOG + "\n"
 
 
-@pytest.mark.parametrize(("status", "retryable"), [(None, True), (429, True), (529, True), (401, False), (400, False)])
+@pytest.mark.parametrize(
+    ("status", "retryable"), [(None, True), (429, True), (529, True), (401, False), (400, False)]
+)
 def test_an_error_result_says_whether_a_retry_can_help(status: int | None, retryable: bool) -> None:
-    script = Script(result(is_error=True, subtype="error_during_execution", api_error_status=status, result="boom"))
+    script = Script(
+        result(
+            is_error=True, subtype="error_during_execution", api_error_status=status, result="boom"
+        )
+    )
     with pytest.raises(AgentError, match="the agent failed") as caught:
         ask(script)
     assert caught.value.retryable is retryable
@@ -95,12 +116,15 @@ def test_no_result_is_retryable_and_a_missing_cli_is_not() -> None:
     assert not caught.value.retryable
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    (CHANGELOG, CHANGELOG + "\n"),
-    ("Sure! Here is the changelog.\n\n" + CHANGELOG, CHANGELOG + "\n"),
-    ("```markdown\n" + CHANGELOG + "\n```", CHANGELOG + "\n"),
-    ("### Added\n- Card payments.", "## 1.1.0\n\n### Added\n- Card payments.\n"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (CHANGELOG, CHANGELOG + "\n"),
+        ("Sure! Here is the changelog.\n\n" + CHANGELOG, CHANGELOG + "\n"),
+        ("```markdown\n" + CHANGELOG + "\n```", CHANGELOG + "\n"),
+        ("### Added\n- Card payments.", "## 1.1.0\n\n### Added\n- Card payments.\n"),
+    ],
+)
 def test_the_answer_is_cleaned_to_the_section(text: str, expected: str) -> None:
     assert clean(text, "1.1.0") == expected
 
@@ -133,10 +157,14 @@ def test_an_unreachable_model_api_fails_in_seconds_and_may_be_retried() -> None:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     started = time.monotonic()
-    with pytest.raises(AgentError, match=f"cannot reach the model's API at 127.0.0.1:{port}") as caught:
+    with pytest.raises(
+        AgentError, match=f"cannot reach the model's API at 127.0.0.1:{port}"
+    ) as caught:
         asyncio.run(check_network({"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"}, timeout=2))
     assert caught.value.retryable and time.monotonic() - started < 5
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
         listening.listen()
-        asyncio.run(check_network({"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{listening.getsockname()[1]}"}))
+        asyncio.run(
+            check_network({"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{listening.getsockname()[1]}"})
+        )

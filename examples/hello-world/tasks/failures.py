@@ -39,6 +39,7 @@ def fetch_exchange_rate(currency: str) -> float:
 async def convert_price(payload: dict) -> dict:
     """Only the rate lookup is retried (up to 5 times, quickly); the attempt goes on."""
     currency = payload.get("currency", "EUR")
-    rate = await retry.on_throw(fetch_exchange_rate, currency, max_attempts=5, min_timeout_ms=200,
-                                max_timeout_ms=2_000)
+    rate = await retry.on_throw(
+        fetch_exchange_rate, currency, max_attempts=5, min_timeout_ms=200, max_timeout_ms=2_000
+    )
     return {"currency": currency, "price": round(float(payload.get("usd", 10)) * rate, 2)}

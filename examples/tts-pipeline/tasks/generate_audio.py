@@ -33,13 +33,20 @@ async def mark_failed(payload: GenerateAudio, error: Any, ctx: Context) -> None:
     """on_failure: the job's chunks are removed, then the job is FAILED with the run's error
     (in that order, so a job that has ended has nothing left behind)."""
     try:
-        removed = await asyncio.to_thread(audio_files.remove_chunks, storage_from_env(), payload.job_id)
+        removed = await asyncio.to_thread(
+            audio_files.remove_chunks, storage_from_env(), payload.job_id
+        )
     except Exception as exc:  # the job must still end FAILED; leftovers are only disk space
         logger.warn("could not remove the chunks", job=payload.job_id, error=repr(exc))
         removed = 0
     JobStore(jobs_database()).fail(payload.job_id, error.message)
-    logger.error("audio generation failed", job=payload.job_id, status=error.status, error=error.message,
-                 chunks_removed=removed)
+    logger.error(
+        "audio generation failed",
+        job=payload.job_id,
+        status=error.status,
+        error=error.message,
+        chunks_removed=removed,
+    )
 
 
 async def _assemble(job_id: str, keys: list[str]) -> dict[str, Any]:
@@ -51,28 +58,49 @@ async def _remove_chunks(job_id: str) -> int:
 
 
 def _mark_succeeded(job_id: str, audio: dict[str, Any]) -> bool:
-    return JobStore(jobs_database()).succeed(job_id, audio_url=audio["url"], audio_key=audio["key"],
-                                             audio_bytes=audio["bytes"])
+    return JobStore(jobs_database()).succeed(
+        job_id, audio_url=audio["url"], audio_key=audio["key"], audio_bytes=audio["bytes"]
+    )
 
 
 @schema_task(id="generate-audio", schema=GenerateAudio, max_duration=300, on_failure=mark_failed)
 async def generate_audio(payload: GenerateAudio, ctx: Context) -> dict:
     chunks = chunk_text(payload.text)
-    logger.info("speaking the story", job=payload.job_id, chars=len(payload.text), chunks=len(chunks))
-    results = await tts_chunk.batch_trigger_and_wait([
-        {"payload": {"job_id": payload.job_id, "index": i, "text": text, "voice": payload.voice},
-         "options": {"tags": [f"job:{payload.job_id}"]}}
-        for i, text in enumerate(chunks)])
+    logger.info(
+        "speaking the story", job=payload.job_id, chars=len(payload.text), chunks=len(chunks)
+    )
+    results = await tts_chunk.batch_trigger_and_wait(
+        [
+            {
+                "payload": {
+                    "job_id": payload.job_id,
+                    "index": i,
+                    "text": text,
+                    "voice": payload.voice,
+                },
+                "options": {"tags": [f"job:{payload.job_id}"]},
+            }
+            for i, text in enumerate(chunks)
+        ]
+    )
     failed = [(i, r) for i, r in enumerate(results.runs) if not r.ok]
     if failed:
         index, first = failed[0]
         reason = (first.error or {}).get("message", "failed")
         # Not retried: a retry would get the same failed chunks back from the journal.
-        raise AbortTaskRunError(f"{len(failed)} of {len(chunks)} chunks failed (chunk {index}: {reason})")
+        raise AbortTaskRunError(
+            f"{len(failed)} of {len(chunks)} chunks failed (chunk {index}: {reason})"
+        )
     keys = [r.output["key"] for r in results.runs]
     audio = await step.run("assemble", _assemble, payload.job_id, keys)
     removed = await step.run("remove-chunks", _remove_chunks, payload.job_id)
     await step.run("mark-succeeded", _mark_succeeded, payload.job_id, audio)
-    logger.info("audio ready", job=payload.job_id, url=audio["url"], bytes=audio["bytes"],
-                seconds=audio["seconds"], chunks_removed=removed)
+    logger.info(
+        "audio ready",
+        job=payload.job_id,
+        url=audio["url"],
+        bytes=audio["bytes"],
+        seconds=audio["seconds"],
+        chunks_removed=removed,
+    )
     return {**audio, "chunks": len(chunks)}

@@ -28,8 +28,13 @@ class Chunk(BaseModel):
     voice: str
 
 
-@schema_task(id="tts-chunk", schema=Chunk, queue=tts_chunks, max_duration=120,
-             retry={"max_attempts": 3, "factor": 2, "min_timeout_ms": 1000, "max_timeout_ms": 15_000})
+@schema_task(
+    id="tts-chunk",
+    schema=Chunk,
+    queue=tts_chunks,
+    max_duration=120,
+    retry={"max_attempts": 3, "factor": 2, "min_timeout_ms": 1000, "max_timeout_ms": 15_000},
+)
 async def tts_chunk(payload: Chunk, ctx: Context) -> dict:
     text = faults.apply(payload.text, ctx.attempt.number)  # test-only, see tts_pipeline/faults.py
     provider = provider_from_env()
@@ -42,6 +47,17 @@ async def tts_chunk(payload: Chunk, ctx: Context) -> dict:
     seconds = mp3.duration(audio)  # also proves the provider sent MP3 frames
     key = chunk_key(payload.job_id, payload.index)
     await asyncio.to_thread(storage_from_env().put, key, audio, "audio/mpeg")
-    logger.info("chunk spoken", job=payload.job_id, index=payload.index, chars=len(text),
-                seconds=round(seconds, 2), provider=provider.name)
-    return {"key": key, "bytes": len(audio), "seconds": round(seconds, 3), "provider": provider.name}
+    logger.info(
+        "chunk spoken",
+        job=payload.job_id,
+        index=payload.index,
+        chars=len(text),
+        seconds=round(seconds, 2),
+        provider=provider.name,
+    )
+    return {
+        "key": key,
+        "bytes": len(audio),
+        "seconds": round(seconds, 3),
+        "provider": provider.name,
+    }

@@ -29,17 +29,29 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from tts_testing import Platform, free_port  # after the example is on sys.path
 
     if shutil.which("espeak-ng") is None:
-        pytest.fail("espeak-ng is not installed: apt-get install espeak-ng (the pipeline tests speak for real)")
+        pytest.fail(
+            "espeak-ng is not installed: apt-get install espeak-ng (the pipeline tests speak for real)"
+        )
     root = tmp_path_factory.mktemp("tts") / "example"
     root.mkdir()
     for name in ("tasks", "tts_pipeline"):
         shutil.copytree(EXAMPLE / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(EXAMPLE / "pyproject.toml", root / "pyproject.toml")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TTS_DATA_DIR": str(root / "data"),
-           "TTS_PROVIDER": "espeak",  # offline, even where OPENAI_API_KEY is set
-           "TTS_TEST_FAULTS": "1",  # the fail-attempts markers of tts_pipeline/faults.py
-           "TTS_PUBLIC_BASE_URL": "http://testserver/media"}
-    for name in ("TTS_S3_BUCKET", "TTS_STORAGE_DIR", "TTS_DATABASE", "CONVEYOR_API_URL", "CONVEYOR_SECRET_KEY"):
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "TTS_DATA_DIR": str(root / "data"),
+        "TTS_PROVIDER": "espeak",  # offline, even where OPENAI_API_KEY is set
+        "TTS_TEST_FAULTS": "1",  # the fail-attempts markers of tts_pipeline/faults.py
+        "TTS_PUBLIC_BASE_URL": "http://testserver/media",
+    }
+    for name in (
+        "TTS_S3_BUCKET",
+        "TTS_STORAGE_DIR",
+        "TTS_DATABASE",
+        "CONVEYOR_API_URL",
+        "CONVEYOR_SECRET_KEY",
+    ):
         env.pop(name, None)
     server = Platform(root, free_port(), env)
     server.start()
@@ -55,8 +67,10 @@ def backend(platform: Platform) -> Iterator[Any]:
     from tts_pipeline.jobs import JobStore
     from tts_pipeline.storage import LocalStorage
 
-    app = create_app(jobs=JobStore(platform.data / "jobs.db"),
-                     start_run=ConveyorStarter(api_url=platform.api_url, secret_key=platform.secret_key),
-                     storage=LocalStorage(platform.data / "storage", public_base_url="http://testserver/media"))
+    app = create_app(
+        jobs=JobStore(platform.data / "jobs.db"),
+        start_run=ConveyorStarter(api_url=platform.api_url, secret_key=platform.secret_key),
+        storage=LocalStorage(platform.data / "storage", public_base_url="http://testserver/media"),
+    )
     with TestClient(app) as client:
         yield client

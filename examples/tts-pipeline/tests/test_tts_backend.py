@@ -66,14 +66,21 @@ def api(jobs: JobStore, recorder: Recorder, tmp_path: Path) -> Iterator[TestClie
         yield client
 
 
-def generate(api: TestClient, story: str = "story-1", text: str = "Once upon a time.", voice: str = "alloy") -> dict:
+def generate(
+    api: TestClient, story: str = "story-1", text: str = "Once upon a time.", voice: str = "alloy"
+) -> dict:
     return graphql(api, GENERATE, storyId=story, text=text, voice=voice)["generateAudio"]
 
 
 def test_generate_audio_creates_a_running_job_triggers_the_orchestrator_and_returns_its_id(
-        api: TestClient, recorder: Recorder) -> None:
+    api: TestClient, recorder: Recorder
+) -> None:
     answer = generate(api, text="Once upon a time. The end.", voice="nova")
-    assert answer["status"] == "RUNNING" and answer["message"] == "Started" and not answer["alreadyInProgress"]
+    assert (
+        answer["status"] == "RUNNING"
+        and answer["message"] == "Started"
+        and not answer["alreadyInProgress"]
+    )
     assert recorder.started == [(answer["jobId"], "Once upon a time. The end.")]
     job = graphql(api, JOB, id=answer["jobId"])["generationJob"]
     assert job["status"] == "RUNNING" and job["storyId"] == "story-1" and job["voice"] == "nova"
@@ -81,33 +88,46 @@ def test_generate_audio_creates_a_running_job_triggers_the_orchestrator_and_retu
 
 
 def test_a_running_job_younger_than_10_minutes_is_already_in_progress(
-        api: TestClient, recorder: Recorder, clock: Clock) -> None:
+    api: TestClient, recorder: Recorder, clock: Clock
+) -> None:
     first = generate(api)
     clock.now += STALE_AFTER - 1
     again = generate(api, text="A different text.")
-    assert again == {"jobId": first["jobId"], "status": "RUNNING", "alreadyInProgress": True,
-                     "message": "Already in progress", "replacedStaleJobId": None}
+    assert again == {
+        "jobId": first["jobId"],
+        "status": "RUNNING",
+        "alreadyInProgress": True,
+        "message": "Already in progress",
+        "replacedStaleJobId": None,
+    }
     assert len(recorder.started) == 1
 
 
 def test_a_running_job_10_minutes_old_is_marked_failed_before_a_new_one_starts(
-        api: TestClient, recorder: Recorder, clock: Clock) -> None:
+    api: TestClient, recorder: Recorder, clock: Clock
+) -> None:
     first = generate(api)
     clock.now += STALE_AFTER
     second = generate(api)
     assert second["jobId"] != first["jobId"] and not second["alreadyInProgress"]
     assert second["replacedStaleJobId"] == first["jobId"] and second["message"] == "Started"
     stale = graphql(api, JOB, id=first["jobId"])["generationJob"]
-    assert stale["status"] == "FAILED" and stale["error"].startswith("stale: still RUNNING after 10 minutes")
+    assert stale["status"] == "FAILED" and stale["error"].startswith(
+        "stale: still RUNNING after 10 minutes"
+    )
     assert stale["completedAt"] is not None
     assert graphql(api, JOB, id=second["jobId"])["generationJob"]["status"] == "RUNNING"
     assert [job_id for job_id, _ in recorder.started] == [first["jobId"], second["jobId"]]
 
 
-def test_ended_jobs_and_other_stories_do_not_block_a_new_job(api: TestClient, jobs: JobStore) -> None:
+def test_ended_jobs_and_other_stories_do_not_block_a_new_job(
+    api: TestClient, jobs: JobStore
+) -> None:
     first = generate(api, story="story-1")
     assert not generate(api, story="story-2")["alreadyInProgress"]
-    jobs.succeed(first["jobId"], audio_url="http://x/a.mp3", audio_key="audio/a.mp3", audio_bytes=10)
+    jobs.succeed(
+        first["jobId"], audio_url="http://x/a.mp3", audio_key="audio/a.mp3", audio_bytes=10
+    )
     assert not generate(api, story="story-1")["alreadyInProgress"]
 
 
@@ -121,7 +141,8 @@ def test_a_job_ends_once(jobs: JobStore) -> None:
 
 
 def test_a_job_that_cannot_be_triggered_is_failed_and_the_error_says_so(
-        api: TestClient, recorder: Recorder, jobs: JobStore) -> None:
+    api: TestClient, recorder: Recorder, jobs: JobStore
+) -> None:
     recorder.fail_with = ConnectionError("Conveyor is not answering")
     errors = graphql_errors(api, GENERATE, storyId="story-1", text="Hello.", voice="alloy")
     assert len(errors) == 1 and "could not start the generation" in errors[0]
@@ -131,14 +152,18 @@ def test_a_job_that_cannot_be_triggered_is_failed_and_the_error_says_so(
     assert generate(api)["message"] == "Started"
 
 
-@pytest.mark.parametrize(("story", "text", "voice", "message"), [
-    ("story 1", "Hello.", "alloy", "storyId must be"),
-    ("story-1", "   ", "alloy", "text is empty"),
-    ("story-1", "x" * 200_001, "alloy", "at most 200,000"),
-    ("story-1", "Hello.", "robot", "unknown voice 'robot'"),
-])
+@pytest.mark.parametrize(
+    ("story", "text", "voice", "message"),
+    [
+        ("story 1", "Hello.", "alloy", "storyId must be"),
+        ("story-1", "   ", "alloy", "text is empty"),
+        ("story-1", "x" * 200_001, "alloy", "at most 200,000"),
+        ("story-1", "Hello.", "robot", "unknown voice 'robot'"),
+    ],
+)
 def test_bad_input_is_a_graphql_error_and_starts_nothing(
-        api: TestClient, recorder: Recorder, story: str, text: str, voice: str, message: str) -> None:
+    api: TestClient, recorder: Recorder, story: str, text: str, voice: str, message: str
+) -> None:
     errors = graphql_errors(api, GENERATE, storyId=story, text=text, voice=voice)
     assert len(errors) == 1 and message in errors[0]
     assert recorder.started == []

@@ -11,7 +11,7 @@ from tts_testing import player_info, tagged, tone, with_info_frame
 def test_merged_chunks_have_one_id3_tag_and_the_sum_of_their_durations() -> None:
     chunks = [tagged(tone(1.0, hz=330)), tagged(tone(2.0, hz=440)), tagged(tone(0.5, hz=550))]
     merged = mp3.merge(chunks)
-    assert merged.startswith(chunks[0][:mp3.id3v2_size(chunks[0])])
+    assert merged.startswith(chunks[0][: mp3.id3v2_size(chunks[0])])
     assert mp3.id3v2_size(merged) == mp3.id3v2_size(chunks[0])
     assert not mp3.has_id3v1(merged)
     assert merged.count(b"ID3") == 1 and merged.count(b"TAG") == 0

@@ -67,16 +67,23 @@ def storage(platform: Platform) -> LocalStorage:
     return LocalStorage(platform.data / "storage")
 
 
-def test_a_story_of_10000_characters_becomes_one_valid_mp3(backend: Any, client: Client, storage: LocalStorage) -> None:
+def test_a_story_of_10000_characters_becomes_one_valid_mp3(
+    backend: Any, client: Client, storage: LocalStorage
+) -> None:
     text = story(10_500, seed=1)
     began = time.monotonic()
     job_id = start(backend, "story-long", text)
     job = wait_until_ended(backend, job_id)
     took = time.monotonic() - began
     assert job["status"] == "SUCCEEDED", job["error"]
-    assert job["audioKey"] == f"audio/{job_id}.mp3" and job["audioUrl"] == f"http://testserver/media/audio/{job_id}.mp3"
+    assert (
+        job["audioKey"] == f"audio/{job_id}.mp3"
+        and job["audioUrl"] == f"http://testserver/media/audio/{job_id}.mp3"
+    )
 
-    audio = backend.get(f"/media/audio/{job_id}.mp3").content  # the URL the client gets, served by the backend
+    audio = backend.get(
+        f"/media/audio/{job_id}.mp3"
+    ).content  # the URL the client gets, served by the backend
     assert len(audio) == job["audioBytes"] == len(storage.get(job["audioKey"]))
     frames = mp3.frames(audio)  # strict: one ID3v2 tag, then nothing but frames to the end
     assert audio.startswith(b"ID3") and audio.count(b"ID3") == 1 and not mp3.has_id3v1(audio)
@@ -96,15 +103,24 @@ def test_a_story_of_10000_characters_becomes_one_valid_mp3(backend: Any, client:
     assert took < 60
 
 
-def test_never_more_than_5_chunks_are_spoken_at_once(backend: Any, client: Client, storage: LocalStorage) -> None:
+def test_never_more_than_5_chunks_are_spoken_at_once(
+    backend: Any, client: Client, storage: LocalStorage
+) -> None:
     jobs = [start(backend, f"story-busy-{n}", story(10_500, seed=10 + n)) for n in range(3)]
     ended = [wait_until_ended(backend, job_id) for job_id in jobs]
     assert [job["status"] for job in ended] == ["SUCCEEDED"] * 3
     runs = [run for job_id in jobs for run in chunk_runs(client, job_id)]
     assert len(runs) == 9
-    attempts = [(a.started_at.timestamp(), a.completed_at.timestamp()) for run in runs for a in run.attempt_list or []]
-    spans = [(run.started_at.timestamp(), run.completed_at.timestamp()) for run in runs
-             if run.started_at and run.completed_at]
+    attempts = [
+        (a.started_at.timestamp(), a.completed_at.timestamp())
+        for run in runs
+        for a in run.attempt_list or []
+    ]
+    spans = [
+        (run.started_at.timestamp(), run.completed_at.timestamp())
+        for run in runs
+        if run.started_at and run.completed_at
+    ]
     assert len(attempts) == len(spans) == 9
     assert peak_overlap(attempts) == 5  # the queue's limit is reached, never passed
     assert peak_overlap(spans) == 5
@@ -113,8 +129,12 @@ def test_never_more_than_5_chunks_are_spoken_at_once(backend: Any, client: Clien
     assert storage.list("tmp/") == []
 
 
-def test_a_chunk_that_fails_twice_is_retried_and_the_job_succeeds(backend: Any, client: Client) -> None:
-    text = "The keeper woke before dawn. [[fail-attempts:2]] He climbed the stairs and lit the lamp."
+def test_a_chunk_that_fails_twice_is_retried_and_the_job_succeeds(
+    backend: Any, client: Client
+) -> None:
+    text = (
+        "The keeper woke before dawn. [[fail-attempts:2]] He climbed the stairs and lit the lamp."
+    )
     job = wait_until_ended(backend, start(backend, "story-flaky", text))
     assert job["status"] == "SUCCEEDED", job["error"]
     [run] = chunk_runs(client, job["id"])
@@ -125,7 +145,8 @@ def test_a_chunk_that_fails_twice_is_retried_and_the_job_succeeds(backend: Any, 
 
 
 def test_a_chunk_that_always_fails_fails_the_job_through_on_failure(
-        backend: Any, client: Client, storage: LocalStorage) -> None:
+    backend: Any, client: Client, storage: LocalStorage
+) -> None:
     text = story(4_500, seed=3) + " [[fail-attempts:always]] The end."
     job = wait_until_ended(backend, start(backend, "story-broken", text))
     assert job["status"] == "FAILED" and job["audioUrl"] is None
@@ -133,5 +154,7 @@ def test_a_chunk_that_always_fails_fails_the_job_through_on_failure(
     runs = sorted(chunk_runs(client, job["id"]), key=lambda r: r.payload["index"])
     assert [(r.status, r.attempts) for r in runs] == [("COMPLETED", 1), ("FAILED", 3)]
     orchestrator = client.runs.retrieve(job["runId"])
-    assert orchestrator.status == "FAILED" and orchestrator.attempts == 1  # aborted: a retry cannot help
+    assert (
+        orchestrator.status == "FAILED" and orchestrator.attempts == 1
+    )  # aborted: a retry cannot help
     assert storage.list("tmp/") == []  # on_failure removed the chunk that was spoken

@@ -28,7 +28,9 @@ from tts_pipeline.speech.espeak import _id3v1_trailer, _id3v2_tag
 def tone(seconds: float, rate: int = 22050, hz: float = 440.0) -> bytes:
     """MP3 frames of a sine tone, straight from LAME (no tags)."""
     samples = int(seconds * rate)
-    pcm = struct.pack(f"<{samples}h", *(int(8000 * math.sin(2 * math.pi * hz * i / rate)) for i in range(samples)))
+    pcm = struct.pack(
+        f"<{samples}h", *(int(8000 * math.sin(2 * math.pi * hz * i / rate)) for i in range(samples))
+    )
     encoder = lameenc.Encoder()
     encoder.set_bit_rate(48)
     encoder.set_in_sample_rate(rate)
@@ -56,19 +58,52 @@ def tagged_tone(seconds: float) -> bytes:
 def with_info_frame(frames: bytes) -> bytes:
     """The frames behind a copy of their first frame marked as a LAME Info frame."""
     first = mp3.parse_frame(frames, 0)
-    header = bytearray(frames[:first.length])
+    header = bytearray(frames[: first.length])
     side_info = 9  # MPEG-2 mono
-    header[4 + side_info:4 + side_info + 4] = b"Info"
+    header[4 + side_info : 4 + side_info + 4] = b"Info"
     return bytes(header) + frames
 
 
 def story(min_chars: int, seed: int = 0) -> str:
     """Made-up English prose of at least `min_chars` characters, the same for the same seed."""
     rng = random.Random(seed)
-    words = ("the", "old", "lighthouse", "keeper", "counted", "every", "ship", "that", "passed", "harbour",
-             "at", "night", "while", "his", "daughter", "wrote", "their", "names", "in", "a", "blue", "notebook",
-             "and", "wind", "carried", "salt", "across", "quiet", "streets", "where", "children", "dreamed",
-             "of", "distant", "islands")
+    words = (
+        "the",
+        "old",
+        "lighthouse",
+        "keeper",
+        "counted",
+        "every",
+        "ship",
+        "that",
+        "passed",
+        "harbour",
+        "at",
+        "night",
+        "while",
+        "his",
+        "daughter",
+        "wrote",
+        "their",
+        "names",
+        "in",
+        "a",
+        "blue",
+        "notebook",
+        "and",
+        "wind",
+        "carried",
+        "salt",
+        "across",
+        "quiet",
+        "streets",
+        "where",
+        "children",
+        "dreamed",
+        "of",
+        "distant",
+        "islands",
+    )
     sentences: list[str] = []
     length = 0
     while length < min_chars:
@@ -127,14 +162,21 @@ class Platform:
     def start(self, timeout: float = 60) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "conveyor.cli.main", "dev", "--port", str(self.port)],
-            cwd=self.root, stdout=(self.root / "dev.out").open("wb"), stderr=subprocess.STDOUT,
-            env=self.env, start_new_session=True)
+            cwd=self.root,
+            stdout=(self.root / "dev.out").open("wb"),
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"conveyor dev exited early:\n{self.output()}")
             try:
-                if "Loaded tasks" in self.output() and httpx.get(f"{self.api_url}/healthz", timeout=1).is_success:
+                if (
+                    "Loaded tasks" in self.output()
+                    and httpx.get(f"{self.api_url}/healthz", timeout=1).is_success
+                ):
                     return
             except httpx.HTTPError:
                 pass

@@ -27,7 +27,12 @@ def assemble(storage: ObjectStorage, job_id: str, chunk_keys: list[str]) -> dict
     merged = mp3.merge([storage.get(key) for key in chunk_keys])
     key = audio_key(job_id)
     storage.put(key, merged, "audio/mpeg")
-    return {"key": key, "url": storage.url(key), "bytes": len(merged), "seconds": round(mp3.duration(merged), 3)}
+    return {
+        "key": key,
+        "url": storage.url(key),
+        "bytes": len(merged),
+        "seconds": round(mp3.duration(merged), 3),
+    }
 
 
 def remove_chunks(storage: ObjectStorage, job_id: str) -> int:

@@ -14,7 +14,9 @@ MAX_CHUNK_CHARS = 4000
 _SENTENCE_END = (".", "!", "?", "…", "。", "！", "？")  # CJK full stops end sentences too
 _CLOSERS = "\"'”’)]}»"  # a sentence may end inside quotes or brackets
 # A full stop after these is not the end of a sentence: cutting there would break the prosody.
-_ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "etc.", "e.g.", "i.e.", "no."})
+_ABBREVIATIONS = frozenset(
+    {"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "etc.", "e.g.", "i.e.", "no."}
+)
 
 
 def chunk_text(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[str]:
@@ -57,7 +59,7 @@ def _words_that_fit(words: list[str], max_chars: int) -> list[str]:
         if len(word) <= max_chars:
             out.append(word)
         else:
-            out.extend(word[i:i + max_chars] for i in range(0, len(word), max_chars))
+            out.extend(word[i : i + max_chars] for i in range(0, len(word), max_chars))
     return out
 
 

@@ -87,7 +87,9 @@ class JobStore:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         db = self._connect()
         try:
-            db.execute("BEGIN IMMEDIATE")  # take the write lock first: two requests cannot both start a job
+            db.execute(
+                "BEGIN IMMEDIATE"
+            )  # take the write lock first: two requests cannot both start a job
             yield db
             db.execute("COMMIT")
         except BaseException:
@@ -100,43 +102,70 @@ class JobStore:
         """Create a RUNNING job for the story, unless one younger than STALE_AFTER is running."""
         now = self.clock()
         with self._transaction() as db:
-            row = db.execute("SELECT * FROM generation_jobs WHERE story_id = ? AND status = 'RUNNING' "
-                             "ORDER BY created_at DESC LIMIT 1", (story_id,)).fetchone()
+            row = db.execute(
+                "SELECT * FROM generation_jobs WHERE story_id = ? AND status = 'RUNNING' "
+                "ORDER BY created_at DESC LIMIT 1",
+                (story_id,),
+            ).fetchone()
             stale = None
             if row is not None:
                 running = _job(row)
                 if now - running.created_at < STALE_AFTER:
                     return Started(running, already_running=True)
-                db.execute("UPDATE generation_jobs SET status = 'FAILED', error = ?, updated_at = ?, completed_at = ? "
-                           "WHERE id = ?", (f"stale: still RUNNING after {STALE_AFTER // 60} minutes; "
-                                            "a new job replaced it", now, now, running.id))
-                stale = _job(db.execute("SELECT * FROM generation_jobs WHERE id = ?", (running.id,)).fetchone())
+                db.execute(
+                    "UPDATE generation_jobs SET status = 'FAILED', error = ?, updated_at = ?, completed_at = ? "
+                    "WHERE id = ?",
+                    (
+                        f"stale: still RUNNING after {STALE_AFTER // 60} minutes; "
+                        "a new job replaced it",
+                        now,
+                        now,
+                        running.id,
+                    ),
+                )
+                stale = _job(
+                    db.execute(
+                        "SELECT * FROM generation_jobs WHERE id = ?", (running.id,)
+                    ).fetchone()
+                )
             job_id = f"job_{uuid.uuid4().hex}"
-            db.execute("INSERT INTO generation_jobs (id, story_id, voice, text_chars, status, created_at, updated_at) "
-                       "VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)", (job_id, story_id, voice, text_chars, now, now))
-            created = _job(db.execute("SELECT * FROM generation_jobs WHERE id = ?", (job_id,)).fetchone())
+            db.execute(
+                "INSERT INTO generation_jobs (id, story_id, voice, text_chars, status, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)",
+                (job_id, story_id, voice, text_chars, now, now),
+            )
+            created = _job(
+                db.execute("SELECT * FROM generation_jobs WHERE id = ?", (job_id,)).fetchone()
+            )
         return Started(created, already_running=False, stale=stale)
 
     def attach_run(self, job_id: str, run_id: str) -> None:
         with self._transaction() as db:
-            db.execute("UPDATE generation_jobs SET run_id = ?, updated_at = ? WHERE id = ?",
-                       (run_id, self.clock(), job_id))
+            db.execute(
+                "UPDATE generation_jobs SET run_id = ?, updated_at = ? WHERE id = ?",
+                (run_id, self.clock(), job_id),
+            )
 
     def succeed(self, job_id: str, *, audio_url: str, audio_key: str, audio_bytes: int) -> bool:
         """Mark a RUNNING job SUCCEEDED; False if it had already ended."""
         now = self.clock()
         with self._transaction() as db:
-            cursor = db.execute("UPDATE generation_jobs SET status = 'SUCCEEDED', audio_url = ?, audio_key = ?, "
-                                "audio_bytes = ?, updated_at = ?, completed_at = ? WHERE id = ? AND status = 'RUNNING'",
-                                (audio_url, audio_key, audio_bytes, now, now, job_id))
+            cursor = db.execute(
+                "UPDATE generation_jobs SET status = 'SUCCEEDED', audio_url = ?, audio_key = ?, "
+                "audio_bytes = ?, updated_at = ?, completed_at = ? WHERE id = ? AND status = 'RUNNING'",
+                (audio_url, audio_key, audio_bytes, now, now, job_id),
+            )
             return cursor.rowcount == 1
 
     def fail(self, job_id: str, error: str) -> bool:
         """Mark a RUNNING job FAILED with the error; False if it had already ended."""
         now = self.clock()
         with self._transaction() as db:
-            cursor = db.execute("UPDATE generation_jobs SET status = 'FAILED', error = ?, updated_at = ?, "
-                                "completed_at = ? WHERE id = ? AND status = 'RUNNING'", (error, now, now, job_id))
+            cursor = db.execute(
+                "UPDATE generation_jobs SET status = 'FAILED', error = ?, updated_at = ?, "
+                "completed_at = ? WHERE id = ? AND status = 'RUNNING'",
+                (error, now, now, job_id),
+            )
             return cursor.rowcount == 1
 
     def get(self, job_id: str) -> Job | None:

@@ -58,13 +58,13 @@ def id3v2_size(data: bytes) -> int:
 
 
 def has_id3v1(data: bytes) -> bool:
-    return len(data) >= ID3V1_SIZE and data[-ID3V1_SIZE:-ID3V1_SIZE + 3] == b"TAG"
+    return len(data) >= ID3V1_SIZE and data[-ID3V1_SIZE : -ID3V1_SIZE + 3] == b"TAG"
 
 
 def audio(data: bytes) -> bytes:
     """The audio frames of a file: without its ID3v2 tag and its ID3v1 trailer."""
     end = len(data) - ID3V1_SIZE if has_id3v1(data) else len(data)
-    return data[id3v2_size(data):end]
+    return data[id3v2_size(data) : end]
 
 
 def parse_frame(data: bytes, offset: int) -> Frame:
@@ -87,7 +87,9 @@ def parse_frame(data: bytes, offset: int) -> Frame:
     samples = 1152 if mpeg1 else 576
     length = samples // 8 * bitrate // sample_rate + ((b2 >> 1) & 1)
     if offset + length > len(data):
-        raise InvalidMP3(f"frame at byte {offset} is cut short ({len(data) - offset} of {length} bytes)")
+        raise InvalidMP3(
+            f"frame at byte {offset} is cut short ({len(data) - offset} of {length} bytes)"
+        )
     return Frame(offset, length, sample_rate, samples, mono=(b3 >> 6) == 0b11, mpeg1=mpeg1)
 
 
@@ -117,7 +119,10 @@ def is_info_frame(data: bytes, frame: Frame) -> bool:
     """Whether the frame is a Xing/Info (or VBRI) header: a silent frame that describes the file."""
     side_info = (17 if frame.mono else 32) if frame.mpeg1 else (9 if frame.mono else 17)
     tag_at = frame.offset + 4 + side_info
-    return data[tag_at:tag_at + 4] in (b"Xing", b"Info") or data[frame.offset + 36:frame.offset + 40] == b"VBRI"
+    return (
+        data[tag_at : tag_at + 4] in (b"Xing", b"Info")
+        or data[frame.offset + 36 : frame.offset + 40] == b"VBRI"
+    )
 
 
 def merge(chunks: list[bytes]) -> bytes:
@@ -125,7 +130,7 @@ def merge(chunks: list[bytes]) -> bytes:
     audio frames of every chunk (no other tag, no Xing/Info frame). InvalidMP3 names a bad chunk."""
     if not chunks:
         raise InvalidMP3("nothing to merge")
-    parts = [chunks[0][:id3v2_size(chunks[0])]]
+    parts = [chunks[0][: id3v2_size(chunks[0])]]
     for number, chunk in enumerate(chunks, start=1):
         try:
             chunk_frames = frames(chunk)

@@ -35,8 +35,11 @@ class ConveyorStarter:
         if self._client is None:  # made on first use: `conveyor dev` may start after the backend
             self._client = AsyncClient(self.api_url, self.secret_key)
         handle = await self._client.trigger(
-            ORCHESTRATOR, {"job_id": job.id, "story_id": job.story_id, "text": text, "voice": job.voice},
-            idempotency_key=job.id, tags=[f"job:{job.id}", f"story:{job.story_id}"])
+            ORCHESTRATOR,
+            {"job_id": job.id, "story_id": job.story_id, "text": text, "voice": job.voice},
+            idempotency_key=job.id,
+            tags=[f"job:{job.id}", f"story:{job.story_id}"],
+        )
         return handle.id
 
     async def aclose(self) -> None:
@@ -44,8 +47,12 @@ class ConveyorStarter:
             await self._client.aclose()
 
 
-def create_app(*, jobs: JobStore | None = None, start_run: StartRun | None = None,
-               storage: ObjectStorage | None = None) -> FastAPI:
+def create_app(
+    *,
+    jobs: JobStore | None = None,
+    start_run: StartRun | None = None,
+    storage: ObjectStorage | None = None,
+) -> FastAPI:
     starter = start_run or ConveyorStarter()
 
     @asynccontextmanager

@@ -54,10 +54,21 @@ class GenerationJob:
 
     @classmethod
     def of(cls, job: Job) -> GenerationJob:
-        return cls(id=strawberry.ID(job.id), story_id=job.story_id, voice=job.voice, status=JobStatus(job.status),
-                   text_chars=job.text_chars, run_id=job.run_id, audio_url=job.audio_url, audio_key=job.audio_key,
-                   audio_bytes=job.audio_bytes, error=job.error, created_at=_time(job.created_at),
-                   updated_at=_time(job.updated_at), completed_at=_time(job.completed_at) if job.completed_at else None)
+        return cls(
+            id=strawberry.ID(job.id),
+            story_id=job.story_id,
+            voice=job.voice,
+            status=JobStatus(job.status),
+            text_chars=job.text_chars,
+            run_id=job.run_id,
+            audio_url=job.audio_url,
+            audio_key=job.audio_key,
+            audio_bytes=job.audio_bytes,
+            error=job.error,
+            created_at=_time(job.created_at),
+            updated_at=_time(job.updated_at),
+            completed_at=_time(job.completed_at) if job.completed_at else None,
+        )
 
 
 @strawberry.type
@@ -67,7 +78,8 @@ class GenerateAudioResult:
     already_in_progress: bool
     message: str = strawberry.field(description='"Started" or "Already in progress"')
     replaced_stale_job_id: strawberry.ID | None = strawberry.field(
-        description="A job of the same story that had been RUNNING for 10 minutes or more, now FAILED")
+        description="A job of the same story that had been RUNNING for 10 minutes or more, now FAILED"
+    )
 
 
 def _time(epoch: float) -> datetime:
@@ -89,8 +101,12 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Start turning a story into one MP3; answers at once with the job id")
-    async def generate_audio(self, info: Info, story_id: str, text: str, voice: str = "alloy") -> GenerateAudioResult:
+    @strawberry.mutation(
+        description="Start turning a story into one MP3; answers at once with the job id"
+    )
+    async def generate_audio(
+        self, info: Info, story_id: str, text: str, voice: str = "alloy"
+    ) -> GenerateAudioResult:
         if not _STORY_ID.match(story_id):
             raise ValueError("storyId must be 1 to 128 letters, digits or . _ : -")
         if not text.strip():
@@ -104,18 +120,29 @@ class Mutation:
         started = await asyncio.to_thread(jobs.start, story_id, voice, len(text))
         stale_id = strawberry.ID(started.stale.id) if started.stale else None
         if started.already_running:
-            return GenerateAudioResult(job_id=strawberry.ID(started.job.id), status=JobStatus.RUNNING,
-                                       already_in_progress=True, message="Already in progress",
-                                       replaced_stale_job_id=None)
+            return GenerateAudioResult(
+                job_id=strawberry.ID(started.job.id),
+                status=JobStatus.RUNNING,
+                already_in_progress=True,
+                message="Already in progress",
+                replaced_stale_job_id=None,
+            )
         start_run: StartRun = state.start_run
         try:
             run_id = await start_run(started.job, text)
         except Exception as exc:
             await asyncio.to_thread(jobs.fail, started.job.id, f"could not start: {exc}")
-            raise RuntimeError(f"could not start the generation (job {started.job.id}): {exc}") from exc
+            raise RuntimeError(
+                f"could not start the generation (job {started.job.id}): {exc}"
+            ) from exc
         await asyncio.to_thread(jobs.attach_run, started.job.id, run_id)
-        return GenerateAudioResult(job_id=strawberry.ID(started.job.id), status=JobStatus.RUNNING,
-                                   already_in_progress=False, message="Started", replaced_stale_job_id=stale_id)
+        return GenerateAudioResult(
+            job_id=strawberry.ID(started.job.id),
+            status=JobStatus.RUNNING,
+            already_in_progress=False,
+            message="Started",
+            replaced_stale_job_id=stale_id,
+        )
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation)

@@ -9,7 +9,14 @@ from tts_pipeline.speech.base import VOICES, SpeechError, SpeechProvider
 from tts_pipeline.speech.espeak import EspeakSpeech
 from tts_pipeline.speech.openai import OpenAISpeech
 
-__all__ = ["VOICES", "EspeakSpeech", "OpenAISpeech", "SpeechError", "SpeechProvider", "provider_from_env"]
+__all__ = [
+    "VOICES",
+    "EspeakSpeech",
+    "OpenAISpeech",
+    "SpeechError",
+    "SpeechProvider",
+    "provider_from_env",
+]
 
 
 def provider_from_env(env: os._Environ[str] | dict[str, str] | None = None) -> SpeechProvider:
@@ -22,6 +29,11 @@ def provider_from_env(env: os._Environ[str] | dict[str, str] | None = None) -> S
         key = env.get("OPENAI_API_KEY")
         if not key:
             raise SpeechError("TTS_PROVIDER=openai needs OPENAI_API_KEY")
-        return OpenAISpeech(api_key=key, model=env.get("OPENAI_TTS_MODEL", OpenAISpeech.default_model),
-                            base_url=env.get("OPENAI_BASE_URL", OpenAISpeech.default_base_url))
-    return EspeakSpeech(words_per_minute=int(env.get("TTS_ESPEAK_SPEED", EspeakSpeech.default_speed)))
+        return OpenAISpeech(
+            api_key=key,
+            model=env.get("OPENAI_TTS_MODEL", OpenAISpeech.default_model),
+            base_url=env.get("OPENAI_BASE_URL", OpenAISpeech.default_base_url),
+        )
+    return EspeakSpeech(
+        words_per_minute=int(env.get("TTS_ESPEAK_SPEED", EspeakSpeech.default_speed))
+    )

@@ -5,7 +5,19 @@ from __future__ import annotations
 from typing import Protocol
 
 # OpenAI's voice names; the local engine maps each to an espeak-ng voice.
-VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse")
+VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "fable",
+    "nova",
+    "onyx",
+    "sage",
+    "shimmer",
+    "verse",
+)
 
 
 class SpeechError(Exception):

@@ -20,8 +20,16 @@ from tts_pipeline.speech.base import VOICES, SpeechError
 
 # OpenAI voice name -> espeak-ng voice (language + variant).
 ESPEAK_VOICES = {
-    "alloy": "en-us", "ash": "en-us+m3", "ballad": "en-gb+m2", "coral": "en-us+f2", "echo": "en-us+m1",
-    "fable": "en-gb", "nova": "en-us+f3", "onyx": "en-us+m7", "sage": "en-gb+f4", "shimmer": "en-us+f4",
+    "alloy": "en-us",
+    "ash": "en-us+m3",
+    "ballad": "en-gb+m2",
+    "coral": "en-us+f2",
+    "echo": "en-us+m1",
+    "fable": "en-gb",
+    "nova": "en-us+f3",
+    "onyx": "en-us+m7",
+    "sage": "en-gb+f4",
+    "shimmer": "en-us+f4",
     "verse": "en-us+m4",
 }
 
@@ -33,7 +41,9 @@ class EspeakSpeech:
     default_speed = 175
     bitrate_kbps = 48
 
-    def __init__(self, *, words_per_minute: int = default_speed, executable: str = "espeak-ng") -> None:
+    def __init__(
+        self, *, words_per_minute: int = default_speed, executable: str = "espeak-ng"
+    ) -> None:
         self.words_per_minute = words_per_minute
         self.executable = executable
 
@@ -41,26 +51,45 @@ class EspeakSpeech:
         if voice not in VOICES:
             raise SpeechError(f"unknown voice {voice!r}; one of {', '.join(VOICES)}")
         if shutil.which(self.executable) is None:
-            raise SpeechError(f"{self.executable} is not installed (apt-get install espeak-ng, brew install "
-                              "espeak-ng), or set OPENAI_API_KEY to use OpenAI")
+            raise SpeechError(
+                f"{self.executable} is not installed (apt-get install espeak-ng, brew install "
+                "espeak-ng), or set OPENAI_API_KEY to use OpenAI"
+            )
         with tempfile.TemporaryDirectory(prefix="tts-") as folder:
             wav = Path(folder) / "speech.wav"
             process = await asyncio.create_subprocess_exec(
-                self.executable, "-v", ESPEAK_VOICES[voice], "-s", str(self.words_per_minute), "-w", str(wav),
-                "--stdin", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE)
+                self.executable,
+                "-v",
+                ESPEAK_VOICES[voice],
+                "-s",
+                str(self.words_per_minute),
+                "-w",
+                str(wav),
+                "--stdin",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
             _, err = await process.communicate(text.encode())
             if process.returncode != 0 or not wav.exists():
-                raise SpeechError(f"espeak-ng failed ({process.returncode}): {err.decode(errors='replace')[:300]}")
+                raise SpeechError(
+                    f"espeak-ng failed ({process.returncode}): {err.decode(errors='replace')[:300]}"
+                )
             # Encoding is CPU work: keep it off the event loop other attempts share.
             mp3 = await asyncio.to_thread(_encode, wav, self.bitrate_kbps)
-        return _id3v2_tag(f"espeak-ng {voice} / LAME {self.bitrate_kbps} kbps") + mp3 + _id3v1_trailer()
+        return (
+            _id3v2_tag(f"espeak-ng {voice} / LAME {self.bitrate_kbps} kbps")
+            + mp3
+            + _id3v1_trailer()
+        )
 
 
 def _encode(wav_path: Path, bitrate_kbps: int) -> bytes:
     with wave.open(str(wav_path)) as wav:
         if wav.getsampwidth() != 2:
-            raise SpeechError(f"espeak-ng wrote {8 * wav.getsampwidth()}-bit audio; 16-bit expected")
+            raise SpeechError(
+                f"espeak-ng wrote {8 * wav.getsampwidth()}-bit audio; 16-bit expected"
+            )
         pcm = wav.readframes(wav.getnframes())
         encoder = lameenc.Encoder()
         encoder.set_bit_rate(bitrate_kbps)
@@ -80,4 +109,6 @@ def _id3v2_tag(encoder: str) -> bytes:
 
 
 def _id3v1_trailer() -> bytes:
-    return b"TAG" + b"Conveyor TTS example".ljust(30, b"\x00") + b"\x00" * 94 + b"\xff"  # genre 255: none
+    return (
+        b"TAG" + b"Conveyor TTS example".ljust(30, b"\x00") + b"\x00" * 94 + b"\xff"
+    )  # genre 255: none

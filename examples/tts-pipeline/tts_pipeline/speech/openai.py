@@ -14,8 +14,15 @@ class OpenAISpeech:
     default_model = "gpt-4o-mini-tts"
     default_base_url = "https://api.openai.com/v1"
 
-    def __init__(self, *, api_key: str, model: str = default_model, base_url: str = default_base_url,
-                 timeout: float = 90, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str = default_model,
+        base_url: str = default_base_url,
+        timeout: float = 90,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.api_key = api_key
         self.model = model
         self.base_url = base_url.rstrip("/")
@@ -28,14 +35,19 @@ class OpenAISpeech:
         body = {"model": self.model, "input": text, "voice": voice, "response_format": "mp3"}
         async with httpx.AsyncClient(timeout=self.timeout, transport=self.transport) as client:
             try:
-                response = await client.post(f"{self.base_url}/audio/speech", json=body,
-                                             headers={"Authorization": f"Bearer {self.api_key}"})
+                response = await client.post(
+                    f"{self.base_url}/audio/speech",
+                    json=body,
+                    headers={"Authorization": f"Bearer {self.api_key}"},
+                )
             except httpx.HTTPError as exc:
                 raise SpeechError(f"OpenAI speech request failed: {exc!r}", retryable=True) from exc
         if response.status_code != 200:
             retryable = response.status_code == 429 or response.status_code >= 500
-            raise SpeechError(f"OpenAI speech API answered {response.status_code}: {_message(response)}",
-                              retryable=retryable)
+            raise SpeechError(
+                f"OpenAI speech API answered {response.status_code}: {_message(response)}",
+                retryable=retryable,
+            )
         return response.content
 
 

@@ -10,7 +10,14 @@ from tts_pipeline.storage.base import ObjectStorage, StorageError, check_key
 from tts_pipeline.storage.local import LocalStorage
 from tts_pipeline.storage.s3 import S3Storage
 
-__all__ = ["LocalStorage", "ObjectStorage", "S3Storage", "StorageError", "check_key", "storage_from_env"]
+__all__ = [
+    "LocalStorage",
+    "ObjectStorage",
+    "S3Storage",
+    "StorageError",
+    "check_key",
+    "storage_from_env",
+]
 
 
 def storage_from_env(env: os._Environ[str] | dict[str, str] | None = None) -> ObjectStorage:
@@ -21,8 +28,13 @@ def storage_from_env(env: os._Environ[str] | dict[str, str] | None = None) -> Ob
     env = os.environ if env is None else env
     bucket = env.get("TTS_S3_BUCKET")
     if bucket:
-        return S3Storage(bucket=bucket, endpoint_url=env.get("TTS_S3_ENDPOINT_URL") or None,
-                         region=env.get("TTS_S3_REGION") or None,
-                         public_base_url=env.get("TTS_PUBLIC_BASE_URL") or None)
+        return S3Storage(
+            bucket=bucket,
+            endpoint_url=env.get("TTS_S3_ENDPOINT_URL") or None,
+            region=env.get("TTS_S3_REGION") or None,
+            public_base_url=env.get("TTS_PUBLIC_BASE_URL") or None,
+        )
     folder = env.get("TTS_STORAGE_DIR") or str(data_dir(env) / "storage")
-    return LocalStorage(folder, public_base_url=env.get("TTS_PUBLIC_BASE_URL", "http://127.0.0.1:8000/media"))
+    return LocalStorage(
+        folder, public_base_url=env.get("TTS_PUBLIC_BASE_URL", "http://127.0.0.1:8000/media")
+    )

@@ -22,7 +22,9 @@ def check_key(key: str) -> str:
 class ObjectStorage(Protocol):
     """Blocking calls: from async code, run them with `asyncio.to_thread`."""
 
-    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+    def put(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None: ...
 
     def get(self, key: str) -> bytes:
         """The object's bytes; StorageError if there is none."""

@@ -12,7 +12,9 @@ from tts_pipeline.storage.base import StorageError, check_key
 class LocalStorage:
     name = "local"
 
-    def __init__(self, root: str | Path, *, public_base_url: str = "http://127.0.0.1:8000/media") -> None:
+    def __init__(
+        self, root: str | Path, *, public_base_url: str = "http://127.0.0.1:8000/media"
+    ) -> None:
         self.root = Path(root)
         self.public_base_url = public_base_url.rstrip("/")
 
@@ -45,7 +47,9 @@ class LocalStorage:
         if not self.root.is_dir():
             return []
         keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
-        return sorted(k for k in keys if k.startswith(prefix) and not k.rsplit("/", 1)[-1].startswith("."))
+        return sorted(
+            k for k in keys if k.startswith(prefix) and not k.rsplit("/", 1)[-1].startswith(".")
+        )
 
     def url(self, key: str) -> str:
         return f"{self.public_base_url}/{check_key(key)}"

@@ -26,8 +26,13 @@ def record(kind, ctx=None, **fields):
     global _fd
     if _fd is None:
         _fd = os.open(os.environ["CAMPAIGN_HISTORY"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    line = {"k": kind, "mono": time.monotonic(), "wall": time.time(), "host": os.environ.get("CAMPAIGN_HOST", "?"),
-            "pid": os.getpid()}
+    line = {
+        "k": kind,
+        "mono": time.monotonic(),
+        "wall": time.time(),
+        "host": os.environ.get("CAMPAIGN_HOST", "?"),
+        "pid": os.getpid(),
+    }
     if ctx is not None:
         line.update(run=ctx.run.id, task=ctx.task.id, att=ctx.attempt.number, fence=fence())
     line.update(fields)
@@ -51,8 +56,12 @@ class Segment:
 
     async def __aexit__(self, exc_type, exc, tb):
         self._untick()
-        record("end" if exc_type is None else "stop", self.ctx, seg=self.id,
-               exc=None if exc_type is None else exc_type.__name__)
+        record(
+            "end" if exc_type is None else "stop",
+            self.ctx,
+            seg=self.id,
+            exc=None if exc_type is None else exc_type.__name__,
+        )
         return False
 
     def _tick(self):
@@ -60,6 +69,7 @@ class Segment:
             while True:
                 await asyncio.sleep(TICK)
                 record("tick", self.ctx, seg=self.id)
+
         self._ticker = asyncio.get_running_loop().create_task(tick())
 
     def _untick(self):
@@ -77,11 +87,13 @@ class Segment:
 
     def step(self, name, seconds):
         """A step body: it records its start and end around its work."""
+
         async def body():
             record("step", self.ctx, seg=self.id, name=name)
             await asyncio.sleep(seconds)
             record("step-end", self.ctx, seg=self.id, name=name)
             return name
+
         return body
 
 
@@ -89,4 +101,5 @@ def hook(name):
     def on_hook(payload, *rest):
         ctx = rest[-1]
         record("hook", ctx, hook=name)
+
     return on_hook

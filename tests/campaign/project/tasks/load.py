@@ -8,7 +8,11 @@ from conveyor import queue, step, task, wait
 from .history import Segment, hook, record
 
 LIMITED = queue("camp-limited", concurrency_limit=3)
-HOOKS = {"on_success": hook("on_success"), "on_failure": hook("on_failure"), "on_cancel": hook("on_cancel")}
+HOOKS = {
+    "on_success": hook("on_success"),
+    "on_failure": hook("on_failure"),
+    "on_cancel": hook("on_cancel"),
+}
 
 
 @task(id="camp-limited", queue=LIMITED, **HOOKS)
@@ -41,8 +45,16 @@ async def child(payload, ctx):
 async def fanout(payload, ctx):
     async with Segment(ctx) as seg:
         async with seg.paused("children"):
-            results = await child.batch_trigger_and_wait([{"payload": {"seconds": s}} for s in payload["children"]])
-        record("children", ctx, seg=seg.id, ok=[r.ok for r in results.runs], ids=[r.id for r in results.runs])
+            results = await child.batch_trigger_and_wait(
+                [{"payload": {"seconds": s}} for s in payload["children"]]
+            )
+        record(
+            "children",
+            ctx,
+            seg=seg.id,
+            ok=[r.ok for r in results.runs],
+            ids=[r.id for r in results.runs],
+        )
     return {"children": len(results.runs)}
 
 

@@ -19,8 +19,12 @@ async def sleepy(payload, ctx):
     return {"run": ctx.run.id}
 
 
-@task(id="flaky", retry={"max_attempts": 3, "min_timeout_ms": 300, "factor": 2, "randomize": False},
-      on_failure=on_failure, on_success=on_success)
+@task(
+    id="flaky",
+    retry={"max_attempts": 3, "min_timeout_ms": 300, "factor": 2, "randomize": False},
+    on_failure=on_failure,
+    on_success=on_success,
+)
 async def flaky(payload, ctx):
     if ctx.attempt.number < 3:
         raise RuntimeError(f"attempt {ctx.attempt.number} fails")

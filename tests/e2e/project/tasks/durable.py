@@ -31,18 +31,31 @@ async def double(payload):
 async def fan_out(payload, ctx):
     one = await double.trigger_and_wait({"n": 21})
     results = await double.batch_trigger_and_wait(
-        [{"payload": {"n": i, "fail": i == payload.get("fail_index")}, "options": {"max_attempts": payload.get("max_attempts", 1)}}
-         for i in range(payload.get("count", 5))])
-    return {"one": one.unwrap(), "ok": [r.ok for r in results.runs], "outputs": [r.output for r in results.runs],
-            "ids": [r.id for r in results.runs], "errors": [r.error and r.error.get("message") for r in results.runs]}
+        [
+            {
+                "payload": {"n": i, "fail": i == payload.get("fail_index")},
+                "options": {"max_attempts": payload.get("max_attempts", 1)},
+            }
+            for i in range(payload.get("count", 5))
+        ]
+    )
+    return {
+        "one": one.unwrap(),
+        "ok": [r.ok for r in results.runs],
+        "outputs": [r.output for r in results.runs],
+        "ids": [r.id for r in results.runs],
+        "errors": [r.error and r.error.get("message") for r in results.runs],
+    }
 
 
 @task(id="by-task")
 async def by_task(payload):
-    results = await batch.trigger_by_task_and_wait([
-        {"task": double, "payload": {"n": 1}},
-        {"task": echo_child, "payload": {"hello": "world"}},
-    ])
+    results = await batch.trigger_by_task_and_wait(
+        [
+            {"task": double, "payload": {"n": 1}},
+            {"task": echo_child, "payload": {"hello": "world"}},
+        ]
+    )
     return [r.output for r in results.runs]
 
 
@@ -67,7 +80,12 @@ async def napper(payload, ctx):
     started = await step.now()
     await wait.for_(seconds=payload.get("seconds", 6))
     second = await step.run("second", effect, f"second {ctx.run.id}")
-    return {"first": first, "second": second, "started": started.isoformat(), "waited": time.time() - started.timestamp()}
+    return {
+        "first": first,
+        "second": second,
+        "started": started.isoformat(),
+        "waited": time.time() - started.timestamp(),
+    }
 
 
 @task(id="short-nap")
@@ -79,12 +97,17 @@ async def short_nap(payload):
 
 @task(id="approval")
 async def approval(payload, ctx):
-    token = await wait.create_token(timeout=payload.get("timeout", "1h"), tags=["approval"],
-                                    idempotency_key=payload.get("key"))
+    token = await wait.create_token(
+        timeout=payload.get("timeout", "1h"), tags=["approval"], idempotency_key=payload.get("key")
+    )
     logger.info("token", id=token.id, url=token.url)
     result = await wait.for_token(token)
     await step.run("after", effect, f"after {ctx.run.id}")
-    return {"ok": result.ok, "output": result.output, "error": result.error and result.error.get("code")}
+    return {
+        "ok": result.ok,
+        "output": result.output,
+        "error": result.error and result.error.get("code"),
+    }
 
 
 @task(id="parallel")
@@ -149,7 +172,8 @@ async def chaos(payload, ctx):
     await step.run("begin", effect, f"begin {ctx.run.id}")
     if kind == "fan-out":
         results = await double.batch_trigger_and_wait(
-            [{"payload": {"n": i, "sleep": 0.2}, "options": {"max_attempts": 10}} for i in range(4)])
+            [{"payload": {"n": i, "sleep": 0.2}, "options": {"max_attempts": 10}} for i in range(4)]
+        )
         value = sum(r.output for r in results.runs)
     elif kind == "wait":
         await wait.for_(seconds=payload.get("seconds", 3))
