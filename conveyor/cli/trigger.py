@@ -2,7 +2,7 @@
 
 The payload is checked as JSON here, before any request, so a shell-mangled payload is one
 clear line and nothing is triggered. Trigger options use the names of the Python options
-(DESIGN 1.3): the common ones have their own flags, any other goes through `--option k=v`.
+(docs/triggering.md): the common ones have their own flags, any other goes through `--option k=v`.
 The request itself is the Client's; this module only reads arguments and shows results.
 """
 

@@ -1,4 +1,4 @@
-"""The project config (DESIGN 1.8): every key loads from pyproject.toml and from conveyor.toml,
+"""The project config (docs/configuration.md): every key loads from pyproject.toml and from conveyor.toml,
 and every mistake is one ConfigError that names the key and the file."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The public surface is exactly what `conveyor.__all__` lists (DESIGN 1.2-1.3 names)."""
+"""The public surface is exactly what `conveyor.__all__` lists (the names of docs/tasks.md and docs/triggering.md)."""
 
 import conveyor
 
