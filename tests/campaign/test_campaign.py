@@ -17,7 +17,7 @@ from tests.campaign import net
 from tests.campaign.checker import summary
 from tests.campaign.processes import REPO
 
-pytestmark = pytest.mark.campaign
+pytestmark = [pytest.mark.campaign, pytest.mark.e2e]  # `-m "not e2e"` leaves it out too
 
 SECONDS = float(
     os.environ.get("CONVEYOR_CAMPAIGN_SECONDS", 60)

@@ -39,6 +39,16 @@ from conveyor import Client
 from tests.databases import postgres_schema
 
 PROJECT = Path(__file__).parent / "project"
+E2E = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e is marked `e2e`, so `pytest -m "not e2e"` leaves them all out
+    (a new test file needs no marker of its own)."""
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
 
 
 def free_port() -> int:

@@ -16,7 +16,6 @@ from conveyor import Client
 from tests.e2e.browser import browser_fixture, page_fixture, screenshot  # noqa: F401 - fixtures
 from tests.e2e.conftest import ServerProcess, WorkerProcess, make_project
 
-pytestmark = pytest.mark.e2e
 TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")
 
 

@@ -24,8 +24,6 @@ from conveyor import Client
 from tests.e2e.conftest import ServerProcess, WorkerProcess, make_project, wait_for
 from tests.pg_cluster import PgCluster, pg_cluster
 
-pytestmark = pytest.mark.e2e
-
 TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")
 WORKER_TIMEOUT = (
     10  # ServerProcess's --worker-timeout; the server takes back after 15 s (engine/workers.py)

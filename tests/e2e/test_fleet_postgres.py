@@ -21,8 +21,6 @@ from tests.databases import postgres_schema
 from tests.e2e.conftest import ServerProcess, WorkerProcess, make_project, wait_for
 from tests.pg_cluster import PgCluster, pg_cluster
 
-pytestmark = pytest.mark.e2e
-
 TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")
 LIMIT = 4  # queue "four" of tests/e2e/project/tasks/fleet.py
 

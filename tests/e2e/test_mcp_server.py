@@ -24,7 +24,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from conveyor import Client
 from tests.e2e.conftest import DevServer, ServerProcess
 
-pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+pytestmark = pytest.mark.anyio
 
 WRITE_TOOLS = {
     "trigger_task",

@@ -12,8 +12,6 @@ from conveyor import Client
 from tests.e2e.browser import browser_fixture, page_fixture  # noqa: F401 - fixtures
 from tests.e2e.conftest import DevServer
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def client(dev: DevServer) -> Iterator[Client]:
