@@ -84,10 +84,6 @@ UPDATE queues SET override_limit = :override_limit WHERE env_id = :env_id AND na
 -- Pause or resume a queue.
 UPDATE queues SET paused = :paused WHERE env_id = :env_id AND name = :name;
 
--- name: get_queue
--- One queue.
-SELECT * FROM queues WHERE env_id = :env_id AND name = :name;
-
 -- name: list_queues
 -- Every queue of an environment with its running and queued counts.
 SELECT q.name, COALESCE(q.override_limit, q.concurrency_limit) AS concurrency_limit, q.paused,
@@ -129,6 +125,7 @@ WHERE env_id = :env_id AND stopping = 1 GROUP BY queue, concurrency_key;
 UPDATE runs SET stopping = 1 WHERE id = :id;
 
 -- name: stopping_runs_of_worker
+-- Runs whose bodies a worker is still stopping (they keep their concurrency slots until then).
 SELECT id, env_id, lease_seq FROM runs WHERE worker_id = :worker_id AND stopping = 1;
 
 -- name: release_slots
@@ -620,13 +617,16 @@ JOIN users u ON u.id = t.user_id
 WHERE s.id = :id AND s.token_hash = :token_hash AND s.expires_at > :now AND t.revoked_at IS NULL;
 
 -- name: insert_dashboard_session
+-- A dashboard session of a personal access token (by its hash), open until it expires.
 INSERT INTO dashboard_sessions (id, token_hash, created_at, expires_at)
 VALUES (:id, :token_hash, :now, :expires_at);
 
 -- name: delete_dashboard_session
+-- Log out of a dashboard session.
 DELETE FROM dashboard_sessions WHERE id = :id;
 
 -- name: delete_expired_dashboard_sessions
+-- Dashboard sessions past their expiry.
 DELETE FROM dashboard_sessions WHERE expires_at <= :now;
 
 -- name: find_admin
@@ -671,10 +671,6 @@ UPDATE environments SET key_version = key_version + 1 WHERE id = :id;
 -- name: revoke_environment_keys
 -- Revoke every live key of an environment.
 UPDATE api_keys SET revoked_at = :now WHERE env_id = :env_id AND revoked_at IS NULL;
-
--- name: get_api_key
--- A key by its hash, live or revoked.
-SELECT * FROM api_keys WHERE key_hash = :key_hash;
 
 -- -- deployments: versions of the task code, the current one, and runs waiting for a version ----
 
