@@ -7,7 +7,8 @@
 It enforces what an executor cannot enforce on itself: a deadline past `max_duration` (a
 CPU-bound loop blocks the executor's event loop, so the process is killed) and the machine's
 memory. An executor that dies takes its attempts with it; they are reported as crashed and the
-engine retries them per their policy. It never imports task code.
+engine retries them per their policy. It never imports task code. What it decides (how much to
+lease, when to kill, what an exit means for each attempt) is in decisions.py, apart from its I/O.
 
 Executors come in pools, one per (version, machine). A worker with its own code (`conveyor
 dev`, `conveyor worker` in a project folder) has one version, None, reloaded in generations. A
@@ -32,6 +33,8 @@ from typing import Any
 from conveyor.errors import ApiError, ConveyorError, StaleAttempt, StoreUnavailable
 from conveyor.models import MACHINES, TaskDefinition
 from conveyor.protocol import AttemptOutcome, AttemptSpec, Heartbeat, HookJob, LeaseReply
+from conveyor.worker import decisions
+from conveyor.worker.decisions import IDLE_POLL
 from conveyor.worker.link import WorkerLink
 from conveyor.worker.outbox import Outbox
 from conveyor.worker.process import ExecutorProcess, Inflight, LoadFailed, PoolKey
@@ -39,8 +42,6 @@ from conveyor.worker.versions import PreparedVersion, VersionCache
 
 log = logging.getLogger("conveyor.worker")
 
-KILL_GRACE = 1.0  # seconds past max_duration before a stuck executor is killed
-IDLE_POLL = 1.0
 FLUSH_RETRY = 0.5  # seconds between sends of what the server or its database could not take
 STOP_REPORT_WAIT = (
     20.0  # seconds a stopping worker keeps trying to report what its attempts reached
@@ -344,9 +345,9 @@ class Supervisor:
                 if not self._in_contact() and not await self._regain_contact():
                     await asyncio.sleep(1.0)
                     continue
-                free = self.capacity - self.inflight_count
+                free = decisions.free_slots(self.capacity, self.inflight_count)
                 try:
-                    reply = await self.link.lease(self.worker_id, max(free, 0))
+                    reply = await self.link.lease(self.worker_id, decisions.lease_size(free))
                 except (ConveyorError, OSError) as exc:
                     self._link_failed(exc)
                     await asyncio.sleep(1.0)
@@ -365,10 +366,9 @@ class Supervisor:
                 ):  # hooks have their own fence, whatever became of the attempts
                     for job in reply.hooks:
                         self._dispatch(job, job.machine)
-                if reply.attempts and len(reply.attempts) >= free:
+                if decisions.lease_again_at_once(len(reply.attempts), free):
                     continue  # full: more may be waiting, but capacity decides when
-                if reply.next_due is not None:
-                    timeout = min(IDLE_POLL, max(0.0, reply.next_due - time.time()) + 0.001)
+                timeout = decisions.poll_timeout(reply.next_due, time.time())
             await self._sleep_until_woken(timeout)
 
     async def _sleep_until_woken(self, timeout: float) -> None:
@@ -447,7 +447,7 @@ class Supervisor:
         proc = min(pool, key=lambda p: p.load)
         if isinstance(item, AttemptSpec):
             now = time.monotonic()
-            deadline = now + item.max_duration - item.compute_used if item.max_duration else None
+            deadline = decisions.attempt_deadline(now, item.max_duration, item.compute_used)
             proc.inflight[item.run_id] = Inflight(item, now, deadline)
             self.reporter(
                 "started", {"run_id": item.run_id, "task_id": item.task_id, "attempt": item.attempt}
@@ -647,71 +647,8 @@ class Supervisor:
     def _on_exit(self, proc: ExecutorProcess, code: int | None) -> None:
         reason = proc.kill_reason
         for run_id, entry in list(proc.inflight.items()):
-            if reason == f"timed_out:{run_id}":
-                outcome = AttemptOutcome(
-                    run_id,
-                    entry.spec.attempt,
-                    "timed_out",
-                    error={
-                        "name": "MaxDurationExceeded",
-                        "code": "timed_out",
-                        "message": f"The attempt ran longer than its max_duration of {entry.spec.max_duration:g}s "
-                        "and its process was stopped.",
-                    },
-                )
-            elif reason and reason.startswith("timed_out:"):
-                outcome = AttemptOutcome(
-                    run_id,
-                    entry.spec.attempt,
-                    "interrupted",
-                    error={
-                        "name": "Interrupted",
-                        "code": "interrupted",
-                        "message": "Another attempt in the same executor overran its max_duration and the executor "
-                        "was stopped; this attempt runs again and keeps its retries.",
-                    },
-                )
-            elif reason == "lost_contact":
-                outcome = AttemptOutcome(
-                    run_id,
-                    entry.spec.attempt,
-                    "interrupted",
-                    error={
-                        "name": "Interrupted",
-                        "code": "interrupted",
-                        "message": "The worker lost contact with the server for longer than the worker timeout and "
-                        "stopped this attempt so that it can run elsewhere; it runs again and keeps its "
-                        "retries.",
-                    },
-                )
-            elif reason and reason.startswith("out_of_memory"):
-                outcome = AttemptOutcome(
-                    run_id,
-                    entry.spec.attempt,
-                    "crashed",
-                    error={
-                        "name": "OutOfMemory",
-                        "code": "out_of_memory",
-                        "message": f"The executor ran out of memory: {reason.split(':', 1)[1]}.",
-                    },
-                )
-            else:
-                how = (
-                    f"was killed by signal {-code}"
-                    if code is not None and code < 0
-                    else f"exited with code {code}"
-                )
-                cause = f" ({reason})" if reason else ""
-                outcome = AttemptOutcome(
-                    run_id,
-                    entry.spec.attempt,
-                    "crashed",
-                    error={
-                        "name": "ExecutorCrashed",
-                        "code": "crashed",
-                        "message": f"The process running this attempt {how}{cause}.",
-                    },
-                )
+            spec = entry.spec
+            outcome = decisions.exit_outcome(run_id, spec.attempt, spec.max_duration, reason, code)
             self._record(outcome, entry)
         proc.inflight.clear()
         proc.hooks.clear()  # their leases expire and another worker (or we) run them again
@@ -725,9 +662,8 @@ class Supervisor:
         self.wake()
 
     def _restart(self, key: PoolKey) -> None:
-        now = time.monotonic()
-        self._restarts = [t for t in self._restarts if now - t < 10] + [now]
-        delay = 0.0 if len(self._restarts) < 5 else 2.0  # a crash loop must not spin the CPU
+        # a crash loop must not spin the CPU
+        self._restarts, delay = decisions.restart_delay(self._restarts, time.monotonic())
         generation = self.generation
 
         async def later() -> None:
@@ -801,7 +737,7 @@ class Supervisor:
 
     def _in_contact(self) -> bool:
         """Whether a heartbeat was acknowledged within the worker timeout."""
-        return time.monotonic() - self._acked_at < self.worker_timeout
+        return decisions.in_contact(self._acked_at, time.monotonic(), self.worker_timeout)
 
     async def _regain_contact(self) -> bool:
         """A heartbeat now, before leasing: attempts leased while out of contact would only be
@@ -817,7 +753,7 @@ class Supervisor:
         without attempts is no lease of runs: it carries the count reached before, and its hooks
         are judged on their own.)"""
         self._lease_seq = max(self._lease_seq, reply.lease_seq)
-        if self._in_contact() and reply.lease_seq > self._revoked_through:
+        if decisions.lease_accepted(self._in_contact(), reply.lease_seq, self._revoked_through):
             return True
         if reply.attempts:
             self.reporter("lease_refused", {"runs": len(reply.attempts)})
@@ -847,7 +783,7 @@ class Supervisor:
         engine takes silent workers' runs back only a margin later, so an attempt of ours never
         runs beside the one that replaces it. Executors holding attempts are killed (a body that
         ignores cancellation must stop too); they start again for when contact returns."""
-        if now - self._acked_at < self.worker_timeout:
+        if decisions.in_contact(self._acked_at, now, self.worker_timeout):
             return
         holding = [p for p in self._all_processes() if p.inflight and p.kill_reason is None]
         waiting = [
@@ -925,24 +861,16 @@ class Supervisor:
             self._check_contact(now)
             for proc in self._all_processes():
                 for run_id, entry in proc.inflight.items():
-                    if (
-                        entry.deadline is not None
-                        and now > entry.deadline + KILL_GRACE
-                        and proc.kill_reason is None
-                    ):
+                    if decisions.past_deadline(entry.deadline, now) and proc.kill_reason is None:
                         proc.kill(f"timed_out:{run_id}")
             if now - last_memory_check >= 0.5:
                 last_memory_check = now
                 if self.versions is not None:
                     self._retire_idle_versions(now)
                 for proc in self._all_processes():
-                    limit = MACHINES.get(proc.machine, (0, 0))[1] * 1024**3
-                    rss = proc.rss_bytes()
-                    if limit and rss > limit and proc.kill_reason is None:
-                        proc.kill(
-                            f"out_of_memory:{rss / 1024**2:.0f} MB used, machine {proc.machine} has "
-                            f"{limit / 1024**2:.0f} MB"
-                        )
+                    reason = decisions.memory_kill_reason(proc.machine, proc.rss_bytes())
+                    if reason is not None and proc.kill_reason is None:
+                        proc.kill(reason)
 
 
 def _settle(waiter: asyncio.Future[None]) -> None:
