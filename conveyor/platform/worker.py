@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from conveyor.config import Config
-from conveyor.errors import ConfigError
+from conveyor.errors import ConfigError, StoreUnavailable
 from conveyor.eventloop import use_fast_event_loop
 from conveyor.platform.console import RunReporter
 from conveyor.worker.link import HttpLink
@@ -48,9 +48,8 @@ async def serve_worker(
     if config is not None:
         config.check_dirs()
     link = HttpLink(api_url, secret_key)
-    await link.register(
-        worker_id, name, None, deployed=deployed_env is not None
-    )  # who we are, before any code
+    # who we are, before any code
+    await _register(link, worker_id, name, deployed=deployed_env is not None, console=console)
     environment = link.environment or "dev"
     versions = None
     if deployed_env is not None:
@@ -91,9 +90,8 @@ async def serve_worker(
             f"cache {cache_dir}",
             highlight=False,
         )
-    if (
-        not await supervisor.load() and versions is None
-    ):  # a worker that cannot load its code would only sit there
+    # a worker that cannot load its code would only sit there
+    if not await supervisor.load() and versions is None:
         await supervisor.stop(grace=0)
         raise ConfigError(f"the task code failed to load: {supervisor.load_error}")
     runner = asyncio.create_task(supervisor.run())
@@ -105,6 +103,26 @@ async def serve_worker(
     await supervisor.stop()
     runner.cancel()
     await asyncio.gather(runner, return_exceptions=True)
+
+
+async def _register(
+    link: HttpLink, worker_id: str, name: str, *, deployed: bool, console: Console
+) -> None:
+    """Register, waiting while the server answers that its database is away (503): a worker
+    started during a database outage or failover joins when it is over instead of exiting.
+    Anything else (a wrong key, a server that does not answer) ends the worker at once."""
+    told = False
+    while True:
+        try:
+            await link.register(worker_id, name, None, deployed=deployed)
+            return
+        except StoreUnavailable as exc:
+            if not told:
+                console.print(
+                    f"[yellow]waiting:[/] the server answers: {exc}; joining once it is back"
+                )
+                told = True
+            await asyncio.sleep(exc.retry_after or 1)
 
 
 def run_worker(

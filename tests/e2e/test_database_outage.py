@@ -156,12 +156,18 @@ def test_a_worker_stopped_during_an_outage_reports_what_finished_before_it_exits
         os.killpg(
             worker.proc.pid, signal.SIGTERM
         )  # a deploy stops the worker while the database is away
+        # a replacement started while the database is away waits to join instead of exiting
+        replacement = WorkerProcess(server, "w2", env={"FLEET_WORKER": "w2"})
+        replacement.launch()
         time.sleep(6)  # longer than a client's own resends of a call refused with 503
+        assert replacement.proc is not None and replacement.proc.poll() is None
+        assert "waiting: the server answers: the database is unreachable" in " ".join(
+            replacement.output().split()
+        )
         deployment.cluster.start()
         worker.proc.wait(30)  # it exits once it reported what its attempts reached
-        replacement = WorkerProcess(server, "w2", env={"FLEET_WORKER": "w2"})
-        replacement.start()
         try:
+            replacement.wait_loaded(30)
             wait_for(
                 lambda: all(
                     client.runs.retrieve(i).status.value in ("COMPLETED", "FAILED", "CRASHED")
