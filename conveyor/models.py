@@ -97,9 +97,24 @@ def _number_fields(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(found)
 
 
+@cache
+def _bool_fields(model: type[BaseModel]) -> frozenset[str]:
+    found = set()
+    for name, info in model.model_fields.items():
+        kinds = {
+            arg
+            for arg in (get_args(info.annotation) or (info.annotation,))
+            if arg is not type(None)
+        }
+        if kinds == {bool}:
+            found.add(info.alias or name)
+    return frozenset(found)
+
+
 class WireModel(BaseModel):
-    """A model that comes over the wire as JSON: its number fields take JSON numbers only (pydantic
-    would also take `true` and "5"), so what the OpenAPI document forbids is refused."""
+    """A model that comes over the wire as JSON: its number fields take JSON numbers only and its
+    boolean fields JSON booleans only (pydantic would also take `true` and "5" for a number, 0
+    and "yes" for a boolean), so what the OpenAPI document forbids is refused."""
 
     @model_validator(mode="before")
     @classmethod
@@ -108,6 +123,9 @@ class WireModel(BaseModel):
             for name in _number_fields(cls):
                 if isinstance(data.get(name), bool | str):
                     raise ValueError(f"{name} must be a number, not {type(data[name]).__name__}")
+            for name in _bool_fields(cls):
+                if name in data and not isinstance(data[name], bool):
+                    raise ValueError(f"{name} must be true or false, not {data[name]!r}")
         return data
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from conveyor.models import TaskDefinition, WireModel
 from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
@@ -43,6 +43,19 @@ _lease_reply = TypeAdapter(LeaseReply)
 
 class _Body(WireModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _json_numbers_in(items: Any, kind: type, *names: str) -> Any:
+    """The protocol's messages inside a body (outcomes, log entries) are dataclasses, which
+    pydantic fills leniently: their number fields take JSON numbers only too."""
+    if isinstance(items, list):
+        for item in items:
+            for name in names:
+                if isinstance(item, dict) and isinstance(item.get(name), bool | str):
+                    raise ValueError(
+                        f"{kind.__name__}.{name} must be a number, not {type(item[name]).__name__}"
+                    )
+    return items
 
 
 # counts and fences: far below what BIGINT holds, and exact in any JSON parser (2**53)
@@ -93,6 +106,11 @@ class HeartbeatAnswer(BaseModel):
 class CompleteBody(_Body):
     outcomes: list[AttemptOutcome] = Field(max_length=10_000)
 
+    @field_validator("outcomes", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        return _json_numbers_in(value, AttemptOutcome, "attempt", "fence")
+
 
 class HooksBody(_Body):
     done: list[tuple[str, HookName, Count]] = Field(
@@ -102,6 +120,11 @@ class HooksBody(_Body):
 
 class LogsBody(_Body):
     entries: list[LogEntry] = Field(max_length=100_000)
+
+    @field_validator("entries", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        return _json_numbers_in(value, LogEntry, "attempt", "seq", "ts", "fence")
 
 
 class CallBody(_Body):
