@@ -1,4 +1,4 @@
-"""The process-wide client behind `conveyor.tasks` and `conveyor.runs` (DESIGN 1.3).
+"""The process-wide client behind `conveyor.tasks` and `conveyor.runs` (docs/triggering.md).
 
     from conveyor import tasks, runs
     handle = await tasks.trigger("my-task", {"url": "..."})

@@ -246,9 +246,7 @@ class WorkerProcess:
         }
         identity = ["--worker-id", self.worker_id] if self.worker_id else []
         self.proc = subprocess.Popen(
-            _conveyor(
-                "worker", "--name", self.name, "--executors", str(self.executors), *identity
-            ),
+            _conveyor("worker", "--name", self.name, "--executors", str(self.executors), *identity),
             cwd=self.platform.root,
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
