@@ -5,9 +5,10 @@
         handle = client.trigger("my-task", {"url": "..."}, tags=["a"])
         run = client.runs.poll(handle.id, timeout=60)
 
-Backends, the CLI, the MCP server and remote workers all use it; each call is defined once
-in `_calls`, and both clients send the same calls. `default` holds the process-wide client
-behind `conveyor.tasks` and `conveyor.runs`.
+Backends, the CLI, the MCP server and remote workers all use it. Each operation is written
+once, in `_namespaces`, as the `Call` it sends (`_calls`); `Client` carries calls out with
+urllib3 and `AsyncClient` with httpx. `default` holds the process-wide client behind
+`conveyor.tasks` and `conveyor.runs`.
 """
 
 from conveyor.client._async import AsyncClient

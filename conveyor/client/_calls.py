@@ -1,20 +1,22 @@
-"""Every HTTP call of the API, defined once: method, path, body, and how to read the answer.
+"""What a call of the API is, and how it is sent and answered, without any I/O.
 
-A function here builds a `Call` (sans I/O); `Client` sends it with httpx.Client and
-`AsyncClient` with httpx.AsyncClient, then both hand the answer to `read_response`. So the
-two clients cannot drift apart: a call, its checks and its parsing exist in one place.
-Arguments are checked here, before any request: a wrong option or a payload JSON cannot hold
+A `Call` is one request (method, path, params, body) with the parser of its answer. The public
+operations build theirs in `_namespaces` (`client.runs.retrieve`, ...); the worker protocol's
+are built here (`lease`, `heartbeat`, ...) and sent with `AsyncClient.send`. Arguments are
+checked while a call is built, before any request: a wrong option or a payload JSON cannot hold
 is an error at the call site, not a round trip later.
+
+Sending is a plan: a generator that yields the requests to make and the pauses to take, and
+returns the result (`exchange`: one call, sent again after a 429 or 503; `plan`: the steps of an
+operation such as `runs.poll`). `Client` carries plans out with urllib3, blocking; `AsyncClient`
+with httpx, awaiting. Neither decides anything else, so the two clients cannot drift apart.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -37,24 +39,12 @@ from conveyor.errors import (
 )
 from conveyor.models import (
     Deployment,
-    DeploymentBundle,
-    EnvironmentKey,
-    LogLine,
-    Project,
-    ProjectEnvironment,
-    QueueInfo,
     Run,
-    RunStatus,
     TaskDefinition,
-    Token,
-    Trace,
     TriggerOptions,
-    User,
 )
 from conveyor.models import dump_trigger_options as trigger_options
 from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
-from conveyor.results import BatchHandle, RunHandle
-from conveyor.serialization import to_json_value
 
 T = TypeVar("T")
 
@@ -134,14 +124,14 @@ def merge_options(
     return trigger_options({**base, **extra}) if extra else base
 
 
-def _segment(value: Any, what: str) -> str:
+def segment(value: Any, what: str) -> str:
     """One path segment; an empty id would silently turn into another route."""
     if not isinstance(value, str) or not value:
         raise InvalidRequest(f"{what} must be a non-empty string, got {value!r}")
     return quote(value, safe="")
 
 
-def _time_param(value: datetime | str | float, name: str) -> str:
+def time_param(value: datetime | str | float, name: str) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, str):
@@ -153,349 +143,6 @@ def _time_param(value: datetime | str | float, name: str) -> str:
     )
 
 
-# -- the calls ----------------------------------------------------------------------------
-
-_tasks = TypeAdapter(list[TaskDefinition])
-_logs = TypeAdapter(list[LogLine])
-_queues = TypeAdapter(list[QueueInfo])
-
-
-def _handle(task_id: str) -> Callable[[Any], RunHandle]:
-    return lambda data: RunHandle(
-        str(data["id"]), str(data.get("task_id") or task_id), bool(data.get("is_cached"))
-    )
-
-
-def trigger(
-    task_id: str, payload: Any, options: Mapping[str, Any] | TriggerOptions | None
-) -> Call[RunHandle]:
-    body = {"payload": to_json_value(payload), "options": trigger_options(options)}
-    return Call(
-        "POST", f"/api/v1/tasks/{_segment(task_id, 'task id')}/trigger", _handle(task_id), body=body
-    )
-
-
-def batch_trigger(task_id: str, items: Iterable[Mapping[str, Any]]) -> Call[BatchHandle]:
-    if isinstance(items, Mapping | str | bytes) or not isinstance(items, Iterable):
-        raise InvalidRequest("batch items must be a list of {'payload': ..., 'options': {...}}")
-    items = list(items)
-    if not 1 <= len(items) <= MAX_BATCH_ITEMS:
-        raise InvalidRequest(f"a batch holds 1 to {MAX_BATCH_ITEMS} items, got {len(items)}")
-    wire = []
-    for index, item in enumerate(items):
-        if not isinstance(item, Mapping) or set(item) - {"payload", "options"}:
-            raise InvalidRequest(
-                f"items[{index}] must be a dict with 'payload' and optionally 'options'"
-            )
-        wire.append(
-            {
-                "payload": to_json_value(item.get("payload"), f"items[{index}].payload"),
-                "options": trigger_options(item.get("options"), f"items[{index}]: "),
-            }
-        )
-    handle = _handle(task_id)
-
-    def parse(data: Any) -> BatchHandle:
-        return BatchHandle(str(data["batch_id"]), [handle(run) for run in data["runs"]])
-
-    return Call(
-        "POST", f"/api/v1/tasks/{_segment(task_id, 'task id')}/batch", parse, body={"items": wire}
-    )
-
-
-def list_tasks() -> Call[list[TaskDefinition]]:
-    return Call("GET", "/api/v1/tasks", lambda data: _tasks.validate_python(data["data"]))
-
-
-def retrieve_task(task_id: str) -> Call[TaskDefinition]:
-    return Call(
-        "GET", f"/api/v1/tasks/{_segment(task_id, 'task id')}", TaskDefinition.model_validate
-    )
-
-
-def retrieve_run(run_id: str) -> Call[Run]:
-    return Call("GET", f"/api/v1/runs/{_segment(run_id, 'run id')}", Run.model_validate)
-
-
-def list_runs(
-    *,
-    status: str | RunStatus | Iterable[str | RunStatus] | None = None,
-    task: str | None = None,
-    tag: str | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
-    created_from: datetime | str | float | None = None,
-    created_to: datetime | str | float | None = None,
-    roots: bool = False,
-) -> Call[RunPage]:
-    params: list[tuple[str, str]] = []
-    if roots:
-        params.append(("roots", "true"))
-    if status is not None:
-        statuses = [status] if isinstance(status, str) else list(status)
-        params.extend(("status", str(s.value if isinstance(s, RunStatus) else s)) for s in statuses)
-    for name, value in (("task", task), ("tag", tag), ("cursor", cursor)):
-        if value is not None:
-            params.append((name, value))
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-        raise InvalidRequest(f"limit must be a whole number from 1 to 1000, got {limit!r}")
-    params.append(("limit", str(limit)))
-    if created_from is not None:
-        params.append(("created_from", _time_param(created_from, "created_from")))
-    if created_to is not None:
-        params.append(("created_to", _time_param(created_to, "created_to")))
-
-    def parse(data: Any) -> RunPage:
-        return RunPage([Run.model_validate(run) for run in data["data"]], data.get("next_cursor"))
-
-    return Call("GET", "/api/v1/runs", parse, params=tuple(params))
-
-
-def cancel_run(run_id: str) -> Call[Run]:
-    return Call("POST", f"/api/v1/runs/{_segment(run_id, 'run id')}/cancel", Run.model_validate)
-
-
-def replay_run(run_id: str, payload: Any = UNSET) -> Call[RunHandle]:
-    """Without `payload` the server reuses the run's payload; `payload=None` replays with null."""
-    body = {} if payload is UNSET else {"payload": to_json_value(payload)}
-    return Call("POST", f"/api/v1/runs/{_segment(run_id, 'run id')}/replay", _handle(""), body=body)
-
-
-def run_logs(run_id: str) -> Call[list[LogLine]]:
-    return Call(
-        "GET",
-        f"/api/v1/runs/{_segment(run_id, 'run id')}/logs",
-        lambda data: _logs.validate_python(data["data"]),
-    )
-
-
-def run_trace(run_id: str) -> Call[Trace]:
-    return Call("GET", f"/api/v1/runs/{_segment(run_id, 'run id')}/trace", Trace.model_validate)
-
-
-def list_queues() -> Call[list[QueueInfo]]:
-    return Call("GET", "/api/v1/queues", lambda data: _queues.validate_python(data["data"]))
-
-
-def retrieve_queue(name: str) -> Call[QueueInfo]:
-    return Call("GET", f"/api/v1/queues/{_segment(name, 'queue name')}", QueueInfo.model_validate)
-
-
-def pause_queue(name: str) -> Call[QueueInfo]:
-    return Call(
-        "POST", f"/api/v1/queues/{_segment(name, 'queue name')}/pause", QueueInfo.model_validate
-    )
-
-
-def resume_queue(name: str) -> Call[QueueInfo]:
-    return Call(
-        "POST", f"/api/v1/queues/{_segment(name, 'queue name')}/resume", QueueInfo.model_validate
-    )
-
-
-def set_queue_concurrency(name: str, limit: int | None) -> Call[QueueInfo]:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise InvalidRequest(
-            f"a concurrency limit is a whole number >= 0, or None for no limit; got {limit!r}"
-        )
-    return Call(
-        "POST",
-        f"/api/v1/queues/{_segment(name, 'queue name')}/concurrency",
-        QueueInfo.model_validate,
-        body={"concurrency_limit": limit},
-    )
-
-
-def create_token(
-    *,
-    timeout: float | str | None = None,
-    idempotency_key: str | None = None,
-    tags: list[str] | None = None,
-) -> Call[Token]:
-    body: dict[str, Any] = {"timeout": timeout, "idempotency_key": idempotency_key, "tags": tags}
-    return Call(
-        "POST",
-        "/api/v1/waitpoints/tokens",
-        Token.model_validate,
-        body={k: v for k, v in body.items() if v is not None},
-    )
-
-
-def complete_token(token_id: str, data: Any = None) -> Call[Token]:
-    return Call(
-        "POST",
-        f"/api/v1/waitpoints/tokens/{_segment(token_id, 'token id')}/complete",
-        Token.model_validate,
-        body={"data": to_json_value(data, "data")},
-    )
-
-
-def retrieve_token(token_id: str) -> Call[Token]:
-    return Call(
-        "GET", f"/api/v1/waitpoints/tokens/{_segment(token_id, 'token id')}", Token.model_validate
-    )
-
-
-def list_tokens(
-    *, status: str | None = None, limit: int = 50, cursor: str | None = None
-) -> Call[Page[Token]]:
-    params = [("limit", str(limit))]
-    if status:
-        params.append(("status", status))
-    if cursor:
-        params.append(("cursor", cursor))
-    return Call(
-        "GET",
-        "/api/v1/waitpoints/tokens",
-        lambda data: Page([Token.model_validate(t) for t in data["data"]], data.get("next_cursor")),
-        params=tuple(params),
-    )
-
-
-# -- deployments: versions of the task code in the key's environment ---------------------------
-
-DEPLOY_ENVIRONMENTS = ("staging", "prod", "preview")
-
-
-def _version(version: Any) -> str:
-    return _segment(version, "version (YYYYMMDD.N)")
-
-
-def create_deployment(
-    *,
-    environment: str,
-    tasks: list[TaskDefinition],
-    bundle: bytes,
-    lock_sha256: str,
-    details: Mapping[str, Any] | None = None,
-    branch: str | None = None,
-    promote: bool = True,
-) -> Call[Deployment]:
-    """Upload a version (what `conveyor deploy` sends once it has built and checked the bundle)."""
-    if environment not in DEPLOY_ENVIRONMENTS:
-        raise InvalidRequest(
-            f"deploy to one of {', '.join(DEPLOY_ENVIRONMENTS)}, not {environment!r}"
-        )
-    if not isinstance(bundle, bytes | bytearray) or not bundle:
-        raise InvalidRequest("bundle must be the bytes of a tar.gz")
-    body: dict[str, Any] = {
-        "environment": environment,
-        "tasks": [t.model_dump(mode="json") for t in tasks],
-        "bundle": base64.b64encode(bytes(bundle)).decode(),
-        "lock_sha256": lock_sha256,
-        "details": dict(details or {}),
-        "promote": promote,
-    }
-    if branch is not None:
-        body["branch"] = branch
-    return Call("POST", "/api/v1/deployments", Deployment.model_validate, body=body)
-
-
-def list_deployments(*, limit: int = 20, cursor: str | None = None) -> Call[DeploymentPage]:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
-        raise InvalidRequest(f"limit must be a whole number from 1 to 100, got {limit!r}")
-    params = [("limit", str(limit))] + ([("cursor", cursor)] if cursor is not None else [])
-
-    def parse(data: Any) -> DeploymentPage:
-        return DeploymentPage(
-            [Deployment.model_validate(d) for d in data["data"]], data.get("next_cursor")
-        )
-
-    return Call("GET", "/api/v1/deployments", parse, params=tuple(params))
-
-
-def retrieve_deployment(version: str) -> Call[Deployment]:
-    """A version; `"current"` names the current one."""
-    return Call("GET", f"/api/v1/deployments/{_version(version)}", Deployment.model_validate)
-
-
-def promote_deployment(version: str) -> Call[Deployment]:
-    return Call(
-        "POST", f"/api/v1/deployments/{_version(version)}/promote", Deployment.model_validate
-    )
-
-
-def deployment_bundle(version: str) -> Call[tuple[DeploymentBundle, bytes]]:
-    """A version's bundle and its bytes, checked against its sha256."""
-
-    def parse(data: Any) -> tuple[DeploymentBundle, bytes]:
-        meta = DeploymentBundle.model_validate(data)
-        try:
-            raw = base64.b64decode(meta.bundle, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValueError("the bundle is not base64") from exc
-        if hashlib.sha256(raw).hexdigest() != meta.bundle_sha256:
-            raise ValueError(f"the bundle of version {version} does not match its sha256")
-        return meta, raw
-
-    return Call("GET", f"/api/v1/deployments/{_version(version)}/bundle", parse)
-
-
-# -- accounts: sent with a personal access token (cv_pat_...), not an environment key --------
-
-_projects = TypeAdapter(list[Project])
-_environments = TypeAdapter(list[ProjectEnvironment])
-
-
-def whoami() -> Call[User]:
-    return Call("GET", "/api/v1/me", User.model_validate)
-
-
-def create_project(
-    name: str, *, slug: str | None = None, organization: str | None = None
-) -> Call[Project]:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidRequest(f"a project needs a name, got {name!r}")
-    body: dict[str, Any] = {"name": name.strip(), "slug": slug, "organization": organization}
-    return Call(
-        "POST",
-        "/api/v1/projects",
-        Project.model_validate,
-        body={k: v for k, v in body.items() if v is not None},
-    )
-
-
-def list_projects() -> Call[list[Project]]:
-    return Call("GET", "/api/v1/projects", lambda data: _projects.validate_python(data["data"]))
-
-
-def retrieve_project(ref: str) -> Call[Project]:
-    return Call("GET", f"/api/v1/projects/{_segment(ref, 'project')}", Project.model_validate)
-
-
-def list_environments(ref: str) -> Call[list[ProjectEnvironment]]:
-    return Call(
-        "GET",
-        f"/api/v1/projects/{_segment(ref, 'project')}/environments",
-        lambda data: _environments.validate_python(data["data"]),
-    )
-
-
-def preview_environment(ref: str, branch: str) -> Call[ProjectEnvironment]:
-    """The preview environment of `branch`, made on the server if it does not exist yet."""
-    if not isinstance(branch, str) or not branch.strip():
-        raise InvalidRequest(f"a preview environment needs a branch name, got {branch!r}")
-    return Call(
-        "POST",
-        f"/api/v1/projects/{_segment(ref, 'project')}/environments",
-        ProjectEnvironment.model_validate,
-        body={"branch": branch.strip()},
-    )
-
-
-def _key_path(ref: str, env: str) -> str:
-    return f"/api/v1/projects/{_segment(ref, 'project')}/environments/{_segment(env, 'environment')}/key"
-
-
-def environment_key(ref: str, env: str) -> Call[EnvironmentKey]:
-    """`env` is the environment's slug: dev, staging, prod or preview-<branch>."""
-    return Call("GET", _key_path(ref, env), EnvironmentKey.model_validate)
-
-
-def rotate_environment_key(ref: str, env: str) -> Call[EnvironmentKey]:
-    return Call("POST", _key_path(ref, env) + "/rotate", EnvironmentKey.model_validate)
-
-
 # -- the worker protocol (conveyor worker) --------------------------------------------------
 
 _lease_reply = TypeAdapter(LeaseReply)
@@ -504,7 +151,7 @@ _log_entries = TypeAdapter(list[LogEntry])
 
 
 def _worker(worker_id: str, action: str) -> str:
-    return f"/api/v1/workers/{_segment(worker_id, 'worker id')}/{action}"
+    return f"/api/v1/workers/{segment(worker_id, 'worker id')}/{action}"
 
 
 def register_worker(
@@ -715,16 +362,53 @@ def headers(secret_key: str) -> dict[str, str]:
     }
 
 
-def poll_delay(
-    run: Run, interval: float, deadline: float | None, now: float, timeout: float | None
-) -> float | None:
-    """How long `runs.poll` sleeps before looking again: None once the run has ended,
-    TimeoutError once the deadline has passed."""
-    if run.status.is_final:
-        return None
-    if deadline is None:
-        return interval
-    remaining = deadline - now
-    if remaining <= 0:
-        raise TimeoutError(f"run {run.id} is still {run.status.value} after {timeout:g}s")
-    return min(interval, remaining)
+# -- plans: how a call is sent, without sending it -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """A pause a plan asks for before it goes on (a Retry-After, a poll's interval)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a plan is given back for a request it yielded: the status and the body."""
+
+    status: int
+    content: bytes
+    retry_after: str | None = None
+
+
+# What a plan yields: a request to make (answered with an `Answer`) or a pause (answered with None).
+Effect = Call[Any] | Sleep
+Plan = Generator[Effect, Any, T]
+# What a multi-step operation yields: a call (answered with its result) or a pause.
+Steps = Generator[Call[Any] | Sleep, Any, T]
+
+
+def exchange(call: Call[T]) -> Plan[T]:
+    """Send `call` and read its answer; after a 429 or 503 wait the Retry-After and send it again,
+    a few times (`retry_delay`), unless the call says not to (a heartbeat is sent again anyway)."""
+    retries = 0 if call.resend_refused else REFUSED_RETRIES
+    while True:
+        answer: Answer = yield call
+        delay = retry_delay(answer.status, answer.retry_after, retries)
+        if delay is None:
+            return read_response(call, answer.status, answer.content)
+        retries += 1
+        yield Sleep(delay)
+
+
+def plan(made: Call[T] | Steps[T]) -> Plan[T]:
+    """The plan of an operation: its one call, or its steps with each call exchanged."""
+    if isinstance(made, Call):
+        return (yield from exchange(made))
+    reply: Any = None
+    while True:
+        try:
+            step = made.send(reply)
+        except StopIteration as done:
+            return done.value
+        reply = (yield from exchange(step)) if isinstance(step, Call) else (yield step)

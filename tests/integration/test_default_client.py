@@ -76,6 +76,25 @@ def test_module_level_tasks_and_runs(configured: str) -> None:
     asyncio.run(main())
 
 
+def test_module_level_namespaces_have_every_operation_of_the_async_client(
+    configured: str,
+) -> None:
+    def operations(namespace: object) -> set[str]:
+        return {name for name in dir(namespace) if not name.startswith("_")}
+
+    async def main() -> None:
+        client = default_client()
+        assert operations(tasks) == operations(client.tasks)
+        assert operations(runs) == operations(client.runs)
+        assert operations(default_module.queues) == operations(client.queues)
+        handle = await tasks.trigger("hello", {})
+        assert (await runs.trace(handle.id)).root.id == handle.id
+        assert [r.id for r in await runs.list(roots=True, task="hello")] == [handle.id]
+        await client.aclose()
+
+    asyncio.run(main())
+
+
 def test_task_trigger_outside_a_run_goes_through_the_default_client(
     configured: str, backend: Backend
 ) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from changelog_testing import EXAMPLE, GIT_ENV, Platform, commit, git
+from changelog_testing import EXAMPLE, GIT_ENV, commit, git
+
+from conveyor.testing.platform import DevPlatform
 
 if str(EXAMPLE) not in sys.path:
     sys.path.insert(0, str(EXAMPLE))
@@ -38,10 +39,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevPlatform]:
     root = tmp_path_factory.mktemp("changelog") / "example"
     root.mkdir()
     for name in ("tasks", "changelog_agent"):
@@ -50,7 +48,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **GIT_ENV}
     for name in ("ANTHROPIC_API_KEY", "CONVEYOR_API_URL", "CONVEYOR_SECRET_KEY"):
         env.pop(name, None)  # no model call from the tests, whatever the machine has
-    server = Platform(root, port, env)
+    server = DevPlatform(root, env=env)
     server.start()
     yield server
     server.stop()

@@ -8,13 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from changelog_testing import Platform, git
+from changelog_testing import git
 
 from conveyor import Client
+from conveyor.testing.platform import DevPlatform
 
 
 @pytest.fixture(scope="module")
-def client(platform: Platform) -> Iterator[Client]:
+def client(platform: DevPlatform) -> Iterator[Client]:
     with Client(api_url=platform.api_url, secret_key=platform.secret_key) as c:
         yield c
 

@@ -26,7 +26,7 @@ if str(EXAMPLE) not in sys.path:
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from tts_testing import Platform, free_port  # after the example is on sys.path
+    from tts_testing import Platform  # after the example is on sys.path
 
     if shutil.which("espeak-ng") is None:
         pytest.fail(
@@ -53,7 +53,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "CONVEYOR_SECRET_KEY",
     ):
         env.pop(name, None)
-    server = Platform(root, free_port(), env)
+    server = Platform(root, env=env)
     server.start()
     yield server
     server.stop()

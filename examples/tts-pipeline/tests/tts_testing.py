@@ -1,28 +1,22 @@
 """What the example's tests share: small MP3s made on the spot (a sine tone encoded by LAME,
-with or without the tags the local speech engine writes), made-up stories, GraphQL calls."""
+with or without the tags the local speech engine writes), made-up stories, GraphQL calls, and
+the platform the pipeline tests run on (`conveyor.testing.platform`'s `conveyor dev`)."""
 
 from __future__ import annotations
 
 import io
-import json
 import math
-import os
 import random
-import signal
-import socket
 import struct
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import lameenc
 from mutagen.mp3 import MP3
 from tts_pipeline import mp3
 from tts_pipeline.speech.espeak import _id3v1_trailer, _id3v2_tag
+
+from conveyor.testing.platform import DevPlatform
 
 
 def tone(seconds: float, rate: int = 22050, hz: float = 440.0) -> bytes:
@@ -128,67 +122,10 @@ def graphql_errors(client: Any, query: str, **variables: Any) -> list[str]:
     return [e["message"] for e in body.get("errors") or []]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Platform:
-    """A running `conveyor dev` on a copy of the example, in its own process group."""
-
-    root: Path
-    port: int
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def secret_key(self) -> str:
-        return str(json.loads((self.root / ".conveyor" / "dev.json").read_text())["secret_key"])
+class Platform(DevPlatform):
+    """A running `conveyor dev` on a copy of the example, with its data folder (TTS_DATA_DIR)."""
 
     @property
     def data(self) -> Path:
+        assert self.env is not None
         return Path(self.env["TTS_DATA_DIR"])
-
-    def output(self) -> str:
-        log = self.root / "dev.out"
-        return log.read_text(errors="replace") if log.exists() else ""
-
-    def start(self, timeout: float = 60) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli.main", "dev", "--port", str(self.port)],
-            cwd=self.root,
-            stdout=(self.root / "dev.out").open("wb"),
-            stderr=subprocess.STDOUT,
-            env=self.env,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"conveyor dev exited early:\n{self.output()}")
-            try:
-                if (
-                    "Loaded tasks" in self.output()
-                    and httpx.get(f"{self.api_url}/healthz", timeout=1).is_success
-                ):
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"conveyor dev did not start in {timeout}s:\n{self.output()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)

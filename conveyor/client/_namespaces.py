@@ -1,0 +1,594 @@
+"""Every operation of the public API, written once for `Client`, `AsyncClient` and the default
+client: `client.tasks`, `.runs`, `.queues`, `.waitpoints`, `.projects`, `.deployments`.
+
+An operation is a method that builds its `Call` (or, for `runs.poll`, yields its steps) and
+never sends anything; `@operation` turns it into a plain method on a namespace whose sender is
+a `Sender` (`Client`: it returns the result) and into a coroutine method on one whose sender is
+an `AsyncSender` (`AsyncClient`, `conveyor.runs`: it must be awaited). Types follow: mypy sees
+`Client().runs.retrieve(...)` as a `Run` and `AsyncClient().runs.retrieve(...)` as an awaitable
+of one. A new operation is one method here; both clients have it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import hashlib
+import inspect
+import re
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+from pydantic import TypeAdapter
+
+from conveyor.client._calls import (
+    MAX_BATCH_ITEMS,
+    UNSET,
+    Answer,
+    Call,
+    DeploymentPage,
+    Page,
+    Plan,
+    RunPage,
+    Sleep,
+    Steps,
+    merge_options,
+    plan,
+    segment,
+    time_param,
+)
+from conveyor.errors import InvalidRequest
+from conveyor.models import (
+    Deployment,
+    DeploymentBundle,
+    EnvironmentKey,
+    LogLine,
+    Project,
+    ProjectEnvironment,
+    QueueInfo,
+    Run,
+    RunStatus,
+    TaskDefinition,
+    Token,
+    Trace,
+    TriggerOptions,
+    User,
+)
+from conveyor.models import dump_trigger_options as trigger_options
+from conveyor.results import BatchHandle, RunHandle
+from conveyor.serialization import to_json_value
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# -- senders: what carries a plan out ---------------------------------------------------------
+
+
+class Sender:
+    """Carries plans out synchronously: each request is sent and each pause slept, blocking."""
+
+    def request(self, call: Call[Any]) -> Answer:
+        raise NotImplementedError
+
+    def run(self, plan: Plan[T]) -> T:
+        reply: Any = None
+        while True:
+            try:
+                step = plan.send(reply)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                reply = None
+            else:
+                reply = self.request(step)
+
+
+class AsyncSender:
+    """Carries plans out asynchronously: each request and each pause is awaited."""
+
+    async def request(self, call: Call[Any]) -> Answer:
+        raise NotImplementedError
+
+    async def run(self, plan: Plan[T]) -> T:
+        reply: Any = None
+        while True:
+            try:
+                step = plan.send(reply)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                reply = None
+            else:
+                reply = await self.request(step)
+
+
+S = TypeVar("S", bound=Sender | AsyncSender, covariant=True)
+
+
+class Namespace(Generic[S]):
+    """A group of operations sent by one sender (`client.runs` sends with its client's)."""
+
+    def __init__(self, sender: S) -> None:
+        self._sender = sender
+
+
+_RESULT = re.compile(r"(?:Call|Steps)\[(.*)\]")
+
+
+class operation(Generic[P, T]):
+    """An operation of the API: a method building its call, sent by the namespace's sender."""
+
+    def __init__(self, build: Callable[Concatenate[Any, P], Call[T] | Steps[T]]) -> None:
+        self.build = build
+        self.name = build.__name__
+        self.__doc__ = build.__doc__
+        # what help() shows: the method returning its result (a `Run`), not the call it builds
+        signature = inspect.signature(build)
+        result = _RESULT.fullmatch(str(signature.return_annotation))
+        self.__signature__ = signature.replace(
+            return_annotation=result[1] if result else signature.return_annotation
+        )
+        self.bound_signature = self.__signature__.replace(
+            parameters=list(signature.parameters.values())[1:]
+        )
+
+    def __repr__(self) -> str:
+        return f"<operation {self.name}{self.bound_signature}>"
+
+    def __call__(self, namespace: Namespace[Any], *args: Any, **kwargs: Any) -> Any:
+        """`Runs.retrieve(client.runs, run_id)`, as with any method called on its class."""
+        return self.__get__(namespace, type(namespace))(*args, **kwargs)
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, namespace: None, owner: type[Any]) -> operation[P, T]: ...
+
+    @overload
+    def __get__(self, namespace: Namespace[Sender], owner: type[Any]) -> Callable[P, T]: ...
+
+    @overload
+    def __get__(
+        self, namespace: Namespace[AsyncSender], owner: type[Any]
+    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    def __get__(self, namespace: Namespace[Any] | None, owner: type[Any]) -> Any:
+        if namespace is None:
+            return self
+        build, sender = self.build, namespace._sender
+        bound: Any
+        if isinstance(sender, AsyncSender):
+
+            async def bound(*args: Any, **kwargs: Any) -> Any:
+                return await sender.run(plan(build(namespace, *args, **kwargs)))
+
+        else:
+
+            def bound(*args: Any, **kwargs: Any) -> Any:
+                return sender.run(plan(build(namespace, *args, **kwargs)))
+
+        functools.update_wrapper(bound, build)
+        bound.__signature__ = self.bound_signature
+        del bound.__wrapped__  # the signature above, not the builder's
+        # kept on the instance: later lookups find it there and skip this descriptor
+        namespace.__dict__[self.name] = bound
+        return bound
+
+
+# -- the operations ---------------------------------------------------------------------------
+
+_tasks = TypeAdapter(list[TaskDefinition])
+_logs = TypeAdapter(list[LogLine])
+_queues = TypeAdapter(list[QueueInfo])
+_projects = TypeAdapter(list[Project])
+_environments = TypeAdapter(list[ProjectEnvironment])
+
+DEPLOY_ENVIRONMENTS = ("staging", "prod", "preview")
+
+
+def _handle(task_id: str) -> Callable[[Any], RunHandle]:
+    return lambda data: RunHandle(
+        str(data["id"]), str(data.get("task_id") or task_id), bool(data.get("is_cached"))
+    )
+
+
+class Tasks(Namespace[S]):
+    """`client.tasks`: trigger tasks and read their definitions."""
+
+    @operation
+    def trigger(
+        self,
+        task_id: str,
+        payload: Any = None,
+        *,
+        options: Mapping[str, Any] | TriggerOptions | None = None,
+        **kwargs: Any,
+    ) -> Call[RunHandle]:
+        """Start a run of `task_id` with `payload` (JSON; pydantic models and datetimes are
+        converted). Options go as keywords (`tags=["a"]`, `delay="1h"`) or as `options=`."""
+        body = {"payload": to_json_value(payload), "options": merge_options(options, kwargs)}
+        path = f"/api/v1/tasks/{segment(task_id, 'task id')}/trigger"
+        return Call("POST", path, _handle(task_id), body=body)
+
+    @operation
+    def batch_trigger(self, task_id: str, items: Iterable[Mapping[str, Any]]) -> Call[BatchHandle]:
+        """Start one run per item (`{"payload": ..., "options": {...}}`), 1 to 1,000, all or none."""
+        if isinstance(items, Mapping | str | bytes) or not isinstance(items, Iterable):
+            raise InvalidRequest("batch items must be a list of {'payload': ..., 'options': {...}}")
+        items = list(items)
+        if not 1 <= len(items) <= MAX_BATCH_ITEMS:
+            raise InvalidRequest(f"a batch holds 1 to {MAX_BATCH_ITEMS} items, got {len(items)}")
+        wire = []
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping) or set(item) - {"payload", "options"}:
+                raise InvalidRequest(
+                    f"items[{index}] must be a dict with 'payload' and optionally 'options'"
+                )
+            wire.append(
+                {
+                    "payload": to_json_value(item.get("payload"), f"items[{index}].payload"),
+                    "options": trigger_options(item.get("options"), f"items[{index}]: "),
+                }
+            )
+        handle = _handle(task_id)
+
+        def parse(data: Any) -> BatchHandle:
+            return BatchHandle(str(data["batch_id"]), [handle(run) for run in data["runs"]])
+
+        path = f"/api/v1/tasks/{segment(task_id, 'task id')}/batch"
+        return Call("POST", path, parse, body={"items": wire})
+
+    @operation
+    def retrieve(self, task_id: str) -> Call[TaskDefinition]:
+        """The definition of a task the workers serve; NotFound if none does."""
+        path = f"/api/v1/tasks/{segment(task_id, 'task id')}"
+        return Call("GET", path, TaskDefinition.model_validate)
+
+    @operation
+    def list(self) -> Call[list[TaskDefinition]]:
+        """Every task the environment's workers serve."""
+        return Call("GET", "/api/v1/tasks", lambda data: _tasks.validate_python(data["data"]))
+
+
+def _run(run_id: str) -> Call[Run]:
+    return Call("GET", f"/api/v1/runs/{segment(run_id, 'run id')}", Run.model_validate)
+
+
+class Runs(Namespace[S]):
+    """`client.runs`: read, list, cancel, replay and wait for runs."""
+
+    @operation
+    def retrieve(self, run_id: str) -> Call[Run]:
+        """The run with its attempt count and finished attempts (`attempt_list`)."""
+        return _run(run_id)
+
+    @operation
+    def cancel(self, run_id: str) -> Call[Run]:
+        """Cancel a run that has not ended; Conflict if it has."""
+        path = f"/api/v1/runs/{segment(run_id, 'run id')}/cancel"
+        return Call("POST", path, Run.model_validate)
+
+    @operation
+    def replay(self, run_id: str, payload: Any = UNSET) -> Call[RunHandle]:
+        """A new run of the same task and options, with the same payload unless `payload` is given."""
+        body = {} if payload is UNSET else {"payload": to_json_value(payload)}
+        path = f"/api/v1/runs/{segment(run_id, 'run id')}/replay"
+        return Call("POST", path, _handle(""), body=body)
+
+    @operation
+    def logs(self, run_id: str) -> Call[list[LogLine]]:
+        """The run's log lines, oldest first."""
+        path = f"/api/v1/runs/{segment(run_id, 'run id')}/logs"
+        return Call("GET", path, lambda data: _logs.validate_python(data["data"]))
+
+    @operation
+    def trace(self, run_id: str) -> Call[Trace]:
+        """The run's spans as a tree: attempts, and the steps, triggers, waits and tokens of each."""
+        path = f"/api/v1/runs/{segment(run_id, 'run id')}/trace"
+        return Call("GET", path, Trace.model_validate)
+
+    @operation
+    def poll(self, run_id: str, interval: float = 0.5, timeout: float | None = None) -> Steps[Run]:
+        """The run once it has ended (any final status); TimeoutError after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run: Run = yield _run(run_id)
+            if run.status.is_final:
+                return run
+            if deadline is None:
+                yield Sleep(interval)
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"run {run.id} is still {run.status.value} after {timeout:g}s")
+            yield Sleep(min(interval, remaining))
+
+    # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
+    @operation
+    def list(
+        self,
+        status: str | RunStatus | Iterable[str | RunStatus] | None = None,
+        task: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        created_from: datetime | str | float | None = None,
+        created_to: datetime | str | float | None = None,
+        roots: bool = False,
+    ) -> Call[RunPage]:
+        """One page of runs, newest first; pass `page.next_cursor` as `cursor` for the next. With
+        `roots=True`, only the runs no other run triggered (each run's `child_count` says how many
+        it triggered)."""
+        params: list[tuple[str, str]] = []
+        if roots:
+            params.append(("roots", "true"))
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else [*status]
+            params.extend(
+                ("status", str(s.value if isinstance(s, RunStatus) else s)) for s in statuses
+            )
+        for name, value in (("task", task), ("tag", tag), ("cursor", cursor)):
+            if value is not None:
+                params.append((name, value))
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidRequest(f"limit must be a whole number from 1 to 1000, got {limit!r}")
+        params.append(("limit", str(limit)))
+        if created_from is not None:
+            params.append(("created_from", time_param(created_from, "created_from")))
+        if created_to is not None:
+            params.append(("created_to", time_param(created_to, "created_to")))
+
+        def parse(data: Any) -> RunPage:
+            return RunPage([Run.model_validate(r) for r in data["data"]], data.get("next_cursor"))
+
+        return Call("GET", "/api/v1/runs", parse, params=tuple(params))
+
+
+def _queue(name: str, action: str = "") -> str:
+    return f"/api/v1/queues/{segment(name, 'queue name')}{action}"
+
+
+class Queues(Namespace[S]):
+    """`client.queues`: list queues, pause and resume them, change their limit."""
+
+    @operation
+    def retrieve(self, name: str) -> Call[QueueInfo]:
+        """A queue with its counts of queued and executing runs; NotFound if there is none."""
+        return Call("GET", _queue(name), QueueInfo.model_validate)
+
+    @operation
+    def pause(self, name: str) -> Call[QueueInfo]:
+        """No new run of the queue starts until it is resumed."""
+        return Call("POST", _queue(name, "/pause"), QueueInfo.model_validate)
+
+    @operation
+    def resume(self, name: str) -> Call[QueueInfo]:
+        """Runs of the queue start again."""
+        return Call("POST", _queue(name, "/resume"), QueueInfo.model_validate)
+
+    @operation
+    def set_concurrency(self, name: str, limit: int | None) -> Call[QueueInfo]:
+        """Override the queue's concurrency limit; None clears the override (the code's limit applies again)."""
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise InvalidRequest(
+                f"a concurrency limit is a whole number >= 0, or None for no limit; got {limit!r}"
+            )
+        body = {"concurrency_limit": limit}
+        return Call("POST", _queue(name, "/concurrency"), QueueInfo.model_validate, body=body)
+
+    @operation
+    def list(self) -> Call[list[QueueInfo]]:
+        """Every queue of the environment."""
+        return Call("GET", "/api/v1/queues", lambda data: _queues.validate_python(data["data"]))
+
+
+def _token(token_id: str, action: str = "") -> str:
+    return f"/api/v1/waitpoints/tokens/{segment(token_id, 'token id')}{action}"
+
+
+class Waitpoints(Namespace[S]):
+    """Waitpoint tokens: `client.waitpoints.create_token(...)`, `.complete_token(id, data)`."""
+
+    @operation
+    def create_token(
+        self,
+        *,
+        timeout: float | str | None = None,
+        idempotency_key: str | None = None,
+        tags: list[str] | None = None,
+    ) -> Call[Token]:
+        """A token a run can wait for (`wait.for_token`) until it is completed or times out."""
+        body = {"timeout": timeout, "idempotency_key": idempotency_key, "tags": tags}
+        body = {k: v for k, v in body.items() if v is not None}
+        return Call("POST", "/api/v1/waitpoints/tokens", Token.model_validate, body=body)
+
+    @operation
+    def complete_token(self, token_id: str, data: Any = None) -> Call[Token]:
+        """Complete a token; every run waiting on it resumes with `data` as the output."""
+        body = {"data": to_json_value(data, "data")}
+        return Call("POST", _token(token_id, "/complete"), Token.model_validate, body=body)
+
+    @operation
+    def retrieve_token(self, token_id: str) -> Call[Token]:
+        """A token with its status, and its output once completed."""
+        return Call("GET", _token(token_id), Token.model_validate)
+
+    @operation
+    def list_tokens(
+        self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Call[Page[Token]]:
+        """One page of tokens, newest first; pass `page.next_cursor` as `cursor` for the next."""
+        params = [("limit", str(limit))]
+        if status:
+            params.append(("status", status))
+        if cursor:
+            params.append(("cursor", cursor))
+
+        def parse(data: Any) -> Page[Token]:
+            return Page([Token.model_validate(t) for t in data["data"]], data.get("next_cursor"))
+
+        return Call("GET", "/api/v1/waitpoints/tokens", parse, params=tuple(params))
+
+
+def _project(ref: str, rest: str = "") -> str:
+    return f"/api/v1/projects/{segment(ref, 'project')}{rest}"
+
+
+def _key(ref: str, env: str) -> str:
+    return _project(ref, f"/environments/{segment(env, 'environment')}/key")
+
+
+class Projects(Namespace[S]):
+    """`client.projects`: projects, their environments and keys. These calls need a personal
+    access token (cv_pat_...) as the client's key, not an environment's key."""
+
+    @operation
+    def whoami(self) -> Call[User]:
+        """The user of the token and their organizations."""
+        return Call("GET", "/api/v1/me", User.model_validate)
+
+    @operation
+    def create(
+        self, name: str, *, slug: str | None = None, organization: str | None = None
+    ) -> Call[Project]:
+        """A project with its dev, staging and prod environments; Conflict if the slug is taken."""
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidRequest(f"a project needs a name, got {name!r}")
+        body = {"name": name.strip(), "slug": slug, "organization": organization}
+        body = {k: v for k, v in body.items() if v is not None}
+        return Call("POST", "/api/v1/projects", Project.model_validate, body=body)
+
+    @operation
+    def retrieve(self, ref: str) -> Call[Project]:
+        """A project by ref (proj_...) or slug."""
+        return Call("GET", _project(ref), Project.model_validate)
+
+    @operation
+    def environments(self, ref: str) -> Call[list[ProjectEnvironment]]:
+        """The project's environments: dev, staging, prod and one per preview branch."""
+        return Call(
+            "GET",
+            _project(ref, "/environments"),
+            lambda data: _environments.validate_python(data["data"]),
+        )
+
+    @operation
+    def preview_environment(self, ref: str, branch: str) -> Call[ProjectEnvironment]:
+        """The preview environment of a git branch, made if it does not exist yet."""
+        if not isinstance(branch, str) or not branch.strip():
+            raise InvalidRequest(f"a preview environment needs a branch name, got {branch!r}")
+        body = {"branch": branch.strip()}
+        path = _project(ref, "/environments")
+        return Call("POST", path, ProjectEnvironment.model_validate, body=body)
+
+    @operation
+    def key(self, ref: str, env: str) -> Call[EnvironmentKey]:
+        """The secret key of environment `env` (dev, staging, prod or preview-<branch>)."""
+        return Call("GET", _key(ref, env), EnvironmentKey.model_validate)
+
+    @operation
+    def rotate_key(self, ref: str, env: str) -> Call[EnvironmentKey]:
+        """A new secret key for the environment; the old one stops working."""
+        return Call("POST", _key(ref, env) + "/rotate", EnvironmentKey.model_validate)
+
+    # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
+    @operation
+    def list(self) -> Call[list[Project]]:
+        """Every project of your organizations."""
+        return Call("GET", "/api/v1/projects", lambda data: _projects.validate_python(data["data"]))
+
+
+def _deployment(version: Any, action: str = "") -> str:
+    return f"/api/v1/deployments/{segment(version, 'version (YYYYMMDD.N)')}{action}"
+
+
+class Deployments(Namespace[S]):
+    """`client.deployments`: the versions of the task code deployed to the key's environment
+    (staging, prod or a preview branch). Promote one to make new runs start on it; promoting
+    an older one is a rollback. Runs already started keep their version."""
+
+    @operation
+    def retrieve(self, version: str) -> Call[Deployment]:
+        """A version (YYYYMMDD.N) with its tasks and whether it is current; NotFound if not deployed."""
+        return Call("GET", _deployment(version), Deployment.model_validate)
+
+    @operation
+    def current(self) -> Call[Deployment]:
+        """The version new runs start on; NotFound while nothing is deployed."""
+        return Call("GET", _deployment("current"), Deployment.model_validate)
+
+    @operation
+    def promote(self, version: str) -> Call[Deployment]:
+        """Make `version` current (an older one: a rollback)."""
+        return Call("POST", _deployment(version, "/promote"), Deployment.model_validate)
+
+    @operation
+    def create(
+        self,
+        *,
+        environment: str,
+        tasks: list[TaskDefinition],
+        bundle: bytes,
+        lock_sha256: str,
+        details: Mapping[str, Any] | None = None,
+        branch: str | None = None,
+        promote: bool = True,
+    ) -> Call[Deployment]:
+        """Upload a built bundle as a new version (`conveyor deploy` builds, checks and calls this)."""
+        if environment not in DEPLOY_ENVIRONMENTS:
+            raise InvalidRequest(
+                f"deploy to one of {', '.join(DEPLOY_ENVIRONMENTS)}, not {environment!r}"
+            )
+        if not isinstance(bundle, bytes | bytearray) or not bundle:
+            raise InvalidRequest("bundle must be the bytes of a tar.gz")
+        body: dict[str, Any] = {
+            "environment": environment,
+            "tasks": [t.model_dump(mode="json") for t in tasks],
+            "bundle": base64.b64encode(bytes(bundle)).decode(),
+            "lock_sha256": lock_sha256,
+            "details": dict(details or {}),
+            "promote": promote,
+        }
+        if branch is not None:
+            body["branch"] = branch
+        return Call("POST", "/api/v1/deployments", Deployment.model_validate, body=body)
+
+    @operation
+    def bundle(self, version: str) -> Call[tuple[DeploymentBundle, bytes]]:
+        """A version's bundle (its description, and the tar.gz checked against its sha256), as workers fetch it."""
+
+        def parse(data: Any) -> tuple[DeploymentBundle, bytes]:
+            meta = DeploymentBundle.model_validate(data)
+            try:
+                raw = base64.b64decode(meta.bundle, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ValueError("the bundle is not base64") from exc
+            if hashlib.sha256(raw).hexdigest() != meta.bundle_sha256:
+                raise ValueError(f"the bundle of version {version} does not match its sha256")
+            return meta, raw
+
+        return Call("GET", _deployment(version, "/bundle"), parse)
+
+    # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
+    @operation
+    def list(self, *, limit: int = 20, cursor: str | None = None) -> Call[DeploymentPage]:
+        """One page of versions, newest first; pass `page.next_cursor` as `cursor` for the next."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise InvalidRequest(f"limit must be a whole number from 1 to 100, got {limit!r}")
+        params = [("limit", str(limit))] + ([("cursor", cursor)] if cursor is not None else [])
+
+        def parse(data: Any) -> DeploymentPage:
+            return DeploymentPage(
+                [Deployment.model_validate(d) for d in data["data"]], data.get("next_cursor")
+            )
+
+        return Call("GET", "/api/v1/deployments", parse, params=tuple(params))
