@@ -34,7 +34,7 @@ from conveyor.sdk.logger import logger
 from conveyor.sdk.queue import Queue, queue
 from conveyor.sdk.retry import retry
 from conveyor.sdk.step import step
-from conveyor.sdk.task import Task, schema_task, task
+from conveyor.sdk.task import BatchItem, Task, schema_task, task
 from conveyor.sdk.wait import wait
 from conveyor.version import __version__
 
@@ -44,6 +44,7 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BatchHandle",
+    "BatchItem",
     "BatchResult",
     "Client",
     "ConfigError",

@@ -37,7 +37,7 @@ def prepare_items(items: Any) -> list[tuple[str, Any, dict[str, Any]]]:
             raise PayloadError(
                 f"items[{index}] must be {{'task': <a task>, 'payload': ..., 'options': {{...}}}}"
             )
-        task: Task[Any] = item["task"]
+        task: Task[Any, Any] = item["task"]
         prepared.append(
             (
                 task.id,
@@ -49,7 +49,7 @@ def prepare_items(items: Any) -> list[tuple[str, Any, dict[str, Any]]]:
 
 
 class Batch:
-    async def trigger_by_task(self, items: list[dict[str, Any]]) -> BatchHandle:
+    async def trigger_by_task(self, items: list[dict[str, Any]]) -> BatchHandle[Any]:
         """Start one run per item, each of its own task; returns at once."""
         prepared = prepare_items(items)
         scope = current_scope()
@@ -70,7 +70,7 @@ class Batch:
         handles = [await client.tasks.trigger(t, p, **o) for t, p, o in prepared]
         return BatchHandle("", handles)
 
-    async def trigger_by_task_and_wait(self, items: list[dict[str, Any]]) -> BatchResult:
+    async def trigger_by_task_and_wait(self, items: list[dict[str, Any]]) -> BatchResult[Any]:
         """Start one run per item and wait for all of them (the run suspends meanwhile)."""
         prepared = prepare_items(items)
         scope = current_scope()

@@ -5,15 +5,22 @@
 
 A `Task` only describes: running it is the worker's job, triggering it goes through the
 attempt's runtime (inside a run) or the HTTP client (anywhere else).
+
+A task is typed by its run function: `Task[PayloadT, OutputT]`, the type of its payload (the
+schema's model for `schema_task`) and of what it returns (awaited, for an `async def`). So
+`send_email.trigger(p)` checks `p`, and `await send_email.trigger_and_wait(p)` is a
+`Result[dict]`. The types are for type checkers only; at run time payloads are checked as
+before (JSON, or the schema).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Generic, NotRequired, Protocol, TypedDict, overload
 
 from pydantic import BaseModel, ValidationError
+from typing_extensions import TypeVar
 
 from conveyor.durations import parse_duration
 from conveyor.errors import ConveyorError, PayloadError, TaskDefinitionError, validation_summary
@@ -31,17 +38,33 @@ from conveyor.sdk.context import current_scope
 from conveyor.sdk.queue import Queue, as_queue
 from conveyor.serialization import to_json_value
 
-F = TypeVar("F", bound=Callable[..., Any])
+# a task's payload type is only ever given to it (contravariant), its output only given back
+PayloadT = TypeVar("PayloadT", contravariant=True, default=Any)
+OutputT = TypeVar("OutputT", covariant=True, default=Any)
+# the same, as solved from one decorated function
+P = TypeVar("P")
+R = TypeVar("R")
+M = TypeVar("M", bound=BaseModel)  # a schema_task's schema
+
 HOOKS = ("on_start", "on_success", "on_failure", "on_cancel")
 _RETRY_KEYS = set(RetryPolicy.model_fields)
 
 
-class Task(Generic[F]):
-    """A task: an id, a run function, and how its runs are queued, retried and limited."""
+class BatchItem(TypedDict, Generic[P]):
+    """One run of a batch: its payload, and its trigger options (the names of `trigger`'s)."""
+
+    payload: P
+    options: NotRequired[Mapping[str, Any]]
+
+
+class Task(Generic[PayloadT, OutputT]):
+    """A task: an id, a run function, and how its runs are queued, retried and limited.
+
+    `Task[PayloadT, OutputT]`: what its run function takes as payload and what it returns."""
 
     def __init__(
         self,
-        fn: F,
+        fn: Callable[..., Any],
         *,
         id: str,
         queue: Queue | str | dict[str, Any] | None = None,
@@ -69,7 +92,7 @@ class Task(Generic[F]):
         if not callable(fn):
             raise TaskDefinitionError(f"task {id!r}: the run function is not callable")
         self.id = id
-        self.fn = fn
+        self.fn: Callable[..., Any] = fn
         self.queue = as_queue(queue, id)
         self.retry = dict(retry or {})
         unknown = set(self.retry) - _RETRY_KEYS
@@ -180,7 +203,13 @@ class Task(Generic[F]):
 
     # -- triggering ------------------------------------------------------------------------
 
-    async def trigger(self, payload: Any = None, **options: Any) -> RunHandle:
+    @overload
+    async def trigger(
+        self: Task[None, OutputT], payload: None = None, **options: Any
+    ) -> RunHandle[OutputT]: ...
+    @overload
+    async def trigger(self, payload: PayloadT, **options: Any) -> RunHandle[OutputT]: ...
+    async def trigger(self, payload: Any = None, **options: Any) -> RunHandle[OutputT]:
         """Start a run of this task; returns at once with its handle. Inside a run it is a
         durable call: a replay of the parent does not trigger the child again."""
         body = self.prepare_payload(payload)
@@ -196,7 +225,7 @@ class Task(Generic[F]):
 
         return await default_client().tasks.trigger(self.id, body, **opts)
 
-    async def batch_trigger(self, items: list[dict[str, Any]]) -> BatchHandle:
+    async def batch_trigger(self, items: list[BatchItem[PayloadT]]) -> BatchHandle[OutputT]:
         """Start one run per item (`{"payload": ..., "options": {...}}`), up to 1,000 at once."""
         prepared = self._prepare_items(items)
         scope = current_scope()
@@ -214,7 +243,13 @@ class Task(Generic[F]):
             self.id, [{"payload": p, "options": o} for _, p, o in prepared]
         )
 
-    async def trigger_and_wait(self, payload: Any = None, **options: Any) -> Result:
+    @overload
+    async def trigger_and_wait(
+        self: Task[None, OutputT], payload: None = None, **options: Any
+    ) -> Result[OutputT]: ...
+    @overload
+    async def trigger_and_wait(self, payload: PayloadT, **options: Any) -> Result[OutputT]: ...
+    async def trigger_and_wait(self, payload: Any = None, **options: Any) -> Result[OutputT]:
         """Start a run and wait for it to end. Inside a run the parent suspends meanwhile (no
         slot held); from a backend this polls. Never raises for the child's failure: check
         `result.ok`, or `result.unwrap()` to raise TaskRunFailed."""
@@ -232,17 +267,20 @@ class Task(Generic[F]):
         handle = await client.tasks.trigger(self.id, body, **opts)
         run = await client.runs.poll(handle.id)
         ok = run.status == "COMPLETED"
+        output: Any = run.output if ok else None  # JSON: what the run function returned
         return Result(
             ok=ok,
             id=run.id,
             task_id=self.id,
-            output=run.output if ok else None,
+            output=output,
             error=None
             if ok
             else (run.error.model_dump() if run.error else {"message": run.status}),
         )
 
-    async def batch_trigger_and_wait(self, items: list[dict[str, Any]]) -> BatchResult:
+    async def batch_trigger_and_wait(
+        self, items: list[BatchItem[PayloadT]]
+    ) -> BatchResult[OutputT]:
         """Start one run per item and wait for all of them; `results.runs` is in input order."""
         prepared = self._prepare_items(items)
         scope = current_scope()
@@ -295,6 +333,38 @@ def _takes_ctx(fn: Callable[..., Any], task_id: str) -> bool:
     return len(params) == 2
 
 
+class TaskDecorator(Protocol):
+    """What `task(...)` returns: it makes a `Task[P, R]` of a run function taking `(payload: P)`
+    or `(payload: P, ctx)` and returning `R`, or a coroutine of `R` for an `async def`."""
+
+    # The coroutine forms come first: an `async def` matches the plain forms too, with the
+    # coroutine as its output. `Coroutine` rather than `Awaitable`: when the function has a
+    # parameter typed Any (unannotated, or a bare `dict`), mypy takes the first matching form
+    # only if every matching form has the same parameter type once solved, else it gives Any.
+    @overload
+    def __call__(self, fn: Callable[[P, Any], Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[P], Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[P, Any], R], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[P], R], /) -> Task[P, R]: ...
+
+
+class SchemaTaskDecorator(Protocol[M]):
+    """What `schema_task(schema=Model, ...)` returns: like `TaskDecorator`, with the payload
+    typed as the schema's model (the run function receives the model)."""
+
+    @overload
+    def __call__(self, fn: Callable[[M, Any], Coroutine[Any, Any, R]], /) -> Task[M, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[M], Coroutine[Any, Any, R]], /) -> Task[M, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[M, Any], R], /) -> Task[M, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[M], R], /) -> Task[M, R]: ...
+
+
 def task(
     *,
     id: str,
@@ -308,10 +378,10 @@ def task(
     on_success: Callable[..., Any] | None = None,
     on_failure: Callable[..., Any] | None = None,
     on_cancel: Callable[..., Any] | None = None,
-) -> Callable[[F], Task[F]]:
+) -> TaskDecorator:
     """Make a task of a function taking `(payload)` or `(payload, ctx)`, sync or async."""
 
-    def wrap(fn: F) -> Task[F]:
+    def wrap(fn: Callable[..., Any]) -> Task[Any, Any]:
         return Task(
             fn,
             id=id,
@@ -333,7 +403,7 @@ def task(
 def schema_task(
     *,
     id: str,
-    schema: type[BaseModel],
+    schema: type[M],
     queue: Queue | str | dict[str, Any] | None = None,
     retry: dict[str, Any] | None = None,
     max_duration: float | None = None,
@@ -344,13 +414,14 @@ def schema_task(
     on_success: Callable[..., Any] | None = None,
     on_failure: Callable[..., Any] | None = None,
     on_cancel: Callable[..., Any] | None = None,
-) -> Callable[[F], Task[F]]:
+) -> SchemaTaskDecorator[M]:
     """Like `task`, with a pydantic model that validates the payload when it is triggered and
-    again before each attempt; the run function receives the model."""
+    again before each attempt; the run function receives the model, and the task's payload
+    type is the model (a dict is validated too, but a type checker wants the model)."""
     if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
         raise TaskDefinitionError(f"schema_task {id!r}: schema must be a pydantic BaseModel class")
 
-    def wrap(fn: F) -> Task[F]:
+    def wrap(fn: Callable[..., Any]) -> Task[Any, Any]:
         return Task(
             fn,
             id=id,

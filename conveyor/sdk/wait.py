@@ -76,7 +76,7 @@ class Wait:
             timeout=seconds, idempotency_key=idempotency_key, tags=tags
         )
 
-    async def for_token(self, token: Token | str) -> Result:
+    async def for_token(self, token: Token | str) -> Result[Any]:
         """Wait until the token is completed (ok, with its data as output) or times out (not ok)."""
         token_id = token.id if isinstance(token, Token) else token
         result = await _durable("wait.for_token").wait_token(token_id)

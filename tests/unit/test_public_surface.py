@@ -8,6 +8,7 @@ EXPECTED = {
     "AsyncClient",
     "AuthenticationError",
     "BatchHandle",
+    "BatchItem",
     "BatchResult",
     "Client",
     "ConfigError",

@@ -7,9 +7,11 @@ from pydantic import BaseModel, Field
 
 from conveyor import logger, schema_task
 
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+
 
 class WelcomeEmail(BaseModel):
-    to: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    to: str = Field(pattern=EMAIL_PATTERN)
     name: str = Field(min_length=1)
     plan: Literal["free", "pro"] = "free"
 

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from pydantic import BaseModel, Field
-from tasks.tts_chunk import tts_chunk
+from tasks.tts_chunk import Chunk, tts_chunk
 from tts_pipeline import audio_files
 from tts_pipeline.chunking import chunk_text
 from tts_pipeline.jobs import JobStore
@@ -72,12 +72,7 @@ async def generate_audio(payload: GenerateAudio, ctx: Context) -> dict:
     results = await tts_chunk.batch_trigger_and_wait(
         [
             {
-                "payload": {
-                    "job_id": payload.job_id,
-                    "index": i,
-                    "text": text,
-                    "voice": payload.voice,
-                },
+                "payload": Chunk(job_id=payload.job_id, index=i, text=text, voice=payload.voice),
                 "options": {"tags": [f"job:{payload.job_id}"]},
             }
             for i, text in enumerate(chunks)

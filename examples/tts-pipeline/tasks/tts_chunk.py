@@ -8,6 +8,7 @@ apart; an error that a retry cannot fix (a bad voice, a wrong key) fails the chu
 from __future__ import annotations
 
 import asyncio
+from typing import TypedDict
 
 from pydantic import BaseModel, Field
 from tts_pipeline import faults, mp3
@@ -28,6 +29,15 @@ class Chunk(BaseModel):
     voice: str
 
 
+class SpokenChunk(TypedDict):
+    """What a chunk run returns, as the orchestrator reads it from its results."""
+
+    key: str
+    bytes: int
+    seconds: float
+    provider: str
+
+
 @schema_task(
     id="tts-chunk",
     schema=Chunk,
@@ -35,7 +45,7 @@ class Chunk(BaseModel):
     max_duration=120,
     retry={"max_attempts": 3, "factor": 2, "min_timeout_ms": 1000, "max_timeout_ms": 15_000},
 )
-async def tts_chunk(payload: Chunk, ctx: Context) -> dict:
+async def tts_chunk(payload: Chunk, ctx: Context) -> SpokenChunk:
     text = faults.apply(payload.text, ctx.attempt.number)  # test-only, see tts_pipeline/faults.py
     provider = provider_from_env()
     try:
