@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conveyor.dashboard import DashboardSettings
+from conveyor.dashboard import DashboardSettings, mount_dashboard
 from conveyor.engine.engine import Engine
 from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition, TriggerOptions
 from conveyor.server import create_app
@@ -75,7 +75,8 @@ def main() -> None:
         )
     print(f"{args.runs:,} runs made in {time.perf_counter() - started:.1f} s")
 
-    app = create_app(engine, dashboard=DashboardSettings(local_env_id=env.id), rate_limit=False)
+    app = create_app(engine, rate_limit=False)
+    mount_dashboard(app, engine, DashboardSettings(local_env_id=env.id))
     client = TestClient(app, base_url="http://127.0.0.1:3030", client=("127.0.0.1", 5000))
     assert client.get("/runs").status_code == 200
 

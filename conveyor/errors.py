@@ -3,6 +3,7 @@
     ConveyorError                     root: catch this to catch anything of ours
     ├── ConfigError                   the project's config is missing or wrong
     ├── TaskDefinitionError           a task is defined wrongly (duplicate id, bad option)
+    │   └── TaskLoadError             the task code could not be imported
     ├── PayloadError                  a payload or output is not JSON, or fails its schema
     ├── NotFound                      a run, task or queue does not exist (in this environment)
     ├── Conflict                      the request contradicts the current state (cancel a finished run)
@@ -54,6 +55,12 @@ class TaskDefinitionError(ConveyorError):
     """A task is defined wrongly."""
 
     code = "task_definition_invalid"
+
+
+class TaskLoadError(TaskDefinitionError):
+    """The task code could not be imported."""
+
+    code = "task_load_failed"
 
 
 class PayloadError(ConveyorError):

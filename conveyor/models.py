@@ -182,7 +182,7 @@ class OutOfMemoryRetry(BaseModel):
 
 
 class RetryPolicy(WireModel):
-    """How a failed attempt is retried; the delay formula lives in `conveyor.engine.policy`."""
+    """How a failed attempt is retried; the delay formula lives in `conveyor.retries`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -18,10 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conveyor.build.bundle import extract_bundle
-from conveyor.errors import ConveyorError
+from conveyor.bundles import extract_bundle
+from conveyor.errors import ConveyorError, TaskLoadError
 from conveyor.models import TaskDefinition
-from conveyor.worker.discovery import TaskLoadError
 
 INDEX_TIMEOUT = 300.0
 

@@ -57,7 +57,7 @@ def environment_settings(
     """(api_url, key) of the environment: the key given (--secret-key, CONVEYOR_SECRET_KEY),
     else the one fetched with the `conveyor login` token for `project` and `env`; None leaves
     the rest to the client's own defaults."""
-    from conveyor.cli.credentials import account_client
+    from conveyor.cli.options import account_client
 
     connection = resolve_connection(api_url, secret_key)
     key = connection.secret_key or os.environ.get("CONVEYOR_SECRET_KEY")

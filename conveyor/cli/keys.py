@@ -10,8 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from conveyor.cli.credentials import account_client
-from conveyor.cli.options import BadArgument, account_options, json_option
+from conveyor.cli.options import BadArgument, account_client, account_options, json_option
 from conveyor.models import EnvironmentKey
 
 F = TypeVar("F", bound=Callable[..., Any])

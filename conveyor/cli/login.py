@@ -9,9 +9,9 @@ import sys
 
 import click
 
-from conveyor.cli.credentials import TOKEN_PREFIX, Logins, login_url
 from conveyor.cli.options import BadArgument, json_option, resolve_connection
 from conveyor.cli.output import print_json
+from conveyor.client.credentials import TOKEN_PREFIX, Logins, login_url
 
 
 def _ask_token() -> str:

@@ -1,4 +1,4 @@
-"""Options shared by the commands that talk to a Conveyor server, and the client they open.
+"""Options shared by the commands that talk to a Conveyor server, and the clients they open.
 
 `--api-url` and `--secret-key` may be given on the group (`conveyor --api-url ... runs list`)
 or on the command (`conveyor runs list --api-url ...`); the command's value wins. Anything
@@ -88,6 +88,21 @@ def open_client(api_url: str | None, secret_key: str | None) -> Iterator[Client]
         close = getattr(client, "close", None)
         if callable(close):
             close()
+
+
+@contextmanager
+def account_client(api_url: str | None) -> Iterator[Client]:
+    """A Client sending the personal access token for the server (conveyor/client/credentials.py),
+    closed afterwards. The command's --api-url wins over the group's."""
+    from conveyor.client import Client
+    from conveyor.client.credentials import account_settings
+
+    url, token = account_settings(resolve_connection(api_url, None).api_url)
+    client = Client(api_url=url, secret_key=token)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 class BadArgument(click.UsageError):

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import click
 
-from conveyor.cli.credentials import account_client
-from conveyor.cli.options import account_options, json_option
+from conveyor.cli.options import account_client, account_options, json_option
 from conveyor.cli.output import print_json
 from conveyor.models import Project
 

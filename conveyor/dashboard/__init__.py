@@ -29,7 +29,8 @@ STATIC = Path(__file__).parent / "static"
 
 
 def mount_dashboard(app: FastAPI, engine: Engine, settings: DashboardSettings) -> None:
-    """Serve the dashboard from `app` (which must have the engine and its wake-ups)."""
+    """Serve the dashboard from `app`, an API app from `conveyor.server.create_app(engine)`
+    (whose engine, wake-ups and error handling it uses); the platform mounts it."""
     from conveyor.dashboard import accounts, deploys, queues, runs, tasks, tokens
 
     app.state.dashboard = Access(engine, settings)

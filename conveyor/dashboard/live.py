@@ -4,9 +4,9 @@ something changed in the viewer's environment, and sends it only when its HTML c
     engine event for env X (any server, through the store) ─┐
     or POLL_SECONDS without one (a lease, a log line) ──────┴─▶ render ─▶ "event: <name>" if new
 
-The wake-ups are the engine's events as the server's Wakeups hands them to workers' long
-polls; a stream waits only on its own environment's, and renders only through the viewer's
-environment, so it can show nothing of another. A stream of a logged-in viewer checks every
+The wake-ups are the engine's events as its Wakeups (conveyor/engine/wakeups.py) hand them to
+workers' long polls; a stream waits only on its own environment's, and renders only through
+the viewer's environment, so it can show nothing of another. A stream of a logged-in viewer checks every
 RECHECK_SECONDS that their session still holds (a revoked token ends it).
 """
 
@@ -21,8 +21,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from conveyor.dashboard.access import Viewer, access_of
+from conveyor.engine.wakeups import Wakeups
 from conveyor.errors import ConveyorError
-from conveyor.server.wakeups import Wakeups
 
 POLL_SECONDS = 1.5
 SETTLE_SECONDS = 0.15  # after a wake-up, let the burst of changes behind it land first

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from conveyor.build.bundle import MAX_BUNDLE_BYTES, bundle_problem
+from conveyor.bundles import MAX_BUNDLE_BYTES, bundle_problem
 from conveyor.durations import parse_duration
 from conveyor.engine.views import json_text
 from conveyor.errors import InvalidRequest, NotFound

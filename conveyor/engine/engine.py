@@ -32,8 +32,8 @@ from typing import Any
 
 import jsonschema
 
+from conveyor import retries
 from conveyor.durations import parse_duration, resolve_when
-from conveyor.engine import policy
 from conveyor.engine.accounts import Accounts, hash_secret
 from conveyor.engine.deployments import Deployments
 from conveyor.engine.durable import DurableExecution
@@ -971,7 +971,7 @@ class Engine(WorkerProtocol, DurableExecution, Deployments):
             return {row["env_id"]}
         if retriable and attempt < row["max_attempts"]:
             retry = RetryPolicy.model_validate_json(row["retry"])
-            delay = policy.retry_delay_ms(retry, attempt) / 1000.0
+            delay = retries.retry_delay_ms(retry, attempt) / 1000.0
             tx.run("requeue_run", id=row["id"], error=error_json, available_at=now + delay, now=now)
             return {row["env_id"]}
         output = outcome.output_json if outcome.kind == "completed" else None

@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.cli.credentials import TOKEN_ENV, TOKEN_PREFIX, Logins
 from conveyor.client import AsyncClient
+from conveyor.client.credentials import TOKEN_ENV, TOKEN_PREFIX, Logins
 from conveyor.client.settings import (
     API_URL_ENV,
     DEFAULT_API_URL,

@@ -33,9 +33,9 @@ from conveyor.engine.engine import Engine
 from conveyor.errors import ConfigError
 from conveyor.eventloop import use_fast_event_loop
 from conveyor.platform.console import RunReporter
+from conveyor.platform.link import LocalLink
 from conveyor.platform.serving import ApiService, check_port
 from conveyor.store import open_store
-from conveyor.worker.link import LocalLink
 from conveyor.worker.supervisor import Supervisor
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
-from conveyor.dashboard import DashboardSettings
+from conveyor.dashboard import DashboardSettings, mount_dashboard
 from conveyor.engine.engine import Engine
 from conveyor.errors import ConfigError, ConveyorError
 from conveyor.server.app import create_app
@@ -84,7 +84,9 @@ class ApiService:
         # token callback URLs must reach this server from wherever they are used
         engine.public_url = os.environ.get(PUBLIC_URL_ENV) or self.api_url
         engine.token_secret()  # made once, before anything needs to sign a token URL
-        self.app = create_app(engine, dashboard=dashboard)
+        self.app = create_app(engine)
+        if dashboard is not None:
+            mount_dashboard(self.app, engine, dashboard)
         self.server = _Server(
             uvicorn.Config(
                 self.app,

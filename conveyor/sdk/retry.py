@@ -7,9 +7,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from conveyor.engine.policy import retry_delay_ms
 from conveyor.errors import AbortTaskRunError
 from conveyor.models import RetryPolicy
+from conveyor.retries import retry_delay_ms
 from conveyor.sdk.logger import logger
 
 

@@ -7,19 +7,16 @@ in its threadpool, so a slow transaction never blocks the event loop.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from fastapi import FastAPI
 
 from conveyor.engine.engine import Engine
+from conveyor.engine.wakeups import Wakeups
 from conveyor.server.api import api_router
 from conveyor.server.errors import install_error_handlers
 from conveyor.server.ratelimit import RateLimit, RateLimitMiddleware, rate_limit_from_env
 from conveyor.server.schemas import ErrorResponse, Health
-from conveyor.server.wakeups import Wakeups
-
-if TYPE_CHECKING:
-    from conveyor.dashboard import DashboardSettings
 
 API_DESCRIPTION = """\
 Trigger tasks and inspect, cancel and replay runs of a Conveyor environment.
@@ -36,13 +33,12 @@ def create_app(
     *,
     title: str = "Conveyor",
     rate_limit: RateLimit | Literal[False] | None = None,
-    dashboard: DashboardSettings | None = None,
 ) -> FastAPI:
-    """The API app over `engine`. Other parts (dashboard, worker protocol) add their own
-    routers to it; they share the JSON error handling installed here. `rate_limit` caps
-    requests per API key (conveyor/server/ratelimit.py): None takes CONVEYOR_RATE_LIMIT or
-    the default, False turns it off. With `dashboard`, the web dashboard is served at `/`
-    (conveyor/dashboard)."""
+    """The API app over `engine`. Other parts add their own routers to it and share the JSON
+    error handling and the engine's wake-ups (`app.state.wakeups`) installed here: the
+    platform mounts the web dashboard at `/` (conveyor/dashboard's `mount_dashboard`).
+    `rate_limit` caps requests per API key (conveyor/server/ratelimit.py): None takes
+    CONVEYOR_RATE_LIMIT or the default, False turns it off."""
     from conveyor.version import __version__
 
     limit = rate_limit_from_env() if rate_limit is None else rate_limit
@@ -53,10 +49,6 @@ def create_app(
     if limit:
         app.add_middleware(RateLimitMiddleware, limit=limit)
     app.include_router(api_router)
-    if dashboard is not None:
-        from conveyor.dashboard import mount_dashboard
-
-        mount_dashboard(app, engine, dashboard)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness check")
     def healthz() -> Health:

@@ -11,15 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.config import Config
-from conveyor.errors import ConfigError, TaskDefinitionError
+from conveyor.errors import ConfigError, TaskDefinitionError, TaskLoadError
 from conveyor.models import ModuleFailure, TaskDefinition
 from conveyor.sdk.task import Task
-
-
-class TaskLoadError(TaskDefinitionError):
-    """The task code could not be imported."""
-
-    code = "task_load_failed"
 
 
 def module_names(config: Config) -> list[str]:

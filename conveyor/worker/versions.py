@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.build.bundle import extract_bundle, read_lock
+from conveyor.bundles import extract_bundle, read_lock
 from conveyor.errors import ConveyorError
 from conveyor.models import DeploymentBundle
 

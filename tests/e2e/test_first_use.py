@@ -11,8 +11,8 @@ import pytest
 
 from conveyor import NotFound
 from conveyor.engine.engine import Engine
+from conveyor.platform.link import LocalLink
 from conveyor.store import open_store
-from conveyor.worker.link import LocalLink
 from conveyor.worker.supervisor import Supervisor
 from tests.e2e.conftest import wait_for
 

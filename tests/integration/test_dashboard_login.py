@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 from fastapi.testclient import TestClient
 
-from conveyor.dashboard import DashboardSettings
+from conveyor.dashboard import DashboardSettings, mount_dashboard
 from conveyor.server import create_app
 
 if TYPE_CHECKING:
@@ -27,7 +27,8 @@ def csrf_of(html: str) -> str:
 
 @pytest.fixture
 def server(backend: Backend) -> Iterator[TestClient]:
-    app = create_app(backend.engine, dashboard=DashboardSettings())
+    app = create_app(backend.engine)
+    mount_dashboard(app, backend.engine, DashboardSettings())
     with TestClient(app, base_url="https://conveyor.example", follow_redirects=False) as client:
         yield client
 
@@ -161,7 +162,8 @@ def test_a_cookie_kept_from_before_logging_out_is_refused(
 def test_a_session_ends_at_its_max_age_whatever_the_cookie_says(backend: Backend) -> None:
     token = backend.engine.accounts.bootstrap_admin()
     assert token is not None
-    app = create_app(backend.engine, dashboard=DashboardSettings(session_max_age=60))
+    app = create_app(backend.engine)
+    mount_dashboard(app, backend.engine, DashboardSettings(session_max_age=60))
     with TestClient(app, base_url="https://conveyor.example", follow_redirects=False) as client:
         log_in(client, token)
         assert client.get("/runs").status_code == 200

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 from fastapi.testclient import TestClient
 
-from conveyor.dashboard import DashboardSettings
+from conveyor.dashboard import DashboardSettings, mount_dashboard
 from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition, TriggerOptions
 from conveyor.protocol import LogEntry
 from conveyor.server import create_app
@@ -35,9 +35,11 @@ def csrf_of(html: str) -> str:
 
 @pytest.fixture
 def dashboard(backend: Backend) -> Iterator[TestClient]:
-    app = create_app(
+    app = create_app(backend.engine)
+    mount_dashboard(
+        app,
         backend.engine,
-        dashboard=DashboardSettings(local_env_id=backend.env.id, local_secret_key=backend.key),
+        DashboardSettings(local_env_id=backend.env.id, local_secret_key=backend.key),
     )
     with TestClient(
         app, base_url="http://127.0.0.1:3030", client=LOCAL, follow_redirects=False
@@ -241,7 +243,8 @@ def test_actions_change_state_through_the_engine(dashboard: TestClient, backend:
 
 
 def test_the_dev_dashboard_answers_only_this_machine(backend: Backend) -> None:
-    app = create_app(backend.engine, dashboard=DashboardSettings(local_env_id=backend.env.id))
+    app = create_app(backend.engine)
+    mount_dashboard(app, backend.engine, DashboardSettings(local_env_id=backend.env.id))
     with TestClient(app, base_url="http://127.0.0.1:3030", client=("192.168.1.20", 5000)) as client:
         assert client.get("/runs").status_code == 403
     with TestClient(
@@ -265,7 +268,8 @@ def test_the_vendored_front_end_is_served_with_its_license(dashboard: TestClient
 def prod_dashboard(backend: Backend) -> Iterator[tuple[TestClient, str]]:
     """The dashboard of the project's prod environment (this machine, no login); and its env id."""
     prod = backend.engine.ensure_environment("proj_test", "prod", "prod")
-    app = create_app(backend.engine, dashboard=DashboardSettings(local_env_id=prod.id))
+    app = create_app(backend.engine)
+    mount_dashboard(app, backend.engine, DashboardSettings(local_env_id=prod.id))
     with TestClient(
         app, base_url="http://127.0.0.1:3030", client=LOCAL, follow_redirects=False
     ) as client:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.build.bundle import LOCK_FILE, build_bundle, extract_bundle, read_lock
+from conveyor.build.bundle import build_bundle
 from conveyor.build.lock import dependency_lock, normalize
+from conveyor.bundles import LOCK_FILE, extract_bundle, read_lock
 from conveyor.config import load_config
 from conveyor.errors import ConfigError
 

@@ -2,8 +2,8 @@
 
 import random
 
-from conveyor.engine.policy import retry_delay_ms, should_retry
 from conveyor.models import RetryPolicy
+from conveyor.retries import retry_delay_ms, should_retry
 
 
 def test_delay_without_jitter_follows_the_formula():

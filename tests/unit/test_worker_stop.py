@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 
 from conveyor.engine.engine import Engine
+from conveyor.platform.link import LocalLink
 from conveyor.store import open_store
-from conveyor.worker.link import LocalLink
 from conveyor.worker.supervisor import Supervisor
 
 TASK = """

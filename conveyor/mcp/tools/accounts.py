@@ -127,7 +127,7 @@ def register(server: MCPServer[Any], access: Access) -> None:
         """Make a folder a Conveyor project: add [tool.conveyor] to its pyproject.toml (or a conveyor.toml)
         and an example task in tasks/example.py. Do not call it if the folder already has a Conveyor config
         (it refuses and changes nothing). Only create the project on the server if the user asked for it."""
-        from conveyor.cli.init import PROJECT_NAME, default_project_name, scaffold
+        from conveyor.scaffold import PROJECT_NAME, default_project_name, scaffold
 
         root = (Path.cwd() / directory).resolve()
         if root.exists() and not root.is_dir():

@@ -19,12 +19,11 @@ from pydantic import Field
 
 from conveyor.build.release import Release, prepare_release, size_text
 from conveyor.config import load_config
-from conveyor.errors import ConfigError, NotFound
+from conveyor.errors import ConfigError, NotFound, TaskLoadError
 from conveyor.mcp.access import Access, AccessError
 from conveyor.mcp.answers import DeployList, DeployOutcome, answer, deploy_line, tool_errors
 from conveyor.mcp.tools import READ, EnvironmentArg, ProjectRefArg, add
 from conveyor.models import Deployment
-from conveyor.worker.discovery import TaskLoadError
 
 DEPLOY_ENVIRONMENTS = ("staging", "prod", "preview")
 # destructive (it changes the code new runs start on) and, unlike a cancel, not idempotent: each

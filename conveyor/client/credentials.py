@@ -1,4 +1,5 @@
-"""Where `conveyor login` keeps personal access tokens, and how account commands find theirs.
+"""Where `conveyor login` keeps personal access tokens, and how account commands (the CLI's and
+the MCP server's) find theirs.
 
     $XDG_CONFIG_HOME/conveyor/config.json   (default ~/.config/conveyor/config.json), mode 0600
     {"api_url": "<the server logged in to last>", "tokens": {"<api url>": "cv_pat_..."}}
@@ -12,17 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from conveyor.client.settings import API_URL_ENV, DEFAULT_API_URL
 from conveyor.errors import AuthenticationError, ConfigError
-
-if TYPE_CHECKING:
-    from conveyor.client import Client
 
 TOKEN_ENV = "CONVEYOR_ACCESS_TOKEN"
 TOKEN_PREFIX = "cv_pat_"
@@ -107,18 +103,3 @@ def account_settings(api_url: str | None) -> tuple[str, str]:
             f"(or set {TOKEN_ENV} to a personal access token)"
         )
     return url, token.strip()
-
-
-@contextmanager
-def account_client(api_url: str | None) -> Iterator[Client]:
-    """A Client sending the personal access token for the server, closed afterwards. The
-    command's --api-url wins over the group's."""
-    from conveyor.cli.options import resolve_connection
-    from conveyor.client import Client
-
-    url, token = account_settings(resolve_connection(api_url, None).api_url)
-    client = Client(api_url=url, secret_key=token)
-    try:
-        yield client
-    finally:
-        client.close()

@@ -1,4 +1,5 @@
-"""The retry policy: when a failed attempt is tried again. Pure functions, no I/O.
+"""The retry policy: when a failed attempt is tried again. Pure functions, no I/O, shared by
+the engine (a failed run's next attempt) and the sdk (`retry.on_throw` in task code).
 
 After failed attempt n (1-based) the next attempt waits
 

@@ -1,5 +1,6 @@
 """Wake-ups for long polls: the engine says "runs may start in environment X" from whatever
-thread changed the state; workers waiting on a lease in that environment return at once.
+thread changed the state; workers waiting on a lease in that environment return at once, and
+the dashboard's live parts render again. One per app, made by `create_app` (app.state.wakeups).
 
 The engine delivers other servers' changes too (LISTEN/NOTIFY on PostgreSQL), so a worker
 long-polling one server wakes when a run is triggered through another; after the store lost

@@ -1,0 +1,86 @@
+"""The worker protocol against an Engine in the same process: what `conveyor dev` gives its
+supervisor instead of conveyor/worker/link.py's `HttpLink`. Each call moves off the event loop,
+because the store is synchronous. The one place a worker and the engine meet, so it belongs to
+the assembly, not to either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from conveyor.engine.engine import Engine
+from conveyor.models import ModuleFailure, TaskDefinition
+from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
+
+
+class LocalLink:
+    """The worker protocol against an Engine in the same process."""
+
+    def __init__(self, engine: Engine, env_id: str) -> None:
+        self.engine = engine
+        self.env_id = env_id
+        self.current_version: str | None = None
+        self.worker_id = ""
+        self.worker_timeout = engine.worker_timeout
+
+    async def register(
+        self, worker_id: str, name: str, tasks: list[TaskDefinition] | None, deployed: bool = False
+    ) -> None:
+        await asyncio.to_thread(
+            self.engine.register_worker, self.env_id, worker_id, name, tasks, deployed=deployed
+        )
+        self.worker_id = worker_id
+        self.current_version = await asyncio.to_thread(
+            self.engine.get_environment_version, self.env_id
+        )
+
+    async def set_tasks(self, tasks: list[TaskDefinition]) -> None:
+        await asyncio.to_thread(self.engine.set_tasks, self.env_id, tasks)
+
+    async def set_load_failures(self, failures: list[ModuleFailure]) -> None:
+        await asyncio.to_thread(self.engine.set_load_failures, self.env_id, failures)
+
+    async def lease(self, worker_id: str, capacity: int) -> LeaseReply:
+        # on the event loop: a lease is a few hundred microseconds of SQLite work, less than a
+        # thread hop costs, and it is on the path from a trigger to its start
+        return self.engine.lease(self.env_id, worker_id, capacity)
+
+    async def heartbeat(self, worker_id: str, beat: Heartbeat) -> HeartbeatReply:
+        return await asyncio.to_thread(self.engine.heartbeat, worker_id, beat)
+
+    async def complete(self, worker_id: str, outcomes: list[AttemptOutcome]) -> None:
+        await asyncio.to_thread(self.engine.complete, worker_id, outcomes)
+
+    async def hook_done(self, run_id: str, hook: str, fence: int) -> None:
+        await asyncio.to_thread(self.engine.hook_done, run_id, hook, fence)
+
+    async def append_logs(self, entries: list[LogEntry]) -> None:
+        await asyncio.to_thread(self.engine.append_logs, entries)
+
+    async def stopped(self, worker_id: str) -> None:
+        await asyncio.to_thread(self.engine.worker_stopped, worker_id)
+
+    async def call(self, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Any:
+        return await asyncio.to_thread(
+            self.engine.run_call,
+            self.env_id,
+            run_id,
+            op,
+            args,
+            worker_id=self.worker_id,
+            fence=fence,
+        )
+
+    async def suspend(
+        self,
+        worker_id: str,
+        run_id: str,
+        attempt: int,
+        fence: int,
+        waitpoints: list[str],
+        compute_used: float,
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(
+            self.engine.suspend, worker_id, run_id, attempt, waitpoints, compute_used, fence
+        )
