@@ -1,2 +1,3 @@
 """Assemblies of the layers into runnable processes: `dev` (everything in one process on
-SQLite). This is the only package that wires engine, server and worker together."""
+SQLite, the worker reaching the engine through `link`), `server`, `worker`. This is the only
+package that wires engine, server, dashboard and worker together."""

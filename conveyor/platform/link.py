@@ -1,7 +1,7 @@
 """The worker protocol against an Engine in the same process: what `conveyor dev` gives its
-supervisor instead of conveyor/worker/link.py's `HttpLink`. Each call moves off the event loop,
-because the store is synchronous. The one place a worker and the engine meet, so it belongs to
-the assembly, not to either.
+supervisor instead of conveyor/worker/link.py's `HttpLink`. Calls move off the event loop,
+because the store is synchronous (all but the lease: see there). The one place a worker and
+the engine meet, so it belongs to the assembly rather than to either.
 """
 
 from __future__ import annotations
