@@ -42,7 +42,11 @@ def create_app(
     from conveyor.version import __version__
 
     limit = rate_limit_from_env() if rate_limit is None else rate_limit
-    app = FastAPI(title=title, version=__version__, description=API_DESCRIPTION)
+    # no redirect from `/api/v1/tasks/` to `/api/v1/tasks`: a path whose last parameter is
+    # empty names nothing, and answering it with the list a client did not ask for misleads
+    app = FastAPI(
+        title=title, version=__version__, description=API_DESCRIPTION, redirect_slashes=False
+    )
     app.state.engine = engine
     app.state.wakeups = Wakeups(engine)
     install_error_handlers(app)

@@ -147,3 +147,48 @@ def test_a_log_line_with_unshowable_parts_is_kept_and_shown(
     assert [line["message"] for line in lines] == ["deep", "half ? a character"]
     assert f"{MAX_DEPTH} levels" in lines[0]["attributes"]["attributes_dropped"]
     assert "lone surrogate" in lines[1]["attributes"]["attributes_dropped"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("heartbeat", {"running": [["run_x", False]], "lease_seq": 0}),
+        ("hooks", {"done": [["run_x", "on_success", False]]}),
+        (
+            "complete",
+            {"outcomes": [{"run_id": "r", "attempt": 1, "kind": "failed", "fence": False}]},
+        ),
+        (
+            "logs",
+            {
+                "entries": [
+                    {
+                        "run_id": "r",
+                        "attempt": True,
+                        "seq": 1,
+                        "ts": 1.0,
+                        "level": "info",
+                        "message": "m",
+                    }
+                ]
+            },
+        ),
+        ("register", {"name": "w", "deployed": 0}),
+    ],
+)
+def test_the_worker_protocol_takes_json_numbers_and_booleans_only(
+    api: TestClient, path: str, body: dict[str, Any]
+) -> None:
+    worker = api.post("/api/v1/workers/w-types/register", json={"name": "w"})
+    assert worker.status_code == 200, worker.text
+    reply = api.post(f"/api/v1/workers/w-types/{path}", json=body)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["error"]["code"] == "invalid_request"
+
+
+def test_a_path_with_an_empty_last_parameter_is_not_found_rather_than_redirected(
+    api: TestClient,
+) -> None:
+    reply = api.get("/api/v1/tasks/", follow_redirects=False)
+    assert reply.status_code == 404, reply.text
+    assert reply.json()["error"]["code"] == "not_found"

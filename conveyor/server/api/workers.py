@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, field_validator
 
 from conveyor.models import TaskDefinition, WireModel
 from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
@@ -59,7 +59,8 @@ def _json_numbers_in(items: Any, kind: type, *names: str) -> Any:
 
 
 # counts and fences: far below what BIGINT holds, and exact in any JSON parser (2**53)
-Count = Annotated[int, Field(ge=0, le=2**53)]
+# strict: a JSON integer only (pydantic would take `false` for 0, and 1.0 for 1)
+Count = Annotated[int, Field(ge=0, le=2**53), Strict()]
 HookName = Literal["on_start", "on_success", "on_failure", "on_cancel"]
 
 
