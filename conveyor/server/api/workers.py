@@ -15,7 +15,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+)
 
 from conveyor.models import TaskDefinition, WireModel
 from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
@@ -59,8 +66,14 @@ def _json_numbers_in(items: Any, kind: type, *names: str) -> Any:
 
 
 # counts and fences: far below what BIGINT holds, and exact in any JSON parser (2**53)
-# strict: a JSON integer only (pydantic would take `false` for 0, and 1.0 for 1)
-Count = Annotated[int, Field(ge=0, le=2**53), Strict()]
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+# a JSON integer (1.0 is one too), never `false` for 0 as pydantic would take it
+Count = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_not_bool)]
 HookName = Literal["on_start", "on_success", "on_failure", "on_cancel"]
 
 
