@@ -108,6 +108,10 @@ class LeaseReply:
     current_version: str | None = None  # the environment's current deployed version, to warm up
     # the worker's lease count after this lease: the worker tells it back in its heartbeats
     lease_seq: int = 0
+    # seconds the server held the request (a long poll) before it answered: the rest of the
+    # round trip the worker measures is the network's, and an answer that spent long on the way
+    # is not started (a cancel may have landed meanwhile; see decisions.LATE_LEASE)
+    held: float = 0.0
 
 
 @dataclass(slots=True)

@@ -53,6 +53,17 @@ def lease_accepted(contact: bool, lease_seq: int, revoked_through: int) -> bool:
     return contact and lease_seq > revoked_through
 
 
+# A lease answer that spent longer than this on the network (its round trip less the time the
+# server held the long poll) is checked with a heartbeat before its attempts start: the network
+# was broken or slow, and the runs may have been canceled while the answer was on its way.
+LATE_LEASE = 1.0
+
+
+def lease_late(in_transit: float) -> bool:
+    """Whether a lease answer spent long enough on the network to be checked before starting."""
+    return in_transit > LATE_LEASE
+
+
 def attempt_deadline(
     started: float, max_duration: float | None, compute_used: float
 ) -> float | None:

@@ -26,7 +26,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -346,6 +346,7 @@ class Supervisor:
                     await asyncio.sleep(1.0)
                     continue
                 free = decisions.free_slots(self.capacity, self.inflight_count)
+                sent = time.monotonic()
                 try:
                     reply = await self.link.lease(self.worker_id, decisions.lease_size(free))
                 except (ConveyorError, OSError) as exc:
@@ -359,7 +360,10 @@ class Supervisor:
                 ):
                     self._background_task(self._warm(reply.current_version))  # promoted: warm it up
                 if self._accept_lease(reply):
-                    for spec in reply.attempts:
+                    attempts = reply.attempts
+                    if attempts and decisions.lease_late(time.monotonic() - sent - reply.held):
+                        attempts = await self._confirm_late(reply)
+                    for spec in attempts:
                         self._dispatch(spec, spec.machine)
                 if (
                     self._in_contact()
@@ -701,7 +705,9 @@ class Supervisor:
             await asyncio.sleep(self.heartbeat_interval)
             self._background_task(self._heartbeat())
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, also: Sequence[AttemptSpec] = ()) -> set[str] | None:
+        """One heartbeat; `also`: attempts of a lease not started yet, to be checked with the
+        rest. The runs the engine said to stop, or None when the heartbeat failed."""
         sent = time.monotonic()
         # attempts that ended but whose outcome is not sent yet are still ours to the engine
         running = [
@@ -719,13 +725,14 @@ class Supervisor:
             for i in items
             if isinstance(i, AttemptSpec)
         ]
+        running += [(s.run_id, s.fence) for s in also]
         try:
             reply = await self.link.heartbeat(
                 self.worker_id, Heartbeat(running=running, lease_seq=self._lease_seq)
             )
         except (ConveyorError, OSError) as exc:
             self._link_failed(exc)
-            return
+            return None
         self._acked_at = max(self._acked_at, sent)
         self._link_ok()  # said when the server answers again, not when a long poll ends later
         self._revoked_through = max(self._revoked_through, reply.revoked_through)
@@ -734,6 +741,7 @@ class Supervisor:
             self.reporter("contact_ok", {})
         for run_id in reply.stop:
             self.stop_run(run_id, "canceled")
+        return set(reply.stop)
 
     def _in_contact(self) -> bool:
         """Whether a heartbeat was acknowledged within the worker timeout."""
@@ -757,22 +765,43 @@ class Supervisor:
             return True
         if reply.attempts:
             self.reporter("lease_refused", {"runs": len(reply.attempts)})
-        for spec in reply.attempts:
+        self._hand_back(
+            reply.attempts,
+            "The worker had lost contact with the server when this attempt reached it; "
+            "it runs again and keeps its retries.",
+        )
+        return False
+
+    async def _confirm_late(self, reply: LeaseReply) -> list[AttemptSpec]:
+        """The attempts of a lease answer that spent seconds on the network (a partition that
+        healed, a congested link) may have been canceled or taken back while it was on its way:
+        a heartbeat listing them asks the engine first, and only those it does not stop start.
+        When the heartbeat fails too, all of them are handed back."""
+        attempts = reply.attempts
+        stop = await self._heartbeat(also=attempts)
+        revoked = reply.lease_seq <= self._revoked_through  # the worker was judged lost meanwhile
+        late = [s for s in attempts if stop is None or revoked or s.run_id in stop]
+        self._hand_back(
+            late,
+            "The answer that handed this attempt to the worker was late on the network and the "
+            "run had changed meanwhile (or could not be checked); it runs again if it still "
+            "should, and keeps its retries.",
+        )
+        return [s for s in attempts if s not in late]
+
+    def _hand_back(self, specs: list[AttemptSpec], message: str) -> None:
+        """Give back attempts of a lease without starting them: each is reported interrupted,
+        which the engine applies only if it still counts the run as this worker's."""
+        for spec in specs:
             self._record(
                 AttemptOutcome(
                     spec.run_id,
                     spec.attempt,
                     "interrupted",
-                    error={
-                        "name": "Interrupted",
-                        "code": "interrupted",
-                        "message": "The worker had lost contact with the server when this attempt reached it; "
-                        "it runs again and keeps its retries.",
-                    },
+                    error={"name": "Interrupted", "code": "interrupted", "message": message},
                 ),
                 Inflight(spec, time.monotonic(), None),
             )
-        return False
 
     @property
     def worker_timeout(self) -> float:

@@ -9,6 +9,7 @@ import pytest
 from conveyor.worker.decisions import (
     IDLE_POLL,
     KILL_GRACE,
+    LATE_LEASE,
     RESTART_BACKOFF,
     attempt_deadline,
     exit_outcome,
@@ -16,6 +17,7 @@ from conveyor.worker.decisions import (
     in_contact,
     lease_accepted,
     lease_again_at_once,
+    lease_late,
     lease_size,
     memory_kill_reason,
     past_deadline,
@@ -150,3 +152,9 @@ def test_any_other_exit_is_a_crash_that_says_how(
     outcome = exit_outcome("run_a", 3, 10.0, reason=reason, code=code)
     assert (outcome.kind, outcome.attempt) == ("crashed", 3)
     assert outcome.error == {"name": "ExecutorCrashed", "code": "crashed", "message": message}
+
+
+def test_a_lease_answer_late_on_the_network_is_checked_before_it_starts() -> None:
+    assert not lease_late(0.05)  # the usual: milliseconds on a LAN
+    assert not lease_late(LATE_LEASE)
+    assert lease_late(LATE_LEASE + 0.5)  # a partition that healed, a congested link

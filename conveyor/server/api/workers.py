@@ -226,7 +226,8 @@ async def lease(
     """Attempts to start and hooks to run, within every concurrency limit. With `wait`, answers
     as soon as there is something, or after `wait` seconds with nothing."""
     wakeups = request.app.state.wakeups
-    deadline = time.monotonic() + body.wait
+    arrived = time.monotonic()
+    deadline = arrived + body.wait
     # registered before the first read: a run made startable after any read wakes the next wait
     with wakeups.listen(env.id) as waiter:
         while True:
@@ -239,6 +240,7 @@ async def lease(
                 or body.capacity == 0
                 or wakeups.closed
             ):
+                reply.held = time.monotonic() - arrived
                 return Response(_lease_reply.dump_json(reply), media_type="application/json")
             if await request.is_disconnected():  # the worker went away: take nothing for it
                 return Response(_lease_reply.dump_json(reply), media_type="application/json")

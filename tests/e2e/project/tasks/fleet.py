@@ -8,6 +8,7 @@ from pathlib import Path
 from conveyor import queue, task
 
 EXECUTIONS = Path(__file__).resolve().parent.parent / "executions.log"
+STARTS = Path(__file__).resolve().parent.parent / "starts.log"
 
 four = queue("four", concurrency_limit=4)
 
@@ -16,6 +17,8 @@ four = queue("four", concurrency_limit=4)
 async def fleet(payload, ctx):
     """One line per execution: run, attempt, worker, start and end of the body."""
     started = time.time()
+    with STARTS.open("a") as f:
+        f.write(f"{ctx.run.id} {ctx.attempt.number} {started:.6f}\n")
     await asyncio.sleep(payload.get("seconds", 0.01))
     line = f"{ctx.run.id} {ctx.attempt.number} {os.environ.get('FLEET_WORKER', '?')} {started:.6f} {time.time():.6f}\n"
     with EXECUTIONS.open("a") as f:
