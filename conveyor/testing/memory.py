@@ -120,7 +120,6 @@ class World:
         self._timers: list[tuple[float, int, Callable[[], object]]] = []
         self._seq = itertools.count()
         self._ids = itertools.count(1)
-        self._scanned = False
         self._logs_lock = threading.Lock()
 
     def new_id(self, prefix: str) -> str:
@@ -137,19 +136,39 @@ class World:
 
     # -- finding tasks -----------------------------------------------------------------------
 
-    def resolve(self, task_id: str) -> Task[Any] | None:
-        """The task of an id: given to the test, or defined at module level in code imported."""
-        if task_id not in self.tasks and not self._scanned:
-            self._scanned = True
-            for module in list(sys.modules.values()):
-                try:
-                    values = list(vars(module).values())
-                except TypeError:
-                    continue
-                for value in values:
-                    if isinstance(value, Task):
-                        self.tasks.setdefault(value.id, value)
-        return self.tasks.get(task_id)
+    def resolve(self, task_id: str, parent: RunState | None) -> Task[Any] | str:
+        """The task of an id: one given to the test, one the triggering task's module names, or
+        the one task of that id defined at module level in the code imported. A message when
+        there is none, or several."""
+        task = self.tasks.get(task_id)
+        if task is not None:
+            return task
+        near = parent.task if parent is not None else None
+        if near is not None:
+            module = sys.modules.get(getattr(near.fn, "__module__", ""))
+            found = _tasks_in(module, task_id)
+            if found:
+                self.tasks[task_id] = found[0]
+                return found[0]
+        candidates: list[Task[Any]] = []
+        modules: list[str] = []
+        for name, module in list(sys.modules.items()):
+            for value in _tasks_in(module, task_id):
+                if all(value is not c for c in candidates):
+                    candidates.append(value)
+                    modules.append(name)
+        if len(candidates) == 1:
+            self.tasks[task_id] = candidates[0]
+            return candidates[0]
+        if candidates:
+            return (
+                f"task {task_id!r} is defined in several modules ({', '.join(modules)}); pass "
+                "the one to run in testing.run(..., tasks=[...])"
+            )
+        return (
+            f"task {task_id!r} is not defined in the code imported by the test; import its "
+            "module, pass it in testing.run(..., tasks=[...]), or mock it"
+        )
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -169,7 +188,8 @@ class World:
             if existing is not None:
                 return self.runs[existing], True
         mock = self.mocks.get(task_id)
-        task = None if mock is not None else self.resolve(task_id)
+        found = None if mock is not None else self.resolve(task_id, parent)
+        task = found if isinstance(found, Task) else None
         policy = RetryPolicy()
         if task is not None:
             policy = task.definition(
@@ -209,8 +229,7 @@ class World:
                 {
                     "name": "TaskNotFound",
                     "code": "task_not_found",
-                    "message": f"task {task_id!r} is not defined in the code imported by the "
-                    "test; import its module, pass it in tasks=[...], or mock it",
+                    "message": found,
                 },
             )
         else:
@@ -704,6 +723,14 @@ class _Runtime:
 
     def call(self, scope: AttemptScope, op: str, args: dict[str, Any]) -> Any:
         raise ConveyorError(f"{op} is not available in a test run")
+
+
+def _tasks_in(module: Any, task_id: str) -> list[Task[Any]]:
+    try:
+        values = list(vars(module).values())
+    except TypeError:
+        return []
+    return [v for v in values if isinstance(v, Task) and v.id == task_id]
 
 
 def _delay_seconds(delay: Any, now: float) -> float:

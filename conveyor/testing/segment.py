@@ -17,10 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import (
-    AbortTaskRunError,
-    PayloadError,
-)
+from conveyor.errors import AbortTaskRunError, PayloadError
 from conveyor.serialization import to_json_value
 from conveyor.testing.records import RunState, Waitpoint, as_stored
 from conveyor.worker.replay import SHORT_WAIT, JournalMismatch, describe
