@@ -16,7 +16,6 @@ from conveyor import (
     AbortTaskRunError,
     PayloadError,
     RunStatus,
-    batch,
     logger,
     schema_task,
     step,
@@ -260,7 +259,9 @@ def test_a_completion_may_be_computed_from_the_token_it_completes() -> None:
         seen.append(token)
         return {"approved": token.idempotency_key}
 
-    result = testing.run_sync(approval, {}, tokens=[testing.complete_token(answer, tags=["review"])])
+    result = testing.run_sync(
+        approval, {}, tokens=[testing.complete_token(answer, tags=["review"])]
+    )
     assert result.output["data"] == {"approved": "approve-1"}
     assert seen[0].id == result.output["token"] and seen[0].status == "PENDING"
 
