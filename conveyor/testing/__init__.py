@@ -7,7 +7,9 @@
 `run` (and `run_sync`) run a task in the test's process with its durable calls answered in
 memory; `mock` replaces a child task; `complete_token` completes the tokens a run waits on. The
 pytest plugin (conveyor/testing/plugin.py) gives the fixture `conveyor_platform`: a real platform
-on a temporary SQLite. See docs/testing.md.
+on a temporary SQLite, in the test's process (local.py). `conveyor.testing.platform` starts
+real platforms in subprocesses (`conveyor dev`, or a server and workers) for end-to-end tests.
+See docs/testing.md.
 
 The names load on first use: pytest loads the plugin in every session, and a session that does
 not use the kit should not pay for it.

@@ -150,9 +150,9 @@ class LocalPlatform:
         import uvicorn
 
         from conveyor.engine.engine import Engine
+        from conveyor.platform.link import LocalLink
         from conveyor.server.app import create_app
         from conveyor.store import open_store
-        from conveyor.worker.link import LocalLink
         from conveyor.worker.supervisor import Supervisor
 
         self._loop = asyncio.get_running_loop()

@@ -749,6 +749,6 @@ def _delay_seconds(delay: Any, now: float) -> float:
 
 
 def _retry_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
-    from conveyor.engine.policy import retry_delay_ms
+    from conveyor.retries import retry_delay_ms
 
     return retry_delay_ms(policy, attempt, rng) / 1000.0
