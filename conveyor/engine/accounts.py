@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +54,9 @@ ADMIN_NAME = "admin"
 _KEY_SECRET_SETTING = "environment_key_secret"
 _ORDER = {"dev": 0, "staging": 1, "prod": 2, "preview": 3}
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
+# what counts as blank in a name or a branch: exactly these, so the API's documented pattern
+# (`[^ \t\n\r\f\v]`) and this check agree in every regular-expression engine
+BLANK = " \t\n\r\f\v"
 MAX_SLUG = 60
 
 
@@ -62,20 +66,22 @@ def hash_secret(secret: str) -> str:
 
 
 def slugify(text: str, limit: int = MAX_SLUG) -> str:
-    """`Feature/Login Page` -> `feature-login-page`: lowercase letters, digits and single dashes."""
-    return _NOT_SLUG.sub("-", text.lower()).strip("-")[:limit].strip("-")
+    """`Feature/Login Page` -> `feature-login-page`, `Café Ünïcode` -> `cafe-unicode`: lowercase
+    letters, digits and single dashes. A text with nothing of that form (`在庫`, `---`) gets a
+    stable slug made from its hash (`x-3fa2c1d0`); only a blank text gets ""."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    slug = _NOT_SLUG.sub("-", plain.lower()).strip("-")[:limit].strip("-")
+    if not slug and text.strip(BLANK):
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        slug = "x-" + digest[: max(4, min(8, limit - 2))]
+    return slug
 
 
 def preview_slug(branch: str) -> str:
     """The slug of the preview environment of a git branch."""
-    if not isinstance(branch, str) or not branch.strip():
+    if not isinstance(branch, str) or not branch.strip(BLANK):
         raise InvalidRequest("a preview environment needs a branch name, e.g. --branch feature-x")
-    slug = slugify(branch, MAX_SLUG - len(PREVIEW_PREFIX))
-    if not slug:
-        raise InvalidRequest(
-            f"branch {branch!r} has no letter or digit to name a preview environment after"
-        )
-    return PREVIEW_PREFIX + slug
+    return PREVIEW_PREFIX + slugify(branch, MAX_SLUG - len(PREVIEW_PREFIX))
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,14 +243,16 @@ class Accounts:
     ) -> Project:
         """A project in one of the caller's organizations, with its dev, staging and prod
         environments and their keys. Conflict when the organization has a project of that slug."""
-        name = name.strip()
+        name = name.strip(BLANK)
         if not name:
             raise InvalidRequest("a project needs a name")
-        project_slug = slugify(slug if slug is not None else name)
+        if slug is not None:
+            project_slug = _NOT_SLUG.sub("-", slug.lower()).strip("-")[:MAX_SLUG].strip("-")
+        else:
+            project_slug = slugify(name)
         if not project_slug:
             raise InvalidRequest(
-                f"{(slug if slug is not None else name)!r} has no letter or digit to make a slug "
-                "of; pass a slug of letters, digits and dashes"
+                f"slug {slug!r} has no letter or digit: pass a slug of letters, digits and dashes"
             )
         now = self.clock()
         with self.store.transaction() as tx:

@@ -184,17 +184,28 @@ class TokenList(BaseModel):
 # -- accounts: projects, environments and keys (personal access token routes) ----------------
 
 
+# not blank: a character other than these (engine/accounts.py BLANK)
+NOT_BLANK = r"[^ \t\n\r\f\v]"
+
+
 class CreateProjectBody(WireModel):
     """`POST /api/v1/projects`: a name; the slug is made from it unless given."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=NOT_BLANK,
+        description="Any text that is not blank; the slug is made from it unless given",
+    )
     slug: str | None = Field(
         None,
         min_length=1,
         max_length=60,
-        description="Letters, digits and dashes; default: made from the name",
+        pattern="[A-Za-z0-9]",
+        description="Letters, digits and dashes (at least one letter or digit); default: made "
+        "from the name",
     )
     organization: str | None = Field(
         None, description="Slug of the owning organization; needed only when you belong to several"
@@ -206,7 +217,12 @@ class PreviewBody(WireModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    branch: str = Field(min_length=1, max_length=200)
+    branch: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=NOT_BLANK,
+        description="The git branch (not blank)",
+    )
 
 
 class ProjectList(BaseModel):

@@ -4,6 +4,7 @@ the rule that a personal access token and an environment key never stand in for 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,16 +161,26 @@ def test_a_project_gets_dev_staging_and_prod(engine: Engine, admin: tuple[str, C
     assert engine.accounts.get_project(caller, "my-shop").id == project.id  # by slug too
 
 
-def test_a_taken_slug_is_a_conflict_and_a_name_without_letters_is_refused(
+def test_a_taken_slug_is_a_conflict_and_any_name_that_is_not_blank_gets_a_slug(
     engine: Engine, admin: tuple[str, Caller]
 ) -> None:
     _, caller = admin
     engine.accounts.create_project(caller, "Shop")
     with pytest.raises(Conflict, match="already has a project 'shop'"):
         engine.accounts.create_project(caller, "shop")
+    with pytest.raises(InvalidRequest, match="needs a name"):
+        engine.accounts.create_project(caller, " \t ")
     with pytest.raises(InvalidRequest, match="no letter or digit"):
-        engine.accounts.create_project(caller, "!!!")
-    assert len(engine.accounts.list_projects(caller)) == 1
+        engine.accounts.create_project(caller, "Shop 2", slug="---")
+    # accents fold; a name in another script gets a stable slug from its hash, the same each time
+    assert engine.accounts.create_project(caller, "Café Ünïcode").slug == "cafe-unicode"
+    japanese = engine.accounts.create_project(caller, "在庫")
+    assert re.fullmatch(r"x-[0-9a-f]{8}", japanese.slug)
+    with pytest.raises(Conflict):
+        engine.accounts.create_project(caller, "在庫")
+    preview, _ = engine.accounts.preview_environment(caller, japanese.id, "機能/ログイン")
+    assert re.fullmatch(r"preview-x-[0-9a-f]{8}", preview.slug)
+    assert len(engine.accounts.list_projects(caller)) == 3
 
 
 def test_each_environment_key_has_the_prefix_of_its_kind(
@@ -234,7 +245,8 @@ def test_a_preview_environment_is_made_on_demand_per_branch(
     with pytest.raises(NotFound, match="--branch"):
         engine.accounts.environment_key(caller, project.id, "preview-other")
     with pytest.raises(InvalidRequest):
-        preview_slug("///")
+        preview_slug(" \n ")
+    assert preview_slug("///") == preview_slug("///") != preview_slug("---")  # stable, distinct
 
 
 def test_a_personal_access_token_is_no_environment_key_and_back(

@@ -120,8 +120,13 @@ def test_bad_project_requests_are_4xx_with_the_error_shape(http: TestClient, tok
         "invalid_request",
     )
     error_of(
-        http.post("/api/v1/projects", json={"name": "???"}, headers=bearer(token)),
-        400,
+        http.post("/api/v1/projects", json={"name": " \t "}, headers=bearer(token)),
+        422,
+        "invalid_request",
+    )
+    error_of(
+        http.post("/api/v1/projects", json={"name": "x", "slug": "---"}, headers=bearer(token)),
+        422,
         "invalid_request",
     )
     error_of(
