@@ -244,9 +244,8 @@ def _chord_figures(
 
 def _forget_pending() -> None:
     backend = app.backend
-    for mapping in getattr(
-        backend, "_pending_results", ()
-    ):  # (concrete, weak): task id -> {id: result}
+    # the backend's pending results (concrete, weak): task id -> {id: result}
+    for mapping in getattr(backend, "_pending_results", ()):
         for waiters in list(mapping.values()):
             for pending in list(waiters.values()):
                 backend.remove_pending_result(pending)

@@ -137,9 +137,8 @@ class ConveyorServer:
         self.server.stop()
         pg_counters.drop(DATABASE)
         shutil.rmtree(self._home, ignore_errors=True)
-        shutil.rmtree(
-            PROJECT / ".conveyor", ignore_errors=True
-        )  # nothing should be there; never leave state
+        # nothing should be there; never leave state
+        shutil.rmtree(PROJECT / ".conveyor", ignore_errors=True)
 
     def _client(self) -> Client:
         assert self.client is not None, "start() first"

@@ -93,9 +93,8 @@ class ConveyorPlatform:
         self.port = free_port()
         argv, self.launch_note = dev_command(self.port, launch)
         env = None
-        if (
-            loop == "asyncio"
-        ):  # hide uvloop from the dev process and its executors (shims/asyncio_loop)
+        # hide uvloop from the dev process and its executors (shims/asyncio_loop)
+        if loop == "asyncio":
             env = dict(
                 os.environ,
                 PYTHONPATH=os.pathsep.join(
@@ -138,9 +137,8 @@ class ConveyorPlatform:
         if self.client is not None:
             self.client.close()
         self.service.stop()
-        shutil.rmtree(
-            self.project / ".conveyor", ignore_errors=True
-        )  # its database, key and lock: temp state
+        # its database, key and lock: temp state
+        shutil.rmtree(self.project / ".conveyor", ignore_errors=True)
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -187,9 +185,8 @@ def throughput(
     completed_at: list[float] = []
     started_at: list[float] = []
     cursor = None
-    for _ in range(
-        runs // 1000 + 100
-    ):  # bounded: one page per 1,000 runs plus whatever came before
+    # bounded: one page per 1,000 runs plus whatever came before
+    for _ in range(runs // 1000 + 100):
         page = client.runs.list(task="noop", limit=1000, cursor=cursor)
         for run in page.data:
             if run.batch_id not in batch_ids:

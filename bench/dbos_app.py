@@ -162,9 +162,8 @@ def main() -> int:
     global FIVE
     if args.workload == "limited":
         FIVE = DBOS.register_queue("five", global_concurrency=LIMIT, polling_interval_sec=args.poll)
-        time.sleep(
-            1.5
-        )  # DBOS's queue manager looks for new queues every second and starts their thread
+        # DBOS's queue manager looks for new queues every second and starts their thread
+        time.sleep(1.5)
     if args.workload == "serve":
         DBOS.register_queue("bench", polling_interval_sec=args.poll)
         time.sleep(1.5)  # the queue manager picks new queues up every second

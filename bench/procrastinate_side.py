@@ -81,9 +81,8 @@ class ProcrastinateWorker:
             return conn.execute(query, params).fetchall()
 
     def start(self, timeout: float = 60.0) -> None:
-        os.environ["BENCH_PROCRASTINATE_URL"] = (
-            self.url
-        )  # read when procrastinate_app is imported (same URL always)
+        # read when procrastinate_app is imported (same URL always)
+        os.environ["BENCH_PROCRASTINATE_URL"] = self.url
         os.environ["BENCH_STAMP_DIR"] = str(self.stamps)
         pg_counters.recreate(DATABASE)
         import procrastinate_app

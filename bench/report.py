@@ -80,11 +80,12 @@ def table(results: dict[str, Any]) -> str:
             *rows[-1][:3],
             _ratio(cv["throughput"]["runs_per_second"], ce["throughput"]["runs_per_second"]),
         )
+    # no ratio of a failed workload
     complete = all(
         side["throughput"]["completed"] >= side["throughput"]["runs"]
         for side in (cv, ce)
         if side.get("throughput")
-    )  # no ratio of a failed workload
+    )
     add(
         "  pace after the last trigger call returned (runs/s; the client no longer competing)",
         lambda v: f"{v:.0f}",

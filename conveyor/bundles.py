@@ -16,9 +16,8 @@ from pathlib import Path, PurePosixPath
 from conveyor.errors import ConfigError
 
 LOCK_FILE = "requirements.lock"
-MAX_BUNDLE_BYTES = (
-    32 * 1024 * 1024
-)  # compressed; the server refuses larger (conveyor/engine/deployments.py)
+# compressed; the server refuses larger (conveyor/engine/deployments.py)
+MAX_BUNDLE_BYTES = 32 * 1024 * 1024
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024  # what a bundle may unpack to
 MAX_MEMBERS = 20_000
 

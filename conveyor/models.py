@@ -444,9 +444,8 @@ class Run(BaseModel):
     expires_at: datetime | None = None
     is_cached: bool = False  # this trigger returned an existing run for its idempotency key
     attempt_list: list[Attempt] | None = None
-    waiting_on: list[WaitInfo] | None = (
-        None  # what a WAITING run waits for (with the run's details)
-    )
+    # what a WAITING run waits for (with the run's details)
+    waiting_on: list[WaitInfo] | None = None
 
     @property
     def is_final(self) -> bool:

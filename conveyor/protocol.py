@@ -61,9 +61,8 @@ class AttemptSpec:
     compute_used: float = 0.0  # seconds this attempt already ran before it was suspended
     resumed: bool = False  # this continues an attempt that was suspended
     journal: list[JournalEntry] = field(default_factory=list)
-    version: str | None = (
-        None  # the deployed version whose code runs it (None: the worker's own code)
-    )
+    # the deployed version whose code runs it (None: the worker's own code)
+    version: str | None = None
     fence: int = 0  # the run's fence when it was handed out: what the attempt reports carries it
 
 
@@ -143,9 +142,8 @@ class AttemptOutcome:
     kind: OutcomeKind
     output_json: str | None = None
     error: dict[str, Any] | None = None
-    fence: int = (
-        0  # of the attempt (AttemptSpec.fence); 0 only for outcomes the engine makes itself
-    )
+    # the attempt's (AttemptSpec.fence); 0 only for outcomes the engine makes itself
+    fence: int = 0
 
 
 @dataclass(slots=True)

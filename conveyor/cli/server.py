@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import click
 
-DATABASE_URL_ENV = (
-    "CONVEYOR_DATABASE_URL"  # the same as conveyor.platform.server's; not imported: it is heavy
-)
+# the same as conveyor.platform.server's; not imported: it is heavy
+DATABASE_URL_ENV = "CONVEYOR_DATABASE_URL"
 
 
 @click.command(short_help="Run the platform for a team (SQLite or PostgreSQL).")

@@ -70,9 +70,8 @@ class Call(Generic[T]):
     parse: Callable[[Any], T]
     params: tuple[tuple[str, str], ...] = ()
     body: dict[str, Any] | None = None  # None sends no body at all
-    timeout: float | None = (
-        None  # seconds, instead of the client's own (a heartbeat must not wait long)
-    )
+    # seconds, instead of the client's own (a heartbeat must not wait long)
+    timeout: float | None = None
     resend_refused: bool = True  # send again after a 429 or 503 (a heartbeat is sent again anyway)
 
 

@@ -203,9 +203,8 @@ class Access:
         ref = self._project(project_ref)
         direct = self.direct_key()
         if direct is not None and project_ref is None and key_kind(direct[1]) == "preview":
-            return self._client(
-                *direct, "preview"
-            )  # the server refuses it if it is another branch's
+            # the server refuses it if it is another branch's
+            return self._client(*direct, "preview")
         if self.account_token() is None:
             raise AccessError(
                 f"no key for the preview of branch {branch!r}: start `conveyor mcp` with that environment's key "

@@ -69,9 +69,8 @@ def _write_config(root: Path, project: str, done: Scaffold) -> None:
     values = {"project": json.dumps(project, ensure_ascii=False)[1:-1]}
     if not pyproject.exists():
         text = Template(template("conveyor.toml.tmpl")).substitute(values)
-        parse_config(
-            tomllib.loads(text), conveyor_toml
-        )  # the template must always be a valid config
+        # the template must always be a valid config
+        parse_config(tomllib.loads(text), conveyor_toml)
         conveyor_toml.write_text(text, encoding="utf-8")
         done.created.append(conveyor_toml)
         return

@@ -101,9 +101,8 @@ class AttemptScope:
     ctx: Context
     runtime: Runtime
     durable: Durable | None = None  # None in hooks: they run after the run ended
-    fence: int = (
-        0  # the attempt's or hook job's fence: its log lines carry it (conveyor/protocol.py)
-    )
+    # the attempt's or hook job's fence: its log lines carry it (conveyor/protocol.py)
+    fence: int = 0
     _seq: itertools.count = field(init=False)
 
     def __post_init__(self) -> None:

@@ -40,9 +40,8 @@ class Wait:
         if total < 0:
             raise InvalidRequest("wait.for_ needs a duration >= 0")
         durable = _durable("wait.for_")
-        await durable.sleep_until(
-            "wait.for", time.time() + total, seconds=total
-        )  # timed by the engine's clock
+        # timed by the engine's clock
+        await durable.sleep_until("wait.for", time.time() + total, seconds=total)
 
     async def until(self, when: datetime) -> None:
         """Wait until a point in time (a naive datetime is taken as UTC)."""

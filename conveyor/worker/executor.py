@@ -231,9 +231,8 @@ class Executor:
         reason = self.cancel_reasons.pop(this, None)  # type: ignore[arg-type]
         self.flush_logs()
         if reason in ("canceled", "stale"):
-            self.send(
-                ("ended", spec.run_id)
-            )  # the body has stopped: its slot may go to another run
+            # the body has stopped: its slot may go to another run
+            self.send(("ended", spec.run_id))
             return  # the engine already ended or took back the run; nothing to report
         if reason == "suspended":
             return

@@ -43,13 +43,11 @@ from conveyor.worker.versions import PreparedVersion, VersionCache
 log = logging.getLogger("conveyor.worker")
 
 FLUSH_RETRY = 0.5  # seconds between sends of what the server or its database could not take
-STOP_REPORT_WAIT = (
-    20.0  # seconds a stopping worker keeps trying to report what its attempts reached
-)
+# seconds a stopping worker keeps trying to report what its attempts reached
+STOP_REPORT_WAIT = 20.0
 LINK_REPORT_EVERY = 30.0  # seconds between reports while the engine stays unreachable
-CALL_OUTAGE_LIMIT = (
-    120.0  # seconds a run's durable call waits out an unreachable server or database
-)
+# seconds a run's durable call waits out an unreachable server or database
+CALL_OUTAGE_LIMIT = 120.0
 VERSION_IDLE = 120.0  # seconds after which executors of a version that is not current are stopped
 # answers of a client that say the server or its database is away, not that it refused
 
@@ -77,9 +75,8 @@ class Supervisor:
         self.name = name
         self.environment = environment
         self.default_machine = default_machine
-        self.executors_per_machine = executors or max(
-            2, os.cpu_count() or 2
-        )  # one per CPU, at least 2
+        # one per CPU, at least 2
+        self.executors_per_machine = executors or max(2, os.cpu_count() or 2)
         self.capacity = capacity
         self.heartbeat_interval = heartbeat_interval
         self.reporter = reporter or (lambda event, data: None)
@@ -328,9 +325,8 @@ class Supervisor:
     def _retire_if_idle(self, proc: ExecutorProcess) -> None:
         if not proc.draining or proc.load:
             return
-        if (
-            proc.tainted
-        ):  # a thread that overran its deadline still spins in it: only a kill stops it
+        # a thread that overran its deadline still spins in it: only a kill stops it
+        if proc.tainted:
             proc.kill("retired after a timed-out sync attempt")
         elif not proc.send(("stop",)):
             proc.kill("retired")
@@ -365,9 +361,8 @@ class Supervisor:
                         attempts = await self._confirm_late(reply)
                     for spec in attempts:
                         self._dispatch(spec, spec.machine)
-                if (
-                    self._in_contact()
-                ):  # hooks have their own fence, whatever became of the attempts
+                # hooks have their own fence, whatever became of the attempts
+                if self._in_contact():
                     for job in reply.hooks:
                         self._dispatch(job, job.machine)
                 if decisions.lease_again_at_once(len(reply.attempts), free):

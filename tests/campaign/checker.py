@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 FINAL = {"COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE", "TIMED_OUT", "EXPIRED"}
+# any other final status owes on_failure
 OWED = {
     "COMPLETED": "on_success",
     "CANCELED": "on_cancel",
-}  # any other final status owes on_failure
+}
 QUEUES = {"camp-limited": "camp-limited", "camp-child": "camp-limited"}
 BODY = {
     "start",
@@ -101,9 +102,8 @@ def intervals(history: list[dict[str, Any]]) -> list[Interval]:
 
 def peak_excesses(spans: list[Interval], limit: int) -> list[dict[str, Any]]:
     """Moments when more than `limit` of `spans` execute at once (one per episode)."""
-    spans = [
-        s for s in spans if s.end > s.begin
-    ]  # a lone start line: no time known to have executed
+    # a lone start line: no time known to have executed
+    spans = [s for s in spans if s.end > s.begin]
     edges = sorted(
         [(s.begin, 1, s) for s in spans] + [(s.end, -1, s) for s in spans],
         key=lambda e: (e[0], e[1]),

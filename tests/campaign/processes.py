@@ -39,9 +39,8 @@ class Proc:
     def start(
         self, ready: str | None = None, timeout: float = 60, extra_env: dict[str, str] | None = None
     ) -> str:
-        if (
-            self.alive
-        ):  # two heals may both start it (a retried start and a later fault's): never two of it
+        # two heals may both start it (a retried start and a later fault's): never two of it
+        if self.alive:
             return self.output()
         self.starts += 1
         env = {

@@ -132,9 +132,8 @@ class Campaign:
         self.skew: dict[str, int] = {}
         self.key = ""
         self.stop_load = threading.Event()
-        self.db_busy = (
-            threading.Lock()
-        )  # one database fault at a time (a failover rebuilds the replica after)
+        # one database fault at a time (a failover rebuilds the replica after)
+        self.db_busy = threading.Lock()
         self.heals: list[tuple[float, str, Any]] = []
         self.heals_lock = threading.Lock()
         self.faults: Counter[str] = Counter()
@@ -384,9 +383,8 @@ class Campaign:
             except Exception as exc:
                 print(f"heal {what} failed: {exc}", flush=True)
                 self.history.record("heal-failed", what=what, error=str(exc))
-                if what.startswith(
-                    "start "
-                ):  # its server was away (a worker exits then): again soon
+                # its server was away (a worker exits then): again soon
+                if what.startswith("start "):
                     self.later(2.0, what, action)
 
     def fault(self, kind: str, rng: random.Random) -> None:
@@ -674,9 +672,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o755)
     left = net.clean()
-    for stale in Path(tempfile.gettempdir()).glob(
-        "cvcamp-pg-*"
-    ):  # clusters of a crashed run (now killed)
+    # clusters of a crashed run (now killed)
+    for stale in Path(tempfile.gettempdir()).glob("cvcamp-pg-*"):
         shutil.rmtree(stale, ignore_errors=True)
     if left:
         print(f"removed {len(left)} namespaces of an earlier run", flush=True)
@@ -705,9 +702,8 @@ def main(argv: list[str] | None = None) -> int:
         campaign = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
         return campaign.wait()
     finally:
-        if (
-            campaign is not None and campaign.poll() is None
-        ):  # stopped from outside: it stops its processes
+        # stopped from outside: it stops its processes
+        if campaign is not None and campaign.poll() is None:
             campaign.terminate()
             try:
                 campaign.wait(60)

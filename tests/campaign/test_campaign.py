@@ -19,9 +19,8 @@ from tests.campaign.processes import REPO
 
 pytestmark = [pytest.mark.campaign, pytest.mark.e2e]  # `-m "not e2e"` leaves it out too
 
-SECONDS = float(
-    os.environ.get("CONVEYOR_CAMPAIGN_SECONDS", 60)
-)  # the short form: a minute of faults
+# the short form: a minute of faults
+SECONDS = float(os.environ.get("CONVEYOR_CAMPAIGN_SECONDS", 60))
 SETTLING = 600  # setting up, draining and checking take less; a hung campaign is stopped after it
 
 

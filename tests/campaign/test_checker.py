@@ -54,8 +54,8 @@ def test_a_clean_history_has_no_violation() -> None:
     history = [
         line("trigger", 0, key="k1"),
         *body("r1", "a", 1, 3),
-        *body("r1", "b", 4, 5),
-    ]  # a retry after
+        *body("r1", "b", 4, 5),  # a retry after
+    ]
     assert kinds(history, [run()]) == []
 
 
@@ -72,10 +72,11 @@ def test_a_run_left_in_a_non_final_status_is_unfinished() -> None:
 
 
 def test_two_segments_of_one_run_at_once_are_a_double_execution() -> None:
+    # a died at ~2, b began at 1.5
     history = [
         *body("r1", "a", 1, None),
         *body("r1", "b", 1.5, 3, host="w2"),
-    ]  # a died at ~2, b began at 1.5
+    ]
     assert kinds(history, [run()]) == ["double-execution"]
 
 
@@ -204,6 +205,6 @@ def test_a_fault_elsewhere_does_not_excuse_a_hook_fired_twice() -> None:
         "k": "fault",
         "mono": 5.3,
         "kind": "kill-server",
-        "hosts": ["srv1"],
-    }  # w1's own server
+        "hosts": ["srv1"],  # w1's own server
+    }
     assert kinds([*history, server_down], [run(hooks="on_success,on_failure")]) == []

@@ -69,9 +69,8 @@ def _no_key(
     access: Access, target: str, environment: str, branch: str | None, exc: AccessError
 ) -> ToolError:
     """The tool error of a deploy this server has no key for, saying how the user can give it one."""
-    if (
-        access.account_token() is not None
-    ):  # a token: the problem is the project or the pin, as said
+    # a token: the problem is the project or the pin, as said
+    if access.account_token() is not None:
         return ToolError(f"cannot deploy to {target}: {exc.message}")
     prefix = {"staging": "cv_stg_", "prod": "cv_prod_", "preview": "cv_prev_"}[environment]
     show = f"--env {environment}" + (f" --branch {branch}" if branch else "")
@@ -138,9 +137,8 @@ def register(server: MCPServer[Any], access: Access) -> None:
         with tool_errors():
             config = load_config(Path.cwd())
             client = None
-            if (
-                not dry_run
-            ):  # the key first: a deploy that cannot upload says so before building anything
+            # the key first: a deploy that cannot upload says so before building anything
+            if not dry_run:
                 try:
                     client = await access.deploy_environment(environment, branch, project_ref)
                 except AccessError as exc:

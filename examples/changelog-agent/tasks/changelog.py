@@ -66,9 +66,8 @@ async def write_changelog(payload: ChangelogRequest, ctx: Context) -> dict:
         agent.check_credentials()
     except agent.AgentError as exc:
         raise AbortTaskRunError(str(exc)) from exc
-    await (
-        agent.check_network()
-    )  # seconds, not the 30 minutes of max_duration, when offline (retried)
+    # seconds, not the 30 minutes of max_duration, when offline (retried)
+    await agent.check_network()
     answer = await step.run(
         "write-changelog",
         _ask,

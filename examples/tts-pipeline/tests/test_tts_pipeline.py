@@ -154,7 +154,6 @@ def test_a_chunk_that_always_fails_fails_the_job_through_on_failure(
     runs = sorted(chunk_runs(client, job["id"]), key=lambda r: r.payload["index"])
     assert [(r.status, r.attempts) for r in runs] == [("COMPLETED", 1), ("FAILED", 3)]
     orchestrator = client.runs.retrieve(job["runId"])
-    assert (
-        orchestrator.status == "FAILED" and orchestrator.attempts == 1
-    )  # aborted: a retry cannot help
+    # aborted: a retry cannot help
+    assert orchestrator.status == "FAILED" and orchestrator.attempts == 1
     assert storage.list("tmp/") == []  # on_failure removed the chunk that was spoken

@@ -87,9 +87,8 @@ class JobStore:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         db = self._connect()
         try:
-            db.execute(
-                "BEGIN IMMEDIATE"
-            )  # take the write lock first: two requests cannot both start a job
+            # take the write lock first: two requests cannot both start a job
+            db.execute("BEGIN IMMEDIATE")
             yield db
             db.execute("COMMIT")
         except BaseException:

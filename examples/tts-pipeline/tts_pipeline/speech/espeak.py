@@ -109,6 +109,5 @@ def _id3v2_tag(encoder: str) -> bytes:
 
 
 def _id3v1_trailer() -> bytes:
-    return (
-        b"TAG" + b"Conveyor TTS example".ljust(30, b"\x00") + b"\x00" * 94 + b"\xff"
-    )  # genre 255: none
+    # the last byte is the genre: 255, none
+    return b"TAG" + b"Conveyor TTS example".ljust(30, b"\x00") + b"\x00" * 94 + b"\xff"
