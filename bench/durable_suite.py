@@ -47,7 +47,8 @@ def _say(system: str, workload: str, figures: dict[str, Any]) -> None:
     if workload == "sleep":
         extra = f", peak RSS {figures['peak_rss'] / 1024**2:.0f} MB"
     print(
-        f"{system}: {workload}: {figures['seconds']:.2f} s ({figures.get('children_ok')} children ok{extra})",
+        f"{system}: {workload}: {figures['seconds']:.2f} s ({figures.get('children_ok')} children "
+        f"ok{extra})",
         flush=True,
     )
 

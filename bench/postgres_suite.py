@@ -147,8 +147,8 @@ def run_system(name: str, args: argparse.Namespace, log_dir: Path) -> dict[str, 
         out["throughput"] = tp
         out["writes_batch"] = _per_run(after_tp.minus(idle_to), args.runs, out["idle"])
         print(
-            f"{name}: {tp['runs_per_second']:.0f} runs/s ({tp['completed']} of {args.runs} completed in "
-            f"{tp['seconds']:.2f} s); {out['writes_batch']['rows']:.2f} rows and "
+            f"{name}: {tp['runs_per_second']:.0f} runs/s ({tp['completed']} of {args.runs} "
+            f"completed in {tp['seconds']:.2f} s); {out['writes_batch']['rows']:.2f} rows and "
             f"{out['writes_batch']['commits']:.2f} commits per run",
             flush=True,
         )
@@ -162,7 +162,8 @@ def run_system(name: str, args: argparse.Namespace, log_dir: Path) -> dict[str, 
             before_single = pg_counters.snapshot(system.database, settle)
         if args.writes_runs:
             print(
-                f"{name}: {args.writes_runs} no-op runs, one trigger call each, for the write counters",
+                f"{name}: {args.writes_runs} no-op runs, one trigger call each, for the write "
+                "counters",
                 flush=True,
             )
             for _ in range(args.writes_runs):
@@ -175,8 +176,8 @@ def run_system(name: str, args: argparse.Namespace, log_dir: Path) -> dict[str, 
             done = sum(1 for ok, _, _ in system.noop_runs() if ok)
             out["writes_single"]["completed"] = done - tp["completed"]
             print(
-                f"{name}: {out['writes_single']['rows']:.2f} rows and {out['writes_single']['commits']:.2f} "
-                f"commits per run",
+                f"{name}: {out['writes_single']['rows']:.2f} rows and "
+                f"{out['writes_single']['commits']:.2f} commits per run",
                 flush=True,
             )
         return out
@@ -275,7 +276,8 @@ def table(results: dict[str, dict[str, Any]], sizes: dict[str, Any]) -> str:
     ms = lambda v: f"{v:.2f} ms"  # noqa: E731
 
     section(
-        f"1. no-op throughput: {sizes['runs']:,} runs triggered in batches of {sizes['batch_size']:,}"
+        f"1. no-op throughput: {sizes['runs']:,} runs triggered in batches of "
+        f"{sizes['batch_size']:,}"
     )
     add(
         "**runs/s** (first trigger call to last completion)",
@@ -323,7 +325,8 @@ def table(results: dict[str, dict[str, Any]], sizes: dict[str, Any]) -> str:
         )
 
     section(
-        f"2. trigger-to-start latency at idle, one run at a time ({sizes['latency_samples']} samples)"
+        f"2. trigger-to-start latency at idle, one run at a time ({sizes['latency_samples']} "
+        "samples)"
     )
     for q in ("p50", "p90", "p99"):
         add(f"  {'**' + q + '**' if q != 'p90' else q}", ms, get("latency_ms", q), ratio=True)

@@ -129,9 +129,11 @@ class ProcrastinateWorker:
     def noop_runs(self) -> list[tuple[bool, float | None, float | None]]:
         rows = self._sql(
             "SELECT j.status = 'succeeded', "
-            "extract(epoch FROM (SELECT min(at) FROM procrastinate_events e WHERE e.job_id = j.id AND e.type = 'started')), "
-            "extract(epoch FROM (SELECT max(at) FROM procrastinate_events e WHERE e.job_id = j.id "
-            "AND e.type = 'succeeded')) FROM procrastinate_jobs j WHERE j.task_name = 'noop'"
+            "extract(epoch FROM (SELECT min(at) FROM procrastinate_events e "
+            "WHERE e.job_id = j.id AND e.type = 'started')), "
+            "extract(epoch FROM (SELECT max(at) FROM procrastinate_events e "
+            "WHERE e.job_id = j.id AND e.type = 'succeeded')) "
+            "FROM procrastinate_jobs j WHERE j.task_name = 'noop'"
         )
         return [
             (bool(ok), float(s) if s is not None else None, float(c) if c is not None else None)

@@ -153,7 +153,8 @@ def run_conveyor(
             profiler=profilers.get("throughput"),
         )
         print(
-            f"conveyor: {tp['runs_per_second']:.0f} runs/s ({tp['completed']} completed in {tp['seconds']:.2f} s)",
+            f"conveyor: {tp['runs_per_second']:.0f} runs/s ({tp['completed']} completed in "
+            f"{tp['seconds']:.2f} s)",
             flush=True,
         )
         raw: dict[str, Any] = {"throughput": tp, "launch": platform_.launch_note}
@@ -185,7 +186,8 @@ def run_celery(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
         )
         tp = celery_side.throughput(worker, args.runs, args.batch_size, timeout=args.timeout)
         print(
-            f"celery: {tp['runs_per_second']:.0f} runs/s ({tp['completed']} completed in {tp['seconds']:.2f} s)",
+            f"celery: {tp['runs_per_second']:.0f} runs/s ({tp['completed']} completed in "
+            f"{tp['seconds']:.2f} s)",
             flush=True,
         )
         raw: dict[str, Any] = {"throughput": tp, "command": worker.command}
@@ -282,13 +284,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dbos-databases",
         default="postgres,sqlite",
-        help="durable: DBOS system databases to measure, comma-separated (postgres, sqlite; empty: none)",
+        help=(
+            "durable: DBOS system databases to measure, comma-separated (postgres, sqlite; empty: "
+            "none)"
+        ),
     )
     parser.add_argument(
         "--dbos-tuned-poll",
         type=float,
         default=0.05,
-        help="durable: also run DBOS's limited workload with this queue/get_result polling (0: skip)",
+        help=(
+            "durable: also run DBOS's limited workload with this queue/get_result polling (0: skip)"
+        ),
     )
     parser.add_argument(
         "--durable-timeout",
@@ -397,7 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     tree_note = (
         f"conveyor tree: newest file {tree_after[1]} ({stamp}), unchanged during the run"
         if tree_after == tree_before
-        else f"conveyor tree: CHANGED during the run ({tree_after[1]} at {stamp}): the figures mix code versions"
+        else (
+            f"conveyor tree: CHANGED during the run ({tree_after[1]} at {stamp}): the figures mix "
+            "code versions"
+        )
     )
     print()
     print(f"{started}  ·  {command.strip()}")

@@ -39,7 +39,10 @@ def bundle_problem(data: bytes) -> str | None:
                     or ".." in parts
                     or "\\" in name
                 ):
-                    return f"the bundle's member {name!r} has a path outside the project (absolute, or with '..')"
+                    return (
+                        f"the bundle's member {name!r} has a path outside the project (absolute, "
+                        "or with '..')"
+                    )
                 if not (member.isfile() or member.isdir()):
                     kind = "a link" if member.issym() or member.islnk() else "not a plain file"
                     return (

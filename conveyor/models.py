@@ -220,7 +220,9 @@ class TriggerOptions(WireModel):
                     {"type": "string", "format": "date-time", "pattern": _DATE_TIME},
                     _NULL,
                 ],
-                "description": 'Seconds, a duration such as "1h30m", or an ISO 8601 date-time to start at',
+                "description": (
+                    'Seconds, a duration such as "1h30m", or an ISO 8601 date-time to start at'
+                ),
             }
         ),
     ] = None
@@ -230,7 +232,9 @@ class TriggerOptions(WireModel):
         WithJsonSchema(
             {
                 "anyOf": [{"type": "array", "items": _TAG, "maxItems": 10}, _TAG],
-                "description": "Up to 10 tags of 1 to 128 characters (one tag may be given as a string)",
+                "description": (
+                    "Up to 10 tags of 1 to 128 characters (one tag may be given as a string)"
+                ),
             }
         ),
     ] = Field(default_factory=list)

@@ -49,7 +49,8 @@ def bundle_files(config: Config) -> list[Path]:
     for folder in config.task_dirs():
         if not folder.is_dir():
             raise ConfigError(
-                f"{config.source}: dirs names {folder.relative_to(config.root)!s}, which is not a folder"
+                f"{config.source}: dirs names {folder.relative_to(config.root)!s}, which is not a "
+                "folder"
             )
         for path in folder.rglob("*"):
             rel = path.relative_to(config.root)

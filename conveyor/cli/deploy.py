@@ -128,7 +128,10 @@ def _step(text: str) -> None:
     "-p",
     metavar="PROJECT",
     default=None,
-    help="Project ref or slug, to fetch the key with `conveyor login` (default: the config's project).",
+    help=(
+        "Project ref or slug, to fetch the key with `conveyor login` (default: the config's "
+        "project)."
+    ),
 )
 @project_dir_option
 @json_option

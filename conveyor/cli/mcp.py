@@ -222,8 +222,8 @@ def install_mcp(
                 lines.append(f"  next: {client.restart}")
         if not uninstall and chosen == "project" and not command_line:
             lines.append(
-                f"  note: the command is this machine's path ({command[0]}); for a file others use, "
-                "pass --command conveyor (or 'uvx --from conveyor[mcp] conveyor')"
+                f"  note: the command is this machine's path ({command[0]}); for a file others "
+                "use, pass --command conveyor (or 'uvx --from conveyor[mcp] conveyor')"
             )
     if not uninstall and importlib.util.find_spec("mcp") is None:
         lines.append(f"note: the server needs the MCP SDK here: {install_hint('mcp')}")

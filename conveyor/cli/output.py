@@ -263,7 +263,10 @@ def render_run(run: Run, logs: Sequence[LogLine] | None = None) -> None:
         elif wait.kind == "token":
             what = f"token {wait.id} (complete it to resume the run)"
         else:
-            what = f"{'child run' if wait.kind == 'run' else 'batch'}: {wait.done} of {wait.total} ended"
+            what = (
+                f"{'child run' if wait.kind == 'run' else 'batch'}: {wait.done} of {wait.total} "
+                "ended"
+            )
         facts.add_row("Waiting on", what)
     out.print(facts)
 

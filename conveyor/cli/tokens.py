@@ -57,7 +57,8 @@ def list_tokens(
         )
         tags = f"  tags {', '.join(token.tags)}" if token.tags else ""
         out.print(
-            f"{token.id}  {token.status:<9} created {relative_time(token.created_at)}{timeout}{tags}",
+            f"{token.id}  {token.status:<9} created "
+            f"{relative_time(token.created_at)}{timeout}{tags}",
             highlight=False,
         )
 
@@ -75,7 +76,8 @@ def show_token(token_id: str, as_json: bool, api_url: str | None, secret_key: st
         return
     out = console()
     out.print(
-        f"Token      {token.id}\nStatus     {token.status}\nCreated    {timestamp(token.created_at)}",
+        f"Token      {token.id}\nStatus     {token.status}\n"
+        f"Created    {timestamp(token.created_at)}",
         highlight=False,
     )
     if token.timeout_at:

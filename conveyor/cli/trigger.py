@@ -255,8 +255,8 @@ def _wait_for(client: Any, run_id: str, timeout: float | None) -> Any:
                 spinner.update(line)
             if deadline is not None and time.monotonic() >= deadline:
                 raise click.ClickException(
-                    f"run {run_id} is still {_status(run)} after {timeout:g}s; it goes on, follow it with "
-                    f"`conveyor runs show {run_id}`"
+                    f"run {run_id} is still {_status(run)} after {timeout:g}s; it goes on, follow "
+                    f"it with `conveyor runs show {run_id}`"
                 )
             pause = (
                 POLL_INTERVAL
@@ -304,9 +304,9 @@ class _Waiting:
             with contextlib.suppress(ConveyorError):
                 queue = self.client.queues.retrieve(run.queue)
         if queue is not None and queue.paused:
-            return (
-                start
-                + f"its queue {queue.name!r} is paused; resume it with `conveyor queues resume {queue.name}`."
+            return start + (
+                f"its queue {queue.name!r} is paused; resume it with "
+                f"`conveyor queues resume {queue.name}`."
             )
         if (
             queue is not None
@@ -318,9 +318,9 @@ class _Waiting:
                 f"{queue.concurrency_limit}); it starts when one of them ends."
             )
         return start + (
-            f"no worker has picked it up. Is `conveyor dev` (or `conveyor worker`) running for this "
-            f"environment, with code that defines {run.task_id!r}? A worker names the task modules "
-            "that failed to import when it starts."
+            "no worker has picked it up. Is `conveyor dev` (or `conveyor worker`) running for "
+            f"this environment, with code that defines {run.task_id!r}? A worker names the task "
+            "modules that failed to import when it starts."
         )
 
 

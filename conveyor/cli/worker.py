@@ -44,7 +44,10 @@ from conveyor.config import load_config
     default=None,
     envvar="CONVEYOR_WORKER_CACHE",
     show_envvar=True,
-    help="Where deployed versions and their environments are kept (default: ~/.cache/conveyor/worker).",
+    help=(
+        "Where deployed versions and their environments are kept (default: "
+        "~/.cache/conveyor/worker)."
+    ),
 )
 @click.option(
     "--name", default=None, help="A name to recognise this worker by (default: the host name)."

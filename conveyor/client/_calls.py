@@ -336,7 +336,8 @@ def read_response(call: Call[T], status: int, content: bytes) -> T:
 
 def unreachable(api_url: str, exc: Exception) -> ApiError:
     return ApiError(
-        f"cannot reach Conveyor at {api_url}: is `conveyor dev` running? ({exc.__class__.__name__}: {exc})",
+        f"cannot reach Conveyor at {api_url}: is `conveyor dev` running? "
+        f"({exc.__class__.__name__}: {exc})",
         status=0,
         code="unreachable",
     )

@@ -50,7 +50,8 @@ class Logins:
             return cls()
         except (OSError, ValueError) as exc:
             raise ConfigError(
-                f"{path} is not readable JSON ({exc}); fix or delete it, then `conveyor login` again"
+                f"{path} is not readable JSON ({exc}); fix or delete it, then `conveyor login` "
+                "again"
             ) from exc
         if not isinstance(data, dict):
             raise ConfigError(

@@ -91,12 +91,14 @@ def resolve_settings(api_url: str | None = None, secret_key: str | None = None) 
     url = _checked_url(_clean_url(url or DEFAULT_API_URL))
     if not key:
         where = (
-            f"the dev server's key in {dev_file} is only sent to its own URL ({dev_url}), not to {url}; "
+            f"the dev server's key in {dev_file} is only sent to its own URL ({dev_url}), not to "
+            f"{url}; "
             if dev_file is not None and dev_url and _clean_url(dev_url) != url
             else ""
         )
         raise AuthenticationError(
-            f"no Conveyor secret key for {url}: {where}set {SECRET_KEY_ENV} or pass the key (--secret-key on "
-            "the command line, secret_key= in Python), or run inside a project where `conveyor dev` is running"
+            f"no Conveyor secret key for {url}: {where}set {SECRET_KEY_ENV} or pass the key "
+            "(--secret-key on the command line, secret_key= in Python), or run inside a project "
+            "where `conveyor dev` is running"
         )
     return url, key.strip()

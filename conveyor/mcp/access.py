@@ -129,9 +129,10 @@ class Access:
         if found is None:
             url = _clean(self.options.api_url or os.environ.get(API_URL_ENV) or DEFAULT_API_URL)
             raise AccessError(
-                f"this needs a personal access token for {url}, and none is set: ask the user to run "
-                f"`conveyor login --api-url {url}` or to set {TOKEN_ENV}=cv_pat_... for `conveyor mcp`. "
-                "(`conveyor dev` has no accounts; its tools need no token: call them without a project_ref.)"
+                f"this needs a personal access token for {url}, and none is set: ask the user to "
+                f"run `conveyor login --api-url {url}` or to set {TOKEN_ENV}=cv_pat_... for "
+                "`conveyor mcp`. (`conveyor dev` has no accounts; its tools need no token: call "
+                "them without a project_ref.)"
             )
         return self._client(*found)
 
@@ -170,14 +171,15 @@ class Access:
         if self.account_token() is None:
             if direct is not None:
                 raise AccessError(
-                    f"this server's key is a {key_kind(direct[1]) or 'dev'} key; reaching {environment or 'dev'} of "
-                    f"another project or environment needs a personal access token (`conveyor login`, or "
-                    f"{TOKEN_ENV}). Call the tool without environment and project_ref to use the key's own."
+                    f"this server's key is a {key_kind(direct[1]) or 'dev'} key; reaching "
+                    f"{environment or 'dev'} of another project or environment needs a personal "
+                    f"access token (`conveyor login`, or {TOKEN_ENV}). Call the tool without "
+                    "environment and project_ref to use the key's own."
                 )
             raise AccessError(
-                "no Conveyor server to talk to: start `conveyor dev` in the project (and run `conveyor mcp` from "
-                f"that folder), or set {API_URL_ENV} with {SECRET_KEY_ENV} (an environment key) or {TOKEN_ENV} "
-                "(a personal access token from `conveyor login`)."
+                "no Conveyor server to talk to: start `conveyor dev` in the project (and run "
+                f"`conveyor mcp` from that folder), or set {API_URL_ENV} with {SECRET_KEY_ENV} (an "
+                f"environment key) or {TOKEN_ENV} (a personal access token from `conveyor login`)."
             )
         account = self.account()
         ref = ref or self.local_project()
@@ -207,8 +209,9 @@ class Access:
             return self._client(*direct, "preview")
         if self.account_token() is None:
             raise AccessError(
-                f"no key for the preview of branch {branch!r}: start `conveyor mcp` with that environment's key "
-                f"({SECRET_KEY_ENV}=cv_prev_...) or with a personal access token (`conveyor login`, or {TOKEN_ENV})"
+                f"no key for the preview of branch {branch!r}: start `conveyor mcp` with that "
+                f"environment's key ({SECRET_KEY_ENV}=cv_prev_...) or with a personal access token "
+                f"(`conveyor login`, or {TOKEN_ENV})"
             )
         ref = ref or self.local_project()
         if not ref:

@@ -33,7 +33,8 @@ def queue(name: str, concurrency_limit: int | None = None) -> Queue:
         or concurrency_limit < 0
     ):
         raise TaskDefinitionError(
-            f"queue {name!r}: concurrency_limit must be a whole number >= 0, got {concurrency_limit!r}"
+            f"queue {name!r}: concurrency_limit must be a whole number >= 0, got "
+            f"{concurrency_limit!r}"
         )
     return Queue(name, concurrency_limit)
 

@@ -185,7 +185,8 @@ class Task(Generic[PayloadT, OutputT]):
                 model = self.schema.model_validate(payload)
             except ValidationError as exc:
                 raise PayloadError(
-                    f"payload does not match the schema of task {self.id!r}: {validation_summary(exc)}"
+                    f"payload does not match the schema of task {self.id!r}: "
+                    f"{validation_summary(exc)}"
                 ) from exc
             return model.model_dump(mode="json")
         return to_json_value(payload)

@@ -425,7 +425,10 @@ class World:
                     {
                         "name": "MaxDurationExceeded",
                         "code": "timed_out",
-                        "message": f"The attempt ran longer than its max_duration of {run.max_duration:g}s.",
+                        "message": (
+                            "The attempt ran longer than its max_duration of "
+                            f"{run.max_duration:g}s."
+                        ),
                     },
                 )
             return "failed", None, error_dict(exc)

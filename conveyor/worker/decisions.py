@@ -126,8 +126,10 @@ def exit_outcome(
             error={
                 "name": "Interrupted",
                 "code": "interrupted",
-                "message": "Another attempt in the same executor overran its max_duration and the executor "
-                "was stopped; this attempt runs again and keeps its retries.",
+                "message": (
+                    "Another attempt in the same executor overran its max_duration and the "
+                    "executor was stopped; this attempt runs again and keeps its retries."
+                ),
             },
         )
     if reason == "lost_contact":
@@ -138,9 +140,11 @@ def exit_outcome(
             error={
                 "name": "Interrupted",
                 "code": "interrupted",
-                "message": "The worker lost contact with the server for longer than the worker timeout and "
-                "stopped this attempt so that it can run elsewhere; it runs again and keeps its "
-                "retries.",
+                "message": (
+                    "The worker lost contact with the server for longer than the worker timeout "
+                    "and stopped this attempt so that it can run elsewhere; it runs again and "
+                    "keeps its retries."
+                ),
             },
         )
     if reason and reason.startswith("out_of_memory"):

@@ -22,7 +22,8 @@ def module_names(config: Config) -> list[str]:
     for folder in config.task_dirs():
         if not folder.is_dir():
             raise ConfigError(
-                f"{config.source}: dirs names {folder.relative_to(config.root)!s}, which is not a folder"
+                f"{config.source}: dirs names {folder.relative_to(config.root)!s}, which is not a "
+                "folder"
             )
         for path in sorted(folder.rglob("*.py")):
             rel = path.relative_to(config.root)
@@ -69,7 +70,8 @@ def load_tasks(config: Config) -> Discovery:
             other = found.get(value.id)
             if other is not None:
                 raise TaskDefinitionError(
-                    f"duplicate task id {value.id!r}: defined in {_rel(other.file, config)} and {_rel(value.file, config)}"
+                    f"duplicate task id {value.id!r}: defined in {_rel(other.file, config)} and "
+                    f"{_rel(value.file, config)}"
                 )
             found[value.id] = value
     return Discovery(found, failures)

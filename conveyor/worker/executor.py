@@ -249,7 +249,10 @@ class Executor:
                 error={
                     "name": "TaskNotFound",
                     "code": "task_not_found",
-                    "message": f"task {spec.task_id!r} is not defined in the worker's code (was it renamed or deleted?)",
+                    "message": (
+                        f"task {spec.task_id!r} is not defined in the worker's code (was it "
+                        "renamed or deleted?)"
+                    ),
                 },
             )
         ctx = self.context(spec, task)
@@ -351,7 +354,10 @@ class Executor:
                     error={
                         "name": "MaxDurationExceeded",
                         "code": "timed_out",
-                        "message": f"The attempt ran longer than its max_duration of {spec.max_duration:g}s.",
+                        "message": (
+                            "The attempt ran longer than its max_duration of "
+                            f"{spec.max_duration:g}s."
+                        ),
                     },
                 )
             return AttemptOutcome(spec.run_id, spec.attempt, "failed", error=error_dict(exc))
@@ -365,7 +371,10 @@ class Executor:
                     error={
                         "name": "MaxDurationExceeded",
                         "code": "timed_out",
-                        "message": f"The attempt ran longer than its max_duration of {spec.max_duration:g}s.",
+                        "message": (
+                            "The attempt ran longer than its max_duration of "
+                            f"{spec.max_duration:g}s."
+                        ),
                     },
                 )
             return AttemptOutcome(

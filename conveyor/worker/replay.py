@@ -109,8 +109,9 @@ class Replay:
             calls = ", ".join(describe(k) for k in unused[:5])
             raise JournalMismatch(
                 f"journal mismatch: this run already made {calls}, but its code no longer makes "
-                f"{'that call' if len(unused) == 1 else 'those calls'}. The code changed while the run was in "
-                "flight; finish or cancel runs in flight before changing their durable calls, then replay them."
+                f"{'that call' if len(unused) == 1 else 'those calls'}. The code changed while the "
+                "run was in flight; finish or cancel runs in flight before changing their durable "
+                "calls, then replay them."
             )
 
     def compute_used(self) -> float:

@@ -839,8 +839,10 @@ class Supervisor:
                     error={
                         "name": "Interrupted",
                         "code": "interrupted",
-                        "message": "The worker lost contact with the server before this attempt started; it runs again "
-                        "and keeps its retries.",
+                        "message": (
+                            "The worker lost contact with the server before this attempt started; "
+                            "it runs again and keeps its retries."
+                        ),
                     },
                 ),
                 Inflight(item, now, None),

@@ -215,8 +215,10 @@ def check(
                         "kind": "step-repeated",
                         "run": run_id,
                         "step": name,
-                        "detail": f"ran in segment {earlier['seg']} on {earlier['host']}, which went on "
-                        f"({went_on[0]['k']}), and ran again",
+                        "detail": (
+                            f"ran in segment {earlier['seg']} on {earlier['host']}, which went on "
+                            f"({went_on[0]['k']}), and ran again"
+                        ),
                     }
                 )
             else:
@@ -268,8 +270,10 @@ def check(
                     {
                         "kind": "hook-repeated",
                         "run": run["id"],
-                        "detail": f"{owed} fired at {first['mono']:.3f} on {first['host']} and again at "
-                        f"{again['mono']:.3f} on {again['host']}, no fault between",
+                        "detail": (
+                            f"{owed} fired at {first['mono']:.3f} on {first['host']} and again at "
+                            f"{again['mono']:.3f} on {again['host']}, no fault between"
+                        ),
                     }
                 )
 
@@ -317,8 +321,8 @@ def summary(report: dict[str, Any]) -> str:
         f"campaign: {f['runs']} runs {f['statuses']}",
         f"  faults: {sum(f.get('faults', f['faults_recorded']).values())} "
         f"{f.get('faults', f['faults_recorded'])}",
-        f"  segments {f['segments']}, steps {f['steps']}, hooks {f['hooks']}, cancels {f['cancels']}, "
-        f"tokens {f['tokens_completed']}, excused {f['excused']}",
+        f"  segments {f['segments']}, steps {f['steps']}, hooks {f['hooks']}, cancels "
+        f"{f['cancels']}, tokens {f['tokens_completed']}, excused {f['excused']}",
         f"  violations: {len(report['violations'])} {f['violations_by_kind']}",
     ]
     for violation in report["violations"][:20]:

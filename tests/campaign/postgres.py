@@ -93,7 +93,8 @@ class Cluster:
         conf = self.data / "postgresql.conf"
         text = conf.read_text()
         text += (
-            f"\nlisten_addresses = '{self.host.ip}'\nport = {PORT}\nunix_socket_directories = '{self.data}'\n"
+            f"\nlisten_addresses = '{self.host.ip}'\nport = {PORT}\n"
+            f"unix_socket_directories = '{self.data}'\n"
             "max_connections = 200\nfsync = off\nfull_page_writes = off\nwal_level = replica\n"
             "max_wal_senders = 5\nhot_standby = on\nwal_keep_size = '256MB'\n"
         )

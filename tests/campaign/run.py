@@ -593,7 +593,8 @@ class Campaign:
         print(f"[{time.monotonic() - started:6.1f}s] servers up", flush=True)
         self.start_workers()
         print(
-            f"[{time.monotonic() - started:6.1f}s] workers up; load and faults for {self.seconds:g}s",
+            f"[{time.monotonic() - started:6.1f}s] workers up; load and faults for "
+            f"{self.seconds:g}s",
             flush=True,
         )
         self.history.record(

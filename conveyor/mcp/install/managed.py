@@ -68,7 +68,10 @@ def remove_region(text: str, name: str) -> str:
 
 def stamp(name: str, version: str) -> str:
     """The line that marks a dedicated file as Conveyor's."""
-    return f"<!-- conveyor:{name} v{version}: written by `conveyor install-{name}`; run it again to update -->"
+    return (
+        f"<!-- conveyor:{name} v{version}: written by `conveyor install-{name}`; run it again to "
+        "update -->"
+    )
 
 
 def owned(text: str) -> bool:

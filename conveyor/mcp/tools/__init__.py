@@ -30,8 +30,10 @@ EnvironmentArg = Annotated[
     str | None,
     Field(
         pattern=ENVIRONMENT_PATTERN,
-        description="dev, staging, prod or preview-<branch>. Leave it out to use the environment of the key this "
-        "server runs with (in a project where `conveyor dev` runs: its dev server).",
+        description=(
+            "dev, staging, prod or preview-<branch>. Leave it out to use the environment of the "
+            "key this server runs with (in a project where `conveyor dev` runs: its dev server)."
+        ),
     ),
 ]
 DevOnlyEnvironmentArg = Annotated[
@@ -41,8 +43,10 @@ DevOnlyEnvironmentArg = Annotated[
 ProjectRefArg = Annotated[
     str | None,
     Field(
-        description="The project (proj_... or its slug); needed only with a personal access token and outside "
-        "a project folder. Leave it out otherwise."
+        description=(
+            "The project (proj_... or its slug); needed only with a personal access token and "
+            "outside a project folder. Leave it out otherwise."
+        )
     ),
 ]
 

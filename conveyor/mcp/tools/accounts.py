@@ -59,8 +59,9 @@ def register(server: MCPServer[Any], access: Access) -> None:
                 identity.problems.append(f"the personal access token does not work: {exc.message}")
         if not direct and not token:
             identity.problems.append(
-                "no credential: run `conveyor mcp` in a project folder where `conveyor dev` runs, or set "
-                "CONVEYOR_API_URL with CONVEYOR_SECRET_KEY or CONVEYOR_ACCESS_TOKEN (`conveyor login`)"
+                "no credential: run `conveyor mcp` in a project folder where `conveyor dev` runs, "
+                "or set CONVEYOR_API_URL with CONVEYOR_SECRET_KEY or CONVEYOR_ACCESS_TOKEN "
+                "(`conveyor login`)"
             )
         lines = [f"server: {identity.api_url or '-'}", f"credential: {identity.credential}"]
         if identity.environment:

@@ -75,10 +75,10 @@ def _no_key(
     prefix = {"staging": "cv_stg_", "prod": "cv_prod_", "preview": "cv_prev_"}[environment]
     show = f"--env {environment}" + (f" --branch {branch}" if branch else "")
     return ToolError(
-        f"cannot deploy to {target}: this MCP server has no key for it. The user can run `conveyor login` (the "
-        f"server then fetches the key of the project's {environment}), or start `conveyor mcp` with "
-        f"CONVEYOR_API_URL and CONVEYOR_SECRET_KEY={prefix}... (`conveyor keys show --project P {show}`). "
-        "dry_run=true checks the code without a key."
+        f"cannot deploy to {target}: this MCP server has no key for it. The user can run "
+        f"`conveyor login` (the server then fetches the key of the project's {environment}), or "
+        f"start `conveyor mcp` with CONVEYOR_API_URL and CONVEYOR_SECRET_KEY={prefix}... "
+        f"(`conveyor keys show --project P {show}`). dry_run=true checks the code without a key."
     )
 
 
@@ -173,8 +173,10 @@ def register(server: MCPServer[Any], access: Access) -> None:
             lines.append(
                 f"{made.version} is current: new runs start on it; runs in flight stay on theirs"
                 if made.is_current
-                else f"{made.version} is not current (skip_promotion): `conveyor promote {made.version} "
-                f"--env {environment}` makes it so"
+                else (
+                    f"{made.version} is not current (skip_promotion): "
+                    f"`conveyor promote {made.version} --env {environment}` makes it so"
+                )
             )
         return answer(_outcome(environment, branch, release, made), "\n".join(lines))
 
@@ -203,8 +205,9 @@ def register(server: MCPServer[Any], access: Access) -> None:
                 DEV_RUNS_LOCAL_CODE
                 if env == "dev"
                 else (
-                    f"Nothing is deployed to {env} yet: the deploy tool (or `conveyor deploy --env {env}`) deploys the "
-                    "project's code; until then the environment's workers run the code they were started with."
+                    f"Nothing is deployed to {env} yet: the deploy tool (or "
+                    f"`conveyor deploy --env {env}`) deploys the project's code; until then the "
+                    "environment's workers run the code they were started with."
                 )
             )
         result = DeployList(

@@ -46,8 +46,8 @@ def register(server: MCPServer[Any], access: Access) -> None:
         if not results:
             return answer(
                 DocsAnswer(query=query, results=[]),
-                f"No section of the docs matches {query!r}. Try other words, or read_docs_page('README.md') "
-                "for the list of pages.",
+                f"No section of the docs matches {query!r}. Try other words, or "
+                "read_docs_page('README.md') for the list of pages.",
             )
         text = "\n\n".join(f"## {r.title} › {r.section}  ({r.link})\n{r.text}" for r in results)
         return answer(DocsAnswer(query=query, results=results), text)

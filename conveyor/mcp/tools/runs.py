@@ -155,8 +155,10 @@ def register(server: MCPServer[Any], access: Access) -> None:
         head = (
             f"{run_id} ended {run.status.value} after {waited:.1f}s of waiting"
             if finished
-            else f"{run_id} is still {run.status.value} after {waited:.1f}s; call wait_for_run_to_complete again "
-            "to keep waiting"
+            else (
+                f"{run_id} is still {run.status.value} after {waited:.1f}s; call "
+                "wait_for_run_to_complete again to keep waiting"
+            )
         )
         return answer(result, f"{head}\n{run_text(run)}")
 

@@ -44,7 +44,8 @@ def register(server: MCPServer[Any], access: Access) -> None:
             return answer(
                 result,
                 f"No tasks registered in {env} at {client.api_url}: no worker has loaded the "
-                "project's code yet (is `conveyor dev` running in the project, or a `conveyor worker`?)",
+                "project's code yet (is `conveyor dev` running in the project, or a "
+                "`conveyor worker`?)",
             )
         lines = [f"{len(tasks)} tasks in {env} at {client.api_url}:", *map(task_line, tasks)]
         paused = [q.name for q in queues if q.paused]
@@ -77,7 +78,10 @@ def register(server: MCPServer[Any], access: Access) -> None:
         text = (
             f"payload schema of {task.id}:\n{json.dumps(task.payload_schema, indent=2)}"
             if task.payload_schema
-            else f"{task.id} has no payload schema: its payload is any JSON value the task code reads"
+            else (
+                f"{task.id} has no payload schema: its payload is any JSON value the task code "
+                "reads"
+            )
         )
         return answer(result, text)
 
@@ -114,8 +118,9 @@ def register(server: MCPServer[Any], access: Access) -> None:
             is_cached=handle.is_cached,
         )
         text = (
-            f"{'Existing run for this idempotency key' if handle.is_cached else 'Triggered'} {handle.id} "
-            f"of {result.task_id} in {env}. get_run_details or wait_for_run_to_complete with run_id={handle.id}."
+            f"{'Existing run for this idempotency key' if handle.is_cached else 'Triggered'} "
+            f"{handle.id} of {result.task_id} in {env}. get_run_details or "
+            f"wait_for_run_to_complete with run_id={handle.id}."
         )
         return answer(result, text)
 

@@ -32,8 +32,8 @@ def build_prompt(history: dict[str, Any], version: str) -> str:
     ]
     for commit in history["commits"]:
         lines.append(
-            f"- {commit['sha'][:10]} {commit['subject']} ({commit['author']}, {commit['date'][:10]}, "
-            f"{commit['files_changed']} files)"
+            f"- {commit['sha'][:10]} {commit['subject']} ({commit['author']}, "
+            f"{commit['date'][:10]}, {commit['files_changed']} files)"
         )
         body = commit["body"].strip()
         if body:

@@ -30,7 +30,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     if shutil.which("espeak-ng") is None:
         pytest.fail(
-            "espeak-ng is not installed: apt-get install espeak-ng (the pipeline tests speak for real)"
+            "espeak-ng is not installed: apt-get install espeak-ng (the pipeline tests speak for "
+            "real)"
         )
     root = tmp_path_factory.mktemp("tts") / "example"
     root.mkdir()

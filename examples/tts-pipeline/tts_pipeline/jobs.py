@@ -112,8 +112,8 @@ class JobStore:
                 if now - running.created_at < STALE_AFTER:
                     return Started(running, already_running=True)
                 db.execute(
-                    "UPDATE generation_jobs SET status = 'FAILED', error = ?, updated_at = ?, completed_at = ? "
-                    "WHERE id = ?",
+                    "UPDATE generation_jobs SET status = 'FAILED', error = ?, updated_at = ?, "
+                    "completed_at = ? WHERE id = ?",
                     (
                         f"stale: still RUNNING after {STALE_AFTER // 60} minutes; "
                         "a new job replaced it",
@@ -129,8 +129,8 @@ class JobStore:
                 )
             job_id = f"job_{uuid.uuid4().hex}"
             db.execute(
-                "INSERT INTO generation_jobs (id, story_id, voice, text_chars, status, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)",
+                "INSERT INTO generation_jobs (id, story_id, voice, text_chars, status, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)",
                 (job_id, story_id, voice, text_chars, now, now),
             )
             created = _job(
@@ -151,7 +151,8 @@ class JobStore:
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE generation_jobs SET status = 'SUCCEEDED', audio_url = ?, audio_key = ?, "
-                "audio_bytes = ?, updated_at = ?, completed_at = ? WHERE id = ? AND status = 'RUNNING'",
+                "audio_bytes = ?, updated_at = ?, completed_at = ? "
+                "WHERE id = ? AND status = 'RUNNING'",
                 (audio_url, audio_key, audio_bytes, now, now, job_id),
             )
             return cursor.rowcount == 1

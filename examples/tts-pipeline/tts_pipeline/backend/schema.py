@@ -78,7 +78,9 @@ class GenerateAudioResult:
     already_in_progress: bool
     message: str = strawberry.field(description='"Started" or "Already in progress"')
     replaced_stale_job_id: strawberry.ID | None = strawberry.field(
-        description="A job of the same story that had been RUNNING for 10 minutes or more, now FAILED"
+        description=(
+            "A job of the same story that had been RUNNING for 10 minutes or more, now FAILED"
+        )
     )
 
 
