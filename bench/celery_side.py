@@ -194,7 +194,8 @@ def _meta(client: redis.Redis, ids: list[str]) -> list[dict[str, Any] | None]:
 def _wait_one(
     client: redis.Redis, task_id: str, timeout: float, interval: float = 0.05
 ) -> dict[str, Any]:
-    """Poll the backend for one result every `interval` s (as Conveyor's runs.poll(interval=0.05))."""
+    """Poll the backend for one result every `interval` s (as Conveyor's
+    runs.poll(interval=0.05))."""
 
     def ready() -> dict[str, Any] | None:
         raw = client.get(f"celery-task-meta-{task_id}")

@@ -158,7 +158,8 @@ class ConveyorServer:
         return bool(self._client().runs.list(status=UNFINISHED, limit=1).data)
 
     def noop_runs(self) -> list[tuple[bool, float | None, float | None]]:
-        """(completed, started_at, completed_at) of every noop run, as the platform recorded them."""
+        """(completed, started_at, completed_at) of every noop run,
+        as the platform recorded them."""
         client = self._client()
         out: list[tuple[bool, float | None, float | None]] = []
         cursor = None

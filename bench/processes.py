@@ -123,9 +123,9 @@ class Usage:
     processes once per process). `peak_pss` is the largest sum of PSS (shared pages split between
     the processes sharing them), sampled less often as it is costly. `cpu` is the CPU seconds the
     tree used (user + system, per pid at its last sample), `cpu_main` the part of the service's
-    own process (Conveyor's dev process; Celery's main worker process, without its pool). Around it, the CPU seconds of the whole
-    machine, of Redis (from INFO) and of this process are recorded, so CPU taken by processes
-    outside the benchmark (noise) shows in `cpu_other`.
+    own process (Conveyor's dev process; Celery's main worker process, without its pool). Around it,
+    the CPU seconds of the whole machine, of Redis (from INFO) and of this process are recorded, so
+    CPU taken by processes outside the benchmark (noise) shows in `cpu_other`.
     """
 
     def __init__(
@@ -227,7 +227,8 @@ class Usage:
 
 def _busy(times: object) -> float:
     """CPU seconds spent running processes, machine-wide (user, nice, system). Interrupt work
-    (loopback traffic the benchmark itself causes), steal and guest (already in user) are left out."""
+    (loopback traffic the benchmark itself causes), steal and guest (already in user) are left
+    out."""
     return float(times.user + times.nice + times.system)  # type: ignore[attr-defined]
 
 

@@ -111,7 +111,8 @@ def find_config_file(start: Path) -> tuple[Path, str] | None:
 
 
 def load_config(start: Path | str = ".") -> Config:
-    """The config of the project containing `start`; ConfigError when there is none or it is wrong."""
+    """The config of the project containing `start`; ConfigError when there is none or it is
+    wrong."""
     start = Path(start).resolve()
     found = find_config_file(start)
     if found is None:

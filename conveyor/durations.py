@@ -16,7 +16,10 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 # A duration as text, the one form the API documents and takes: seconds, or up to four parts
 # such as "1h30m" or "1h 5s". Each unit has as many digits as keep it under twenty years, so no
 # text that matches is over the century limit (the OpenAPI document says the same pattern).
-_UNIT_PART = r"(\d{1,11}(\.\d+)?ms|\d{1,8}(\.\d+)?s|\d{1,7}(\.\d+)?m|\d{1,5}(\.\d+)?h|\d{1,3}(\.\d+)?d|\d{1,3}(\.\d+)?w)"
+_UNIT_PART = (
+    r"(\d{1,11}(\.\d+)?ms|\d{1,8}(\.\d+)?s|\d{1,7}(\.\d+)?m|\d{1,5}(\.\d+)?h|"
+    r"\d{1,3}(\.\d+)?d|\d{1,3}(\.\d+)?w)"
+)
 DURATION_PATTERN = rf"^(\d{{1,9}}(\.\d+)?|{_UNIT_PART}( ?{_UNIT_PART}){{0,3}})$"
 _DURATION = re.compile(DURATION_PATTERN)
 

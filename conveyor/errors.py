@@ -6,10 +6,12 @@
     │   └── TaskLoadError             the task code could not be imported
     ├── PayloadError                  a payload or output is not JSON, or fails its schema
     ├── NotFound                      a run, task or queue does not exist (in this environment)
-    ├── Conflict                      the request contradicts the current state (cancel a finished run)
+    ├── Conflict                      the request contradicts the current state (cancel a
+    │                                 finished run)
     │   └── StaleAttempt              a worker spoke for an attempt that no longer holds its run
     ├── InvalidRequest                a request is malformed or an option is out of range
-    │   └── Forbidden                 the key is valid but not for this (a deploy with another environment's key)
+    │   └── Forbidden                 the key is valid but not for this (a deploy with another
+    │                                 environment's key)
     ├── AuthenticationError           the API key is missing, unknown or revoked
     ├── StoreUnavailable              the database cannot be reached right now (503: try again)
     ├── RateLimited                   the API key made too many requests; retry later

@@ -30,8 +30,9 @@ OutcomeKind = Literal[
     "payload_invalid",  # failed its schema before the attempt; not retried
     "timed_out",  # exceeded max_duration; not retried
     "crashed",  # its process died or its worker was lost; retried per policy
-    "interrupted",  # stopped by the platform for another reason (a neighbour's timeout, a shutdown);
-    #                 retried at once, and it does not use up one of the run's attempts
+    # stopped by the platform for another reason (a neighbour's timeout, a shutdown); retried at
+    # once, and it does not use up one of the run's attempts
+    "interrupted",
     "system_failure",  # Conveyor could not run it; not retried
 ]
 

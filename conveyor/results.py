@@ -56,7 +56,8 @@ class Result(Generic[OutputT]):
     )
 
     def unwrap(self) -> OutputT:
-        """The output; raises TaskRunFailed (carrying the run's error) if the run did not complete."""
+        """The output; raises TaskRunFailed (carrying the run's error) if the run did not
+        complete."""
         if self.ok:
             return self.output
         message = None

@@ -1,4 +1,5 @@
-"""`conveyor mcp` (the MCP server over stdio) and `conveyor install-mcp` (register it with AI clients).
+"""`conveyor mcp` (the MCP server over stdio) and `conveyor install-mcp` (register it with AI
+clients).
 
 `conveyor mcp` always serves: no prompt, no banner, nothing on stdout but the protocol (a host
 spawns it, often on a PTY). `install-mcp` writes each client's config file in its own shape,

@@ -48,7 +48,8 @@ def connection_options(fn: F) -> F:
 
 
 def account_options(fn: F) -> F:
-    """Add `--api-url` to an account command (projects, keys); its token comes from `conveyor login`."""
+    """Add `--api-url` to an account command (projects, keys);
+    its token comes from `conveyor login`."""
     return click.option(
         "--api-url",
         metavar="URL",
@@ -106,7 +107,8 @@ def account_client(api_url: str | None) -> Iterator[Client]:
 
 
 class BadArgument(click.UsageError):
-    """A command-line value that cannot be used; shown as one line, exit 2, without the --help hint."""
+    """A command-line value that cannot be used; shown as one line, exit 2,
+    without the --help hint."""
 
 
 def project_dir_option(fn: F) -> F:

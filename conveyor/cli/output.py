@@ -182,7 +182,8 @@ def render_run_list(runs: Sequence[Run], next_cursor: str | None, *, roots: bool
     if not out.is_terminal:  # piped: every column, nothing cut, one line per run
         plain_rows(headers, rows)
     else:
-        # every column but the tags as wide as its widest cell (task names up to 40); the tags get the rest
+        # every column but the tags as wide as its widest cell (task names up to 40);
+        # the tags get the rest
         widths = [
             max(len(header), *(len(_plain(row[i])) for row in rows))
             for i, header in enumerate(headers)

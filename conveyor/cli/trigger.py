@@ -66,7 +66,8 @@ def parse_option(raw: str) -> tuple[str, Any]:
 
 
 def build_options(raw_options: tuple[str, ...], flags: dict[str, Any]) -> dict[str, Any]:
-    """Trigger options from `--option` pairs and the dedicated flags; a key given both ways is an error."""
+    """Trigger options from `--option` pairs and the dedicated flags;
+    a key given both ways is an error."""
     options: dict[str, Any] = {}
     for raw in raw_options:
         key, value = parse_option(raw)

@@ -219,7 +219,8 @@ class Tasks(Namespace[S]):
 
     @operation
     def batch_trigger(self, task_id: str, items: Iterable[Mapping[str, Any]]) -> Call[BatchHandle]:
-        """Start one run per item (`{"payload": ..., "options": {...}}`), 1 to 1,000, all or none."""
+        """Start one run per item (`{"payload": ..., "options": {...}}`), 1 to 1,000,
+        all or none."""
         if isinstance(items, Mapping | str | bytes) or not isinstance(items, Iterable):
             raise InvalidRequest("batch items must be a list of {'payload': ..., 'options': {...}}")
         items = list(items)
@@ -277,7 +278,8 @@ class Runs(Namespace[S]):
 
     @operation
     def replay(self, run_id: str, payload: Any = UNSET) -> Call[RunHandle]:
-        """A new run of the same task and options, with the same payload unless `payload` is given."""
+        """A new run of the same task and options, with the same payload unless `payload` is
+        given."""
         body = {} if payload is UNSET else {"payload": to_json_value(payload)}
         path = f"/api/v1/runs/{segment(run_id, 'run id')}/replay"
         return Call("POST", path, _handle(""), body=body)
@@ -290,7 +292,8 @@ class Runs(Namespace[S]):
 
     @operation
     def trace(self, run_id: str) -> Call[Trace]:
-        """The run's spans as a tree: attempts, and the steps, triggers, waits and tokens of each."""
+        """The run's spans as a tree: attempts, and the steps, triggers,
+        waits and tokens of each."""
         path = f"/api/v1/runs/{segment(run_id, 'run id')}/trace"
         return Call("GET", path, Trace.model_validate)
 
@@ -375,7 +378,8 @@ class Queues(Namespace[S]):
 
     @operation
     def set_concurrency(self, name: str, limit: int | None) -> Call[QueueInfo]:
-        """Override the queue's concurrency limit; None clears the override (the code's limit applies again)."""
+        """Override the queue's concurrency limit; None clears the override (the code's limit
+        applies again)."""
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
         ):
@@ -518,7 +522,8 @@ class Deployments(Namespace[S]):
 
     @operation
     def retrieve(self, version: str) -> Call[Deployment]:
-        """A version (YYYYMMDD.N) with its tasks and whether it is current; NotFound if not deployed."""
+        """A version (YYYYMMDD.N) with its tasks and whether it is current;
+        NotFound if not deployed."""
         return Call("GET", _deployment(version), Deployment.model_validate)
 
     @operation
@@ -543,7 +548,8 @@ class Deployments(Namespace[S]):
         branch: str | None = None,
         promote: bool = True,
     ) -> Call[Deployment]:
-        """Upload a built bundle as a new version (`conveyor deploy` builds, checks and calls this)."""
+        """Upload a built bundle as a new version (`conveyor deploy` builds,
+        checks and calls this)."""
         if environment not in DEPLOY_ENVIRONMENTS:
             raise InvalidRequest(
                 f"deploy to one of {', '.join(DEPLOY_ENVIRONMENTS)}, not {environment!r}"
@@ -564,7 +570,8 @@ class Deployments(Namespace[S]):
 
     @operation
     def bundle(self, version: str) -> Call[tuple[DeploymentBundle, bytes]]:
-        """A version's bundle (its description, and the tar.gz checked against its sha256), as workers fetch it."""
+        """A version's bundle (its description, and the tar.gz checked against its sha256),
+        as workers fetch it."""
 
         def parse(data: Any) -> tuple[DeploymentBundle, bytes]:
             meta = DeploymentBundle.model_validate(data)

@@ -87,7 +87,8 @@ class Logins:
 
 
 def login_url(api_url: str | None) -> str:
-    """The server `conveyor login` talks to: --api-url, CONVEYOR_API_URL, the last one, the default."""
+    """The server `conveyor login` talks to: --api-url, CONVEYOR_API_URL, the last one,
+    the default."""
     return clean_url(
         api_url or os.environ.get(API_URL_ENV) or Logins.load().api_url or DEFAULT_API_URL
     )

@@ -42,7 +42,8 @@ _KIND_OF_PREFIX = {
 
 
 class AccessError(ConveyorError):
-    """The MCP server has no way to reach what the tool asked for; the message says how to get one."""
+    """The MCP server has no way to reach what the tool asked for;
+    the message says how to get one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,8 @@ class Access:
         return url, key
 
     def account_token(self) -> tuple[str, str] | None:
-        """(api_url, token) of a personal access token, if any: the environment's, else `conveyor login`'s."""
+        """(api_url, token) of a personal access token, if any: the environment's,
+        else `conveyor login`'s."""
         try:
             logins = Logins.load()
         except ConfigError:

@@ -1,8 +1,8 @@
 """Making a folder a Conveyor project: the config (a `[tool.conveyor]` table appended to an
 existing pyproject.toml, else a conveyor.toml) and an example task in `tasks/example.py`, for
-`conveyor init` and the MCP server's `initialize_project`. It never overwrites: a folder that already
-has a config is refused with nothing changed, and an existing example file is left alone. The
-texts come from `templates/`. Nothing here prints.
+`conveyor init` and the MCP server's `initialize_project`. It never overwrites: a folder that
+already has a config is refused with nothing changed, and an existing example file is left alone.
+The texts come from `templates/`. Nothing here prints.
 """
 
 from __future__ import annotations

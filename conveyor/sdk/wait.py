@@ -35,7 +35,8 @@ class Wait:
     async def for_(
         self, seconds: float = 0, *, minutes: float = 0, hours: float = 0, days: float = 0
     ) -> None:
-        """Wait a duration, durably: after a crash or a suspension the run waits only what is left."""
+        """Wait a duration, durably: after a crash or a suspension the run waits only what is
+        left."""
         total = seconds + minutes * 60 + hours * 3600 + days * 86400
         if total < 0:
             raise InvalidRequest("wait.for_ needs a duration >= 0")

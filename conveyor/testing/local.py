@@ -135,7 +135,7 @@ class LocalPlatform:
 
         return AsyncClient(api_url=self.api_url, secret_key=self.secret_key)
 
-    # -- the platform's thread ----------------------------------------------------------------------
+    # -- the platform's thread ---------------------------------------------------------------------
 
     def _serve_in_thread(self, config: Config, listener: socket.socket) -> None:
         try:

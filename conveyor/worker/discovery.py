@@ -48,7 +48,8 @@ class Discovery:
 def load_tasks(config: Config) -> Discovery:
     """Import every task module, going on past one that fails: its failure (file, line, error)
     is recorded and the other modules' tasks are kept. A duplicate task id still fails the
-    whole load (TaskDefinitionError naming both files): which one would run is not a guess to make."""
+    whole load (TaskDefinitionError naming both files): which one would run is not a guess to
+    make."""
     root = str(config.root)
     if root not in sys.path:
         sys.path.insert(0, root)

@@ -186,7 +186,8 @@ class Replay:
         wait: bool,
         batch: bool,
     ) -> dict[str, Any]:
-        """Trigger children once per run; with `wait`, wait for them and return the waitpoint result."""
+        """Trigger children once per run; with `wait`, wait for them and return the waitpoint
+        result."""
         key = self.key(kind, name)
         entry = self.recorded(key)
         if entry is not None:

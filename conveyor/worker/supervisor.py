@@ -386,7 +386,8 @@ class Supervisor:
             self._waiter = None
 
     def _link_failed(self, exc: Exception) -> None:
-        """Report an unreachable engine once, then every LINK_REPORT_EVERY seconds, not per retry."""
+        """Report an unreachable engine once, then every LINK_REPORT_EVERY seconds,
+        not per retry."""
         now = time.monotonic()
         if self._link_down_since is None or now - self._link_reported >= LINK_REPORT_EVERY:
             self.reporter(
@@ -685,7 +686,8 @@ class Supervisor:
             await self.outbox.ready.wait()
             self.outbox.ready.clear()
             if await self.outbox.flush():
-                self.wake()  # slots of reported outcomes are free now that the engine knows: lease again
+                # slots of reported outcomes are free now that the engine knows: lease again
+                self.wake()
             else:  # the server or its database is away: again in a moment
                 await asyncio.sleep(FLUSH_RETRY)
                 self.outbox.ready.set()
@@ -860,7 +862,8 @@ class Supervisor:
 
     def _retire_idle_versions(self, now: float) -> None:
         """Stop the executors of versions other than the current one that nobody used for
-        VERSION_IDLE seconds (their runs ended or moved on); the next run on one starts them again."""
+        VERSION_IDLE seconds (their runs ended or moved on);
+        the next run on one starts them again."""
         for key in list(self.pools):
             version = key[0]
             if (

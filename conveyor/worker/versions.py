@@ -2,7 +2,8 @@
 and give it a Python environment with its dependency lock installed.
 
     <cache>/<environment id>/<version>/   the version's code (config, dirs, requirements.lock)
-    <cache>/envs/<lock hash>-py<X.Y>/      a venv per dependency lock: versions with the same lock share it
+    <cache>/envs/<lock hash>-py<X.Y>/      a venv per dependency lock: versions with the same
+                                           lock share it
 
 A version's venv sees its own packages first, then the worker's environment (where Conveyor
 itself is installed, through a .pth file), so a lock that pins nothing installs nothing and a
@@ -128,7 +129,8 @@ def environment_for(lock: str, folder: Path) -> str:
             return str(python)
         tmp = folder / f".{tag}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        # symlinks: the venv's python keeps the worker's base interpreter, its paths are rewritten on rename
+        # symlinks: the venv's python keeps the worker's base interpreter,
+        # its paths are rewritten on rename
         venv.EnvBuilder(with_pip=False, symlinks=True).create(tmp)
         purelib = Path(sysconfig.get_path("purelib", vars={"base": str(tmp), "platbase": str(tmp)}))
         _layer_over_worker(purelib)

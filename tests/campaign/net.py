@@ -16,7 +16,8 @@ SUBNET = "10.77.0"
 
 
 class NetnsUnavailable(RuntimeError):
-    """Network namespaces cannot be made here (not root, no `ip`, a container without CAP_NET_ADMIN)."""
+    """Network namespaces cannot be made here (not root, no `ip`,
+    a container without CAP_NET_ADMIN)."""
 
 
 def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -58,7 +59,8 @@ def namespaces() -> list[str]:
 
 
 def clean() -> list[str]:
-    """Kill every process left in a campaign namespace and delete the namespaces; returns their names."""
+    """Kill every process left in a campaign namespace and delete the namespaces;
+    returns their names."""
     found = namespaces()
     for ns in found:
         for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():

@@ -121,7 +121,8 @@ class Campaign:
             name: net.Host(name, f"{net.SUBNET}.{octet}") for name, octet in HOSTS.items()
         }
         self.history = History(self.out / "history.jsonl")
-        # the clusters' folders must be reachable by the postgres user, whatever the parents of `out`
+        # the clusters' folders must be reachable by the postgres user,
+        # whatever the parents of `out`
         self.pg_root = Path(tempfile.mkdtemp(prefix="cvcamp-pg-"))
         os.chmod(self.pg_root, 0o755)
         self.primary = Cluster(self.hosts["db1"], self.pg_root / "pg" / "db1")

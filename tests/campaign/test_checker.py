@@ -28,7 +28,8 @@ def line(
 def body(
     run: str, seg: str, begin: float, end: float | None, task: str = "camp-steps", host: str = "w1"
 ) -> list[dict[str, Any]]:
-    """A segment that starts at `begin`, ticks, and ends at `end` (None: it died after its last tick)."""
+    """A segment that starts at `begin`, ticks, and ends at `end`
+    (None: it died after its last tick)."""
     lines = [line("start", begin, run, seg, task, host)]
     t = begin + 0.2
     stop = end if end is not None else begin + 1.0

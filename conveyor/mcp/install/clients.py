@@ -8,8 +8,10 @@ current OS and scope, and the shape of one server entry in its file.
     cursor          ~/.cursor/mcp.json                                    .cursor/mcp.json
     windsurf        ~/.codeium/windsurf/mcp_config.json
     vscode          <VS Code user dir>/mcp.json  (key "servers")          .vscode/mcp.json
-    zed             ~/.config/zed/settings.json, Windows %APPDATA%\\Zed   .zed/settings.json  (key "context_servers")
-    cline           <VS Code user dir>/globalStorage/saoudrizwan.claude-dev/settings/cline_mcp_settings.json
+    zed             ~/.config/zed/settings.json, Windows %APPDATA%\\Zed   .zed/settings.json
+                    (key "context_servers")
+    cline           <VS Code user dir>/globalStorage/saoudrizwan.claude-dev/settings/
+                    cline_mcp_settings.json
     codex           $CODEX_HOME/config.toml (~/.codex/config.toml)        .codex/config.toml  (TOML)
     gemini-cli      ~/.gemini/settings.json                               .gemini/settings.json
     opencode        ~/.config/opencode/opencode.json  (key "mcp")         opencode.json
@@ -51,7 +53,8 @@ class Place:
         return Path(self.environ.get("APPDATA") or self.home / "AppData" / "Roaming")
 
     def app_config(self, app: str) -> Path:
-        """An app's config folder: Application Support on macOS, %APPDATA% on Windows, XDG elsewhere."""
+        """An app's config folder: Application Support on macOS, %APPDATA% on Windows,
+        XDG elsewhere."""
         if self.platform == "darwin":
             return self.home / "Library" / "Application Support" / app
         if self.platform == "win32":
@@ -79,7 +82,8 @@ def _opencode(command: list[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class McpClient:
-    """One AI client: its config file per scope, the keys to the servers table, and an entry builder."""
+    """One AI client: its config file per scope, the keys to the servers table,
+    and an entry builder."""
 
     name: str
     title: str

@@ -44,7 +44,8 @@ def end_marker(name: str) -> str:
 
 def _region(name: str) -> re.Pattern[str]:
     return re.compile(
-        rf"<!-- conveyor:{re.escape(name)} v[^ ]+ start.*?-->.*?<!-- conveyor:{re.escape(name)} end -->",
+        rf"<!-- conveyor:{re.escape(name)} v[^ ]+ start.*?-->.*?"
+        rf"<!-- conveyor:{re.escape(name)} end -->",
         re.DOTALL,
     )
 
@@ -120,7 +121,8 @@ def apply(change: FileChange, root: Path) -> FileChange:
 
 
 def _prune(folder: Path, root: Path) -> None:
-    """Remove the folders a removed file leaves empty (.claude/skills/conveyor-tasks, ...), never `root`."""
+    """Remove the folders a removed file leaves empty (.claude/skills/conveyor-tasks, ...),
+    never `root`."""
     root = root.resolve()
     for current in (folder, *folder.parents):
         if current.resolve() == root or root not in current.resolve().parents:

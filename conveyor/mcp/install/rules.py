@@ -3,7 +3,8 @@
     target       file                                         how
     claude-code  CLAUDE.md                                    region between markers
     agents       AGENTS.md  (Codex, Cursor, Copilot, Zed, ...) region between markers
-    cursor       .cursor/rules/conveyor.mdc                   dedicated; description, alwaysApply: false
+    cursor       .cursor/rules/conveyor.mdc                   dedicated; description,
+                                                              alwaysApply: false
     windsurf     .windsurf/rules/conveyor.md                  dedicated; trigger: model_decision
     vscode       .github/instructions/conveyor.instructions.md dedicated; applyTo
     cline        .clinerules/conveyor.md (a region when .clinerules is one file)

@@ -1,4 +1,5 @@
-"""whoami, list_orgs, list_projects and initialize_project: who this server acts as, and projects."""
+"""whoami, list_orgs, list_projects and initialize_project: who this server acts as,
+and projects."""
 
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,8 +25,8 @@ from conveyor.models import Project
 
 def register(server: MCPServer[Any], access: Access) -> None:
     async def whoami() -> Annotated[CallToolResult, Identity]:
-        """Say which Conveyor server and credential this MCP server uses, and what is wrong if it cannot
-        reach one. Call it first when another tool reports a connection or key problem."""
+        """Say which Conveyor server and credential this MCP server uses, and what is wrong if it
+        cannot reach one. Call it first when another tool reports a connection or key problem."""
         identity = Identity(
             credential="none",
             readonly=access.options.readonly,
@@ -89,8 +90,9 @@ def register(server: MCPServer[Any], access: Access) -> None:
         return answer(Organizations(organizations=user.organizations), text)
 
     async def list_projects() -> Annotated[CallToolResult, Projects]:
-        """List the projects of the user's organizations with their environments (needs a personal access
-        token: `conveyor login`). With `conveyor dev` there are no accounts: use the other tools directly."""
+        """List the projects of the user's organizations with their environments (needs a personal
+        access token: `conveyor login`). With `conveyor dev` there are no accounts:
+        use the other tools directly."""
         with tool_errors():
             projects = await access.account().projects.list()
         text = (
@@ -125,9 +127,10 @@ def register(server: MCPServer[Any], access: Access) -> None:
             str | None, Field(description="Organization slug, when the user has several")
         ] = None,
     ) -> Annotated[CallToolResult, InitializedProject]:
-        """Make a folder a Conveyor project: add [tool.conveyor] to its pyproject.toml (or a conveyor.toml)
-        and an example task in tasks/example.py. Do not call it if the folder already has a Conveyor config
-        (it refuses and changes nothing). Only create the project on the server if the user asked for it."""
+        """Make a folder a Conveyor project: add [tool.conveyor] to its pyproject.toml (or a
+        conveyor.toml) and an example task in tasks/example.py. Do not call it if the folder already
+        has a Conveyor config (it refuses and changes nothing). Only create the project on the
+        server if the user asked for it."""
         from conveyor.scaffold import PROJECT_NAME, default_project_name, scaffold
 
         root = (Path.cwd() / directory).resolve()

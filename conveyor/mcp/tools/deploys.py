@@ -68,7 +68,8 @@ def _check_target(access: Access, environment: str, branch: str | None) -> None:
 def _no_key(
     access: Access, target: str, environment: str, branch: str | None, exc: AccessError
 ) -> ToolError:
-    """The tool error of a deploy this server has no key for, saying how the user can give it one."""
+    """The tool error of a deploy this server has no key for,
+    saying how the user can give it one."""
     # a token: the problem is the project or the pin, as said
     if access.account_token() is not None:
         return ToolError(f"cannot deploy to {target}: {exc.message}")
@@ -127,10 +128,11 @@ def register(server: MCPServer[Any], access: Access) -> None:
         ] = False,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, DeployOutcome]:
-        """Deploy the task code of the project this server runs in (its Conveyor config, the config's dirs,
-        a lock of its dependencies) to staging, prod or a preview branch, as `conveyor deploy` does: import
-        its tasks from the bundle to check them, upload it as a new version YYYYMMDD.N and make it current.
-        Runs in flight stay on their version. Returns the new version. Only deploy when the user asked for it;
+        """Deploy the task code of the project this server runs in (its Conveyor config, the
+        config's dirs, a lock of its dependencies) to staging, prod or a preview branch, as
+        `conveyor deploy` does: import its tasks from the bundle to check them, upload it as a new
+        version YYYYMMDD.N and make it current. Runs in flight stay on their version. Returns the
+        new version. Only deploy when the user asked for it;
         dry_run=true checks the code without uploading."""
         _check_target(access, environment, branch)
         target = f"preview ({branch})" if branch else environment
@@ -186,9 +188,9 @@ def register(server: MCPServer[Any], access: Access) -> None:
         environment: EnvironmentArg = None,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, DeployList]:
-        """List the versions deployed to an environment, newest first: version, status, whether it is current
-        (new runs start on it), when it was deployed and last promoted, and its tasks. Dev has none: `conveyor
-        dev` runs the project folder's code."""
+        """List the versions deployed to an environment, newest first: version, status, whether it
+        is current (new runs start on it), when it was deployed and last promoted, and its tasks.
+        Dev has none: `conveyor dev` runs the project folder's code."""
         with tool_errors():
             client = await access.environment(environment, project_ref)
             page = await client.deployments.list(limit=limit, cursor=cursor)

@@ -28,10 +28,10 @@ def register(server: MCPServer[Any], access: Access) -> None:
         ],
         limit: Annotated[int, Field(ge=1, le=20, description="How many sections to return")] = 5,
     ) -> Annotated[CallToolResult, DocsAnswer]:
-        """Search Conveyor's documentation (the docs of the installed version, offline) and return the
-        best-matching sections in full. Use it before writing task code or answering how Conveyor works:
-        tasks, triggering, queues, retries, waits and tokens, durable execution (what replay asks of
-        code), logs, workers, the CLI, the HTTP API and configuration."""
+        """Search Conveyor's documentation (the docs of the installed version, offline) and return
+        the best-matching sections in full. Use it before writing task code or answering how
+        Conveyor works: tasks, triggering, queues, retries, waits and tokens, durable execution
+        (what replay asks of code), logs, workers, the CLI, the HTTP API and configuration."""
         hits = docs.default_index().search(query, limit)
         results = [
             DocHit(

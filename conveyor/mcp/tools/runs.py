@@ -65,7 +65,8 @@ def register(server: MCPServer[Any], access: Access) -> None:
         environment: EnvironmentArg = None,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, RunList]:
-        """List runs, newest first, with filters; pass next_cursor back as cursor for the next page."""
+        """List runs, newest first, with filters; pass next_cursor back as cursor for the next
+        page."""
         with tool_errors():
             client = await access.environment(environment, project_ref)
             page = await client.runs.list(
@@ -96,8 +97,9 @@ def register(server: MCPServer[Any], access: Access) -> None:
         environment: EnvironmentArg = None,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, RunDetails]:
-        """Get a run: status, payload, output or error, every attempt with its error, what a waiting run
-        waits on, its logs and (when the server has them) its trace. Use it to debug a failed run."""
+        """Get a run: status, payload, output or error, every attempt with its error, what a waiting
+        run waits on, its logs and (when the server has them) its trace. Use it to debug a failed
+        run."""
         with tool_errors(NO_RUN):
             client = await access.environment(environment, project_ref)
             run = await client.runs.retrieve(run_id)
@@ -132,10 +134,11 @@ def register(server: MCPServer[Any], access: Access) -> None:
         environment: EnvironmentArg = None,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, WaitOutcome]:
-        """Wait until a run ends (COMPLETED, FAILED, CANCELED, ...) and return it with its output or error.
-        Reports progress while it waits. If the timeout passes first it returns the run as it is with
-        finished=false; call it again to keep waiting. Runs that wait on tokens or long delays may take
-        much longer than any timeout: check get_run_details instead of waiting in a loop."""
+        """Wait until a run ends (COMPLETED, FAILED, CANCELED, ...) and return it with its output or
+        error. Reports progress while it waits. If the timeout passes first it returns the run as it
+        is with finished=false; call it again to keep waiting. Runs that wait on tokens or long
+        delays may take much longer than any timeout: check get_run_details instead of waiting in a
+        loop."""
         started = time.monotonic()
         with tool_errors(NO_RUN):
             client = await access.environment(environment, project_ref)
@@ -179,8 +182,8 @@ def register(server: MCPServer[Any], access: Access) -> None:
         environment: EnvironmentArg = None,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, Triggered]:
-        """Start a new run of the same task with the same options, and the same payload unless one is given.
-        The original run is left as it is."""
+        """Start a new run of the same task with the same options, and the same payload unless one
+        is given. The original run is left as it is."""
         with tool_errors(NO_RUN):
             client = await access.environment(environment, project_ref)
             handle = await (
@@ -206,8 +209,9 @@ def register(server: MCPServer[Any], access: Access) -> None:
         environment: EnvironmentArg = None,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, TokenAnswer]:
-        """Complete a waitpoint token, so the runs waiting on it (wait.for_token) resume with `data`. Only do
-        this when the user asked to (it stands for a person's approval or an outside event)."""
+        """Complete a waitpoint token, so the runs waiting on it (wait.for_token) resume with
+        `data`. Only do this when the user asked to (it stands for a person's approval or an outside
+        event)."""
         with tool_errors("get_run_details of the waiting run shows its token under waiting_on"):
             client = await access.environment(environment, project_ref)
             token = await client.waitpoints.complete_token(token_id, data)

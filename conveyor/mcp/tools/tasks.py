@@ -1,4 +1,5 @@
-"""get_current_worker, get_task_schema and trigger_task: the tasks of an environment, and runs of them."""
+"""get_current_worker, get_task_schema and trigger_task: the tasks of an environment,
+and runs of them."""
 
 import json
 from typing import Annotated, Any
@@ -21,7 +22,8 @@ def task_line(task: TaskDefinition) -> str:
     return (
         f"{task.id}  queue={task.queue.name}{f' (limit {limit})' if limit is not None else ''}  "
         f"retry=max_attempts {retry.max_attempts}, factor {retry.factor:g}, {retry.min_timeout_ms}-"
-        f"{retry.max_timeout_ms} ms  max_duration={f'{task.max_duration:g}s' if task.max_duration else '-'}  "
+        f"{retry.max_timeout_ms} ms  "
+        f"max_duration={f'{task.max_duration:g}s' if task.max_duration else '-'}  "
         f"machine={task.machine}  schema={'yes' if task.payload_schema else 'no'}"
         f"{f'  file={task.file}' if task.file else ''}"
     )
@@ -32,8 +34,8 @@ def register(server: MCPServer[Any], access: Access) -> None:
         environment: EnvironmentArg = None, project_ref: ProjectRefArg = None
     ) -> Annotated[CallToolResult, Worker]:
         """List the tasks the environment's workers registered (each with its queue, retry policy,
-        max_duration, machine and payload schema) and the environment's queues. Use it to find task ids
-        before trigger_task."""
+        max_duration, machine and payload schema) and the environment's queues. Use it to find task
+        ids before trigger_task."""
         with tool_errors():
             client = await access.environment(environment, project_ref)
             tasks = await client.tasks.list()
@@ -58,8 +60,8 @@ def register(server: MCPServer[Any], access: Access) -> None:
         environment: EnvironmentArg = None,
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, TaskSchema]:
-        """Get the JSON Schema a task's payload must match (tasks made with @schema_task have one; plain
-        @task tasks take any JSON)."""
+        """Get the JSON Schema a task's payload must match (tasks made with @schema_task have one;
+        plain @task tasks take any JSON)."""
         with tool_errors():
             client = await access.environment(environment, project_ref)
             try:
@@ -106,7 +108,8 @@ def register(server: MCPServer[Any], access: Access) -> None:
         project_ref: ProjectRefArg = None,
     ) -> Annotated[CallToolResult, Triggered]:
         """Trigger a run of a task and return its run id at once. Only wait for it
-        (wait_for_run_to_complete) when the user asked for the result; get_run_details shows its state."""
+        (wait_for_run_to_complete) when the user asked for the result;
+        get_run_details shows its state."""
         with tool_errors("get_current_worker lists the tasks"):
             client = await access.environment(environment, project_ref)
             handle = await client.tasks.trigger(task_id, payload, options=options)

@@ -19,7 +19,8 @@ GENERATE = """mutation($storyId: String!, $text: String!, $voice: String!) {
   generateAudio(storyId: $storyId, text: $text, voice: $voice) {
     jobId status alreadyInProgress message replacedStaleJobId } }"""
 JOB = """query($id: ID!) { generationJob(id: $id) {
-  id storyId voice status textChars runId audioUrl audioKey audioBytes error createdAt completedAt } }"""
+  id storyId voice status textChars runId audioUrl audioKey audioBytes error createdAt
+  completedAt } }"""
 
 
 @dataclass

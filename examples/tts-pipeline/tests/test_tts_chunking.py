@@ -1,4 +1,5 @@
-"""The chunker cuts any text into pieces a TTS API accepts, at sentence ends, never inside a word."""
+"""The chunker cuts any text into pieces a TTS API accepts, at sentence ends,
+never inside a word."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Merging MP3 chunks gives one file a player reads: one ID3 tag, frames only, the chunks' length."""
+"""Merging MP3 chunks gives one file a player reads: one ID3 tag, frames only,
+the chunks' length."""
 
 from __future__ import annotations
 

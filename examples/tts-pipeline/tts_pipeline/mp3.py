@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 ID3V1_SIZE = 128
 
-# Bitrates in kbit/s by [MPEG-1 or not][bitrate index], Layer III. Index 0 ("free") and 15 are refused.
+# Bitrates in kbit/s by [MPEG-1 or not][bitrate index], Layer III. Index 0 ("free") and 15 are
+# refused.
 _BITRATES = {
     True: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
     False: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),

@@ -7,8 +7,8 @@ with the same environment.
 |---|---|---|
 | TTS_DATA_DIR | folder for the jobs database and local storage | `data/` in the example |
 | TTS_DATABASE | the SQLite file holding `generation_jobs` | `$TTS_DATA_DIR/jobs.db` |
-| TTS_STORAGE_DIR, TTS_S3_* , TTS_PUBLIC_BASE_URL | object storage, see `storage/__init__.py` | local folder |
-| OPENAI_API_KEY, TTS_PROVIDER, TTS_ESPEAK_SPEED | speech provider, see `speech/__init__.py` | espeak-ng |
+| TTS_STORAGE_DIR, TTS_S3_*, TTS_PUBLIC_BASE_URL | object storage, see `storage/` | local folder |
+| OPENAI_API_KEY, TTS_PROVIDER, TTS_ESPEAK_SPEED | speech provider, see `speech/` | espeak-ng |
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The GraphQL schema: `generateAudio` starts a job and answers at once with its id;
 `generationJob` is what clients poll until the job has ended.
 
-    mutation { generateAudio(storyId: "story-1", text: "...", voice: "alloy") { jobId status message } }
+    mutation { generateAudio(storyId: "story-1", text: "...", voice: "alloy") {
+                 jobId status message } }
     query    { generationJob(id: "job_...") { status audioUrl audioBytes error } }
 """
 
