@@ -26,7 +26,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,9 @@ class Supervisor:
         self._acked_at = time.monotonic()
         self._lease_seq = 0
         self._revoked_through = 0
+        # attempts of a late lease answer being checked (`_confirm_late`): ours to the engine
+        # already, so every heartbeat lists them, and a stop for one means it never starts
+        self._unconfirmed: dict[str, AttemptSpec] = {}
         self._contact_lost = False
         self._wake = asyncio.Event()
         self._waiter: asyncio.Future[None] | None = None
@@ -702,9 +705,8 @@ class Supervisor:
             await asyncio.sleep(self.heartbeat_interval)
             self._background_task(self._heartbeat())
 
-    async def _heartbeat(self, also: Sequence[AttemptSpec] = ()) -> set[str] | None:
-        """One heartbeat; `also`: attempts of a lease not started yet, to be checked with the
-        rest. The runs the engine said to stop, or None when the heartbeat failed."""
+    async def _heartbeat(self) -> set[str] | None:
+        """One heartbeat. The runs the engine said to stop, or None when the heartbeat failed."""
         sent = time.monotonic()
         # attempts that ended but whose outcome is not sent yet are still ours to the engine
         running = [
@@ -722,7 +724,7 @@ class Supervisor:
             for i in items
             if isinstance(i, AttemptSpec)
         ]
-        running += [(s.run_id, s.fence) for s in also]
+        running += [(s.run_id, s.fence) for s in self._unconfirmed.values()]
         try:
             reply = await self.link.heartbeat(
                 self.worker_id, Heartbeat(running=running, lease_seq=self._lease_seq)
@@ -775,9 +777,20 @@ class Supervisor:
         a heartbeat listing them asks the engine first, and only those it does not stop start.
         When the heartbeat fails too, all of them are handed back."""
         attempts = reply.attempts
-        stop = await self._heartbeat(also=attempts)
+        # listed by every heartbeat until they start: one the heartbeat loop sends meanwhile
+        # must not report them missing (the engine would take them back and lease them again)
+        self._unconfirmed.update((s.run_id, s) for s in attempts)
+        try:
+            stop = await self._heartbeat()
+        finally:
+            # a stop from any heartbeat meanwhile (`stop_run`) took its attempt out
+            pending = {s.run_id for s in attempts if self._unconfirmed.pop(s.run_id, None) is s}
         revoked = reply.lease_seq <= self._revoked_through  # the worker was judged lost meanwhile
-        late = [s for s in attempts if stop is None or revoked or s.run_id in stop]
+        late = [
+            s
+            for s in attempts
+            if stop is None or revoked or s.run_id in stop or s.run_id not in pending
+        ]
         self._hand_back(
             late,
             "The answer that handed this attempt to the worker was late on the network and the "
@@ -852,6 +865,7 @@ class Supervisor:
 
     def stop_run(self, run_id: str, reason: str = "canceled") -> None:
         """Stop an attempt the engine no longer wants (canceled or taken back)."""
+        self._unconfirmed.pop(run_id, None)  # not started yet: it never will
         for proc in self._all_processes():
             entry = proc.inflight.pop(run_id, None)
             if entry is not None:

@@ -1,6 +1,7 @@
 """A TCP proxy that delays every chunk by the number of seconds in a control file (`tc` here
 has no netem): `python -m tests.campaign.proxy PORT TARGET_HOST TARGET_PORT CONTROL_FILE`.
-Chunks keep their order; a delay of 0 passes them straight on."""
+The file holds one number (both ways) or two (towards the target, then back from it). Chunks
+keep their order; a delay of 0 passes them straight on."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from pathlib import Path
 
 
 class Delay:
-    def __init__(self, control: Path) -> None:
+    """The delay of one direction: `way` 0 towards the target, 1 back from it."""
+
+    def __init__(self, control: Path, way: int) -> None:
         self.control = control
+        self.way = way
         self.value = 0.0
         self.read_at = 0.0
 
@@ -20,7 +24,8 @@ class Delay:
         if time.monotonic() - self.read_at > 0.2:
             self.read_at = time.monotonic()
             try:
-                self.value = float(self.control.read_text().strip() or 0)
+                values = [float(v) for v in self.control.read_text().split()] or [0.0]
+                self.value = values[min(self.way, len(values) - 1)]
             except (OSError, ValueError):
                 self.value = 0.0
         return self.value
@@ -54,8 +59,6 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay
 
 
 async def main(port: int, host: str, target_port: int, control: Path) -> None:
-    delay = Delay(control)
-
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(host, target_port)
@@ -63,7 +66,8 @@ async def main(port: int, host: str, target_port: int, control: Path) -> None:
             writer.close()
             return
         await asyncio.gather(
-            pipe(reader, upstream_writer, delay), pipe(upstream_reader, writer, delay)
+            pipe(reader, upstream_writer, Delay(control, 0)),
+            pipe(upstream_reader, writer, Delay(control, 1)),
         )
 
     server = await asyncio.start_server(handle, "127.0.0.1", port)

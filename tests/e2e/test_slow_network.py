@@ -23,9 +23,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[DevServer]:
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DevServer]:
+    # the worker timeout sets the heartbeat interval (a third of it) and a heartbeat's timeout
+    timeout = getattr(request, "param", 20)
     server = DevServer(
-        make_project(tmp_path), free_port(), args=("--no-worker", "--worker-timeout", "20")
+        make_project(tmp_path), free_port(), args=("--no-worker", "--worker-timeout", str(timeout))
     )
     server.start()
     yield server
@@ -100,3 +102,32 @@ def test_a_run_canceled_while_its_lease_answer_is_on_the_way_never_starts(
         assert client.runs.retrieve(run.id).status == "CANCELED"
     assert "lease_refused" not in worker.output()
     assert worker.proc is not None and worker.proc.poll() is None
+
+
+@pytest.mark.parametrize("server", [12], indirect=True)  # a heartbeat every 4 s
+def test_runs_of_a_late_lease_answer_start_once_while_it_is_checked(
+    server: DevServer, delayed: tuple[WorkerProcess, Path]
+) -> None:
+    """While a late answer's runs are checked, the worker's regular heartbeats go on: each one
+    must list those runs as the worker's, or the engine takes them back as never received and
+    leases them again (the same worker then ran the first attempt and the second at once)."""
+    worker, control = delayed
+    with server.client() as client:
+        warm = client.trigger("fleet", {"seconds": 0.01})
+        assert client.runs.poll(warm.id, timeout=30).status == "COMPLETED"
+        # requests reach the server at once, answers take 3 s: every lease answer is late and
+        # checked for 3 s, and a heartbeat every 4 s falls inside three checks in four
+        control.write_text("0 3")
+        time.sleep(1)
+        runs = []
+        for _ in range(3):
+            run = client.trigger("fleet", {"seconds": 4})
+            done = client.runs.poll(run.id, timeout=60)
+            assert done.status == "COMPLETED", done
+            runs.append(done)
+        control.write_text("0")
+    started = starts(server)
+    for run in runs:
+        assert started.count(run.id) == 1, f"{run.id} started {started.count(run.id)} times"
+        assert run.attempts == 1, run.attempts
+    assert "lease_refused" not in worker.output()
