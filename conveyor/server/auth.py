@@ -30,6 +30,21 @@ async def get_engine(request: Request) -> Engine:
     return engine
 
 
+async def environment_of_key(engine: Engine, key: str) -> Environment | None:
+    """The environment of a live key, or None. Async with a cache: every request authenticates,
+    and a thread hop per request costs more than the lookup; only a cache miss goes to the
+    database, off the event loop."""
+    known, environment = engine.cached_environment(key)
+    if not known:
+        environment = await run_in_threadpool(engine.authenticate, key)
+    return environment
+
+
+def request_key(request: Request) -> str:
+    """The bearer key a request authenticated with (checked already by `current_environment`)."""
+    return request.headers.get("authorization", "").partition(" ")[2].strip()
+
+
 async def current_environment(
     engine: Annotated[Engine, Depends(get_engine)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -41,11 +56,7 @@ async def current_environment(
             "(`conveyor dev` prints the dev key)"
         )
     key = credentials.credentials.strip()
-    # async with a cache: every request authenticates, and a thread hop per request costs more
-    # than the lookup; only a cache miss goes to the database, off the event loop
-    known, environment = engine.cached_environment(key)
-    if not known:
-        environment = await run_in_threadpool(engine.authenticate, key)
+    environment = await environment_of_key(engine, key)
     if environment is None:
         if key.startswith(TOKEN_PREFIX):
             raise AuthenticationError(

@@ -9,8 +9,11 @@ route without a key: its signature is the credential.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -201,3 +204,32 @@ def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
     ]
     engine.check_worker(env.id, "worker-1")  # still registered in A, not stopped
     assert engine.lease(env.id, "worker-1", 1).attempts[0].run_id == ids_of_a["run_id"]
+
+
+def test_a_long_poll_waiting_when_its_key_is_revoked_hands_out_nothing(
+    live_server: str, backend: Backend
+) -> None:
+    """A worker's lease waits up to `wait` seconds for a run: a key revoked (or rotated) while it
+    waits must not lease the next run on the old key."""
+    backend.engine.add_api_key(backend.env.id, REVOKED_KEY)
+    answers: list[httpx.Response] = []
+
+    def poll() -> None:
+        with httpx.Client(base_url=live_server, timeout=30) as http:
+            answers.append(
+                http.post(
+                    "/api/v1/workers/worker-1/lease",
+                    json={"capacity": 1, "wait": 10},
+                    headers={"Authorization": f"Bearer {REVOKED_KEY}"},
+                )
+            )
+
+    waiting = threading.Thread(target=poll)
+    waiting.start()
+    time.sleep(0.5)  # the poll is waiting at the server
+    assert backend.engine.revoke_api_key(REVOKED_KEY) is True
+    run = backend.engine.trigger(backend.env.id, "hello", {})  # wakes the poll
+    waiting.join(timeout=15)
+    assert answers and answers[0].status_code == 401, answers and answers[0].text
+    assert answers[0].json()["error"]["code"] == "unauthorized"
+    assert backend.engine.get_run(backend.env.id, run.id).status == "QUEUED"

@@ -24,9 +24,10 @@ from pydantic import (
     field_validator,
 )
 
+from conveyor.errors import AuthenticationError
 from conveyor.models import TaskDefinition, WireModel
 from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
-from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.auth import EngineDep, EnvironmentDep, environment_of_key, request_key
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import ERROR_RESPONSES, ErrorResponse
 
@@ -230,7 +231,16 @@ async def lease(
     deadline = arrived + body.wait
     # registered before the first read: a run made startable after any read wakes the next wait
     with wakeups.listen(env.id) as waiter:
+        first = True
         while True:
+            # a key revoked or rotated while the poll waited hands out nothing more
+            still = env if first else await environment_of_key(engine, request_key(request))
+            if still is None or still.id != env.id:
+                raise AuthenticationError(
+                    "the API key was revoked or rotated while this lease waited; "
+                    "use the environment's new key"
+                )
+            first = False
             reply = await run_in_threadpool(engine.lease, env.id, worker_id, body.capacity)
             remaining = deadline - time.monotonic()
             if (
