@@ -192,3 +192,13 @@ def test_a_path_with_an_empty_last_parameter_is_not_found_rather_than_redirected
     reply = api.get("/api/v1/tasks/", follow_redirects=False)
     assert reply.status_code == 404, reply.text
     assert reply.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("limit", [False, True, "5", 2.5])
+def test_a_queue_limit_is_a_json_integer_or_null(api: TestClient, limit: Any) -> None:
+    before = api.post("/api/v1/queues/media/encode/concurrency", json={"concurrency_limit": 4})
+    assert before.status_code == 200, before.text
+    refused = api.post("/api/v1/queues/media/encode/concurrency", json={"concurrency_limit": limit})
+    assert refused.status_code == 422, refused.text
+    assert "concurrency_limit" in refused.text
+    assert api.get("/api/v1/queues/media/encode").json()["concurrency_limit"] == 4  # unchanged
