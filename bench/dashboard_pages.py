@@ -124,7 +124,8 @@ def main() -> None:
         ),
     ]
     print(
-        f"\n| {args.runs:,} runs, {PAGE} per page | dashboard page, keyset (ms, median of {args.repeat}) "
+        f"\n| {args.runs:,} runs, {PAGE} per page "
+        f"| dashboard page, keyset (ms, median of {args.repeat}) "
         "| the same rows by OFFSET, query only (ms) |"
     )
     print("|---|---:|---:|")

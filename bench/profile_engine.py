@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     total = sum(seconds.values())
     print(
-        f"{done} runs through the engine in {total:.2f} s ({done / total:.0f} runs/s, engine only, one thread)"
+        f"{done} runs through the engine in {total:.2f} s "
+        f"({done / total:.0f} runs/s, engine only, one thread)"
     )
     for name, s in seconds.items():
         print(f"  {name:14s} {s:6.2f} s  {s / max(done, 1) * 1e6:7.1f} µs per run")

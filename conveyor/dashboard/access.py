@@ -247,7 +247,8 @@ class Access:
         sent = fields.pop("csrf", "") or request.headers.get("x-csrf-token", "")
         if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
             raise Refused(
-                "this form has expired or was not made by this dashboard; reload the page and try again"
+                "this form has expired or was not made by this dashboard; "
+                "reload the page and try again"
             )
         return fields
 
@@ -269,8 +270,8 @@ def _check_local(request: Request) -> None:
         or _host_name(request.headers.get("host", "")) not in _LOOPBACK_HOSTS
     ):
         raise Refused(
-            "the `conveyor dev` dashboard has no login, so it answers only on this machine: open it at "
-            "http://127.0.0.1:<port>/ (run `conveyor server` to share a dashboard)"
+            "the `conveyor dev` dashboard has no login, so it answers only on this machine: "
+            "open it at http://127.0.0.1:<port>/ (run `conveyor server` to share a dashboard)"
         )
 
 

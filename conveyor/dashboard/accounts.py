@@ -77,8 +77,8 @@ async def log_in(request: Request, form: FormDep) -> HTMLResponse | RedirectResp
             status=401,
             csrf_token=session.csrf,
             next=target,
-            error="That is not a live personal access token. Use the token `conveyor server` printed "
-            "at its first start, or one from `conveyor login`.",
+            error="That is not a live personal access token. Use the token "
+            "`conveyor server` printed at its first start, or one from `conveyor login`.",
         )
     if access.session(request).env_id is None:
         target = "/environments"
@@ -143,7 +143,8 @@ def api_keys_page(request: Request, viewer: ScopedDep) -> HTMLResponse:
 async def rotate_key(request: Request, viewer: ScopedDep, form: FormDep) -> RedirectResponse:
     if viewer.local or viewer.caller is None or viewer.scope is None:
         raise InvalidRequest(
-            "the dev key lives in .conveyor/dev.json; delete it and restart `conveyor dev` for a new one"
+            "the dev key lives in .conveyor/dev.json; "
+            "delete it and restart `conveyor dev` for a new one"
         )
     env = form.get("env", "")
     await run_in_threadpool(

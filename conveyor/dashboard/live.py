@@ -6,8 +6,8 @@ something changed in the viewer's environment, and sends it only when its HTML c
 
 The wake-ups are the engine's events as its Wakeups (conveyor/engine/wakeups.py) hand them to
 workers' long polls; a stream waits only on its own environment's, and renders only through
-the viewer's environment, so it can show nothing of another. A stream of a logged-in viewer checks every
-RECHECK_SECONDS that their session still holds (a revoked token ends it).
+the viewer's environment, so it can show nothing of another. A stream of a logged-in viewer
+checks every RECHECK_SECONDS that their session still holds (a revoked token ends it).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 (status and timeline, payload, output or error, trace waterfall, logs per attempt, attempts,
 parent and children, cancel and replay), with its live part.
 
-    GET  /runs                     the list; ?status= &task= &tag= &period= &from= &to= &q= &cursor= &before=
+    GET  /runs                     the list; ?status= &task= &tag= &period= &from= &to= &q=
+                                   &cursor= &before=
     GET  /runs/stream              the list's rows as server-sent events
     GET  /runs/{id}                a run
     GET  /runs/{id}/stream         the run's live part as server-sent events
@@ -274,7 +275,8 @@ def _run_page(
 
 @router.get("/runs/{run_id}/{part}.json", response_model=None)
 def run_value(request: Request, run_id: str, part: str, viewer: ScopedDep) -> Response:
-    """A run's whole payload or output, as a download: the page shows only the start of a large one."""
+    """A run's whole payload or output, as a download: the page shows only the start of a large
+    one."""
     if part not in ("payload", "output"):
         raise NotFound(f"a run has no {part}.json; there are payload.json and output.json")
     run = _engine(request).get_run(viewer.env_id, run_id)

@@ -2,7 +2,8 @@
 which resumes every run waiting on it.
 
     GET  /tokens                  ?status=PENDING|COMPLETED|TIMED_OUT|all &cursor=
-    POST /tokens/complete         token_id, data (JSON); refused: the page again (422) with the body kept
+    POST /tokens/complete         token_id, data (JSON); refused: the page again (422) with the
+                                  body kept
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ from conveyor.models import FAILURE_STATUSES, RunStatus
 from conveyor.version import __version__
 
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'; form-action 'self'",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -131,7 +131,8 @@ MAX_SHOWN = 32 * 1024  # characters of one value a page shows; the rest is a dow
 
 
 def clipped(value: Any) -> tuple[str, str | None]:
-    """`value` as pretty JSON, cut to MAX_SHOWN characters; with the full size ("10.0 MB") when cut."""
+    """`value` as pretty JSON, cut to MAX_SHOWN characters; with the full size ("10.0 MB") when
+    cut."""
     text = pretty(value)
     if len(text) <= MAX_SHOWN:
         return text, None

@@ -65,9 +65,10 @@ class _Server(uvicorn.Server):
 
 
 class ApiService:
-    """The HTTP API (and the dashboard, when given its settings) over `engine` plus the engine's tick loop (delays, ttl, lost workers), until
-    SIGINT or SIGTERM. Several may run over one database: ticking is safe from many servers.
-    Make it inside the event loop: it takes over the signals at once."""
+    """The HTTP API (and the dashboard, when given its settings) over `engine` plus the engine's
+    tick loop (delays, ttl, lost workers), until SIGINT or SIGTERM. Several may run over one
+    database: ticking is safe from many servers. Make it inside the event loop: it takes over the
+    signals at once."""
 
     def __init__(
         self,
@@ -147,7 +148,8 @@ class ApiService:
         self.stop.set()
         if before_shutdown is not None:
             await before_shutdown()
-        self.app.state.wakeups.close()  # workers' long polls answer now, so the server can stop cleanly
+        # workers' long polls answer now, so the server can stop cleanly
+        self.app.state.wakeups.close()
         self.server.should_exit = True
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(background[0]), 10)

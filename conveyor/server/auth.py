@@ -60,8 +60,8 @@ async def current_environment(
     if environment is None:
         if key.startswith(TOKEN_PREFIX):
             raise AuthenticationError(
-                "a personal access token (cv_pat_...) is not an environment key: send the environment's "
-                "secret key (`conveyor keys show --project P --env dev`)"
+                "a personal access token (cv_pat_...) is not an environment key: "
+                "send the environment's secret key (`conveyor keys show --project P --env dev`)"
             )
         raise AuthenticationError(
             "unknown API key: check the secret key of the environment you mean (it starts with cv_)"
@@ -73,10 +73,12 @@ async def current_user(
     engine: Annotated[Engine, Depends(get_engine)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    """The user of the request's personal access token; AuthenticationError (401) when there is none."""
+    """The user of the request's personal access token; AuthenticationError (401) when there is
+    none."""
     if credentials is None or not credentials.credentials.strip():
         raise AuthenticationError(
-            "missing personal access token: send `Authorization: Bearer cv_pat_...` (`conveyor login` stores one)"
+            "missing personal access token: send `Authorization: Bearer cv_pat_...` "
+            "(`conveyor login` stores one)"
         )
     token = credentials.credentials.strip()
     if not token.startswith(TOKEN_PREFIX):

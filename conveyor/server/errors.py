@@ -1,7 +1,8 @@
 """How the API answers when something goes wrong: always `{"error": {"code", "message"}}`.
 
-    ConveyorError            its own .status and .code (404 not_found, 409 conflict, 422 payload_invalid, ...;
-                             503 unavailable with Retry-After while the database is unreachable)
+    ConveyorError            its own .status and .code (404 not_found, 409 conflict,
+                             422 payload_invalid, ...; 503 unavailable with Retry-After while the
+                             database is unreachable)
     RequestValidationError   422 invalid_request naming the field ("options.priority: ...");
                              a body that is not JSON at all is 400 malformed_json, JSON sent
                              under another Content-Type is 415 unsupported_media_type
@@ -92,7 +93,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
                 f"the request body is not valid JSON{': ' + str(reason) if reason else ''}",
             )
         if tuple(error.get("loc", ())) == ("body",) and isinstance(error.get("input"), bytes):
-            # FastAPI hands over the raw text when the Content-Type is not JSON (curl -d sends a form)
+            # FastAPI hands over the raw text when the Content-Type is not JSON
+            # (curl -d sends a form)
             return _not_json_body(error["input"])
     messages = [_describe(e) for e in errors[:_MAX_LISTED]]
     more = len(errors) - _MAX_LISTED
@@ -121,7 +123,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"no API route {request.method} {request.url.path}; see /docs for the routes"
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        # the router names the methods of the first route that matched the path; a path can have several
+        # the router names the methods of the first route that matched the path; a path can have
+        # several
         allow = _methods_of(request) or headers.get("Allow", "")
         headers["Allow"] = allow
         message = f"{request.method} is not allowed on {request.url.path}" + (

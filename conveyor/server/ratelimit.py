@@ -154,8 +154,9 @@ class RateLimitMiddleware:
                 "error": {
                     "code": "rate_limited",
                     "message": (
-                        f"too many requests with this API key (the limit is {limit.rate:g} per second, in bursts of "
-                        f"{limit.burst}); retry after {retry_after}s"
+                        "too many requests with this API key "
+                        f"(the limit is {limit.rate:g} per second, in bursts of {limit.burst}); "
+                        f"retry after {retry_after}s"
                     ),
                 }
             }

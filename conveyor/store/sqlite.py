@@ -97,7 +97,8 @@ class SqliteStore(Store):
     def _applied_versions(self) -> set[int]:
         with self._write_lock, self._conn() as conn:
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
             )
             return {
                 row["version"]
@@ -108,7 +109,8 @@ class SqliteStore(Store):
         with self._write_lock, self._conn() as conn:
             try:
                 conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{sql}\n;INSERT INTO schema_migrations (version, applied_at) "
+                    f"BEGIN IMMEDIATE;\n{sql}\n;"
+                    "INSERT INTO schema_migrations (version, applied_at) "
                     f"VALUES ({int(version)}, strftime('%s','now'));\nCOMMIT;"
                 )
             except BaseException:

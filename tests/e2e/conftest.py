@@ -1,4 +1,5 @@
-"""End-to-end fixtures: real `conveyor dev`, `conveyor server` and `conveyor worker` processes on a copy of tests/e2e/project.
+"""End-to-end fixtures: real `conveyor dev`, `conveyor server` and `conveyor worker` processes on
+a copy of tests/e2e/project.
 
 Tests of what a user does with runs (triggers, waits, tokens, children, hooks, logs, metadata,
 cancel, crashes) take `platform` (or `fresh_platform`, for tests that kill or restart it) and run

@@ -36,7 +36,8 @@ HOSTILE = [
 
 @pytest.fixture
 def watched(page: Any) -> Any:
-    """The page, recording every request the browser makes that the dashboard itself did not ask for."""
+    """The page, recording every request the browser makes that the dashboard itself did not ask
+    for."""
     strays: list[str] = []
     page.on(
         "request",

@@ -49,7 +49,11 @@ async def waiter(payload, ctx):
     return {{"code": CODE, "child": child.output}}
 
 
-@task(id="hog", machine="micro", retry={{"max_attempts": 1, "out_of_memory": {{"machine": "small-2x"}}}})
+@task(
+    id="hog",
+    machine="micro",
+    retry={{"max_attempts": 1, "out_of_memory": {{"machine": "small-2x"}}}},
+)
 def hog(payload, ctx):
     data = bytearray(350 * 1024 * 1024)
     time.sleep(2)

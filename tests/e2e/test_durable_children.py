@@ -1,4 +1,5 @@
-"""Child runs and fan-out: trigger_and_wait, batch_trigger_and_wait, batch.trigger_by_task_and_wait."""
+"""Child runs and fan-out: trigger_and_wait, batch_trigger_and_wait,
+batch.trigger_by_task_and_wait."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def test_fan_out_returns_results_in_input_order_with_a_failed_child(client):
 
 
 def test_a_parent_and_its_children_share_a_queue_of_limit_one(client):
-    # fan-out and double both run in queue "solo" (limit 1): the parent gives its slot back while it waits
+    # fan-out and double both run in queue "solo" (limit 1): the parent gives its slot back
+    # while it waits
     run = client.runs.poll(client.trigger("fan-out", {"count": 3}).id, timeout=60)
     assert run.status == "COMPLETED"
     assert run.output["outputs"] == [0, 2, 4]

@@ -114,7 +114,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def engine(database: str, clock: ManualClock) -> Iterator[Engine]:
-    """A bare engine on a fresh database (both kinds), on the manual clock; workers time out after 10 s."""
+    """A bare engine on a fresh database (both kinds), on the manual clock; workers time out after
+    10 s."""
     store = open_store(database)
     store.migrate()
     yield Engine(store, clock=clock, worker_timeout=10)

@@ -203,7 +203,7 @@ def test_a_preview_environment_is_made_on_demand(http: TestClient, token: str) -
     assert slugs == ["dev", "staging", "prod", "preview-feature-checkout"]
 
 
-# -- one environment's key sees nothing of another --------------------------------------------------
+# -- one environment's key sees nothing of another -------------------------------------------------
 
 
 def test_a_key_of_one_environment_sees_nothing_of_another(

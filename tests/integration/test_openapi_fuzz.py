@@ -77,7 +77,8 @@ def test_no_input_makes_the_server_fail(method: str, path: str, backend: Backend
     )
 
     @given(case=cases)
-    # the same cases on every run (CI must not fail by luck); CONVEYOR_FUZZ_EXAMPLES explores further, at random
+    # the same cases on every run (CI must not fail by luck); CONVEYOR_FUZZ_EXAMPLES explores
+    # further, at random
     @settings(
         max_examples=2 * MAX_EXAMPLES,
         deadline=None,

@@ -29,7 +29,8 @@ REVOKED_KEY = "cv_dev_" + "r" * 32
 
 
 def minimal(schema: dict[str, Any], components: dict[str, Any]) -> Any:
-    """The smallest JSON value `schema` accepts: required fields only, minimum lengths and values."""
+    """The smallest JSON value `schema` accepts: required fields only, minimum lengths and
+    values."""
     if "$ref" in schema:
         return minimal(components[schema["$ref"].rsplit("/", 1)[-1]], components)
     for key in ("anyOf", "oneOf", "allOf"):

@@ -21,7 +21,8 @@ def project(tmp_path: Path, dependencies: str = "[]", external: str = "[]") -> P
     (root / "tasks" / "sub").mkdir(parents=True)
     (root / "pyproject.toml").write_text(
         f'[project]\nname = "app"\nversion = "1"\ndependencies = {dependencies}\n\n'
-        f'[tool.conveyor]\nproject = "proj_app"\ndirs = ["tasks"]\n[tool.conveyor.build]\nexternal = {external}\n'
+        '[tool.conveyor]\nproject = "proj_app"\ndirs = ["tasks"]\n'
+        f"[tool.conveyor.build]\nexternal = {external}\n"
     )
     (root / "tasks" / "__init__.py").write_text("")
     (root / "tasks" / "a.py").write_text("X = 1\n")

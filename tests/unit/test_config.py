@@ -1,5 +1,5 @@
-"""The project config (docs/configuration.md): every key loads from pyproject.toml and from conveyor.toml,
-and every mistake is one ConfigError that names the key and the file."""
+"""The project config (docs/configuration.md): every key loads from pyproject.toml and from
+conveyor.toml, and every mistake is one ConfigError that names the key and the file."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The public surface is exactly what `conveyor.__all__` lists (the names of docs/tasks.md and docs/triggering.md)."""
+"""The public surface is exactly what `conveyor.__all__` lists (the names of docs/tasks.md and
+docs/triggering.md)."""
 
 import conveyor
 

@@ -1,4 +1,5 @@
-"""The retry delay follows docs/retries-and-errors.md exactly: round(min(max, R * min * factor**(n-1)))."""
+"""The retry delay follows docs/retries-and-errors.md exactly:
+round(min(max, R * min * factor**(n-1)))."""
 
 import random
 

@@ -3,7 +3,8 @@ rollback is a promote of an older version), and hand a version's bundle to a wor
 
 The key decides the environment, as everywhere; a deploy also names the environment it means
 (`prod`, say) so that a key of the wrong environment fails the deploy instead of shipping code
-there. Versions, promotion and what happens to runs are the engine's (conveyor/engine/deployments.py).
+there. Versions, promotion and what happens to runs are the engine's
+(conveyor/engine/deployments.py).
 """
 
 from __future__ import annotations

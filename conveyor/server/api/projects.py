@@ -5,8 +5,10 @@ environment key: who am I, projects, their environments, and each environment's 
     POST /api/v1/projects                  GET /api/v1/projects
     GET  /api/v1/projects/{ref}                             ref: proj_... or the project's slug
     GET  /api/v1/projects/{ref}/environments
-    POST /api/v1/projects/{ref}/environments                {branch}: the preview environment, made on demand
-    GET  /api/v1/projects/{ref}/environments/{env}/key      env: dev, staging, prod, preview-<branch>
+    POST /api/v1/projects/{ref}/environments                {branch}: the preview environment,
+                                                            made on demand
+    GET  /api/v1/projects/{ref}/environments/{env}/key      env: dev, staging, prod,
+                                                            preview-<branch>
     POST /api/v1/projects/{ref}/environments/{env}/key/rotate
 
 Everything here goes through `engine.accounts`; no route touches runs.

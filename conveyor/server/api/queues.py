@@ -20,7 +20,8 @@ router = APIRouter(
 
 @router.get("", response_model=QueueList, summary="List queues")
 def list_queues(env: EnvironmentDep, engine: EngineDep) -> QueueList:
-    """Every queue with its limit, whether it is paused, and how many runs execute and wait in it."""
+    """Every queue with its limit, whether it is paused, and how many runs execute and wait in
+    it."""
     return QueueList(data=engine.list_queues(env.id))
 
 

@@ -20,7 +20,10 @@ async def fleet(payload, ctx):
     with STARTS.open("a") as f:
         f.write(f"{ctx.run.id} {ctx.attempt.number} {started:.6f}\n")
     await asyncio.sleep(payload.get("seconds", 0.01))
-    line = f"{ctx.run.id} {ctx.attempt.number} {os.environ.get('FLEET_WORKER', '?')} {started:.6f} {time.time():.6f}\n"
+    line = (
+        f"{ctx.run.id} {ctx.attempt.number} {os.environ.get('FLEET_WORKER', '?')} "
+        f"{started:.6f} {time.time():.6f}\n"
+    )
     with EXECUTIONS.open("a") as f:
         f.write(line)
     return {"worker": os.environ.get("FLEET_WORKER")}
