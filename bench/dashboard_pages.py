@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conveyor.dashboard import DashboardSettings, mount_dashboard
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition, TriggerOptions
 from conveyor.server import create_app
 from conveyor.store import open_store
@@ -52,8 +52,8 @@ def main() -> None:
     store = open_store(str(folder / "bench.db"))
     store.migrate()
     engine = Engine(store)
-    env = engine.ensure_environment("proj_bench", "dev", "dev")
-    engine.set_tasks(
+    env = engine.environments.ensure("proj_bench", "dev", "dev")
+    engine.workers.set_tasks(
         env.id,
         [
             TaskDefinition(id=name, queue=QueueSpec(name=name), retry=RetryPolicy())
@@ -62,7 +62,7 @@ def main() -> None:
     )
     started = time.perf_counter()
     for first in range(0, args.runs, 1000):
-        engine.batch_trigger(
+        engine.tasks.batch_trigger(
             env.id,
             [
                 (
@@ -84,7 +84,7 @@ def main() -> None:
     cursor, deep, last = None, None, None
     pages = 0
     while True:
-        page = engine.runs_page(env.id, limit=PAGE, older_than=cursor)
+        page = engine.runs.page(env.id, limit=PAGE, older_than=cursor)
         pages += 1
         if pages == min(1000, args.runs // PAGE - 1):
             deep = cursor

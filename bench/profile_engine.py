@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition, TriggerOptions
 from conveyor.protocol import AttemptOutcome
 from conveyor.store import open_store
@@ -41,11 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     store = open_store(str(folder / "dev.db"))
     store.migrate()
     engine = Engine(store)
-    env = engine.ensure_environment("bench", "dev", "dev")
+    env = engine.environments.ensure("bench", "dev", "dev")
     task = TaskDefinition(
         id="noop", queue=QueueSpec(name="task/noop"), retry=RetryPolicy(max_attempts=1)
     )
-    engine.register_worker(env.id, "wrk_bench", "bench", [task])
+    engine.workers.register(env.id, "wrk_bench", "bench", [task])
 
     profiles = {name: cProfile.Profile() for name in ("batch_trigger", "lease", "complete")}
     seconds = dict.fromkeys(profiles, 0.0)
@@ -62,18 +62,23 @@ def main(argv: list[str] | None = None) -> int:
     left = args.runs
     while left:
         n = min(1000, left)
-        timed("batch_trigger", engine.batch_trigger, env.id, [("noop", {}, TriggerOptions())] * n)
+        timed(
+            "batch_trigger",
+            engine.tasks.batch_trigger,
+            env.id,
+            [("noop", {}, TriggerOptions())] * n,
+        )
         left -= n
     done = 0
     for _ in range(args.runs):  # bounded: at least one run per lease
-        reply = timed("lease", engine.lease, env.id, "wrk_bench", args.capacity)
+        reply = timed("lease", engine.workers.lease, env.id, "wrk_bench", args.capacity)
         if not reply.attempts:
             break
         outcomes = [
             AttemptOutcome(a.run_id, a.attempt, "completed", output_json="null")
             for a in reply.attempts
         ]
-        timed("complete", engine.complete, "wrk_bench", outcomes)
+        timed("complete", engine.workers.complete, "wrk_bench", outcomes)
         done += len(outcomes)
     store.close()
 

@@ -5,6 +5,8 @@
     complete([AttemptOutcome])
     hook_done(run_id, hook, fence)
     append_logs([LogEntry])
+    call(run_id, fence, DurableCall) -> the call's answer (journaled with its effect)
+    suspend(run_id, attempt, fence, waitpoints, compute_used)
 
 Fencing: every attempt (and hook job) carries its run's `fence`, a number the engine raises
 each time it hands the run to a worker or takes it away. Everything a worker reports for an
@@ -16,12 +18,23 @@ timeout; the engine takes a silent worker's runs back only after a longer span (
 
 In `conveyor dev` the supervisor calls the engine in-process; a remote worker sends the same
 messages over HTTP. Payloads and outputs travel as JSON text, parsed only where they are used.
+
+A durable call is one message per kind (`JournalCall`, `TriggerCall`, ...), told apart by its
+`op`. Task code builds them in the executor's process, so the engine's side checks each one
+(`check_call` in-process, the same types validated by the HTTP route): a call a worker could
+not have meant is refused naming the field, never a crash in the engine.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, fields
+from functools import cache
+from typing import Annotated, Any, Literal, NamedTuple
+
+from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError, with_config
+from pydantic.json_schema import SkipJsonSchema
+
+from conveyor.errors import InvalidRequest
 
 OutcomeKind = Literal[
     "completed",  # returned normally
@@ -157,3 +170,134 @@ class LogEntry:
     message: str
     attributes: dict[str, Any] | None = None
     fence: int = 0  # of the attempt or hook job that wrote it
+
+
+# -- durable calls ---------------------------------------------------------------------------
+
+# JSON types only, as the wire has them: no `true` for a number, no 0 for a boolean, no "5"
+Text = Annotated[str, Strict()]
+Number = Annotated[float, Strict()]
+Flag = Annotated[bool, Strict()]
+# every call refuses a field it does not know; a call object given in-process is checked field
+# by field like one parsed from JSON (it comes from the executor, where task code runs)
+_CALL = ConfigDict(extra="forbid", revalidate_instances="always")
+
+
+class TriggerItem(NamedTuple):
+    """One child to trigger; `[task_id, payload, options]` on the wire. `options` are checked
+    as TriggerOptions by the engine."""
+
+    task_id: Text
+    payload: Any
+    options: dict[str, Any]
+
+
+# `op` names the kind of call. On the wire it is the body's `op` next to the call's `args`, so
+# the field is left out of the schema of `args` (see conveyor/server/api/workers.py).
+
+
+@with_config(_CALL)
+@dataclass(slots=True)
+class JournalCall:
+    """Journal the answer of a call that needs no waiting: a step's result, `step.now`,
+    `step.uuid`. The journal's answer is returned (an earlier one wins)."""
+
+    key: Text
+    value: Any
+    started_at: Number | None = None  # when a step began, on the worker's clock (its span)
+    op: SkipJsonSchema[Literal["journal"]] = "journal"
+
+
+@with_config(_CALL)
+@dataclass(slots=True)
+class TriggerCall:
+    """Trigger children of the run as one call; with `wait`, also the waitpoint the run waits
+    on (its one child, or the whole batch)."""
+
+    key: Text
+    items: list[TriggerItem]
+    wait: Flag
+    batch: Flag
+    op: SkipJsonSchema[Literal["durable_trigger"]] = "durable_trigger"
+
+
+@with_config(_CALL)
+@dataclass(slots=True)
+class WaitUntilCall:
+    """A duration wait: until the epoch time `until`, or, given `seconds` (`wait.for_`), that
+    long from now on the engine's clock."""
+
+    key: Text
+    until: Number
+    seconds: Number | None = None
+    op: SkipJsonSchema[Literal["wait_until"]] = "wait_until"
+
+
+@with_config(_CALL)
+@dataclass(slots=True)
+class CreateTokenCall:
+    """Create a token (a waitpoint something outside completes) once per run."""
+
+    key: Text
+    timeout: Number | None = None  # seconds
+    idempotency_key: Text | None = None
+    tags: list[Text] | None = None
+    op: SkipJsonSchema[Literal["create_token"]] = "create_token"
+
+
+@with_config(_CALL)
+@dataclass(slots=True)
+class WaitTokenCall:
+    """Wait for a token: journal that the run waits on it."""
+
+    key: Text
+    token_id: Text
+    op: SkipJsonSchema[Literal["wait_token"]] = "wait_token"
+
+
+@with_config(_CALL)
+@dataclass(slots=True)
+class CompleteTokenCall:
+    """Complete a token with JSON `data`, once per run."""
+
+    key: Text
+    token_id: Text
+    data: Any
+    op: SkipJsonSchema[Literal["complete_token"]] = "complete_token"
+
+
+DurableCall = Annotated[
+    JournalCall | TriggerCall | WaitUntilCall | CreateTokenCall | WaitTokenCall | CompleteTokenCall,
+    Field(discriminator="op"),
+]
+
+
+def call_args(call: DurableCall) -> dict[str, Any]:
+    """A call's `args` on the wire: its fields but `op` (a trigger item goes as a list)."""
+    return {f.name: getattr(call, f.name) for f in fields(call) if f.name != "op"}
+
+
+@cache
+def _calls() -> TypeAdapter[DurableCall]:
+    return TypeAdapter(DurableCall)
+
+
+def check_call(call: object) -> DurableCall:
+    """`call` as a DurableCall whose every field has its type, or InvalidRequest naming what is
+    wrong (for a call given in-process; the HTTP route validates the same types itself)."""
+    try:
+        return _calls().validate_python(call)
+    except ValidationError as exc:
+        problems = [_problem(error) for error in exc.errors()[:5]]
+        raise InvalidRequest(f"invalid durable call: {'; '.join(problems)}") from None
+
+
+def _problem(error: Any) -> str:
+    """One validation error as `wait_until.until: Input should be a valid number` (the call's
+    op, then the field, as the HTTP API names fields)."""
+    where = ""
+    for part in error["loc"]:
+        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+    extra = error["type"] in ("unexpected_keyword_argument", "extra_forbidden")
+    message = "unknown field" if extra else error["msg"]
+    return f"{where}: {message}" if where else message

@@ -44,7 +44,15 @@ from conveyor.models import (
     TriggerOptions,
 )
 from conveyor.models import dump_trigger_options as trigger_options
-from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
+from conveyor.protocol import (
+    AttemptOutcome,
+    DurableCall,
+    Heartbeat,
+    HeartbeatReply,
+    LeaseReply,
+    LogEntry,
+    call_args,
+)
 
 T = TypeVar("T")
 
@@ -223,12 +231,13 @@ def append_logs(worker_id: str, entries: list[LogEntry]) -> Call[Any]:
     )
 
 
-def run_call(worker_id: str, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Call[Any]:
+def run_call(worker_id: str, run_id: str, fence: int, call: DurableCall) -> Call[Any]:
+    """A durable call of a run: its `op` and the rest of the message as `args`."""
     return Call(
         "POST",
         _worker(worker_id, "calls"),
         lambda data: data["result"],
-        body={"run_id": run_id, "fence": fence, "op": op, "args": args},
+        body={"run_id": run_id, "fence": fence, "op": call.op, "args": call_args(call)},
     )
 
 

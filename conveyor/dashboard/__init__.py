@@ -11,7 +11,7 @@ and `conveyor server`.
                    the pages, one module per resource
     templates/     Jinja2      static/   CSS, JS, vendored htmx (no build step, no CDN)
 
-The dashboard reads and changes state only through the Engine's public methods, with the
+The dashboard reads and changes state only through the Engine's parts, with the
 viewer's environment; it never runs SQL.
 """
 
@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from conveyor.dashboard.access import Access, DashboardSettings
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 
 STATIC = Path(__file__).parent / "static"
 

@@ -21,8 +21,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from conveyor.dashboard.session import COOKIE, DEFAULT_MAX_AGE, Session, SessionSigner
-from conveyor.engine.accounts import Caller
-from conveyor.engine.engine import Engine
+from conveyor.engine import Caller, Engine
 from conveyor.errors import NotFound
 from conveyor.models import Project
 
@@ -104,7 +103,9 @@ class Access:
     def __init__(self, engine: Engine, settings: DashboardSettings) -> None:
         self.engine = engine
         self.settings = settings
-        self.signer = SessionSigner(engine.token_secret(), max_age=settings.session_max_age)
+        self.signer = SessionSigner(
+            engine.waitpoints.token_secret(), max_age=settings.session_max_age
+        )
         self._projects: dict[str, tuple[float, list[Project]]] = {}
         self._local_scope: Scope | None = None
 
@@ -143,7 +144,7 @@ class Access:
         caller = self.engine.accounts.authenticate(token.strip())
         if caller is None:
             return None
-        from conveyor.engine.accounts import hash_secret
+        from conveyor.engine import hash_secret
 
         token_hash = hash_secret(token.strip())
         session = Session(
@@ -225,7 +226,7 @@ class Access:
     def _local(self) -> Scope:
         if self._local_scope is None:
             assert self.settings.local_env_id is not None
-            env = self.engine.get_environment(self.settings.local_env_id)
+            env = self.engine.environments.get(self.settings.local_env_id)
             self._local_scope = Scope(env.id, env.project, env.project, env.slug, env.kind)
         return self._local_scope
 

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from conveyor.dashboard.access import FormDep, ScopedDep, ViewerDep, access_of
 from conveyor.dashboard.web import DashboardRoute, page, redirect
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.errors import InvalidRequest
 from conveyor.models import EnvironmentKey
 
@@ -96,7 +96,7 @@ def environments_page(request: Request, viewer: ViewerDep) -> HTMLResponse:
     engine = _engine(request)
     if viewer.local:
         assert viewer.scope is not None
-        env = engine.get_environment(viewer.scope.env_id)
+        env = engine.environments.get(viewer.scope.env_id)
         return page(request, viewer, "environments.html", projects=[], local_env=env)
     assert viewer.caller is not None
     projects = access_of(request).projects(viewer.caller, fresh=True)

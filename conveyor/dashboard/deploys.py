@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from conveyor.dashboard.access import FormDep, ScopedDep
 from conveyor.dashboard.web import DashboardRoute, page, redirect
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.errors import InvalidRequest
 from conveyor.models import Deployment
 
@@ -46,10 +46,10 @@ def deploys_page(request: Request, viewer: ScopedDep) -> HTMLResponse:
         )
     engine = _engine(request)
     cursor = request.query_params.get("cursor") or None
-    deployments, next_cursor = engine.list_deployments(
+    deployments, next_cursor = engine.deployments.list(
         viewer.env_id, limit=PAGE_SIZE, cursor=cursor
     )
-    current = engine.get_environment_version(viewer.env_id)
+    current = engine.deployments.current_version(viewer.env_id)
     return page(
         request,
         viewer,
@@ -72,7 +72,9 @@ async def promote_version(request: Request, viewer: ScopedDep, form: FormDep) ->
     version = form.get("version", "").strip()
     if not version:
         raise InvalidRequest("which version? the form names none")
-    made: Deployment = await run_in_threadpool(_engine(request).promote, viewer.env_id, version)
+    made: Deployment = await run_in_threadpool(
+        _engine(request).deployments.promote, viewer.env_id, version
+    )
     return redirect(
         request,
         "/deploys",

@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from conveyor.dashboard.access import Viewer, access_of
-from conveyor.engine.wakeups import Wakeups
+from conveyor.engine import Wakeups
 from conveyor.errors import ConveyorError
 
 POLL_SECONDS = 1.5

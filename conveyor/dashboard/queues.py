@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from conveyor.dashboard.access import FormDep, ScopedDep
 from conveyor.dashboard.live import stream
 from conveyor.dashboard.web import DashboardRoute, page, redirect, render
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.errors import InvalidRequest
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
@@ -33,12 +33,12 @@ def _engine(request: Request) -> Engine:
 @router.get("/queues", response_class=HTMLResponse, response_model=None)
 def queues_page(request: Request, viewer: ScopedDep) -> HTMLResponse:
     engine = _engine(request)
-    env = engine.get_environment(viewer.env_id)
+    env = engine.environments.get(viewer.env_id)
     return page(
         request,
         viewer,
         "queues.html",
-        queues=engine.list_queues(viewer.env_id),
+        queues=engine.queues.list(viewer.env_id),
         env_limit=env.concurrency_limit,
     )
 
@@ -49,7 +49,7 @@ def queues_stream(request: Request, viewer: ScopedDep) -> StreamingResponse:
 
     def rows() -> str:
         return render(
-            "_queue_rows.html", queues=engine.list_queues(viewer.env_id), csrf=viewer.session.csrf
+            "_queue_rows.html", queues=engine.queues.list(viewer.env_id), csrf=viewer.session.csrf
         )
 
     return stream(request, viewer, "queues", rows)
@@ -58,7 +58,7 @@ def queues_stream(request: Request, viewer: ScopedDep) -> StreamingResponse:
 @router.post("/queues/pause")
 async def pause_queue(request: Request, viewer: ScopedDep, form: FormDep) -> RedirectResponse:
     name = form.get("name", "")
-    await run_in_threadpool(_engine(request).set_queue_paused, viewer.env_id, name, True)
+    await run_in_threadpool(_engine(request).queues.set_paused, viewer.env_id, name, True)
     return redirect(
         request,
         "/queues",
@@ -70,7 +70,7 @@ async def pause_queue(request: Request, viewer: ScopedDep, form: FormDep) -> Red
 @router.post("/queues/resume")
 async def resume_queue(request: Request, viewer: ScopedDep, form: FormDep) -> RedirectResponse:
     name = form.get("name", "")
-    await run_in_threadpool(_engine(request).set_queue_paused, viewer.env_id, name, False)
+    await run_in_threadpool(_engine(request).queues.set_paused, viewer.env_id, name, False)
     return redirect(request, "/queues", f"Queue {name} resumed.", "ok")
 
 
@@ -87,7 +87,7 @@ async def set_queue_limit(request: Request, viewer: ScopedDep, form: FormDep) ->
             raise InvalidRequest(
                 f"a concurrency limit is a whole number from 0 to {MAX_LIMIT:,}, not {text!r}"
             )
-    queue = await run_in_threadpool(_engine(request).set_queue_limit, viewer.env_id, name, limit)
+    queue = await run_in_threadpool(_engine(request).queues.set_limit, viewer.env_id, name, limit)
     if limit is None:
         return redirect(
             request,

@@ -34,7 +34,7 @@ from conveyor.dashboard.web import (
     redirect,
     render,
 )
-from conveyor.engine.engine import Engine, RunPage
+from conveyor.engine import Engine, RunPage
 from conveyor.errors import InvalidRequest, NotFound, PayloadError
 from conveyor.models import FAILURE_STATUSES, LogLine, Run, RunStatus, Trace
 
@@ -130,7 +130,7 @@ class RunFilters:
                 raise InvalidRequest(f"period is one of {', '.join(PERIODS)}")
             since = datetime.now(UTC).timestamp() - PERIODS[self.period]
             created_from = max(created_from or since, since)
-        return engine.runs_page(
+        return engine.runs.page(
             env_id,
             statuses=self.statuses(),
             task_id=self.task or None,
@@ -168,14 +168,14 @@ def runs_list(request: Request, viewer: ScopedDep) -> HTMLResponse | RedirectRes
     missing = None
     if search:
         try:
-            engine.get_run(viewer.env_id, search)
+            engine.runs.get(viewer.env_id, search)
         except NotFound:
             missing = search
         else:
             return RedirectResponse(f"/runs/{search}", status_code=303)
     cursor, before = _cursors(request)
     context = _list_context(engine, viewer, filters, cursor, before)
-    tasks = sorted(t.id for t in engine.list_tasks(viewer.env_id))
+    tasks = sorted(t.id for t in engine.tasks.list(viewer.env_id))
     stream_query = request.url.query
     return page(
         request,
@@ -210,7 +210,7 @@ def _children(engine: Engine, env_id: str, trace: Trace) -> dict[str, Trace]:
     found: dict[str, Trace] = {}
     for run_id in waterfall.child_run_ids(trace)[:MAX_CHILD_TRACES]:
         try:
-            found[run_id] = engine.get_trace(env_id, run_id)
+            found[run_id] = engine.runs.trace(env_id, run_id)
         except NotFound:
             continue
     return found
@@ -224,14 +224,14 @@ def _logs_by_attempt(logs: list[LogLine]) -> list[tuple[int, list[LogLine]]]:
 
 
 def _run_context(engine: Engine, env_id: str, run_id: str) -> dict[str, Any]:
-    run = engine.get_run(env_id, run_id, with_attempts=True)
-    trace = engine.get_trace(env_id, run_id)
+    run = engine.runs.get(env_id, run_id, with_attempts=True)
+    trace = engine.runs.trace(env_id, run_id)
     now = datetime.now(UTC)
     children = _children(engine, env_id, trace)
     child_rows = [
         row for row in waterfall.build(trace, {}, now=now).rows if row.run_id and row.depth > 0
     ]
-    logs = engine.list_logs(env_id, run_id)
+    logs = engine.runs.logs(env_id, run_id)
     return {
         "run": run,
         "waterfall": waterfall.build(trace, children, now=now),
@@ -279,7 +279,7 @@ def run_value(request: Request, run_id: str, part: str, viewer: ScopedDep) -> Re
     one."""
     if part not in ("payload", "output"):
         raise NotFound(f"a run has no {part}.json; there are payload.json and output.json")
-    run = _engine(request).get_run(viewer.env_id, run_id)
+    run = _engine(request).runs.get(viewer.env_id, run_id)
     body = json.dumps(
         run.payload if part == "payload" else run.output, indent=2, ensure_ascii=False
     )
@@ -293,7 +293,7 @@ def run_value(request: Request, run_id: str, part: str, viewer: ScopedDep) -> Re
 @router.get("/runs/{run_id}/stream")
 def run_stream(request: Request, run_id: str, viewer: ScopedDep) -> StreamingResponse:
     engine = _engine(request)
-    engine.get_run(viewer.env_id, run_id)  # a 404 now rather than an empty stream
+    engine.runs.get(viewer.env_id, run_id)  # a 404 now rather than an empty stream
 
     def live() -> str:
         return render(
@@ -309,7 +309,7 @@ def run_stream(request: Request, run_id: str, viewer: ScopedDep) -> StreamingRes
 async def cancel_run(
     request: Request, run_id: str, viewer: ScopedDep, form: FormDep
 ) -> RedirectResponse:
-    run = await run_in_threadpool(_engine(request).cancel, viewer.env_id, run_id)
+    run = await run_in_threadpool(_engine(request).runs.cancel, viewer.env_id, run_id)
     return redirect(request, f"/runs/{run.id}", f"Run {run.id} canceled.", "ok")
 
 
@@ -320,7 +320,7 @@ async def replay_run(
     engine = _engine(request)
     text = form.get("payload", "")
     if form.get("same"):
-        run = await run_in_threadpool(engine.replay, viewer.env_id, run_id)
+        run = await run_in_threadpool(engine.runs.replay, viewer.env_id, run_id)
         return redirect(request, f"/runs/{run.id}", f"Replayed {run_id} as this run.", "ok")
     try:
         payload = json.loads(text) if text.strip() else None
@@ -336,7 +336,7 @@ async def replay_run(
         )
     try:
         run = await run_in_threadpool(
-            lambda: engine.replay(viewer.env_id, run_id, payload, use_payload=True)
+            lambda: engine.runs.replay(viewer.env_id, run_id, payload, use_payload=True)
         )
     except (InvalidRequest, PayloadError) as exc:  # the task's schema refuses it, say
         context = await run_in_threadpool(_run_context, engine, viewer.env_id, run_id)

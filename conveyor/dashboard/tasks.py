@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from conveyor.dashboard.access import FormDep, ScopedDep, Viewer
 from conveyor.dashboard.web import DashboardRoute, page, redirect
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.errors import InvalidRequest, PayloadError
 from conveyor.models import TriggerOptions
 
@@ -69,15 +69,15 @@ def _engine(request: Request) -> Engine:
 @router.get("/tasks", response_class=HTMLResponse, response_model=None)
 def tasks_list(request: Request, viewer: ScopedDep) -> HTMLResponse:
     engine = _engine(request)
-    tasks = sorted(engine.list_tasks(viewer.env_id), key=lambda t: t.id)
-    queues = {q.name: q for q in engine.list_queues(viewer.env_id)}
+    tasks = sorted(engine.tasks.list(viewer.env_id), key=lambda t: t.id)
+    queues = {q.name: q for q in engine.queues.list(viewer.env_id)}
     return page(
         request,
         viewer,
         "tasks.html",
         tasks=tasks,
         queues=queues,
-        load_failures=engine.load_failures(viewer.env_id),
+        load_failures=engine.tasks.load_failures(viewer.env_id),
     )
 
 
@@ -92,9 +92,9 @@ def _task_page(
     status: int = 200,
 ) -> HTMLResponse:
     engine = _engine(request)
-    task = engine.get_task(viewer.env_id, task_id)
-    recent = engine.runs_page(viewer.env_id, task_id=task_id, limit=RECENT_RUNS).runs
-    queue = next((q for q in engine.list_queues(viewer.env_id) if q.name == task.queue.name), None)
+    task = engine.tasks.get(viewer.env_id, task_id)
+    recent = engine.runs.page(viewer.env_id, task_id=task_id, limit=RECENT_RUNS).runs
+    queue = next((q for q in engine.queues.list(viewer.env_id) if q.name == task.queue.name), None)
     if payload_text is None:
         payload_text = json.dumps(
             example_payload(task.payload_schema), indent=2, ensure_ascii=False
@@ -127,7 +127,7 @@ async def trigger_test_run(
         payload = json.loads(text) if text.strip() else None
         options = TriggerOptions(tags=[t.strip() for t in tags.split(",") if t.strip()])
         run = await run_in_threadpool(
-            _engine(request).trigger, viewer.env_id, task_id, payload, options
+            _engine(request).tasks.trigger, viewer.env_id, task_id, payload, options
         )
     except ValueError as exc:  # not JSON, or options pydantic refuses
         message = (

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from conveyor.dashboard.access import FormDep, ScopedDep, Viewer
 from conveyor.dashboard.web import DashboardRoute, page, redirect
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.errors import Conflict, PayloadError
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
@@ -48,10 +48,10 @@ def _tokens(
     """The list, each token with the runs waiting on it and its callback URL; `edited` and
     `errors` keep the body someone typed for a token, and say why it was refused."""
     engine = _engine(request)
-    tokens, next_cursor = engine.list_tokens(
+    tokens, next_cursor = engine.waitpoints.list_tokens(
         viewer.env_id, status=None if status == "ALL" else status, limit=PAGE_SIZE, cursor=cursor
     )
-    waiters = engine.token_waiters(
+    waiters = engine.waitpoints.token_waiters(
         viewer.env_id, [t["id"] for t in tokens if t["status"] == "PENDING"]
     )
     return page(
@@ -95,7 +95,9 @@ async def complete_token(
     except ValueError as exc:
         return await run_in_threadpool(refused, f"Not completed: the body is not JSON ({exc}).")
     try:
-        await run_in_threadpool(_engine(request).complete_token, viewer.env_id, token_id, data)
+        await run_in_threadpool(
+            _engine(request).waitpoints.complete_token, viewer.env_id, token_id, data
+        )
     except PayloadError as exc:  # a body it cannot take: fix it in place
         return await run_in_threadpool(refused, f"Not completed: {exc}")
     except Conflict as exc:  # completed or timed out meanwhile: it has left the list

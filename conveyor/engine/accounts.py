@@ -312,7 +312,8 @@ class Accounts:
             )
         if not rows:
             raise NotFound(
-                f"project {ref!r} not found among your projects; `conveyor projects list` shows them"
+                f"project {ref!r} not found among your projects; "
+                "`conveyor projects list` shows them"
             )
         return rows[0]
 
@@ -382,7 +383,8 @@ class Accounts:
                 else ""
             )
             raise NotFound(
-                f"project {project['id']} has no environment {env!r}; it has {', '.join(slugs)}{hint}"
+                f"project {project['id']} has no environment {env!r}; "
+                f"it has {', '.join(slugs)}{hint}"
             )
         return row
 

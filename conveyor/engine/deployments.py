@@ -13,7 +13,9 @@ PENDING_VERSION: a deploy never strands a run silently. (A worker that brings it
 a staging or prod environment nothing was deployed to defines tasks too, and queues their
 waiting runs the same way.)
 
-This is part of `Engine` (a base class of it), kept apart because it is one concept. It stores
+The routes of conveyor/server/api/deployments.py and the client's `deployments` namespace are
+this part. Which tasks a version defines, and queueing the runs that waited for them, is
+transitions.py's (`version_tasks`, `put_tasks`), shared with triggering and workers. It stores
 bundles and checks at upload that a worker may unpack them (`bundle_problem`: plain files inside
 the project, bounded in number and size), so a bad bundle is a 400 naming its member rather than
 a version whose every run crashes; what the files say is the CLI's and the worker's business.
@@ -29,11 +31,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.bundles import MAX_BUNDLE_BYTES, bundle_problem
-from conveyor.durations import parse_duration
+from conveyor.engine.events import Events
+from conveyor.engine.transitions import Transitions
 from conveyor.engine.views import json_text
 from conveyor.errors import InvalidRequest, NotFound
 from conveyor.ids import new_id
-from conveyor.models import Deployment, DeploymentBundle, RunStatus, TaskDefinition, TriggerOptions
+from conveyor.models import Deployment, DeploymentBundle, TaskDefinition
 from conveyor.store import Row, Store, Tx
 
 MAX_TASKS_PER_VERSION = 10_000
@@ -62,13 +65,20 @@ def deployment_view(row: Row) -> Deployment:
 
 
 class Deployments:
-    """The deploy half of the Engine (see the module docstring)."""
+    """Versions of an environment's task code (see the module docstring)."""
 
-    store: Store
-    clock: Callable[[], float]
-    _emit: Callable[..., None]
-    _versions: dict[tuple[str, str], dict[str, TaskDefinition]]
-    _put_tasks: Callable[..., None]
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float],
+        events: Events,
+        transitions: Transitions,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._events = events
+        self._transitions = transitions
 
     def deploy(
         self,
@@ -104,8 +114,8 @@ class Deployments:
         problem = bundle_problem(bundle)
         if problem:
             raise InvalidRequest(problem)
-        now = self.clock()
-        with self.store.transaction() as tx:
+        now = self._clock()
+        with self._store.transaction() as tx:
             tx.lock(env_id)
             env = tx.one("get_environment", id=env_id)
             if env is None:
@@ -136,63 +146,81 @@ class Deployments:
             row = tx.one("get_deployment", env_id=env_id, version=version)
         assert row is not None
         if queued:
-            self._emit("available", env_id)
+            self._events.emit("available", env_id)
         return deployment_view(row)
 
     def promote(self, env_id: str, version: str) -> Deployment:
         """Make `version` the one new runs start on (an older one: a rollback). Runs already
         started keep their version."""
-        now = self.clock()
-        with self.store.transaction() as tx:
+        now = self._clock()
+        with self._store.transaction() as tx:
             tx.lock(env_id)
             if tx.one("get_deployment", env_id=env_id, version=version) is None:
                 raise NotFound(
-                    f"version {version!r} is not deployed in this environment; see `conveyor deploys list`"
+                    f"version {version!r} is not deployed in this environment; "
+                    "see `conveyor deploys list`"
                 )
             queued = self._promote(tx, env_id, version, now)
             row = tx.one("get_deployment", env_id=env_id, version=version)
         assert row is not None
         if queued:
-            self._emit("available", env_id)
+            self._events.emit("available", env_id)
         return deployment_view(row)
 
     def _promote(self, tx: Tx, env_id: str, version: str, now: float) -> bool:
         """Inside `tx`, holding the environment's lock. True when runs may start now."""
-        tasks = self._version_tasks(tx, env_id, version)
+        tasks = self._transitions.version_tasks(tx, env_id, version)
         tx.run("set_current_version", id=env_id, version=version)
         tx.run("mark_promoted", env_id=env_id, version=version, now=now)
         tx.run("strand_unstarted_runs", env_id=env_id, keep=list(tasks), now=now)
-        self._put_tasks(
+        self._transitions.put_tasks(
             tx, env_id, list(tasks.values()), now
         )  # which resolves the runs now defined
         return True
 
-    @staticmethod
-    def _resolve_pending(tx: Tx, env_id: str, tasks: list[TaskDefinition], now: float) -> None:
-        """Queue the PENDING_VERSION runs of `tasks`, now that code defining them is here."""
-        by_id = {t.id: t for t in tasks}
-        for row in tx.all("pending_version_runs", env_id=env_id, task_ids=list(by_id)):
-            resolved = _resolved(row, by_id[row["task_id"]], now)
-            tx.run("resolve_pending_run", **resolved)
-            if row["concurrency_key"] is not None:
-                tx.run("mark_queue_keyed", env_id=env_id, name=resolved["queue"])
-
-    def _version_tasks(self, tx: Tx, env_id: str, version: str) -> dict[str, TaskDefinition]:
-        """The tasks a version defines, by id (read once: a version never changes)."""
-        found = self._versions.get((env_id, version))
-        if found is None:
-            row = tx.one("get_deployment", env_id=env_id, version=version)
-            if row is None:
-                raise NotFound(f"version {version!r} is not deployed in this environment")
-            found = {t["id"]: TaskDefinition.model_validate(t) for t in json.loads(row["tasks"])}
-            if len(self._versions) > 1000:
-                self._versions.clear()
-            self._versions[(env_id, version)] = found
-        return found
-
     # -- reading ----------------------------------------------------------------------------
 
-    def list_deployments(
+    def current_version(self, env_id: str) -> str | None:
+        """The environment's current version, None while nothing is deployed."""
+        with self._store.read() as tx:
+            env = tx.one("get_environment", id=env_id)
+        return env["current_version"] if env is not None else None
+
+    def get(self, env_id: str, version: str) -> Deployment:
+        """One version; `current` names the current one."""
+        with self._store.read() as tx:
+            if version == "current":
+                env = tx.one("get_environment", id=env_id)
+                if env is None or env["current_version"] is None:
+                    raise NotFound(
+                        "nothing is deployed in this environment yet: run `conveyor deploy`"
+                    )
+                version = env["current_version"]
+            row = tx.one("get_deployment", env_id=env_id, version=version)
+        if row is None:
+            raise NotFound(
+                f"version {version!r} is not deployed in this environment; "
+                "see `conveyor deploys list`"
+            )
+        return deployment_view(row)
+
+    def bundle(self, env_id: str, version: str) -> DeploymentBundle:
+        """A version's bundle, for a worker to run it."""
+        import base64
+
+        with self._store.read() as tx:
+            row = tx.one("get_deployment_bundle", env_id=env_id, version=version)
+        if row is None:
+            raise NotFound(f"version {version!r} is not deployed in this environment")
+        return DeploymentBundle(
+            version=row["version"],
+            bundle_sha256=row["bundle_sha256"],
+            lock_sha256=row["lock_sha256"],
+            bundle=base64.b64encode(bytes(row["data"])).decode(),
+        )
+
+    # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
+    def list(
         self, env_id: str, *, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[Deployment], str | None]:
         """A page of versions, newest first; the cursor of the next page, if any."""
@@ -204,85 +232,8 @@ class Deployments:
                 before = float(cursor)
             except ValueError as exc:
                 raise InvalidRequest("cursor must be the next_cursor of a previous page") from exc
-        with self.store.read() as tx:
+        with self._store.read() as tx:
             rows = tx.all("list_deployments", env_id=env_id, cursor=before, limit=limit + 1)
         page = [deployment_view(r) for r in rows[:limit]]
         next_cursor = repr(rows[limit - 1]["created_at"]) if len(rows) > limit else None
         return page, next_cursor
-
-    def get_environment_version(self, env_id: str) -> str | None:
-        """The environment's current version, None while nothing is deployed."""
-        with self.store.read() as tx:
-            env = tx.one("get_environment", id=env_id)
-        return env["current_version"] if env is not None else None
-
-    def get_deployment(self, env_id: str, version: str) -> Deployment:
-        """One version; `current` names the current one."""
-        with self.store.read() as tx:
-            if version == "current":
-                env = tx.one("get_environment", id=env_id)
-                if env is None or env["current_version"] is None:
-                    raise NotFound(
-                        "nothing is deployed in this environment yet: run `conveyor deploy`"
-                    )
-                version = env["current_version"]
-            row = tx.one("get_deployment", env_id=env_id, version=version)
-        if row is None:
-            raise NotFound(
-                f"version {version!r} is not deployed in this environment; see `conveyor deploys list`"
-            )
-        return deployment_view(row)
-
-    def deployment_bundle(self, env_id: str, version: str) -> DeploymentBundle:
-        """A version's bundle, for a worker to run it."""
-        import base64
-
-        with self.store.read() as tx:
-            row = tx.one("get_deployment_bundle", env_id=env_id, version=version)
-        if row is None:
-            raise NotFound(f"version {version!r} is not deployed in this environment")
-        return DeploymentBundle(
-            version=row["version"],
-            bundle_sha256=row["bundle_sha256"],
-            lock_sha256=row["lock_sha256"],
-            bundle=base64.b64encode(bytes(row["data"])).decode(),
-        )
-
-
-def _resolved(row: Row, task: TaskDefinition, now: float) -> dict[str, Any]:
-    """The columns of a PENDING_VERSION run once `task` defines it: its trigger options (when it
-    was triggered before any version defined the task) over the task's settings."""
-    if row["trigger_options"] is None:  # it had its settings; its task only went missing a while
-        status = RunStatus.DELAYED if row["available_at"] > now else RunStatus.QUEUED
-        return {
-            "id": row["id"],
-            "status": status.value,
-            "queue": row["queue"],
-            "max_attempts": row["max_attempts"],
-            "retry": row["retry"],
-            "max_duration": row["max_duration"],
-            "machine": row["machine"],
-            "hooks": row["hooks"],
-            "ttl": row["ttl"],
-            "expires_at": row["expires_at"],
-            "now": now,
-        }
-    options = TriggerOptions.model_validate_json(row["trigger_options"])
-    delayed = row["available_at"] > now
-    ttl = parse_duration(options.ttl, name="ttl") if options.ttl is not None else task.ttl
-    return {
-        "id": row["id"],
-        "status": (RunStatus.DELAYED if delayed else RunStatus.QUEUED).value,
-        "queue": options.queue.name if options.queue else task.queue.name,
-        "max_attempts": options.max_attempts or task.retry.max_attempts,
-        "retry": task.retry.model_dump_json(),
-        "max_duration": options.max_duration
-        if options.max_duration is not None
-        else task.max_duration,
-        "machine": options.machine or task.machine,
-        "hooks": ",".join(task.hooks),
-        "ttl": ttl,
-        # the ttl counts from now: the run could not start while no version defined its task
-        "expires_at": None if delayed or ttl is None else now + ttl,
-        "now": now,
-    }

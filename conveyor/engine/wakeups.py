@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-from conveyor.engine.engine import Engine
+from conveyor.engine.facade import Engine
 
 
 class Waiter:
@@ -45,7 +45,7 @@ class Wakeups:
         self.closed = False
         self._events: dict[str, set[asyncio.Event]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        engine.subscribe(self._on_event)
+        engine.events.subscribe(self._on_event)
 
     def _on_event(self, event: str, env_id: str, run_id: str | None) -> None:
         loop = self._loop

@@ -1,12 +1,12 @@
-"""The worker protocol half of the Engine: leases, heartbeats, outcomes, hooks, logs, and
-taking back what a worker that stopped or vanished held.
+"""The worker protocol: registering, leases, heartbeats, outcomes, hooks, logs, and taking back
+what a worker that stopped or vanished held. The routes of conveyor/server/api/workers.py (but
+durable calls and suspend: durable.py) and the in-process link of `conveyor dev` are this part.
 
 A worker (in-process in `conveyor dev`, over HTTP for `conveyor worker`) leases runs, runs
-their attempts, heartbeats the ids it runs, and reports outcomes; the engine's run state
-machine (`Engine._settle`, `Engine._finish`) decides what each outcome means. Part of `Engine`
-(a base class of it), kept apart because it is one concept.
+their attempts, heartbeats the ids it runs, and reports outcomes; the run state
+machine (transitions.py: `settle`, `finish`) decides what each outcome means.
 
-Leasing is the one run-changing transaction that does not lock its environment (see engine.py):
+Leasing is the one run-changing transaction that does not lock its environment (see transitions.py):
 it locks the queues it starts runs from, skipping those another lease holds, and the runs it
 picks, so workers lease in parallel and each queue's limit is counted by one lease at a time.
 """
@@ -18,11 +18,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from conveyor.engine.durable import holds
+from conveyor.engine.events import Events
 from conveyor.engine.scheduling import Candidate, choose_runs, fetch_size
+from conveyor.engine.transitions import Transitions, holds
 from conveyor.engine.views import json_text
-from conveyor.errors import NotFound
-from conveyor.models import RunStatus
+from conveyor.errors import Conflict, NotFound
+from conveyor.models import ModuleFailure, RunStatus, TaskDefinition
 from conveyor.protocol import (
     AttemptOutcome,
     AttemptSpec,
@@ -53,24 +54,96 @@ def _count(row: Row | None) -> int:
     return int(row["n"]) if row else 0
 
 
-class WorkerProtocol:
-    """The worker protocol half of the Engine (see the module docstring)."""
+class Workers:
+    """The worker protocol (see the module docstring). `timeout` is how long a worker goes on
+    without an acknowledged heartbeat before it stops its own attempts (protocol.py)."""
 
-    store: Store
-    clock: Callable[[], float]
-    worker_timeout: float
-    take_back_after: float
-    _emit: Callable[..., None]
-    _settle: Callable[[Tx, Row, AttemptOutcome, float], set[str]]
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float],
+        events: Events,
+        transitions: Transitions,
+        timeout: float = 30.0,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._events = events
+        self._transitions = transitions
+        self.timeout = timeout
+        # a worker stops its own attempts once no heartbeat was acknowledged for `timeout`;
+        # the engine takes its runs back only after this longer span, the margin covering the
+        # worker's stopping and clocks of servers that disagree a little (see protocol.py)
+        self.take_back_after = take_back_span(timeout)
+
+    def register(
+        self,
+        env_id: str,
+        worker_id: str,
+        name: str,
+        tasks: list[TaskDefinition] | None = None,
+        *,
+        deployed: bool = False,
+    ) -> None:
+        """A worker (re)starts. Runs it held in an earlier life cannot still be running: they
+        fail as crashed and are retried per their policy. A `deployed` worker runs the deployed
+        versions of the environment; any other brings its own code (`tasks`), which an
+        environment with a deployed version refuses."""
+        now = self._clock()
+        with self._store.transaction() as tx:
+            tx.lock(env_id)
+            existing = tx.one("get_worker", id=worker_id)
+            if existing is not None and existing["env_id"] != env_id:
+                raise Conflict(
+                    f"worker id {worker_id!r} belongs to another environment; use another id"
+                )
+            if tasks is not None:
+                self._transitions.refuse_local_code(tx, env_id)
+            tx.run(
+                "upsert_worker",
+                id=worker_id,
+                env_id=env_id,
+                name=name,
+                now=now,
+                deployed=1 if deployed else 0,
+            )
+            for row in tx.all("runs_of_worker", worker_id=worker_id):
+                self._transitions.take_back(
+                    tx,
+                    row,
+                    "crashed",
+                    "WorkerRestarted",
+                    "The worker running this attempt stopped before it finished.",
+                    now,
+                )
+            if tasks is not None:
+                self._transitions.put_tasks(tx, env_id, tasks, now)
+        self._events.emit("available", env_id)
+
+    def set_tasks(self, env_id: str, tasks: list[TaskDefinition]) -> None:
+        """Replace the environment's task definitions (a reload or a deploy)."""
+        with self._store.transaction() as tx:
+            tx.lock(env_id)
+            self._transitions.refuse_local_code(tx, env_id)
+            self._transitions.put_tasks(tx, env_id, tasks, self._clock())
+        self._events.emit("available", env_id)
+
+    def set_load_failures(self, env_id: str, failures: list[ModuleFailure]) -> None:
+        """Record the task modules that failed to import at the latest load of the environment's
+        worker code (none: all imported)."""
+        value = json.dumps([f.model_dump(mode="json") for f in failures]) if failures else None
+        with self._store.transaction() as tx:
+            tx.run("set_load_failures", id=env_id, failures=value)
 
     def lease(
         self, env_id: str, worker_id: str, capacity: int, hook_capacity: int = 50
     ) -> LeaseReply:
         """Start up to `capacity` queued runs on a worker, within every concurrency limit, and
         hand it lifecycle hooks still owed. One transaction: limits cannot be overshot."""
-        now = self.clock()
+        now = self._clock()
         reply = LeaseReply()
-        with self.store.transaction() as tx:
+        with self._store.transaction() as tx:
             env = tx.one("get_environment", id=env_id)
             if env is None:
                 raise NotFound(f"environment {env_id} not found")
@@ -94,8 +167,9 @@ class WorkerProtocol:
                     env = tx.one("lock_environment", id=env_id)
                     assert env is not None
                 active = tx.all("active_queues", env_id=env_id)
-                # another server's lease holds some queues: look again shortly unless this one is full
-                skipped = self.store.concurrent_writers and len(active) < _count(
+                # another server's lease holds some queues: look again shortly unless this one
+                # is full
+                skipped = self._store.concurrent_writers and len(active) < _count(
                     tx.one("count_active_queues", env_id=env_id)
                 )
                 queue_limits = {q["name"]: q["concurrency_limit"] for q in active}
@@ -111,7 +185,7 @@ class WorkerProtocol:
                 # the clock again, now that the slots are counted: a run whose slot counted as
                 # free ended before this, so no start is stamped before the end it waited for
                 # (a lease may have waited for the locks of another server's lease meanwhile)
-                now = self.clock()
+                now = self._clock()
                 env_limit = env["concurrency_limit"]
                 env_free = None if env_limit is None else env_limit - total
                 candidates = []
@@ -270,9 +344,9 @@ class WorkerProtocol:
             fence=row["fence"],
         )
 
-    def check_worker(self, env_id: str, worker_id: str) -> None:
+    def check(self, env_id: str, worker_id: str) -> None:
         """NotFound unless the worker registered in this environment."""
-        with self.store.read() as tx:
+        with self._store.read() as tx:
             row = tx.one("get_worker", id=worker_id)
         if row is None or row["env_id"] != env_id:
             raise NotFound(
@@ -288,8 +362,8 @@ class WorkerProtocol:
         attempt ends as crashed and they are retried, rather than stay EXECUTING forever under
         a worker that keeps heartbeating. Runs of leases it has not received yet are left alone:
         their answer may still be on its way."""
-        now = self.clock()
-        with self.store.transaction() as tx:
+        now = self._clock()
+        with self._store.transaction() as tx:
             worker = tx.one("touch_worker", id=worker_id, now=now)
             held = dict(beat.running)
             stop = (
@@ -308,7 +382,8 @@ class WorkerProtocol:
                 for r in tx.all("runs_held_by", worker_id=worker_id, lease_seq=beat.lease_seq)
                 if r["id"] not in held
             ]
-            # canceled runs whose bodies the worker no longer runs (of leases it has received): slots free
+            # canceled runs whose bodies the worker no longer runs (of leases it has received):
+            # their slots free
             stopped = [
                 r
                 for r in tx.all("stopping_runs_of_worker", worker_id=worker_id)
@@ -317,7 +392,7 @@ class WorkerProtocol:
             if stopped:
                 tx.run("release_slots", ids=[r["id"] for r in stopped])
         for env_id in {r["env_id"] for r in stopped}:
-            self._emit("available", env_id)
+            self._events.emit("available", env_id)
         if unknown:
             self._take_back_unknown(
                 worker_id, {r["id"]: r["fence"] for r in unknown}, unknown[0]["env_id"]
@@ -325,9 +400,9 @@ class WorkerProtocol:
         return HeartbeatReply(stop=stop, revoked_through=worker["revoked_through"] if worker else 0)
 
     def _take_back_unknown(self, worker_id: str, fences: dict[str, int], env_id: str) -> None:
-        now = self.clock()
+        now = self._clock()
         envs: set[str] = set()
-        with self.store.transaction() as tx:
+        with self._store.transaction() as tx:
             tx.lock(env_id)
             for row in tx.all("get_runs_by_id", ids=list(fences)):
                 if (
@@ -335,7 +410,7 @@ class WorkerProtocol:
                     and row["worker_id"] == worker_id
                     and row["fence"] == fences[row["id"]]
                 ):
-                    envs |= self._take_back(
+                    envs |= self._transitions.take_back(
                         tx,
                         row,
                         "crashed",
@@ -344,25 +419,7 @@ class WorkerProtocol:
                         now,
                     )
         for env in envs:
-            self._emit("available", env)
-
-    def _take_back(
-        self, tx: Tx, row: Row, kind: OutcomeKind, name: str, message: str, now: float
-    ) -> set[str]:
-        """End the attempt of an executing run without its worker: the run's fence goes up
-        first, so whatever that attempt still reports is refused."""
-        tx.run("revoke_fence", id=row["id"])
-        return self._settle(
-            tx,
-            row,
-            AttemptOutcome(
-                row["id"],
-                row["attempt_count"],
-                kind,
-                error={"name": name, "code": kind, "message": message},
-            ),
-            now,
-        )
+            self._events.emit("available", env)
 
     def complete(
         self, worker_id: str, outcomes: list[AttemptOutcome], env_id: str | None = None
@@ -371,9 +428,9 @@ class WorkerProtocol:
         (canceled, taken back after a lost heartbeat, or of an older fence) is ignored."""
         if not outcomes:
             return
-        now = self.clock()
+        now = self._clock()
         envs: set[str] = set()
-        with self.store.transaction() as tx:
+        with self._store.transaction() as tx:
             worker = tx.one("get_worker", id=worker_id)
             if worker is None:
                 return
@@ -388,17 +445,17 @@ class WorkerProtocol:
                     or (env_id is not None and row["env_id"] != env_id)
                 ):
                     continue
-                self._settle(tx, row, outcome, now)
+                self._transitions.settle(tx, row, outcome, now)
                 rows.pop(
                     outcome.run_id
                 )  # a second outcome of the same attempt in the batch counts no more
                 envs.add(row["env_id"])  # it left EXECUTING: its slot is free for the next run
         for env_id in envs:
-            self._emit("available", env_id)
+            self._events.emit("available", env_id)
 
     def hook_done(self, run_id: str, hook: str, fence: int, env_id: str | None = None) -> None:
         """A lifecycle hook ran. Counts only from the hook job handed out last (its fence)."""
-        with self.store.transaction() as tx:
+        with self._store.transaction() as tx:
             if env_id is not None and tx.one("get_run", env_id=env_id, id=run_id) is None:
                 return
             tx.run("finish_hook", id=run_id, hook=hook, fence=fence)
@@ -411,7 +468,7 @@ class WorkerProtocol:
         entries = [e for e in entries if _storable(e)]
         if not entries:
             return 0
-        with self.store.read() as tx:
+        with self._store.read() as tx:
             fences = {
                 r["id"]: r["fence"]
                 for r in tx.all("get_runs_by_id", ids=list({e.run_id for e in entries}))
@@ -433,23 +490,23 @@ class WorkerProtocol:
             }
             for e in entries
         ]
-        with self.store.transaction() as tx:
+        with self._store.transaction() as tx:
             tx.run_many("insert_log", rows)
         return len(rows)
 
-    def worker_stopped(self, worker_id: str) -> None:
+    def stopped(self, worker_id: str) -> None:
         """A worker shut down cleanly: it takes no more runs, and the attempts it still held
         run again without using up one of their retries (the worker stopped, not the code)."""
-        self._reclaim(
+        self.reclaim(
             worker_id,
             "The worker shut down before this attempt finished; it runs again.",
             kind="interrupted",
         )
 
-    def _reclaim(self, worker_id: str, message: str, kind: OutcomeKind = "crashed") -> None:
-        now = self.clock()
+    def reclaim(self, worker_id: str, message: str, kind: OutcomeKind = "crashed") -> None:
+        now = self._clock()
         envs: set[str] = set()
-        with self.store.transaction() as tx:
+        with self._store.transaction() as tx:
             worker = tx.one("get_worker", id=worker_id)
             if worker is None:
                 return
@@ -458,14 +515,15 @@ class WorkerProtocol:
             tx.run("revoke_leases", id=worker_id)
             name = "Interrupted" if kind == "interrupted" else "WorkerLost"
             for row in tx.all("runs_of_worker", worker_id=worker_id):
-                envs |= self._take_back(tx, row, kind, name, message, now)
-            # a worker that stopped, or stopped its attempts itself before it was judged lost, runs no body
+                envs |= self._transitions.take_back(tx, row, kind, name, message, now)
+            # a worker that stopped, or stopped its attempts itself before it was judged lost,
+            # runs no body
             stopping = tx.all("stopping_runs_of_worker", worker_id=worker_id)
             if stopping:
                 tx.run("release_slots", ids=[r["id"] for r in stopping])
                 envs.add(worker["env_id"])
         for env_id in envs:
-            self._emit("available", env_id)
+            self._events.emit("available", env_id)
 
 
 def _attributes(attributes: dict[str, Any] | None) -> str | None:

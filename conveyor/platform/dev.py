@@ -29,7 +29,7 @@ from rich.console import Console
 
 from conveyor.config import Config
 from conveyor.dashboard import DashboardSettings
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.errors import ConfigError
 from conveyor.eventloop import use_fast_event_loop
 from conveyor.platform.console import RunReporter
@@ -110,11 +110,11 @@ async def serve_dev(
     store = open_store(str(state.folder / "dev.db"))
     store.migrate()
     engine = Engine(store, worker_timeout=worker_timeout)
-    env = engine.ensure_environment(config.project, "dev", "dev")
-    engine.set_environment_limit(
+    env = engine.environments.ensure(config.project, "dev", "dev")
+    engine.environments.set_limit(
         env.id, config.concurrency_limit
     )  # what the config says now, even nothing
-    engine.add_api_key(env.id, state.secret_key)
+    engine.environments.add_api_key(env.id, state.secret_key)
     service = ApiService(
         engine,
         host=host,
@@ -147,7 +147,7 @@ async def serve_dev(
             elif event == "stop" and run_id:
                 loop.call_soon_threadsafe(supervisor.stop_run, run_id, "canceled")
 
-    engine.subscribe(on_engine_event)
+    engine.events.subscribe(on_engine_event)
 
     console.print(f"[bold]Conveyor dev[/]  project [cyan]{config.project}[/]", highlight=False)
     console.print(f"  Dashboard   [bold]{service.api_url}/[/]", highlight=False)

@@ -9,9 +9,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.models import ModuleFailure, TaskDefinition
-from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
+from conveyor.protocol import (
+    AttemptOutcome,
+    DurableCall,
+    Heartbeat,
+    HeartbeatReply,
+    LeaseReply,
+    LogEntry,
+    check_call,
+)
 
 
 class LocalLink:
@@ -22,52 +30,53 @@ class LocalLink:
         self.env_id = env_id
         self.current_version: str | None = None
         self.worker_id = ""
-        self.worker_timeout = engine.worker_timeout
+        self.worker_timeout = engine.workers.timeout
 
     async def register(
         self, worker_id: str, name: str, tasks: list[TaskDefinition] | None, deployed: bool = False
     ) -> None:
         await asyncio.to_thread(
-            self.engine.register_worker, self.env_id, worker_id, name, tasks, deployed=deployed
+            self.engine.workers.register, self.env_id, worker_id, name, tasks, deployed=deployed
         )
         self.worker_id = worker_id
         self.current_version = await asyncio.to_thread(
-            self.engine.get_environment_version, self.env_id
+            self.engine.deployments.current_version, self.env_id
         )
 
     async def set_tasks(self, tasks: list[TaskDefinition]) -> None:
-        await asyncio.to_thread(self.engine.set_tasks, self.env_id, tasks)
+        await asyncio.to_thread(self.engine.workers.set_tasks, self.env_id, tasks)
 
     async def set_load_failures(self, failures: list[ModuleFailure]) -> None:
-        await asyncio.to_thread(self.engine.set_load_failures, self.env_id, failures)
+        await asyncio.to_thread(self.engine.workers.set_load_failures, self.env_id, failures)
 
     async def lease(self, worker_id: str, capacity: int) -> LeaseReply:
         # on the event loop: a lease is a few hundred microseconds of SQLite work, less than a
         # thread hop costs, and it is on the path from a trigger to its start
-        return self.engine.lease(self.env_id, worker_id, capacity)
+        return self.engine.workers.lease(self.env_id, worker_id, capacity)
 
     async def heartbeat(self, worker_id: str, beat: Heartbeat) -> HeartbeatReply:
-        return await asyncio.to_thread(self.engine.heartbeat, worker_id, beat)
+        return await asyncio.to_thread(self.engine.workers.heartbeat, worker_id, beat)
 
     async def complete(self, worker_id: str, outcomes: list[AttemptOutcome]) -> None:
-        await asyncio.to_thread(self.engine.complete, worker_id, outcomes)
+        await asyncio.to_thread(self.engine.workers.complete, worker_id, outcomes)
 
     async def hook_done(self, run_id: str, hook: str, fence: int) -> None:
-        await asyncio.to_thread(self.engine.hook_done, run_id, hook, fence)
+        await asyncio.to_thread(self.engine.workers.hook_done, run_id, hook, fence)
 
     async def append_logs(self, entries: list[LogEntry]) -> None:
-        await asyncio.to_thread(self.engine.append_logs, entries)
+        await asyncio.to_thread(self.engine.workers.append_logs, entries)
 
     async def stopped(self, worker_id: str) -> None:
-        await asyncio.to_thread(self.engine.worker_stopped, worker_id)
+        await asyncio.to_thread(self.engine.workers.stopped, worker_id)
 
-    async def call(self, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Any:
+    async def call(self, run_id: str, fence: int, call: DurableCall) -> Any:
+        # made by task code in an executor process and passed as it is: checked here as the
+        # HTTP route checks what a remote worker sends
         return await asyncio.to_thread(
-            self.engine.run_call,
+            self.engine.durable.call,
             self.env_id,
             run_id,
-            op,
-            args,
+            check_call(call),
             worker_id=self.worker_id,
             fence=fence,
         )
@@ -82,5 +91,5 @@ class LocalLink:
         compute_used: float,
     ) -> dict[str, Any]:
         return await asyncio.to_thread(
-            self.engine.suspend, worker_id, run_id, attempt, waitpoints, compute_used, fence
+            self.engine.durable.suspend, worker_id, run_id, attempt, waitpoints, compute_used, fence
         )

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from rich.console import Console
 
 from conveyor.dashboard import DashboardSettings
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.errors import ConfigError, ConveyorError
 from conveyor.eventloop import use_fast_event_loop
 from conveyor.platform.serving import PUBLIC_URL_ENV, ApiService, check_port

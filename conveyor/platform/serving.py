@@ -26,7 +26,7 @@ import uvicorn
 from rich.console import Console
 
 from conveyor.dashboard import DashboardSettings, mount_dashboard
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.errors import ConfigError, ConveyorError
 from conveyor.server.app import create_app
 
@@ -83,8 +83,8 @@ class ApiService:
         self.console = console
         self.api_url = local_api_url(host, port)
         # token callback URLs must reach this server from wherever they are used
-        engine.public_url = os.environ.get(PUBLIC_URL_ENV) or self.api_url
-        engine.token_secret()  # made once, before anything needs to sign a token URL
+        engine.waitpoints.public_url = os.environ.get(PUBLIC_URL_ENV) or self.api_url
+        engine.waitpoints.token_secret()  # made once, before anything needs to sign a token URL
         self.app = create_app(engine)
         if dashboard is not None:
             mount_dashboard(self.app, engine, dashboard)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,8 +60,6 @@ class Runtime(Protocol):
     def log(
         self, scope: AttemptScope, level: str, message: str, attributes: dict[str, Any] | None
     ) -> None: ...
-
-    def call(self, scope: AttemptScope, op: str, args: dict[str, Any]) -> Awaitable[Any]: ...
 
 
 class Durable(Protocol):

@@ -11,8 +11,7 @@ from typing import Literal
 
 from fastapi import FastAPI
 
-from conveyor.engine.engine import Engine
-from conveyor.engine.wakeups import Wakeups
+from conveyor.engine import Engine, Wakeups
 from conveyor.server.api import api_router
 from conveyor.server.errors import install_error_handlers
 from conveyor.server.ratelimit import RateLimit, RateLimitMiddleware, rate_limit_from_env

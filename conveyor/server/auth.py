@@ -16,8 +16,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from conveyor.engine.accounts import TOKEN_PREFIX, Caller
-from conveyor.engine.engine import Engine, Environment
+from conveyor.engine import TOKEN_PREFIX, Caller, Engine, Environment
 from conveyor.errors import AuthenticationError
 
 # auto_error=False: a missing header must give our JSON error shape (401), not FastAPI's 403
@@ -34,9 +33,9 @@ async def environment_of_key(engine: Engine, key: str) -> Environment | None:
     """The environment of a live key, or None. Async with a cache: every request authenticates,
     and a thread hop per request costs more than the lookup; only a cache miss goes to the
     database, off the event loop."""
-    known, environment = engine.cached_environment(key)
+    known, environment = engine.environments.cached(key)
     if not known:
-        environment = await run_in_threadpool(engine.authenticate, key)
+        environment = await run_in_threadpool(engine.environments.authenticate, key)
     return environment
 
 

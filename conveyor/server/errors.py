@@ -68,7 +68,8 @@ def field_name(loc: Sequence[Any]) -> str:
 
 def _describe(error: dict[str, Any]) -> str:
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    if error.get("type") == "extra_forbidden":
+    # (a model's extra field, or a dataclass's: the protocol's durable calls are dataclasses)
+    if error.get("type") in ("extra_forbidden", "unexpected_keyword_argument"):
         message = "unknown field; check its spelling against the API reference (/docs)"
     elif error.get("type") == "missing":
         message = "required"

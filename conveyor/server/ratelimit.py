@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from conveyor.engine.engine import hash_key
+from conveyor.engine import hash_key
 from conveyor.errors import ConfigError
 
 ENV_VAR = "CONVEYOR_RATE_LIMIT"

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from conveyor.engine.engine import MAX_BATCH
+from conveyor.engine import MAX_BATCH
 from conveyor.models import (
     LogLine,
     Project,

@@ -9,7 +9,7 @@ queries (trigger, lease, complete) are planned once per connection, not once per
 
 Two things SQLite gets for free from having one writer are explicit here:
 - `Tx.lock(key)`: a transaction-scoped advisory lock, so the engine's read-then-write steps on
-  one environment's runs see a state nobody else is changing (see engine.py).
+  one environment's runs see a state nobody else is changing (see engine/transitions.py).
 - `publish`/`listen`: LISTEN/NOTIFY, so a change made by one server wakes the long polls of
   workers connected to another.
 """

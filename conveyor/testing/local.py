@@ -149,7 +149,7 @@ class LocalPlatform:
     async def _serve(self, config: Config, listener: socket.socket) -> None:
         import uvicorn
 
-        from conveyor.engine.engine import Engine
+        from conveyor.engine import Engine
         from conveyor.platform.link import LocalLink
         from conveyor.server.app import create_app
         from conveyor.store import open_store
@@ -160,11 +160,11 @@ class LocalPlatform:
         store = open_store(str(self.folder / "conveyor.db"))
         store.migrate()
         engine = Engine(store)
-        env = engine.ensure_environment(config.project, "dev", "dev")
-        engine.set_environment_limit(env.id, config.concurrency_limit)
-        engine.add_api_key(env.id, self.secret_key)
-        engine.public_url = self.api_url
-        engine.token_secret()
+        env = engine.environments.ensure(config.project, "dev", "dev")
+        engine.environments.set_limit(env.id, config.concurrency_limit)
+        engine.environments.add_api_key(env.id, self.secret_key)
+        engine.waitpoints.public_url = self.api_url
+        engine.waitpoints.token_secret()
         app = create_app(engine, rate_limit=False)
         server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
@@ -191,7 +191,7 @@ class LocalPlatform:
                 elif event == "stop" and run_id:
                     loop.call_soon_threadsafe(supervisor.stop_run, run_id, "canceled")
 
-        engine.subscribe(on_engine_event)
+        engine.events.subscribe(on_engine_event)
 
         async def tick() -> None:
             while True:

@@ -33,7 +33,6 @@ from typing import Any
 from conveyor.errors import (
     AbortTaskRunError,
     Conflict,
-    ConveyorError,
     InvalidRequest,
     NotFound,
     PayloadError,
@@ -723,9 +722,6 @@ class _Runtime:
         self, scope: AttemptScope, level: str, message: str, attributes: dict[str, Any] | None
     ) -> None:
         self.world.log(scope, level, str(message), _jsonable(attributes))
-
-    def call(self, scope: AttemptScope, op: str, args: dict[str, Any]) -> Any:
-        raise ConveyorError(f"{op} is not available in a test run")
 
 
 def _tasks_in(module: Any, task_id: str) -> list[Task[Any]]:

@@ -141,7 +141,8 @@ class RunState:
         return self.status in FINAL_STATUSES
 
     def result(self) -> dict[str, Any]:
-        """How the run ended, as a parent waiting for it sees it (engine/durable.py run_result)."""
+        """How the run ended, as a parent waiting for it sees it (`run_result` in
+        engine/transitions.py)."""
         ok = self.status == RunStatus.COMPLETED
         return {
             "ok": ok,

@@ -37,7 +37,7 @@ from conveyor.errors import (
 )
 from conveyor.eventloop import use_fast_event_loop
 from conveyor.models import MACHINES, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_HINT
-from conveyor.protocol import AttemptOutcome, AttemptSpec, HookJob, LogEntry
+from conveyor.protocol import AttemptOutcome, AttemptSpec, DurableCall, HookJob, LogEntry
 from conveyor.sdk import context as ctxmod
 from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, TaskInfo
 from conveyor.sdk.task import Task
@@ -163,23 +163,24 @@ class Executor:
         with self._logs_lock:
             self._logs.append(entry)
 
-    def call(self, scope: AttemptScope, op: str, args: dict[str, Any]) -> asyncio.Future[Any]:
-        """Ask the platform something on behalf of the attempt (trigger a run, ...)."""
+    def call(self, scope: AttemptScope, call: DurableCall) -> asyncio.Future[Any]:
+        """Make a durable call on behalf of the attempt (journal a step, trigger a run, ...)."""
+        return self._ask(scope, "call", call)
+
+    def request_suspend(
+        self, scope: AttemptScope, waitpoints: list[str], compute_used: float
+    ) -> asyncio.Future[Any]:
+        """Ask that the attempt's run be suspended on `waitpoints` (see Replay)."""
+        return self._ask(scope, "suspend", waitpoints, compute_used)
+
+    def _ask(self, scope: AttemptScope, kind: str, *args: Any) -> asyncio.Future[Any]:
+        """Send the supervisor a request of the attempt; the future holds its reply."""
         self._next_call += 1
         future: asyncio.Future[Any] = self.loop.create_future()
         self.pending_calls[self._next_call] = future
         self.flush_logs()
-        self.send(
-            (
-                "call",
-                self._next_call,
-                scope.ctx.run.id,
-                scope.ctx.attempt.number,
-                scope.fence,
-                op,
-                args,
-            )
-        )
+        run, attempt = scope.ctx.run.id, scope.ctx.attempt.number
+        self.send((kind, self._next_call, run, attempt, scope.fence, *args))
         return future
 
     def flush_logs(self) -> None:
@@ -271,9 +272,7 @@ class Executor:
             self.send(("extend", spec.run_id, seconds))
 
         async def suspend(waiting: list[str], compute_used: float) -> dict[str, Any]:
-            reply: dict[str, Any] = await self.call(
-                scope, "suspend", {"waitpoints": waiting, "compute_used": compute_used}
-            )
+            reply: dict[str, Any] = await self.request_suspend(scope, waiting, compute_used)
             if (
                 (reply.get("suspended") or reply.get("gone"))
                 and attempt_task is not None
@@ -286,7 +285,7 @@ class Executor:
             return reply
 
         attempt_task = asyncio.current_task()
-        replay = Replay(spec, lambda op, args: self.call(scope, op, args), suspend, extend_deadline)
+        replay = Replay(spec, lambda call: self.call(scope, call), suspend, extend_deadline)
         scope.durable = replay
         ctxmod.enter_scope(scope)  # this asyncio task has its own context: no reset needed
         try:

@@ -11,7 +11,14 @@ from typing import Any, Protocol
 
 from conveyor.client import _calls as calls
 from conveyor.models import DeploymentBundle, ModuleFailure, TaskDefinition
-from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
+from conveyor.protocol import (
+    AttemptOutcome,
+    DurableCall,
+    Heartbeat,
+    HeartbeatReply,
+    LeaseReply,
+    LogEntry,
+)
 
 
 class WorkerLink(Protocol):
@@ -33,7 +40,7 @@ class WorkerLink(Protocol):
 
     async def append_logs(self, entries: list[LogEntry]) -> None: ...
 
-    async def call(self, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Any: ...
+    async def call(self, run_id: str, fence: int, call: DurableCall) -> Any: ...
 
     async def suspend(
         self,
@@ -108,8 +115,8 @@ class HttpLink:
     async def append_logs(self, entries: list[LogEntry]) -> None:
         await self.client.send(calls.append_logs(self.worker_id, entries))
 
-    async def call(self, run_id: str, fence: int, op: str, args: dict[str, Any]) -> Any:
-        return await self.client.send(calls.run_call(self.worker_id, run_id, fence, op, args))
+    async def call(self, run_id: str, fence: int, call: DurableCall) -> Any:
+        return await self.client.send(calls.run_call(self.worker_id, run_id, fence, call))
 
     async def suspend(
         self,

@@ -24,7 +24,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.errors import AbortTaskRunError, ConveyorError, PayloadError
-from conveyor.protocol import AttemptSpec, JournalEntry
+from conveyor.protocol import (
+    AttemptSpec,
+    CompleteTokenCall,
+    CreateTokenCall,
+    DurableCall,
+    JournalCall,
+    JournalEntry,
+    TriggerCall,
+    TriggerItem,
+    WaitTokenCall,
+    WaitUntilCall,
+)
 from conveyor.serialization import to_json_value
 
 SHORT_WAIT = 5.0  # seconds: shorter duration waits keep the process, longer ones suspend
@@ -55,7 +66,7 @@ class Replay:
     def __init__(
         self,
         spec: AttemptSpec,
-        call: Callable[[str, dict[str, Any]], Awaitable[Any]],
+        call: Callable[[DurableCall], Awaitable[Any]],
         on_suspend: Callable[[list[str], float], Awaitable[dict[str, Any]]],
         extend_deadline: Callable[[float], None],
     ) -> None:
@@ -130,12 +141,12 @@ class Replay:
                 "`async def` task; this one is a plain `def` running in a thread"
             )
 
-    async def request(self, op: str, args: dict[str, Any]) -> Any:
+    async def request(self, call: DurableCall) -> Any:
         self._check_loop()
         self.busy += 1
         self._changed()
         try:
-            return await self._call(op, args)
+            return await self._call(call)
         finally:
             self.busy -= 1
             self._changed()
@@ -162,9 +173,7 @@ class Replay:
                 raise PayloadError(
                     f"{exc.message}: a step's result is journaled, so it must be JSON"
                 ) from exc
-            return await self._call(
-                "journal", {"key": key, "value": encoded, "started_at": started_at}
-            )
+            return await self._call(JournalCall(key, encoded, started_at=started_at))
         finally:
             self.busy -= 1
             self._changed()
@@ -175,7 +184,7 @@ class Replay:
         entry = self.recorded(key)
         if entry is not None and entry.value_json is not None:
             return json.loads(entry.value_json)
-        return await self.request("journal", {"key": key, "value": make()})
+        return await self.request(JournalCall(key, make()))
 
     async def trigger(
         self,
@@ -193,9 +202,8 @@ class Replay:
         if entry is not None:
             answer = _answer(entry)
         else:
-            answer = await self.request(
-                "durable_trigger", {"key": key, "items": items, "wait": wait, "batch": batch}
-            )
+            call = TriggerCall(key, [TriggerItem(*item) for item in items], wait, batch)
+            answer = await self.request(call)
         if wait:
             answer["result"] = await self.wait_for(answer["waitpoint"])
         return answer
@@ -206,7 +214,7 @@ class Replay:
         answer = (
             _answer(entry)
             if entry is not None
-            else await self.request("wait_until", {"key": key, "until": until, "seconds": seconds})
+            else await self.request(WaitUntilCall(key, until, seconds))
         )
         await self.wait_for(answer["waitpoint"])
 
@@ -214,10 +222,7 @@ class Replay:
         self, timeout: float | None, idempotency_key: str | None, tags: list[str] | None
     ) -> dict[str, Any]:
         key = self.key("token.create")
-        return await self.request(
-            "create_token",
-            {"key": key, "timeout": timeout, "idempotency_key": idempotency_key, "tags": tags},
-        )
+        return await self.request(CreateTokenCall(key, timeout, idempotency_key, tags))
 
     async def wait_token(self, token_id: str) -> dict[str, Any]:
         key = self.key("token.wait")
@@ -225,7 +230,7 @@ class Replay:
         answer = (
             _answer(entry)
             if entry is not None
-            else await self.request("wait_token", {"key": key, "token_id": token_id})
+            else await self.request(WaitTokenCall(key, token_id))
         )
         result: dict[str, Any] = await self.wait_for(answer["waitpoint"])
         return result
@@ -234,7 +239,7 @@ class Replay:
         key = self.key("token.complete")
         if self.recorded(key) is not None:
             return
-        await self.request("complete_token", {"key": key, "token_id": token_id, "data": data})
+        await self.request(CompleteTokenCall(key, token_id, data))
 
     # -- waiting and suspending -----------------------------------------------------------------
 

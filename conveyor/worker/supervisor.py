@@ -32,7 +32,14 @@ from typing import Any
 
 from conveyor.errors import ApiError, ConveyorError, StaleAttempt, StoreUnavailable
 from conveyor.models import MACHINES, TaskDefinition
-from conveyor.protocol import AttemptOutcome, AttemptSpec, Heartbeat, HookJob, LeaseReply
+from conveyor.protocol import (
+    AttemptOutcome,
+    AttemptSpec,
+    DurableCall,
+    Heartbeat,
+    HookJob,
+    LeaseReply,
+)
 from conveyor.worker import decisions
 from conveyor.worker.decisions import IDLE_POLL
 from conveyor.worker.link import WorkerLink
@@ -536,8 +543,8 @@ class Supervisor:
             entry = proc.inflight.get(message[1])
             if entry is not None and entry.deadline is not None:
                 entry.deadline += message[2]
-        elif kind == "call":
-            task = asyncio.create_task(self._serve_call(proc, *message[1:]))
+        elif kind in ("call", "suspend"):
+            task = asyncio.create_task(self._serve(proc, kind, *message[1:]))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
@@ -556,38 +563,23 @@ class Supervisor:
             },
         )
 
-    async def _serve_call(
+    async def _serve(
         self,
         proc: ExecutorProcess,
+        kind: str,
         call_id: int,
         run_id: str,
         attempt: int,
         fence: int,
-        op: str,
-        args: dict[str, Any],
+        *args: Any,
     ) -> None:
+        """A request of an attempt (a durable call, or suspending its run), answered to it."""
+        what = "suspend" if kind == "suspend" else getattr(args[0], "op", "call")
         try:
-            if op == "suspend":
-                # its lines first: once it resumes elsewhere, lines of this segment would be stale
-                await self.outbox.flush_logs_of(run_id)
-                result = await self.link.suspend(
-                    self.worker_id, run_id, attempt, fence, args["waitpoints"], args["compute_used"]
-                )
-                if result.get("suspended") or result.get("gone"):
-                    entry = proc.inflight.pop(run_id, None)
-                    if entry is not None and result.get("suspended"):
-                        self.reporter(
-                            "suspended",
-                            {
-                                "run_id": run_id,
-                                "task_id": entry.spec.task_id,
-                                "waiting": len(args["waitpoints"]),
-                            },
-                        )
-                    self._retire_if_idle(proc)
-                    self.wake()
+            if kind == "suspend":
+                result = await self._suspend(proc, run_id, attempt, fence, *args)
             else:
-                result = await self._call_through_outages(run_id, fence, op, args)
+                result = await self._call_through_outages(run_id, fence, args[0])
             proc.send(("reply", call_id, True, result))
         except StaleAttempt as exc:
             # the run was canceled, ended or taken back: stop the attempt before it hears why
@@ -600,26 +592,49 @@ class Supervisor:
                 ("reply", call_id, False, {"type": type(exc).__name__, "message": exc.message})
             )
         except Exception as exc:  # a bug of ours: the attempt gets an error it can show
-            log.exception("call %s failed", op)
+            log.exception("call %s failed", what)
             proc.send(
                 (
                     "reply",
                     call_id,
                     False,
-                    {"type": "ConveyorError", "message": f"{op} failed: {exc}"},
+                    {"type": "ConveyorError", "message": f"{what} failed: {exc}"},
                 )
             )
 
-    async def _call_through_outages(
-        self, run_id: str, fence: int, op: str, args: dict[str, Any]
-    ) -> Any:
+    async def _suspend(
+        self,
+        proc: ExecutorProcess,
+        run_id: str,
+        attempt: int,
+        fence: int,
+        waitpoints: list[str],
+        compute_used: float,
+    ) -> dict[str, Any]:
+        # its lines first: once it resumes elsewhere, lines of this segment would be stale
+        await self.outbox.flush_logs_of(run_id)
+        result = await self.link.suspend(
+            self.worker_id, run_id, attempt, fence, waitpoints, compute_used
+        )
+        if result.get("suspended") or result.get("gone"):
+            entry = proc.inflight.pop(run_id, None)
+            if entry is not None and result.get("suspended"):
+                self.reporter(
+                    "suspended",
+                    {"run_id": run_id, "task_id": entry.spec.task_id, "waiting": len(waitpoints)},
+                )
+            self._retire_if_idle(proc)
+            self.wake()
+        return result
+
+    async def _call_through_outages(self, run_id: str, fence: int, call: DurableCall) -> Any:
         """A durable call, sent again while the server or its database is briefly away (a
         restart): the run waits rather than failing an attempt. Only answers that say nothing
         was done are retried; every call is keyed in the run's journal anyway."""
         delay, waited = 0.2, 0.0
         while True:
             try:
-                return await self.link.call(run_id, fence, op, args)
+                return await self.link.call(run_id, fence, call)
             except (StoreUnavailable, ApiError) as exc:
                 transient = isinstance(exc, StoreUnavailable) or exc.api_code == "unreachable"
                 if not transient or waited >= CALL_OUTAGE_LIMIT or self._closed:

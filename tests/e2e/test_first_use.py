@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from conveyor import NotFound
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.platform.link import LocalLink
 from conveyor.store import open_store
 from conveyor.worker.supervisor import Supervisor
@@ -72,7 +72,7 @@ def test_a_worker_of_its_own_code_refuses_code_with_a_broken_module_while_dev_ru
         store = open_store(str(tmp_path / f"state-{partial}.db"))
         store.migrate()
         engine = Engine(store)
-        env = engine.ensure_environment("proj_partial", "dev", "dev")
+        env = engine.environments.ensure("proj_partial", "dev", "dev")
         supervisor = Supervisor(
             LocalLink(engine, env.id),
             root=tmp_path,
@@ -85,8 +85,8 @@ def test_a_worker_of_its_own_code_refuses_code_with_a_broken_module_while_dev_ru
             return (
                 loaded,
                 supervisor.load_error,
-                [t.id for t in engine.list_tasks(env.id)],
-                [f.file for f in engine.load_failures(env.id)],
+                [t.id for t in engine.tasks.list(env.id)],
+                [f.file for f in engine.tasks.load_failures(env.id)],
             )
         finally:
             await supervisor.stop(grace=0)

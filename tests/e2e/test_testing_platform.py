@@ -165,7 +165,7 @@ def test_a_suite_that_does_not_use_the_fixture_does_not_load_the_platform(
 
         def test_plain():
             assert "conveyor.testing.local" not in sys.modules
-            assert "conveyor.engine.engine" not in sys.modules
+            assert "conveyor.engine.facade" not in sys.modules
         """,
     )
     result.assert_outcomes(passed=1)

@@ -18,7 +18,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from conveyor.engine.engine import Engine, Environment
+from conveyor.engine import Engine, Environment
 from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition
 from conveyor.protocol import AttemptOutcome, OutcomeKind
 from conveyor.server import create_app
@@ -82,8 +82,8 @@ class Backend:
 
     def other_environment(self) -> str:
         """A second environment of the same project; returns its key."""
-        other = self.engine.ensure_environment("proj_test", "staging", "staging")
-        self.engine.add_api_key(other.id, OTHER_KEY)
+        other = self.engine.environments.ensure("proj_test", "staging", "staging")
+        self.engine.environments.add_api_key(other.id, OTHER_KEY)
         return OTHER_KEY
 
 
@@ -128,9 +128,9 @@ def backend(database: str) -> Iterator[Backend]:
     store.migrate()
     clock = Clock()
     engine = Engine(store, clock=clock)
-    env = engine.ensure_environment("proj_test", "dev", "dev")
-    engine.add_api_key(env.id, KEY)
-    engine.register_worker(env.id, "worker-1", "worker-1", task_definitions())
+    env = engine.environments.ensure("proj_test", "dev", "dev")
+    engine.environments.add_api_key(env.id, KEY)
+    engine.workers.register(env.id, "worker-1", "worker-1", task_definitions())
     yield Backend(store, engine, env, clock)
     store.close()
 
@@ -207,7 +207,7 @@ def current_fence(engine: Engine, run_id: str) -> int:
 
 
 def holder(engine: Engine, run_id: str) -> dict[str, Any]:
-    """`worker_id` and `fence` of the attempt executing `run_id`, for `engine.run_call`."""
+    """`worker_id` and `fence` of the attempt executing `run_id`, for `engine.durable.call`."""
     with engine.store.read() as tx:
         row = tx.one("get_run_by_id", id=run_id)
     assert row is not None, run_id

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.engine.accounts import Accounts, Caller, hash_secret, preview_slug
-from conveyor.engine.engine import Engine
+from conveyor.engine import Accounts, Caller, Engine, hash_secret, preview_slug
 from conveyor.errors import Conflict, InvalidRequest, NotFound
 from conveyor.store import open_store
 from conveyor.store.base import migrations
@@ -199,7 +198,7 @@ def test_each_environment_key_has_the_prefix_of_its_kind(
     for slug, prefix in expected.items():
         key = engine.accounts.environment_key(caller, project.id, slug)
         assert key.secret_key.startswith(prefix), (slug, key.secret_key)
-        env = engine.authenticate(key.secret_key)
+        env = engine.environments.authenticate(key.secret_key)
         assert env is not None and (env.project, env.slug) == (project.id, slug)
         keys[slug] = key.secret_key
     assert len(set(keys.values())) == 4
@@ -213,16 +212,18 @@ def test_rotation_gives_a_working_key_and_revokes_the_old_one(
     _, caller = admin
     project = engine.accounts.create_project(caller, "Shop")
     old = engine.accounts.environment_key(caller, project.id, "prod").secret_key
-    assert engine.authenticate(old) is not None  # now in the engine's key cache
+    assert engine.environments.authenticate(old) is not None  # now in the engine's key cache
     new = engine.accounts.rotate_key(caller, project.id, "prod")
     assert new.rotated and new.secret_key != old and new.secret_key.startswith("cv_prod_")
-    assert engine.authenticate(old) is None  # at once, despite the cache
-    env = engine.authenticate(new.secret_key)
+    assert engine.environments.authenticate(old) is None  # at once, despite the cache
+    env = engine.environments.authenticate(new.secret_key)
     assert env is not None and env.slug == "prod"
     assert engine.accounts.environment_key(caller, project.id, "prod").secret_key == new.secret_key
     # other environments keep their keys
     assert (
-        engine.authenticate(engine.accounts.environment_key(caller, project.id, "dev").secret_key)
+        engine.environments.authenticate(
+            engine.accounts.environment_key(caller, project.id, "dev").secret_key
+        )
         is not None
     )
 
@@ -255,7 +256,7 @@ def test_a_personal_access_token_is_no_environment_key_and_back(
     token, caller = admin
     project = engine.accounts.create_project(caller, "Shop")
     key = engine.accounts.environment_key(caller, project.id, "dev").secret_key
-    assert engine.authenticate(token) is None
+    assert engine.environments.authenticate(token) is None
     assert engine.accounts.authenticate(key) is None
 
 
@@ -280,7 +281,7 @@ def test_a_user_sees_only_the_projects_of_their_organizations(
 
 
 def test_dev_environments_belong_to_a_project_row(engine: Engine) -> None:
-    engine.ensure_environment("proj_local", "dev", "dev")
+    engine.environments.ensure("proj_local", "dev", "dev")
     with engine.store.read() as tx:
         org = tx.one("find_organization", slug="default")
         rows = tx.all("environments_of_project", project="proj_local")

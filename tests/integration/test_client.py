@@ -24,7 +24,7 @@ from conveyor.errors import (
     PayloadError,
 )
 from conveyor.models import RunStatus, TriggerOptions
-from conveyor.protocol import LogEntry
+from conveyor.protocol import JournalCall, LogEntry
 from conveyor.results import BatchHandle, RunHandle
 from conveyor.sdk.queue import queue
 from tests.integration.conftest import held, holder
@@ -51,7 +51,7 @@ def client(live_server: str, backend: Backend) -> Any:
 
 
 def run_count(backend: Backend) -> int:
-    return len(backend.engine.list_runs(backend.env.id, limit=1000)[0])
+    return len(backend.engine.runs.list(backend.env.id, limit=1000)[0])
 
 
 def complete_soon(
@@ -61,9 +61,9 @@ def complete_soon(
 
     def work() -> None:
         time.sleep(delay)
-        leased = backend.engine.lease(backend.env.id, "worker-1", capacity=100).attempts
+        leased = backend.engine.workers.lease(backend.env.id, "worker-1", capacity=100).attempts
         (spec,) = [s for s in leased if s.run_id == run_id]
-        backend.engine.complete(
+        backend.engine.workers.complete(
             "worker-1",
             [held(backend.engine, run_id, spec.attempt, "completed", output_json=output)],
         )
@@ -215,18 +215,17 @@ def test_cancel_replay_and_logs(client: Client, backend: Backend) -> None:
     null = client.runs.replay(handle.id, None)
     assert client.runs.retrieve(null.id).payload is None
 
-    backend.engine.append_logs([LogEntry(handle.id, 1, 0, time.time(), "info", "hi", None)])
+    backend.engine.workers.append_logs([LogEntry(handle.id, 1, 0, time.time(), "info", "hi", None)])
     assert [line.message for line in client.runs.logs(handle.id)] == ["hi"]
 
 
 def test_trace_of_a_run(client: Client, backend: Backend) -> None:
     handle = client.trigger("hello", {})
-    backend.engine.lease(backend.env.id, "worker-1", 1)
-    backend.engine.run_call(
+    backend.engine.workers.lease(backend.env.id, "worker-1", 1)
+    backend.engine.durable.call(
         backend.env.id,
         handle.id,
-        "journal",
-        {"key": "step:s#1", "value": 1},
+        JournalCall("step:s#1", 1),
         **holder(backend.engine, handle.id),
     )
     trace = client.runs.trace(handle.id)
@@ -363,7 +362,7 @@ def test_tokens_list_json_has_the_shape_of_runs_list(live_server: str, backend: 
     from conveyor.cli.main import main
 
     for _ in range(3):
-        backend.engine.create_token(backend.env.id)
+        backend.engine.waitpoints.create_token(backend.env.id)
     args = ["--api-url", live_server, "--secret-key", backend.key, "--json"]
     tokens = json.loads(CliRunner().invoke(main, ["tokens", "list", "--limit", "2", *args]).output)
     runs = json.loads(CliRunner().invoke(main, ["runs", "list", *args]).output)
@@ -393,15 +392,15 @@ def test_cli_lists_keep_ids_and_names_whole_and_pipe_plain_rows(
     from tests.integration.conftest import holder
 
     engine, env = backend.engine, backend.env
-    run = engine.trigger(
+    run = engine.tasks.trigger(
         env.id, "hello", {}, TriggerOptions(tags=["a-rather-long-tag-" + "x" * 60])
     )
-    engine.heartbeat("worker-1", Heartbeat())
-    engine.lease(env.id, "worker-1", 1)
+    engine.workers.heartbeat("worker-1", Heartbeat())
+    engine.workers.lease(env.id, "worker-1", 1)
     url = (
         "http://127.0.0.1:3030/api/v1/waitpoints/tokens/token_" + "z" * 60 + "/callback/" + "s" * 64
     )
-    engine.append_logs(
+    engine.workers.append_logs(
         [
             LogEntry(
                 run.id,

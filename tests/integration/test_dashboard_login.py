@@ -78,7 +78,7 @@ def test_logging_in_sets_a_safe_cookie_and_shows_the_users_environment(
 ) -> None:
     token = backend.engine.accounts.bootstrap_admin()
     assert token is not None
-    run = backend.engine.trigger(backend.env.id, "hello", {})
+    run = backend.engine.tasks.trigger(backend.env.id, "hello", {})
     csrf = csrf_of(server.get("/login").text)
     response = server.post("/login", data={"csrf": csrf, "token": token, "next": "/runs"})
     assert response.status_code == 303 and response.headers["location"] == "/runs"
@@ -100,7 +100,7 @@ def test_the_environment_is_chosen_among_the_users_own(
     assert caller is not None
     other = backend.engine.accounts.create_project(caller, "Billing")
     prod = next(env for env in other.environments if env.slug == "prod")
-    theirs = backend.engine.trigger(backend.env.id, "hello", {})
+    theirs = backend.engine.tasks.trigger(backend.env.id, "hello", {})
     log_in(server, token)
     csrf = csrf_of(server.get("/environments").text)
     assert "Billing" in server.get("/environments").text

@@ -49,9 +49,9 @@ def dashboard(backend: Backend) -> Iterator[TestClient]:
 
 def finish(backend: Backend, run_id: str, output: str = '{"ok": true}') -> None:
     """Lease the run on worker-1 and complete it, with a log line."""
-    reply = backend.engine.lease(backend.env.id, "worker-1", 10)
+    reply = backend.engine.workers.lease(backend.env.id, "worker-1", 10)
     assert run_id in [a.run_id for a in reply.attempts]
-    backend.engine.append_logs(
+    backend.engine.workers.append_logs(
         [
             LogEntry(
                 run_id,
@@ -65,17 +65,17 @@ def finish(backend: Backend, run_id: str, output: str = '{"ok": true}') -> None:
             )
         ]
     )
-    backend.engine.complete(
+    backend.engine.workers.complete(
         "worker-1", [held(backend.engine, run_id, 1, "completed", output_json=output)]
     )
 
 
 def test_every_page_renders_for_this_machine(dashboard: TestClient, backend: Backend) -> None:
-    run = backend.engine.trigger(
+    run = backend.engine.tasks.trigger(
         backend.env.id, "hello", {"name": "Ada"}, TriggerOptions(tags=["vip"])
     )
     finish(backend, run.id)
-    token = backend.engine.create_token(backend.env.id, tags=["approval"])
+    token = backend.engine.waitpoints.create_token(backend.env.id, tags=["approval"])
     assert dashboard.get("/").headers["location"] == "/runs"
     for path in (
         "/runs",
@@ -108,8 +108,10 @@ def test_every_page_renders_for_this_machine(dashboard: TestClient, backend: Bac
 
 
 def test_the_list_filters_and_searches(dashboard: TestClient, backend: Backend) -> None:
-    hello = backend.engine.trigger(backend.env.id, "hello", {}, TriggerOptions(tags=["blue"]))
-    other = backend.engine.trigger(backend.env.id, "other", {}, TriggerOptions(tags=["green"]))
+    hello = backend.engine.tasks.trigger(backend.env.id, "hello", {}, TriggerOptions(tags=["blue"]))
+    other = backend.engine.tasks.trigger(
+        backend.env.id, "other", {}, TriggerOptions(tags=["green"])
+    )
     by_task = dashboard.get("/runs", params={"task": "other"}).text
     assert other.id in by_task and hello.id not in by_task
     by_tag = dashboard.get("/runs", params={"tag": "blue"}).text
@@ -125,12 +127,12 @@ def test_the_list_filters_and_searches(dashboard: TestClient, backend: Backend) 
 
 def test_no_page_shows_another_environment(dashboard: TestClient, backend: Backend) -> None:
     backend.other_environment()
-    other_env = backend.engine.ensure_environment("proj_test", "staging", "staging")
-    backend.engine.register_worker(
-        other_env.id, "worker-2", "worker-2", backend.engine.list_tasks(backend.env.id)
+    other_env = backend.engine.environments.ensure("proj_test", "staging", "staging")
+    backend.engine.workers.register(
+        other_env.id, "worker-2", "worker-2", backend.engine.tasks.list(backend.env.id)
     )
-    foreign = backend.engine.trigger(other_env.id, "hello", {"secret": "theirs"})
-    token = backend.engine.create_token(other_env.id)
+    foreign = backend.engine.tasks.trigger(other_env.id, "hello", {"secret": "theirs"})
+    token = backend.engine.waitpoints.create_token(other_env.id)
     assert foreign.id not in dashboard.get("/runs").text
     assert dashboard.get(f"/runs/{foreign.id}").status_code == 404
     assert dashboard.get(f"/runs/{foreign.id}/stream").status_code == 404
@@ -138,7 +140,7 @@ def test_no_page_shows_another_environment(dashboard: TestClient, backend: Backe
     page = dashboard.get("/runs")
     refused = dashboard.post(f"/runs/{foreign.id}/cancel", data={"csrf": csrf_of(page.text)})
     assert refused.status_code == 404
-    assert backend.engine.get_run(other_env.id, foreign.id).status == "QUEUED"
+    assert backend.engine.runs.get(other_env.id, foreign.id).status == "QUEUED"
     completed = dashboard.post(
         "/tokens/complete", data={"csrf": csrf_of(page.text), "token_id": token["id"], "data": "{}"}
     )
@@ -152,7 +154,7 @@ def test_no_page_shows_another_environment(dashboard: TestClient, backend: Backe
 
 
 def test_forms_need_the_session_csrf_token(dashboard: TestClient, backend: Backend) -> None:
-    run = backend.engine.trigger(backend.env.id, "hello", {})
+    run = backend.engine.tasks.trigger(backend.env.id, "hello", {})
     assert dashboard.post(f"/runs/{run.id}/cancel").status_code == 403
     assert dashboard.post(f"/runs/{run.id}/cancel", data={"csrf": "forged"}).status_code == 403
     csrf = csrf_of(dashboard.get(f"/runs/{run.id}").text)
@@ -160,12 +162,12 @@ def test_forms_need_the_session_csrf_token(dashboard: TestClient, backend: Backe
         f"/runs/{run.id}/cancel", data={"csrf": csrf}, headers={"Origin": "https://evil.example"}
     )
     assert from_elsewhere.status_code == 403
-    assert backend.engine.get_run(backend.env.id, run.id).status == "QUEUED"
+    assert backend.engine.runs.get(backend.env.id, run.id).status == "QUEUED"
     done = dashboard.post(
         f"/runs/{run.id}/cancel", data={"csrf": csrf}, headers={"Origin": "http://127.0.0.1:3030"}
     )
     assert done.status_code == 303
-    assert backend.engine.get_run(backend.env.id, run.id).status == "CANCELED"
+    assert backend.engine.runs.get(backend.env.id, run.id).status == "CANCELED"
     cookie = done.headers.get("set-cookie") or dashboard.get("/runs").headers.get("set-cookie", "")
     assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
 
@@ -176,14 +178,14 @@ def test_actions_change_state_through_the_engine(dashboard: TestClient, backend:
         dashboard.post("/queues/pause", data={"csrf": csrf, "name": "task/hello"}).status_code
         == 303
     )
-    assert backend.engine.get_queue(backend.env.id, "task/hello").paused
+    assert backend.engine.queues.get(backend.env.id, "task/hello").paused
     assert (
         dashboard.post(
             "/queues/limit", data={"csrf": csrf, "name": "task/hello", "limit": "3"}
         ).status_code
         == 303
     )
-    assert backend.engine.get_queue(backend.env.id, "task/hello").concurrency_limit == 3
+    assert backend.engine.queues.get(backend.env.id, "task/hello").concurrency_limit == 3
     assert (
         dashboard.post(
             "/queues/limit", data={"csrf": csrf, "name": "task/hello", "limit": "-2"}
@@ -196,19 +198,19 @@ def test_actions_change_state_through_the_engine(dashboard: TestClient, backend:
         ).status_code
         == 303
     )
-    assert backend.engine.get_queue(backend.env.id, "task/hello").override_limit is None
+    assert backend.engine.queues.get(backend.env.id, "task/hello").override_limit is None
     assert (
         dashboard.post("/queues/resume", data={"csrf": csrf, "name": "task/hello"}).status_code
         == 303
     )
-    assert not backend.engine.get_queue(backend.env.id, "task/hello").paused
+    assert not backend.engine.queues.get(backend.env.id, "task/hello").paused
 
     made = dashboard.post(
         "/tasks/hello/trigger", data={"csrf": csrf, "payload": '{"n": 1}', "tags": "test, ui"}
     )
     assert made.status_code == 303
     run_id = made.headers["location"].removeprefix("/runs/")
-    run = backend.engine.get_run(backend.env.id, run_id)
+    run = backend.engine.runs.get(backend.env.id, run_id)
     assert run.payload == {"n": 1} and run.tags == ["test", "ui"]
     bad = dashboard.post(
         "/tasks/process-video/trigger", data={"csrf": csrf, "payload": '{"format": "avi"}'}
@@ -223,7 +225,7 @@ def test_actions_change_state_through_the_engine(dashboard: TestClient, backend:
 
     replayed = dashboard.post(f"/runs/{run_id}/replay", data={"csrf": csrf, "payload": '{"n": 2}'})
     assert replayed.status_code == 303
-    copy = backend.engine.get_run(
+    copy = backend.engine.runs.get(
         backend.env.id, replayed.headers["location"].removeprefix("/runs/")
     )
     assert copy.payload == {"n": 2} and copy.replayed_from == run_id
@@ -232,14 +234,14 @@ def test_actions_change_state_through_the_engine(dashboard: TestClient, backend:
         == 422
     )
 
-    token = backend.engine.create_token(backend.env.id)
+    token = backend.engine.waitpoints.create_token(backend.env.id)
     assert (
         dashboard.post(
             "/tokens/complete", data={"csrf": csrf, "token_id": token["id"], "data": '{"ok": 1}'}
         ).status_code
         == 303
     )
-    assert backend.engine.get_token(backend.env.id, token["id"])["output"] == {"ok": 1}
+    assert backend.engine.waitpoints.get_token(backend.env.id, token["id"])["output"] == {"ok": 1}
 
 
 def test_the_dev_dashboard_answers_only_this_machine(backend: Backend) -> None:
@@ -267,7 +269,7 @@ def test_the_vendored_front_end_is_served_with_its_license(dashboard: TestClient
 @pytest.fixture
 def prod_dashboard(backend: Backend) -> Iterator[tuple[TestClient, str]]:
     """The dashboard of the project's prod environment (this machine, no login); and its env id."""
-    prod = backend.engine.ensure_environment("proj_test", "prod", "prod")
+    prod = backend.engine.environments.ensure("proj_test", "prod", "prod")
     app = create_app(backend.engine)
     mount_dashboard(app, backend.engine, DashboardSettings(local_env_id=prod.id))
     with TestClient(
@@ -281,7 +283,7 @@ def deploy_version(backend: Backend, env_id: str, commit: str, *task_ids: str) -
         TaskDefinition(id=t, queue=QueueSpec(name=f"task/{t}"), retry=RetryPolicy())
         for t in task_ids
     ]
-    made = backend.engine.deploy(
+    made = backend.engine.deployments.deploy(
         env_id,
         tasks,
         small_bundle(commit),
@@ -309,14 +311,14 @@ def test_deploys_lists_the_versions_and_promotes_an_older_one(
 
     done = dashboard.post("/deploys/promote", data={"csrf": csrf_of(page), "version": first})
     assert done.status_code == 303 and done.headers["location"] == "/deploys"
-    assert backend.engine.get_environment_version(prod) == first
+    assert backend.engine.deployments.current_version(prod) == first
     after = dashboard.get("/deploys").text
     assert f"{first} is current in prod" in after  # the flash
     assert re.findall(r'<tr data-version="([^"]+)"( data-current)?>', after) == [
         (second, ""),
         (first, " data-current"),
     ]
-    assert backend.engine.get_deployment(prod, "current").version == first
+    assert backend.engine.deployments.get(prod, "current").version == first
 
 
 def test_promoting_needs_the_csrf_token_and_a_deployed_version(
@@ -337,10 +339,10 @@ def test_promoting_needs_the_csrf_token_and_a_deployed_version(
         headers={"Origin": "https://evil.example"},
     )
     assert elsewhere.status_code == 403
-    assert backend.engine.get_environment_version(prod) == second
+    assert backend.engine.deployments.current_version(prod) == second
     unknown = dashboard.post("/deploys/promote", data={"csrf": csrf, "version": "20000101.9"})
     assert unknown.status_code == 404 and "not deployed" in unknown.text
-    assert backend.engine.get_environment_version(prod) == second
+    assert backend.engine.deployments.current_version(prod) == second
 
 
 def test_dev_has_no_deploys_and_says_it_runs_local_code(dashboard: TestClient) -> None:
@@ -360,7 +362,7 @@ def test_a_large_payload_and_output_show_their_start_and_download_whole(
     dashboard: TestClient, backend: Backend
 ) -> None:
     big = {"blob": "x" * (3 * 1024 * 1024), "tail": "the end"}
-    run = backend.engine.trigger(backend.env.id, "hello", big)
+    run = backend.engine.tasks.trigger(backend.env.id, "hello", big)
     finish(backend, run.id, output=json.dumps({"result": "y" * (2 * 1024 * 1024)}))
     page = dashboard.get(f"/runs/{run.id}")
     assert page.status_code == 200
@@ -378,11 +380,11 @@ def test_a_large_payload_and_output_show_their_start_and_download_whole(
     csrf = csrf_of(page.text)
     replayed = dashboard.post(f"/runs/{run.id}/replay", data={"csrf": csrf, "same": "1"})
     assert replayed.status_code == 303
-    copy = backend.engine.get_run(
+    copy = backend.engine.runs.get(
         backend.env.id, replayed.headers["location"].removeprefix("/runs/")
     )
     assert copy.payload == big and copy.replayed_from == run.id
 
-    small = backend.engine.trigger(backend.env.id, "hello", {"n": 1})
+    small = backend.engine.tasks.trigger(backend.env.id, "hello", {"n": 1})
     shown = dashboard.get(f"/runs/{small.id}").text
     assert "Showing the start" not in shown and 'id="replay-payload"' in shown

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.errors import StoreUnavailable
 from conveyor.models import QueueSpec, RetryPolicy, RunStatus, TaskDefinition
 from conveyor.store.postgres import PostgresStore
@@ -66,13 +66,13 @@ def test_no_worker_is_judged_lost_for_heartbeats_the_database_could_not_record(
 ) -> None:
     clock = ManualClock()
     engine = Engine(store, clock=clock, worker_timeout=10)
-    env = engine.ensure_environment("proj", "dev", "dev")
-    engine.register_worker(env.id, "w1", "w1", TASKS)
-    run = engine.trigger(env.id, "job", {})
-    assert [a.run_id for a in engine.lease(env.id, "w1", 1).attempts] == [run.id]
+    env = engine.environments.ensure("proj", "dev", "dev")
+    engine.workers.register(env.id, "w1", "w1", TASKS)
+    run = engine.tasks.trigger(env.id, "job", {})
+    assert [a.run_id for a in engine.workers.lease(env.id, "w1", 1).attempts] == [run.id]
 
     cluster.stop()  # w1's heartbeats cannot be recorded from now on
-    clock.advance(engine.take_back_after)
+    clock.advance(engine.workers.take_back_after)
     with pytest.raises(StoreUnavailable):
         engine.tick()
     cluster.start()
@@ -83,10 +83,10 @@ def test_no_worker_is_judged_lost_for_heartbeats_the_database_could_not_record(
 
     clock.advance(1)  # w1's last recorded heartbeat is older than the take-back span ...
     engine.tick()  # ... but the engine has had the database for a second only
-    assert engine.get_run(env.id, run.id).status == RunStatus.EXECUTING
-    clock.advance(engine.take_back_after - 0.5)
+    assert engine.runs.get(env.id, run.id).status == RunStatus.EXECUTING
+    clock.advance(engine.workers.take_back_after - 0.5)
     engine.tick()
-    assert engine.get_run(env.id, run.id).status == RunStatus.EXECUTING
+    assert engine.runs.get(env.id, run.id).status == RunStatus.EXECUTING
     clock.advance(1)  # the whole span with the database, and still no heartbeat: lost
     engine.tick()
-    assert engine.get_run(env.id, run.id).status == RunStatus.CRASHED
+    assert engine.runs.get(env.id, run.id).status == RunStatus.CRASHED

@@ -120,7 +120,7 @@ def test_task_trigger_outside_a_run_goes_through_the_default_client(
         await default_client().aclose()
 
     asyncio.run(main())
-    assert len(backend.engine.list_runs(backend.env.id)[0]) == 3
+    assert len(backend.engine.runs.list(backend.env.id)[0]) == 3
 
 
 def test_one_client_per_event_loop(configured: str) -> None:
@@ -159,7 +159,7 @@ def test_configure_overrides_the_environment(
         await default_client().aclose()
         return handle.id
 
-    assert backend.engine.get_run(backend.env.id, asyncio.run(main())).payload == 1
+    assert backend.engine.runs.get(backend.env.id, asyncio.run(main())).payload == 1
 
 
 def test_without_a_key_the_error_says_what_to_set() -> None:

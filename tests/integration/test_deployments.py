@@ -16,7 +16,7 @@ from conveyor.models import (
     TaskDefinition,
     TriggerOptions,
 )
-from conveyor.protocol import Heartbeat
+from conveyor.protocol import Heartbeat, TriggerCall, TriggerItem, WaitUntilCall
 from tests.bundles import small_bundle
 from tests.integration.conftest import current_fence, held, holder
 
@@ -26,8 +26,8 @@ LOCK = hashlib.sha256(b"").hexdigest()
 
 @pytest.fixture
 def prod(engine):
-    env = engine.ensure_environment("proj", "prod", "prod")
-    engine.register_worker(env.id, "w1", "w1", None, deployed=True)
+    env = engine.environments.ensure("proj", "prod", "prod")
+    engine.workers.register(env.id, "w1", "w1", None, deployed=True)
     return env
 
 
@@ -49,14 +49,14 @@ def define(
 
 
 def deploy(engine, env, *tasks: TaskDefinition, promote: bool = True):
-    return engine.deploy(
+    return engine.deployments.deploy(
         env.id, list(tasks), BUNDLE, lock_sha256=LOCK, details={"python": "3.11"}, promote=promote
     )
 
 
 def lease(engine, env, worker="w1", capacity=100):
-    engine.heartbeat(worker, Heartbeat())
-    return engine.lease(env.id, worker, capacity).attempts
+    engine.workers.heartbeat(worker, Heartbeat())
+    return engine.workers.lease(env.id, worker, capacity).attempts
 
 
 def test_versions_are_numbered_by_day_and_the_newest_is_current(engine, prod, clock):
@@ -65,42 +65,42 @@ def test_versions_are_numbered_by_day_and_the_newest_is_current(engine, prod, cl
     assert (first.version, second.version) == ("20270115.1", "20270115.2")
     clock.advance(86400)
     assert deploy(engine, prod, define("a")).version == "20270116.1"
-    page, cursor = engine.list_deployments(prod.id)
+    page, cursor = engine.deployments.list(prod.id)
     assert [d.version for d in page] == [
         "20270116.1",
         "20270115.2",
         "20270115.1",
     ] and cursor is None
     assert [d.is_current for d in page] == [True, False, False]
-    assert engine.get_deployment(prod.id, "20270115.2").tasks == ["a", "b"]
-    assert engine.get_deployment(prod.id, "current").version == "20270116.1"
+    assert engine.deployments.get(prod.id, "20270115.2").tasks == ["a", "b"]
+    assert engine.deployments.get(prod.id, "current").version == "20270116.1"
 
 
 def test_a_bundle_comes_back_as_it_was_uploaded(engine, prod):
     import base64
 
     version = deploy(engine, prod, define("a")).version
-    fetched = engine.deployment_bundle(prod.id, version)
+    fetched = engine.deployments.bundle(prod.id, version)
     assert base64.b64decode(fetched.bundle) == BUNDLE
     assert (
         fetched.bundle_sha256
         == hashlib.sha256(BUNDLE).hexdigest()
-        == engine.get_deployment(prod.id, version).bundle_sha256
+        == engine.deployments.get(prod.id, version).bundle_sha256
     )
 
 
 def test_a_run_locks_to_the_version_current_when_it_starts_and_keeps_it(engine, prod, clock):
     v1 = deploy(engine, prod, define("a")).version
-    run = engine.trigger(prod.id, "a", {})
-    assert engine.get_run(prod.id, run.id).version is None  # not started: no version yet
+    run = engine.tasks.trigger(prod.id, "a", {})
+    assert engine.runs.get(prod.id, run.id).version is None  # not started: no version yet
     [spec] = lease(engine, prod)
-    assert spec.version == v1 and engine.get_run(prod.id, run.id).version == v1
+    assert spec.version == v1 and engine.runs.get(prod.id, run.id).version == v1
     v2 = deploy(engine, prod, define("a", description="changed")).version
-    engine.complete("w1", [held(engine, run.id, 1, "failed", error={"message": "boom"})])
+    engine.workers.complete("w1", [held(engine, run.id, 1, "failed", error={"message": "boom"})])
     [retry] = lease(engine, prod)
     assert retry.attempt == 2 and retry.version == v1  # a retry stays on its version
-    fresh = engine.trigger(prod.id, "a", {})
-    engine.complete("w1", [held(engine, run.id, 2, "completed", output_json="1")])
+    fresh = engine.tasks.trigger(prod.id, "a", {})
+    engine.workers.complete("w1", [held(engine, run.id, 2, "completed", output_json="1")])
     [started] = lease(engine, prod)
     assert started.run_id == fresh.id and started.version == v2
 
@@ -109,35 +109,32 @@ def test_a_resumed_wait_stays_on_its_version_and_children_it_waits_for_share_it(
     engine, prod, clock
 ):
     v1 = deploy(engine, prod, define("parent"), define("child")).version
-    parent = engine.trigger(prod.id, "parent", {})
+    parent = engine.tasks.trigger(prod.id, "parent", {})
     lease(engine, prod)
-    answer = engine.run_call(
+    answer = engine.durable.call(
         prod.id,
         parent.id,
-        "durable_trigger",
-        {"key": "trigger:child#1", "items": [["child", {}, {}]], "wait": True, "batch": False},
+        TriggerCall("trigger:child#1", [TriggerItem("child", {}, {})], wait=True, batch=False),
         **holder(engine, parent.id),
     )
     child_id = answer["runs"][0]["id"]
-    assert engine.get_run(prod.id, child_id).version == v1  # locked from the start
-    plain = engine.run_call(
+    assert engine.runs.get(prod.id, child_id).version == v1  # locked from the start
+    plain = engine.durable.call(
         prod.id,
         parent.id,
-        "durable_trigger",
-        {"key": "trigger:child#2", "items": [["child", {}, {}]], "wait": False, "batch": False},
+        TriggerCall("trigger:child#2", [TriggerItem("child", {}, {})], wait=False, batch=False),
         **holder(engine, parent.id),
     )
     assert (
-        engine.get_run(prod.id, plain["runs"][0]["id"]).version is None
+        engine.runs.get(prod.id, plain["runs"][0]["id"]).version is None
     )  # a plain trigger starts on current
-    waited = engine.run_call(
+    waited = engine.durable.call(
         prod.id,
         parent.id,
-        "wait_until",
-        {"key": "wait#1", "until": clock.now + 60},
+        WaitUntilCall("wait#1", clock.now + 60),
         **holder(engine, parent.id),
     )
-    engine.suspend(
+    engine.durable.suspend(
         "w1",
         parent.id,
         1,
@@ -148,7 +145,7 @@ def test_a_resumed_wait_stays_on_its_version_and_children_it_waits_for_share_it(
     deploy(engine, prod, define("parent", description="v2"), define("child", description="v2"))
     child = next(a for a in lease(engine, prod) if a.run_id == child_id)
     assert child.run_id == child_id and child.version == v1
-    engine.complete("w1", [held(engine, child_id, 1, "completed", output_json="{}")])
+    engine.workers.complete("w1", [held(engine, child_id, 1, "completed", output_json="{}")])
     clock.advance(61)
     engine.tick()
     [resumed] = [a for a in lease(engine, prod) if a.run_id == parent.id]
@@ -159,16 +156,16 @@ def test_a_run_of_a_task_no_version_defines_waits_in_pending_version_until_one_d
     engine, prod, clock
 ):
     deploy(engine, prod, define("a"))
-    run = engine.trigger(
+    run = engine.tasks.trigger(
         prod.id, "later", {"n": 1}, TriggerOptions(max_attempts=7, tags=["t"], ttl=60)
     )
-    assert engine.get_run(prod.id, run.id).status == RunStatus.PENDING_VERSION
-    assert [r.id for r in engine.list_runs(prod.id, statuses=["PENDING_VERSION"])[0]] == [run.id]
+    assert engine.runs.get(prod.id, run.id).status == RunStatus.PENDING_VERSION
+    assert [r.id for r in engine.runs.list(prod.id, statuses=["PENDING_VERSION"])[0]] == [run.id]
     clock.advance(3600)  # its ttl does not run out while no version can run it
     engine.tick()
     assert lease(engine, prod) == []
     deploy(engine, prod, define("a"), define("later", machine="medium-1x", queue="shared"))
-    got = engine.get_run(prod.id, run.id)
+    got = engine.runs.get(prod.id, run.id)
     assert (got.status, got.max_attempts, got.machine, got.queue, got.tags) == (
         RunStatus.QUEUED,
         7,
@@ -183,34 +180,34 @@ def test_a_run_of_a_task_no_version_defines_waits_in_pending_version_until_one_d
 def test_a_deploy_without_promotion_changes_nothing_until_promoted(engine, prod):
     v1 = deploy(engine, prod, define("a")).version
     v2 = deploy(engine, prod, define("a"), define("b"), promote=False)
-    assert not v2.is_current and engine.get_deployment(prod.id, "current").version == v1
-    run = engine.trigger(prod.id, "b", {})
-    assert engine.get_run(prod.id, run.id).status == RunStatus.PENDING_VERSION
-    assert engine.promote(prod.id, v2.version).is_current
-    assert engine.get_run(prod.id, run.id).status == RunStatus.QUEUED
+    assert not v2.is_current and engine.deployments.get(prod.id, "current").version == v1
+    run = engine.tasks.trigger(prod.id, "b", {})
+    assert engine.runs.get(prod.id, run.id).status == RunStatus.PENDING_VERSION
+    assert engine.deployments.promote(prod.id, v2.version).is_current
+    assert engine.runs.get(prod.id, run.id).status == RunStatus.QUEUED
 
 
 def test_a_rollback_moves_unstarted_runs_of_tasks_it_lacks_to_pending_version(engine, prod):
     v1 = deploy(engine, prod, define("a")).version
     v2 = deploy(engine, prod, define("a"), define("b")).version
-    queued = engine.trigger(prod.id, "b", {})
-    delayed = engine.trigger(prod.id, "b", {}, TriggerOptions(delay=3600))
-    engine.promote(prod.id, v1)
-    assert {engine.get_run(prod.id, r.id).status for r in (queued, delayed)} == {
+    queued = engine.tasks.trigger(prod.id, "b", {})
+    delayed = engine.tasks.trigger(prod.id, "b", {}, TriggerOptions(delay=3600))
+    engine.deployments.promote(prod.id, v1)
+    assert {engine.runs.get(prod.id, r.id).status for r in (queued, delayed)} == {
         RunStatus.PENDING_VERSION
     }
     assert lease(engine, prod) == []
-    engine.promote(prod.id, v2)
-    assert engine.get_run(prod.id, queued.id).status == RunStatus.QUEUED
-    assert engine.get_run(prod.id, delayed.id).status == RunStatus.DELAYED
+    engine.deployments.promote(prod.id, v2)
+    assert engine.runs.get(prod.id, queued.id).status == RunStatus.QUEUED
+    assert engine.runs.get(prod.id, delayed.id).status == RunStatus.DELAYED
 
 
 def test_unknown_versions_and_dev_deploys_are_refused_clearly(engine, prod):
     with pytest.raises(NotFound, match="not deployed"):
-        engine.promote(prod.id, "20270115.9")
+        engine.deployments.promote(prod.id, "20270115.9")
     with pytest.raises(NotFound, match="nothing is deployed"):
-        engine.get_deployment(prod.id, "current")
-    dev = engine.ensure_environment("proj", "dev", "dev")
+        engine.deployments.get(prod.id, "current")
+    dev = engine.environments.ensure("proj", "dev", "dev")
     with pytest.raises(InvalidRequest, match="dev"):
         deploy(engine, dev, define("a"))
     with pytest.raises(InvalidRequest, match="at least one task"):
@@ -222,9 +219,9 @@ def test_a_worker_with_its_own_code_cannot_serve_an_environment_with_a_deployed_
 ):
     deploy(engine, prod, define("a"))
     with pytest.raises(Conflict, match="conveyor worker --env prod"):
-        engine.register_worker(prod.id, "local", "local", [define("a")])
-    engine.register_worker(prod.id, "local", "local")  # not running code yet: allowed
-    engine.trigger(prod.id, "a", {})
+        engine.workers.register(prod.id, "local", "local", [define("a")])
+    engine.workers.register(prod.id, "local", "local")  # not running code yet: allowed
+    engine.tasks.trigger(prod.id, "a", {})
     assert lease(engine, prod, worker="local") == []  # it takes nothing it would run on other code
     assert len(lease(engine, prod)) == 1
 
@@ -239,48 +236,51 @@ def test_an_attempt_out_of_memory_runs_again_on_the_larger_machine_without_using
         define("big", machine="micro", retry=retry),
         define("plain", machine="micro", retry=RetryPolicy(max_attempts=1)),
     )
-    big, plain = engine.trigger(prod.id, "big", {}), engine.trigger(prod.id, "plain", {})
+    big, plain = (
+        engine.tasks.trigger(prod.id, "big", {}),
+        engine.tasks.trigger(prod.id, "plain", {}),
+    )
     lease(engine, prod)
     oom = {"name": "OutOfMemory", "code": "out_of_memory", "message": "machine micro has 256 MB"}
-    engine.complete(
+    engine.workers.complete(
         "w1",
         [
             held(engine, big.id, 1, "crashed", error=oom),
             held(engine, plain.id, 1, "crashed", error=oom),
         ],
     )
-    assert engine.get_run(prod.id, plain.id).status == RunStatus.CRASHED  # no upgrade: as before
+    assert engine.runs.get(prod.id, plain.id).status == RunStatus.CRASHED  # no upgrade: as before
     [again] = lease(engine, prod)
     assert (again.run_id, again.attempt, again.machine) == (big.id, 2, "small-2x")
-    engine.complete("w1", [held(engine, big.id, 2, "crashed", error=oom)])
-    got = engine.get_run(prod.id, big.id)
+    engine.workers.complete("w1", [held(engine, big.id, 2, "crashed", error=oom)])
+    got = engine.runs.get(prod.id, big.id)
     assert (
         got.status == RunStatus.CRASHED and got.error.code == "out_of_memory"
     )  # already on the larger one
 
 
 def test_a_worker_bringing_its_own_code_to_staging_queues_the_runs_waiting_for_it(engine):
-    staging = engine.ensure_environment("proj", "staging", "staging")
-    run = engine.trigger(staging.id, "a", {})
-    assert engine.get_run(staging.id, run.id).status == RunStatus.PENDING_VERSION
-    engine.register_worker(staging.id, "w", "w", [define("a")])
-    assert engine.get_run(staging.id, run.id).status == RunStatus.QUEUED
+    staging = engine.environments.ensure("proj", "staging", "staging")
+    run = engine.tasks.trigger(staging.id, "a", {})
+    assert engine.runs.get(staging.id, run.id).status == RunStatus.PENDING_VERSION
+    engine.workers.register(staging.id, "w", "w", [define("a")])
+    assert engine.runs.get(staging.id, run.id).status == RunStatus.QUEUED
     assert lease(engine, staging, worker="w")[0].version is None
 
 
 def test_dev_keeps_refusing_unknown_tasks_and_runs_unversioned(engine):
-    dev = engine.ensure_environment("proj", "dev", "dev")
-    engine.register_worker(dev.id, "w", "w", [define("a")])
+    dev = engine.environments.ensure("proj", "dev", "dev")
+    engine.workers.register(dev.id, "w", "w", [define("a")])
     with pytest.raises(NotFound):
-        engine.trigger(dev.id, "nope", {})
-    engine.trigger(dev.id, "a", {})
+        engine.tasks.trigger(dev.id, "nope", {})
+    engine.tasks.trigger(dev.id, "a", {})
     assert lease(engine, dev, worker="w")[0].version is None
 
 
 def test_a_worker_of_deployed_versions_takes_nothing_while_nothing_is_deployed(engine):
-    staging = engine.ensure_environment("proj", "staging", "staging")
-    engine.register_worker(staging.id, "local", "local", [define("a")])
-    engine.register_worker(staging.id, "deployed", "deployed", None, deployed=True)
-    engine.trigger(staging.id, "a", {})
+    staging = engine.environments.ensure("proj", "staging", "staging")
+    engine.workers.register(staging.id, "local", "local", [define("a")])
+    engine.workers.register(staging.id, "deployed", "deployed", None, deployed=True)
+    engine.tasks.trigger(staging.id, "a", {})
     assert lease(engine, staging, worker="deployed") == []  # it has no code for runs of no version
     assert lease(engine, staging, worker="local")[0].version is None

@@ -14,10 +14,20 @@ from typing import TYPE_CHECKING
 import pytest
 from fastapi.testclient import TestClient
 
-from conveyor.engine.engine import Engine, Environment
+from conveyor.engine import Engine, Environment
 from conveyor.errors import StaleAttempt
 from conveyor.models import QueueSpec, RetryPolicy, RunStatus, TaskDefinition
-from conveyor.protocol import AttemptOutcome, Heartbeat, LogEntry
+from conveyor.protocol import (
+    AttemptOutcome,
+    CreateTokenCall,
+    DurableCall,
+    Heartbeat,
+    JournalCall,
+    LogEntry,
+    TriggerCall,
+    TriggerItem,
+    WaitUntilCall,
+)
 from tests.integration.conftest import ManualClock
 
 if TYPE_CHECKING:
@@ -42,230 +52,221 @@ TASKS = [
 
 @pytest.fixture
 def env(engine: Engine) -> Environment:
-    env = engine.ensure_environment("proj", "dev", "dev")
-    engine.register_worker(env.id, "w1", "w1", TASKS)
-    engine.register_worker(env.id, "w2", "w2", TASKS)
+    env = engine.environments.ensure("proj", "dev", "dev")
+    engine.workers.register(env.id, "w1", "w1", TASKS)
+    engine.workers.register(env.id, "w2", "w2", TASKS)
     return env
 
 
 def start(engine: Engine, env: Environment, worker: str = "w1"):
-    engine.heartbeat(worker, Heartbeat())
-    (spec,) = engine.lease(env.id, worker, 1).attempts
+    engine.workers.heartbeat(worker, Heartbeat())
+    (spec,) = engine.workers.lease(env.id, worker, 1).attempts
     return spec
 
 
 def children(engine: Engine, env: Environment, parent_id: str) -> list[str]:
-    return [r.id for r in engine.list_runs(env.id, task_id="child")[0] if r.parent_id == parent_id]
+    return [r.id for r in engine.runs.list(env.id, task_id="child")[0] if r.parent_id == parent_id]
 
 
-def call(engine: Engine, env: Environment, spec, op: str, args: dict, worker: str = "w1"):
-    return engine.run_call(env.id, spec.run_id, op, args, worker_id=worker, fence=spec.fence)
+def call(engine: Engine, env: Environment, spec, message: DurableCall, worker: str = "w1"):
+    return engine.durable.call(env.id, spec.run_id, message, worker_id=worker, fence=spec.fence)
 
 
-TRIGGER = {
-    "key": "trigger_and_wait:child#1",
-    "items": [["child", {}, {}]],
-    "wait": True,
-    "batch": False,
-}
+TRIGGER = TriggerCall(
+    "trigger_and_wait:child#1", [TriggerItem("child", {}, {})], wait=True, batch=False
+)
 
 
 def test_a_canceled_runs_attempt_can_make_no_durable_call(engine: Engine, env: Environment) -> None:
-    run = engine.trigger(env.id, "parent", {})
+    run = engine.tasks.trigger(env.id, "parent", {})
     spec = start(engine, env)
-    engine.cancel(env.id, run.id)
-    for op, args in [
-        ("durable_trigger", TRIGGER),
-        ("journal", {"key": "step:pay#1", "value": 1}),
-        ("wait_until", {"key": "wait.for#1", "until": time.time() + 60}),
-        (
-            "create_token",
-            {"key": "token.create#1", "timeout": None, "idempotency_key": None, "tags": None},
-        ),
+    engine.runs.cancel(env.id, run.id)
+    for message in [
+        TRIGGER,
+        JournalCall("step:pay#1", 1),
+        WaitUntilCall("wait.for#1", time.time() + 60),
+        CreateTokenCall("token.create#1"),
     ]:
         with pytest.raises(StaleAttempt):
-            call(engine, env, spec, op, args)
+            call(engine, env, spec, message)
     assert children(engine, env, run.id) == []
-    assert engine.get_trace(env.id, run.id).root.children[0].children == []  # nothing journaled
+    assert engine.runs.trace(env.id, run.id).root.children[0].children == []  # nothing journaled
 
 
 def test_a_canceled_run_keeps_its_slot_until_its_body_has_stopped(
     engine: Engine, env: Environment, clock: ManualClock
 ) -> None:
-    first = engine.trigger(env.id, "single", {})
-    engine.heartbeat("w1", Heartbeat())
-    (spec,) = engine.lease(env.id, "w1", 1).attempts
-    engine.cancel(env.id, first.id)
-    second = engine.trigger(env.id, "single", {})
-    engine.heartbeat("w2", Heartbeat())
+    first = engine.tasks.trigger(env.id, "single", {})
+    engine.workers.heartbeat("w1", Heartbeat())
+    (spec,) = engine.workers.lease(env.id, "w1", 1).attempts
+    engine.runs.cancel(env.id, first.id)
+    second = engine.tasks.trigger(env.id, "single", {})
+    engine.workers.heartbeat("w2", Heartbeat())
     assert (
-        engine.lease(env.id, "w2", 1).attempts == []
+        engine.workers.lease(env.id, "w2", 1).attempts == []
     )  # the canceled body may still run: the limit is 1
-    reply = engine.heartbeat("w1", Heartbeat(running=[(first.id, spec.fence)], lease_seq=1))
+    reply = engine.workers.heartbeat("w1", Heartbeat(running=[(first.id, spec.fence)], lease_seq=1))
     assert first.id in reply.stop  # told to stop; it has not yet
-    assert engine.lease(env.id, "w2", 1).attempts == []
-    engine.heartbeat("w1", Heartbeat(running=[], lease_seq=1))  # its body has ended
-    assert [a.run_id for a in engine.lease(env.id, "w2", 1).attempts] == [second.id]
+    assert engine.workers.lease(env.id, "w2", 1).attempts == []
+    engine.workers.heartbeat("w1", Heartbeat(running=[], lease_seq=1))  # its body has ended
+    assert [a.run_id for a in engine.workers.lease(env.id, "w2", 1).attempts] == [second.id]
     assert (
-        engine.get_run(env.id, first.id).status == RunStatus.CANCELED
+        engine.runs.get(env.id, first.id).status == RunStatus.CANCELED
     )  # canceled at once all along
 
 
 def test_a_lost_worker_gives_back_the_slots_of_its_canceled_runs(
     engine: Engine, env: Environment, clock: ManualClock
 ) -> None:
-    first = engine.trigger(env.id, "single", {})
-    engine.heartbeat("w1", Heartbeat())
-    engine.lease(env.id, "w1", 1)
-    engine.cancel(env.id, first.id)
-    second = engine.trigger(env.id, "single", {})
-    clock.advance(engine.take_back_after + 1)
-    engine.heartbeat("w2", Heartbeat())
+    first = engine.tasks.trigger(env.id, "single", {})
+    engine.workers.heartbeat("w1", Heartbeat())
+    engine.workers.lease(env.id, "w1", 1)
+    engine.runs.cancel(env.id, first.id)
+    second = engine.tasks.trigger(env.id, "single", {})
+    clock.advance(engine.workers.take_back_after + 1)
+    engine.workers.heartbeat("w2", Heartbeat())
     engine.tick()
-    assert [a.run_id for a in engine.lease(env.id, "w2", 1).attempts] == [second.id]
+    assert [a.run_id for a in engine.workers.lease(env.id, "w2", 1).attempts] == [second.id]
 
 
 def test_a_completed_run_refuses_a_durable_trigger(engine: Engine, env: Environment) -> None:
-    run = engine.trigger(env.id, "parent", {})
+    run = engine.tasks.trigger(env.id, "parent", {})
     spec = start(engine, env)
-    engine.complete(
+    engine.workers.complete(
         "w1", [AttemptOutcome(run.id, 1, "completed", output_json="1", fence=spec.fence)]
     )
     with pytest.raises(StaleAttempt):
-        call(engine, env, spec, "durable_trigger", TRIGGER)
+        call(engine, env, spec, TRIGGER)
     assert children(engine, env, run.id) == []
 
 
 def test_another_worker_of_the_environment_cannot_speak_for_an_attempt(
     engine: Engine, env: Environment
 ) -> None:
-    run = engine.trigger(env.id, "parent", {})
+    run = engine.tasks.trigger(env.id, "parent", {})
     spec = start(engine, env, "w1")
     with pytest.raises(StaleAttempt):
-        call(engine, env, spec, "durable_trigger", TRIGGER, worker="w2")
-    assert call(engine, env, spec, "durable_trigger", TRIGGER)["runs"]  # the holder can
+        call(engine, env, spec, TRIGGER, worker="w2")
+    assert call(engine, env, spec, TRIGGER)["runs"]  # the holder can
     assert len(children(engine, env, run.id)) == 1
 
 
 def test_after_a_take_back_only_the_new_attempt_counts(
     engine: Engine, env: Environment, clock: ManualClock
 ) -> None:
-    run = engine.trigger(env.id, "parent", {})
+    run = engine.tasks.trigger(env.id, "parent", {})
     old = start(engine, env, "w1")
-    clock.advance(engine.take_back_after + 1)  # w1 went silent
-    engine.heartbeat("w2", Heartbeat())
+    clock.advance(engine.workers.take_back_after + 1)  # w1 went silent
+    engine.workers.heartbeat("w2", Heartbeat())
     engine.tick()
     clock.advance(2)  # its retry delay
     new = start(engine, env, "w2")
     assert new.run_id == run.id and new.fence > old.fence
     # the stale attempt reports: its calls are refused, its outcome, logs and suspend ignored
     with pytest.raises(StaleAttempt):
-        call(engine, env, old, "journal", {"key": "step:pay#1", "value": "stale"})
-    engine.complete(
+        call(engine, env, old, JournalCall("step:pay#1", "stale"))
+    engine.workers.complete(
         "w1",
         [AttemptOutcome(run.id, old.attempt, "completed", output_json='"stale"', fence=old.fence)],
     )
     assert (
-        engine.append_logs(
+        engine.workers.append_logs(
             [LogEntry(run.id, old.attempt, 1, clock.now, "info", "stale line", fence=old.fence)]
         )
         == 0
     )
-    assert engine.suspend("w1", run.id, old.attempt, ["wait_x"], 0.0, old.fence) == {
+    assert engine.durable.suspend("w1", run.id, old.attempt, ["wait_x"], 0.0, old.fence) == {
         "suspended": False,
         "gone": True,
     }
-    assert engine.get_run(env.id, run.id).status == RunStatus.EXECUTING
+    assert engine.runs.get(env.id, run.id).status == RunStatus.EXECUTING
     # a heartbeat of the stale worker is told to stop it
-    assert engine.heartbeat("w1", Heartbeat(running=[(run.id, old.fence)])).stop == [run.id]
+    assert engine.workers.heartbeat("w1", Heartbeat(running=[(run.id, old.fence)])).stop == [run.id]
     # the holder's work counts
+    assert call(engine, env, new, JournalCall("step:pay#1", "new"), worker="w2") == "new"
     assert (
-        call(engine, env, new, "journal", {"key": "step:pay#1", "value": "new"}, worker="w2")
-        == "new"
-    )
-    assert (
-        engine.append_logs(
+        engine.workers.append_logs(
             [LogEntry(run.id, new.attempt, 2, clock.now, "info", "new line", fence=new.fence)]
         )
         == 1
     )
-    engine.complete(
+    engine.workers.complete(
         "w2",
         [AttemptOutcome(run.id, new.attempt, "completed", output_json='"new"', fence=new.fence)],
     )
-    done = engine.get_run(env.id, run.id)
+    done = engine.runs.get(env.id, run.id)
     assert (done.status, done.output) == (RunStatus.COMPLETED, "new")
-    assert [line.message for line in engine.list_logs(env.id, run.id)] == ["new line"]
+    assert [line.message for line in engine.runs.logs(env.id, run.id)] == ["new line"]
 
 
 def test_a_run_handed_out_again_to_the_same_worker_stops_its_older_attempt(
     engine: Engine, env: Environment, clock: ManualClock
 ) -> None:
-    run = engine.trigger(env.id, "parent", {})
+    run = engine.tasks.trigger(env.id, "parent", {})
     old = start(engine, env, "w1")
-    engine.register_worker(
+    engine.workers.register(
         env.id, "w1", "w1", TASKS
     )  # it restarted under the same id: the run is retried
     clock.advance(2)  # its retry delay
     again = start(engine, env, "w1")
     assert again.run_id == run.id and again.fence > old.fence
     beat = Heartbeat(running=[(run.id, old.fence)], lease_seq=99)
-    assert engine.heartbeat("w1", beat).stop == [run.id]
+    assert engine.workers.heartbeat("w1", beat).stop == [run.id]
     # the older attempt's late outcome changes nothing
-    engine.complete(
+    engine.workers.complete(
         "w1",
         [AttemptOutcome(run.id, old.attempt, "failed", error={"message": "x"}, fence=old.fence)],
     )
-    assert engine.get_run(env.id, run.id).status == RunStatus.EXECUTING
+    assert engine.runs.get(env.id, run.id).status == RunStatus.EXECUTING
 
 
 def test_the_take_back_waits_longer_than_the_worker_stops_itself(
     engine: Engine, env: Environment, clock: ManualClock
 ) -> None:
-    assert engine.take_back_after >= engine.worker_timeout + 5
-    run = engine.trigger(env.id, "parent", {})
+    assert engine.workers.take_back_after >= engine.workers.timeout + 5
+    run = engine.tasks.trigger(env.id, "parent", {})
     spec = start(engine, env, "w1")
-    clock.advance(engine.take_back_after - 0.5)
+    clock.advance(engine.workers.take_back_after - 0.5)
     engine.tick()
-    assert engine.get_run(env.id, run.id).status == RunStatus.EXECUTING
+    assert engine.runs.get(env.id, run.id).status == RunStatus.EXECUTING
     clock.advance(1)
     engine.tick()
-    assert engine.get_run(env.id, run.id).status == RunStatus.QUEUED
+    assert engine.runs.get(env.id, run.id).status == RunStatus.QUEUED
     # the lost worker's leases so far are revoked: a late lease answer must start nothing
-    reply = engine.heartbeat("w1", Heartbeat(running=[(run.id, spec.fence)]))
+    reply = engine.workers.heartbeat("w1", Heartbeat(running=[(run.id, spec.fence)]))
     assert reply.stop == [run.id] and reply.revoked_through >= 1
 
 
 def test_only_the_latest_hook_job_reports_its_hook(
     engine: Engine, env: Environment, clock: ManualClock
 ) -> None:
-    run = engine.trigger(env.id, "hooked", {})
+    run = engine.tasks.trigger(env.id, "hooked", {})
     spec = start(engine, env)
-    engine.complete(
+    engine.workers.complete(
         "w1", [AttemptOutcome(run.id, 1, "completed", output_json="1", fence=spec.fence)]
     )
-    (first,) = engine.lease(env.id, "w1", 0).hooks
+    (first,) = engine.workers.lease(env.id, "w1", 0).hooks
     clock.advance(61)  # its hook lease ran out: another worker gets the job
-    engine.heartbeat("w2", Heartbeat())
-    (second,) = engine.lease(env.id, "w2", 0).hooks
+    engine.workers.heartbeat("w2", Heartbeat())
+    (second,) = engine.workers.lease(env.id, "w2", 0).hooks
     assert second.fence > first.fence
-    engine.hook_done(run.id, "on_success", first.fence)  # stale: the hook is still owed
+    engine.workers.hook_done(run.id, "on_success", first.fence)  # stale: the hook is still owed
     clock.advance(61)
-    assert [h.run_id for h in engine.lease(env.id, "w2", 0).hooks] == [run.id]
+    assert [h.run_id for h in engine.workers.lease(env.id, "w2", 0).hooks] == [run.id]
 
 
 def test_a_hook_report_of_the_holder_ends_the_debt(
     engine: Engine, env: Environment, clock: ManualClock
 ) -> None:
-    run = engine.trigger(env.id, "hooked", {})
+    run = engine.tasks.trigger(env.id, "hooked", {})
     spec = start(engine, env)
-    engine.complete(
+    engine.workers.complete(
         "w1", [AttemptOutcome(run.id, 1, "completed", output_json="1", fence=spec.fence)]
     )
-    (job,) = engine.lease(env.id, "w1", 0).hooks
-    engine.hook_done(run.id, "on_success", job.fence)
+    (job,) = engine.workers.lease(env.id, "w1", 0).hooks
+    engine.workers.hook_done(run.id, "on_success", job.fence)
     clock.advance(61)
-    assert engine.lease(env.id, "w1", 0).hooks == []
+    assert engine.workers.lease(env.id, "w1", 0).hooks == []
 
 
 # -- over HTTP, as `conveyor worker` speaks ----------------------------------------------------
@@ -273,7 +274,7 @@ def test_a_hook_report_of_the_holder_ends_the_debt(
 
 def test_a_stale_call_over_http_is_a_409_attempt_stale(api: TestClient, backend: Backend) -> None:
     run_id = api.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
-    (spec,) = backend.engine.lease(backend.env.id, "worker-1", 1).attempts
+    (spec,) = backend.engine.workers.lease(backend.env.id, "worker-1", 1).attempts
     assert api.post(f"/api/v1/runs/{run_id}/cancel").status_code == 200
     response = api.post(
         "/api/v1/workers/worker-1/calls",
@@ -298,7 +299,7 @@ def test_a_stale_call_over_http_is_a_409_attempt_stale(api: TestClient, backend:
 
 def test_log_lines_with_nanosecond_sequences_are_stored(api: TestClient, backend: Backend) -> None:
     run_id = api.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
-    (spec,) = backend.engine.lease(backend.env.id, "worker-1", 1).attempts
+    (spec,) = backend.engine.workers.lease(backend.env.id, "worker-1", 1).attempts
     seq = time.time_ns()  # what an attempt's log lines are numbered from: past 32 bits
     line = {
         "run_id": run_id,
@@ -322,7 +323,7 @@ def test_a_line_no_database_can_hold_never_holds_back_the_others(
     api: TestClient, backend: Backend
 ) -> None:
     run_id = api.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
-    (spec,) = backend.engine.lease(backend.env.id, "worker-1", 1).attempts
+    (spec,) = backend.engine.workers.lease(backend.env.id, "worker-1", 1).attempts
     now = time.time()
 
     def line(seq: int, message: str) -> dict:
@@ -357,7 +358,7 @@ def test_an_outcome_with_another_fence_is_ignored_over_http(
     api: TestClient, backend: Backend
 ) -> None:
     run_id = api.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
-    (spec,) = backend.engine.lease(backend.env.id, "worker-1", 1).attempts
+    (spec,) = backend.engine.workers.lease(backend.env.id, "worker-1", 1).attempts
     outcome = {
         "run_id": run_id,
         "attempt": 1,

@@ -32,10 +32,10 @@ def test_a_module_that_failed_to_import_is_named_on_the_tasks_page_and_in_the_40
 ) -> None:
     engine, env_id = backend.engine, backend.env.id
     assert "failed to import" not in dashboard.get("/tasks").text
-    engine.set_tasks(
+    engine.workers.set_tasks(
         env_id, task_definitions()[:1]
     )  # a reload where the module of the others failed
-    engine.set_load_failures(env_id, [BROKEN])
+    engine.workers.set_load_failures(env_id, [BROKEN])
 
     page = dashboard.get("/tasks").text
     assert (
@@ -55,7 +55,7 @@ def test_a_module_that_failed_to_import_is_named_on_the_tasks_page_and_in_the_40
     batch = api.post("/api/v1/tasks/other/batch", json={"items": [{"payload": {}}]})
     assert batch.status_code == 404 and "tasks/broken.py failed to import" in batch.text
 
-    engine.set_load_failures(env_id, [])  # the module imports again
+    engine.workers.set_load_failures(env_id, [])  # the module imports again
     assert "data-load-failures" not in dashboard.get("/tasks").text
     assert "check its id" in api.post("/api/v1/tasks/other/trigger", json={"payload": {}}).text
 
@@ -94,7 +94,7 @@ def test_wait_shows_the_status_and_says_why_nothing_picks_the_run_up(
     assert "conveyor dev" in result.stderr and "'hello'" in result.stderr
     assert result.stderr.count("no worker has picked it up") == 1  # one hint, not one per poll
 
-    backend.engine.set_queue_paused(backend.env.id, "task/other", True)
+    backend.engine.queues.set_paused(backend.env.id, "task/other", True)
     paused = _wait(live_server, "other", monkeypatch)
     assert (
         "its queue 'task/other' is paused; resume it with `conveyor queues resume task/other`"
@@ -104,7 +104,7 @@ def test_wait_shows_the_status_and_says_why_nothing_picks_the_run_up(
     def start_it() -> None:  # a worker takes the runs while the command waits
         deadline = time.monotonic() + 0.9
         while time.monotonic() < deadline:
-            backend.engine.lease(backend.env.id, "worker-1", 50)
+            backend.engine.workers.lease(backend.env.id, "worker-1", 50)
             time.sleep(0.05)
 
     thread = threading.Thread(target=start_it)
@@ -117,10 +117,10 @@ def test_wait_shows_the_status_and_says_why_nothing_picks_the_run_up(
 def _family(backend: Backend) -> tuple[str, list[str], list[str]]:
     """Roots r1 < r2 < r3 (oldest first) with three children of r1 made between r1 and r2."""
     engine, env_id = backend.engine, backend.env.id
-    r1 = engine.trigger(env_id, "hello", {}).id
-    children = [engine.trigger(env_id, "other", {"i": i}, parent_id=r1).id for i in range(3)]
-    r2 = engine.trigger(env_id, "hello", {}).id
-    r3 = engine.trigger(env_id, "hello", {}).id
+    r1 = engine.tasks.trigger(env_id, "hello", {}).id
+    children = [engine.tasks.trigger(env_id, "other", {"i": i}, parent_id=r1).id for i in range(3)]
+    r2 = engine.tasks.trigger(env_id, "hello", {}).id
+    r3 = engine.tasks.trigger(env_id, "hello", {}).id
     return r1, children, [r3, r2, r1]
 
 
@@ -179,18 +179,20 @@ def test_the_tokens_page_shows_the_waiting_runs_and_the_callback_url_and_keeps_a
     dashboard: TestClient, backend: Backend
 ) -> None:
     engine, env_id = backend.engine, backend.env.id
-    engine.public_url = "http://127.0.0.1:3030"
-    token = engine.create_token(env_id)
-    idle = engine.create_token(env_id)
-    run = engine.trigger(env_id, "hello", {})
-    engine.lease(env_id, "worker-1", 10)
-    engine.suspend("worker-1", run.id, 1, [token["id"]], 0.0, current_fence(engine, run.id))
-    assert engine.get_run(env_id, run.id).status == "WAITING"
+    engine.waitpoints.public_url = "http://127.0.0.1:3030"
+    token = engine.waitpoints.create_token(env_id)
+    idle = engine.waitpoints.create_token(env_id)
+    run = engine.tasks.trigger(env_id, "hello", {})
+    engine.workers.lease(env_id, "worker-1", 10)
+    engine.durable.suspend("worker-1", run.id, 1, [token["id"]], 0.0, current_fence(engine, run.id))
+    assert engine.runs.get(env_id, run.id).status == "WAITING"
 
     page = dashboard.get("/tokens").text
     row = _row(page, token["id"])
     assert f'href="/runs/{run.id}"' in row and "hello" in row
-    assert escape(engine.token_url(token["id"]) or "") in row and "data-callback-url" in row
+    assert (
+        escape(engine.waitpoints.token_url(token["id"]) or "") in row and "data-callback-url" in row
+    )
     assert "No run waits on it yet" in _row(page, idle["id"])
 
     typed = '{"approved": true,}'
@@ -200,14 +202,14 @@ def test_the_tokens_page_shows_the_waiting_runs_and_the_callback_url_and_keeps_a
     assert refused.status_code == 422
     assert f">{escape(typed)}</textarea>" in refused.text  # the edit is kept, not reset to {}
     assert "the body is not JSON" in refused.text and 'aria-invalid="true"' in refused.text
-    assert engine.get_token(env_id, token["id"])["status"] == "PENDING"
+    assert engine.waitpoints.get_token(env_id, token["id"])["status"] == "PENDING"
     done = dashboard.post(
         "/tokens/complete",
         data={"csrf": csrf_of(page), "token_id": token["id"], "data": '{"approved": true}'},
     )
-    assert done.status_code == 303 and engine.get_token(env_id, token["id"])["output"] == {
-        "approved": True
-    }
+    assert done.status_code == 303 and engine.waitpoints.get_token(env_id, token["id"])[
+        "output"
+    ] == {"approved": True}
 
 
 def _row(page: str, token_id: str) -> str:

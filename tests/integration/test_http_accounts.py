@@ -214,9 +214,9 @@ def test_a_key_of_one_environment_sees_nothing_of_another(
         key_of(http, token, project["id"], "prod"),
         key_of(http, token, project["id"], "dev"),
     )
-    prod_env = backend.engine.authenticate(prod_key)
+    prod_env = backend.engine.environments.authenticate(prod_key)
     assert prod_env is not None
-    backend.engine.register_worker(prod_env.id, "worker-prod", "worker-prod", task_definitions())
+    backend.engine.workers.register(prod_env.id, "worker-prod", "worker-prod", task_definitions())
     triggered = http.post(
         "/api/v1/tasks/hello/trigger", json={"payload": {"n": 1}}, headers=bearer(prod_key)
     )

@@ -23,7 +23,7 @@ def error_of(response: Any, status: int, code: str) -> str:
 
 
 def run_count(backend: Backend) -> int:
-    runs, _ = backend.engine.list_runs(backend.env.id, limit=1000)
+    runs, _ = backend.engine.runs.list(backend.env.id, limit=1000)
     return len(runs)
 
 

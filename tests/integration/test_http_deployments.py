@@ -22,8 +22,8 @@ TASKS = [TaskDefinition(id="hello", queue=QueueSpec(name="hello"), retry=RetryPo
 
 @pytest.fixture
 def prod_key(backend) -> str:
-    env = backend.engine.ensure_environment("proj_test", "prod", "prod")
-    backend.engine.add_api_key(env.id, PROD_KEY)
+    env = backend.engine.environments.ensure("proj_test", "prod", "prod")
+    backend.engine.environments.add_api_key(env.id, PROD_KEY)
     return PROD_KEY
 
 

@@ -31,10 +31,10 @@ def ids(response: Any) -> list[str]:
 
 def fail_one(backend: Backend, task: str = "hello") -> str:
     """Lease one run and report it failed (the task's policy allows one attempt)."""
-    reply = backend.engine.lease(backend.env.id, "worker-1", capacity=1)
+    reply = backend.engine.workers.lease(backend.env.id, "worker-1", capacity=1)
     (spec,) = reply.attempts
     assert spec.task_id == task
-    backend.engine.complete(
+    backend.engine.workers.complete(
         "worker-1",
         [
             held(
@@ -152,7 +152,7 @@ def test_unknown_run_is_a_404_everywhere(api: TestClient) -> None:
 def test_logs_of_a_run(api: TestClient, backend: Backend) -> None:
     run_id = trigger(api)
     now = time.time()
-    backend.engine.append_logs(
+    backend.engine.workers.append_logs(
         [
             LogEntry(run_id, 1, 0, now, "info", "starting", {"step": 1}),
             LogEntry(run_id, 1, 1, now + 0.1, "error", "oops"),
@@ -203,7 +203,7 @@ def test_replay_checks_a_new_payload_against_the_schema(api: TestClient, backend
     response = api.post(f"/api/v1/runs/{original}/replay", json={"payload": {"video_url": 5}})
     assert response.status_code == 422
     assert "video_url" in response.json()["error"]["message"]
-    runs, _ = backend.engine.list_runs(backend.env.id)
+    runs, _ = backend.engine.runs.list(backend.env.id)
     assert [r.id for r in runs] == [original]
 
 
@@ -235,7 +235,7 @@ def test_queues_list_pause_resume_and_concurrency(api: TestClient, backend: Back
     paused = api.post("/api/v1/queues/media/encode/pause")
     assert paused.status_code == 200 and paused.json()["paused"] is True
     assert (
-        backend.engine.lease(backend.env.id, "worker-1", capacity=10).attempts == []
+        backend.engine.workers.lease(backend.env.id, "worker-1", capacity=10).attempts == []
     )  # paused means paused
     assert api.get("/api/v1/queues/media/encode").json()["paused"] is True
 
@@ -248,7 +248,7 @@ def test_queues_list_pause_resume_and_concurrency(api: TestClient, backend: Back
         ]
         == 1
     )
-    leased = backend.engine.lease(backend.env.id, "worker-1", capacity=10).attempts
+    leased = backend.engine.workers.lease(backend.env.id, "worker-1", capacity=10).attempts
     assert len(leased) == 1  # the new limit holds
     assert api.get("/api/v1/queues/media/encode").json()["running"] == 1
     cleared = api.post(

@@ -51,13 +51,13 @@ OPERATIONS = api_operations()
 def known_ids(backend: Backend) -> dict[str, str]:
     """A value that exists for each path parameter of the API."""
     engine, env = backend.engine, backend.env
-    token = engine.create_token(env.id)
+    token = engine.waitpoints.create_token(env.id)
     return {
-        "run_id": engine.trigger(env.id, "hello", {}).id,
+        "run_id": engine.tasks.trigger(env.id, "hello", {}).id,
         "task_id": "hello",
         "name": "task/hello",
         "token_id": token["id"],
-        "signature": engine.token_signature(token["id"]),
+        "signature": engine.waitpoints.token_signature(token["id"]),
         "worker_id": "worker-1",
     }
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.models import QueueSpec, RetryPolicy, RunStatus, TaskDefinition, TriggerOptions
 from conveyor.protocol import Heartbeat
 from conveyor.store import open_store
@@ -43,14 +43,14 @@ def engines() -> Iterator[list[Engine]]:
 
 
 def test_limits_hold_and_runs_start_once_across_servers(engines: list[Engine]) -> None:
-    env = engines[0].ensure_environment("proj", "prod", "prod")
+    env = engines[0].environments.ensure("proj", "prod", "prod")
     for i, engine in enumerate(engines):
-        engine.register_worker(env.id, f"w{i}", f"w{i}", TASKS)
+        engine.workers.register(env.id, f"w{i}", f"w{i}", TASKS)
     for start in range(0, RUNS, 1000):
-        engines[start // 1000 % 3].batch_trigger(
+        engines[start // 1000 % 3].tasks.batch_trigger(
             env.id, [("limited", {"i": i}, _options()) for i in range(start, start + 1000)]
         )
-    engines[1].batch_trigger(env.id, [("free", {"i": i}, _options()) for i in range(300)])
+    engines[1].tasks.batch_trigger(env.id, [("free", {"i": i}, _options()) for i in range(300)])
 
     leased: Counter[str] = Counter()
     by_worker: Counter[str] = Counter()
@@ -62,8 +62,8 @@ def test_limits_hold_and_runs_start_once_across_servers(engines: list[Engine]) -
     def work(engine: Engine, worker_id: str) -> None:
         try:
             while not done.is_set():
-                engine.heartbeat(worker_id, Heartbeat())
-                attempts = engine.lease(env.id, worker_id, capacity=3).attempts
+                engine.workers.heartbeat(worker_id, Heartbeat())
+                attempts = engine.workers.lease(env.id, worker_id, capacity=3).attempts
                 with ledger:
                     leased.update(a.run_id for a in attempts)
                     by_worker[worker_id] += sum(1 for a in attempts if a.task_id == "limited")
@@ -71,7 +71,7 @@ def test_limits_hold_and_runs_start_once_across_servers(engines: list[Engine]) -
                     time.sleep(0.002)
                     continue
                 time.sleep(random.uniform(0.001, 0.006))  # the attempts run
-                engine.complete(
+                engine.workers.complete(
                     worker_id,
                     [
                         held(engine, a.run_id, a.attempt, "completed", output_json="null")
@@ -98,7 +98,7 @@ def test_limits_hold_and_runs_start_once_across_servers(engines: list[Engine]) -
     deadline = time.monotonic() + 90
     try:
         while time.monotonic() < deadline and not done.is_set():
-            counts = {q.name: (q.running, q.queued) for q in engines[2].list_queues(env.id)}
+            counts = {q.name: (q.running, q.queued) for q in engines[2].queues.list(env.id)}
             seen.append(counts["limited"][0])
             if all(c == (0, 0) for c in counts.values()):
                 break
@@ -115,7 +115,7 @@ def test_limits_hold_and_runs_start_once_across_servers(engines: list[Engine]) -
     completed = 0
     cursor = None
     while True:
-        page, cursor = engines[2].list_runs(env.id, limit=1000, cursor=cursor)
+        page, cursor = engines[2].runs.list(env.id, limit=1000, cursor=cursor)
         completed += sum(1 for r in page if r.status == RunStatus.COMPLETED and r.attempts == 1)
         if cursor is None:
             break
@@ -125,11 +125,13 @@ def test_limits_hold_and_runs_start_once_across_servers(engines: list[Engine]) -
 def test_a_cancel_racing_leases_never_leaves_a_canceled_run_executing(
     engines: list[Engine],
 ) -> None:
-    env = engines[0].ensure_environment("proj", "prod", "prod")
+    env = engines[0].environments.ensure("proj", "prod", "prod")
     for i, engine in enumerate(engines):
-        engine.register_worker(env.id, f"w{i}", f"w{i}", TASKS)
+        engine.workers.register(env.id, f"w{i}", f"w{i}", TASKS)
     runs = (
-        engines[0].batch_trigger(env.id, [("free", {"i": i}, _options()) for i in range(400)]).runs
+        engines[0]
+        .tasks.batch_trigger(env.id, [("free", {"i": i}, _options()) for i in range(400)])
+        .runs
     )
     errors: list[BaseException] = []
     leased: list[str] = []
@@ -138,7 +140,7 @@ def test_a_cancel_racing_leases_never_leaves_a_canceled_run_executing(
     def lease(engine: Engine, worker_id: str) -> None:
         try:
             for _ in range(200):
-                for attempt in engine.lease(env.id, worker_id, capacity=2).attempts:
+                for attempt in engine.workers.lease(env.id, worker_id, capacity=2).attempts:
                     leased.append(attempt.run_id)
                     fences[attempt.run_id] = attempt.fence
         except BaseException as exc:
@@ -147,7 +149,7 @@ def test_a_cancel_racing_leases_never_leaves_a_canceled_run_executing(
     def cancel() -> None:
         try:
             for run in runs[::2]:
-                engines[2].cancel(env.id, run.id)
+                engines[2].runs.cancel(env.id, run.id)
         except BaseException as exc:
             errors.append(exc)
 
@@ -160,7 +162,7 @@ def test_a_cancel_racing_leases_never_leaves_a_canceled_run_executing(
     assert not errors, errors
     assert len(leased) == len(set(leased))
     for run in runs[::2]:
-        after = engines[1].get_run(env.id, run.id, with_attempts=True)
+        after = engines[1].runs.get(env.id, run.id, with_attempts=True)
         assert after.status == RunStatus.CANCELED
         if (
             run.id in leased
@@ -169,7 +171,7 @@ def test_a_cancel_racing_leases_never_leaves_a_canceled_run_executing(
     canceled_while_executing = [r for r in leased if r in {x.id for x in runs[::2]}]
     assert canceled_while_executing  # the race happened
     running = [(r, fences[r]) for r in canceled_while_executing]
-    assert set(engines[0].heartbeat("w0", Heartbeat(running=running)).stop) == set(
+    assert set(engines[0].workers.heartbeat("w0", Heartbeat(running=running)).stop) == set(
         canceled_while_executing
     )
 

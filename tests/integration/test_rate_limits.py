@@ -54,7 +54,7 @@ def test_a_refused_trigger_creates_nothing(tight: TestClient, backend: Backend) 
     for _ in range(3):
         assert tight.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).status_code == 201
     assert tight.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).status_code == 429
-    assert len(backend.engine.list_runs(backend.env.id)[0]) == 3
+    assert len(backend.engine.runs.list(backend.env.id)[0]) == 3
 
 
 def test_each_key_has_its_own_limit(tight: TestClient, backend: Backend) -> None:
@@ -212,4 +212,4 @@ def test_a_client_over_a_real_server_waits_out_the_limit(
         handles = [client.trigger("hello", {"n": n}) for n in range(3)]
         assert time.monotonic() - started >= 0.9  # the third waited for its Retry-After of 1 s
     assert len({h.id for h in handles}) == 3
-    assert len(backend.engine.list_runs(backend.env.id)[0]) == 3
+    assert len(backend.engine.runs.list(backend.env.id)[0]) == 3

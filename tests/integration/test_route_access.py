@@ -101,14 +101,14 @@ def ids_of_a(backend: Backend) -> dict[str, str]:
     """Objects of environment A (the backend's): a queued run, a pending token, a queue, a task,
     a registered worker."""
     engine, env = backend.engine, backend.env
-    token = engine.create_token(env.id)
+    token = engine.waitpoints.create_token(env.id)
     return {
-        "run_id": engine.trigger(env.id, "hello", {}).id,
+        "run_id": engine.tasks.trigger(env.id, "hello", {}).id,
         "token_id": token["id"],
         "name": "task/hello",
         "task_id": "hello",
         "worker_id": "worker-1",
-        "signature": engine.token_signature(token["id"]),
+        "signature": engine.waitpoints.token_signature(token["id"]),
         "ref": env.project,
         "env": env.slug,
         "version": "20270101.1",
@@ -118,12 +118,12 @@ def ids_of_a(backend: Backend) -> dict[str, str]:
 def test_every_route_but_the_callback_refuses_a_missing_unknown_or_revoked_key(
     api: Api, backend: Backend, ids_of_a: dict[str, str]
 ) -> None:
-    backend.engine.add_api_key(backend.env.id, REVOKED_KEY)
+    backend.engine.environments.add_api_key(backend.env.id, REVOKED_KEY)
     assert (
-        backend.engine.authenticate(REVOKED_KEY) == backend.env
+        backend.engine.environments.authenticate(REVOKED_KEY) == backend.env
     )  # cached as live before the revoke
-    assert backend.engine.revoke_api_key(REVOKED_KEY) is True
-    assert backend.engine.revoke_api_key(REVOKED_KEY) is False  # already revoked
+    assert backend.engine.environments.revoke_api_key(REVOKED_KEY) is True
+    assert backend.engine.environments.revoke_api_key(REVOKED_KEY) is False  # already revoked
     assert len(api.operations) >= 30
     keyless = []
     for method, path in api.operations:
@@ -141,9 +141,10 @@ def test_every_route_but_the_callback_refuses_a_missing_unknown_or_revoked_key(
             assert response.json()["error"]["code"] == "unauthorized", (method, path, response.text)
     assert set(keyless) == {CALLBACK}
     # and the refused requests changed nothing
-    assert backend.engine.get_run(backend.env.id, ids_of_a["run_id"]).status == "QUEUED"
+    assert backend.engine.runs.get(backend.env.id, ids_of_a["run_id"]).status == "QUEUED"
     assert (
-        backend.engine.get_token(backend.env.id, ids_of_a["token_id"])["status"] == "COMPLETED"
+        backend.engine.waitpoints.get_token(backend.env.id, ids_of_a["token_id"])["status"]
+        == "COMPLETED"
     )  # the callback
 
 
@@ -152,7 +153,7 @@ def engine_of(backend: Backend) -> Any:
 
 
 def other_env(backend: Backend) -> str:
-    return backend.engine.ensure_environment("proj_test", "staging", "staging").id
+    return backend.engine.environments.ensure("proj_test", "staging", "staging").id
 
 
 def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
@@ -176,7 +177,7 @@ def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
             body = response.json()
             for run in body.get("runs", [body]):
                 assert (
-                    engine_of(backend).get_run(other_env(backend), run["id"]).status
+                    engine_of(backend).runs.get(other_env(backend), run["id"]).status
                     == "PENDING_VERSION"
                 ), where
         elif (method, path) == ("POST", "/api/v1/deployments"):
@@ -195,17 +196,17 @@ def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
                 needle = value if len(value) >= 16 else json.dumps(value)
                 assert needle not in response.text, where
     engine, env = backend.engine, backend.env
-    assert engine.get_run(env.id, ids_of_a["run_id"]).status == "QUEUED"
-    assert engine.get_token(env.id, ids_of_a["token_id"])["status"] == "PENDING"
-    assert engine.get_queue(env.id, "task/hello").paused is False
-    assert [t.id for t in engine.list_tasks(env.id)] == [
+    assert engine.runs.get(env.id, ids_of_a["run_id"]).status == "QUEUED"
+    assert engine.waitpoints.get_token(env.id, ids_of_a["token_id"])["status"] == "PENDING"
+    assert engine.queues.get(env.id, "task/hello").paused is False
+    assert [t.id for t in engine.tasks.list(env.id)] == [
         "encode",
         "hello",
         "other",
         "process-video",
     ]
-    engine.check_worker(env.id, "worker-1")  # still registered in A, not stopped
-    assert engine.lease(env.id, "worker-1", 1).attempts[0].run_id == ids_of_a["run_id"]
+    engine.workers.check(env.id, "worker-1")  # still registered in A, not stopped
+    assert engine.workers.lease(env.id, "worker-1", 1).attempts[0].run_id == ids_of_a["run_id"]
 
 
 def test_a_long_poll_waiting_when_its_key_is_revoked_hands_out_nothing(
@@ -213,7 +214,7 @@ def test_a_long_poll_waiting_when_its_key_is_revoked_hands_out_nothing(
 ) -> None:
     """A worker's lease waits up to `wait` seconds for a run: a key revoked (or rotated) while it
     waits must not lease the next run on the old key."""
-    backend.engine.add_api_key(backend.env.id, REVOKED_KEY)
+    backend.engine.environments.add_api_key(backend.env.id, REVOKED_KEY)
     answers: list[httpx.Response] = []
 
     def poll() -> None:
@@ -229,9 +230,9 @@ def test_a_long_poll_waiting_when_its_key_is_revoked_hands_out_nothing(
     waiting = threading.Thread(target=poll)
     waiting.start()
     time.sleep(0.5)  # the poll is waiting at the server
-    assert backend.engine.revoke_api_key(REVOKED_KEY) is True
-    run = backend.engine.trigger(backend.env.id, "hello", {})  # wakes the poll
+    assert backend.engine.environments.revoke_api_key(REVOKED_KEY) is True
+    run = backend.engine.tasks.trigger(backend.env.id, "hello", {})  # wakes the poll
     waiting.join(timeout=15)
     assert answers and answers[0].status_code == 401, answers and answers[0].text
     assert answers[0].json()["error"]["code"] == "unauthorized"
-    assert backend.engine.get_run(backend.env.id, run.id).status == "QUEUED"
+    assert backend.engine.runs.get(backend.env.id, run.id).status == "QUEUED"

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 def test_the_signed_url_completes_the_token_without_a_key(
     api: TestClient, backend: Backend
 ) -> None:
-    token = backend.engine.create_token(backend.env.id)
-    signature = backend.engine.token_signature(token["id"])
+    token = backend.engine.waitpoints.create_token(backend.env.id)
+    signature = backend.engine.waitpoints.token_signature(token["id"])
     response = api.post(
         f"/api/v1/waitpoints/tokens/{token['id']}/callback/{signature}",
         json={"ok": 1},
@@ -30,8 +30,8 @@ def test_the_signed_url_completes_the_token_without_a_key(
 def test_any_other_signature_is_not_found(
     api: TestClient, backend: Backend, signature: str
 ) -> None:
-    token = backend.engine.create_token(backend.env.id)
+    token = backend.engine.waitpoints.create_token(backend.env.id)
     response = api.post(f"/api/v1/waitpoints/tokens/{token['id']}/callback/{signature}", json={})
     assert response.status_code == 404, response.text
     assert response.json()["error"]["code"] == "not_found"
-    assert backend.engine.get_token(backend.env.id, token["id"])["status"] == "PENDING"
+    assert backend.engine.waitpoints.get_token(backend.env.id, token["id"])["status"] == "PENDING"

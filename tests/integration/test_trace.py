@@ -11,9 +11,17 @@ from typing import TYPE_CHECKING
 import pytest
 from fastapi.testclient import TestClient
 
-from conveyor.engine.engine import Engine, Environment
+from conveyor.engine import Engine, Environment
 from conveyor.models import QueueSpec, RetryPolicy, Span, TaskDefinition, Trace
-from conveyor.protocol import Heartbeat
+from conveyor.protocol import (
+    CreateTokenCall,
+    Heartbeat,
+    JournalCall,
+    TriggerCall,
+    TriggerItem,
+    WaitTokenCall,
+    WaitUntilCall,
+)
 from conveyor.store import open_store
 from tests.integration.conftest import current_fence, held, holder
 
@@ -49,9 +57,9 @@ def engine(tmp_path: Path, clock: FixedClock) -> Iterator[Engine]:
 
 @pytest.fixture
 def env(engine: Engine) -> Environment:
-    env = engine.ensure_environment("proj", "dev", "dev")
+    env = engine.environments.ensure("proj", "dev", "dev")
     retry = RetryPolicy(max_attempts=3, min_timeout_ms=1000, factor=2, randomize=False)
-    engine.register_worker(
+    engine.workers.register(
         env.id,
         "w1",
         "w1",
@@ -68,7 +76,7 @@ def at(offset: float) -> datetime:
 
 
 def lease_one(engine: Engine, env: Environment, run_id: str) -> int:
-    attempts = {a.run_id: a.attempt for a in engine.lease(env.id, "w1", 10).attempts}
+    attempts = {a.run_id: a.attempt for a in engine.workers.lease(env.id, "w1", 10).attempts}
     assert run_id in attempts, attempts
     return attempts[run_id]
 
@@ -80,55 +88,50 @@ def by_name(span: Span) -> dict[str, Span]:
 def test_a_run_with_durable_calls_is_a_tree_of_attempt_step_trigger_wait_and_token_spans(
     engine: Engine, env: Environment, clock: FixedClock
 ) -> None:
-    run_id = engine.trigger(env.id, "parent", {}).id
+    run_id = engine.tasks.trigger(env.id, "parent", {}).id
     clock.at(1)
     lease_one(engine, env, run_id)
     clock.at(2)
-    engine.run_call(
+    engine.durable.call(
         env.id,
         run_id,
-        "journal",
-        {"key": "step:charge#1", "value": {"paid": True}, "started_at": T0 + 1.5},
+        JournalCall("step:charge#1", {"paid": True}, started_at=T0 + 1.5),
         **holder(engine, run_id),
     )
     clock.at(3)
-    answer = engine.run_call(
+    answer = engine.durable.call(
         env.id,
         run_id,
-        "durable_trigger",
-        {
-            "key": "trigger_and_wait:child#1",
-            "items": [["child", {"n": 1}, {}]],
-            "wait": True,
-            "batch": False,
-        },
+        TriggerCall(
+            "trigger_and_wait:child#1",
+            [TriggerItem("child", {"n": 1}, {})],
+            wait=True,
+            batch=False,
+        ),
         **holder(engine, run_id),
     )
     child_id = answer["runs"][0]["id"]
     clock.at(4)
-    wait = engine.run_call(
+    wait = engine.durable.call(
         env.id,
         run_id,
-        "wait_until",
-        {"key": "wait.for#1", "until": T0 + 100},
+        WaitUntilCall("wait.for#1", T0 + 100),
         **holder(engine, run_id),
     )
     clock.at(5)
-    token = engine.run_call(
+    token = engine.durable.call(
         env.id,
         run_id,
-        "create_token",
-        {"key": "token.create#1", "timeout": None, "idempotency_key": None, "tags": None},
+        CreateTokenCall("token.create#1"),
         **holder(engine, run_id),
     )
-    token_wait = engine.run_call(
+    token_wait = engine.durable.call(
         env.id,
         run_id,
-        "wait_token",
-        {"key": "token.wait#1", "token_id": token["id"]},
+        WaitTokenCall("token.wait#1", token["id"]),
         **holder(engine, run_id),
     )
-    engine.suspend(
+    engine.durable.suspend(
         "w1",
         run_id,
         1,
@@ -137,7 +140,7 @@ def test_a_run_with_durable_calls_is_a_tree_of_attempt_step_trigger_wait_and_tok
         current_fence(engine, run_id),
     )
 
-    waiting = engine.get_trace(env.id, run_id)
+    waiting = engine.runs.trace(env.id, run_id)
     root = waiting.root
     assert (root.id, root.kind, root.name, root.status, root.end) == (
         run_id,
@@ -190,17 +193,17 @@ def test_a_run_with_durable_calls_is_a_tree_of_attempt_step_trigger_wait_and_tok
 
     clock.at(10)
     assert lease_one(engine, env, child_id) == 1
-    engine.complete("w1", [held(engine, child_id, 1, "completed", output_json="{}")])
+    engine.workers.complete("w1", [held(engine, child_id, 1, "completed", output_json="{}")])
     clock.at(20)
-    engine.complete_token(env.id, token["id"], {"approved": True})
+    engine.waitpoints.complete_token(env.id, token["id"], {"approved": True})
     clock.at(101)
-    engine.heartbeat("w1", Heartbeat())
+    engine.workers.heartbeat("w1", Heartbeat())
     engine.tick()  # the duration passed: the run is queued again and continues attempt 1
     assert lease_one(engine, env, run_id) == 1
     clock.at(110)
-    engine.complete("w1", [held(engine, run_id, 1, "completed", output_json="{}")])
+    engine.workers.complete("w1", [held(engine, run_id, 1, "completed", output_json="{}")])
 
-    done = engine.get_trace(env.id, run_id).root
+    done = engine.runs.trace(env.id, run_id).root
     assert (done.status, done.end) == ("ok", at(110))
     attempt = done.children[0]
     assert (attempt.status, attempt.start, attempt.end) == ("ok", at(1), at(110))
@@ -220,24 +223,20 @@ def test_a_run_with_durable_calls_is_a_tree_of_attempt_step_trigger_wait_and_tok
 def test_calls_hang_under_the_attempt_that_made_them(
     engine: Engine, env: Environment, clock: FixedClock
 ) -> None:
-    run_id = engine.trigger(env.id, "parent", {}).id
+    run_id = engine.tasks.trigger(env.id, "parent", {}).id
     clock.at(1)
     lease_one(engine, env, run_id)
-    engine.run_call(
-        env.id, run_id, "journal", {"key": "step:first#1", "value": 1}, **holder(engine, run_id)
-    )
+    engine.durable.call(env.id, run_id, JournalCall("step:first#1", 1), **holder(engine, run_id))
     clock.at(2)
-    engine.complete(
+    engine.workers.complete(
         "w1", [held(engine, run_id, 1, "failed", error={"name": "Boom", "message": "boom"})]
     )
     clock.at(5)  # past the retry delay of 1 s
     assert lease_one(engine, env, run_id) == 2
     clock.at(6)
-    engine.run_call(
-        env.id, run_id, "journal", {"key": "step:second#1", "value": 2}, **holder(engine, run_id)
-    )
+    engine.durable.call(env.id, run_id, JournalCall("step:second#1", 2), **holder(engine, run_id))
 
-    root = engine.get_trace(env.id, run_id).root
+    root = engine.runs.trace(env.id, run_id).root
     first, second = root.children
     assert (first.name, first.status, first.end) == ("attempt 1", "error", at(2))
     assert first.attributes["error"]["message"] == "boom"
@@ -251,22 +250,23 @@ def test_calls_hang_under_the_attempt_that_made_them(
 def test_a_run_canceled_while_waiting_closes_its_attempt_and_wait_at_the_cancel(
     engine: Engine, env: Environment, clock: FixedClock
 ) -> None:
-    run_id = engine.trigger(env.id, "parent", {}).id
+    run_id = engine.tasks.trigger(env.id, "parent", {}).id
     clock.at(1)
     lease_one(engine, env, run_id)
-    token = engine.create_token(env.id)
-    waited = engine.run_call(
+    token = engine.waitpoints.create_token(env.id)
+    waited = engine.durable.call(
         env.id,
         run_id,
-        "wait_token",
-        {"key": "token.wait#1", "token_id": token["id"]},
+        WaitTokenCall("token.wait#1", token["id"]),
         **holder(engine, run_id),
     )
-    engine.suspend("w1", run_id, 1, [waited["waitpoint"]["id"]], 0.5, current_fence(engine, run_id))
+    engine.durable.suspend(
+        "w1", run_id, 1, [waited["waitpoint"]["id"]], 0.5, current_fence(engine, run_id)
+    )
     clock.at(30)
-    engine.cancel(env.id, run_id)
+    engine.runs.cancel(env.id, run_id)
 
-    root = engine.get_trace(env.id, run_id).root
+    root = engine.runs.trace(env.id, run_id).root
     assert (root.status, root.end) == ("canceled", at(30))
     attempt = root.children[0]
     assert (attempt.status, attempt.end) == ("canceled", at(30))
@@ -276,24 +276,23 @@ def test_a_run_canceled_while_waiting_closes_its_attempt_and_wait_at_the_cancel(
 
 
 def test_a_run_that_never_started_is_one_open_span(engine: Engine, env: Environment) -> None:
-    run_id = engine.trigger(
+    run_id = engine.tasks.trigger(
         env.id,
         "parent",
         {},
     ).id
-    trace = engine.get_trace(env.id, run_id)
+    trace = engine.runs.trace(env.id, run_id)
     assert trace.truncated is False
     assert (trace.root.status, trace.root.end, trace.root.children) == ("open", None, [])
 
 
 def test_trace_route_returns_the_span_tree(api: TestClient, backend: Backend) -> None:
     run_id = api.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
-    backend.engine.lease(backend.env.id, "worker-1", 1)
-    backend.engine.run_call(
+    backend.engine.workers.lease(backend.env.id, "worker-1", 1)
+    backend.engine.durable.call(
         backend.env.id,
         run_id,
-        "journal",
-        {"key": "step:s#1", "value": None},
+        JournalCall("step:s#1", None),
         **holder(backend.engine, run_id),
     )
 

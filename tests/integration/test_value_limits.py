@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conveyor.errors import PayloadError
-from conveyor.protocol import Heartbeat
+from conveyor.protocol import Heartbeat, JournalCall
 from conveyor.serialization import MAX_DEPTH, dumps, json_problem
 from tests.integration.conftest import holder
 
@@ -58,7 +58,7 @@ def test_a_deeper_payload_is_refused_and_stores_nothing(
         response, 422, "payload_invalid" if levels == MAX_DEPTH + 1 else "invalid_request"
     )
     assert f"{MAX_DEPTH} levels" in message
-    assert backend.engine.list_runs(backend.env.id)[0] == []
+    assert backend.engine.runs.list(backend.env.id)[0] == []
     assert api.get("/api/v1/runs").status_code == 200
 
 
@@ -78,7 +78,7 @@ def test_a_lone_surrogate_is_refused_wherever_it_is(
     response = api.post(path, content=body.encode(), headers={"Content-Type": "application/json"})
     assert response.status_code == 422, response.text
     assert "lone surrogate" in response.json()["error"]["message"]
-    assert backend.engine.list_runs(backend.env.id)[0] == []
+    assert backend.engine.runs.list(backend.env.id)[0] == []
 
 
 def test_token_data_has_the_same_limits(api: TestClient) -> None:
@@ -96,19 +96,18 @@ def test_token_data_has_the_same_limits(api: TestClient) -> None:
 
 def test_a_step_value_too_deep_is_refused_by_the_engine(backend: Backend) -> None:
     engine, env = backend.engine, backend.env
-    run = engine.trigger(env.id, "hello", {})
-    engine.heartbeat("worker-1", Heartbeat())
-    (spec,) = engine.lease(env.id, "worker-1", 1).attempts
+    run = engine.tasks.trigger(env.id, "hello", {})
+    engine.workers.heartbeat("worker-1", Heartbeat())
+    (spec,) = engine.workers.lease(env.id, "worker-1", 1).attempts
     with pytest.raises(PayloadError, match=f"{MAX_DEPTH} levels"):
-        engine.run_call(
+        engine.durable.call(
             env.id,
             run.id,
-            "journal",
-            {"key": "step:a#1", "value": nested(MAX_DEPTH + 1)},
+            JournalCall("step:a#1", nested(MAX_DEPTH + 1)),
             **holder(engine, run.id),
         )
-    assert engine.run_call(
-        env.id, run.id, "journal", {"key": "step:a#1", "value": nested(3)}, **holder(engine, run.id)
+    assert engine.durable.call(
+        env.id, run.id, JournalCall("step:a#1", nested(3)), **holder(engine, run.id)
     ) == nested(3)
     assert spec.run_id == run.id
 
@@ -130,11 +129,11 @@ def test_a_log_line_with_unshowable_parts_is_kept_and_shown(
     from conveyor.protocol import LogEntry
 
     engine, env = backend.engine, backend.env
-    run = engine.trigger(env.id, "hello", {})
-    engine.heartbeat("worker-1", Heartbeat())
-    engine.lease(env.id, "worker-1", 1)
+    run = engine.tasks.trigger(env.id, "hello", {})
+    engine.workers.heartbeat("worker-1", Heartbeat())
+    engine.workers.lease(env.id, "worker-1", 1)
     fence = holder(engine, run.id)["fence"]
-    stored = engine.append_logs(
+    stored = engine.workers.append_logs(
         [
             LogEntry(run.id, 1, 1, 1.0, "info", "deep", {"a": nested(MAX_DEPTH + 5)}, fence=fence),
             LogEntry(

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from conveyor.engine.engine import Engine, Environment
+from conveyor.engine import Engine, Environment
 from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition
-from conveyor.protocol import Heartbeat
+from conveyor.protocol import Heartbeat, WaitUntilCall
 from tests.integration.conftest import ManualClock
 
 TASKS = [
@@ -18,8 +18,8 @@ TASKS = [
 
 @pytest.fixture
 def env(engine: Engine) -> Environment:
-    env = engine.ensure_environment("proj", "dev", "dev")
-    engine.register_worker(env.id, "w1", "w1", TASKS)
+    env = engine.environments.ensure("proj", "dev", "dev")
+    engine.workers.register(env.id, "w1", "w1", TASKS)
     return env
 
 
@@ -27,15 +27,14 @@ def env(engine: Engine) -> Environment:
 def test_a_wait_for_lasts_its_seconds_on_the_engines_clock(
     engine: Engine, env: Environment, clock: ManualClock, skew: float
 ) -> None:
-    engine.trigger(env.id, "waiter", {})
-    engine.heartbeat("w1", Heartbeat())
-    (spec,) = engine.lease(env.id, "w1", 1).attempts
+    engine.tasks.trigger(env.id, "waiter", {})
+    engine.workers.heartbeat("w1", Heartbeat())
+    (spec,) = engine.workers.lease(env.id, "w1", 1).attempts
     worker_now = clock.now + skew  # what the skewed worker's wall clock reads
-    answer = engine.run_call(
+    answer = engine.durable.call(
         env.id,
         spec.run_id,
-        "wait_until",
-        {"key": "wait.for#1", "until": worker_now + 9, "seconds": 9},
+        WaitUntilCall("wait.for#1", worker_now + 9, seconds=9),
         worker_id="w1",
         fence=spec.fence,
     )
@@ -48,14 +47,13 @@ def test_a_wait_for_lasts_its_seconds_on_the_engines_clock(
 def test_a_wait_until_keeps_its_moment(
     engine: Engine, env: Environment, clock: ManualClock
 ) -> None:
-    engine.trigger(env.id, "waiter", {})
-    engine.heartbeat("w1", Heartbeat())
-    (spec,) = engine.lease(env.id, "w1", 1).attempts
-    answer = engine.run_call(
+    engine.tasks.trigger(env.id, "waiter", {})
+    engine.workers.heartbeat("w1", Heartbeat())
+    (spec,) = engine.workers.lease(env.id, "w1", 1).attempts
+    answer = engine.durable.call(
         env.id,
         spec.run_id,
-        "wait_until",
-        {"key": "wait.until#1", "until": clock.now + 60},
+        WaitUntilCall("wait.until#1", clock.now + 60),
         worker_id="w1",
         fence=spec.fence,
     )

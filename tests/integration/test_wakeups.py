@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.server import create_app
 from conveyor.store import open_store
 from conveyor.store.postgres import PostgresStore
@@ -64,7 +64,7 @@ def test_a_run_triggered_at_any_moment_around_a_long_poll_starts_at_once(
     backend: Backend, http: httpx.Client
 ) -> None:
     trigger_around_leases(
-        http, lambda: backend.engine.trigger(backend.env.id, "hello", {}), iterations=100
+        http, lambda: backend.engine.tasks.trigger(backend.env.id, "hello", {}), iterations=100
     )
 
 
@@ -93,7 +93,7 @@ def test_a_run_triggered_through_another_server_wakes_a_long_poll_at_once(
 ) -> None:
     _, http = second_server
     trigger_around_leases(
-        http, lambda: backend.engine.trigger(backend.env.id, "hello", {}), iterations=50
+        http, lambda: backend.engine.tasks.trigger(backend.env.id, "hello", {}), iterations=50
     )
 
 
@@ -114,7 +114,7 @@ def test_a_long_poll_wakes_after_its_server_lost_the_notification_connection(
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:  # the listening connection dies
         admin.execute("SELECT pg_terminate_backend(%s)", (listening.info.backend_pid,))
     triggered = time.monotonic()
-    backend.engine.trigger(backend.env.id, "hello", {})  # its notification finds no listener
+    backend.engine.tasks.trigger(backend.env.id, "hello", {})  # its notification finds no listener
     polling.join(timeout=40)
     ((_, attempts),) = answer
     assert len(attempts) == 1

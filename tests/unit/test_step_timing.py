@@ -6,16 +6,17 @@ import asyncio
 import time
 from typing import Any
 
-from conveyor.protocol import AttemptSpec
+from conveyor.protocol import AttemptSpec, DurableCall, JournalCall
 from conveyor.worker.replay import Replay
 
 
 def test_a_step_journals_its_result_with_the_time_it_began() -> None:
-    sent: list[tuple[str, dict[str, Any]]] = []
+    sent: list[DurableCall] = []
 
-    async def call(op: str, args: dict[str, Any]) -> Any:
-        sent.append((op, args))
-        return args["value"]
+    async def call(message: DurableCall) -> Any:
+        sent.append(message)
+        assert isinstance(message, JournalCall)
+        return message.value
 
     async def on_suspend(waitpoints: list[str], compute_used: float) -> dict[str, Any]:
         return {}
@@ -47,6 +48,8 @@ def test_a_step_journals_its_result_with_the_time_it_began() -> None:
 
     before, result, after = asyncio.run(main())
     assert result == 7
-    [(op, args)] = sent
-    assert (op, args["key"], args["value"]) == ("journal", "step:slow#1", 7)
-    assert before <= args["started_at"] <= after - 0.05  # when it began, not when it ended
+    [message] = sent
+    assert isinstance(message, JournalCall)
+    assert (message.key, message.value) == ("step:slow#1", 7)
+    assert message.started_at is not None
+    assert before <= message.started_at <= after - 0.05  # when it began, not when it ended

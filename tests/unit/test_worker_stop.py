@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from conveyor.engine.engine import Engine
+from conveyor.engine import Engine
 from conveyor.platform.link import LocalLink
 from conveyor.store import open_store
 from conveyor.worker.supervisor import Supervisor
@@ -61,7 +61,7 @@ async def stop_while_a_body_runs(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "conveyor.db"))
     store.migrate()
     engine = Engine(store, worker_timeout=10)
-    env = engine.ensure_environment("proj_stop", "dev", "dev")
+    env = engine.environments.ensure("proj_stop", "dev", "dev")
     link = WatchingLink(engine, env.id)
     link.pid_file, link.body_alive_when_released = pid_file, []
     supervisor = Supervisor(
@@ -69,7 +69,7 @@ async def stop_while_a_body_runs(tmp_path: Path) -> None:
     )
     try:
         assert await supervisor.load()
-        engine.trigger(env.id, "slow", {"pid_file": str(pid_file)})
+        engine.tasks.trigger(env.id, "slow", {"pid_file": str(pid_file)})
         runner = asyncio.create_task(supervisor.run())
         deadline = time.monotonic() + 30
         while not pid_file.exists() or not pid_file.read_text():

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from conveyor.engine.accounts import preview_slug
-from conveyor.engine.deployments import MAX_BUNDLE_BYTES
+from conveyor.bundles import MAX_BUNDLE_BYTES
+from conveyor.engine import preview_slug
 from conveyor.errors import Forbidden, InvalidRequest
 from conveyor.models import Deployment, DeploymentBundle, TaskDefinition, WireModel
 from conveyor.server.auth import EngineDep, EnvironmentDep
@@ -92,7 +92,7 @@ def create_deployment(body: DeployBody, env: EnvironmentDep, engine: EngineDep) 
         bundle = base64.b64decode(body.bundle, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidRequest("bundle must be base64") from exc
-    return engine.deploy(
+    return engine.deployments.deploy(
         env.id,
         body.tasks,
         bundle,
@@ -113,19 +113,19 @@ def list_deployments(
         description="`next_cursor` of the previous page",
     ),
 ) -> DeploymentList:
-    page, next_cursor = engine.list_deployments(env.id, limit=limit, cursor=cursor)
+    page, next_cursor = engine.deployments.list(env.id, limit=limit, cursor=cursor)
     return DeploymentList(data=page, next_cursor=next_cursor)
 
 
 @router.get("/current", response_model=Deployment, summary="The current version")
 def current_deployment(env: EnvironmentDep, engine: EngineDep) -> Deployment:
     """The version new runs start on; 404 while nothing is deployed."""
-    return engine.get_deployment(env.id, "current")
+    return engine.deployments.get(env.id, "current")
 
 
 @router.get("/{version}", response_model=Deployment, summary="Retrieve a version")
 def retrieve_deployment(version: str, env: EnvironmentDep, engine: EngineDep) -> Deployment:
-    return engine.get_deployment(env.id, version)
+    return engine.deployments.get(env.id, version)
 
 
 @router.post(
@@ -134,11 +134,11 @@ def retrieve_deployment(version: str, env: EnvironmentDep, engine: EngineDep) ->
 def promote_deployment(version: str, env: EnvironmentDep, engine: EngineDep) -> Deployment:
     """Make `version` current. Promoting an older version is a rollback. Runs already started
     keep the version they started on."""
-    return engine.promote(env.id, version)
+    return engine.deployments.promote(env.id, version)
 
 
 @router.get(
     "/{version}/bundle", response_model=DeploymentBundle, summary="A version's bundle (for workers)"
 )
 def deployment_bundle(version: str, env: EnvironmentDep, engine: EngineDep) -> DeploymentBundle:
-    return engine.deployment_bundle(env.id, version)
+    return engine.deployments.bundle(env.id, version)

@@ -22,18 +22,18 @@ router = APIRouter(
 def list_queues(env: EnvironmentDep, engine: EngineDep) -> QueueList:
     """Every queue with its limit, whether it is paused, and how many runs execute and wait in
     it."""
-    return QueueList(data=engine.list_queues(env.id))
+    return QueueList(data=engine.queues.list(env.id))
 
 
 @router.post("/{name:path}/pause", response_model=QueueInfo, summary="Pause a queue")
 def pause_queue(name: str, env: EnvironmentDep, engine: EngineDep) -> QueueInfo:
     """No new run of the queue starts until it is resumed; executing runs go on."""
-    return engine.set_queue_paused(env.id, name, True)
+    return engine.queues.set_paused(env.id, name, True)
 
 
 @router.post("/{name:path}/resume", response_model=QueueInfo, summary="Resume a queue")
 def resume_queue(name: str, env: EnvironmentDep, engine: EngineDep) -> QueueInfo:
-    return engine.set_queue_paused(env.id, name, False)
+    return engine.queues.set_paused(env.id, name, False)
 
 
 @router.post(
@@ -45,10 +45,10 @@ def set_queue_concurrency(
     """Override the queue's limit: at most `concurrency_limit` runs of it execute at once (per
     concurrency key). The override survives code reloads; null clears it, so the limit the
     task code declares applies again."""
-    return engine.set_queue_limit(env.id, name, body.concurrency_limit)
+    return engine.queues.set_limit(env.id, name, body.concurrency_limit)
 
 
 # Registered after the actions so a name-swallowing `{name:path}` is always the last resort.
 @router.get("/{name:path}", response_model=QueueInfo, summary="Retrieve a queue")
 def retrieve_queue(name: str, env: EnvironmentDep, engine: EngineDep) -> QueueInfo:
-    return engine.get_queue(env.id, name)
+    return engine.queues.get(env.id, name)

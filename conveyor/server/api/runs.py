@@ -108,7 +108,7 @@ def list_runs(
 ) -> RunList:
     """Runs of the environment, newest first, one page at a time; each says how many runs it
     triggered (`child_count`)."""
-    runs, next_cursor = engine.list_runs(
+    runs, next_cursor = engine.runs.list(
         env.id,
         statuses=_statuses(status_),
         task_id=task,
@@ -125,12 +125,12 @@ def list_runs(
 @router.get("/{run_id}", response_model=Run, summary="Retrieve a run")
 def retrieve_run(run_id: str, env: EnvironmentDep, engine: EngineDep) -> Run:
     """The run with its attempt count (`attempts`) and finished attempts (`attempt_list`)."""
-    return engine.get_run(env.id, run_id, with_attempts=True)
+    return engine.runs.get(env.id, run_id, with_attempts=True)
 
 
 @router.get("/{run_id}/logs", response_model=LogList, summary="A run's logs")
 def run_logs(run_id: str, env: EnvironmentDep, engine: EngineDep) -> LogList:
-    return LogList(data=engine.list_logs(env.id, run_id))
+    return LogList(data=engine.runs.logs(env.id, run_id))
 
 
 @router.get("/{run_id}/trace", response_model=Trace, summary="A run's trace")
@@ -138,7 +138,7 @@ def run_trace(run_id: str, env: EnvironmentDep, engine: EngineDep) -> Trace:
     """The run's spans as a tree: the run, its attempts, and the durable calls each attempt
     made (steps, triggers with the child runs they made, waits, tokens). An open span has
     `end: null`."""
-    return engine.get_trace(env.id, run_id)
+    return engine.runs.trace(env.id, run_id)
 
 
 @router.post(
@@ -146,7 +146,7 @@ def run_trace(run_id: str, env: EnvironmentDep, engine: EngineDep) -> Trace:
 )
 def cancel_run(run_id: str, env: EnvironmentDep, engine: EngineDep) -> Run:
     """Cancel a run that has not ended (409 if it has). An executing attempt is stopped."""
-    return engine.cancel(env.id, run_id)
+    return engine.runs.cancel(env.id, run_id)
 
 
 @router.post(
@@ -165,7 +165,7 @@ def replay_run(
     body gives `payload` (which may be null)."""
     # "payload" present (even null) replaces the payload; absent keeps the original
     use_payload = body is not None and "payload" in body.model_fields_set
-    run = engine.replay(
+    run = engine.runs.replay(
         env.id, run_id, body.payload if body is not None else None, use_payload=use_payload
     )
     return triggered(run)

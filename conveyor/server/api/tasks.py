@@ -47,11 +47,13 @@ async def trigger_task(
     if (
         engine.store.concurrent_writers
     ):  # a database over the network: wait for it off the event loop
-        run = await run_in_threadpool(engine.trigger, env.id, task_id, body.payload, body.options)
+        run = await run_in_threadpool(
+            engine.tasks.trigger, env.id, task_id, body.payload, body.options
+        )
     else:
         # embedded SQLite: one trigger's transaction (~0.15 ms) costs less than the thread hop,
         # and this is the path from a trigger to its start
-        run = engine.trigger(env.id, task_id, body.payload, body.options)
+        run = engine.tasks.trigger(env.id, task_id, body.payload, body.options)
     if run.is_cached:
         response.status_code = status.HTTP_200_OK
     return triggered(run)
@@ -68,7 +70,7 @@ def batch_trigger_task(
 ) -> BatchTriggered:
     """Create one run per item, 1 to 1,000 items, in one transaction: all or none. An invalid
     item fails the whole batch with an error naming it (`items[3]: ...`)."""
-    result = engine.batch_trigger(
+    result = engine.tasks.batch_trigger(
         env.id, [(task_id, item.payload, item.options) for item in body.items]
     )
     return BatchTriggered(batch_id=result.batch_id, runs=[triggered(run) for run in result.runs])
@@ -77,9 +79,9 @@ def batch_trigger_task(
 @router.get("", response_model=TaskList, summary="List tasks")
 def list_tasks(env: EnvironmentDep, engine: EngineDep) -> TaskList:
     """Every task the environment's workers have registered, with its effective settings."""
-    return TaskList(data=engine.list_tasks(env.id))
+    return TaskList(data=engine.tasks.list(env.id))
 
 
 @router.get("/{task_id}", response_model=TaskDefinition, summary="Retrieve a task")
 def retrieve_task(task_id: str, env: EnvironmentDep, engine: EngineDep) -> TaskDefinition:
-    return engine.get_task(env.id, task_id)
+    return engine.tasks.get(env.id, task_id)

@@ -44,7 +44,7 @@ def create_token(body: CreateTokenBody, env: EnvironmentDep, engine: EngineDep) 
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
     return Token.model_validate(
-        engine.create_token(
+        engine.waitpoints.create_token(
             env.id, timeout=timeout, idempotency_key=body.idempotency_key, tags=body.tags
         )
     )
@@ -65,7 +65,7 @@ def list_tokens(
         None, pattern=r"^token_[0-9a-z]{1,40}$", description="`next_cursor` of the previous page"
     ),
 ) -> TokenList:
-    tokens, next_cursor = engine.list_tokens(
+    tokens, next_cursor = engine.waitpoints.list_tokens(
         env.id, status=status.upper() if status else None, limit=limit, cursor=cursor
     )
     return TokenList(data=[Token.model_validate(t) for t in tokens], next_cursor=next_cursor)
@@ -73,7 +73,7 @@ def list_tokens(
 
 @router.get("/{token_id}", response_model=Token, summary="Retrieve a token")
 def retrieve_token(token_id: str, env: EnvironmentDep, engine: EngineDep) -> Token:
-    return Token.model_validate(engine.get_token(env.id, token_id))
+    return Token.model_validate(engine.waitpoints.get_token(env.id, token_id))
 
 
 @router.post(
@@ -87,7 +87,7 @@ def complete_token(
 ) -> Token:
     """Complete the token with `data`; every run waiting on it resumes with ok=true and `data`
     as output. Completing a token twice is a 409."""
-    return Token.model_validate(engine.complete_token(env.id, token_id, body.data))
+    return Token.model_validate(engine.waitpoints.complete_token(env.id, token_id, body.data))
 
 
 # The callback carries no key: it cannot be unauthorized or rate limited.
@@ -113,7 +113,7 @@ callback_router = APIRouter(
 async def token_callback(token_id: str, signature: str, request: Request) -> Token:
     """POST any JSON body to a token's `url` to complete it with that body as data."""
     engine = request.app.state.engine
-    if not engine.check_token_signature(token_id, signature):
+    if not engine.waitpoints.check_token_signature(token_id, signature):
         raise NotFound("no token at this URL")
     raw = await request.body()
     data: Any = None
@@ -124,5 +124,5 @@ async def token_callback(token_id: str, signature: str, request: Request) -> Tok
             data = json.loads(raw)
         except ValueError as exc:
             raise PayloadError(f"the callback body is not JSON: {exc}") from exc
-    env_id = engine.token_environment(token_id)
-    return Token.model_validate(engine.complete_token(env_id, token_id, data))
+    env_id = engine.waitpoints.token_environment(token_id)
+    return Token.model_validate(engine.waitpoints.complete_token(env_id, token_id, data))

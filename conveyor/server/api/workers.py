@@ -9,9 +9,11 @@ its environment's key and only ever touches runs of that environment.
 from __future__ import annotations
 
 import asyncio
+import functools
+import operator
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_type_hints
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -21,12 +23,20 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    create_model,
     field_validator,
 )
 
 from conveyor.errors import AuthenticationError
 from conveyor.models import TaskDefinition, WireModel
-from conveyor.protocol import AttemptOutcome, Heartbeat, HeartbeatReply, LeaseReply, LogEntry
+from conveyor.protocol import (
+    AttemptOutcome,
+    DurableCall,
+    Heartbeat,
+    HeartbeatReply,
+    LeaseReply,
+    LogEntry,
+)
 from conveyor.server.auth import EngineDep, EnvironmentDep, environment_of_key, request_key
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import ERROR_RESPONSES, ErrorResponse
@@ -34,7 +44,7 @@ from conveyor.server.schemas import ERROR_RESPONSES, ErrorResponse
 
 def registered_worker(worker_id: str, env: EnvironmentDep, engine: EngineDep) -> None:
     """Every route but register acts only for a worker of the key's own environment."""
-    engine.check_worker(env.id, worker_id)
+    engine.workers.check(env.id, worker_id)
 
 
 router = APIRouter(
@@ -142,11 +152,41 @@ class LogsBody(_Body):
         return _json_numbers_in(value, LogEntry, "attempt", "seq", "ts", "fence")
 
 
-class CallBody(_Body):
+class _CallBody(_Body):
+    """A durable call of a run: which call (`op`) and its `args` (conveyor/protocol.py)."""
+
     run_id: str
     fence: Count  # of the attempt making the call: only the attempt holding the run may
-    op: str
-    args: dict[str, Any]
+    args: DurableCall
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _op_outside(cls, value: Any) -> Any:
+        # the call's op is the body's; `args` holds the rest of it
+        if isinstance(value, dict) and "op" in value:
+            raise ValueError("`op` goes next to `args`, not inside it")
+        return value
+
+
+def _call_body(call: type[Any]) -> type[_CallBody]:
+    """The body of one kind of durable call: its `op`, and the message itself as `args`."""
+    op = get_type_hints(call)["op"]  # Literal["journal"], ...
+    body: type[_CallBody] = create_model(
+        f"{call.__name__}Body", __base__=_CallBody, __doc__=call.__doc__, op=op, args=call
+    )
+    return body
+
+
+# one body per kind of durable call, told apart by `op`; validated as strictly as the protocol's
+# types (conveyor/protocol.py), so a call the worker could not have meant is a 422 naming it.
+# Made from the calls themselves: a new kind of call needs nothing here.
+if TYPE_CHECKING:
+    CallBody = _CallBody
+else:
+    CallBody = Annotated[
+        functools.reduce(operator.or_, map(_call_body, get_args(get_args(DurableCall)[0]))),
+        Field(discriminator="op"),
+    ]
 
 
 class CallResult(BaseModel):
@@ -191,14 +231,14 @@ def register(
 ) -> Registered:
     """Register the worker and the tasks its code defines. Runs a worker of the same id held
     before it restarted are given back."""
-    engine.register_worker(env.id, worker_id, body.name, body.tasks, deployed=body.deployed)
-    current = engine.get_environment_version(env.id)
+    engine.workers.register(env.id, worker_id, body.name, body.tasks, deployed=body.deployed)
+    current = engine.deployments.current_version(env.id)
     # three heartbeats fit in the timeout after which the server takes a silent worker's runs back
     return Registered(
         environment=env.kind,
         project=env.project,
-        heartbeat_interval=engine.worker_timeout / 3,
-        worker_timeout=engine.worker_timeout,
+        heartbeat_interval=engine.workers.timeout / 3,
+        worker_timeout=engine.workers.timeout,
         slug=env.slug,
         env_id=env.id,
         current_version=current,
@@ -209,7 +249,7 @@ def register(
     "/tasks", dependencies=[WorkerDep], response_model=Ok, summary="The worker's code changed"
 )
 def set_tasks(worker_id: str, body: TasksBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
-    engine.set_tasks(env.id, body.tasks)
+    engine.workers.set_tasks(env.id, body.tasks)
     return Ok()
 
 
@@ -241,7 +281,7 @@ async def lease(
                     "use the environment's new key"
                 )
             first = False
-            reply = await run_in_threadpool(engine.lease, env.id, worker_id, body.capacity)
+            reply = await run_in_threadpool(engine.workers.lease, env.id, worker_id, body.capacity)
             remaining = deadline - time.monotonic()
             if (
                 reply.attempts
@@ -272,7 +312,7 @@ async def heartbeat(
 
     def beat() -> HeartbeatReply:
         registered_worker(worker_id, env, engine)
-        return engine.heartbeat(
+        return engine.workers.heartbeat(
             worker_id, Heartbeat(running=body.running, lease_seq=body.lease_seq)
         )
 
@@ -282,14 +322,14 @@ async def heartbeat(
 
 @router.post("/complete", dependencies=[WorkerDep], response_model=Ok, summary="Attempts ended")
 def complete(worker_id: str, body: CompleteBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
-    engine.complete(worker_id, body.outcomes, env_id=env.id)
+    engine.workers.complete(worker_id, body.outcomes, env_id=env.id)
     return Ok()
 
 
 @router.post("/hooks", dependencies=[WorkerDep], response_model=Ok, summary="Lifecycle hooks ran")
 def hooks_done(worker_id: str, body: HooksBody, env: EnvironmentDep, engine: EngineDep) -> Ok:
     for run_id, hook, fence in body.done:
-        engine.hook_done(run_id, hook, fence, env_id=env.id)
+        engine.workers.hook_done(run_id, hook, fence, env_id=env.id)
     return Ok()
 
 
@@ -298,7 +338,7 @@ def hooks_done(worker_id: str, body: HooksBody, env: EnvironmentDep, engine: Eng
 )
 def logs(worker_id: str, body: LogsBody, env: EnvironmentDep, engine: EngineDep) -> Stored:
     """Lines of stale attempts (canceled, taken back) are dropped, not refused."""
-    return Stored(stored=engine.append_logs(body.entries, env_id=env.id))
+    return Stored(stored=engine.workers.append_logs(body.entries, env_id=env.id))
 
 
 @router.post(
@@ -309,8 +349,8 @@ def logs(worker_id: str, body: LogsBody, env: EnvironmentDep, engine: EngineDep)
 )
 def call(worker_id: str, body: CallBody, env: EnvironmentDep, engine: EngineDep) -> CallResult:
     return CallResult(
-        result=engine.run_call(
-            env.id, body.run_id, body.op, body.args, worker_id=worker_id, fence=body.fence
+        result=engine.durable.call(
+            env.id, body.run_id, body.args, worker_id=worker_id, fence=body.fence
         )
     )
 
@@ -324,9 +364,9 @@ def call(worker_id: str, body: CallBody, env: EnvironmentDep, engine: EngineDep)
 def suspend(
     worker_id: str, body: SuspendBody, env: EnvironmentDep, engine: EngineDep
 ) -> SuspendReply:
-    engine.get_run(env.id, body.run_id)  # NotFound outside the key's environment
+    engine.runs.get(env.id, body.run_id)  # NotFound outside the key's environment
     return SuspendReply.model_validate(
-        engine.suspend(
+        engine.durable.suspend(
             worker_id, body.run_id, body.attempt, body.waitpoints, body.compute_used, body.fence
         )
     )
@@ -335,5 +375,5 @@ def suspend(
 @router.post("/stop", dependencies=[WorkerDep], response_model=Ok, summary="The worker shuts down")
 def stop(worker_id: str, env: EnvironmentDep, engine: EngineDep) -> Ok:
     """Runs it still held are retried elsewhere."""
-    engine.worker_stopped(worker_id)
+    engine.workers.stopped(worker_id)
     return Ok()

@@ -1,0 +1,115 @@
+"""Tasks: the definitions an environment's code declares, and triggering runs of them (one, or
+a batch of up to MAX_BATCH in one transaction). The routes of conveyor/server/api/tasks.py and
+the client's `tasks` namespace are this part.
+
+A worker declares the definitions (workers.py, `set_tasks`), a deploy promotes them
+(deployments.py); this part reads them and never writes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.engine.events import Events
+from conveyor.engine.transitions import Transitions, load_failures, why_missing
+from conveyor.errors import NotFound
+from conveyor.ids import new_id
+from conveyor.models import ModuleFailure, Run, TaskDefinition, TriggerOptions
+from conveyor.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    batch_id: str
+    runs: list[Run]
+
+
+class Tasks:
+    """Task definitions and triggering (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float],
+        events: Events,
+        transitions: Transitions,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._events = events
+        self._transitions = transitions
+
+    def get(self, env_id: str, task_id: str) -> TaskDefinition:
+        with self._store.read() as tx:
+            row = tx.one("get_task", env_id=env_id, task_id=task_id)
+            env = tx.one("get_environment", id=env_id) if row is None else None
+        if row is None:
+            raise NotFound(
+                f"task {task_id!r} is not defined in this environment; {why_missing(env)}"
+            )
+        return TaskDefinition.model_validate_json(row["definition"])
+
+    def load_failures(self, env_id: str) -> list[ModuleFailure]:
+        """The task modules that failed to import at the latest load of the worker code."""
+        with self._store.read() as tx:
+            row = tx.one("get_environment", id=env_id)
+        return load_failures(row)
+
+    def trigger(
+        self,
+        env_id: str,
+        task_id: str,
+        payload: Any,
+        options: TriggerOptions | None = None,
+        *,
+        parent_id: str | None = None,
+    ) -> Run:
+        """Create a run (or return the run holding the same idempotency key)."""
+        return self.batch_trigger(
+            env_id,
+            [(task_id, payload, options or TriggerOptions())],
+            parent_id=parent_id,
+            record_batch=False,
+        ).runs[0]
+
+    def batch_trigger(
+        self,
+        env_id: str,
+        items: list[tuple[str, Any, TriggerOptions]],
+        *,
+        parent_id: str | None = None,
+        record_batch: bool = True,
+        replayed_from: str | None = None,
+    ) -> BatchResult:
+        """Create up to 1,000 runs in one transaction: all of them, or none if any is invalid."""
+        now = self._clock()
+        batch_id = new_id("batch") if record_batch else None
+        with self._store.transaction() as tx:
+            if parent_id or any(options.idempotency_key for _, _, options in items):
+                # a plain trigger only inserts; a keyed one must see the key's holder, a child
+                # its parent
+                tx.lock(env_id)
+            parent = tx.one("get_run_by_id", id=parent_id) if parent_id else None
+            env = tx.one("get_environment", id=env_id)
+            runs, queued = self._transitions.create_runs(
+                tx,
+                env_id,
+                items,
+                now=now,
+                parent=parent,
+                batch_id=batch_id,
+                replayed_from=replayed_from,
+                deployed=env is not None and env["kind"] != "dev",
+            )
+        if queued:
+            self._events.emit("available", env_id)
+        return BatchResult(batch_id or "", runs)
+
+    # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
+    def list(self, env_id: str) -> list[TaskDefinition]:
+        with self._store.read() as tx:
+            rows = tx.all("list_tasks", env_id=env_id)
+        return [TaskDefinition.model_validate_json(r["definition"]) for r in rows]
