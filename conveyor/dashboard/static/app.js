@@ -62,7 +62,8 @@
   function move(step) {
     var all = rows();
     if (!all.length) return;
-    var index = all.findIndex(function (r) { return r.classList.contains("selected"); });
+    // by the remembered row, not the class: a live update may have just replaced the rows
+    var index = all.findIndex(function (r) { return r.getAttribute("data-href") === selected; });
     index = index < 0 ? (step > 0 ? 0 : all.length - 1) : Math.min(all.length - 1, Math.max(0, index + step));
     select(all[index]);
   }
@@ -122,8 +123,7 @@
       case "j": move(1); break;
       case "k": move(-1); break;
       case "Enter":
-        var current = document.querySelector("tr.selected[data-href]");
-        if (current) window.location = current.getAttribute("data-href");
+        if (selected) window.location = selected;  // also between a live swap and its reselect
         break;
       case "[": case "]":
         var page = document.querySelector('[data-page="' + (event.key === "[" ? "prev" : "next") + '"]');
@@ -162,6 +162,7 @@
   });
 
   // -- live parts -------------------------------------------------------------------------------
+  document.addEventListener("htmx:afterSwap", reselect);
   document.addEventListener("htmx:afterSettle", function (event) { refreshTimes(event.target); reselect(); applyFolds(); });
   document.addEventListener("htmx:sseError", function () {
     document.querySelectorAll(".live").forEach(function (el) { el.classList.add("offline"); el.textContent = "reconnecting"; });
