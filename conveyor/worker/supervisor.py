@@ -861,22 +861,11 @@ class Supervisor:
             proc.kill("lost_contact")
         for key, item in waiting:
             self.waiting_for_executor[key].remove(item)
-            self._record(
-                AttemptOutcome(
-                    item.run_id,
-                    item.attempt,
-                    "interrupted",
-                    error={
-                        "name": "Interrupted",
-                        "code": "interrupted",
-                        "message": (
-                            "The worker lost contact with the server before this attempt started; "
-                            "it runs again and keeps its retries."
-                        ),
-                    },
-                ),
-                Inflight(item, now, None),
-            )
+        self._hand_back(
+            [item for _, item in waiting],
+            "The worker lost contact with the server before this attempt started; "
+            "it runs again and keeps its retries.",
+        )
 
     def stop_run(self, run_id: str, reason: str = "canceled") -> None:
         """Stop an attempt the engine no longer wants (canceled or taken back)."""
