@@ -26,13 +26,22 @@ from conveyor.errors import (
     TaskDefinitionError,
     TaskRunFailed,
 )
-from conveyor.models import QueueInfo, RetryPolicy, Run, RunStatus, Token
+from conveyor.models import (
+    QueueInfo,
+    RetryPolicy,
+    Run,
+    RunStatus,
+    Schedule,
+    ScheduledPayload,
+    Token,
+)
 from conveyor.results import BatchHandle, BatchResult, Result, RunHandle
 from conveyor.sdk.batch import batch
 from conveyor.sdk.context import Context
 from conveyor.sdk.logger import logger
 from conveyor.sdk.queue import Queue, queue
 from conveyor.sdk.retry import retry
+from conveyor.sdk.schedules import schedules
 from conveyor.sdk.step import step
 from conveyor.sdk.task import BatchItem, Task, schema_task, task
 from conveyor.sdk.wait import wait
@@ -62,6 +71,8 @@ __all__ = [
     "Run",
     "RunHandle",
     "RunStatus",
+    "Schedule",
+    "ScheduledPayload",
     "Task",
     "TaskDefinitionError",
     "TaskRunFailed",
@@ -72,6 +83,7 @@ __all__ = [
     "queue",
     "retry",
     "runs",
+    "schedules",
     "schema_task",
     "step",
     "task",

@@ -343,6 +343,23 @@ def dump_trigger_options(
     return parsed.model_dump(mode="json", exclude_defaults=True)
 
 
+CatchUp = Literal["latest", "none"]
+Overlap = Literal["allow", "skip"]
+
+
+class TaskSchedule(WireModel):
+    """How the code schedules a scheduled task (`@schedules.task`): with `cron`, the declarative
+    schedule the platform keeps in step with the code; without, only imperative schedules fire
+    it. The policies are those of its declarative schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cron: str | None = None
+    timezone: str = "UTC"
+    catch_up: CatchUp = "latest"
+    overlap: Overlap = "allow"
+
+
 class TaskDefinition(WireModel):
     """What a worker tells the platform about one task it can run (its effective settings)."""
 
@@ -361,6 +378,7 @@ class TaskDefinition(WireModel):
     description: str | None = None
     file: str | None = None
     is_async: bool = True
+    schedule: TaskSchedule | None = None  # a scheduled task (`@schedules.task`)
 
 
 class ModuleFailure(BaseModel):
@@ -620,3 +638,58 @@ class Trace(BaseModel):
     run_id: str
     root: Span
     truncated: bool = False
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+
+class ScheduledPayload(BaseModel):
+    """The payload of a run a schedule made: the time it fired for (exact to the second), the
+    previous time it fired, and the next five."""
+
+    timestamp: datetime
+    last_timestamp: datetime | None = None
+    timezone: str = "UTC"
+    schedule_id: str
+    external_id: str | None = None
+    upcoming: list[datetime] = Field(default_factory=list)
+
+
+class ScheduleFire(BaseModel):
+    """One fire time of a schedule and what it did."""
+
+    timestamp: datetime
+    outcome: Literal["triggered", "skipped", "error"]
+    run_id: str | None = None
+    run_status: RunStatus | None = None
+    message: str | None = Field(None, description="Why no run was made (skipped or error)")
+
+
+class Schedule(BaseModel):
+    """A cron schedule that triggers a scheduled task: declared in the code (DECLARATIVE) or made
+    through the API (IMPERATIVE, often one per customer with `external_id`)."""
+
+    id: str
+    task: str
+    type: Literal["DECLARATIVE", "IMPERATIVE"]
+    cron: str = Field(description="Five fields: minute hour day-of-month month day-of-week")
+    cron_description: str = Field(description='The cron in words: "At 06:00 every day"')
+    timezone: str = Field(description="The IANA time zone the cron is read in")
+    external_id: str | None = None
+    deduplication_key: str | None = None
+    active: bool = True
+    catch_up: CatchUp = Field(
+        "latest", description="After downtime: one run for the latest missed time, or none"
+    )
+    overlap: Overlap = Field(
+        "allow", description="skip: no run while the previous run of the schedule still runs"
+    )
+    next_fire_at: datetime | None = Field(None, description="None while inactive")
+    upcoming: list[datetime] = Field(default_factory=list, description="The next five fire times")
+    last_fired_at: datetime | None = None
+    last_run_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    recent_fires: list[ScheduleFire] | None = Field(
+        None, description="The latest fires, newest first (when one schedule is retrieved)"
+    )

@@ -22,6 +22,7 @@ from conveyor.client._namespaces import (
     Tasks,
     Waitpoints,
 )
+from conveyor.client._schedules import Schedules
 from conveyor.client.settings import resolve_settings
 
 T = TypeVar("T")
@@ -56,6 +57,7 @@ class AsyncClient(Namespace["HttpxSender"]):
         self.waitpoints = Waitpoints(self._sender)
         self.projects = Projects(self._sender)
         self.deployments = Deployments(self._sender)
+        self.schedules = Schedules(self._sender)
 
     def __repr__(self) -> str:
         return f"<AsyncClient {self.api_url}>"

@@ -40,6 +40,7 @@ from conveyor.errors import (
 from conveyor.models import (
     Deployment,
     Run,
+    Schedule,
     TaskDefinition,
     TriggerOptions,
 )
@@ -73,7 +74,7 @@ UNSET: Any = _Unset()
 class Call(Generic[T]):
     """One request to send and how to turn its JSON answer into a `T`."""
 
-    method: Literal["GET", "POST"]
+    method: Literal["GET", "POST", "PUT", "DELETE"]
     path: str
     parse: Callable[[Any], T]
     params: tuple[tuple[str, str], ...] = ()
@@ -116,6 +117,12 @@ class RunPage(Page[Run]):
 
 class DeploymentPage(Page[Deployment]):
     """One page of `deployments.list`."""
+
+    __slots__ = ()
+
+
+class SchedulePage(Page[Schedule]):
+    """One page of `schedules.list`."""
 
     __slots__ = ()
 

@@ -9,6 +9,7 @@
     engine.workers        the worker protocol                  workers.py
     engine.durable        durable calls of runs, suspend       durable.py
     engine.deployments    versions of the task code            deployments.py
+    engine.schedules      cron schedules of scheduled tasks    schedules.py
     engine.events         "available" and "stop" wake-ups      events.py
     engine.tick()         time-driven changes                  ticker.py
 
@@ -29,6 +30,7 @@ from conveyor.engine.environments import Environments
 from conveyor.engine.events import Events
 from conveyor.engine.queues import Queues
 from conveyor.engine.runs import Runs
+from conveyor.engine.schedules import Schedules
 from conveyor.engine.tasks import Tasks
 from conveyor.engine.ticker import Ticker
 from conveyor.engine.transitions import Transitions
@@ -64,10 +66,19 @@ class Engine:
             store, clock=clock, events=events, transitions=transitions, timeout=worker_timeout
         )
         self.deployments = Deployments(store, clock=clock, events=events, transitions=transitions)
+        self.schedules = Schedules(
+            store, clock=clock, events=events, transitions=transitions, timeout=worker_timeout
+        )
         self._ticker = Ticker(
-            store, clock=clock, events=events, transitions=transitions, workers=self.workers
+            store,
+            clock=clock,
+            events=events,
+            transitions=transitions,
+            workers=self.workers,
+            schedules=self.schedules,
         )
 
-    def tick(self) -> None:
-        """Advance time (see ticker.py). The platform calls this about once a second."""
-        self._ticker.tick()
+    def tick(self) -> float | None:
+        """Advance time (see ticker.py); returns when something is next due by the clock (None:
+        nothing known). The platform calls this at least once a second, and at that time."""
+        return self._ticker.tick()

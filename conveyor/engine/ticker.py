@@ -1,9 +1,11 @@
 """Time-driven changes: what happens because time passed rather than because someone asked.
 
-Delayed runs that are due are queued, durations that have passed complete and tokens past their
-timeout time out, runs past their ttl expire, and the runs of workers that stopped heartbeating
-are taken back. The platform calls `tick` about once a second; several servers may tick the same
-database at once (each environment's changes happen under its lock).
+Schedules fire, delayed runs that are due are queued, durations that have passed complete and
+tokens past their timeout time out, runs past their ttl expire, and the runs of workers that
+stopped heartbeating are taken back. The platform calls `tick` at least once a second and again
+at the time it returns (the next fire time, delayed run or duration), so those happen on time;
+several servers may tick the same database at once (each environment's changes happen under its
+lock).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conveyor.engine.events import Events
+from conveyor.engine.schedules import Schedules
 from conveyor.engine.transitions import Transitions
 from conveyor.engine.workers import Workers
 from conveyor.models import RunStatus
@@ -28,29 +31,32 @@ class Ticker:
         events: Events,
         transitions: Transitions,
         workers: Workers,
+        schedules: Schedules,
     ) -> None:
         self._store = store
         self._clock = clock
         self._events = events
         self._transitions = transitions
         self._workers = workers
+        self._schedules = schedules
         # since when this engine has had the database without a failure: a worker whose
         # heartbeats could not be recorded (the database away) is judged lost only once
         # take_back_after has passed after that
         self._database_since = self._clock()
         self._failures_seen = self._store.failures
 
-    def tick(self) -> None:
-        """Advance time: queue delayed runs that are due, complete durations that have passed and
-        time out tokens, expire runs past their ttl, and take back runs of workers that stopped
-        heartbeating. Safe to call from several servers at once.
+    def tick(self) -> float | None:
+        """Advance time: fire schedules, queue delayed runs that are due, complete durations that
+        have passed and time out tokens, expire runs past their ttl, and take back runs of
+        workers that stopped heartbeating. Safe to call from several servers at once. Returns
+        when the next of those is due by the clock (None if none is known).
 
         Workers are judged lost only once this engine has had the database for take_back_after
         without a failure: while it was away, heartbeats could not be recorded (the workers
         stopped their attempts themselves, and report the outcomes they reached once it is
         back)."""
         now = self._clock()
-        envs: set[str] = set()
+        envs = self._schedules.fire(now)
         take_back_after = self._workers.take_back_after
         if self._store.failures != self._failures_seen:  # an outage since the last tick
             self._failures_seen = self._store.failures
@@ -73,6 +79,16 @@ class Ticker:
                 f"The worker running this attempt stopped heartbeating for {take_back_after:g}s.",
             )
         self._events.available(envs)
+        return self._next_due()
+
+    def _next_due(self) -> float | None:
+        with self._store.read() as tx:
+            row = tx.one("next_due_time")
+        times = [t for t in (row["delayed_at"], row["wait_at"]) if t is not None] if row else []
+        scheduled = self._schedules.next_due()
+        if scheduled is not None:
+            times.append(scheduled)
+        return min(times) if times else None
 
     def _tick_environment(self, tx: Tx, env_id: str, now: float) -> set[str]:
         envs = {env_id} if tx.all("promote_delayed", env_id=env_id, now=now) else set()

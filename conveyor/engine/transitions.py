@@ -39,6 +39,7 @@ import jsonschema
 
 from conveyor import retries
 from conveyor.durations import parse_duration, resolve_when
+from conveyor.engine.schedule_rows import declare
 from conveyor.engine.views import json_text, run_view
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError, StaleAttempt
 from conveyor.ids import new_id
@@ -285,8 +286,8 @@ class Transitions:
             )
 
     def put_tasks(self, tx: Tx, env_id: str, tasks: list[TaskDefinition], now: float) -> None:
-        """Replace the environment's task definitions, and queue the PENDING_VERSION runs of the
-        tasks now defined."""
+        """Replace the environment's task definitions, queue the PENDING_VERSION runs of the
+        tasks now defined, and keep the declarative schedules in step with them."""
         declared: dict[str, int | None] = {}
         for task in tasks:
             tx.run(
@@ -307,6 +308,8 @@ class Transitions:
             _resolve_pending(tx, env_id, tasks, now)
         else:
             tx.run("delete_all_tasks", env_id=env_id)
+        env = tx.one("get_environment", id=env_id)
+        declare(tx, env_id, tasks, dev=env is not None and env["kind"] == "dev", now=now)
 
     def version_tasks(self, tx: Tx, env_id: str, version: str) -> dict[str, TaskDefinition]:
         """The tasks a version defines, by id (read once: a version never changes)."""

@@ -64,6 +64,16 @@ class _Server(uvicorn.Server):
         yield
 
 
+def until_due(due: float | None) -> float:
+    """How long the tick loop sleeps: until the next due time the tick named (a fire time, a
+    delayed run, a duration), so it happens on time, but never longer than TICK_INTERVAL; a time
+    already past after the tick is left to the next regular tick."""
+    if due is None:
+        return TICK_INTERVAL
+    left = due - time.time()
+    return TICK_INTERVAL if left <= 0 else min(TICK_INTERVAL, left + 0.0005)
+
+
 class ApiService:
     """The HTTP API (and the dashboard, when given its settings) over `engine` plus the engine's
     tick loop (delays, ttl, lost workers), until SIGINT or SIGTERM. Several may run over one
@@ -111,8 +121,9 @@ class ApiService:
         failing_since: float | None = None
         reported = 0.0
         while True:
+            pause = TICK_INTERVAL
             try:
-                await asyncio.to_thread(self.engine.tick)
+                due = await asyncio.to_thread(self.engine.tick)
             except Exception as exc:
                 now = time.monotonic()
                 if failing_since is None or now - reported >= TICK_REPORT_EVERY:
@@ -129,7 +140,8 @@ class ApiService:
                         f"tick works again after {time.monotonic() - failing_since:.0f}s"
                     )
                     failing_since = None
-            await asyncio.sleep(TICK_INTERVAL)
+                pause = until_due(due)
+            await asyncio.sleep(pause)
 
     async def run(
         self,

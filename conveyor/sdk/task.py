@@ -24,7 +24,7 @@ from typing_extensions import TypeVar
 
 from conveyor.durations import parse_duration
 from conveyor.errors import ConveyorError, PayloadError, TaskDefinitionError, validation_summary
-from conveyor.models import MACHINES, QueueSpec, RetryPolicy, TaskDefinition
+from conveyor.models import MACHINES, QueueSpec, RetryPolicy, TaskDefinition, TaskSchedule
 from conveyor.models import dump_trigger_options as trigger_options
 from conveyor.results import (
     BatchHandle,
@@ -78,6 +78,7 @@ class Task(Generic[PayloadT, OutputT]):
         on_success: Callable[..., Any] | None = None,
         on_failure: Callable[..., Any] | None = None,
         on_cancel: Callable[..., Any] | None = None,
+        schedule: TaskSchedule | None = None,
     ) -> None:
         if (
             not isinstance(id, str)
@@ -137,6 +138,7 @@ class Task(Generic[PayloadT, OutputT]):
         for name, hook in self.hooks.items():
             if hook is not None and not callable(hook):
                 raise TaskDefinitionError(f"task {id!r}: {name} must be a function")
+        self.schedule = schedule  # a scheduled task (`@schedules.task`)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.takes_ctx = _takes_ctx(fn, id)
         code = getattr(fn, "__code__", None)
@@ -174,6 +176,7 @@ class Task(Generic[PayloadT, OutputT]):
             description=self.description,
             file=self.file,
             is_async=self.is_async,
+            schedule=self.schedule,
         )
 
     def prepare_payload(self, payload: Any) -> Any:

@@ -13,11 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.engine import MAX_BATCH
 from conveyor.models import (
+    CatchUp,
     LogLine,
+    Overlap,
     Project,
     ProjectEnvironment,
     QueueInfo,
     Run,
+    Schedule,
     TaskDefinition,
     Timeout,
     Token,
@@ -247,3 +250,50 @@ ACCOUNT_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "No such project, organization or environment among yours",
     },
 }
+
+
+# -- schedules --------------------------------------------------------------------------------
+
+
+class CreateScheduleBody(WireModel):
+    """Body of POST /api/v1/schedules: an imperative schedule of a scheduled task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, max_length=128, description="The id of a scheduled task")
+    cron: str = Field(
+        min_length=1,
+        max_length=200,
+        description='Five fields ("0 9 * * 1") or a shorthand such as "@daily"',
+    )
+    timezone: str = Field("UTC", min_length=1, max_length=64, description="An IANA time zone")
+    external_id: str | None = Field(
+        None, min_length=1, max_length=256, description="Yours: a customer or user id"
+    )
+    deduplication_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="Creating again with the same key updates that schedule instead",
+    )
+    active: bool = True
+    catch_up: CatchUp = "latest"
+    overlap: Overlap = "allow"
+
+
+class UpdateScheduleBody(WireModel):
+    """Body of PUT /api/v1/schedules/{id}: the settings to change; those left out stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str | None = Field(None, min_length=1, max_length=128)
+    cron: str | None = Field(None, min_length=1, max_length=200)
+    timezone: str | None = Field(None, min_length=1, max_length=64)
+    external_id: str | None = Field(None, min_length=1, max_length=256)
+    catch_up: CatchUp | None = None
+    overlap: Overlap | None = None
+
+
+class ScheduleList(BaseModel):
+    data: list[Schedule]
+    next_cursor: str | None = None

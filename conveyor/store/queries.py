@@ -1,4 +1,5 @@
-"""Loads the named queries of queries.sql and turns them into each database's parameter style."""
+"""Loads the named queries of the store's .sql files (queries.sql, schedules.sql) and turns them
+into each database's parameter style. A name is defined once across the files."""
 
 from __future__ import annotations
 
@@ -43,7 +44,15 @@ def _parse(text: str) -> dict[tuple[str, str], Query]:
 
 @cache
 def all_queries() -> dict[tuple[str, str], Query]:
-    return _parse(files("conveyor.store").joinpath("queries.sql").read_text())
+    found: dict[tuple[str, str], Query] = {}
+    for entry in sorted(files("conveyor.store").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql"):
+            more = _parse(entry.read_text())
+            twice = sorted(name for name, _ in set(found) & set(more))
+            if twice:
+                raise RuntimeError(f"{entry.name} defines queries defined before: {twice}")
+            found |= more
+    return found
 
 
 def get_query(name: str, dialect: str) -> Query:

@@ -727,3 +727,9 @@ WHERE id = :id AND status = 'PENDING_VERSION';
 -- The current version no longer defines these runs' tasks: runs that have not started wait for one that does.
 UPDATE runs SET status = 'PENDING_VERSION', updated_at = :now
 WHERE env_id = :env_id AND status IN ('QUEUED', 'DELAYED') AND version IS NULL AND task_id NOT IN (:keep);
+
+-- name: next_due_time
+-- When the next delayed run is due and the next duration or token timeout completes.
+SELECT (SELECT MIN(available_at) FROM runs WHERE status = 'DELAYED') AS delayed_at,
+       (SELECT MIN(complete_at) FROM waitpoints
+        WHERE status = 'PENDING' AND complete_at IS NOT NULL) AS wait_at;

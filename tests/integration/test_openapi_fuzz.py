@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS as REGISTERED
 
+from conveyor.models import QueueSpec, RetryPolicy, ScheduledPayload, TaskDefinition, TaskSchedule
 from conveyor.server import create_app
 from conveyor.server.api import api_router
+from tests.integration.conftest import task_definitions
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -34,6 +36,13 @@ MAX_EXAMPLES = int(EXPLORE or "20")
 # lists exactly the methods of a path. (The stateful ones need sequences of calls and pass
 # trivially on single cases.)
 CHECKS = REGISTERED.get_all()
+# Schedules take a cron expression and an IANA time zone, checked beyond what a JSON Schema can
+# say (a minute of 61, a zone that does not exist): a schema-valid one may be refused with a 400
+# naming the field. Every other check holds for them.
+CHECKED_BEYOND_THE_SCHEMA = {
+    ("POST", "/api/v1/schedules"),
+    ("PUT", "/api/v1/schedules/{schedule_id}"),
+}
 
 
 def api_operations() -> list[tuple[str, str]]:
@@ -52,7 +61,17 @@ def known_ids(backend: Backend) -> dict[str, str]:
     """A value that exists for each path parameter of the API."""
     engine, env = backend.engine, backend.env
     token = engine.waitpoints.create_token(env.id)
+    digest = TaskDefinition(
+        id="digest",
+        queue=QueueSpec(name="task/digest"),
+        retry=RetryPolicy(max_attempts=1),
+        payload_schema=ScheduledPayload.model_json_schema(),
+        schedule=TaskSchedule(),
+    )
+    engine.workers.set_tasks(env.id, [*task_definitions(), digest])
+    schedule = engine.schedules.create(env.id, task="digest", cron="0 9 * * 1")
     return {
+        "schedule_id": schedule.id,
         "run_id": engine.tasks.trigger(env.id, "hello", {}).id,
         "task_id": "hello",
         "name": "task/hello",
@@ -95,7 +114,10 @@ def test_no_input_makes_the_server_fail(method: str, path: str, backend: Backend
         response = case.call(
             headers=None if broken_headers else {"Authorization": f"Bearer {backend.key}"}
         )
-        case.validate_response(response, checks=CHECKS)
+        checks = CHECKS
+        if (method, path) in CHECKED_BEYOND_THE_SCHEMA:
+            checks = [c for c in CHECKS if c.__name__ != "positive_data_acceptance"]
+        case.validate_response(response, checks=checks)
 
     answers_as_documented()
 

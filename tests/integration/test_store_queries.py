@@ -21,7 +21,7 @@ from conveyor.store.sqlite import SqliteStore
 from tests.databases import postgres_schema
 
 PACKAGE = Path(__file__).resolve().parents[2] / "conveyor"
-QUERIES = PACKAGE / "store" / "queries.sql"
+QUERY_FILES = sorted((PACKAGE / "store").glob("*.sql"))  # queries.sql, schedules.sql
 QUERY_METHODS = {"all", "one", "run", "run_many"}
 TRANSACTION = re.compile(r"(^|[._])tx$")
 
@@ -84,7 +84,8 @@ def test_every_defined_query_is_run_by_the_code() -> None:
 
 
 def test_each_name_is_defined_once_per_database() -> None:
-    headers = re.findall(r"^-- name: (\w+)(?: \[(\w+)\])?\s*$", QUERIES.read_text(), re.MULTILINE)
+    text = "\n".join(path.read_text() for path in QUERY_FILES)
+    headers = re.findall(r"^-- name: (\w+)(?: \[(\w+)\])?\s*$", text, re.MULTILINE)
     repeated = sorted({h for h in headers if headers.count(h) > 1})
     assert not repeated, f"defined more than once (the last would win): {repeated}"
     assert len(headers) == len(all_queries())

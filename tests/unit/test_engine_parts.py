@@ -18,6 +18,7 @@ from conveyor.engine.environments import Environments
 from conveyor.engine.events import Events
 from conveyor.engine.queues import Queues
 from conveyor.engine.runs import Runs
+from conveyor.engine.schedules import Schedules
 from conveyor.engine.tasks import Tasks
 from conveyor.engine.ticker import Ticker
 from conveyor.engine.transitions import Transitions
@@ -36,6 +37,7 @@ PARTS = {
     "workers": Workers,
     "durable": Durable,
     "deployments": Deployments,
+    "schedules": Schedules,
     "events": Events,
 }
 
@@ -70,12 +72,31 @@ def test_the_engine_keeps_no_old_method_names(engine: Engine) -> None:
 
 @pytest.mark.parametrize(
     "part",
-    [Environments, Tasks, Runs, Queues, Waitpoints, Workers, Durable, Deployments, Ticker],
+    [
+        Environments,
+        Tasks,
+        Runs,
+        Queues,
+        Waitpoints,
+        Workers,
+        Durable,
+        Deployments,
+        Schedules,
+        Ticker,
+    ],
 )
 def test_parts_take_their_collaborators_in_the_constructor(part: type) -> None:
     parameters = inspect.signature(part).parameters
     assert "store" in parameters
-    collaborators = {"clock", "events", "transitions", "tasks", "waitpoints", "workers"}
+    collaborators = {
+        "clock",
+        "events",
+        "transitions",
+        "tasks",
+        "waitpoints",
+        "workers",
+        "schedules",
+    }
     assert set(parameters) - {"store", "timeout"} <= collaborators
     assert set(parameters) & {"events", "transitions"}
 

@@ -1,5 +1,5 @@
 """The HTTP API's routes, one module per resource: tasks, runs, queues, waitpoints, workers,
-deployments, and projects.
+deployments, schedules and projects.
 
 `api_router` gathers them under /api/v1. Every route but the projects ones needs an
 environment's key and works only inside the key's environment; the projects routes (and
@@ -8,7 +8,16 @@ environment's key and works only inside the key's environment; the projects rout
 
 from fastapi import APIRouter
 
-from conveyor.server.api import deployments, projects, queues, runs, tasks, waitpoints, workers
+from conveyor.server.api import (
+    deployments,
+    projects,
+    queues,
+    runs,
+    schedules,
+    tasks,
+    waitpoints,
+    workers,
+)
 
 api_router = APIRouter()
 api_router.include_router(tasks.router)
@@ -18,6 +27,7 @@ api_router.include_router(waitpoints.router)
 api_router.include_router(waitpoints.callback_router)
 api_router.include_router(workers.router)
 api_router.include_router(deployments.router)
+api_router.include_router(schedules.router)
 api_router.include_router(projects.me_router)
 api_router.include_router(projects.router)
 
