@@ -27,6 +27,7 @@ from conveyor.cli.mcp import install_mcp, mcp
 from conveyor.cli.options import BadArgument, Connection, connection_options
 from conveyor.cli.projects import projects
 from conveyor.cli.runs import runs
+from conveyor.cli.schedules import schedules
 from conveyor.cli.server import server
 from conveyor.cli.tokens import tokens
 from conveyor.cli.trigger import trigger
@@ -144,6 +145,7 @@ main.add_command(dev)
 main.add_command(server)
 main.add_command(trigger)
 main.add_command(runs)
+main.add_command(schedules)
 main.add_command(tokens)
 main.add_command(worker)
 main.add_command(login)

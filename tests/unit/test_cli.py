@@ -355,7 +355,13 @@ def test_the_example_project_defines_every_example_task(fresh_task_modules: None
         "charge-card",
         "convert-price",
         "onboard-user",
+        "nightly-cleanup",
+        "customer-digest",
     }
+    assert tasks["nightly-cleanup"].schedule is not None
+    assert tasks["nightly-cleanup"].schedule.cron == "0 3 * * *"
+    assert tasks["customer-digest"].schedule is not None
+    assert tasks["customer-digest"].schedule.cron is None
     assert tasks["build-report"].queue.name == tasks["export-csv"].queue.name == "reports"
     assert tasks["build-report"].queue.concurrency_limit == 2
     assert tasks["send-welcome-email"].schema is not None
