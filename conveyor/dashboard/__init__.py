@@ -1,13 +1,13 @@
-"""The web dashboard: runs, traces, logs, tasks, queues, waitpoint tokens, environments, API
-keys and deployed versions, server-rendered with live parts, served at `/` by `conveyor dev`
-and `conveyor server`.
+"""The web dashboard: runs, traces, logs, tasks, queues, schedules, waitpoint tokens,
+environments, API keys and deployed versions, server-rendered with live parts, served at `/`
+by `conveyor dev` and `conveyor server`.
 
     access.py      who is looking (dev: this machine; server: login), CSRF on every form
     session.py     the signed session cookie
     web.py         templates, filters, pages and redirects, the route class
     live.py        server-sent events re-rendering a page's live part
     waterfall.py   a trace as waterfall rows (pure)
-    runs.py  tasks.py  queues.py  tokens.py  accounts.py  deploys.py
+    runs.py  tasks.py  queues.py  schedules.py  tokens.py  accounts.py  deploys.py
                    the pages, one module per resource
     templates/     Jinja2      static/   CSS, JS, vendored htmx (no build step, no CDN)
 
@@ -31,11 +31,11 @@ STATIC = Path(__file__).parent / "static"
 def mount_dashboard(app: FastAPI, engine: Engine, settings: DashboardSettings) -> None:
     """Serve the dashboard from `app`, an API app from `conveyor.server.create_app(engine)`
     (whose engine, wake-ups and error handling it uses); the platform mounts it."""
-    from conveyor.dashboard import accounts, deploys, queues, runs, tasks, tokens
+    from conveyor.dashboard import accounts, deploys, queues, runs, schedules, tasks, tokens
 
     app.state.dashboard = Access(engine, settings)
     app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")
-    for module in (accounts, runs, tasks, queues, tokens, deploys):
+    for module in (accounts, runs, tasks, queues, schedules, tokens, deploys):
         app.include_router(module.router)
 
 

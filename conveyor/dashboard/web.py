@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from conveyor.cron import local
 from conveyor.dashboard.access import (
     DashboardProblem,
     EnvironmentRequired,
@@ -123,6 +124,15 @@ def clock(moment: datetime | float | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
+def zoned(moment: datetime | None, timezone: str = "UTC") -> str:
+    """A time on the wall clock of an IANA time zone, to the second: `2027-01-16 04:00:00 CET`
+    (schedules fire on whole seconds, in their own zone)."""
+    if moment is None:
+        return "–"
+    shown = local(moment.timestamp(), timezone)
+    return shown.strftime("%Y-%m-%d %H:%M:%S ") + (shown.tzname() or timezone)
+
+
 def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
@@ -173,6 +183,7 @@ templates.filters.update(
     ago=ago,
     iso=iso,
     clock=clock,
+    zoned=zoned,
     duration=format_duration,
     pretty=pretty,
     clipped=clipped,

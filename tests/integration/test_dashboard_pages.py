@@ -84,6 +84,7 @@ def test_every_page_renders_for_this_machine(dashboard: TestClient, backend: Bac
         "/tasks/hello",
         "/tasks/process-video",
         "/queues",
+        "/schedules",
         "/tokens",
         "/environments",
         "/api-keys",
