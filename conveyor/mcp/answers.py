@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
@@ -36,6 +37,8 @@ from conveyor.models import (
     QueueInfo,
     Run,
     RunStatus,
+    Schedule,
+    ScheduleFire,
     TaskDefinition,
     User,
 )
@@ -281,6 +284,37 @@ class DeployOutcome(BaseModel):
     deployment: Deployment | None = Field(None, description="The version as the server recorded it")
 
 
+# -- schedules -----------------------------------------------------------------------------
+
+
+class ScheduleList(BaseModel):
+    """A page of an environment's schedules, newest first."""
+
+    environment: str
+    schedules: list[Schedule]
+    next_cursor: str | None = Field(
+        None, description="Pass as cursor for the next page; null on the last page"
+    )
+
+
+class ScheduleDetails(BaseModel):
+    """One schedule: its settings, its next five fire times (`upcoming`) and its latest fires
+    (`recent_fires`, newest first, each with the run it made or why it made none)."""
+
+    environment: str
+    schedule: Schedule
+
+
+class CreatedSchedule(BaseModel):
+    environment: str
+    schedule: Schedule
+    updated_existing: bool = Field(
+        False,
+        description="True when a schedule already held the deduplication_key: that one was "
+        "updated to these settings instead of a second one made",
+    )
+
+
 # -- readable text --------------------------------------------------------------------------
 
 
@@ -331,3 +365,56 @@ def deploy_line(deployment: Deployment) -> str:
 def log_text(line: LogLine) -> str:
     extra = f" {shown(line.attributes, 300)}" if line.attributes else ""
     return f"{when(line.ts)} [{line.level}] (attempt {line.attempt}) {line.message}{extra}"
+
+
+def local_when(moment: datetime | None, timezone: str) -> str:
+    """A moment in a schedule's time zone, with its offset: "2027-01-18T09:00:00+01:00"."""
+    if moment is None:
+        return "-"
+    try:
+        return moment.astimezone(ZoneInfo(timezone)).isoformat(timespec="seconds")
+    except (ZoneInfoNotFoundError, ValueError):
+        return when(moment)
+
+
+def schedule_line(schedule: Schedule) -> str:
+    s = schedule
+    state = f"next={local_when(s.next_fire_at, s.timezone)}" if s.active else "INACTIVE"
+    extra = "".join(
+        f"  {name}={value}"
+        for name, value in (("external_id", s.external_id), ("dedup", s.deduplication_key))
+        if value
+    )
+    return (
+        f"{s.id}  {s.task}  {s.type.lower()}  '{s.cron}' {s.timezone} ({s.cron_description})  "
+        f"{state}  catch_up={s.catch_up} overlap={s.overlap}{extra}"
+    )
+
+
+def fire_line(fire: ScheduleFire, timezone: str) -> str:
+    at = local_when(fire.timestamp, timezone)
+    if fire.outcome == "triggered":
+        status = f" ({fire.run_status.value})" if fire.run_status else ""
+        return f"  {at}  triggered {fire.run_id or '-'}{status}"
+    return f"  {at}  {fire.outcome}: {fire.message or '-'}"
+
+
+def schedule_text(schedule: Schedule) -> str:
+    s = schedule
+    lines = [schedule_line(s)]
+    if s.type == "DECLARATIVE":
+        lines.append(
+            f"declared in the code by @schedules.task(id={s.task!r}, cron=...): change it there "
+            "and reload or deploy; it can only be activated or deactivated from outside"
+        )
+    lines.append(
+        "next fire times: " + ", ".join(local_when(t, s.timezone) for t in s.upcoming)
+        if s.upcoming
+        else "next fire times: none (inactive)"
+    )
+    if s.last_fired_at:
+        lines.append(f"last run: {s.last_run_id} for {local_when(s.last_fired_at, s.timezone)}")
+    fires = s.recent_fires or []
+    lines.append(f"recent fires ({len(fires)}, newest first):" if fires else "no fires yet")
+    lines.extend(fire_line(f, s.timezone) for f in fires)
+    return "\n".join(lines)

@@ -22,7 +22,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from conveyor import Client
-from tests.e2e.conftest import DevServer, ServerProcess
+from tests.e2e.conftest import DevServer, ServerProcess, free_port, make_project
 
 pytestmark = pytest.mark.anyio
 
@@ -33,6 +33,7 @@ WRITE_TOOLS = {
     "complete_token",
     "deploy",
     "initialize_project",
+    "create_schedule",
 }
 READ_TOOLS = {
     "search_docs",
@@ -46,6 +47,8 @@ READ_TOOLS = {
     "get_run_details",
     "wait_for_run_to_complete",
     "list_deploys",
+    "list_schedules",
+    "get_schedule",
 }
 
 
@@ -97,6 +100,7 @@ async def test_every_tool_is_listed_with_annotations(dev: DevServer) -> None:
         and tools["deploy"].annotations.idempotent_hint is False
     )
     assert tools["trigger_task"].annotations.destructive_hint is False
+    assert tools["create_schedule"].annotations.destructive_hint is False
     assert tools["get_run_details"].output_schema is not None
 
 
@@ -222,6 +226,77 @@ async def test_readonly_leaves_out_every_write_tool(dev: DevServer) -> None:
         whoami = await call(client, "whoami")
     assert whoami["credential"] == "environment_key" and whoami["environment"] == "dev"
     assert whoami["readonly"] is True and whoami["problems"] == []
+
+
+SCHEDULED_TASKS = """
+from conveyor import schedules
+
+
+@schedules.task(id="nightly-report", cron="0 3 * * *", timezone="Europe/Paris")
+async def nightly_report(payload: schedules.ScheduledPayload) -> dict:
+    return {"for": payload.timestamp.isoformat()}
+
+
+@schedules.task(id="customer-digest")
+async def customer_digest(payload: schedules.ScheduledPayload) -> dict:
+    return {"customer": payload.external_id}
+"""
+
+
+@pytest.fixture(scope="module")
+def scheduled_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """A `conveyor dev` of its own whose project adds two scheduled tasks: one declared at
+    03:00 in Paris, one that only schedules made through the API fire."""
+    root = make_project(tmp_path_factory.mktemp("e2e-schedules"))
+    (root / "tasks" / "scheduled.py").write_text(SCHEDULED_TASKS)
+    server = DevServer(root, free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_schedules_are_listed_made_per_customer_and_read(scheduled_dev: DevServer) -> None:
+    async with session(scheduled_dev) as client:
+        declared = await call(client, "list_schedules", type="DECLARATIVE")
+        (nightly,) = declared["schedules"]
+        assert (nightly["task"], nightly["cron"], nightly["timezone"]) == (
+            "nightly-report",
+            "0 3 * * *",
+            "Europe/Paris",
+        )
+
+        arguments = {
+            "task": "customer-digest",
+            "cron": "0 9 * * 1",
+            "timezone": "America/New_York",
+            "external_id": "user-42",
+            "deduplication_key": "user-42-digest",
+        }
+        made = await call(client, "create_schedule", **arguments)
+        again = await call(client, "create_schedule", **arguments)
+        schedule_id = made["schedule"]["id"]
+        assert again["schedule"]["id"] == schedule_id and again["updated_existing"] is True
+
+        found = await call(client, "list_schedules", external_id="user-42")
+        assert [s["id"] for s in found["schedules"]] == [schedule_id]
+
+        details = await client.call_tool("get_schedule", {"schedule_id": schedule_id})
+        assert not details.is_error and details.structured_content is not None
+        schedule = details.structured_content["schedule"]
+        assert len(schedule["upcoming"]) == 5 and schedule["recent_fires"] == []
+        text = details.content[0].text
+        assert "09:00:00-0" in text and "no fires yet" in text  # New York time, its offset
+
+        for bad, field in (
+            ({"cron": "0 9 * *"}, "cron:"),
+            ({"timezone": "Europe/Atlantis"}, "timezone:"),
+            ({"task": "no-such-task"}, "task: 'no-such-task'"),
+            ({"task": "echo"}, "not a scheduled task"),
+        ):
+            result = await client.call_tool("create_schedule", arguments | bad)
+            assert result.is_error and field in result.content[0].text, result.content
+        listed = await call(client, "list_schedules", type="IMPERATIVE")
+        assert [s["id"] for s in listed["schedules"]] == [schedule_id]
 
 
 TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")

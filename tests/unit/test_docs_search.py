@@ -33,6 +33,8 @@ def test_every_page_is_linked_from_the_docs_index() -> None:
         ("retry backoff factor min_timeout_ms", "retries-and-errors.md"),
         ("install-mcp claude desktop config path", "mcp.md"),
         ("install-skills agent skills", "ai-rules-and-skills.md"),
+        ("cron schedule daylight saving time zone", "schedules.md"),
+        ("schedule per customer external_id deduplication_key", "schedules.md"),
     ],
 )
 def test_questions_land_on_the_page_that_answers_them(question: str, page: str) -> None:

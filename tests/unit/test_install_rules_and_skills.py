@@ -158,5 +158,17 @@ def test_rule_text_teaches_the_common_mistakes() -> None:
         "concurrency_key",
         "AbortTaskRunError",
         "replay",
+        "@schedules.task",
+        "ScheduledPayload",
+        "deduplication_key",
     ):
         assert needle in text
+
+
+def test_skills_teach_scheduled_tasks_and_the_schedule_tools() -> None:
+    texts = skills.skill_texts()
+    tasks, runs = texts["conveyor-tasks"], texts["conveyor-runs"]
+    for needle in ("@schedules.task", "ScheduledPayload", "external_id", "deduplication_key"):
+        assert needle in tasks, needle
+    for needle in ("conveyor schedules", "list_schedules", "get_schedule", "create_schedule"):
+        assert needle in runs, needle

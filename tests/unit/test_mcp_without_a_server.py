@@ -53,6 +53,12 @@ async def test_arguments_are_checked_before_anything_runs() -> None:
         assert result.is_error and "100" in result.content[0].text
         result = await client.call_tool("list_runs", {"environment": "production"})
         assert result.is_error
+        result = await client.call_tool(
+            "create_schedule", {"task": "digest", "cron": "@daily", "catch_up": "all"}
+        )
+        assert result.is_error and "catch_up" in result.content[0].text
+        result = await client.call_tool("list_schedules", {"type": "CRON"})
+        assert result.is_error and "type" in result.content[0].text
 
 
 async def test_a_pinned_project_refuses_another() -> None:

@@ -1,4 +1,4 @@
-"""The MCP tools, one module per concern: docs, accounts, tasks, runs, deploys.
+"""The MCP tools, one module per concern: docs, accounts, tasks, runs, schedules, deploys.
 
 Each module has `register(server, access)`. Every tool carries annotations (a host treats an
 unannotated tool as destructive); write tools are left out entirely under --readonly, so the

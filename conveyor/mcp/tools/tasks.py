@@ -25,8 +25,17 @@ def task_line(task: TaskDefinition) -> str:
         f"{retry.max_timeout_ms} ms  "
         f"max_duration={f'{task.max_duration:g}s' if task.max_duration else '-'}  "
         f"machine={task.machine}  schema={'yes' if task.payload_schema else 'no'}"
-        f"{f'  file={task.file}' if task.file else ''}"
+        f"{_scheduled(task)}{f'  file={task.file}' if task.file else ''}"
     )
+
+
+def _scheduled(task: TaskDefinition) -> str:
+    """How the code schedules a scheduled task, for the task's line."""
+    if task.schedule is None:
+        return ""
+    if task.schedule.cron is None:
+        return "  scheduled (no cron in the code: only schedules made with create_schedule)"
+    return f"  scheduled cron='{task.schedule.cron}' {task.schedule.timezone}"
 
 
 def register(server: MCPServer[Any], access: Access) -> None:
