@@ -16,6 +16,7 @@ their arguments; nothing here reads the clock.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -103,6 +104,11 @@ def normalize(expression: object) -> str:
         CronSim(text, datetime(2000, 1, 1))
     except CronSimError as exc:
         field = _field_of(str(exc))
+        days = [int(n) for n in re.findall(r"\d+", parts[2])]
+        if field == "day-of-month" and days and all(1 <= n <= 31 for n in days):
+            raise CronError(
+                "cron", f"{text!r} never fires: no month it names has day {parts[2]}"
+            ) from None
         if field is None:
             raise CronError("cron", f"{text!r} is not valid: {exc}") from None
         index = FIELDS.index(field)
@@ -183,10 +189,15 @@ class Cron:
 
     def describe(self) -> str:
         """The expression in words: "At 06:00 every day"."""
-        try:
-            return CronSim(self.expression, datetime(2000, 1, 1)).explain()
-        except Exception:  # the words are a courtesy; never fail a page over them
-            return self.expression
+        return _words(self.expression)
+
+
+@lru_cache(maxsize=4096)
+def _words(expression: str) -> str:
+    try:
+        return CronSim(expression, datetime(2000, 1, 1)).explain()
+    except Exception:  # the words are a courtesy; never fail a page over them
+        return expression
 
 
 def iso(t: float) -> datetime:

@@ -15,7 +15,11 @@ Policies: `catch_up="latest"` (after downtime, one run for the most recent misse
 
 Declarative schedules (`@schedules.task(cron=...)`) follow the code: `Transitions.put_tasks`
 keeps them in step at every load and deploy. In a dev environment schedules fire only while a
-worker of it is alive (while `conveyor dev` runs); the times it was away are not caught up.
+worker of it is alive (while `conveyor dev` runs), and never catch up: a time missed by more
+than MISSED_AFTER (dev stopped, the laptop asleep) makes no run, whatever the policy.
+
+A fire that made a run is kept as long as runs are (it is the run's history and what makes the
+time fire once); a skipped or failed fire is kept for KEEP_FIRES_WITHOUT_RUNS.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from conveyor.store import Row, Store, Tx
 
 LOOKAHEAD = 10.0  # seconds: a fire time this close has its run made ahead, DELAYED until then
 MISSED_AFTER = 60.0  # catch_up="none": a fire time this far behind when reached was missed
+KEEP_FIRES_WITHOUT_RUNS = 7 * 86400.0  # skipped and failed fires are history for a week
 FIRE_BATCH = 500  # schedules fired per transaction
 MAX_TEXT = 256  # external_id and deduplication_key
 CATCH_UP = ("latest", "none")
@@ -218,10 +223,20 @@ class Schedules:
         tx.run("update_schedule", id=row["id"], next_at=next_at, now=now, **settings)
 
     def _cancel_ahead(self, tx: Tx, row: Row, now: float) -> None:
-        """Cancel the runs made ahead for fire times still to come (DELAYED: none executes)."""
-        for run in tx.all("runs_waiting_for_fire_time", schedule_id=row["id"], now=now):
+        """Cancel the runs made ahead for fire times still to come (DELAYED: none executes); the
+        schedule's last fire is then the last one that did happen."""
+        canceled = tx.all("runs_waiting_for_fire_time", schedule_id=row["id"], now=now)
+        for run in canceled:
             self._transitions.cancel(tx, run, now, [])
             tx.run("delete_schedule_fire", schedule_id=row["id"], fire_at=run["fire_at"])
+        if canceled:
+            last = tx.one("last_fire_with_run", schedule_id=row["id"])
+            tx.run(
+                "set_schedule_last_fire",
+                id=row["id"],
+                last_at=last["fire_at"] if last else None,
+                run_id=last["run_id"] if last else None,
+            )
 
     def _check_task(self, tx: Tx, env_id: str, task_id: object) -> None:
         if not isinstance(task_id, str) or not task_id:
@@ -344,7 +359,10 @@ class Schedules:
             fire_at = row["next_at"]
             if fire_at <= now:
                 fire_at = spec.latest_at_or_before(now, since=fire_at)
-                if row["catch_up"] == "none" and now - fire_at > MISSED_AFTER:
+                # dev never catches up: its times passed while `conveyor dev` was not running
+                # (or the laptop slept)
+                catch_up = row["catch_up"] if deployed else "none"
+                if catch_up == "none" and now - fire_at > MISSED_AFTER:
                     self._advance(tx, row, spec.next_after(now), None)
                     continue
             following = spec.next_after(fire_at)
@@ -362,6 +380,11 @@ class Schedules:
                     now=now,
                 )
                 self._advance(tx, row, following, None)
+                tx.run(
+                    "forget_old_fires_without_runs",
+                    schedule_id=row["id"],
+                    before=now - KEEP_FIRES_WITHOUT_RUNS,
+                )
                 continue
             if not tx.run(
                 "insert_schedule_fire",

@@ -97,3 +97,18 @@ WHERE f.schedule_id = :schedule_id AND f.fire_at > :now AND r.status = 'DELAYED'
 -- name: delete_schedule_fire
 -- Forget a fire whose run was canceled before its time, so the time may fire again.
 DELETE FROM schedule_fires WHERE schedule_id = :schedule_id AND fire_at = :fire_at;
+
+-- name: last_fire_with_run
+-- The latest fire of a schedule that made a run.
+SELECT fire_at, run_id FROM schedule_fires
+WHERE schedule_id = :schedule_id AND outcome = 'triggered' AND run_id IS NOT NULL
+ORDER BY fire_at DESC LIMIT 1;
+
+-- name: set_schedule_last_fire
+-- A schedule's last fire time and run, set again after runs made ahead were canceled.
+UPDATE schedules SET last_at = :last_at, last_run_id = :run_id WHERE id = :id;
+
+-- name: forget_old_fires_without_runs
+-- Drop a schedule's skipped and failed fires older than :before (history without a run).
+DELETE FROM schedule_fires
+WHERE schedule_id = :schedule_id AND fire_at < :before AND outcome <> 'triggered';

@@ -353,3 +353,74 @@ def test_bad_input_is_refused_naming_the_field(
     with pytest.raises(error, match=message):
         engine.schedules.create(prod, **settings)
     assert engine.schedules.list(prod) == []
+
+
+def test_a_deploy_brings_its_declarative_schedules_and_a_rollback_takes_them_back(
+    engine: Engine, clock: ManualClock
+) -> None:
+    from tests.integration.test_deployments import BUNDLE, LOCK
+
+    env = engine.environments.ensure("proj_s", "staging", "staging")
+
+    def deploy(*tasks: TaskDefinition) -> str:
+        made = engine.deployments.deploy(env.id, list(tasks), BUNDLE, lock_sha256=LOCK)
+        return made.version
+
+    first = deploy(PLAIN)
+    assert engine.schedules.list(env.id) == []
+    deploy(PLAIN, scheduled("report", "0 6 * * *", timezone="Europe/Paris"))
+    (s,) = engine.schedules.list(env.id)
+    assert (s.task, s.type, s.timezone) == ("report", "DECLARATIVE", "Europe/Paris")
+    clock.now = START + 86400  # 2027-01-16 08:00 UTC; 06:00 Paris was 05:00 UTC
+    engine.tick()
+    assert len(runs_of(engine, env.id, "report")) == 1  # caught up: the latest time, once
+    engine.deployments.promote(env.id, first)  # the rollback: the code has no schedule
+    assert engine.schedules.list(env.id) == []
+
+
+def test_dev_does_not_catch_up_an_imperative_schedule_either(
+    engine: Engine, clock: ManualClock
+) -> None:
+    env = engine.environments.ensure("proj_s", "dev", "dev")
+    engine.workers.register(env.id, "dev-1", "dev-1", [scheduled("digest")])
+    engine.schedules.create(env.id, task="digest", cron="*/10 * * * *", catch_up="latest")
+    engine.workers.stopped("dev-1")
+    clock.now = START + 33 * MINUTE  # `conveyor dev` comes back at 08:33; 08:30 was missed
+    engine.workers.register(env.id, "dev-2", "dev-2", [scheduled("digest")])
+    engine.tick()
+    assert runs_of(engine, env.id, "digest") == []
+    clock.now = START + 40 * MINUTE
+    engine.workers.heartbeat("dev-2", Heartbeat())
+    engine.tick()
+    (run,) = runs_of(engine, env.id, "digest")
+    assert run.payload["timestamp"].startswith("2027-01-15T08:40:00")
+
+
+def test_a_canceled_run_made_ahead_is_not_the_last_fire(
+    engine: Engine, clock: ManualClock, prod: str
+) -> None:
+    s = engine.schedules.create(prod, task="digest", cron="* * * * *")
+    clock.now = START + MINUTE
+    engine.tick()
+    (fired,) = runs_of(engine, prod, "digest")
+    clock.now = START + 2 * MINUTE - 5
+    engine.tick()  # the 08:02 run is made ahead
+    off = engine.schedules.deactivate(prod, s.id)  # and canceled
+    assert off.last_fired_at == stamp(START + MINUTE) and off.last_run_id == fired.id
+    engine.schedules.activate(prod, s.id)
+    clock.now = START + 3 * MINUTE
+    engine.tick()
+    latest = runs_of(engine, prod, "digest")[-1]
+    assert latest.payload["last_timestamp"].startswith("2027-01-15T08:01:00")
+
+
+def test_fires_without_a_run_are_kept_a_week(engine: Engine, clock: ManualClock, prod: str) -> None:
+    s = engine.schedules.create(prod, task="other", cron="0 * * * *")
+    engine.workers.set_tasks(prod, [scheduled("digest"), PLAIN])  # "other" is gone
+    clock.now = START + 3600
+    engine.tick()
+    clock.now = START + 8 * 86400
+    engine.tick()
+    fires = engine.schedules.retrieve(prod, s.id).recent_fires or []
+    assert [f.timestamp for f in fires] == [stamp(START + 8 * 86400)]
+    assert fires[0].outcome == "error"

@@ -157,6 +157,8 @@ def test_fire_times_only_move_forward_and_catch_up_finds_the_latest(
         ("* * *", "UTC", "cron: '* * *' has 3 fields"),
         ("0 0 0 * * *", "UTC", "cron: '0 0 0 * * *' has 6 fields"),
         ("@fortnightly", "UTC", "cron: unknown shorthand '@fortnightly'"),
+        ("30 2 31 2 *", "UTC", "cron: '30 2 31 2 *' never fires: no month it names has day 31"),
+        ("0 0 30 2 *", "UTC", "cron: '0 0 30 2 *' never fires"),
         ("", "UTC", "cron: must be a cron expression"),
         ("0 9 * * *", "Europe/Lyon", "timezone: unknown time zone 'Europe/Lyon'"),
         ("0 9 * * *", "", "timezone: must be an IANA time zone"),
