@@ -11,7 +11,7 @@ The names below are the whole public surface; everything else is internal.
 """
 
 from conveyor.client import AsyncClient, Client
-from conveyor.client.default import runs, tasks
+from conveyor.client.default import auth, runs, tasks
 from conveyor.errors import (
     AbortTaskRunError,
     ApiError,
@@ -78,6 +78,7 @@ __all__ = [
     "TaskRunFailed",
     "Token",
     "__version__",
+    "auth",
     "batch",
     "logger",
     "queue",

@@ -10,6 +10,8 @@
     [tool.conveyor.retries.default]
     max_attempts = 3
     ...
+    [tool.conveyor.realtime]
+    cors_origins = ["https://app.example.com"]
 
 Loading never raises anything but ConfigError, whose message names the file and the key.
 """
@@ -17,6 +19,7 @@ Loading never raises anything but ConfigError, whose message names the file and 
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,41 @@ class Build(_Section):
     external: list[str] = Field(default_factory=list)
 
 
+# scheme://host[:port]; `*.` before the host for its subdomains, `:*` for any port
+_ORIGIN = re.compile(
+    r"https?://(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\])(:([0-9]{1,5}|\*))?"
+)
+
+
+def cors_origin_problem(origin: object) -> str | None:
+    """Why `origin` cannot be an allowed CORS origin, or None: it must be "*" or
+    scheme://host[:port], with `*.` before the host for its subdomains and `:*` for any port."""
+    if origin == "*":
+        return None
+    if not isinstance(origin, str) or not _ORIGIN.fullmatch(origin.lower().rstrip("/")):
+        return (
+            f"{origin!r} is not an origin; write scheme://host[:port] such as "
+            "https://app.example.com, http://localhost:* (any port), https://*.example.com "
+            '(its subdomains), or "*" (any origin)'
+        )
+    return None
+
+
+class Realtime(_Section):
+    # origins whose pages may call the routes public access tokens open (docs/realtime.md)
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            problem = cors_origin_problem(origin)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+
 class Config(_Section):
     """A project's settings. `root` is the folder of the file they came from."""
 
@@ -61,6 +99,7 @@ class Config(_Section):
     concurrency_limit: int | None = Field(None, ge=1)  # environment-wide cap on executing runs
     retries: Retries = Retries()
     build: Build = Build()
+    realtime: Realtime = Realtime()
     root: Path = Field(default=Path("."), exclude=True)
     source: Path | None = Field(default=None, exclude=True)
 
@@ -90,6 +129,7 @@ _KNOWN: dict[str, set[str]] = {
     "retries": set(Retries.model_fields),
     "retries.default": set(RetryDefaults.model_fields),
     "build": set(Build.model_fields),
+    "realtime": set(Realtime.model_fields),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import httpx
 
 from conveyor.client import _calls as calls
+from conveyor.client._auth import Auth
 from conveyor.client._namespaces import (
     AsyncSender,
     Deployments,
@@ -58,6 +59,7 @@ class AsyncClient(Namespace["HttpxSender"]):
         self.projects = Projects(self._sender)
         self.deployments = Deployments(self._sender)
         self.schedules = Schedules(self._sender)
+        self.auth = Auth(self._sender)
 
     def __repr__(self) -> str:
         return f"<AsyncClient {self.api_url}>"

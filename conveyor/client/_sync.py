@@ -20,6 +20,7 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 
 from conveyor.client import _calls as calls
+from conveyor.client._auth import Auth
 from conveyor.client._namespaces import (
     Deployments,
     Namespace,
@@ -58,6 +59,7 @@ class Client(Namespace["UrllibSender"]):
         self.projects = Projects(self._sender)
         self.deployments = Deployments(self._sender)
         self.schedules = Schedules(self._sender)
+        self.auth = Auth(self._sender)
 
     def __repr__(self) -> str:
         return f"<Client {self.api_url}>"

@@ -20,6 +20,7 @@ import threading
 from typing import TypeVar
 
 from conveyor.client._async import AsyncClient
+from conveyor.client._auth import Auth
 from conveyor.client._calls import Plan
 from conveyor.client._namespaces import AsyncSender, Queues, Runs, Tasks
 
@@ -68,3 +69,5 @@ runs = Runs(DefaultSender())
 """`conveyor.runs`: `client.runs` of the default client."""
 queues = Queues(DefaultSender())
 """`conveyor.client.default.queues`: `client.queues` of the default client."""
+auth = Auth(DefaultSender())
+"""`conveyor.auth`: `client.auth` of the default client (public access tokens)."""

@@ -19,6 +19,8 @@ from conveyor.engine.accounts import (
     hash_secret,
     preview_slug,
 )
+from conveyor.engine.auth import MAX_EXPIRY as MAX_TOKEN_EXPIRY
+from conveyor.engine.auth import IssuedToken, PublicToken, looks_like_token
 from conveyor.engine.environments import AUTH_CACHE_SECONDS, Environment, hash_key
 from conveyor.engine.facade import Engine
 from conveyor.engine.runs import RunPage
@@ -29,15 +31,19 @@ from conveyor.engine.wakeups import Wakeups
 __all__ = [
     "AUTH_CACHE_SECONDS",
     "MAX_BATCH",
+    "MAX_TOKEN_EXPIRY",
     "TOKEN_PREFIX",
     "Accounts",
     "BatchResult",
     "Caller",
     "Engine",
     "Environment",
+    "IssuedToken",
+    "PublicToken",
     "RunPage",
     "Wakeups",
     "hash_key",
     "hash_secret",
+    "looks_like_token",
     "preview_slug",
 ]

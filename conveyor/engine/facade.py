@@ -10,6 +10,7 @@
     engine.durable        durable calls of runs, suspend       durable.py
     engine.deployments    versions of the task code            deployments.py
     engine.schedules      cron schedules of scheduled tasks    schedules.py
+    engine.auth           public access tokens                 auth.py
     engine.events         "available" and "stop" wake-ups      events.py
     engine.tick()         time-driven changes                  ticker.py
 
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable
 
 from conveyor.engine.accounts import Accounts
+from conveyor.engine.auth import Auth
 from conveyor.engine.deployments import Deployments
 from conveyor.engine.durable import Durable
 from conveyor.engine.environments import Environments
@@ -69,6 +71,7 @@ class Engine:
         self.schedules = Schedules(
             store, clock=clock, events=events, transitions=transitions, timeout=worker_timeout
         )
+        self.auth = Auth(store, clock=clock)
         self._ticker = Ticker(
             store,
             clock=clock,

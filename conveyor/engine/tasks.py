@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from conveyor.engine.auth import PublicToken, spend
 from conveyor.engine.events import Events
 from conveyor.engine.transitions import Transitions, load_failures, why_missing
 from conveyor.errors import NotFound
@@ -66,13 +67,17 @@ class Tasks:
         options: TriggerOptions | None = None,
         *,
         parent_id: str | None = None,
+        token: PublicToken | None = None,
     ) -> Run:
-        """Create a run (or return the run holding the same idempotency key)."""
+        """Create a run (or return the run holding the same idempotency key). With a trigger
+        `token`, the token is used up in the same transaction (auth.py): a trigger that fails
+        leaves it unused, and only one trigger with it ever commits."""
         return self.batch_trigger(
             env_id,
             [(task_id, payload, options or TriggerOptions())],
             parent_id=parent_id,
             record_batch=False,
+            token=token,
         ).runs[0]
 
     def batch_trigger(
@@ -83,6 +88,7 @@ class Tasks:
         parent_id: str | None = None,
         record_batch: bool = True,
         replayed_from: str | None = None,
+        token: PublicToken | None = None,
     ) -> BatchResult:
         """Create up to 1,000 runs in one transaction: all of them, or none if any is invalid."""
         now = self._clock()
@@ -92,6 +98,8 @@ class Tasks:
                 # a plain trigger only inserts; a keyed one must see the key's holder, a child
                 # its parent
                 tx.lock(env_id)
+            if token is not None:  # a trigger token makes one run (`trigger`)
+                spend(tx, token, items[0][0], now)
             parent = tx.one("get_run_by_id", id=parent_id) if parent_id else None
             env = tx.one("get_environment", id=env_id)
             runs, queued = self._transitions.create_runs(

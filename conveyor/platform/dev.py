@@ -35,6 +35,7 @@ from conveyor.eventloop import use_fast_event_loop
 from conveyor.platform.console import RunReporter
 from conveyor.platform.link import LocalLink
 from conveyor.platform.serving import ApiService, check_port
+from conveyor.server.cors import DEV_ORIGINS, origins_from_env
 from conveyor.store import open_store
 from conveyor.worker.supervisor import Supervisor
 
@@ -121,6 +122,8 @@ async def serve_dev(
         port=port,
         console=console,
         dashboard=DashboardSettings(local_env_id=env.id, local_secret_key=state.secret_key),
+        # a front end's own dev server on this machine may call the public token routes
+        cors_origins=(*DEV_ORIGINS, *config.realtime.cors_origins, *origins_from_env()),
     )
     state.write(service.api_url)
 

@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -88,6 +88,7 @@ class ApiService:
         port: int,
         console: Console,
         dashboard: DashboardSettings | None = None,
+        cors_origins: Sequence[str] | None = None,
     ) -> None:
         self.engine = engine
         self.console = console
@@ -95,7 +96,8 @@ class ApiService:
         # token callback URLs must reach this server from wherever they are used
         engine.waitpoints.public_url = os.environ.get(PUBLIC_URL_ENV) or self.api_url
         engine.waitpoints.token_secret()  # made once, before anything needs to sign a token URL
-        self.app = create_app(engine)
+        engine.auth.secret()  # loaded once: checking a public token then needs no query
+        self.app = create_app(engine, cors_origins=cors_origins)
         if dashboard is not None:
             mount_dashboard(self.app, engine, dashboard)
         self.server = _Server(

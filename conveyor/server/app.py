@@ -7,12 +7,14 @@ in its threadpool, so a slow transaction never blocks the event loop.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from fastapi import FastAPI
 
 from conveyor.engine import Engine, Wakeups
 from conveyor.server.api import api_router
+from conveyor.server.cors import PublicCors, origins_from_env
 from conveyor.server.errors import install_error_handlers
 from conveyor.server.ratelimit import RateLimit, RateLimitMiddleware, rate_limit_from_env
 from conveyor.server.schemas import ErrorResponse, Health
@@ -21,7 +23,9 @@ API_DESCRIPTION = """\
 Trigger tasks and inspect, cancel and replay runs of a Conveyor environment.
 
 Every `/api/v1` route needs `Authorization: Bearer <key>`; the key decides the project and
-environment. Errors are `{"error": {"code": ..., "message": ...}}` with a 4xx status.
+environment. A public access token (`/api/v1/auth`) stands in for it on the few routes a browser
+may call: reading the runs it names, or triggering its task once.
+Errors are `{"error": {"code": ..., "message": ...}}` with a 4xx status.
 A key over its rate limit gets `429` (`rate_limited`) with `Retry-After` in seconds; the worker
 protocol (`/api/v1/workers`) is not limited.
 """
@@ -32,15 +36,19 @@ def create_app(
     *,
     title: str = "Conveyor",
     rate_limit: RateLimit | Literal[False] | None = None,
+    cors_origins: Sequence[str] | None = None,
 ) -> FastAPI:
     """The API app over `engine`. Other parts add their own routers to it and share the JSON
     error handling and the engine's wake-ups (`app.state.wakeups`) installed here: the
     platform mounts the web dashboard at `/` (conveyor/dashboard's `mount_dashboard`).
     `rate_limit` caps requests per API key (conveyor/server/ratelimit.py): None takes
-    CONVEYOR_RATE_LIMIT or the default, False turns it off."""
+    CONVEYOR_RATE_LIMIT or the default, False turns it off. `cors_origins` may call the routes
+    public access tokens open from a browser (conveyor/server/cors.py): None takes
+    CONVEYOR_CORS_ORIGINS, and no origin means none."""
     from conveyor.version import __version__
 
     limit = rate_limit_from_env() if rate_limit is None else rate_limit
+    origins = origins_from_env() if cors_origins is None else tuple(cors_origins)
     # no redirect from `/api/v1/tasks/` to `/api/v1/tasks`: a path whose last parameter is
     # empty names nothing, and answering it with the list a client did not ask for misleads
     app = FastAPI(
@@ -51,6 +59,8 @@ def create_app(
     install_error_handlers(app)
     if limit:
         app.add_middleware(RateLimitMiddleware, limit=limit)
+    if origins:  # outermost: a refusal (429, 401) reaches the page too, so it can tell why
+        app.add_middleware(PublicCors, origins=origins)
     app.include_router(api_router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness check")

@@ -7,11 +7,13 @@ bodies, `{data: [...]}` envelopes and the error shape. Models here validate; the
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from conveyor.engine import MAX_BATCH
+from conveyor.durations import DURATION_PATTERN, parse_duration
+from conveyor.engine import MAX_BATCH, MAX_TOKEN_EXPIRY
 from conveyor.models import (
     CatchUp,
     LogLine,
@@ -70,6 +72,11 @@ class Triggered(BaseModel):
     id: str
     task_id: str
     is_cached: bool = False
+    public_access_token: str | None = Field(
+        None,
+        description="With a trigger token only: a public token reading the run this trigger "
+        "made (for 24 hours); null otherwise, and for a run an idempotency key already held",
+    )
 
 
 class BatchTriggered(BaseModel):
@@ -156,6 +163,13 @@ RATE_LIMITED_RESPONSE: dict[int | str, dict[str, Any]] = {
 API_RESPONSES: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, **RATE_LIMITED_RESPONSE}
 CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "The run's state does not allow this"},
+}
+# The routes a public access token opens: a token that may not do this one gets 403.
+PUBLIC_TOKEN_RESPONSE: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorResponse,
+        "description": "A public access token that does not allow this (another run, task or kind)",
+    },
 }
 
 
@@ -297,3 +311,66 @@ class UpdateScheduleBody(WireModel):
 class ScheduleList(BaseModel):
     data: list[Schedule]
     next_cursor: str | None = None
+
+
+# -- public access tokens (docs/realtime.md) ---------------------------------------------------
+
+ScopeNames = list[Annotated[str, Field(min_length=1, max_length=256)]] | None
+_EXPIRES_IN = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "number", "minimum": 1, "maximum": MAX_TOKEN_EXPIRY},
+            {"type": "string", "pattern": DURATION_PATTERN},
+            {"type": "null"},
+        ],
+        "description": 'Seconds, or a duration such as "15m", "1h", "7d": from 1 second to '
+        "30 days; 15 minutes when left out",
+    }
+)
+
+
+def _expires_in(value: Any) -> Any:
+    # its form here (pydantic would read `true` as 1 second); its range is the engine's
+    if value is not None:
+        parse_duration(value, name="expires_in")
+    return value
+
+
+ExpiresIn = Annotated[float | str | None, BeforeValidator(_expires_in), _EXPIRES_IN]
+
+
+class PublicTokenRead(WireModel):
+    """What a public token reads: runs by id, runs carrying a tag, runs of a batch, runs of a
+    task. At least one name in all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    runs: ScopeNames = Field(None, max_length=100)
+    tags: ScopeNames = Field(None, max_length=100)
+    batches: ScopeNames = Field(None, max_length=100)
+    tasks: ScopeNames = Field(None, max_length=100)
+
+
+class PublicTokenBody(WireModel):
+    """Body of POST /api/v1/auth/public-tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    read: PublicTokenRead
+    expires_in: ExpiresIn = None
+
+
+class TriggerTokenBody(WireModel):
+    """Body of POST /api/v1/auth/trigger-tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, max_length=256, description="The task it triggers, once")
+    expires_in: ExpiresIn = None
+
+
+class IssuedTokenBody(BaseModel):
+    """A public access token: send it as `Authorization: Bearer <token>`."""
+
+    token: str
+    expires_at: datetime

@@ -38,10 +38,14 @@ MAX_EXAMPLES = int(EXPLORE or "20")
 CHECKS = REGISTERED.get_all()
 # Schedules take a cron expression and an IANA time zone, checked beyond what a JSON Schema can
 # say (a minute of 61, a zone that does not exist): a schema-valid one may be refused with a 400
-# naming the field. Every other check holds for them.
+# naming the field. Every other check holds for them. So do public access tokens: they must read
+# something (`read` names at least one run, tag, batch or task) and end within 30 days (a
+# duration's text is checked against that after its form).
 CHECKED_BEYOND_THE_SCHEMA = {
     ("POST", "/api/v1/schedules"),
     ("PUT", "/api/v1/schedules/{schedule_id}"),
+    ("POST", "/api/v1/auth/public-tokens"),
+    ("POST", "/api/v1/auth/trigger-tokens"),
 }
 
 

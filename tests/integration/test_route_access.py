@@ -170,6 +170,8 @@ def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
             assert response.status_code == 401, where  # an environment key is no personal token
         elif (method, path) == ("POST", "/api/v1/workers/{worker_id}/register"):
             assert response.status_code == 409, where  # the id is taken; the worker stays A's
+        elif (method, path) == ("POST", "/api/v1/auth/public-tokens"):
+            assert response.status_code == 400, where  # the smallest body names nothing to read
         elif path in ("/api/v1/tasks/{task_id}/trigger", "/api/v1/tasks/{task_id}/batch"):
             # the other environment (staging) has no code defining the task, A's definition is
             # not its own: the run it makes is its own and waits for a version defining the task

@@ -34,6 +34,7 @@ EXPECTED = {
     "TaskRunFailed",
     "Token",
     "__version__",
+    "auth",
     "batch",
     "logger",
     "queue",

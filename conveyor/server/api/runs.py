@@ -14,11 +14,12 @@ from fastapi import APIRouter, Body, Query, status
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 from conveyor.models import Run, RunStatus, Trace
-from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.auth import EngineDep, EnvironmentDep, ReaderDep
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import (
     API_RESPONSES,
     CONFLICT_RESPONSE,
+    PUBLIC_TOKEN_RESPONSE,
     LogList,
     ReplayBody,
     RunList,
@@ -122,10 +123,13 @@ def list_runs(
     return RunList(data=runs, next_cursor=next_cursor)
 
 
-@router.get("/{run_id}", response_model=Run, summary="Retrieve a run")
-def retrieve_run(run_id: str, env: EnvironmentDep, engine: EngineDep) -> Run:
-    """The run with its attempt count (`attempts`) and finished attempts (`attempt_list`)."""
-    return engine.runs.get(env.id, run_id, with_attempts=True)
+@router.get(
+    "/{run_id}", response_model=Run, summary="Retrieve a run", responses=PUBLIC_TOKEN_RESPONSE
+)
+def retrieve_run(run_id: str, reader: ReaderDep, engine: EngineDep) -> Run:
+    """The run with its attempt count (`attempts`) and finished attempts (`attempt_list`).
+    A public access token reads the runs it names (403 for any other)."""
+    return reader.run(engine, run_id, with_attempts=True)
 
 
 @router.get("/{run_id}/logs", response_model=LogList, summary="A run's logs")

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from conveyor.models import TaskDefinition
-from conveyor.server.auth import EngineDep, EnvironmentDep
+from conveyor.server.auth import EngineDep, EnvironmentDep, TriggererDep
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import (
     API_RESPONSES,
+    PUBLIC_TOKEN_RESPONSE,
     BatchBody,
     BatchTriggered,
     TaskList,
@@ -36,27 +37,39 @@ router = APIRouter(
         200: {
             "model": Triggered,
             "description": "The idempotency key already has a run; that run is returned",
-        }
+        },
+        **PUBLIC_TOKEN_RESPONSE,
     },
 )
 async def trigger_task(
-    task_id: str, body: TriggerBody, env: EnvironmentDep, engine: EngineDep, response: Response
+    task_id: str,
+    body: TriggerBody,
+    caller: TriggererDep,
+    engine: EngineDep,
+    response: Response,
 ) -> Triggered:
     """Create a run of `task_id` with `payload` and `options` (the Python option names).
-    201 with the new run's id, or 200 with the existing run when the idempotency key has one."""
+    201 with the new run's id, or 200 with the existing run when the idempotency key has one.
+    A trigger token of `task_id` may stand in for the key, once: its answer carries
+    `public_access_token`, reading the run it made."""
+    env_id, token = caller.env_id, caller.token
     if (
         engine.store.concurrent_writers
     ):  # a database over the network: wait for it off the event loop
         run = await run_in_threadpool(
-            engine.tasks.trigger, env.id, task_id, body.payload, body.options
+            engine.tasks.trigger, env_id, task_id, body.payload, body.options, token=token
         )
     else:
         # embedded SQLite: one trigger's transaction (~0.15 ms) costs less than the thread hop,
         # and this is the path from a trigger to its start
-        run = engine.tasks.trigger(env.id, task_id, body.payload, body.options)
+        run = engine.tasks.trigger(env_id, task_id, body.payload, body.options, token=token)
     if run.is_cached:
         response.status_code = status.HTTP_200_OK
-    return triggered(run)
+    answer = triggered(run)
+    if token is not None and not run.is_cached:
+        # only the run this trigger made: an idempotency key must not open another's run
+        answer.public_access_token = engine.auth.run_token(env_id, run.id).token
+    return answer
 
 
 @router.post(
