@@ -39,6 +39,7 @@ from conveyor.results import BatchHandle, BatchResult, Result, RunHandle
 from conveyor.sdk.batch import batch
 from conveyor.sdk.context import Context
 from conveyor.sdk.logger import logger
+from conveyor.sdk.metadata import metadata, streams, tags
 from conveyor.sdk.queue import Queue, queue
 from conveyor.sdk.retry import retry
 from conveyor.sdk.schedules import schedules
@@ -81,12 +82,15 @@ __all__ = [
     "auth",
     "batch",
     "logger",
+    "metadata",
     "queue",
     "retry",
     "runs",
     "schedules",
     "schema_task",
     "step",
+    "streams",
+    "tags",
     "task",
     "tasks",
     "wait",

@@ -78,6 +78,9 @@ class AttemptSpec:
     # the deployed version whose code runs it (None: the worker's own code)
     version: str | None = None
     fence: int = 0  # the run's fence when it was handed out: what the attempt reports carries it
+    # the highest metadata op of the run's code applied so far: a replay makes those again and
+    # must neither send nor apply them twice (see MetadataCall)
+    metadata_seq: int = 0
 
 
 @dataclass(slots=True)
@@ -266,8 +269,55 @@ class CompleteTokenCall:
     op: SkipJsonSchema[Literal["complete_token"]] = "complete_token"
 
 
+MetadataTarget = Literal["self", "parent", "root"]
+MetadataOpKind = Literal["set", "increment", "decrement", "append", "remove", "delete", "tag"]
+
+
+class MetadataOp(NamedTuple):
+    """One change to run metadata, `[seq, target, op, key, value]` on the wire. `seq` numbers
+    the ops of the run's code in the order it makes them (from 1 in each execution); `tag` adds
+    the tag `value` to the run."""
+
+    seq: Annotated[int, Strict()]
+    target: MetadataTarget
+    op: MetadataOpKind
+    key: Text
+    value: Any = None
+
+
+@with_config(_CALL)
+@dataclass(slots=True)
+class MetadataCall:
+    """Apply metadata ops of the run's code, in order; ops the run applied before (a replay)
+    are skipped by their `seq`. Not journaled: the seq is the guard."""
+
+    ops: list[MetadataOp]
+    op: SkipJsonSchema[Literal["metadata"]] = "metadata"
+
+
+@with_config(_CALL)
+@dataclass(slots=True)
+class StreamCall:
+    """Chunks of a stream the run writes (`streams.pipe`), the first of them numbered `start`
+    (from 0); with `done`, the stream ends after them. Chunks already stored are skipped by
+    number, so a chunk sent again is stored once."""
+
+    name: Text
+    start: Annotated[int, Strict()]
+    chunks: list[Any]
+    done: Flag = False
+    op: SkipJsonSchema[Literal["stream"]] = "stream"
+
+
 DurableCall = Annotated[
-    JournalCall | TriggerCall | WaitUntilCall | CreateTokenCall | WaitTokenCall | CompleteTokenCall,
+    JournalCall
+    | TriggerCall
+    | WaitUntilCall
+    | CreateTokenCall
+    | WaitTokenCall
+    | CompleteTokenCall
+    | MetadataCall
+    | StreamCall,
     Field(discriminator="op"),
 ]
 

@@ -6,6 +6,8 @@ carries their plans out, awaiting (`HttpxSender`).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,6 +25,7 @@ from conveyor.client._namespaces import (
     Tasks,
     Waitpoints,
 )
+from conveyor.client._realtime import MAX_RECONNECTS, RECONNECT_AFTER, SseParser, Subscription
 from conveyor.client._schedules import Schedules
 from conveyor.client.settings import resolve_settings
 
@@ -112,3 +115,41 @@ class HttpxSender(AsyncSender):
         return calls.Answer(
             response.status_code, response.content, response.headers.get("retry-after")
         )
+
+    async def events(self, sub: Subscription) -> AsyncIterator[Any]:
+        """The items of a server-sent event stream, reconnecting with `Last-Event-ID` when the
+        connection drops, until its `end` event."""
+        last_id: str | None = None
+        failures = 0
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last_id is not None:
+                headers["Last-Event-ID"] = last_id
+            try:
+                async with self.http.stream(
+                    "GET",
+                    sub.path,
+                    params=sub.params or None,
+                    headers=headers,
+                    timeout=httpx.Timeout(30.0, read=None),
+                ) as response:
+                    if response.status_code >= 400:
+                        content = await response.aread()
+                        raise calls.error_from_response(response.status_code, content)
+                    parser = SseParser()
+                    async for line in response.aiter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        failures = 0
+                        if event.id is not None:
+                            last_id = event.id
+                        if event.event == "end":
+                            return
+                        if event.event == sub.item:
+                            yield event.data
+            except httpx.TransportError as exc:
+                failures += 1
+                if failures > MAX_RECONNECTS:
+                    raise calls.unreachable(self.api_url, exc) from exc
+            await asyncio.sleep(RECONNECT_AFTER)  # the server went away: resume where it stopped

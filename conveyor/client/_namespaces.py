@@ -41,6 +41,7 @@ from conveyor.client._calls import (
     segment,
     time_param,
 )
+from conveyor.client._realtime import run_subscription, stream_subscription
 from conveyor.errors import InvalidRequest
 from conveyor.models import (
     Deployment,
@@ -262,6 +263,18 @@ def _run(run_id: str) -> Call[Run]:
     return Call("GET", f"/api/v1/runs/{segment(run_id, 'run id')}", Run.model_validate)
 
 
+def _each(items: Any, parse: Callable[[Any], T]) -> Any:
+    """`items` (an iterator, or an async one) with each item parsed."""
+    if hasattr(items, "__aiter__"):
+
+        async def parsed_async() -> Any:
+            async for item in items:
+                yield parse(item)
+
+        return parsed_async()
+    return (parse(item) for item in items)
+
+
 class Runs(Namespace[S]):
     """`client.runs`: read, list, cancel, replay and wait for runs."""
 
@@ -283,6 +296,30 @@ class Runs(Namespace[S]):
         body = {} if payload is UNSET else {"payload": to_json_value(payload)}
         path = f"/api/v1/runs/{segment(run_id, 'run id')}/replay"
         return Call("POST", path, _handle(""), body=body)
+
+    @operation
+    def update_metadata(self, run_id: str, metadata: Mapping[str, Any]) -> Call[Run]:
+        """Replace the run's metadata (a JSON object of at most 256 KB); subscribers see it."""
+        if not isinstance(metadata, Mapping):
+            raise InvalidRequest(f"metadata must be a dict, got {type(metadata).__name__}")
+        body = {"metadata": to_json_value(dict(metadata), "metadata")}
+        path = f"/api/v1/runs/{segment(run_id, 'run id')}/metadata"
+        return Call("PUT", path, Run.model_validate, body=body)
+
+    def subscribe(
+        self, run_id: str | None = None, *, tag: str | None = None, batch_id: str | None = None
+    ) -> Any:
+        """Snapshots of a run at each change, ending when it ends (`async for run in ...`; a
+        plain `for` on `Client`); with `tag=`, of every run carrying the tag, until you stop;
+        with `batch_id=`, of the runs of a batch, ending when all have ended. A dropped
+        connection is resumed where it stopped."""
+        sub = run_subscription(run_id, tag, batch_id)
+        return _each(self._sender.events(sub), Run.model_validate)  # type: ignore[union-attr]
+
+    def stream(self, run_id: str, name: str) -> Any:
+        """The chunks of a run's stream `name` from the first, then live as the run writes them
+        (`streams.pipe`); ends when the stream ends."""
+        return self._sender.events(stream_subscription(run_id, name))  # type: ignore[union-attr]
 
     @operation
     def logs(self, run_id: str) -> Call[list[LogLine]]:

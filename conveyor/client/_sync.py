@@ -12,7 +12,9 @@ the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) as they would with httpx.
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
@@ -30,6 +32,13 @@ from conveyor.client._namespaces import (
     Sender,
     Tasks,
     Waitpoints,
+)
+from conveyor.client._realtime import (
+    MAX_RECONNECTS,
+    RECONNECT_AFTER,
+    SseParser,
+    Subscription,
+    lines,
 )
 from conveyor.client._schedules import Schedules
 from conveyor.client.settings import resolve_settings
@@ -119,6 +128,47 @@ class UrllibSender(Sender):
         except urllib3.exceptions.HTTPError as exc:
             raise calls.unreachable(self.api_url, exc) from exc
         return calls.Answer(response.status, response.data, response.headers.get("retry-after"))
+
+    def events(self, sub: Subscription) -> Iterator[Any]:
+        """The items of a server-sent event stream, reconnecting with `Last-Event-ID` when the
+        connection drops, until its `end` event."""
+        last_id: str | None = None
+        failures = 0
+        url = self.api_url + sub.path + (f"?{urlencode(sub.params)}" if sub.params else "")
+        while True:
+            headers = {**self.headers, "Accept": "text/event-stream"}
+            if last_id is not None:
+                headers["Last-Event-ID"] = last_id
+            try:
+                response = self.pool.request(
+                    "GET",
+                    url,
+                    headers=headers,
+                    preload_content=False,
+                    timeout=urllib3.Timeout(connect=30.0, read=None),
+                )
+                try:
+                    if response.status >= 400:
+                        raise calls.error_from_response(response.status, response.read())
+                    parser = SseParser()
+                    for line in lines(response.stream(4096)):
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        failures = 0
+                        if event.id is not None:
+                            last_id = event.id
+                        if event.event == "end":
+                            return
+                        if event.event == sub.item:
+                            yield event.data
+                finally:
+                    response.release_conn()
+            except urllib3.exceptions.HTTPError as exc:
+                failures += 1
+                if failures > MAX_RECONNECTS:
+                    raise calls.unreachable(self.api_url, exc) from exc
+            time.sleep(RECONNECT_AFTER)  # the server went away: resume where it stopped
 
     def close(self) -> None:
         self.closed = True

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TypeVar
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
 
 from conveyor.client._async import AsyncClient
 from conveyor.client._auth import Auth
 from conveyor.client._calls import Plan
 from conveyor.client._namespaces import AsyncSender, Queues, Runs, Tasks
+from conveyor.client._realtime import Subscription
 
 T = TypeVar("T")
 
@@ -61,6 +63,10 @@ class DefaultSender(AsyncSender):
 
     async def run(self, plan: Plan[T]) -> T:
         return await default_client()._sender.run(plan)
+
+    async def events(self, sub: Subscription) -> AsyncIterator[Any]:
+        async for item in default_client()._sender.events(sub):
+            yield item
 
 
 tasks = Tasks(DefaultSender())

@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from conveyor.dashboard.access import Viewer, access_of
-from conveyor.engine import Wakeups
+from conveyor.engine import Wakeups, changes
 from conveyor.errors import ConveyorError
 
 POLL_SECONDS = 1.5
@@ -47,7 +47,9 @@ def stream(
         last = None
         sent_at = checked_at = time.monotonic()
         yield "retry: 2000\n\n"
-        with wakeups.listen(env_id) as waiter:  # before the first render: no change goes unseen
+        with wakeups.listen(
+            env_id, changes(env_id)
+        ) as waiter:  # before the first render: no change goes unseen
             while not wakeups.closed:
                 rendered_at = time.monotonic()
                 try:

@@ -26,7 +26,7 @@ from conveyor.engine.facade import Engine
 from conveyor.engine.runs import RunPage
 from conveyor.engine.tasks import BatchResult
 from conveyor.engine.transitions import MAX_BATCH
-from conveyor.engine.wakeups import Wakeups
+from conveyor.engine.wakeups import Waiter, Wakeups, changes, stream_key
 
 __all__ = [
     "AUTH_CACHE_SECONDS",
@@ -41,9 +41,12 @@ __all__ = [
     "IssuedToken",
     "PublicToken",
     "RunPage",
+    "Waiter",
     "Wakeups",
+    "changes",
     "hash_key",
     "hash_secret",
     "looks_like_token",
     "preview_slug",
+    "stream_key",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any, assert_never
 
@@ -25,18 +26,27 @@ from conveyor.engine.views import json_text
 from conveyor.engine.waitpoints import Waitpoints
 from conveyor.errors import InvalidRequest, NotFound, PayloadError
 from conveyor.ids import new_id
+from conveyor.metadata_ops import add_tag, apply_op, metadata_json
 from conveyor.models import FINAL_STATUSES, RunStatus, TriggerOptions
 from conveyor.protocol import (
     CompleteTokenCall,
     CreateTokenCall,
     DurableCall,
     JournalCall,
+    MetadataCall,
+    MetadataOp,
+    StreamCall,
     TriggerCall,
     WaitTokenCall,
     WaitUntilCall,
 )
 from conveyor.serialization import json_problem
 from conveyor.store import Row, Store, Tx
+
+STREAM_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_CHUNK_BYTES = 64 * 1024  # of JSON, per chunk
+MAX_STREAM_BYTES = 16 * 1024 * 1024  # per stream
+MAX_STREAM_CHUNKS = 100_000
 
 
 class Durable:
@@ -108,7 +118,134 @@ class Durable:
                     env_id, call.token_id, call.data, holder=(run_id, holder)
                 )
                 return self.journal_put(run_id, call.key, {}, holder=holder)
+            case MetadataCall():
+                return self.metadata(run_id, call.ops, holder=holder)
+            case StreamCall():
+                return self.stream(
+                    run_id, call.name, call.start, call.chunks, done=call.done, holder=holder
+                )
         assert_never(call)
+
+    # -- metadata and streams -----------------------------------------------------------------
+
+    def metadata(
+        self, run_id: str, ops: list[MetadataOp], *, holder: Holder | None = None
+    ) -> dict[str, Any]:
+        """Apply metadata ops of a run's code to it, its parent or its root (a root run is its
+        own parent and root), in order, all or none. Ops numbered at or below the run's
+        `metadata_seq` were applied before (a replay makes them again) and are skipped."""
+        for op in ops:
+            problem = json_problem(op.value, f"the value of metadata key {op.key!r}")
+            if problem:
+                raise PayloadError(problem)
+        now = self._clock()
+        with self._store.transaction() as tx:
+            self._transitions.check_holder(tx, run_id, holder)
+            # read under the row's lock: two flushes of one run, or children changing their
+            # parent at once, must each see the other's change (no lost increment)
+            run = tx.one("lock_run_by_id", id=run_id)
+            if run is None:
+                raise NotFound(f"run {run_id} not found")
+            fresh = [op for op in ops if op.seq > run["metadata_seq"]]
+            if not fresh:
+                return {"applied": run["metadata_seq"]}
+            rows: dict[str, Row] = {run_id: run}
+            values: dict[str, dict[str, Any]] = {}
+            tags: list[str] | None = None
+            for op in fresh:
+                if op.op == "tag":
+                    tags = json.loads(run["tags"]) if tags is None else tags
+                    add_tag(tags, op.value)
+                    continue
+                target = {
+                    "self": run_id,
+                    "parent": run["parent_id"] or run_id,
+                    "root": run["root_id"] or run_id,
+                }[op.target]
+                if target not in rows:
+                    found = tx.one("lock_run_by_id", id=target)
+                    if found is None:  # pragma: no cover - a parent outlives its children
+                        raise NotFound(f"run {target} not found")
+                    rows[target] = found
+                if target not in values:
+                    values[target] = json.loads(rows[target]["metadata"] or "{}")
+                apply_op(values[target], op.op, op.key, op.value)
+            for target, value in values.items():
+                text = metadata_json(value, f"run {target}")
+                tx.run("set_run_metadata", id=target, metadata=text, now=now)
+            if tags is not None:
+                tx.run("set_run_tags", id=run_id, tags=json_text(tags), now=now)
+            applied = max(op.seq for op in fresh)
+            tx.run("set_metadata_seq", id=run_id, seq=applied)
+        self._events.changed(run["env_id"], [*values, *([run_id] if tags is not None else [])])
+        return {"applied": applied}
+
+    def stream(
+        self,
+        run_id: str,
+        name: str,
+        start: int,
+        chunks: list[Any],
+        *,
+        done: bool = False,
+        holder: Holder | None = None,
+    ) -> dict[str, Any]:
+        """Store chunks of a run's stream in order (numbered from `start`); chunks stored before
+        (sent again after a lost answer) are skipped. With `done` the stream ends."""
+        if not STREAM_NAME.fullmatch(name):
+            raise InvalidRequest(
+                f"stream name {name!r}: 1 to 64 letters, digits, '-', '_', '.' or ':'"
+            )
+        texts = []
+        for index, chunk in enumerate(chunks):
+            problem = json_problem(chunk, f"chunk {start + index} of stream {name!r}")
+            if problem:
+                raise PayloadError(problem)
+            try:
+                text = json_text(chunk)
+            except (TypeError, ValueError) as exc:  # NaN, infinity, or no JSON type at all
+                raise PayloadError(f"chunk {start + index} of stream {name!r}: {exc}") from None
+            if len(text) > MAX_CHUNK_BYTES:
+                raise PayloadError(
+                    f"chunk {start + index} of stream {name!r} is {len(text) // 1024} KB of "
+                    f"JSON; a chunk is at most {MAX_CHUNK_BYTES // 1024} KB"
+                )
+            texts.append(text)
+        now = self._clock()
+        with self._store.transaction() as tx:
+            run = tx.one("get_run_by_id", id=run_id)
+            if run is None:
+                raise NotFound(f"run {run_id} not found")
+            self._transitions.check_holder(tx, run_id, holder)
+            state = tx.one("stream_state", run_id=run_id, name=name)
+            stored = int(state["chunks"]) if state else 0
+            if state is not None and state["ended"]:
+                return {"stored": stored, "done": True}
+            if start > stored:
+                raise InvalidRequest(
+                    f"stream {name!r}: chunk {start} sent before chunk {stored} was stored"
+                )
+            new = texts[stored - start :]
+            size = (int(state["bytes"]) if state else 0) + sum(len(t) for t in new)
+            if stored + len(new) > MAX_STREAM_CHUNKS or size > MAX_STREAM_BYTES:
+                raise PayloadError(
+                    f"stream {name!r} would hold {stored + len(new)} chunks and "
+                    f"{size // 1024} KB; a stream holds at most {MAX_STREAM_CHUNKS} chunks and "
+                    f"{MAX_STREAM_BYTES // 1024**2} MB"
+                )
+            if new:
+                tx.run_many(
+                    "insert_stream_chunk",
+                    [
+                        {"run_id": run_id, "name": name, "seq": stored + i, "chunk": t, "now": now}
+                        for i, t in enumerate(new)
+                    ],
+                )
+            stored += len(new)
+            if done:
+                tx.run("end_stream", run_id=run_id, name=name, seq=stored, now=now)
+        self._events.emit("stream", run["env_id"], run_id)
+        return {"stored": stored, "done": done}
 
     # -- the journal ------------------------------------------------------------------------
 
@@ -373,6 +510,7 @@ class Durable:
             tx.run("suspend_run", id=run_id, compute_used=compute_used, now=now)
             tx.run_many("insert_run_wait", [{"run_id": run_id, "waitpoint_id": w} for w in pending])
         self._events.emit("available", row["env_id"])  # its slot is free
+        self._events.changed(row["env_id"], [run_id])
         return {"suspended": True}
 
 

@@ -1,6 +1,7 @@
-"""The engine's event bus: "available" (runs may start in an environment) and "stop" (a worker
-must stop a run), told to the listeners of this process and published through the store to the
-engines of other processes on the same database.
+"""The engine's event bus: "available" (runs may start in an environment), "stop" (a worker
+must stop a run), "changed" (runs changed: their status, metadata or tags; the id field holds
+their ids, comma-separated) and "stream" (a run's stream grew), told to the listeners of this
+process and published through the store to the engines of other processes on the same database.
 
 It carries wake-ups only, never state: a listener reads what changed from the store. It must
 never be called inside a transaction (a listener would see the state before the commit).
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from conveyor.store import Store
 
 Listener = Callable[[str, str, str | None], None]
+CHANGED_BATCH = 150  # run ids per "changed" message
 
 
 class Events:
@@ -36,6 +38,13 @@ class Events:
     def emit(self, event: str, env_id: str, run_id: str | None = None) -> None:
         self._dispatch(event, env_id, run_id)
         self._store.publish(f"{self._origin} {event} {env_id} {run_id or ''}")
+
+    def changed(self, env_id: str, run_ids: list[str] | set[str]) -> None:
+        """Runs of `env_id` changed (for live subscribers), in messages of up to CHANGED_BATCH
+        ids (a NOTIFY payload is at most 8000 bytes)."""
+        ids = sorted(set(run_ids))
+        for start in range(0, len(ids), CHANGED_BATCH):
+            self.emit("changed", env_id, ",".join(ids[start : start + CHANGED_BATCH]))
 
     def available(self, envs: set[str] | list[str]) -> None:
         """Runs may start in each of `envs`."""

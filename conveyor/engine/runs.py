@@ -17,8 +17,18 @@ from conveyor.engine.tasks import Tasks
 from conveyor.engine.trace import MAX_TRACE_ROWS, build_trace
 from conveyor.engine.transitions import Transitions
 from conveyor.engine.views import attempt_view, json_text, log_view, run_view, wait_view
-from conveyor.errors import Conflict, InvalidRequest, NotFound
-from conveyor.models import Attempt, LogLine, Run, RunStatus, Trace, TriggerOptions
+from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
+from conveyor.metadata_ops import metadata_json
+from conveyor.models import (
+    FINAL_STATUSES,
+    Attempt,
+    LogLine,
+    Run,
+    RunStatus,
+    Trace,
+    TriggerOptions,
+)
+from conveyor.serialization import json_problem
 from conveyor.store import Store
 
 
@@ -204,7 +214,81 @@ class Runs:
             self._events.emit("stop", env_id, stopped_id)
         for env in envs:
             self._events.emit("available", env)
+        self._events.changed(env_id, [run_id])
         return run_view(row)
+
+    # -- metadata, streams and changes (realtime) -----------------------------------------------
+
+    def update_metadata(self, env_id: str, run_id: str, metadata: Any) -> Run:
+        """Replace a run's metadata from a backend (`runs.update_metadata`); its code's own
+        changes go on from what they see."""
+        if not isinstance(metadata, dict):
+            raise InvalidRequest("metadata: must be a JSON object")
+        problem = json_problem(metadata, "metadata")
+        if problem:
+            raise PayloadError(problem)
+        text = metadata_json(metadata, f"run {run_id}")
+        now = self._clock()
+        with self._store.transaction() as tx:
+            if tx.one("get_run", env_id=env_id, id=run_id) is None:
+                raise NotFound(f"run {run_id} not found")
+            tx.run("set_run_metadata", id=run_id, metadata=text, now=now)
+            row = tx.one("get_run", env_id=env_id, id=run_id)
+        assert row is not None
+        self._events.changed(env_id, [run_id])
+        return run_view(row)
+
+    def stream(
+        self, env_id: str, run_id: str, name: str, *, after: int = -1, limit: int = 1000
+    ) -> tuple[list[tuple[int, Any]], bool]:
+        """The chunks of a run's stream numbered after `after`, in order, as (number, value),
+        and whether the stream has ended (its last chunk is among them or before)."""
+        with self._store.read() as tx:
+            if tx.one("get_run", env_id=env_id, id=run_id) is None:
+                raise NotFound(f"run {run_id} not found")
+            rows = tx.all("stream_chunks", run_id=run_id, name=name, after=after, limit=limit)
+        chunks = [(int(r["seq"]), json.loads(r["chunk"])) for r in rows if not r["done"]]
+        return chunks, any(r["done"] for r in rows)
+
+    def batch_progress(self, env_id: str, batch_id: str) -> tuple[int, int]:
+        """(runs of the batch, runs of it that have ended)."""
+        with self._store.read() as tx:
+            row = tx.one(
+                "batch_progress", env_id=env_id, batch_id=batch_id, finals=list(FINAL_STATUSES)
+            )
+        return (int(row["total"] or 0), int(row["ended"] or 0)) if row else (0, 0)
+
+    def changed_since(
+        self,
+        env_id: str,
+        since: float,
+        *,
+        tag: str | None = None,
+        batch_id: str | None = None,
+        limit: int = 500,
+    ) -> list[Run]:
+        """Runs with `tag` (or of `batch_id`) changed after `since` (their updated_at), oldest
+        change first: what a subscriber to the tag or batch has not seen."""
+        if (tag is None) == (batch_id is None):
+            raise InvalidRequest("give a tag or a batch_id")
+        with self._store.read() as tx:
+            if batch_id is not None:
+                rows = tx.all(
+                    "batch_runs_changed_since",
+                    env_id=env_id,
+                    batch_id=batch_id,
+                    since=since,
+                    limit=limit,
+                )
+            else:
+                rows = tx.all(
+                    "tagged_runs_changed_since",
+                    env_id=env_id,
+                    tag="%" + json_text(tag) + "%",
+                    since=since,
+                    limit=limit,
+                )
+        return [run_view(r) for r in rows]
 
     def replay(
         self, env_id: str, run_id: str, payload: Any = None, *, use_payload: bool = False

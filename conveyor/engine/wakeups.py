@@ -12,6 +12,10 @@ registration across reads, so a change committed after a read wakes its next wai
     with wakeups.listen(env_id) as waiter:
         while not (state := read()):
             await waiter.wait(timeout)
+
+What a waiter listens to is a key: an environment id (runs may start there, or a run must stop:
+long polls), `changes(env_id)` (any run of it changed: subscribers to a tag or batch), a run id
+(that run changed: its subscribers), `stream_key(run_id)` (the run's streams grew).
 """
 
 from __future__ import annotations
@@ -47,40 +51,57 @@ class Wakeups:
         self._loop: asyncio.AbstractEventLoop | None = None
         engine.events.subscribe(self._on_event)
 
-    def _on_event(self, event: str, env_id: str, run_id: str | None) -> None:
+    def _on_event(self, event: str, env_id: str, ids: str | None) -> None:
         loop = self._loop
-        if loop is None or loop.is_closed() or (env_id not in self._events and env_id != "*"):
+        if loop is None or loop.is_closed() or not self._events:
             return
+        if event == "changed":
+            keys = [changes(env_id), *(ids.split(",") if ids else ())]
+        elif event == "stream":
+            keys = [changes(env_id), stream_key(ids or "")]
+        else:  # "available", "stop"
+            keys = [env_id, changes(env_id)]
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(self._wake, env_id)
+            loop.call_soon_threadsafe(self._wake, "*" if env_id == "*" else keys)
 
-    def _wake(self, env_id: str) -> None:
-        """Wake the long polls of `env_id` ("*": of every environment)."""
-        waiting = (
-            [e for events in self._events.values() for e in events]
-            if env_id == "*"
-            else self._events.get(env_id, ())
-        )
+    def _wake(self, keys: str | list[str]) -> None:
+        """Wake the waiters of `keys` ("*": every waiter)."""
+        if keys == "*":
+            waiting = [e for events in self._events.values() for e in events]
+        else:
+            waiting = [e for key in keys for e in self._events.get(key, ())]
         for event in waiting:
             event.set()
 
     def close(self) -> None:
         """The server is stopping: every long poll returns now, and new ones do not wait."""
         self.closed = True
-        for env_id in list(self._events):
-            self._wake(env_id)
+        self._wake("*")
 
     @contextlib.contextmanager
-    def listen(self, env_id: str) -> Iterator[Waiter]:
-        """Register for `env_id`'s wake-ups (on the running event loop) before reading its state."""
+    def listen(self, *keys: str) -> Iterator[Waiter]:
+        """Register for the wake-ups of `keys` (an environment id for its long polls, see the
+        module docstring) on the running event loop, before reading the state."""
         self._loop = asyncio.get_running_loop()
         waiter = Waiter(self)
-        self._events.setdefault(env_id, set()).add(waiter._event)
+        for key in keys:
+            self._events.setdefault(key, set()).add(waiter._event)
         try:
             yield waiter
         finally:
-            waiting = self._events.get(env_id)
-            if waiting is not None:
-                waiting.discard(waiter._event)
-                if not waiting:
-                    del self._events[env_id]
+            for key in keys:
+                waiting = self._events.get(key)
+                if waiting is not None:
+                    waiting.discard(waiter._event)
+                    if not waiting:
+                        del self._events[key]
+
+
+def changes(env_id: str) -> str:
+    """The key of every change to the runs of `env_id`."""
+    return f"changes:{env_id}"
+
+
+def stream_key(run_id: str) -> str:
+    """The key of a run's streams."""
+    return f"stream:{run_id}"

@@ -267,6 +267,8 @@ class Workers:
                 reply.hooks = [self._hook_job(r, env["kind"]) for r in rows]
             if not reply.lease_seq:
                 reply.lease_seq = worker["lease_seq"]
+        if reply.attempts:
+            self._events.changed(env_id, [a.run_id for a in reply.attempts])
         return reply
 
     @staticmethod
@@ -323,6 +325,7 @@ class Workers:
             journal=journal,
             version=row["version"],
             fence=row["fence"],
+            metadata_seq=row["metadata_seq"],
         )
 
     @staticmethod
@@ -430,6 +433,7 @@ class Workers:
             return
         now = self._clock()
         envs: set[str] = set()
+        settled: list[str] = []
         with self._store.transaction() as tx:
             worker = tx.one("get_worker", id=worker_id)
             if worker is None:
@@ -450,8 +454,11 @@ class Workers:
                     outcome.run_id
                 )  # a second outcome of the same attempt in the batch counts no more
                 envs.add(row["env_id"])  # it left EXECUTING: its slot is free for the next run
+                settled.append(row["id"])
         for env_id in envs:
             self._events.emit("available", env_id)
+        if settled:
+            self._events.changed(worker["env_id"], settled)
 
     def hook_done(self, run_id: str, hook: str, fence: int, env_id: str | None = None) -> None:
         """A lifecycle hook ran. Counts only from the hook job handed out last (its fence)."""

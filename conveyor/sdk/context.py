@@ -91,6 +91,8 @@ class Durable(Protocol):
 
     async def complete_token(self, token_id: str, data: Any) -> None: ...
 
+    async def stream(self, name: str, source: Any) -> list[Any]: ...
+
 
 @dataclass(slots=True)
 class AttemptScope:
@@ -99,6 +101,7 @@ class AttemptScope:
     ctx: Context
     runtime: Runtime
     durable: Durable | None = None  # None in hooks: they run after the run ended
+    metadata: Any = None  # the attempt's RunMetadata (conveyor/sdk/metadata.py); None in hooks
     # the attempt's or hook job's fence: its log lines carry it (conveyor/protocol.py)
     fence: int = 0
     _seq: itertools.count = field(init=False)

@@ -43,7 +43,7 @@ READ_ROUTES = (
     ("GET", "/api/v1/runs/{run_id}"),
     ("GET", "/api/v1/runs/{run_id}/subscribe"),
     ("GET", "/api/v1/runs/subscribe"),
-    ("GET", "/api/v1/runs/{run_id}/streams/{name}"),
+    ("GET", "/api/v1/runs/{run_id}/streams/{stream}"),
 )
 TRIGGER_ROUTES = (("POST", "/api/v1/tasks/{task_id}/trigger"),)
 PUBLIC_ROUTES = READ_ROUTES + TRIGGER_ROUTES

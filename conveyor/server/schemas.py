@@ -374,3 +374,11 @@ class IssuedTokenBody(BaseModel):
 
     token: str
     expires_at: datetime
+
+
+class MetadataBody(WireModel):
+    """Body of PUT /api/v1/runs/{id}/metadata: the run's new metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[str, Any]

@@ -179,8 +179,9 @@ UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, version = COALESCE
        started_at = COALESCE(started_at, :now), expires_at = NULL, updated_at = :now,
        fence = fence + 1, lease_seq = :lease_seq
 WHERE id IN (:ids) AND status = 'QUEUED'
-RETURNING id, task_id, payload, tags, metadata, attempt_count, max_attempts, max_duration, machine, hooks,
-          queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at, compute_used, version, fence;
+RETURNING id, task_id, payload, tags, metadata, metadata_seq, attempt_count, max_attempts, max_duration,
+          machine, hooks, queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at,
+          compute_used, version, fence;
 
 -- name: lease_hooks
 -- Hand runs whose lifecycle hook has not run yet to a worker.
@@ -733,3 +734,50 @@ WHERE env_id = :env_id AND status IN ('QUEUED', 'DELAYED') AND version IS NULL A
 SELECT (SELECT MIN(available_at) FROM runs WHERE status = 'DELAYED') AS delayed_at,
        (SELECT MIN(complete_at) FROM waitpoints
         WHERE status = 'PENDING' AND complete_at IS NOT NULL) AS wait_at;
+
+-- name: set_run_metadata
+-- A run's metadata, changed by its code or a backend.
+UPDATE runs SET metadata = :metadata, updated_at = :now WHERE id = :id;
+
+-- name: set_run_tags
+-- A run's tags, added to by its code.
+UPDATE runs SET tags = :tags, updated_at = :now WHERE id = :id;
+
+-- name: set_metadata_seq
+-- The highest metadata op of a run's code applied so far.
+UPDATE runs SET metadata_seq = :seq WHERE id = :id;
+
+-- name: stream_state
+-- How many chunks a run's stream holds, their size, and whether it ended.
+SELECT COUNT(chunk) AS chunks, COALESCE(SUM(LENGTH(chunk)), 0) AS bytes, MAX(done) AS ended
+FROM run_streams WHERE run_id = :run_id AND name = :name;
+
+-- name: insert_stream_chunk
+-- One chunk of a run's stream.
+INSERT INTO run_streams (run_id, name, seq, chunk, done, created_at)
+VALUES (:run_id, :name, :seq, :chunk, 0, :now);
+
+-- name: end_stream
+-- The end of a run's stream.
+INSERT INTO run_streams (run_id, name, seq, chunk, done, created_at)
+VALUES (:run_id, :name, :seq, NULL, 1, :now);
+
+-- name: stream_chunks
+-- A run's stream from chunk :after + 1 on, in order (the end row last).
+SELECT seq, chunk, done FROM run_streams
+WHERE run_id = :run_id AND name = :name AND seq > :after ORDER BY seq LIMIT :limit;
+
+-- name: batch_runs_changed_since
+-- Runs of a batch changed after :since, oldest change first.
+SELECT * FROM runs WHERE env_id = :env_id AND batch_id = :batch_id AND updated_at > :since
+ORDER BY updated_at, id LIMIT :limit;
+
+-- name: tagged_runs_changed_since
+-- Runs carrying a tag (:tag is a LIKE pattern of its JSON text) changed after :since.
+SELECT * FROM runs WHERE env_id = :env_id AND tags LIKE :tag AND updated_at > :since
+ORDER BY updated_at, id LIMIT :limit;
+
+-- name: batch_progress
+-- How many runs a batch has, and how many of them have ended.
+SELECT COUNT(*) AS total, SUM(CASE WHEN status IN (:finals) THEN 1 ELSE 0 END) AS ended
+FROM runs WHERE env_id = :env_id AND batch_id = :batch_id;

@@ -38,6 +38,7 @@ from conveyor.errors import (
     PayloadError,
     TaskDefinitionError,
 )
+from conveyor.metadata_ops import add_tag, apply_op, metadata_json
 from conveyor.models import (
     MAX_PAYLOAD_BYTES,
     MAX_PAYLOAD_HINT,
@@ -45,8 +46,10 @@ from conveyor.models import (
     RunStatus,
     TriggerOptions,
 )
+from conveyor.protocol import MetadataOp
 from conveyor.sdk import context as ctxmod
 from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, TaskInfo
+from conveyor.sdk.metadata import RunMetadata
 from conveyor.sdk.task import Task
 from conveyor.serialization import dumps, to_json_value
 from conveyor.testing.records import (
@@ -368,6 +371,13 @@ class World:
         """Run the function once, to its end or until it is suspended."""
         segment = run.segment = Segment(self, run, resumed)
         scope = AttemptScope(self.context(run), _Runtime(self), durable=segment)
+
+        async def apply(ops: list[MetadataOp]) -> None:
+            self.apply_metadata(run, ops)
+
+        scope.metadata = RunMetadata(
+            run.metadata, run.metadata_seq, apply, asyncio.get_running_loop(), tags=run.tags
+        )
         segment.task = asyncio.get_running_loop().create_task(
             self._execute(run, segment, scope), context=contextvars.copy_context()
         )
@@ -480,6 +490,21 @@ class World:
             self.changed()
 
     # -- durable calls, as the engine answers them (engine/durable.py) --------------------------
+
+    def apply_metadata(self, run: RunState, ops: list[MetadataOp]) -> None:
+        """Metadata ops of a run's code, as the engine applies them (skipping a replay's)."""
+        for op in ops:
+            if op.seq <= run.metadata_seq:
+                continue
+            if op.op == "tag":
+                add_tag(run.tags, op.value)
+            else:
+                target_id = {"self": None, "parent": run.parent_id, "root": run.root_id}[op.target]
+                target = self.runs.get(target_id or run.id, run)
+                apply_op(target.metadata, op.op, op.key, op.value)
+                metadata_json(target.metadata, f"run {target.id}")
+            run.metadata_seq = op.seq
+        self.changed()
 
     def journal(
         self, run: RunState, key: str, value: Any, waitpoint: Waitpoint | None = None

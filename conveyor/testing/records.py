@@ -118,6 +118,8 @@ class RunState:
     batch_id: str | None = None
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    metadata_seq: int = 0  # the highest metadata op of its code applied (conveyor/sdk/metadata.py)
+    streams: dict[str, list[Any]] = field(default_factory=dict)
     max_attempts: int = 1
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_duration: float | None = None

@@ -179,6 +179,22 @@ class Segment:
             self.world.complete_token(token_id, data)
             self.world.journal(self.run, key, {})
 
+    async def stream(self, name: str, source: Any) -> list[Any]:
+        """The chunks of `source`, kept as the run's stream `name` (`result.streams`)."""
+        with self._busy():
+            key = self.key("stream", name)
+            entry = self.run.journal.get(key)
+            if entry is not None:
+                return list(copy.deepcopy(entry.value))
+            chunks = self.run.streams.setdefault(name, [])
+            if hasattr(source, "__aiter__"):
+                async for item in source:
+                    chunks.append(to_json_value(item, f"chunk {len(chunks)} of stream {name!r}"))
+            else:
+                for item in source:
+                    chunks.append(to_json_value(item, f"chunk {len(chunks)} of stream {name!r}"))
+            return list(self.world.journal(self.run, key, as_stored(list(chunks))))
+
     # -- waiting and suspending ------------------------------------------------------------
 
     async def wait_for(self, waitpoint: Waitpoint) -> Any:

@@ -37,9 +37,17 @@ from conveyor.errors import (
 )
 from conveyor.eventloop import use_fast_event_loop
 from conveyor.models import MACHINES, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_HINT
-from conveyor.protocol import AttemptOutcome, AttemptSpec, DurableCall, HookJob, LogEntry
+from conveyor.protocol import (
+    AttemptOutcome,
+    AttemptSpec,
+    DurableCall,
+    HookJob,
+    LogEntry,
+    MetadataCall,
+)
 from conveyor.sdk import context as ctxmod
 from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, TaskInfo
+from conveyor.sdk.metadata import RunMetadata
 from conveyor.sdk.task import Task
 from conveyor.serialization import as_text, dumps, to_json_value
 from conveyor.worker.capture import flush_partial_lines, install_capture
@@ -221,12 +229,22 @@ class Executor:
 
     async def run_attempt(self, spec: AttemptSpec) -> None:
         outcome = await self._attempt(spec)
+        scope = self.scopes.get(spec.run_id)
+        this = asyncio.current_task()
+        if (
+            scope is not None
+            and isinstance(scope.metadata, RunMetadata)
+            and self.cancel_reasons.get(this) is None  # type: ignore[arg-type]
+        ):
+            try:  # the run's last metadata changes reach the platform before its outcome
+                await scope.metadata.flush()
+            except Exception as exc:  # refused or unreachable: the outcome still counts
+                scope.log("warning", f"the run's last metadata changes were not saved: {exc}")
         scope = self.scopes.pop(spec.run_id, None)
         if scope is not None:
             flush_partial_lines(scope)
             if isinstance(scope.durable, Replay):
                 scope.durable.close()
-        this = asyncio.current_task()
         if self.running.get(spec.run_id, (None,))[0] is this:
             self.running.pop(spec.run_id, None)
         reason = self.cancel_reasons.pop(this, None)  # type: ignore[arg-type]
@@ -287,6 +305,13 @@ class Executor:
         attempt_task = asyncio.current_task()
         replay = Replay(spec, lambda call: self.call(scope, call), suspend, extend_deadline)
         scope.durable = replay
+        scope.metadata = replay.metadata = RunMetadata(
+            spec.metadata,
+            spec.metadata_seq,
+            lambda ops: replay.request(MetadataCall(ops)),
+            self.loop,
+            tags=spec.tags,
+        )
         ctxmod.enter_scope(scope)  # this asyncio task has its own context: no reset needed
         try:
             payload = task.parse_payload(json.loads(spec.payload_json))

@@ -31,6 +31,7 @@ from conveyor.protocol import (
     DurableCall,
     JournalCall,
     JournalEntry,
+    StreamCall,
     TriggerCall,
     TriggerItem,
     WaitTokenCall,
@@ -40,6 +41,8 @@ from conveyor.serialization import to_json_value
 
 SHORT_WAIT = 5.0  # seconds: shorter duration waits keep the process, longer ones suspend
 SETTLE = 0.02  # seconds of no change before a blocked attempt suspends
+STREAM_BATCH = 64  # chunks of a stream sent together at most
+STREAM_EVERY = 0.05  # seconds: a stream's chunks are sent at least this often
 
 
 class JournalMismatch(ConveyorError):
@@ -75,6 +78,7 @@ class Replay:
         self._on_suspend = on_suspend
         self._extend_deadline = extend_deadline
         self.journal: dict[str, JournalEntry] = {e.key: e for e in spec.journal}
+        self.metadata: Any = None  # the attempt's RunMetadata, flushed before waits
         self.used: set[str] = set()
         self._replayed = 0  # journal entries this execution has come to again
         self._past_journal = False
@@ -241,13 +245,49 @@ class Replay:
             return
         await self.request(CompleteTokenCall(key, token_id, data))
 
+    async def stream(self, name: str, source: Any) -> list[Any]:
+        """Send each item of `source` as the next chunk of the run's stream `name` (in batches,
+        at least every STREAM_EVERY seconds), then journal the chunks: a replay returns them
+        without iterating again."""
+        self._check_loop()
+        key = self.key("stream", name)
+        entry = self.recorded(key)
+        if entry is not None and entry.value_json is not None:
+            return list(json.loads(entry.value_json))
+        chunks: list[Any] = []
+        sent = 0
+        last = time.monotonic()
+
+        async def send(done: bool) -> None:
+            nonlocal sent, last
+            await self.request(StreamCall(name, sent, chunks[sent:], done))
+            sent, last = len(chunks), time.monotonic()
+
+        async def items() -> Any:
+            if hasattr(source, "__aiter__"):
+                async for item in source:
+                    yield item
+            else:
+                for item in source:
+                    yield item
+
+        async for item in items():
+            chunks.append(to_json_value(item, f"chunk {len(chunks)} of stream {name!r}"))
+            if len(chunks) - sent >= STREAM_BATCH or time.monotonic() - last >= STREAM_EVERY:
+                await send(False)
+        await send(True)
+        recorded = await self.request(JournalCall(key, chunks))
+        return list(recorded)
+
     # -- waiting and suspending -----------------------------------------------------------------
 
     async def wait_for(self, waitpoint: dict[str, Any]) -> Any:
-        """The result of a waitpoint: at once if it completed, else after it does."""
+        """The result of a waitpoint: at once if it completed, else after it does (the run's
+        metadata changes are sent first: a wait is a moment subscribers see)."""
         self._check_loop()
         if waitpoint["status"] != "PENDING":
             return waitpoint["result"]
+        await self.flush_metadata()
         if waitpoint["kind"] == "duration" and waitpoint["complete_at"] is not None:
             # the engine's count when it answered; a journaled answer has only its end, read
             # against this machine's clock
@@ -290,8 +330,15 @@ class Replay:
         task = self.loop.create_task(self._suspend(waiting))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
+    async def flush_metadata(self) -> None:
+        """Send the run's pending metadata changes, if it has any (`metadata` is the attempt's
+        RunMetadata, set by the executor)."""
+        if self.metadata is not None:
+            await self.metadata.flush(raise_failure=False)
+
     async def _suspend(self, waiting: list[str]) -> None:
         try:
+            await self.flush_metadata()
             reply = await self._on_suspend(waiting, self.compute_used())
         finally:
             self._suspending = False

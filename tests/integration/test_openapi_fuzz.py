@@ -79,6 +79,7 @@ def known_ids(backend: Backend) -> dict[str, str]:
         "run_id": engine.tasks.trigger(env.id, "hello", {}).id,
         "task_id": "hello",
         "name": "task/hello",
+        "stream": "llm",
         "token_id": token["id"],
         "signature": engine.waitpoints.token_signature(token["id"]),
         "worker_id": "worker-1",

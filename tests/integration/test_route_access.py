@@ -17,7 +17,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from conveyor.models import QueueSpec, RetryPolicy, ScheduledPayload, TaskDefinition, TaskSchedule
 from conveyor.server import create_app
+from tests.integration.conftest import task_definitions
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -102,10 +104,20 @@ def ids_of_a(backend: Backend) -> dict[str, str]:
     a registered worker."""
     engine, env = backend.engine, backend.env
     token = engine.waitpoints.create_token(env.id)
+    digest = TaskDefinition(
+        id="digest",
+        queue=QueueSpec(name="task/digest"),
+        retry=RetryPolicy(max_attempts=1),
+        payload_schema=ScheduledPayload.model_json_schema(),
+        schedule=TaskSchedule(),
+    )
+    engine.workers.set_tasks(env.id, [*task_definitions(), digest])
     return {
+        "schedule_id": engine.schedules.create(env.id, task="digest", cron="@daily").id,
         "run_id": engine.tasks.trigger(env.id, "hello", {}).id,
         "token_id": token["id"],
         "name": "task/hello",
+        "stream": "llm",
         "task_id": "hello",
         "worker_id": "worker-1",
         "signature": engine.waitpoints.token_signature(token["id"]),
@@ -186,6 +198,10 @@ def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
             assert response.status_code in (400, 422), where  # the smallest body is no valid bundle
         elif (method, path) == ("GET", "/api/v1/deployments/current"):
             assert response.status_code == 404, where  # nothing is deployed there
+        elif (method, path) == ("POST", "/api/v1/schedules"):
+            assert response.status_code == 400, where  # the smallest body's cron is no cron
+        elif (method, path) == ("GET", "/api/v1/runs/subscribe"):
+            assert response.status_code == 400, where  # neither a tag nor a batch: no stream
         elif _params(path):
             assert response.status_code == 404, where
             assert response.json()["error"]["code"] == "not_found", where
@@ -202,6 +218,7 @@ def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
     assert engine.waitpoints.get_token(env.id, ids_of_a["token_id"])["status"] == "PENDING"
     assert engine.queues.get(env.id, "task/hello").paused is False
     assert [t.id for t in engine.tasks.list(env.id)] == [
+        "digest",
         "encode",
         "hello",
         "other",

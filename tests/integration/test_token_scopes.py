@@ -32,7 +32,7 @@ CALLBACK = ("POST", "/api/v1/waitpoints/tokens/{token_id}/callback/{signature}")
 REALTIME = {
     ("GET", "/api/v1/runs/{run_id}/subscribe"),
     ("GET", "/api/v1/runs/subscribe"),
-    ("GET", "/api/v1/runs/{run_id}/streams/{name}"),
+    ("GET", "/api/v1/runs/{run_id}/streams/{stream}"),
 }
 ACCOUNT_ROUTES = ("/api/v1/me", "/api/v1/projects")
 SUBSCRIBE_BY = ("GET", "/api/v1/runs/subscribe")
@@ -65,6 +65,7 @@ class Scene:
             "env": env.slug,
             "version": "20270101.1",
             "schedule_id": "sched_nope",
+            "stream": "llm",
         }
         doc = httpx.get(f"{url}/openapi.json").json()
         self.components = doc.get("components", {}).get("schemas", {})
@@ -83,8 +84,6 @@ class Scene:
 
     def send(self, method: str, path: str, credential: str | None, query: str = "") -> int:
         names = {name: self.ids[name] for name in _params(path)}
-        if path.endswith("/streams/{name}"):
-            names["name"] = "llm"  # a stream's name has no slash, a queue's may
         url = self.url + path.format(**names) + query
         headers = {} if credential is None else {"Authorization": f"Bearer {credential}"}
         body = self.operations[(method, path)].get("requestBody")

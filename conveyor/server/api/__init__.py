@@ -13,6 +13,7 @@ from conveyor.server.api import (
     deployments,
     projects,
     queues,
+    realtime,
     runs,
     schedules,
     tasks,
@@ -22,6 +23,7 @@ from conveyor.server.api import (
 
 api_router = APIRouter()
 api_router.include_router(tasks.router)
+api_router.include_router(realtime.router)  # before runs: /runs/subscribe is no run id
 api_router.include_router(runs.router)
 api_router.include_router(queues.router)
 api_router.include_router(waitpoints.router)

@@ -1,0 +1,184 @@
+"""Live subscriptions as server-sent events: a run, the runs of a tag or a batch, a run's stream.
+
+    GET /api/v1/runs/{id}/subscribe                 event `run` at each change; `end` when it ends
+    GET /api/v1/runs/subscribe?tag=... | ?batch_id=...   event `run` per changed run; a batch ends
+    GET /api/v1/runs/{id}/streams/{name}            event `chunk` per chunk from the first; `end`
+
+Each event carries an `id`, so a client that reconnects with `Last-Event-ID` misses nothing and
+sees nothing twice: for runs the snapshot's `updated_at`, for a stream the chunk's number.
+
+The app's wake-ups (conveyor/engine/wakeups.py) wake the subscribers of this process on the
+engine's events ("changed", "stream", "available"), which come from every server on the same
+database (conveyor/engine/events.py);
+a subscriber also looks again every FALLBACK seconds, so a change no event named (a run taken
+back by the ticker, say) is seen within that time. A snapshot is read from the store once per
+wake-up and sent only if it differs from the last one sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Any
+
+from fastapi.concurrency import run_in_threadpool
+
+from conveyor.engine import Engine, Waiter, Wakeups, changes, stream_key
+from conveyor.models import Run
+
+FALLBACK = 1.0  # seconds between looks when no event came
+KEEPALIVE = 15.0  # seconds between comments that keep an idle connection open
+OVERLAP = 2.0  # seconds a tag or batch subscriber looks back (commits land out of order)
+PAGE = 500
+
+
+def sse(event: str, data: Any, event_id: str | None = None) -> str:
+    """One server-sent event."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def _pause(waiter: Waiter, idle: list[float]) -> str | None:
+    """Wait for a wake-up or FALLBACK; a keep-alive comment when the line was quiet long."""
+    await waiter.wait(FALLBACK)
+    loop = asyncio.get_running_loop()
+    if loop.time() - idle[0] >= KEEPALIVE:
+        idle[0] = loop.time()
+        return ": keep-alive\n\n"
+    return None
+
+
+def _stamp(run: Run) -> float:
+    moment = run.updated_at or run.created_at
+    return moment.timestamp()
+
+
+def _snapshot(run: Run) -> dict[str, Any]:
+    return run.model_dump(mode="json", exclude={"attempt_list", "waiting_on"})
+
+
+async def run_events(
+    wakeups: Wakeups, engine: Engine, env_id: str, first: Run, last_event_id: str | None
+) -> AsyncIterator[str]:
+    """Snapshots of one run at each change (from `first`, read before the response started),
+    then `end` once it has ended."""
+    last_id = _float(last_event_id)
+    sent: str | None = None
+    idle = [asyncio.get_running_loop().time()]
+    with wakeups.listen(first.id) as waiter:
+        run = first
+        while True:
+            stamp = _stamp(run)
+            body = _snapshot(run)
+            text = json.dumps(body, sort_keys=True)
+            # a change in the same clock tick as the last one sent (equal stamps) still goes;
+            # after a resume only what is newer than the client's last event
+            newer = last_id is None or stamp > last_id or (sent is not None and stamp == last_id)
+            if text != sent and newer:
+                sent, last_id = text, stamp
+                idle[0] = asyncio.get_running_loop().time()
+                yield sse("run", body, repr(stamp))
+            if run.status.is_final:
+                yield sse("end", {"id": run.id, "status": run.status.value})
+                return
+            if wakeups.closed:
+                return
+            beat = await _pause(waiter, idle)
+            if beat:
+                yield beat
+            run = await run_in_threadpool(engine.runs.get, env_id, first.id)
+
+
+async def runs_events(
+    wakeups: Wakeups,
+    engine: Engine,
+    env_id: str,
+    last_event_id: str | None,
+    *,
+    tag: str | None = None,
+    batch_id: str | None = None,
+    batch_done: Callable[[], bool] | None = None,
+) -> AsyncIterator[str]:
+    """Snapshots of the runs of a tag or a batch as they change (every run first); a batch's
+    subscription ends once every run of it has ended."""
+    since = _float(last_event_id) or 0.0
+    seen: dict[str, float] = {}  # run -> stamp sent, within the look-back
+    idle = [asyncio.get_running_loop().time()]
+    with wakeups.listen(changes(env_id)) as waiter:
+        while True:
+            # read before the changes: once every run has ended, this pass sends their last state
+            done = batch_done is not None and await run_in_threadpool(batch_done)
+            look_from = max(0.0, since - OVERLAP) if seen or last_event_id else 0.0
+            while True:
+                runs = await run_in_threadpool(
+                    partial(engine.runs.changed_since, tag=tag, batch_id=batch_id),
+                    env_id,
+                    look_from,
+                )
+                for run in runs:
+                    stamp = _stamp(run)
+                    if seen.get(run.id, -1.0) >= stamp or (last_event_id and stamp <= since):
+                        continue
+                    seen[run.id] = stamp
+                    since = max(since, stamp)
+                    idle[0] = asyncio.get_running_loop().time()
+                    yield sse("run", _snapshot(run), repr(since))
+                if len(runs) < PAGE:
+                    break
+                look_from = _stamp(runs[-1])
+            seen = {k: v for k, v in seen.items() if v >= since - OVERLAP}
+            if done:
+                yield sse("end", {"batch_id": batch_id})
+                return
+            if wakeups.closed:
+                return
+            beat = await _pause(waiter, idle)
+            if beat:
+                yield beat
+
+
+async def stream_events(
+    wakeups: Wakeups, engine: Engine, env_id: str, run_id: str, name: str, last_event_id: str | None
+) -> AsyncIterator[str]:
+    """The chunks of a run's stream from the first (or after `Last-Event-ID`), then live; `end`
+    when the stream ends, or when the run ended without ending it."""
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else -1
+    idle = [asyncio.get_running_loop().time()]
+    with wakeups.listen(stream_key(run_id), run_id) as waiter:
+        while True:
+            chunks, ended = await run_in_threadpool(
+                partial(engine.runs.stream, after=after), env_id, run_id, name
+            )
+            for seq, value in chunks:
+                after = seq
+                idle[0] = asyncio.get_running_loop().time()
+                yield sse("chunk", value, str(seq))
+            if ended:
+                yield sse("end", {"run_id": run_id, "stream": name, "chunks": after + 1})
+                return
+            if not chunks:
+                run = await run_in_threadpool(engine.runs.get, env_id, run_id)
+                if run.status.is_final:
+                    more, ended = await run_in_threadpool(
+                        partial(engine.runs.stream, after=after), env_id, run_id, name
+                    )
+                    if not more:
+                        yield sse("end", {"run_id": run_id, "stream": name, "chunks": after + 1})
+                        return
+                    continue
+            if wakeups.closed:
+                return
+            beat = await _pause(waiter, idle)
+            if beat:
+                yield beat
+
+
+def _float(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None

@@ -1,0 +1,59 @@
+"""Tasks of the realtime tests: metadata changed as a run goes (its own, its parent's and its
+root's), tags added, a stream of chunks, and a run whose increments must count once when it is
+replayed after a wait."""
+
+import asyncio
+
+from conveyor import metadata, streams, tags, task, wait
+
+
+@task(id="progress")
+async def progress(payload: dict, ctx) -> dict:
+    total = int(payload.get("total", 10))
+    metadata.set("total", total)
+    for i in range(total):
+        metadata.increment("done", 1)
+        metadata.append("items", i)
+        await asyncio.sleep(float(payload.get("pause", 0.05)))
+    if payload.get("tag"):
+        await tags.add(payload["tag"])
+    return {"done": metadata.get("done"), "seen": metadata.current()}
+
+
+@task(id="child-progress")
+async def child_progress(payload: dict, ctx) -> None:
+    metadata.parent.increment("children_done", 1)
+    metadata.root.append("finished", ctx.run.id)
+
+
+@task(id="fan-progress")
+async def fan_progress(payload: dict, ctx) -> dict:
+    metadata.set("children", int(payload["children"]))
+    await child_progress.batch_trigger_and_wait(
+        [{"payload": {}} for _ in range(int(payload["children"]))]
+    )
+    return {"ok": True}
+
+
+@task(id="llm")
+async def llm(payload: dict, ctx) -> dict:
+    async def tokens():
+        for i in range(int(payload["tokens"])):
+            await asyncio.sleep(float(payload.get("pause", 0.01)))
+            yield f"t{i} "
+
+    chunks = await streams.pipe("llm", tokens())
+    return {"text": "".join(chunks)}
+
+
+@task(id="count-once")
+async def count_once(payload: dict, ctx) -> dict:
+    metadata.increment("count", 1)
+    metadata.append("marks", "before")
+    token = await wait.create_token(timeout="1h")
+    metadata.set("token", token.id)
+    await metadata.flush()
+    await wait.for_token(token)  # the run is suspended here, then replayed from the top
+    metadata.increment("count", 1)
+    metadata.append("marks", "after")
+    return {"count": metadata.get("count"), "marks": metadata.get("marks")}

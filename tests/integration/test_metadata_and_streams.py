@@ -1,0 +1,213 @@
+"""Run metadata, tags and streams in the engine, on SQLite and PostgreSQL: ops applied in order
+to the run, its parent and its root, a replay's ops skipped by their number (an increment
+counts once), limits refused naming what is over, and streams stored in order once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conveyor.engine import Engine
+from conveyor.errors import InvalidRequest, NotFound, PayloadError, StaleAttempt
+from conveyor.models import QueueSpec, RetryPolicy, TaskDefinition, TriggerOptions
+from conveyor.protocol import (
+    Heartbeat,
+    MetadataCall,
+    MetadataOp,
+    StreamCall,
+    TriggerCall,
+    TriggerItem,
+)
+from tests.integration.conftest import ManualClock, holder
+
+TASKS = [
+    TaskDefinition(id=name, queue=QueueSpec(name=f"task/{name}"), retry=RetryPolicy())
+    for name in ("parent", "child")
+]
+
+
+@pytest.fixture
+def env(engine: Engine) -> str:
+    environment = engine.environments.ensure("proj_m", "prod", "prod")
+    engine.workers.register(environment.id, "w", "w", TASKS)
+    return environment.id
+
+
+def started(engine: Engine, env: str, task: str = "parent", **trigger: Any) -> str:
+    run = engine.tasks.trigger(env, task, {}, TriggerOptions(**trigger))
+    engine.workers.heartbeat("w", Heartbeat())
+    leased = engine.workers.lease(env, "w", 10).attempts
+    assert run.id in [a.run_id for a in leased]
+    return run.id
+
+
+def ops(*items: tuple[Any, ...]) -> list[MetadataOp]:
+    return [MetadataOp(*item) for item in items]
+
+
+def meta(engine: Engine, env: str, run_id: str, changes: list[MetadataOp], **who: Any) -> Any:
+    """The metadata call of the attempt holding `run_id`, as a worker relays it."""
+    return engine.durable.call(
+        env, run_id, MetadataCall(changes), **(who or holder(engine, run_id))
+    )
+
+
+def stream(
+    engine: Engine,
+    env: str,
+    run_id: str,
+    name: str,
+    start: int,
+    chunks: list[Any],
+    done: bool = False,
+) -> Any:
+    call = StreamCall(name, start, chunks, done)
+    return engine.durable.call(env, run_id, call, **holder(engine, run_id))
+
+
+def test_ops_apply_in_order_and_a_replay_applies_none_twice(engine: Engine, env: str) -> None:
+    run_id = started(engine, env)
+    meta(
+        engine,
+        env,
+        run_id,
+        ops(
+            (1, "self", "set", "total", 3),
+            (2, "self", "increment", "done", 1),
+            (3, "self", "append", "files", "a.mp3"),
+            (4, "self", "tag", "tags", "user-42"),
+        ),
+    )
+    # the run is replayed after a wait: its code makes ops 1..4 again, then 5
+    meta(
+        engine,
+        env,
+        run_id,
+        ops(
+            (1, "self", "set", "total", 3),
+            (2, "self", "increment", "done", 1),
+            (3, "self", "append", "files", "a.mp3"),
+            (4, "self", "tag", "tags", "user-42"),
+            (5, "self", "increment", "done", 2),
+        ),
+    )
+    run = engine.runs.get(env, run_id)
+    assert run.metadata == {"total": 3, "done": 3, "files": ["a.mp3"]}
+    assert run.tags == ["user-42"]
+
+
+def test_children_change_their_parent_and_root(engine: Engine, env: str) -> None:
+    root = started(engine, env)
+    call = TriggerCall("trigger:child#1", [TriggerItem("child", {}, {})], False, False)
+    answer = engine.durable.call(env, root, call, **holder(engine, root))
+    child = answer["runs"][0]["id"]
+    engine.workers.heartbeat("w", Heartbeat())
+    engine.workers.lease(env, "w", 10)
+    meta(
+        engine,
+        env,
+        child,
+        ops((1, "parent", "increment", "children_done", 1), (2, "root", "append", "log", "c1")),
+    )
+    assert engine.runs.get(env, root).metadata == {"children_done": 1, "log": ["c1"]}
+    assert engine.runs.get(env, child).metadata == {}
+    # a root run is its own parent and root
+    meta(engine, env, root, ops((1, "parent", "set", "stage", "merging")))
+    assert engine.runs.get(env, root).metadata["stage"] == "merging"
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "message"),
+    [
+        ((1, "self", "set", "blob", "x" * 300_000), PayloadError, "the limit is 256 KB"),
+        ((1, "self", "increment", "name", 1), PayloadError, "is not a number"),
+        ((1, "self", "append", "total", 1), PayloadError, "is not a list"),
+        ((1, "self", "tag", "tags", ""), PayloadError, "a tag is text"),
+        ((1, "self", "set", "when", float("nan")), PayloadError, "not JSON"),
+    ],
+)
+def test_a_batch_over_a_limit_or_not_fitting_is_refused_whole(
+    engine: Engine, env: str, bad: tuple[Any, ...], error: type[Exception], message: str
+) -> None:
+    run_id = started(engine, env, metadata={"name": "ada", "total": 2})
+    with pytest.raises(error, match=message):
+        meta(engine, env, run_id, ops((0, "self", "set", "x", 1), bad))
+    assert engine.runs.get(env, run_id).metadata == {"name": "ada", "total": 2}
+
+
+def test_eleven_tags_are_refused(engine: Engine, env: str) -> None:
+    run_id = started(engine, env, tags=[f"t{i}" for i in range(10)])
+    with pytest.raises(PayloadError, match="at most 10 tags"):
+        meta(engine, env, run_id, ops((1, "self", "tag", "tags", "one-more")))
+
+
+def test_only_the_attempt_holding_the_run_changes_it(engine: Engine, env: str) -> None:
+    run_id = started(engine, env)
+    stale = holder(engine, run_id)
+    engine.runs.cancel(env, run_id)
+    with pytest.raises(StaleAttempt):
+        meta(engine, env, run_id, ops((1, "self", "set", "k", 1)), **stale)
+
+
+def test_a_backend_replaces_the_metadata(engine: Engine, env: str) -> None:
+    run_id = started(engine, env, metadata={"a": 1})
+    assert engine.runs.update_metadata(env, run_id, {"b": [1, 2]}).metadata == {"b": [1, 2]}
+    with pytest.raises(PayloadError, match="256 KB"):
+        engine.runs.update_metadata(env, run_id, {"big": "x" * 300_000})
+    with pytest.raises(InvalidRequest, match="JSON object"):
+        engine.runs.update_metadata(env, run_id, [1, 2])
+    with pytest.raises(NotFound):
+        engine.runs.update_metadata(env, "run_nope", {})
+
+
+def test_streams_keep_their_chunks_in_order_once(
+    engine: Engine, env: str, clock: ManualClock
+) -> None:
+    run_id = started(engine, env)
+    stream(engine, env, run_id, "llm", 0, ["a", "b"])
+    stream(engine, env, run_id, "llm", 0, ["a", "b", "c"])  # sent again, and more
+    stream(engine, env, run_id, "llm", 3, [{"token": "d"}], done=True)
+    chunks, ended = engine.runs.stream(env, run_id, "llm")
+    assert chunks == [(0, "a"), (1, "b"), (2, "c"), (3, {"token": "d"})] and ended
+    assert engine.runs.stream(env, run_id, "llm", after=2) == ([(3, {"token": "d"})], True)
+    assert engine.runs.stream(env, run_id, "other") == ([], False)
+    with pytest.raises(InvalidRequest, match="sent before chunk"):
+        stream(engine, env, run_id, "gap", 5, ["x"])
+    with pytest.raises(PayloadError, match="a chunk is at most 64 KB"):
+        stream(engine, env, run_id, "big", 0, ["x" * 70_000])
+    with pytest.raises(InvalidRequest, match="stream name"):
+        stream(engine, env, run_id, "no spaces", 0, ["x"])
+
+
+def test_children_incrementing_their_parent_at_once_lose_no_increment(
+    engine: Engine, env: str
+) -> None:
+    import threading
+
+    root = started(engine, env)
+    items = [TriggerItem("child", {}, {}) for _ in range(8)]
+    call = TriggerCall("batch_trigger:child#1", items, False, True)
+    children = [
+        r["id"] for r in engine.durable.call(env, root, call, **holder(engine, root))["runs"]
+    ]
+    engine.workers.heartbeat("w", Heartbeat())
+    engine.workers.lease(env, "w", 10)
+    barrier = threading.Barrier(len(children))
+    errors: list[BaseException] = []
+
+    def child_flushes(child: str) -> None:
+        try:
+            barrier.wait()
+            for seq in range(1, 6):
+                meta(engine, env, child, ops((seq, "parent", "increment", "done", 1)))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=child_flushes, args=(c,)) for c in children]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert engine.runs.get(env, root).metadata == {"done": 8 * 5}
