@@ -1,12 +1,14 @@
 """Runs pages: the list (filters, search by id, keyset pages, live rows) and the run page
-(status and timeline, payload, output or error, trace waterfall, logs per attempt, attempts,
-parent and children, cancel and replay), with its live part.
+(status and timeline, its metadata and streams as the run writes them, payload, output or
+error, trace waterfall, logs per attempt, attempts, parent and children, cancel and replay),
+with its live part: the environment's changes (a run's metadata and streams too) wake it.
 
     GET  /runs                     the list; ?status= &task= &tag= &period= &from= &to= &q=
                                    &cursor= &before=
     GET  /runs/stream              the list's rows as server-sent events
     GET  /runs/{id}                a run
     GET  /runs/{id}/stream         the run's live part as server-sent events
+    GET  /runs/{id}/payload.json   output.json, metadata.json: a whole value, as a download
     POST /runs/{id}/cancel         POST /runs/{id}/replay   (payload: the edited JSON)
 
 Every call goes through the engine with the viewer's environment.
@@ -42,6 +44,8 @@ router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
 PAGE_SIZE = 50
 MAX_CHILD_TRACES = 25  # child runs whose own spans the waterfall shows
+MAX_STREAMS = 10  # streams of a run the page shows
+MAX_STREAM_CHUNKS = 2000  # chunks of each it reads: the page shows the start of a long one
 PERIODS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 STATUS_GROUPS = {
     "active": list(ACTIVE_STATUSES),
@@ -223,6 +227,36 @@ def _logs_by_attempt(logs: list[LogLine]) -> list[tuple[int, list[LogLine]]]:
     return sorted(grouped.items())
 
 
+@dataclass(frozen=True)
+class StreamView:
+    """A stream of the run as the page shows it: text chunks joined, other chunks one JSON a
+    line, cut at MAX_SHOWN characters."""
+
+    name: str
+    chunks: int
+    ended: bool
+    text: str
+    cut: bool  # only the start is shown
+
+    @classmethod
+    def read(
+        cls, engine: Engine, env_id: str, run_id: str, name: str, total: int, ended: bool
+    ) -> StreamView:
+        chunks, _ = engine.runs.stream(env_id, run_id, name, limit=MAX_STREAM_CHUNKS)
+        values = [value for _, value in chunks]
+        if all(isinstance(value, str) for value in values):
+            text = "".join(values)
+        else:
+            text = "\n".join(json.dumps(value, ensure_ascii=False) for value in values)
+        cut = len(text) > MAX_SHOWN or len(chunks) < total
+        return cls(name, total, ended, text[:MAX_SHOWN], cut)
+
+
+def _streams(engine: Engine, env_id: str, run_id: str) -> list[StreamView]:
+    found = engine.runs.streams(env_id, run_id)[:MAX_STREAMS]
+    return [StreamView.read(engine, env_id, run_id, s.name, s.chunks, s.ended) for s in found]
+
+
 def _run_context(engine: Engine, env_id: str, run_id: str) -> dict[str, Any]:
     run = engine.runs.get(env_id, run_id, with_attempts=True)
     trace = engine.runs.trace(env_id, run_id)
@@ -238,6 +272,7 @@ def _run_context(engine: Engine, env_id: str, run_id: str) -> dict[str, Any]:
         "child_rows": child_rows,
         "logs": _logs_by_attempt(logs),
         "log_count": len(logs),
+        "streams": _streams(engine, env_id, run_id),
         "now": now,
     }
 
@@ -275,14 +310,14 @@ def _run_page(
 
 @router.get("/runs/{run_id}/{part}.json", response_model=None)
 def run_value(request: Request, run_id: str, part: str, viewer: ScopedDep) -> Response:
-    """A run's whole payload or output, as a download: the page shows only the start of a large
-    one."""
-    if part not in ("payload", "output"):
-        raise NotFound(f"a run has no {part}.json; there are payload.json and output.json")
+    """A run's whole payload, output or metadata, as a download: the page shows only the start
+    of a large one."""
+    if part not in ("payload", "output", "metadata"):
+        raise NotFound(
+            f"a run has no {part}.json; there are payload.json, output.json and metadata.json"
+        )
     run = _engine(request).runs.get(viewer.env_id, run_id)
-    body = json.dumps(
-        run.payload if part == "payload" else run.output, indent=2, ensure_ascii=False
-    )
+    body = json.dumps(getattr(run, part), indent=2, ensure_ascii=False)
     return Response(
         body,
         media_type="application/json",

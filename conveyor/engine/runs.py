@@ -33,6 +33,15 @@ from conveyor.store import Store
 
 
 @dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """A stream a run wrote (`streams.pipe`): its name, the chunks stored, whether it ended."""
+
+    name: str
+    chunks: int
+    ended: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RunPage:
     """A page of runs, newest first, and the cursors (run ids) of the pages either side."""
 
@@ -249,6 +258,14 @@ class Runs:
             rows = tx.all("stream_chunks", run_id=run_id, name=name, after=after, limit=limit)
         chunks = [(int(r["seq"]), json.loads(r["chunk"])) for r in rows if not r["done"]]
         return chunks, any(r["done"] for r in rows)
+
+    def streams(self, env_id: str, run_id: str) -> list[StreamInfo]:
+        """The streams a run wrote, in the order it began them, with their size so far."""
+        with self._store.read() as tx:
+            if tx.one("get_run", env_id=env_id, id=run_id) is None:
+                raise NotFound(f"run {run_id} not found")
+            rows = tx.all("run_streams", run_id=run_id)
+        return [StreamInfo(str(r["name"]), int(r["chunks"]), bool(r["ended"])) for r in rows]
 
     def batch_progress(self, env_id: str, batch_id: str) -> tuple[int, int]:
         """(runs of the batch, runs of it that have ended)."""

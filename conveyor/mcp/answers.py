@@ -248,6 +248,43 @@ class TokenAnswer(BaseModel):
     completed_at: datetime | None = None
 
 
+# -- realtime: metadata and streams --------------------------------------------------------
+
+
+class RunMetadataAnswer(BaseModel):
+    """A run's metadata and tags, as its code (`metadata.*`, `tags.add`) or a backend
+    (`runs.update_metadata`) left them."""
+
+    environment: str
+    run: RunSummary
+    metadata: Any = Field(
+        description="The run's metadata object (a marked preview when it is very large)"
+    )
+    metadata_bytes: int = Field(description="Size of the metadata as JSON (at most 256 KB)")
+    parent_id: str | None = Field(None, description="The run that triggered this one")
+    root_id: str | None = Field(None, description="The run at the top of its tree")
+
+
+class StreamAnswer(BaseModel):
+    """The chunks of a run's stream (`streams.pipe`) read so far."""
+
+    environment: str
+    run_id: str
+    stream: str
+    run_status: RunStatus
+    ended: bool = Field(
+        description="True when the stream ended (or its run ended without ending it): "
+        "nothing more will come"
+    )
+    chunk_count: int = Field(description="Chunks read, including those left out of `chunks`")
+    chunks: list[Any] = Field(description="The chunks in order, the first ones when there are many")
+    chunks_omitted: int = Field(0, description="Chunks read but left out of this answer")
+    text: str | None = Field(
+        None, description="Every chunk joined, when all are text (an LLM's tokens); else null"
+    )
+    waited_seconds: float
+
+
 # -- deploys -------------------------------------------------------------------------------
 
 
@@ -335,6 +372,8 @@ def run_text(run: Run) -> str:
             else f"error: {run.error.name}: {run.error.message}"
             + (f" [{run.error.code}]" if run.error.code else "")
         )
+    if run.metadata:
+        lines.append(f"metadata: {shown(run.metadata)}")
     if run.waiting_on:
         lines.append("waiting on: " + ", ".join(f"{w.kind} {w.id}" for w in run.waiting_on))
     if run.next_attempt_at and not run.status.is_final:

@@ -15,21 +15,24 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 
 from conveyor.mcp.access import Access, ServerOptions
-from conveyor.mcp.tools import accounts, deploys, docs, runs, schedules, tasks
+from conveyor.mcp.tools import accounts, deploys, docs, realtime, runs, schedules, tasks
 from conveyor.version import __version__
 
 NAME = "conveyor"
 INSTRUCTIONS = """\
 Operate Conveyor, the durable background-task platform for Python: find tasks
 (get_current_worker), trigger them (trigger_task), follow runs (list_runs, get_run_details,
-wait_for_run_to_complete), cancel or replay them, complete waitpoint tokens, read and make cron
+wait_for_run_to_complete; get_run_metadata for the progress a run reports, read_run_stream for
+what it streams), cancel or replay them, complete waitpoint tokens, read and make cron
 schedules of scheduled tasks (list_schedules, get_schedule, create_schedule), and deploy the
 project's code to staging, prod or a preview branch (deploy, only when asked; list_deploys shows
 the versions; dev runs the folder's code and takes no deploys). Before writing
 or changing task code, search_docs: tasks are `@task`/`@schema_task` functions; side effects
 belong in `step.run` because code between durable calls runs again on resume; a
 `trigger_and_wait` returns a Result (use `.unwrap()` or `.output`), not the output itself;
-recurring work is a `@schedules.task(id=..., cron=...)`, never a sleep loop.
+recurring work is a `@schedules.task(id=..., cron=...)`, never a sleep loop; progress a user
+should see goes in `metadata` (`metadata.set`, `metadata.parent.increment`) and an LLM's tokens
+in `streams.pipe`, which backends follow live with `runs.subscribe`, never a jobs table polled.
 Without environment/project_ref the tools act on the environment of the key this server runs
 with (in a project where `conveyor dev` runs: its dev server). If a tool reports a connection or
 key problem, call whoami."""
@@ -55,7 +58,7 @@ def build_server(options: ServerOptions) -> MCPServer[Any]:
         lifespan=lifespan,
         log_level="WARNING",
     )
-    for module in (docs, accounts, tasks, runs, schedules, deploys):
+    for module in (docs, accounts, tasks, runs, realtime, schedules, deploys):
         module.register(server, access)
     return server
 

@@ -767,6 +767,11 @@ VALUES (:run_id, :name, :seq, NULL, 1, :now);
 SELECT seq, chunk, done FROM run_streams
 WHERE run_id = :run_id AND name = :name AND seq > :after ORDER BY seq LIMIT :limit;
 
+-- name: run_streams
+-- The streams a run wrote, in the order it began them: chunks stored and whether each ended.
+SELECT name, COUNT(chunk) AS chunks, MAX(done) AS ended, MIN(created_at) AS began
+FROM run_streams WHERE run_id = :run_id GROUP BY name ORDER BY began, name;
+
 -- name: batch_runs_changed_since
 -- Runs of a batch changed after :since, oldest change first.
 SELECT * FROM runs WHERE env_id = :env_id AND batch_id = :batch_id AND updated_at > :since

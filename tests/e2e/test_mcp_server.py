@@ -46,6 +46,8 @@ READ_TOOLS = {
     "list_runs",
     "get_run_details",
     "wait_for_run_to_complete",
+    "get_run_metadata",
+    "read_run_stream",
     "list_deploys",
     "list_schedules",
     "get_schedule",
@@ -297,6 +299,34 @@ async def test_schedules_are_listed_made_per_customer_and_read(scheduled_dev: De
             assert result.is_error and field in result.content[0].text, result.content
         listed = await call(client, "list_schedules", type="IMPERATIVE")
         assert [s["id"] for s in listed["schedules"]] == [schedule_id]
+
+
+async def test_a_runs_progress_and_stream_are_read_as_it_goes(dev: DevServer) -> None:
+    async with session(dev) as client:
+        llm = await call(
+            client, "trigger_task", task_id="llm", payload={"tokens": 40, "pause": 0.06}
+        )
+        progress: list[str] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append(message or "")
+
+        read = await client.call_tool(
+            "read_run_stream",
+            {"run_id": llm["run_id"], "stream": "llm", "wait_seconds": 60},
+            progress_callback=on_progress,
+        )
+        assert not read.is_error and read.structured_content is not None, read.content
+        stream = read.structured_content
+        assert stream["ended"] is True and stream["chunk_count"] == 40
+        assert stream["text"] == "".join(f"t{i} " for i in range(40))
+        assert progress and all(m.endswith("chunks so far") for m in progress)  # ~2.4 s long
+
+        made = await call(client, "trigger_task", task_id="progress", payload={"total": 4})
+        await call(client, "wait_for_run_to_complete", run_id=made["run_id"], timeout_seconds=60)
+        found = await call(client, "get_run_metadata", run_id=made["run_id"])
+    assert found["metadata"] == {"total": 4, "done": 4, "items": [0, 1, 2, 3]}
+    assert found["run"]["status"] == "COMPLETED"
 
 
 TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")

@@ -35,6 +35,10 @@ def test_every_page_is_linked_from_the_docs_index() -> None:
         ("install-skills agent skills", "ai-rules-and-skills.md"),
         ("cron schedule daylight saving time zone", "schedules.md"),
         ("schedule per customer external_id deduplication_key", "schedules.md"),
+        ("run metadata progress increment parent", "realtime.md"),
+        ("subscribe Last-Event-ID server-sent events", "realtime.md"),
+        ("stream llm tokens pipe", "realtime.md"),
+        ("progress bar fastapi subscribe", "realtime.md"),
     ],
 )
 def test_questions_land_on_the_page_that_answers_them(question: str, page: str) -> None:
