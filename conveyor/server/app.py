@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from conveyor.engine import Engine, Wakeups
 from conveyor.server.api import api_router
+from conveyor.server.browser import router as browser_router
 from conveyor.server.cors import PublicCors, origins_from_env
 from conveyor.server.errors import install_error_handlers
 from conveyor.server.ratelimit import RateLimit, RateLimitMiddleware, rate_limit_from_env
@@ -62,6 +63,7 @@ def create_app(
     if origins:  # outermost: a refusal (429, 401) reaches the page too, so it can tell why
         app.add_middleware(PublicCors, origins=origins)
     app.include_router(api_router)
+    app.include_router(browser_router)  # /sdk/realtime.js: the browser client, no key
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness check")
     def healthz() -> Health:

@@ -1,9 +1,13 @@
 """`generate-audio`: the orchestrator. Cut the story into chunks, speak them in parallel with
-`tts-chunk` (waiting durably: no slot or process held meanwhile), merge the MP3s, upload the result,
-remove the temporary chunks and mark the job SUCCEEDED. `on_failure` marks it FAILED.
+`tts-chunk` (waiting durably: no slot or process held meanwhile), merge the MP3s, upload the result
+and remove the temporary chunks. Its output (the audio's URL) is what the page shows at the end.
+
+Progress is the run's metadata, which the page follows live: `total` (the number of chunks),
+`done` (each chunk adds one to its parent's when it is spoken) and `stage` (speaking, merging).
 
 Replay-safe: chunking is a pure function of the payload, the fan-out is journaled, and every
-side effect after it is a `step.run`, so a retry or a resume never speaks a chunk twice.
+side effect after it is a `step.run`, so a retry or a resume never speaks a chunk twice; metadata
+changes made again by a replay are applied once.
 """
 
 from __future__ import annotations
@@ -15,11 +19,9 @@ from pydantic import BaseModel, Field
 from tasks.tts_chunk import Chunk, tts_chunk
 from tts_pipeline import audio_files
 from tts_pipeline.chunking import chunk_text
-from tts_pipeline.jobs import JobStore
-from tts_pipeline.settings import jobs_database
 from tts_pipeline.storage import storage_from_env
 
-from conveyor import AbortTaskRunError, Context, logger, schema_task, step
+from conveyor import AbortTaskRunError, Context, logger, metadata, schema_task, step
 
 
 class GenerateAudio(BaseModel):
@@ -29,17 +31,16 @@ class GenerateAudio(BaseModel):
     voice: str = "alloy"
 
 
-async def mark_failed(payload: GenerateAudio, error: Any, ctx: Context) -> None:
-    """on_failure: the job's chunks are removed, then the job is FAILED with the run's error
-    (in that order, so a job that has ended has nothing left behind)."""
+async def clean_up(payload: GenerateAudio, error: Any, ctx: Context) -> None:
+    """on_failure: remove the chunks a failure the task did not see left behind (a timeout, a
+    crash on the last attempt). Failed chunks are seen, and cleaned up before the run ends."""
     try:
         removed = await asyncio.to_thread(
             audio_files.remove_chunks, storage_from_env(), payload.job_id
         )
-    except Exception as exc:  # the job must still end FAILED; leftovers are only disk space
+    except Exception as exc:  # leftovers are only disk space
         logger.warn("could not remove the chunks", job=payload.job_id, error=repr(exc))
         removed = 0
-    JobStore(jobs_database()).fail(payload.job_id, error.message)
     logger.error(
         "audio generation failed",
         job=payload.job_id,
@@ -57,15 +58,11 @@ async def _remove_chunks(job_id: str) -> int:
     return await asyncio.to_thread(audio_files.remove_chunks, storage_from_env(), job_id)
 
 
-def _mark_succeeded(job_id: str, audio: dict[str, Any]) -> bool:
-    return JobStore(jobs_database()).succeed(
-        job_id, audio_url=audio["url"], audio_key=audio["key"], audio_bytes=audio["bytes"]
-    )
-
-
-@schema_task(id="generate-audio", schema=GenerateAudio, max_duration=300, on_failure=mark_failed)
+@schema_task(id="generate-audio", schema=GenerateAudio, max_duration=300, on_failure=clean_up)
 async def generate_audio(payload: GenerateAudio, ctx: Context) -> dict:
     chunks = chunk_text(payload.text)
+    metadata.set("total", len(chunks))
+    metadata.set("stage", "speaking")
     logger.info(
         "speaking the story", job=payload.job_id, chars=len(payload.text), chunks=len(chunks)
     )
@@ -82,14 +79,16 @@ async def generate_audio(payload: GenerateAudio, ctx: Context) -> dict:
     if failed:
         index, first = failed[0]
         reason = (first.error or {}).get("message", "failed")
+        # before the run ends, so a job seen as failed has nothing left behind
+        await step.run("remove-chunks", _remove_chunks, payload.job_id)
         # Not retried: a retry would get the same failed chunks back from the journal.
         raise AbortTaskRunError(
             f"{len(failed)} of {len(chunks)} chunks failed (chunk {index}: {reason})"
         )
     keys = [r.output["key"] for r in results.runs]
+    metadata.set("stage", "merging")
     audio = await step.run("assemble", _assemble, payload.job_id, keys)
     removed = await step.run("remove-chunks", _remove_chunks, payload.job_id)
-    await step.run("mark-succeeded", _mark_succeeded, payload.job_id, audio)
     logger.info(
         "audio ready",
         job=payload.job_id,

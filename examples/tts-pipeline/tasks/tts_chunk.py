@@ -3,6 +3,7 @@
 At most 5 run at once (the `tts-chunks` queue), which is how you stay under a TTS provider's
 rate limit however many stories are being generated. A failed call is retried twice, 1 to 15 s
 apart; an error that a retry cannot fix (a bad voice, a wrong key) fails the chunk at once.
+A spoken chunk adds one to its orchestrator's `done`, the progress the page shows.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from tts_pipeline.chunking import MAX_CHUNK_CHARS
 from tts_pipeline.speech import SpeechError, provider_from_env
 from tts_pipeline.storage import storage_from_env
 
-from conveyor import AbortTaskRunError, Context, logger, queue, schema_task
+from conveyor import AbortTaskRunError, Context, logger, metadata, queue, schema_task
 
 tts_chunks = queue("tts-chunks", concurrency_limit=5)
 
@@ -65,6 +66,7 @@ async def tts_chunk(payload: Chunk, ctx: Context) -> SpokenChunk:
         seconds=round(seconds, 2),
         provider=provider.name,
     )
+    metadata.parent.increment("done", 1)  # last, once nothing can fail: a failed try never counts
     return {
         "key": key,
         "bytes": len(audio),

@@ -64,13 +64,13 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def backend(platform: Platform) -> Iterator[Any]:
     """The GraphQL backend in this process, triggering on the platform, sharing its data folder."""
     from starlette.testclient import TestClient
-    from tts_pipeline.backend.app import ConveyorStarter, create_app
+    from tts_pipeline.backend.app import ConveyorRuns, create_app
     from tts_pipeline.jobs import JobStore
     from tts_pipeline.storage import LocalStorage
 
     app = create_app(
         jobs=JobStore(platform.data / "jobs.db"),
-        start_run=ConveyorStarter(api_url=platform.api_url, secret_key=platform.secret_key),
+        runs=ConveyorRuns(api_url=platform.api_url, secret_key=platform.secret_key),
         storage=LocalStorage(platform.data / "storage", public_base_url="http://testserver/media"),
     )
     with TestClient(app) as client:

@@ -1,68 +1,88 @@
-"""The GraphQL backend starts one job per story at a time and answers at once; a job left RUNNING
-for 10 minutes is stale and gives way to a new one. Conveyor is replaced by a recorder here; the
-pipeline tests use the real one."""
+"""The GraphQL backend starts one job per story at a time and answers at once with the job's run
+and a token reading it; a job is in progress for as long as its run has not ended, whatever its
+age, and GraphQL reads a job's status, progress, audio and error from its run. Conveyor is
+replaced by a stand-in here; the pipeline tests use the real one."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 from tts_pipeline.backend.app import create_app
-from tts_pipeline.jobs import STALE_AFTER, Job, JobStore
+from tts_pipeline.jobs import Job, JobStore
 from tts_pipeline.storage import LocalStorage
 from tts_testing import graphql, graphql_errors
 
+from conveyor import Run, RunStatus
+
 GENERATE = """mutation($storyId: String!, $text: String!, $voice: String!) {
   generateAudio(storyId: $storyId, text: $text, voice: $voice) {
-    jobId status alreadyInProgress message replacedStaleJobId } }"""
+    jobId runId status alreadyInProgress message accessToken } }"""
 JOB = """query($id: ID!) { generationJob(id: $id) {
-  id storyId voice status textChars runId audioUrl audioKey audioBytes error createdAt
-  completedAt } }"""
+  id storyId voice status textChars runId chunksDone chunksTotal audioUrl audioKey audioBytes
+  error createdAt completedAt accessToken } }"""
 
 
 @dataclass
-class Clock:
-    now: float = 1_750_000_000.0
+class Conveyor:
+    """Stands in for the backend's Conveyor: records each job it is asked to start and keeps its
+    run, which a test moves along."""
 
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Recorder:
-    """Stands in for the Conveyor trigger: records each job it is asked to start."""
-
+    browser_url: str = "http://conveyor.test:3030"
     started: list[tuple[str, str]] = field(default_factory=list)
+    runs: dict[str, Run] = field(default_factory=dict)
     fail_with: Exception | None = None
+    trigger_delay: float = 0.0
 
-    async def __call__(self, job: Job, text: str) -> str:
+    def trigger(self, job: Job, text: str) -> str:
         if self.fail_with:
             raise self.fail_with
+        time.sleep(self.trigger_delay)
         self.started.append((job.id, text))
-        return f"run_{len(self.started)}"
+        run_id = f"run_{len(self.started)}"
+        now = datetime.now(UTC)
+        self.runs[run_id] = Run(
+            id=run_id, task_id="generate-audio", status=RunStatus.QUEUED, created_at=now
+        )
+        return run_id
+
+    def running(self, run_id: str) -> bool:
+        return not self.runs[run_id].status.is_final
+
+    def retrieve(self, run_id: str) -> Run:
+        return self.runs[run_id]
+
+    def page_token(self, run_id: str) -> str:
+        return f"token-reading-{run_id}"
+
+    def move(self, run_id: str, status: RunStatus, **changes: Any) -> None:
+        if status.is_final:
+            changes.setdefault("completed_at", datetime.now(UTC))
+        self.runs[run_id] = Run.model_validate(
+            {**self.runs[run_id].model_dump(), "status": status, **changes}
+        )
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def conveyor() -> Conveyor:
+    return Conveyor()
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
+def jobs(tmp_path: Path) -> JobStore:
+    return JobStore(tmp_path / "jobs.db")
 
 
 @pytest.fixture
-def jobs(tmp_path: Path, clock: Clock) -> JobStore:
-    return JobStore(tmp_path / "jobs.db", clock=clock)
-
-
-@pytest.fixture
-def api(jobs: JobStore, recorder: Recorder, tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(jobs=jobs, start_run=recorder, storage=LocalStorage(tmp_path / "storage"))
+def api(jobs: JobStore, conveyor: Conveyor, tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(jobs=jobs, runs=conveyor, storage=LocalStorage(tmp_path / "storage"))
     with TestClient(app) as client:
         yield client
 
@@ -73,83 +93,123 @@ def generate(
     return graphql(api, GENERATE, storyId=story, text=text, voice=voice)["generateAudio"]
 
 
-def test_generate_audio_creates_a_running_job_triggers_the_orchestrator_and_returns_its_id(
-    api: TestClient, recorder: Recorder
+def test_generate_audio_triggers_the_orchestrator_and_answers_with_the_run_and_its_token(
+    api: TestClient, conveyor: Conveyor
 ) -> None:
     answer = generate(api, text="Once upon a time. The end.", voice="nova")
-    assert (
-        answer["status"] == "RUNNING"
-        and answer["message"] == "Started"
-        and not answer["alreadyInProgress"]
-    )
-    assert recorder.started == [(answer["jobId"], "Once upon a time. The end.")]
+    assert answer["status"] == "RUNNING" and answer["message"] == "Started"
+    assert not answer["alreadyInProgress"]
+    assert answer["runId"] == "run_1" and answer["accessToken"] == "token-reading-run_1"
+    assert conveyor.started == [(answer["jobId"], "Once upon a time. The end.")]
     job = graphql(api, JOB, id=answer["jobId"])["generationJob"]
     assert job["status"] == "RUNNING" and job["storyId"] == "story-1" and job["voice"] == "nova"
     assert job["textChars"] == 26 and job["runId"] == "run_1" and job["audioUrl"] is None
+    assert job["chunksDone"] == 0 and job["chunksTotal"] is None
+    assert job["accessToken"] == "token-reading-run_1"
 
 
-def test_a_running_job_younger_than_10_minutes_is_already_in_progress(
-    api: TestClient, recorder: Recorder, clock: Clock
+def test_a_job_whose_run_has_not_ended_is_already_in_progress_however_old(
+    api: TestClient, conveyor: Conveyor, jobs: JobStore
 ) -> None:
     first = generate(api)
-    clock.now += STALE_AFTER - 1
+    jobs.clock = lambda: time.time() + 86_400  # a day later: age decides nothing
+    conveyor.move(first["runId"], RunStatus.WAITING)
     again = generate(api, text="A different text.")
     assert again == {
         "jobId": first["jobId"],
+        "runId": first["runId"],
         "status": "RUNNING",
         "alreadyInProgress": True,
         "message": "Already in progress",
-        "replacedStaleJobId": None,
+        "accessToken": "token-reading-run_1",
     }
-    assert len(recorder.started) == 1
+    assert len(conveyor.started) == 1
 
 
-def test_a_running_job_10_minutes_old_is_marked_failed_before_a_new_one_starts(
-    api: TestClient, recorder: Recorder, clock: Clock
+@pytest.mark.parametrize("ended", [RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CRASHED])
+def test_once_the_run_has_ended_the_story_gets_a_new_job(
+    api: TestClient, conveyor: Conveyor, ended: RunStatus
 ) -> None:
     first = generate(api)
-    clock.now += STALE_AFTER
+    conveyor.move(first["runId"], ended)
     second = generate(api)
-    assert second["jobId"] != first["jobId"] and not second["alreadyInProgress"]
-    assert second["replacedStaleJobId"] == first["jobId"] and second["message"] == "Started"
-    stale = graphql(api, JOB, id=first["jobId"])["generationJob"]
-    assert stale["status"] == "FAILED" and stale["error"].startswith(
-        "stale: still RUNNING after 10 minutes"
-    )
-    assert stale["completedAt"] is not None
-    assert graphql(api, JOB, id=second["jobId"])["generationJob"]["status"] == "RUNNING"
-    assert [job_id for job_id, _ in recorder.started] == [first["jobId"], second["jobId"]]
+    assert second["jobId"] != first["jobId"] and second["runId"] == "run_2"
+    assert second["message"] == "Started" and not second["alreadyInProgress"]
 
 
-def test_ended_jobs_and_other_stories_do_not_block_a_new_job(
-    api: TestClient, jobs: JobStore
-) -> None:
-    first = generate(api, story="story-1")
+def test_other_stories_do_not_block_a_new_job(api: TestClient) -> None:
+    generate(api, story="story-1")
     assert not generate(api, story="story-2")["alreadyInProgress"]
-    jobs.succeed(
-        first["jobId"], audio_url="http://x/a.mp3", audio_key="audio/a.mp3", audio_bytes=10
-    )
-    assert not generate(api, story="story-1")["alreadyInProgress"]
 
 
-def test_a_job_ends_once(jobs: JobStore) -> None:
-    job = jobs.start("story-1", "alloy", 10).job
-    assert jobs.fail(job.id, "boom")
-    assert not jobs.succeed(job.id, audio_url="u", audio_key="k", audio_bytes=1)
-    assert not jobs.fail(job.id, "again")
-    ended = jobs.get(job.id)
-    assert ended is not None and ended.status == "FAILED" and ended.error == "boom"
-
-
-def test_a_job_that_cannot_be_triggered_is_failed_and_the_error_says_so(
-    api: TestClient, recorder: Recorder, jobs: JobStore
+def test_two_requests_at_once_for_one_story_start_one_job(
+    jobs: JobStore, conveyor: Conveyor
 ) -> None:
-    recorder.fail_with = ConnectionError("Conveyor is not answering")
+    conveyor.trigger_delay = 0.2  # the second request comes while the first triggers
+    answers: list[Any] = []
+
+    def start() -> None:
+        answers.append(
+            jobs.start(
+                "story-1",
+                "alloy",
+                10,
+                running=conveyor.running,
+                trigger=lambda job: conveyor.trigger(job, "text"),
+            )
+        )
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(conveyor.started) == 1
+    assert sorted(started.already_running for started in answers) == [False, True]
+    assert answers[0].job == answers[1].job
+
+
+def test_generation_job_reads_progress_audio_and_errors_from_the_run(
+    api: TestClient, conveyor: Conveyor
+) -> None:
+    job_id = generate(api, story="story-1")["jobId"]
+    conveyor.move("run_1", RunStatus.EXECUTING, metadata={"total": 3, "done": 2})
+    job = graphql(api, JOB, id=job_id)["generationJob"]
+    assert (job["status"], job["chunksDone"], job["chunksTotal"]) == ("RUNNING", 2, 3)
+
+    audio = {"url": "http://x/audio/a.mp3", "key": "audio/a.mp3", "bytes": 10, "chunks": 3}
+    conveyor.move("run_1", RunStatus.COMPLETED, output=audio, metadata={"total": 3, "done": 3})
+    job = graphql(api, JOB, id=job_id)["generationJob"]
+    assert job["status"] == "SUCCEEDED" and job["chunksDone"] == 3 and job["error"] is None
+    assert (job["audioUrl"], job["audioKey"], job["audioBytes"]) == (
+        "http://x/audio/a.mp3",
+        "audio/a.mp3",
+        10,
+    )
+    assert job["completedAt"] is not None
+
+    failed_id = generate(api, story="story-2")["jobId"]
+    error = {"name": "AbortTaskRunError", "message": "1 of 2 chunks failed (chunk 1: boom)"}
+    conveyor.move("run_2", RunStatus.FAILED, error=error)
+    failed = graphql(api, JOB, id=failed_id)["generationJob"]
+    assert failed["status"] == "FAILED" and failed["audioUrl"] is None
+    assert failed["error"] == "1 of 2 chunks failed (chunk 1: boom)"
+
+    canceled_id = generate(api, story="story-3")["jobId"]
+    conveyor.move("run_3", RunStatus.CANCELED)
+    canceled = graphql(api, JOB, id=canceled_id)["generationJob"]
+    assert canceled["status"] == "FAILED" and canceled["error"] == "the run ended CANCELED"
+
+
+def test_a_job_that_cannot_be_triggered_is_not_recorded_and_the_error_says_so(
+    api: TestClient, conveyor: Conveyor
+) -> None:
+    conveyor.fail_with = ConnectionError("Conveyor is not answering")
     errors = graphql_errors(api, GENERATE, storyId="story-1", text="Hello.", voice="alloy")
     assert len(errors) == 1 and "could not start the generation" in errors[0]
     assert "Conveyor is not answering" in errors[0]
-    # The failed job does not block the next attempt.
-    recorder.fail_with = None
+    # Nothing blocks the next attempt.
+    conveyor.fail_with = None
     assert generate(api)["message"] == "Started"
 
 
@@ -163,15 +223,23 @@ def test_a_job_that_cannot_be_triggered_is_failed_and_the_error_says_so(
     ],
 )
 def test_bad_input_is_a_graphql_error_and_starts_nothing(
-    api: TestClient, recorder: Recorder, story: str, text: str, voice: str, message: str
+    api: TestClient, conveyor: Conveyor, story: str, text: str, voice: str, message: str
 ) -> None:
     errors = graphql_errors(api, GENERATE, storyId=story, text=text, voice=voice)
     assert len(errors) == 1 and message in errors[0]
-    assert recorder.started == []
+    assert conveyor.started == []
 
 
 def test_an_unknown_job_is_null(api: TestClient) -> None:
     assert graphql(api, JOB, id="job_nope")["generationJob"] is None
+
+
+def test_the_page_loads_the_browser_client_from_conveyor(api: TestClient) -> None:
+    page = api.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<meta name="conveyor-url" content="http://conveyor.test:3030">' in page.text
+    assert "/sdk/realtime.js" in page.text and "subscribeToRun" in page.text
+    assert '<option value="alloy">alloy</option>' in page.text
 
 
 def test_local_audio_is_served_under_media(api: TestClient, tmp_path: Path) -> None:

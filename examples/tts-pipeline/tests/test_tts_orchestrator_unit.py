@@ -1,6 +1,6 @@
 """The orchestrator's logic without a platform, a speech engine or a network: `testing.run` runs
 `generate-audio` in this process with `tts-chunk` mocked. The mock writes a short MP3 where the real
-chunk task would upload one, so the real merge, upload and job bookkeeping run."""
+chunk task would upload one, so the real merge, upload and clean-up run."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from tasks.generate_audio import generate_audio
 from tasks.tts_chunk import tts_chunk
 from tts_pipeline.audio_files import audio_key, chunk_key
-from tts_pipeline.jobs import JobStore
 from tts_pipeline.storage import LocalStorage
 from tts_testing import player_info, story, tagged_tone
 
@@ -20,7 +19,7 @@ from conveyor import RunStatus, testing
 
 @pytest.fixture
 def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The jobs database and the storage of the tasks, in a folder of this test."""
+    """The storage of the tasks, in a folder of this test."""
     for name in ("TTS_S3_BUCKET", "TTS_STORAGE_DIR", "TTS_DATABASE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TTS_DATA_DIR", str(tmp_path))
@@ -44,12 +43,11 @@ def test_the_chunks_are_spoken_in_parallel_merged_into_one_mp3_and_the_job_succe
     data: Path,
 ) -> None:
     storage = LocalStorage(data / "storage")
-    job = JobStore(data / "jobs.db").start("story-1", "fable", 9000).job
     chunks = testing.mock(tts_chunk, output=spoken_chunk(storage))
 
     result = testing.run_sync(
         generate_audio,
-        {"job_id": job.id, "story_id": "story-1", "text": story(9000, seed=2), "voice": "fable"},
+        {"job_id": "job_1", "story_id": "story-1", "text": story(9000, seed=2), "voice": "fable"},
         mocks=[chunks],
     )
 
@@ -57,30 +55,35 @@ def test_the_chunks_are_spoken_in_parallel_merged_into_one_mp3_and_the_job_succe
     n = result.output["chunks"]
     assert n > 1 and len(chunks.calls) == n
     assert [c["index"] for c in chunks.calls] == list(range(n))
-    assert all(c.tags == [f"job:{job.id}"] for c in result.children)
-    seconds, _ = player_info(storage.get(audio_key(job.id)))
+    assert all(c.tags == ["job:job_1"] for c in result.children)
+    seconds, _ = player_info(storage.get(audio_key("job_1")))
     assert abs(seconds - n) < 0.5
+    assert result.output["url"] == "http://testserver/media/audio/job_1.mp3"
     assert [e.key for e in result.journal] == [
         "batch_trigger_and_wait:tts-chunk#1",
         "step:assemble#1",
         "step:remove-chunks#1",
-        "step:mark-succeeded#1",
     ]
-    assert JobStore(data / "jobs.db").get(job.id).status == "SUCCEEDED"  # type: ignore[union-attr]
+    assert storage.list("tmp/") == []
     assert result.messages() == ["speaking the story", "audio ready"]
 
 
 def test_a_chunk_that_fails_fails_the_job_once_without_retrying_the_story(data: Path) -> None:
-    job = JobStore(data / "jobs.db").start("story-2", "fable", 100).job
+    storage = LocalStorage(data / "storage")
+    storage.put(chunk_key("job_2", 0), tagged_tone(0.5), "audio/mpeg")  # a chunk spoken before
     result = testing.run_sync(
         generate_audio,
-        {"job_id": job.id, "story_id": "story-2", "text": "A short story.", "voice": "fable"},
+        {"job_id": "job_2", "story_id": "story-2", "text": "A short story.", "voice": "fable"},
         mocks=[testing.mock(tts_chunk, error="the voice 'fable' is not available")],
     )
 
     assert result.status == RunStatus.FAILED and result.attempts == 1
     assert "1 of 1 chunks failed" in result.error["message"]
     assert "not available" in result.error["message"]
-    failed = JobStore(data / "jobs.db").get(job.id)
-    assert failed is not None and failed.status == "FAILED"  # marked by on_failure
-    assert "audio generation failed" in result.messages("error")
+    # the chunks are removed before the run ends, so a failed job leaves nothing behind
+    assert [e.key for e in result.journal] == [
+        "batch_trigger_and_wait:tts-chunk#1",
+        "step:remove-chunks#1",
+    ]
+    assert storage.list("tmp/") == []
+    assert "audio generation failed" in result.messages("error")  # on_failure

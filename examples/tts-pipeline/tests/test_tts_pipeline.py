@@ -1,6 +1,7 @@
 """The whole pipeline on a real `conveyor dev`: the GraphQL backend starts a job, the orchestrator
 fans out to the chunk task (at most 5 at once), merges one valid MP3 and cleans up; failed chunks
-are retried, and a chunk that never succeeds fails the job through on_failure.
+are retried, and a chunk that never succeeds fails the job with nothing left behind. Each job is
+followed as the page follows it: live from Conveyor, with the token the backend handed out.
 
 espeak-ng speaks for real; chunks fail on purpose through the test-only markers of
 tts_pipeline/faults.py (TTS_TEST_FAULTS=1 is set for this platform only).
@@ -19,26 +20,35 @@ from tts_testing import Platform, graphql, player_info, story
 from conveyor import Client, Run
 
 GENERATE = """mutation($storyId: String!, $text: String!) {
-  generateAudio(storyId: $storyId, text: $text, voice: "fable") { jobId status message } }"""
+  generateAudio(storyId: $storyId, text: $text, voice: "fable") {
+    jobId runId accessToken status message } }"""
 JOB = """query($id: ID!) { generationJob(id: $id) {
-  id status runId audioUrl audioKey audioBytes error } }"""
+  id status runId chunksDone chunksTotal audioUrl audioKey audioBytes error } }"""
 
 
-def start(backend: Any, story_id: str, text: str) -> str:
+def start(backend: Any, story_id: str, text: str) -> dict[str, Any]:
+    """The backend's answer: the job, its run, and the token reading that run."""
     answer = graphql(backend, GENERATE, storyId=story_id, text=text)["generateAudio"]
     assert answer["status"] == "RUNNING" and answer["message"] == "Started"
-    return str(answer["jobId"])
+    return dict(answer)
 
 
-def wait_until_ended(backend: Any, job_id: str, timeout: float = 90) -> dict[str, Any]:
-    """Poll the job as a client would, until it is no longer RUNNING."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = graphql(backend, JOB, id=job_id)["generationJob"]
-        if job["status"] != "RUNNING":
-            return dict(job)
-        time.sleep(0.25)
-    raise AssertionError(f"job {job_id} still RUNNING after {timeout}s")
+def follow(platform: Platform, started: dict[str, Any]) -> list[Run]:
+    """What the page sees: every snapshot of the job's run until it has ended, live from
+    Conveyor, read with the public token the backend handed out (no secret key)."""
+    with Client(api_url=platform.api_url, secret_key=started["accessToken"]) as page:
+        return list(page.runs.subscribe(started["runId"]))
+
+
+def wait_until_ended(backend: Any, platform: Platform, started: dict[str, Any]) -> dict[str, Any]:
+    """Follow the job's run to its end, then the job as GraphQL answers for it."""
+    seen = follow(platform, started)
+    assert seen[-1].status.is_final
+    done = [run.metadata.get("done", 0) for run in seen]
+    assert done == sorted(done)  # progress only goes forward
+    job = dict(graphql(backend, JOB, id=started["jobId"])["generationJob"])
+    assert job["status"] != "RUNNING"
+    return job
 
 
 def chunk_runs(client: Client, job_id: str) -> list[Run]:
@@ -68,14 +78,16 @@ def storage(platform: Platform) -> LocalStorage:
 
 
 def test_a_story_of_10000_characters_becomes_one_valid_mp3(
-    backend: Any, client: Client, storage: LocalStorage
+    backend: Any, platform: Platform, client: Client, storage: LocalStorage
 ) -> None:
     text = story(10_500, seed=1)
     began = time.monotonic()
-    job_id = start(backend, "story-long", text)
-    job = wait_until_ended(backend, job_id)
+    started = start(backend, "story-long", text)
+    job_id = started["jobId"]
+    job = wait_until_ended(backend, platform, started)
     took = time.monotonic() - began
     assert job["status"] == "SUCCEEDED", job["error"]
+    assert job["chunksDone"] == job["chunksTotal"] == 3
     assert (
         job["audioKey"] == f"audio/{job_id}.mp3"
         and job["audioUrl"] == f"http://testserver/media/audio/{job_id}.mp3"
@@ -104,12 +116,12 @@ def test_a_story_of_10000_characters_becomes_one_valid_mp3(
 
 
 def test_never_more_than_5_chunks_are_spoken_at_once(
-    backend: Any, client: Client, storage: LocalStorage
+    backend: Any, platform: Platform, client: Client, storage: LocalStorage
 ) -> None:
     jobs = [start(backend, f"story-busy-{n}", story(10_500, seed=10 + n)) for n in range(3)]
-    ended = [wait_until_ended(backend, job_id) for job_id in jobs]
+    ended = [wait_until_ended(backend, platform, started) for started in jobs]
     assert [job["status"] for job in ended] == ["SUCCEEDED"] * 3
-    runs = [run for job_id in jobs for run in chunk_runs(client, job_id)]
+    runs = [run for job in ended for run in chunk_runs(client, job["id"])]
     assert len(runs) == 9
     attempts = [
         (a.started_at.timestamp(), a.completed_at.timestamp())
@@ -130,30 +142,32 @@ def test_never_more_than_5_chunks_are_spoken_at_once(
 
 
 def test_a_chunk_that_fails_twice_is_retried_and_the_job_succeeds(
-    backend: Any, client: Client
+    backend: Any, platform: Platform, client: Client
 ) -> None:
     text = (
         "The keeper woke before dawn. [[fail-attempts:2]] He climbed the stairs and lit the lamp."
     )
-    job = wait_until_ended(backend, start(backend, "story-flaky", text))
+    job = wait_until_ended(backend, platform, start(backend, "story-flaky", text))
     assert job["status"] == "SUCCEEDED", job["error"]
     [run] = chunk_runs(client, job["id"])
     assert run.status == "COMPLETED" and run.attempts == 3
+    assert job["chunksDone"] == job["chunksTotal"] == 1  # the failed tries did not count
     assert [a.status for a in run.attempt_list or []] == ["FAILED", "FAILED", "COMPLETED"]
     first = (run.attempt_list or [])[0]
     assert first.error is not None and "injected failure on attempt 1" in first.error.message
 
 
-def test_a_chunk_that_always_fails_fails_the_job_through_on_failure(
-    backend: Any, client: Client, storage: LocalStorage
+def test_a_chunk_that_always_fails_fails_the_job_with_nothing_left_behind(
+    backend: Any, platform: Platform, client: Client, storage: LocalStorage
 ) -> None:
     text = story(4_500, seed=3) + " [[fail-attempts:always]] The end."
-    job = wait_until_ended(backend, start(backend, "story-broken", text))
+    job = wait_until_ended(backend, platform, start(backend, "story-broken", text))
     assert job["status"] == "FAILED" and job["audioUrl"] is None
+    assert (job["chunksDone"], job["chunksTotal"]) == (1, 2)
     assert job["error"].startswith("1 of 2 chunks failed (chunk 1: injected failure on attempt 3")
     runs = sorted(chunk_runs(client, job["id"]), key=lambda r: r.payload["index"])
     assert [(r.status, r.attempts) for r in runs] == [("COMPLETED", 1), ("FAILED", 3)]
     orchestrator = client.runs.retrieve(job["runId"])
     # aborted: a retry cannot help
     assert orchestrator.status == "FAILED" and orchestrator.attempts == 1
-    assert storage.list("tmp/") == []  # on_failure removed the chunk that was spoken
+    assert storage.list("tmp/") == []  # the chunk that was spoken was removed before the end

@@ -1,10 +1,15 @@
-"""The `generation_jobs` table: one row per request to turn a story into audio, in SQLite.
+"""The `story_jobs` table: one row per request to turn a story into audio, naming the Conveyor run
+that does it, in SQLite.
 
-The backend creates a row (RUNNING) and the orchestrator task ends it (SUCCEEDED or FAILED);
-clients poll it through the GraphQL API. A job ends once: `succeed` and `fail` only change a
-RUNNING row. Stale jobs: a story may have one RUNNING job at a time; one that has been running for
-`STALE_AFTER` seconds is taken as lost (its worker died with it, say), marked FAILED, and a new
-job starts.
+A job's status, progress, audio and error are its run's: the page follows the run live from
+Conveyor and GraphQL reads it there, so nothing here copies them and no task writes here. What
+the table keeps is what only the backend knows: the story, the voice, and which run is the job.
+
+One job per story at a time. `start` holds the database's write lock from the question "is the
+story's last job still running?" (asked of Conveyor through `running`) to the trigger of the new
+job's run (`trigger`), so two requests cannot both start one, and a job is recorded only once
+its run exists. Nothing is decided by age: a run whose worker died is retried by Conveyor and
+its job stays in progress until the run ends.
 """
 
 from __future__ import annotations
@@ -14,28 +19,19 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-STALE_AFTER = 10 * 60
-
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS generation_jobs (
+CREATE TABLE IF NOT EXISTS story_jobs (
     id          TEXT PRIMARY KEY,
     story_id    TEXT NOT NULL,
     voice       TEXT NOT NULL,
     text_chars  INTEGER NOT NULL,
-    status      TEXT NOT NULL CHECK (status IN ('RUNNING', 'SUCCEEDED', 'FAILED')),
-    run_id      TEXT,
-    audio_url   TEXT,
-    audio_key   TEXT,
-    audio_bytes INTEGER,
-    error       TEXT,
-    created_at  REAL NOT NULL,
-    updated_at  REAL NOT NULL,
-    completed_at REAL
+    run_id      TEXT NOT NULL,
+    created_at  REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS generation_jobs_story_status ON generation_jobs (story_id, status);
+CREATE INDEX IF NOT EXISTS story_jobs_story ON story_jobs (story_id, created_at);
 """
 
 
@@ -45,25 +41,17 @@ class Job:
     story_id: str
     voice: str
     text_chars: int
-    status: str
-    run_id: str | None
-    audio_url: str | None
-    audio_key: str | None
-    audio_bytes: int | None
-    error: str | None
+    run_id: str
     created_at: float
-    updated_at: float
-    completed_at: float | None
 
 
 @dataclass(frozen=True)
 class Started:
-    """What `JobStore.start` did: `job` is the new job, or the story's job already in progress
-    (`already_running`); `stale` is the job it marked FAILED first, if any."""
+    """What `JobStore.start` did: `job` is the new job, or the story's job still in progress
+    (`already_running`)."""
 
     job: Job
     already_running: bool
-    stale: Job | None = None
 
 
 class JobStore:
@@ -73,7 +61,7 @@ class JobStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = self._connect()
         try:
-            db.execute("PRAGMA journal_mode=WAL")  # the backend reads while the tasks write
+            db.execute("PRAGMA journal_mode=WAL")  # reads go on while a job starts
             db.executescript(SCHEMA)
         finally:
             db.close()
@@ -97,81 +85,38 @@ class JobStore:
         finally:
             db.close()
 
-    def start(self, story_id: str, voice: str, text_chars: int) -> Started:
-        """Create a RUNNING job for the story, unless one younger than STALE_AFTER is running."""
-        now = self.clock()
+    def start(
+        self,
+        story_id: str,
+        voice: str,
+        text_chars: int,
+        *,
+        running: Callable[[str], bool],
+        trigger: Callable[[Job], str],
+    ) -> Started:
+        """The story's job in progress, if `running(run_id)` says its last job's run has not
+        ended; otherwise a new job, recorded with the run `trigger(job)` made for it (the job's
+        id is its idempotency key). If `trigger` raises, nothing is recorded."""
         with self._transaction() as db:
             row = db.execute(
-                "SELECT * FROM generation_jobs WHERE story_id = ? AND status = 'RUNNING' "
-                "ORDER BY created_at DESC LIMIT 1",
+                "SELECT * FROM story_jobs WHERE story_id = ? ORDER BY created_at DESC LIMIT 1",
                 (story_id,),
             ).fetchone()
-            stale = None
-            if row is not None:
-                running = _job(row)
-                if now - running.created_at < STALE_AFTER:
-                    return Started(running, already_running=True)
-                db.execute(
-                    "UPDATE generation_jobs SET status = 'FAILED', error = ?, updated_at = ?, "
-                    "completed_at = ? WHERE id = ?",
-                    (
-                        f"stale: still RUNNING after {STALE_AFTER // 60} minutes; "
-                        "a new job replaced it",
-                        now,
-                        now,
-                        running.id,
-                    ),
-                )
-                stale = _job(
-                    db.execute(
-                        "SELECT * FROM generation_jobs WHERE id = ?", (running.id,)
-                    ).fetchone()
-                )
-            job_id = f"job_{uuid.uuid4().hex}"
+            if row is not None and running(row["run_id"]):
+                return Started(_job(row), already_running=True)
+            job = Job(f"job_{uuid.uuid4().hex}", story_id, voice, text_chars, "", self.clock())
+            job = replace(job, run_id=trigger(job))
             db.execute(
-                "INSERT INTO generation_jobs (id, story_id, voice, text_chars, status, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)",
-                (job_id, story_id, voice, text_chars, now, now),
+                "INSERT INTO story_jobs (id, story_id, voice, text_chars, run_id, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (job.id, job.story_id, job.voice, job.text_chars, job.run_id, job.created_at),
             )
-            created = _job(
-                db.execute("SELECT * FROM generation_jobs WHERE id = ?", (job_id,)).fetchone()
-            )
-        return Started(created, already_running=False, stale=stale)
-
-    def attach_run(self, job_id: str, run_id: str) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE generation_jobs SET run_id = ?, updated_at = ? WHERE id = ?",
-                (run_id, self.clock(), job_id),
-            )
-
-    def succeed(self, job_id: str, *, audio_url: str, audio_key: str, audio_bytes: int) -> bool:
-        """Mark a RUNNING job SUCCEEDED; False if it had already ended."""
-        now = self.clock()
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE generation_jobs SET status = 'SUCCEEDED', audio_url = ?, audio_key = ?, "
-                "audio_bytes = ?, updated_at = ?, completed_at = ? "
-                "WHERE id = ? AND status = 'RUNNING'",
-                (audio_url, audio_key, audio_bytes, now, now, job_id),
-            )
-            return cursor.rowcount == 1
-
-    def fail(self, job_id: str, error: str) -> bool:
-        """Mark a RUNNING job FAILED with the error; False if it had already ended."""
-        now = self.clock()
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE generation_jobs SET status = 'FAILED', error = ?, updated_at = ?, "
-                "completed_at = ? WHERE id = ? AND status = 'RUNNING'",
-                (error, now, now, job_id),
-            )
-            return cursor.rowcount == 1
+        return Started(job, already_running=False)
 
     def get(self, job_id: str) -> Job | None:
         db = self._connect()
         try:
-            row = db.execute("SELECT * FROM generation_jobs WHERE id = ?", (job_id,)).fetchone()
+            row = db.execute("SELECT * FROM story_jobs WHERE id = ?", (job_id,)).fetchone()
         finally:
             db.close()
         return _job(row) if row is not None else None

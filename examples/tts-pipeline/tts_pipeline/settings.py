@@ -1,12 +1,12 @@
 """Where the example keeps its state, from the environment, read when asked (never at import).
 
 Both processes read it, the backend and the task executors under `conveyor dev`, so start them
-with the same environment.
+with the same environment (only the backend opens the jobs database).
 
 | Variable | Meaning | Default |
 |---|---|---|
 | TTS_DATA_DIR | folder for the jobs database and local storage | `data/` in the example |
-| TTS_DATABASE | the SQLite file holding `generation_jobs` | `$TTS_DATA_DIR/jobs.db` |
+| TTS_DATABASE | the SQLite file holding `story_jobs` (the backend's) | `$TTS_DATA_DIR/jobs.db` |
 | TTS_STORAGE_DIR, TTS_S3_*, TTS_PUBLIC_BASE_URL | object storage, see `storage/` | local folder |
 | OPENAI_API_KEY, TTS_PROVIDER, TTS_ESPEAK_SPEED | speech provider, see `speech/` | espeak-ng |
 """
