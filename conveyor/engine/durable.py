@@ -24,7 +24,7 @@ from conveyor.engine.events import Events
 from conveyor.engine.transitions import Holder, Transitions
 from conveyor.engine.views import json_text
 from conveyor.engine.waitpoints import Waitpoints
-from conveyor.errors import InvalidRequest, NotFound, PayloadError
+from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.ids import new_id
 from conveyor.metadata_ops import add_tag, apply_op, metadata_json
 from conveyor.models import FINAL_STATUSES, RunStatus, TriggerOptions
@@ -132,13 +132,12 @@ class Durable:
         self, run_id: str, ops: list[MetadataOp], *, holder: Holder | None = None
     ) -> dict[str, Any]:
         """Apply metadata ops of a run's code to it, its parent or its root (a root run is its
-        own parent and root), in order, all or none. Ops numbered at or below the run's
-        `metadata_seq` were applied before (a replay makes them again) and are skipped."""
-        for op in ops:
-            problem = json_problem(op.value, f"the value of metadata key {op.key!r}")
-            if problem:
-                raise PayloadError(problem)
+        own parent and root), in order. Ops numbered at or below the run's `metadata_seq` were
+        applied before (a replay makes them again) and are skipped. An op that does not fit
+        (an increment of a text) is refused alone, and every op to a run whose metadata would
+        end over the limit; the answer lists what was refused, and the rest is applied."""
         now = self._clock()
+        refused: list[str] = []
         with self._store.transaction() as tx:
             self._transitions.check_holder(tx, run_id, holder)
             # read under the row's lock: two flushes of one run, or children changing their
@@ -148,37 +147,51 @@ class Durable:
                 raise NotFound(f"run {run_id} not found")
             fresh = [op for op in ops if op.seq > run["metadata_seq"]]
             if not fresh:
-                return {"applied": run["metadata_seq"]}
+                return {"applied": run["metadata_seq"], "refused": []}
             rows: dict[str, Row] = {run_id: run}
             values: dict[str, dict[str, Any]] = {}
             tags: list[str] | None = None
             for op in fresh:
-                if op.op == "tag":
-                    tags = json.loads(run["tags"]) if tags is None else tags
-                    add_tag(tags, op.value)
-                    continue
-                target = {
-                    "self": run_id,
-                    "parent": run["parent_id"] or run_id,
-                    "root": run["root_id"] or run_id,
-                }[op.target]
-                if target not in rows:
-                    found = tx.one("lock_run_by_id", id=target)
-                    if found is None:  # pragma: no cover - a parent outlives its children
-                        raise NotFound(f"run {target} not found")
-                    rows[target] = found
-                if target not in values:
-                    values[target] = json.loads(rows[target]["metadata"] or "{}")
-                apply_op(values[target], op.op, op.key, op.value)
+                try:
+                    _check_value(op)
+                    if op.op == "tag":
+                        tags = json.loads(run["tags"]) if tags is None else tags
+                        add_tag(tags, op.value)
+                        continue
+                    target = self._metadata_target(tx, run, op, rows)
+                    if target not in values:
+                        values[target] = json.loads(rows[target]["metadata"] or "{}")
+                    apply_op(values[target], op.op, op.key, op.value)
+                except PayloadError as exc:
+                    refused.append(exc.message)
             for target, value in values.items():
-                text = metadata_json(value, f"run {target}")
+                try:
+                    text = metadata_json(value, f"run {target}")
+                except PayloadError as exc:  # over the limit: none of its changes
+                    refused.append(exc.message)
+                    continue
                 tx.run("set_run_metadata", id=target, metadata=text, now=now)
             if tags is not None:
                 tx.run("set_run_tags", id=run_id, tags=json_text(tags), now=now)
             applied = max(op.seq for op in fresh)
             tx.run("set_metadata_seq", id=run_id, seq=applied)
         self._events.changed(run["env_id"], [*values, *([run_id] if tags is not None else [])])
-        return {"applied": applied}
+        return {"applied": applied, "refused": refused}
+
+    @staticmethod
+    def _metadata_target(tx: Tx, run: Row, op: MetadataOp, rows: dict[str, Row]) -> str:
+        """The id of the run an op changes, its row locked and kept in `rows`."""
+        target = {
+            "self": run["id"],
+            "parent": run["parent_id"] or run["id"],
+            "root": run["root_id"] or run["id"],
+        }[op.target]
+        if target not in rows:
+            found = tx.one("lock_run_by_id", id=target)
+            if found is None:  # pragma: no cover - a parent outlives its children
+                raise NotFound(f"run {target} not found")
+            rows[target] = found
+        return target
 
     def stream(
         self,
@@ -220,7 +233,12 @@ class Durable:
             state = tx.one("stream_state", run_id=run_id, name=name)
             stored = int(state["chunks"]) if state else 0
             if state is not None and state["ended"]:
-                return {"stored": stored, "done": True}
+                if start + len(texts) > stored:
+                    raise Conflict(
+                        f"stream {name!r} of this run has ended: a stream is written once per "
+                        "run; give another stream another name"
+                    )
+                return {"stored": stored, "done": True}  # sent again after a lost answer
             if start > stored:
                 raise InvalidRequest(
                     f"stream {name!r}: chunk {start} sent before chunk {stored} was stored"
@@ -512,6 +530,18 @@ class Durable:
         self._events.emit("available", row["env_id"])  # its slot is free
         self._events.changed(row["env_id"], [run_id])
         return {"suspended": True}
+
+
+def _check_value(op: MetadataOp) -> None:
+    """PayloadError naming the key when an op's value is no JSON to store."""
+    problem = json_problem(op.value, f"the value of metadata key {op.key!r}")
+    if problem is None:
+        try:
+            json.dumps(op.value, allow_nan=False)
+        except (TypeError, ValueError) as exc:  # NaN, infinity, or no JSON type at all
+            problem = f"the value of metadata key {op.key!r} is not JSON: {exc}"
+    if problem:
+        raise PayloadError(problem)
 
 
 def _moment(value: Any) -> float | None:

@@ -33,6 +33,7 @@ from conveyor.sdk.context import current_scope
 from conveyor.serialization import to_json_value
 
 FLUSH_AFTER = 0.05  # seconds from a change to its flush (changes in between go together)
+SEGMENT = 1_000_000  # ops numbered per position among the durable calls (see RunMetadata.op)
 
 
 class RunMetadata:
@@ -46,12 +47,23 @@ class RunMetadata:
         applied: int,
         send: Callable[[list[MetadataOp]], Awaitable[Any]],
         loop: asyncio.AbstractEventLoop,
+        *,
         tags: list[str] | None = None,
+        position: Callable[[], int] = lambda: 0,
+        parent_id: str | None = None,
+        root_id: str | None = None,
     ) -> None:
         self.values = copy.deepcopy(initial)
         self.tags = list(tags or [])
         self._applied = applied  # ops up to this number were applied before (a replay)
-        self._seq = 0
+        # an op's number: where the code is among its durable calls (the replay's position),
+        # then its count since that position changed
+        self._position = position
+        self._at = -1
+        self._count = 0
+        self._own = {"self", *(["parent"] if parent_id is None else [])}
+        if root_id is None:  # a run nothing triggered is its own parent and root
+            self._own.add("root")
         self._pending: list[MetadataOp] = []
         self._send = send
         self._loop = loop
@@ -65,21 +77,28 @@ class RunMetadata:
             raise InvalidRequest(f"a metadata key is non-empty text, got {key!r}")
         value = to_json_value(value, f"the value of metadata key {key!r}")
         with self._lock:
-            self._seq += 1
-            if self._seq <= self._applied:
+            position = self._position()
+            if position != self._at:
+                self._at, self._count = position, 0
+            self._count += 1
+            seq = position * SEGMENT + self._count
+            if seq <= self._applied:
                 return  # made before this replay and applied then
             if op == "tag":
                 add_tag(self.tags, value)
-            elif target == "self":
+            elif target in self._own:
                 changed = dict(self.values)
                 if op in ("append", "remove") and isinstance(changed.get(key), list):
                     changed[key] = list(changed[key])
                 apply_op(changed, op, key, value)
-                metadata_json(changed, "this run")  # over the limit: refused here, not later
+                try:  # over the limit: refused here, not later
+                    metadata_json(changed, "this run")
+                except PayloadError as exc:
+                    raise PayloadError(f"metadata.{op}({key!r}, ...): {exc.message}") from None
                 self.values = changed
             elif op in ("increment", "decrement"):  # checked here, applied by the platform
                 apply_op({}, op, key, value)
-            self._pending.append(MetadataOp(self._seq, target, op, key, value))  # type: ignore[arg-type]
+            self._pending.append(MetadataOp(seq, target, op, key, value))  # type: ignore[arg-type]
             schedule = not self._scheduled
             self._scheduled = True
         if schedule:
@@ -98,13 +117,17 @@ class RunMetadata:
                 self._scheduled = False
             if ops:
                 try:
-                    await self._send(ops)
+                    answer = await self._send(ops)
                 except (PayloadError, InvalidRequest) as exc:
                     self._failed = exc
                 except BaseException:
                     with self._lock:  # not delivered: they go with the next flush
                         self._pending[:0] = ops
                     raise
+                else:
+                    refused = answer.get("refused") if isinstance(answer, dict) else None
+                    if refused:  # the others were applied
+                        self._failed = PayloadError("; ".join(refused))
             if raise_failure and self._failed is not None:
                 failed, self._failed = self._failed, None
                 raise failed

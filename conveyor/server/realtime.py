@@ -32,6 +32,7 @@ FALLBACK = 1.0  # seconds between looks when no event came
 KEEPALIVE = 15.0  # seconds between comments that keep an idle connection open
 OVERLAP = 2.0  # seconds a tag or batch subscriber looks back (commits land out of order)
 PAGE = 500
+STREAM_PAGE = 1000  # chunks read at once (engine.runs.stream's default)
 
 
 def sse(event: str, data: Any, event_id: str | None = None) -> str:
@@ -158,6 +159,8 @@ async def stream_events(
             if ended:
                 yield sse("end", {"run_id": run_id, "stream": name, "chunks": after + 1})
                 return
+            if len(chunks) >= STREAM_PAGE:  # a late reader catching up: the next page at once
+                continue
             if not chunks:
                 run = await run_in_threadpool(engine.runs.get, env_id, run_id)
                 if run.status.is_final:

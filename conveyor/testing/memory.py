@@ -376,7 +376,14 @@ class World:
             self.apply_metadata(run, ops)
 
         scope.metadata = RunMetadata(
-            run.metadata, run.metadata_seq, apply, asyncio.get_running_loop(), tags=run.tags
+            run.metadata,
+            run.metadata_seq,
+            apply,
+            asyncio.get_running_loop(),
+            tags=run.tags,
+            position=lambda: segment.position,
+            parent_id=run.parent_id,
+            root_id=run.root_id,
         )
         segment.task = asyncio.get_running_loop().create_task(
             self._execute(run, segment, scope), context=contextvars.copy_context()

@@ -45,10 +45,12 @@ class Segment:
         self.suspended_on: list[str] | None = None
         self.task: asyncio.Task[Any] | None = None
         self.started = time.monotonic()
+        self.position = 0  # among the durable calls, as worker/replay.py counts it
 
     # -- keys and the journal (the same rules as worker/replay.py) -----------------------------
 
     def key(self, kind: str, name: str = "") -> str:
+        self.position += 1
         self._counters[(kind, name)] += 1
         n = self._counters[(kind, name)]
         key = f"{kind}:{name}#{n}" if name else f"{kind}#{n}"
@@ -104,11 +106,15 @@ class Segment:
         key = self.key("step", name)
         entry = self.run.journal.get(key)
         if entry is not None:
+            self.position += 1  # the end of the body, not run again
             return copy.deepcopy(entry.value)
         with self._busy():
-            value = fn(*args, **kwargs)
-            if inspect.isawaitable(value):
-                value = await value
+            try:
+                value = fn(*args, **kwargs)
+                if inspect.isawaitable(value):
+                    value = await value
+            finally:
+                self.position += 1  # the end of the body
             try:
                 encoded = to_json_value(value, f"step {name!r} result")
             except PayloadError as exc:

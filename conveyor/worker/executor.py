@@ -311,6 +311,9 @@ class Executor:
             lambda ops: replay.request(MetadataCall(ops)),
             self.loop,
             tags=spec.tags,
+            position=lambda: replay.position,
+            parent_id=spec.parent_id,
+            root_id=spec.root_id,
         )
         ctxmod.enter_scope(scope)  # this asyncio task has its own context: no reset needed
         try:

@@ -79,6 +79,11 @@ class Replay:
         self._extend_deadline = extend_deadline
         self.journal: dict[str, JournalEntry] = {e.key: e for e in spec.journal}
         self.metadata: Any = None  # the attempt's RunMetadata, flushed before waits
+        # where the code is among its durable calls: one more at each call and at the end of a
+        # step's body, whether the body runs or is answered from the journal. Metadata ops are
+        # numbered from it (conveyor/sdk/metadata.py), so ops a journaled step does not make
+        # again leave the numbers of the ops after it as they were.
+        self.position = 0
         self.used: set[str] = set()
         self._replayed = 0  # journal entries this execution has come to again
         self._past_journal = False
@@ -95,6 +100,7 @@ class Replay:
     # -- keys and the journal -----------------------------------------------------------------
 
     def key(self, kind: str, name: str = "") -> str:
+        self.position += 1
         self._counters[(kind, name)] += 1
         n = self._counters[(kind, name)]
         key = f"{kind}:{name}#{n}" if name else f"{kind}#{n}"
@@ -164,13 +170,17 @@ class Replay:
         key = self.key("step", name)
         entry = self.recorded(key)
         if entry is not None and entry.value_json is not None:
+            self.position += 1  # the end of the body, not run again
             return json.loads(entry.value_json)
         self.busy += 1
         started_at = time.time()  # the journal keeps when the step began, for the run's trace
         try:
-            value = fn(*args, **kwargs)
-            if inspect.isawaitable(value):
-                value = await value
+            try:
+                value = fn(*args, **kwargs)
+                if inspect.isawaitable(value):
+                    value = await value
+            finally:
+                self.position += 1  # the end of the body
             try:
                 encoded = to_json_value(value, f"step {name!r} result")
             except PayloadError as exc:

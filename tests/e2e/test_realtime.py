@@ -204,3 +204,23 @@ def test_a_subscriber_on_one_server_sees_a_run_handed_out_by_another(tmp_path: P
     assert len({d for d in done if 0 < d < 8}) >= 3, done  # live through the other server
     assert seen[-1][1].status.value == "COMPLETED" and done[-1] == 8
     assert chunks == [f"t{i} " for i in range(30)]
+
+
+def test_changes_after_a_journaled_step_survive_a_replay(
+    platform: DevServer | TeamPlatform,
+) -> None:
+    async def body() -> Run:
+        async with AsyncClient(platform.api_url, platform.secret_key) as client:
+            handle = await client.tasks.trigger("metadata-in-steps", {})
+            answered = False
+            async for run in client.runs.subscribe(handle.id):
+                if run.status.value == "WAITING" and "token" in run.metadata and not answered:
+                    answered = True
+                    await client.waitpoints.complete_token(run.metadata["token"], {})
+            return await client.runs.retrieve(handle.id)
+
+    run = run_async(body())
+    assert run.status.value == "COMPLETED", run.error
+    expected = {"charged": 11, "root_is_self": True, "after": 1}
+    assert {k: run.metadata[k] for k in expected} == expected
+    assert {k: run.output["seen"][k] for k in expected} == expected  # the run's own view too

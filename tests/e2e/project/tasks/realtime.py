@@ -57,3 +57,21 @@ async def count_once(payload: dict, ctx) -> dict:
     metadata.increment("count", 1)
     metadata.append("marks", "after")
     return {"count": metadata.get("count"), "marks": metadata.get("marks")}
+
+
+@task(id="metadata-in-steps")
+async def metadata_in_steps(payload: dict, ctx) -> dict:
+    from conveyor import step
+
+    def charge() -> str:
+        metadata.increment("charged", 1)  # inside a step: not made again when journaled
+        return "ok"
+
+    await step.run("charge", charge)
+    metadata.root.set("root_is_self", True)  # a run nothing triggered is its own root
+    token = await wait.create_token(timeout="1h")
+    metadata.set("token", token.id)
+    await wait.for_token(token)  # suspended, then replayed: the step answers from the journal
+    metadata.set("after", 1)
+    metadata.increment("charged", 10)
+    return {"seen": metadata.current()}
