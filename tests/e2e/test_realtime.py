@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from conveyor import AsyncClient, Client, Run
+from conveyor import AsyncClient, AuthenticationError, Client, Run
 from tests.databases import postgres_schema
 from tests.e2e.conftest import (
     DevServer,
@@ -183,7 +184,7 @@ def test_a_subscriber_on_one_server_sees_a_run_handed_out_by_another(tmp_path: P
             worker = WorkerProcess(servers[0], "w", executors=2)  # works for server 0 only
             worker.start()
 
-            async def body() -> tuple[list[tuple[float, Run]], list[str]]:
+            async def body() -> tuple[list[tuple[float, Run]], list[str], dict[str, Run]]:
                 async with (
                     AsyncClient(servers[0].api_url, key) as first,
                     AsyncClient(servers[1].api_url, key) as second,
@@ -192,9 +193,32 @@ def test_a_subscriber_on_one_server_sees_a_run_handed_out_by_another(tmp_path: P
                     seen = await watch(second, handle.id)
                     llm = await first.tasks.trigger("llm", {"tokens": 30})
                     chunks = [c async for c in second.runs.stream(llm.id, "llm")]
-                    return seen, chunks
+                    # a browser's tokens, made through one server, used on the other
+                    tag = f"b-{secrets.token_hex(3)}"
+                    public = await first.auth.create_public_token(read={"tags": [tag]})
+                    once = await first.auth.create_trigger_token("progress")
+                    by_tag: dict[str, Run] = {}
+                    async with AsyncClient(servers[1].api_url, public) as browser:
 
-            seen, chunks = run_async(body())
+                        async def follow() -> None:
+                            async for run in browser.runs.subscribe(tag=tag):
+                                by_tag[run.id] = run
+                                if by_tag and all(r.status.is_final for r in by_tag.values()):
+                                    return
+
+                        follower = asyncio.create_task(follow())
+                        await asyncio.sleep(0.3)
+                        async with AsyncClient(servers[1].api_url, once) as page:
+                            await page.tasks.trigger(
+                                "progress", {"total": 3, "pause": 0.05}, tags=[tag]
+                            )
+                        async with AsyncClient(servers[0].api_url, once) as again:
+                            with pytest.raises(AuthenticationError):  # used up, on any server
+                                await again.tasks.trigger("progress", {"total": 1}, tags=[tag])
+                        await asyncio.wait_for(follower, 30)
+                    return seen, chunks, by_tag
+
+            seen, chunks, by_tag = run_async(body())
         finally:
             if worker is not None:
                 worker.stop()
@@ -204,6 +228,7 @@ def test_a_subscriber_on_one_server_sees_a_run_handed_out_by_another(tmp_path: P
     assert len({d for d in done if 0 < d < 8}) >= 3, done  # live through the other server
     assert seen[-1][1].status.value == "COMPLETED" and done[-1] == 8
     assert chunks == [f"t{i} " for i in range(30)]
+    assert len(by_tag) == 1 and next(iter(by_tag.values())).metadata["done"] == 3
 
 
 def test_changes_after_a_journaled_step_survive_a_replay(
