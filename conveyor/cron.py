@@ -151,18 +151,7 @@ class Cron:
     def next_after(self, t: float) -> float | None:
         """The first fire time strictly after epoch seconds `t`, or None if there is none within
         fifty years."""
-        start = datetime.fromtimestamp(t, self.zone)
-        if start.microsecond:
-            start = start.replace(microsecond=0)
-        walk = CronSim(self.expression, start)
-        try:
-            for _ in range(4):  # a wall-clock walk may land on an instant already behind us
-                found = next(walk).timestamp()
-                if found > t:
-                    return found
-        except StopIteration:
-            return None
-        return None
+        return _next_after(self.expression, self.timezone, t)
 
     def upcoming(self, t: float, count: int = 5) -> list[float]:
         """The next `count` fire times after `t`."""
@@ -190,6 +179,24 @@ class Cron:
     def describe(self) -> str:
         """The expression in words: "At 06:00 every day"."""
         return _words(self.expression)
+
+
+@lru_cache(maxsize=65536)  # many schedules share a cron and fire at the same times
+def _next_after(expression: str, timezone: str, t: float) -> float | None:
+    """Cron.next_after."""
+    zone = _zone(timezone)
+    start = datetime.fromtimestamp(t, zone)
+    if start.microsecond:
+        start = start.replace(microsecond=0)
+    walk = CronSim(expression, start)
+    try:
+        for _ in range(4):  # a wall-clock walk may land on an instant already behind us
+            found = next(walk).timestamp()
+            if found > t:
+                return found
+    except StopIteration:
+        return None
+    return None
 
 
 @lru_cache(maxsize=4096)

@@ -135,13 +135,16 @@ class Transitions:
         replayed_from: str | None = None,
         deployed: bool = False,
         version: str | None = None,
+        checked: bool = False,
     ) -> tuple[list[Run], bool]:
         """Insert the runs of a trigger or batch inside `tx`. Returns the runs in input order (an
         existing run where an idempotency key matched) and whether any is queued now.
 
         With `version` the runs are locked to that deployed version from the start and take its
         task definitions (children a run waits for). In a `deployed` environment a task that no
-        version defines yet is no error: its run waits in PENDING_VERSION for a deploy."""
+        version defines yet is no error: its run waits in PENDING_VERSION for a deploy.
+        `checked`: the engine made the payloads to the tasks' schema (a schedule's), so they are
+        not checked against it again."""
         if not items:
             raise InvalidRequest("a batch needs at least one item")
         if len(items) > MAX_BATCH:
@@ -178,7 +181,7 @@ class Transitions:
                             f"{where}task {task_id!r} is not defined in this environment; "
                             f"{why_missing(env_row)}"
                         )
-            if not pending:
+            if not pending and not checked:
                 self._validate_payload(task, payload, where)
             if options.idempotency_key:
                 existing = tx.one(

@@ -77,12 +77,15 @@ UPDATE schedule_fires SET run_id = :run_id, outcome = 'triggered'
 WHERE schedule_id = :schedule_id AND fire_at = :fire_at;
 
 -- name: advance_schedule
--- Move a schedule past a fire time (:last_at: the time, when it made a run).
-UPDATE schedules SET next_at = :next_at, last_at = COALESCE(:last_at, last_at) WHERE id = :id;
+-- Move a schedule past a fire time (:last_at and :last_run_id: the time and run, when it made one).
+UPDATE schedules SET next_at = :next_at, last_at = COALESCE(:last_at, last_at),
+       last_run_id = COALESCE(:last_run_id, last_run_id)
+WHERE id = :id;
 
--- name: set_schedule_last_run
--- The run a schedule made last.
-UPDATE schedules SET last_run_id = :run_id WHERE id = :id;
+-- name: fires_claimed_now
+-- The fire times an environment's firing claimed in this transaction (its clock reading).
+SELECT schedule_id, fire_at FROM schedule_fires
+WHERE env_id = :env_id AND created_at = :now AND outcome = 'triggered' AND run_id IS NULL;
 
 -- name: schedule_fires
 -- A schedule's latest fires, newest first, with the status of each one's run.
