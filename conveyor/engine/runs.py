@@ -267,6 +267,23 @@ class Runs:
             rows = tx.all("run_streams", run_id=run_id)
         return [StreamInfo(str(r["name"]), int(r["chunks"]), bool(r["ended"])) for r in rows]
 
+    def many(self, run_ids: list[str]) -> list[Run]:
+        """The runs of `run_ids` that exist, whatever their environment (for a server's live
+        subscribers, which checked the environment when they subscribed)."""
+        if not run_ids:
+            return []
+        with self._store.read() as tx:
+            rows = tx.all("get_runs_by_id", ids=run_ids)
+        return [run_view(r) for r in rows]
+
+    def stamps(self, run_ids: list[str]) -> dict[str, float]:
+        """When each of `run_ids` last changed (its updated_at), one cheap read for many."""
+        if not run_ids:
+            return {}
+        with self._store.read() as tx:
+            rows = tx.all("run_stamps", ids=run_ids)
+        return {r["id"]: r["updated_at"] for r in rows}
+
     def batch_progress(self, env_id: str, batch_id: str) -> tuple[int, int]:
         """(runs of the batch, runs of it that have ended)."""
         with self._store.read() as tx:

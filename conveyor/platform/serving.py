@@ -164,6 +164,7 @@ class ApiService:
             await before_shutdown()
         # workers' long polls answer now, so the server can stop cleanly
         self.app.state.wakeups.close()
+        self.app.state.run_feed.close()
         self.server.should_exit = True
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(background[0]), 10)

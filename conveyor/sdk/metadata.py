@@ -98,6 +98,10 @@ class RunMetadata:
                 self.values = changed
             elif op in ("increment", "decrement"):  # checked here, applied by the platform
                 apply_op({}, op, key, value)
+            if op in ("set", "delete"):  # it replaces whatever is pending for the key
+                self._pending = [
+                    p for p in self._pending if (p.target, p.key) != (target, key) or p.op == "tag"
+                ]
             self._pending.append(MetadataOp(seq, target, op, key, value))  # type: ignore[arg-type]
             schedule = not self._scheduled
             self._scheduled = True

@@ -18,6 +18,7 @@ from conveyor.server.browser import router as browser_router
 from conveyor.server.cors import PublicCors, origins_from_env
 from conveyor.server.errors import install_error_handlers
 from conveyor.server.ratelimit import RateLimit, RateLimitMiddleware, rate_limit_from_env
+from conveyor.server.realtime import RunFeed
 from conveyor.server.schemas import ErrorResponse, Health
 
 API_DESCRIPTION = """\
@@ -57,6 +58,7 @@ def create_app(
     )
     app.state.engine = engine
     app.state.wakeups = Wakeups(engine)
+    app.state.run_feed = RunFeed(engine)  # what run subscribers watch, read once for all
     install_error_handlers(app)
     if limit:
         app.add_middleware(RateLimitMiddleware, limit=limit)

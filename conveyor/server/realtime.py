@@ -18,6 +18,7 @@ wake-up and sent only if it differs from the last one sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -60,36 +61,144 @@ def _snapshot(run: Run) -> dict[str, Any]:
     return run.model_dump(mode="json", exclude={"attempt_list", "waiting_on"})
 
 
-async def run_events(
-    wakeups: Wakeups, engine: Engine, env_id: str, first: Run, last_event_id: str | None
-) -> AsyncIterator[str]:
+class RunFeed:
+    """The runs this server's subscribers watch, read for all of them at once: when the engine
+    says runs changed, one read of those runs (not one per subscriber); and every FALLBACK
+    seconds one read of when each watched run last changed, then one read of those that did (a
+    change no event named). Each subscriber gets the latest snapshot of its run. One per app."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchers: dict[str, set[RunWatch]] = {}
+        self._marked: set[str] = set()
+        self._stamps: dict[str, float] = {}
+        self._woken = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.closed = False
+        engine.events.subscribe(self._on_event)
+
+    def watch(self, first: Run) -> RunWatch:
+        self._loop = loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._woken = asyncio.Event()
+            self._task = loop.create_task(self._feed())
+        watch = RunWatch(self, first)
+        watch.closed = self.closed  # a server stopping answers with the snapshot it has
+        self._watchers.setdefault(first.id, set()).add(watch)
+        self._stamps.setdefault(first.id, _stamp(first))
+        return watch
+
+    def forget(self, watch: RunWatch) -> None:
+        watching = self._watchers.get(watch.run_id)
+        if watching is not None:
+            watching.discard(watch)
+            if not watching:
+                del self._watchers[watch.run_id]
+                self._stamps.pop(watch.run_id, None)
+
+    def close(self) -> None:
+        """The server stops: every run subscription ends, and new ones end at once."""
+        self.closed = True
+        for watching in list(self._watchers.values()):
+            for watch in list(watching):
+                watch.closed = True
+                watch.woken.set()
+
+    def _on_event(self, event: str, env_id: str, ids: str | None) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or not self._watchers:
+            return
+        if event == "changed" and ids:
+            changed = ids.split(",")
+        elif env_id == "*":  # the database connection was lost: anything may have changed
+            changed = ["*"]
+        else:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._mark, changed)
+
+    def _mark(self, ids: list[str]) -> None:
+        if ids == ["*"]:
+            self._marked |= set(self._watchers)
+        else:
+            self._marked |= {i for i in ids if i in self._watchers}
+        if self._marked:
+            self._woken.set()
+
+    async def _feed(self) -> None:
+        loop = asyncio.get_running_loop()
+        swept = loop.time()
+        while self._watchers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), max(0.0, swept + FALLBACK - loop.time()))
+            self._woken.clear()
+            try:
+                if loop.time() - swept >= FALLBACK:
+                    swept = loop.time()
+                    watched = list(self._watchers)
+                    stamps = await run_in_threadpool(self._engine.runs.stamps, watched)
+                    self._marked |= {
+                        i for i in watched if stamps.get(i, 0.0) > self._stamps.get(i, 0.0)
+                    }
+                marked, self._marked = list(self._marked), set()
+                for start in range(0, len(marked), PAGE):
+                    runs = await run_in_threadpool(
+                        self._engine.runs.many, marked[start : start + PAGE]
+                    )
+                    for run in runs:
+                        self._stamps[run.id] = max(self._stamps.get(run.id, 0.0), _stamp(run))
+                        for watch in self._watchers.get(run.id, ()):
+                            watch.latest = run
+                            watch.woken.set()
+            except Exception:  # the database away for a moment: the next sweep reads again
+                await asyncio.sleep(FALLBACK)
+
+
+class RunWatch:
+    """One subscriber's view of its run: the latest snapshot the feed read."""
+
+    def __init__(self, feed: RunFeed, first: Run) -> None:
+        self.run_id = first.id
+        self.latest = first
+        self.woken = asyncio.Event()
+        self.closed = False
+        self._feed = feed
+
+    def __enter__(self) -> RunWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._feed.forget(self)
+
+
+async def run_events(feed: RunFeed, first: Run, last_event_id: str | None) -> AsyncIterator[str]:
     """Snapshots of one run at each change (from `first`, read before the response started),
     then `end` once it has ended."""
     last_id = _float(last_event_id)
-    sent: str | None = None
-    idle = [asyncio.get_running_loop().time()]
-    with wakeups.listen(first.id) as waiter:
-        run = first
+    sent: float | None = None
+    loop = asyncio.get_running_loop()
+    idle = loop.time()
+    with feed.watch(first) as watch:
         while True:
+            run = watch.latest
             stamp = _stamp(run)
-            body = _snapshot(run)
-            text = json.dumps(body, sort_keys=True)
-            # a change in the same clock tick as the last one sent (equal stamps) still goes;
-            # after a resume only what is newer than the client's last event
-            newer = last_id is None or stamp > last_id or (sent is not None and stamp == last_id)
-            if text != sent and newer:
-                sent, last_id = text, stamp
-                idle[0] = asyncio.get_running_loop().time()
-                yield sse("run", body, repr(stamp))
+            # a snapshot newer than the last one sent; after a resume, newer than the client's
+            if (sent is None or stamp > sent) and (last_id is None or stamp > last_id):
+                sent = stamp
+                idle = loop.time()
+                yield sse("run", _snapshot(run), repr(stamp))
             if run.status.is_final:
                 yield sse("end", {"id": run.id, "status": run.status.value})
                 return
-            if wakeups.closed:
+            if watch.closed:
                 return
-            beat = await _pause(waiter, idle)
-            if beat:
-                yield beat
-            run = await run_in_threadpool(engine.runs.get, env_id, first.id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watch.woken.wait(), KEEPALIVE)
+            watch.woken.clear()
+            if loop.time() - idle >= KEEPALIVE:
+                idle = loop.time()
+                yield ": keep-alive\n\n"
 
 
 async def runs_events(

@@ -786,3 +786,7 @@ ORDER BY updated_at, id LIMIT :limit;
 -- How many runs a batch has, and how many of them have ended.
 SELECT COUNT(*) AS total, SUM(CASE WHEN status IN (:finals) THEN 1 ELSE 0 END) AS ended
 FROM runs WHERE env_id = :env_id AND batch_id = :batch_id;
+
+-- name: run_stamps
+-- When each of several runs last changed.
+SELECT id, updated_at FROM runs WHERE id IN (:ids);

@@ -40,12 +40,17 @@ CHECKS = REGISTERED.get_all()
 # say (a minute of 61, a zone that does not exist): a schema-valid one may be refused with a 400
 # naming the field. Every other check holds for them. So do public access tokens: they must read
 # something (`read` names at least one run, tag, batch or task) and end within 30 days (a
-# duration's text is checked against that after its form).
+# duration's text is checked against that after its form). A worker's task definitions carry
+# their schedule's cron and zone too, and a subscription to runs needs one of `tag` and
+# `batch_id` (two optional parameters, exactly one of them given: no JSON Schema of a query).
 CHECKED_BEYOND_THE_SCHEMA = {
     ("POST", "/api/v1/schedules"),
     ("PUT", "/api/v1/schedules/{schedule_id}"),
     ("POST", "/api/v1/auth/public-tokens"),
     ("POST", "/api/v1/auth/trigger-tokens"),
+    ("POST", "/api/v1/workers/{worker_id}/register"),
+    ("POST", "/api/v1/workers/{worker_id}/tasks"),
+    ("GET", "/api/v1/runs/subscribe"),
 }
 
 
@@ -89,7 +94,10 @@ def known_ids(backend: Backend) -> dict[str, str]:
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_no_input_makes_the_server_fail(method: str, path: str, backend: Backend) -> None:
     app = create_app(backend.engine, rate_limit=False)
-    app.state.wakeups.close()  # long polls answer at once, as when the server stops: no 30 s leases
+    # long polls and subscriptions answer at once, as when the server stops: no 30 s leases, no
+    # endless event streams
+    app.state.wakeups.close()
+    app.state.run_feed.close()
     operation = schemathesis.openapi.from_asgi("/openapi.json", app)[path][method]
     existing = {name: value for name, value in known_ids(backend).items() if "{" + name in path}
     cases = st.one_of(

@@ -111,6 +111,7 @@ def scene(backend: Backend) -> Iterator[Scene]:
         yield scene
         scene.http.close()
         app.state.wakeups.close()  # subscriptions still open end, so the server stops
+        app.state.run_feed.close()
 
 
 def kinds(scene: Scene) -> dict[str, Callable[[], str | None]]:

@@ -96,7 +96,7 @@ async def subscribe_run(
     """Server-sent events: `run` (a snapshot of the run, as `GET /api/v1/runs/{id}` answers) now
     and at each change, then `end` once the run has ended."""
     first = await run_in_threadpool(reader.run, engine, run_id)  # 404 or 403 before streaming
-    body = run_events(request.app.state.wakeups, engine, reader.env_id, first, last_event_id)
+    body = run_events(request.app.state.run_feed, first, last_event_id)
     return _events(request, body)
 
 
