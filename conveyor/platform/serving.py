@@ -64,14 +64,18 @@ class _Server(uvicorn.Server):
         yield
 
 
-def until_due(due: float | None) -> float:
+def until_due(due: float | None, started: float) -> float:
     """How long the tick loop sleeps: until the next due time the tick named (a fire time, a
-    delayed run, a duration), so it happens on time, but never longer than TICK_INTERVAL; a time
-    already past after the tick is left to the next regular tick."""
+    delayed run, a duration), so it happens on time, but never longer than TICK_INTERVAL. A time
+    that came while the tick ran (`started`: when it began) is ticked at once; one that was
+    already past when it began and is still due is left to the next regular tick (it waits on
+    something else: a dev schedule with no worker alive)."""
     if due is None:
         return TICK_INTERVAL
     left = due - time.time()
-    return TICK_INTERVAL if left <= 0 else min(TICK_INTERVAL, left + 0.0005)
+    if left <= 0:
+        return 0.0 if due > started else TICK_INTERVAL
+    return min(TICK_INTERVAL, left + 0.0005)
 
 
 class ApiService:
@@ -124,6 +128,7 @@ class ApiService:
         reported = 0.0
         while True:
             pause = TICK_INTERVAL
+            started = time.time()
             try:
                 due = await asyncio.to_thread(self.engine.tick)
             except Exception as exc:
@@ -142,7 +147,7 @@ class ApiService:
                         f"tick works again after {time.monotonic() - failing_since:.0f}s"
                     )
                     failing_since = None
-                pause = until_due(due)
+                pause = until_due(due, started)
             await asyncio.sleep(pause)
 
     async def run(
