@@ -2,11 +2,12 @@
 
 Both tasks below share `reports`: at most 2 of their runs execute at once, however many
 are triggered. Runs that wait (for a child, a token, a delay) give their slot back.
+`build-report` tells its progress in its metadata (`metadata.set`, `metadata.increment`).
 """
 
 import asyncio
 
-from conveyor import logger, queue, task
+from conveyor import logger, metadata, queue, task
 
 reports = queue("reports", concurrency_limit=2)
 
@@ -31,7 +32,12 @@ def report_failed(payload: dict, error, ctx) -> None:
 async def build_report(payload: dict, ctx) -> dict:
     customer = payload.get("customer", "acme")
     logger.info("building report", customer=customer, queue="reports")
-    await asyncio.sleep(float(payload.get("seconds", 2)))
+    # progress a page or a backend can follow live: runs.subscribe(run_id), or the dashboard
+    sections = 4
+    metadata.set("sections", sections)
+    for _ in range(sections):
+        await asyncio.sleep(float(payload.get("seconds", 2)) / sections)
+        metadata.increment("done", 1)
     if payload.get("fail"):
         raise RuntimeError(f"the data warehouse rejected the query for {customer}")
     return {"report": f"reports/{customer}/{ctx.run.id}.pdf"}
