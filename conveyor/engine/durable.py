@@ -139,10 +139,11 @@ class Durable:
         now = self._clock()
         refused: list[str] = []
         with self._store.transaction() as tx:
-            self._transitions.check_holder(tx, run_id, holder)
             # read under the row's lock: two flushes of one run, or children changing their
             # parent at once, must each see the other's change (no lost increment)
-            run = tx.one("lock_run_by_id", id=run_id)
+            run = self._transitions.check_holder(tx, run_id, holder) or tx.one(
+                "lock_run_by_id", id=run_id
+            )
             if run is None:
                 raise NotFound(f"run {run_id} not found")
             fresh = [op for op in ops if op.seq > run["metadata_seq"]]
@@ -226,10 +227,11 @@ class Durable:
             texts.append(text)
         now = self._clock()
         with self._store.transaction() as tx:
-            run = tx.one("get_run_by_id", id=run_id)
+            run = self._transitions.check_holder(tx, run_id, holder) or tx.one(
+                "get_run_by_id", id=run_id
+            )
             if run is None:
                 raise NotFound(f"run {run_id} not found")
-            self._transitions.check_holder(tx, run_id, holder)
             state = tx.one("stream_state", run_id=run_id, name=name)
             stored = int(state["chunks"]) if state else 0
             if state is not None and state["ended"]:

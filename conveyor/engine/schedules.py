@@ -104,8 +104,6 @@ class Schedules:
                 else None
             )
             if held is not None:
-                if held["kind"] == "DECLARATIVE":  # pragma: no cover - declarative ones hold none
-                    raise Conflict("that deduplication key belongs to a declarative schedule")
                 changes = {
                     "task_id": task,
                     "cron": spec.expression,

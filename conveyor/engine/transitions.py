@@ -446,12 +446,13 @@ class Transitions:
         return envs
 
     @staticmethod
-    def check_holder(tx: Tx, run_id: str, holder: Holder | None) -> None:
-        """StaleAttempt unless the attempt of `holder` executes the run now. The run row stays
-        locked (on PostgreSQL) until the call's effect commits, so a cancel or take-back comes
-        either before the check or after the effect."""
+    def check_holder(tx: Tx, run_id: str, holder: Holder | None) -> Row | None:
+        """StaleAttempt unless the attempt of `holder` executes the run now; the run's row, read
+        under its lock (None without a holder). The row stays locked (on PostgreSQL) until the
+        call's effect commits, so a cancel or take-back comes either before the check or after
+        the effect."""
         if holder is None:
-            return
+            return None
         row = tx.one("lock_run_by_id", id=run_id)
         if not holds(row, holder.worker_id, holder.fence):
             status = row["status"] if row is not None else "gone"
@@ -460,6 +461,7 @@ class Transitions:
                 "has ended, or was taken back from its worker): the call was not made and the "
                 "attempt is stopped"
             )
+        return row
 
     # -- waitpoints -----------------------------------------------------------------------
 

@@ -36,11 +36,10 @@ from conveyor.protocol import (
     AttemptOutcome,
     AttemptSpec,
     DurableCall,
-    Heartbeat,
     HookJob,
-    LeaseReply,
 )
 from conveyor.worker import decisions
+from conveyor.worker.contact import Contact
 from conveyor.worker.decisions import IDLE_POLL
 from conveyor.worker.link import WorkerLink
 from conveyor.worker.outbox import Outbox
@@ -104,20 +103,12 @@ class Supervisor:
         self.tasks: list[TaskDefinition] | None = None
         self.load_error: str | None = None
         self.registered = False
-        self.outbox = Outbox(link, worker_id, link_failed=self._link_failed, reporter=self.reporter)
-        # fencing (conveyor/protocol.py): when the last acknowledged heartbeat was sent, the
-        # highest lease count received, and the leases revoked when the engine declared us lost
-        self._acked_at = time.monotonic()
-        self._lease_seq = 0
-        self._revoked_through = 0
-        # attempts of a late lease answer being checked (`_confirm_late`): ours to the engine
-        # already, so every heartbeat lists them, and a stop for one means it never starts
-        self._unconfirmed: dict[str, AttemptSpec] = {}
-        self._contact_lost = False
+        self.outbox = Outbox(link, worker_id, link_failed=self.link_failed, reporter=self.reporter)
+        self.contact = Contact(self)  # heartbeats, and what fencing asks of us (contact.py)
         self._wake = asyncio.Event()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
-        self._closed = False
+        self.closed = False
         self._restarts: list[float] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._link_down_since: float | None = None
@@ -127,14 +118,37 @@ class Supervisor:
 
     @property
     def inflight_count(self) -> int:
-        return sum(len(p.inflight) for p in self._all_processes()) + sum(
-            1
+        return sum(len(p.inflight) for p in self.all_processes()) + len(self.waiting_attempts())
+
+    def waiting_attempts(self) -> list[AttemptSpec]:
+        """Attempts leased and waiting for an executor to start (hook jobs aside)."""
+        return [
+            i
             for items in self.waiting_for_executor.values()
             for i in items
             if isinstance(i, AttemptSpec)
-        )
+        ]
 
-    def _all_processes(self) -> list[ExecutorProcess]:
+    def take_waiting(self, specs: list[AttemptSpec]) -> None:
+        """Take attempts out of those waiting for an executor: they will not start here."""
+        for items in self.waiting_for_executor.values():
+            items[:] = [i for i in items if i not in specs]
+
+    def hand_back(self, specs: list[AttemptSpec], message: str) -> None:
+        """Give back attempts of a lease without starting them: each is reported interrupted,
+        which the engine applies only if it still counts the run as this worker's."""
+        for spec in specs:
+            self._record(
+                AttemptOutcome(
+                    spec.run_id,
+                    spec.attempt,
+                    "interrupted",
+                    error={"name": "Interrupted", "code": "interrupted", "message": message},
+                ),
+                Inflight(spec, time.monotonic(), None),
+            )
+
+    def all_processes(self) -> list[ExecutorProcess]:
         return [p for pool in self.pools.values() for p in pool] + self.draining
 
     def wake(self) -> None:
@@ -148,7 +162,12 @@ class Supervisor:
         """Load the code (unless `load()` already did), register, and serve until `stop()`."""
         if self.tasks is None:
             await self.load()
-        loops = [self._lease_loop(), self._flush_loop(), self._heartbeat_loop(), self._watch_loop()]
+        loops = [
+            self._lease_loop(),
+            self._flush_loop(),
+            self.contact.heartbeat_loop(),
+            self._watch_loop(),
+        ]
         tasks = [asyncio.create_task(c) for c in loops]
         try:
             await asyncio.gather(*tasks)
@@ -196,7 +215,7 @@ class Supervisor:
             )
             await self.link.set_load_failures(failures)
             return False
-        old = self._all_processes()
+        old = self.all_processes()
         self.pools = fresh
         for proc in old:
             if proc not in self.draining:
@@ -285,8 +304,8 @@ class Supervisor:
         while self.inflight_count and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await self._report_before_stop()
-        self._closed = True
-        processes = self._all_processes()
+        self.closed = True
+        processes = self.all_processes()
         for proc in processes:
             proc.inflight.clear()
             proc.kill("worker stopping")
@@ -348,7 +367,7 @@ class Supervisor:
             self._wake.clear()
             timeout = IDLE_POLL
             if self.tasks is not None:
-                if not self._in_contact() and not await self._regain_contact():
+                if not self.contact.ok() and not await self.contact.regain():
                     await asyncio.sleep(1.0)
                     continue
                 free = decisions.free_slots(self.capacity, self.inflight_count)
@@ -356,23 +375,23 @@ class Supervisor:
                 try:
                     reply = await self.link.lease(self.worker_id, decisions.lease_size(free))
                 except (ConveyorError, OSError) as exc:
-                    self._link_failed(exc)
+                    self.link_failed(exc)
                     await asyncio.sleep(1.0)
                     continue
-                self._link_ok()
+                self.link_ok()
                 if self.versions is not None and reply.current_version not in (
                     None,
                     self.current_version,
                 ):
-                    self._background_task(self._warm(reply.current_version))  # promoted: warm it up
-                if self._accept_lease(reply):
+                    self.background_task(self._warm(reply.current_version))  # promoted: warm it up
+                if self.contact.accept(reply):
                     attempts = reply.attempts
                     if attempts and decisions.lease_late(time.monotonic() - sent - reply.held):
-                        attempts = await self._confirm_late(reply)
+                        attempts = await self.contact.confirm_late(reply)
                     for spec in attempts:
                         self._dispatch(spec, spec.machine)
                 # hooks have their own fence, whatever became of the attempts
-                if self._in_contact():
+                if self.contact.ok():
                     for job in reply.hooks:
                         self._dispatch(job, job.machine)
                 if decisions.lease_again_at_once(len(reply.attempts), free):
@@ -395,7 +414,7 @@ class Supervisor:
             timer.cancel()
             self._waiter = None
 
-    def _link_failed(self, exc: Exception) -> None:
+    def link_failed(self, exc: Exception) -> None:
         """Report an unreachable engine once, then every LINK_REPORT_EVERY seconds,
         not per retry."""
         now = time.monotonic()
@@ -407,12 +426,12 @@ class Supervisor:
         if self._link_down_since is None:
             self._link_down_since = now
 
-    def _link_ok(self) -> None:
+    def link_ok(self) -> None:
         if self._link_down_since is not None:
             self.reporter("link_ok", {"seconds": time.monotonic() - self._link_down_since})
             self._link_down_since = None
 
-    def _background_task(self, coro: Any) -> None:
+    def background_task(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -452,7 +471,7 @@ class Supervisor:
             self.waiting_for_executor.setdefault(key, []).append(item)
             if key not in self.pools:
                 self.pools[key] = []
-                self._background_task(self._start_pool(key))
+                self.background_task(self._start_pool(key))
             return
         proc = min(pool, key=lambda p: p.load)
         if isinstance(item, AttemptSpec):
@@ -507,7 +526,7 @@ class Supervisor:
 
     def _report_machines(self) -> None:
         """Say once per machine preset how its executors' CPU share is enforced."""
-        for proc in self._all_processes():
+        for proc in self.all_processes():
             if proc.cpu and proc.machine not in self._machines_reported:
                 self._machines_reported.add(proc.machine)
                 self.reporter("machine", {"machine": proc.machine, "cpu": proc.cpu})
@@ -637,9 +656,9 @@ class Supervisor:
                 return await self.link.call(run_id, fence, call)
             except (StoreUnavailable, ApiError) as exc:
                 transient = isinstance(exc, StoreUnavailable) or exc.api_code == "unreachable"
-                if not transient or waited >= CALL_OUTAGE_LIMIT or self._closed:
+                if not transient or waited >= CALL_OUTAGE_LIMIT or self.closed:
                     raise
-                self._link_failed(exc)
+                self.link_failed(exc)
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, 5.0)
@@ -695,7 +714,7 @@ class Supervisor:
                 self._dispatch_waiting(key)
                 self.wake()
 
-        self._background_task(later())
+        self.background_task(later())
 
     # -- reporting, heartbeats, watchdog -----------------------------------------------------
 
@@ -712,165 +731,10 @@ class Supervisor:
             if self._stopping and self.outbox.empty and not self.inflight_count:
                 return
 
-    async def _heartbeat_loop(self) -> None:
-        """Heartbeat every interval, each on its own (a heartbeat that hangs does not hold back
-        the next). The watch loop stops every attempt once none was acknowledged for the worker
-        timeout (`_check_contact`)."""
-        while not self._closed:  # through a graceful stop too: its runs are still ours until then
-            await asyncio.sleep(self.heartbeat_interval)
-            self._background_task(self._heartbeat())
-
-    async def _heartbeat(self) -> set[str] | None:
-        """One heartbeat. The runs the engine said to stop, or None when the heartbeat failed."""
-        sent = time.monotonic()
-        # attempts that ended but whose outcome is not sent yet are still ours to the engine
-        running = [
-            (run_id, entry.spec.fence)
-            for p in self._all_processes()
-            for run_id, entry in p.inflight.items()
-        ]
-        running += [
-            (run_id, fence) for p in self._all_processes() for run_id, fence in p.stopping.items()
-        ]
-        running += self.outbox.unacknowledged()
-        running += [
-            (i.run_id, i.fence)
-            for items in self.waiting_for_executor.values()
-            for i in items
-            if isinstance(i, AttemptSpec)
-        ]
-        running += [(s.run_id, s.fence) for s in self._unconfirmed.values()]
-        try:
-            reply = await self.link.heartbeat(
-                self.worker_id, Heartbeat(running=running, lease_seq=self._lease_seq)
-            )
-        except (ConveyorError, OSError) as exc:
-            self._link_failed(exc)
-            return None
-        self._acked_at = max(self._acked_at, sent)
-        self._link_ok()  # said when the server answers again, not when a long poll ends later
-        self._revoked_through = max(self._revoked_through, reply.revoked_through)
-        if self._contact_lost:
-            self._contact_lost = False
-            self.reporter("contact_ok", {})
-        for run_id in reply.stop:
-            self.stop_run(run_id, "canceled")
-        return set(reply.stop)
-
-    def _in_contact(self) -> bool:
-        """Whether a heartbeat was acknowledged within the worker timeout."""
-        return decisions.in_contact(self._acked_at, time.monotonic(), self.worker_timeout)
-
-    async def _regain_contact(self) -> bool:
-        """A heartbeat now, before leasing: attempts leased while out of contact would only be
-        handed back (`_accept_lease`), again and again until the next heartbeat."""
-        await self._heartbeat()
-        return self._in_contact()
-
-    def _accept_lease(self, reply: LeaseReply) -> bool:
-        """Whether to start the attempts a lease handed out. Not when contact with the server was
-        lost for the worker timeout (the engine may take those runs back at any moment), nor when
-        the lease was revoked meanwhile (the answer arrived late): those attempts are handed back
-        as interrupted, which the engine applies only if it still counts them as ours. (A reply
-        without attempts is no lease of runs: it carries the count reached before, and its hooks
-        are judged on their own.)"""
-        self._lease_seq = max(self._lease_seq, reply.lease_seq)
-        if decisions.lease_accepted(self._in_contact(), reply.lease_seq, self._revoked_through):
-            return True
-        if reply.attempts:
-            self.reporter("lease_refused", {"runs": len(reply.attempts)})
-        self._hand_back(
-            reply.attempts,
-            "The worker had lost contact with the server when this attempt reached it; "
-            "it runs again and keeps its retries.",
-        )
-        return False
-
-    async def _confirm_late(self, reply: LeaseReply) -> list[AttemptSpec]:
-        """The attempts of a lease answer that spent seconds on the network (a partition that
-        healed, a congested link) may have been canceled or taken back while it was on its way:
-        a heartbeat listing them asks the engine first, and only those it does not stop start.
-        When the heartbeat fails too, all of them are handed back."""
-        attempts = reply.attempts
-        # listed by every heartbeat until they start: one the heartbeat loop sends meanwhile
-        # must not report them missing (the engine would take them back and lease them again)
-        self._unconfirmed.update((s.run_id, s) for s in attempts)
-        try:
-            stop = await self._heartbeat()
-        finally:
-            # a stop from any heartbeat meanwhile (`stop_run`) took its attempt out
-            pending = {s.run_id for s in attempts if self._unconfirmed.pop(s.run_id, None) is s}
-        revoked = reply.lease_seq <= self._revoked_through  # the worker was judged lost meanwhile
-        late = [
-            s
-            for s in attempts
-            if stop is None or revoked or s.run_id in stop or s.run_id not in pending
-        ]
-        self._hand_back(
-            late,
-            "The answer that handed this attempt to the worker was late on the network and the "
-            "run had changed meanwhile (or could not be checked); it runs again if it still "
-            "should, and keeps its retries.",
-        )
-        return [s for s in attempts if s not in late]
-
-    def _hand_back(self, specs: list[AttemptSpec], message: str) -> None:
-        """Give back attempts of a lease without starting them: each is reported interrupted,
-        which the engine applies only if it still counts the run as this worker's."""
-        for spec in specs:
-            self._record(
-                AttemptOutcome(
-                    spec.run_id,
-                    spec.attempt,
-                    "interrupted",
-                    error={"name": "Interrupted", "code": "interrupted", "message": message},
-                ),
-                Inflight(spec, time.monotonic(), None),
-            )
-
-    @property
-    def worker_timeout(self) -> float:
-        return float(getattr(self.link, "worker_timeout", 30.0))
-
-    def _check_contact(self, now: float) -> None:
-        """Stop every attempt once no heartbeat was acknowledged for the worker timeout: the
-        engine takes silent workers' runs back only a margin later, so an attempt of ours never
-        runs beside the one that replaces it. Executors holding attempts are killed (a body that
-        ignores cancellation must stop too); they start again for when contact returns."""
-        if decisions.in_contact(self._acked_at, now, self.worker_timeout):
-            return
-        holding = [p for p in self._all_processes() if p.inflight and p.kill_reason is None]
-        waiting = [
-            (key, i)
-            for key, items in self.waiting_for_executor.items()
-            for i in items
-            if isinstance(i, AttemptSpec)
-        ]
-        if not holding and not waiting:
-            return
-        if not self._contact_lost:
-            self._contact_lost = True
-            self.reporter(
-                "contact_lost",
-                {
-                    "seconds": now - self._acked_at,
-                    "attempts": sum(len(p.inflight) for p in holding) + len(waiting),
-                },
-            )
-        for proc in holding:
-            proc.kill("lost_contact")
-        for key, item in waiting:
-            self.waiting_for_executor[key].remove(item)
-        self._hand_back(
-            [item for _, item in waiting],
-            "The worker lost contact with the server before this attempt started; "
-            "it runs again and keeps its retries.",
-        )
-
     def stop_run(self, run_id: str, reason: str = "canceled") -> None:
         """Stop an attempt the engine no longer wants (canceled or taken back)."""
-        self._unconfirmed.pop(run_id, None)  # not started yet: it never will
-        for proc in self._all_processes():
+        self.contact.unconfirmed.pop(run_id, None)  # not started yet: it never will
+        for proc in self.all_processes():
             entry = proc.inflight.pop(run_id, None)
             if entry is not None:
                 proc.stopping[run_id] = entry.spec.fence
@@ -905,8 +769,8 @@ class Supervisor:
         while not self._stopping:
             await asyncio.sleep(0.2)
             now = time.monotonic()
-            self._check_contact(now)
-            for proc in self._all_processes():
+            self.contact.check(now)
+            for proc in self.all_processes():
                 for run_id, entry in proc.inflight.items():
                     if decisions.past_deadline(entry.deadline, now) and proc.kill_reason is None:
                         proc.kill(f"timed_out:{run_id}")
@@ -914,7 +778,7 @@ class Supervisor:
                 last_memory_check = now
                 if self.versions is not None:
                     self._retire_idle_versions(now)
-                for proc in self._all_processes():
+                for proc in self.all_processes():
                     reason = decisions.memory_kill_reason(proc.machine, proc.rss_bytes())
                     if reason is not None and proc.kill_reason is None:
                         proc.kill(reason)

@@ -80,6 +80,6 @@ async def stop_while_a_body_runs(tmp_path: Path) -> None:
         await asyncio.gather(runner, return_exceptions=True)
         assert link.body_alive_when_released == [False]
     finally:
-        for proc in supervisor._all_processes():
+        for proc in supervisor.all_processes():
             proc.kill("test over")
         store.close()
