@@ -52,6 +52,7 @@ from conveyor.protocol import (
     HeartbeatReply,
     LeaseReply,
     LogEntry,
+    MetadataOp,
     call_args,
 )
 
@@ -248,6 +249,25 @@ def run_call(worker_id: str, run_id: str, fence: int, call: DurableCall) -> Call
     )
 
 
+def metadata_flushes(
+    worker_id: str, flushes: list[tuple[str, int, list[MetadataOp]]]
+) -> Call[list[Any]]:
+    """Metadata flushes of many runs, (run id, fence, ops) each: an answer or the error for each."""
+    return Call(
+        "POST",
+        _worker(worker_id, "metadata"),
+        lambda data: [
+            error_from_body(a["error"]) if a.get("error") else a["result"] for a in data["answers"]
+        ],
+        body={
+            "flushes": [
+                {"run_id": run_id, "fence": fence, "ops": [list(op) for op in ops]}
+                for run_id, fence, ops in flushes
+            ]
+        },
+    )
+
+
 def suspend(
     worker_id: str,
     run_id: str,
@@ -333,6 +353,13 @@ def error_from_response(status: int, content: bytes) -> ConveyorError:
     if cls is None:
         return ApiError(message, status=status, code=code)
     return cls(message)
+
+
+def error_from_body(error: Any) -> ConveyorError:
+    """The error one part of an answer stands for (`{"code": ..., "message": ...}`)."""
+    code, message = str(error.get("code", "")), str(error.get("message", ""))
+    cls = _BY_CODE.get(code)
+    return cls(message) if cls is not None else ApiError(message, status=0, code=code)
 
 
 def read_response(call: Call[T], status: int, content: bytes) -> T:

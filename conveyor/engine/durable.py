@@ -21,12 +21,12 @@ from collections.abc import Callable
 from typing import Any, assert_never
 
 from conveyor.engine.events import Events
+from conveyor.engine.metadata import Answer, Flush, apply_flushes
 from conveyor.engine.transitions import Holder, Transitions
 from conveyor.engine.views import json_text
 from conveyor.engine.waitpoints import Waitpoints
-from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
+from conveyor.errors import Conflict, ConveyorError, InvalidRequest, NotFound, PayloadError
 from conveyor.ids import new_id
-from conveyor.metadata_ops import add_tag, apply_op, metadata_json
 from conveyor.models import FINAL_STATUSES, RunStatus, TriggerOptions
 from conveyor.protocol import (
     CompleteTokenCall,
@@ -74,11 +74,16 @@ class Durable:
         Made only for the attempt holding the run now (`worker_id`, `fence`), checked in the
         transaction of the call's effect: StaleAttempt otherwise (canceled, ended, taken back).
         `call` has been checked (protocol.check_call, or the HTTP route): its fields are typed."""
+        holder = Holder(worker_id, fence)
+        if isinstance(call, MetadataCall):  # checks the run's environment under its lock
+            answer = self.metadata(env_id, worker_id, [(run_id, fence, call.ops)])[0]
+            if isinstance(answer, ConveyorError):
+                raise answer
+            return answer
         with self._store.read() as tx:
             run = tx.one("get_run", env_id=env_id, id=run_id)
         if run is None:
             raise NotFound(f"run {run_id} not found")
-        holder = Holder(worker_id, fence)
         match call:
             case JournalCall():
                 return self.journal_put(
@@ -118,8 +123,8 @@ class Durable:
                     env_id, call.token_id, call.data, holder=(run_id, holder)
                 )
                 return self.journal_put(run_id, call.key, {}, holder=holder)
-            case MetadataCall():
-                return self.metadata(run_id, call.ops, holder=holder)
+            case MetadataCall():  # pragma: no cover - made above
+                raise AssertionError(call)
             case StreamCall():
                 return self.stream(
                     run_id, call.name, call.start, call.chunks, done=call.done, holder=holder
@@ -129,70 +134,17 @@ class Durable:
     # -- metadata and streams -----------------------------------------------------------------
 
     def metadata(
-        self, run_id: str, ops: list[MetadataOp], *, holder: Holder | None = None
-    ) -> dict[str, Any]:
-        """Apply metadata ops of a run's code to it, its parent or its root (a root run is its
-        own parent and root), in order. Ops numbered at or below the run's `metadata_seq` were
-        applied before (a replay makes them again) and are skipped. An op that does not fit
-        (an increment of a text) is refused alone, and every op to a run whose metadata would
-        end over the limit; the answer lists what was refused, and the rest is applied."""
-        now = self._clock()
-        refused: list[str] = []
+        self, env_id: str, worker_id: str, flushes: list[tuple[str, int, list[MetadataOp]]]
+    ) -> list[Answer]:
+        """Apply metadata flushes (run id, fence of its attempt, ops) of runs of `env_id` that
+        `worker_id` executes, in one transaction: an answer for each, a dict or the error
+        (see engine/metadata.py). A worker sends those of all its runs together."""
+        batch = [Flush(r, ops, Holder(worker_id, fence)) for r, fence, ops in flushes]
         with self._store.transaction() as tx:
-            # read under the row's lock: two flushes of one run, or children changing their
-            # parent at once, must each see the other's change (no lost increment)
-            run = self._transitions.check_holder(tx, run_id, holder) or tx.one(
-                "lock_run_by_id", id=run_id
-            )
-            if run is None:
-                raise NotFound(f"run {run_id} not found")
-            fresh = [op for op in ops if op.seq > run["metadata_seq"]]
-            if not fresh:
-                return {"applied": run["metadata_seq"], "refused": []}
-            rows: dict[str, Row] = {run_id: run}
-            values: dict[str, dict[str, Any]] = {}
-            tags: list[str] | None = None
-            for op in fresh:
-                try:
-                    _check_value(op)
-                    if op.op == "tag":
-                        tags = json.loads(run["tags"]) if tags is None else tags
-                        add_tag(tags, op.value)
-                        continue
-                    target = self._metadata_target(tx, run, op, rows)
-                    if target not in values:
-                        values[target] = json.loads(rows[target]["metadata"] or "{}")
-                    apply_op(values[target], op.op, op.key, op.value)
-                except PayloadError as exc:
-                    refused.append(exc.message)
-            for target, value in values.items():
-                try:
-                    text = metadata_json(value, f"run {target}")
-                except PayloadError as exc:  # over the limit: none of its changes
-                    refused.append(exc.message)
-                    continue
-                tx.run("set_run_metadata", id=target, metadata=text, now=now)
-            if tags is not None:
-                tx.run("set_run_tags", id=run_id, tags=json_text(tags), now=now)
-            applied = max(op.seq for op in fresh)
-            tx.run("set_metadata_seq", id=run_id, seq=applied)
-        self._events.changed(run["env_id"], [*values, *([run_id] if tags is not None else [])])
-        return {"applied": applied, "refused": refused}
-
-    @staticmethod
-    def _metadata_target(tx: Tx, run: Row, op: MetadataOp, rows: dict[str, Row]) -> str:
-        """The id of the run an op changes, its row locked and kept in `rows`."""
-        target = {
-            "self": run["id"],
-            "parent": run["parent_id"] or run["id"],
-            "root": run["root_id"] or run["id"],
-        }[op.target]
-        if target not in rows:
-            found = tx.one("lock_run_by_id", id=target)
-            if found is None:  # pragma: no cover - a parent outlives its children
-                raise NotFound(f"run {target} not found")
-            rows[target] = found
-        return target
+            answers, changed = apply_flushes(tx, env_id, batch, self._clock())
+        if changed:
+            self._events.changed(env_id, changed)
+        return answers
 
     def stream(
         self,
@@ -532,18 +484,6 @@ class Durable:
         self._events.emit("available", row["env_id"])  # its slot is free
         self._events.changed(row["env_id"], [run_id])
         return {"suspended": True}
-
-
-def _check_value(op: MetadataOp) -> None:
-    """PayloadError naming the key when an op's value is no JSON to store."""
-    problem = json_problem(op.value, f"the value of metadata key {op.key!r}")
-    if problem is None:
-        try:
-            json.dumps(op.value, allow_nan=False)
-        except (TypeError, ValueError) as exc:  # NaN, infinity, or no JSON type at all
-            problem = f"the value of metadata key {op.key!r} is not JSON: {exc}"
-    if problem:
-        raise PayloadError(problem)
 
 
 def _moment(value: Any) -> float | None:

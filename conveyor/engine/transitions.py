@@ -94,6 +94,16 @@ def holds(row: Row | None, worker_id: str, fence: int) -> bool:
     )
 
 
+def stale_attempt(run_id: str, row: Row | None) -> StaleAttempt:
+    """What a call of an attempt that no longer holds its run is told."""
+    status = row["status"] if row is not None else "gone"
+    return StaleAttempt(
+        f"run {run_id} is {status} and this attempt no longer holds it (it was canceled, "
+        "has ended, or was taken back from its worker): the call was not made and the "
+        "attempt is stopped"
+    )
+
+
 def run_result(row: Row) -> dict[str, Any]:
     """How a run ended, as the parent waiting for it sees it (a Result)."""
     ok = row["status"] == RunStatus.COMPLETED
@@ -455,12 +465,7 @@ class Transitions:
             return None
         row = tx.one("lock_run_by_id", id=run_id)
         if not holds(row, holder.worker_id, holder.fence):
-            status = row["status"] if row is not None else "gone"
-            raise StaleAttempt(
-                f"run {run_id} is {status} and this attempt no longer holds it (it was canceled, "
-                "has ended, or was taken back from its worker): the call was not made and the "
-                "attempt is stopped"
-            )
+            raise stale_attempt(run_id, row)
         return row
 
     # -- waitpoints -----------------------------------------------------------------------

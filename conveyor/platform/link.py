@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 from conveyor.engine import Engine
+from conveyor.errors import ConveyorError
 from conveyor.models import ModuleFailure, TaskDefinition
 from conveyor.protocol import (
     AttemptOutcome,
@@ -18,6 +19,8 @@ from conveyor.protocol import (
     HeartbeatReply,
     LeaseReply,
     LogEntry,
+    MetadataCall,
+    MetadataOp,
     check_call,
 )
 
@@ -80,6 +83,27 @@ class LocalLink:
             worker_id=self.worker_id,
             fence=fence,
         )
+
+    async def metadata(self, flushes: list[tuple[str, int, list[MetadataOp]]]) -> list[Any]:
+        checked: list[tuple[str, int, list[MetadataOp]]] = []
+        answers: list[Any] = []
+        for run_id, fence, ops in flushes:  # checked as the HTTP route checks them
+            try:
+                call = check_call(MetadataCall(ops))
+            except ConveyorError as exc:
+                answers.append(exc)
+                continue
+            assert isinstance(call, MetadataCall)
+            checked.append((run_id, fence, call.ops))
+            answers.append(None)
+        if not checked:
+            return answers
+        applied = iter(
+            await asyncio.to_thread(
+                self.engine.durable.metadata, self.env_id, self.worker_id, checked
+            )
+        )
+        return [next(applied) if answer is None else answer for answer in answers]
 
     async def suspend(
         self,

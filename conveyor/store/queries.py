@@ -1,5 +1,6 @@
-"""Loads the named queries of the store's .sql files (queries.sql, schedules.sql) and turns them
-into each database's parameter style. A name is defined once across the files."""
+"""Loads the named queries of the store's .sql files (queries.sql, and one file per concept:
+schedules.sql, realtime.sql, ...) and turns them into each database's parameter style. A name is
+defined once across the files."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from conveyor.protocol import (
     HeartbeatReply,
     LeaseReply,
     LogEntry,
+    MetadataOp,
 )
 
 
@@ -41,6 +42,11 @@ class WorkerLink(Protocol):
     async def append_logs(self, entries: list[LogEntry]) -> None: ...
 
     async def call(self, run_id: str, fence: int, call: DurableCall) -> Any: ...
+
+    async def metadata(self, flushes: list[tuple[str, int, list[MetadataOp]]]) -> list[Any]:
+        """Metadata flushes of many runs, (run id, fence, ops) each, applied together: for
+        each, its answer or the ConveyorError that refused it."""
+        ...
 
     async def suspend(
         self,
@@ -117,6 +123,9 @@ class HttpLink:
 
     async def call(self, run_id: str, fence: int, call: DurableCall) -> Any:
         return await self.client.send(calls.run_call(self.worker_id, run_id, fence, call))
+
+    async def metadata(self, flushes: list[tuple[str, int, list[MetadataOp]]]) -> list[Any]:
+        return await self.client.send(calls.metadata_flushes(self.worker_id, flushes))
 
     async def suspend(
         self,

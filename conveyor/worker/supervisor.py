@@ -37,8 +37,10 @@ from conveyor.protocol import (
     AttemptSpec,
     DurableCall,
     HookJob,
+    MetadataCall,
 )
 from conveyor.worker import decisions
+from conveyor.worker.batches import Batches
 from conveyor.worker.contact import Contact
 from conveyor.worker.decisions import IDLE_POLL
 from conveyor.worker.link import WorkerLink
@@ -105,6 +107,10 @@ class Supervisor:
         self.registered = False
         self.outbox = Outbox(link, worker_id, link_failed=self.link_failed, reporter=self.reporter)
         self.contact = Contact(self)  # heartbeats, and what fencing asks of us (contact.py)
+        # the metadata flushes of all its runs go to the engine together (one transaction)
+        self.flushes: Batches[tuple[str, int, MetadataCall]] = Batches(
+            lambda items: link.metadata([(r, fence, call.ops) for r, fence, call in items])
+        )
         self._wake = asyncio.Event()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
@@ -313,6 +319,7 @@ class Supervisor:
         deadline = time.monotonic() + 5.0
         while any(not proc.gone() for proc in processes) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        self.flushes.close()  # their attempts are gone
         with contextlib.suppress(ConveyorError, OSError):
             await self.link.stopped(self.worker_id)
 
@@ -653,6 +660,8 @@ class Supervisor:
         delay, waited = 0.2, 0.0
         while True:
             try:
+                if isinstance(call, MetadataCall):
+                    return await self.flushes.submit((run_id, fence, call))
                 return await self.link.call(run_id, fence, call)
             except (StoreUnavailable, ApiError) as exc:
                 transient = isinstance(exc, StoreUnavailable) or exc.api_code == "unreachable"

@@ -218,3 +218,102 @@ def test_children_incrementing_their_parent_at_once_lose_no_increment(
         thread.join()
     assert not errors, errors
     assert engine.runs.get(env, root).metadata == {"done": 8 * 5}
+
+
+def children_of(engine: Engine, env: str, parent: str, count: int, key: str) -> list[str]:
+    """`count` child runs of `parent`, leased (executing) by worker w."""
+    items = [TriggerItem("child", {}, {}) for _ in range(count)]
+    call = TriggerCall(key, items, False, True)
+    answer = engine.durable.call(env, parent, call, **holder(engine, parent))
+    engine.workers.heartbeat("w", Heartbeat())
+    engine.workers.lease(env, "w", 10)
+    return [r["id"] for r in answer["runs"]]
+
+
+def flush(engine: Engine, run_id: str, *items: tuple[Any, ...]) -> tuple[str, int, Any]:
+    return run_id, holder(engine, run_id)["fence"], ops(*items)
+
+
+def test_a_worker_s_flushes_go_in_one_transaction_each_answered_alone(
+    engine: Engine, env: str
+) -> None:
+    root = started(engine, env, metadata={"name": "ada"})
+    first, second = children_of(engine, env, root, 2, "batch_trigger:child#1")
+    canceled = started(engine, env)
+    stale = flush(engine, canceled, (1, "self", "set", "k", 1))
+    engine.runs.cancel(env, canceled)
+    other_env = engine.environments.ensure("proj_m", "staging", "staging").id
+    meta(engine, env, first, ops((1, "self", "set", "k", 0)))
+
+    answers = engine.durable.metadata(
+        env,
+        "w",
+        [
+            flush(engine, first, (1, "self", "set", "k", 0), (2, "parent", "increment", "done", 1)),
+            flush(
+                engine, second, (1, "parent", "increment", "done", 1), (2, "self", "set", "s", 2)
+            ),
+            stale,
+            flush(engine, root, (1, "self", "set", "blob", "x" * 300_000)),
+            flush(engine, root, (2, "self", "append", "log", "root")),
+        ],
+    )
+    # the first flush's op 1 was applied before (a replay): only op 2 counts
+    assert answers[0] == {"applied": 2, "refused": []}
+    assert answers[1] == {"applied": 2, "refused": []}
+    assert isinstance(answers[2], StaleAttempt)
+    assert "256 KB" in answers[3]["refused"][0]  # refused alone, the rest applied
+    assert answers[4] == {"applied": 2, "refused": []}
+    assert engine.runs.get(env, root).metadata == {"name": "ada", "done": 2, "log": ["root"]}
+    assert engine.runs.get(env, second).metadata == {"s": 2}
+    assert engine.runs.get(env, canceled).metadata == {}
+    # a run of another environment is not found there, and nothing of the batch is lost for it
+    other = engine.durable.metadata(
+        other_env, "w", [flush(engine, second, (3, "self", "set", "s", 3))]
+    )
+    assert isinstance(other[0], NotFound)
+    assert engine.runs.get(env, second).metadata == {"s": 2}
+
+
+def test_two_workers_batches_crossing_parents_and_children_never_deadlock(
+    engine: Engine, env: str
+) -> None:
+    """Each batch changes one run and the parent of another tree's child: locked in any order
+    of arrival, two such batches at once would wait on each other (PostgreSQL)."""
+    import threading
+
+    x, y = started(engine, env), started(engine, env)
+    (x1,) = children_of(engine, env, x, 1, "batch_trigger:child#1")
+    (y1,) = children_of(engine, env, y, 1, "batch_trigger:child#1")
+    rounds = 300
+    fence = {run: holder(engine, run)["fence"] for run in (x, y, x1, y1)}
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def batches(own: str, child: str) -> None:
+        try:
+            barrier.wait()
+            for seq in range(1, rounds + 1):
+                answers = engine.durable.metadata(
+                    env,
+                    "w",
+                    [
+                        (own, fence[own], ops((seq, "self", "increment", "own", 1))),
+                        (child, fence[child], ops((seq, "parent", "increment", "from_child", 1))),
+                    ],
+                )
+                assert answers == [{"applied": seq, "refused": []}] * 2
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=batches, args=(x, y1)),
+        threading.Thread(target=batches, args=(y, x1)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    for run in (x, y):
+        assert engine.runs.get(env, run).metadata == {"own": rounds, "from_child": rounds}

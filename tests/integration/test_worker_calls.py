@@ -15,13 +15,14 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from conveyor.client import _calls as calls
-from conveyor.errors import InvalidRequest
+from conveyor.errors import InvalidRequest, NotFound, StaleAttempt
 from conveyor.platform.link import LocalLink
 from conveyor.protocol import (
     CompleteTokenCall,
     CreateTokenCall,
     DurableCall,
     JournalCall,
+    MetadataOp,
     TriggerCall,
     TriggerItem,
     WaitTokenCall,
@@ -194,3 +195,76 @@ def test_the_in_process_link_refuses_nonsense_like_the_route(backend: Backend) -
             asyncio.run(link.call(run.id, 1, call))
     assert backend.engine.runs.trace(backend.env.id, run.id) == before
     assert asyncio.run(link.call(run.id, 1, JournalCall("step:s#1", 5))) == 5
+
+
+METADATA = "/api/v1/workers/worker-1/metadata"
+
+
+def test_metadata_flushes_of_many_runs_go_in_one_request_each_answered(
+    api: TestClient, backend: Backend, run_id: str
+) -> None:
+    other = api.post("/api/v1/tasks/hello/trigger", json={"payload": {}}).json()["id"]
+    backend.engine.workers.lease(backend.env.id, "worker-1", 1)
+    body = calls.metadata_flushes(
+        "worker-1",
+        [
+            (run_id, 1, [MetadataOp(1, "self", "set", "progress", 0.5)]),
+            (other, 7, [MetadataOp(1, "self", "set", "progress", 0.9)]),  # not its attempt
+            ("run_missing", 1, [MetadataOp(1, "self", "set", "progress", 1)]),
+            (run_id, 1, [MetadataOp(2, "self", "increment", "progress", "x")]),
+        ],
+    ).body
+    response = api.post(METADATA, json=body)
+    assert response.status_code == 200, response.text
+    answers = response.json()["answers"]
+    assert answers[0] == {"result": {"applied": 1, "refused": []}, "error": None}
+    assert answers[1]["error"]["code"] == "attempt_stale"
+    assert answers[2]["error"]["code"] == "not_found"
+    assert "the amount must be a number" in answers[3]["result"]["refused"][0]
+    assert api.get(f"/api/v1/runs/{run_id}").json()["metadata"] == {"progress": 0.5}
+    assert api.get(f"/api/v1/runs/{other}").json()["metadata"] == {}
+    # the worker's client turns each answer into its result or its error
+    parsed = calls.metadata_flushes("worker-1", []).parse(response.json())
+    assert parsed[0] == {"applied": 1, "refused": []}
+    assert isinstance(parsed[1], StaleAttempt) and isinstance(parsed[2], NotFound)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"flushes": []}, "flushes: List should have at least 1 item"),
+        ({"flushes": [{"run_id": "r", "fence": 1}]}, "ops: required"),
+        (
+            {"flushes": [{"run_id": "r", "fence": 1, "ops": [[1, "sibling", "set", "k", 1]]}]},
+            "ops[0][1]",
+        ),
+        ({"flushes": [{"run_id": "r", "fence": -1, "ops": []}]}, "fence"),
+    ],
+)
+def test_a_malformed_metadata_batch_is_refused_and_changes_nothing(
+    api: TestClient, run_id: str, body: dict[str, Any], message: str
+) -> None:
+    response = api.post(METADATA, json=body)
+    assert response.status_code == 422, response.text
+    assert message in response.json()["error"]["message"]
+    assert api.get(f"/api/v1/runs/{run_id}").json()["metadata"] == {}
+
+
+def test_the_in_process_link_answers_each_flush_and_refuses_nonsense_alone(
+    backend: Backend,
+) -> None:
+    link = LocalLink(backend.engine, backend.env.id)
+    run = backend.engine.tasks.trigger(backend.env.id, "hello", {})
+    backend.engine.workers.lease(backend.env.id, "worker-1", 1)
+    link.worker_id = "worker-1"
+    answers = asyncio.run(
+        link.metadata(
+            [
+                (run.id, 1, [("1", "self", "set", "k", 1)]),  # type: ignore[list-item]
+                (run.id, 1, [MetadataOp(1, "self", "set", "k", 2)]),
+            ]
+        )
+    )
+    assert isinstance(answers[0], InvalidRequest)
+    assert answers[1] == {"applied": 1, "refused": []}
+    assert backend.engine.runs.get(backend.env.id, run.id).metadata == {"k": 2}

@@ -27,7 +27,7 @@ from pydantic import (
     field_validator,
 )
 
-from conveyor.errors import AuthenticationError
+from conveyor.errors import AuthenticationError, ConveyorError
 from conveyor.models import TaskDefinition, WireModel
 from conveyor.protocol import (
     AttemptOutcome,
@@ -36,10 +36,11 @@ from conveyor.protocol import (
     HeartbeatReply,
     LeaseReply,
     LogEntry,
+    MetadataOp,
 )
 from conveyor.server.auth import EngineDep, EnvironmentDep, environment_of_key, request_key
 from conveyor.server.routing import ApiRoute
-from conveyor.server.schemas import ERROR_RESPONSES, ErrorResponse
+from conveyor.server.schemas import ERROR_RESPONSES, ErrorDetail, ErrorResponse
 
 
 def registered_worker(worker_id: str, env: EnvironmentDep, engine: EngineDep) -> None:
@@ -191,6 +192,27 @@ else:
 
 class CallResult(BaseModel):
     result: Any = None
+
+
+class FlushBody(_Body):
+    """The metadata ops one run's code made since its last flush (see MetadataCall)."""
+
+    run_id: str
+    fence: Count  # of the attempt making the ops: only the attempt holding the run may
+    ops: list[MetadataOp] = Field(max_length=100_000)
+
+
+class MetadataBody(_Body):
+    flushes: list[FlushBody] = Field(min_length=1, max_length=1_000)
+
+
+class FlushAnswer(BaseModel):
+    result: dict[str, Any] | None = None  # {"applied": seq, "refused": [...]}
+    error: ErrorDetail | None = None  # why nothing of the flush was applied
+
+
+class MetadataAnswer(BaseModel):
+    answers: list[FlushAnswer]  # one per flush, in order
 
 
 class SuspendBody(_Body):
@@ -352,6 +374,30 @@ def call(worker_id: str, body: CallBody, env: EnvironmentDep, engine: EngineDep)
         result=engine.durable.call(
             env.id, body.run_id, body.args, worker_id=worker_id, fence=body.fence
         )
+    )
+
+
+@router.post(
+    "/metadata",
+    dependencies=[WorkerDep],
+    response_model=MetadataAnswer,
+    summary="Metadata flushes of many runs",
+)
+def metadata(
+    worker_id: str, body: MetadataBody, env: EnvironmentDep, engine: EngineDep
+) -> MetadataAnswer:
+    """Applied in one transaction; each flush is answered on its own (a stale attempt's, or one
+    of a run of another environment, is refused alone)."""
+    answers = engine.durable.metadata(
+        env.id, worker_id, [(f.run_id, f.fence, f.ops) for f in body.flushes]
+    )
+    return MetadataAnswer(
+        answers=[
+            FlushAnswer(error=ErrorDetail(**a.to_dict()))
+            if isinstance(a, ConveyorError)
+            else FlushAnswer(result=a)
+            for a in answers
+        ]
     )
 
 
