@@ -412,6 +412,10 @@ def summarize(
     behind: list[float] = []
     to_commit: list[float] = []  # the run's update -> the engine's commit
     to_subscriber: list[float] = []  # the commit -> the subscriber
+    # every update, delivered or superseded: from when it was due until its subscriber read
+    # it or a newer one (metadata is state: a newer value carries the older one's change)
+    stale: list[float] = []
+    never_seen = 0
     delivered = 0
     snapshots = 0
     missing_store = 0
@@ -420,6 +424,14 @@ def summarize(
         seen: set[int] = set()
         output = (outputs.get(sub["run_id"]) or {}).get("output") or {}
         first = output.get("first")
+        if kind == "run" and first:
+            newest = -1
+            for event in sorted(sub["events"], key=lambda e: e[-1]):
+                number, recv = int(event[0]), event[-1]
+                for i in range(newest + 1, number + 1):
+                    stale.append((recv - (first + i * interval)) * 1000)
+                newest = max(newest, number)
+            never_seen += max(0, int(output.get("n", newest + 1)) - (newest + 1))
         for event in sub["events"]:
             number = int(event[0])
             if number in seen:  # the same tick again (the snapshot of the run's end, say)
@@ -476,6 +488,8 @@ def summarize(
         "error_count": sum(1 for s in subscriptions if s["error"]),
         "latency_ms": spread(latency),
         "behind_ms": spread(behind),
+        "stale_ms": spread(stale),
+        "never_seen": never_seen,
         "over_100ms": sum(1 for v in latency if v > 100) / len(latency) if latency else 0.0,
         "to_commit_ms": spread(to_commit),
         "to_subscriber_ms": spread(to_subscriber),
@@ -531,6 +545,17 @@ def table(results: list[dict[str, Any]]) -> str:
             lambda r, q=q: _ms(r["latency_ms"][q]),
         )
     row("  events over 100 ms", lambda r: f"{r['over_100ms']:.1%}")
+    row(
+        "**every update, delivered or superseded**: due -> it or a newer one read, p50 / p99 (ms)",
+        lambda r: (
+            (
+                f"{_ms(r['stale_ms']['p50'])} / {_ms(r['stale_ms']['p99'])}"
+                + (f" ({r['never_seen']:,} never)" if r["never_seen"] else "")
+            )
+            if r.get("stale_ms")
+            else "-"
+        ),
+    )
     row(
         "  receipt against when the update was due, p50 / p99 (ms)",
         lambda r: f"{_ms(r['behind_ms']['p50'])} / {_ms(r['behind_ms']['p99'])}",

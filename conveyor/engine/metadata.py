@@ -68,19 +68,13 @@ def apply_flushes(
 def _lock(tx: Tx, env_id: str, flushes: list[Flush]) -> dict[str, Row]:
     """The rows of the flushes' runs and of the parents and roots they change, locked (on
     PostgreSQL) children first; runs of another environment are left out (not found)."""
-    own = {r["id"]: r for r in tx.all("get_runs_by_id", ids=sorted({f.run_id for f in flushes}))}
-    wanted: set[str] = set()
-    for flush in flushes:
-        row = own.get(flush.run_id)
-        if row is None or row["env_id"] != env_id:
-            continue
-        wanted.add(flush.run_id)
-        for op in flush.ops:
-            if op.op != "tag":
-                wanted.add(_target_id(row, op))
-    if not wanted:
-        return {}
-    return {r["id"]: r for r in tx.all("lock_runs_by_ids", ids=sorted(wanted))}
+    wanted = {f.run_id for f in flushes}
+    upward = {f.run_id for f in flushes if any(op.target != "self" for op in f.ops)}
+    if upward:  # which runs those are: a run's parent and root never change
+        for row in tx.all("run_families", ids=sorted(upward)):
+            wanted |= {row["parent_id"] or row["id"], row["root_id"] or row["id"]}
+    rows = tx.all("lock_runs_by_ids", ids=sorted(wanted))
+    return {r["id"]: r for r in rows if r["env_id"] == env_id}
 
 
 def _target_id(run: Row, op: MetadataOp) -> str:

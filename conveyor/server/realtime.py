@@ -38,8 +38,13 @@ STREAM_PAGE = 1000  # chunks read at once (engine.runs.stream's default)
 
 def sse(event: str, data: Any, event_id: str | None = None) -> str:
     """One server-sent event."""
+    return sse_json(event, json.dumps(data, separators=(",", ":")), event_id)
+
+
+def sse_json(event: str, text: str, event_id: str | None = None) -> str:
+    """One server-sent event whose data is JSON text already (one line)."""
     head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return f"{head}event: {event}\ndata: {text}\n\n"
 
 
 async def _pause(waiter: Waiter, idle: list[float]) -> str | None:
@@ -57,8 +62,12 @@ def _stamp(run: Run) -> float:
     return moment.timestamp()
 
 
-def _snapshot(run: Run) -> dict[str, Any]:
-    return run.model_dump(mode="json", exclude={"attempt_list", "waiting_on"})
+_NOT_IN_SNAPSHOTS = {"attempt_list", "waiting_on"}
+
+
+def _snapshot(run: Run) -> str:
+    """A run as its subscribers get it: the JSON of runs.retrieve but its attempts and waits."""
+    return run.model_dump_json(exclude=_NOT_IN_SNAPSHOTS)
 
 
 class RunFeed:
@@ -187,14 +196,15 @@ async def run_events(feed: RunFeed, first: Run, last_event_id: str | None) -> As
             if (sent is None or stamp > sent) and (last_id is None or stamp > last_id):
                 sent = stamp
                 idle = loop.time()
-                yield sse("run", _snapshot(run), repr(stamp))
+                yield sse_json("run", _snapshot(run), repr(stamp))
             if run.status.is_final:
                 yield sse("end", {"id": run.id, "status": run.status.value})
                 return
             if watch.closed:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watch.woken.wait(), KEEPALIVE)
+                async with asyncio.timeout(KEEPALIVE):  # no task per wait, as wait_for makes
+                    await watch.woken.wait()
             watch.woken.clear()
             if loop.time() - idle >= KEEPALIVE:
                 idle = loop.time()
@@ -234,7 +244,7 @@ async def runs_events(
                     seen[run.id] = stamp
                     since = max(since, stamp)
                     idle[0] = asyncio.get_running_loop().time()
-                    yield sse("run", _snapshot(run), repr(since))
+                    yield sse_json("run", _snapshot(run), repr(since))
                 if len(runs) < PAGE:
                     break
                 look_from = _stamp(runs[-1])

@@ -1,6 +1,6 @@
 """Calls that go to the engine together (group commit): metadata flushes of all the runs of a
-worker, say. At most one batch is in flight; what arrives meanwhile waits and goes in the next,
-so a busy worker sends large batches and an idle one sends each call at once.
+worker, say. One batch is in flight at a time; what arrives meanwhile waits and goes in the
+next, so a busy worker sends large batches and an idle one sends each call at once.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ class Batches(Generic[T]):
         """Stop sending: every caller waiting is cancelled."""
         if self._task is not None:
             self._task.cancel()
+            self._task = None
+        for _, future in self._pending:
+            future.cancel()
+        self._pending.clear()
 
     async def _drain(self) -> None:
         batch: list[tuple[T, asyncio.Future[object]]] = []
@@ -61,5 +65,6 @@ class Batches(Generic[T]):
                 future.cancel()
             self._pending.clear()
             raise
-        finally:
-            self._task = None
+        finally:  # at once, not in a done callback: a call submitted next must start a drain
+            if self._task is asyncio.current_task():
+                self._task = None
