@@ -38,6 +38,7 @@ from conveyor.models import (
 from conveyor.results import BatchHandle, BatchResult, Result, RunHandle
 from conveyor.sdk.batch import batch
 from conveyor.sdk.context import Context
+from conveyor.sdk.idempotency import IdempotencyKey, idempotency_keys
 from conveyor.sdk.logger import logger
 from conveyor.sdk.metadata import metadata, streams, tags
 from conveyor.sdk.queue import Queue, queue
@@ -61,6 +62,7 @@ __all__ = [
     "Conflict",
     "Context",
     "ConveyorError",
+    "IdempotencyKey",
     "InvalidRequest",
     "NotFound",
     "PayloadError",
@@ -81,6 +83,7 @@ __all__ = [
     "__version__",
     "auth",
     "batch",
+    "idempotency_keys",
     "logger",
     "metadata",
     "queue",

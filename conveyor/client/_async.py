@@ -18,6 +18,7 @@ from conveyor.client._auth import Auth
 from conveyor.client._namespaces import (
     AsyncSender,
     Deployments,
+    IdempotencyKeys,
     Namespace,
     Projects,
     Queues,
@@ -62,6 +63,7 @@ class AsyncClient(Namespace["HttpxSender"]):
         self.projects = Projects(self._sender)
         self.deployments = Deployments(self._sender)
         self.schedules = Schedules(self._sender)
+        self.idempotency_keys = IdempotencyKeys(self._sender)
         self.auth = Auth(self._sender)
 
     def __repr__(self) -> str:

@@ -432,6 +432,18 @@ class Queues(Namespace[S]):
         return Call("GET", "/api/v1/queues", lambda data: _queues.validate_python(data["data"]))
 
 
+class IdempotencyKeys(Namespace[S]):
+    """`client.idempotency_keys`: release a key so the next trigger with it makes a new run."""
+
+    @operation
+    def reset(self, task_id: str, key: str) -> Call[bool]:
+        """Release `key` for `task_id`; whether a run held it (a key no run holds is no error)."""
+        if not isinstance(key, str) or not key:
+            raise InvalidRequest(f"an idempotency key is non-empty text, got {key!r}")
+        path = f"/api/v1/tasks/{segment(task_id, 'task id')}/idempotency-keys/reset"
+        return Call("POST", path, lambda data: bool(data["released"]), body={"key": str(key)})
+
+
 def _token(token_id: str, action: str = "") -> str:
     return f"/api/v1/waitpoints/tokens/{segment(token_id, 'token id')}{action}"
 

@@ -25,6 +25,7 @@ from conveyor.client import _calls as calls
 from conveyor.client._auth import Auth
 from conveyor.client._namespaces import (
     Deployments,
+    IdempotencyKeys,
     Namespace,
     Projects,
     Queues,
@@ -68,6 +69,7 @@ class Client(Namespace["UrllibSender"]):
         self.projects = Projects(self._sender)
         self.deployments = Deployments(self._sender)
         self.schedules = Schedules(self._sender)
+        self.idempotency_keys = IdempotencyKeys(self._sender)
         self.auth = Auth(self._sender)
 
     def __repr__(self) -> str:

@@ -116,6 +116,17 @@ class Tasks:
             self._events.emit("available", env_id)
         return BatchResult(batch_id or "", runs)
 
+    def reset_idempotency_key(self, env_id: str, task_id: str, key: str) -> bool:
+        """Release `key` for `task_id` (`idempotency_keys.reset`): the next trigger with it
+        makes a new run. Whether a run held it."""
+        with self._store.transaction() as tx:
+            tx.lock(env_id)  # as a keyed trigger does: it sees the key held, or released
+            holder = tx.one("find_idempotent_run", env_id=env_id, task_id=task_id, key=key)
+            if holder is None:
+                return False
+            tx.run("release_idempotency_key", id=holder["id"])
+        return True
+
     # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
     def list(self, env_id: str) -> list[TaskDefinition]:
         with self._store.read() as tx:

@@ -35,6 +35,7 @@ from conveyor.results import (
     result_from,
 )
 from conveyor.sdk.context import current_scope
+from conveyor.sdk.idempotency import scoped
 from conveyor.sdk.queue import Queue, as_queue
 from conveyor.serialization import to_json_value
 
@@ -220,6 +221,7 @@ class Task(Generic[PayloadT, OutputT]):
         opts = trigger_options(options)
         scope = current_scope()
         if scope is not None and scope.durable is not None:
+            opts = _in_run(options, opts)
             answer = await scope.durable.trigger(
                 "trigger", self.id, [(self.id, body, opts)], wait=False, batch=False
             )
@@ -261,6 +263,7 @@ class Task(Generic[PayloadT, OutputT]):
         opts = trigger_options(options)
         scope = current_scope()
         if scope is not None and scope.durable is not None:
+            opts = _in_run(options, opts)
             answer = await scope.durable.trigger(
                 "trigger_and_wait", self.id, [(self.id, body, opts)], wait=True, batch=False
             )
@@ -299,14 +302,25 @@ class Task(Generic[PayloadT, OutputT]):
         return batch_result_from(answer)
 
     def _prepare_items(self, items: Any) -> list[tuple[str, Any, dict[str, Any]]]:
-        return [
-            (
-                self.id,
-                self.prepare_payload(item.get("payload")),
-                trigger_options(item.get("options") or {}),
-            )
-            for item in _items(items)
-        ]
+        scope = current_scope()
+        in_run = scope is not None and scope.durable is not None
+        prepared = []
+        for item in _items(items):
+            options = item.get("options") or {}
+            opts = trigger_options(options)
+            if in_run and isinstance(options, Mapping):
+                opts = _in_run(options, opts)
+            prepared.append((self.id, self.prepare_payload(item.get("payload")), opts))
+        return prepared
+
+
+def _in_run(options: Mapping[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
+    """Trigger options as a run gives them: a plain-text idempotency key is the run's own
+    (conveyor/sdk/idempotency.py)."""
+    key = options.get("idempotency_key")
+    if key is not None:
+        opts["idempotency_key"] = scoped(key)
+    return opts
 
 
 def _items(items: Any) -> list[dict[str, Any]]:

@@ -41,6 +41,18 @@ class TriggerBody(WireModel):
     options: TriggerOptions = Field(default_factory=lambda: TriggerOptions.model_validate({}))
 
 
+class ResetKeyBody(WireModel):
+    """`POST /api/v1/tasks/{task_id}/idempotency-keys/reset`: the key to release."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=2048)
+
+
+class KeyReset(BaseModel):
+    released: bool  # whether a run held the key
+
+
 class BatchBody(WireModel):
     """`POST /api/v1/tasks/{task_id}/batch`: 1 to 1,000 items, each created or none."""
 

@@ -310,9 +310,12 @@ ORDER BY id ASC LIMIT :limit;
 SELECT parent_id, COUNT(*) AS children FROM runs WHERE parent_id IN (:ids) GROUP BY parent_id;
 
 -- name: finish_run
--- End a run (any final status) and record the hook it still owes.
+-- End a run (any final status) and record the hook it still owes; a run that did not complete
+-- releases its idempotency key, so the next trigger with it makes a new run.
 UPDATE runs SET status = :status, output = :output, error = :error, completed_at = :now, updated_at = :now,
-       hook = :hook, hook_lease_until = NULL, expires_at = NULL
+       hook = :hook, hook_lease_until = NULL, expires_at = NULL,
+       idempotency_key = CASE WHEN :status = 'COMPLETED' THEN idempotency_key END,
+       idempotency_expires_at = CASE WHEN :status = 'COMPLETED' THEN idempotency_expires_at END
 WHERE id = :id;
 
 -- name: requeue_run

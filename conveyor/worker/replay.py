@@ -37,6 +37,7 @@ from conveyor.protocol import (
     WaitTokenCall,
     WaitUntilCall,
 )
+from conveyor.sdk.idempotency import scoped
 from conveyor.serialization import to_json_value
 
 SHORT_WAIT = 5.0  # seconds: shorter duration waits keep the process, longer ones suspend
@@ -236,6 +237,8 @@ class Replay:
         self, timeout: float | None, idempotency_key: str | None, tags: list[str] | None
     ) -> dict[str, Any]:
         key = self.key("token.create")
+        if idempotency_key is not None:  # plain text is this run's key (sdk/idempotency.py)
+            idempotency_key = str(scoped(idempotency_key))
         return await self.request(CreateTokenCall(key, timeout, idempotency_key, tags))
 
     async def wait_token(self, token_id: str) -> dict[str, Any]:

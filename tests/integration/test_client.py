@@ -331,6 +331,11 @@ def test_async_client_has_the_same_surface(live_server: str, backend: Backend) -
                 await c.runs.cancel(replayed.id)
             with pytest.raises(NotFound):
                 await c.tasks.retrieve("nope")
+            keyed = await c.trigger("hello", {}, idempotency_key="async-1")
+            assert await c.idempotency_keys.reset("hello", "async-1") is True
+            assert (await c.trigger("hello", {}, idempotency_key="async-1")).id != keyed.id
+            with pytest.raises(InvalidRequest, match="non-empty text"):
+                await c.idempotency_keys.reset("hello", "")
             with pytest.raises(PayloadError):
                 await c.trigger("hello", {"bad": {1}})
             worker = complete_soon(backend, batch.runs[0].id, delay=0.2)

@@ -104,6 +104,49 @@ def test_same_idempotency_key_returns_the_same_run_until_its_ttl(engine, env, cl
     assert later.id != first.id and not later.is_cached
 
 
+def keyed(engine, env, key="k", **options):
+    return engine.tasks.trigger(env.id, "plain", {}, TriggerOptions(idempotency_key=key, **options))
+
+
+@pytest.mark.parametrize(
+    "kind", ["aborted", "timed_out", "system_failure", "crashed", "payload_invalid"]
+)
+def test_a_run_ending_in_failure_releases_its_key(engine, env, kind):
+    run = keyed(engine, env)
+    lease_ids(engine, env)
+    engine.workers.complete("w1", [held(engine, run.id, 1, kind, error={"message": "x"})])
+    status = engine.runs.get(env.id, run.id).status
+    if kind == "crashed":  # crashed with attempts left: retried, still holding its key
+        assert keyed(engine, env).id == run.id
+        return
+    assert status.is_final and status != RunStatus.COMPLETED
+    again = keyed(engine, env)
+    assert again.id != run.id and not again.is_cached
+
+
+def test_a_completed_run_keeps_its_key_and_reset_releases_it(engine, env):
+    run = keyed(engine, env)
+    lease_ids(engine, env)
+    engine.workers.complete("w1", [held(engine, run.id, 1, "completed", output_json="1")])
+    assert keyed(engine, env).id == run.id
+    assert engine.tasks.reset_idempotency_key(env.id, "hooked", "k") is False  # another task
+    assert engine.tasks.reset_idempotency_key(env.id, "plain", "k") is True
+    assert engine.tasks.reset_idempotency_key(env.id, "plain", "k") is False
+    assert keyed(engine, env).id != run.id
+    assert engine.runs.get(env.id, run.id).status == RunStatus.COMPLETED  # the run stays
+
+
+def test_canceled_and_expired_runs_release_their_keys(engine, env, clock):
+    canceled = keyed(engine, env, "c", delay="1h")
+    engine.runs.cancel(env.id, canceled.id)
+    assert keyed(engine, env, "c").id != canceled.id
+    expiring = keyed(engine, env, "e", ttl=2)
+    clock.advance(5)
+    engine.tick()
+    assert engine.runs.get(env.id, expiring.id).status == RunStatus.EXPIRED
+    assert keyed(engine, env, "e").id != expiring.id
+
+
 def test_delayed_run_is_delayed_until_its_time_then_queued(engine, env, clock):
     run = engine.tasks.trigger(env.id, "plain", {}, TriggerOptions(delay="30s"))
     assert run.status == RunStatus.DELAYED

@@ -131,6 +131,20 @@ def test_idempotency_key_returns_the_same_run(api: TestClient, backend: Backend)
     assert other.json()["id"] != first.json()["id"]
 
 
+def test_reset_releases_an_idempotency_key(api: TestClient, backend: Backend) -> None:
+    body = {"payload": {}, "options": {"idempotency_key": "order-44"}}
+    first = api.post("/api/v1/tasks/hello/trigger", json=body).json()["id"]
+    reset = "/api/v1/tasks/hello/idempotency-keys/reset"
+    assert api.post(reset, json={"key": "order-44"}).json() == {"released": True}
+    assert api.post(reset, json={"key": "order-44"}).json() == {"released": False}
+    again = api.post("/api/v1/tasks/hello/trigger", json=body)
+    assert again.status_code == 201 and again.json()["id"] != first
+    for bad in ({}, {"key": ""}, {"key": 7}, {"key": "k", "task": "x"}):
+        answer = api.post(reset, json=bad)
+        assert answer.status_code == 422, (bad, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_request"
+
+
 # -- bad input --------------------------------------------------------------------------------
 
 

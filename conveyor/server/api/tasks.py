@@ -1,4 +1,5 @@
-"""Task routes: trigger a task, trigger a batch of it, list and show task definitions.
+"""Task routes: trigger a task, trigger a batch of it, release an idempotency key, list and
+show task definitions.
 
 Routes translate HTTP to engine calls and back; validation of payloads against a task's
 schema, idempotency and batching all-or-nothing are the engine's, never done here.
@@ -17,6 +18,8 @@ from conveyor.server.schemas import (
     PUBLIC_TOKEN_RESPONSE,
     BatchBody,
     BatchTriggered,
+    KeyReset,
+    ResetKeyBody,
     TaskList,
     TriggerBody,
     Triggered,
@@ -87,6 +90,19 @@ def batch_trigger_task(
         env.id, [(task_id, item.payload, item.options) for item in body.items]
     )
     return BatchTriggered(batch_id=result.batch_id, runs=[triggered(run) for run in result.runs])
+
+
+@router.post(
+    "/{task_id}/idempotency-keys/reset",
+    response_model=KeyReset,
+    summary="Release an idempotency key",
+)
+def reset_idempotency_key(
+    task_id: str, body: ResetKeyBody, env: EnvironmentDep, engine: EngineDep
+) -> KeyReset:
+    """The next trigger of `task_id` with `key` makes a new run (the run that held it stays).
+    `released` says whether a run held it; a key no run holds is not an error."""
+    return KeyReset(released=engine.tasks.reset_idempotency_key(env.id, task_id, body.key))
 
 
 @router.get("", response_model=TaskList, summary="List tasks")
