@@ -14,6 +14,7 @@ moment. Duration waits of at most SHORT_WAIT seconds are slept in the process in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import time
@@ -259,22 +260,36 @@ class Replay:
         await self.request(CompleteTokenCall(key, token_id, data))
 
     async def stream(self, name: str, source: Any) -> list[Any]:
-        """Send each item of `source` as the next chunk of the run's stream `name` (in batches,
-        at least every STREAM_EVERY seconds), then journal the chunks: a replay returns them
-        without iterating again."""
+        """Send each item of `source` as the next chunk of the run's stream `name`, then journal
+        the chunks: a replay returns them without iterating again. A sender beside the source
+        sends what came, in batches of up to STREAM_BATCH, at most every STREAM_EVERY seconds:
+        a chunk is sent within that time even when the source pauses after it (a model calling
+        a tool), and a slow platform never holds the source back."""
         self._check_loop()
         key = self.key("stream", name)
         entry = self.recorded(key)
         if entry is not None and entry.value_json is not None:
             return list(json.loads(entry.value_json))
         chunks: list[Any] = []
-        sent = 0
-        last = time.monotonic()
+        came = asyncio.Event()
+        ended = False
 
-        async def send(done: bool) -> None:
-            nonlocal sent, last
-            await self.request(StreamCall(name, sent, chunks[sent:], done))
-            sent, last = len(chunks), time.monotonic()
+        async def sender() -> None:
+            sent, last = 0, -STREAM_EVERY
+            while True:
+                if sent == len(chunks) and not ended:
+                    await came.wait()
+                    came.clear()
+                    continue
+                if len(chunks) - sent < STREAM_BATCH and not ended:  # a moment for more
+                    await asyncio.sleep(max(0.0, last + STREAM_EVERY - time.monotonic()))
+                upto = min(len(chunks), sent + STREAM_BATCH)
+                done = ended and upto == len(chunks)
+                last = time.monotonic()
+                await self.request(StreamCall(name, sent, chunks[sent:upto], done))
+                sent = upto
+                if done:
+                    return
 
         async def items() -> Any:
             if hasattr(source, "__aiter__"):
@@ -284,11 +299,21 @@ class Replay:
                 for item in source:
                     yield item
 
-        async for item in items():
-            chunks.append(to_json_value(item, f"chunk {len(chunks)} of stream {name!r}"))
-            if len(chunks) - sent >= STREAM_BATCH or time.monotonic() - last >= STREAM_EVERY:
-                await send(False)
-        await send(True)
+        sending = asyncio.ensure_future(sender())
+        try:
+            async for item in items():
+                if sending.done():  # the platform refused a batch: the stream stops here
+                    break
+                chunks.append(to_json_value(item, f"chunk {len(chunks)} of stream {name!r}"))
+                came.set()
+            ended = True
+            came.set()
+            await sending
+        finally:
+            if not sending.done():  # the source raised: nothing more to send
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sending
         recorded = await self.request(JournalCall(key, chunks))
         return list(recorded)
 

@@ -89,6 +89,26 @@ def test_a_late_subscriber_to_a_stream_gets_every_chunk_from_the_first(
     assert run.output == {"text": "".join(chunks)}
 
 
+def test_a_chunk_before_a_pause_of_the_source_arrives_before_the_pause_ends(
+    platform: DevServer | TeamPlatform,
+) -> None:
+    """The chunk a model wrote before it stopped to think is not held back until it goes on."""
+
+    async def body() -> list[tuple[str, float]]:
+        async with AsyncClient(platform.api_url, platform.secret_key) as client:
+            handle = await client.tasks.trigger(
+                "llm", {"tokens": 4, "pause": 0.01, "think_after": 1, "think": 4.0}
+            )
+            return [
+                (chunk, time.monotonic()) async for chunk in client.runs.stream(handle.id, "llm")
+            ]
+
+    received = run_async(body())
+    assert [c for c, _ in received] == ["t0 ", "t1 ", "t2 ", "t3 "]
+    # t1 came out just before the 4 s pause, t2 just after it: t1 was delivered during it
+    assert received[2][1] - received[1][1] > 2.0, received
+
+
 def test_an_increment_counts_once_when_the_run_is_replayed(
     platform: DevServer | TeamPlatform,
 ) -> None:

@@ -41,6 +41,8 @@ async def llm(payload: dict, ctx) -> dict:
         for i in range(int(payload["tokens"])):
             await asyncio.sleep(float(payload.get("pause", 0.01)))
             yield f"t{i} "
+            if i == payload.get("think_after"):  # a model calling a tool, say
+                await asyncio.sleep(float(payload["think"]))
 
     chunks = await streams.pipe("llm", tokens())
     return {"text": "".join(chunks)}
