@@ -94,6 +94,26 @@ def holds(row: Row | None, worker_id: str, fence: int) -> bool:
     )
 
 
+def _trigger_queue(tx: Tx, env_id: str, queue: QueueSpec, where: str, now: float) -> None:
+    """A queue named at trigger time: made with the limit given when it is new, else used as it
+    is. A limit that differs from the queue's own is refused: a trigger never changes the limit
+    every run of the queue shares (the code, or `queues.set_concurrency`, does)."""
+    limit = queue.concurrency_limit
+    tx.run("ensure_queue", env_id=env_id, name=queue.name, concurrency_limit=limit, now=now)
+    if limit is None:
+        return
+    row = tx.one("queue_limit", env_id=env_id, name=queue.name)
+    has = row["concurrency_limit"] if row is not None else limit
+    if has != limit:
+        current = "no concurrency limit" if has is None else f"concurrency_limit {has}"
+        raise Conflict(
+            f"{where}queue {queue.name!r} has {current}, and a trigger cannot change the limit "
+            f"all its runs share (asked: {limit}); trigger without concurrency_limit to use the "
+            "queue as it is, name a queue of its own, or change the limit in the code or with "
+            "queues.set_concurrency"
+        )
+
+
 def stale_attempt(run_id: str, row: Row | None) -> StaleAttempt:
     """What a call of an attempt that no longer holds its run is told."""
     status = row["status"] if row is not None else "gone"
@@ -222,22 +242,7 @@ class Transitions:
                     trigger_options=options.model_dump_json(exclude_defaults=True),
                 )
             if options.queue is not None:
-                if options.queue.concurrency_limit is not None:
-                    tx.run(
-                        "set_queue_limit",
-                        env_id=env_id,
-                        name=options.queue.name,
-                        concurrency_limit=options.queue.concurrency_limit,
-                        now=now,
-                    )
-                else:
-                    tx.run(
-                        "ensure_queue",
-                        env_id=env_id,
-                        name=options.queue.name,
-                        concurrency_limit=None,
-                        now=now,
-                    )
+                _trigger_queue(tx, env_id, options.queue, where, now)
             if options.concurrency_key is not None:
                 tx.run("mark_queue_keyed", env_id=env_id, name=row["queue"])
             rows.append(row)

@@ -76,6 +76,10 @@ ON CONFLICT (env_id, name) DO NOTHING;
 INSERT INTO queues (env_id, name, concurrency_limit, created_at) VALUES (:env_id, :name, :concurrency_limit, :now)
 ON CONFLICT (env_id, name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit;
 
+-- name: queue_limit
+-- The limit a queue was made or declared with (not the API's override).
+SELECT concurrency_limit FROM queues WHERE env_id = :env_id AND name = :name;
+
 -- name: set_queue_override
 -- Override a queue's limit from the API (NULL clears the override).
 UPDATE queues SET override_limit = :override_limit WHERE env_id = :env_id AND name = :name;

@@ -399,6 +399,39 @@ def test_queue_limits_follow_the_code_unless_overridden(engine, env):
     assert engine.queues.get(env.id, "limited").concurrency_limit is None
 
 
+def test_a_trigger_makes_a_new_queue_with_its_limit_but_never_changes_one(engine, env):
+    def trigger(queue, **more):
+        return engine.tasks.trigger(env.id, "plain", {}, TriggerOptions(queue=queue, **more))
+
+    trigger({"name": "fresh", "concurrency_limit": 2})
+    assert engine.queues.get(env.id, "fresh").concurrency_limit == 2
+    trigger({"name": "fresh", "concurrency_limit": 2})  # the same limit: fine
+    trigger({"name": "fresh"})  # no limit given: the queue as it is
+    with pytest.raises(Conflict, match="queue 'fresh' has concurrency_limit 2") as refused:
+        trigger({"name": "fresh", "concurrency_limit": 9})
+    assert "queues.set_concurrency" in refused.value.message
+    engine.workers.set_tasks(env.id, [define("plain"), define("limited", limit=1)])  # code
+    with pytest.raises(Conflict, match="'limited' has concurrency_limit 1"):
+        trigger({"name": "limited", "concurrency_limit": 50})
+    trigger({"name": "open"})
+    with pytest.raises(Conflict, match="'open' has no concurrency limit"):
+        trigger({"name": "open", "concurrency_limit": 3})
+    assert engine.queues.get(env.id, "fresh").concurrency_limit == 2  # never rewritten
+    assert engine.queues.get(env.id, "limited").concurrency_limit == 1
+    assert engine.queues.get(env.id, "open").concurrency_limit is None
+    assert len(engine.runs.list(env.id)[0]) == 4  # the refused triggers made nothing
+    # one batch naming a new queue with two limits is refused whole
+    with pytest.raises(Conflict, match=r"items\[1\]: queue 'pair'"):
+        engine.tasks.batch_trigger(
+            env.id,
+            [
+                ("plain", {}, TriggerOptions(queue={"name": "pair", "concurrency_limit": 1})),
+                ("plain", {}, TriggerOptions(queue={"name": "pair", "concurrency_limit": 2})),
+            ],
+        )
+    assert len(engine.runs.list(env.id)[0]) == 4
+
+
 def test_a_shared_queue_takes_the_limit_any_of_its_tasks_declares(engine, env):
     engine.workers.set_tasks(
         env.id, [define("a", queue="shared", limit=2), define("b", queue="shared")]

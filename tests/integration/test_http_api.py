@@ -74,6 +74,12 @@ def test_trigger_options_are_applied(api: TestClient) -> None:
     assert (run["queue"], run["concurrency_key"]) == ("custom/q", "tenant-1")
     queue = api.get("/api/v1/queues/custom/q").json()
     assert queue["concurrency_limit"] == 3
+    # another limit for that queue is refused, not stored over the one its runs share
+    body["options"]["queue"] = {"name": "custom/q", "concurrency_limit": 30}
+    refused = api.post("/api/v1/tasks/hello/trigger", json=body)
+    assert refused.status_code == 409, refused.text
+    assert "has concurrency_limit 3" in refused.json()["error"]["message"]
+    assert api.get("/api/v1/queues/custom/q").json()["concurrency_limit"] == 3
 
 
 def test_batch_of_fifty_creates_fifty_runs_in_input_order(
