@@ -94,6 +94,7 @@ class JournalEntry:
     waitpoint_result_json: str | None = None
     waitpoint_kind: str | None = None
     complete_at: float | None = None
+    attempt: int | None = None  # of a trigger the run waits for: the attempt that made it
 
 
 @dataclass(slots=True)
@@ -215,12 +216,16 @@ class JournalCall:
 @dataclass(slots=True)
 class TriggerCall:
     """Trigger children of the run as one call; with `wait`, also the waitpoint the run waits
-    on (its one child, or the whole batch)."""
+    on (its one child, or the whole batch). With `again`, a retry triggers again the children
+    of the journaled call that failed."""
 
     key: Text
     items: list[TriggerItem]
     wait: Flag
     batch: Flag
+    # a retry of the run: the children this call triggered in an earlier attempt failed, and
+    # those are triggered again (the engine checks it); the others are kept
+    again: Flag = False
     op: SkipJsonSchema[Literal["durable_trigger"]] = "durable_trigger"
 
 

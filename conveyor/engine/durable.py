@@ -23,7 +23,7 @@ from typing import Any, assert_never
 from conveyor.engine.events import Events
 from conveyor.engine.metadata import Answer, Flush, apply_flushes
 from conveyor.engine.transitions import Holder, Transitions
-from conveyor.engine.views import json_text
+from conveyor.engine.views import json_text, run_view
 from conveyor.engine.waitpoints import Waitpoints
 from conveyor.errors import Conflict, ConveyorError, InvalidRequest, NotFound, PayloadError
 from conveyor.ids import new_id
@@ -101,6 +101,7 @@ class Durable:
                     wait=call.wait,
                     batch=call.batch,
                     holder=holder,
+                    again=call.again,
                 )
             case WaitUntilCall():
                 return self.wait_until(
@@ -270,9 +271,12 @@ class Durable:
         wait: bool,
         batch: bool,
         holder: Holder | None = None,
+        again: bool = False,
     ) -> dict[str, Any]:
         """Trigger children of a run as one journaled call; with `wait`, also the waitpoint the
-        run will wait on (one run, or the whole batch in input order)."""
+        run will wait on (one run, or the whole batch in input order). `again`: the run is on a
+        later attempt than the one that journaled the call, and the children that failed then
+        are triggered again (the others are kept); otherwise the journaled answer stands."""
         now = self._clock()
         options = []
         for index, (_, _, raw) in enumerate(items):
@@ -289,14 +293,20 @@ class Durable:
             tx.lock(env_id)
             self._transitions.check_holder(tx, run_id, holder)
             existing = tx.one("get_journal_entry", run_id=run_id, key=key)
+            kept: list[Row | None] = [None] * len(items)  # children kept from an earlier attempt
             if existing is not None:
-                return self._answer(tx, existing)
+                earlier = self._failed_before(tx, existing, parent) if again and wait else None
+                if earlier is None:
+                    return self._answer(tx, existing)
+                if len(earlier) == len(items):  # the same call: only its failed children again
+                    kept = [r if r["status"] == RunStatus.COMPLETED else None for r in earlier]
             batch_id = new_id("batch") if batch else None
             # children a run waits for run on the run's version; others on the current one
-            runs, queued = self._transitions.create_runs(
+            fresh = [i for i, k in enumerate(kept) if k is None]
+            made, queued = self._transitions.create_runs(
                 tx,
                 env_id,
-                [(t, p, o) for (t, p, _), o in zip(items, options, strict=True)],
+                [(items[i][0], items[i][1], options[i]) for i in fresh],
                 now=now,
                 parent=parent,
                 batch_id=batch_id,
@@ -305,6 +315,16 @@ class Durable:
             )
             if queued:
                 envs.add(env_id)
+            by_index = dict(zip(fresh, made, strict=True))
+            if len(fresh) < len(kept):  # the children that completed stay in the answer
+                rows = tx.all("get_runs_by_id", ids=[k["id"] for k in kept if k is not None])
+                by_index |= {
+                    i: run_view(row)
+                    for row in rows
+                    for i, k in enumerate(kept)
+                    if k is not None and k["id"] == row["id"]
+                }
+            runs = [by_index[i] for i in range(len(kept))]
             waitpoint_id = None
             if wait:
                 waitpoint_id = new_id("wait", now)
@@ -339,20 +359,41 @@ class Durable:
                 "runs": [{"id": r.id, "is_cached": r.is_cached} for r in runs],
                 "batch_id": batch_id,
             }
-            tx.run(
-                "insert_journal",
-                run_id=run_id,
-                key=key,
-                value=json_text(answer),
-                waitpoint_id=waitpoint_id,
-                now=now,
-            )
+            journal = {
+                "run_id": run_id,
+                "key": key,
+                "value": json_text(answer),
+                "waitpoint_id": waitpoint_id,
+                "now": now,
+            }
+            if existing is not None:
+                tx.run("replace_trigger_journal", **journal, attempt=parent["attempt_count"])
+            elif wait:
+                tx.run("insert_trigger_journal", **journal, attempt=parent["attempt_count"])
+            else:
+                tx.run("insert_journal", **journal)
             entry = tx.one("get_journal_entry", run_id=run_id, key=key)
             assert entry is not None
             result = self._answer(tx, entry)
         for env in envs:
             self._events.emit("available", env)
         return result
+
+    @staticmethod
+    def _failed_before(tx: Tx, entry: Row, parent: Row) -> list[Row] | None:
+        """The children of a journaled trigger the run waits for, in input order, when an
+        earlier attempt made it and any of them failed: a retry triggers those again. None
+        otherwise (the same attempt resuming replays the answer as it is)."""
+        made_in = entry["attempt"]
+        if made_in is None or made_in >= parent["attempt_count"] or not entry["waitpoint_id"]:
+            return None
+        waitpoint = tx.one("get_waitpoint", env_id=parent["env_id"], id=entry["waitpoint_id"])
+        if waitpoint is None or waitpoint["status"] != "COMPLETED":
+            return None
+        children = tx.all("waitpoint_run_results", waitpoint_id=entry["waitpoint_id"])
+        if all(c["status"] == RunStatus.COMPLETED for c in children):
+            return None
+        return children
 
     def _answer(self, tx: Tx, entry: Row) -> dict[str, Any]:
         answer: dict[str, Any] = json.loads(entry["value"]) if entry["value"] else {}

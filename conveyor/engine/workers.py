@@ -243,6 +243,7 @@ class Workers:
                                 entry["waitpoint_result"],
                                 entry["waitpoint_kind"],
                                 entry["waitpoint_complete_at"],
+                                entry["attempt"],
                             )
                         )
                     reply.attempts = [

@@ -489,6 +489,17 @@ WHERE status = 'PENDING' AND complete_at IS NOT NULL AND complete_at <= :now AND
 INSERT INTO journal (run_id, key, value, waitpoint_id, created_at) VALUES (:run_id, :key, :value, :waitpoint_id, :now)
 ON CONFLICT (run_id, key) DO NOTHING;
 
+-- name: insert_trigger_journal
+-- Record a trigger a run waits for, with the attempt that made it (ignored if already journaled).
+INSERT INTO journal (run_id, key, value, waitpoint_id, attempt, created_at)
+VALUES (:run_id, :key, :value, :waitpoint_id, :attempt, :now)
+ON CONFLICT (run_id, key) DO NOTHING;
+
+-- name: replace_trigger_journal
+-- A retry triggered the failed children of a journaled trigger again: the entry answers with them.
+UPDATE journal SET value = :value, waitpoint_id = :waitpoint_id, attempt = :attempt
+WHERE run_id = :run_id AND key = :key;
+
 -- name: insert_step_journal
 -- Record the result of a step with when it began (ignored if the call is already journaled).
 INSERT INTO journal (run_id, key, value, waitpoint_id, started_at, created_at)
@@ -502,7 +513,7 @@ SELECT * FROM journal WHERE run_id = :run_id AND key = :key;
 -- name: journal_for_runs
 -- The journals of several runs, with the state of the waitpoints their entries wait on.
 SELECT j.run_id, j.key, j.value, j.waitpoint_id, w.status AS waitpoint_status, w.result AS waitpoint_result,
-       w.kind AS waitpoint_kind, w.complete_at AS waitpoint_complete_at
+       w.kind AS waitpoint_kind, w.complete_at AS waitpoint_complete_at, j.attempt
 FROM journal j LEFT JOIN waitpoints w ON w.id = j.waitpoint_id
 WHERE j.run_id IN (:ids) ORDER BY j.created_at;
 

@@ -518,7 +518,9 @@ class World:
     ) -> Any:
         entry = run.journal.get(key)
         if entry is None:
-            entry = run.journal[key] = JournalRecord(key, value, waitpoint=waitpoint)
+            entry = run.journal[key] = JournalRecord(
+                key, value, waitpoint=waitpoint, attempt=run.attempt
+            )
             self.changed()
         return copy.deepcopy(entry.value)
 
@@ -530,7 +532,10 @@ class World:
         *,
         wait: bool,
         batch: bool,
+        again: JournalRecord | None = None,
     ) -> JournalRecord:
+        """`again`: the journaled call of an earlier attempt whose children failed; those are
+        triggered again, the others kept (as the engine does on a retry)."""
         options = []
         for index, (_, _, raw) in enumerate(items):
             try:
@@ -541,8 +546,17 @@ class World:
         waitpoint = None
         if wait:
             waitpoint = self._waitpoint("batch" if batch else "run")
+        kept: list[str | None] = [None] * len(items)
+        if again is not None and again.waitpoint is not None:
+            before = again.waitpoint.run_ids
+            if len(before) == len(items):
+                kept = [r if self.runs[r].result().get("ok") else None for r in before]
+            del parent.journal[key]  # answered anew below
         children = []
-        for (task_id, payload, _), opts in zip(items, options, strict=True):
+        for (task_id, payload, _), opts, old in zip(items, options, kept, strict=True):
+            if old is not None:
+                children.append((self.runs[old], False))
+                continue
             children.append(
                 self.create_run(task_id, as_stored(payload), opts, parent=parent, batch_id=batch_id)
             )

@@ -55,6 +55,18 @@ class JournalRecord:
     value: Any
     result: Any = None
     waitpoint: Waitpoint | None = field(default=None, repr=False)
+    attempt: int | None = field(default=None, repr=False)  # the attempt that made the call
+
+    def failed_children(self) -> bool:
+        """Whether this call waited for children and one of them failed."""
+        waitpoint = self.waitpoint
+        if waitpoint is None or waitpoint.kind not in ("run", "batch"):
+            return False
+        if waitpoint.status != "COMPLETED":
+            return False
+        result = waitpoint.result or {}
+        children = result.get("runs", []) if waitpoint.kind == "batch" else [result]
+        return any(not child.get("ok") for child in children)
 
     def snapshot(self) -> JournalRecord:
         result = copy.deepcopy(self.waitpoint.result) if self.waitpoint is not None else None

@@ -144,8 +144,17 @@ class Segment:
         with self._busy():
             key = self.key(kind, name)
             entry = self.run.journal.get(key)
-            if entry is None:
-                entry = self.world.trigger(self.run, key, items, wait=wait, batch=batch)
+            again = (
+                wait
+                and entry is not None
+                and entry.attempt is not None
+                and entry.attempt < self.run.attempt
+                and entry.failed_children()
+            )
+            if entry is None or again:  # a retry triggers the failed children again
+                entry = self.world.trigger(
+                    self.run, key, items, wait=wait, batch=batch, again=entry if again else None
+                )
             answer: dict[str, Any] = copy.deepcopy(entry.value)
         if wait:
             assert entry.waitpoint is not None

@@ -212,17 +212,30 @@ class Replay:
         batch: bool,
     ) -> dict[str, Any]:
         """Trigger children once per run; with `wait`, wait for them and return the waitpoint
-        result."""
+        result. A retry of the run triggers again the children that failed in an earlier
+        attempt (a journaled success is replayed, a journaled failure runs again)."""
         key = self.key(kind, name)
         entry = self.recorded(key)
-        if entry is not None:
+        again = wait and entry is not None and self._failed_in_earlier_attempt(entry)
+        if entry is not None and not again:
             answer = _answer(entry)
         else:
-            call = TriggerCall(key, [TriggerItem(*item) for item in items], wait, batch)
+            call = TriggerCall(key, [TriggerItem(*item) for item in items], wait, batch, again)
             answer = await self.request(call)
         if wait:
             answer["result"] = await self.wait_for(answer["waitpoint"])
         return answer
+
+    def _failed_in_earlier_attempt(self, entry: JournalEntry) -> bool:
+        """Whether a journaled trigger's children include one that failed, and an attempt before
+        this one made it (an attempt resuming replays its own answers as they are)."""
+        if entry.attempt is None or entry.attempt >= self.spec.attempt:
+            return False
+        if entry.waitpoint_status != "COMPLETED" or entry.waitpoint_result_json is None:
+            return False
+        result = json.loads(entry.waitpoint_result_json)
+        children = result.get("runs", []) if entry.waitpoint_kind == "batch" else [result]
+        return any(not child.get("ok") for child in children)
 
     async def sleep_until(self, kind: str, until: float, seconds: float | None = None) -> None:
         key = self.key(kind)

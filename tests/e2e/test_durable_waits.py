@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -132,3 +134,27 @@ def test_a_person_completes_a_token_from_the_command_line(client, platform):
     }
     again = cli("complete", token["id"])
     assert again.returncode == 1 and "already completed" in again.stderr
+
+
+def test_a_retry_runs_failed_children_again_and_keeps_the_ones_that_completed(client, tmp_path):
+    markers = [str(tmp_path / f"m{i}") if i == 1 else "" for i in range(3)]
+    single = str(tmp_path / "single")
+    record = tmp_path / "record.jsonl"
+    handle = client.trigger(
+        "retry-children", {"markers": markers, "single_marker": single, "record": str(record)}
+    )
+    run = client.runs.poll(handle.id, timeout=60)
+    assert run.status == "COMPLETED", run.error
+    assert run.attempts == 2
+    seen = [json.loads(line) for line in record.read_text().splitlines()]
+    # an attempt may run its function more than once (resumed after a wait): the last of each
+    first = [s for s in seen if s["attempt"] == 1][-1]
+    second = [s for s in seen if s["attempt"] == 2][-1]
+    # the failed child (batch item 1, and the single child) ran again as new runs; the others
+    # were replayed from the journal, not triggered twice
+    assert second["batch"][0] == first["batch"][0] and second["batch"][2] == first["batch"][2]
+    assert second["batch"][1] != first["batch"][1] and second["single"] != first["single"]
+    assert run.output["outputs"] == [0, 1, 2, 9]
+    assert client.runs.retrieve(first["batch"][1]).status == "FAILED"
+    children = client.runs.list(task="fails-once", limit=50).data
+    assert len([c for c in children if c.parent_id == handle.id]) == 6  # 4, then 2 again

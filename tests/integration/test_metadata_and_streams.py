@@ -317,3 +317,63 @@ def test_two_workers_batches_crossing_parents_and_children_never_deadlock(
     assert not errors, errors
     for run in (x, y):
         assert engine.runs.get(env, run).metadata == {"own": rounds, "from_child": rounds}
+
+
+def test_only_a_later_attempt_triggers_failed_children_again(
+    engine: Engine, env: str, clock: ManualClock
+) -> None:
+    """`again` (worker/replay.py sends it on a retry) is checked by the engine: the attempt that
+    journaled the call, or a journal whose children all completed, replays the answer."""
+    from conveyor.protocol import AttemptOutcome
+
+    root = started(engine, env, max_attempts=3)
+    items = [TriggerItem("child", {"i": i}, {}) for i in range(2)]
+    call = TriggerCall("batch_trigger_and_wait:child#1", items, True, True)
+    first = engine.durable.call(env, root, call, **holder(engine, root))
+    kids = [r["id"] for r in first["runs"]]
+    again = TriggerCall(call.key, items, True, True, True)
+    # the same attempt: the answer as journaled, whatever the flag says
+    assert engine.durable.call(env, root, again, **holder(engine, root))["runs"] == first["runs"]
+    engine.workers.heartbeat("w", Heartbeat())
+    engine.workers.lease(env, "w", 10)
+    engine.workers.complete(
+        "w",
+        [
+            AttemptOutcome(
+                kids[0], 1, "completed", output_json="0", fence=holder(engine, kids[0])["fence"]
+            ),
+            AttemptOutcome(
+                kids[1],
+                1,
+                "aborted",
+                error={"message": "no"},
+                fence=holder(engine, kids[1])["fence"],
+            ),
+        ],
+    )
+    engine.workers.complete(
+        "w",
+        [
+            AttemptOutcome(
+                root,
+                1,
+                "failed",
+                error={"message": "a child failed"},
+                fence=holder(engine, root)["fence"],
+            )
+        ],
+    )
+    assert engine.runs.get(env, root).status.value == "QUEUED"  # its retry
+    clock.advance(600)  # past its retry delay
+    engine.tick()
+    engine.workers.heartbeat("w", Heartbeat())
+    leased = engine.workers.lease(env, "w", 10).attempts
+    spec = next(a for a in leased if a.run_id == root)
+    entry = next(e for e in spec.journal if e.key == call.key)
+    assert entry.attempt == 1 and spec.attempt == 2  # what the worker decides from
+    retried = engine.durable.call(env, root, again, **holder(engine, root))
+    ids = [r["id"] for r in retried["runs"]]
+    assert ids[0] == kids[0] and ids[1] not in kids  # the failed one again, the other kept
+    assert retried["waitpoint"]["status"] == "PENDING"
+    # the new answer is the journal's now: the same attempt asking again gets it
+    assert engine.durable.call(env, root, again, **holder(engine, root))["runs"] == retried["runs"]

@@ -6,8 +6,8 @@ Progress is the run's metadata, which the page follows live: `total` (the number
 `done` (each chunk adds one to its parent's when it is spoken) and `stage` (speaking, merging).
 
 Replay-safe: chunking is a pure function of the payload, the fan-out is journaled, and every
-side effect after it is a `step.run`, so a retry or a resume never speaks a chunk twice; metadata
-changes made again by a replay are applied once.
+side effect after it is a `step.run`, so a resume never speaks a chunk twice and a retry speaks
+again only the chunks that failed; metadata changes made again by a replay are applied once.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ class GenerateAudio(BaseModel):
 
 
 async def clean_up(payload: GenerateAudio, error: Any, ctx: Context) -> None:
-    """on_failure: remove the chunks a failure the task did not see left behind (a timeout, a
-    crash on the last attempt). Failed chunks are seen, and cleaned up before the run ends."""
+    """on_failure: remove the chunks the run left behind (chunks that still failed after its
+    last attempt, a timeout, a crash). A chunk no retry can fix is cleaned up before the run
+    ends."""
     try:
         removed = await asyncio.to_thread(
             audio_files.remove_chunks, storage_from_env(), payload.job_id
@@ -79,12 +80,15 @@ async def generate_audio(payload: GenerateAudio, ctx: Context) -> dict:
     if failed:
         index, first = failed[0]
         reason = (first.error or {}).get("message", "failed")
-        # before the run ends, so a job seen as failed has nothing left behind
+        message = f"{len(failed)} of {len(chunks)} chunks failed (chunk {index}: {reason})"
+        if all((r.error or {}).get("name") != "AbortTaskRunError" for _, r in failed):
+            # a retry of this run speaks again only the chunks that failed (the journal keeps
+            # the spoken ones); after the last attempt, on_failure removes the chunks
+            raise RuntimeError(message)
+        # a retry cannot fix a bad voice or key: remove the chunks before the run ends, so a
+        # job seen as failed has nothing left behind
         await step.run("remove-chunks", _remove_chunks, payload.job_id)
-        # Not retried: a retry would get the same failed chunks back from the journal.
-        raise AbortTaskRunError(
-            f"{len(failed)} of {len(chunks)} chunks failed (chunk {index}: {reason})"
-        )
+        raise AbortTaskRunError(message)
     keys = [r.output["key"] for r in results.runs]
     metadata.set("stage", "merging")
     audio = await step.run("assemble", _assemble, payload.job_id, keys)

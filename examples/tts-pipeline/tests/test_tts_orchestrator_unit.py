@@ -14,7 +14,7 @@ from tts_pipeline.audio_files import audio_key, chunk_key
 from tts_pipeline.storage import LocalStorage
 from tts_testing import player_info, story, tagged_tone
 
-from conveyor import RunStatus, testing
+from conveyor import AbortTaskRunError, RunStatus, testing
 
 
 @pytest.fixture
@@ -68,13 +68,16 @@ def test_the_chunks_are_spoken_in_parallel_merged_into_one_mp3_and_the_job_succe
     assert result.messages() == ["speaking the story", "audio ready"]
 
 
-def test_a_chunk_that_fails_fails_the_job_once_without_retrying_the_story(data: Path) -> None:
+def test_a_chunk_no_retry_can_fix_fails_the_job_once_without_retrying_the_story(
+    data: Path,
+) -> None:
     storage = LocalStorage(data / "storage")
     storage.put(chunk_key("job_2", 0), tagged_tone(0.5), "audio/mpeg")  # a chunk spoken before
+    bad_voice = AbortTaskRunError("the voice 'fable' is not available")  # as tts-chunk raises it
     result = testing.run_sync(
         generate_audio,
         {"job_id": "job_2", "story_id": "story-2", "text": "A short story.", "voice": "fable"},
-        mocks=[testing.mock(tts_chunk, error="the voice 'fable' is not available")],
+        mocks=[testing.mock(tts_chunk, error=bad_voice)],
     )
 
     assert result.status == RunStatus.FAILED and result.attempts == 1
@@ -87,3 +90,18 @@ def test_a_chunk_that_fails_fails_the_job_once_without_retrying_the_story(data: 
     ]
     assert storage.list("tmp/") == []
     assert "audio generation failed" in result.messages("error")  # on_failure
+
+
+def test_a_retry_of_the_story_speaks_again_only_the_chunk_that_failed(data: Path) -> None:
+    """A chunk that still failed after its own retries fails the story's attempt; the story's
+    retry triggers that chunk again (the journal keeps the chunks spoken)."""
+    chunk = testing.mock(tts_chunk, error="the provider is overloaded")
+    result = testing.run_sync(
+        generate_audio,
+        {"job_id": "job_3", "story_id": "story-3", "text": "A short story.", "voice": "alloy"},
+        mocks=[chunk],
+    )
+    assert result.status == RunStatus.FAILED and result.attempts == 3
+    assert len(chunk.calls) == 3  # once per attempt of the story: triggered again each time
+    assert "1 of 1 chunks failed" in result.error["message"]
+    assert "audio generation failed" in result.messages("error")  # on_failure cleans up

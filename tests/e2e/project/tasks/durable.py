@@ -217,3 +217,30 @@ def sync_durable(payload):
     import asyncio as aio
 
     return aio.run(step.run("x", effect, "never"))
+
+
+@task(id="fails-once", retry={"max_attempts": 1})
+async def fails_once(payload):
+    """Fails the first time it runs for `payload["marker"]` (a file), then succeeds."""
+    marker = Path(payload["marker"]) if payload.get("marker") else None
+    if marker is not None and not marker.exists():
+        marker.write_text("failed once")
+        raise RuntimeError(f"item {payload['i']} fails this time")
+    return payload["i"]
+
+
+@task(id="retry-children", retry={"max_attempts": 2, "min_timeout_ms": 100, "randomize": False})
+async def retry_children(payload, ctx):
+    """Waits for children one of which fails the first time; fails itself then, and its retry
+    must run the failed children again and keep the others."""
+    import json
+
+    items = [{"payload": {"i": i, "marker": payload["markers"][i]}} for i in range(3)]
+    results = await fails_once.batch_trigger_and_wait(items)
+    single = await fails_once.trigger_and_wait({"i": 9, "marker": payload["single_marker"]})
+    seen = {"batch": [r.id for r in results.runs], "single": single.id}
+    with open(payload["record"], "a") as record:  # what each attempt saw
+        record.write(json.dumps({"attempt": ctx.attempt.number, **seen}) + "\n")
+    if not single.ok or not all(r.ok for r in results.runs):
+        raise RuntimeError("a child failed")
+    return {"outputs": [r.output for r in results.runs] + [single.output], **seen}
