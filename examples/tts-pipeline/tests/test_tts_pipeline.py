@@ -165,9 +165,14 @@ def test_a_chunk_that_always_fails_fails_the_job_with_nothing_left_behind(
     assert job["status"] == "FAILED" and job["audioUrl"] is None
     assert (job["chunksDone"], job["chunksTotal"]) == (1, 2)
     assert job["error"].startswith("1 of 2 chunks failed (chunk 1: injected failure on attempt 3")
-    runs = sorted(chunk_runs(client, job["id"]), key=lambda r: r.payload["index"])
-    assert [(r.status, r.attempts) for r in runs] == [("COMPLETED", 1), ("FAILED", 3)]
+    runs = sorted(chunk_runs(client, job["id"]), key=lambda r: (r.payload["index"], r.id))
+    # each retry of the story spoke again the chunk that failed, never the one that was spoken
+    assert [(r.payload["index"], r.status, r.attempts) for r in runs] == [
+        (0, "COMPLETED", 1),
+        (1, "FAILED", 3),
+        (1, "FAILED", 3),
+        (1, "FAILED", 3),
+    ]
     orchestrator = client.runs.retrieve(job["runId"])
-    # aborted: a retry cannot help
-    assert orchestrator.status == "FAILED" and orchestrator.attempts == 1
-    assert storage.list("tmp/") == []  # the chunk that was spoken was removed before the end
+    assert orchestrator.status == "FAILED" and orchestrator.attempts == 3
+    assert storage.list("tmp/") == []  # on_failure removed the chunk that was spoken
