@@ -203,10 +203,44 @@ class QueueSpec(WireModel):
     concurrency_limit: int | None = Field(None, ge=0, le=100_000)
 
 
+class DebounceSpec(WireModel):
+    """`debounce={"key": ..., "delay": "5s", "mode": "trailing", "max_delay": "1m"}`: triggers
+    of a task with the same key make one run, which starts `delay` after the last of them (but
+    no later than `max_delay` after the first). "trailing" runs with the last trigger's payload,
+    "leading" with the first's. See docs/triggering.md#debounce."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(min_length=1, max_length=512)
+    delay: Annotated[
+        float | str,
+        _duration("debounce.delay"),
+        WithJsonSchema(
+            {"anyOf": [_SECONDS, _DURATION_TEXT], "description": "Seconds, or a duration"}
+        ),
+    ]
+    mode: Literal["trailing", "leading"] = "trailing"
+    max_delay: Annotated[float | str | None, _duration("debounce.max_delay"), _DURATION_SCHEMA] = (
+        None
+    )
+
+
 class TriggerOptions(WireModel):
     """Options of one trigger. The same names in Python (`task.trigger(p, **options)`) and HTTP."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # debounce sets when the run starts: not with a delay (see _one_delay)
+        json_schema_extra={
+            "not": {
+                "required": ["delay", "debounce"],
+                "properties": {
+                    "delay": {"not": {"type": "null"}},
+                    "debounce": {"not": {"type": "null"}},
+                },
+            }
+        },
+    )
 
     idempotency_key: str | None = Field(None, min_length=1, max_length=2048)
     idempotency_key_ttl: KeyTtl = None
@@ -270,6 +304,13 @@ class TriggerOptions(WireModel):
     max_attempts: int | None = Field(None, ge=1, le=250)
     max_duration: float | None = Field(None, gt=0, le=MAX_SECONDS)
     machine: MachineName | None = None
+    debounce: DebounceSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_delay(self) -> TriggerOptions:
+        if self.debounce is not None and self.delay is not None:
+            raise ValueError("debounce sets when the run starts: give delay or debounce, not both")
+        return self
 
     @field_validator("tags", mode="before")
     @classmethod

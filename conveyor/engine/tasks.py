@@ -94,9 +94,11 @@ class Tasks:
         now = self._clock()
         batch_id = new_id("batch") if record_batch else None
         with self._store.transaction() as tx:
-            if parent_id or any(options.idempotency_key for _, _, options in items):
-                # a plain trigger only inserts; a keyed one must see the key's holder, a child
-                # its parent
+            if parent_id or any(
+                options.idempotency_key or options.debounce for _, _, options in items
+            ):
+                # a plain trigger only inserts; a keyed (or debounced) one must see the key's
+                # holder, a child its parent
                 tx.lock(env_id)
             if token is not None:  # a trigger token makes one run (`trigger`)
                 spend(tx, token, items[0][0], now)
@@ -118,11 +120,14 @@ class Tasks:
 
     def reset_idempotency_key(self, env_id: str, task_id: str, key: str) -> bool:
         """Release `key` for `task_id` (`idempotency_keys.reset`): the next trigger with it
-        makes a new run. Whether a run held it."""
+        makes a new run. Whether a run held it; NotFound for a task the environment has
+        neither defined nor run with the key."""
         with self._store.transaction() as tx:
             tx.lock(env_id)  # as a keyed trigger does: it sees the key held, or released
             holder = tx.one("find_idempotent_run", env_id=env_id, task_id=task_id, key=key)
             if holder is None:
+                if tx.one("get_task", env_id=env_id, task_id=task_id) is None:
+                    raise NotFound(f"task {task_id!r} is not defined in this environment")
                 return False
             tx.run("release_idempotency_key", id=holder["id"])
         return True

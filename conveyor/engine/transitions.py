@@ -48,6 +48,7 @@ from conveyor.models import (
     MACHINES,
     MAX_PAYLOAD_BYTES,
     MAX_PAYLOAD_HINT,
+    DebounceSpec,
     ModuleFailure,
     QueueSpec,
     RetryPolicy,
@@ -92,6 +93,52 @@ def holds(row: Row | None, worker_id: str, fence: int) -> bool:
         and row["worker_id"] == worker_id
         and row["fence"] == fence
     )
+
+
+def _debounce(
+    tx: Tx,
+    row: dict[str, Any],
+    spec: DebounceSpec,
+    now: float,
+    where: str,
+    gathered: dict[tuple[str, str], dict[str, Any]],
+) -> Run | None:
+    """A trigger with a debounce key. The run still waiting to start under the key (made earlier
+    in this batch, or stored) starts `delay` from now instead (never past its first trigger's
+    `max_delay`) and, in trailing mode, with this trigger's payload: returned. Else `row` becomes
+    that run (DELAYED by `delay`), and None is returned."""
+    try:
+        delay = parse_duration(spec.delay, name="debounce.delay")
+        most = parse_duration(spec.max_delay, name="debounce.max_delay") if spec.max_delay else None
+    except ValueError as exc:
+        raise InvalidRequest(f"{where}{exc}") from exc
+    key = (row["task_id"], spec.key)
+    held = gathered.get(key) or tx.one(
+        "find_debounced_run", env_id=row["env_id"], task_id=row["task_id"], key=spec.key
+    )
+    if held is None:
+        start = now + delay
+        row.update(
+            status=RunStatus.DELAYED if delay > 0 else RunStatus.QUEUED,
+            available_at=start,
+            score=start - row["priority"],
+            expires_at=row["expires_at"] if delay <= 0 else None,
+            debounce_key=spec.key,
+            debounce_deadline=now + most if most is not None else None,
+        )
+        gathered[key] = row
+        return None
+    start = now + delay
+    if held["debounce_deadline"] is not None:
+        start = min(start, held["debounce_deadline"])
+    payload = row["payload"] if spec.mode == "trailing" else held["payload"]
+    if key in gathered:  # not inserted yet: the row itself changes
+        held.update(available_at=start, score=start - held["priority"], payload=payload)
+    else:
+        tx.run("push_debounced_run", id=held["id"], available_at=start, payload=payload, now=now)
+    run = run_view({**held, "available_at": start, "payload": payload, "updated_at": now})
+    run.is_cached = True
+    return run
 
 
 def _trigger_queue(tx: Tx, env_id: str, queue: QueueSpec, where: str, now: float) -> None:
@@ -183,6 +230,7 @@ class Transitions:
         runs: list[Run] = []
         rows: list[dict[str, Any]] = []
         fresh_keys: dict[tuple[str, str], Run] = {}
+        gathered: dict[tuple[str, str], dict[str, Any]] = {}  # debounced rows of this batch
         locked = self.version_tasks(tx, env_id, version) if version is not None else None
         for index, (task_id, payload, options) in enumerate(items):
             where = f"items[{index}]: " if batch_id else ""
@@ -233,6 +281,11 @@ class Transitions:
                     runs.append(twin)
                     continue
             row = _new_run_row(env_id, task, payload, options, now, parent, batch_id, where)
+            if options.debounce is not None and not pending:
+                debounced = _debounce(tx, row, options.debounce, now, where, gathered)
+                if debounced is not None:  # the run already gathering this key's triggers
+                    runs.append(debounced)
+                    continue
             row["replayed_from"] = replayed_from
             row["version"] = version
             if pending:  # the task's settings come with the version that defines it
@@ -654,6 +707,8 @@ def _new_run_row(
         "replayed_from": None,
         "version": None,
         "trigger_options": None,
+        "debounce_key": None,
+        "debounce_deadline": None,
         "now": now,
         # columns the view reads that the insert leaves to their defaults
         "created_at": now,

@@ -225,11 +225,20 @@ UPDATE workers SET revoked_through = lease_seq WHERE id = :id;
 INSERT INTO runs (id, env_id, task_id, status, payload, queue, concurrency_key, priority, score, available_at, ttl,
                   expires_at, tags, metadata, idempotency_key, idempotency_expires_at, max_attempts, retry,
                   max_duration, machine, hooks, parent_id, root_id, batch_id, replayed_from, version, trigger_options,
-                  created_at, updated_at)
+                  debounce_key, debounce_deadline, created_at, updated_at)
 VALUES (:id, :env_id, :task_id, :status, :payload, :queue, :concurrency_key, :priority, :score, :available_at, :ttl,
         :expires_at, :tags, :metadata, :idempotency_key, :idempotency_expires_at, :max_attempts, :retry,
         :max_duration, :machine, :hooks, :parent_id, :root_id, :batch_id, :replayed_from, :version, :trigger_options,
-        :now, :now);
+        :debounce_key, :debounce_deadline, :now, :now);
+
+-- name: find_debounced_run
+-- The run still waiting to start that gathers a task's triggers under a debounce key.
+SELECT * FROM runs WHERE env_id = :env_id AND task_id = :task_id AND debounce_key = :key AND status = 'DELAYED';
+
+-- name: push_debounced_run
+-- Another trigger of a debounced run: it starts later, with this trigger's payload (trailing mode).
+UPDATE runs SET available_at = :available_at, score = :available_at - priority, payload = :payload, updated_at = :now
+WHERE id = :id AND status = 'DELAYED';
 
 -- name: insert_batch
 -- Record a batch of runs.

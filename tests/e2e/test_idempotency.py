@@ -77,3 +77,16 @@ def test_a_plain_token_key_inside_a_run_is_that_run_s(client: Client) -> None:
     assert one["shared"] == two["shared"]
     # the global key is the one a backend gives
     assert client.waitpoints.create_token(idempotency_key="approve-all").id == one["shared"]
+
+
+@pytest.mark.e2e
+def test_debounced_triggers_make_one_run_with_the_last_payload(client: Client) -> None:
+    spec = {"key": "user-5", "delay": "1.5s"}
+    handles = [client.trigger("idem-child", {"n": n}, debounce=spec) for n in range(3)]
+    assert len({h.id for h in handles}) == 1
+    assert [h.is_cached for h in handles] == [False, True, True]
+    assert client.runs.retrieve(handles[0].id).status == "DELAYED"
+    run = client.runs.poll(handles[0].id, timeout=30)
+    assert run.status == "COMPLETED" and run.output == {"n": 2}
+    # once it started, the key gathers a new run
+    assert client.trigger("idem-child", {"n": 9}, debounce=spec).id != run.id

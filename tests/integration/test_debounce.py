@@ -1,0 +1,137 @@
+"""Debounce in the engine, on SQLite and PostgreSQL: triggers with one key make one run that
+starts `delay` after the last of them (at most `max_delay` after the first), with the last
+payload (trailing) or the first (leading); exact when triggers race."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from conveyor.engine import Engine
+from conveyor.errors import InvalidRequest
+from conveyor.models import QueueSpec, RetryPolicy, RunStatus, TaskDefinition, TriggerOptions
+from tests.integration.conftest import ManualClock
+
+TASKS = [
+    TaskDefinition(id=name, queue=QueueSpec(name=f"task/{name}"), retry=RetryPolicy())
+    for name in ("digest", "other")
+]
+
+
+@pytest.fixture
+def env(engine: Engine) -> str:
+    environment = engine.environments.ensure("proj_d", "dev", "dev")
+    engine.workers.register(environment.id, "w", "w", TASKS)
+    return environment.id
+
+
+def trigger(engine: Engine, env: str, payload: Any, task: str = "digest", **debounce: Any) -> Any:
+    spec = {"key": "user-1", "delay": 5, **debounce}
+    return engine.tasks.trigger(env, task, payload, TriggerOptions(debounce=spec))
+
+
+def status(engine: Engine, env: str, run_id: str) -> RunStatus:
+    return engine.runs.get(env, run_id).status
+
+
+def test_triggers_gather_into_one_run_that_starts_after_the_last(
+    engine: Engine, env: str, clock: ManualClock
+) -> None:
+    first = trigger(engine, env, {"n": 1})
+    assert first.status == RunStatus.DELAYED and not first.is_cached
+    clock.advance(3)
+    second = trigger(engine, env, {"n": 2})
+    clock.advance(3)  # 6 s after the first: it would have started without the second
+    engine.tick()
+    third = trigger(engine, env, {"n": 3})
+    assert first.id == second.id == third.id and third.is_cached
+    assert status(engine, env, first.id) == RunStatus.DELAYED
+    clock.advance(4.9)
+    engine.tick()
+    assert status(engine, env, first.id) == RunStatus.DELAYED
+    clock.advance(0.2)  # 5 s after the last
+    engine.tick()
+    run = engine.runs.get(env, first.id)
+    assert run.status == RunStatus.QUEUED and run.payload == {"n": 3}  # trailing: the last
+    # the run has left the window: the next trigger starts a new one
+    assert trigger(engine, env, {"n": 4}).id != first.id
+    assert len(engine.runs.list(env)[0]) == 2
+
+
+def test_leading_keeps_the_first_payload_and_max_delay_bounds_the_wait(
+    engine: Engine, env: str, clock: ManualClock
+) -> None:
+    first = trigger(engine, env, {"n": 0}, mode="leading", max_delay="8s")
+    for n in range(1, 4):  # a trigger every 2 s would push it back forever
+        clock.advance(2)
+        engine.tick()
+        assert trigger(engine, env, {"n": n}, mode="leading", max_delay="8s").id == first.id
+    clock.advance(1.9)
+    engine.tick()
+    assert status(engine, env, first.id) == RunStatus.DELAYED
+    clock.advance(0.1)  # 8 s after the first, 2 s after the last
+    engine.tick()
+    run = engine.runs.get(env, first.id)
+    assert run.status == RunStatus.QUEUED and run.payload == {"n": 0}
+
+
+def test_keys_are_per_task_and_a_batch_gathers_its_own_items(
+    engine: Engine, env: str, clock: ManualClock
+) -> None:
+    a, b = trigger(engine, env, {}), trigger(engine, env, {}, task="other")
+    assert a.id != b.id
+    assert trigger(engine, env, {}, key="user-2").id != a.id
+    spec = {"key": "user-3", "delay": "10s"}
+    batch = engine.tasks.batch_trigger(
+        env,
+        [("digest", {"n": n}, TriggerOptions(debounce=spec)) for n in range(3)],
+    )
+    assert len({r.id for r in batch.runs}) == 1
+    clock.advance(10)
+    engine.tick()
+    assert engine.runs.get(env, batch.runs[0].id).payload == {"n": 2}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"delay": "1m", "debounce": {"key": "k", "delay": 5}}, "give delay or debounce"),
+        ({"debounce": {"key": "k"}}, "delay"),
+        ({"debounce": {"key": "k", "delay": "soon"}}, "debounce.delay"),
+        ({"debounce": {"key": "k", "delay": 5, "mode": "middle"}}, "mode"),
+        ({"debounce": {"key": "", "delay": 5}}, "key"),
+    ],
+)
+def test_a_bad_debounce_is_refused_naming_it(
+    engine: Engine, env: str, options: dict[str, Any], message: str
+) -> None:
+    from conveyor.models import dump_trigger_options
+
+    with pytest.raises(InvalidRequest, match=message):
+        dump_trigger_options(options)
+    assert engine.runs.list(env)[0] == []
+
+
+def test_racing_triggers_make_one_run(engine: Engine, env: str) -> None:
+    barrier = threading.Barrier(4)
+    ids: list[str] = []
+    errors: list[BaseException] = []
+
+    def racer() -> None:
+        try:
+            barrier.wait()
+            for n in range(10):
+                ids.append(trigger(engine, env, {"n": n}).id)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=racer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(set(ids)) == 1 and len(ids) == 40
+    assert len(engine.runs.list(env)[0]) == 1
