@@ -250,6 +250,7 @@ class CreateTokenCall:
     timeout: Number | None = None  # seconds
     idempotency_key: Text | None = None
     tags: list[Text] | None = None
+    idempotency_key_ttl: Number | None = None  # seconds the key holds (default 30 days)
     op: SkipJsonSchema[Literal["create_token"]] = "create_token"
 
 

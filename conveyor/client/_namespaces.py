@@ -458,9 +458,17 @@ class Waitpoints(Namespace[S]):
         timeout: float | str | None = None,
         idempotency_key: str | None = None,
         tags: list[str] | None = None,
+        idempotency_key_ttl: float | str | None = None,
     ) -> Call[Token]:
-        """A token a run can wait for (`wait.for_token`) until it is completed or times out."""
-        body = {"timeout": timeout, "idempotency_key": idempotency_key, "tags": tags}
+        """A token a run can wait for (`wait.for_token`) until it is completed or times out.
+        The same `idempotency_key` gives the same token for `idempotency_key_ttl` (30 days by
+        default)."""
+        body = {
+            "timeout": timeout,
+            "idempotency_key": idempotency_key,
+            "tags": tags,
+            "idempotency_key_ttl": idempotency_key_ttl,
+        }
         body = {k: v for k, v in body.items() if v is not None}
         return Call("POST", "/api/v1/waitpoints/tokens", Token.model_validate, body=body)
 

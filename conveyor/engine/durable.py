@@ -112,6 +112,7 @@ class Durable:
                     env_id,
                     timeout=call.timeout,
                     idempotency_key=call.idempotency_key,
+                    idempotency_key_ttl=call.idempotency_key_ttl,
                     tags=call.tags,
                     run_id=run_id,
                     key=call.key,

@@ -17,7 +17,7 @@ from typing import Any
 
 from conveyor.durations import MAX_SECONDS
 from conveyor.engine.events import Events
-from conveyor.engine.transitions import Holder, Transitions
+from conveyor.engine.transitions import DEFAULT_IDEMPOTENCY_TTL, Holder, Transitions
 from conveyor.engine.views import json_text
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.ids import new_id
@@ -73,8 +73,11 @@ class Waitpoints:
         run_id: str | None = None,
         key: str | None = None,
         holder: Holder | None = None,
+        idempotency_key_ttl: float | None = None,
     ) -> dict[str, Any]:
-        """A token: a waitpoint that something outside completes (or that times out)."""
+        """A token: a waitpoint that something outside completes (or that times out). The same
+        `idempotency_key` gives the same token for `idempotency_key_ttl` seconds (30 days by
+        default), then a new one."""
         now = self._clock()
         if timeout is not None and not 0 <= timeout <= MAX_SECONDS:
             raise InvalidRequest(
@@ -93,6 +96,10 @@ class Waitpoints:
                 row = tx.one("get_waitpoint", env_id=env_id, id=json.loads(entry["value"])["id"])
             elif idempotency_key:
                 row = tx.one("find_token_by_key", env_id=env_id, key=idempotency_key)
+                expires = row["idempotency_expires_at"] if row is not None else None
+                if row is not None and expires is not None and expires <= now:
+                    tx.run("release_token_key", id=row["id"])
+                    row = None
             else:
                 row = None
             if row is None:
@@ -114,6 +121,13 @@ class Waitpoints:
                     now=now,
                     completed_at=None,
                 )
+                if idempotency_key:
+                    ttl = (
+                        DEFAULT_IDEMPOTENCY_TTL
+                        if idempotency_key_ttl is None
+                        else idempotency_key_ttl
+                    )
+                    tx.run("set_token_key_expiry", id=token_id, expires_at=now + ttl)
                 row = tx.one("get_waitpoint", env_id=env_id, id=token_id)
             assert row is not None
             if run_id and key and entry is None:

@@ -84,7 +84,11 @@ class Durable(Protocol):
     async def sleep_until(self, kind: str, until: float, seconds: float | None = None) -> None: ...
 
     async def create_token(
-        self, timeout: float | None, idempotency_key: str | None, tags: list[str] | None
+        self,
+        timeout: float | None,
+        idempotency_key: str | None,
+        tags: list[str] | None,
+        idempotency_key_ttl: float | None = None,
     ) -> dict[str, Any]: ...
 
     async def wait_token(self, token_id: str) -> dict[str, Any]: ...

@@ -58,22 +58,31 @@ class Wait:
         timeout: float | str | None = None,
         idempotency_key: str | None = None,
         tags: list[str] | None = None,
+        idempotency_key_ttl: float | str | None = None,
     ) -> Token:
         """A token that something outside the run completes; `timeout` ("24h", seconds) ends the
         wait with ok=False. The same idempotency_key gives the same token."""
         try:
             seconds = parse_duration(timeout, name="timeout") if timeout is not None else None
+            key_ttl = (
+                parse_duration(idempotency_key_ttl, name="idempotency_key_ttl")
+                if idempotency_key_ttl is not None
+                else None
+            )
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
         scope = current_scope()
         if scope is not None and scope.durable is not None:
             return Token.model_validate(
-                await scope.durable.create_token(seconds, idempotency_key, tags)
+                await scope.durable.create_token(seconds, idempotency_key, tags, key_ttl)
             )
         from conveyor.client.default import default_client
 
         return await default_client().waitpoints.create_token(
-            timeout=seconds, idempotency_key=idempotency_key, tags=tags
+            timeout=seconds,
+            idempotency_key=idempotency_key,
+            tags=tags,
+            idempotency_key_ttl=key_ttl,
         )
 
     async def for_token(self, token: Token | str) -> Result[Any]:

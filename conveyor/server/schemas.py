@@ -16,6 +16,7 @@ from conveyor.durations import DURATION_PATTERN, parse_duration
 from conveyor.engine import MAX_BATCH, MAX_TOKEN_EXPIRY
 from conveyor.models import (
     CatchUp,
+    KeyTtl,
     LogLine,
     Overlap,
     Project,
@@ -195,6 +196,7 @@ class CreateTokenBody(WireModel):
     tags: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
         None, max_length=10
     )
+    idempotency_key_ttl: KeyTtl = None
 
 
 class CompleteTokenBody(WireModel):

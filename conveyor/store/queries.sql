@@ -478,6 +478,14 @@ SELECT * FROM waitpoints WHERE id IN (:ids);
 -- The token holding an idempotency key.
 SELECT * FROM waitpoints WHERE env_id = :env_id AND idempotency_key = :key;
 
+-- name: set_token_key_expiry
+-- Until when a new token's idempotency key holds.
+UPDATE waitpoints SET idempotency_expires_at = :expires_at WHERE id = :id;
+
+-- name: release_token_key
+-- A token's idempotency key has expired: the next token with it is a new one.
+UPDATE waitpoints SET idempotency_key = NULL, idempotency_expires_at = NULL WHERE id = :id;
+
 -- name: list_tokens
 -- A page of tokens, newest first.
 SELECT * FROM waitpoints

@@ -23,6 +23,7 @@ import heapq
 import inspect
 import itertools
 import json
+import math
 import random
 import sys
 import threading
@@ -115,6 +116,7 @@ class World:
         self.waitpoints: dict[str, Waitpoint] = {}
         self.idempotency: dict[tuple[str, str], str] = {}
         self.token_keys: dict[str, str] = {}
+        self.token_key_expiry: dict[str, float] = {}  # token id -> when its key stops holding
         self.drivers: list[asyncio.Task[None]] = []
         self.version = 0
         self.jumps = 0
@@ -598,11 +600,14 @@ class World:
         timeout: float | None,
         idempotency_key: str | None,
         tags: list[str] | None,
+        idempotency_key_ttl: float | None = None,
     ) -> Waitpoint:
         entry = run.journal.get(key)
         if entry is not None:
             return self.waitpoints[entry.value["id"]]
         existing = self.token_keys.get(idempotency_key) if idempotency_key else None
+        if existing is not None and self.now >= self.token_key_expiry.get(existing, math.inf):
+            existing = None  # its key expired: a new token
         if existing is not None:
             waitpoint = self.waitpoints[existing]
         else:
@@ -614,6 +619,8 @@ class World:
             )
             if idempotency_key:
                 self.token_keys[idempotency_key] = waitpoint.id
+                ttl = 30 * 86400.0 if idempotency_key_ttl is None else idempotency_key_ttl
+                self.token_key_expiry[waitpoint.id] = self.now + ttl
             if waitpoint.complete_at is not None:
                 self.at(
                     waitpoint.complete_at,

@@ -171,11 +171,17 @@ class Segment:
         await self.wait_for(entry.waitpoint)
 
     async def create_token(
-        self, timeout: float | None, idempotency_key: str | None, tags: list[str] | None
+        self,
+        timeout: float | None,
+        idempotency_key: str | None,
+        tags: list[str] | None,
+        idempotency_key_ttl: float | None = None,
     ) -> dict[str, Any]:
         with self._busy():
             key = self.key("token.create")
-            waitpoint = self.world.create_token(self.run, key, timeout, idempotency_key, tags)
+            waitpoint = self.world.create_token(
+                self.run, key, timeout, idempotency_key, tags, idempotency_key_ttl
+            )
             return waitpoint.token().model_dump(mode="json")
 
     async def wait_token(self, token_id: str) -> dict[str, Any]:

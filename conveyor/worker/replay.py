@@ -248,12 +248,18 @@ class Replay:
         await self.wait_for(answer["waitpoint"])
 
     async def create_token(
-        self, timeout: float | None, idempotency_key: str | None, tags: list[str] | None
+        self,
+        timeout: float | None,
+        idempotency_key: str | None,
+        tags: list[str] | None,
+        idempotency_key_ttl: float | None = None,
     ) -> dict[str, Any]:
         key = self.key("token.create")
         if idempotency_key is not None:  # plain text is this run's key (sdk/idempotency.py)
             idempotency_key = str(scoped(idempotency_key))
-        return await self.request(CreateTokenCall(key, timeout, idempotency_key, tags))
+        return await self.request(
+            CreateTokenCall(key, timeout, idempotency_key, tags, idempotency_key_ttl)
+        )
 
     async def wait_token(self, token_id: str) -> dict[str, Any]:
         key = self.key("token.wait")

@@ -90,3 +90,13 @@ def test_debounced_triggers_make_one_run_with_the_last_payload(client: Client) -
     assert run.status == "COMPLETED" and run.output == {"n": 2}
     # once it started, the key gathers a new run
     assert client.trigger("idem-child", {"n": 9}, debounce=spec).id != run.id
+
+
+@pytest.mark.e2e
+def test_a_token_key_ttl_given_from_a_backend_holds_then_expires(client: Client) -> None:
+    import time
+
+    first = client.waitpoints.create_token(idempotency_key="ttl-1", idempotency_key_ttl="1s")
+    assert client.waitpoints.create_token(idempotency_key="ttl-1").id == first.id
+    time.sleep(1.2)
+    assert client.waitpoints.create_token(idempotency_key="ttl-1").id != first.id

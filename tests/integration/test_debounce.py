@@ -1,6 +1,7 @@
 """Debounce in the engine, on SQLite and PostgreSQL: triggers with one key make one run that
 starts `delay` after the last of them (at most `max_delay` after the first), with the last
-payload (trailing) or the first (leading); exact when triggers race."""
+payload (trailing) or the first (leading); exact when triggers race. And the ttl of token
+idempotency keys."""
 
 from __future__ import annotations
 
@@ -135,3 +136,19 @@ def test_racing_triggers_make_one_run(engine: Engine, env: str) -> None:
     assert not errors, errors
     assert len(set(ids)) == 1 and len(ids) == 40
     assert len(engine.runs.list(env)[0]) == 1
+
+
+def test_a_token_key_holds_for_its_ttl_then_makes_a_new_token(
+    engine: Engine, env: str, clock: ManualClock
+) -> None:
+    """Token idempotency keys expire like run keys: 30 days by default, or the ttl given."""
+    first = engine.waitpoints.create_token(env, idempotency_key="approve-1", idempotency_key_ttl=60)
+    again = engine.waitpoints.create_token(env, idempotency_key="approve-1")
+    assert again["id"] == first["id"]
+    clock.advance(61)
+    later = engine.waitpoints.create_token(env, idempotency_key="approve-1")
+    assert later["id"] != first["id"]
+    clock.advance(29 * 86400)  # the default holds 30 days
+    assert engine.waitpoints.create_token(env, idempotency_key="approve-1")["id"] == later["id"]
+    clock.advance(2 * 86400)
+    assert engine.waitpoints.create_token(env, idempotency_key="approve-1")["id"] != later["id"]

@@ -41,11 +41,20 @@ def create_token(body: CreateTokenBody, env: EnvironmentDep, engine: EngineDep) 
     token; `timeout` (seconds or "24h") ends waits on it with ok=false."""
     try:
         timeout = parse_duration(body.timeout, name="timeout") if body.timeout is not None else None
+        key_ttl = (
+            parse_duration(body.idempotency_key_ttl, name="idempotency_key_ttl")
+            if body.idempotency_key_ttl is not None
+            else None
+        )
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
     return Token.model_validate(
         engine.waitpoints.create_token(
-            env.id, timeout=timeout, idempotency_key=body.idempotency_key, tags=body.tags
+            env.id,
+            timeout=timeout,
+            idempotency_key=body.idempotency_key,
+            tags=body.tags,
+            idempotency_key_ttl=key_ttl,
         )
     )
 
