@@ -95,6 +95,10 @@ def holds(row: Row | None, worker_id: str, fence: int) -> bool:
     )
 
 
+# what the last trigger of a debounced run gives it in trailing mode
+_DEBOUNCED_SETTINGS = ("payload", "metadata", "tags", "max_attempts", "max_duration", "machine")
+
+
 def _debounce(
     tx: Tx,
     row: dict[str, Any],
@@ -106,7 +110,8 @@ def _debounce(
     """A trigger with a debounce key. The run still waiting to start under the key (made earlier
     in this batch, or stored) starts `delay` from now instead (never past its first trigger's
     `max_delay`) and, in trailing mode, with this trigger's payload: returned. Else `row` becomes
-    that run (DELAYED by `delay`), and None is returned."""
+    that run (DELAYED by `delay`), and None is returned. Trailing mode also takes this
+    trigger's metadata, tags, max_attempts, max_duration and machine."""
     try:
         delay = parse_duration(spec.delay, name="debounce.delay")
         most = parse_duration(spec.max_delay, name="debounce.max_delay") if spec.max_delay else None
@@ -131,12 +136,13 @@ def _debounce(
     start = now + delay
     if held["debounce_deadline"] is not None:
         start = min(start, held["debounce_deadline"])
-    payload = row["payload"] if spec.mode == "trailing" else held["payload"]
+    source = row if spec.mode == "trailing" else held
+    latest = {name: source[name] for name in _DEBOUNCED_SETTINGS}
     if key in gathered:  # not inserted yet: the row itself changes
-        held.update(available_at=start, score=start - held["priority"], payload=payload)
+        held.update(available_at=start, score=start - held["priority"], **latest)
     else:
-        tx.run("push_debounced_run", id=held["id"], available_at=start, payload=payload, now=now)
-    run = run_view({**held, "available_at": start, "payload": payload, "updated_at": now})
+        tx.run("push_debounced_run", id=held["id"], available_at=start, now=now, **latest)
+    run = run_view({**held, "available_at": start, "updated_at": now, **latest})
     run.is_cached = True
     return run
 

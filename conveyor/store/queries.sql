@@ -236,8 +236,11 @@ VALUES (:id, :env_id, :task_id, :status, :payload, :queue, :concurrency_key, :pr
 SELECT * FROM runs WHERE env_id = :env_id AND task_id = :task_id AND debounce_key = :key AND status = 'DELAYED';
 
 -- name: push_debounced_run
--- Another trigger of a debounced run: it starts later, with this trigger's payload (trailing mode).
-UPDATE runs SET available_at = :available_at, score = :available_at - priority, payload = :payload, updated_at = :now
+-- Another trigger of a debounced run: it starts later, with this trigger's payload and settings
+-- (trailing mode; leading mode passes the run's own).
+UPDATE runs SET available_at = :available_at, score = :available_at - priority, payload = :payload,
+       metadata = :metadata, tags = :tags, max_attempts = :max_attempts, max_duration = :max_duration,
+       machine = :machine, updated_at = :now
 WHERE id = :id AND status = 'DELAYED';
 
 -- name: insert_batch

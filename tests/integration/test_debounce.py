@@ -30,7 +30,9 @@ def env(engine: Engine) -> str:
 
 def trigger(engine: Engine, env: str, payload: Any, task: str = "digest", **debounce: Any) -> Any:
     spec = {"key": "user-1", "delay": 5, **debounce}
-    return engine.tasks.trigger(env, task, payload, TriggerOptions(debounce=spec))
+    n = payload.get("n", 0) if isinstance(payload, dict) else 0
+    options = TriggerOptions(debounce=spec, tags=[f"t{n}"], max_attempts=n + 1)
+    return engine.tasks.trigger(env, task, payload, options)
 
 
 def status(engine: Engine, env: str, run_id: str) -> RunStatus:
@@ -56,6 +58,7 @@ def test_triggers_gather_into_one_run_that_starts_after_the_last(
     engine.tick()
     run = engine.runs.get(env, first.id)
     assert run.status == RunStatus.QUEUED and run.payload == {"n": 3}  # trailing: the last
+    assert (run.tags, run.max_attempts) == (["t3"], 4)  # and its settings
     # the run has left the window: the next trigger starts a new one
     assert trigger(engine, env, {"n": 4}).id != first.id
     assert len(engine.runs.list(env)[0]) == 2
@@ -76,6 +79,7 @@ def test_leading_keeps_the_first_payload_and_max_delay_bounds_the_wait(
     engine.tick()
     run = engine.runs.get(env, first.id)
     assert run.status == RunStatus.QUEUED and run.payload == {"n": 0}
+    assert (run.tags, run.max_attempts) == (["t0"], 1)  # leading: the first's settings
 
 
 def test_keys_are_per_task_and_a_batch_gathers_its_own_items(
