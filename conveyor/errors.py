@@ -14,6 +14,7 @@
     │                                 environment's key)
     ├── AuthenticationError           the API key is missing, unknown or revoked
     ├── StoreUnavailable              the database cannot be reached right now (503: try again)
+    │   └── TransactionConflict       the database undid a transaction to break a deadlock
     ├── RateLimited                   the API key made too many requests; retry later
     ├── ApiError                      the server answered with an error the client cannot map
     └── TaskRunError                  raised inside task code to steer the run
@@ -120,6 +121,13 @@ class StoreUnavailable(ConveyorError):
     code = "unavailable"
     status = 503
     retry_after = 1
+
+
+class TransactionConflict(StoreUnavailable):
+    """The database undid this change to break a deadlock with another; nothing was changed.
+    Try again."""
+
+    code = "unavailable"
 
 
 class RateLimited(ConveyorError):

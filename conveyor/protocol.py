@@ -329,8 +329,12 @@ DurableCall = Annotated[
 
 
 def call_args(call: DurableCall) -> dict[str, Any]:
-    """A call's `args` on the wire: its fields but `op` (a trigger item goes as a list)."""
-    return {f.name: getattr(call, f.name) for f in fields(call) if f.name != "op"}
+    """A call's `args` on the wire: its fields but `op` (a trigger item goes as a list). A
+    trigger's `again` goes only when set, so a server from before it understands the rest."""
+    args = {f.name: getattr(call, f.name) for f in fields(call) if f.name != "op"}
+    if args.get("again") is False:
+        del args["again"]
+    return args
 
 
 @cache

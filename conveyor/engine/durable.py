@@ -22,10 +22,16 @@ from typing import Any, assert_never
 
 from conveyor.engine.events import Events
 from conveyor.engine.metadata import Answer, Flush, apply_flushes
-from conveyor.engine.transitions import Holder, Transitions
+from conveyor.engine.transitions import Holder, Transitions, again_after_deadlock
 from conveyor.engine.views import json_text, run_view
 from conveyor.engine.waitpoints import Waitpoints
-from conveyor.errors import Conflict, ConveyorError, InvalidRequest, NotFound, PayloadError
+from conveyor.errors import (
+    Conflict,
+    ConveyorError,
+    InvalidRequest,
+    NotFound,
+    PayloadError,
+)
 from conveyor.ids import new_id
 from conveyor.models import FINAL_STATUSES, RunStatus, TriggerOptions
 from conveyor.protocol import (
@@ -142,8 +148,12 @@ class Durable:
         `worker_id` executes, in one transaction: an answer for each, a dict or the error
         (see engine/metadata.py). A worker sends those of all its runs together."""
         batch = [Flush(r, ops, Holder(worker_id, fence)) for r, fence, ops in flushes]
-        with self._store.transaction() as tx:
-            answers, changed = apply_flushes(tx, env_id, batch, self._clock())
+
+        def apply() -> tuple[list[Answer], list[str]]:
+            with self._store.transaction() as tx:
+                return apply_flushes(tx, env_id, batch, self._clock())
+
+        answers, changed = again_after_deadlock(apply)
         if changed:
             self._events.changed(env_id, changed)
         return answers
@@ -299,7 +309,10 @@ class Durable:
                 earlier = self._failed_before(tx, existing, parent) if again and wait else None
                 if earlier is None:
                     return self._answer(tx, existing)
-                if len(earlier) == len(items):  # the same call: only its failed children again
+                same = len(earlier) == len(items) and all(
+                    r["task_id"] == item[0] for r, item in zip(earlier, items, strict=True)
+                )
+                if same:  # the same call: only its failed children again
                     kept = [r if r["status"] == RunStatus.COMPLETED else None for r in earlier]
             batch_id = new_id("batch") if batch else None
             # children a run waits for run on the run's version; others on the current one
@@ -383,13 +396,17 @@ class Durable:
     @staticmethod
     def _failed_before(tx: Tx, entry: Row, parent: Row) -> list[Row] | None:
         """The children of a journaled trigger the run waits for, in input order, when an
-        earlier attempt made it and any of them failed: a retry triggers those again. None
-        otherwise (the same attempt resuming replays the answer as it is)."""
+        earlier attempt made it and any of them failed before this attempt began: a retry
+        triggers those again. None otherwise: an attempt replays the answers it has waited for
+        as they are, failures included, also when it resumes after a wait."""
         made_in = entry["attempt"]
         if made_in is None or made_in >= parent["attempt_count"] or not entry["waitpoint_id"]:
             return None
         waitpoint = tx.one("get_waitpoint", env_id=parent["env_id"], id=entry["waitpoint_id"])
         if waitpoint is None or waitpoint["status"] != "COMPLETED":
+            return None
+        began = parent["attempt_started_at"]
+        if began is not None and waitpoint["completed_at"] > began:  # this attempt waited for it
             return None
         children = tx.all("waitpoint_run_results", waitpoint_id=entry["waitpoint_id"])
         if all(c["status"] == RunStatus.COMPLETED for c in children):

@@ -71,10 +71,9 @@ def _lock(tx: Tx, env_id: str, flushes: list[Flush]) -> dict[str, Row]:
     wanted = {f.run_id for f in flushes}
     upward = {f.run_id for f in flushes if any(op.target != "self" for op in f.ops)}
     if upward:  # which runs those are: a run's parent and root never change
-        for row in tx.all("run_families", ids=sorted(upward)):
+        for row in tx.all("run_families", ids=sorted(upward), env_id=env_id):
             wanted |= {row["parent_id"] or row["id"], row["root_id"] or row["id"]}
-    rows = tx.all("lock_runs_by_ids", ids=sorted(wanted))
-    return {r["id"]: r for r in rows if r["env_id"] == env_id}
+    return {r["id"]: r for r in tx.all("lock_runs_by_ids", ids=sorted(wanted), env_id=env_id)}
 
 
 def _target_id(run: Row, op: MetadataOp) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from conveyor.engine.events import Events
 from conveyor.engine.tasks import Tasks
 from conveyor.engine.trace import MAX_TRACE_ROWS, build_trace
-from conveyor.engine.transitions import Transitions
+from conveyor.engine.transitions import Transitions, again_after_deadlock
 from conveyor.engine.views import attempt_view, json_text, log_view, run_view, wait_view
 from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
 from conveyor.metadata_ops import metadata_json
@@ -29,7 +29,7 @@ from conveyor.models import (
     TriggerOptions,
 )
 from conveyor.serialization import json_problem
-from conveyor.store import Store
+from conveyor.store import Row, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,20 +205,26 @@ class Runs:
         is stopped by its worker."""
         now = self._clock()
         stopped: list[str] = []
-        with self._store.transaction() as tx:
-            tx.lock(env_id)
-            row = tx.one("lock_run", env_id=env_id, id=run_id)
-            if row is None:
-                raise NotFound(f"run {run_id} not found")
-            status = RunStatus(row["status"])
-            if status.is_final:
-                raise Conflict(
-                    f"run {run_id} already ended {status.value}; "
-                    "only unfinished runs can be canceled"
-                )
-            envs = self._transitions.cancel(tx, row, now, stopped)
-            row = tx.one("get_run", env_id=env_id, id=run_id)
-        assert row is not None
+
+        def cancel() -> tuple[Row, set[str]]:
+            stopped.clear()
+            with self._store.transaction() as tx:
+                tx.lock(env_id)
+                row = tx.one("lock_run", env_id=env_id, id=run_id)
+                if row is None:
+                    raise NotFound(f"run {run_id} not found")
+                status = RunStatus(row["status"])
+                if status.is_final:
+                    raise Conflict(
+                        f"run {run_id} already ended {status.value}; "
+                        "only unfinished runs can be canceled"
+                    )
+                envs = self._transitions.cancel(tx, row, now, stopped)
+                row = tx.one("get_run", env_id=env_id, id=run_id)
+            assert row is not None
+            return row, envs
+
+        row, envs = again_after_deadlock(cancel)
         for stopped_id in stopped:
             self._events.emit("stop", env_id, stopped_id)
         for env in envs:

@@ -33,7 +33,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 
@@ -41,7 +41,14 @@ from conveyor import retries
 from conveyor.durations import parse_duration, resolve_when
 from conveyor.engine.schedule_rows import declare
 from conveyor.engine.views import json_text, run_view
-from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError, StaleAttempt
+from conveyor.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PayloadError,
+    StaleAttempt,
+    TransactionConflict,
+)
 from conveyor.ids import new_id
 from conveyor.models import (
     FAILURE_STATUSES,
@@ -114,7 +121,11 @@ def _debounce(
     trigger's metadata, tags, max_attempts, max_duration and machine."""
     try:
         delay = parse_duration(spec.delay, name="debounce.delay")
-        most = parse_duration(spec.max_delay, name="debounce.max_delay") if spec.max_delay else None
+        most = (
+            parse_duration(spec.max_delay, name="debounce.max_delay")
+            if spec.max_delay is not None
+            else None
+        )
     except ValueError as exc:
         raise InvalidRequest(f"{where}{exc}") from exc
     key = (row["task_id"], spec.key)
@@ -122,7 +133,7 @@ def _debounce(
         "find_debounced_run", env_id=row["env_id"], task_id=row["task_id"], key=spec.key
     )
     if held is None:
-        start = now + delay
+        start = now + delay if most is None else now + min(delay, most)
         row.update(
             status=RunStatus.DELAYED if delay > 0 else RunStatus.QUEUED,
             available_at=start,
@@ -149,8 +160,9 @@ def _debounce(
 
 def _trigger_queue(tx: Tx, env_id: str, queue: QueueSpec, where: str, now: float) -> None:
     """A queue named at trigger time: made with the limit given when it is new, else used as it
-    is. A limit that differs from the queue's own is refused: a trigger never changes the limit
-    every run of the queue shares (the code, or `queues.set_concurrency`, does)."""
+    is. A limit that differs from the one in force is refused: a trigger never changes the
+    limit every run of the queue shares (`queues.set_concurrency`, or the code of a task whose
+    queue it is, does)."""
     limit = queue.concurrency_limit
     tx.run("ensure_queue", env_id=env_id, name=queue.name, concurrency_limit=limit, now=now)
     if limit is None:
@@ -162,9 +174,26 @@ def _trigger_queue(tx: Tx, env_id: str, queue: QueueSpec, where: str, now: float
         raise Conflict(
             f"{where}queue {queue.name!r} has {current}, and a trigger cannot change the limit "
             f"all its runs share (asked: {limit}); trigger without concurrency_limit to use the "
-            "queue as it is, name a queue of its own, or change the limit in the code or with "
-            "queues.set_concurrency"
+            f"queue as it is, name a queue of its own, or set its limit to {limit} first with "
+            f"queues.set_concurrency({queue.name!r}, {limit})"
         )
+
+
+T = TypeVar("T")
+DEADLOCK_TRIES = 3
+
+
+def again_after_deadlock(change: Callable[[], T]) -> T:
+    """`change` (one transaction), made again when the database undid it to break a deadlock:
+    a cancel locks a run and then its children, a metadata batch children and then their
+    parents (PostgreSQL picks one of the two to undo)."""
+    for tries_left in range(DEADLOCK_TRIES - 1, -1, -1):
+        try:
+            return change()
+        except TransactionConflict:
+            if not tries_left:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def stale_attempt(run_id: str, row: Row | None) -> StaleAttempt:
@@ -287,7 +316,12 @@ class Transitions:
                     runs.append(twin)
                     continue
             row = _new_run_row(env_id, task, payload, options, now, parent, batch_id, where)
-            if options.debounce is not None and not pending:
+            if options.debounce is not None and pending:
+                raise Conflict(
+                    f"{where}task {task_id!r} has no deployed version yet, and a debounced run "
+                    "waits for one: deploy it first, or trigger without debounce"
+                )
+            if options.debounce is not None:
                 debounced = _debounce(tx, row, options.debounce, now, where, gathered)
                 if debounced is not None:  # the run already gathering this key's triggers
                     runs.append(debounced)

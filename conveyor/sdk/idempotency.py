@@ -3,7 +3,7 @@
     from conveyor import idempotency_keys
 
     key = idempotency_keys.create("charge-42")                  # inside a run: this run's
-    key = idempotency_keys.create("charge-42", scope="attempt") # a retry triggers it again
+    key = idempotency_keys.create("charge-42", scope="attempt") # this attempt's only
     key = idempotency_keys.create("charge-42", scope="global")  # every trigger in the environment
     await charge.trigger(payload, idempotency_key=key)
     await idempotency_keys.reset("charge", key)                 # the next trigger makes a new run
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -58,10 +59,17 @@ def make_key(key: str | Sequence[str], *, scope: Scope = "run") -> IdempotencyKe
     return IdempotencyKey(f"{scope}:{digest}")
 
 
+_MADE = re.compile(r"(run|attempt):[0-9a-f]{64}")  # a run or attempt key, also after JSON
+
+
 def scoped(key: Any) -> Any:
     """`key` as a trigger or token made here uses it: a plain string inside a run is this run's
-    (see the module docstring); a created key, or anything else, is left as it is."""
+    (see the module docstring); a created key, or anything else, is left as it is. A run or
+    attempt key passed on as text (in a payload, a step's result) is still recognised; a global
+    key is plain text, so create it where it is used."""
     if isinstance(key, str) and not isinstance(key, IdempotencyKey) and key:
+        if _MADE.fullmatch(key):
+            return key
         return make_key(key, scope="run")
     return key
 

@@ -221,7 +221,7 @@ class Task(Generic[PayloadT, OutputT]):
         opts = trigger_options(options)
         scope = current_scope()
         if scope is not None and scope.durable is not None:
-            opts = _in_run(options, opts)
+            opts = run_options(options, opts)
             answer = await scope.durable.trigger(
                 "trigger", self.id, [(self.id, body, opts)], wait=False, batch=False
             )
@@ -263,7 +263,7 @@ class Task(Generic[PayloadT, OutputT]):
         opts = trigger_options(options)
         scope = current_scope()
         if scope is not None and scope.durable is not None:
-            opts = _in_run(options, opts)
+            opts = run_options(options, opts)
             answer = await scope.durable.trigger(
                 "trigger_and_wait", self.id, [(self.id, body, opts)], wait=True, batch=False
             )
@@ -309,12 +309,12 @@ class Task(Generic[PayloadT, OutputT]):
             options = item.get("options") or {}
             opts = trigger_options(options)
             if in_run and isinstance(options, Mapping):
-                opts = _in_run(options, opts)
+                opts = run_options(options, opts)
             prepared.append((self.id, self.prepare_payload(item.get("payload")), opts))
         return prepared
 
 
-def _in_run(options: Mapping[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
+def run_options(options: Mapping[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
     """Trigger options as a run gives them: a plain-text idempotency key is the run's own
     (conveyor/sdk/idempotency.py)."""
     key = options.get("idempotency_key")

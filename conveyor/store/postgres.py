@@ -25,10 +25,11 @@ from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
+from psycopg.errors import DeadlockDetected, SerializationFailure
 from psycopg.rows import dict_row
 from psycopg.types.string import StrDumper
 
-from conveyor.errors import InvalidRequest, StoreUnavailable
+from conveyor.errors import InvalidRequest, StoreUnavailable, TransactionConflict
 from conveyor.store.base import Row, Store, Tx
 from conveyor.store.pool import CONNECT_TIMEOUT, Pool
 from conveyor.store.queries import bind, get_query
@@ -132,6 +133,8 @@ class PostgresStore(Store):
         except StoreUnavailable:
             self.failures += 1
             raise
+        except (DeadlockDetected, SerializationFailure) as exc:  # not an outage: try again
+            raise TransactionConflict(f"the database undid a change: {_first_line(exc)}") from exc
         except _CONNECTION_ERRORS as exc:
             self.failures += 1
             raise StoreUnavailable(f"the database connection failed: {_first_line(exc)}") from exc

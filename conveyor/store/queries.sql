@@ -77,8 +77,9 @@ INSERT INTO queues (env_id, name, concurrency_limit, created_at) VALUES (:env_id
 ON CONFLICT (env_id, name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit;
 
 -- name: queue_limit
--- The limit a queue was made or declared with (not the API's override).
-SELECT concurrency_limit FROM queues WHERE env_id = :env_id AND name = :name;
+-- The limit in force on a queue: the API's override, else the one it was made or declared with.
+SELECT COALESCE(override_limit, concurrency_limit) AS concurrency_limit FROM queues
+WHERE env_id = :env_id AND name = :name;
 
 -- name: set_queue_override
 -- Override a queue's limit from the API (NULL clears the override).

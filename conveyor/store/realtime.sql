@@ -3,18 +3,18 @@
 
 -- name: run_families
 -- The parent and root of runs whose code changes their metadata.
-SELECT id, parent_id, root_id FROM runs WHERE id IN (:ids);
+SELECT id, parent_id, root_id FROM runs WHERE id IN (:ids) AND env_id = :env_id;
 
 -- name: lock_runs_by_ids
 -- Runs whose metadata a worker's flushes change, children before their parents (ids sort by
 -- creation), the order in which every transaction locks a run and its parent; the columns
 -- metadata needs, not the payload and output.
 SELECT id, env_id, status, worker_id, fence, parent_id, root_id, metadata, tags, metadata_seq
-FROM runs WHERE id IN (:ids) ORDER BY id DESC;
+FROM runs WHERE id IN (:ids) AND env_id = :env_id ORDER BY id DESC;
 
 -- name: lock_runs_by_ids [postgres]
 SELECT id, env_id, status, worker_id, fence, parent_id, root_id, metadata, tags, metadata_seq
-FROM runs WHERE id IN (:ids) ORDER BY id DESC FOR UPDATE;
+FROM runs WHERE id IN (:ids) AND env_id = :env_id ORDER BY id DESC FOR UPDATE;
 
 -- name: set_run_metadata
 -- A run's metadata, changed by its code or a backend.

@@ -293,6 +293,7 @@ class World:
         run.started_at = self.now
         while True:
             run.attempt += 1
+            run.attempt_started_at = self.now
             run.status = RunStatus.EXECUTING
             if run.attempt == 1 and task.hooks.get("on_start") is not None:
                 await self._hook(run, "on_start")
@@ -551,7 +552,9 @@ class World:
         kept: list[str | None] = [None] * len(items)
         if again is not None and again.waitpoint is not None:
             before = again.waitpoint.run_ids
-            if len(before) == len(items):
+            if len(before) == len(items) and all(
+                self.runs[r].task_id == item[0] for r, item in zip(before, items, strict=True)
+            ):  # the same call: only its failed children again
                 kept = [r if self.runs[r].result().get("ok") else None for r in before]
             del parent.journal[key]  # answered anew below
         children = []

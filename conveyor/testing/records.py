@@ -57,12 +57,12 @@ class JournalRecord:
     waitpoint: Waitpoint | None = field(default=None, repr=False)
     attempt: int | None = field(default=None, repr=False)  # the attempt that made the call
 
-    def failed_children(self) -> bool:
-        """Whether this call waited for children and one of them failed."""
+    def failed_children(self, before: float) -> bool:
+        """Whether this call waited for children and one of them had failed at `before`."""
         waitpoint = self.waitpoint
         if waitpoint is None or waitpoint.kind not in ("run", "batch"):
             return False
-        if waitpoint.status != "COMPLETED":
+        if waitpoint.status != "COMPLETED" or (waitpoint.completed_at or 0.0) > before:
             return False
         result = waitpoint.result or {}
         children = result.get("runs", []) if waitpoint.kind == "batch" else [result]
@@ -138,6 +138,7 @@ class RunState:
     status: RunStatus = RunStatus.QUEUED
     attempt: int = 0
     started_at: float = 0.0
+    attempt_started_at: float = 0.0
     output: Any = None
     error: dict[str, Any] | None = None
     mocked: bool = False

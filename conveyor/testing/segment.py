@@ -149,7 +149,7 @@ class Segment:
                 and entry is not None
                 and entry.attempt is not None
                 and entry.attempt < self.run.attempt
-                and entry.failed_children()
+                and entry.failed_children(before=self.run.attempt_started_at)
             )
             if entry is None or again:  # a retry triggers the failed children again
                 entry = self.world.trigger(

@@ -51,6 +51,8 @@ class Batches(Generic[T]):
                     continue
                 try:
                     answers = await self._send([item for item, _ in batch])
+                    if len(answers) != len(batch):
+                        raise RuntimeError(f"{len(answers)} answers to {len(batch)} calls")
                 except Exception as exc:
                     answers = [exc] * len(batch)
                 for (_, future), answer in zip(batch, answers, strict=True):

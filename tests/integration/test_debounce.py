@@ -156,3 +156,21 @@ def test_a_token_key_holds_for_its_ttl_then_makes_a_new_token(
     assert engine.waitpoints.create_token(env, idempotency_key="approve-1")["id"] == later["id"]
     clock.advance(2 * 86400)
     assert engine.waitpoints.create_token(env, idempotency_key="approve-1")["id"] != later["id"]
+
+
+def test_max_delay_bounds_the_first_trigger_too(
+    engine: Engine, env: str, clock: ManualClock
+) -> None:
+    run = trigger(engine, env, {"n": 0}, delay=60, max_delay=10)
+    clock.advance(10)
+    engine.tick()
+    assert status(engine, env, run.id) == RunStatus.QUEUED  # not 60 s: at most max_delay
+
+
+def test_a_task_without_a_deployed_version_cannot_be_debounced(engine: Engine) -> None:
+    from conveyor.errors import Conflict
+
+    prod = engine.environments.ensure("proj_d", "prod", "prod").id
+    with pytest.raises(Conflict, match="no deployed version yet"):
+        trigger(engine, prod, {"n": 0})
+    assert engine.runs.list(prod)[0] == []

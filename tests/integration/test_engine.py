@@ -416,10 +416,13 @@ def test_a_trigger_makes_a_new_queue_with_its_limit_but_never_changes_one(engine
     trigger({"name": "open"})
     with pytest.raises(Conflict, match="'open' has no concurrency limit"):
         trigger({"name": "open", "concurrency_limit": 3})
+    engine.queues.set_limit(env.id, "fresh", 9)  # what the refusal says to do first
+    trigger({"name": "fresh", "concurrency_limit": 9})
+    engine.queues.set_limit(env.id, "fresh", None)
     assert engine.queues.get(env.id, "fresh").concurrency_limit == 2  # never rewritten
     assert engine.queues.get(env.id, "limited").concurrency_limit == 1
     assert engine.queues.get(env.id, "open").concurrency_limit is None
-    assert len(engine.runs.list(env.id)[0]) == 4  # the refused triggers made nothing
+    assert len(engine.runs.list(env.id)[0]) == 5  # the refused triggers made nothing
     # one batch naming a new queue with two limits is refused whole
     with pytest.raises(Conflict, match=r"items\[1\]: queue 'pair'"):
         engine.tasks.batch_trigger(
@@ -429,7 +432,7 @@ def test_a_trigger_makes_a_new_queue_with_its_limit_but_never_changes_one(engine
                 ("plain", {}, TriggerOptions(queue={"name": "pair", "concurrency_limit": 2})),
             ],
         )
-    assert len(engine.runs.list(env.id)[0]) == 4
+    assert len(engine.runs.list(env.id)[0]) == 5
 
 
 def test_a_shared_queue_takes_the_limit_any_of_its_tasks_declares(engine, env):

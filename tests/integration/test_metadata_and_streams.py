@@ -377,3 +377,46 @@ def test_only_a_later_attempt_triggers_failed_children_again(
     assert retried["waitpoint"]["status"] == "PENDING"
     # the new answer is the journal's now: the same attempt asking again gets it
     assert engine.durable.call(env, root, again, **holder(engine, root))["runs"] == retried["runs"]
+
+
+def test_a_cancel_and_a_child_s_flush_to_its_parent_at_once_both_go_through(
+    engine: Engine, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel locks the parent, then its children; a metadata batch locks the child, then its
+    parent: on PostgreSQL they deadlock, and the one the database undoes is made again."""
+    import threading
+    import time
+
+    from conveyor.engine.transitions import Transitions
+
+    root = started(engine, env)
+    (child,) = children_of(engine, env, root, 1, "batch_trigger:child#1")
+    fence = holder(engine, child)["fence"]
+    finish = Transitions.finish
+
+    def slow_finish(self: Transitions, tx: Any, row: Any, *args: Any, **kwargs: Any) -> Any:
+        out = finish(self, tx, row, *args, **kwargs)
+        if row["id"] == root:  # the cancel holds the parent while the flush takes the child
+            time.sleep(0.5)
+        return out
+
+    monkeypatch.setattr(Transitions, "finish", slow_finish)
+    errors: list[BaseException] = []
+
+    def cancel() -> None:
+        try:
+            engine.runs.cancel(env, root)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    canceling = threading.Thread(target=cancel)
+    canceling.start()
+    time.sleep(0.2)
+    answers = engine.durable.metadata(
+        env, "w", [(child, fence, ops((1, "parent", "increment", "done", 1)))]
+    )
+    canceling.join()
+    assert not errors, errors
+    assert engine.runs.get(env, root).status.value == "CANCELED"
+    # either the flush came first (applied) or after the cancel (its attempt is stale)
+    assert answers == [{"applied": 1, "refused": []}] or isinstance(answers[0], StaleAttempt)

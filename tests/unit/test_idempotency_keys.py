@@ -69,3 +69,9 @@ def test_plain_text_inside_a_run_is_the_run_s_and_a_made_key_stays_as_made() -> 
 def test_a_bad_key_or_scope_is_refused_naming_it(key: Any, scope: Any, message: str) -> None:
     with pytest.raises(InvalidRequest, match=message):
         idempotency_keys.create(key, scope=scope)
+
+
+def test_a_run_key_passed_on_as_text_stays_that_run_s() -> None:
+    made = in_run("run_a", 1, lambda: idempotency_keys.create("k"))
+    as_text = str(made)  # after a payload or a step's result: plain text
+    assert in_run("run_b", 1, lambda: scoped(as_text)) == made

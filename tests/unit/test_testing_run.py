@@ -353,3 +353,33 @@ def test_what_is_not_a_task_or_a_mock_is_refused_with_a_clear_error() -> None:
         testing.run_sync(lambda p: p, None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="mocks="):
         testing.run_sync(double, {"n": 1}, mocks=[double])
+
+
+def test_a_retry_runs_again_only_children_that_failed_before_it_began() -> None:
+    """An attempt that waits for an earlier attempt's child, and sees it fail, replays that
+    failure (it waited for it); a retry that begins after a failure triggers the child again."""
+    import asyncio as _asyncio
+
+    from conveyor import task as _task
+    from conveyor import testing as _testing
+    from conveyor import wait as _wait
+
+    @_task(id="kit-slow-fail", retry={"max_attempts": 1})
+    async def slow_fail(payload: dict) -> None:
+        await _wait.for_(seconds=60)
+        raise RuntimeError("child failed")
+
+    @_task(id="kit-parent-r", retry={"max_attempts": 2, "min_timeout_ms": 1000})
+    async def parent(payload: dict, ctx: Any) -> dict:
+        async def boom() -> None:
+            for _ in range(3):
+                await _asyncio.sleep(0)
+            if ctx.attempt.number == 1:
+                raise RuntimeError("attempt 1 fails while its child is still running")
+
+        result, _ = await _asyncio.gather(slow_fail.trigger_and_wait({}), boom())
+        return {"child_ok": result.ok, "attempt": ctx.attempt.number}
+
+    result = _testing.run_sync(parent, {}, tasks=[slow_fail])
+    assert result.status == "COMPLETED" and result.output == {"child_ok": False, "attempt": 2}
+    assert len(result.runs_of(slow_fail)) == 1  # attempt 2 waited for it: not triggered again

@@ -199,7 +199,7 @@ class FlushBody(_Body):
 
     run_id: str
     fence: Count  # of the attempt making the ops: only the attempt holding the run may
-    ops: list[MetadataOp] = Field(max_length=100_000)
+    ops: list[MetadataOp]  # the whole body is bounded by the server's request size
 
 
 class MetadataBody(_Body):
