@@ -40,6 +40,7 @@ import jsonschema
 from conveyor import retries
 from conveyor.durations import parse_duration, resolve_when
 from conveyor.engine.schedule_rows import declare
+from conveyor.engine.trigger_rules import debounce, trigger_queue
 from conveyor.engine.views import json_text, run_view
 from conveyor.errors import (
     Conflict,
@@ -55,7 +56,6 @@ from conveyor.models import (
     MACHINES,
     MAX_PAYLOAD_BYTES,
     MAX_PAYLOAD_HINT,
-    DebounceSpec,
     ModuleFailure,
     QueueSpec,
     RetryPolicy,
@@ -100,83 +100,6 @@ def holds(row: Row | None, worker_id: str, fence: int) -> bool:
         and row["worker_id"] == worker_id
         and row["fence"] == fence
     )
-
-
-# what the last trigger of a debounced run gives it in trailing mode
-_DEBOUNCED_SETTINGS = ("payload", "metadata", "tags", "max_attempts", "max_duration", "machine")
-
-
-def _debounce(
-    tx: Tx,
-    row: dict[str, Any],
-    spec: DebounceSpec,
-    now: float,
-    where: str,
-    gathered: dict[tuple[str, str], dict[str, Any]],
-) -> Run | None:
-    """A trigger with a debounce key. The run still waiting to start under the key (made earlier
-    in this batch, or stored) starts `delay` from now instead (never past its first trigger's
-    `max_delay`) and, in trailing mode, with this trigger's payload: returned. Else `row` becomes
-    that run (DELAYED by `delay`), and None is returned. Trailing mode also takes this
-    trigger's metadata, tags, max_attempts, max_duration and machine."""
-    try:
-        delay = parse_duration(spec.delay, name="debounce.delay")
-        most = (
-            parse_duration(spec.max_delay, name="debounce.max_delay")
-            if spec.max_delay is not None
-            else None
-        )
-    except ValueError as exc:
-        raise InvalidRequest(f"{where}{exc}") from exc
-    key = (row["task_id"], spec.key)
-    held = gathered.get(key) or tx.one(
-        "find_debounced_run", env_id=row["env_id"], task_id=row["task_id"], key=spec.key
-    )
-    if held is None:
-        start = now + delay if most is None else now + min(delay, most)
-        row.update(
-            status=RunStatus.DELAYED if delay > 0 else RunStatus.QUEUED,
-            available_at=start,
-            score=start - row["priority"],
-            expires_at=row["expires_at"] if delay <= 0 else None,
-            debounce_key=spec.key,
-            debounce_deadline=now + most if most is not None else None,
-        )
-        gathered[key] = row
-        return None
-    start = now + delay
-    if held["debounce_deadline"] is not None:
-        start = min(start, held["debounce_deadline"])
-    source = row if spec.mode == "trailing" else held
-    latest = {name: source[name] for name in _DEBOUNCED_SETTINGS}
-    if key in gathered:  # not inserted yet: the row itself changes
-        held.update(available_at=start, score=start - held["priority"], **latest)
-    else:
-        tx.run("push_debounced_run", id=held["id"], available_at=start, now=now, **latest)
-    run = run_view({**held, "available_at": start, "updated_at": now, **latest})
-    run.is_cached = True
-    return run
-
-
-def _trigger_queue(tx: Tx, env_id: str, queue: QueueSpec, where: str, now: float) -> None:
-    """A queue named at trigger time: made with the limit given when it is new, else used as it
-    is. A limit that differs from the one in force is refused: a trigger never changes the
-    limit every run of the queue shares (`queues.set_concurrency`, or the code of a task whose
-    queue it is, does)."""
-    limit = queue.concurrency_limit
-    tx.run("ensure_queue", env_id=env_id, name=queue.name, concurrency_limit=limit, now=now)
-    if limit is None:
-        return
-    row = tx.one("queue_limit", env_id=env_id, name=queue.name)
-    has = row["concurrency_limit"] if row is not None else limit
-    if has != limit:
-        current = "no concurrency limit" if has is None else f"concurrency_limit {has}"
-        raise Conflict(
-            f"{where}queue {queue.name!r} has {current}, and a trigger cannot change the limit "
-            f"all its runs share (asked: {limit}); trigger without concurrency_limit to use the "
-            f"queue as it is, name a queue of its own, or set its limit to {limit} first with "
-            f"queues.set_concurrency({queue.name!r}, {limit})"
-        )
 
 
 T = TypeVar("T")
@@ -322,7 +245,7 @@ class Transitions:
                     "waits for one: deploy it first, or trigger without debounce"
                 )
             if options.debounce is not None:
-                debounced = _debounce(tx, row, options.debounce, now, where, gathered)
+                debounced = debounce(tx, row, options.debounce, now, where, gathered)
                 if debounced is not None:  # the run already gathering this key's triggers
                     runs.append(debounced)
                     continue
@@ -335,7 +258,7 @@ class Transitions:
                     trigger_options=options.model_dump_json(exclude_defaults=True),
                 )
             if options.queue is not None:
-                _trigger_queue(tx, env_id, options.queue, where, now)
+                trigger_queue(tx, env_id, options.queue, where, now)
             if options.concurrency_key is not None:
                 tx.run("mark_queue_keyed", env_id=env_id, name=row["queue"])
             rows.append(row)

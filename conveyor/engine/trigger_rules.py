@@ -1,0 +1,90 @@
+"""Trigger options that look at other runs and queues: `debounce` (one DELAYED run gathers a
+key's triggers) and a queue named at trigger time. Used by transitions.py's `create_runs`, in
+its transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor.durations import parse_duration
+from conveyor.engine.views import run_view
+from conveyor.errors import Conflict, InvalidRequest
+from conveyor.models import DebounceSpec, QueueSpec, Run, RunStatus
+from conveyor.store import Tx
+
+# what the last trigger of a debounced run gives it in trailing mode
+_DEBOUNCED_SETTINGS = ("payload", "metadata", "tags", "max_attempts", "max_duration", "machine")
+
+
+def debounce(
+    tx: Tx,
+    row: dict[str, Any],
+    spec: DebounceSpec,
+    now: float,
+    where: str,
+    gathered: dict[tuple[str, str], dict[str, Any]],
+) -> Run | None:
+    """A trigger with a debounce key. The run still waiting to start under the key (made earlier
+    in this batch, or stored) starts `delay` from now instead (never past its first trigger's
+    `max_delay`) and, in trailing mode, with this trigger's payload: returned. Else `row` becomes
+    that run (DELAYED by `delay`), and None is returned. Trailing mode also takes this
+    trigger's metadata, tags, max_attempts, max_duration and machine."""
+    try:
+        delay = parse_duration(spec.delay, name="debounce.delay")
+        most = (
+            parse_duration(spec.max_delay, name="debounce.max_delay")
+            if spec.max_delay is not None
+            else None
+        )
+    except ValueError as exc:
+        raise InvalidRequest(f"{where}{exc}") from exc
+    key = (row["task_id"], spec.key)
+    held = gathered.get(key) or tx.one(
+        "find_debounced_run", env_id=row["env_id"], task_id=row["task_id"], key=spec.key
+    )
+    if held is None:
+        start = now + delay if most is None else now + min(delay, most)
+        row.update(
+            status=RunStatus.DELAYED if delay > 0 else RunStatus.QUEUED,
+            available_at=start,
+            score=start - row["priority"],
+            expires_at=row["expires_at"] if delay <= 0 else None,
+            debounce_key=spec.key,
+            debounce_deadline=now + most if most is not None else None,
+        )
+        gathered[key] = row
+        return None
+    start = now + delay
+    if held["debounce_deadline"] is not None:
+        start = min(start, held["debounce_deadline"])
+    source = row if spec.mode == "trailing" else held
+    latest = {name: source[name] for name in _DEBOUNCED_SETTINGS}
+    if key in gathered:  # not inserted yet: the row itself changes
+        held.update(available_at=start, score=start - held["priority"], **latest)
+    else:
+        tx.run("push_debounced_run", id=held["id"], available_at=start, now=now, **latest)
+    run = run_view({**held, "available_at": start, "updated_at": now, **latest})
+    run.is_cached = True
+    return run
+
+
+def trigger_queue(tx: Tx, env_id: str, queue: QueueSpec, where: str, now: float) -> None:
+    """A queue named at trigger time: made with the limit given when it is new, else used as it
+    is. A limit that differs from the one in force is refused: a trigger never changes the
+    limit every run of the queue shares (`queues.set_concurrency`, or the code of a task whose
+    queue it is, does)."""
+    limit = queue.concurrency_limit
+    tx.run("ensure_queue", env_id=env_id, name=queue.name, concurrency_limit=limit, now=now)
+    if limit is None:
+        return
+    row = tx.one("queue_limit", env_id=env_id, name=queue.name)
+    has = row["concurrency_limit"] if row is not None else limit
+    if has != limit:
+        current = "no concurrency limit" if has is None else f"concurrency_limit {has}"
+        raise Conflict(
+            f"{where}queue {queue.name!r} has {current}, and a trigger cannot change the limit "
+            f"all its runs share (asked: {limit}); trigger without concurrency_limit to use the "
+            f"queue as it is, name a queue of its own, or set its limit to {limit} first with "
+            f"queues.set_concurrency({queue.name!r}, {limit})"
+        )
