@@ -60,10 +60,13 @@ def debounce(
         start = min(start, held["debounce_deadline"])
     source = row if spec.mode == "trailing" else held
     latest = {name: source[name] for name in _DEBOUNCED_SETTINGS}
+    if held["idempotency_key"] is None and row["idempotency_key"] is not None:
+        latest |= {k: row[k] for k in ("idempotency_key", "idempotency_expires_at")}
     if key in gathered:  # not inserted yet: the row itself changes
         held.update(available_at=start, score=start - held["priority"], **latest)
     else:
-        tx.run("push_debounced_run", id=held["id"], available_at=start, now=now, **latest)
+        keyed = {"idempotency_key": None, "idempotency_expires_at": None} | latest
+        tx.run("push_debounced_run", id=held["id"], available_at=start, now=now, **keyed)
     run = run_view({**held, "available_at": start, "updated_at": now, **latest})
     run.is_cached = True
     return run

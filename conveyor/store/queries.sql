@@ -239,9 +239,13 @@ SELECT * FROM runs WHERE env_id = :env_id AND task_id = :task_id AND debounce_ke
 -- name: push_debounced_run
 -- Another trigger of a debounced run: it starts later, with this trigger's payload and settings
 -- (trailing mode; leading mode passes the run's own).
+-- A trigger's idempotency key goes to the run when it has none, so that key finds it later.
 UPDATE runs SET available_at = :available_at, score = :available_at - priority, payload = :payload,
        metadata = :metadata, tags = :tags, max_attempts = :max_attempts, max_duration = :max_duration,
-       machine = :machine, updated_at = :now
+       machine = :machine, updated_at = :now,
+       idempotency_expires_at = CASE WHEN idempotency_key IS NULL THEN :idempotency_expires_at
+                                     ELSE idempotency_expires_at END,
+       idempotency_key = COALESCE(idempotency_key, :idempotency_key)
 WHERE id = :id AND status = 'DELAYED';
 
 -- name: insert_batch
@@ -518,7 +522,7 @@ ON CONFLICT (run_id, key) DO NOTHING;
 
 -- name: replace_trigger_journal
 -- A retry triggered the failed children of a journaled trigger again: the entry answers with them.
-UPDATE journal SET value = :value, waitpoint_id = :waitpoint_id, attempt = :attempt
+UPDATE journal SET value = :value, waitpoint_id = :waitpoint_id, attempt = :attempt, created_at = :now
 WHERE run_id = :run_id AND key = :key;
 
 -- name: insert_step_journal

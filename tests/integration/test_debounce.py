@@ -174,3 +174,18 @@ def test_a_task_without_a_deployed_version_cannot_be_debounced(engine: Engine) -
     with pytest.raises(Conflict, match="no deployed version yet"):
         trigger(engine, prod, {"n": 0})
     assert engine.runs.list(prod)[0] == []
+
+
+def test_a_key_given_with_a_later_trigger_finds_the_run_it_joined(
+    engine: Engine, env: str, clock: ManualClock
+) -> None:
+    first = trigger(engine, env, {"n": 0})
+    spec = {"key": "user-1", "delay": 5}
+    joined = engine.tasks.trigger(
+        env, "digest", {"n": 1}, TriggerOptions(debounce=spec, idempotency_key="order-7")
+    )
+    assert joined.id == first.id
+    clock.advance(6)
+    engine.tick()  # the run started: the debounce key gathers no more
+    again = engine.tasks.trigger(env, "digest", {}, TriggerOptions(idempotency_key="order-7"))
+    assert again.id == first.id and again.is_cached  # the key holds it
