@@ -162,6 +162,8 @@ class AttemptOutcome:
     error: dict[str, Any] | None = None
     # the attempt's (AttemptSpec.fence); 0 only for outcomes the engine makes itself
     fence: int = 0
+    # a failure the task's catch_error wants retried at this epoch time, not the policy's
+    retry_at: float | None = None
 
 
 @dataclass(slots=True)

@@ -30,6 +30,7 @@ transaction or emits an event, and nothing here is called from outside conveyor.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from typing import Any, TypeVar
 import jsonschema
 
 from conveyor import retries
-from conveyor.durations import parse_duration, resolve_when
+from conveyor.durations import MAX_SECONDS, parse_duration, resolve_when
 from conveyor.engine.schedule_rows import declare
 from conveyor.engine.trigger_rules import debounce, trigger_queue
 from conveyor.engine.views import json_text, run_view
@@ -389,6 +390,8 @@ class Transitions:
         if retriable and attempt < row["max_attempts"]:
             retry = RetryPolicy.model_validate_json(row["retry"])
             delay = retries.retry_delay_ms(retry, attempt) / 1000.0
+            if outcome.retry_at is not None and math.isfinite(outcome.retry_at):
+                delay = min(max(0.0, outcome.retry_at - now), MAX_SECONDS)  # catch_error's time
             tx.run("requeue_run", id=row["id"], error=error_json, available_at=now + delay, now=now)
             return {row["env_id"]}
         output = outcome.output_json if outcome.kind == "completed" else None

@@ -16,7 +16,9 @@ before (JSON, or the schema).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime
 from typing import Any, Generic, NotRequired, Protocol, TypedDict, overload
 
 from pydantic import BaseModel, ValidationError
@@ -79,6 +81,7 @@ class Task(Generic[PayloadT, OutputT]):
         on_success: Callable[..., Any] | None = None,
         on_failure: Callable[..., Any] | None = None,
         on_cancel: Callable[..., Any] | None = None,
+        catch_error: Callable[..., Any] | None = None,
         schedule: TaskSchedule | None = None,
     ) -> None:
         if (
@@ -139,6 +142,9 @@ class Task(Generic[PayloadT, OutputT]):
         for name, hook in self.hooks.items():
             if hook is not None and not callable(hook):
                 raise TaskDefinitionError(f"task {id!r}: {name} must be a function")
+        if catch_error is not None and not callable(catch_error):
+            raise TaskDefinitionError(f"task {id!r}: catch_error must be a function")
+        self.catch_error = catch_error
         self.schedule = schedule  # a scheduled task (`@schedules.task`)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.takes_ctx = _takes_ctx(fn, id)
@@ -205,6 +211,19 @@ class Task(Generic[PayloadT, OutputT]):
             raise PayloadError(
                 f"payload does not match the schema of task {self.id!r}: {validation_summary(exc)}"
             ) from exc
+
+    # -- errors ------------------------------------------------------------------------------
+
+    async def caught(self, payload: Any, error: BaseException, ctx: Any) -> CatchDecision | None:
+        """What the task's `catch_error(payload, error, ctx)` decides for an attempt that
+        raised: `{"skip_retrying": True}`, `{"retry_at": datetime}` (as epoch seconds here), or
+        None to retry as the policy says. ValueError names an answer it cannot take."""
+        if self.catch_error is None:
+            return None
+        answer = self.catch_error(payload, error, ctx)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return catch_decision(answer)
 
     # -- triggering ------------------------------------------------------------------------
 
@@ -314,6 +333,32 @@ class Task(Generic[PayloadT, OutputT]):
         return prepared
 
 
+class CatchDecision(TypedDict, total=False):
+    """What `catch_error` decided: not to retry, or to retry at a time (epoch seconds)."""
+
+    skip_retrying: bool
+    retry_at: float
+
+
+def catch_decision(answer: Any) -> CatchDecision | None:
+    """`catch_error`'s answer as a decision; ValueError names one it cannot take."""
+    if answer is None:
+        return None
+    if isinstance(answer, dict) and answer.get("skip_retrying") is True and len(answer) == 1:
+        return {"skip_retrying": True}
+    if isinstance(answer, dict) and set(answer) == {"retry_at"}:
+        when = answer["retry_at"]
+        if isinstance(when, datetime):
+            moment = when if when.tzinfo else when.replace(tzinfo=UTC)
+            return {"retry_at": moment.timestamp()}
+        if isinstance(when, int | float) and not isinstance(when, bool) and math.isfinite(when):
+            return {"retry_at": float(when)}
+    raise ValueError(
+        'catch_error returns None, {"skip_retrying": True} or {"retry_at": <a datetime>}, '
+        f"got {answer!r}"
+    )
+
+
 def run_options(options: Mapping[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
     """Trigger options as a run gives them: a plain-text idempotency key is the run's own
     (conveyor/sdk/idempotency.py)."""
@@ -396,6 +441,7 @@ def task(
     on_success: Callable[..., Any] | None = None,
     on_failure: Callable[..., Any] | None = None,
     on_cancel: Callable[..., Any] | None = None,
+    catch_error: Callable[..., Any] | None = None,
 ) -> TaskDecorator:
     """Make a task of a function taking `(payload)` or `(payload, ctx)`, sync or async."""
 
@@ -413,6 +459,7 @@ def task(
             on_success=on_success,
             on_failure=on_failure,
             on_cancel=on_cancel,
+            catch_error=catch_error,
         )
 
     return wrap
@@ -432,6 +479,7 @@ def schema_task(
     on_success: Callable[..., Any] | None = None,
     on_failure: Callable[..., Any] | None = None,
     on_cancel: Callable[..., Any] | None = None,
+    catch_error: Callable[..., Any] | None = None,
 ) -> SchemaTaskDecorator[M]:
     """Like `task`, with a pydantic model that validates the payload when it is triggered and
     again before each attempt; the run function receives the model, and the task's payload
@@ -454,6 +502,7 @@ def schema_task(
             on_success=on_success,
             on_failure=on_failure,
             on_cancel=on_cancel,
+            catch_error=catch_error,
         )
 
     return wrap

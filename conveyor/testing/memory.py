@@ -312,6 +312,8 @@ class World:
             if _RETRIABLE.get(kind) and run.attempt < run.max_attempts:
                 run.status = RunStatus.QUEUED
                 delay = _retry_delay(run.retry, run.attempt, self.rng)
+                if kind == "failed" and run.retry_at is not None:  # catch_error's time
+                    delay = max(0.0, run.retry_at - self.now)
                 await self.sleep(run, delay)
                 continue
             self.finish(run, _STATUS[kind], output, error)
@@ -459,6 +461,16 @@ class World:
         except MemoryError as exc:
             return "crashed", None, error_dict(exc, "out_of_memory")
         except Exception as exc:
+            run.retry_at = None
+            try:
+                decision = await task.caught(payload, exc, scope.ctx)
+            except Exception as problem:  # as the executor: logged, the retry policy applies
+                scope.log("error", f"catch_error failed, the retry policy applies: {problem}")
+                decision = None
+            if decision is not None and decision.get("skip_retrying"):
+                return "aborted", None, error_dict(exc)
+            if decision is not None:
+                run.retry_at = decision.get("retry_at")
             return "failed", None, error_dict(exc)
 
     async def _hook(self, run: RunState, name: str) -> None:

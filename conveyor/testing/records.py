@@ -139,6 +139,7 @@ class RunState:
     attempt: int = 0
     started_at: float = 0.0
     attempt_started_at: float = 0.0
+    retry_at: float | None = None  # when catch_error asked its last failed attempt be retried
     output: Any = None
     error: dict[str, Any] | None = None
     mocked: bool = False

@@ -48,7 +48,7 @@ from conveyor.protocol import (
 from conveyor.sdk import context as ctxmod
 from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, TaskInfo
 from conveyor.sdk.metadata import RunMetadata
-from conveyor.sdk.task import Task
+from conveyor.sdk.task import CatchDecision, Task
 from conveyor.serialization import as_text, dumps, to_json_value
 from conveyor.worker.capture import flush_partial_lines, install_capture
 from conveyor.worker.channel import Channel, ChannelClosed
@@ -421,7 +421,31 @@ class Executor:
                 spec.run_id, spec.attempt, "aborted", error=error_dict(exc, exc.code)
             )
         except Exception as exc:
-            return AttemptOutcome(spec.run_id, spec.attempt, "failed", error=error_dict(exc))
+            decision = await self._catch_error(task, payload, exc, ctx, scope)
+            if decision is not None and decision.get("skip_retrying"):
+                return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc))
+            return AttemptOutcome(
+                spec.run_id,
+                spec.attempt,
+                "failed",
+                error=error_dict(exc),
+                retry_at=decision.get("retry_at") if decision is not None else None,
+            )
+
+    async def _catch_error(
+        self, task: Task, payload: Any, exc: BaseException, ctx: Any, scope: AttemptScope
+    ) -> CatchDecision | None:
+        """The task's catch_error on an attempt that raised; an error in it, or an answer it
+        cannot take, is logged and the retry policy applies."""
+        try:
+            return await task.caught(payload, exc, ctx)
+        except Exception as problem:
+            scope.log(
+                "error",
+                f"catch_error failed, the retry policy applies: {problem}",
+                {"stack": "".join(traceback.format_exception(problem))},
+            )
+            return None
 
     async def call_hook(
         self, task: Task, name: str, args: tuple[Any, ...], scope: AttemptScope

@@ -100,3 +100,17 @@ def test_a_token_key_ttl_given_from_a_backend_holds_then_expires(client: Client)
     assert client.waitpoints.create_token(idempotency_key="ttl-1").id == first.id
     time.sleep(1.2)
     assert client.waitpoints.create_token(idempotency_key="ttl-1").id != first.id
+
+
+@pytest.mark.e2e
+def test_catch_error_skips_retrying_or_retries_at_the_time_it_gives(client: Client) -> None:
+    skipped = client.runs.poll(client.trigger("caught", {"skip": True}).id, timeout=30)
+    assert skipped.status == "FAILED" and skipped.attempts == 1  # 3 allowed
+    later = client.runs.poll(client.trigger("caught", {"retry_in": 2.5}).id, timeout=30)
+    assert later.status == "COMPLETED" and later.output == {"attempt": 2}
+    first, second = client.runs.retrieve(later.id).attempt_list or []
+    assert (second.started_at - first.completed_at).total_seconds() >= 2.3  # not the 0.1 s policy
+    # an answer catch_error cannot give is logged, and the policy applies
+    policy = client.runs.poll(client.trigger("caught", {"bad_answer": True}).id, timeout=30)
+    assert policy.status == "COMPLETED" and policy.output == {"attempt": 2}
+    assert any("catch_error failed" in line.message for line in client.runs.logs(policy.id))

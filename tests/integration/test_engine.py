@@ -255,6 +255,20 @@ def test_outcomes_that_are_never_retried(engine, env, kind, status):
     assert [h.hook for h in engine.workers.lease(env.id, "w1", 0).hooks] == ["on_failure"]
 
 
+def test_a_failure_catch_error_retries_later_waits_for_that_time(engine, env, clock):
+    run = engine.tasks.trigger(env.id, "plain", {})
+    lease_ids(engine, env)
+    outcome = held(engine, run.id, 1, "failed", error={"message": "429"})
+    outcome.retry_at = clock() + 3600  # the Retry-After catch_error read, not the policy's 1 s
+    engine.workers.complete("w1", [outcome])
+    clock.advance(3599)
+    engine.tick()
+    assert lease_ids(engine, env) == []
+    clock.advance(2)
+    engine.tick()
+    assert lease_ids(engine, env) == [run.id]
+
+
 def test_success_records_output_and_owes_on_success(engine, env):
     run = engine.tasks.trigger(env.id, "hooked", {})
     lease_ids(engine, env)

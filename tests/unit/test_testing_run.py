@@ -383,3 +383,33 @@ def test_a_retry_runs_again_only_children_that_failed_before_it_began() -> None:
     result = _testing.run_sync(parent, {}, tasks=[slow_fail])
     assert result.status == "COMPLETED" and result.output == {"child_ok": False, "attempt": 2}
     assert len(result.runs_of(slow_fail)) == 1  # attempt 2 waited for it: not triggered again
+
+
+def test_catch_error_decides_retries_in_the_kit_as_on_the_platform() -> None:
+    from datetime import UTC, datetime
+
+    from conveyor import task as _task
+    from conveyor import testing as _testing
+
+    def decide(payload: dict, error: BaseException, ctx: Any) -> Any:
+        if payload["answer"] == "skip":
+            return {"skip_retrying": True}
+        if payload["answer"] == "later":
+            return {"retry_at": datetime.fromtimestamp(ctx.attempt.started_at + 3600, UTC)}
+        return "nonsense"
+
+    @_task(id="kit-caught", retry={"max_attempts": 3, "min_timeout_ms": 1000}, catch_error=decide)
+    async def kit_caught(payload: dict, ctx: Any) -> dict:
+        if ctx.attempt.number < 2:
+            raise RuntimeError("a 429")
+        return {"attempt": ctx.attempt.number, "at": ctx.attempt.started_at}
+
+    skipped = _testing.run_sync(kit_caught, {"answer": "skip"})
+    assert skipped.status == "FAILED" and skipped.attempts == 1
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    later = _testing.run_sync(kit_caught, {"answer": "later"}, now=start)
+    assert later.status == "COMPLETED" and later.attempts == 2
+    assert later.output["at"] - start.timestamp() >= 3600  # the hour, not the policy's 1 s
+    nonsense = _testing.run_sync(kit_caught, {"answer": "nonsense"})
+    assert nonsense.status == "COMPLETED" and nonsense.attempts == 2
+    assert any("catch_error failed" in m for m in nonsense.messages("error"))

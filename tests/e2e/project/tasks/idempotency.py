@@ -31,3 +31,27 @@ async def idem_token(payload):
         idempotency_key=idempotency_keys.create("approve-all", scope="global"), timeout="1h"
     )
     return {"first": first.id, "again": again.id, "shared": shared.id}
+
+
+def _decide(payload, error, ctx):
+    """catch_error of `caught`: what the payload asks for."""
+    from datetime import UTC, datetime, timedelta
+
+    if payload.get("skip"):
+        return {"skip_retrying": True}
+    if payload.get("retry_in"):
+        return {"retry_at": datetime.now(UTC) + timedelta(seconds=payload["retry_in"])}
+    if payload.get("bad_answer"):
+        return "retry please"
+    return None
+
+
+@task(
+    id="caught",
+    retry={"max_attempts": 3, "min_timeout_ms": 100, "randomize": False},
+    catch_error=_decide,
+)
+async def caught(payload, ctx):
+    if ctx.attempt.number < 2:
+        raise RuntimeError(f"attempt {ctx.attempt.number} fails")
+    return {"attempt": ctx.attempt.number}
