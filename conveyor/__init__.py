@@ -38,6 +38,7 @@ from conveyor.models import (
 from conveyor.results import BatchHandle, BatchResult, Result, RunHandle
 from conveyor.sdk.batch import batch
 from conveyor.sdk.context import Context
+from conveyor.sdk.hooks import hooks, middleware
 from conveyor.sdk.idempotency import IdempotencyKey, idempotency_keys
 from conveyor.sdk.logger import logger
 from conveyor.sdk.metadata import metadata, streams, tags
@@ -83,9 +84,11 @@ __all__ = [
     "__version__",
     "auth",
     "batch",
+    "hooks",
     "idempotency_keys",
     "logger",
     "metadata",
+    "middleware",
     "queue",
     "retry",
     "runs",

@@ -37,6 +37,7 @@ from conveyor.results import (
     result_from,
 )
 from conveyor.sdk.context import current_scope
+from conveyor.sdk.hooks import global_hooks
 from conveyor.sdk.idempotency import scoped
 from conveyor.sdk.queue import Queue, as_queue
 from conveyor.serialization import to_json_value
@@ -49,7 +50,6 @@ P = TypeVar("P")
 R = TypeVar("R")
 M = TypeVar("M", bound=BaseModel)  # a schema_task's schema
 
-HOOKS = ("on_start", "on_success", "on_failure", "on_cancel")
 _RETRY_KEYS = set(RetryPolicy.model_fields)
 
 
@@ -178,7 +178,7 @@ class Task(Generic[PayloadT, OutputT]):
             max_duration=self.max_duration if self.max_duration is not None else max_duration,
             machine=self.machine or machine,
             ttl=ttl,
-            hooks=[h for h, fn in self.hooks.items() if fn is not None],
+            hooks=[h for h in self.hooks if self.hooks_for(h)],
             payload_schema=self.schema.model_json_schema() if self.schema is not None else None,
             description=self.description,
             file=self.file,
@@ -211,6 +211,12 @@ class Task(Generic[PayloadT, OutputT]):
             raise PayloadError(
                 f"payload does not match the schema of task {self.id!r}: {validation_summary(exc)}"
             ) from exc
+
+    def hooks_for(self, name: str) -> list[Callable[..., Any]]:
+        """The hooks of `name` a run of this task calls: its own, then the project's
+        (`conveyor.hooks`)."""
+        own = self.hooks.get(name)
+        return ([own] if own is not None else []) + global_hooks(name)
 
     # -- errors ------------------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ from conveyor.models import (
 from conveyor.protocol import MetadataOp
 from conveyor.sdk import context as ctxmod
 from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, TaskInfo
+from conveyor.sdk.hooks import run_with_middleware
 from conveyor.sdk.metadata import RunMetadata
 from conveyor.sdk.task import Task
 from conveyor.serialization import dumps, to_json_value
@@ -295,7 +296,7 @@ class World:
             run.attempt += 1
             run.attempt_started_at = self.now
             run.status = RunStatus.EXECUTING
-            if run.attempt == 1 and task.hooks.get("on_start") is not None:
+            if run.attempt == 1 and task.hooks_for("on_start"):
                 await self._hook(run, "on_start")
             resumed = False
             while True:
@@ -325,7 +326,7 @@ class World:
             RunStatus.SYSTEM_FAILURE: "on_failure",
             RunStatus.TIMED_OUT: "on_failure",
         }.get(run.status)
-        if hook is not None and task.hooks.get(hook) is not None:
+        if hook is not None and task.hooks_for(hook):
             await self._hook(run, hook)
 
     async def sleep(self, run: RunState, seconds: float) -> None:
@@ -420,12 +421,15 @@ class World:
         try:
             async with timeout or contextlib.nullcontext():
                 args = (payload, scope.ctx) if task.takes_ctx else (payload,)
-                if task.is_async:
-                    output = await task.fn(*args)
-                else:
-                    output = await asyncio.get_running_loop().run_in_executor(
+
+                async def call() -> Any:
+                    if task.is_async:
+                        return await task.fn(*args)
+                    return await asyncio.get_running_loop().run_in_executor(
                         None, contextvars.copy_context().run, task.fn, *args
                     )
+
+                output = await run_with_middleware(scope.ctx, call)
             output_json = dumps(output, "output")
             if len(output_json) > MAX_PAYLOAD_BYTES:
                 raise PayloadError(
@@ -477,8 +481,6 @@ class World:
         """A lifecycle hook, with the arguments the executor gives it; its error is logged."""
         task = run.task
         assert task is not None
-        hook = task.hooks[name]
-        assert hook is not None
         ctx = self.context(run)
         scope = AttemptScope(ctx, _Runtime(self))
         try:
@@ -494,15 +496,16 @@ class World:
 
         async def call() -> None:
             ctxmod.enter_scope(scope)
-            try:
-                if inspect.iscoroutinefunction(hook):
-                    await hook(*args)
-                else:
-                    await asyncio.get_running_loop().run_in_executor(
-                        None, contextvars.copy_context().run, hook, *args
-                    )
-            except Exception as exc:
-                scope.log("error", f"{name} hook raised {type(exc).__name__}: {exc}", None)
+            for hook in task.hooks_for(name):  # the task's, then the project's
+                try:
+                    if inspect.iscoroutinefunction(hook):
+                        await hook(*args)
+                    else:
+                        await asyncio.get_running_loop().run_in_executor(
+                            None, contextvars.copy_context().run, hook, *args
+                        )
+                except Exception as exc:
+                    scope.log("error", f"{name} hook raised {type(exc).__name__}: {exc}", None)
 
         run.in_hook = True
         try:

@@ -47,6 +47,7 @@ from conveyor.protocol import (
 )
 from conveyor.sdk import context as ctxmod
 from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, TaskInfo
+from conveyor.sdk.hooks import run_with_middleware
 from conveyor.sdk.metadata import RunMetadata
 from conveyor.sdk.task import CatchDecision, Task
 from conveyor.serialization import as_text, dumps, to_json_value
@@ -330,12 +331,15 @@ class Executor:
         try:
             async with timeout_cm:
                 args = (payload, ctx) if task.takes_ctx else (payload,)
-                if task.is_async:
-                    output = await task.fn(*args)
-                else:
-                    output = await self.loop.run_in_executor(
+
+                async def call() -> Any:
+                    if task.is_async:
+                        return await task.fn(*args)
+                    return await self.loop.run_in_executor(
                         None, contextvars.copy_context().run, task.fn, *args
                     )
+
+                output = await run_with_middleware(ctx, call)
             try:
                 output_json = dumps(output, "output")
                 if len(output_json) > MAX_PAYLOAD_BYTES:
@@ -450,21 +454,22 @@ class Executor:
     async def call_hook(
         self, task: Task, name: str, args: tuple[Any, ...], scope: AttemptScope
     ) -> None:
-        """Run a lifecycle hook; an error in it is logged and changes nothing else."""
-        hook = task.hooks.get(name)
-        if hook is None:
-            return
-        try:
-            if inspect.iscoroutinefunction(hook):
-                await hook(*args)
-            else:
-                await self.loop.run_in_executor(None, contextvars.copy_context().run, hook, *args)
-        except Exception as exc:
-            scope.log(
-                "error",
-                f"{name} hook raised {type(exc).__name__}: {exc}",
-                {"stack": "".join(traceback.format_exception(exc))},
-            )
+        """Run a lifecycle hook: the task's, then the project's (`conveyor.hooks`); an error in
+        one is logged and changes nothing else."""
+        for hook in task.hooks_for(name):
+            try:
+                if inspect.iscoroutinefunction(hook):
+                    await hook(*args)
+                else:
+                    await self.loop.run_in_executor(
+                        None, contextvars.copy_context().run, hook, *args
+                    )
+            except Exception as exc:
+                scope.log(
+                    "error",
+                    f"{name} hook raised {type(exc).__name__}: {exc}",
+                    {"stack": "".join(traceback.format_exception(exc))},
+                )
 
     async def run_hook(self, job: HookJob) -> None:
         task = self.tasks.get(job.task_id)

@@ -413,3 +413,39 @@ def test_catch_error_decides_retries_in_the_kit_as_on_the_platform() -> None:
     nonsense = _testing.run_sync(kit_caught, {"answer": "nonsense"})
     assert nonsense.status == "COMPLETED" and nonsense.attempts == 2
     assert any("catch_error failed" in m for m in nonsense.messages("error"))
+
+
+def test_project_hooks_and_middleware_run_in_the_kit_as_on_the_platform() -> None:
+    import contextvars
+
+    from conveyor import hooks as project_hooks
+    from conveyor import middleware
+    from conveyor import task as _task
+    from conveyor import testing as _testing
+
+    seen: list[str] = []
+    tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenant", default=None)
+
+    async def locals_middleware(ctx: Any, call_next: Any) -> Any:
+        token = tenant.set("acme")
+        try:
+            return await call_next()
+        finally:
+            tenant.reset(token)
+
+    def on_success(payload: Any, output: Any, ctx: Any) -> None:
+        seen.append(f"success {output}")
+
+    @_task(id="kit-locals")
+    async def kit_locals(payload: dict) -> str | None:
+        return tenant.get()
+
+    middleware(locals_middleware)
+    project_hooks.on_success(on_success)
+    try:
+        result = _testing.run_sync(kit_locals, {})
+    finally:
+        project_hooks.remove(locals_middleware)
+        project_hooks.remove(on_success)
+    assert result.output == "acme" and seen == ["success acme"]
+    assert _testing.run_sync(kit_locals, {}).output is None  # removed: nothing wraps it now
