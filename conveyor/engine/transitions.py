@@ -249,6 +249,10 @@ class Transitions:
                 debounced = debounce(tx, row, options.debounce, now, where, gathered)
                 if debounced is not None:  # the run already gathering this key's triggers
                     runs.append(debounced)
+                    if options.idempotency_key and debounced.idempotency_key == (
+                        options.idempotency_key
+                    ):  # it took this trigger's key: a later item with the key finds it
+                        fresh_keys[(task_id, options.idempotency_key)] = debounced
                     continue
             row["replayed_from"] = replayed_from
             row["version"] = version

@@ -17,8 +17,9 @@
 
 Global hooks take the arguments of the task hooks of the same name (docs/retries-and-errors.md)
 and run after the task's own hook; an error in one is written to the run's logs and changes
-nothing else. Middleware run in the order they were registered, the first outermost, inside
-the attempt: what one sets in a `contextvars.ContextVar` before `call_next()` is what the run
+nothing else. They run outside the middleware (a middleware's ContextVars are not set
+there). Middleware run in the order they were registered, the first outermost, inside the
+attempt: what one sets in a `contextvars.ContextVar` before `call_next()` is what the run
 function reads (a database connection per run, a tracing span). Register both at import time,
 in a module of the project's task directories, so every worker process has them.
 """
@@ -91,13 +92,27 @@ def middleware(fn: F) -> F:
 
 
 async def run_with_middleware(ctx: Any, call: Callable[[], Awaitable[Any]]) -> Any:
-    """`call()` inside every registered middleware, the first registered outermost."""
+    """`call()` inside every registered middleware, the first registered outermost. Each
+    `call_next` works once: calling the run function again in the same attempt would make its
+    durable calls again under new journal keys (a step done twice)."""
     chain = list(_middleware)
 
     async def step(index: int) -> Any:
         if index == len(chain):
             return await call()
-        return await chain[index](ctx, lambda: step(index + 1))
+        called = False
+
+        async def call_next() -> Any:
+            nonlocal called
+            if called:
+                raise RuntimeError(
+                    f"middleware {chain[index].__name__} called call_next() twice: the run "
+                    "function runs once per attempt (raise to have the attempt retried)"
+                )
+            called = True
+            return await step(index + 1)
+
+        return await chain[index](ctx, call_next)
 
     return await step(0)
 

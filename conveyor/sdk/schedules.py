@@ -70,6 +70,7 @@ def scheduled_task(
     on_success: Callable[..., Any] | None = None,
     on_failure: Callable[..., Any] | None = None,
     on_cancel: Callable[..., Any] | None = None,
+    catch_error: Callable[..., Any] | None = None,
 ) -> ScheduledTaskDecorator:
     """A scheduled task: like `task`, its payload a `ScheduledPayload`. With `cron` (five fields
     or a shorthand such as "@daily", read in the IANA `timezone`) it has a declarative schedule;
@@ -115,6 +116,7 @@ def scheduled_task(
             on_success=on_success,
             on_failure=on_failure,
             on_cancel=on_cancel,
+            catch_error=catch_error,
             schedule=schedule,
         )
 

@@ -15,6 +15,7 @@ before (JSON, or the schema).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 from collections.abc import Callable, Coroutine, Mapping
@@ -226,7 +227,10 @@ class Task(Generic[PayloadT, OutputT]):
         None to retry as the policy says. ValueError names an answer it cannot take."""
         if self.catch_error is None:
             return None
-        answer = self.catch_error(payload, error, ctx)
+        if inspect.iscoroutinefunction(self.catch_error):
+            answer = await self.catch_error(payload, error, ctx)
+        else:  # in a thread, as plain hooks run: it must not hold the event loop
+            answer = await asyncio.to_thread(self.catch_error, payload, error, ctx)
         if inspect.isawaitable(answer):
             answer = await answer
         return catch_decision(answer)
@@ -348,8 +352,8 @@ class CatchDecision(TypedDict, total=False):
 
 def catch_decision(answer: Any) -> CatchDecision | None:
     """`catch_error`'s answer as a decision; ValueError names one it cannot take."""
-    if answer is None:
-        return None
+    if answer is None or answer in ({"skip_retrying": False}, {"retry_at": None}):
+        return None  # the policy's retry, said explicitly
     if isinstance(answer, dict) and answer.get("skip_retrying") is True and len(answer) == 1:
         return {"skip_retrying": True}
     if isinstance(answer, dict) and set(answer) == {"retry_at"}:

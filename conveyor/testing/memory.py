@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from conveyor.durations import MAX_SECONDS
 from conveyor.errors import (
     AbortTaskRunError,
     Conflict,
@@ -295,6 +296,7 @@ class World:
         while True:
             run.attempt += 1
             run.attempt_started_at = self.now
+            run.retry_at = None
             run.status = RunStatus.EXECUTING
             if run.attempt == 1 and task.hooks_for("on_start"):
                 await self._hook(run, "on_start")
@@ -456,7 +458,7 @@ class World:
                         ),
                     },
                 )
-            return "failed", None, error_dict(exc)
+            return await self._raised(run, task, payload, exc, scope)
         except PayloadError as exc:
             code = "output_invalid" if "output" in exc.message else exc.code
             return "aborted", None, error_dict(exc, code)
@@ -465,17 +467,24 @@ class World:
         except MemoryError as exc:
             return "crashed", None, error_dict(exc, "out_of_memory")
         except Exception as exc:
-            run.retry_at = None
-            try:
-                decision = await task.caught(payload, exc, scope.ctx)
-            except Exception as problem:  # as the executor: logged, the retry policy applies
-                scope.log("error", f"catch_error failed, the retry policy applies: {problem}")
-                decision = None
-            if decision is not None and decision.get("skip_retrying"):
-                return "aborted", None, error_dict(exc)
-            if decision is not None:
-                run.retry_at = decision.get("retry_at")
-            return "failed", None, error_dict(exc)
+            return await self._raised(run, task, payload, exc, scope)
+
+    async def _raised(
+        self, run: RunState, task: Task, payload: Any, exc: BaseException, scope: AttemptScope
+    ) -> tuple[str, Any, Any]:
+        """As the executor: the task's catch_error decides, else the retry policy."""
+        try:
+            decision = await task.caught(payload, exc, scope.ctx)
+        except AbortTaskRunError:
+            decision = {"skip_retrying": True}
+        except Exception as problem:
+            scope.log("error", f"catch_error failed: {problem}; the retry policy applies")
+            decision = None
+        if decision is not None and decision.get("skip_retrying"):
+            return "aborted", None, error_dict(exc)
+        if decision is not None and decision.get("retry_at") is not None:
+            run.retry_at = min(decision["retry_at"], self.now + MAX_SECONDS)
+        return "failed", None, error_dict(exc)
 
     async def _hook(self, run: RunState, name: str) -> None:
         """A lifecycle hook, with the arguments the executor gives it; its error is logged."""

@@ -58,6 +58,7 @@ from conveyor.worker.machines import apply_machine
 from conveyor.worker.replay import JournalMismatch, Replay
 
 FLUSH_INTERVAL = 0.05
+CATCH_ERROR_LIMIT = 30.0  # seconds a task's catch_error may take (at most what max_duration leaves)
 
 
 _OWN_CODE = str(Path(__file__).resolve().parents[1]) + os.sep  # the conveyor package
@@ -391,33 +392,10 @@ class Executor:
                         ),
                     },
                 )
-            return AttemptOutcome(spec.run_id, spec.attempt, "failed", error=error_dict(exc))
+            # the code's own timeout (a network call's), not max_duration: an error like others
+            return await self._raised(task, payload, exc, ctx, scope, spec, timeout_cm)
         except asyncio.CancelledError:
-            reason = self.cancel_reasons.get(asyncio.current_task(), "canceled")  # type: ignore[arg-type]
-            if reason == "timed_out":
-                return AttemptOutcome(
-                    spec.run_id,
-                    spec.attempt,
-                    "timed_out",
-                    error={
-                        "name": "MaxDurationExceeded",
-                        "code": "timed_out",
-                        "message": (
-                            "The attempt ran longer than its max_duration of "
-                            f"{spec.max_duration:g}s."
-                        ),
-                    },
-                )
-            return AttemptOutcome(
-                spec.run_id,
-                spec.attempt,
-                "crashed",
-                error={
-                    "name": "Interrupted",
-                    "code": "crashed",
-                    "message": f"The attempt was stopped ({reason}).",
-                },
-            )
+            return self._stopped(spec)
         except (PayloadError, InvalidRequest, TaskDefinitionError) as exc:
             # a Conveyor call used wrongly (a payload that is not JSON, a negative wait, ...): the
             # same code does it again on every attempt, so the run fails now instead of retrying
@@ -425,31 +403,77 @@ class Executor:
                 spec.run_id, spec.attempt, "aborted", error=error_dict(exc, exc.code)
             )
         except Exception as exc:
-            decision = await self._catch_error(task, payload, exc, ctx, scope)
-            if decision is not None and decision.get("skip_retrying"):
-                return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc))
+            return await self._raised(task, payload, exc, ctx, scope, spec, timeout_cm)
+
+    def _stopped(self, spec: AttemptSpec) -> AttemptOutcome:
+        """The outcome of an attempt whose task was cancelled: past max_duration, or stopped."""
+        reason = self.cancel_reasons.get(asyncio.current_task(), "canceled")  # type: ignore[arg-type]
+        if reason == "timed_out":
             return AttemptOutcome(
                 spec.run_id,
                 spec.attempt,
-                "failed",
-                error=error_dict(exc),
-                retry_at=decision.get("retry_at") if decision is not None else None,
+                "timed_out",
+                error={
+                    "name": "MaxDurationExceeded",
+                    "code": "timed_out",
+                    "message": (
+                        f"The attempt ran longer than its max_duration of {spec.max_duration:g}s."
+                    ),
+                },
             )
+        return AttemptOutcome(
+            spec.run_id,
+            spec.attempt,
+            "crashed",
+            error={
+                "name": "Interrupted",
+                "code": "crashed",
+                "message": f"The attempt was stopped ({reason}).",
+            },
+        )
 
-    async def _catch_error(
-        self, task: Task, payload: Any, exc: BaseException, ctx: Any, scope: AttemptScope
-    ) -> CatchDecision | None:
-        """The task's catch_error on an attempt that raised; an error in it, or an answer it
-        cannot take, is logged and the retry policy applies."""
+    async def _raised(
+        self,
+        task: Task,
+        payload: Any,
+        exc: BaseException,
+        ctx: Any,
+        scope: AttemptScope,
+        spec: AttemptSpec,
+        deadline: Any,
+    ) -> AttemptOutcome:
+        """The outcome of an attempt whose run function raised: what the task's catch_error
+        decides (within what is left of max_duration, at most CATCH_ERROR_LIMIT seconds), or
+        the retry policy. An error in catch_error, or an answer it cannot take, is logged."""
+        limit = CATCH_ERROR_LIMIT
+        if isinstance(deadline, asyncio.Timeout) and deadline.when() is not None:
+            limit = min(limit, max(0.0, deadline.when() - self.loop.time()))  # type: ignore[operator]
+        decision: CatchDecision | None = None
         try:
-            return await task.caught(payload, exc, ctx)
+            async with asyncio.timeout(limit):
+                decision = await task.caught(payload, exc, ctx)
+        except asyncio.CancelledError:  # stopped meanwhile: as if in the run function
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                return self._stopped(spec)
+            raise
+        except AbortTaskRunError:
+            decision = {"skip_retrying": True}
         except Exception as problem:
+            what = "took too long" if isinstance(problem, TimeoutError) else f"failed: {problem}"
             scope.log(
                 "error",
-                f"catch_error failed, the retry policy applies: {problem}",
+                f"catch_error {what}; the retry policy applies",
                 {"stack": "".join(traceback.format_exception(problem))},
             )
-            return None
+        if decision is not None and decision.get("skip_retrying"):
+            return AttemptOutcome(spec.run_id, spec.attempt, "aborted", error=error_dict(exc))
+        return AttemptOutcome(
+            spec.run_id,
+            spec.attempt,
+            "failed",
+            error=error_dict(exc),
+            retry_at=decision.get("retry_at") if decision is not None else None,
+        )
 
     async def call_hook(
         self, task: Task, name: str, args: tuple[Any, ...], scope: AttemptScope

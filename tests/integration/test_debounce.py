@@ -189,3 +189,18 @@ def test_a_key_given_with_a_later_trigger_finds_the_run_it_joined(
     engine.tick()  # the run started: the debounce key gathers no more
     again = engine.tasks.trigger(env, "digest", {}, TriggerOptions(idempotency_key="order-7"))
     assert again.id == first.id and again.is_cached  # the key holds it
+
+
+def test_a_batch_where_a_debounced_item_brings_a_key_a_later_item_uses(
+    engine: Engine, env: str
+) -> None:
+    spec = {"key": "user-9", "delay": 5}
+    batch = engine.tasks.batch_trigger(
+        env,
+        [
+            ("digest", {"n": 1}, TriggerOptions(debounce=spec)),
+            ("digest", {"n": 2}, TriggerOptions(debounce=spec, idempotency_key="order-9")),
+            ("digest", {"n": 3}, TriggerOptions(idempotency_key="order-9")),
+        ],
+    )
+    assert len({r.id for r in batch.runs}) == 1  # one run, no second holder of the key

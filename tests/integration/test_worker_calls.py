@@ -268,3 +268,20 @@ def test_the_in_process_link_answers_each_flush_and_refuses_nonsense_alone(
     assert isinstance(answers[0], InvalidRequest)
     assert answers[1] == {"applied": 1, "refused": []}
     assert backend.engine.runs.get(backend.env.id, run.id).metadata == {"k": 2}
+
+
+@pytest.mark.parametrize(
+    ("retry_at", "message"),
+    [
+        (True, "retry_at must be a number, not bool"),
+        ("2030-01-01T00:00:00Z", "retry_at must be a number, not str"),
+    ],
+)
+def test_an_outcome_s_retry_at_is_a_number(
+    api: TestClient, run_id: str, retry_at: Any, message: str
+) -> None:
+    outcome = {"run_id": run_id, "attempt": 1, "kind": "failed", "fence": 1, "retry_at": retry_at}
+    response = api.post("/api/v1/workers/worker-1/complete", json={"outcomes": [outcome]})
+    assert response.status_code == 422, response.text
+    assert message in response.json()["error"]["message"]
+    assert api.get(f"/api/v1/runs/{run_id}").json()["status"] == "EXECUTING"

@@ -449,3 +449,36 @@ def test_project_hooks_and_middleware_run_in_the_kit_as_on_the_platform() -> Non
         project_hooks.remove(on_success)
     assert result.output == "acme" and seen == ["success acme"]
     assert _testing.run_sync(kit_locals, {}).output is None  # removed: nothing wraps it now
+
+
+def test_catch_error_sees_the_code_s_own_timeouts_and_call_next_works_once() -> None:
+    from conveyor import hooks as project_hooks
+    from conveyor import middleware
+    from conveyor import task as _task
+    from conveyor import testing as _testing
+
+    @_task(
+        id="kit-net-timeout",
+        retry={"max_attempts": 3},
+        catch_error=lambda payload, error, ctx: {"skip_retrying": True},
+    )
+    async def net_timeout(payload: dict) -> None:
+        raise TimeoutError("read timed out")  # a network call's, not max_duration
+
+    result = _testing.run_sync(net_timeout, {})
+    assert result.status == "FAILED" and result.attempts == 1
+
+    async def twice(ctx: Any, call_next: Any) -> Any:
+        await call_next()
+        return await call_next()  # would run the function, and its steps, again
+
+    @_task(id="kit-once", retry={"max_attempts": 1})
+    async def once(payload: dict) -> int:
+        return 1
+
+    middleware(twice)
+    try:
+        refused = _testing.run_sync(once, {})
+    finally:
+        project_hooks.remove(twice)
+    assert refused.status == "FAILED" and "call_next() twice" in refused.error["message"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import operator
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -74,6 +75,9 @@ def _json_numbers_in(items: Any, kind: type, *names: str) -> Any:
                     raise ValueError(
                         f"{kind.__name__}.{name} must be a number, not {type(item[name]).__name__}"
                     )
+                value = item.get(name) if isinstance(item, dict) else None
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ValueError(f"{kind.__name__}.{name} must be a finite number")
     return items
 
 
@@ -135,7 +139,7 @@ class CompleteBody(_Body):
     @field_validator("outcomes", mode="before")
     @classmethod
     def _numbers(cls, value: Any) -> Any:
-        return _json_numbers_in(value, AttemptOutcome, "attempt", "fence")
+        return _json_numbers_in(value, AttemptOutcome, "attempt", "fence", "retry_at")
 
 
 class HooksBody(_Body):
