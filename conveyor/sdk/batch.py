@@ -9,7 +9,6 @@ for result in results.runs: ...          # Result each, in input order
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError, PayloadError
@@ -21,8 +20,7 @@ if TYPE_CHECKING:
 
 
 def prepare_items(items: Any) -> list[tuple[str, Any, dict[str, Any]]]:
-    from conveyor.models import dump_trigger_options as trigger_options
-    from conveyor.sdk.task import Task, run_options
+    from conveyor.sdk.task import Task, options_for
 
     scope = current_scope()
     in_run = scope is not None and scope.durable is not None
@@ -42,10 +40,7 @@ def prepare_items(items: Any) -> list[tuple[str, Any, dict[str, Any]]]:
                 f"items[{index}] must be {{'task': <a task>, 'payload': ..., 'options': {{...}}}}"
             )
         task: Task[Any, Any] = item["task"]
-        options = item.get("options") or {}
-        opts = trigger_options(options)
-        if in_run and isinstance(options, Mapping):
-            opts = run_options(options, opts)
+        opts = options_for(item.get("options") or {}, in_run=in_run)
         prepared.append((task.id, task.prepare_payload(item.get("payload")), opts))
     return prepared
 

@@ -247,10 +247,9 @@ class Task(Generic[PayloadT, OutputT]):
         """Start a run of this task; returns at once with its handle. Inside a run it is a
         durable call: a replay of the parent does not trigger the child again."""
         body = self.prepare_payload(payload)
-        opts = trigger_options(options)
         scope = current_scope()
+        opts = options_for(options, in_run=scope is not None and scope.durable is not None)
         if scope is not None and scope.durable is not None:
-            opts = run_options(options, opts)
             answer = await scope.durable.trigger(
                 "trigger", self.id, [(self.id, body, opts)], wait=False, batch=False
             )
@@ -289,10 +288,9 @@ class Task(Generic[PayloadT, OutputT]):
         slot held); from a backend this polls. Never raises for the child's failure: check
         `result.ok`, or `result.unwrap()` to raise TaskRunFailed."""
         body = self.prepare_payload(payload)
-        opts = trigger_options(options)
         scope = current_scope()
+        opts = options_for(options, in_run=scope is not None and scope.durable is not None)
         if scope is not None and scope.durable is not None:
-            opts = run_options(options, opts)
             answer = await scope.durable.trigger(
                 "trigger_and_wait", self.id, [(self.id, body, opts)], wait=True, batch=False
             )
@@ -335,10 +333,7 @@ class Task(Generic[PayloadT, OutputT]):
         in_run = scope is not None and scope.durable is not None
         prepared = []
         for item in _items(items):
-            options = item.get("options") or {}
-            opts = trigger_options(options)
-            if in_run and isinstance(options, Mapping):
-                opts = run_options(options, opts)
+            opts = options_for(item.get("options") or {}, in_run=in_run)
             prepared.append((self.id, self.prepare_payload(item.get("payload")), opts))
         return prepared
 
@@ -369,10 +364,11 @@ def catch_decision(answer: Any) -> CatchDecision | None:
     )
 
 
-def run_options(options: Mapping[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
-    """Trigger options as a run gives them: a plain-text idempotency key is the run's own
-    (conveyor/sdk/idempotency.py)."""
-    key = options.get("idempotency_key")
+def options_for(options: Any, *, in_run: bool) -> dict[str, Any]:
+    """Trigger options as the API takes them; inside a run a plain-text idempotency key is the
+    run's own (conveyor/sdk/idempotency.py)."""
+    opts = trigger_options(options)
+    key = options.get("idempotency_key") if in_run and isinstance(options, Mapping) else None
     if key is not None:
         opts["idempotency_key"] = scoped(key)
     return opts

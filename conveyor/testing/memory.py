@@ -5,6 +5,7 @@ that jumps instead of sleeping.
           ─ waitpoints (durations, child runs, batches, tokens) and timers on the virtual clock
           ─ the drive loop: suspends runs blocked on waitpoints, and when nothing can move
             but time, jumps the clock to the next timer
+          ─ tokens (tokens.py): made, waited for, completed by the test or by timeout
     Segment ─ one execution of a run's function: the SDK's `scope.durable` (sdk/context.py)
 
 A run's durable calls are journaled under the same keys as on the platform (worker/replay.py);
@@ -23,7 +24,6 @@ import heapq
 import inspect
 import itertools
 import json
-import math
 import random
 import sys
 import threading
@@ -34,9 +34,7 @@ from typing import Any
 from conveyor.durations import MAX_SECONDS
 from conveyor.errors import (
     AbortTaskRunError,
-    Conflict,
     InvalidRequest,
-    NotFound,
     PayloadError,
     TaskDefinitionError,
 )
@@ -54,7 +52,7 @@ from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, Ta
 from conveyor.sdk.hooks import run_with_middleware
 from conveyor.sdk.metadata import RunMetadata
 from conveyor.sdk.task import Task
-from conveyor.serialization import dumps, to_json_value
+from conveyor.serialization import dumps
 from conveyor.testing.records import (
     JournalRecord,
     LogLine,
@@ -66,6 +64,7 @@ from conveyor.testing.records import (
     as_stored,
 )
 from conveyor.testing.segment import Segment
+from conveyor.testing.tokens import Tokens
 from conveyor.worker.executor import RunFailure, _jsonable, error_dict
 from conveyor.worker.replay import JournalMismatch
 
@@ -82,15 +81,6 @@ _STATUS = {
     "crashed": RunStatus.CRASHED,
     "system_failure": RunStatus.SYSTEM_FAILURE,
 }
-_TIMEOUT_RESULT = {
-    "ok": False,
-    "error": {
-        "name": "WaitpointTimeout",
-        "code": "timed_out",
-        "message": "The token was not completed in time.",
-    },
-}
-
 
 # -- the world ---------------------------------------------------------------------------------
 
@@ -117,8 +107,7 @@ class World:
         self.runs: dict[str, RunState] = {}
         self.waitpoints: dict[str, Waitpoint] = {}
         self.idempotency: dict[tuple[str, str], str] = {}
-        self.token_keys: dict[str, str] = {}
-        self.token_key_expiry: dict[str, float] = {}  # token id -> when its key stops holding
+        self.tokens = Tokens(self)
         self.drivers: list[asyncio.Task[None]] = []
         self.version = 0
         self.jumps = 0
@@ -572,7 +561,7 @@ class World:
         batch_id = self.new_id("batch") if batch else None
         waitpoint = None
         if wait:
-            waitpoint = self._waitpoint("batch" if batch else "run")
+            waitpoint = self.new_waitpoint("batch" if batch else "run")
         kept: list[str | None] = [None] * len(items)
         if again is not None and again.waitpoint is not None:
             before = again.waitpoint.run_ids
@@ -600,7 +589,7 @@ class World:
         self.journal(parent, key, answer, waitpoint)
         return parent.journal[key]
 
-    def _waitpoint(self, kind: str, **fields: Any) -> Waitpoint:
+    def new_waitpoint(self, kind: str, **fields: Any) -> Waitpoint:
         waitpoint = Waitpoint(self.new_id("token" if kind == "token" else "wait"), kind, self.now)
         for name, value in fields.items():
             setattr(waitpoint, name, value)
@@ -612,79 +601,13 @@ class World:
     ) -> JournalRecord:
         if seconds is not None:  # a duration counts from now on the platform's clock
             until = self.now + seconds
-        waitpoint = self._waitpoint("duration", complete_at=until)
+        waitpoint = self.new_waitpoint("duration", complete_at=until)
         if until <= self.now:
             self.complete(waitpoint, "COMPLETED", {"ok": True})
         else:
             self.at(until, lambda: self.complete(waitpoint, "COMPLETED", {"ok": True}))
         self.journal(run, key, {"until": until}, waitpoint)
         return run.journal[key]
-
-    def create_token(
-        self,
-        run: RunState,
-        key: str,
-        timeout: float | None,
-        idempotency_key: str | None,
-        tags: list[str] | None,
-        idempotency_key_ttl: float | None = None,
-    ) -> Waitpoint:
-        entry = run.journal.get(key)
-        if entry is not None:
-            return self.waitpoints[entry.value["id"]]
-        existing = self.token_keys.get(idempotency_key) if idempotency_key else None
-        if existing is not None and self.now >= self.token_key_expiry.get(existing, math.inf):
-            existing = None  # its key expired: a new token
-        if existing is not None:
-            waitpoint = self.waitpoints[existing]
-        else:
-            waitpoint = self._waitpoint(
-                "token",
-                complete_at=self.now + timeout if timeout else None,
-                idempotency_key=idempotency_key,
-                tags=list(tags or []),
-            )
-            if idempotency_key:
-                self.token_keys[idempotency_key] = waitpoint.id
-                ttl = 30 * 86400.0 if idempotency_key_ttl is None else idempotency_key_ttl
-                self.token_key_expiry[waitpoint.id] = self.now + ttl
-            if waitpoint.complete_at is not None:
-                self.at(
-                    waitpoint.complete_at,
-                    lambda: self.complete(waitpoint, "TIMED_OUT", copy.deepcopy(_TIMEOUT_RESULT)),
-                )
-        self.journal(run, key, {"id": waitpoint.id})
-        return waitpoint
-
-    def token(self, token_id: str) -> Waitpoint:
-        waitpoint = self.waitpoints.get(token_id)
-        if waitpoint is None or waitpoint.kind != "token":
-            raise NotFound(f"token {token_id} not found")
-        return waitpoint
-
-    def wait_token(self, run: RunState, key: str, token_id: str) -> JournalRecord:
-        waitpoint = self.token(token_id)
-        if waitpoint.status == "PENDING":
-            for completion in self.completions:
-                if completion.matches(waitpoint):
-                    completion.used_by = waitpoint.id
-                    data = completion.data
-                    if callable(data):
-                        data = data(waitpoint.token())
-                    self.complete(
-                        waitpoint,
-                        "COMPLETED",
-                        {"ok": True, "output": to_json_value(data, "token data")},
-                    )
-                    break
-        self.journal(run, key, {"token_id": token_id}, waitpoint)
-        return run.journal[key]
-
-    def complete_token(self, token_id: str, data: Any) -> None:
-        waitpoint = self.token(token_id)
-        if waitpoint.status != "PENDING":
-            raise Conflict(f"token {token_id} is already {waitpoint.status.lower()}")
-        self.complete(waitpoint, "COMPLETED", {"ok": True, "output": as_stored(data)})
 
     # -- moving the world on -----------------------------------------------------------------
 

@@ -179,7 +179,7 @@ class Segment:
     ) -> dict[str, Any]:
         with self._busy():
             key = self.key("token.create")
-            waitpoint = self.world.create_token(
+            waitpoint = self.world.tokens.create(
                 self.run, key, timeout, idempotency_key, tags, idempotency_key_ttl
             )
             return waitpoint.token().model_dump(mode="json")
@@ -187,7 +187,7 @@ class Segment:
     async def wait_token(self, token_id: str) -> dict[str, Any]:
         with self._busy():
             key = self.key("token.wait")
-            entry = self.run.journal.get(key) or self.world.wait_token(self.run, key, token_id)
+            entry = self.run.journal.get(key) or self.world.tokens.wait(self.run, key, token_id)
         assert entry.waitpoint is not None
         result: dict[str, Any] = await self.wait_for(entry.waitpoint)
         return result
@@ -197,7 +197,7 @@ class Segment:
             key = self.key("token.complete")
             if key in self.run.journal:
                 return
-            self.world.complete_token(token_id, data)
+            self.world.tokens.complete(token_id, data)
             self.world.journal(self.run, key, {})
 
     async def stream(self, name: str, source: Any) -> list[Any]:

@@ -379,19 +379,7 @@ class Executor:
             if isinstance(timeout_cm, asyncio.Timeout) and timeout_cm.expired():
                 if not task.is_async:
                     self.tainted = True  # its thread cannot be stopped; the supervisor replaces us
-                return AttemptOutcome(
-                    spec.run_id,
-                    spec.attempt,
-                    "timed_out",
-                    error={
-                        "name": "MaxDurationExceeded",
-                        "code": "timed_out",
-                        "message": (
-                            "The attempt ran longer than its max_duration of "
-                            f"{spec.max_duration:g}s."
-                        ),
-                    },
-                )
+                return _past_max_duration(spec)
             # the code's own timeout (a network call's), not max_duration: an error like others
             return await self._raised(task, payload, exc, ctx, scope, spec, timeout_cm)
         except asyncio.CancelledError:
@@ -409,18 +397,7 @@ class Executor:
         """The outcome of an attempt whose task was cancelled: past max_duration, or stopped."""
         reason = self.cancel_reasons.get(asyncio.current_task(), "canceled")  # type: ignore[arg-type]
         if reason == "timed_out":
-            return AttemptOutcome(
-                spec.run_id,
-                spec.attempt,
-                "timed_out",
-                error={
-                    "name": "MaxDurationExceeded",
-                    "code": "timed_out",
-                    "message": (
-                        f"The attempt ran longer than its max_duration of {spec.max_duration:g}s."
-                    ),
-                },
-            )
+            return _past_max_duration(spec)
         return AttemptOutcome(
             spec.run_id,
             spec.attempt,
@@ -549,6 +526,19 @@ def _error_object(job: HookJob) -> RunFailure:
 
 
 _MAX_REPR = 2000
+
+
+def _past_max_duration(spec: AttemptSpec) -> AttemptOutcome:
+    return AttemptOutcome(
+        spec.run_id,
+        spec.attempt,
+        "timed_out",
+        error={
+            "name": "MaxDurationExceeded",
+            "code": "timed_out",
+            "message": f"The attempt ran longer than its max_duration of {spec.max_duration:g}s.",
+        },
+    )
 
 
 def _jsonable(attributes: dict[str, Any] | None) -> dict[str, Any] | None:
