@@ -8,7 +8,6 @@ benchmark client use that project's prod key. Triggers and reads go through the 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -16,10 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pg_counters
 from conveyor_side import stamp_once
-from processes import Service, ServiceExited, free_port, wait_until
+from processes import Service, ServiceExited, free_port, project_key, wait_until
 
 from conveyor import Client
 
@@ -88,25 +86,7 @@ class ConveyorServer:
         pg_counters.recreate(DATABASE)
         self.server.start()
 
-        def admin_token() -> str | None:
-            if not self.server.alive():
-                raise ServiceExited(f"conveyor server exited:\n{self.server.log_tail()}")
-            found = re.search(
-                r"cv_pat_[0-9A-Za-z_]+", self.server.log_path.read_text(errors="replace")
-            )
-            return found.group(0) if found else None
-
-        token = wait_until(admin_token, timeout, what="conveyor server to print its admin token")
-
-        def key() -> str:
-            headers = {"Authorization": f"Bearer {token}"}
-            with httpx.Client(base_url=self.api_url, headers=headers, timeout=30) as http:
-                http.post("/api/v1/projects", json={"name": "bench"}).raise_for_status()
-                reply = http.get("/api/v1/projects/bench/environments/prod/key")
-                reply.raise_for_status()
-                return str(reply.json()["secret_key"])
-
-        secret = wait_until(key, timeout, what="conveyor server to make the project and its key")
+        secret = project_key(self.server, self.api_url, "bench", timeout)
         env = dict(os.environ, CONVEYOR_API_URL=self.api_url, CONVEYOR_SECRET_KEY=secret)
         self.worker = Service(
             "conveyor-worker",

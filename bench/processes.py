@@ -304,3 +304,29 @@ class GroupUsage:
             "cpu_other": max(0.0, first.cpu_machine - cpu - first.cpu_client),
             "window": first.seconds,
         }
+
+
+def project_key(server: Service, api_url: str, project: str, timeout: float) -> str:
+    """The prod secret key of a new project on a fresh `conveyor server`: its admin token from
+    the server's log, then the project made with it."""
+    import re
+
+    import httpx
+
+    def admin_token() -> str | None:
+        if not server.alive():
+            raise ServiceExited(f"conveyor server exited:\n{server.log_tail()}")
+        found = re.search(r"cv_pat_[0-9A-Za-z_]+", server.log_path.read_text(errors="replace"))
+        return found.group(0) if found else None
+
+    token = wait_until(admin_token, timeout, what="conveyor server to print its admin token")
+
+    def key() -> str:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=api_url, headers=headers, timeout=30) as http:
+            http.post("/api/v1/projects", json={"name": project}).raise_for_status()
+            reply = http.get(f"/api/v1/projects/{project}/environments/prod/key")
+            reply.raise_for_status()
+            return str(reply.json()["secret_key"])
+
+    return str(wait_until(key, timeout, what="conveyor server to make the project and its key"))

@@ -40,7 +40,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import sqlite3
@@ -52,9 +51,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
-from processes import GroupUsage, Service, ServiceExited, free_port, wait_until
+from processes import GroupUsage, Service, ServiceExited, free_port, project_key, wait_until
 from report import percentile
 
 from conveyor import Client
@@ -185,23 +183,7 @@ class ServerPlatform:
         self._pg.recreate(DATABASE)
         self.server.start()
 
-        def admin_token() -> str | None:
-            if not self.server.alive():
-                raise ServiceExited(f"conveyor server exited:\n{self.server.log_tail()}")
-            found = re.search(r"cv_pat_[0-9A-Za-z_]+", self.server.log_path.read_text("utf-8"))
-            return found.group(0) if found else None
-
-        token = wait_until(admin_token, timeout, what="conveyor server's admin token")
-
-        def key() -> str:
-            headers = {"Authorization": f"Bearer {token}"}
-            with httpx.Client(base_url=self.api_url, headers=headers, timeout=30) as http:
-                http.post("/api/v1/projects", json={"name": "realtime"}).raise_for_status()
-                reply = http.get("/api/v1/projects/realtime/environments/prod/key")
-                reply.raise_for_status()
-                return str(reply.json()["secret_key"])
-
-        self.key = wait_until(key, timeout, what="the project and its key")
+        self.key = project_key(self.server, self.api_url, "realtime", timeout)
         env = dict(os.environ, CONVEYOR_API_URL=self.api_url, CONVEYOR_SECRET_KEY=self.key)
         worker = Service(
             "conveyor-worker",

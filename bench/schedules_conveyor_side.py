@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import sqlite3
 import sys
@@ -22,10 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pg_counters
 import psutil
-from processes import Service, ServiceExited, free_port, wait_until
+from processes import Service, ServiceExited, free_port, project_key, wait_until
 from schedules_window import (
     CPU_BEFORE,
     CpuMeter,
@@ -159,25 +157,7 @@ class ConveyorSchedules:
             pg_counters.recreate(PG_DATABASE)
         self.server.start()
 
-        def admin_token() -> str | None:
-            if not self.server.alive():
-                raise ServiceExited(f"conveyor server exited:\n{self.server.log_tail()}")
-            found = re.search(
-                r"cv_pat_[0-9A-Za-z_]+", self.server.log_path.read_text(errors="replace")
-            )
-            return found.group(0) if found else None
-
-        token = wait_until(admin_token, timeout, what="conveyor server to print its admin token")
-
-        def key() -> str:
-            headers = {"Authorization": f"Bearer {token}"}
-            with httpx.Client(base_url=self.api_url, headers=headers, timeout=30) as http:
-                http.post("/api/v1/projects", json={"name": "bench"}).raise_for_status()
-                reply = http.get("/api/v1/projects/bench/environments/prod/key")
-                reply.raise_for_status()
-                return str(reply.json()["secret_key"])
-
-        self.secret = wait_until(key, timeout, what="conveyor server to make the project")
+        self.secret = project_key(self.server, self.api_url, "bench", timeout)
         worker = Service(
             f"conveyor-worker-{self.database}",
             [
