@@ -269,3 +269,22 @@ def test_changes_after_a_journaled_step_survive_a_replay(
     expected = {"charged": 11, "root_is_self": True, "after": 1}
     assert {k: run.metadata[k] for k in expected} == expected
     assert {k: run.output["seen"][k] for k in expected} == expected  # the run's own view too
+
+
+def test_increments_count_once_when_the_platform_is_killed_mid_way(
+    fresh_platform: DevServer | TeamPlatform,
+) -> None:
+    """kill -9 of every process while runs are sending their metadata in batches: the retries
+    make every increment again, and each counts once."""
+    fresh_platform.start()
+    with fresh_platform.client() as client:
+        ids = [client.trigger("count-to", {"n": 60}).id for _ in range(4)]
+    time.sleep(1.5)  # about half way
+    fresh_platform.kill9()
+    fresh_platform.start()
+    with fresh_platform.client() as client:
+        runs = [client.runs.poll(run_id, timeout=90) for run_id in ids]
+    for run in runs:
+        assert run.status.value == "COMPLETED", run.error
+        assert run.metadata["count"] == 60 and run.output["count"] == 60, run.metadata
+    assert any(run.attempts > 1 for run in runs)  # they were cut off and retried

@@ -77,3 +77,14 @@ async def metadata_in_steps(payload: dict, ctx) -> dict:
     metadata.set("after", 1)
     metadata.increment("charged", 10)
     return {"seen": metadata.current()}
+
+
+@task(id="count-to", retry={"max_attempts": 10, "min_timeout_ms": 100, "randomize": False})
+async def count_to(payload: dict, ctx) -> dict:
+    """Counts to `n` in its metadata, one increment every 50 ms (killed on the way, its retry
+    counts again from the top: the increments its attempts made count once)."""
+    for _ in range(int(payload["n"])):
+        metadata.increment("count", 1)
+        await asyncio.sleep(0.05)
+    await metadata.flush()
+    return {"count": metadata.get("count"), "attempt": ctx.attempt.number}
