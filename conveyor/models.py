@@ -412,8 +412,8 @@ class TaskDefinition(WireModel):
     max_duration: float | None = None
     machine: MachineName = "small-1x"
     ttl: float | None = None
-    hooks: list[Literal["on_start", "on_success", "on_failure", "on_cancel"]] = Field(
-        default_factory=list
+    hooks: list[Literal["on_start", "on_success", "on_failure", "on_cancel", "on_complete"]] = (
+        Field(default_factory=list)
     )
     payload_schema: dict[str, Any] | None = None
     description: str | None = None

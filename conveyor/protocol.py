@@ -95,6 +95,9 @@ class JournalEntry:
     waitpoint_kind: str | None = None
     complete_at: float | None = None
     attempt: int | None = None  # of a trigger the run waits for: the attempt that made it
+    # the run was suspended on this waitpoint and resumed once it completed (its on_resume hooks
+    # have yet to run)
+    suspended_on: bool = False
 
 
 @dataclass(slots=True)

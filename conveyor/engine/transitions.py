@@ -20,7 +20,8 @@ and every queue limit is still checked by one lease at a time.
 
 A run that ends owing a lifecycle hook (on_success, on_failure, on_cancel) keeps it in its `hook`
 column until a worker reports it ran, so a hook fires even when the run ended without a worker
-(expired, canceled while queued, crashed, timed out by a kill).
+(expired, canceled while queued, crashed, timed out by a kill). on_complete rides with
+on_success or on_failure: the worker that runs the one runs the other after it.
 
 Every method takes the caller's open transaction `tx` and returns the environments where workers
 should look again; the caller emits "available" for them after the commit. Nothing here opens a
@@ -412,10 +413,10 @@ class Transitions:
     ) -> set[str]:
         """End a run: its final status, the hook it owes, and the waitpoints waiting for it."""
         hooks = row["hooks"]
-        hook = None
-        if status == RunStatus.COMPLETED and "on_success" in hooks:
+        hook = None  # on_complete is owed with the hook of how the run ended (it runs after it)
+        if status == RunStatus.COMPLETED and ("on_success" in hooks or "on_complete" in hooks):
             hook = "on_success"
-        elif status in FAILURE_STATUSES and "on_failure" in hooks:
+        elif status in FAILURE_STATUSES and ("on_failure" in hooks or "on_complete" in hooks):
             hook = "on_failure"
         elif status == RunStatus.CANCELED and "on_cancel" in hooks:
             hook = "on_cancel"

@@ -233,19 +233,11 @@ class Workers:
                     replaying = [
                         r["id"] for r in leased if r["id"] in resuming or r["attempt_count"] > 1
                     ]
+                    rows_of: dict[str, list[Row]] = {}
                     for entry in tx.all("journal_for_runs", ids=replaying) if replaying else ():
-                        journals.setdefault(entry["run_id"], []).append(
-                            JournalEntry(
-                                entry["key"],
-                                entry["value"],
-                                entry["waitpoint_id"],
-                                entry["waitpoint_status"],
-                                entry["waitpoint_result"],
-                                entry["waitpoint_kind"],
-                                entry["waitpoint_complete_at"],
-                                entry["attempt"],
-                            )
-                        )
+                        rows_of.setdefault(entry["run_id"], []).append(entry)
+                    for run_id, entries in rows_of.items():
+                        journals[run_id] = self._journal(entries, resumed=run_id in resuming)
                     reply.attempts = [
                         self._attempt_spec(
                             r, env["kind"], r["id"] in resuming, journals.get(r["id"], [])
@@ -297,6 +289,29 @@ class Workers:
                 )
         rows.sort(key=lambda r: r["score"])
         return rows
+
+    @staticmethod
+    def _journal(rows: list[Row], resumed: bool) -> list[JournalEntry]:
+        """A run's journal as its attempt replays it. Resuming, the waits its code had not got
+        past are marked: their waitpoints completed after the run's last durable call, so the
+        run was suspended on them (their on_resume hooks run when the code comes to them)."""
+        last = max(r["created_at"] for r in rows)
+        return [
+            JournalEntry(
+                r["key"],
+                r["value"],
+                r["waitpoint_id"],
+                r["waitpoint_status"],
+                r["waitpoint_result"],
+                r["waitpoint_kind"],
+                r["waitpoint_complete_at"],
+                r["attempt"],
+                suspended_on=resumed
+                and r["waitpoint_completed_at"] is not None
+                and r["waitpoint_completed_at"] > last,
+            )
+            for r in rows
+        ]
 
     @staticmethod
     def _attempt_spec(

@@ -17,7 +17,12 @@
 
 Global hooks take the arguments of the task hooks of the same name (docs/retries-and-errors.md)
 and run after the task's own hook; an error in one is written to the run's logs and changes
-nothing else. They run outside the middleware (a middleware's ContextVars are not set
+nothing else. `on_complete(payload, result, ctx)` runs once a run has ended, completed or
+failed, after on_success / on_failure: `result` is a `Result` (`result.ok`, then `.output`, or
+`.error`, a `RunFailure`). `on_wait(payload, wait, ctx)` runs in the attempt just before it
+waits (a duration, a date, a token, child runs), `on_resume(payload, wait, ctx)` when the run
+goes on after that wait (in the attempt that resumes it); `wait` is a `Wait` (`.kind`, `.id`,
+`.until`). They run outside the middleware (a middleware's ContextVars are not set
 there). Middleware run in the order they were registered, the first outermost, inside the
 attempt: what one sets in a `contextvars.ContextVar` before `call_next()` is what the run
 function reads (a database connection per run, a tracing span). Register both at import time,
@@ -26,13 +31,97 @@ in a module of the project's task directories, so every worker process has them.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import inspect
+import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, TypeVar
 
 from conveyor.errors import TaskDefinitionError
+from conveyor.results import Result
 
-HOOK_NAMES = ("on_start", "on_success", "on_failure", "on_cancel")
+HOOK_NAMES = (
+    "on_start",
+    "on_success",
+    "on_failure",
+    "on_cancel",
+    "on_complete",
+    "on_wait",
+    "on_resume",
+)
+# the hooks the engine owes a run once it has ended (a worker runs them even after a crash);
+# on_start, on_wait and on_resume run inside an attempt
+ENDING_HOOKS = ("on_success", "on_failure", "on_cancel", "on_complete")
+
+WaitKind = Literal["duration", "date", "token", "run", "batch"]
+
+
+@dataclass(frozen=True)
+class Wait:
+    """What a run waits on, as `on_wait` and `on_resume` receive it.
+
+    `kind`: "duration" (`wait.for_`), "date" (`wait.until`), "token" (`wait.for_token`), "run"
+    (`trigger_and_wait`) or "batch" (`batch_trigger_and_wait`, `batch.trigger_by_task_and_wait`).
+    `id`: the token's id, the child run's id, the batch's id, or the waitpoint's id for a
+    duration or a date. `until`: when a duration or a date wait ends (None for the others)."""
+
+    kind: WaitKind
+    id: str
+    until: datetime | None = None
+
+
+class RunFailure(Exception):
+    """How a run failed, as handed to on_failure and in on_complete's `result.error`:
+    `.status` (FAILED, CRASHED, TIMED_OUT, ...), `.name`, `.code`, `.message`, `.stack`."""
+
+    def __init__(self, status: str, error: dict[str, Any] | None) -> None:
+        error = error or {}
+        self.status = status
+        self.name = error.get("name", "Error")
+        self.code = error.get("code")
+        self.message = error.get("message", status)
+        self.stack = error.get("stack")
+        super().__init__(f"{self.name}: {self.message}" if self.name else self.message)
+
+
+def run_result(
+    run_id: str, task_id: str, status: str, output: Any, error: dict[str, Any] | None
+) -> Result[Any]:
+    """How a run ended, as `on_complete` receives it: ok with its output, or its RunFailure."""
+    if status == "COMPLETED":
+        return Result(ok=True, id=run_id, task_id=task_id, output=output)
+    return Result(ok=False, id=run_id, task_id=task_id, error=RunFailure(status, error))
+
+
+async def call_hooks(
+    name: str,
+    hooks: list[Callable[..., Any]],
+    args: tuple[Any, ...],
+    log: Callable[[str, str, dict[str, Any] | None], None],
+) -> None:
+    """Call `hooks` of `name` in order, each with `args`: an `async def` on the event loop, a
+    plain one in a thread (it must not hold the loop). An error in one is logged through
+    `log(level, message, attributes)` and the next one runs: a hook never changes a run."""
+    for hook in hooks:
+        try:
+            if inspect.iscoroutinefunction(hook):
+                await hook(*args)
+            else:
+                answer = await asyncio.get_running_loop().run_in_executor(
+                    None, contextvars.copy_context().run, hook, *args
+                )
+                if inspect.isawaitable(answer):
+                    await answer
+        except Exception as exc:
+            log(
+                "error",
+                f"{name} hook raised {type(exc).__name__}: {exc}",
+                {"stack": "".join(traceback.format_exception(exc))},
+            )
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,6 +160,19 @@ class Hooks:
     def on_cancel(self, fn: F) -> F:
         """`fn(payload, ctx)` once any run was canceled."""
         return _register("on_cancel", fn)
+
+    def on_complete(self, fn: F) -> F:
+        """`fn(payload, result, ctx)` once any run has ended, completed or failed (not when
+        canceled): `result.ok`, then `result.output` or `result.error` (a RunFailure)."""
+        return _register("on_complete", fn)
+
+    def on_wait(self, fn: F) -> F:
+        """`fn(payload, wait, ctx)` in any attempt, just before it waits on `wait` (a Wait)."""
+        return _register("on_wait", fn)
+
+    def on_resume(self, fn: F) -> F:
+        """`fn(payload, wait, ctx)` in any attempt that goes on after waiting on `wait`."""
+        return _register("on_resume", fn)
 
     def remove(self, fn: Callable[..., Any]) -> None:
         """Unregister `fn` from every hook and from the middleware (for tests)."""

@@ -70,6 +70,9 @@ def scheduled_task(
     on_success: Callable[..., Any] | None = None,
     on_failure: Callable[..., Any] | None = None,
     on_cancel: Callable[..., Any] | None = None,
+    on_complete: Callable[..., Any] | None = None,
+    on_wait: Callable[..., Any] | None = None,
+    on_resume: Callable[..., Any] | None = None,
     catch_error: Callable[..., Any] | None = None,
 ) -> ScheduledTaskDecorator:
     """A scheduled task: like `task`, its payload a `ScheduledPayload`. With `cron` (five fields
@@ -116,6 +119,9 @@ def scheduled_task(
             on_success=on_success,
             on_failure=on_failure,
             on_cancel=on_cancel,
+            on_complete=on_complete,
+            on_wait=on_wait,
+            on_resume=on_resume,
             catch_error=catch_error,
             schedule=schedule,
         )

@@ -38,7 +38,7 @@ from conveyor.results import (
     result_from,
 )
 from conveyor.sdk.context import current_scope
-from conveyor.sdk.hooks import global_hooks
+from conveyor.sdk.hooks import ENDING_HOOKS, global_hooks
 from conveyor.sdk.idempotency import scoped
 from conveyor.sdk.queue import Queue, as_queue
 from conveyor.serialization import to_json_value
@@ -52,6 +52,8 @@ R = TypeVar("R")
 M = TypeVar("M", bound=BaseModel)  # a schema_task's schema
 
 _RETRY_KEYS = set(RetryPolicy.model_fields)
+# the hooks the engine knows of (on_wait and on_resume are the attempt's own business)
+ENGINE_HOOKS = ("on_start", *ENDING_HOOKS)
 
 
 class BatchItem(TypedDict, Generic[P]):
@@ -82,6 +84,9 @@ class Task(Generic[PayloadT, OutputT]):
         on_success: Callable[..., Any] | None = None,
         on_failure: Callable[..., Any] | None = None,
         on_cancel: Callable[..., Any] | None = None,
+        on_complete: Callable[..., Any] | None = None,
+        on_wait: Callable[..., Any] | None = None,
+        on_resume: Callable[..., Any] | None = None,
         catch_error: Callable[..., Any] | None = None,
         schedule: TaskSchedule | None = None,
     ) -> None:
@@ -139,6 +144,9 @@ class Task(Generic[PayloadT, OutputT]):
             "on_success": on_success,
             "on_failure": on_failure,
             "on_cancel": on_cancel,
+            "on_complete": on_complete,
+            "on_wait": on_wait,
+            "on_resume": on_resume,
         }
         for name, hook in self.hooks.items():
             if hook is not None and not callable(hook):
@@ -179,7 +187,7 @@ class Task(Generic[PayloadT, OutputT]):
             max_duration=self.max_duration if self.max_duration is not None else max_duration,
             machine=self.machine or machine,
             ttl=ttl,
-            hooks=[h for h in self.hooks if self.hooks_for(h)],
+            hooks=[h for h in ENGINE_HOOKS if self.hooks_for(h)],
             payload_schema=self.schema.model_json_schema() if self.schema is not None else None,
             description=self.description,
             file=self.file,
@@ -447,6 +455,9 @@ def task(
     on_success: Callable[..., Any] | None = None,
     on_failure: Callable[..., Any] | None = None,
     on_cancel: Callable[..., Any] | None = None,
+    on_complete: Callable[..., Any] | None = None,
+    on_wait: Callable[..., Any] | None = None,
+    on_resume: Callable[..., Any] | None = None,
     catch_error: Callable[..., Any] | None = None,
 ) -> TaskDecorator:
     """Make a task of a function taking `(payload)` or `(payload, ctx)`, sync or async."""
@@ -465,6 +476,9 @@ def task(
             on_success=on_success,
             on_failure=on_failure,
             on_cancel=on_cancel,
+            on_complete=on_complete,
+            on_wait=on_wait,
+            on_resume=on_resume,
             catch_error=catch_error,
         )
 
@@ -485,6 +499,9 @@ def schema_task(
     on_success: Callable[..., Any] | None = None,
     on_failure: Callable[..., Any] | None = None,
     on_cancel: Callable[..., Any] | None = None,
+    on_complete: Callable[..., Any] | None = None,
+    on_wait: Callable[..., Any] | None = None,
+    on_resume: Callable[..., Any] | None = None,
     catch_error: Callable[..., Any] | None = None,
 ) -> SchemaTaskDecorator[M]:
     """Like `task`, with a pydantic model that validates the payload when it is triggered and
@@ -508,6 +525,9 @@ def schema_task(
             on_success=on_success,
             on_failure=on_failure,
             on_cancel=on_cancel,
+            on_complete=on_complete,
+            on_wait=on_wait,
+            on_resume=on_resume,
             catch_error=catch_error,
         )
 

@@ -538,7 +538,8 @@ SELECT * FROM journal WHERE run_id = :run_id AND key = :key;
 -- name: journal_for_runs
 -- The journals of several runs, with the state of the waitpoints their entries wait on.
 SELECT j.run_id, j.key, j.value, j.waitpoint_id, w.status AS waitpoint_status, w.result AS waitpoint_result,
-       w.kind AS waitpoint_kind, w.complete_at AS waitpoint_complete_at, j.attempt
+       w.kind AS waitpoint_kind, w.complete_at AS waitpoint_complete_at, j.attempt, j.created_at,
+       w.completed_at AS waitpoint_completed_at
 FROM journal j LEFT JOIN waitpoints w ON w.id = j.waitpoint_id
 WHERE j.run_id IN (:ids) ORDER BY j.created_at;
 

@@ -21,7 +21,6 @@ import contextlib
 import contextvars
 import copy
 import heapq
-import inspect
 import itertools
 import json
 import random
@@ -49,7 +48,7 @@ from conveyor.models import (
 from conveyor.protocol import MetadataOp
 from conveyor.sdk import context as ctxmod
 from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, TaskInfo
-from conveyor.sdk.hooks import run_with_middleware
+from conveyor.sdk.hooks import RunFailure, Wait, call_hooks, run_result, run_with_middleware
 from conveyor.sdk.metadata import RunMetadata
 from conveyor.sdk.task import Task
 from conveyor.serialization import dumps
@@ -65,7 +64,7 @@ from conveyor.testing.records import (
 )
 from conveyor.testing.segment import Segment
 from conveyor.testing.tokens import Tokens
-from conveyor.worker.executor import RunFailure, _jsonable, error_dict
+from conveyor.worker.executor import _jsonable, error_dict
 from conveyor.worker.replay import JournalMismatch
 
 SETTLE = 0.002  # real seconds of no change before the world suspends a blocked run or moves time
@@ -319,6 +318,8 @@ class World:
         }.get(run.status)
         if hook is not None and task.hooks_for(hook):
             await self._hook(run, hook)
+        if hook in ("on_success", "on_failure") and task.hooks_for("on_complete"):
+            await self._hook(run, "on_complete")
 
     async def sleep(self, run: RunState, seconds: float) -> None:
         """Wait on the virtual clock (a retry's backoff, a trigger's delay)."""
@@ -366,7 +367,8 @@ class World:
 
     async def _segment(self, run: RunState, resumed: bool) -> tuple[str, Any, Any]:
         """Run the function once, to its end or until it is suspended."""
-        segment = run.segment = Segment(self, run, resumed)
+        previous = run.segment.suspended_on if resumed and run.segment else None
+        segment = run.segment = Segment(self, run, resumed, previous)
         scope = AttemptScope(self.context(run), _Runtime(self), durable=segment)
 
         async def apply(ops: list[MetadataOp]) -> None:
@@ -407,6 +409,11 @@ class World:
             payload = task.parse_payload(copy.deepcopy(run.payload))
         except PayloadError as exc:
             return "payload_invalid", None, error_dict(exc, "payload_invalid")
+
+        async def wait_hook(name: str, wait: Wait) -> None:
+            await call_hooks(name, task.hooks_for(name), (payload, wait, scope.ctx), scope.log)
+
+        segment.wait_hook = wait_hook
         remaining = run.max_duration - run.compute_used if run.max_duration else None
         timeout = asyncio.timeout(max(remaining, 0.001)) if remaining is not None else None
         try:
@@ -489,21 +496,16 @@ class World:
             args: tuple[Any, ...] = (payload, copy.deepcopy(run.output), ctx)
         elif name == "on_failure":
             args = (payload, RunFailure(run.status.value, run.error), ctx)
+        elif name == "on_complete":
+            output = copy.deepcopy(run.output)
+            result = run_result(run.id, run.task_id, run.status.value, output, run.error)
+            args = (payload, result, ctx)
         else:
             args = (payload, ctx)
 
         async def call() -> None:
             ctxmod.enter_scope(scope)
-            for hook in task.hooks_for(name):  # the task's, then the project's
-                try:
-                    if inspect.iscoroutinefunction(hook):
-                        await hook(*args)
-                    else:
-                        await asyncio.get_running_loop().run_in_executor(
-                            None, contextvars.copy_context().run, hook, *args
-                        )
-                except Exception as exc:
-                    scope.log("error", f"{name} hook raised {type(exc).__name__}: {exc}", None)
+            await call_hooks(name, task.hooks_for(name), args, scope.log)  # task's, project's
 
         run.in_hook = True
         try:

@@ -4,6 +4,8 @@ Durable calls are keyed as on the platform (worker/replay.py): kind and name plu
 counter. A call whose key the run's journal holds is answered from it without its effect; a new
 call goes to the world (memory.py), which journals it. A segment blocked only on waitpoints is
 suspended by the world: its function is canceled, and the run runs again from the top later.
+Around a wait that really waits it calls the task's on_wait and on_resume hooks, as the
+executor does: on_resume of a wait the run was suspended on runs in the segment that resumes it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import copy
 import inspect
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import AbortTaskRunError, PayloadError
+from conveyor.sdk.hooks import Wait
 from conveyor.serialization import to_json_value
 from conveyor.testing.records import RunState, Waitpoint, as_stored
 from conveyor.worker.replay import SHORT_WAIT, JournalMismatch, describe
@@ -30,10 +34,14 @@ class Segment:
     """The durable calls of one execution of a run's function (the SDK's `scope.durable`): the
     journal's answers first, then the world's. Keys as in worker/replay.py."""
 
-    def __init__(self, world: World, run: RunState, resumed: bool) -> None:
+    def __init__(
+        self, world: World, run: RunState, resumed: bool, woke: list[str] | None = None
+    ) -> None:
         self.world = world
         self.run = run
         self.resumed = resumed
+        self.woke = set(woke or ())  # the waits the previous segment was suspended on
+        self.wait_hook: Callable[[str, Wait], Awaitable[None]] | None = None
         self.loop = asyncio.get_running_loop()
         self._counters: Counter[tuple[str, str]] = Counter()
         self.used: set[str] = set()
@@ -158,7 +166,10 @@ class Segment:
             answer: dict[str, Any] = copy.deepcopy(entry.value)
         if wait:
             assert entry.waitpoint is not None
-            answer["result"] = await self.wait_for(entry.waitpoint)
+            what = (
+                Wait("batch", answer["batch_id"]) if batch else Wait("run", answer["runs"][0]["id"])
+            )
+            answer["result"] = await self.wait_for(entry.waitpoint, what)
         return answer
 
     async def sleep_until(self, kind: str, until: float, seconds: float | None = None) -> None:
@@ -167,8 +178,12 @@ class Segment:
             entry = self.run.journal.get(key) or self.world.wait_until(
                 self.run, key, until, seconds
             )
-        assert entry.waitpoint is not None
-        await self.wait_for(entry.waitpoint)
+        waitpoint = entry.waitpoint
+        assert waitpoint is not None
+        end = datetime.fromtimestamp(waitpoint.complete_at or until, UTC)
+        await self.wait_for(
+            waitpoint, Wait("duration" if kind == "wait.for" else "date", waitpoint.id, end)
+        )
 
     async def create_token(
         self,
@@ -189,7 +204,7 @@ class Segment:
             key = self.key("token.wait")
             entry = self.run.journal.get(key) or self.world.tokens.wait(self.run, key, token_id)
         assert entry.waitpoint is not None
-        result: dict[str, Any] = await self.wait_for(entry.waitpoint)
+        result: dict[str, Any] = await self.wait_for(entry.waitpoint, Wait("token", token_id))
         return result
 
     async def complete_token(self, token_id: str, data: Any) -> None:
@@ -218,10 +233,14 @@ class Segment:
 
     # -- waiting and suspending ------------------------------------------------------------
 
-    async def wait_for(self, waitpoint: Waitpoint) -> Any:
+    async def wait_for(self, waitpoint: Waitpoint, wait: Wait | None = None) -> Any:
         self._check_loop()
         if waitpoint.status != "PENDING":
+            if waitpoint.id in self.woke:  # the wait the run was suspended on
+                self.woke.discard(waitpoint.id)
+                await self._wait_hook("on_resume", wait)
             return copy.deepcopy(waitpoint.result)
+        await self._wait_hook("on_wait", wait)
         short = (
             waitpoint.kind == "duration"
             and waitpoint.complete_at is not None
@@ -237,7 +256,13 @@ class Segment:
             if waiting[waitpoint.id] <= 0:
                 del waiting[waitpoint.id]
             self.world.changed()
+        await self._wait_hook("on_resume", wait)  # not reached when the segment is suspended
         return copy.deepcopy(waitpoint.result)
+
+    async def _wait_hook(self, name: str, wait: Wait | None) -> None:
+        if self.wait_hook is not None and wait is not None:
+            with self._busy():  # not suspended while its hooks run
+                await self.wait_hook(name, wait)
 
     def idle(self) -> bool:
         """Blocked only on waitpoints: nothing but the world can move it on."""

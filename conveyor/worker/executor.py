@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import contextvars
-import inspect
 import json
 import logging
 import os
@@ -47,7 +46,7 @@ from conveyor.protocol import (
 )
 from conveyor.sdk import context as ctxmod
 from conveyor.sdk.context import AttemptInfo, AttemptScope, Context, RunInfo, TaskInfo
-from conveyor.sdk.hooks import run_with_middleware
+from conveyor.sdk.hooks import RunFailure, Wait, call_hooks, run_result, run_with_middleware
 from conveyor.sdk.metadata import RunMetadata
 from conveyor.sdk.task import CatchDecision, Task
 from conveyor.serialization import as_text, dumps, to_json_value
@@ -329,6 +328,11 @@ class Executor:
             )
         if spec.run_on_start:
             await self.call_hook(task, "on_start", (payload, ctx), scope)
+
+        async def wait_hook(name: str, wait: Wait) -> None:
+            await self.call_hook(task, name, (payload, wait, ctx), scope)
+
+        replay.wait_hook = wait_hook
         try:
             async with timeout_cm:
                 args = (payload, ctx) if task.takes_ctx else (payload,)
@@ -457,20 +461,7 @@ class Executor:
     ) -> None:
         """Run a lifecycle hook: the task's, then the project's (`conveyor.hooks`); an error in
         one is logged and changes nothing else."""
-        for hook in task.hooks_for(name):
-            try:
-                if inspect.iscoroutinefunction(hook):
-                    await hook(*args)
-                else:
-                    await self.loop.run_in_executor(
-                        None, contextvars.copy_context().run, hook, *args
-                    )
-            except Exception as exc:
-                scope.log(
-                    "error",
-                    f"{name} hook raised {type(exc).__name__}: {exc}",
-                    {"stack": "".join(traceback.format_exception(exc))},
-                )
+        await call_hooks(name, task.hooks_for(name), args, scope.log)
 
     async def run_hook(self, job: HookJob) -> None:
         task = self.tasks.get(job.task_id)
@@ -497,32 +488,19 @@ class Executor:
                 payload: Any = task.parse_payload(json.loads(job.payload_json))
             except PayloadError:
                 payload = json.loads(job.payload_json)
+            output = json.loads(job.output_json) if job.output_json else None
             if job.hook == "on_success":
-                output = json.loads(job.output_json) if job.output_json else None
                 await self.call_hook(task, "on_success", (payload, output, ctx), scope)
             elif job.hook == "on_failure":
-                await self.call_hook(task, "on_failure", (payload, _error_object(job), ctx), scope)
+                failure = RunFailure(job.status, job.error)
+                await self.call_hook(task, "on_failure", (payload, failure, ctx), scope)
             else:
                 await self.call_hook(task, "on_cancel", (payload, ctx), scope)
+            if job.hook in ("on_success", "on_failure"):  # owed with them (engine/transitions.py)
+                result = run_result(job.run_id, job.task_id, job.status, output, job.error)
+                await self.call_hook(task, "on_complete", (payload, result, ctx), scope)
         self.flush_logs()
         self.send(("hook_done", job.run_id, job.hook, job.fence))
-
-
-class RunFailure(Exception):
-    """How a run failed, as handed to on_failure: `.status`, `.code`, `.message`, `.stack`."""
-
-    def __init__(self, status: str, error: dict[str, Any] | None) -> None:
-        error = error or {}
-        self.status = status
-        self.name = error.get("name", "Error")
-        self.code = error.get("code")
-        self.message = error.get("message", status)
-        self.stack = error.get("stack")
-        super().__init__(f"{self.name}: {self.message}" if self.name else self.message)
-
-
-def _error_object(job: HookJob) -> RunFailure:
-    return RunFailure(job.status, job.error)
 
 
 _MAX_REPR = 2000

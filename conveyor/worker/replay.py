@@ -9,6 +9,10 @@ them in the same transaction as their effect.
 The attempt suspends (WAITING: no slot, no process) once it is blocked only on durable waits:
 waitpoints pending, no durable call in flight, no step running, nothing else changing for a
 moment. Duration waits of at most SHORT_WAIT seconds are slept in the process instead.
+
+Around each wait that really waits it calls the task's `on_wait` hooks, and `on_resume` once the
+code goes on after it: in the same execution, or in the one that resumes the run (the journal
+marks the waits a resumed run was suspended on).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from conveyor.protocol import (
     WaitTokenCall,
     WaitUntilCall,
 )
+from conveyor.sdk.hooks import Wait
 from conveyor.sdk.idempotency import scoped
 from conveyor.serialization import to_json_value
 
@@ -98,6 +103,10 @@ class Replay:
         self.segment_started = time.monotonic()
         self.slept = 0.0  # seconds of durable waits slept in the process: not compute time
         self.loop = asyncio.get_running_loop()
+        # calls the task's hooks of a wait ("on_wait", "on_resume"); set by the executor
+        self.wait_hook: Callable[[str, Wait], Awaitable[None]] | None = None
+        # the waits the run was suspended on: on_resume fires when the code comes to them again
+        self._woke = {e.waitpoint_id for e in spec.journal if e.suspended_on and spec.resumed}
 
     # -- keys and the journal -----------------------------------------------------------------
 
@@ -223,7 +232,11 @@ class Replay:
             call = TriggerCall(key, [TriggerItem(*item) for item in items], wait, batch, again)
             answer = await self.request(call)
         if wait:
-            answer["result"] = await self.wait_for(answer["waitpoint"])
+            if batch:
+                what = Wait("batch", answer.get("batch_id") or answer["waitpoint"]["id"])
+            else:
+                what = Wait("run", answer["runs"][0]["id"])
+            answer["result"] = await self.wait_for(answer["waitpoint"], what)
         return answer
 
     def _failed_in_earlier_attempt(self, entry: JournalEntry) -> bool:
@@ -245,7 +258,14 @@ class Replay:
             if entry is not None
             else await self.request(WaitUntilCall(key, until, seconds))
         )
-        await self.wait_for(answer["waitpoint"])
+        waitpoint = answer["waitpoint"]
+        end = waitpoint.get("complete_at") or until  # the journaled end, on a replay
+        what = Wait(
+            "duration" if kind == "wait.for" else "date",
+            waitpoint["id"],
+            datetime.fromtimestamp(end, UTC),
+        )
+        await self.wait_for(waitpoint, what)
 
     async def create_token(
         self,
@@ -269,7 +289,7 @@ class Replay:
             if entry is not None
             else await self.request(WaitTokenCall(key, token_id))
         )
-        result: dict[str, Any] = await self.wait_for(answer["waitpoint"])
+        result: dict[str, Any] = await self.wait_for(answer["waitpoint"], Wait("token", token_id))
         return result
 
     async def complete_token(self, token_id: str, data: Any) -> None:
@@ -338,11 +358,15 @@ class Replay:
 
     # -- waiting and suspending -----------------------------------------------------------------
 
-    async def wait_for(self, waitpoint: dict[str, Any]) -> Any:
+    async def wait_for(self, waitpoint: dict[str, Any], wait: Wait | None = None) -> Any:
         """The result of a waitpoint: at once if it completed, else after it does (the run's
-        metadata changes are sent first: a wait is a moment subscribers see)."""
+        metadata changes are sent first: a wait is a moment subscribers see). `wait` describes
+        it to the task's on_wait and on_resume hooks."""
         self._check_loop()
         if waitpoint["status"] != "PENDING":
+            if waitpoint["id"] in self._woke:  # the wait this run was suspended on
+                self._woke.discard(waitpoint["id"])
+                await self._wait_hook("on_resume", wait)
             return waitpoint["result"]
         await self.flush_metadata()
         if waitpoint["kind"] == "duration" and waitpoint["complete_at"] is not None:
@@ -352,17 +376,35 @@ class Replay:
             if remaining <= 0:
                 return {"ok": True}
             if remaining <= SHORT_WAIT:
+                began = time.monotonic()
+                await self._wait_hook("on_wait", wait)
+                remaining = max(0.0, remaining - (time.monotonic() - began))
                 self._extend_deadline(remaining)  # before the sleep: a wait is never compute time
                 self.slept += remaining
                 await asyncio.sleep(remaining)
+                await self._wait_hook("on_resume", wait)
                 return {"ok": True}
+        await self._wait_hook("on_wait", wait)
         future = self.pending.get(waitpoint["id"])
         if future is None:
             future = self.pending[waitpoint["id"]] = self.loop.create_future()
         self._changed()
         try:
-            return await asyncio.shield(future)
+            result = await asyncio.shield(future)
         finally:
+            self._changed()
+        await self._wait_hook("on_resume", wait)  # not reached when the attempt is suspended
+        return result
+
+    async def _wait_hook(self, name: str, wait: Wait | None) -> None:
+        """The task's hooks of a wait; the attempt does not suspend while they run."""
+        if self.wait_hook is None or wait is None:
+            return
+        self.busy += 1
+        try:
+            await self.wait_hook(name, wait)
+        finally:
+            self.busy -= 1
             self._changed()
 
     def close(self) -> None:
