@@ -5,6 +5,7 @@
     dirs = ["tasks"]
     max_duration = 300
     machine = "small-1x"
+    stall_timeout = 30
     [tool.conveyor.retries]
     enabled_in_dev = true
     [tool.conveyor.retries.default]
@@ -97,6 +98,9 @@ class Config(_Section):
     max_duration: float | None = Field(None, gt=0)
     machine: MachineName = "small-1x"
     concurrency_limit: int | None = Field(None, ge=1)  # environment-wide cap on executing runs
+    # seconds an attempt may hold its executor's event loop (time.sleep, CPU-bound code in an
+    # `async def`) before it fails and its executor is replaced (conveyor/worker/watchdog.py)
+    stall_timeout: float = Field(30.0, gt=0, le=86_400)
     retries: Retries = Retries()
     build: Build = Build()
     realtime: Realtime = Realtime()

@@ -1,8 +1,9 @@
 """The supervisor's decisions, apart from its I/O: how many runs to lease and when to ask again,
 whether a lease may start its attempts, when an attempt is past its deadline or an executor over
-its machine's memory, how soon a crashed executor starts again, and what an attempt that was in
-an executor when it exited is reported as. Pure functions of what the supervisor knows, so each
-is tested on its own (tests/unit/test_supervisor_decisions.py).
+its machine's memory or stalled (an attempt holds its event loop), how soon a crashed executor
+starts again, and what an attempt that was in an executor when it exited is reported as. Pure
+functions of what the supervisor knows, so each is tested on its own
+(tests/unit/test_supervisor_decisions.py).
 """
 
 from __future__ import annotations
@@ -90,6 +91,15 @@ def memory_kill_reason(machine: str, rss_bytes: int) -> str | None:
     return None
 
 
+def stall_kill_reason(run_id: str | None, deadline: float | None, now: float) -> str | None:
+    """Why an executor whose event loop an attempt (`run_id`; None: code outside any attempt,
+    a hook) has held past `stall_timeout` is killed, or None to leave it to the max_duration
+    kill: that attempt is past its deadline, and ends timed out."""
+    if deadline is not None and now > deadline:
+        return None
+    return f"stalled:{run_id or ''}"
+
+
 def restart_delay(restarts: list[float], now: float) -> tuple[list[float], float]:
     """The restarts to remember (those of the last RESTART_WINDOW seconds, and this one) and how
     long to wait before starting a crashed executor again: at once, unless it crash-loops."""
@@ -98,14 +108,50 @@ def restart_delay(restarts: list[float], now: float) -> tuple[list[float], float
 
 
 def exit_outcome(
-    run_id: str, attempt: int, max_duration: float | None, reason: str | None, code: int | None
+    run_id: str,
+    attempt: int,
+    max_duration: float | None,
+    reason: str | None,
+    code: int | None,
+    stack: str | None = None,
 ) -> AttemptOutcome:
     """What an attempt that was running in an executor when it exited is reported as, from why
     the supervisor killed it (`reason`, None when it did not) and its exit code.
 
-    Its own deadline: timed out. Another attempt's deadline, or lost contact: interrupted (it
-    runs again and keeps its retries). Memory, or any other exit: crashed (retried per policy).
+    Its own deadline: timed out. It held the event loop: failed (retried per policy), with
+    `stack`, where it held it. Another attempt's deadline or stall, or lost contact: interrupted
+    (it runs again and keeps its retries). Memory, or any other exit: crashed (retried per
+    policy).
     """
+    if reason == f"stalled:{run_id}":
+        return AttemptOutcome(
+            run_id,
+            attempt,
+            "failed",
+            error={
+                "name": "EventLoopBlocked",
+                "code": "stalled",
+                "message": "The attempt blocked its executor's event loop for longer than "
+                "stall_timeout, stalling the other attempts of the process, which was replaced. "
+                "In an async def, await asyncio.sleep and asyncio.to_thread(...) instead of "
+                "blocking calls, or make the task a plain def.",
+                "stack": stack,
+            },
+        )
+    if reason and reason.startswith("stalled:"):
+        return AttemptOutcome(
+            run_id,
+            attempt,
+            "interrupted",
+            error={
+                "name": "Interrupted",
+                "code": "interrupted",
+                "message": (
+                    "Other code in the same executor blocked its event loop past stall_timeout "
+                    "and the executor was replaced; this attempt runs again and keeps its retries."
+                ),
+            },
+        )
     if reason == f"timed_out:{run_id}":
         return AttemptOutcome(
             run_id,

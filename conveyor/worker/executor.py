@@ -55,6 +55,7 @@ from conveyor.worker.channel import Channel, ChannelClosed
 from conveyor.worker.discovery import definitions, load_tasks
 from conveyor.worker.machines import apply_machine
 from conveyor.worker.replay import JournalMismatch, Replay
+from conveyor.worker.watchdog import Watchdog, pipe_sender
 
 FLUSH_INTERVAL = 0.05
 CATCH_ERROR_LIMIT = 30.0  # seconds a task's catch_error may take (at most what max_duration leaves)
@@ -463,6 +464,44 @@ class Executor:
         one is logged and changes nothing else."""
         await call_hooks(name, task.hooks_for(name), args, scope.log)
 
+    def stalled(
+        self, task: asyncio.Task[Any], seconds: float, stack: str, limit: float, send: Any
+    ) -> None:
+        """The watchdog found `task` holding the event loop (on the watchdog's thread, while the
+        loop is blocked): send the supervisor the attempt's run id and the lines not flushed
+        yet, with a line of the stalled attempt that shows its stack."""
+        run_id = next((r for r, (t, _) in list(self.running.items()) if t is task), None)
+        scope = self.scopes.get(run_id) if run_id is not None else None
+        logs: list[LogEntry] = []
+        if self._logs_lock.acquire(timeout=1.0):
+            logs, self._logs = self._logs, []
+            self._logs_lock.release()
+        if scope is not None:
+            frames = [
+                line.strip() for line in stack.splitlines() if line.strip().startswith("File ")
+            ]
+            where = frames[-1] if frames else "an unknown place"
+            message = (
+                f"The attempt blocked its executor's event loop for {seconds:.0f}s, more than "
+                f"stall_timeout ({limit:g}s), stalling every attempt of the process; the "
+                f"executor is replaced and this attempt fails. Blocked at {where}. In an "
+                "`async def`, use `await asyncio.sleep(...)` and `await asyncio.to_thread(...)` "
+                "for blocking calls, or make the task a plain `def`."
+            )
+            logs.append(
+                LogEntry(
+                    scope.ctx.run.id,
+                    scope.ctx.attempt.number,
+                    scope.next_seq(),
+                    time.time(),
+                    "error",
+                    message,
+                    {"stack": stack},
+                    scope.fence,
+                )
+            )
+        send(("stalled", run_id, seconds, stack, logs))
+
     async def run_hook(self, job: HookJob) -> None:
         task = self.tasks.get(job.task_id)
         if task is not None:
@@ -542,7 +581,12 @@ def _rebuild_error(data: dict[str, Any]) -> BaseException:
 
 
 async def serve(
-    sock: socket.socket, root: str, environment: str, machine: str, cpu: str = ""
+    sock: socket.socket,
+    root: str,
+    environment: str,
+    machine: str,
+    cpu: str = "",
+    watch_fd: int | None = None,
 ) -> None:
     channel = await Channel.open(sock)
     try:
@@ -561,6 +605,13 @@ async def serve(
         ThreadPoolExecutor(max_workers=64, thread_name_prefix="conveyor-sync")
     )
     executor = Executor(channel, tasks, environment)
+    if watch_fd is not None:
+        send, limit = pipe_sender(watch_fd), config.stall_timeout
+        Watchdog(
+            loop,
+            limit,
+            lambda task, seconds, stack: executor.stalled(task, seconds, stack, limit, send),
+        ).start()
     reader = loop.create_task(executor.read_forever())
     flusher = loop.create_task(executor.flush_forever())
     executor.send(("ready", manifest, os.getpid(), cpu, failures))
@@ -597,6 +648,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", required=True)
     parser.add_argument("--environment", default="dev")
     parser.add_argument("--machine", default="small-1x")
+    parser.add_argument("--watch-fd", type=int, default=None)  # the watchdog's pipe
     args = parser.parse_args(argv)
     die_with_parent()
     cpu = apply_machine(args.machine)
@@ -604,7 +656,7 @@ def main(argv: list[str] | None = None) -> None:
     install_capture()
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     use_fast_event_loop()
-    asyncio.run(serve(sock, args.root, args.environment, args.machine, cpu))
+    asyncio.run(serve(sock, args.root, args.environment, args.machine, cpu, args.watch_fd))
     sys.stdout.flush()
 
 

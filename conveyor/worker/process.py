@@ -1,4 +1,9 @@
-"""One executor process as the supervisor sees it: start it, talk to it, watch it, kill it."""
+"""One executor process as the supervisor sees it: start it, talk to it, watch it, kill it.
+
+Besides its channel, an executor has a pipe for its watchdog (conveyor/worker/watchdog.py): when
+an attempt holds its event loop past `stall_timeout`, the report comes there, and the process is
+killed so that the supervisor starts a fresh one (what each attempt in it becomes: decisions.py).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ from typing import Any
 
 from conveyor.models import ModuleFailure, TaskDefinition
 from conveyor.protocol import AttemptSpec
+from conveyor.worker import decisions
 from conveyor.worker.channel import Channel, ChannelClosed
+from conveyor.worker.watchdog import read_reports
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 PoolKey = tuple[str | None, str]  # (deployed version or None for the worker's own code, machine)
@@ -59,6 +66,7 @@ class ExecutorProcess:
     retired: bool = False  # stopped because its version went idle: not restarted
     tainted: bool = False
     kill_reason: str | None = None
+    stall_stack: str | None = None  # of the attempt that held the event loop, if killed for it
     cpu: str = ""  # how its machine's CPU share is enforced (conveyor/worker/machines.py)
     started_at: float = 0.0
     proc: subprocess.Popen[bytes] | None = None
@@ -67,6 +75,7 @@ class ExecutorProcess:
     _exited: bool = False
     _reader: asyncio.Task[None] | None = None
     _reaper: asyncio.Task[None] | None = None
+    _watcher: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -83,6 +92,7 @@ class ExecutorProcess:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         parent, child = socket.socketpair()
+        watch_read, watch_write = os.pipe()
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
@@ -99,16 +109,20 @@ class ExecutorProcess:
                 self.environment,
                 "--machine",
                 self.machine,
+                "--watch-fd",
+                str(watch_write),
             ],
-            pass_fds=[child.fileno()],
+            pass_fds=[child.fileno(), watch_write],
             cwd=self.root,
             env=env,
             start_new_session=True,
         )
         child.close()
+        os.close(watch_write)
         self.started_at = time.monotonic()
         self.ready = loop.create_future()
         self._reader = loop.create_task(self._read(parent))
+        self._watcher = loop.create_task(read_reports(watch_read, self._stalled))
 
     async def _read(self, sock: socket.socket) -> None:
         try:
@@ -149,6 +163,21 @@ class ExecutorProcess:
         if self.proc is not None:
             code = await asyncio.to_thread(self.proc.wait)
         self.on_exit(self, code)
+
+    def _stalled(self, message: tuple[Any, ...]) -> None:
+        """The watchdog's report: an attempt (`run_id`, None for other code) held the event loop
+        for `seconds`. Its lines reach the run's logs; the process is killed, unless the attempt
+        is past its max_duration (the supervisor kills it for that, as timed out)."""
+        _, run_id, _seconds, stack, logs = message
+        if logs:
+            self.on_message(self, ("logs", logs))
+        entry = self.inflight.get(run_id) if run_id is not None else None
+        reason = decisions.stall_kill_reason(
+            run_id, entry.deadline if entry else None, time.monotonic()
+        )
+        if reason is not None and self.kill_reason is None:
+            self.stall_stack = stack
+            self.kill(reason)
 
     def send(self, message: tuple[Any, ...]) -> bool:
         if self._exited or self.channel is None:

@@ -5,10 +5,11 @@
          └────────────────────────────── link (engine) ◀──────────────┘
 
 It enforces what an executor cannot enforce on itself: a deadline past `max_duration` (a
-CPU-bound loop blocks the executor's event loop, so the process is killed) and the machine's
-memory. An executor that dies takes its attempts with it; they are reported as crashed and the
-engine retries them per their policy. It never imports task code. What it decides (how much to
-lease, when to kill, what an exit means for each attempt) is in decisions.py, apart from its I/O.
+CPU-bound loop blocks the executor's event loop, so the process is killed), the machine's
+memory, and an event loop held past `stall_timeout` (process.py). An executor that dies takes
+its attempts with it; each is reported as decisions.exit_outcome says, and the engine retries.
+It never imports task code. What it decides (how much to lease, when to kill, what an exit
+means for each attempt) is in decisions.py, apart from its I/O.
 
 Executors come in pools, one per (version, machine). A worker with its own code (`conveyor
 dev`, `conveyor worker` in a project folder) has one version, None, reloaded in generations. A
@@ -694,7 +695,9 @@ class Supervisor:
         reason = proc.kill_reason
         for run_id, entry in list(proc.inflight.items()):
             spec = entry.spec
-            outcome = decisions.exit_outcome(run_id, spec.attempt, spec.max_duration, reason, code)
+            outcome = decisions.exit_outcome(
+                run_id, spec.attempt, spec.max_duration, reason, code, proc.stall_stack
+            )
             self._record(outcome, entry)
         proc.inflight.clear()
         proc.hooks.clear()  # their leases expire and another worker (or we) run them again
