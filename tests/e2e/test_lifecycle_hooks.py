@@ -52,3 +52,25 @@ def test_each_wait_gets_on_wait_then_on_resume_once_across_the_suspension(client
     assert calls[0][3] == calls[1][3] and calls[2][3] == calls[3][3]  # the same wait's id
     assert calls[2][3].startswith("run_") and calls[2][3] != handle.id  # the child's
     assert float(calls[1][4]) - float(calls[0][4]) >= 5.9  # after the wait, not on a replay
+
+
+def test_a_token_wait_gets_on_wait_then_on_resume_with_the_token_id(client, platform):
+    handle = client.trigger("waits-for-token-with-hooks", {})
+
+    def token_id():
+        for line in client.runs.logs(handle.id):
+            if line.message == "token" and line.attributes:
+                return line.attributes["id"]
+        return None
+
+    token = wait_for(token_id, what="the token")
+    wait_for(lambda: client.runs.retrieve(handle.id).status == "WAITING", what="the suspension")
+    client.waitpoints.complete_token(token, {"approved": True})
+    run = client.runs.poll(handle.id, timeout=60)
+    assert run.status == "COMPLETED" and run.output == {"approved": True}
+    time.sleep(0.5)
+    calls = [line.split()[:4] for line in lines_of(platform, handle.id)]
+    assert calls == [
+        ["on_wait", handle.id, "token", token],
+        ["on_resume", handle.id, "token", token],
+    ], calls

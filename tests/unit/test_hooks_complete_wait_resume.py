@@ -71,7 +71,10 @@ async def waits(payload: Any, ctx: Any) -> Any:
     doubled = (await child.trigger_and_wait(21)).unwrap()
     both = await child.batch_trigger_and_wait([{"payload": 1}, {"payload": 2}])
     await wait.until(datetime(2000, 1, 1, tzinfo=UTC))  # already past: no wait, no hooks
-    return [doubled, [r.output for r in both.runs]]
+    token = await wait.create_token(timeout="1h")  # nothing completes it: it times out
+    approved = (await wait.for_token(token)).ok
+    seen.append(f"token was {token.id}")
+    return [doubled, [r.output for r in both.runs], approved]
 
 
 def test_on_complete_gets_the_output_after_on_success_and_the_error_of_a_failed_run() -> None:
@@ -86,7 +89,7 @@ def test_on_complete_gets_the_output_after_on_success_and_the_error_of_a_failed_
 def test_each_wait_that_waits_gets_one_on_wait_and_one_on_resume_across_suspensions() -> None:
     result = testing.run_sync(waits, None)
     assert result.ok, result.error
-    assert result.output == [42, [2, 4]]
+    assert result.output == [42, [2, 4], False]
     assert seen == [
         "wait duration",
         "resume duration",
@@ -99,7 +102,14 @@ def test_each_wait_that_waits_gets_one_on_wait_and_one_on_resume_across_suspensi
         "resume run",
         "wait batch",
         "resume batch",
+        "wait token",
+        # suspended on the token: the run replays its code up to it, then goes on
+        "after short",
+        "after long",
+        "resume token",
+        seen[-1],
     ]
+    assert seen[-1].startswith("token was ")
 
 
 def test_project_hooks_describe_the_wait_and_a_raising_hook_changes_nothing() -> None:
@@ -121,11 +131,12 @@ def test_project_hooks_describe_the_wait_and_a_raising_hook_changes_nothing() ->
         hooks.remove(on_wait)
         hooks.remove(on_complete)
     assert result.ok
-    assert [w.kind for w in described] == ["duration", "duration", "run", "batch"]
+    assert [w.kind for w in described] == ["duration", "duration", "run", "batch", "token"]
+    assert described[4].id.startswith("token_")
     long = described[1]
     assert long.until is not None and long.until.tzinfo is not None and long.id
     assert described[2].id.startswith("run_") and described[3].id.startswith("batch_")
     assert seen[-1] == "project complete True"  # after the task's own hooks
     errors = result.messages("error")
-    assert sum("on_wait hook raised RuntimeError: hook trouble" in m for m in errors) == 4
+    assert sum("on_wait hook raised RuntimeError: hook trouble" in m for m in errors) == 5
     assert any("on_complete hook raised RuntimeError: complete trouble" in m for m in errors)

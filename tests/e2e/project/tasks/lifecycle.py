@@ -4,7 +4,7 @@ hooks append one line per call to hooks.log."""
 import asyncio
 import time
 
-from conveyor import queue, task, wait
+from conveyor import logger, queue, task, wait
 
 from .hooks import record
 
@@ -47,3 +47,10 @@ async def waits_with_hooks(payload):
     await wait.for_(seconds=6)  # past the in-process limit: the run suspends
     child = await lifecycle_child.trigger_and_wait(2)
     return child.unwrap()
+
+
+@task(id="waits-for-token-with-hooks", on_wait=on_wait, on_resume=on_resume)
+async def waits_for_token_with_hooks(payload):
+    token = await wait.create_token(timeout="1h")
+    logger.info("token", id=token.id)
+    return (await wait.for_token(token)).output
