@@ -231,6 +231,9 @@ class TriggerCall:
     # a retry of the run: the children this call triggered in an earlier attempt failed, and
     # those are triggered again (the engine checks it); the others are kept
     again: Flag = False
+    # a batch's own idempotency key (scoped by the SDK) and the seconds it holds (default 30 days)
+    idempotency_key: Text | None = None
+    idempotency_key_ttl: Number | None = None
     op: SkipJsonSchema[Literal["durable_trigger"]] = "durable_trigger"
 
 

@@ -35,6 +35,7 @@ class BatchHandle(Generic[OutputT]):
 
     batch_id: str
     runs: list[RunHandle[OutputT]] = field(default_factory=list)
+    is_cached: bool = False  # the batch its idempotency key held was returned, no run made
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class BatchResult(Generic[OutputT]):
 
     id: str
     runs: list[Result[OutputT]] = field(default_factory=list)
+    is_cached: bool = False  # the batch its idempotency key held was waited for, no run made
 
     @property
     def ok(self) -> bool:
@@ -90,5 +92,7 @@ def result_from(data: dict[str, Any]) -> Result[Any]:
 
 def batch_result_from(answer: dict[str, Any]) -> BatchResult[Any]:
     return BatchResult(
-        id=answer.get("batch_id") or "", runs=[result_from(r) for r in answer["result"]["runs"]]
+        id=answer.get("batch_id") or "",
+        runs=[result_from(r) for r in answer["result"]["runs"]],
+        is_cached=bool(answer.get("is_cached")),
     )

@@ -200,6 +200,51 @@ def _handle(task_id: str) -> Callable[[Any], RunHandle]:
     )
 
 
+def _batch_items(items: Any, *, by_task: bool) -> list[dict[str, Any]]:
+    """A batch's items for the body; `by_task`: each names its task (an id or a Task)."""
+    fields = {"task", "payload", "options"} if by_task else {"payload", "options"}
+    shape = "'payload' and optionally 'options'"
+    if by_task:
+        shape = "'task', " + shape
+    if isinstance(items, Mapping | str | bytes) or not isinstance(items, Iterable):
+        raise InvalidRequest("batch items must be a list of {'payload': ..., 'options': {...}}")
+    items = list(items)
+    if not 1 <= len(items) <= MAX_BATCH_ITEMS:
+        raise InvalidRequest(f"a batch holds 1 to {MAX_BATCH_ITEMS} items, got {len(items)}")
+    wire = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping) or set(item) - fields:
+            raise InvalidRequest(f"items[{index}] must be a dict with {shape}")
+        out = {
+            "payload": to_json_value(item.get("payload"), f"items[{index}].payload"),
+            "options": trigger_options(item.get("options"), f"items[{index}]: "),
+        }
+        if by_task:
+            task = item.get("task")
+            task_id = getattr(task, "id", task)  # a Task object, or its id
+            if not isinstance(task_id, str) or not task_id:
+                raise InvalidRequest(f"items[{index}].task: a task or its id, got {task!r}")
+            out = {"task": task_id} | out
+        wire.append(out)
+    return wire
+
+
+def _batch_key(key: Any, ttl: Any) -> dict[str, Any]:
+    """A batch's own idempotency key and its TTL, for the body (the server checks them)."""
+    if key is None:  # a TTL alone has no effect, as a trigger's (the server checks its form)
+        return {} if ttl is None else {"idempotency_key_ttl": ttl}
+    if not isinstance(key, str) or not key:
+        raise InvalidRequest(f"a batch's idempotency_key is non-empty text, got {key!r}")
+    return {"idempotency_key": str(key)} | ({"idempotency_key_ttl": ttl} if ttl is not None else {})
+
+
+def _batch_handle(task_id: str) -> Callable[[Any], BatchHandle]:
+    handle = _handle(task_id)
+    return lambda data: BatchHandle(
+        str(data["batch_id"]), [handle(run) for run in data["runs"]], bool(data.get("is_cached"))
+    )
+
+
 class Tasks(Namespace[S]):
     """`client.tasks`: trigger tasks and read their definitions."""
 
@@ -219,33 +264,35 @@ class Tasks(Namespace[S]):
         return Call("POST", path, _handle(task_id), body=body)
 
     @operation
-    def batch_trigger(self, task_id: str, items: Iterable[Mapping[str, Any]]) -> Call[BatchHandle]:
+    def batch_trigger(
+        self,
+        task_id: str,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: float | str | None = None,
+    ) -> Call[BatchHandle]:
         """Start one run per item (`{"payload": ..., "options": {...}}`), 1 to 1,000,
-        all or none."""
-        if isinstance(items, Mapping | str | bytes) or not isinstance(items, Iterable):
-            raise InvalidRequest("batch items must be a list of {'payload': ..., 'options': {...}}")
-        items = list(items)
-        if not 1 <= len(items) <= MAX_BATCH_ITEMS:
-            raise InvalidRequest(f"a batch holds 1 to {MAX_BATCH_ITEMS} items, got {len(items)}")
-        wire = []
-        for index, item in enumerate(items):
-            if not isinstance(item, Mapping) or set(item) - {"payload", "options"}:
-                raise InvalidRequest(
-                    f"items[{index}] must be a dict with 'payload' and optionally 'options'"
-                )
-            wire.append(
-                {
-                    "payload": to_json_value(item.get("payload"), f"items[{index}].payload"),
-                    "options": trigger_options(item.get("options"), f"items[{index}]: "),
-                }
-            )
-        handle = _handle(task_id)
-
-        def parse(data: Any) -> BatchHandle:
-            return BatchHandle(str(data["batch_id"]), [handle(run) for run in data["runs"]])
-
+        all or none. With `idempotency_key` (held `idempotency_key_ttl`, 30 days by default),
+        a later call with the key returns this batch and makes no run (`is_cached`)."""
+        wire = _batch_items(items, by_task=False)
+        body = {"items": wire, **_batch_key(idempotency_key, idempotency_key_ttl)}
         path = f"/api/v1/tasks/{segment(task_id, 'task id')}/batch"
-        return Call("POST", path, parse, body={"items": wire})
+        return Call("POST", path, _batch_handle(task_id), body=body)
+
+    @operation
+    def batch_trigger_by_task(
+        self,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: float | str | None = None,
+    ) -> Call[BatchHandle]:
+        """Start one run per item (`{"task": "task-id", "payload": ..., "options": {...}}`),
+        each of its own task, 1 to 1,000, all or none; `idempotency_key` as `batch_trigger`."""
+        wire = _batch_items(items, by_task=True)
+        body = {"items": wire, **_batch_key(idempotency_key, idempotency_key_ttl)}
+        return Call("POST", "/api/v1/batches", _batch_handle(""), body=body)
 
     @operation
     def retrieve(self, task_id: str) -> Call[TaskDefinition]:
@@ -441,6 +488,15 @@ class IdempotencyKeys(Namespace[S]):
         if not isinstance(key, str) or not key:
             raise InvalidRequest(f"an idempotency key is non-empty text, got {key!r}")
         path = f"/api/v1/tasks/{segment(task_id, 'task id')}/idempotency-keys/reset"
+        return Call("POST", path, lambda data: bool(data["released"]), body={"key": str(key)})
+
+    @operation
+    def reset_batch(self, key: str) -> Call[bool]:
+        """Release a batch's `key`: the next batch call with it makes a new batch. Whether a
+        batch held it (a key no batch holds is no error)."""
+        if not isinstance(key, str) or not key:
+            raise InvalidRequest(f"an idempotency key is non-empty text, got {key!r}")
+        path = "/api/v1/batches/idempotency-keys/reset"
         return Call("POST", path, lambda data: bool(data["released"]), body={"key": str(key)})
 
 

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any, assert_never
 
+from conveyor.engine import batches
 from conveyor.engine.events import Events
 from conveyor.engine.metadata import Answer, Flush, apply_flushes
 from conveyor.engine.transitions import Holder, Transitions, again_after_deadlock
@@ -108,6 +109,8 @@ class Durable:
                     batch=call.batch,
                     holder=holder,
                     again=call.again,
+                    idempotency_key=call.idempotency_key,
+                    idempotency_key_ttl=call.idempotency_key_ttl,
                 )
             case WaitUntilCall():
                 return self.wait_until(
@@ -283,12 +286,19 @@ class Durable:
         batch: bool,
         holder: Holder | None = None,
         again: bool = False,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: float | None = None,
     ) -> dict[str, Any]:
         """Trigger children of a run as one journaled call; with `wait`, also the waitpoint the
         run will wait on (one run, or the whole batch in input order). `again`: the run is on a
         later attempt than the one that journaled the call, and the children that failed then
-        are triggered again (the others are kept); otherwise the journaled answer stands."""
+        are triggered again (the others are kept); otherwise the journaled answer stands.
+        A batch's `idempotency_key` answers the batch holding it (batches.py); the journal is
+        read first, so a replay never asks the key."""
         now = self._clock()
+        batch_key = batches.batch_key(idempotency_key, idempotency_key_ttl, now)
+        if batch_key is not None and not batch:
+            raise InvalidRequest("an idempotency key of a batch needs a batch")
         options = []
         for index, (_, _, raw) in enumerate(items):
             try:
@@ -315,17 +325,29 @@ class Durable:
                 if same:  # the same call: only its failed children again
                     kept = [r if r["status"] == RunStatus.COMPLETED else None for r in earlier]
             batch_id = new_id("batch") if batch else None
+            claim = None
+            if batch_key is not None:
+                claim = batches.claim(
+                    tx, env_id, batch_key, [item[0] for item in items], now=now, parent_id=run_id
+                )
+                batch_id = claim.batch_id
+                kept = [k if k is not None else c for k, c in zip(kept, claim.kept, strict=True)]
             # children a run waits for run on the run's version; others on the current one
             fresh = [i for i, k in enumerate(kept) if k is None]
-            made, queued = self._transitions.create_runs(
-                tx,
-                env_id,
-                [(items[i][0], items[i][1], options[i]) for i in fresh],
-                now=now,
-                parent=parent,
-                batch_id=batch_id,
-                deployed=parent["version"] is not None,
-                version=parent["version"] if wait else None,
+            made, queued = (
+                self._transitions.create_runs(
+                    tx,
+                    env_id,
+                    [(items[i][0], items[i][1], options[i]) for i in fresh],
+                    now=now,
+                    parent=parent,
+                    batch_id=batch_id,
+                    deployed=parent["version"] is not None,
+                    version=parent["version"] if wait else None,
+                    batch_recorded=claim is not None,
+                )
+                if fresh
+                else ([], False)
             )
             if queued:
                 envs.add(env_id)
@@ -339,6 +361,12 @@ class Durable:
                     if k is not None and k["id"] == row["id"]
                 }
             runs = [by_index[i] for i in range(len(kept))]
+            if claim is not None:
+                for i, kept_run in enumerate(claim.kept):
+                    if kept_run is not None:  # the key's batch made it, not this call
+                        runs[i].is_cached = True
+                if not claim.cached:
+                    batches.record(tx, batch_id or "", runs)
             waitpoint_id = None
             if wait:
                 waitpoint_id = new_id("wait", now)
@@ -369,10 +397,12 @@ class Durable:
                 )
                 if done == len(runs):  # every child was an already finished idempotent run
                     envs |= self._transitions.complete_run_waitpoint(tx, waitpoint_id, batch, now)
-            answer = {
+            answer: dict[str, Any] = {
                 "runs": [{"id": r.id, "is_cached": r.is_cached} for r in runs],
                 "batch_id": batch_id,
             }
+            if claim is not None:
+                answer["is_cached"] = claim.cached
             journal = {
                 "run_id": run_id,
                 "key": key,

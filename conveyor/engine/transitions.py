@@ -173,6 +173,7 @@ class Transitions:
         deployed: bool = False,
         version: str | None = None,
         checked: bool = False,
+        batch_recorded: bool = False,
     ) -> tuple[list[Run], bool]:
         """Insert the runs of a trigger or batch inside `tx`. Returns the runs in input order (an
         existing run where an idempotency key matched) and whether any is queued now.
@@ -181,7 +182,8 @@ class Transitions:
         task definitions (children a run waits for). In a `deployed` environment a task that no
         version defines yet is no error: its run waits in PENDING_VERSION for a deploy.
         `checked`: the engine made the payloads to the tasks' schema (a schedule's), so they are
-        not checked against it again."""
+        not checked against it again. `batch_recorded`: the batch's row exists already (a keyed
+        batch's, batches.py)."""
         if not items:
             raise InvalidRequest("a batch needs at least one item")
         if len(items) > MAX_BATCH:
@@ -272,7 +274,7 @@ class Transitions:
             if options.idempotency_key:
                 fresh_keys[(task_id, options.idempotency_key)] = runs[-1]
         tx.run_many("insert_run", rows)
-        if batch_id is not None:
+        if batch_id is not None and not batch_recorded:
             tx.run(
                 "insert_batch",
                 id=batch_id,

@@ -79,6 +79,8 @@ class Durable(Protocol):
         *,
         wait: bool,
         batch: bool,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: float | None = None,
     ) -> dict[str, Any]: ...
 
     async def sleep_until(self, kind: str, until: float, seconds: float | None = None) -> None: ...

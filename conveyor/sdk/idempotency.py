@@ -7,10 +7,13 @@
     key = idempotency_keys.create("charge-42", scope="global")  # every trigger in the environment
     await charge.trigger(payload, idempotency_key=key)
     await idempotency_keys.reset("charge", key)                 # the next trigger makes a new run
+    await charge.batch_trigger(items, idempotency_key="charges-42")  # a whole batch's key
+    await idempotency_keys.reset_batch("charges-42")            # the next call makes a new batch
 
 A plain string given as `idempotency_key` inside a run is scoped to that run (two parents that
 trigger a child with the same string get a child each); from a backend it is global. A key is
 released when its run ends in a failure status or is canceled (docs/triggering.md has the table).
+A batch's key follows the same scopes; engine/batches.py says how long it holds its batch.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from conveyor.durations import parse_duration
 from conveyor.errors import InvalidRequest
 from conveyor.sdk.context import current_scope
 
@@ -74,6 +78,25 @@ def scoped(key: Any) -> Any:
     return key
 
 
+def batch_key_options(key: Any, ttl: Any, *, in_run: bool) -> dict[str, Any]:
+    """A batch call's own `idempotency_key` and `idempotency_key_ttl` as the engine takes them
+    ({} without a key). Inside a run a plain string is this run's, as for a trigger, and the
+    TTL is seconds; from a backend both go as given, and the server checks them."""
+    if key is None:  # a TTL alone has no effect, as a trigger's
+        return {}
+    if not isinstance(key, str) or not key:
+        raise InvalidRequest(f"a batch's idempotency_key is non-empty text, got {key!r}")
+    if not in_run:
+        return {"idempotency_key": str(key), "idempotency_key_ttl": ttl}
+    seconds = None
+    if ttl is not None:
+        try:
+            seconds = parse_duration(ttl, name="idempotency_key_ttl")
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+    return {"idempotency_key": str(scoped(key)), "idempotency_key_ttl": seconds}
+
+
 class IdempotencyKeys:
     """`conveyor.idempotency_keys` (see the module docstring)."""
 
@@ -91,6 +114,13 @@ class IdempotencyKeys:
         from conveyor.client.default import default_client
 
         return await default_client().idempotency_keys.reset(task_id, scoped(key))
+
+    async def reset_batch(self, key: str) -> bool:
+        """Release a batch's `key` (a plain string inside a run is this run's): the next batch
+        call with it makes a new batch. Whether a batch held it."""
+        from conveyor.client.default import default_client
+
+        return await default_client().idempotency_keys.reset_batch(scoped(key))
 
 
 idempotency_keys = IdempotencyKeys()

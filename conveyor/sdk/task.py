@@ -39,7 +39,7 @@ from conveyor.results import (
 )
 from conveyor.sdk.context import current_scope
 from conveyor.sdk.hooks import ENDING_HOOKS, global_hooks
-from conveyor.sdk.idempotency import scoped
+from conveyor.sdk.idempotency import batch_key_options, scoped
 from conveyor.sdk.queue import Queue, as_queue
 from conveyor.serialization import to_json_value
 
@@ -267,22 +267,32 @@ class Task(Generic[PayloadT, OutputT]):
 
         return await default_client().tasks.trigger(self.id, body, **opts)
 
-    async def batch_trigger(self, items: list[BatchItem[PayloadT]]) -> BatchHandle[OutputT]:
-        """Start one run per item (`{"payload": ..., "options": {...}}`), up to 1,000 at once."""
+    async def batch_trigger(
+        self,
+        items: list[BatchItem[PayloadT]],
+        *,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: float | str | None = None,
+    ) -> BatchHandle[OutputT]:
+        """Start one run per item (`{"payload": ..., "options": {...}}`), up to 1,000 at once.
+        With `idempotency_key`, a later call with the key returns this batch (`is_cached`)."""
         prepared = self._prepare_items(items)
         scope = current_scope()
+        in_run = scope is not None and scope.durable is not None
+        keyed = batch_key_options(idempotency_key, idempotency_key_ttl, in_run=in_run)
         if scope is not None and scope.durable is not None:
             answer = await scope.durable.trigger(
-                "batch_trigger", self.id, prepared, wait=False, batch=True
+                "batch_trigger", self.id, prepared, wait=False, batch=True, **keyed
             )
             return BatchHandle(
                 answer["batch_id"],
                 [RunHandle(r["id"], self.id, r.get("is_cached", False)) for r in answer["runs"]],
+                bool(answer.get("is_cached")),
             )
         from conveyor.client.default import default_client
 
         return await default_client().tasks.batch_trigger(
-            self.id, [{"payload": p, "options": o} for _, p, o in prepared]
+            self.id, [{"payload": p, "options": o} for _, p, o in prepared], **keyed
         )
 
     @overload
@@ -321,9 +331,14 @@ class Task(Generic[PayloadT, OutputT]):
         )
 
     async def batch_trigger_and_wait(
-        self, items: list[BatchItem[PayloadT]]
+        self,
+        items: list[BatchItem[PayloadT]],
+        *,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: float | str | None = None,
     ) -> BatchResult[OutputT]:
-        """Start one run per item and wait for all of them; `results.runs` is in input order."""
+        """Start one run per item and wait for all of them; `results.runs` is in input order.
+        With `idempotency_key`, a later call with the key waits for this batch again."""
         prepared = self._prepare_items(items)
         scope = current_scope()
         if scope is None or scope.durable is None:
@@ -331,8 +346,9 @@ class Task(Generic[PayloadT, OutputT]):
                 "batch_trigger_and_wait waits durably, so it only works inside a task's run "
                 "function; from a backend, use batch_trigger and poll the runs"
             )
+        keyed = batch_key_options(idempotency_key, idempotency_key_ttl, in_run=True)
         answer = await scope.durable.trigger(
-            "batch_trigger_and_wait", self.id, prepared, wait=True, batch=True
+            "batch_trigger_and_wait", self.id, prepared, wait=True, batch=True, **keyed
         )
         return batch_result_from(answer)
 

@@ -55,11 +55,32 @@ class KeyReset(BaseModel):
 
 
 class BatchBody(WireModel):
-    """`POST /api/v1/tasks/{task_id}/batch`: 1 to 1,000 items, each created or none."""
+    """`POST /api/v1/tasks/{task_id}/batch`: 1 to 1,000 items, each created or none. With
+    `idempotency_key`, a later batch with the key gets this batch back (held
+    `idempotency_key_ttl`, 30 days by default)."""
 
     model_config = ConfigDict(extra="forbid")
 
     items: list[TriggerBody] = Field(min_length=1, max_length=MAX_BATCH)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=2048)
+    idempotency_key_ttl: KeyTtl = None
+
+
+class BatchItemByTask(TriggerBody):
+    """One item of `POST /api/v1/batches`: the task of its run, its payload and options."""
+
+    task: str = Field(min_length=1, max_length=128)
+
+
+class BatchByTaskBody(WireModel):
+    """`POST /api/v1/batches`: 1 to 1,000 items, each of its own task, created or none;
+    `idempotency_key` as for a batch of one task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[BatchItemByTask] = Field(min_length=1, max_length=MAX_BATCH)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=2048)
+    idempotency_key_ttl: KeyTtl = None
 
 
 class ReplayBody(WireModel):
@@ -93,10 +114,12 @@ class Triggered(BaseModel):
 
 
 class BatchTriggered(BaseModel):
-    """The runs of a batch, one per item, in input order."""
+    """The runs of a batch, one per item, in input order. `is_cached`: the batch an
+    idempotency key held, returned as it is (no run made)."""
 
     batch_id: str
     runs: list[Triggered]
+    is_cached: bool = False
 
 
 class TaskList(BaseModel):
@@ -137,6 +160,12 @@ class ErrorResponse(BaseModel):
 
 def triggered(run: Run) -> Triggered:
     return Triggered(id=run.id, task_id=run.task_id, is_cached=run.is_cached)
+
+
+def batch_triggered(batch_id: str, runs: list[Run], is_cached: bool) -> BatchTriggered:
+    return BatchTriggered(
+        batch_id=batch_id, runs=[triggered(run) for run in runs], is_cached=is_cached
+    )
 
 
 # Documented on every authenticated route so the OpenAPI document shows the error shape.

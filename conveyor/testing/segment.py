@@ -148,6 +148,8 @@ class Segment:
         *,
         wait: bool,
         batch: bool,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: float | None = None,
     ) -> dict[str, Any]:
         with self._busy():
             key = self.key(kind, name)
@@ -161,7 +163,14 @@ class Segment:
             )
             if entry is None or again:  # a retry triggers the failed children again
                 entry = self.world.trigger(
-                    self.run, key, items, wait=wait, batch=batch, again=entry if again else None
+                    self.run,
+                    key,
+                    items,
+                    wait=wait,
+                    batch=batch,
+                    again=entry if again else None,
+                    idempotency_key=idempotency_key,
+                    idempotency_key_ttl=idempotency_key_ttl,
                 )
             answer: dict[str, Any] = copy.deepcopy(entry.value)
         if wait:

@@ -219,17 +219,29 @@ class Replay:
         *,
         wait: bool,
         batch: bool,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: float | None = None,
     ) -> dict[str, Any]:
         """Trigger children once per run; with `wait`, wait for them and return the waitpoint
         result. A retry of the run triggers again the children that failed in an earlier
-        attempt (a journaled success is replayed, a journaled failure runs again)."""
+        attempt (a journaled success is replayed, a journaled failure runs again). A batch's
+        `idempotency_key` (scoped by the SDK) goes with the call: the engine answers the batch
+        holding it."""
         key = self.key(kind, name)
         entry = self.recorded(key)
         again = wait and entry is not None and self._failed_in_earlier_attempt(entry)
         if entry is not None and not again:
             answer = _answer(entry)
         else:
-            call = TriggerCall(key, [TriggerItem(*item) for item in items], wait, batch, again)
+            call = TriggerCall(
+                key,
+                [TriggerItem(*item) for item in items],
+                wait,
+                batch,
+                again,
+                idempotency_key,
+                idempotency_key_ttl,
+            )
             answer = await self.request(call)
         if wait:
             if batch:

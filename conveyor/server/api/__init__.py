@@ -1,5 +1,5 @@
-"""The HTTP API's routes, one module per resource: tasks, runs, queues, waitpoints, workers,
-deployments, schedules, public access tokens (auth) and projects.
+"""The HTTP API's routes, one module per resource: tasks, batches, runs, queues, waitpoints,
+workers, deployments, schedules, public access tokens (auth) and projects.
 
 `api_router` gathers them under /api/v1. Every route but the projects ones needs an
 environment's key and works only inside the key's environment; the projects routes (and
@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from conveyor.server.api import (
     auth,
+    batches,
     deployments,
     projects,
     queues,
@@ -23,6 +24,7 @@ from conveyor.server.api import (
 
 api_router = APIRouter()
 api_router.include_router(tasks.router)
+api_router.include_router(batches.router)
 api_router.include_router(realtime.router)  # before runs: /runs/subscribe is no run id
 api_router.include_router(runs.router)
 api_router.include_router(queues.router)

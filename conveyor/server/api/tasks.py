@@ -18,11 +18,13 @@ from conveyor.server.schemas import (
     PUBLIC_TOKEN_RESPONSE,
     BatchBody,
     BatchTriggered,
+    ErrorResponse,
     KeyReset,
     ResetKeyBody,
     TaskList,
     TriggerBody,
     Triggered,
+    batch_triggered,
     triggered,
 )
 
@@ -80,16 +82,32 @@ async def trigger_task(
     response_model=BatchTriggered,
     status_code=status.HTTP_201_CREATED,
     summary="Trigger a batch of runs of a task",
+    responses={
+        200: {
+            "model": BatchTriggered,
+            "description": "The idempotency key already has a batch; that batch is returned",
+        },
+        409: {
+            "model": ErrorResponse,
+            "description": "The idempotency key holds a batch of other tasks or another size",
+        },
+    },
 )
 def batch_trigger_task(
-    task_id: str, body: BatchBody, env: EnvironmentDep, engine: EngineDep
+    task_id: str, body: BatchBody, env: EnvironmentDep, engine: EngineDep, response: Response
 ) -> BatchTriggered:
     """Create one run per item, 1 to 1,000 items, in one transaction: all or none. An invalid
-    item fails the whole batch with an error naming it (`items[3]: ...`)."""
+    item fails the whole batch with an error naming it (`items[3]: ...`). With
+    `idempotency_key`, 200 with the batch that holds the key (`is_cached`), if one does."""
     result = engine.tasks.batch_trigger(
-        env.id, [(task_id, item.payload, item.options) for item in body.items]
+        env.id,
+        [(task_id, item.payload, item.options) for item in body.items],
+        idempotency_key=body.idempotency_key,
+        idempotency_key_ttl=body.idempotency_key_ttl,
     )
-    return BatchTriggered(batch_id=result.batch_id, runs=[triggered(run) for run in result.runs])
+    if result.is_cached:
+        response.status_code = status.HTTP_200_OK
+    return batch_triggered(result.batch_id, result.runs, result.is_cached)
 
 
 @router.post(
