@@ -194,13 +194,60 @@ class RetryPolicy(WireModel):
     out_of_memory: OutOfMemoryRetry | None = None
 
 
+_WeightKey = Annotated[str, Field(min_length=1, max_length=256)]
+_Weight = Annotated[int, Field(ge=1, le=1000)]
+
+
+class RateLimit(WireModel):
+    """`rate_limit={"limit": 50, "period": "1m"}`: at most `limit` runs of the queue start in
+    any window of `period` (a sliding window: no burst above it), per concurrency key when runs
+    have one. Every time a run takes a slot counts: a first attempt, a retry, a resume after a
+    wait."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: int = Field(ge=1, le=1_000_000)
+    period: Annotated[
+        float | str,
+        _duration("rate_limit.period"),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SECONDS},
+                    {"type": "string", "pattern": r"^[1-9][0-9]{0,3}[smhd]$"},
+                ],
+                "description": "The window: seconds, or a duration such as '1m'",
+            }
+        ),
+    ]
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: float | str) -> float:
+        seconds = parse_duration(value, name="rate_limit.period")
+        if seconds <= 0:
+            raise ValueError(f"rate_limit.period must be more than 0, got {value!r}")
+        return seconds
+
+    @property
+    def seconds(self) -> float:
+        """The window in seconds."""
+        return float(self.period)
+
+
 class QueueSpec(WireModel):
-    """A queue named by a trigger option or a task: its name and, optionally, its limit."""
+    """A queue named by a trigger option or a task: its name and, optionally, its limits.
+
+    `weights` give concurrency keys more turns than others when runs of several keys wait for
+    slots (keys not named weigh 1): the queue serves keys in weighted round-robin, so no key's
+    backlog delays another key's runs by more than its share."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=128)
     concurrency_limit: int | None = Field(None, ge=0, le=100_000)
+    rate_limit: RateLimit | None = None
+    weights: dict[_WeightKey, _Weight] | None = Field(None, max_length=1000)
 
 
 class DebounceSpec(WireModel):
@@ -335,7 +382,12 @@ class TriggerOptions(WireModel):
             and hasattr(value, "concurrency_limit")
             and not isinstance(value, dict)
         ):
-            return {"name": value.name, "concurrency_limit": value.concurrency_limit}
+            return {
+                "name": value.name,
+                "concurrency_limit": value.concurrency_limit,
+                "rate_limit": getattr(value, "rate_limit", None),
+                "weights": getattr(value, "weights", None),
+            }
         return value
 
     @field_validator("delay", mode="before")
@@ -537,6 +589,9 @@ class QueueInfo(BaseModel):
     paused: bool = False
     running: int = 0
     queued: int = 0
+    rate_limit: RateLimit | None = None  # at most `limit` starts in any window of `period`
+    rate_used: int = 0  # starts in the current window (every concurrency key's together)
+    weights: dict[str, int] | None = None  # concurrency keys' shares of the round-robin
 
 
 class Token(BaseModel):

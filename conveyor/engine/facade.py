@@ -59,7 +59,7 @@ class Engine:
         self.runs = Runs(
             store, clock=clock, events=events, transitions=transitions, tasks=self.tasks
         )
-        self.queues = Queues(store, events=events)
+        self.queues = Queues(store, clock=clock, events=events)
         self.waitpoints = Waitpoints(store, clock=clock, events=events, transitions=transitions)
         self.durable = Durable(
             store, clock=clock, events=events, transitions=transitions, waitpoints=self.waitpoints

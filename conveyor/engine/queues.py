@@ -5,18 +5,25 @@ part. A task's definition declares its queue (tasks.py); leasing counts the slot
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
+
 from conveyor.engine.events import Events
 from conveyor.errors import NotFound
-from conveyor.models import QueueInfo
+from conveyor.models import QueueInfo, RateLimit
 from conveyor.store import Store
 
 
 class Queues:
     """The queues of an environment (see the module docstring)."""
 
-    def __init__(self, store: Store, *, events: Events) -> None:
+    def __init__(
+        self, store: Store, *, events: Events, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
         self._events = events
+        self._clock = clock
 
     def get(self, env_id: str, name: str) -> QueueInfo:
         for queue in self.list(env_id):
@@ -44,7 +51,7 @@ class Queues:
     # Defined last: in a class body, a method named `list` shadows the builtin in later annotations.
     def list(self, env_id: str) -> list[QueueInfo]:
         with self._store.read() as tx:
-            rows = tx.all("list_queues", env_id=env_id)
+            rows = tx.all("list_queues", env_id=env_id, now=self._clock())
         return [
             QueueInfo(
                 name=r["name"],
@@ -54,6 +61,13 @@ class Queues:
                 paused=bool(r["paused"]),
                 running=r["running"],
                 queued=r["queued"],
+                rate_limit=(
+                    RateLimit(limit=r["rate_limit"], period=r["rate_period"])
+                    if r["rate_limit"] is not None
+                    else None
+                ),
+                rate_used=r["rate_used"] if r["rate_limit"] is not None else 0,
+                weights=json.loads(r["weights"]) if r["weights"] else None,
             )
             for r in rows
         ]

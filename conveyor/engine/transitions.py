@@ -42,7 +42,7 @@ import jsonschema
 from conveyor import retries
 from conveyor.durations import MAX_SECONDS, parse_duration, resolve_when
 from conveyor.engine.schedule_rows import declare
-from conveyor.engine.trigger_rules import debounce, trigger_queue
+from conveyor.engine.trigger_rules import debounce, merged_queue, queue_columns, trigger_queue
 from conveyor.engine.views import json_text, run_view
 from conveyor.errors import (
     Conflict,
@@ -330,7 +330,7 @@ class Transitions:
     def put_tasks(self, tx: Tx, env_id: str, tasks: list[TaskDefinition], now: float) -> None:
         """Replace the environment's task definitions, queue the PENDING_VERSION runs of the
         tasks now defined, and keep the declarative schedules in step with them."""
-        declared: dict[str, int | None] = {}
+        declared: dict[str, QueueSpec] = {}
         for task in tasks:
             tx.run(
                 "upsert_task",
@@ -340,11 +340,10 @@ class Transitions:
                 definition=task.model_dump_json(),
                 now=now,
             )
-            # a queue shared by tasks takes the limit any of them declares
-            limit = task.queue.concurrency_limit
-            declared[task.queue.name] = declared.get(task.queue.name) if limit is None else limit
-        for name, limit in declared.items():
-            tx.run("set_queue_limit", env_id=env_id, name=name, concurrency_limit=limit, now=now)
+            # a queue shared by tasks takes the limits any of them declares
+            declared[task.queue.name] = merged_queue(declared.get(task.queue.name), task.queue)
+        for spec in declared.values():
+            tx.run("declare_queue", env_id=env_id, now=now, **queue_columns(spec))
         if tasks:
             tx.run("delete_tasks_except", env_id=env_id, keep=[t.id for t in tasks])
             _resolve_pending(tx, env_id, tasks, now)

@@ -5,6 +5,7 @@ its transaction.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from conveyor.durations import parse_duration
@@ -72,22 +73,61 @@ def debounce(
     return run
 
 
+def queue_columns(spec: QueueSpec) -> dict[str, Any]:
+    """A queue's limits and weights as the queues table stores them."""
+    rate = spec.rate_limit
+    return {
+        "name": spec.name,
+        "concurrency_limit": spec.concurrency_limit,
+        "rate_limit": rate.limit if rate else None,
+        "rate_period": rate.seconds if rate else None,
+        "weights": json.dumps(spec.weights, sort_keys=True) if spec.weights else None,
+    }
+
+
+def merged_queue(first: QueueSpec | None, other: QueueSpec) -> QueueSpec:
+    """A queue several tasks name: each setting any of them declares."""
+    if first is None:
+        return other
+    return QueueSpec(
+        name=other.name,
+        concurrency_limit=(
+            first.concurrency_limit if other.concurrency_limit is None else other.concurrency_limit
+        ),
+        rate_limit=other.rate_limit or first.rate_limit,
+        weights=other.weights or first.weights,
+    )
+
+
 def trigger_queue(tx: Tx, env_id: str, queue: QueueSpec, where: str, now: float) -> None:
-    """A queue named at trigger time: made with the limit given when it is new, else used as it
-    is. A limit that differs from the one in force is refused: a trigger never changes the
-    limit every run of the queue shares (`queues.set_concurrency`, or the code of a task whose
+    """A queue named at trigger time: made with the limits given when it is new, else used as
+    it is. A limit that differs from the one in force is refused: a trigger never changes the
+    limits every run of the queue shares (`queues.set_concurrency`, or the code of a task whose
     queue it is, does)."""
-    limit = queue.concurrency_limit
-    tx.run("ensure_queue", env_id=env_id, name=queue.name, concurrency_limit=limit, now=now)
-    if limit is None:
+    tx.run("ensure_queue", env_id=env_id, now=now, **queue_columns(queue))
+    if queue.concurrency_limit is None and queue.rate_limit is None:
         return
     row = tx.one("queue_limit", env_id=env_id, name=queue.name)
-    has = row["concurrency_limit"] if row is not None else limit
-    if has != limit:
+    assert row is not None
+    limit = queue.concurrency_limit
+    if limit is not None and row["concurrency_limit"] != limit:
+        has = row["concurrency_limit"]
         current = "no concurrency limit" if has is None else f"concurrency_limit {has}"
         raise Conflict(
             f"{where}queue {queue.name!r} has {current}, and a trigger cannot change the limit "
             f"all its runs share (asked: {limit}); trigger without concurrency_limit to use the "
             f"queue as it is, name a queue of its own, or set its limit to {limit} first with "
             f"queues.set_concurrency({queue.name!r}, {limit})"
+        )
+    rate = queue.rate_limit
+    if rate is not None and (row["rate_limit"], row["rate_period"]) != (rate.limit, rate.seconds):
+        current = (
+            "no rate limit"
+            if row["rate_limit"] is None
+            else f"rate_limit {row['rate_limit']} per {row['rate_period']:g} s"
+        )
+        raise Conflict(
+            f"{where}queue {queue.name!r} has {current}, and a trigger cannot change the rate "
+            f"limit all its runs share (asked: {rate.limit} per {rate.seconds:g} s); trigger "
+            "without rate_limit to use the queue as it is, or name a queue of its own"
         )

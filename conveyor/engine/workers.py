@@ -18,8 +18,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from conveyor.engine.admission import Admission, QueueState
 from conveyor.engine.events import Events
-from conveyor.engine.scheduling import Candidate, choose_runs, fetch_size
+from conveyor.engine.scheduling import choose_runs
 from conveyor.engine.transitions import Transitions, holds
 from conveyor.engine.views import json_text
 from conveyor.errors import Conflict, NotFound
@@ -36,7 +37,7 @@ from conveyor.protocol import (
     OutcomeKind,
 )
 from conveyor.serialization import as_text, json_problem
-from conveyor.store import Row, Store, Tx
+from conveyor.store import Row, Store
 
 HOOK_LEASE_SECONDS = 60.0
 SKIPPED_QUEUE_RETRY = 0.02  # seconds before a lease looks again at queues another lease held
@@ -166,21 +167,18 @@ class Workers:
                 ):  # the cap spans queues: one lease at a time
                     env = tx.one("lock_environment", id=env_id)
                     assert env is not None
-                active = tx.all("active_queues", env_id=env_id)
+                active = [QueueState.of(q) for q in tx.all("active_queues", env_id=env_id)]
                 # another server's lease holds some queues: look again shortly unless this one
                 # is full
                 skipped = self._store.concurrent_writers and len(active) < _count(
                     tx.one("count_active_queues", env_id=env_id)
                 )
-                queue_limits = {q["name"]: q["concurrency_limit"] for q in active}
-                keyed = {q["name"] for q in active if q["keyed"]}
+                queues = {q.name: q for q in active}
                 executing: dict[tuple[str, str | None], int] = {}
-                per_queue: dict[str, int] = {}
                 total = 0
                 for row in tx.all("executing_counts", env_id=env_id):
                     key = (row["queue"], row["concurrency_key"])
                     executing[key] = executing.get(key, 0) + row["n"]
-                    per_queue[row["queue"]] = per_queue.get(row["queue"], 0) + row["n"]
                     total += row["n"]
                 # the clock again, now that the slots are counted: a run whose slot counted as
                 # free ended before this, so no start is stamped before the end it waited for
@@ -188,32 +186,18 @@ class Workers:
                 now = self._clock()
                 env_limit = env["concurrency_limit"]
                 env_free = None if env_limit is None else env_limit - total
-                candidates = []
-                resuming: set[str] = set()
-                for name, limit in queue_limits.items():
-                    size = fetch_size(capacity, limit)
-                    if size <= 0:
-                        continue
-                    rows = tx.all(
-                        "queued_candidates", env_id=env_id, queue=name, now=now, limit=size
-                    )
-                    if limit is not None and name in keyed and len(rows) == size:
-                        rows = self._rows_of_free_keys(tx, env_id, name, limit, executing, now)
-                    if rows:
-                        candidates.append(
-                            [
-                                Candidate(r["id"], name, r["concurrency_key"], r["score"])
-                                for r in rows
-                            ]
-                        )
-                        resuming.update(r["id"] for r in rows if r["resuming"])
+                admission = Admission(tx, env_id, now, executing, capacity)
+                candidates = [admission.candidates(q) for q in active]
+                resuming = admission.resuming
                 chosen = choose_runs(
                     capacity=capacity,
                     env_free=env_free,
-                    queue_limits=queue_limits,
+                    queue_limits={q.name: q.limit for q in active},
                     executing=executing,
-                    candidates=candidates,
+                    candidates=[c for c in candidates if c],
+                    rate_room=admission.rate_room,
                 )
+                admission.record(chosen, queues)
                 if chosen:
                     order = {c.id: i for i, c in enumerate(chosen)}
                     counted = tx.one("next_lease_seq", id=worker_id)
@@ -249,6 +233,8 @@ class Workers:
                     reply.next_due = due["at"] if due else None
                     if skipped:
                         reply.next_due = min(reply.next_due or math.inf, now + SKIPPED_QUEUE_RETRY)
+                    if admission.rate_free_at < math.inf:  # a rate limit holds runs back
+                        reply.next_due = min(reply.next_due or math.inf, admission.rate_free_at)
             if hook_capacity > 0:
                 rows = tx.all(
                     "lease_hooks",
@@ -263,32 +249,6 @@ class Workers:
         if reply.attempts:
             self._events.changed(env_id, [a.run_id for a in reply.attempts])
         return reply
-
-    @staticmethod
-    def _rows_of_free_keys(
-        tx: Tx,
-        env_id: str,
-        queue: str,
-        limit: int,
-        executing: dict[tuple[str, str | None], int],
-        now: float,
-    ) -> list[Row]:
-        """Candidates of a queue whose first runs all belong to full concurrency keys: one
-        tenant's backlog must not hide another tenant's runs, so read per key with room."""
-        rows: list[Row] = []
-        for head in tx.all("queued_key_heads", env_id=env_id, queue=queue, now=now):
-            room = limit - executing.get((queue, head["concurrency_key"]), 0)
-            if room > 0:
-                rows += tx.all(
-                    "queued_candidates_of_key",
-                    env_id=env_id,
-                    queue=queue,
-                    now=now,
-                    key=head["concurrency_key"],
-                    limit=room,
-                )
-        rows.sort(key=lambda r: r["score"])
-        return rows
 
     @staticmethod
     def _journal(rows: list[Row], resumed: bool) -> list[JournalEntry]:

@@ -68,18 +68,21 @@ SELECT * FROM tasks WHERE env_id = :env_id ORDER BY task_id;
 
 -- name: ensure_queue
 -- Create a queue if it does not exist.
-INSERT INTO queues (env_id, name, concurrency_limit, created_at) VALUES (:env_id, :name, :concurrency_limit, :now)
+INSERT INTO queues (env_id, name, concurrency_limit, rate_limit, rate_period, weights, created_at)
+VALUES (:env_id, :name, :concurrency_limit, :rate_limit, :rate_period, :weights, :now)
 ON CONFLICT (env_id, name) DO NOTHING;
 
--- name: set_queue_limit
--- Create a queue or change its concurrency limit.
-INSERT INTO queues (env_id, name, concurrency_limit, created_at) VALUES (:env_id, :name, :concurrency_limit, :now)
-ON CONFLICT (env_id, name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit;
+-- name: declare_queue
+-- Create a queue or change the limits and weights the code declares for it.
+INSERT INTO queues (env_id, name, concurrency_limit, rate_limit, rate_period, weights, created_at)
+VALUES (:env_id, :name, :concurrency_limit, :rate_limit, :rate_period, :weights, :now)
+ON CONFLICT (env_id, name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit,
+    rate_limit = excluded.rate_limit, rate_period = excluded.rate_period, weights = excluded.weights;
 
 -- name: queue_limit
--- The limit in force on a queue: the API's override, else the one it was made or declared with.
-SELECT COALESCE(override_limit, concurrency_limit) AS concurrency_limit FROM queues
-WHERE env_id = :env_id AND name = :name;
+-- The limits in force on a queue: the API's override, else the one it was made or declared with.
+SELECT COALESCE(override_limit, concurrency_limit) AS concurrency_limit, rate_limit, rate_period
+FROM queues WHERE env_id = :env_id AND name = :name;
 
 -- name: set_queue_override
 -- Override a queue's limit from the API (NULL clears the override).
@@ -90,9 +93,12 @@ UPDATE queues SET override_limit = :override_limit WHERE env_id = :env_id AND na
 UPDATE queues SET paused = :paused WHERE env_id = :env_id AND name = :name;
 
 -- name: list_queues
--- Every queue of an environment with its running and queued counts.
+-- Every queue of an environment with its running and queued counts, and its starts in the window
+-- of its rate limit (every concurrency key's together).
 SELECT q.name, COALESCE(q.override_limit, q.concurrency_limit) AS concurrency_limit, q.paused,
-       q.concurrency_limit AS code_limit, q.override_limit,
+       q.concurrency_limit AS code_limit, q.override_limit, q.rate_limit, q.rate_period, q.weights,
+       (SELECT COUNT(*) FROM queue_starts s WHERE s.env_id = q.env_id AND s.queue = q.name
+          AND s.started_at > :now - q.rate_period) AS rate_used,
        (SELECT COUNT(*) FROM runs r WHERE r.env_id = q.env_id AND r.queue = q.name AND r.status = 'EXECUTING') AS running,
        (SELECT COUNT(*) FROM runs r WHERE r.env_id = q.env_id AND r.queue = q.name AND r.status = 'QUEUED') AS queued
 FROM queues q WHERE q.env_id = :env_id ORDER BY q.name;
@@ -101,12 +107,14 @@ FROM queues q WHERE q.env_id = :env_id ORDER BY q.name;
 -- Queues of an environment that are not paused, with the limit in force. On PostgreSQL each is
 -- locked for the lease that reads it, and a queue another lease holds is skipped: concurrent
 -- leases share out the queues, and each queue's limit is checked by one lease at a time.
-SELECT name, COALESCE(override_limit, concurrency_limit) AS concurrency_limit, keyed FROM queues
-WHERE env_id = :env_id AND paused = 0;
+SELECT name, COALESCE(override_limit, concurrency_limit) AS concurrency_limit, keyed, rate_limit,
+       rate_period, weights, vclock
+FROM queues WHERE env_id = :env_id AND paused = 0;
 
 -- name: active_queues [postgres]
-SELECT name, COALESCE(override_limit, concurrency_limit) AS concurrency_limit, keyed FROM queues
-WHERE env_id = :env_id AND paused = 0 ORDER BY name FOR UPDATE SKIP LOCKED;
+SELECT name, COALESCE(override_limit, concurrency_limit) AS concurrency_limit, keyed, rate_limit,
+       rate_period, weights, vclock
+FROM queues WHERE env_id = :env_id AND paused = 0 ORDER BY name FOR UPDATE SKIP LOCKED;
 
 -- name: count_active_queues
 -- How many queues of an environment are not paused (to tell whether a lease skipped some).
@@ -152,23 +160,74 @@ WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND available_at
 ORDER BY score LIMIT :limit FOR UPDATE SKIP LOCKED;
 
 -- name: queued_key_heads
--- Each concurrency key of one queue with the score of its best startable run.
-SELECT concurrency_key, MIN(score) AS score FROM runs
-WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND +available_at <= :now
-GROUP BY concurrency_key ORDER BY MIN(score) LIMIT 1000;
+-- Each concurrency key of one queue with runs that may start now: its best score, how many (up
+-- to :most) and its round-robin turn; the keys furthest behind first (at most 1,000 keys a lease).
+SELECT h.concurrency_key, h.score, h.n, t.turn FROM (
+    SELECT concurrency_key, MIN(score) AS score, COUNT(*) AS n FROM runs
+    WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND concurrency_key IS NOT NULL
+      AND available_at <= :now
+    GROUP BY concurrency_key
+    UNION ALL
+    SELECT NULL, MIN(score), COUNT(*) FROM runs
+    WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND concurrency_key IS NULL
+      AND available_at <= :now
+    HAVING COUNT(*) > 0
+) h LEFT JOIN queue_key_turns t
+    ON t.env_id = :env_id AND t.queue = :queue AND t.bucket = COALESCE(h.concurrency_key, '')
+ORDER BY COALESCE(t.turn, 0), h.score LIMIT 1000;
 
 -- name: queued_candidates_of_key
 -- The next runs of one concurrency key of a queue that may start now, best first.
 SELECT id, concurrency_key, score, resuming FROM runs
-WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND +available_at <= :now
-  AND (concurrency_key = :key OR (concurrency_key IS NULL AND :key IS NULL))
+WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND concurrency_key = :key
+  AND available_at <= :now
 ORDER BY score LIMIT :limit;
 
 -- name: queued_candidates_of_key [postgres]
 SELECT id, concurrency_key, score, resuming FROM runs
-WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND available_at <= :now
-  AND concurrency_key IS NOT DISTINCT FROM :key
+WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND concurrency_key = :key
+  AND available_at <= :now
 ORDER BY score LIMIT :limit FOR UPDATE SKIP LOCKED;
+
+-- name: queued_candidates_without_key
+-- The next runs without a concurrency key of a queue whose other runs have keys, best first.
+SELECT id, concurrency_key, score, resuming FROM runs
+WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND concurrency_key IS NULL
+  AND +available_at <= :now
+ORDER BY score LIMIT :limit;
+
+-- name: queued_candidates_without_key [postgres]
+SELECT id, concurrency_key, score, resuming FROM runs
+WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND concurrency_key IS NULL
+  AND available_at <= :now
+ORDER BY score LIMIT :limit FOR UPDATE SKIP LOCKED;
+
+-- name: set_key_turn
+-- A concurrency key's next round-robin turn in its queue.
+INSERT INTO queue_key_turns (env_id, queue, bucket, turn) VALUES (:env_id, :queue, :bucket, :turn)
+ON CONFLICT (env_id, queue, bucket) DO UPDATE SET turn = excluded.turn;
+
+-- name: set_queue_clock
+-- A queue's round-robin clock moves on; keys at or behind it need no row of their own.
+UPDATE queues SET vclock = :vclock WHERE env_id = :env_id AND name = :queue;
+
+-- name: forget_key_turns
+-- Keys the queue's clock has caught up with: they are at the clock, so their rows can go.
+DELETE FROM queue_key_turns WHERE env_id = :env_id AND queue = :queue AND turn <= :vclock;
+
+-- name: rate_window
+-- A rate-limited queue's starts in the window, per concurrency key ('' without one), with the
+-- earliest of them (the window has room again once it is a period old).
+SELECT bucket, COUNT(*) AS n, MIN(started_at) AS first FROM queue_starts
+WHERE env_id = :env_id AND queue = :queue AND started_at > :since GROUP BY bucket;
+
+-- name: forget_starts
+-- Starts that left the window of their queue's rate limit.
+DELETE FROM queue_starts WHERE env_id = :env_id AND queue = :queue AND started_at <= :since;
+
+-- name: insert_start
+-- A start of a rate-limited queue, counted in its window.
+INSERT INTO queue_starts (env_id, queue, bucket, started_at) VALUES (:env_id, :queue, :bucket, :now);
 
 -- name: next_available_at
 -- When the next queued run of an environment becomes startable.

@@ -215,7 +215,12 @@ def test_tasks_are_listed_with_their_settings(api: TestClient) -> None:
     assert {t["id"] for t in data} == {"hello", "other", "encode", "process-video"}
     video = api.get("/api/v1/tasks/process-video").json()
     assert video["payload_schema"]["required"] == ["video_url"]
-    assert video["queue"] == {"name": "task/process-video", "concurrency_limit": None}
+    assert video["queue"] == {
+        "name": "task/process-video",
+        "concurrency_limit": None,
+        "rate_limit": None,
+        "weights": None,
+    }
 
 
 def test_queues_list_pause_resume_and_concurrency(api: TestClient, backend: Backend) -> None:
@@ -230,6 +235,9 @@ def test_queues_list_pause_resume_and_concurrency(api: TestClient, backend: Back
         "paused": False,
         "running": 0,
         "queued": 2,
+        "rate_limit": None,
+        "rate_used": 0,
+        "weights": None,
     }
 
     paused = api.post("/api/v1/queues/media/encode/pause")
