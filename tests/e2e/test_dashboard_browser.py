@@ -1,7 +1,8 @@
 """The dashboard of a real `conveyor dev` in a real browser, with real runs: the list shows a
 new run without a reload and its filters narrow it; a run page shows logs and the child runs
 of a fan-out in its trace; cancel and replay work; a paused queue starts nothing until it is
-resumed; a token completed from the page resumes its run; the keyboard gets around."""
+resumed; a rate-limited queue shows its window; a token completed from the page resumes its
+run; the keyboard gets around."""
 
 from __future__ import annotations
 
@@ -219,3 +220,22 @@ def test_the_keyboard_gets_around(dev: DevServer, client: Client, page: Any) -> 
     screenshot(page, "environments-dev")
     page.goto(f"{dev.api_url}/deploys")
     screenshot(page, "deploys")
+
+
+def test_a_rate_limited_queue_shows_its_window_and_holds_the_rest(
+    dev: DevServer, client: Client, page: Any
+) -> None:
+    """A queue's rate limit is on the queues page with the starts its window has used, live,
+    and a run over the limit stays queued."""
+    from playwright.sync_api import expect
+
+    name = unique("rated")
+    spec = {"name": name, "rate_limit": {"limit": 2, "period": "10m"}}
+    page.goto(f"{dev.api_url}/queues")
+    runs = [client.trigger("echo", {"n": n}, queue=spec) for n in range(3)]
+    rate = page.locator(f'tr[data-queue="{name}"] [data-rate]')
+    expect(rate).to_have_text("rate: 2 / 2 per 600 s", timeout=15_000)  # live, no reload
+    expect(page.locator(f'tr[data-queue="{name}"] [data-queued]')).to_have_text("1")
+    statuses = sorted(status_of(client, r.id) for r in runs)
+    assert statuses == ["COMPLETED", "COMPLETED", "QUEUED"], statuses
+    client.runs.cancel(next(r.id for r in runs if status_of(client, r.id) == "QUEUED"))
