@@ -162,7 +162,7 @@ class Segment:
                 and entry.failed_children(before=self.run.attempt_started_at)
             )
             if entry is None or again:  # a retry triggers the failed children again
-                entry = self.world.trigger(
+                entry = self.world.children.trigger(
                     self.run,
                     key,
                     items,
