@@ -7,7 +7,8 @@
 It enforces what an executor cannot enforce on itself: a deadline past `max_duration` (a
 CPU-bound loop blocks the executor's event loop, so the process is killed), the machine's
 memory, and an event loop held past `stall_timeout` (process.py). An executor that dies takes
-its attempts with it; each is reported as decisions.exit_outcome says, and the engine retries.
+its attempts with it; each is reported as decisions.exit_outcome says, the engine retries, and
+a fresh executor takes its place (the killing and replacing: replacement.py).
 It never imports task code. What it decides (how much to lease, when to kill, what an exit
 means for each attempt) is in decisions.py, apart from its I/O.
 
@@ -47,6 +48,7 @@ from conveyor.worker.decisions import IDLE_POLL
 from conveyor.worker.link import WorkerLink
 from conveyor.worker.outbox import Outbox
 from conveyor.worker.process import ExecutorProcess, Inflight, LoadFailed, PoolKey
+from conveyor.worker.replacement import Replacement
 from conveyor.worker.versions import PreparedVersion, VersionCache
 
 log = logging.getLogger("conveyor.worker")
@@ -108,15 +110,15 @@ class Supervisor:
         self.registered = False
         self.outbox = Outbox(link, worker_id, link_failed=self.link_failed, reporter=self.reporter)
         self.contact = Contact(self)  # heartbeats, and what fencing asks of us (contact.py)
+        self.replacement = Replacement(self)  # executors killed and replaced (replacement.py)
         # the metadata flushes of all its runs go to the engine together (one transaction)
         self.flushes: Batches[tuple[str, int, MetadataCall]] = Batches(
             lambda items: link.metadata([(r, fence, call.ops) for r, fence, call in items])
         )
         self._wake = asyncio.Event()
         self._waiter: asyncio.Future[None] | None = None
-        self._stopping = False
+        self.stopping = False
         self.closed = False
-        self._restarts: list[float] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._link_down_since: float | None = None
         self._link_reported = 0.0
@@ -145,7 +147,7 @@ class Supervisor:
         """Give back attempts of a lease without starting them: each is reported interrupted,
         which the engine applies only if it still counts the run as this worker's."""
         for spec in specs:
-            self._record(
+            self.record(
                 AttemptOutcome(
                     spec.run_id,
                     spec.attempt,
@@ -197,7 +199,7 @@ class Supervisor:
         fresh: dict[PoolKey, list[ExecutorProcess]] = {}
         for key in keys:
             count = self.executors_per_machine if key[1] == self.default_machine else 1
-            fresh[key] = [self._spawn(key, generation) for _ in range(count)]
+            fresh[key] = [self.spawn(key, generation) for _ in range(count)]
         try:
             loads = await asyncio.gather(
                 *(p.ready for pool in fresh.values() for p in pool if p.ready)
@@ -228,7 +230,7 @@ class Supervisor:
             if proc not in self.draining:
                 self.draining.append(proc)
             proc.draining = True
-            self._retire_if_idle(proc)
+            self.retire_if_idle(proc)
         if not self.registered:
             await self.link.register(self.worker_id, self.name, tasks)
             self.registered = True
@@ -243,7 +245,7 @@ class Supervisor:
         )
         self._report_machines()
         for key in list(self.waiting_for_executor):
-            self._dispatch_waiting(key)
+            self.dispatch_waiting(key)
         self.wake()
         return True
 
@@ -274,7 +276,7 @@ class Supervisor:
             return False
         pool = self.pools.setdefault(key, [])
         fresh = [
-            self._spawn(key, self.generation) for _ in range(self.executors_per_machine - len(pool))
+            self.spawn(key, self.generation) for _ in range(self.executors_per_machine - len(pool))
         ]
         pool.extend(fresh)
         try:
@@ -285,7 +287,7 @@ class Supervisor:
         tasks = [t.id for t in loads[0].tasks] if loads else []
         self.reporter("loaded", {"tasks": tasks, "generation": 1, "version": version})
         self._report_machines()
-        self._dispatch_waiting(key)
+        self.dispatch_waiting(key)
         self.wake()
         return True
 
@@ -305,7 +307,7 @@ class Supervisor:
         """Stop leasing, let running attempts finish for `grace` seconds, then stop executors.
         Attempts still running are handed back: the engine retries them without using up one
         of their attempts, and takes nothing more for this worker (a lease still open, say)."""
-        self._stopping = True
+        self.stopping = True
         self.wake()
         deadline = time.monotonic() + grace
         while self.inflight_count and time.monotonic() < deadline:
@@ -339,7 +341,7 @@ class Supervisor:
                 return
             await asyncio.sleep(FLUSH_RETRY)
 
-    def _spawn(self, key: PoolKey, generation: int) -> ExecutorProcess:
+    def spawn(self, key: PoolKey, generation: int) -> ExecutorProcess:
         version, machine = key
         if version is None:
             root, python = self.root, None
@@ -352,14 +354,14 @@ class Supervisor:
             machine,
             generation,
             self._on_message,
-            self._on_exit,
+            self.replacement.on_exit,
             version=version,
             python=python,
         )
         proc.start()
         return proc
 
-    def _retire_if_idle(self, proc: ExecutorProcess) -> None:
+    def retire_if_idle(self, proc: ExecutorProcess) -> None:
         if not proc.draining or proc.load:
             return
         # a thread that overran its deadline still spins in it: only a kill stops it
@@ -371,7 +373,7 @@ class Supervisor:
     # -- leasing and dispatch ---------------------------------------------------------------
 
     async def _lease_loop(self) -> None:
-        while not self._stopping:
+        while not self.stopping:
             self._wake.clear()
             timeout = IDLE_POLL
             if self.tasks is not None:
@@ -454,7 +456,7 @@ class Supervisor:
                 if isinstance(item, HookJob):
                     self.outbox.add_hook((item.run_id, item.hook, item.fence))
                 else:
-                    self._record(
+                    self.record(
                         AttemptOutcome(
                             item.run_id,
                             item.attempt,
@@ -507,7 +509,7 @@ class Supervisor:
             )
             for item in self.waiting_for_executor.pop(key, []):
                 if isinstance(item, AttemptSpec):
-                    self._record(
+                    self.record(
                         AttemptOutcome(
                             item.run_id,
                             item.attempt,
@@ -521,16 +523,16 @@ class Supervisor:
                         Inflight(item, time.monotonic(), None),
                     )
             return
-        if self._stopping:
+        if self.stopping:
             return
-        proc = self._spawn(key, self.generation)
+        proc = self.spawn(key, self.generation)
         self.pools.setdefault(key, []).append(proc)
         assert proc.ready is not None
-        proc.ready.add_done_callback(functools.partial(self._on_ready, key))
+        proc.ready.add_done_callback(functools.partial(self.on_ready, key))
 
-    def _on_ready(self, key: PoolKey, _future: asyncio.Future[Any]) -> None:
+    def on_ready(self, key: PoolKey, _future: asyncio.Future[Any]) -> None:
         self._report_machines()
-        self._dispatch_waiting(key)
+        self.dispatch_waiting(key)
 
     def _report_machines(self) -> None:
         """Say once per machine preset how its executors' CPU share is enforced."""
@@ -539,7 +541,7 @@ class Supervisor:
                 self._machines_reported.add(proc.machine)
                 self.reporter("machine", {"machine": proc.machine, "cpu": proc.cpu})
 
-    def _dispatch_waiting(self, key: PoolKey) -> None:
+    def dispatch_waiting(self, key: PoolKey) -> None:
         items = self.waiting_for_executor.pop(key, [])
         for item in items:
             self._dispatch(item, key[1])
@@ -552,10 +554,10 @@ class Supervisor:
             outcome: AttemptOutcome = message[1]
             entry = proc.inflight.pop(outcome.run_id, None)
             if message[2]:
-                self._taint(proc)
+                self.replacement.taint(proc)
             if entry is not None:
-                self._record(outcome, entry)
-            self._retire_if_idle(proc)
+                self.record(outcome, entry)
+            self.retire_if_idle(proc)
             self.wake()
         elif kind == "ended":  # the body of an attempt told to stop has stopped
             proc.stopping.pop(message[1], None)
@@ -565,7 +567,7 @@ class Supervisor:
         elif kind == "hook_done":
             proc.hooks.discard(message[1])
             self.outbox.add_hook((message[1], message[2], message[3]))
-            self._retire_if_idle(proc)
+            self.retire_if_idle(proc)
         elif kind == "extend":
             entry = proc.inflight.get(message[1])
             if entry is not None and entry.deadline is not None:
@@ -575,7 +577,7 @@ class Supervisor:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    def _record(self, outcome: AttemptOutcome, entry: Inflight) -> None:
+    def record(self, outcome: AttemptOutcome, entry: Inflight) -> None:
         outcome.fence = entry.spec.fence
         self.outbox.add_outcome(outcome)
         self.reporter(
@@ -650,7 +652,7 @@ class Supervisor:
                     "suspended",
                     {"run_id": run_id, "task_id": entry.spec.task_id, "waiting": len(waitpoints)},
                 )
-            self._retire_if_idle(proc)
+            self.retire_if_idle(proc)
             self.wake()
         return result
 
@@ -673,61 +675,6 @@ class Supervisor:
             waited += delay
             delay = min(delay * 2, 5.0)
 
-    def _taint(self, proc: ExecutorProcess) -> None:
-        """A sync attempt overran its deadline in this executor: its thread cannot be stopped,
-        so the executor takes no new work and is replaced."""
-        if proc.tainted:
-            return
-        proc.tainted = True
-        pool = self.pools.get(proc.key, [])
-        if proc in pool:
-            pool.remove(proc)
-            replacement = self._spawn(proc.key, self.generation)
-            pool.append(replacement)
-            assert replacement.ready is not None  # what is leased while it starts waits for it
-            replacement.ready.add_done_callback(functools.partial(self._on_ready, proc.key))
-        proc.draining = True
-        if proc not in self.draining:
-            self.draining.append(proc)
-        self._retire_if_idle(proc)
-
-    def _on_exit(self, proc: ExecutorProcess, code: int | None) -> None:
-        reason = proc.kill_reason
-        for run_id, entry in list(proc.inflight.items()):
-            spec = entry.spec
-            outcome = decisions.exit_outcome(
-                run_id, spec.attempt, spec.max_duration, reason, code, proc.stall_stack
-            )
-            self._record(outcome, entry)
-        proc.inflight.clear()
-        proc.hooks.clear()  # their leases expire and another worker (or we) run them again
-        if proc in self.draining:
-            self.draining.remove(proc)
-        pool = self.pools.get(proc.key, [])
-        if proc in pool:
-            pool.remove(proc)
-            if not self._stopping and proc.generation == self.generation and not proc.retired:
-                self._restart(proc.key)
-        self.wake()
-
-    def _restart(self, key: PoolKey) -> None:
-        # a crash loop must not spin the CPU
-        self._restarts, delay = decisions.restart_delay(self._restarts, time.monotonic())
-        generation = self.generation
-
-        async def later() -> None:
-            await asyncio.sleep(delay)
-            if not self._stopping and generation == self.generation:
-                proc = self._spawn(key, generation)
-                self.pools.setdefault(key, []).append(proc)
-                with contextlib.suppress(LoadFailed):
-                    assert proc.ready is not None
-                    await proc.ready
-                self._dispatch_waiting(key)
-                self.wake()
-
-        self.background_task(later())
-
     # -- reporting, heartbeats, watchdog -----------------------------------------------------
 
     async def _flush_loop(self) -> None:
@@ -740,7 +687,7 @@ class Supervisor:
             else:  # the server or its database is away: again in a moment
                 await asyncio.sleep(FLUSH_RETRY)
                 self.outbox.ready.set()
-            if self._stopping and self.outbox.empty and not self.inflight_count:
+            if self.stopping and self.outbox.empty and not self.inflight_count:
                 return
 
     def stop_run(self, run_id: str, reason: str = "canceled") -> None:
@@ -752,7 +699,7 @@ class Supervisor:
                 proc.stopping[run_id] = entry.spec.fence
                 proc.send(("cancel", run_id, reason))
                 self.wake()
-                self._retire_if_idle(proc)
+                self.retire_if_idle(proc)
 
     def _retire_idle_versions(self, now: float) -> None:
         """Stop the executors of versions other than the current one that nobody used for
@@ -774,26 +721,20 @@ class Supervisor:
                 proc.retired = True
                 proc.draining = True
                 self.draining.append(proc)
-                self._retire_if_idle(proc)
+                self.retire_if_idle(proc)
 
     async def _watch_loop(self) -> None:
         last_memory_check = 0.0
-        while not self._stopping:
+        while not self.stopping:
             await asyncio.sleep(0.2)
             now = time.monotonic()
             self.contact.check(now)
-            for proc in self.all_processes():
-                for run_id, entry in proc.inflight.items():
-                    if decisions.past_deadline(entry.deadline, now) and proc.kill_reason is None:
-                        proc.kill(f"timed_out:{run_id}")
+            self.replacement.kill_overdue(now)
             if now - last_memory_check >= 0.5:
                 last_memory_check = now
                 if self.versions is not None:
                     self._retire_idle_versions(now)
-                for proc in self.all_processes():
-                    reason = decisions.memory_kill_reason(proc.machine, proc.rss_bytes())
-                    if reason is not None and proc.kill_reason is None:
-                        proc.kill(reason)
+                self.replacement.kill_over_memory()
 
 
 def _settle(waiter: asyncio.Future[None]) -> None:

@@ -5,7 +5,8 @@ Every attempt of an executor shares one event loop, so an `async def` that block
 `tick`; when no beat has come for longer than the project's `stall_timeout` while an asyncio task
 is running, the thread reads the loop thread's Python stack (`sys._current_frames`) and reports
 the stall once, on a pipe of its own: the channel to the supervisor belongs to the blocked loop.
-The supervisor then replaces the executor (conveyor/worker/process.py, decisions.py).
+The supervisor then replaces the executor (conveyor/worker/process.py, replacement.py,
+decisions.py).
 
 It decides nothing about runs, and never touches the loop's objects but to read which task runs.
 """
