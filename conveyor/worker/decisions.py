@@ -1,9 +1,9 @@
 """The supervisor's decisions, apart from its I/O: how many runs to lease and when to ask again,
 whether a lease may start its attempts, when an attempt is past its deadline or an executor over
 its machine's memory or stalled (an attempt holds its event loop), how soon a crashed executor
-starts again, and what an attempt that was in an executor when it exited is reported as. Pure
-functions of what the supervisor knows, so each is tested on its own
-(tests/unit/test_supervisor_decisions.py).
+starts again, and what an attempt that was in an executor when it exited, or was handed back
+unstarted, is reported as. Pure functions of what the supervisor knows, so each is tested on its
+own (tests/unit/test_supervisor_decisions.py).
 """
 
 from __future__ import annotations
@@ -107,6 +107,17 @@ def restart_delay(restarts: list[float], now: float) -> tuple[list[float], float
     return recent, 0.0 if len(recent) < RESTARTS_BEFORE_BACKOFF else RESTART_BACKOFF
 
 
+def interrupted(run_id: str, attempt: int, message: str) -> AttemptOutcome:
+    """An attempt stopped for a reason not its own (`message` says which): the engine runs it
+    again, and it keeps its retries."""
+    return AttemptOutcome(
+        run_id,
+        attempt,
+        "interrupted",
+        error={"name": "Interrupted", "code": "interrupted", "message": message},
+    )
+
+
 def exit_outcome(
     run_id: str,
     attempt: int,
@@ -139,18 +150,11 @@ def exit_outcome(
             },
         )
     if reason and reason.startswith("stalled:"):
-        return AttemptOutcome(
+        return interrupted(
             run_id,
             attempt,
-            "interrupted",
-            error={
-                "name": "Interrupted",
-                "code": "interrupted",
-                "message": (
-                    "Other code in the same executor blocked its event loop past stall_timeout "
-                    "and the executor was replaced; this attempt runs again and keeps its retries."
-                ),
-            },
+            "Other code in the same executor blocked its event loop past stall_timeout "
+            "and the executor was replaced; this attempt runs again and keeps its retries.",
         )
     if reason == f"timed_out:{run_id}":
         return AttemptOutcome(
@@ -165,33 +169,19 @@ def exit_outcome(
             },
         )
     if reason and reason.startswith("timed_out:"):
-        return AttemptOutcome(
+        return interrupted(
             run_id,
             attempt,
-            "interrupted",
-            error={
-                "name": "Interrupted",
-                "code": "interrupted",
-                "message": (
-                    "Another attempt in the same executor overran its max_duration and the "
-                    "executor was stopped; this attempt runs again and keeps its retries."
-                ),
-            },
+            "Another attempt in the same executor overran its max_duration and the "
+            "executor was stopped; this attempt runs again and keeps its retries.",
         )
     if reason == "lost_contact":
-        return AttemptOutcome(
+        return interrupted(
             run_id,
             attempt,
-            "interrupted",
-            error={
-                "name": "Interrupted",
-                "code": "interrupted",
-                "message": (
-                    "The worker lost contact with the server for longer than the worker timeout "
-                    "and stopped this attempt so that it can run elsewhere; it runs again and "
-                    "keeps its retries."
-                ),
-            },
+            "The worker lost contact with the server for longer than the worker timeout "
+            "and stopped this attempt so that it can run elsewhere; it runs again and "
+            "keeps its retries.",
         )
     if reason and reason.startswith("out_of_memory"):
         return AttemptOutcome(

@@ -148,12 +148,7 @@ class Supervisor:
         which the engine applies only if it still counts the run as this worker's."""
         for spec in specs:
             self.record(
-                AttemptOutcome(
-                    spec.run_id,
-                    spec.attempt,
-                    "interrupted",
-                    error={"name": "Interrupted", "code": "interrupted", "message": message},
-                ),
+                decisions.interrupted(spec.run_id, spec.attempt, message),
                 Inflight(spec, time.monotonic(), None),
             )
 
