@@ -213,6 +213,17 @@ PUBLIC_TOKEN_RESPONSE: dict[int | str, dict[str, Any]] = {
         "description": "A public access token that does not allow this (another run, task or kind)",
     },
 }
+# The batch routes (of one task, of several): what an idempotency key may answer instead of 201.
+BATCH_KEY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": BatchTriggered,
+        "description": "The idempotency key already has a batch; that batch is returned",
+    },
+    409: {
+        "model": ErrorResponse,
+        "description": "The idempotency key holds a batch of other tasks or another size",
+    },
+}
 
 
 class CreateTokenBody(WireModel):

@@ -7,15 +7,20 @@ Routes translate HTTP to engine calls and back; a batch's idempotency key is the
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response, status
 
+from conveyor.engine import Engine
+from conveyor.models import TriggerOptions
 from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import (
     API_RESPONSES,
+    BATCH_KEY_RESPONSES,
+    BatchBody,
     BatchByTaskBody,
     BatchTriggered,
-    ErrorResponse,
     KeyReset,
     ResetKeyBody,
     batch_triggered,
@@ -31,16 +36,7 @@ router = APIRouter(
     response_model=BatchTriggered,
     status_code=status.HTTP_201_CREATED,
     summary="Trigger a batch of runs of several tasks",
-    responses={
-        200: {
-            "model": BatchTriggered,
-            "description": "The idempotency key already has a batch; that batch is returned",
-        },
-        409: {
-            "model": ErrorResponse,
-            "description": "The idempotency key holds a batch of other tasks or another size",
-        },
-    },
+    responses=BATCH_KEY_RESPONSES,
 )
 def batch_trigger(
     body: BatchByTaskBody, env: EnvironmentDep, engine: EngineDep, response: Response
@@ -48,9 +44,22 @@ def batch_trigger(
     """Create one run per item, each of its item's `task`, 1 to 1,000 items, in one
     transaction: all or none. With `idempotency_key`, 200 with the batch that holds the key
     (`is_cached`), if one does."""
+    items = [(item.task, item.payload, item.options) for item in body.items]
+    return trigger_batch(engine, env.id, items, body, response)
+
+
+def trigger_batch(
+    engine: Engine,
+    env_id: str,
+    items: list[tuple[str, Any, TriggerOptions]],
+    body: BatchBody | BatchByTaskBody,
+    response: Response,
+) -> BatchTriggered:
+    """A batch as both batch routes (this one and the tasks routes' batch of one task) answer
+    it: 201 with its new runs, or 200 with the batch its idempotency key holds."""
     result = engine.tasks.batch_trigger(
-        env.id,
-        [(item.task, item.payload, item.options) for item in body.items],
+        env_id,
+        items,
         idempotency_key=body.idempotency_key,
         idempotency_key_ttl=body.idempotency_key_ttl,
     )

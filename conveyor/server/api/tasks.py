@@ -11,20 +11,20 @@ from fastapi import APIRouter, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from conveyor.models import TaskDefinition
+from conveyor.server.api.batches import trigger_batch
 from conveyor.server.auth import EngineDep, EnvironmentDep, TriggererDep
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import (
     API_RESPONSES,
+    BATCH_KEY_RESPONSES,
     PUBLIC_TOKEN_RESPONSE,
     BatchBody,
     BatchTriggered,
-    ErrorResponse,
     KeyReset,
     ResetKeyBody,
     TaskList,
     TriggerBody,
     Triggered,
-    batch_triggered,
     triggered,
 )
 
@@ -82,16 +82,7 @@ async def trigger_task(
     response_model=BatchTriggered,
     status_code=status.HTTP_201_CREATED,
     summary="Trigger a batch of runs of a task",
-    responses={
-        200: {
-            "model": BatchTriggered,
-            "description": "The idempotency key already has a batch; that batch is returned",
-        },
-        409: {
-            "model": ErrorResponse,
-            "description": "The idempotency key holds a batch of other tasks or another size",
-        },
-    },
+    responses=BATCH_KEY_RESPONSES,
 )
 def batch_trigger_task(
     task_id: str, body: BatchBody, env: EnvironmentDep, engine: EngineDep, response: Response
@@ -99,15 +90,8 @@ def batch_trigger_task(
     """Create one run per item, 1 to 1,000 items, in one transaction: all or none. An invalid
     item fails the whole batch with an error naming it (`items[3]: ...`). With
     `idempotency_key`, 200 with the batch that holds the key (`is_cached`), if one does."""
-    result = engine.tasks.batch_trigger(
-        env.id,
-        [(task_id, item.payload, item.options) for item in body.items],
-        idempotency_key=body.idempotency_key,
-        idempotency_key_ttl=body.idempotency_key_ttl,
-    )
-    if result.is_cached:
-        response.status_code = status.HTTP_200_OK
-    return batch_triggered(result.batch_id, result.runs, result.is_cached)
+    items = [(task_id, item.payload, item.options) for item in body.items]
+    return trigger_batch(engine, env.id, items, body, response)
 
 
 @router.post(
