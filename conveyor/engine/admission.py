@@ -82,13 +82,7 @@ class Admission:
                 size = min(size, room)
             if size <= 0:
                 return []
-            rows = self._tx.all(
-                "queued_candidates",
-                env_id=self._env_id,
-                queue=queue.name,
-                now=self._now,
-                limit=size,
-            )
+            rows = self._tx.all("queued_candidates", **self._startable(queue), limit=size)
             return self._made(queue, rows)
         return self._in_turn(queue, window)
 
@@ -96,9 +90,7 @@ class Admission:
         """A queue whose keys take turns: read each key's share, in the round-robin's order."""
         heads = []
         room: dict[str | None, int] = {}
-        for row in self._tx.all(
-            "queued_key_heads", env_id=self._env_id, queue=queue.name, now=self._now
-        ):
+        for row in self._tx.all("queued_key_heads", **self._startable(queue)):
             key = row["concurrency_key"]
             free = [self._capacity]
             if queue.limit is not None:
@@ -115,24 +107,12 @@ class Admission:
         for key, _ in turns:
             wanted[key] += 1
         rows_of: dict[str | None, list[Row]] = {}
+        startable = self._startable(queue)
         for key, n in wanted.items():
             if key is None:
-                rows = self._tx.all(
-                    "queued_candidates_without_key",
-                    env_id=self._env_id,
-                    queue=queue.name,
-                    now=self._now,
-                    limit=n,
-                )
+                rows = self._tx.all("queued_candidates_without_key", **startable, limit=n)
             else:
-                rows = self._tx.all(
-                    "queued_candidates_of_key",
-                    env_id=self._env_id,
-                    queue=queue.name,
-                    now=self._now,
-                    key=key,
-                    limit=n,
-                )
+                rows = self._tx.all("queued_candidates_of_key", **startable, key=key, limit=n)
             rows.reverse()  # popped from the end, best first
             rows_of[key] = rows
         ordered: list[tuple[Row, float]] = []
@@ -140,6 +120,11 @@ class Admission:
             if rows_of[key]:  # (fewer than counted: another lease took some meanwhile)
                 ordered.append((rows_of[key].pop(), turn))
         return self._made(queue, [r for r, _ in ordered], [t for _, t in ordered])
+
+    def _startable(self, queue: QueueState) -> dict[str, object]:
+        """What the queries of a queue's runs that may start now take: its environment, its
+        name, and the lease's time."""
+        return {"env_id": self._env_id, "queue": queue.name, "now": self._now}
 
     def _made(
         self, queue: QueueState, rows: list[Row], turns: list[float] | None = None
