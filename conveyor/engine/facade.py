@@ -12,6 +12,8 @@
     engine.schedules      cron schedules of scheduled tasks    schedules.py
     engine.auth           public access tokens                 auth.py
     engine.events         "available" and "stop" wake-ups      events.py
+    engine.observers      who is told of starts, ends, leases  observers.py
+    engine.gauges         runs, queues, workers right now      gauges.py
     engine.tick()         time-driven changes                  ticker.py
 
 Each part is given what it needs when it is made here (the store, the clock, the event bus, the
@@ -30,6 +32,8 @@ from conveyor.engine.deployments import Deployments
 from conveyor.engine.durable import Durable
 from conveyor.engine.environments import Environments
 from conveyor.engine.events import Events
+from conveyor.engine.gauges import Gauges
+from conveyor.engine.observers import Observers
 from conveyor.engine.queues import Queues
 from conveyor.engine.runs import Runs
 from conveyor.engine.schedules import Schedules
@@ -51,7 +55,9 @@ class Engine:
         self.store = store
         self.clock = clock
         self.events = events = Events(store)
-        transitions = Transitions(store, clock=clock)
+        self.observers = observers = Observers()
+        self.gauges = Gauges(store)
+        transitions = Transitions(store, clock=clock, observers=observers)
         self.environments = Environments(store, clock=clock, events=events)
         # organizations, projects, personal access tokens and environment keys
         self.accounts = Accounts(store, clock=clock, forget_keys=self.environments.forget_keys)

@@ -35,12 +35,14 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import jsonschema
 
 from conveyor import retries
 from conveyor.durations import MAX_SECONDS, parse_duration, resolve_when
+from conveyor.engine.observers import Observers
 from conveyor.engine.schedule_rows import declare
 from conveyor.engine.trigger_rules import debounce, merged_queue, queue_columns, trigger_queue
 from conveyor.engine.views import json_text, run_view
@@ -149,9 +151,12 @@ def run_result(row: Row) -> dict[str, Any]:
 class Transitions:
     """The run state machine (see the module docstring), given to the parts that change runs."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: Store, *, clock: Callable[[], float], observers: Observers | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.observers = Observers() if observers is None else observers
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self._validators_lock = threading.Lock()
         self._definitions: dict[str, TaskDefinition] = {}
@@ -432,6 +437,18 @@ class Transitions:
         )
         if row["status"] == RunStatus.WAITING:
             tx.run("delete_run_waits", run_id=row["id"])
+        if self.observers:
+            started = row.get("started_at")
+            seconds = None if started is None else max(0.0, now - started)
+            tx.after_commit(
+                partial(
+                    self.observers.run_finished,
+                    row["env_id"],
+                    row["task_id"],
+                    status.value,
+                    seconds,
+                )
+            )
         envs = self._run_ended(tx, row["id"], now)
         if hook is not None:
             envs.add(row["env_id"])

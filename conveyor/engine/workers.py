@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -143,7 +144,9 @@ class Workers:
         """Start up to `capacity` queued runs on a worker, within every concurrency limit, and
         hand it lifecycle hooks still owed. One transaction: limits cannot be overshot."""
         now = self._clock()
+        began = time.perf_counter()
         reply = LeaseReply()
+        waited: list[tuple[str, float]] = []  # (queue, seconds) of each attempt started
         with self._store.transaction() as tx:
             env = tx.one("get_environment", id=env_id)
             if env is None:
@@ -212,6 +215,7 @@ class Workers:
                         lease_seq=reply.lease_seq,
                     )
                     leased.sort(key=lambda r: order[r["id"]])
+                    waited = [(r["queue"], max(0.0, now - r["available_at"])) for r in leased]
                     journals: dict[str, list[JournalEntry]] = {}
                     # only a resumed or retried attempt can have a journal to replay
                     replaying = [
@@ -248,6 +252,11 @@ class Workers:
                 reply.lease_seq = worker["lease_seq"]
         if reply.attempts:
             self._events.changed(env_id, [a.run_id for a in reply.attempts])
+        observers = self._transitions.observers
+        if observers and capacity > 0:
+            for queue, seconds in waited:
+                observers.run_started(env_id, queue, seconds)
+            observers.leased(env_id, time.perf_counter() - began, len(waited))
         return reply
 
     @staticmethod

@@ -17,6 +17,8 @@ from conveyor.server.api import api_router
 from conveyor.server.browser import router as browser_router
 from conveyor.server.cors import PublicCors, origins_from_env
 from conveyor.server.errors import install_error_handlers
+from conveyor.server.metrics import Metrics, metrics_router
+from conveyor.server.metrics import token_from_env as metrics_token_from_env
 from conveyor.server.ratelimit import RateLimit, RateLimitMiddleware, rate_limit_from_env
 from conveyor.server.realtime import RunFeed
 from conveyor.server.schemas import ErrorResponse, Health
@@ -39,6 +41,7 @@ def create_app(
     title: str = "Conveyor",
     rate_limit: RateLimit | Literal[False] | None = None,
     cors_origins: Sequence[str] | None = None,
+    metrics_token: str | None = None,
 ) -> FastAPI:
     """The API app over `engine`. Other parts add their own routers to it and share the JSON
     error handling and the engine's wake-ups (`app.state.wakeups`) installed here: the
@@ -46,7 +49,9 @@ def create_app(
     `rate_limit` caps requests per API key (conveyor/server/ratelimit.py): None takes
     CONVEYOR_RATE_LIMIT or the default, False turns it off. `cors_origins` may call the routes
     public access tokens open from a browser (conveyor/server/cors.py): None takes
-    CONVEYOR_CORS_ORIGINS, and no origin means none."""
+    CONVEYOR_CORS_ORIGINS, and no origin means none. `GET /metrics` needs `metrics_token`
+    (None takes CONVEYOR_METRICS_TOKEN) or, without one, a request from this machine
+    (conveyor/server/metrics.py)."""
     from conveyor.version import __version__
 
     limit = rate_limit_from_env() if rate_limit is None else rate_limit
@@ -59,6 +64,7 @@ def create_app(
     app.state.engine = engine
     app.state.wakeups = Wakeups(engine)
     app.state.run_feed = RunFeed(engine)  # what run subscribers watch, read once for all
+    app.state.metrics = metrics = Metrics(engine)
     install_error_handlers(app)
     if limit:
         app.add_middleware(RateLimitMiddleware, limit=limit)
@@ -66,6 +72,8 @@ def create_app(
         app.add_middleware(PublicCors, origins=origins)
     app.include_router(api_router)
     app.include_router(browser_router)  # /sdk/realtime.js: the browser client, no key
+    token = metrics_token_from_env() if metrics_token is None else (metrics_token or None)
+    app.include_router(metrics_router(metrics, token))
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness check")
     def healthz() -> Health:

@@ -4,15 +4,38 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
+import time
 from collections.abc import Callable, Iterator
 from importlib.resources import files
 from typing import Any
 
 Row = dict[str, Any]
 
+log = logging.getLogger("conveyor.store")
+
 
 class Tx(abc.ABC):
     """One transaction. Runs named queries from queries.sql; nothing else."""
+
+    _after_commit: list[Callable[[], None]] | None = None
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` once this transaction has committed, never when it is undone: for
+        what must happen once per change even when a transaction is tried again (counting a
+        finished run in the metrics, say). A callback that raises is logged and skipped."""
+        if self._after_commit is None:
+            self._after_commit = []
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        """Run the callbacks of `after_commit` (the store calls it after the commit)."""
+        for callback in self._after_commit or ():
+            try:
+                callback()
+            except Exception:
+                log.exception("a callback after a commit failed")
+        self._after_commit = None
 
     @abc.abstractmethod
     def all(self, query: str, /, **params: Any) -> list[Row]:
@@ -49,6 +72,14 @@ class Store(abc.ABC):
     concurrent_writers: bool = False
     # times a transaction failed because the database could not be reached (StoreUnavailable)
     failures: int = 0
+    # told the seconds each write transaction took, its commit included (the server's metrics)
+    on_transaction: Callable[[float], None] | None = None
+
+    def _finished(self, tx: Tx, started: float) -> None:
+        """A write transaction begun at `started` (perf_counter) has committed."""
+        if self.on_transaction is not None:
+            self.on_transaction(time.perf_counter() - started)
+        tx.committed()
 
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[Tx]:

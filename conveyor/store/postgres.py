@@ -145,6 +145,7 @@ class PostgresStore(Store):
         if current is not None:  # nested: part of the transaction this thread already has
             yield current
             return
+        started = time.perf_counter()
         with self._connection() as conn, conn.transaction():
             tx = _PgTx(conn)
             self._local.tx = tx
@@ -152,6 +153,7 @@ class PostgresStore(Store):
                 yield tx
             finally:
                 self._local.tx = None
+        self._finished(tx, started)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Tx]:

@@ -245,7 +245,7 @@ UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, version = COALESCE
 WHERE id IN (:ids) AND status = 'QUEUED'
 RETURNING id, task_id, payload, tags, metadata, metadata_seq, attempt_count, max_attempts, max_duration,
           machine, hooks, queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at,
-          compute_used, version, fence;
+          compute_used, version, fence, available_at;
 
 -- name: lease_hooks
 -- Hand runs whose lifecycle hook has not run yet to a worker.

@@ -10,6 +10,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,13 +75,16 @@ class SqliteStore(Store):
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
         with self._write_lock, self._conn() as conn:
+            started = time.perf_counter()
             conn.execute("BEGIN IMMEDIATE")
+            tx = _SqliteTx(conn)
             try:
-                yield _SqliteTx(conn)
+                yield tx
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        self._finished(tx, started)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Tx]:
