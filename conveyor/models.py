@@ -271,6 +271,16 @@ class DebounceSpec(WireModel):
         None
     )
 
+    @field_validator("max_delay")
+    @classmethod
+    def _max_delay(cls, value: float | str | None) -> float | str | None:
+        if value is not None and parse_duration(value, name="debounce.max_delay") <= 0:
+            raise ValueError(
+                f"debounce.max_delay must be more than 0, got {value!r} (leave it out for no "
+                "deadline)"
+            )
+        return value
+
 
 class TriggerOptions(WireModel):
     """Options of one trigger. The same names in Python (`task.trigger(p, **options)`) and HTTP."""

@@ -298,7 +298,8 @@ class _Waiting:
         return line
 
     def hint(self, run: Any, seconds: float) -> str:
-        """Why a run may sit in its queue: the queue paused or full, or no worker that runs it."""
+        """Why a run may sit in its queue: the queue paused, full or at its rate limit, or no worker
+        that runs it."""
         start = f"{self.run_id} is still QUEUED after {seconds:.0f} s: "
         queue = None
         if run.queue:
@@ -306,8 +307,8 @@ class _Waiting:
                 queue = self.client.queues.retrieve(run.queue)
         if queue is not None and queue.paused:
             return start + (
-                f"its queue {queue.name!r} is paused; resume it with "
-                f"`conveyor queues resume {queue.name}`."
+                f"its queue {queue.name!r} is paused; resume it on the dashboard's Queues page "
+                f"or with `client.queues.resume({queue.name!r})`."
             )
         if (
             queue is not None
@@ -317,6 +318,13 @@ class _Waiting:
             return start + (
                 f"its queue {queue.name!r} is full ({queue.running} running, limit "
                 f"{queue.concurrency_limit}); it starts when one of them ends."
+            )
+        rate = queue.rate_limit if queue is not None else None
+        if queue is not None and rate is not None and queue.rate_used >= rate.limit:
+            return start + (
+                f"its queue {queue.name!r} is at its rate limit ({queue.rate_used} starts in "
+                f"the last {rate.seconds:g} s, limit {rate.limit}); it starts when the window "
+                "has room."
             )
         return start + (
             "no worker has picked it up. Is `conveyor dev` (or `conveyor worker`) running for "

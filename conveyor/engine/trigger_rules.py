@@ -101,11 +101,11 @@ def merged_queue(first: QueueSpec | None, other: QueueSpec) -> QueueSpec:
 
 def trigger_queue(tx: Tx, env_id: str, queue: QueueSpec, where: str, now: float) -> None:
     """A queue named at trigger time: made with the limits given when it is new, else used as
-    it is. A limit that differs from the one in force is refused: a trigger never changes the
-    limits every run of the queue shares (`queues.set_concurrency`, or the code of a task whose
-    queue it is, does)."""
+    it is. A limit or weights that differ from those in force are refused: a trigger never
+    changes what every run of the queue shares (`queues.set_concurrency`, or the code of a
+    task whose queue it is, does)."""
     tx.run("ensure_queue", env_id=env_id, now=now, **queue_columns(queue))
-    if queue.concurrency_limit is None and queue.rate_limit is None:
+    if queue.concurrency_limit is None and queue.rate_limit is None and not queue.weights:
         return
     row = tx.one("queue_limit", env_id=env_id, name=queue.name)
     assert row is not None
@@ -130,4 +130,12 @@ def trigger_queue(tx: Tx, env_id: str, queue: QueueSpec, where: str, now: float)
             f"{where}queue {queue.name!r} has {current}, and a trigger cannot change the rate "
             f"limit all its runs share (asked: {rate.limit} per {rate.seconds:g} s); trigger "
             "without rate_limit to use the queue as it is, or name a queue of its own"
+        )
+    weights = queue.weights
+    if weights and (json.loads(row["weights"]) if row["weights"] else None) != weights:
+        current = f"weights {row['weights']}" if row["weights"] else "no weights"
+        raise Conflict(
+            f"{where}queue {queue.name!r} has {current}, and a trigger cannot change the weights "
+            f"all its runs share (asked: {json.dumps(weights, sort_keys=True)}); trigger without "
+            "weights to use the queue as it is, or name a queue of its own"
         )

@@ -80,8 +80,10 @@ ON CONFLICT (env_id, name) DO UPDATE SET concurrency_limit = excluded.concurrenc
     rate_limit = excluded.rate_limit, rate_period = excluded.rate_period, weights = excluded.weights;
 
 -- name: queue_limit
--- The limits in force on a queue: the API's override, else the one it was made or declared with.
-SELECT COALESCE(override_limit, concurrency_limit) AS concurrency_limit, rate_limit, rate_period
+-- The limits in force on a queue (the API's override, else the one it was made or declared with)
+-- and its weights.
+SELECT COALESCE(override_limit, concurrency_limit) AS concurrency_limit, rate_limit, rate_period,
+       weights
 FROM queues WHERE env_id = :env_id AND name = :name;
 
 -- name: set_queue_override

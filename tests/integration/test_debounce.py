@@ -107,6 +107,8 @@ def test_keys_are_per_task_and_a_batch_gathers_its_own_items(
         ({"debounce": {"key": "k", "delay": "soon"}}, "debounce.delay"),
         ({"debounce": {"key": "k", "delay": 5, "mode": "middle"}}, "mode"),
         ({"debounce": {"key": "", "delay": 5}}, "key"),
+        ({"debounce": {"key": "k", "delay": 5, "max_delay": "0s"}}, "max_delay must be more"),
+        ({"debounce": {"key": "k", "delay": 5, "max_delay": -1}}, "max_delay"),
     ],
 )
 def test_a_bad_debounce_is_refused_naming_it(

@@ -5,6 +5,7 @@ waits on and says why nothing picks a run up."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -17,7 +18,7 @@ from markupsafe import escape
 
 from conveyor.cli import trigger as trigger_command
 from conveyor.cli.main import main
-from conveyor.models import ModuleFailure
+from conveyor.models import ModuleFailure, TriggerOptions
 from tests.integration.conftest import KEY, current_fence, task_definitions
 from tests.integration.test_dashboard_pages import csrf_of, dashboard  # noqa: F401 - a fixture
 
@@ -60,7 +61,7 @@ def test_a_module_that_failed_to_import_is_named_on_the_tasks_page_and_in_the_40
     assert "check its id" in api.post("/api/v1/tasks/other/trigger", json={"payload": {}}).text
 
 
-def _wait(live_server: str, task: str, monkeypatch: pytest.MonkeyPatch) -> Result:
+def _wait(live_server: str, task: str, monkeypatch: pytest.MonkeyPatch, *options: str) -> Result:
     monkeypatch.setattr(trigger_command, "HINT_AFTER", 0.3)
     for name in ("CONVEYOR_API_URL", "CONVEYOR_SECRET_KEY", "CONVEYOR_ACCESS_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -76,6 +77,7 @@ def _wait(live_server: str, task: str, monkeypatch: pytest.MonkeyPatch) -> Resul
             live_server,
             "--secret-key",
             KEY,
+            *options,
         ],
         catch_exceptions=False,
     )
@@ -97,9 +99,21 @@ def test_wait_shows_the_status_and_says_why_nothing_picks_the_run_up(
     backend.engine.queues.set_paused(backend.env.id, "task/other", True)
     paused = _wait(live_server, "other", monkeypatch)
     assert (
-        "its queue 'task/other' is paused; resume it with `conveyor queues resume task/other`"
-        in paused.stderr
+        "its queue 'task/other' is paused; resume it on the dashboard's Queues page or with "
+        "`client.queues.resume('task/other')`" in paused.stderr
     )
+
+    # a queue at its rate limit: the run waits for the window, not for a worker
+    rated = '{"name": "rated", "rate_limit": {"limit": 1, "period": "1h"}}'
+    backend.engine.tasks.trigger(
+        backend.env.id, "hello", {}, TriggerOptions.model_validate({"queue": json.loads(rated)})
+    )
+    backend.engine.workers.lease(backend.env.id, "worker-1", 50)
+    held = _wait(live_server, "hello", monkeypatch, "-o", f"queue={rated}")
+    assert (
+        "its queue 'rated' is at its rate limit (1 starts in the last 3600 s, limit 1)"
+        in held.stderr
+    ), held.stderr
 
     def start_it() -> None:  # a worker takes the runs while the command waits
         deadline = time.monotonic() + 0.9

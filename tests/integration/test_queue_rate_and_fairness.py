@@ -75,6 +75,21 @@ def test_a_trigger_cannot_change_a_queues_rate_limit(engine, env):
     engine.tasks.trigger(env.id, "calls", {}, TriggerOptions(queue=same))
 
 
+def test_a_trigger_cannot_change_a_queues_weights(engine, env):
+    engine.workers.set_tasks(env.id, [define("calls")])
+    weighted = QueueSpec(name="calls", weights={"vip": 3})
+    with pytest.raises(Conflict, match="no weights, and a trigger cannot change the weights"):
+        engine.tasks.trigger(env.id, "calls", {}, TriggerOptions(queue=weighted))
+    # a queue a trigger makes takes its weights; the same weights again are fine, others are not
+    made = QueueSpec(name="tenants-by-trigger", weights={"vip": 3})
+    engine.tasks.trigger(env.id, "calls", {}, TriggerOptions(queue=made))
+    engine.tasks.trigger(env.id, "calls", {}, TriggerOptions(queue=made))
+    assert engine.queues.get(env.id, "tenants-by-trigger").weights == {"vip": 3}
+    other = QueueSpec(name="tenants-by-trigger", weights={"vip": 5})
+    with pytest.raises(Conflict, match="weights"):
+        engine.tasks.trigger(env.id, "calls", {}, TriggerOptions(queue=other))
+
+
 def test_a_small_tenant_waits_at_most_one_turn_behind_a_large_backlog(engine, env):
     engine.workers.set_tasks(env.id, [define("tenants")])
     for _ in range(300):
