@@ -102,6 +102,13 @@ def test_every_page_renders_for_this_machine(dashboard: TestClient, backend: Bac
     assert token["id"] in dashboard.get("/tokens").text
     assert backend.key in dashboard.get("/api-keys").text
     assert "task/hello" in dashboard.get("/queues").text
+    tenants = QueueSpec(
+        name="tenants", rate_limit={"limit": 5, "period": "1m"}, weights={"vip": 3, "free": 1}
+    )
+    backend.engine.tasks.trigger(backend.env.id, "hello", {}, TriggerOptions(queue=tenants))
+    row = re.search(r'<tr data-queue="tenants">.*?</tr>', dashboard.get("/queues").text, re.S)
+    assert row is not None
+    assert "rate: 0 / 5 per 60 s" in row.group(0) and "weights: free ×1, vip ×3" in row.group(0)
     schema_page = dashboard.get("/tasks/process-video").text
     assert (
         "video_url" in schema_page and "&#34;format&#34;: &#34;mp4&#34;" in schema_page
@@ -258,7 +265,7 @@ def test_the_dev_dashboard_answers_only_this_machine(backend: Backend) -> None:
 
 def test_the_openapi_document_has_no_dashboard_routes(dashboard: TestClient) -> None:
     paths = dashboard.get("/openapi.json").json()["paths"]
-    assert all(path.startswith(("/api/", "/healthz", "/readyz")) for path in paths)
+    assert all(path.startswith(("/api/", "/healthz", "/readyz", "/metrics")) for path in paths)
 
 
 def test_the_vendored_front_end_is_served_with_its_license(dashboard: TestClient) -> None:
