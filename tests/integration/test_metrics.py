@@ -162,3 +162,29 @@ def test_the_token_comes_from_the_environment(
         assert local.get("/metrics").status_code == 401
         ok = local.get("/metrics", headers={"Authorization": "Bearer from-env"})
         assert ok.status_code == 200
+
+
+def test_the_grafana_dashboard_and_the_docs_name_only_metrics_the_server_has(
+    api: TestClient,
+) -> None:
+    """docs/grafana/conveyor.json and docs/metrics.md stay true to what /metrics serves."""
+    import json
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).parents[2] / "docs"
+    response = api.get("/metrics")
+    served: set[str] = set()
+    for family in text_string_to_metric_families(response.text):
+        served.add(family.name)
+        if family.type == "counter":
+            served.add(family.name + "_total")
+        elif family.type == "histogram":
+            served |= {family.name + suffix for suffix in ("_bucket", "_count", "_sum")}
+    dashboard = json.loads((docs / "grafana" / "conveyor.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v["definition"] for v in dashboard["templating"]["list"]]
+    named = {n for e in exprs for n in re.findall(r"\bconveyor_[a-z_]+", e)}
+    table = re.findall(r"^\| `(conveyor_[a-z_]+)` \|", (docs / "metrics.md").read_text(), re.M)
+    assert len(table) == 13 and len(named) >= 10
+    assert sorted((named | set(table)) - served) == []
