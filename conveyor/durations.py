@@ -22,6 +22,7 @@ _UNIT_PART = (
 )
 DURATION_PATTERN = rf"^(\d{{1,9}}(\.\d+)?|{_UNIT_PART}( ?{_UNIT_PART}){{0,3}})$"
 _DURATION = re.compile(DURATION_PATTERN)
+_LOOSE = re.compile(r"\d+(\.\d+)?|\d+(\.\d+)?(ms|s|m|h|d|w)( ?\d+(\.\d+)?(ms|s|m|h|d|w)){0,3}")
 
 
 def parse_duration(value: float | int | str, *, name: str = "duration") -> float:
@@ -37,6 +38,11 @@ def parse_duration(value: float | int | str, *, name: str = "duration") -> float
             raise ValueError(f"{name} of {value:g} seconds is over a century; that is not a plan")
         return float(value)
     if isinstance(value, str):
+        if not _DURATION.fullmatch(value) and _LOOSE.fullmatch(value):  # the form, but too long
+            raise ValueError(
+                f"{name} {value!r} is too long: a duration is at most a century (up to 9 digits "
+                "of plain seconds, 11 of ms, 8 of s, 7 of m, 5 of h, 3 of d or w)"
+            )
         if not _DURATION.fullmatch(value):
             raise ValueError(
                 f"{name} {value!r} is not a duration; write seconds or e.g. '30s', '5m', '1h30m', "
