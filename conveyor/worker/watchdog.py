@@ -37,7 +37,12 @@ def users_stack(frame: object) -> str:
     when every frame is Conveyor's or asyncio's)."""
     summary = traceback.extract_stack(frame)  # type: ignore[arg-type]
     own = traceback.StackSummary.from_list(
-        [f for f in summary if not os.path.realpath(f.filename).startswith(_NOT_USERS)]
+        [
+            f
+            for f in summary
+            if not os.path.realpath(f.filename).startswith(_NOT_USERS)
+            and not f.filename.startswith("<frozen ")  # the interpreter's start (runpy, ...)
+        ]
     )
     return "".join((own or summary).format())
 

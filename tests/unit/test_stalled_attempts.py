@@ -102,6 +102,7 @@ async def block_the_loop(tmp_path: Path) -> None:
         assert "stall.py" in lines[0].message  # where it blocked
         stack = (lines[0].attributes or {}).get("stack", "")
         assert "stall.py" in stack and "time.sleep(60)" in stack
+        assert stack.startswith('  File "') and "<frozen" not in stack  # the task's code only
 
         spared = engine.runs.get(env.id, neighbour.id)
         assert spared.status == "COMPLETED"  # with max_attempts 1: the stall used up no retry
