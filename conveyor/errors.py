@@ -28,6 +28,7 @@ documentation. Every error carries a short machine `code` used by the HTTP API
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -175,10 +176,29 @@ class TaskRunFailed(TaskRunError):
         self.error = error
 
 
+_NOT_AN_OBJECT = ("model_type", "model_attributes_type", "dict_type", "dataclass_type")
+
+
+def problem_of(error: Mapping[str, Any]) -> str:
+    """What is wrong, in one validation error of pydantic, worded for the person who wrote the
+    value (the API's 422s and the client's and CLI's errors say it alike)."""
+    kind = error.get("type")
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        # (a model's extra field, or a dataclass's: the protocol's durable calls are dataclasses)
+        return "unknown field; check its spelling"
+    if kind == "missing":
+        return "required"
+    if kind in _NOT_AN_OBJECT:
+        given = error.get("input")
+        return f"must be an object of fields, not {type(given).__name__} {given!r:.40}"
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
 def validation_summary(exc: ValidationError, limit: int = 3) -> str:
-    """The first problems of a pydantic ValidationError as `where: what; ...`, for messages."""
+    """The first problems of a pydantic ValidationError as `where: what; ...` (a problem of the
+    whole value has no `where`), for messages."""
     parts = []
     for error in exc.errors()[:limit]:
-        where = ".".join(str(p) for p in error["loc"]) or "value"
-        parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{where}: {problem_of(error)}" if where else problem_of(error))
     return "; ".join(parts)

@@ -441,7 +441,7 @@ def dump_trigger_options(
             parsed = TriggerOptions.model_validate(dict(options))
         except ValidationError as exc:
             raise InvalidRequest(
-                f"{where}invalid trigger option {validation_summary(exc)}"
+                f"{where}invalid trigger options: {validation_summary(exc)}"
             ) from exc
     return parsed.model_dump(mode="json", exclude_defaults=True)
 

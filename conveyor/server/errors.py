@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conveyor.errors import ConveyorError, StoreUnavailable
+from conveyor.errors import ConveyorError, StoreUnavailable, problem_of
 
 log = logging.getLogger("conveyor.server")
 
@@ -67,12 +67,9 @@ def field_name(loc: Sequence[Any]) -> str:
 
 
 def _describe(error: dict[str, Any]) -> str:
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    # (a model's extra field, or a dataclass's: the protocol's durable calls are dataclasses)
-    if error.get("type") in ("extra_forbidden", "unexpected_keyword_argument"):
-        message = "unknown field; check its spelling against the API reference (/docs)"
-    elif error.get("type") == "missing":
-        message = "required"
+    message = problem_of(error)
+    if message.startswith("unknown field"):
+        message += " against the API reference (/docs)"
     return f"{field_name(error.get('loc', ()))}: {message}"
 
 

@@ -88,7 +88,7 @@ def trigger(**changes: Any) -> dict[str, Any]:
         (
             "durable_trigger",
             trigger(items=[["hello", {}, []]]),
-            "durable_trigger.args.items[0][2]: Input should be a valid dictionary",
+            "durable_trigger.args.items[0][2]: must be an object of fields, not list",
         ),
         ("durable_trigger", trigger(wait=1), "durable_trigger.args.wait: Input should be a valid"),
         ("durable_trigger", trigger(batch="yes"), "durable_trigger.args.batch: Input should be"),
