@@ -189,7 +189,10 @@ class Workers:
                 now = self._clock()
                 env_limit = env["concurrency_limit"]
                 env_free = None if env_limit is None else env_limit - total
-                admission = Admission(tx, env_id, now, executing, capacity)
+                # read no more turns and runs than the lease may start (at least one, so a queue
+                # its rate limit holds back still says when it has room)
+                budget = capacity if env_free is None else max(1, min(capacity, env_free))
+                admission = Admission(tx, env_id, now, executing, budget)
                 candidates = [admission.candidates(q) for q in active]
                 resuming = admission.resuming
                 chosen = choose_runs(
@@ -232,6 +235,8 @@ class Workers:
                         )
                         for r in leased
                     ]
+                    for spec in reply.attempts:  # their starts are counted now (see AttemptSpec)
+                        spec.rate_limited = queues[spec.queue].rate_limit is not None
                 if len(reply.attempts) < capacity:  # a full lease asks again at once anyway
                     due = tx.one("next_available_at", env_id=env_id, now=now)
                     reply.next_due = due["at"] if due else None
