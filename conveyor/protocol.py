@@ -81,6 +81,9 @@ class AttemptSpec:
     # the highest metadata op of the run's code applied so far: a replay makes those again and
     # must neither send nor apply them twice (see MetadataCall)
     metadata_seq: int = 0
+    # its queue has a rate limit, which counted this start when the lease was made: a worker
+    # gives the attempt back rather than start it seconds later (a late lease answer)
+    rate_limited: bool = False
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from typing_extensions import TypeVar
 
 from conveyor.durations import parse_duration
 from conveyor.errors import ConveyorError, PayloadError, TaskDefinitionError, validation_summary
-from conveyor.models import MACHINES, QueueSpec, RetryPolicy, TaskDefinition, TaskSchedule
+from conveyor.models import MACHINES, RetryPolicy, TaskDefinition, TaskSchedule
 from conveyor.models import dump_trigger_options as trigger_options
 from conveyor.results import (
     BatchHandle,
@@ -182,7 +182,7 @@ class Task(Generic[PayloadT, OutputT]):
         ttl = parse_duration(self.ttl, name="ttl") if self.ttl is not None else None
         return TaskDefinition(
             id=self.id,
-            queue=QueueSpec(name=self.queue.name, concurrency_limit=self.queue.concurrency_limit),
+            queue=self.queue.spec(),  # with its rate limit and weights
             retry=retry,
             max_duration=self.max_duration if self.max_duration is not None else max_duration,
             machine=self.machine or machine,

@@ -41,6 +41,13 @@ class Contact:
         self.unconfirmed: dict[str, AttemptSpec] = {}
         self.lost = False
 
+    def registered(self, sent: float) -> None:
+        """The engine registered us (it counts that as a heartbeat): in contact since `sent`.
+        Without it, a worker whose code took most of the worker timeout to load would find
+        itself out of contact at its first check, before its first heartbeat came back, and
+        stop the attempts it had just leased."""
+        self.acked_at = max(self.acked_at, sent)
+
     @property
     def timeout(self) -> float:
         return float(getattr(self._supervisor.link, "worker_timeout", 30.0))
@@ -116,8 +123,20 @@ class Contact:
         """The attempts of a lease answer that spent seconds on the network (a partition that
         healed, a congested link) may have been canceled or taken back while it was on its way:
         a heartbeat listing them asks the engine first, and only those it does not stop start.
-        When the heartbeat fails too, all of them are handed back."""
-        attempts = reply.attempts
+        When the heartbeat fails too, all of them are handed back. So are those of rate-limited
+        queues at once: their limit counted them as started when the lease was made, and
+        started seconds later they would crowd into a window beside the starts admitted since
+        (given back and leased again, a start counts twice: never a burst above the limit)."""
+        counted = [s for s in reply.attempts if s.rate_limited]
+        self._supervisor.hand_back(
+            counted,
+            "The answer that handed this attempt to the worker was late on the network, and its "
+            "queue's rate limit counted its start when it was sent; it is leased again rather "
+            "than started late, and keeps its retries.",
+        )
+        attempts = [s for s in reply.attempts if not s.rate_limited]
+        if not attempts:
+            return []
         # listed by every heartbeat until they start: one the heartbeat loop sends meanwhile
         # must not report them missing (the engine would take them back and lease them again)
         self.unconfirmed.update((s.run_id, s) for s in attempts)

@@ -227,7 +227,9 @@ class Supervisor:
             proc.draining = True
             self.retire_if_idle(proc)
         if not self.registered:
+            sent = time.monotonic()
             await self.link.register(self.worker_id, self.name, tasks)
+            self.contact.registered(sent)
             self.registered = True
         else:
             await self.link.set_tasks(tasks)
@@ -252,7 +254,9 @@ class Supervisor:
 
     async def _load_deployed(self) -> bool:
         if not self.registered:
+            sent = time.monotonic()
             await self.link.register(self.worker_id, self.name, None, deployed=True)
+            self.contact.registered(sent)
             self.registered = True
         self.generation = max(self.generation, 1)
         self.tasks = []  # the versions know their tasks; the server has their manifests
