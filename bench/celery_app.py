@@ -47,3 +47,15 @@ def work() -> dict[str, float]:
 def count_results(results: list[object]) -> int:
     """The chord callback: runs once every header task has a result."""
     return len(results)
+
+
+# -- the fairness suite (fairness_suite.py) ---------------------------------------------------
+
+
+@app.task(name="tenant_work")
+def tenant_work(tenant: str, ms: float) -> dict[str, object]:
+    """`ms` milliseconds of waiting for `tenant`, like Conveyor's `tenant-work`; returns its
+    tenant and its own start and end."""
+    started = time.time()
+    time.sleep(ms / 1000)
+    return {"tenant": tenant, "started": started, "ended": time.time()}

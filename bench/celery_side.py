@@ -62,8 +62,11 @@ class CeleryWorker:
         )
         self.redis = redis.Redis.from_url(REDIS_URL)
 
-    def start(self, timeout: float = 60.0) -> None:
-        self.redis.flushdb()  # the bench's own database (BENCH_REDIS_URL), fresh each run
+    def start(self, timeout: float = 60.0, flush: bool = True) -> None:
+        """Start the worker and wait until it answers; `flush=False` keeps what the database
+        holds (a backlog queued before the worker, as the fairness suite does)."""
+        if flush:
+            self.redis.flushdb()  # the bench's own database (BENCH_REDIS_URL), fresh each run
         self.service.start()
 
         def answers() -> bool:

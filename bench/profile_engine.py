@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if not reply.attempts:
             break
         outcomes = [
-            AttemptOutcome(a.run_id, a.attempt, "completed", output_json="null")
+            AttemptOutcome(a.run_id, a.attempt, "completed", output_json="null", fence=a.fence)
             for a in reply.attempts
         ]
         timed("complete", engine.workers.complete, "wrk_bench", outcomes)

@@ -1,14 +1,16 @@
 """Conveyor against Celery on Redis, DBOS and Procrastinate, the same workloads in the same run.
 See bench/README.md.
 
-    .venv/bin/python bench/run.py [--suite all|throughput|durable|postgres]
+    .venv/bin/python bench/run.py [--suite all|throughput|durable|postgres|fairness]
                                   [--only conveyor|celery|dbos|procrastinate]
 
 Suites: `throughput` is the no-op throughput and trigger-to-start latency against Celery;
 `durable` is fan-out with a waiting parent, a concurrency-limited queue and durable sleeps
 against Celery and DBOS (Postgres and SQLite); `postgres` is Conveyor's server on PostgreSQL
 against DBOS's queue and Procrastinate on the same PostgreSQL: throughput, latency and writes
-per run. `all` (the default) runs the three.
+per run; `fairness` is how the slots are shared between tenants (Conveyor's concurrency keys
+against Celery's FIFO queue): one tenant's run behind another's backlog of 10,000, and Jain's
+index over 100 tenants. `all` (the default) runs the four.
 
 Each system is started on fresh state, measured, and stopped (its whole process group, and every
 pid seen under it) before the next starts, so they never share the two cores.
@@ -202,6 +204,7 @@ def run_celery(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     import durable_suite
+    import fairness_suite
     import postgres_suite
     import workloads
 
@@ -210,11 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--suite",
-        choices=["all", "throughput", "durable", "postgres"],
+        choices=["all", "throughput", "durable", "postgres", "fairness"],
         default="all",
         help="throughput: no-op throughput and start latency; durable: fan-out, limited queue, "
         "durable sleep (with DBOS); postgres: throughput, latency and writes per run on "
-        "PostgreSQL (with DBOS and Procrastinate); all: the three",
+        "PostgreSQL (with DBOS and Procrastinate); fairness: tenants sharing 4 slots (with "
+        "Celery); all: the four",
     )
     parser.add_argument(
         "--runs", type=int, default=10_000, help="no-op runs in the throughput workload"
@@ -335,6 +339,42 @@ def main(argv: list[str] | None = None) -> int:
         help="postgres: polling interval of DBOS's queue (DBOS's default: 1 s)",
     )
     parser.add_argument(
+        "--fair-backlog",
+        type=int,
+        default=fairness_suite.BACKLOG,
+        help="fairness: runs of tenant big queued ahead of tenant small's one run",
+    )
+    parser.add_argument(
+        "--fair-warm",
+        type=int,
+        default=fairness_suite.WARM,
+        help="fairness: big runs taken from the queue before tenant small triggers",
+    )
+    parser.add_argument(
+        "--fair-work-ms",
+        type=float,
+        default=fairness_suite.WORK_MS,
+        help="fairness: milliseconds each run waits",
+    )
+    parser.add_argument(
+        "--fair-tenants",
+        type=int,
+        default=fairness_suite.TENANTS,
+        help="fairness: tenants of the Jain's index workload",
+    )
+    parser.add_argument(
+        "--fair-pattern",
+        default=fairness_suite.PATTERN,
+        help="fairness: the tenants' backlogs, comma-separated, given in turn (tenant i gets "
+        "the (i mod length)-th)",
+    )
+    parser.add_argument(
+        "--fair-timeout",
+        type=float,
+        default=900.0,
+        help="fairness: seconds a workload may take to drain",
+    )
+    parser.add_argument(
         "--keep-logs",
         action="store_true",
         help="keep the log folder (it is kept anyway on failure)",
@@ -357,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     raw: dict[str, list[dict[str, Any]]] = {}
     raw_durable: dict[str, list[dict[str, Any]]] = {}
     raw_postgres: dict[str, list[dict[str, Any]]] = {}
+    raw_fairness: dict[str, list[dict[str, Any]]] = {}
     failed = False
     suites: list[tuple[str, list[tuple[str, Any]], dict[str, list[dict[str, Any]]]]] = []
     if args.suite in ("all", "throughput"):
@@ -365,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         suites.append(("durable", durable_suite.systems(args), raw_durable))
     if args.suite in ("all", "postgres"):
         suites.append(("postgres", postgres_suite.systems(args), raw_postgres))
+    if args.suite in ("all", "fairness"):
+        suites.append(("fairness", fairness_suite.systems(args), raw_fairness))
     for suite, systems, into in suites:
         for round_ in range(args.rounds):
             order = systems if round_ % 2 == 0 else systems[::-1]
@@ -397,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {name: summarize(r) for name, r in raw.items()}
     durable = {name: durable_suite.summarize(r) for name, r in raw_durable.items()}
     on_postgres = {name: postgres_suite.summarize(r) for name, r in raw_postgres.items()}
+    fairness = {name: fairness_suite.summarize(r) for name, r in raw_fairness.items()}
     command = "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     found = versions()
     tree_after = conveyor_tree()
@@ -423,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"postgres suite: {pg_counters.server_version()} at {pg_counters.SERVER_URL}")
     for name, summary in on_postgres.items():
         print(f"{name} (postgres): {summary['launch']}")
+    for name, summary in fairness.items():
+        print(f"{name} (fairness): {summary.get('launch', '')}")
     if results:
         print()
         print(report.table(results))
@@ -442,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
                 },
             )
         )
+    if fairness:
+        print()
+        print(fairness_suite.table(fairness, fairness_suite.sizes(args)))
     if args.json:
         out = {
             "date": started,
@@ -454,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
             "raw_durable": raw_durable,
             "postgres": on_postgres,
             "raw_postgres": raw_postgres,
+            "fairness": fairness,
+            "raw_fairness": raw_fairness,
         }
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))
     if failed or args.keep_logs:
