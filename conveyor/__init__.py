@@ -47,6 +47,7 @@ from conveyor.sdk.retry import retry
 from conveyor.sdk.schedules import schedules
 from conveyor.sdk.step import step
 from conveyor.sdk.task import BatchItem, Task, schema_task, task
+from conveyor.sdk.usage import usage
 from conveyor.sdk.wait import wait
 from conveyor.version import __version__
 
@@ -99,5 +100,6 @@ __all__ = [
     "tags",
     "task",
     "tasks",
+    "usage",
     "wait",
 ]

@@ -516,6 +516,8 @@ class Attempt(BaseModel):
     started_at: datetime
     completed_at: datetime
     error: RunError | None = None
+    # the time it held a slot: from each start or resume to its end or suspension
+    compute_seconds: float = 0.0
 
 
 class WaitInfo(BaseModel):
@@ -567,6 +569,11 @@ class Run(BaseModel):
     delayed_until: datetime | None = None
     next_attempt_at: datetime | None = None
     expires_at: datetime | None = None
+    compute_seconds: float = Field(
+        0.0,
+        description="Compute seconds of its ended attempts: the time each held a slot, waits "
+        "that suspended it excluded",
+    )
     is_cached: bool = False  # this trigger returned an existing run for its idempotency key
     attempt_list: list[Attempt] | None = None
     # what a WAITING run waits for (with the run's details)
@@ -799,3 +806,26 @@ class Schedule(BaseModel):
     recent_fires: list[ScheduleFire] | None = Field(
         None, description="The latest fires, newest first (when one schedule is retrieved)"
     )
+
+
+
+class TaskUsage(BaseModel):
+    """The compute one task used in a period, on one machine preset."""
+
+    task_id: str
+    machine: str
+    compute_seconds: float
+    attempts: int  # attempts that ended in the period
+    runs: int  # runs those attempts belong to
+
+
+class Usage(BaseModel):
+    """The compute an environment used in a period (`since` to `until`): the compute seconds of
+    the attempts that ended in it, per task and machine preset, the most first."""
+
+    since: datetime
+    until: datetime
+    compute_seconds: float
+    attempts: int
+    runs: int
+    tasks: list[TaskUsage]

@@ -73,6 +73,7 @@ class AttemptSpec:
     created_at: float = 0.0
     started_at: float = 0.0
     compute_used: float = 0.0  # seconds this attempt already ran before it was suspended
+    compute_seconds: float = 0.0  # the run's compute seconds of its ended attempts (usage)
     resumed: bool = False  # this continues an attempt that was suspended
     journal: list[JournalEntry] = field(default_factory=list)
     # the deployed version whose code runs it (None: the worker's own code)

@@ -24,6 +24,7 @@ from conveyor.client._namespaces import (
     Queues,
     Runs,
     Tasks,
+    UsageReports,
     Waitpoints,
 )
 from conveyor.client._realtime import MAX_RECONNECTS, RECONNECT_AFTER, SseParser, Subscription
@@ -59,6 +60,7 @@ class AsyncClient(Namespace["HttpxSender"]):
         self.tasks = Tasks(self._sender)
         self.runs = Runs(self._sender)
         self.queues = Queues(self._sender)
+        self.usage = UsageReports(self._sender)
         self.waitpoints = Waitpoints(self._sender)
         self.projects = Projects(self._sender)
         self.deployments = Deployments(self._sender)

@@ -57,6 +57,7 @@ from conveyor.models import (
     Token,
     Trace,
     TriggerOptions,
+    Usage,
     User,
 )
 from conveyor.models import dump_trigger_options as trigger_options
@@ -440,6 +441,27 @@ class Runs(Namespace[S]):
 
 def _queue(name: str, action: str = "") -> str:
     return f"/api/v1/queues/{segment(name, 'queue name')}{action}"
+
+
+class UsageReports(Namespace[S]):
+    """`client.usage`: the compute the environment used."""
+
+    @operation
+    def retrieve(
+        self,
+        *,
+        since: datetime | str | float | None = None,
+        until: datetime | str | float | None = None,
+    ) -> Call[Usage]:
+        """The compute seconds of the attempts that ended from `since` (default: 30 days before
+        `until`) to `until` (default: now), per task and machine preset. Each is a datetime, an
+        ISO string or epoch seconds."""
+        params = [
+            (name, time_param(value, name))
+            for name, value in (("since", since), ("until", until))
+            if value is not None
+        ]
+        return Call("GET", "/api/v1/usage", Usage.model_validate, params=tuple(params))
 
 
 class Queues(Namespace[S]):

@@ -32,6 +32,7 @@ from conveyor.client._namespaces import (
     Runs,
     Sender,
     Tasks,
+    UsageReports,
     Waitpoints,
 )
 from conveyor.client._realtime import (
@@ -65,6 +66,7 @@ class Client(Namespace["UrllibSender"]):
         self.tasks = Tasks(self._sender)
         self.runs = Runs(self._sender)
         self.queues = Queues(self._sender)
+        self.usage = UsageReports(self._sender)
         self.waitpoints = Waitpoints(self._sender)
         self.projects = Projects(self._sender)
         self.deployments = Deployments(self._sender)

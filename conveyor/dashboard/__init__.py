@@ -7,7 +7,7 @@ by `conveyor dev` and `conveyor server`.
     web.py         templates, filters, pages and redirects, the route class
     live.py        server-sent events re-rendering a page's live part
     waterfall.py   a trace as waterfall rows (pure)
-    runs.py  tasks.py  queues.py  schedules.py  tokens.py  accounts.py  deploys.py
+    runs.py  tasks.py  queues.py  schedules.py  tokens.py  accounts.py  deploys.py  usage.py
                    the pages, one module per resource
     templates/     Jinja2      static/   CSS, JS, vendored htmx (no build step, no CDN)
 
@@ -31,11 +31,20 @@ STATIC = Path(__file__).parent / "static"
 def mount_dashboard(app: FastAPI, engine: Engine, settings: DashboardSettings) -> None:
     """Serve the dashboard from `app`, an API app from `conveyor.server.create_app(engine)`
     (whose engine, wake-ups and error handling it uses); the platform mounts it."""
-    from conveyor.dashboard import accounts, deploys, queues, runs, schedules, tasks, tokens
+    from conveyor.dashboard import (
+        accounts,
+        deploys,
+        queues,
+        runs,
+        schedules,
+        tasks,
+        tokens,
+        usage,
+    )
 
     app.state.dashboard = Access(engine, settings)
     app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")
-    for module in (accounts, runs, tasks, queues, schedules, tokens, deploys):
+    for module in (accounts, runs, tasks, queues, schedules, tokens, deploys, usage):
         app.include_router(module.router)
 
 

@@ -14,6 +14,7 @@
     engine.events         "available" and "stop" wake-ups      events.py
     engine.observers      who is told of starts, ends, leases  observers.py
     engine.gauges         runs, queues, workers right now      gauges.py
+    engine.usage          compute used in a period             usage.py
     engine.tick()         time-driven changes                  ticker.py
 
 Each part is given what it needs when it is made here (the store, the clock, the event bus, the
@@ -40,6 +41,7 @@ from conveyor.engine.schedules import Schedules
 from conveyor.engine.tasks import Tasks
 from conveyor.engine.ticker import Ticker
 from conveyor.engine.transitions import Transitions
+from conveyor.engine.usage import UsageReader
 from conveyor.engine.waitpoints import Waitpoints
 from conveyor.engine.workers import Workers
 from conveyor.store import Store
@@ -57,6 +59,7 @@ class Engine:
         self.events = events = Events(store)
         self.observers = observers = Observers()
         self.gauges = Gauges(store)
+        self.usage = UsageReader(store, clock=clock)
         transitions = Transitions(store, clock=clock, observers=observers)
         self.environments = Environments(store, clock=clock, events=events)
         # organizations, projects, personal access tokens and environment keys

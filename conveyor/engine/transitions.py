@@ -381,16 +381,7 @@ class Transitions:
             outcome.kind, final_status.value
         )
         error_json = json_text(outcome.error) if outcome.error is not None else None
-        tx.run(
-            "insert_attempt",
-            run_id=row["id"],
-            number=attempt,
-            status=attempt_status,
-            worker_id=row["worker_id"],
-            started_at=row["attempt_started_at"] or now,
-            now=now,
-            error=error_json,
-        )
+        self._end_attempt(tx, row, attempt_status, error_json, now)
         if outcome.kind == "interrupted":
             tx.run("requeue_interrupted", id=row["id"], error=error_json, now=now)
             return {row["env_id"]}
@@ -407,6 +398,25 @@ class Transitions:
             return {row["env_id"]}
         output = outcome.output_json if outcome.kind == "completed" else None
         return self.finish(tx, row, final_status, output, outcome.error, now)
+
+    @staticmethod
+    def _end_attempt(tx: Tx, row: Row, status: str, error_json: str | None, now: float) -> None:
+        """Record the run's current attempt as ended with `status`, and the compute seconds it
+        used (its time before suspensions, and since it last started or resumed)."""
+        seconds = attempt_compute(row, now)
+        tx.run(
+            "insert_attempt",
+            run_id=row["id"],
+            number=row["attempt_count"],
+            status=status,
+            worker_id=row["worker_id"],
+            started_at=row["attempt_started_at"] or now,
+            now=now,
+            error=error_json,
+            compute_seconds=seconds,
+        )
+        if seconds > 0:
+            tx.run("add_run_compute", id=row["id"], seconds=seconds)
 
     def finish(
         self,
@@ -481,16 +491,7 @@ class Transitions:
             "message": "The run was canceled." if depth == 0 else "Its parent run was canceled.",
         }
         if row["status"] == RunStatus.EXECUTING:
-            tx.run(
-                "insert_attempt",
-                run_id=row["id"],
-                number=row["attempt_count"],
-                status="CANCELED",
-                worker_id=row["worker_id"],
-                started_at=row["attempt_started_at"] or now,
-                now=now,
-                error=json_text(error),
-            )
+            self._end_attempt(tx, row, "CANCELED", json_text(error), now)
             # the attempt's reports and durable calls are refused now
             tx.run("revoke_fence", id=row["id"])
             stopped.append(row["id"])
@@ -583,6 +584,18 @@ class Transitions:
                     )
                 )
         return self.complete_waitpoints(tx, completions, now) if completions else set()
+
+
+def attempt_compute(row: Row, now: float) -> float:
+    """The compute seconds of a run's current attempt at `now`: what it used before it was
+    suspended (the worker says so when it suspends), plus, while it executes, the time since
+    it last started or resumed."""
+    used = float(row.get("compute_used") or 0.0)
+    if row["status"] == RunStatus.EXECUTING:
+        since = row.get("segment_started_at") or row.get("attempt_started_at")
+        if since is not None:
+            used += max(0.0, now - since)
+    return used
 
 
 def _larger_machine(row: Row, outcome: AttemptOutcome) -> str | None:

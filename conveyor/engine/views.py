@@ -58,6 +58,7 @@ def run_view(row: Row) -> Run:
         if status == RunStatus.QUEUED and (row.get("attempt_count") or 0) > 0
         else None,
         expires_at=_dt(row.get("expires_at")),
+        compute_seconds=row.get("compute_seconds") or 0.0,
     )
 
 
@@ -70,6 +71,7 @@ def attempt_view(row: Row) -> Attempt:
         started_at=_dt(row["started_at"]),
         completed_at=_dt(row["completed_at"]),
         error=RunError.model_validate(error) if error else None,
+        compute_seconds=row.get("compute_seconds") or 0.0,
     )
 
 

@@ -311,6 +311,7 @@ class Workers:
             created_at=row["created_at"],
             started_at=row["started_at"],
             compute_used=row["compute_used"],
+            compute_seconds=row["compute_seconds"],
             resumed=resumed,
             journal=journal,
             version=row["version"],

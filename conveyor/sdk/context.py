@@ -110,6 +110,11 @@ class AttemptScope:
     metadata: Any = None  # the attempt's RunMetadata (conveyor/sdk/metadata.py); None in hooks
     # the attempt's or hook job's fence: its log lines carry it (conveyor/protocol.py)
     fence: int = 0
+    # usage: the compute seconds of the run's ended attempts and of this attempt before it
+    # last suspended, and when this segment of it began (time.monotonic)
+    compute_before: float = 0.0
+    attempt_compute_before: float = 0.0
+    segment_started: float = field(default_factory=time.monotonic)
     _seq: itertools.count = field(init=False)
 
     def __post_init__(self) -> None:

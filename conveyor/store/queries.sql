@@ -243,11 +243,11 @@ UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, version = COALESCE
        attempt_started_at = CASE WHEN resuming = 1 THEN attempt_started_at ELSE :now END,
        compute_used = CASE WHEN resuming = 1 THEN compute_used ELSE 0 END, resuming = 0,
        started_at = COALESCE(started_at, :now), expires_at = NULL, updated_at = :now,
-       fence = fence + 1, lease_seq = :lease_seq
+       fence = fence + 1, lease_seq = :lease_seq, segment_started_at = :now
 WHERE id IN (:ids) AND status = 'QUEUED'
 RETURNING id, task_id, payload, tags, metadata, metadata_seq, attempt_count, max_attempts, max_duration,
           machine, hooks, queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at,
-          compute_used, version, fence, available_at;
+          compute_used, version, fence, available_at, compute_seconds;
 
 -- name: lease_hooks
 -- Hand runs whose lifecycle hook has not run yet to a worker.
@@ -420,10 +420,14 @@ UPDATE runs SET status = 'QUEUED', worker_id = NULL, attempt_started_at = NULL, 
 WHERE id = :id;
 
 -- name: insert_attempt
--- Record a finished attempt.
-INSERT INTO attempts (run_id, number, status, worker_id, started_at, completed_at, error)
-VALUES (:run_id, :number, :status, :worker_id, :started_at, :now, :error)
+-- Record a finished attempt with the compute seconds it used.
+INSERT INTO attempts (run_id, number, status, worker_id, started_at, completed_at, error, compute_seconds)
+VALUES (:run_id, :number, :status, :worker_id, :started_at, :now, :error, :compute_seconds)
 ON CONFLICT (run_id, number) DO NOTHING;
+
+-- name: add_run_compute
+-- Add a finished attempt's compute seconds to its run's.
+UPDATE runs SET compute_seconds = compute_seconds + :seconds WHERE id = :id;
 
 -- name: list_attempts
 -- The finished attempts of a run.

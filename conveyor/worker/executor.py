@@ -277,7 +277,13 @@ class Executor:
                 },
             )
         ctx = self.context(spec, task)
-        scope = self.scopes[spec.run_id] = AttemptScope(ctx, self, fence=spec.fence)
+        scope = self.scopes[spec.run_id] = AttemptScope(
+            ctx,
+            self,
+            fence=spec.fence,
+            compute_before=spec.compute_seconds,
+            attempt_compute_before=spec.compute_used,
+        )
         remaining = spec.max_duration - spec.compute_used if spec.max_duration else None
         timeout_cm = (
             asyncio.timeout(max(remaining, 0.001))

@@ -4,6 +4,7 @@ status, start latency per queue, queue depth of a paused queue, workers connecte
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -85,3 +86,30 @@ def test_a_paused_queue_shows_its_depth(platform: DevServer | TeamPlatform, clie
     for run in held:
         assert client.runs.poll(run.id, timeout=60).status == "COMPLETED"
     assert total(scrape(platform), "conveyor_queue_queued", queue=queue) == 0
+
+
+def test_usage_counts_the_time_a_run_held_a_slot_not_its_waits(
+    platform: DevServer | TeamPlatform, client: Client
+) -> None:
+    gate = client.waitpoints.create_token(timeout="10m")
+    run = client.trigger("metered", {"work": 0.3, "gate": gate.id})
+    wait_for(
+        lambda: client.runs.retrieve(run.id).status == "WAITING",
+        timeout=30,
+        what="the run to suspend on its token",
+    )
+    time.sleep(3)  # waiting costs nothing
+    client.waitpoints.complete_token(gate.id, {})
+    done = client.runs.poll(run.id, timeout=60)
+    assert done.status == "COMPLETED", done.error
+    # what the run saw: 0.3 s before the wait, and after it 0.3 s replayed and 0.3 s more
+    assert 0.85 <= done.output["compute"] < 2.5, done.output
+    assert done.output["attempt"] == done.output["compute"]  # its first attempt
+    # what the platform recorded when the attempt ended, its 3 s of waiting left out
+    recorded = client.runs.retrieve(run.id)
+    assert 0.85 <= recorded.compute_seconds < 2.5
+    (attempt,) = recorded.attempt_list or []
+    assert attempt.compute_seconds == recorded.compute_seconds
+    usage = client.usage.retrieve(since=time.time() - 600)
+    metered = [t for t in usage.tasks if t.task_id == "metered"]
+    assert metered and metered[0].compute_seconds >= recorded.compute_seconds

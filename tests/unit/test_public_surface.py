@@ -52,6 +52,7 @@ EXPECTED = {
     "tags",
     "task",
     "tasks",
+    "usage",
     "wait",
 }
 

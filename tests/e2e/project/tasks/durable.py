@@ -4,7 +4,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from conveyor import batch, logger, queue, step, task, wait
+from conveyor import batch, logger, queue, step, task, usage, wait
 
 EFFECTS = Path(__file__).resolve().parent.parent / "effects.log"
 
@@ -155,6 +155,17 @@ async def blocker_child(payload):
 async def sleeper(payload, ctx):
     await wait.for_(seconds=payload.get("seconds", 8))
     return ctx.run.id
+
+
+@task(id="metered")
+async def metered(payload, ctx):
+    """Works, waits on the test's token (suspended: it holds no slot), works again, and says
+    what it used."""
+    await asyncio.sleep(payload["work"])
+    await wait.for_token(payload["gate"])
+    await asyncio.sleep(payload["work"])
+    used = usage.current()
+    return {"compute": used.compute_seconds, "attempt": used.attempt_compute_seconds}
 
 
 @task(id="gated")
