@@ -225,6 +225,7 @@ class WorkerProcess:
     executors: int = 1
     worker_id: str | None = None  # stable across restarts: a restart gives back what it held
     loads: int = 0
+    capacity: int | None = None  # `--capacity`: attempts at once (None: the worker's default)
 
     @property
     def log(self) -> Path:
@@ -244,9 +245,11 @@ class WorkerProcess:
             "CONVEYOR_SECRET_KEY": self.platform.secret_key,
             **self.env,
         }
-        identity = ["--worker-id", self.worker_id] if self.worker_id else []
+        options = ["--worker-id", self.worker_id] if self.worker_id else []
+        if self.capacity is not None:
+            options += ["--capacity", str(self.capacity)]
         self.proc = subprocess.Popen(
-            _conveyor("worker", "--name", self.name, "--executors", str(self.executors), *identity),
+            _conveyor("worker", "--name", self.name, "--executors", str(self.executors), *options),
             cwd=self.platform.root,
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -288,10 +291,11 @@ class ServerProcess:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     worker_timeout: float = 10
+    host: str = "127.0.0.1"  # the address it listens on
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def log(self) -> Path:
@@ -304,7 +308,13 @@ class ServerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "CONVEYOR_DATABASE_URL": self.database_url}
         self.proc = subprocess.Popen(
             _conveyor(
-                "server", "--port", str(self.port), "--worker-timeout", str(self.worker_timeout)
+                "server",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--worker-timeout",
+                str(self.worker_timeout),
             ),
             cwd=self.root,
             stdout=self.log.open("wb"),

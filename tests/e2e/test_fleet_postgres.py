@@ -4,72 +4,21 @@ processes, three `conveyor worker` processes, real kills, and a real restart of 
 
 from __future__ import annotations
 
-import contextlib
-import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conveyor import Client
 from conveyor.errors import ConveyorError
 from tests.databases import postgres_schema
-from tests.e2e.conftest import ServerProcess, WorkerProcess, make_project, wait_for
+from tests.e2e.conftest import make_project, wait_for
+from tests.e2e.fleet import Fleet, fleet_on
 from tests.pg_cluster import PgCluster, pg_cluster
 
-TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")
 LIMIT = 4  # queue "four" of tests/e2e/project/tasks/fleet.py
-
-
-@dataclass
-class Fleet:
-    root: Path
-    servers: list[ServerProcess]
-    workers: list[WorkerProcess]
-
-    def executions(self) -> list[tuple[str, int, str, float, float]]:
-        """(run, attempt, worker, started, ended) of every execution of the `fleet` task body."""
-        path = self.root / "executions.log"
-        rows = []
-        for line in path.read_text().splitlines() if path.exists() else []:
-            run, attempt, worker, started, ended = line.split()
-            rows.append((run, int(attempt), worker, float(started), float(ended)))
-        return rows
-
-    def client(self, i: int) -> Client:
-        return Client(self.servers[i].api_url, self.servers[i].secret_key)
-
-
-@contextlib.contextmanager
-def fleet_on(url: str, root: Path) -> Iterator[Fleet]:
-    """Two servers and three workers over the database at `url`."""
-    servers = [ServerProcess(root=root, database_url=url, name=f"server{i}") for i in range(2)]
-    workers: list[WorkerProcess] = []
-    try:
-        token = TOKEN.findall(servers[0].start())[0]
-        servers[1].start()
-        with Client(servers[0].api_url, token) as admin:
-            admin.projects.create("Fleet")
-            key = admin.projects.key("fleet", "prod").secret_key
-        for server in servers:
-            server.secret_key = key
-        # two workers on the first server, one on the second
-        workers = [
-            WorkerProcess(servers[i], f"w{i}-{n}", env={"FLEET_WORKER": f"w{i}-{n}"}, executors=1)
-            for i, n in ((0, 0), (0, 1), (1, 0))
-        ]
-        for worker in workers:
-            worker.start()
-        yield Fleet(root, servers, workers)
-    finally:
-        for worker in workers:
-            worker.stop()
-        for server in servers:
-            server.stop()
 
 
 @pytest.fixture
