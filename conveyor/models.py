@@ -808,7 +808,6 @@ class Schedule(BaseModel):
     )
 
 
-
 class TaskUsage(BaseModel):
     """The compute one task used in a period, on one machine preset."""
 
