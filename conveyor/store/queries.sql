@@ -132,6 +132,14 @@ UPDATE queues SET keyed = 1 WHERE env_id = :env_id AND name = :name AND keyed = 
 SELECT queue, concurrency_key, COUNT(*) AS n FROM runs
 WHERE env_id = :env_id AND status = 'EXECUTING' GROUP BY queue, concurrency_key
 UNION ALL
+SELECT queue, concurrency_key, COUNT(*) AS n FROM runs INDEXED BY runs_stopping
+WHERE env_id = :env_id AND stopping = 1 GROUP BY queue, concurrency_key;
+
+-- name: executing_counts [postgres]
+-- (SQLite's text names the partial index of stopping runs, which its planner would pass over)
+SELECT queue, concurrency_key, COUNT(*) AS n FROM runs
+WHERE env_id = :env_id AND status = 'EXECUTING' GROUP BY queue, concurrency_key
+UNION ALL
 SELECT queue, concurrency_key, COUNT(*) AS n FROM runs
 WHERE env_id = :env_id AND stopping = 1 GROUP BY queue, concurrency_key;
 
@@ -165,6 +173,23 @@ ORDER BY score LIMIT :limit FOR UPDATE SKIP LOCKED;
 -- Each concurrency key of one queue with runs that may start now: its best score, how many (up
 -- to :most) and its round-robin turn; the keys furthest behind first (at most 1,000 keys a lease).
 SELECT h.concurrency_key, h.score, h.n, t.turn FROM (
+    SELECT concurrency_key, MIN(score) AS score, COUNT(*) AS n FROM runs INDEXED BY runs_keyed_dequeue
+    WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND concurrency_key IS NOT NULL
+      AND +available_at <= :now
+    GROUP BY concurrency_key
+    UNION ALL
+    SELECT NULL, MIN(score), COUNT(*) FROM runs
+    WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND concurrency_key IS NULL
+      AND +available_at <= :now
+    HAVING COUNT(*) > 0
+) h LEFT JOIN queue_key_turns t
+    ON t.env_id = :env_id AND t.queue = :queue AND t.bucket = COALESCE(h.concurrency_key, '')
+ORDER BY COALESCE(t.turn, 0), h.score LIMIT 1000;
+
+-- name: queued_key_heads [postgres]
+-- (SQLite's text names the index of keyed queued runs, which covers the query, and keeps the
+-- keyless half off the index of every queued run by available_at)
+SELECT h.concurrency_key, h.score, h.n, t.turn FROM (
     SELECT concurrency_key, MIN(score) AS score, COUNT(*) AS n FROM runs
     WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND concurrency_key IS NOT NULL
       AND available_at <= :now
@@ -182,7 +207,7 @@ ORDER BY COALESCE(t.turn, 0), h.score LIMIT 1000;
 -- The next runs of one concurrency key of a queue that may start now, best first.
 SELECT id, concurrency_key, score, resuming FROM runs
 WHERE env_id = :env_id AND queue = :queue AND status = 'QUEUED' AND concurrency_key = :key
-  AND available_at <= :now
+  AND +available_at <= :now
 ORDER BY score LIMIT :limit;
 
 -- name: queued_candidates_of_key [postgres]
@@ -244,6 +269,18 @@ UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, version = COALESCE
        compute_used = CASE WHEN resuming = 1 THEN compute_used ELSE 0 END, resuming = 0,
        started_at = COALESCE(started_at, :now), expires_at = NULL, updated_at = :now,
        fence = fence + 1, lease_seq = :lease_seq, segment_started_at = :now
+WHERE id IN (:ids) AND +status = 'QUEUED'
+RETURNING id, task_id, payload, tags, metadata, metadata_seq, attempt_count, max_attempts, max_duration,
+          machine, hooks, queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at,
+          compute_used, version, fence, available_at, compute_seconds;
+
+-- name: lease_runs [postgres]
+-- (SQLite's text keeps the planner on the primary key: `+status`)
+UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, version = COALESCE(version, :version), attempt_count = attempt_count + 1 - resuming,
+       attempt_started_at = CASE WHEN resuming = 1 THEN attempt_started_at ELSE :now END,
+       compute_used = CASE WHEN resuming = 1 THEN compute_used ELSE 0 END, resuming = 0,
+       started_at = COALESCE(started_at, :now), expires_at = NULL, updated_at = :now,
+       fence = fence + 1, lease_seq = :lease_seq, segment_started_at = :now
 WHERE id IN (:ids) AND status = 'QUEUED'
 RETURNING id, task_id, payload, tags, metadata, metadata_seq, attempt_count, max_attempts, max_duration,
           machine, hooks, queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at,
@@ -252,7 +289,7 @@ RETURNING id, task_id, payload, tags, metadata, metadata_seq, attempt_count, max
 -- name: lease_hooks
 -- Hand runs whose lifecycle hook has not run yet to a worker.
 UPDATE runs SET hook_lease_until = :until, fence = fence + 1
-WHERE id IN (SELECT id FROM runs WHERE env_id = :env_id AND hook IS NOT NULL
+WHERE id IN (SELECT id FROM runs INDEXED BY runs_pending_hook WHERE env_id = :env_id AND hook IS NOT NULL
              AND (hook_lease_until IS NULL OR hook_lease_until < :now) LIMIT :limit)
 RETURNING id, task_id, payload, output, error, status, hook, tags, metadata, attempt_count, max_duration, machine,
           parent_id, root_id, batch_id, created_at, started_at, version, fence;
