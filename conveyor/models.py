@@ -828,3 +828,77 @@ class Usage(BaseModel):
     attempts: int
     runs: int
     tasks: list[TaskUsage]
+
+
+# -- bulk actions -----------------------------------------------------------------------------
+
+
+def _status_list(value: Any) -> Any:
+    """One status, several separated by commas, or a list; upper or lower case."""
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple):
+        return [v.strip().upper() if isinstance(v, str) else v for v in value]
+    return value
+
+
+class BulkFilters(WireModel):
+    """Which runs a bulk action acts on: those matching every filter given. `since` (a duration
+    such as "1h") means created in that span before the action; `all` acts on every run of the
+    environment, and is needed when no other filter is given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Annotated[list[RunStatus] | None, BeforeValidator(_status_list)] = None
+    task: str | None = Field(None, min_length=1, max_length=256)
+    tag: str | None = Field(None, min_length=1, max_length=128)
+    version: str | None = Field(None, min_length=1, max_length=128)
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    since: Annotated[float | str | None, _duration("since"), _DURATION_SCHEMA] = None
+    all: bool = False
+
+    def given(self) -> bool:
+        """Whether any filter narrows the runs (`all` does not)."""
+        return any(
+            value is not None
+            for value in (
+                self.status,
+                self.task,
+                self.tag,
+                self.version,
+                self.created_from,
+                self.created_to,
+                self.since,
+            )
+        )
+
+
+class BulkAction(BaseModel):
+    """Canceling or replaying every run that matched filters when it was made, a chunk of runs
+    at a time: RUNNING until each is handled (COMPLETED), or stopped (CANCELED)."""
+
+    id: str
+    kind: Literal["cancel", "replay"]
+    status: Literal["RUNNING", "COMPLETED", "CANCELED"]
+    filters: BulkFilters
+    total: int = Field(description="Runs that matched when the action was made")
+    done: int = Field(0, description="Runs canceled, or replayed")
+    skipped: int = Field(0, description="Runs that had ended when a cancel reached them")
+    failed: int = Field(0, description="Runs that could not be replayed (see `error`)")
+    error: str | None = None
+    chunks: int = Field(0, description="Transactions the action has taken so far")
+    idempotency_key: str | None = None
+    is_cached: bool = False  # an earlier request with the same idempotency key made it
+    created_at: datetime
+    updated_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def processed(self) -> int:
+        """Runs handled so far, whatever became of them."""
+        return self.done + self.skipped + self.failed
+
+    @property
+    def is_final(self) -> bool:
+        return self.status != "RUNNING"

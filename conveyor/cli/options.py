@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from conveyor.models import RunStatus
+
 if TYPE_CHECKING:
     from conveyor.client import Client
 
@@ -139,3 +141,21 @@ def worker_options(fn: F) -> F:
         default=None,
         help="Executor processes for the default machine (default: one per CPU, at least 2).",
     )(fn)
+
+
+class StatusChoice(click.ParamType):
+    """A run status, any case: `--status failed` means FAILED."""
+
+    name = "status"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        text = str(value).strip().upper().replace("-", "_")
+        if text not in RunStatus.__members__:
+            self.fail(
+                f"{value!r} is not a run status; one of {', '.join(RunStatus.__members__)}",
+                param,
+                ctx,
+            )
+        return text

@@ -1,4 +1,5 @@
-"""`conveyor runs list|show|cancel|replay`: look at runs and act on them from a terminal.
+"""`conveyor runs list|show|cancel|replay`: look at runs and act on them from a terminal;
+`cancel` and `replay` without a RUN_ID act on every run matching filters (bulk.py).
 
 Each command is one Client call and one view from `conveyor.cli.output`; `--json` prints
 the API's own shape for scripts. Errors (unknown run, finished run, unreachable server)
@@ -7,9 +8,12 @@ come from the Client as ConveyorError and are shown by `conveyor.cli.main`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from conveyor.cli.options import connection_options, json_option, open_client
+from conveyor.cli.bulk import bulk_filter_options, has_filters, run_bulk
+from conveyor.cli.options import StatusChoice, connection_options, json_option, open_client
 from conveyor.cli.output import (
     console,
     print_json,
@@ -18,25 +22,6 @@ from conveyor.cli.output import (
     render_run_list,
     run_json,
 )
-from conveyor.models import RunStatus
-
-
-class StatusChoice(click.ParamType):
-    """A run status, any case: `--status failed` means FAILED."""
-
-    name = "status"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> str:
-        text = str(value).strip().upper().replace("-", "_")
-        if text not in RunStatus.__members__:
-            self.fail(
-                f"{value!r} is not a run status; one of {', '.join(RunStatus.__members__)}",
-                param,
-                ctx,
-            )
-        return text
 
 
 @click.group(no_args_is_help=True)
@@ -139,11 +124,33 @@ def run_logs(run_id: str, as_json: bool, api_url: str | None, secret_key: str | 
 
 
 @runs.command("cancel")
-@click.argument("run_id", metavar="RUN_ID")
+@click.argument("run_id", metavar="[RUN_ID]", required=False)
+@bulk_filter_options
 @json_option
 @connection_options
-def cancel_run(run_id: str, as_json: bool, api_url: str | None, secret_key: str | None) -> None:
-    """Cancel a run that has not ended; its on_cancel hook runs."""
+def cancel_run(
+    run_id: str | None,
+    as_json: bool,
+    api_url: str | None,
+    secret_key: str | None,
+    yes: bool,
+    no_wait: bool,
+    **filters: Any,
+) -> None:
+    """Cancel a run that has not ended (its on_cancel hook runs), or, without RUN_ID, every
+    unfinished run matching the filters.
+
+    \b
+    Examples:
+      conveyor runs cancel run_01jd3x...
+      conveyor runs cancel --status queued --task send-email --since 1h
+      conveyor runs cancel --tag user-42 --yes
+    """
+    if _bulk(run_id, filters):
+        with open_client(api_url, secret_key) as client:
+            run_bulk(client, "cancel", filters, yes=yes, no_wait=no_wait, as_json=as_json)
+        return
+    assert run_id is not None
     with open_client(api_url, secret_key) as client:
         run = client.runs.cancel(run_id)
     if as_json:
@@ -157,12 +164,45 @@ def cancel_run(run_id: str, as_json: bool, api_url: str | None, secret_key: str 
         out.print(f"Asked [bold]{run.id}[/] to cancel; it is {status} now")
 
 
+def _bulk(run_id: str | None, filters: dict[str, Any]) -> bool:
+    """Whether the command acts on filters (no RUN_ID); a usage error for both or neither."""
+    if run_id is not None and has_filters(filters):
+        raise click.UsageError("give a RUN_ID or filters (--status, --task, ...), not both")
+    if run_id is None and not has_filters(filters):
+        raise click.UsageError(
+            "give a RUN_ID, or filters of the runs to act on: --status, --task, --tag, "
+            "--version, --since (or --all for every run)"
+        )
+    return run_id is None
+
+
 @runs.command("replay")
-@click.argument("run_id", metavar="RUN_ID")
+@click.argument("run_id", metavar="[RUN_ID]", required=False)
+@bulk_filter_options
 @json_option
 @connection_options
-def replay_run(run_id: str, as_json: bool, api_url: str | None, secret_key: str | None) -> None:
-    """Start a new run of the same task with the same payload and options."""
+def replay_run(
+    run_id: str | None,
+    as_json: bool,
+    api_url: str | None,
+    secret_key: str | None,
+    yes: bool,
+    no_wait: bool,
+    **filters: Any,
+) -> None:
+    """Start a new run of the same task with the same payload and options, or, without RUN_ID,
+    one for every run matching the filters.
+
+    \b
+    Examples:
+      conveyor runs replay run_01jd3x...
+      conveyor runs replay --status failed --task send-email --since 1d
+    """
+    if _bulk(run_id, filters):
+        with open_client(api_url, secret_key) as client:
+            run_bulk(client, "replay", filters, yes=yes, no_wait=no_wait, as_json=as_json)
+        return
+    assert run_id is not None
     with open_client(api_url, secret_key) as client:
         handle = client.runs.replay(run_id)
     if as_json:

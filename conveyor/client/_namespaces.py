@@ -44,6 +44,7 @@ from conveyor.client._calls import (
 from conveyor.client._realtime import run_subscription, stream_subscription
 from conveyor.errors import InvalidRequest
 from conveyor.models import (
+    BulkAction,
     Deployment,
     DeploymentBundle,
     EnvironmentKey,
@@ -188,6 +189,7 @@ class operation(Generic[P, T]):
 
 _tasks = TypeAdapter(list[TaskDefinition])
 _logs = TypeAdapter(list[LogLine])
+_bulk_actions = TypeAdapter(list[BulkAction])
 _queues = TypeAdapter(list[QueueInfo])
 _projects = TypeAdapter(list[Project])
 _environments = TypeAdapter(list[ProjectEnvironment])
@@ -323,6 +325,37 @@ def _each(items: Any, parse: Callable[[Any], T]) -> Any:
     return (parse(item) for item in items)
 
 
+def _bulk_body(
+    status: str | RunStatus | Iterable[str | RunStatus] | None,
+    task: str | None,
+    tag: str | None,
+    version: str | None,
+    created_from: datetime | str | float | None,
+    created_to: datetime | str | float | None,
+    since: str | float | None,
+    all: bool,
+) -> dict[str, Any]:
+    """The filters of a bulk action as its body: only those given."""
+    body: dict[str, Any] = {}
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else [*status]
+        body["status"] = [str(s.value if isinstance(s, RunStatus) else s) for s in statuses]
+    for name, value in (("task", task), ("tag", tag), ("version", version), ("since", since)):
+        if value is not None:
+            body[name] = value
+    if created_from is not None:
+        body["created_from"] = time_param(created_from, "created_from")
+    if created_to is not None:
+        body["created_to"] = time_param(created_to, "created_to")
+    if all:
+        body["all"] = True
+    return body
+
+
+def _bulk_action(action_id: str, action: str = "") -> str:
+    return f"/api/v1/bulk-actions/{segment(action_id, 'bulk action id')}{action}"
+
+
 class Runs(Namespace[S]):
     """`client.runs`: read, list, cancel, replay and wait for runs."""
 
@@ -381,6 +414,110 @@ class Runs(Namespace[S]):
         waits and tokens of each."""
         path = f"/api/v1/runs/{segment(run_id, 'run id')}/trace"
         return Call("GET", path, Trace.model_validate)
+
+    @operation
+    def bulk_cancel(
+        self,
+        *,
+        status: str | RunStatus | Iterable[str | RunStatus] | None = None,
+        task: str | None = None,
+        tag: str | None = None,
+        version: str | None = None,
+        created_from: datetime | str | float | None = None,
+        created_to: datetime | str | float | None = None,
+        since: str | float | None = None,
+        all: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Call[BulkAction]:
+        """Start canceling every unfinished run matching all the filters given (at least one, or
+        `all=True`), made by now; the platform does it a chunk of runs at a time. Follow it
+        with `bulk_action(id)` or `wait_bulk_action(id)`. `since` is a duration ("1h")."""
+        body = _bulk_body(status, task, tag, version, created_from, created_to, since, all)
+        if idempotency_key is not None:
+            body["idempotency_key"] = idempotency_key
+        return Call("POST", "/api/v1/runs/bulk/cancel", BulkAction.model_validate, body=body)
+
+    @operation
+    def bulk_replay(
+        self,
+        *,
+        status: str | RunStatus | Iterable[str | RunStatus] | None = None,
+        task: str | None = None,
+        tag: str | None = None,
+        version: str | None = None,
+        created_from: datetime | str | float | None = None,
+        created_to: datetime | str | float | None = None,
+        since: str | float | None = None,
+        all: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Call[BulkAction]:
+        """Start replaying every run matching all the filters given (at least one, or
+        `all=True`), made by now: one new run each, and the new runs are never replayed by it
+        again. The same `idempotency_key` again returns the same action."""
+        body = _bulk_body(status, task, tag, version, created_from, created_to, since, all)
+        if idempotency_key is not None:
+            body["idempotency_key"] = idempotency_key
+        return Call("POST", "/api/v1/runs/bulk/replay", BulkAction.model_validate, body=body)
+
+    @operation
+    def bulk_count(
+        self,
+        kind: str,
+        *,
+        status: str | RunStatus | Iterable[str | RunStatus] | None = None,
+        task: str | None = None,
+        tag: str | None = None,
+        version: str | None = None,
+        created_from: datetime | str | float | None = None,
+        created_to: datetime | str | float | None = None,
+        since: str | float | None = None,
+        all: bool = False,
+    ) -> Call[int]:
+        """How many runs a bulk `kind` ("cancel" or "replay") with these filters would act on
+        now; nothing changes."""
+        body = _bulk_body(status, task, tag, version, created_from, created_to, since, all)
+        body["kind"] = kind
+        return Call("POST", "/api/v1/runs/bulk/count", lambda data: int(data["matched"]), body=body)
+
+    @operation
+    def bulk_action(self, action_id: str) -> Call[BulkAction]:
+        """A bulk action with its progress (`total`, `done`, `skipped`, `failed`)."""
+        return Call("GET", _bulk_action(action_id), BulkAction.model_validate)
+
+    @operation
+    def bulk_actions(self, limit: int = 20) -> Call[list[BulkAction]]:
+        """The environment's bulk actions, newest first."""
+        return Call(
+            "GET",
+            "/api/v1/bulk-actions",
+            lambda data: _bulk_actions.validate_python(data["data"]),
+            params=(("limit", str(limit)),),
+        )
+
+    @operation
+    def stop_bulk_action(self, action_id: str) -> Call[BulkAction]:
+        """Stop a running bulk action: runs it has not reached are left as they are."""
+        return Call("POST", _bulk_action(action_id, "/cancel"), BulkAction.model_validate)
+
+    @operation
+    def wait_bulk_action(
+        self, action_id: str, interval: float = 0.5, timeout: float | None = None
+    ) -> Steps[BulkAction]:
+        """The bulk action once it has ended (COMPLETED or CANCELED); TimeoutError after
+        `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            action: BulkAction = yield Call(
+                "GET", _bulk_action(action_id), BulkAction.model_validate
+            )
+            if action.is_final:
+                return action
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"bulk action {action.id} is still running after {timeout:g}s "
+                    f"({action.processed} of {action.total} runs)"
+                )
+            yield Sleep(interval)
 
     @operation
     def poll(self, run_id: str, interval: float = 0.5, timeout: float | None = None) -> Steps[Run]:

@@ -14,6 +14,7 @@
     engine.events         "available" and "stop" wake-ups      events.py
     engine.observers      who is told of starts, ends, leases  observers.py
     engine.gauges         runs, queues, workers right now      gauges.py
+    engine.bulk           cancel or replay runs by filter      bulk.py
     engine.usage          compute used in a period             usage.py
     engine.tick()         time-driven changes                  ticker.py
 
@@ -29,6 +30,7 @@ from collections.abc import Callable
 
 from conveyor.engine.accounts import Accounts
 from conveyor.engine.auth import Auth
+from conveyor.engine.bulk import Bulk
 from conveyor.engine.deployments import Deployments
 from conveyor.engine.durable import Durable
 from conveyor.engine.environments import Environments
@@ -81,6 +83,7 @@ class Engine:
             store, clock=clock, events=events, transitions=transitions, timeout=worker_timeout
         )
         self.auth = Auth(store, clock=clock)
+        self.bulk = Bulk(store, clock=clock, events=events, transitions=transitions)
         self._ticker = Ticker(
             store,
             clock=clock,
@@ -88,6 +91,7 @@ class Engine:
             transitions=transitions,
             workers=self.workers,
             schedules=self.schedules,
+            bulk=self.bulk,
         )
 
     def tick(self) -> float | None:

@@ -50,6 +50,22 @@ class RunPage:
     newer: str | None
 
 
+def replay_item(old: Row) -> tuple[str, Any, TriggerOptions]:
+    """What triggers a replay of the run `old`: its task, its payload and its options (also
+    bulk replays', bulk.py)."""
+    options = TriggerOptions(
+        tags=json.loads(old["tags"]),
+        metadata=json.loads(old["metadata"]),
+        queue={"name": old["queue"]},
+        concurrency_key=old["concurrency_key"],
+        priority=old["priority"],
+        max_attempts=old["max_attempts"],
+        max_duration=old["max_duration"],
+        machine=old["machine"],
+    )
+    return old["task_id"], json.loads(old["payload"]), options
+
+
 class Runs:
     """Reading, canceling and replaying runs (see the module docstring)."""
 
@@ -338,20 +354,11 @@ class Runs:
             old = tx.one("get_run", env_id=env_id, id=run_id)
         if old is None:
             raise NotFound(f"run {run_id} not found")
-        options = TriggerOptions(
-            tags=json.loads(old["tags"]),
-            metadata=json.loads(old["metadata"]),
-            queue={"name": old["queue"]},
-            concurrency_key=old["concurrency_key"],
-            priority=old["priority"],
-            max_attempts=old["max_attempts"],
-            max_duration=old["max_duration"],
-            machine=old["machine"],
-        )
-        new_payload = payload if use_payload else json.loads(old["payload"])
+        task_id, old_payload, options = replay_item(old)
+        new_payload = payload if use_payload else old_payload
         return self._tasks.batch_trigger(
             env_id,
-            [(old["task_id"], new_payload, options)],
+            [(task_id, new_payload, options)],
             parent_id=old["parent_id"],
             record_batch=False,
             replayed_from=run_id,

@@ -1,17 +1,18 @@
 """Time-driven changes: what happens because time passed rather than because someone asked.
 
 Schedules fire, delayed runs that are due are queued, durations that have passed complete and
-tokens past their timeout time out, runs past their ttl expire, and the runs of workers that
-stopped heartbeating are taken back. The platform calls `tick` at least once a second and again
-at the time it returns (the next fire time, delayed run or duration), so those happen on time;
-several servers may tick the same database at once (each environment's changes happen under its
-lock).
+tokens past their timeout time out, runs past their ttl expire, the runs of workers that stopped
+heartbeating are taken back, and bulk actions handle their next chunks. The platform calls `tick`
+at least once a second and again at the time it returns (the next fire time, delayed run or
+duration, or at once while a bulk action has chunks left), so those happen on time; several
+servers may tick the same database at once (each environment's changes happen under its lock).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from conveyor.engine.bulk import Bulk
 from conveyor.engine.events import Events
 from conveyor.engine.schedules import Schedules
 from conveyor.engine.transitions import Transitions
@@ -32,6 +33,7 @@ class Ticker:
         transitions: Transitions,
         workers: Workers,
         schedules: Schedules,
+        bulk: Bulk,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -39,6 +41,7 @@ class Ticker:
         self._transitions = transitions
         self._workers = workers
         self._schedules = schedules
+        self._bulk = bulk
         # since when this engine has had the database without a failure: a worker whose
         # heartbeats could not be recorded (the database away) is judged lost only once
         # take_back_after has passed after that
@@ -48,8 +51,9 @@ class Ticker:
     def tick(self) -> float | None:
         """Advance time: fire schedules, queue delayed runs that are due, complete durations that
         have passed and time out tokens, expire runs past their ttl, and take back runs of
-        workers that stopped heartbeating. Safe to call from several servers at once. Returns
-        when the next of those is due by the clock (None if none is known).
+        workers that stopped heartbeating, and handle chunks of bulk actions. Safe to call from
+        several servers at once. Returns when the next of those is due by the clock (None if
+        none is known).
 
         Workers are judged lost only once this engine has had the database for take_back_after
         without a failure: while it was away, heartbeats could not be recorded (the workers
@@ -79,7 +83,11 @@ class Ticker:
                 f"The worker running this attempt stopped heartbeating for {take_back_after:g}s.",
             )
         self._events.available(envs)
-        return self._next_due()
+        bulk_due = self._bulk.advance()
+        next_due = self._next_due()
+        if next_due is None or bulk_due is None:
+            return bulk_due if next_due is None else next_due
+        return min(next_due, bulk_due)
 
     def _next_due(self) -> float | None:
         with self._store.read() as tx:

@@ -30,6 +30,7 @@ from conveyor.errors import (
     PayloadError,
 )
 from conveyor.models import (
+    BulkAction,
     Deployment,
     LogLine,
     Organization,
@@ -240,6 +241,25 @@ class WaitOutcome(BaseModel):
 
 class CanceledRun(BaseModel):
     run: RunSummary
+
+
+class BulkAnswer(BaseModel):
+    action: BulkAction
+    environment: str
+
+
+def bulk_text(action: BulkAction) -> str:
+    """A bulk action's progress in a line."""
+    verb = "canceled" if action.kind == "cancel" else "replayed"
+    line = (
+        f"Bulk {action.kind} {action.id} is {action.status}: {action.done} of {action.total} "
+        f"runs {verb}"
+    )
+    if action.skipped:
+        line += f", {action.skipped} had ended"
+    if action.failed:
+        line += f", {action.failed} failed ({action.error})"
+    return line + "."
 
 
 class TokenAnswer(BaseModel):

@@ -34,6 +34,8 @@ WRITE_TOOLS = {
     "deploy",
     "initialize_project",
     "create_schedule",
+    "bulk_cancel_runs",
+    "bulk_replay_runs",
 }
 READ_TOOLS = {
     "search_docs",
@@ -46,6 +48,7 @@ READ_TOOLS = {
     "list_runs",
     "get_run_details",
     "wait_for_run_to_complete",
+    "get_bulk_action",
     "get_run_metadata",
     "read_run_stream",
     "list_deploys",

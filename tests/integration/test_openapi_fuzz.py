@@ -20,7 +20,14 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS as REGISTERED
 
-from conveyor.models import QueueSpec, RetryPolicy, ScheduledPayload, TaskDefinition, TaskSchedule
+from conveyor.models import (
+    BulkFilters,
+    QueueSpec,
+    RetryPolicy,
+    ScheduledPayload,
+    TaskDefinition,
+    TaskSchedule,
+)
 from conveyor.server import create_app
 from conveyor.server.api import api_router
 from tests.integration.conftest import task_definitions
@@ -51,6 +58,10 @@ CHECKED_BEYOND_THE_SCHEMA = {
     ("POST", "/api/v1/workers/{worker_id}/register"),
     ("POST", "/api/v1/workers/{worker_id}/tasks"),
     ("GET", "/api/v1/runs/subscribe"),
+    # a bulk action needs at least one filter (or all: true), and a cancel an unfinished status
+    ("POST", "/api/v1/runs/bulk/cancel"),
+    ("POST", "/api/v1/runs/bulk/replay"),
+    ("POST", "/api/v1/runs/bulk/count"),
 }
 
 
@@ -88,6 +99,7 @@ def known_ids(backend: Backend) -> dict[str, str]:
         "token_id": token["id"],
         "signature": engine.waitpoints.token_signature(token["id"]),
         "worker_id": "worker-1",
+        "action_id": engine.bulk.create(env.id, "cancel", BulkFilters(task="nobody")).id,
     }
 
 

@@ -17,7 +17,14 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conveyor.models import QueueSpec, RetryPolicy, ScheduledPayload, TaskDefinition, TaskSchedule
+from conveyor.models import (
+    BulkFilters,
+    QueueSpec,
+    RetryPolicy,
+    ScheduledPayload,
+    TaskDefinition,
+    TaskSchedule,
+)
 from conveyor.server import create_app
 from tests.integration.conftest import task_definitions
 
@@ -124,6 +131,7 @@ def ids_of_a(backend: Backend) -> dict[str, str]:
         "ref": env.project,
         "env": env.slug,
         "version": "20270101.1",
+        "action_id": engine.bulk.create(env.id, "cancel", BulkFilters(task="hello")).id,
     }
 
 
@@ -202,6 +210,8 @@ def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
             assert response.status_code == 400, where  # the smallest body's cron is no cron
         elif (method, path) == ("GET", "/api/v1/runs/subscribe"):
             assert response.status_code == 400, where  # neither a tag nor a batch: no stream
+        elif path.startswith("/api/v1/runs/bulk/"):
+            assert response.status_code == 400, where  # the smallest body gives no filter
         elif _params(path):
             assert response.status_code == 404, where
             assert response.json()["error"]["code"] == "not_found", where

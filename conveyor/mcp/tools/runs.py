@@ -1,4 +1,5 @@
-"""list_runs, get_run_details, wait_for_run_to_complete, cancel_run, replay_run, complete_token."""
+"""list_runs, get_run_details, wait_for_run_to_complete, cancel_run, replay_run, complete_token,
+and by filter: bulk_cancel_runs, bulk_replay_runs, get_bulk_action."""
 
 import time
 from datetime import datetime
@@ -12,6 +13,7 @@ from pydantic import Field
 from conveyor.client import AsyncClient
 from conveyor.mcp.access import Access
 from conveyor.mcp.answers import (
+    BulkAnswer,
     CanceledRun,
     RunDetails,
     RunList,
@@ -21,13 +23,14 @@ from conveyor.mcp.answers import (
     WaitOutcome,
     answer,
     bounded,
+    bulk_text,
     log_text,
     run_line,
     run_text,
     tool_errors,
 )
 from conveyor.mcp.tools import DESTRUCTIVE, READ, WRITE, EnvironmentArg, ProjectRefArg, add
-from conveyor.models import Run, RunStatus
+from conveyor.models import BulkAction, Run, RunStatus
 
 RunIdArg = Annotated[
     str,
@@ -45,6 +48,33 @@ async def run_trace(client: AsyncClient, run_id: str) -> Any:
     """The run's trace: its spans as a tree (the run, attempts, steps, waits, child runs)."""
     trace = await client.runs.trace(run_id)
     return trace.model_dump(mode="json")
+
+
+BulkStatusArg = Annotated[list[RunStatus] | None, Field(description="Only runs in these statuses")]
+BulkTaskArg = Annotated[str | None, Field(description="Only runs of this task")]
+BulkTagArg = Annotated[str | None, Field(description="Only runs with this tag")]
+BulkVersionArg = Annotated[str | None, Field(description="Only runs of this deployed version")]
+BulkSinceArg = Annotated[
+    str | None, Field(description='Only runs created in this last span: "1h", "30m", "2d"')
+]
+BulkAllArg = Annotated[
+    bool,
+    Field(description="Every run of the environment: only when the user asked for all of them"),
+]
+BulkWaitArg = Annotated[
+    float,
+    Field(ge=0, le=60, description="Seconds to wait for the action to finish before answering"),
+]
+NO_BULK = "get_bulk_action reads an action's progress; its id starts with bulk_"
+
+
+async def _bulk_until(client: AsyncClient, action: BulkAction, wait_seconds: float) -> BulkAction:
+    """The action once it has ended, or as it stands after `wait_seconds`."""
+    deadline = time.monotonic() + wait_seconds
+    while not action.is_final and time.monotonic() < deadline:
+        await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        action = await client.runs.bulk_action(action.id)
+    return action
 
 
 def register(server: MCPServer[Any], access: Access) -> None:
@@ -195,6 +225,66 @@ def register(server: MCPServer[Any], access: Access) -> None:
         result = Triggered(run_id=handle.id, task_id=handle.task_id, environment=env)
         return answer(result, f"Replayed {run_id} as {handle.id} in {env}.")
 
+    async def bulk_cancel_runs(
+        status: BulkStatusArg = None,
+        task_id: BulkTaskArg = None,
+        tag: BulkTagArg = None,
+        version: BulkVersionArg = None,
+        since: BulkSinceArg = None,
+        all_runs: BulkAllArg = False,
+        wait_seconds: BulkWaitArg = 10,
+        environment: EnvironmentArg = None,
+        project_ref: ProjectRefArg = None,
+    ) -> Annotated[CallToolResult, BulkAnswer]:
+        """Cancel every unfinished run matching all the filters given (at least one), made by
+        now; the platform works through them a chunk at a time. Say how many first (list_runs)
+        and only do it when the user asked. Answers with the action's progress."""
+        with tool_errors(NO_BULK):
+            client = await access.environment(environment, project_ref)
+            action = await client.runs.bulk_cancel(
+                status=status, task=task_id, tag=tag, version=version, since=since, all=all_runs
+            )
+            action = await _bulk_until(client, action, wait_seconds)
+        result = BulkAnswer(action=action, environment=access.label(client))
+        return answer(result, bulk_text(action))
+
+    async def bulk_replay_runs(
+        status: BulkStatusArg = None,
+        task_id: BulkTaskArg = None,
+        tag: BulkTagArg = None,
+        version: BulkVersionArg = None,
+        since: BulkSinceArg = None,
+        all_runs: BulkAllArg = False,
+        wait_seconds: BulkWaitArg = 10,
+        environment: EnvironmentArg = None,
+        project_ref: ProjectRefArg = None,
+    ) -> Annotated[CallToolResult, BulkAnswer]:
+        """Replay every run matching all the filters given (at least one), made by now: one new
+        run each, same task, payload and options (e.g. the FAILED runs of a task after a fix).
+        Answers with the action's progress."""
+        with tool_errors(NO_BULK):
+            client = await access.environment(environment, project_ref)
+            action = await client.runs.bulk_replay(
+                status=status, task=task_id, tag=tag, version=version, since=since, all=all_runs
+            )
+            action = await _bulk_until(client, action, wait_seconds)
+        result = BulkAnswer(action=action, environment=access.label(client))
+        return answer(result, bulk_text(action))
+
+    async def get_bulk_action(
+        action_id: Annotated[
+            str, Field(min_length=1, description="The bulk action's id (bulk_...)")
+        ],
+        environment: EnvironmentArg = None,
+        project_ref: ProjectRefArg = None,
+    ) -> Annotated[CallToolResult, BulkAnswer]:
+        """A bulk cancel or replay with its progress: runs matched, done, skipped, failed."""
+        with tool_errors(NO_BULK):
+            client = await access.environment(environment, project_ref)
+            action = await client.runs.bulk_action(action_id)
+        result = BulkAnswer(action=action, environment=access.label(client))
+        return answer(result, bulk_text(action))
+
     async def complete_token(
         token_id: Annotated[
             str,
@@ -224,3 +314,6 @@ def register(server: MCPServer[Any], access: Access) -> None:
     add(server, access, cancel_run, DESTRUCTIVE, "Cancel a run")
     add(server, access, replay_run, WRITE, "Replay a run")
     add(server, access, complete_token, WRITE, "Complete a waitpoint token")
+    add(server, access, bulk_cancel_runs, DESTRUCTIVE, "Cancel runs matching filters")
+    add(server, access, bulk_replay_runs, WRITE, "Replay runs matching filters")
+    add(server, access, get_bulk_action, READ, "Get a bulk action's progress")

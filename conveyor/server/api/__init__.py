@@ -1,5 +1,5 @@
 """The HTTP API's routes, one module per resource: tasks, batches, runs, queues, waitpoints,
-workers, deployments, schedules, usage, public access tokens (auth) and projects.
+workers, deployments, schedules, bulk actions, usage, public access tokens (auth) and projects.
 
 `api_router` gathers them under /api/v1. Every route but the projects ones needs an
 environment's key and works only inside the key's environment; the projects routes (and
@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from conveyor.server.api import (
     auth,
     batches,
+    bulk,
     deployments,
     projects,
     queues,
@@ -27,7 +28,9 @@ api_router = APIRouter()
 api_router.include_router(tasks.router)
 api_router.include_router(batches.router)
 api_router.include_router(realtime.router)  # before runs: /runs/subscribe is no run id
+api_router.include_router(bulk.runs_router)  # before runs: /runs/bulk/... is no run id
 api_router.include_router(runs.router)
+api_router.include_router(bulk.router)
 api_router.include_router(queues.router)
 api_router.include_router(waitpoints.router)
 api_router.include_router(waitpoints.callback_router)
