@@ -10,6 +10,8 @@ with its live part: the environment's changes (a run's metadata and streams too)
     GET  /runs/{id}/stream         the run's live part as server-sent events
     GET  /runs/{id}/payload.json   output.json, metadata.json: a whole value, as a download
     POST /runs/{id}/cancel         POST /runs/{id}/replay   (payload: the edited JSON)
+    POST /runs/bulk                cancel or replay every run matching the list's filters
+    POST /runs/bulk/{id}/stop      stop a bulk action (its progress shows above the list)
 
 Every call goes through the engine with the viewer's environment.
 """
@@ -19,7 +21,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -37,8 +40,16 @@ from conveyor.dashboard.web import (
     render,
 )
 from conveyor.engine import Engine, RunPage
-from conveyor.errors import InvalidRequest, NotFound, PayloadError
-from conveyor.models import FAILURE_STATUSES, LogLine, Run, RunStatus, Trace
+from conveyor.errors import Conflict, InvalidRequest, NotFound, PayloadError
+from conveyor.models import (
+    FAILURE_STATUSES,
+    BulkAction,
+    BulkFilters,
+    LogLine,
+    Run,
+    RunStatus,
+    Trace,
+)
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
@@ -47,6 +58,7 @@ MAX_CHILD_TRACES = 25  # child runs whose own spans the waterfall shows
 MAX_STREAMS = 10  # streams of a run the page shows
 MAX_STREAM_CHUNKS = 2000  # chunks of each it reads: the page shows the start of a long one
 PERIODS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
+BULK_SHOWN_FOR = 600.0  # seconds an ended bulk action stays above the list
 STATUS_GROUPS = {
     "active": list(ACTIVE_STATUSES),
     "failed": sorted(s.value for s in FAILURE_STATUSES),
@@ -119,6 +131,24 @@ class RunFilters:
             return STATUS_GROUPS[self.status]
         return [part.strip().upper() for part in self.status.split(",") if part.strip()]
 
+    def bulk(self) -> BulkFilters:
+        """These filters as a bulk action's (child runs included: a bulk action takes every
+        run that matches)."""
+        created_from = _moment(self.created_from, "from")
+        created_to = _moment(self.created_to, "to")
+        if self.period and self.period not in PERIODS:
+            raise InvalidRequest(f"period is one of {', '.join(PERIODS)}")
+        return BulkFilters(
+            status=self.statuses() or None,
+            task=self.task or None,
+            tag=self.tag or None,
+            since=PERIODS[self.period] if self.period else None,
+            created_from=None
+            if created_from is None
+            else datetime.fromtimestamp(created_from, UTC),
+            created_to=None if created_to is None else datetime.fromtimestamp(created_to, UTC),
+        )
+
     def page(
         self,
         engine: Engine,
@@ -158,10 +188,22 @@ def _list_context(
     runs_page = filters.page(engine, viewer.env_id, older_than=cursor, newer_than=before)
     return {
         "runs_page": runs_page,
+        "bulk_actions": _recent_bulk_actions(engine, viewer.env_id),
         "filters": filters,
         "params": filters.params,
         "now": datetime.now(UTC),
     }
+
+
+def _recent_bulk_actions(engine: Engine, env_id: str) -> list[BulkAction]:
+    """The bulk actions running, and those that ended in the last minutes."""
+    shown_after = datetime.now(UTC).timestamp() - BULK_SHOWN_FOR
+    return [
+        action
+        for action in engine.bulk.list(env_id, limit=5)
+        if not action.is_final
+        or (action.completed_at is not None and action.completed_at.timestamp() > shown_after)
+    ]
 
 
 @router.get("/runs", response_class=HTMLResponse, response_model=None)
@@ -202,7 +244,11 @@ def runs_stream(request: Request, viewer: ScopedDep) -> StreamingResponse:
     cursor, before = _cursors(request)
 
     def rows() -> str:
-        return render("_runs_live.html", **_list_context(engine, viewer, filters, cursor, before))
+        return render(
+            "_runs_live.html",
+            csrf=viewer.session.csrf,
+            **_list_context(engine, viewer, filters, cursor, before),
+        )
 
     return stream(request, viewer, "runs", rows)
 
@@ -338,6 +384,54 @@ def run_stream(request: Request, run_id: str, viewer: ScopedDep) -> StreamingRes
         )
 
     return stream(request, viewer, "run", live)
+
+
+@router.post("/runs/bulk")
+async def bulk_action(request: Request, viewer: ScopedDep, form: FormDep) -> RedirectResponse:
+    """Cancel or replay every run matching the filters the list showed (the form carries them)."""
+    filters = RunFilters(
+        status=form.get("status", "").strip(),
+        task=form.get("task", "").strip(),
+        tag=form.get("tag", "").strip(),
+        period=form.get("period", "").strip(),
+        created_from=form.get("from", "").strip(),
+        created_to=form.get("to", "").strip(),
+        children=form.get("children", ""),
+    )
+    back = "/runs?" + urlencode({k: v for k, v in filters.params.items() if v})
+    kind: Literal["cancel", "replay"]
+    if form.get("kind") == "cancel":
+        kind = "cancel"
+    elif form.get("kind") == "replay":
+        kind = "replay"
+    else:
+        return redirect(request, back, "Choose cancel or replay.", "error")
+    try:
+        action = await run_in_threadpool(
+            _engine(request).bulk.create, viewer.env_id, kind, filters.bulk()
+        )
+    except InvalidRequest as exc:
+        return redirect(request, back, str(exc), "error")
+    noun = "unfinished runs" if kind == "cancel" else "runs"
+    return redirect(
+        request,
+        back,
+        f"Bulk {kind} {action.id} started on {action.total} matching {noun}.",
+        "ok",
+    )
+
+
+@router.post("/runs/bulk/{action_id}/stop")
+async def stop_bulk_action(
+    request: Request, action_id: str, viewer: ScopedDep, form: FormDep
+) -> RedirectResponse:
+    try:
+        action = await run_in_threadpool(_engine(request).bulk.stop, viewer.env_id, action_id)
+    except Conflict as exc:
+        return redirect(request, "/runs", str(exc), "error")
+    return redirect(
+        request, "/runs", f"Bulk {action.kind} {action.id} stopped after {action.done} runs.", "ok"
+    )
 
 
 @router.post("/runs/{run_id}/cancel")
