@@ -30,7 +30,8 @@ from conveyor.models import FINAL_STATUSES, BulkAction, BulkFilters, RunStatus
 from conveyor.store import Row, Store, Tx
 
 BulkKind = Literal["cancel", "replay"]
-CHUNK = 250  # runs per transaction
+CHUNK = 250  # runs per transaction at most
+CHUNK_SECONDS = 0.5  # ... and a chunk ends early past this, so no lock is held for long
 TICK_BUDGET = 0.5  # seconds of chunks one tick spends before the tick's other work goes on
 UNFINISHED = [s.value for s in RunStatus if s not in FINAL_STATUSES]
 NO_FILTER = (
@@ -150,12 +151,14 @@ class Bulk:
         events: Events,
         transitions: Transitions,
         chunk: int = CHUNK,
+        chunk_seconds: float = CHUNK_SECONDS,
     ) -> None:
         self._store = store
         self._clock = clock
         self._events = events
         self._transitions = transitions
         self.chunk = chunk
+        self.chunk_seconds = chunk_seconds
 
     def count(self, env_id: str, kind: BulkKind, filters: BulkFilters) -> int:
         """How many runs an action of `kind` with `filters` would act on now."""
@@ -302,18 +305,25 @@ class Bulk:
             **_query_params(kind, stored),
         )
         tag = stored["tag"]
-        for row in rows:
+        cursor = action["cursor"]
+        started = time.monotonic()
+        cut = False  # the chunk took long: the rest of its rows are the next chunk's
+        for index, row in enumerate(rows):
+            if index and time.monotonic() - started > self.chunk_seconds:
+                cut = True
+                break
+            cursor = row["id"]
             if tag is not None and tag not in json.loads(row["tags"]):
                 continue  # LIKE over the JSON text over-matches a tag holding the tag
             if kind == "cancel":
                 self._cancel(tx, row, now, done)
             else:
                 self._replay(tx, env_id, row, now, done)
-        more = len(rows) == self.chunk
+        more = cut or len(rows) == self.chunk
         tx.run(
             "advance_bulk_action",
             id=action["id"],
-            cursor=rows[-1]["id"] if rows else action["cursor"],
+            cursor=cursor,
             done=done.done,
             skipped=done.skipped,
             failed=done.failed,

@@ -190,6 +190,16 @@ def test_an_interrupted_action_resumes_at_its_cursor_and_handles_each_run_once(
     assert replays_of(engine, env) == Counter({r.id: 1 for r in failed})
 
 
+def test_a_chunk_that_takes_long_ends_early_and_the_next_goes_on_from_there(
+    engine, env, clock, monkeypatch
+):
+    engine.bulk.chunk_seconds = 0.0  # every chunk is "long": one run each, the first always
+    runs = trigger(engine, env, n=3)
+    done = carry_out(engine, clock, bulk(engine, env, "cancel", task="plain").id)
+    assert (done.done, done.chunks) == (3, 3)
+    assert set(statuses(engine, env, runs)) == {RunStatus.CANCELED}
+
+
 def test_a_stopped_action_leaves_the_runs_it_has_not_reached(engine, env, clock):
     engine.bulk.chunk = 2
     queued = trigger(engine, env, n=5)
@@ -232,6 +242,7 @@ def test_a_large_action_goes_a_chunk_per_transaction(engine, env, clock, databas
     if not database.startswith("postgresql"):
         pytest.skip("the large action runs on PostgreSQL")
     engine.bulk.chunk = 250
+    engine.bulk.chunk_seconds = 600  # chunks of whole size however slow the machine
     n = 5_000  # 20 chunks; bench/bulk_cancel.py measures 100,000
     for start in range(0, n, 1000):
         engine.tasks.batch_trigger(
