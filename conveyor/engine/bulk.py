@@ -32,6 +32,7 @@ from conveyor.store import Row, Store, Tx
 BulkKind = Literal["cancel", "replay"]
 CHUNK = 250  # runs per transaction at most
 CHUNK_SECONDS = 0.5  # ... and a chunk ends early past this, so no lock is held for long
+IDLE_RETRY = 0.05  # seconds before a server looks again at actions another server is handling
 TICK_BUDGET = 0.5  # seconds of chunks one tick spends before the tick's other work goes on
 UNFINISHED = [s.value for s in RunStatus if s not in FINAL_STATUSES]
 NO_FILTER = (
@@ -253,17 +254,22 @@ class Bulk:
         deadline = time.monotonic() + budget
         with self._store.read() as tx:
             ids = [r["id"] for r in tx.all("running_bulk_actions", now=self._clock())]
+        moved = False  # whether this server handled a chunk: else another holds the actions
         for action_id in ids:
             while time.monotonic() < deadline:
-                if not self.step(action_id):
+                more = self.step(action_id)
+                moved = moved or more
+                if not more:
                     break
         with self._store.read() as tx:
             row = tx.one("next_bulk_action")
         if row is None or row["created_at"] is None:
             return None
-        # the chunks of an action made at this very clock reading wait until the clock has
-        # moved past it: its bound must lie before any run its replays make
-        return max(self._clock(), float(row["created_at"]) + 0.001)
+        # at once while this server has chunks to handle; a little later while another server
+        # handles them. The chunks of an action made at this very clock reading wait until the
+        # clock has moved past it: its bound must lie before any run its replays make
+        now = self._clock()
+        return max(now if moved else now + IDLE_RETRY, float(row["created_at"]) + 0.001)
 
     def step(self, action_id: str) -> bool:
         """Handle the action's next chunk in one transaction; whether it has runs left (False
