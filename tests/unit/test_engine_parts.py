@@ -12,6 +12,7 @@ import pytest
 
 import conveyor.engine
 from conveyor.engine import Engine
+from conveyor.engine.bulk import Bulk
 from conveyor.engine.deployments import Deployments
 from conveyor.engine.durable import Durable
 from conveyor.engine.environments import Environments
@@ -39,6 +40,7 @@ PARTS = {
     "deployments": Deployments,
     "schedules": Schedules,
     "events": Events,
+    "bulk": Bulk,
 }
 
 
@@ -96,6 +98,7 @@ def test_parts_take_their_collaborators_in_the_constructor(part: type) -> None:
         "waitpoints",
         "workers",
         "schedules",
+        "bulk",
     }
     assert set(parameters) - {"store", "timeout"} <= collaborators
     assert set(parameters) & {"events", "transitions"}
