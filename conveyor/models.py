@@ -902,3 +902,20 @@ class BulkAction(BaseModel):
     @property
     def is_final(self) -> bool:
         return self.status != "RUNNING"
+
+
+class EnvVar(BaseModel):
+    """An environment variable of an environment, as the API shows it: its name and a short
+    hash of its value (to tell two values apart), never the value."""
+
+    name: str
+    digest: str = Field(description="The first 12 hex digits of the value's sha256")
+    created_at: datetime
+    updated_at: datetime
+
+
+class EnvVarList(BaseModel):
+    """An environment's variables by name; `version` counts their changes."""
+
+    data: list[EnvVar]
+    version: int

@@ -85,6 +85,9 @@ class AttemptSpec:
     # its queue has a rate limit, which counted this start when the lease was made: a worker
     # gives the attempt back rather than start it seconds later (a late lease answer)
     rate_limited: bool = False
+    # the environment's variables (engine/envvars.py), decrypted: the executor sets them in its
+    # process's environment before the attempt starts; kept out of repr so no log shows them
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(slots=True)
@@ -122,6 +125,7 @@ class HookJob:
     environment: str
     version: str | None = None
     fence: int = 0
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # as AttemptSpec's
 
 
 @dataclass(slots=True)

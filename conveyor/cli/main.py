@@ -20,6 +20,7 @@ from click.exceptions import NoArgsIsHelpError
 from conveyor.cli.agents import install_rules, install_skills
 from conveyor.cli.deploy import deploy, deploys, promote
 from conveyor.cli.dev import dev
+from conveyor.cli.envvars import env
 from conveyor.cli.init import init
 from conveyor.cli.keys import keys
 from conveyor.cli.login import login
@@ -146,6 +147,7 @@ main.add_command(server)
 main.add_command(trigger)
 main.add_command(runs)
 main.add_command(schedules)
+main.add_command(env)
 main.add_command(tokens)
 main.add_command(worker)
 main.add_command(login)

@@ -15,6 +15,7 @@ import httpx
 
 from conveyor.client import _calls as calls
 from conveyor.client._auth import Auth
+from conveyor.client._envvars import EnvVars
 from conveyor.client._namespaces import (
     AsyncSender,
     Deployments,
@@ -65,6 +66,7 @@ class AsyncClient(Namespace["HttpxSender"]):
         self.projects = Projects(self._sender)
         self.deployments = Deployments(self._sender)
         self.schedules = Schedules(self._sender)
+        self.envvars = EnvVars(self._sender)
         self.idempotency_keys = IdempotencyKeys(self._sender)
         self.auth = Auth(self._sender)
 

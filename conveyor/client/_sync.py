@@ -23,6 +23,7 @@ import urllib3
 
 from conveyor.client import _calls as calls
 from conveyor.client._auth import Auth
+from conveyor.client._envvars import EnvVars
 from conveyor.client._namespaces import (
     Deployments,
     IdempotencyKeys,
@@ -71,6 +72,7 @@ class Client(Namespace["UrllibSender"]):
         self.projects = Projects(self._sender)
         self.deployments = Deployments(self._sender)
         self.schedules = Schedules(self._sender)
+        self.envvars = EnvVars(self._sender)
         self.idempotency_keys = IdempotencyKeys(self._sender)
         self.auth = Auth(self._sender)
 

@@ -16,6 +16,7 @@
     engine.gauges         runs, queues, workers right now      gauges.py
     engine.bulk           cancel or replay runs by filter      bulk.py
     engine.usage          compute used in a period             usage.py
+    engine.envvars        environment variables and secrets    envvars.py
     engine.tick()         time-driven changes                  ticker.py
 
 Each part is given what it needs when it is made here (the store, the clock, the event bus, the
@@ -34,6 +35,7 @@ from conveyor.engine.bulk import Bulk
 from conveyor.engine.deployments import Deployments
 from conveyor.engine.durable import Durable
 from conveyor.engine.environments import Environments
+from conveyor.engine.envvars import EnvVars
 from conveyor.engine.events import Events
 from conveyor.engine.gauges import Gauges
 from conveyor.engine.observers import Observers
@@ -75,8 +77,14 @@ class Engine:
         self.durable = Durable(
             store, clock=clock, events=events, transitions=transitions, waitpoints=self.waitpoints
         )
+        self.envvars = EnvVars(store, clock=clock)
         self.workers = Workers(
-            store, clock=clock, events=events, transitions=transitions, timeout=worker_timeout
+            store,
+            clock=clock,
+            events=events,
+            transitions=transitions,
+            envvars=self.envvars,
+            timeout=worker_timeout,
         )
         self.deployments = Deployments(store, clock=clock, events=events, transitions=transitions)
         self.schedules = Schedules(

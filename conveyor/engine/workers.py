@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conveyor.engine.admission import Admission, QueueState
+from conveyor.engine.envvars import EnvVars
 from conveyor.engine.events import Events
 from conveyor.engine.scheduling import choose_runs
 from conveyor.engine.transitions import Transitions, holds
@@ -67,12 +68,14 @@ class Workers:
         clock: Callable[[], float],
         events: Events,
         transitions: Transitions,
+        envvars: EnvVars,
         timeout: float = 30.0,
     ) -> None:
         self._store = store
         self._clock = clock
         self._events = events
         self._transitions = transitions
+        self._envvars = envvars
         self.timeout = timeout
         # a worker stops its own attempts once no heartbeat was acknowledged for `timeout`;
         # the engine takes its runs back only after this longer span, the margin covering the
@@ -255,6 +258,12 @@ class Workers:
                 reply.hooks = [self._hook_job(r, env["kind"]) for r in rows]
             if not reply.lease_seq:
                 reply.lease_seq = worker["lease_seq"]
+        if reply.attempts or reply.hooks:  # they run with the variables of the version read
+            values = self._envvars.resolved(env_id, int(env["env_vars_version"] or 0))
+            for spec in reply.attempts:
+                spec.env = values
+            for job in reply.hooks:
+                job.env = values
         if reply.attempts:
             self._events.changed(env_id, [a.run_id for a in reply.attempts])
         observers = self._transitions.observers

@@ -62,6 +62,10 @@ CHECKED_BEYOND_THE_SCHEMA = {
     ("POST", "/api/v1/runs/bulk/cancel"),
     ("POST", "/api/v1/runs/bulk/replay"),
     ("POST", "/api/v1/runs/bulk/count"),
+    # a variable's name may not start with CONVEYOR_ (reserved), a value holds no NUL and is
+    # at most 32 KiB of UTF-8 (bytes, not characters), an import sets at least one
+    ("PUT", "/api/v1/envvars/{variable}"),
+    ("POST", "/api/v1/envvars/import"),
 }
 
 

@@ -99,6 +99,7 @@ def test_parts_take_their_collaborators_in_the_constructor(part: type) -> None:
         "workers",
         "schedules",
         "bulk",
+        "envvars",
     }
     assert set(parameters) - {"store", "timeout"} <= collaborators
     assert set(parameters) & {"events", "transitions"}

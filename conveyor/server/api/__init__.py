@@ -1,5 +1,6 @@
 """The HTTP API's routes, one module per resource: tasks, batches, runs, queues, waitpoints,
-workers, deployments, schedules, bulk actions, usage, public access tokens (auth) and projects.
+workers, deployments, schedules, bulk actions, usage, environment variables (envvars), public
+access tokens (auth) and projects.
 
 `api_router` gathers them under /api/v1. Every route but the projects ones needs an
 environment's key and works only inside the key's environment; the projects routes (and
@@ -13,6 +14,7 @@ from conveyor.server.api import (
     batches,
     bulk,
     deployments,
+    envvars,
     projects,
     queues,
     realtime,
@@ -38,6 +40,7 @@ api_router.include_router(workers.router)
 api_router.include_router(deployments.router)
 api_router.include_router(schedules.router)
 api_router.include_router(usage.router)
+api_router.include_router(envvars.router)
 api_router.include_router(auth.router)
 api_router.include_router(projects.me_router)
 api_router.include_router(projects.router)
