@@ -34,6 +34,7 @@ from conveyor.errors import ConfigError
 from conveyor.eventloop import use_fast_event_loop
 from conveyor.platform.console import RunReporter
 from conveyor.platform.link import LocalLink
+from conveyor.platform.local_env import LocalEnv
 from conveyor.platform.serving import ApiService, check_port
 from conveyor.server.cors import DEV_ORIGINS, origins_from_env
 from conveyor.store import open_store
@@ -127,6 +128,9 @@ async def serve_dev(
     )
     state.write(service.api_url)
 
+    local_env = LocalEnv(
+        config.root / ".env", lambda line: console.print(f"[yellow]{line}[/]", highlight=False)
+    )
     supervisor = Supervisor(
         LocalLink(engine, env.id),
         root=config.root,
@@ -138,6 +142,7 @@ async def serve_dev(
         capacity=capacity,
         heartbeat_interval=min(2.0, worker_timeout / 3),
         reporter=RunReporter(console, quiet, reloads=True),
+        local_env=local_env,
     )
     loop = asyncio.get_running_loop()
 
@@ -162,6 +167,11 @@ async def serve_dev(
     console.print(
         f"  Tasks from  {', '.join(config.dirs)}   ·   state in {state.folder}", highlight=False
     )
+    if local_env.path.exists():
+        count = len(local_env())
+        console.print(
+            f"  Variables   {count} from {local_env.path.name}, given to the tasks", highlight=False
+        )
     console.print("  Press Ctrl-C to stop.\n")
 
     async def watch() -> None:

@@ -53,6 +53,7 @@ from conveyor.serialization import as_text, dumps, to_json_value
 from conveyor.worker.capture import flush_partial_lines, install_capture
 from conveyor.worker.channel import Channel, ChannelClosed
 from conveyor.worker.discovery import definitions, load_tasks
+from conveyor.worker.envvars import Variables
 from conveyor.worker.machines import apply_machine
 from conveyor.worker.replay import JournalMismatch, Replay
 from conveyor.worker.watchdog import Watchdog, pipe_sender
@@ -111,6 +112,7 @@ class Executor:
         self._logs_lock = threading.Lock()
         self.stopped = asyncio.Event()
         self.tainted = False
+        self.variables = Variables()  # the environment's variables, and their redaction
 
     # -- the channel ----------------------------------------------------------------------
 
@@ -166,8 +168,8 @@ class Executor:
             scope.next_seq(),
             time.time(),
             level,
-            as_text(message),
-            _jsonable(attributes),
+            self.variables.redact(as_text(message)),
+            self.variables.redact_value(_jsonable(attributes)),
             scope.fence,
         )
         with self._logs_lock:
@@ -230,7 +232,9 @@ class Executor:
         )
 
     async def run_attempt(self, spec: AttemptSpec) -> None:
+        self.variables.apply(spec.env)
         outcome = await self._attempt(spec)
+        outcome.error = self.variables.redact_value(outcome.error)
         scope = self.scopes.get(spec.run_id)
         this = asyncio.current_task()
         if (
@@ -509,6 +513,7 @@ class Executor:
         send(("stalled", run_id, seconds, stack, logs))
 
     async def run_hook(self, job: HookJob) -> None:
+        self.variables.apply(job.env)
         task = self.tasks.get(job.task_id)
         if task is not None:
             spec = AttemptSpec(

@@ -79,8 +79,12 @@ class Supervisor:
         reporter: Callable[[str, dict[str, Any]], None] | None = None,
         versions: VersionCache | None = None,
         partial_loads: bool = True,
+        local_env: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.link = link
+        # variables of this machine (`conveyor dev`'s .env), given to every attempt over the
+        # environment's own (docs/environment-variables.md)
+        self.local_env = local_env
         self.root = root
         self.worker_id = worker_id
         self.name = name
@@ -483,6 +487,9 @@ class Supervisor:
                 self.background_task(self._start_pool(key))
             return
         proc = min(pool, key=lambda p: p.load)
+        local = self.local_env() if self.local_env is not None else None
+        if local:
+            item.env = {**item.env, **local}
         if isinstance(item, AttemptSpec):
             now = time.monotonic()
             deadline = decisions.attempt_deadline(now, item.max_duration, item.compute_used)
