@@ -8,6 +8,7 @@ by `conveyor dev` and `conveyor server`.
     live.py        server-sent events re-rendering a page's live part
     waterfall.py   a trace as waterfall rows (pure)
     runs.py  tasks.py  queues.py  schedules.py  tokens.py  accounts.py  deploys.py  usage.py
+    envvars.py
                    the pages, one module per resource
     templates/     Jinja2      static/   CSS, JS, vendored htmx (no build step, no CDN)
 
@@ -34,6 +35,7 @@ def mount_dashboard(app: FastAPI, engine: Engine, settings: DashboardSettings) -
     from conveyor.dashboard import (
         accounts,
         deploys,
+        envvars,
         queues,
         runs,
         schedules,
@@ -44,7 +46,7 @@ def mount_dashboard(app: FastAPI, engine: Engine, settings: DashboardSettings) -
 
     app.state.dashboard = Access(engine, settings)
     app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")
-    for module in (accounts, runs, tasks, queues, schedules, tokens, deploys, usage):
+    for module in (accounts, runs, tasks, queues, schedules, tokens, deploys, usage, envvars):
         app.include_router(module.router)
 
 

@@ -88,6 +88,9 @@ def test_a_secret_a_run_writes_is_redacted_everywhere(client, platform):
                     html = page.get(f"/runs/{run_id}").text
                     assert "[redacted]" in html
                     answers.append(html)
+                listed = page.get("/envvars").text
+                assert 'data-variable="E2E_SECRET"' in listed
+                answers.append(listed)
         answers.append(platform.output())  # the server's, the workers' and dev's own output
         for text in answers:
             assert secret not in text
