@@ -34,6 +34,7 @@ CHUNK = 250  # runs per transaction at most
 CHUNK_SECONDS = 0.5  # ... and a chunk ends early past this, so no lock is held for long
 IDLE_RETRY = 0.05  # seconds before a server looks again at actions another server is handling
 TICK_BUDGET = 0.5  # seconds of chunks one tick spends before the tick's other work goes on
+MATCHED = ("statuses", "task_id", "tag", "version", "created_from", "created_to")
 UNFINISHED = [s.value for s in RunStatus if s not in FINAL_STATUSES]
 NO_FILTER = (
     "give at least one filter (status, task, tag, version, created_from, created_to or since), "
@@ -65,9 +66,11 @@ def _stored_filters(kind: BulkKind, filters: BulkFilters, now: float) -> dict[st
                 f"status: {', '.join(ended)} runs have ended and cannot be canceled; "
                 f"only unfinished runs can ({', '.join(UNFINISHED)})"
             )
+    request = filters.model_dump(mode="json", exclude_defaults=True)
     created_from = _epoch(filters.created_from)
     if filters.since is not None:
-        since = now - parse_duration(filters.since, name="since")
+        request["since"] = parse_duration(filters.since, name="since")  # "1h" is 3600
+        since = now - request["since"]
         created_from = since if created_from is None else max(created_from, since)
     created_to = _epoch(filters.created_to)
     if created_from is not None and created_to is not None and created_to <= created_from:
@@ -79,6 +82,8 @@ def _stored_filters(kind: BulkKind, filters: BulkFilters, now: float) -> dict[st
         "version": filters.version,
         "created_from": created_from,
         "created_to": created_to,
+        # the filters as asked, which an idempotency key compares (`since` stays a duration)
+        "request": request,
     }
 
 
@@ -109,7 +114,7 @@ def action_view(row: Row, *, is_cached: bool = False) -> BulkAction:
         version=stored["version"],
         created_from=_dt(stored["created_from"]),
         created_to=_dt(stored["created_to"]),
-        all=not any(stored.values()),
+        all=not any(stored[name] for name in MATCHED),
     )
     return BulkAction(
         id=row["id"],
@@ -218,7 +223,8 @@ class Bulk:
 
     @staticmethod
     def _cached(held: Row, kind: str, filters: str) -> BulkAction:
-        if held["kind"] != kind or json.loads(held["filters"]) != json.loads(filters):
+        asked = json.loads(filters)["request"]
+        if held["kind"] != kind or json.loads(held["filters"]).get("request") != asked:
             raise Conflict(
                 f"idempotency key {held['idempotency_key']!r} is held by bulk action "
                 f"{held['id']} ({held['kind']} with other filters); use another key"

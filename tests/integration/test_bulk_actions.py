@@ -135,11 +135,14 @@ def test_the_same_idempotency_key_returns_the_same_action_and_does_nothing_twice
 ):
     failed = trigger(engine, env, n=3)
     fail(engine, env, failed)
-    first = bulk(engine, env, "replay", status="FAILED", idempotency_key="retry-friday")
-    again = bulk(engine, env, "replay", status="failed", idempotency_key="retry-friday")
+    first = bulk(engine, env, "replay", status="FAILED", since="1h", idempotency_key="retry-friday")
+    clock.advance(5)  # the same request a little later: its `since` means another time now
+    again = bulk(engine, env, "replay", status="failed", since="1h", idempotency_key="retry-friday")
     assert again.id == first.id and again.is_cached and not first.is_cached
     carry_out(engine, clock, first.id)
-    after = bulk(engine, env, "replay", status=["FAILED"], idempotency_key="retry-friday")
+    after = bulk(
+        engine, env, "replay", status=["FAILED"], since=3600, idempotency_key="retry-friday"
+    )
     assert after.id == first.id and after.status == "COMPLETED"
     carry_out(engine, clock, after.id)
     assert replays_of(engine, env) == Counter({r.id: 1 for r in failed})
