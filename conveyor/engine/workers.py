@@ -150,6 +150,10 @@ class Workers:
         began = time.perf_counter()
         reply = LeaseReply()
         waited: list[tuple[str, float]] = []  # (queue, seconds) of each attempt started
+        # the variables its attempts run with, decrypted before anything is leased: a server
+        # without the key they were set with refuses the lease (SecretsKeyError), handing out
+        # no run it could not give them to
+        values = self._envvars.resolved(env_id)
         with self._store.transaction() as tx:
             env = tx.one("get_environment", id=env_id)
             if env is None:
@@ -258,8 +262,7 @@ class Workers:
                 reply.hooks = [self._hook_job(r, env["kind"]) for r in rows]
             if not reply.lease_seq:
                 reply.lease_seq = worker["lease_seq"]
-        if reply.attempts or reply.hooks:  # they run with the variables of the version read
-            values = self._envvars.resolved(env_id, int(env["env_vars_version"] or 0))
+        if values:
             for spec in reply.attempts:
                 spec.env = values
             for job in reply.hooks:

@@ -186,3 +186,27 @@ def test_the_client_sets_lists_imports_and_unsets(
         "DB_URL": "postgres://db",
         "TOKEN": SECRET,
     }
+
+
+def test_a_server_without_the_key_leases_nothing(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from tests.integration.conftest import task_definitions
+
+    store = open_store(database)
+    store.migrate()
+    try:
+        monkeypatch.setenv("CONVEYOR_SECRETS_KEY", Fernet.generate_key().decode())
+        engine = Engine(store)
+        env = engine.environments.ensure("proj_test", "prod", "prod")
+        engine.workers.register(env.id, "w", "w", task_definitions())
+        engine.envvars.set(env.id, "TOKEN", SECRET)
+        run = engine.tasks.trigger(env.id, "hello", {})
+        monkeypatch.setenv("CONVEYOR_SECRETS_KEY", Fernet.generate_key().decode())
+        with pytest.raises(Exception, match="cannot be read"):
+            Engine(store).workers.lease(env.id, "w", capacity=10)
+        assert engine.runs.get(env.id, run.id).status == "QUEUED"  # not handed out
+    finally:
+        store.close()
