@@ -18,16 +18,15 @@ from conveyor.client._auth import Auth
 from conveyor.client._envvars import EnvVars
 from conveyor.client._namespaces import (
     AsyncSender,
-    Deployments,
     IdempotencyKeys,
     Namespace,
-    Projects,
     Queues,
     Runs,
     Tasks,
     UsageReports,
     Waitpoints,
 )
+from conveyor.client._projects import Deployments, Projects
 from conveyor.client._realtime import MAX_RECONNECTS, RECONNECT_AFTER, SseParser, Subscription
 from conveyor.client._schedules import Schedules
 from conveyor.client.settings import resolve_settings

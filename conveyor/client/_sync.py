@@ -25,10 +25,8 @@ from conveyor.client import _calls as calls
 from conveyor.client._auth import Auth
 from conveyor.client._envvars import EnvVars
 from conveyor.client._namespaces import (
-    Deployments,
     IdempotencyKeys,
     Namespace,
-    Projects,
     Queues,
     Runs,
     Sender,
@@ -36,6 +34,7 @@ from conveyor.client._namespaces import (
     UsageReports,
     Waitpoints,
 )
+from conveyor.client._projects import Deployments, Projects
 from conveyor.client._realtime import (
     MAX_RECONNECTS,
     RECONNECT_AFTER,
