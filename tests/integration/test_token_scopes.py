@@ -65,6 +65,7 @@ class Scene:
             "env": env.slug,
             "version": "20270101.1",
             "schedule_id": "sched_nope",
+            "action_id": "bulk_nope",
             "stream": "llm",
         }
         doc = httpx.get(f"{url}/openapi.json").json()
