@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from conveyor.errors import InvalidRequest
 from conveyor.models import TaskUsage, Usage
 from conveyor.store import Store
 
 DEFAULT_PERIOD = 30 * 86400.0  # without `since`: the last 30 days
+LAST_MOMENT = 253402300799.0  # 9999-12-31T23:59:59Z
 
 
 class UsageReader:
@@ -27,8 +27,9 @@ class UsageReader:
         to `until` (default: now)."""
         end = self._clock() if until is None else until
         start = end - DEFAULT_PERIOD if since is None else since
-        if start > end:
-            raise InvalidRequest("the period's since is after its until")
+        # the times a period can say: from 1970 to the end of year 9999
+        start, end = (min(max(t, 0.0), LAST_MOMENT) for t in (start, end))
+        # a `since` after `until` is an empty period, as a list of runs between them is
         with self._store.read() as tx:
             rows = tx.all("usage_by_task", env_id=env_id, since=start, until=end)
             counted = tx.one("usage_runs", env_id=env_id, since=start, until=end)
