@@ -66,6 +66,7 @@ class Scene:
             "version": "20270101.1",
             "schedule_id": "sched_nope",
             "action_id": "bulk_nope",
+            "variable": "API_TOKEN",
             "stream": "llm",
         }
         doc = httpx.get(f"{url}/openapi.json").json()
