@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import hmac
 import os
 import re
 import threading
@@ -74,9 +75,16 @@ def check_value(name: str, value: object) -> str:
     return value
 
 
-def digest(value: str) -> str:
-    """The short hash shown for a value."""
-    return hashlib.sha256(value.encode()).hexdigest()[:DIGEST_LENGTH]
+def digest(value: str, key: bytes) -> str:
+    """The short hash shown for a value: keyed by the secrets key, so that a hash seen on a page
+    cannot confirm a guess at a weak value by whoever lacks the key."""
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:DIGEST_LENGTH]
+
+
+def _digest_key(keys: str) -> bytes:
+    """The key of the shown hashes, drawn from the secrets key that encrypts (the first)."""
+    first = next(k.strip() for k in keys.split(",") if k.strip())
+    return hashlib.sha256(b"conveyor env var digest:" + first.encode()).digest()
 
 
 def _moment(epoch: float) -> datetime:
@@ -102,6 +110,7 @@ class EnvVars:
         self._clock = clock
         configured = secrets_key if secrets_key is not None else os.environ.get(KEY_VARIABLE)
         self._fernet: MultiFernet | None = _fernet(configured) if configured else None
+        self._digest_key = _digest_key(configured) if configured else b""
         self._lock = threading.Lock()
         self._resolved: dict[str, tuple[int, dict[str, str]]] = {}  # env id: (version, values)
 
@@ -132,7 +141,7 @@ class EnvVars:
                     env_id=env_id,
                     name=name,
                     ciphertext=fernet.encrypt(value.encode()).decode(),
-                    digest=digest(value),
+                    digest=digest(value, self._digest_key),
                     now=now,
                 )
             count = tx.one("count_env_vars", env_id=env_id)
@@ -190,6 +199,7 @@ class EnvVars:
             row = tx.one("get_setting", name=_KEY_SETTING)
             assert row is not None
             self._fernet = _fernet(row["value"])
+            self._digest_key = _digest_key(row["value"])
         return self._fernet
 
 

@@ -4,6 +4,7 @@ names and values refused with a 4xx, and a lease handing the current values to i
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ def test_set_list_unset_through_the_api_never_answer_a_value(
     answers.append(listed.text)
     assert [v["name"] for v in listed.json()["data"]] == ["API_TOKEN"]
     assert listed.json()["data"][0]["digest"] == shown["digest"]
+    # keyed by the secrets key: the hash of a guess does not confirm it
+    assert shown["digest"] != hashlib.sha256(SECRET.encode()).hexdigest()[:12]
     version = listed.json()["version"]
 
     again = api.put("/api/v1/envvars/API_TOKEN", json={"value": OTHER})
