@@ -23,7 +23,7 @@ from conveyor.durations import parse_duration
 from conveyor.engine.events import Events
 from conveyor.engine.runs import replay_item
 from conveyor.engine.transitions import Transitions, again_after_deadlock
-from conveyor.engine.views import json_text
+from conveyor.engine.views import json_text, moment
 from conveyor.errors import Conflict, ConveyorError, InvalidRequest, NotFound
 from conveyor.ids import new_id
 from conveyor.models import FINAL_STATUSES, BulkAction, BulkFilters, RunStatus
@@ -48,10 +48,6 @@ def _epoch(value: datetime | None) -> float | None:
     if value.tzinfo is None:  # the API speaks UTC; a bare datetime is read as UTC
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)
 
 
 def _stored_filters(kind: BulkKind, filters: BulkFilters, now: float) -> dict[str, Any]:
@@ -112,8 +108,8 @@ def action_view(row: Row, *, is_cached: bool = False) -> BulkAction:
         task=stored["task_id"],
         tag=stored["tag"],
         version=stored["version"],
-        created_from=_dt(stored["created_from"]),
-        created_to=_dt(stored["created_to"]),
+        created_from=moment(stored["created_from"]),
+        created_to=moment(stored["created_to"]),
         all=not any(stored[name] for name in MATCHED),
     )
     return BulkAction(
@@ -129,9 +125,9 @@ def action_view(row: Row, *, is_cached: bool = False) -> BulkAction:
         chunks=row["chunks"],
         idempotency_key=row["idempotency_key"],
         is_cached=is_cached,
-        created_at=_dt(row["created_at"]),
-        updated_at=_dt(row["updated_at"]),
-        completed_at=_dt(row["completed_at"]),
+        created_at=moment(row["created_at"]),
+        updated_at=moment(row["updated_at"]),
+        completed_at=moment(row["completed_at"]),
     )
 
 

@@ -15,7 +15,8 @@ def json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _dt(ts: float | None) -> datetime | None:
+def moment(ts: float | None) -> datetime | None:
+    """An epoch time as the API shows it (None stays None)."""
     return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)
 
 
@@ -49,15 +50,15 @@ def run_view(row: Row) -> Run:
         batch_id=row.get("batch_id"),
         replayed_from=row.get("replayed_from"),
         version=row.get("version"),
-        created_at=_dt(row["created_at"]),
-        updated_at=_dt(row.get("updated_at")),
-        started_at=_dt(row.get("started_at")),
-        completed_at=_dt(row.get("completed_at")),
-        delayed_until=_dt(available_at) if status == RunStatus.DELAYED else None,
-        next_attempt_at=_dt(available_at)
+        created_at=moment(row["created_at"]),
+        updated_at=moment(row.get("updated_at")),
+        started_at=moment(row.get("started_at")),
+        completed_at=moment(row.get("completed_at")),
+        delayed_until=moment(available_at) if status == RunStatus.DELAYED else None,
+        next_attempt_at=moment(available_at)
         if status == RunStatus.QUEUED and (row.get("attempt_count") or 0) > 0
         else None,
-        expires_at=_dt(row.get("expires_at")),
+        expires_at=moment(row.get("expires_at")),
         compute_seconds=row.get("compute_seconds") or 0.0,
     )
 
@@ -68,8 +69,8 @@ def attempt_view(row: Row) -> Attempt:
         number=row["number"],
         status=row["status"],
         worker_id=row["worker_id"],
-        started_at=_dt(row["started_at"]),
-        completed_at=_dt(row["completed_at"]),
+        started_at=moment(row["started_at"]),
+        completed_at=moment(row["completed_at"]),
         error=RunError.model_validate(error) if error else None,
         compute_seconds=row.get("compute_seconds") or 0.0,
     )
@@ -80,7 +81,7 @@ def log_view(row: Row) -> LogLine:
         run_id=row["run_id"],
         attempt=row["attempt"],
         seq=row["seq"],
-        ts=_dt(row["ts"]),
+        ts=moment(row["ts"]),
         level=row["level"],
         message=row["message"],
         attributes=_json(row["attributes"]),
@@ -92,7 +93,7 @@ def wait_view(row: Row) -> WaitInfo:
     return WaitInfo(
         id=row["id"],
         kind=row["kind"],
-        complete_at=_dt(row["complete_at"]),
+        complete_at=moment(row["complete_at"]),
         done=row["done_count"] if counted else None,
         total=row["run_count"] if counted else None,
     )
