@@ -39,7 +39,7 @@ from conveyor.protocol import (
     LogEntry,
     MetadataOp,
 )
-from conveyor.server.auth import EngineDep, EnvironmentDep, environment_of_key, request_key
+from conveyor.server.auth import EngineDep, EnvironmentDep, request_key
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import ERROR_RESPONSES, ErrorDetail, ErrorResponse
 
@@ -295,19 +295,28 @@ async def lease(
     wakeups = request.app.state.wakeups
     arrived = time.monotonic()
     deadline = arrived + body.wait
+    key = request_key(request)
+
+    def lease_if_live() -> LeaseReply | None:
+        # the key is checked in the same thread hop as the lease: a key revoked or rotated
+        # before this (while the poll waited, or while the request queued for a thread)
+        # hands out nothing more
+        known, still = engine.environments.cached(key)
+        if not known:
+            still = engine.environments.authenticate(key)
+        if still is None or still.id != env.id:
+            return None
+        return engine.workers.lease(env.id, worker_id, body.capacity)
+
     # registered before the first read: a run made startable after any read wakes the next wait
     with wakeups.listen(env.id) as waiter:
-        first = True
         while True:
-            # a key revoked or rotated while the poll waited hands out nothing more
-            still = env if first else await environment_of_key(engine, request_key(request))
-            if still is None or still.id != env.id:
+            reply = await run_in_threadpool(lease_if_live)
+            if reply is None:
                 raise AuthenticationError(
                     "the API key was revoked or rotated while this lease waited; "
                     "use the environment's new key"
                 )
-            first = False
-            reply = await run_in_threadpool(engine.workers.lease, env.id, worker_id, body.capacity)
             remaining = deadline - time.monotonic()
             if (
                 reply.attempts
