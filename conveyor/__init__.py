@@ -10,6 +10,7 @@
 The names below are the whole public surface; everything else is internal.
 """
 
+from conveyor import webhooks
 from conveyor.client import AsyncClient, Client
 from conveyor.client.default import auth, runs, tasks
 from conveyor.errors import (
@@ -102,4 +103,5 @@ __all__ = [
     "tasks",
     "usage",
     "wait",
+    "webhooks",
 ]

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import httpx
 
 from conveyor.client import _calls as calls
+from conveyor.client._alerts import Alerts
 from conveyor.client._auth import Auth
 from conveyor.client._envvars import EnvVars
 from conveyor.client._namespaces import (
@@ -66,6 +67,7 @@ class AsyncClient(Namespace["HttpxSender"]):
         self.deployments = Deployments(self._sender)
         self.schedules = Schedules(self._sender)
         self.envvars = EnvVars(self._sender)
+        self.alerts = Alerts(self._sender)
         self.idempotency_keys = IdempotencyKeys(self._sender)
         self.auth = Auth(self._sender)
 

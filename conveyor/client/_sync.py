@@ -22,6 +22,7 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 
 from conveyor.client import _calls as calls
+from conveyor.client._alerts import Alerts
 from conveyor.client._auth import Auth
 from conveyor.client._envvars import EnvVars
 from conveyor.client._namespaces import (
@@ -72,6 +73,7 @@ class Client(Namespace["UrllibSender"]):
         self.deployments = Deployments(self._sender)
         self.schedules = Schedules(self._sender)
         self.envvars = EnvVars(self._sender)
+        self.alerts = Alerts(self._sender)
         self.idempotency_keys = IdempotencyKeys(self._sender)
         self.auth = Auth(self._sender)
 

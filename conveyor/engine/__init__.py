@@ -19,6 +19,7 @@ from conveyor.engine.accounts import (
     hash_secret,
     preview_slug,
 )
+from conveyor.engine.alerts import Outgoing
 from conveyor.engine.auth import MAX_EXPIRY as MAX_TOKEN_EXPIRY
 from conveyor.engine.auth import IssuedToken, PublicToken, looks_like_token
 from conveyor.engine.environments import AUTH_CACHE_SECONDS, Environment, hash_key
@@ -39,6 +40,7 @@ __all__ = [
     "Engine",
     "Environment",
     "IssuedToken",
+    "Outgoing",
     "PublicToken",
     "RunPage",
     "Waiter",

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.bundles import MAX_BUNDLE_BYTES, bundle_problem
+from conveyor.engine.alerts import Alerts
 from conveyor.engine.events import Events
 from conveyor.engine.transitions import Transitions
 from conveyor.engine.views import json_text
@@ -74,11 +75,13 @@ class Deployments:
         clock: Callable[[], float],
         events: Events,
         transitions: Transitions,
+        alerts: Alerts,
     ) -> None:
         self._store = store
         self._clock = clock
         self._events = events
         self._transitions = transitions
+        self._alerts = alerts
 
     def deploy(
         self,
@@ -91,7 +94,33 @@ class Deployments:
         promote: bool = True,
     ) -> Deployment:
         """Record a new version of the environment's task code with its bundle, numbered
-        YYYYMMDD.N, and (unless `promote` is False) make it current."""
+        YYYYMMDD.N, and (unless `promote` is False) make it current. A deploy refused here owes
+        the environment's deploy.failed alerts, one made its deploy.succeeded alerts."""
+        try:
+            return self._deploy(
+                env_id, tasks, bundle, lock_sha256=lock_sha256, details=details, promote=promote
+            )
+        except InvalidRequest as exc:
+            self._alerts.deploy_failed(env_id, str(exc))
+            raise
+
+    def failed(self, env_id: str, error: str, details: dict[str, Any] | None = None) -> None:
+        """A deploy failed before it reached the server (its build, or the import of its tasks,
+        on the deploying machine): owe the environment's deploy.failed alerts."""
+        if not isinstance(error, str) or not error.strip():
+            raise InvalidRequest("say why the deploy failed")
+        self._alerts.deploy_failed(env_id, error, details)
+
+    def _deploy(
+        self,
+        env_id: str,
+        tasks: list[TaskDefinition],
+        bundle: bytes,
+        *,
+        lock_sha256: str,
+        details: dict[str, Any] | None,
+        promote: bool,
+    ) -> Deployment:
         if not tasks:
             raise InvalidRequest(
                 "a version needs at least one task: the deploy found none in the project's dirs"
@@ -144,7 +173,18 @@ class Deployments:
             tx.run("insert_deployment_bundle", deployment_id=deployment_id, data=bundle)
             queued = self._promote(tx, env_id, version, now) if promote else False
             row = tx.one("get_deployment", env_id=env_id, version=version)
-        assert row is not None
+            assert row is not None
+            self._alerts.deployed(
+                tx,
+                env_id,
+                {
+                    "deployment_id": deployment_id,
+                    "version": version,
+                    "promoted": promote,
+                    "tasks": [t.id for t in tasks],
+                },
+                now,
+            )
         if queued:
             self._events.emit("available", env_id)
         return deployment_view(row)

@@ -193,6 +193,18 @@ class EnvVars:
             self._resolved[env_id] = (version, values)
         return values
 
+    def seal(self, tx: Tx, value: str) -> str:
+        """`value` encrypted with the secrets key, inside `tx` (which may have to store a new
+        key): for the other secrets the server keeps, alerts' signing secrets and URLs."""
+        return self._key(tx).encrypt(value.encode()).decode()
+
+    def unseal(self, tx: Tx, sealed: str) -> str:
+        """What `seal` encrypted; SecretsKeyError when the key that did is not this server's."""
+        try:
+            return self._key(tx).decrypt(sealed.encode()).decode()
+        except InvalidToken:
+            raise SecretsKeyError() from None
+
     def _key(self, tx: Tx) -> MultiFernet:
         if self._fernet is None:
             tx.run("put_setting", name=_KEY_SETTING, value=Fernet.generate_key().decode())

@@ -17,6 +17,7 @@
     engine.bulk           cancel or replay runs by filter      bulk.py
     engine.usage          compute used in a period             usage.py
     engine.envvars        environment variables and secrets    envvars.py
+    engine.alerts         alert channels and their deliveries  alerts.py
     engine.tick()         time-driven changes                  ticker.py
 
 Each part is given what it needs when it is made here (the store, the clock, the event bus, the
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable
 
 from conveyor.engine.accounts import Accounts
+from conveyor.engine.alerts import Alerts
 from conveyor.engine.auth import Auth
 from conveyor.engine.bulk import Bulk
 from conveyor.engine.deployments import Deployments
@@ -64,7 +66,13 @@ class Engine:
         self.observers = observers = Observers()
         self.gauges = Gauges(store)
         self.usage = UsageReader(store, clock=clock)
-        transitions = Transitions(store, clock=clock, observers=observers)
+        self.envvars = EnvVars(store, clock=clock)
+        self.alerts = Alerts(
+            store, clock=clock, envvars=self.envvars, worker_timeout=worker_timeout
+        )
+        transitions = Transitions(
+            store, clock=clock, observers=observers, run_ended=self.alerts.run_ended
+        )
         self.environments = Environments(store, clock=clock, events=events)
         # organizations, projects, personal access tokens and environment keys
         self.accounts = Accounts(store, clock=clock, forget_keys=self.environments.forget_keys)
@@ -77,7 +85,6 @@ class Engine:
         self.durable = Durable(
             store, clock=clock, events=events, transitions=transitions, waitpoints=self.waitpoints
         )
-        self.envvars = EnvVars(store, clock=clock)
         self.workers = Workers(
             store,
             clock=clock,
@@ -86,7 +93,9 @@ class Engine:
             envvars=self.envvars,
             timeout=worker_timeout,
         )
-        self.deployments = Deployments(store, clock=clock, events=events, transitions=transitions)
+        self.deployments = Deployments(
+            store, clock=clock, events=events, transitions=transitions, alerts=self.alerts
+        )
         self.schedules = Schedules(
             store, clock=clock, events=events, transitions=transitions, timeout=worker_timeout
         )
@@ -100,6 +109,7 @@ class Engine:
             workers=self.workers,
             schedules=self.schedules,
             bulk=self.bulk,
+            alerts=self.alerts,
         )
 
     def tick(self) -> float | None:

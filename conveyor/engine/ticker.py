@@ -2,7 +2,8 @@
 
 Schedules fire, delayed runs that are due are queued, durations that have passed complete and
 tokens past their timeout time out, runs past their ttl expire, the runs of workers that stopped
-heartbeating are taken back, and bulk actions handle their next chunks. The platform calls `tick`
+heartbeating are taken back, bulk actions handle their next chunks, and alert conditions (a
+queue's backlog, an empty fleet of workers) are checked (alerts.py). The platform calls `tick`
 at least once a second and again at the time it returns (the next fire time, delayed run or
 duration, or at once while a bulk action has chunks left), so those happen on time; several
 servers may tick the same database at once (each environment's changes happen under its lock).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from conveyor.engine.alerts import Alerts
 from conveyor.engine.bulk import Bulk
 from conveyor.engine.events import Events
 from conveyor.engine.schedules import Schedules
@@ -34,6 +36,7 @@ class Ticker:
         workers: Workers,
         schedules: Schedules,
         bulk: Bulk,
+        alerts: Alerts,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -42,6 +45,7 @@ class Ticker:
         self._workers = workers
         self._schedules = schedules
         self._bulk = bulk
+        self._alerts = alerts
         # since when this engine has had the database without a failure: a worker whose
         # heartbeats could not be recorded (the database away) is judged lost only once
         # take_back_after has passed after that
@@ -83,6 +87,7 @@ class Ticker:
                 f"The worker running this attempt stopped heartbeating for {take_back_after:g}s.",
             )
         self._events.available(envs)
+        self._alerts.tick(now)  # queue backlogs and empty fleets (alerts.py)
         bulk_due = self._bulk.advance()
         next_due = self._next_due()
         if next_due is None or bulk_due is None:

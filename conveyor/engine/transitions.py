@@ -108,6 +108,8 @@ def holds(row: Row | None, worker_id: str, fence: int) -> bool:
 
 T = TypeVar("T")
 DEADLOCK_TRIES = 3
+# (tx, the run's row before it ended, its final status, its error, now)
+RunEnded = Callable[[Tx, Row, RunStatus, "dict[str, Any] | None", float], None]
 
 
 def again_after_deadlock(change: Callable[[], T]) -> T:
@@ -152,11 +154,18 @@ class Transitions:
     """The run state machine (see the module docstring), given to the parts that change runs."""
 
     def __init__(
-        self, store: Store, *, clock: Callable[[], float], observers: Observers | None = None
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float],
+        observers: Observers | None = None,
+        run_ended: RunEnded | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.observers = Observers() if observers is None else observers
+        # told of every run's end inside its transaction (alerts.py: a failure owes an alert)
+        self.run_ended = run_ended
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self._validators_lock = threading.Lock()
         self._definitions: dict[str, TaskDefinition] = {}
@@ -447,6 +456,8 @@ class Transitions:
         )
         if row["status"] == RunStatus.WAITING:
             tx.run("delete_run_waits", run_id=row["id"])
+        if self.run_ended is not None:
+            self.run_ended(tx, row, status, error, now)
         if self.observers:
             started = row.get("started_at")
             seconds = None if started is None else max(0.0, now - started)

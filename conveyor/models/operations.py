@@ -315,3 +315,70 @@ class EnvVarList(BaseModel):
 
     data: list[EnvVar]
     version: int
+
+
+AlertEvent = Literal[
+    "run.failed", "deploy.succeeded", "deploy.failed", "queue.backlog", "worker.fleet_empty"
+]
+AlertChannelKind = Literal["webhook", "slack", "email"]
+
+
+class AlertChannel(BaseModel):
+    """An alert channel of an environment: one event sent to a webhook, a Slack incoming webhook
+    or an email address (docs/alerts.md). A webhook's signing secret is shown once, when the
+    channel is made (`secret`); after that only its hint."""
+
+    id: str
+    event: AlertEvent
+    channel: AlertChannelKind
+    target: str = Field(
+        description="The webhook URL or email address; for Slack a hint of its secret URL"
+    )
+    secret_hint: str | None = Field(None, description="The end of a webhook's signing secret")
+    task: str | None = Field(None, description="run.failed: only this task's failures")
+    queue: str | None = Field(None, description="queue.backlog: only this queue")
+    backlog: int | None = Field(None, description="queue.backlog: alert above this many runs")
+    backlog_for_seconds: float | None = Field(None, description="queue.backlog: ... for this long")
+    window_seconds: float = Field(
+        description="run.failed: failures of one task within this window make one alert"
+    )
+    created_at: datetime
+
+
+class CreatedAlertChannel(AlertChannel):
+    """A channel just made: `secret` (a webhook's signing secret) is shown this once."""
+
+    secret: str | None = None
+
+
+class AlertChannelList(BaseModel):
+    """An environment's alert channels, oldest first."""
+
+    data: list[AlertChannel]
+
+
+class AlertDelivery(BaseModel):
+    """One alert owed to a channel and what became of it: `gathering` (a run.failed group still
+    counting), `pending` (to send, or to try again at `next_at`), `delivered`, `failed` (every
+    attempt failed)."""
+
+    id: str
+    channel_id: str
+    event: str
+    status: Literal["gathering", "pending", "delivered", "failed"]
+    count: int = Field(description="Events in this alert (failed runs of a group)")
+    run_ids: list[str] = Field(description="The first few runs of a run.failed group")
+    details: dict[str, Any]
+    attempts: int
+    last_error: str | None = None
+    next_at: datetime | None = None
+    first_at: datetime
+    last_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+
+class AlertDeliveryList(BaseModel):
+    """An environment's latest alert deliveries, newest first."""
+
+    data: list[AlertDelivery]

@@ -2,7 +2,8 @@
 check, uvicorn without its own signal handlers, the engine's tick loop, and stopping the parts
 in order on Ctrl-C or SIGTERM.
 
-    ApiService(engine, host, port)  ─ run(*more parts) ─▶ uvicorn · tick loop · more parts
+    ApiService(engine, host, port)  ─ run(*more parts) ─▶ uvicorn · tick loop · alert sender ·
+                                                          more parts
                                                           until a signal or a part fails
 
 Processes differ only in what they add (a reloading worker in dev) and what they print first.
@@ -28,6 +29,7 @@ from rich.console import Console
 from conveyor.dashboard import DashboardSettings, mount_dashboard
 from conveyor.engine import Engine
 from conveyor.errors import ConfigError, ConveyorError
+from conveyor.platform.alerts import AlertSender, SmtpSettings
 from conveyor.server.app import create_app
 
 TICK_INTERVAL = 0.1
@@ -102,6 +104,8 @@ class ApiService:
         engine.waitpoints.token_secret()  # made once, before anything needs to sign a token URL
         engine.auth.secret()  # loaded once: checking a public token then needs no query
         self.app = create_app(engine, cors_origins=cors_origins)
+        # alert deliveries due are sent by every server (each claims its own, alerts.py)
+        self.alerts = AlertSender(engine, smtp=SmtpSettings.from_environment())
         if dashboard is not None:
             mount_dashboard(self.app, engine, dashboard)
         self.server = _Server(
@@ -157,7 +161,10 @@ class ApiService:
     ) -> None:
         """Serve until stopped or until a part fails, then stop: `before_shutdown` (a worker
         giving its runs back), long polls answered, uvicorn drained, the rest canceled."""
-        background = [asyncio.create_task(c) for c in (self.server.serve(), self._tick(), *parts)]
+        background = [
+            asyncio.create_task(c)
+            for c in (self.server.serve(), self._tick(), self.alerts.run(), *parts)
+        ]
         stopper = asyncio.create_task(self.stop.wait())
         done, _ = await asyncio.wait([*background, stopper], return_when=asyncio.FIRST_COMPLETED)
         for task in done:

@@ -66,6 +66,9 @@ CHECKED_BEYOND_THE_SCHEMA = {
     # at most 32 KiB of UTF-8 (bytes, not characters), an import sets at least one
     ("PUT", "/api/v1/envvars/{variable}"),
     ("POST", "/api/v1/envvars/import"),
+    # an alert channel is exactly one of a webhook, a Slack URL (http(s)) and an email address,
+    # its filters and options go with their event only, durations within their bounds
+    ("POST", "/api/v1/alerts"),
 }
 
 
@@ -104,6 +107,9 @@ def known_ids(backend: Backend) -> dict[str, str]:
         "signature": engine.waitpoints.token_signature(token["id"]),
         "worker_id": "worker-1",
         "action_id": engine.bulk.create(env.id, "cancel", BulkFilters(task="nobody")).id,
+        "alert_id": engine.alerts.create(
+            env.id, event="run.failed", webhook="http://127.0.0.1:9/fuzz"
+        ).id,
     }
 
 

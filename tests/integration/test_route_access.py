@@ -133,6 +133,9 @@ def ids_of_a(backend: Backend) -> dict[str, str]:
         "version": "20270101.1",
         "action_id": engine.bulk.create(env.id, "cancel", BulkFilters(task="hello")).id,
         "variable": engine.envvars.set(env.id, "API_TOKEN", "a value of environment A").name,
+        "alert_id": engine.alerts.create(
+            env.id, event="run.failed", webhook="http://127.0.0.1:9/environment-a"
+        ).id,
     }
 
 
@@ -218,6 +221,8 @@ def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
             assert response.status_code in (200, 404), where
         elif (method, path) == ("POST", "/api/v1/envvars/import"):
             assert response.status_code == 400, where  # the smallest body sets nothing
+        elif (method, path) == ("POST", "/api/v1/alerts"):
+            assert response.status_code == 400, where  # the smallest body names no channel
         elif _params(path):
             assert response.status_code == 404, where
             assert response.json()["error"]["code"] == "not_found", where
@@ -241,6 +246,7 @@ def test_a_key_of_another_environment_sees_and_changes_nothing_of_it(
         "process-video",
     ]
     assert engine.envvars.resolved(env.id) == {"API_TOKEN": "a value of environment A"}
+    assert [a.id for a in engine.alerts.list(env.id).data] == [ids_of_a["alert_id"]]
     engine.workers.check(env.id, "worker-1")  # still registered in A, not stopped
     assert engine.workers.lease(env.id, "worker-1", 1).attempts[0].run_id == ids_of_a["run_id"]
 

@@ -68,6 +68,7 @@ class Scene:
             "action_id": "bulk_nope",
             "variable": "API_TOKEN",
             "stream": "llm",
+            "alert_id": "alert_nope",
         }
         doc = httpx.get(f"{url}/openapi.json").json()
         self.components = doc.get("components", {}).get("schemas", {})

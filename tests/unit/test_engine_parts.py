@@ -12,6 +12,7 @@ import pytest
 
 import conveyor.engine
 from conveyor.engine import Engine
+from conveyor.engine.alerts import Alerts
 from conveyor.engine.bulk import Bulk
 from conveyor.engine.deployments import Deployments
 from conveyor.engine.durable import Durable
@@ -41,6 +42,7 @@ PARTS = {
     "schedules": Schedules,
     "events": Events,
     "bulk": Bulk,
+    "alerts": Alerts,
 }
 
 
@@ -100,6 +102,7 @@ def test_parts_take_their_collaborators_in_the_constructor(part: type) -> None:
         "schedules",
         "bulk",
         "envvars",
+        "alerts",
     }
     assert set(parameters) - {"store", "timeout"} <= collaborators
     assert set(parameters) & {"events", "transitions"}
@@ -107,8 +110,9 @@ def test_parts_take_their_collaborators_in_the_constructor(part: type) -> None:
 
 def test_shared_internals_are_a_part_of_their_own() -> None:
     parameters = inspect.signature(Transitions).parameters
-    # and those told of run starts and ends, once committed: no other part
-    assert list(parameters) == ["store", "clock", "observers"]
+    # and those told of run starts and ends, once committed, and of run ends inside their
+    # transaction (a callback: alerts owed by a failure): no other part
+    assert list(parameters) == ["store", "clock", "observers", "run_ended"]
 
 
 def test_no_class_in_the_engine_uses_mixin_inheritance() -> None:

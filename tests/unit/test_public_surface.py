@@ -54,6 +54,7 @@ EXPECTED = {
     "tasks",
     "usage",
     "wait",
+    "webhooks",
 }
 
 

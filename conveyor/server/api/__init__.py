@@ -1,6 +1,6 @@
 """The HTTP API's routes, one module per resource: tasks, batches, runs, queues, waitpoints,
 workers, deployments, schedules, bulk actions, usage, environment variables (envvars), public
-access tokens (auth) and projects.
+access tokens (auth), alerts and projects.
 
 `api_router` gathers them under /api/v1. Every route but the projects ones needs an
 environment's key and works only inside the key's environment; the projects routes (and
@@ -10,6 +10,7 @@ environment's key and works only inside the key's environment; the projects rout
 from fastapi import APIRouter
 
 from conveyor.server.api import (
+    alerts,
     auth,
     batches,
     bulk,
@@ -41,6 +42,7 @@ api_router.include_router(deployments.router)
 api_router.include_router(schedules.router)
 api_router.include_router(usage.router)
 api_router.include_router(envvars.router)
+api_router.include_router(alerts.router)
 api_router.include_router(auth.router)
 api_router.include_router(projects.me_router)
 api_router.include_router(projects.router)
