@@ -18,6 +18,7 @@ import click
 from click.exceptions import NoArgsIsHelpError
 
 from conveyor.cli.agents import install_rules, install_skills
+from conveyor.cli.alerts import alerts
 from conveyor.cli.deploy import deploy, deploys, promote
 from conveyor.cli.dev import dev
 from conveyor.cli.envvars import env
@@ -148,6 +149,7 @@ main.add_command(trigger)
 main.add_command(runs)
 main.add_command(schedules)
 main.add_command(env)
+main.add_command(alerts)
 main.add_command(tokens)
 main.add_command(worker)
 main.add_command(login)
