@@ -13,6 +13,9 @@
     ...
     [tool.conveyor.realtime]
     cors_origins = ["https://app.example.com"]
+    [tool.conveyor.telemetry]
+    exporter = "otlp"
+    endpoint = "http://collector:4318"
 
 Loading never raises anything but ConfigError, whose message names the file and the key.
 """
@@ -23,7 +26,7 @@ import difflib
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -90,6 +93,58 @@ class Realtime(_Section):
         return value
 
 
+TELEMETRY_EXPORTERS = ("otlp", "console", "none")
+# a header's name, as HTTP has them (RFC 9110 token)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_INSTRUMENTATION = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+class Telemetry(_Section):
+    """OpenTelemetry export from the executors (conveyor/telemetry.py, docs/opentelemetry.md).
+    The standard `OTEL_*` variables win over these values."""
+
+    # "otlp" exports over OTLP/HTTP; "console" prints spans and logs (for a look at them);
+    # None: export only if OTEL_* variables ask for it
+    exporter: Literal["otlp", "console", "none"] | None = None
+    # the collector's base URL: spans go to {endpoint}/v1/traces, logs to {endpoint}/v1/logs
+    endpoint: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    service_name: str | None = Field(None, min_length=1, max_length=256)
+    # instrumentations to enable in executors, by their `opentelemetry_instrumentor` entry point
+    # name ("httpx", "requests", "sqlalchemy", ...)
+    instrumentations: list[str] = Field(default_factory=list)
+    sample_ratio: float = Field(1.0, ge=0, le=1)  # of traces started by a run
+    logs: bool = True  # export task logs as OpenTelemetry log records
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError("must be an http:// or https:// URL such as http://localhost:4318")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an HTTP header name")
+            if "\n" in text or "\r" in text:
+                raise ValueError(f"the value of header {name!r} has a line break")
+        return value
+
+    @field_validator("instrumentations")
+    @classmethod
+    def _instrumentations(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _INSTRUMENTATION.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not an instrumentation name; use the name of its "
+                    'opentelemetry_instrumentor entry point, such as "httpx"'
+                )
+        return value
+
+
 class Config(_Section):
     """A project's settings. `root` is the folder of the file they came from."""
 
@@ -104,6 +159,7 @@ class Config(_Section):
     retries: Retries = Retries()
     build: Build = Build()
     realtime: Realtime = Realtime()
+    telemetry: Telemetry = Telemetry()
     root: Path = Field(default=Path("."), exclude=True)
     source: Path | None = Field(default=None, exclude=True)
 
@@ -134,7 +190,9 @@ _KNOWN: dict[str, set[str]] = {
     "retries.default": set(RetryDefaults.model_fields),
     "build": set(Build.model_fields),
     "realtime": set(Realtime.model_fields),
+    "telemetry": set(Telemetry.model_fields),
 }
+_FREE = {"telemetry.headers"}  # tables of any keys (their model checks them)
 
 
 def find_config_file(start: Path) -> tuple[Path, str] | None:
@@ -206,7 +264,7 @@ def _check_keys(table: dict[str, Any], path: Path, prefix: str, where: str) -> N
                 else f"; known keys: {', '.join(sorted(known))}"
             )
             raise ConfigError(f"{path}: unknown key {prefix}{full}{hint}")
-        if isinstance(value, dict):
+        if isinstance(value, dict) and full not in _FREE:
             if full not in _KNOWN:
                 raise ConfigError(f"{path}: {prefix}{full} must be a value, not a table")
             _check_keys(value, path, prefix, full)

@@ -88,6 +88,11 @@ class AttemptSpec:
     # the environment's variables (engine/envvars.py), decrypted: the executor sets them in its
     # process's environment before the attempt starts; kept out of repr so no log shows them
     env: dict[str, str] = field(default_factory=dict, repr=False)
+    # when this attempt first started (it may go on after suspensions): its span starts then
+    attempt_started_at: float = 0.0
+    # the W3C trace context the run continues (`traceparent`, `tracestate`), if it was triggered
+    # inside a span: the attempt's OpenTelemetry spans join that trace (conveyor/telemetry.py)
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(slots=True)

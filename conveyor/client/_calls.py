@@ -55,6 +55,7 @@ from conveyor.protocol import (
     MetadataOp,
     call_args,
 )
+from conveyor.telemetry import current_trace_context
 
 T = TypeVar("T")
 
@@ -137,6 +138,16 @@ def merge_options(
     """`options=` and keyword options together; a keyword wins over the same name in `options`."""
     base = trigger_options(options)
     return trigger_options({**base, **extra}) if extra else base
+
+
+def traced(options: dict[str, Any]) -> dict[str, Any]:
+    """Trigger options (as the API takes them) with the W3C trace context of the active
+    OpenTelemetry span, unless they carry one: the run continues the caller's trace."""
+    if "trace_context" not in options:
+        context = current_trace_context()
+        if context is not None:
+            return {**options, "trace_context": context}
+    return options
 
 
 def segment(value: Any, what: str) -> str:

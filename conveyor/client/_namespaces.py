@@ -36,6 +36,7 @@ from conveyor.client._calls import (
     plan,
     segment,
     time_param,
+    traced,
 )
 from conveyor.client._realtime import run_subscription, stream_subscription
 from conveyor.errors import InvalidRequest
@@ -206,7 +207,7 @@ def _batch_items(items: Any, *, by_task: bool) -> list[dict[str, Any]]:
             raise InvalidRequest(f"items[{index}] must be a dict with {shape}")
         out = {
             "payload": to_json_value(item.get("payload"), f"items[{index}].payload"),
-            "options": trigger_options(item.get("options"), f"items[{index}]: "),
+            "options": traced(trigger_options(item.get("options"), f"items[{index}]: ")),
         }
         if by_task:
             task = item.get("task")
@@ -248,7 +249,10 @@ class Tasks(Namespace[S]):
     ) -> Call[RunHandle]:
         """Start a run of `task_id` with `payload` (JSON; pydantic models and datetimes are
         converted). Options go as keywords (`tags=["a"]`, `delay="1h"`) or as `options=`."""
-        body = {"payload": to_json_value(payload), "options": merge_options(options, kwargs)}
+        body = {
+            "payload": to_json_value(payload),
+            "options": traced(merge_options(options, kwargs)),
+        }
         path = f"/api/v1/tasks/{segment(task_id, 'task id')}/trigger"
         return Call("POST", path, _handle(task_id), body=body)
 

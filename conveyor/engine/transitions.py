@@ -722,6 +722,9 @@ def _new_run_row(
         "trigger_options": None,
         "debounce_key": None,
         "debounce_deadline": None,
+        "trace_context": options.trace_context.model_dump_json(exclude_none=True)
+        if options.trace_context is not None
+        else None,
         "now": now,
         # columns the view reads that the insert leaves to their defaults
         "created_at": now,

@@ -329,6 +329,8 @@ class Workers:
             version=row["version"],
             fence=row["fence"],
             metadata_seq=row["metadata_seq"],
+            attempt_started_at=row["attempt_started_at"] or 0.0,
+            trace_context=json.loads(row["trace_context"]) if row["trace_context"] else None,
         )
 
     @staticmethod

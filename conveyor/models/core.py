@@ -279,6 +279,21 @@ class DebounceSpec(WireModel):
         return value
 
 
+# W3C trace context of the span a trigger was made in (docs/opentelemetry.md): version 00, as
+# OpenTelemetry writes it; a context of all-zero ids is no context
+_TRACEPARENT = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+_TRACESTATE = r"^[\x20-\x7e]{0,512}$"
+
+
+class TraceContext(WireModel):
+    """The W3C trace context a run continues: its spans are in that trace, under that span."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    traceparent: str = Field(pattern=_TRACEPARENT)
+    tracestate: str | None = Field(None, pattern=_TRACESTATE)
+
+
 class TriggerOptions(WireModel):
     """Options of one trigger. The same names in Python (`task.trigger(p, **options)`) and HTTP."""
 
@@ -359,6 +374,17 @@ class TriggerOptions(WireModel):
     max_duration: float | None = Field(None, gt=0, le=MAX_SECONDS)
     machine: MachineName | None = None
     debounce: DebounceSpec | None = None
+    # set by the clients from the active OpenTelemetry span (conveyor/telemetry.py)
+    trace_context: TraceContext | None = None
+
+    @field_validator("trace_context", mode="after")
+    @classmethod
+    def _trace_context(cls, value: TraceContext | None) -> TraceContext | None:
+        if value is not None and (
+            "-" + "0" * 32 + "-" in value.traceparent or value.traceparent[36:52] == "0" * 16
+        ):
+            return None  # W3C: ids of zeros are invalid, and an invalid context is ignored
+        return value
 
     @model_validator(mode="after")
     def _one_delay(self) -> TriggerOptions:

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
+from conveyor import telemetry
 from conveyor.config import Config
 from conveyor.dashboard import DashboardSettings
 from conveyor.engine import Engine
@@ -106,6 +107,7 @@ async def serve_dev(
     worker_timeout: float = 30.0,
 ) -> None:
     config.check_dirs()
+    telemetry.check(config)  # OpenTelemetry export asked for but impossible: say so now
     state = DevState.load(config.root)
     lock = _lock(state.folder)
     check_port(host, port)

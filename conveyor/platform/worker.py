@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from conveyor import telemetry
 from conveyor.config import Config
 from conveyor.errors import ConfigError, StoreUnavailable
 from conveyor.eventloop import use_fast_event_loop
@@ -47,6 +48,7 @@ async def serve_worker(
     deployed versions, cached under `cache_dir`."""
     if config is not None:
         config.check_dirs()
+    telemetry.check(config)  # OpenTelemetry export asked for but impossible: say so now
     link = HttpLink(api_url, secret_key)
     # who we are, before any code
     await _register(link, worker_id, name, deployed=deployed_env is not None, console=console)

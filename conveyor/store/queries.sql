@@ -273,7 +273,7 @@ UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, version = COALESCE
 WHERE id IN (:ids) AND +status = 'QUEUED'
 RETURNING id, task_id, payload, tags, metadata, metadata_seq, attempt_count, max_attempts, max_duration,
           machine, hooks, queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at,
-          compute_used, version, fence, available_at, compute_seconds;
+          compute_used, version, fence, available_at, compute_seconds, attempt_started_at, trace_context;
 
 -- name: lease_runs [postgres]
 -- (SQLite's text keeps the planner on the primary key: `+status`)
@@ -285,7 +285,7 @@ UPDATE runs SET status = 'EXECUTING', worker_id = :worker_id, version = COALESCE
 WHERE id IN (:ids) AND status = 'QUEUED'
 RETURNING id, task_id, payload, tags, metadata, metadata_seq, attempt_count, max_attempts, max_duration,
           machine, hooks, queue, concurrency_key, parent_id, root_id, batch_id, created_at, started_at,
-          compute_used, version, fence, available_at, compute_seconds;
+          compute_used, version, fence, available_at, compute_seconds, attempt_started_at, trace_context;
 
 -- name: lease_hooks
 -- Hand runs whose lifecycle hook has not run yet to a worker.
@@ -325,11 +325,11 @@ UPDATE workers SET revoked_through = lease_seq WHERE id = :id;
 INSERT INTO runs (id, env_id, task_id, status, payload, queue, concurrency_key, priority, score, available_at, ttl,
                   expires_at, tags, metadata, idempotency_key, idempotency_expires_at, max_attempts, retry,
                   max_duration, machine, hooks, parent_id, root_id, batch_id, replayed_from, version, trigger_options,
-                  debounce_key, debounce_deadline, created_at, updated_at)
+                  debounce_key, debounce_deadline, trace_context, created_at, updated_at)
 VALUES (:id, :env_id, :task_id, :status, :payload, :queue, :concurrency_key, :priority, :score, :available_at, :ttl,
         :expires_at, :tags, :metadata, :idempotency_key, :idempotency_expires_at, :max_attempts, :retry,
         :max_duration, :machine, :hooks, :parent_id, :root_id, :batch_id, :replayed_from, :version, :trigger_options,
-        :debounce_key, :debounce_deadline, :now, :now);
+        :debounce_key, :debounce_deadline, :trace_context, :now, :now);
 
 -- name: find_debounced_run
 -- The run still waiting to start that gathers a task's triggers under a debounce key.

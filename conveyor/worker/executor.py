@@ -50,6 +50,8 @@ from conveyor.sdk.hooks import RunFailure, Wait, call_hooks, run_result, run_wit
 from conveyor.sdk.metadata import RunMetadata
 from conveyor.sdk.task import CatchDecision, Task
 from conveyor.serialization import as_text, dumps, to_json_value
+from conveyor.telemetry import AttemptTrace, Exporter, run_ends
+from conveyor.telemetry import start as start_telemetry
 from conveyor.worker.capture import flush_partial_lines, install_capture
 from conveyor.worker.channel import Channel, ChannelClosed
 from conveyor.worker.discovery import definitions, load_tasks
@@ -96,7 +98,13 @@ def error_dict(exc: BaseException, code: str | None = None) -> dict[str, Any]:
 
 
 class Executor:
-    def __init__(self, channel: Channel, tasks: dict[str, Task], environment: str) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        tasks: dict[str, Task],
+        environment: str,
+        telemetry: Exporter | None = None,
+    ) -> None:
         self.channel = channel
         self.tasks = tasks
         self.environment = environment
@@ -113,6 +121,9 @@ class Executor:
         self.stopped = asyncio.Event()
         self.tainted = False
         self.variables = Variables()  # the environment's variables, and their redaction
+        # OpenTelemetry export (conveyor/telemetry.py), and the traces of the attempts running
+        self.telemetry = telemetry
+        self.traces: dict[str, AttemptTrace] = {}
 
     # -- the channel ----------------------------------------------------------------------
 
@@ -174,6 +185,12 @@ class Executor:
         )
         with self._logs_lock:
             self._logs.append(entry)
+        trace = self.traces.get(entry.run_id)
+        if trace is not None:
+            try:
+                trace.log(level, entry.message, entry.attributes, entry.ts)
+            except Exception as exc:  # export is best effort: the run's own log has the line
+                _telemetry_problem(exc)
 
     def call(self, scope: AttemptScope, call: DurableCall) -> asyncio.Future[Any]:
         """Make a durable call on behalf of the attempt (journal a step, trigger a run, ...)."""
@@ -255,6 +272,7 @@ class Executor:
             self.running.pop(spec.run_id, None)
         reason = self.cancel_reasons.pop(this, None)  # type: ignore[arg-type]
         self.flush_logs()
+        self.end_trace(spec, outcome, reason)
         if reason in ("canceled", "stale"):
             # the body has stopped: its slot may go to another run
             self.send(("ended", spec.run_id))
@@ -328,6 +346,7 @@ class Executor:
             root_id=spec.root_id,
         )
         ctxmod.enter_scope(scope)  # this asyncio task has its own context: no reset needed
+        self.start_trace(spec, replay)
         try:
             payload = task.parse_payload(json.loads(spec.payload_json))
         except PayloadError as exc:
@@ -407,6 +426,38 @@ class Executor:
             )
         except Exception as exc:
             return await self._raised(task, payload, exc, ctx, scope, spec, timeout_cm)
+
+    # -- OpenTelemetry ----------------------------------------------------------------------
+
+    def start_trace(self, spec: AttemptSpec, replay: Replay) -> None:
+        """The attempt's span, current in its context from here on (when telemetry is on)."""
+        if self.telemetry is None:
+            return
+        try:
+            trace = self.telemetry.attempt(spec, redact=self.variables.redact)
+            trace.enter()
+        except Exception as exc:
+            _telemetry_problem(exc)
+            return
+        self.traces[spec.run_id] = replay.telemetry = trace
+
+    def end_trace(self, spec: AttemptSpec, outcome: AttemptOutcome, reason: str | None) -> None:
+        """End the attempt's span (and its run's, if the run ends with it), then send what is
+        waiting off the event loop: a normal end is exported at once. A suspended attempt's
+        span is not ended: the execution that finishes the attempt writes it."""
+        trace = self.traces.pop(spec.run_id, None)
+        if trace is None or self.telemetry is None:
+            return
+        try:
+            if reason == "suspended":
+                pass
+            elif reason in ("canceled", "stale"):
+                trace.end(None, final=reason == "canceled", canceled=reason == "canceled")
+            else:
+                trace.end(outcome, final=run_ends(outcome, spec))
+        except Exception as exc:
+            _telemetry_problem(exc)
+        self.loop.run_in_executor(None, self.telemetry.flush)
 
     def _stopped(self, spec: AttemptSpec) -> AttemptOutcome:
         """The outcome of an attempt whose task was cancelled: past max_duration, or stopped."""
@@ -582,6 +633,17 @@ def _jsonable(attributes: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+_told_telemetry_problem = False
+
+
+def _telemetry_problem(exc: BaseException) -> None:
+    """An export that failed: said once on stderr (the worker's console), never the run's."""
+    global _told_telemetry_problem
+    if not _told_telemetry_problem:
+        _told_telemetry_problem = True
+        print(f"conveyor: OpenTelemetry export failed: {exc!r}", file=sys.__stderr__)
+
+
 def _rebuild_error(data: dict[str, Any]) -> BaseException:
     from conveyor import errors
 
@@ -615,7 +677,7 @@ async def serve(
     loop.set_default_executor(
         ThreadPoolExecutor(max_workers=64, thread_name_prefix="conveyor-sync")
     )
-    executor = Executor(channel, tasks, environment)
+    executor = Executor(channel, tasks, environment, start_telemetry(config))
     if watch_fd is not None:
         send, limit = pipe_sender(watch_fd), config.stall_timeout
         Watchdog(
@@ -636,6 +698,8 @@ async def serve(
     reader.cancel()
     executor.flush_logs()
     await channel.drain()
+    if executor.telemetry is not None:
+        await loop.run_in_executor(None, executor.telemetry.shutdown)
 
 
 def die_with_parent() -> None:

@@ -26,7 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import AbortTaskRunError, ConveyorError, PayloadError
 from conveyor.protocol import (
@@ -45,6 +45,9 @@ from conveyor.protocol import (
 from conveyor.sdk.hooks import Wait
 from conveyor.sdk.idempotency import scoped
 from conveyor.serialization import to_json_value
+
+if TYPE_CHECKING:
+    from conveyor.telemetry import AttemptTrace
 
 SHORT_WAIT = 5.0  # seconds: shorter duration waits keep the process, longer ones suspend
 SETTLE = 0.02  # seconds of no change before a blocked attempt suspends
@@ -107,6 +110,15 @@ class Replay:
         self.wait_hook: Callable[[str, Wait], Awaitable[None]] | None = None
         # the waits the run was suspended on: on_resume fires when the code comes to them again
         self._woke = {e.waitpoint_id for e in spec.journal if e.suspended_on and spec.resumed}
+        # the attempt's OpenTelemetry spans (conveyor/telemetry.py), when they are exported:
+        # a call made for real gets a span, one answered from the journal none
+        self.telemetry: AttemptTrace | None = None
+
+    def span(self, name: str, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
+        """A span around a durable call made now (nothing when telemetry is off)."""
+        if self.telemetry is None:
+            return contextlib.nullcontext()
+        return self.telemetry.span(name, {f"conveyor.{k}": v for k, v in attributes.items()})
 
     # -- keys and the journal -----------------------------------------------------------------
 
@@ -186,19 +198,20 @@ class Replay:
         self.busy += 1
         started_at = time.time()  # the journal keeps when the step began, for the run's trace
         try:
-            try:
-                value = fn(*args, **kwargs)
-                if inspect.isawaitable(value):
-                    value = await value
-            finally:
-                self.position += 1  # the end of the body
-            try:
-                encoded = to_json_value(value, f"step {name!r} result")
-            except PayloadError as exc:
-                raise PayloadError(
-                    f"{exc.message}: a step's result is journaled, so it must be JSON"
-                ) from exc
-            return await self._call(JournalCall(key, encoded, started_at=started_at))
+            with self.span(f"step {name}", step=name, journal_key=key):
+                try:
+                    value = fn(*args, **kwargs)
+                    if inspect.isawaitable(value):
+                        value = await value
+                finally:
+                    self.position += 1  # the end of the body
+                try:
+                    encoded = to_json_value(value, f"step {name!r} result")
+                except PayloadError as exc:
+                    raise PayloadError(
+                        f"{exc.message}: a step's result is journaled, so it must be JSON"
+                    ) from exc
+                return await self._call(JournalCall(key, encoded, started_at=started_at))
         finally:
             self.busy -= 1
             self._changed()
@@ -231,8 +244,23 @@ class Replay:
         entry = self.recorded(key)
         again = wait and entry is not None and self._failed_in_earlier_attempt(entry)
         if entry is not None and not again:
-            answer = _answer(entry)
-        else:
+            return await self._triggered(_answer(entry), wait, batch)
+        tasks = sorted({item[0] for item in items})
+        with self.span(
+            f"{kind} {name}",
+            journal_key=key,
+            trigger_task=tasks[0] if len(tasks) == 1 else None,
+            trigger_tasks=tasks if len(tasks) > 1 else None,
+            trigger_count=len(items),
+            trigger_wait=wait,
+        ) as span:
+            if self.telemetry is not None:  # the children continue this trace, under this span
+                context = self.telemetry.current_context()
+                if context is not None:
+                    items = [
+                        (t, p, o if "trace_context" in o else {**o, "trace_context": context})
+                        for t, p, o in items
+                    ]
             call = TriggerCall(
                 key,
                 [TriggerItem(*item) for item in items],
@@ -243,6 +271,14 @@ class Replay:
                 idempotency_key_ttl,
             )
             answer = await self.request(call)
+            if span is not None:
+                runs = [r["id"] for r in answer.get("runs", [])]
+                span.set_attribute("conveyor.trigger.run_ids", runs)
+                if answer.get("batch_id"):
+                    span.set_attribute("conveyor.batch.id", answer["batch_id"])
+            return await self._triggered(answer, wait, batch)
+
+    async def _triggered(self, answer: dict[str, Any], wait: bool, batch: bool) -> dict[str, Any]:
         if wait:
             if batch:
                 what = Wait("batch", answer.get("batch_id") or answer["waitpoint"]["id"])
@@ -265,11 +301,13 @@ class Replay:
     async def sleep_until(self, kind: str, until: float, seconds: float | None = None) -> None:
         key = self.key(kind)
         entry = self.recorded(key)
-        answer = (
-            _answer(entry)
-            if entry is not None
-            else await self.request(WaitUntilCall(key, until, seconds))
-        )
+        if entry is not None:
+            await self._slept(_answer(entry), kind, until)
+            return
+        with self.span(kind, journal_key=key, wait_until=until, wait_seconds=seconds):
+            await self._slept(await self.request(WaitUntilCall(key, until, seconds)), kind, until)
+
+    async def _slept(self, answer: dict[str, Any], kind: str, until: float) -> None:
         waitpoint = answer["waitpoint"]
         end = waitpoint.get("complete_at") or until  # the journaled end, on a replay
         what = Wait(
@@ -289,18 +327,26 @@ class Replay:
         key = self.key("token.create")
         if idempotency_key is not None:  # plain text is this run's key (sdk/idempotency.py)
             idempotency_key = str(scoped(idempotency_key))
-        return await self.request(
-            CreateTokenCall(key, timeout, idempotency_key, tags, idempotency_key_ttl)
-        )
+        call = CreateTokenCall(key, timeout, idempotency_key, tags, idempotency_key_ttl)
+        if self.recorded(key) is not None:  # the engine answers it from the journal
+            answer: dict[str, Any] = await self.request(call)
+            return answer
+        with self.span("token.create", journal_key=key, token_timeout=timeout) as span:
+            answer = await self.request(call)
+            if span is not None and isinstance(answer, dict) and answer.get("id"):
+                span.set_attribute("conveyor.token.id", str(answer["id"]))
+            return answer
 
     async def wait_token(self, token_id: str) -> dict[str, Any]:
         key = self.key("token.wait")
         entry = self.recorded(key)
-        answer = (
-            _answer(entry)
-            if entry is not None
-            else await self.request(WaitTokenCall(key, token_id))
-        )
+        if entry is not None:
+            return await self._token_result(_answer(entry), token_id)
+        with self.span("wait.for_token", journal_key=key, token_id=token_id):
+            answer = await self.request(WaitTokenCall(key, token_id))
+            return await self._token_result(answer, token_id)
+
+    async def _token_result(self, answer: dict[str, Any], token_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.wait_for(answer["waitpoint"], Wait("token", token_id))
         return result
 
@@ -308,7 +354,8 @@ class Replay:
         key = self.key("token.complete")
         if self.recorded(key) is not None:
             return
-        await self.request(CompleteTokenCall(key, token_id, data))
+        with self.span("token.complete", journal_key=key, token_id=token_id):
+            await self.request(CompleteTokenCall(key, token_id, data))
 
     async def stream(self, name: str, source: Any) -> list[Any]:
         """Send each item of `source` as the next chunk of the run's stream `name`, then journal
