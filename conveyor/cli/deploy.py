@@ -30,6 +30,7 @@ from conveyor.cli.options import (
 )
 from conveyor.cli.output import print_json, relative_time
 from conveyor.config import load_config
+from conveyor.errors import ConveyorError
 from conveyor.models import Deployment
 
 if TYPE_CHECKING:
@@ -94,6 +95,22 @@ def environment_client(
         yield client
     finally:
         client.close()
+
+
+def _report_failure(
+    url: str | None, key: str | None, env: str, branch: str | None, error: str
+) -> None:
+    """Tell the server the deploy failed here, for its deploy.failed alerts; a failure to tell it
+    is no reason to hide the deploy's own error."""
+    from conveyor.client import Client
+
+    try:
+        with Client(api_url=url, secret_key=key, timeout=10) as client:
+            client.deployments.report_failure(
+                environment=env, branch=branch, error=error, details={"stage": "build"}
+            )
+    except ConveyorError:
+        pass
 
 
 def _step(text: str) -> None:
@@ -172,7 +189,12 @@ def deploy(
     target = f"{env} ({branch})" if branch else env
     if not as_json:
         click.echo(f"Deploying {config.project} to {target}" + ("  (dry run)" if dry_run else ""))
-    release = prepare_release(config, env, (lambda text: None) if as_json else _step)
+    try:
+        release = prepare_release(config, env, (lambda text: None) if as_json else _step)
+    except ConveyorError as exc:
+        if not dry_run:  # the environment's deploy.failed alerts (docs/alerts.md)
+            _report_failure(url, key, env, branch, str(exc))
+        raise
     if dry_run:
         if as_json:
             print_json({"dry_run": True, **release.summary()})

@@ -155,6 +155,28 @@ class Deployments(Namespace[S]):
         return Call("POST", "/api/v1/deployments", Deployment.model_validate, body=body)
 
     @operation
+    def report_failure(
+        self,
+        *,
+        environment: str,
+        error: str,
+        branch: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Call[bool]:
+        """Tell the environment a deploy failed before it could upload (`conveyor deploy` does):
+        its deploy.failed alerts are sent."""
+        body: dict[str, Any] = {
+            "environment": environment,
+            "error": error[:4000],
+            "details": dict(details or {}),
+        }
+        if branch is not None:
+            body["branch"] = branch
+        return Call(
+            "POST", "/api/v1/deployments/failures", lambda d: bool(d["reported"]), body=body
+        )
+
+    @operation
     def bundle(self, version: str) -> Call[tuple[DeploymentBundle, bytes]]:
         """A version's bundle (its description, and the tar.gz checked against its sha256),
         as workers fetch it."""

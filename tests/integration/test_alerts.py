@@ -404,3 +404,28 @@ def test_a_receiver_gets_what_the_platform_sends(
         assert request.path == "/services/x"
         assert request.json()["text"].startswith("[proj/prod] task charge failed")
         assert "Conveyor-Signature" not in request.headers
+
+
+def test_a_deploy_failure_reported_by_the_cli_owes_deploy_failed(
+    api: TestClient, backend: Backend
+) -> None:
+    prod = backend.engine.environments.ensure("proj_test", "prod", "prod")
+    key = "cv_prod_" + "p" * 32
+    backend.engine.environments.add_api_key(prod.id, key)
+    headers = {"Authorization": f"Bearer {key}"}
+    made = api.post(
+        "/api/v1/alerts", json={"event": "deploy.failed", "email": "a@b.example"}, headers=headers
+    )
+    assert made.status_code == 201, made.text
+    body = {"environment": "prod", "error": "cannot import tasks/broken.py: No module named x"}
+    reported = api.post("/api/v1/deployments/failures", json=body, headers=headers)
+    assert reported.status_code == 200 and reported.json() == {"reported": True}
+    (delivery,) = api.get("/api/v1/alerts/deliveries", headers=headers).json()["data"]
+    assert delivery["event"] == "deploy.failed"
+    assert delivery["details"]["error"].startswith("cannot import tasks/broken.py")
+    # the key of another environment than the deploy meant is refused, and owes nothing
+    wrong = api.post("/api/v1/deployments/failures", json={**body, "environment": "staging"})
+    assert wrong.status_code == 403
+    blank = api.post("/api/v1/deployments/failures", json={**body, "error": "  "}, headers=headers)
+    assert blank.status_code == 422
+    assert len(api.get("/api/v1/alerts/deliveries", headers=headers).json()["data"]) == 1

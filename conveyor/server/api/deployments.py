@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.bundles import MAX_BUNDLE_BYTES
-from conveyor.engine import preview_slug
+from conveyor.engine import Environment, preview_slug
 from conveyor.errors import Forbidden, InvalidRequest
 from conveyor.models import Deployment, DeploymentBundle, TaskDefinition, WireModel
 from conveyor.server.auth import EngineDep, EnvironmentDep
@@ -60,6 +60,19 @@ class DeploymentList(BaseModel):
     next_cursor: str | None = None
 
 
+def _check_environment(env: Environment, environment: str, branch: str | None) -> None:
+    """Forbidden unless the key's environment is the one the deploy means."""
+    if env.kind != environment:
+        raise Forbidden(
+            f"this key belongs to the {env.slug} environment, not {environment}: use the "
+            f"{environment} key (`conveyor keys show --env {environment}`)"
+        )
+    if branch is not None and env.slug != preview_slug(branch):
+        raise Forbidden(
+            f"this key belongs to the {env.slug} environment, not the preview of branch {branch!r}"
+        )
+
+
 @router.post(
     "",
     response_model=Deployment,
@@ -73,16 +86,7 @@ def create_deployment(body: DeployBody, env: EnvironmentDep, engine: EngineDep) 
     """Record a new version YYYYMMDD.N of the environment's task code and, unless `promote` is
     false, make it current: new runs start on it, runs in flight stay on theirs, and runs
     waiting in PENDING_VERSION for a task it defines are queued."""
-    if env.kind != body.environment:
-        raise Forbidden(
-            f"this key belongs to the {env.slug} environment, not {body.environment}: use the "
-            f"{body.environment} key (`conveyor keys show --env {body.environment}`)"
-        )
-    if body.branch is not None and env.slug != preview_slug(body.branch):
-        raise Forbidden(
-            f"this key belongs to the {env.slug} environment, not the preview of branch "
-            f"{body.branch!r}"
-        )
+    _check_environment(env, body.environment, body.branch)
     if len(body.bundle) > (MAX_BUNDLE_BYTES * 4) // 3 + 4:
         raise InvalidRequest(
             f"the bundle is over the limit of {MAX_BUNDLE_BYTES // 1024**2} MB: "
@@ -100,6 +104,44 @@ def create_deployment(body: DeployBody, env: EnvironmentDep, engine: EngineDep) 
         details=body.details,
         promote=body.promote,
     )
+
+
+class DeployFailureBody(WireModel):
+    """`POST /api/v1/deployments/failures`: a deploy that failed before it could upload (its
+    build, or the import of its tasks, on the deploying machine)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    environment: Literal["staging", "prod", "preview"] | None = Field(
+        None, description="The environment the deploy meant, if given it must be the key's"
+    )
+    branch: str | None = Field(None, max_length=200)
+    error: str = Field(min_length=1, max_length=4000, pattern=r"\S", description="What failed")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeployFailureReported(BaseModel):
+    reported: bool = True
+
+
+@router.post(
+    "/failures",
+    response_model=DeployFailureReported,
+    summary="Report a failed deploy",
+    responses={
+        403: {"model": ErrorResponse, "description": "The key belongs to another environment"}
+    },
+)
+def report_deploy_failure(
+    body: DeployFailureBody, env: EnvironmentDep, engine: EngineDep
+) -> DeployFailureReported:
+    """Tell the environment that a deploy failed before it reached the server (`conveyor deploy`
+    does, when the bundle cannot be built or its tasks cannot be imported): its deploy.failed
+    alerts are sent. Nothing else changes; the current version keeps serving."""
+    if body.environment is not None:
+        _check_environment(env, body.environment, body.branch)
+    engine.deployments.failed(env.id, body.error, body.details)
+    return DeployFailureReported()
 
 
 @router.get("", response_model=DeploymentList, summary="List versions")
