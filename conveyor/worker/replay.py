@@ -247,7 +247,7 @@ class Replay:
             return await self._triggered(_answer(entry), wait, batch)
         tasks = sorted({item[0] for item in items})
         with self.span(
-            f"{kind} {name}",
+            f"{kind} {name}" if name else kind,
             journal_key=key,
             trigger_task=tasks[0] if len(tasks) == 1 else None,
             trigger_tasks=tasks if len(tasks) > 1 else None,
