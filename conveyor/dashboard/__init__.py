@@ -1,6 +1,6 @@
 """The web dashboard: runs, traces, logs, tasks, queues, schedules, waitpoint tokens,
-environments, API keys and deployed versions, server-rendered with live parts, served at `/`
-by `conveyor dev` and `conveyor server`.
+environments, API keys, deployed versions, variables and alerts, server-rendered with live
+parts, served at `/` by `conveyor dev` and `conveyor server`.
 
     access.py      who is looking (dev: this machine; server: login), CSRF on every form
     session.py     the signed session cookie
@@ -8,7 +8,7 @@ by `conveyor dev` and `conveyor server`.
     live.py        server-sent events re-rendering a page's live part
     waterfall.py   a trace as waterfall rows (pure)
     runs.py  tasks.py  queues.py  schedules.py  tokens.py  accounts.py  deploys.py  usage.py
-    envvars.py
+    envvars.py  alerts.py
                    the pages, one module per resource
     templates/     Jinja2      static/   CSS, JS, vendored htmx (no build step, no CDN)
 
@@ -34,6 +34,7 @@ def mount_dashboard(app: FastAPI, engine: Engine, settings: DashboardSettings) -
     (whose engine, wake-ups and error handling it uses); the platform mounts it."""
     from conveyor.dashboard import (
         accounts,
+        alerts,
         deploys,
         envvars,
         queues,
@@ -46,7 +47,18 @@ def mount_dashboard(app: FastAPI, engine: Engine, settings: DashboardSettings) -
 
     app.state.dashboard = Access(engine, settings)
     app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")
-    for module in (accounts, runs, tasks, queues, schedules, tokens, deploys, usage, envvars):
+    for module in (
+        accounts,
+        runs,
+        tasks,
+        queues,
+        schedules,
+        tokens,
+        deploys,
+        usage,
+        envvars,
+        alerts,
+    ):
         app.include_router(module.router)
 
 
