@@ -38,6 +38,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -338,6 +339,8 @@ class Exporter:
         from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
         self.settings = found
+        self._flush_lock = threading.Lock()
+        self._flushing = self._flush_again = False
         resource = Resource.create(
             {"service.name": found.service_name} if found.service_name else {}
         )
@@ -398,6 +401,28 @@ class Exporter:
         """Send what is waiting (blocking: call it off the event loop)."""
         self.tracer_provider.force_flush(FLUSH_TIMEOUT_MS)
         self.logger_provider.force_flush(FLUSH_TIMEOUT_MS)
+
+    def flush_soon(self, in_thread: Callable[[Callable[[], None]], object]) -> None:
+        """Send what is waiting now, on a thread `in_thread` starts: attempts that end while a
+        flush runs share the one flush after it, so many ends make few exports."""
+        with self._flush_lock:
+            if self._flushing:
+                self._flush_again = True
+                return
+            self._flushing = True
+        in_thread(self._flush_while_asked)
+
+    def _flush_while_asked(self) -> None:
+        while True:
+            try:
+                self.flush()
+            except Exception as exc:  # export is best effort; the next end flushes again
+                _log.warning("OpenTelemetry flush failed: %s", exc)
+            with self._flush_lock:
+                if not self._flush_again:
+                    self._flushing = False
+                    return
+                self._flush_again = False
 
     def shutdown(self) -> None:
         with contextlib.suppress(Exception):

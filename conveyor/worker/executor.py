@@ -457,7 +457,7 @@ class Executor:
                 trace.end(outcome, final=run_ends(outcome, spec))
         except Exception as exc:
             _telemetry_problem(exc)
-        self.loop.run_in_executor(None, self.telemetry.flush)
+        self.telemetry.flush_soon(lambda flush: self.loop.run_in_executor(None, flush))
 
     def _stopped(self, spec: AttemptSpec) -> AttemptOutcome:
         """The outcome of an attempt whose task was cancelled: past max_duration, or stopped."""

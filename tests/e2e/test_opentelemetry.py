@@ -73,6 +73,15 @@ async def otel_token(payload, ctx):
     return {"ok": result.ok}
 
 
+@task(id="otel-approval", retry={"max_attempts": 1})
+async def otel_approval(payload, ctx):
+    token = await wait.create_token(timeout="1m")
+    logger.info("token", token_id=token.id)
+    result = await wait.for_token(token)  # suspends: the run waits without a process
+    logger.info("approved", ok=result.ok)
+    return {"ok": result.ok}
+
+
 @task(id="otel-crash", retry={"max_attempts": 3, "min_timeout_ms": 100, "max_timeout_ms": 200})
 async def otel_crash(payload, ctx):
     if ctx.attempt.number == 1:
@@ -322,6 +331,44 @@ def test_a_trigger_inside_a_span_continues_its_trace(
     assert batch_span.trace_id == f"{job.get_span_context().trace_id:032x}"
     assert batch_span.parent_span_id == f"{job.get_span_context().span_id:016x}"
     assert batch_span.attributes["conveyor.batch.id"] == handle.batch_id
+
+
+def test_an_attempt_suspended_and_resumed_is_one_span_over_both_executions(
+    client: Client, receiver: Receiver
+) -> None:
+    handle = client.trigger("otel-approval", {})
+    token_id = wait_for(
+        lambda: next(
+            (r.attributes["token_id"] for r in client.runs.logs(handle.id) if r.message == "token"),
+            None,
+        ),
+        what="the token",
+    )
+    wait_for(lambda: client.runs.retrieve(handle.id).status == "WAITING", what="the suspension")
+    client.waitpoints.complete_token(token_id, {"approved": True})
+    assert client.runs.poll(handle.id, timeout=30).output == {"ok": True}
+    receiver.wait_spans(
+        lambda _: any(s.name == "run otel-approval" for s in receiver.run_spans(handle.id)),
+        what="the run span",
+    )
+    spans = receiver.run_spans(handle.id)
+    attempt = _one(spans, "attempt otel-approval")  # one, though two executions ran it
+    assert attempt.span_id == f"{attempt_span_id(handle.id, 1):016x}"
+    waited = _one(spans, "wait.for_token")  # made once: the resumed execution replays it
+    _one(spans, "token.create")
+    assert waited.parent_span_id == attempt.span_id
+    assert waited.attributes["conveyor.interrupted"] is True  # the execution ended there
+    assert attempt.start <= waited.start <= waited.end <= attempt.end
+    assert attempt.attributes["conveyor.attempt.resumed"] is True
+    logs = receiver.wait_logs(
+        lambda logs: any(
+            r.body == "approved" and r.attributes["conveyor.run.id"] == handle.id for r in logs
+        ),
+        what="the line after the resume",
+    )
+    lines = [r for r in logs if r.attributes.get("conveyor.run.id") == handle.id]
+    assert sorted(r.body for r in lines) == ["approved", "token"]  # none written twice
+    assert {r.span_id for r in lines} == {attempt.span_id}
 
 
 def test_the_retry_after_a_kill_9_joins_the_same_trace(

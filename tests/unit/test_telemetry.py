@@ -151,3 +151,24 @@ def test_w3c_parsing_and_derived_ids() -> None:
     assert telemetry.run_span_id("run_a") != telemetry.run_span_id("run_b")
     assert telemetry.attempt_span_id("run_a", 1) != telemetry.attempt_span_id("run_a", 2)
     assert 0 < telemetry.run_trace_id("run_a") < 2**128
+
+
+def test_a_run_ends_with_an_attempt_the_engine_will_not_retry() -> None:
+    from conveyor.protocol import AttemptOutcome, AttemptSpec
+
+    def spec(attempt: int, max_attempts: int) -> AttemptSpec:
+        return AttemptSpec(
+            "run_a", "t", attempt, "{}", max_attempts, None, "small-1x", [], {}, "q", None,
+            "dev", False,
+        )  # fmt: skip
+
+    def ends(kind: str, attempt: int = 1, max_attempts: int = 3, **more: object) -> bool:
+        return telemetry.run_ends(
+            AttemptOutcome("run_a", attempt, kind, **more), spec(attempt, max_attempts)
+        )  # type: ignore[arg-type]
+
+    for kind in ("completed", "aborted", "payload_invalid", "timed_out", "system_failure"):
+        assert ends(kind)
+    assert not ends("failed") and not ends("crashed") and not ends("interrupted")
+    assert ends("failed", 3) and ends("crashed", 3) and not ends("interrupted", 3)
+    assert not ends("failed", 3, retry_at=1e12)  # catch_error asked for another attempt
