@@ -15,7 +15,16 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 
 from conveyor.mcp.access import Access, ServerOptions
-from conveyor.mcp.tools import accounts, deploys, docs, realtime, runs, schedules, tasks
+from conveyor.mcp.tools import (
+    accounts,
+    alerts,
+    deploys,
+    docs,
+    realtime,
+    runs,
+    schedules,
+    tasks,
+)
 from conveyor.version import __version__
 
 NAME = "conveyor"
@@ -58,7 +67,7 @@ def build_server(options: ServerOptions) -> MCPServer[Any]:
         lifespan=lifespan,
         log_level="WARNING",
     )
-    for module in (docs, accounts, tasks, runs, realtime, schedules, deploys):
+    for module in (docs, accounts, tasks, runs, realtime, schedules, deploys, alerts):
         module.register(server, access)
     return server
 

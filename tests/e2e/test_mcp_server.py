@@ -36,6 +36,7 @@ WRITE_TOOLS = {
     "create_schedule",
     "bulk_cancel_runs",
     "bulk_replay_runs",
+    "create_alert",
 }
 READ_TOOLS = {
     "search_docs",
@@ -54,6 +55,7 @@ READ_TOOLS = {
     "list_deploys",
     "list_schedules",
     "get_schedule",
+    "list_alerts",
 }
 
 

@@ -1,5 +1,5 @@
 """The MCP tools, one module per concern: docs, accounts, tasks, runs, realtime (a run's
-metadata and streams), schedules, deploys.
+metadata and streams), schedules, deploys, alerts.
 
 Each module has `register(server, access)`. Every tool carries annotations (a host treats an
 unannotated tool as destructive); write tools are left out entirely under --readonly, so the
