@@ -571,6 +571,9 @@ class Alerts:
         """Take up to `limit` due deliveries for this caller to send, for `claim_for` seconds;
         each with what to send and where."""
         now = self._clock()
+        due = self.next_due(now)
+        if due is None or due > now:  # a read, not a write, while nothing is due
+            return []
         claim = secrets.token_hex(8)
         out: builtins.list[Outgoing] = []
         with self._store.transaction() as tx:
@@ -633,8 +636,9 @@ class Alerts:
                 > 0
             )
 
-    def next_due(self) -> float | None:
-        """When the next delivery not claimed now is due (None: none is owed)."""
+    def next_due(self, now: float | None = None) -> float | None:
+        """When the next delivery a sender may claim is due (None: none is owed)."""
+        now = self._clock() if now is None else now
         with self._store.read() as tx:
-            row = tx.one("next_alert_delivery_time")
+            row = tx.one("next_alert_delivery_time", now=now)
         return None if row is None else row["next_at"]

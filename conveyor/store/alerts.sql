@@ -111,9 +111,9 @@ ORDER BY created_at DESC, id DESC LIMIT :limit;
 SELECT * FROM alert_deliveries WHERE env_id = :env_id AND id = :id;
 
 -- name: next_alert_delivery_time
--- When the next delivery that is not claimed is due.
+-- When the next delivery a sender may claim is due (none claimed, or its claim lapsed).
 SELECT MIN(next_at) AS next_at FROM alert_deliveries
-WHERE status IN ('gathering', 'pending') AND claimed_until IS NULL;
+WHERE status IN ('gathering', 'pending') AND (claimed_until IS NULL OR claimed_until < :now);
 
 -- name: alert_queue_backlogs
 -- The runs waiting in each queue of an environment (queued, ready to start).
