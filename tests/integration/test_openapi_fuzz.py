@@ -47,8 +47,9 @@ CHECKS = REGISTERED.get_all()
 # say (a minute of 61, a zone that does not exist): a schema-valid one may be refused with a 400
 # naming the field. Every other check holds for them. So do public access tokens: they must read
 # something (`read` names at least one run, tag, batch or task) and end within 30 days (a
-# duration's text is checked against that after its form). A worker's task definitions carry
-# their schedule's cron and zone too, and a subscription to runs needs one of `tag` and
+# duration's text is checked against that after its form). A worker's task definitions (and a
+# deploy's) carry their schedule's cron and zone and their rate limit's period (at most a
+# century) too, and a subscription to runs needs one of `tag` and
 # `batch_id` (two optional parameters, exactly one of them given: no JSON Schema of a query).
 CHECKED_BEYOND_THE_SCHEMA = {
     ("POST", "/api/v1/schedules"),
@@ -57,6 +58,7 @@ CHECKED_BEYOND_THE_SCHEMA = {
     ("POST", "/api/v1/auth/trigger-tokens"),
     ("POST", "/api/v1/workers/{worker_id}/register"),
     ("POST", "/api/v1/workers/{worker_id}/tasks"),
+    ("POST", "/api/v1/deployments"),
     ("GET", "/api/v1/runs/subscribe"),
     # a bulk action needs at least one filter (or all: true), and a cancel an unfinished status
     ("POST", "/api/v1/runs/bulk/cancel"),
@@ -113,6 +115,20 @@ def known_ids(backend: Backend) -> dict[str, str]:
     }
 
 
+_loaded: list[Any] = []
+
+
+def api_schema(app: FastAPI) -> Any:
+    """The API's schema as schemathesis reads it from /openapi.json, bound to `app`. Loaded
+    once per session (it takes seconds; every app serves the same document), then pointed at
+    each test's app."""
+    if not _loaded:
+        _loaded.append(schemathesis.openapi.from_asgi("/openapi.json", app))
+    schema = _loaded[0]
+    schema.app = app
+    return schema
+
+
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_no_input_makes_the_server_fail(method: str, path: str, backend: Backend) -> None:
     app = create_app(backend.engine, rate_limit=False)
@@ -120,7 +136,7 @@ def test_no_input_makes_the_server_fail(method: str, path: str, backend: Backend
     # endless event streams
     app.state.wakeups.close()
     app.state.run_feed.close()
-    operation = schemathesis.openapi.from_asgi("/openapi.json", app)[path][method]
+    operation = api_schema(app)[path][method]
     existing = {name: value for name, value in known_ids(backend).items() if "{" + name in path}
     cases = st.one_of(
         *(
