@@ -66,6 +66,7 @@ DEFAULT_BACKLOG_FOR = 300.0
 MAX_BACKLOG_FOR = 7 * 86400.0
 MAX_CHANNELS = 100  # per environment
 MAX_URL = 2000
+MAX_DETAILS = 4096  # characters of JSON a reported deploy failure's details may add
 RUN_IDS_KEPT = 5  # run ids a group carries (the gather_run_failure query keeps this many)
 CONDITION_EVERY = 1.0  # seconds between checks of the backlog and fleet conditions
 EMAIL = re.compile(r"^[^@\s,;<>\"']+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
@@ -396,13 +397,6 @@ class Alerts:
             rows = tx.all("list_alert_deliveries", env_id=env_id, limit=max(1, min(limit, 500)))
         return AlertDeliveryList(data=[delivery_view(r) for r in rows])
 
-    def delivery(self, env_id: str, delivery_id: str) -> AlertDelivery:
-        with self._store.read() as tx:
-            row = tx.one("get_alert_delivery", env_id=env_id, id=delivery_id)
-        if row is None:
-            raise NotFound(f"no alert delivery {str(delivery_id)[:80]!r} in this environment")
-        return delivery_view(row)
-
     # -- events, inside the transactions of what they report --------------------------------
 
     def run_ended(
@@ -442,8 +436,11 @@ class Alerts:
         """A deploy was refused or failed to build: its own transaction (the deploy's, if any,
         was undone)."""
         now = self._clock()
+        extra = dict(details or {})
+        if len(json_text(extra)) > MAX_DETAILS:  # what the deploying machine said, bounded
+            extra = {}
         with self._store.transaction() as tx:
-            self._owe(tx, env_id, "deploy.failed", {"error": error[:2000], **(details or {})}, now)
+            self._owe(tx, env_id, "deploy.failed", {**extra, "error": error[:2000]}, now)
 
     def _owe(
         self,

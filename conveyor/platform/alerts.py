@@ -22,6 +22,7 @@ import logging
 import os
 import smtplib
 import socket
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
@@ -36,6 +37,7 @@ from conveyor.version import __version__
 log = logging.getLogger("conveyor.alerts")
 
 POLL_INTERVAL = 0.5  # seconds between looks for due deliveries
+REPORT_EVERY = 30.0  # seconds between reports while claiming keeps failing
 SEND_TIMEOUT = 10.0
 SMTP_URL_ENV = "CONVEYOR_SMTP_URL"
 SMTP_FROM_ENV = "CONVEYOR_SMTP_FROM"
@@ -121,11 +123,14 @@ class AlertSender:
             headers={"User-Agent": f"Conveyor-Alerts/{__version__}"},
             follow_redirects=False,
         ) as http:
+            reported = 0.0
             while True:
                 try:
                     claimed = await asyncio.to_thread(self.engine.alerts.claim)
-                except Exception as exc:
-                    log.warning("claiming alert deliveries failed: %s", exc)
+                except Exception as exc:  # the database away, a secrets key missing
+                    if time.monotonic() - reported >= REPORT_EVERY:
+                        log.warning("claiming alert deliveries failed: %s", exc)
+                        reported = time.monotonic()
                     claimed = []
                 if claimed:
                     await asyncio.gather(*(self._deliver(http, m) for m in claimed))
