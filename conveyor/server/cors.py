@@ -73,7 +73,10 @@ class PublicCors:
     def __init__(self, app: ASGIApp, *, origins: Sequence[str]) -> None:
         self.app = app
         reading = _cors(app, origins, "GET", ["Authorization", "Last-Event-ID", "Cache-Control"])
-        triggering = _cors(app, origins, "POST", ["Authorization", "Content-Type"])
+        # a page instrumented with OpenTelemetry sends its trace context (docs/opentelemetry.md)
+        triggering = _cors(
+            app, origins, "POST", ["Authorization", "Content-Type", "traceparent", "tracestate"]
+        )
         self.routes: list[tuple[re.Pattern[str], ASGIApp]] = [
             (_path_regex(READ_ROUTES), reading),
             (_path_regex(TRIGGER_ROUTES), triggering),

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from conveyor import Client
@@ -316,13 +317,26 @@ def test_a_trigger_inside_a_span_continues_its_trace(
     batch_run = handle.runs[0].id
     assert client.runs.poll(batch_run, timeout=30).status == "COMPLETED"
 
-    receiver.wait_spans(
-        lambda _: (
-            any(s.name == "run otel-child" for s in receiver.run_spans(run_id))
-            and any(s.name == "run otel-child" for s in receiver.run_spans(batch_run))
-        ),
-        what="the two run spans",
+    # from any language: the `traceparent` header an instrumented HTTP client sends
+    parent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    answer = httpx.post(
+        f"{platform.api_url}/api/v1/tasks/otel-child/trigger",
+        json={"payload": {"n": 2}},
+        headers={"Authorization": f"Bearer {platform.secret_key}", "traceparent": parent},
+        timeout=10,
     )
+    header_run = answer.json()["id"]
+    assert client.runs.poll(header_run, timeout=30).status == "COMPLETED"
+
+    receiver.wait_spans(
+        lambda _: all(
+            any(s.name == "run otel-child" for s in receiver.run_spans(r))
+            for r in (run_id, batch_run, header_run)
+        ),
+        what="the three run spans",
+    )
+    header_span = _one(receiver.run_spans(header_run), "run otel-child")
+    assert (header_span.trace_id, header_span.parent_span_id) == ("ab" * 16, "cd" * 8)
     run_span = _one(receiver.run_spans(run_id), "run otel-child")
     assert run_span.trace_id == f"{server.context.trace_id:032x}"
     assert run_span.parent_span_id == f"{server.context.span_id:016x}"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
+from pydantic import ValidationError
 
 from conveyor.engine import Engine
-from conveyor.models import TriggerOptions
+from conveyor.models import TraceContext, TriggerOptions
 from conveyor.server.auth import EngineDep, EnvironmentDep
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import (
@@ -39,13 +40,48 @@ router = APIRouter(
     responses=BATCH_KEY_RESPONSES,
 )
 def batch_trigger(
-    body: BatchByTaskBody, env: EnvironmentDep, engine: EngineDep, response: Response
+    body: BatchByTaskBody,
+    env: EnvironmentDep,
+    engine: EngineDep,
+    request: Request,
+    response: Response,
 ) -> BatchTriggered:
     """Create one run per item, each of its item's `task`, 1 to 1,000 items, in one
     transaction: all or none. With `idempotency_key`, 200 with the batch that holds the key
     (`is_cached`), if one does."""
-    items = [(item.task, item.payload, item.options) for item in body.items]
+    context = header_trace_context(request)
+    items = [(item.task, item.payload, traced(item.options, context)) for item in body.items]
     return trigger_batch(engine, env.id, items, body, response)
+
+
+def header_trace_context(request: Request) -> TraceContext | None:
+    """The W3C trace context in the request's `traceparent` and `tracestate` headers, as an
+    HTTP client's OpenTelemetry instrumentation sends them; None if absent or invalid (W3C:
+    an invalid context is ignored)."""
+    parent = request.headers.get("traceparent")
+    if parent is None:
+        return None
+    state = request.headers.get("tracestate") or None
+    try:
+        found = TriggerOptions.model_validate(
+            {"trace_context": {"traceparent": parent.strip(), "tracestate": state}}
+        ).trace_context
+    except ValidationError:
+        try:  # a tracestate the run cannot keep does not lose the traceparent
+            found = TriggerOptions.model_validate(
+                {"trace_context": {"traceparent": parent.strip()}}
+            ).trace_context
+        except ValidationError:
+            return None
+    return found
+
+
+def traced(options: TriggerOptions, context: TraceContext | None) -> TriggerOptions:
+    """A trigger's options with the request's trace context, unless they carry one (the
+    clients put the active span's there)."""
+    if context is None or options.trace_context is not None:
+        return options
+    return options.model_copy(update={"trace_context": context})
 
 
 def trigger_batch(

@@ -7,11 +7,11 @@ schema, idempotency and batching all-or-nothing are the engine's, never done her
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from conveyor.models import TaskDefinition
-from conveyor.server.api.batches import trigger_batch
+from conveyor.server.api.batches import header_trace_context, traced, trigger_batch
 from conveyor.server.auth import EngineDep, EnvironmentDep, TriggererDep
 from conveyor.server.routing import ApiRoute
 from conveyor.server.schemas import (
@@ -51,23 +51,27 @@ async def trigger_task(
     body: TriggerBody,
     caller: TriggererDep,
     engine: EngineDep,
+    request: Request,
     response: Response,
 ) -> Triggered:
     """Create a run of `task_id` with `payload` and `options` (the Python option names).
     201 with the new run's id, or 200 with the existing run when the idempotency key has one.
     A trigger token of `task_id` may stand in for the key, once: its answer carries
-    `public_access_token`, reading the run it made."""
+    `public_access_token`, reading the run it made. A W3C `traceparent` header (an
+    instrumented HTTP client's) is the run's trace context unless `options.trace_context`
+    gives one (docs/opentelemetry.md)."""
     env_id, token = caller.env_id, caller.token
+    options = traced(body.options, header_trace_context(request))
     if (
         engine.store.concurrent_writers
     ):  # a database over the network: wait for it off the event loop
         run = await run_in_threadpool(
-            engine.tasks.trigger, env_id, task_id, body.payload, body.options, token=token
+            engine.tasks.trigger, env_id, task_id, body.payload, options, token=token
         )
     else:
         # embedded SQLite: one trigger's transaction (~0.15 ms) costs less than the thread hop,
         # and this is the path from a trigger to its start
-        run = engine.tasks.trigger(env_id, task_id, body.payload, body.options, token=token)
+        run = engine.tasks.trigger(env_id, task_id, body.payload, options, token=token)
     if run.is_cached:
         response.status_code = status.HTTP_200_OK
     answer = triggered(run)
@@ -85,12 +89,18 @@ async def trigger_task(
     responses=BATCH_KEY_RESPONSES,
 )
 def batch_trigger_task(
-    task_id: str, body: BatchBody, env: EnvironmentDep, engine: EngineDep, response: Response
+    task_id: str,
+    body: BatchBody,
+    env: EnvironmentDep,
+    engine: EngineDep,
+    request: Request,
+    response: Response,
 ) -> BatchTriggered:
     """Create one run per item, 1 to 1,000 items, in one transaction: all or none. An invalid
     item fails the whole batch with an error naming it (`items[3]: ...`). With
     `idempotency_key`, 200 with the batch that holds the key (`is_cached`), if one does."""
-    items = [(task_id, item.payload, item.options) for item in body.items]
+    context = header_trace_context(request)
+    items = [(task_id, item.payload, traced(item.options, context)) for item in body.items]
     return trigger_batch(engine, env.id, items, body, response)
 
 
