@@ -178,7 +178,9 @@ def test_a_run_its_steps_waits_child_and_logs_form_one_trace(
     handle = client.trigger("otel-parent", {"n": 21})
     run = client.runs.poll(handle.id, timeout=30)
     assert run.status == "COMPLETED", run.error
-    child_id = client.runs.list(task="otel-child", limit=5).data[0].id
+    (child_id,) = [
+        r.id for r in client.runs.list(task="otel-child", limit=100).data if r.parent_id == run.id
+    ]
 
     def complete(spans: list[Span]) -> bool:
         names = {s.name for s in spans if s.attributes.get("conveyor.run.id") in (run.id, child_id)}
