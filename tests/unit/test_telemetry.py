@@ -172,3 +172,14 @@ def test_a_run_ends_with_an_attempt_the_engine_will_not_retry() -> None:
     assert not ends("failed") and not ends("crashed") and not ends("interrupted")
     assert ends("failed", 3) and ends("crashed", 3) and not ends("interrupted", 3)
     assert not ends("failed", 3, retry_at=1e12)  # catch_error asked for another attempt
+
+
+def test_export_without_the_extra_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace", None)  # as if not installed
+    with pytest.raises(ConfigError) as caught:
+        telemetry.check(None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"})
+    assert "pip install 'conveyor[otel]'" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert not telemetry.check(None, {}).enabled  # nothing asked for: nothing needed
