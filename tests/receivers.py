@@ -101,10 +101,24 @@ class SmtpReceiver:
 
 
 @contextlib.contextmanager
-def smtp_receiver() -> Iterator[SmtpReceiver]:
+def smtp_receiver(login: tuple[str, str] | None = None) -> Iterator[SmtpReceiver]:
+    """With `login` (user, password) the server requires that login (over plain text: a test)."""
     from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
 
     receiver = SmtpReceiver()
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == (
+            login
+        )
+        return AuthResult(success=ok)
+
+    options: dict[str, Any] = (
+        {"authenticator": authenticate, "auth_required": True, "auth_require_tls": False}
+        if login
+        else {}
+    )
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -116,7 +130,7 @@ def smtp_receiver() -> Iterator[SmtpReceiver]:
     with socket.socket() as probe:  # the controller checks its port by connecting: no port 0
         probe.bind(("127.0.0.1", 0))
         receiver.port = probe.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=receiver.port)
+    controller = Controller(Handler(), hostname="127.0.0.1", port=receiver.port, **options)
     controller.start()
     try:
         yield receiver

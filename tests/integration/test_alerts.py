@@ -429,3 +429,28 @@ def test_a_deploy_failure_reported_by_the_cli_owes_deploy_failed(
     blank = api.post("/api/v1/deployments/failures", json={**body, "error": "  "}, headers=headers)
     assert blank.status_code == 422
     assert len(api.get("/api/v1/alerts/deliveries", headers=headers).json()["data"]) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_an_email_through_an_smtp_server_that_requires_a_login(
+    engine: Engine, env: Environment
+) -> None:
+    with smtp_receiver(login=("alerts", "s3cret")) as smtp:
+        engine.alerts.create(env.id, event="deploy.failed", email="ops@example.com")
+        engine.deployments.failed(env.id, "the build broke")
+
+        def settings(password: str) -> SmtpSettings:
+            return SmtpSettings(
+                host=smtp.host,
+                port=smtp.port,
+                username="alerts",
+                password=password,
+                sender="conveyor@example.com",
+                ssl=False,
+                starttls=False,
+            )
+
+        assert send_due(engine, AlertSender(engine, smtp=settings("s3cret"))) == 1
+        (message,) = smtp.wait_for(1)
+        assert message["Subject"].endswith("a deploy failed")
+        assert engine.alerts.deliveries(env.id).data[0].status == "delivered"
