@@ -55,10 +55,12 @@ E2E = Path(__file__).parent
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test under tests/e2e is marked `e2e`, so `pytest -m "not e2e"` leaves them all out
-    (a new test file needs no marker of its own)."""
+    (a new test file needs no marker of its own). When the suite runs in parallel
+    (`--dist loadgroup`), a module's tests stay in one process, which starts its platforms once."""
     for item in items:
         if item.path.is_relative_to(E2E):
             item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 class ProjectFiles:
