@@ -20,8 +20,6 @@ import click
 from rich.table import Table
 
 from conveyor.cli.deploy import (
-    check_environment,
-    config_project,
     environment_client,
     environment_options,
 )
@@ -88,9 +86,7 @@ def create_alert(
     """Add an alert channel: --on EVENT and one of --webhook, --slack, --email."""
     if sum(v is not None for v in (webhook, slack, email)) != 1:
         raise BadArgument("give one of --webhook URL, --slack URL, --email ADDR")
-    if env:
-        check_environment(env, branch)
-    with environment_client(env, branch, config_project(project), api_url, secret_key) as client:
+    with environment_client(env, branch, project, api_url, secret_key) as client:
         made = client.alerts.create(
             event,
             webhook=webhook,
@@ -137,9 +133,7 @@ def list_alerts(
     secret_key: str | None,
 ) -> None:
     """The environment's alert channels."""
-    if env:
-        check_environment(env, branch)
-    with environment_client(env, branch, config_project(project), api_url, secret_key) as client:
+    with environment_client(env, branch, project, api_url, secret_key) as client:
         channels = client.alerts.list()
     if as_json:
         print_json([c.model_dump(mode="json") for c in channels])
@@ -162,9 +156,7 @@ def delete_alert(
     secret_key: str | None,
 ) -> None:
     """Remove a channel and what it was still owed."""
-    if env:
-        check_environment(env, branch)
-    with environment_client(env, branch, config_project(project), api_url, secret_key) as client:
+    with environment_client(env, branch, project, api_url, secret_key) as client:
         gone = client.alerts.delete(alert_id)
     if as_json:
         print_json(gone.model_dump(mode="json"))
@@ -187,9 +179,7 @@ def test_alert(
     secret_key: str | None,
 ) -> None:
     """Send a channel a test alert now (event alert.test); see `conveyor alerts deliveries`."""
-    if env:
-        check_environment(env, branch)
-    with environment_client(env, branch, config_project(project), api_url, secret_key) as client:
+    with environment_client(env, branch, project, api_url, secret_key) as client:
         delivery = client.alerts.test(alert_id)
     if as_json:
         print_json(delivery.model_dump(mode="json"))
@@ -212,9 +202,7 @@ def list_deliveries(
     secret_key: str | None,
 ) -> None:
     """The latest alerts sent, being gathered, tried again, or failed."""
-    if env:
-        check_environment(env, branch)
-    with environment_client(env, branch, config_project(project), api_url, secret_key) as client:
+    with environment_client(env, branch, project, api_url, secret_key) as client:
         deliveries = client.alerts.deliveries(limit=limit)
     if as_json:
         print_json([d.model_dump(mode="json") for d in deliveries])

@@ -86,10 +86,13 @@ def environment_client(
     api_url: str | None,
     secret_key: str | None,
 ) -> Iterator[Client]:
-    """A Client with the key of the environment (see `environment_settings`)."""
+    """A Client with the key of the environment (see `environment_settings`); `project` defaults
+    to the one of the conveyor project here."""
     from conveyor.client import Client
 
-    url, key = environment_settings(env, branch, project, api_url, secret_key)
+    if env:
+        check_environment(env, branch)
+    url, key = environment_settings(env, branch, config_project(project), api_url, secret_key)
     client = Client(api_url=url, secret_key=key)
     try:
         yield client
@@ -284,9 +287,7 @@ def list_deploys(
     secret_key: str | None,
 ) -> None:
     """List the environment's versions, newest first; * marks the current one."""
-    if env:
-        check_environment(env, branch)
-    with environment_client(env, branch, config_project(project), api_url, secret_key) as client:
+    with environment_client(env, branch, project, api_url, secret_key) as client:
         page = client.deployments.list(limit=limit)
     if as_json:
         print_json([d.model_dump(mode="json") for d in page])
@@ -315,9 +316,7 @@ def promote(
 ) -> None:
     """Make VERSION (YYYYMMDD.N, see `conveyor deploys list`) the one new runs start on.
     Promoting an older version rolls back; runs already started keep their version."""
-    if env:
-        check_environment(env, branch)
-    with environment_client(env, branch, config_project(project), api_url, secret_key) as client:
+    with environment_client(env, branch, project, api_url, secret_key) as client:
         made = client.deployments.promote(version)
     if as_json:
         print_json(made.model_dump(mode="json"))
