@@ -264,9 +264,20 @@ class DebounceSpec(WireModel):
         ),
     ]
     mode: Literal["trailing", "leading"] = "trailing"
-    max_delay: Annotated[float | str | None, _duration("debounce.max_delay"), _DURATION_SCHEMA] = (
-        None
-    )
+    max_delay: Annotated[
+        float | str | None,
+        _duration("debounce.max_delay"),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SECONDS},
+                    _DURATION_TEXT,
+                    _NULL,
+                ],
+                "description": 'More than 0: seconds, or a duration such as "1m"',
+            }
+        ),
+    ] = None
 
     @field_validator("max_delay")
     @classmethod

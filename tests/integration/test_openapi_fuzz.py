@@ -60,6 +60,11 @@ CHECKED_BEYOND_THE_SCHEMA = {
     ("POST", "/api/v1/workers/{worker_id}/tasks"),
     ("POST", "/api/v1/deployments"),
     ("GET", "/api/v1/runs/subscribe"),
+    # a debounce's max_delay is more than 0: the schema says it of seconds, not of a text such
+    # as "0s" (a duration's pattern cannot)
+    ("POST", "/api/v1/tasks/{task_id}/trigger"),
+    ("POST", "/api/v1/tasks/{task_id}/batch"),
+    ("POST", "/api/v1/batches"),
     # a bulk action needs at least one filter (or all: true), and a cancel an unfinished status
     ("POST", "/api/v1/runs/bulk/cancel"),
     ("POST", "/api/v1/runs/bulk/replay"),
