@@ -178,6 +178,24 @@ def live_server(backend: Backend) -> Iterator[str]:
 
 
 @pytest.fixture
+def platform(
+    backend: Backend, live_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Backend:
+    """`backend` behind a live server, reached through its key by the MCP server and the CLI
+    made in the test (CONVEYOR_API_URL, CONVEYOR_SECRET_KEY, a config folder of its own)."""
+    monkeypatch.setenv("CONVEYOR_API_URL", live_server)
+    monkeypatch.setenv("CONVEYOR_SECRET_KEY", KEY)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return backend
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The async tests (pytest.mark.anyio) run on asyncio."""
+    return "asyncio"
+
+
+@pytest.fixture
 def free_url() -> str:
     """A URL where nothing listens."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

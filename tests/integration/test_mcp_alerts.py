@@ -4,43 +4,16 @@ deliveries, bad input answered as a tool error, and no write tool under --readon
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from mcp import Client
 
-from conveyor.mcp.access import ServerOptions
-from conveyor.mcp.server import build_server
-from tests.integration.conftest import KEY
+from tests.integration.mcp_tools import session
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Backend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("isolated_settings")]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def platform(
-    backend: Backend, live_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Backend:
-    monkeypatch.setenv("CONVEYOR_API_URL", live_server)
-    monkeypatch.setenv("CONVEYOR_SECRET_KEY", KEY)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    return backend
-
-
-@asynccontextmanager
-async def session(**options: Any) -> AsyncIterator[Client]:
-    async with Client(build_server(ServerOptions(**options)), mode="legacy") as client:
-        yield client
 
 
 async def test_create_and_list_alerts(platform: Backend) -> None:

@@ -5,52 +5,19 @@ progress read back, no filter refused as a tool error, and none of the write too
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from mcp import Client
 
-from conveyor.mcp.access import ServerOptions
-from conveyor.mcp.server import build_server
 from conveyor.models import RunStatus
-from tests.integration.conftest import KEY, held
+from tests.integration.conftest import held
+from tests.integration.mcp_tools import call, session
 from tests.integration.test_http_bulk_actions import ticking  # noqa: F401 - a fixture
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Backend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("isolated_settings", "ticking")]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def platform(
-    backend: Backend, live_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Backend:
-    monkeypatch.setenv("CONVEYOR_API_URL", live_server)
-    monkeypatch.setenv("CONVEYOR_SECRET_KEY", KEY)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    return backend
-
-
-@asynccontextmanager
-async def session(**options: Any) -> AsyncIterator[Client]:
-    async with Client(build_server(ServerOptions(**options)), mode="legacy") as client:
-        yield client
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> tuple[dict[str, Any], str]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content, result.content[0].text
 
 
 def failed_runs(backend: Backend, n: int) -> list[str]:

@@ -8,58 +8,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from mcp import Client
 
-from conveyor.mcp.access import ServerOptions
-from conveyor.mcp.server import build_server
 from conveyor.models import TriggerOptions
 from conveyor.protocol import Heartbeat, MetadataCall, MetadataOp, StreamCall
-from tests.integration.conftest import KEY, holder
+from tests.integration.conftest import holder
+from tests.integration.mcp_tools import call, refused, session
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Backend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("isolated_settings")]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def platform(
-    backend: Backend, live_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Backend:
-    monkeypatch.setenv("CONVEYOR_API_URL", live_server)
-    monkeypatch.setenv("CONVEYOR_SECRET_KEY", KEY)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    return backend
-
-
-@asynccontextmanager
-async def session(**options: Any) -> AsyncIterator[Client]:
-    async with Client(build_server(ServerOptions(**options)), mode="legacy") as client:
-        yield client
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> tuple[dict[str, Any], str]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content, result.content[0].text
-
-
-async def refused(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, result.structured_content
-    return str(result.content[0].text)
 
 
 def executing(backend: Backend, **options: Any) -> str:

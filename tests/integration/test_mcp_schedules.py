@@ -6,30 +6,20 @@ answered as a tool error naming the argument."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from mcp import Client
 
-from conveyor.mcp.access import ServerOptions
-from conveyor.mcp.server import build_server
 from conveyor.models import QueueSpec, RetryPolicy, ScheduledPayload, TaskDefinition, TaskSchedule
 from conveyor.protocol import Heartbeat
-from tests.integration.conftest import KEY, task_definitions
+from tests.integration.conftest import task_definitions
+from tests.integration.mcp_tools import call, refused, session
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Backend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("isolated_settings")]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def scheduled(task_id: str, cron: str | None = None) -> TaskDefinition:
@@ -43,36 +33,12 @@ def scheduled(task_id: str, cron: str | None = None) -> TaskDefinition:
 
 
 @pytest.fixture
-def platform(
-    backend: Backend, live_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Backend:
-    """The dev environment of `backend` with two scheduled tasks, `digest` (imperative schedules
-    only) and `report` (declared at 06:00), reached by the MCP server through its key."""
+def platform(platform: Backend) -> Backend:
+    """The dev environment with two scheduled tasks, `digest` (imperative schedules only) and
+    `report` (declared at 06:00), reached by the MCP server through its key."""
     tasks = [*task_definitions(), scheduled("digest"), scheduled("report", "0 6 * * *")]
-    backend.engine.workers.set_tasks(backend.env.id, tasks)
-    monkeypatch.setenv("CONVEYOR_API_URL", live_server)
-    monkeypatch.setenv("CONVEYOR_SECRET_KEY", KEY)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    return backend
-
-
-@asynccontextmanager
-async def session(**options: Any) -> AsyncIterator[Client]:
-    async with Client(build_server(ServerOptions(**options)), mode="legacy") as client:
-        yield client
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> tuple[dict[str, Any], str]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content, result.content[0].text
-
-
-async def refused(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, result.structured_content
-    return str(result.content[0].text)
+    platform.engine.workers.set_tasks(platform.env.id, tasks)
+    return platform
 
 
 def fire_due(backend: Backend, schedule: dict[str, Any]) -> None:
