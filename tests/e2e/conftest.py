@@ -18,8 +18,10 @@ those of `conveyor.testing.platform`; this file adds the project's files and the
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,8 +38,10 @@ from conveyor.testing.platform import (
 from tests.databases import postgres_schema
 
 __all__ = [
+    "TOKEN",
     "DevServer",
     "ServerProcess",
+    "Shop",
     "TeamPlatform",
     "WorkerProcess",
     "executor_pids",
@@ -49,6 +53,8 @@ __all__ = [
 ]
 
 PROJECT = Path(__file__).parent / "project"
+# the admin's personal access token, as `conveyor server` prints it at its first start
+TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")
 E2E = Path(__file__).parent
 
 
@@ -194,3 +200,34 @@ def fresh_platform(
     """A platform of each topology of its own, not started, for tests that kill or restart it."""
     with topology(request.param, make_project(tmp_path)) as platform:
         yield platform
+
+
+@dataclass
+class Shop:
+    """A project folder beside a real `conveyor server` on SQLite, with the key of its project's
+    prod and the admin's personal access token."""
+
+    server: ServerProcess
+    root: Path
+    prod_key: str
+    token: str
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[Shop]:
+    """A `conveyor server`, its admin's project "Shop" and an empty project folder (tasks/)."""
+    server = ServerProcess(tmp_path, str(tmp_path / "conveyor.db"))
+    output = server.start()
+    try:
+        token = TOKEN.search(output)
+        assert token, output
+        with Client(server.api_url, token.group(0)) as admin:
+            project = admin.projects.create("Shop")
+            key = admin.projects.key(project.id, "prod").secret_key
+        root = tmp_path / "shop"
+        (root / "tasks").mkdir(parents=True)
+        (root / "conveyor.toml").write_text(f'project = "{project.id}"\ndirs = ["tasks"]\n')
+        (root / "tasks" / "__init__.py").write_text("")
+        yield Shop(server, root, key, token.group(0))
+    finally:
+        server.stop()

@@ -25,16 +25,16 @@ import pytest
 from conveyor import Client, webhooks
 from tests.databases import postgres_schema
 from tests.e2e.conftest import (
+    TOKEN,
     DevServer,
     ServerProcess,
+    Shop,
     TeamPlatform,
     kill_tree,
     make_project,
     topology,
 )
 from tests.receivers import HttpReceiver, Received, SmtpReceiver, http_receiver, smtp_receiver
-
-TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")
 
 
 @pytest.fixture(scope="module")
@@ -205,82 +205,69 @@ async def greet(payload):
 """
 
 
-def test_conveyor_alerts_and_conveyor_deploy(tmp_path: Path, receiver: HttpReceiver) -> None:
-    server = ServerProcess(tmp_path, str(tmp_path / "conveyor.db"))
-    output = server.start()
-    try:
-        token = TOKEN.search(output)
-        assert token, output
-        with Client(server.api_url, token.group(0)) as admin:
-            project = admin.projects.create("Shop")
-            key = admin.projects.key(project.id, "prod").secret_key
-        root = tmp_path / "shop"
-        (root / "tasks").mkdir(parents=True)
-        (root / "conveyor.toml").write_text(f'project = "{project.id}"\ndirs = ["tasks"]\n')
-        (root / "tasks" / "__init__.py").write_text("")
-        (root / "tasks" / "app.py").write_text(TASKS)
-        env = {
-            **os.environ,
-            "CONVEYOR_API_URL": server.api_url,
-            "CONVEYOR_SECRET_KEY": key,
-            "PYTHONUNBUFFERED": "1",
-        }
+def test_conveyor_alerts_and_conveyor_deploy(shop: Shop, receiver: HttpReceiver) -> None:
+    server, root, key = shop.server, shop.root, shop.prod_key
+    (root / "tasks" / "app.py").write_text(TASKS)
+    env = {
+        **os.environ,
+        "CONVEYOR_API_URL": server.api_url,
+        "CONVEYOR_SECRET_KEY": key,
+        "PYTHONUNBUFFERED": "1",
+    }
 
-        def cli(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "conveyor.cli.main", *args],
-                cwd=root,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-
-        made = cli(
-            "alerts",
-            "create",
-            "--env",
-            "prod",
-            "--on",
-            "deploy.succeeded",
-            "--webhook",
-            receiver.url + "/deployed",
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "conveyor.cli.main", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
-        assert made.returncode == 0, made.stderr
-        secret = made.stdout.split("Signing secret  ")[1].split()[0]
-        failed_alert = cli(
-            "alerts",
-            "create",
-            "--env",
-            "prod",
-            "--on",
-            "deploy.failed",
-            "--slack",
-            receiver.url + "/deploy-failed",
-        )
-        assert failed_alert.returncode == 0, failed_alert.stderr
-        listed = cli("alerts", "list", "--env", "prod")
-        assert "deploy.succeeded" in listed.stdout and "deploy.failed" in listed.stdout
-        assert secret not in listed.stdout
 
-        deployed = cli("deploy", "--env", "prod")
-        assert deployed.returncode == 0, deployed.stderr
-        version = re.search(r"(\d{8}\.\d+) is current", deployed.stdout)
-        assert version, deployed.stdout
-        (request,) = receiver.wait_for(1, where=at("/deployed"))
-        webhooks.verify(request.body, request.headers["Conveyor-Signature"], secret)
-        assert request.json()["data"]["version"] == version.group(1)
-        assert request.json()["data"]["tasks"] == ["greet"]
+    made = cli(
+        "alerts",
+        "create",
+        "--env",
+        "prod",
+        "--on",
+        "deploy.succeeded",
+        "--webhook",
+        receiver.url + "/deployed",
+    )
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.split("Signing secret  ")[1].split()[0]
+    failed_alert = cli(
+        "alerts",
+        "create",
+        "--env",
+        "prod",
+        "--on",
+        "deploy.failed",
+        "--slack",
+        receiver.url + "/deploy-failed",
+    )
+    assert failed_alert.returncode == 0, failed_alert.stderr
+    listed = cli("alerts", "list", "--env", "prod")
+    assert "deploy.succeeded" in listed.stdout and "deploy.failed" in listed.stdout
+    assert secret not in listed.stdout
 
-        (root / "tasks" / "broken.py").write_text("import not_a_module_anywhere\n")
-        broken = cli("deploy", "--env", "prod")
-        assert broken.returncode == 1 and "not_a_module_anywhere" in broken.stderr
-        (posted,) = receiver.wait_for(1, where=at("/deploy-failed"))
-        assert "a deploy failed" in posted.json()["text"]
-        assert "not_a_module_anywhere" in posted.json()["text"]
-        assert len(receiver.wait_for(1, where=at("/deployed"))) == 1
-    finally:
-        server.stop()
+    deployed = cli("deploy", "--env", "prod")
+    assert deployed.returncode == 0, deployed.stderr
+    version = re.search(r"(\d{8}\.\d+) is current", deployed.stdout)
+    assert version, deployed.stdout
+    (request,) = receiver.wait_for(1, where=at("/deployed"))
+    webhooks.verify(request.body, request.headers["Conveyor-Signature"], secret)
+    assert request.json()["data"]["version"] == version.group(1)
+    assert request.json()["data"]["tasks"] == ["greet"]
+
+    (root / "tasks" / "broken.py").write_text("import not_a_module_anywhere\n")
+    broken = cli("deploy", "--env", "prod")
+    assert broken.returncode == 1 and "not_a_module_anywhere" in broken.stderr
+    (posted,) = receiver.wait_for(1, where=at("/deploy-failed"))
+    assert "a deploy failed" in posted.json()["text"]
+    assert "not_a_module_anywhere" in posted.json()["text"]
+    assert len(receiver.wait_for(1, where=at("/deployed"))) == 1
 
 
 # -- two servers on one PostgreSQL: a server killed while a delivery is pending -----------------

@@ -14,7 +14,6 @@ import re
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from conveyor import Client
-from tests.e2e.conftest import DevServer, ServerProcess, free_port, make_project
+from tests.e2e.conftest import DevServer, Shop, free_port, make_project
 
 pytestmark = pytest.mark.anyio
 
@@ -334,7 +333,6 @@ async def test_a_runs_progress_and_stream_are_read_as_it_goes(dev: DevServer) ->
     assert found["run"]["status"] == "COMPLETED"
 
 
-TOKEN = re.compile(r"cv_pat_[0-9a-f]{40}")
 TASKS = """
 from conveyor import task
 
@@ -343,36 +341,6 @@ from conveyor import task
 async def greet(payload):
     return {"hello": "{name}"}
 """
-
-
-@dataclass
-class Shop:
-    """A project folder beside a real `conveyor server`, with the key of its project's prod and
-    the admin's personal access token."""
-
-    server: ServerProcess
-    root: Path
-    prod_key: str
-    token: str
-
-
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Shop]:
-    server = ServerProcess(tmp_path, str(tmp_path / "conveyor.db"))
-    output = server.start()
-    try:
-        token = TOKEN.search(output)
-        assert token, output
-        with Client(server.api_url, token.group(0)) as admin:
-            project = admin.projects.create("Shop")
-            key = admin.projects.key(project.id, "prod").secret_key
-        root = tmp_path / "shop"
-        (root / "tasks").mkdir(parents=True)
-        (root / "conveyor.toml").write_text(f'project = "{project.id}"\ndirs = ["tasks"]\n')
-        (root / "tasks" / "__init__.py").write_text("")
-        yield Shop(server, root, key, token.group(0))
-    finally:
-        server.stop()
 
 
 async def test_deploy_and_list_deploys_against_a_real_server(shop: Shop) -> None:
