@@ -21,8 +21,8 @@ from conveyor.store.postgres import PostgresStore
 from tests.databases import POSTGRES_URL, postgres_schema
 from tests.integration.conftest import KEY, Backend, serving
 
-POLL = 4.0  # the long poll's length: a lost wake-up shows as a lease this long
-PROMPT = 1.5  # a generous bound for a start that was woken (typically a few milliseconds)
+POLL = 10.0  # the long poll's length: a lost wake-up shows as a lease this long
+PROMPT = 4.0  # a bound for a woken start (typically a few ms) that a busy machine still keeps
 
 
 def lease(http: httpx.Client, wait: float = POLL) -> tuple[float, list[dict[str, object]]]:
